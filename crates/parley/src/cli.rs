@@ -1,0 +1,236 @@
+//! The command line: `parley serve`, `parley user …`, `parley check config`.
+//!
+//! Errors go to stderr as `error: …` with exit code 1; results go to stdout so that
+//! `parley user list` can be piped.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogConfig, LogFormat, EMBEDDED_ORIGIN};
+use crate::users;
+
+/// The Parley XMPP server.
+#[derive(Debug, Parser)]
+#[command(name = "parley", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML, see config/parley.toml); without it the built-in
+    /// defaults are used.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server until SIGINT or SIGTERM.
+    Serve,
+    /// Manage accounts in the configured storage.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Check something without starting the server.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+/// `parley user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Add {
+        /// The bare JID, user@host, with host one of [server] hosts.
+        jid: String,
+        /// The password; prompted for (or read as one line from a non-terminal
+        /// standard input) when absent. Visible to other local users in the process list.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Delete an account and its credentials.
+    Del {
+        /// The bare JID.
+        jid: String,
+    },
+    /// Change the password of an account.
+    Passwd {
+        /// The bare JID.
+        jid: String,
+        /// The new password; prompted for when absent, as for `add`.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Print the accounts, one JID per line.
+    List {
+        /// Only the accounts of this host.
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Create accounts from `JID PASSWORD` lines on standard input; blank lines and
+    /// `#` comments are skipped, existing accounts are left alone.
+    Import,
+}
+
+/// `parley check …`.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Load and validate the configuration, then exit.
+    Config,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let config_path = cli.config.as_deref();
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    match cli.command {
+        Command::Check(CheckCommand::Config) => {
+            let origin = config_path.map_or_else(
+                || EMBEDDED_ORIGIN.to_owned(),
+                |p| p.display().to_string(),
+            );
+            println!("config OK: {origin}");
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            init_tracing(&config.log, None);
+            tracing::info!(
+                config = %config_path.map_or_else(|| EMBEDDED_ORIGIN.into(), |p| p.display().to_string()),
+                hosts = ?config.server.hosts,
+                "starting parley {}",
+                env!("CARGO_PKG_VERSION")
+            );
+            match crate::server::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::User(command) => {
+            // Account commands print their own results; only warnings belong on stderr.
+            init_tracing(&config.log, Some("warn"));
+            run_user(&config, command)
+        }
+    }
+}
+
+fn run_user(config: &Config, command: UserCommand) -> ExitCode {
+    let result = match command {
+        UserCommand::Add { jid, password } => {
+            users::add(config, &jid, password).map(|account| println!("added {account}"))
+        }
+        UserCommand::Del { jid } => {
+            users::delete(config, &jid).map(|account| println!("deleted {account}"))
+        }
+        UserCommand::Passwd { jid, password } => users::passwd(config, &jid, password)
+            .map(|account| println!("changed the password of {account}")),
+        UserCommand::List { host } => users::list(config, host.as_deref()).map(|accounts| {
+            let mut out = io::stdout().lock();
+            for account in accounts {
+                // A closed pipe (`| head`) is not an error worth reporting.
+                if writeln!(out, "{}@{}", account.username, account.host).is_err() {
+                    break;
+                }
+            }
+        }),
+        UserCommand::Import => {
+            let mut input = io::stdin().lock();
+            let mut errors = io::stderr();
+            match users::import(config, &mut input, &mut errors) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    return if summary.invalid == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// Installs the global tracing subscriber on stderr: `RUST_LOG` if set and valid, else
+/// `level_override`, else `log.level`. Safe to call twice (the second call does nothing).
+pub fn init_tracing(log: &LogConfig, level_override: Option<&str>) {
+    let configured = level_override.unwrap_or(&log.level);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directive) if !directive.trim().is_empty() => EnvFilter::try_new(&directive)
+            .unwrap_or_else(|e| {
+                eprintln!("warning: ignoring RUST_LOG ({e}); using `{configured}`");
+                EnvFilter::new(configured)
+            }),
+        _ => EnvFilter::new(configured),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    // An already-installed subscriber (tests, embedding) wins; that is not an error.
+    let _ = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_is_global() {
+        let cli = Cli::try_parse_from(["parley", "user", "list", "--config", "x.toml"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::List { host: None })
+        ));
+        let cli = Cli::try_parse_from(["parley", "--config", "y.toml", "check", "config"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("y.toml")));
+    }
+
+    #[test]
+    fn user_add_takes_optional_password() {
+        let cli = Cli::try_parse_from(["parley", "user", "add", "a@localhost"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::Add { password: None, .. })
+        ));
+        let cli = Cli::try_parse_from([
+            "parley",
+            "user",
+            "passwd",
+            "a@localhost",
+            "--password",
+            "pw",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::User(UserCommand::Passwd { jid, password }) => {
+                assert_eq!(jid, "a@localhost");
+                assert_eq!(password.as_deref(), Some("pw"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1033 @@
+//! The server configuration: a TOML file (documented in `config/parley.toml`), its defaults
+//! and its validation.
+//!
+//! Every error names the file and the dotted key it is about (and the line, when the problem
+//! was found while parsing), because an operator fixing a config at 3am should not have to
+//! guess which of two `listen` keys is meant.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: the served domains and process-wide settings.
+    pub server: ServerConfig,
+    /// `[c2s]`: client-to-server listeners and per-connection limits.
+    pub c2s: C2sConfig,
+    /// `[tls]`: the certificate presented to clients.
+    pub tls: TlsConfig,
+    /// `[sasl]`: authentication settings.
+    pub sasl: SaslConfig,
+    /// `[storage]`: where accounts and state are kept.
+    pub storage: StorageConfig,
+    /// `[log]`: logging verbosity and format.
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The XMPP domains served (normalized with nameprep by [`Config::from_toml_str`]).
+    pub hosts: Vec<String>,
+    /// Where the server keeps its files; relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hosts: vec!["localhost".to_owned()],
+            data_dir: PathBuf::from("./data"),
+            workers: 0,
+        }
+    }
+}
+
+/// `[c2s]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C2sConfig {
+    /// STARTTLS listeners (RFC 6120 §5).
+    pub listen: Vec<SocketAddr>,
+    /// Direct TLS listeners (XEP-0368).
+    pub direct_tls: Vec<SocketAddr>,
+    /// Refuse to authenticate or route for clients that have not negotiated TLS.
+    pub require_encryption: bool,
+    /// The largest stanza accepted, in bytes; advertised via XEP-0478.
+    pub max_stanza_bytes: usize,
+    /// The deepest element nesting accepted within a stanza.
+    pub max_depth: usize,
+    /// The most attributes accepted on one element.
+    pub max_attributes: usize,
+    /// What happens when a client binds a resource that is already bound.
+    pub resource_conflict: ResourceConflict,
+    /// Seconds an unauthenticated connection may stay open.
+    pub auth_timeout_s: u64,
+    /// Failed SASL attempts before the stream is closed.
+    pub max_auth_attempts: u32,
+    /// Outbound queue bound per connection, in stanzas.
+    pub send_queue_stanzas: usize,
+    /// Outbound queue bound per connection, in bytes.
+    pub send_queue_bytes: usize,
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5222))],
+            direct_tls: vec![SocketAddr::from(([127, 0, 0, 1], 5223))],
+            require_encryption: true,
+            max_stanza_bytes: 262_144,
+            max_depth: 32,
+            max_attributes: 64,
+            resource_conflict: ResourceConflict::KickOld,
+            auth_timeout_s: 60,
+            max_auth_attempts: 3,
+            send_queue_stanzas: 10_000,
+            send_queue_bytes: 4_194_304,
+        }
+    }
+}
+
+/// The policy for a resource binding conflict (RFC 6120 §7.7.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceConflict {
+    /// Disconnect the session that held the resource; the new one gets it.
+    #[default]
+    KickOld,
+    /// Refuse the new binding with `<conflict/>`.
+    KickNew,
+    /// Give the new session a server-generated resource instead.
+    Random,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; set together with `key`, or leave both unset for a
+    /// self-signed certificate generated in `data_dir`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// `[sasl]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SaslConfig {
+    /// PBKDF2 iteration count for newly derived SCRAM credentials.
+    pub scram_iterations: u32,
+}
+
+impl Default for SaslConfig {
+    fn default() -> Self {
+        SaslConfig {
+            scram_iterations: 10_000,
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Storage URL; `None` means `sqlite://{data_dir}/parley.db` (see [`Config::storage_url`]).
+    pub url: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` EnvFilter directive; the `RUST_LOG` environment variable overrides it.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
+pub const MIN_STANZA_BYTES: usize = 10_000;
+/// RFC 7677 §4: SCRAM-SHA-256 iteration counts should be at least 4096.
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// Below this a legitimate stanza (message > body, x-data forms) cannot be expressed.
+pub const MIN_DEPTH: usize = 8;
+/// Below this common stanzas (`<message from to id type xml:lang>`) are refused.
+pub const MIN_ATTRIBUTES: usize = 8;
+
+/// A configuration that cannot be used. Each variant names the file (or `embedded default`)
+/// and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read config file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{origin}: TOML syntax error (line {line}): {message}")]
+    Syntax {
+        /// The file.
+        origin: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// The parser's description.
+        message: String,
+    },
+    /// A key that Parley does not know (often a typo).
+    #[error("{origin}: unknown key `{key}` (line {line}){hint}")]
+    UnknownKey {
+        /// The file.
+        origin: String,
+        /// The dotted key, e.g. `c2s.listn`.
+        key: String,
+        /// 1-based line of the key.
+        line: usize,
+        /// `; expected one of ...`, or empty.
+        hint: String,
+    },
+    /// A value of the wrong type or form.
+    #[error("{origin}: {key} (line {line}): {message}")]
+    BadValue {
+        /// The file.
+        origin: String,
+        /// The dotted key, e.g. `c2s.max_depth` or `c2s.listen[1]`.
+        key: String,
+        /// 1-based line of the value.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A well-formed value that breaks a rule (see [`Config::validate`]).
+    #[error("{origin}: {key} = {value}: {reason}")]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// The dotted key.
+        key: String,
+        /// The offending value, TOML-ish.
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+}
+
+/// What [`Config::validate`] calls the configuration when it does not know the file.
+const UNNAMED_ORIGIN: &str = "configuration";
+/// What errors and `check config` call the built-in defaults.
+pub const EMBEDDED_ORIGIN: &str = "embedded default";
+
+impl Config {
+    /// Reads and validates the file at `path`, or returns the (validated) defaults for `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => {
+                let config = Config::default();
+                config.validate_in(EMBEDDED_ORIGIN)?;
+                Ok(config)
+            }
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Config::from_toml_str(&text, &path.display().to_string())
+            }
+        }
+    }
+
+    /// Parses, normalizes and validates TOML text; `origin` names it in errors.
+    pub fn from_toml_str(s: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(s).map_err(|e| de_error(s, origin, &e))?;
+        // Hosts are compared against JID domains, which the jid crate nameprep-normalizes;
+        // invalid ones are left as they are for validate to report with their key.
+        for host in &mut config.server.hosts {
+            if let Ok(normalized) = normalize_host(host) {
+                *host = normalized;
+            }
+        }
+        config.validate_in(origin)?;
+        Ok(config)
+    }
+
+    /// Checks every rule that a type alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_in(UNNAMED_ORIGIN)
+    }
+
+    fn validate_in(&self, origin: &str) -> Result<(), ConfigError> {
+        self.check().map_err(|v| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key: v.key,
+            value: v.value,
+            reason: v.reason,
+        })
+    }
+
+    fn check(&self) -> Result<(), Violation> {
+        self.check_server()?;
+        self.check_c2s()?;
+        self.check_tls()?;
+        if self.sasl.scram_iterations < MIN_SCRAM_ITERATIONS {
+            return Err(Violation::new(
+                "sasl.scram_iterations",
+                self.sasl.scram_iterations,
+                format!("must be at least {MIN_SCRAM_ITERATIONS} (RFC 7677 §4)"),
+            ));
+        }
+        if let Some(url) = &self.storage.url {
+            // The backend checks the rest when it opens the URL; this catches a bare path.
+            let has_scheme = url.split_once(':').is_some_and(|(scheme, _)| {
+                !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if !has_scheme {
+                return Err(Violation::new(
+                    "storage.url",
+                    Quoted(url),
+                    "must be a URL such as \"sqlite://data/parley.db\" or \"sqlite::memory:\"",
+                ));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(Violation::new(
+                "log.level",
+                Quoted(&self.log.level),
+                format!("not a valid tracing filter directive: {e}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_server(&self) -> Result<(), Violation> {
+        let hosts = &self.server.hosts;
+        if hosts.is_empty() {
+            return Err(Violation::new(
+                "server.hosts",
+                "[]",
+                "must list at least one domain",
+            ));
+        }
+        let mut seen: Vec<String> = Vec::with_capacity(hosts.len());
+        for (i, host) in hosts.iter().enumerate() {
+            let key = format!("server.hosts[{i}]");
+            let normalized =
+                normalize_host(host).map_err(|reason| Violation::new(&key, Quoted(host), reason))?;
+            if let Some(j) = seen.iter().position(|h| *h == normalized) {
+                return Err(Violation::new(
+                    &key,
+                    Quoted(host),
+                    format!("duplicate of server.hosts[{j}]"),
+                ));
+            }
+            seen.push(normalized);
+        }
+        Ok(())
+    }
+
+    fn check_c2s(&self) -> Result<(), Violation> {
+        let c2s = &self.c2s;
+        if c2s.listen.is_empty() && c2s.direct_tls.is_empty() {
+            return Err(Violation::new(
+                "c2s.listen",
+                "[]",
+                "no client listener: set c2s.listen or c2s.direct_tls (or both)",
+            ));
+        }
+        let all = c2s
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("c2s.listen[{i}]"), a))
+            .chain(
+                c2s.direct_tls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("c2s.direct_tls[{i}]"), a)),
+            )
+            .collect::<Vec<_>>();
+        for (n, (key, addr)) in all.iter().enumerate() {
+            if let Some((other, _)) = all[..n].iter().find(|(_, a)| a == addr) {
+                return Err(Violation::new(
+                    key,
+                    Quoted(addr),
+                    format!("already used by {other}"),
+                ));
+            }
+        }
+        if c2s.max_stanza_bytes < MIN_STANZA_BYTES {
+            return Err(Violation::new(
+                "c2s.max_stanza_bytes",
+                c2s.max_stanza_bytes,
+                format!("must be at least {MIN_STANZA_BYTES} (RFC 6120 §13.12)"),
+            ));
+        }
+        if c2s.max_depth < MIN_DEPTH {
+            return Err(Violation::new(
+                "c2s.max_depth",
+                c2s.max_depth,
+                format!("must be at least {MIN_DEPTH}"),
+            ));
+        }
+        if c2s.max_attributes < MIN_ATTRIBUTES {
+            return Err(Violation::new(
+                "c2s.max_attributes",
+                c2s.max_attributes,
+                format!("must be at least {MIN_ATTRIBUTES}"),
+            ));
+        }
+        if c2s.auth_timeout_s == 0 {
+            return Err(Violation::new(
+                "c2s.auth_timeout_s",
+                0,
+                "must be greater than 0",
+            ));
+        }
+        if c2s.max_auth_attempts == 0 {
+            return Err(Violation::new(
+                "c2s.max_auth_attempts",
+                0,
+                "must be greater than 0",
+            ));
+        }
+        if c2s.send_queue_stanzas == 0 {
+            return Err(Violation::new(
+                "c2s.send_queue_stanzas",
+                0,
+                "must be greater than 0",
+            ));
+        }
+        if c2s.send_queue_bytes < c2s.max_stanza_bytes {
+            return Err(Violation::new(
+                "c2s.send_queue_bytes",
+                c2s.send_queue_bytes,
+                format!(
+                    "must be at least c2s.max_stanza_bytes ({}), or one stanza could never be queued",
+                    c2s.max_stanza_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_tls(&self) -> Result<(), Violation> {
+        match (&self.tls.cert, &self.tls.key) {
+            (None, None) => Ok(()),
+            (Some(cert), None) => Err(Violation::new(
+                "tls.cert",
+                Quoted(cert.display()),
+                "tls.key is not set: set both tls.cert and tls.key, or neither for a self-signed certificate",
+            )),
+            (None, Some(key)) => Err(Violation::new(
+                "tls.key",
+                Quoted(key.display()),
+                "tls.cert is not set: set both tls.cert and tls.key, or neither for a self-signed certificate",
+            )),
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls.cert", cert), ("tls.key", key)] {
+                    if let Err(e) = std::fs::metadata(path) {
+                        return Err(Violation::new(
+                            name,
+                            Quoted(path.display()),
+                            format!("cannot read: {e}"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The storage URL in effect: `storage.url`, or `sqlite://{data_dir}/parley.db`.
+    pub fn storage_url(&self) -> String {
+        match &self.storage.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.server.data_dir.join("parley.db").display()
+            ),
+        }
+    }
+
+    /// Parses a user-supplied account JID: bare, with a node, on one of `server.hosts`;
+    /// the result is normalized (nodeprep lowercases the node, nameprep the domain).
+    pub fn account_jid(&self, input: &str) -> Result<AccountJid, AccountJidError> {
+        let jid = jid::Jid::new(input.trim()).map_err(|e| AccountJidError::Invalid {
+            jid: input.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if jid.resource().is_some() {
+            return Err(AccountJidError::HasResource {
+                jid: input.to_owned(),
+            });
+        }
+        let Some(node) = jid.node() else {
+            return Err(AccountJidError::NoNode {
+                jid: input.to_owned(),
+            });
+        };
+        let host = jid.domain().as_str();
+        self.served_host(host)
+            .ok_or_else(|| AccountJidError::UnknownHost {
+                jid: input.to_owned(),
+                host: host.to_owned(),
+                hosts: self.server.hosts.join(", "),
+            })
+            .map(|host| AccountJid {
+                username: node.as_str().to_owned(),
+                host,
+            })
+    }
+
+    /// Returns the normalized form of `host` if it is one of `server.hosts`.
+    pub fn served_host(&self, host: &str) -> Option<String> {
+        let host = normalize_host(host).ok()?;
+        // Loaded configs hold normalized hosts already; the fallback covers configs built in code.
+        self.server
+            .hosts
+            .iter()
+            .any(|h| *h == host || normalize_host(h).is_ok_and(|h| h == host))
+            .then_some(host)
+    }
+}
+
+/// Normalizes a domain with the `jid` crate's nameprep; the error says why it is not one.
+pub fn normalize_host(host: &str) -> Result<String, String> {
+    let jid = jid::Jid::new(host).map_err(|e| format!("not a valid domain: {e}"))?;
+    if jid.node().is_some() || jid.resource().is_some() {
+        return Err("must be a bare domain, without `@` or `/`".to_owned());
+    }
+    Ok(jid.domain().as_str().to_owned())
+}
+
+/// A validated, normalized account address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountJid {
+    /// The normalized localpart.
+    pub username: String,
+    /// The normalized domain, one of `server.hosts`.
+    pub host: String,
+}
+
+impl fmt::Display for AccountJid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.username, self.host)
+    }
+}
+
+/// Why a string is not an account JID of this server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountJidError {
+    /// Not a JID at all.
+    #[error("`{jid}` is not a valid JID: {reason}")]
+    Invalid {
+        /// The input.
+        jid: String,
+        /// The jid crate's reason.
+        reason: String,
+    },
+    /// Accounts are bare JIDs.
+    #[error("`{jid}` has a resource; accounts are bare JIDs (user@host)")]
+    HasResource {
+        /// The input.
+        jid: String,
+    },
+    /// A bare domain is not an account.
+    #[error("`{jid}` has no user part; accounts are user@host")]
+    NoNode {
+        /// The input.
+        jid: String,
+    },
+    /// The domain is not served here.
+    #[error("`{jid}`: host `{host}` is not in [server] hosts ({hosts})")]
+    UnknownHost {
+        /// The input.
+        jid: String,
+        /// Its normalized domain.
+        host: String,
+        /// The configured hosts, comma-separated.
+        hosts: String,
+    },
+}
+
+/// A broken rule, before the origin is attached.
+struct Violation {
+    key: String,
+    value: String,
+    reason: String,
+}
+
+impl Violation {
+    fn new(key: &str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
+        Violation {
+            key: key.to_owned(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Displays a value as a TOML string.
+struct Quoted<T>(T);
+
+impl<T: fmt::Display> fmt::Display for Quoted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0.to_string())
+    }
+}
+
+/// Turns a toml deserialization error into one that names the key and line.
+fn de_error(source: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    // Parser messages span several lines ("invalid array\nexpected `]`"); errors are one line.
+    let message = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let span = e.span().unwrap_or(0..0);
+    let line = line_of(source, span.start);
+    let Ok(doc) = toml_edit::ImDocument::parse(source) else {
+        return ConfigError::Syntax {
+            origin: origin.to_owned(),
+            line,
+            message,
+        };
+    };
+    let mut path = Vec::new();
+    let key = if locate_item(doc.as_item(), &span, &mut path) {
+        path.concat()
+    } else {
+        "(document)".to_owned()
+    };
+    if let Some(rest) = message.strip_prefix("unknown field") {
+        let hint = rest
+            .split_once(", ")
+            .map(|(_, expected)| format!("; {expected}"))
+            .unwrap_or_default();
+        return ConfigError::UnknownKey {
+            origin: origin.to_owned(),
+            key,
+            line,
+            hint,
+        };
+    }
+    ConfigError::BadValue {
+        origin: origin.to_owned(),
+        key,
+        line,
+        message,
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(source: &str, offset: usize) -> usize {
+    let offset = offset.min(source.len());
+    source.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn span_hits(span: Option<Range<usize>>, target: &Range<usize>) -> bool {
+    span.is_some_and(|s| s.start <= target.start && target.start < s.end.max(s.start + 1))
+}
+
+/// Finds the key or value whose span holds `target`, appending its dotted path to `path`.
+fn locate_item(item: &toml_edit::Item, target: &Range<usize>, path: &mut Vec<String>) -> bool {
+    match item {
+        toml_edit::Item::None => false,
+        toml_edit::Item::Value(value) => locate_value(value, target, path),
+        toml_edit::Item::Table(table) => locate_in_table(table, target, path),
+        toml_edit::Item::ArrayOfTables(tables) => tables.iter().enumerate().any(|(i, table)| {
+            path.push(format!("[{i}]"));
+            let found = locate_in_table(table, target, path);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+    }
+}
+
+fn locate_value(value: &toml_edit::Value, target: &Range<usize>, path: &mut Vec<String>) -> bool {
+    let in_child = match value {
+        toml_edit::Value::InlineTable(table) => locate_in_table(table, target, path),
+        toml_edit::Value::Array(array) => array.iter().enumerate().any(|(i, element)| {
+            path.push(format!("[{i}]"));
+            let found = locate_value(element, target, path);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        _ => false,
+    };
+    in_child || span_hits(value.span(), target)
+}
+
+/// Searches every entry: a `[table]` header's span does not cover its body, so the table's
+/// own span cannot be used to prune.
+fn locate_in_table(
+    table: &dyn toml_edit::TableLike,
+    target: &Range<usize>,
+    path: &mut Vec<String>,
+) -> bool {
+    for (name, child) in table.iter() {
+        path.push(key_segment(name, path.is_empty()));
+        let key_span = table.key(name).and_then(|k| k.span());
+        if span_hits(key_span, target) || locate_item(child, target, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// A path segment for a key: dotted, and quoted when it is not a bare TOML key.
+fn key_segment(name: &str, first: bool) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let name = if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    };
+    if first {
+        name
+    } else {
+        format!(".{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(s, "test.toml")
+    }
+
+    fn err(s: &str) -> String {
+        parse(s).expect_err("config should be rejected").to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let config = parse("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.hosts, ["localhost"]);
+        assert_eq!(config.c2s.max_stanza_bytes, 262_144);
+        assert_eq!(config.c2s.resource_conflict, ResourceConflict::KickOld);
+        assert_eq!(config.sasl.scram_iterations, 10_000);
+        assert_eq!(config.log.format, LogFormat::Text);
+        assert_eq!(config.storage_url(), "sqlite://./data/parley.db");
+    }
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+        assert_eq!(Config::load(None).unwrap(), Config::default());
+    }
+
+    /// Keeps the documented example honest: every key there is at its default.
+    #[test]
+    fn documented_example_equals_default() {
+        let doc = include_str!("../../../config/parley.toml");
+        let config = Config::from_toml_str(doc, "config/parley.toml").unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    /// Every key of every section must appear (uncommented or commented out) in the example.
+    #[test]
+    fn documented_example_mentions_every_key() {
+        let doc = include_str!("../../../config/parley.toml");
+        for key in [
+            "[server]",
+            "hosts =",
+            "data_dir =",
+            "workers =",
+            "[c2s]",
+            "listen =",
+            "direct_tls =",
+            "require_encryption =",
+            "max_stanza_bytes =",
+            "max_depth =",
+            "max_attributes =",
+            "resource_conflict =",
+            "auth_timeout_s =",
+            "max_auth_attempts =",
+            "send_queue_stanzas =",
+            "send_queue_bytes =",
+            "[tls]",
+            "cert =",
+            "key =",
+            "[sasl]",
+            "scram_iterations =",
+            "[storage]",
+            "url =",
+            "[log]",
+            "level =",
+            "format =",
+        ] {
+            assert!(doc.contains(key), "config/parley.toml does not document {key}");
+        }
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let config = parse(
+            r#"
+[server]
+hosts = ["Example.ORG", "chat.example.org."]
+data_dir = "/var/lib/parley"
+workers = 4
+[c2s]
+listen = ["0.0.0.0:5222", "[::]:5222"]
+direct_tls = []
+require_encryption = false
+max_stanza_bytes = 10000
+max_depth = 8
+max_attributes = 8
+resource_conflict = "kick_new"
+auth_timeout_s = 5
+max_auth_attempts = 1
+send_queue_stanzas = 1
+send_queue_bytes = 10000
+[sasl]
+scram_iterations = 4096
+[storage]
+url = "sqlite:///tmp/x.db"
+[log]
+level = "parley=debug,warn"
+format = "json"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.server.hosts, ["example.org", "chat.example.org"]);
+        assert_eq!(config.server.workers, 4);
+        assert_eq!(config.c2s.listen.len(), 2);
+        assert!(config.c2s.direct_tls.is_empty());
+        assert_eq!(config.c2s.resource_conflict, ResourceConflict::KickNew);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.storage_url(), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_line() {
+        let e = err("[server]\nhosts = [\"localhost\"]\n\n[c2s]\nlisten = []\nlistn = [\"127.0.0.1:5222\"]\n");
+        assert!(
+            e.starts_with("test.toml: unknown key `c2s.listn` (line 6)"),
+            "{e}"
+        );
+        assert!(e.contains("`listen`"), "hint lists the known keys: {e}");
+    }
+
+    #[test]
+    fn unknown_key_as_dotted_key_and_unknown_section() {
+        let e = err("c2s.listn = 1\n");
+        assert!(e.contains("unknown key `c2s.listn` (line 1)"), "{e}");
+        let e = err("\n[c2ss]\nlisten = []\n");
+        assert!(e.contains("unknown key `c2ss` (line 2)"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = err("[c2s]\nmax_depth = \"deep\"\n");
+        assert!(e.starts_with("test.toml: c2s.max_depth (line 2): "), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn bad_socket_address_names_the_array_element() {
+        let e = err("[c2s]\nlisten = [\n  \"127.0.0.1:5222\",\n  \"nowhere\",\n]\n");
+        assert!(e.starts_with("test.toml: c2s.listen[1] (line 4): "), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_key() {
+        let e = err("[c2s]\nresource_conflict = \"kick_everyone\"\n");
+        assert!(e.contains("c2s.resource_conflict (line 2)"), "{e}");
+        assert!(e.contains("kick_old"), "lists the allowed values: {e}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = err("[server]\nhosts = [\"a\"\nworkers = 1\n");
+        assert!(e.starts_with("test.toml: TOML syntax error (line "), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = Config::load(Some(Path::new("/nonexistent/parley.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/nonexistent/parley.toml: cannot read"), "{e}");
+    }
+
+    /// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
+    #[test]
+    fn rfc6120_13_12_max_stanza_bytes_minimum() {
+        let e = err("[c2s]\nmax_stanza_bytes = 100\n");
+        assert_eq!(
+            e,
+            "test.toml: c2s.max_stanza_bytes = 100: must be at least 10000 (RFC 6120 §13.12)"
+        );
+    }
+
+    /// RFC 7677 §4: at least 4096 iterations.
+    #[test]
+    fn rfc7677_4_scram_iterations_minimum() {
+        let e = err("[sasl]\nscram_iterations = 4095\n");
+        assert!(
+            e.starts_with("test.toml: sasl.scram_iterations = 4095: must be at least 4096"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_rule_names_its_key() {
+        let cases = [
+            ("[server]\nhosts = []", "server.hosts = []"),
+            ("[server]\nhosts = [\"exa mple\"]", "server.hosts[0] = \"exa mple\""),
+            ("[server]\nhosts = [\"a@b\"]", "server.hosts[0] = \"a@b\""),
+            (
+                "[server]\nhosts = [\"a.org\", \"A.ORG\"]",
+                "server.hosts[1] = \"a.org\": duplicate of server.hosts[0]",
+            ),
+            ("[c2s]\nlisten = []\ndirect_tls = []", "c2s.listen = []"),
+            (
+                "[c2s]\nlisten = [\"127.0.0.1:5222\"]\ndirect_tls = [\"127.0.0.1:5222\"]",
+                "c2s.direct_tls[0] = \"127.0.0.1:5222\": already used by c2s.listen[0]",
+            ),
+            ("[c2s]\nmax_depth = 7", "c2s.max_depth = 7"),
+            ("[c2s]\nmax_attributes = 2", "c2s.max_attributes = 2"),
+            ("[c2s]\nauth_timeout_s = 0", "c2s.auth_timeout_s = 0"),
+            ("[c2s]\nmax_auth_attempts = 0", "c2s.max_auth_attempts = 0"),
+            ("[c2s]\nsend_queue_stanzas = 0", "c2s.send_queue_stanzas = 0"),
+            (
+                "[c2s]\nsend_queue_bytes = 20000",
+                "c2s.send_queue_bytes = 20000: must be at least c2s.max_stanza_bytes (262144)",
+            ),
+            ("[storage]\nurl = \"parley.db\"", "storage.url = \"parley.db\""),
+            ("[log]\nlevel = \"=^=\"", "log.level = \"=^=\""),
+        ];
+        for (toml, expected) in cases {
+            let e = err(toml);
+            assert!(
+                e.starts_with(&format!("test.toml: {expected}")),
+                "{toml:?} gave {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_cert_without_key_is_rejected() {
+        let e = err("[tls]\ncert = \"/etc/ssl/fullchain.pem\"\n");
+        assert!(
+            e.starts_with("test.toml: tls.cert = \"/etc/ssl/fullchain.pem\": tls.key is not set"),
+            "{e}"
+        );
+        let e = err("[tls]\nkey = \"/etc/ssl/key.pem\"\n");
+        assert!(e.contains("tls.key = \"/etc/ssl/key.pem\": tls.cert is not set"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_must_exist() {
+        let e = err("[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n");
+        assert!(
+            e.starts_with("test.toml: tls.cert = \"/nonexistent/cert.pem\": cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validate_without_origin_still_names_the_key() {
+        let mut config = Config::default();
+        config.c2s.max_auth_attempts = 0;
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("c2s.max_auth_attempts = 0"), "{e}");
+    }
+
+    #[test]
+    fn account_jid_is_normalized() {
+        let config = parse("[server]\nhosts = [\"Example.org\"]\n").unwrap();
+        let jid = config.account_jid("Alice@EXAMPLE.org").unwrap();
+        assert_eq!(jid.username, "alice");
+        assert_eq!(jid.host, "example.org");
+        assert_eq!(jid.to_string(), "alice@example.org");
+    }
+
+    #[test]
+    fn account_jid_with_unknown_host_names_the_host() {
+        let e = Config::default()
+            .account_jid("alice@example.net")
+            .unwrap_err();
+        assert!(matches!(e, AccountJidError::UnknownHost { .. }));
+        assert_eq!(
+            e.to_string(),
+            "`alice@example.net`: host `example.net` is not in [server] hosts (localhost)"
+        );
+    }
+
+    #[test]
+    fn account_jid_must_be_bare_with_node() {
+        let config = Config::default();
+        assert!(matches!(
+            config.account_jid("alice@localhost/phone"),
+            Err(AccountJidError::HasResource { .. })
+        ));
+        assert!(matches!(
+            config.account_jid("localhost"),
+            Err(AccountJidError::NoNode { .. })
+        ));
+        assert!(matches!(
+            config.account_jid("@localhost"),
+            Err(AccountJidError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn served_host_normalizes() {
+        let config = Config::default();
+        assert_eq!(config.served_host("LOCALHOST").as_deref(), Some("localhost"));
+        assert_eq!(config.served_host("example.org"), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! The Parley server as a library: configuration, the command line and start-up wiring.
+//!
+//! The binary (`main.rs`) is a thin shell over this library so that integration tests can
+//! start a real server in-process on ephemeral ports.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod users;

@@ -1,0 +1,250 @@
+//! Start-up wiring: storage, TLS, router, worker arbiters and listeners.
+//!
+//! The server runs its actix system on a thread of its own, so that the same code serves
+//! `parley serve` (which blocks until a signal) and integration tests (which start servers
+//! in-process on ephemeral ports and stop them when done).
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_rt::{Arbiter, System};
+use parley_router::{CloseReason, Router};
+use parley_session::{SessionConfig, SessionEnv};
+use parley_proto::stream_error::StreamCondition;
+use parley_transport::{bind_listener, serve_c2s, ListenerKind, TlsSetup};
+use parley_xml::Limits;
+use tokio::sync::oneshot;
+use tracing::info;
+
+use crate::config::{Config, ResourceConflict};
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Anything that prevents start-up, with a message that names its cause.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// How long shutdown waits for sessions to flush their `<system-shutdown/>`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// A running server.
+pub struct ServerHandle {
+    /// Bound STARTTLS c2s addresses (useful when the config asked for port 0).
+    pub c2s: Vec<SocketAddr>,
+    /// Bound direct-TLS c2s addresses.
+    pub direct_tls: Vec<SocketAddr>,
+    /// The routing table, for tests and the admin API.
+    pub router: Arc<Router>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Closes every session with `<system-shutdown/>`, stops listening and waits for the
+    /// server thread to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM. Blocks the calling thread.
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let handle = start(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError::Start(format!("signal runtime: {e}")))?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| ServerError::Start(format!("installing the SIGTERM handler: {e}")))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+        }
+        Ok::<(), ServerError>(())
+    })?;
+    handle.stop();
+    Ok(())
+}
+
+/// Starts the server on its own thread and returns once every listener is bound.
+pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("parley".into())
+        .spawn(move || {
+            let system = System::new();
+            system.block_on(async move {
+                let running = match setup(&config).await {
+                    Ok(running) => running,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok((
+                    running.c2s.clone(),
+                    running.direct_tls.clone(),
+                    running.router.clone(),
+                )));
+                let _ = stop_rx.await;
+                running.shutdown().await;
+            });
+        })
+        .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok((c2s, direct_tls, router))) => Ok(ServerHandle {
+            c2s,
+            direct_tls,
+            router,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(ServerError::Start("the server thread ended during start-up".into()))
+        }
+    }
+}
+
+struct Running {
+    c2s: Vec<SocketAddr>,
+    direct_tls: Vec<SocketAddr>,
+    router: Arc<Router>,
+    workers: Vec<Arbiter>,
+}
+
+impl Running {
+    async fn shutdown(self) {
+        let sessions = self.router.all_sessions();
+        info!(sessions = sessions.len(), "closing sessions");
+        for s in &sessions {
+            s.close(CloseReason::with_text(
+                StreamCondition::SystemShutdown,
+                "the server is shutting down",
+            ));
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.router.session_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for w in self.workers {
+            w.stop();
+            let _ = w.join();
+        }
+        System::current().stop();
+    }
+}
+
+async fn setup(config: &Config) -> Result<Running, ServerError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| ServerError::Start(format!("{what}: {e}"));
+    let storage_url = config.storage_url();
+    let storage = parley_storage::open(&storage_url)
+        .await
+        .map_err(|e| err("storage", &e))?;
+    let server_secret = storage
+        .server_secret()
+        .await
+        .map_err(|e| err("storage", &e))?;
+    let tls = TlsSetup::load(
+        config.tls.cert.as_deref(),
+        config.tls.key.as_deref(),
+        &config.server.data_dir,
+        &config.server.hosts,
+    )
+    .map_err(|e| err("tls", &e))?;
+    let router = Arc::new(Router::new(config.server.hosts.iter().cloned()));
+    let c2s = &config.c2s;
+    let env = Arc::new(SessionEnv {
+        config: SessionConfig {
+            limits: Limits {
+                max_stanza_bytes: c2s.max_stanza_bytes,
+                max_depth: c2s.max_depth,
+                max_attrs: c2s.max_attributes,
+            },
+            require_encryption: c2s.require_encryption,
+            auth_timeout: Duration::from_secs(c2s.auth_timeout_s),
+            max_auth_attempts: c2s.max_auth_attempts,
+            resource_conflict: match c2s.resource_conflict {
+                ResourceConflict::KickOld => parley_router::ResourceConflict::KickOld,
+                ResourceConflict::KickNew => parley_router::ResourceConflict::KickNew,
+                ResourceConflict::Random => parley_router::ResourceConflict::Random,
+            },
+            send_queue_stanzas: c2s.send_queue_stanzas,
+            send_queue_bytes: c2s.send_queue_bytes,
+            scram_iterations: config.sasl.scram_iterations,
+        },
+        router: router.clone(),
+        storage,
+        server_secret,
+        tls_available: true,
+    });
+    let n = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let workers: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+    let handles = Arc::new(workers.iter().map(Arbiter::handle).collect::<Vec<_>>());
+    let mut bound = (Vec::new(), Vec::new());
+    let listeners = c2s
+        .listen
+        .iter()
+        .map(|a| (*a, ListenerKind::StartTls))
+        .chain(c2s.direct_tls.iter().map(|a| (*a, ListenerKind::DirectTls)));
+    for (addr, kind) in listeners {
+        let listener = bind_listener(addr).map_err(|e| err("c2s", &e))?;
+        let local = listener.local_addr().map_err(|e| err("c2s", &e))?;
+        info!(%local, ?kind, "listening");
+        match kind {
+            ListenerKind::StartTls => bound.0.push(local),
+            ListenerKind::DirectTls => bound.1.push(local),
+        }
+        actix_rt::spawn(serve_c2s(
+            listener,
+            kind,
+            env.clone(),
+            Some(tls.clone()),
+            handles.clone(),
+        ));
+    }
+    info!(hosts = ?config.server.hosts, workers = n, storage = %redact_url(&storage_url), "Parley started");
+    Ok(Running {
+        c2s: bound.0,
+        direct_tls: bound.1,
+        router,
+        workers,
+    })
+}
+
+/// Storage URLs may carry a password (`postgres://user:pw@…`); logs get the rest.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,16 @@
+//! XMPP protocol types shared by every Parley crate: namespaces, stream and
+//! stanza errors, stanza helpers and the SASL (SCRAM, PLAIN) state machines.
+//!
+//! Everything here is pure: no sockets, no async, no actors. That keeps the
+//! protocol rules testable from literal bytes and reusable by the server, the
+//! test kit and the load generator alike.
+
+pub mod ns;
+pub mod sasl;
+pub mod stanza;
+pub mod stanza_error;
+pub mod stream_error;
+
+pub use stanza::{stanza_type, StanzaKind};
+pub use stanza_error::{error_reply, iq_result, is_error, ErrorType, StanzaCondition, StanzaError};
+pub use stream_error::{StreamCondition, StreamError};

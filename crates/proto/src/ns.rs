@@ -1,0 +1,49 @@
+//! XML namespace names used on the wire.
+//!
+//! Kept in one place so that a typo in a namespace is a compile error rather
+//! than a silently unmatched element.
+
+/// Client-to-server content namespace (RFC 6120 §4.8.3).
+pub const CLIENT: &str = "jabber:client";
+/// Server-to-server content namespace (RFC 6120 §4.8.3).
+pub const SERVER: &str = "jabber:server";
+/// Stream namespace, usually bound to the `stream:` prefix (RFC 6120 §4.8.1).
+pub const STREAM: &str = "http://etherx.jabber.org/streams";
+/// Stream error conditions (RFC 6120 §4.9.3).
+pub const STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+/// Stanza error conditions (RFC 6120 §8.3.3).
+pub const STANZA_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/// STARTTLS negotiation (RFC 6120 §5).
+pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+/// SASL negotiation (RFC 6120 §6).
+pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// Resource binding (RFC 6120 §7).
+pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+/// Legacy session establishment (RFC 3921 §3, kept for old clients).
+pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// XMPP Ping (XEP-0199).
+pub const PING: &str = "urn:xmpp:ping";
+/// Service Discovery information (XEP-0030).
+pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// Service Discovery items (XEP-0030).
+pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+/// Stream Limits Advertisement (XEP-0478).
+pub const STREAM_LIMITS: &str = "urn:xmpp:stream-limits:0";
+/// SASL Channel-Binding Type Capability (XEP-0440).
+pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// Roster management (RFC 6121 §2).
+pub const ROSTER: &str = "jabber:iq:roster";
+/// Software Version (XEP-0092).
+pub const VERSION: &str = "jabber:iq:version";
+/// WebSocket framing (RFC 7395).
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+/// Message Carbons (XEP-0280).
+pub const CARBONS: &str = "urn:xmpp:carbons:2";
+/// Delayed Delivery (XEP-0203).
+pub const DELAY: &str = "urn:xmpp:delay";
+/// Stanza Forwarding (XEP-0297).
+pub const FORWARD: &str = "urn:xmpp:forward:0";
+/// Message Processing Hints (XEP-0334).
+pub const HINTS: &str = "urn:xmpp:hints";
+/// The namespace implicitly bound to the `xml:` prefix (`xml:lang`).
+pub const XML: &str = "http://www.w3.org/XML/1998/namespace";

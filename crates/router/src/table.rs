@@ -1,0 +1,212 @@
+//! The local routing table: bare JID → bound resources.
+//!
+//! One map keyed by bare JID holds each user's few resources in a small vector, so a full-JID
+//! lookup is one hash probe and a short scan, and a user costs one entry however many
+//! resources it binds. Resource-conflict policy (RFC 6120 §7.7.2.2) is applied here, under
+//! the write lock, so that two binds of one full JID can never both win.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use jid::{BareJid, FullJid, ResourcePart};
+
+use crate::handle::{SessionHandle, SessionId};
+
+/// What to do when a client binds a resource that is already bound (RFC 6120 §7.7.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResourceConflict {
+    /// Close the old session with `<conflict/>` and bind the new one.
+    #[default]
+    KickOld,
+    /// Refuse the new bind with a `<conflict/>` stanza error.
+    KickNew,
+    /// Give the new session a server-generated resource instead.
+    Random,
+}
+
+/// The result of [`Router::bind`].
+#[derive(Debug)]
+pub enum BindOutcome {
+    /// The session now owns `jid`. `replaced` is the session it displaced (kick_old), which the
+    /// caller must close with `<conflict/>`.
+    Bound {
+        /// The full JID bound.
+        jid: FullJid,
+        /// The displaced session, if any.
+        replaced: Option<SessionHandle>,
+    },
+    /// The resource is taken and the policy is kick_new.
+    Conflict,
+}
+
+/// A resource as the router sees it.
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    /// The resource part.
+    pub resource: String,
+    /// The owning session.
+    pub handle: SessionHandle,
+    /// Whether the resource has sent initial presence and not gone unavailable.
+    pub available: bool,
+    /// Its presence priority (RFC 6121 §4.7.2.3).
+    pub priority: i8,
+}
+
+/// The routing table of one node.
+#[derive(Debug)]
+pub struct Router {
+    hosts: HashSet<String>,
+    users: RwLock<HashMap<BareJid, Vec<ResourceInfo>>>,
+}
+
+impl Router {
+    /// A router serving `hosts` (already nameprep'd).
+    pub fn new(hosts: impl IntoIterator<Item = String>) -> Router {
+        Router {
+            hosts: hosts.into_iter().collect(),
+            users: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `domain` is one of ours.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.hosts.contains(domain)
+    }
+
+    /// The domains this node serves.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.iter().map(String::as_str)
+    }
+
+    /// Binds a resource for `bare`. `requested` is an already resourceprep'd resource, or None
+    /// for a server-generated one; `generate` makes a fresh random resource.
+    pub fn bind(
+        &self,
+        bare: &BareJid,
+        requested: Option<&ResourcePart>,
+        handle: SessionHandle,
+        policy: ResourceConflict,
+        mut generate: impl FnMut() -> ResourcePart,
+    ) -> BindOutcome {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let resources = users.entry(bare.clone()).or_default();
+        let taken = |r: &str, list: &[ResourceInfo]| list.iter().position(|x| x.resource == r);
+        let mut replaced = None;
+        let resource = match requested {
+            Some(req) => match (taken(req.as_str(), resources), policy) {
+                (None, _) => req.clone(),
+                (Some(i), ResourceConflict::KickOld) => {
+                    replaced = Some(resources.swap_remove(i).handle);
+                    req.clone()
+                }
+                (Some(_), ResourceConflict::KickNew) => {
+                    if resources.is_empty() {
+                        users.remove(bare);
+                    }
+                    return BindOutcome::Conflict;
+                }
+                (Some(_), ResourceConflict::Random) => fresh(resources, &mut generate),
+            },
+            None => fresh(resources, &mut generate),
+        };
+        resources.push(ResourceInfo {
+            resource: resource.as_str().to_owned(),
+            handle,
+            available: false,
+            priority: 0,
+        });
+        BindOutcome::Bound {
+            jid: bare.with_resource(&resource),
+            replaced,
+        }
+    }
+
+    /// Removes `jid` if it is still owned by session `id` (a replaced session must not unbind
+    /// its successor).
+    pub fn unbind(&self, jid: &FullJid, id: SessionId) {
+        let bare = jid.to_bare();
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(resources) = users.get_mut(&bare) {
+            resources.retain(|r| !(r.resource == jid.resource().as_str() && r.handle.id == id));
+            if resources.is_empty() {
+                users.remove(&bare);
+            }
+        }
+    }
+
+    /// The session that owns `jid`.
+    pub fn lookup(&self, jid: &FullJid) -> Option<SessionHandle> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .get(&jid.to_bare())?
+            .iter()
+            .find(|r| r.resource == jid.resource().as_str())
+            .map(|r| r.handle.clone())
+    }
+
+    /// Records a resource's availability and priority after it sent presence.
+    pub fn set_presence(&self, jid: &FullJid, id: SessionId, available: bool, priority: i8) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = users.get_mut(&jid.to_bare()).and_then(|list| {
+            list.iter_mut()
+                .find(|r| r.resource == jid.resource().as_str() && r.handle.id == id)
+        }) {
+            r.available = available;
+            r.priority = priority;
+        }
+    }
+
+    /// A snapshot of `bare`'s bound resources.
+    pub fn resources(&self, bare: &BareJid) -> Vec<ResourceInfo> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.get(bare).cloned().unwrap_or_default()
+    }
+
+    /// Sessions for a message to a bare JID (RFC 6121 §8.5.2.1.1): `headline` goes to every
+    /// available resource of non-negative priority; `chat` and `normal` go to the available
+    /// resources sharing the highest non-negative priority. Empty when no resource qualifies.
+    pub fn bare_message_targets(&self, bare: &BareJid, headline: bool) -> Vec<SessionHandle> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let Some(resources) = users.get(bare) else {
+            return Vec::new();
+        };
+        let eligible = resources.iter().filter(|r| r.available && r.priority >= 0);
+        if headline {
+            return eligible.map(|r| r.handle.clone()).collect();
+        }
+        let Some(top) = eligible.clone().map(|r| r.priority).max() else {
+            return Vec::new();
+        };
+        eligible
+            .filter(|r| r.priority == top)
+            .map(|r| r.handle.clone())
+            .collect()
+    }
+
+    /// Every bound session on this node (for shutdown and the admin API).
+    pub fn all_sessions(&self) -> Vec<SessionHandle> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .values()
+            .flat_map(|list| list.iter().map(|r| r.handle.clone()))
+            .collect()
+    }
+
+    /// Number of bound resources on this node.
+    pub fn session_count(&self) -> usize {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.values().map(Vec::len).sum()
+    }
+}
+
+fn fresh(
+    resources: &[ResourceInfo],
+    generate: &mut impl FnMut() -> ResourcePart,
+) -> ResourcePart {
+    loop {
+        let candidate = generate();
+        if !resources.iter().any(|r| r.resource == candidate.as_str()) {
+            return candidate;
+        }
+    }
+}

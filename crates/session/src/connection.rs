@@ -1,0 +1,43 @@
+//! The one interface between a session and its transport.
+//!
+//! Transports (TCP, TLS, later WebSocket and BOSH) implement [`Connection`]; the session drives
+//! it from its own actor task with plain poll functions, so a connection costs no extra task,
+//! no channel and no buffer of its own while idle.
+
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+
+use parley_proto::sasl::ChannelBindings;
+use tokio::io::ReadBuf;
+
+/// How the bytes of a connection are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP.
+    Plain,
+    /// TLS, negotiated with STARTTLS or directly (XEP-0368).
+    Tls,
+}
+
+/// A client connection as a session sees it.
+pub trait Connection: Unpin + 'static {
+    /// Reads whatever is available into `buf` (RFC 6120 streams are byte streams: any cut is fine).
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
+    /// Writes a prefix of `data`.
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Flushes buffered output (TLS records).
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Shuts the write side down after the final `</stream:stream>`.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Current protection of the connection.
+    fn security(&self) -> Security;
+    /// Whether STARTTLS (RFC 6120 §5) can be offered now.
+    fn can_starttls(&self) -> bool;
+    /// Starts the TLS handshake after `<proceed/>` was flushed. Later polls drive the handshake.
+    fn start_tls(&mut self) -> io::Result<()>;
+    /// Channel-binding data for SCRAM-PLUS (RFC 5929, RFC 9266); empty before TLS.
+    fn channel_bindings(&self) -> ChannelBindings;
+    /// The client's address.
+    fn peer_addr(&self) -> Option<SocketAddr>;
+}

@@ -1,0 +1,59 @@
+//! What every session of a node shares: its settings, the router and the storage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_router::{ResourceConflict, Router};
+use parley_storage::Storage;
+use parley_xml::Limits;
+
+/// Per-connection settings, taken from the `[c2s]` and `[sasl]` config sections.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Parser limits: stanza bytes (advertised per XEP-0478), depth, attributes.
+    pub limits: Limits,
+    /// Nothing but `<starttls/>` is accepted before TLS.
+    pub require_encryption: bool,
+    /// An unauthenticated connection is closed after this.
+    pub auth_timeout: Duration,
+    /// Failed SASL attempts before the stream is closed (RFC 6120 §6.4.5).
+    pub max_auth_attempts: u32,
+    /// Resource-conflict policy (RFC 6120 §7.7.2.2).
+    pub resource_conflict: ResourceConflict,
+    /// Bound on stanzas queued towards one client.
+    pub send_queue_stanzas: usize,
+    /// Bound on bytes queued towards one client.
+    pub send_queue_bytes: usize,
+    /// SCRAM iteration count, shown for unknown users so that they look like real ones.
+    pub scram_iterations: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            limits: Limits::default(),
+            require_encryption: true,
+            auth_timeout: Duration::from_secs(60),
+            max_auth_attempts: 3,
+            resource_conflict: ResourceConflict::KickOld,
+            send_queue_stanzas: 10_000,
+            send_queue_bytes: 4 << 20,
+            scram_iterations: 10_000,
+        }
+    }
+}
+
+/// Shared, read-only environment of all sessions on a node.
+#[derive(Debug)]
+pub struct SessionEnv {
+    /// Settings.
+    pub config: SessionConfig,
+    /// The routing table.
+    pub router: Arc<Router>,
+    /// Accounts and credentials.
+    pub storage: Arc<dyn Storage>,
+    /// The deployment secret from storage, for fake SCRAM salts of unknown users.
+    pub server_secret: Vec<u8>,
+    /// Whether a TLS acceptor is configured, so that STARTTLS can be offered.
+    pub tls_available: bool,
+}

@@ -1,0 +1,20 @@
+//! The session actor: one per client connection, whatever the transport.
+//!
+//! A [`Session`] owns its [`Connection`] (the transport's byte pipe), its incremental stream
+//! parser and its bounded outbound queue. It negotiates the stream (RFC 6120 §4–§7: stream
+//! headers, STARTTLS, SASL, resource binding), answers the stanzas the server handles itself,
+//! and hands everything else to the [`parley_router::Router`]. It never reads another session's
+//! state: other sessions are only reachable through their handles.
+//!
+//! The phase of a session is a type ([`Phase`]): unauthed → authed → bound → established.
+
+mod connection;
+mod env;
+mod outbox;
+mod serve;
+mod session;
+mod stanzas;
+
+pub use connection::{Connection, Security};
+pub use env::{SessionConfig, SessionEnv};
+pub use session::{EndCause, Phase, Session, SessionType};

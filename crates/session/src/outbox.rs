@@ -1,0 +1,140 @@
+//! The bounded outbound queue of a session.
+//!
+//! Serialized stanzas are appended to one contiguous buffer so that a burst is written with a
+//! single `write` call. The queue is bounded by stanzas and by bytes; when a client stops
+//! reading, the session closes it instead of growing without bound. An empty queue gives its
+//! buffer back, because idle sessions are the common case and their memory is what counts.
+
+use std::collections::VecDeque;
+
+/// Returned when a push would exceed a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// Outbound bytes, with the end offset of each stanza in them.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    buf: Vec<u8>,
+    written: usize,
+    ends: VecDeque<usize>,
+    max_stanzas: usize,
+    max_bytes: usize,
+}
+
+/// Buffers larger than this are released once drained.
+const KEEP_CAPACITY: usize = 1024;
+
+impl Outbox {
+    /// An empty queue with the given bounds.
+    pub fn new(max_stanzas: usize, max_bytes: usize) -> Outbox {
+        Outbox {
+            buf: Vec::new(),
+            written: 0,
+            ends: VecDeque::new(),
+            max_stanzas,
+            max_bytes,
+        }
+    }
+
+    /// Appends one unit (a stanza or stream-level data) written by `write`. Refused past the
+    /// bounds; the bytes already written by `write` are then discarded.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Full> {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        if self.ends.len() >= self.max_stanzas || self.pending() > self.max_bytes {
+            self.buf.truncate(start);
+            return Err(Full);
+        }
+        self.ends.push_back(self.buf.len());
+        Ok(())
+    }
+
+    /// Appends control data (stream headers, errors, the closing tag) without any bound: the
+    /// session must always be able to say why it closes.
+    pub fn push_unbounded(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        self.ends.push_back(self.buf.len());
+    }
+
+    /// Bytes not yet written.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.written
+    }
+
+    /// Whether everything was written.
+    pub fn is_empty(&self) -> bool {
+        self.pending() == 0
+    }
+
+    /// The bytes to write next.
+    pub fn front(&self) -> &[u8] {
+        &self.buf[self.written..]
+    }
+
+    /// Records that `n` bytes of [`front`](Self::front) were written.
+    pub fn consume(&mut self, n: usize) {
+        self.written += n;
+        while self.ends.front().is_some_and(|&end| end <= self.written) {
+            self.ends.pop_front();
+        }
+        if self.written == self.buf.len() {
+            self.written = 0;
+            self.ends.clear();
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
+        } else if self.written > 64 * 1024 && self.written > self.buf.len() / 2 {
+            // A slow reader with a steady trickle: reclaim the written prefix.
+            self.buf.drain(..self.written);
+            for end in self.ends.iter_mut() {
+                *end -= self.written;
+            }
+            self.written = 0;
+        }
+    }
+
+    /// Drops everything not yet written (the connection is gone).
+    pub fn clear(&mut self) {
+        *self = Outbox::new(self.max_stanzas, self.max_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_by_stanzas() {
+        let mut o = Outbox::new(2, 1000);
+        assert!(o.push_with(|b| b.extend_from_slice(b"<a/>")).is_ok());
+        assert!(o.push_with(|b| b.extend_from_slice(b"<b/>")).is_ok());
+        assert_eq!(o.push_with(|b| b.extend_from_slice(b"<c/>")), Err(Full));
+        assert_eq!(o.front(), b"<a/><b/>");
+        o.consume(4);
+        assert!(o.push_with(|b| b.extend_from_slice(b"<c/>")).is_ok());
+        assert_eq!(o.front(), b"<b/><c/>");
+    }
+
+    #[test]
+    fn bounded_by_bytes_and_refused_bytes_are_discarded() {
+        let mut o = Outbox::new(100, 6);
+        assert!(o.push_with(|b| b.extend_from_slice(b"<a/>")).is_ok());
+        assert_eq!(o.push_with(|b| b.extend_from_slice(b"<bb/>")), Err(Full));
+        assert_eq!(o.front(), b"<a/>");
+        o.push_unbounded(b"</stream:stream>");
+        assert_eq!(o.pending(), 4 + 16);
+    }
+
+    #[test]
+    fn drained_queue_releases_its_buffer() {
+        let mut o = Outbox::new(100, 1 << 20);
+        o.push_with(|b| b.extend_from_slice(&[b'x'; 4000])).unwrap();
+        o.consume(1000);
+        assert_eq!(o.pending(), 3000);
+        o.consume(3000);
+        assert!(o.is_empty());
+        assert_eq!(o.buf.capacity(), 0);
+    }
+}

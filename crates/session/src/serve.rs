@@ -1,0 +1,99 @@
+//! The iq requests the server answers itself: to its domain, and for the client's own account.
+//!
+//! XEP-0199 ping, XEP-0030 disco#info/items and XEP-0092 software version. A namespace the
+//! server knows, asked with a type it does not implement, gets `feature-not-implemented`;
+//! anything else gets `service-unavailable` (RFC 6120 §8.4). Results and errors addressed to
+//! the server are consumed silently.
+
+use actix::Context;
+use parley_proto::ns;
+use parley_proto::stanza_error::{iq_result, StanzaCondition, StanzaError};
+use parley_xml::Element;
+
+use crate::session::Session;
+
+/// Features the server's own JID supports (XEP-0030).
+const SERVER_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::VERSION];
+/// Features an account's bare JID supports, answered by the server on its behalf.
+const ACCOUNT_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entity {
+    Server,
+    Account,
+}
+
+impl Session {
+    /// An iq to a domain we serve.
+    pub(crate) fn server_iq(&mut self, iq: Element, _domain: &str, ctx: &mut Context<Self>) {
+        self.answer_iq(iq, Entity::Server, ctx);
+    }
+
+    /// An iq to the client's own bare JID (or with no `to`): the server answers for the
+    /// account (RFC 6120 §10.3.3, RFC 6121 §8.5.2.1.3).
+    pub(crate) fn account_iq(&mut self, iq: Element, ctx: &mut Context<Self>) {
+        self.answer_iq(iq, Entity::Account, ctx);
+    }
+
+    fn answer_iq(&mut self, iq: Element, entity: Entity, ctx: &mut Context<Self>) {
+        let ty = iq.attr("type").unwrap_or_default().to_owned();
+        if !matches!(ty.as_str(), "get" | "set") {
+            return;
+        }
+        let Some(payload) = iq.first_child() else {
+            return;
+        };
+        let (name, payload_ns) = (payload.name().to_owned(), payload.ns().to_owned());
+        let node = payload.attr("node").map(str::to_owned);
+        let get = ty == "get";
+        let reply = match (payload_ns.as_str(), name.as_str()) {
+            (ns::PING, "ping") if get => Ok(iq_result(&iq)),
+            (ns::DISCO_INFO, "query") if get => match node {
+                Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
+                None => Ok(iq_result(&iq).with_child(disco_info(entity))),
+            },
+            (ns::DISCO_ITEMS, "query") if get => match node {
+                Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
+                None => Ok(iq_result(&iq).with_child(Element::new("query", ns::DISCO_ITEMS))),
+            },
+            (ns::VERSION, "query") if get && entity == Entity::Server => {
+                Ok(iq_result(&iq).with_child(
+                    Element::new("query", ns::VERSION)
+                        .with_child(Element::new("name", ns::VERSION).with_text("Parley"))
+                        .with_child(
+                            Element::new("version", ns::VERSION)
+                                .with_text(env!("CARGO_PKG_VERSION")),
+                        ),
+                ))
+            }
+            (ns::PING, "ping") | (ns::DISCO_INFO, "query") | (ns::DISCO_ITEMS, "query") => {
+                Err(StanzaError::new(StanzaCondition::FeatureNotImplemented))
+            }
+            (ns::VERSION, "query") if entity == Entity::Server => {
+                Err(StanzaError::new(StanzaCondition::FeatureNotImplemented))
+            }
+            _ => Err(StanzaError::new(StanzaCondition::ServiceUnavailable)),
+        };
+        match reply {
+            Ok(reply) => self.send(&reply, ctx),
+            Err(err) => self.bounce_with(&iq, err, ctx),
+        }
+    }
+}
+
+fn disco_info(entity: Entity) -> Element {
+    let (category, kind, features) = match entity {
+        Entity::Server => ("server", "im", SERVER_FEATURES),
+        Entity::Account => ("account", "registered", ACCOUNT_FEATURES),
+    };
+    let mut query = Element::new("query", ns::DISCO_INFO).with_child(
+        Element::new("identity", ns::DISCO_INFO)
+            .with_attr("category", category)
+            .with_attr("type", kind)
+            .with_attr("name", "Parley"),
+    );
+    for feature in features {
+        query.push_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", *feature));
+    }
+    query
+}

@@ -1,0 +1,322 @@
+//! Persistent state of a Parley deployment: accounts, their SCRAM credentials and
+//! per-deployment secrets.
+//!
+//! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
+//! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
+//! for a single node; PostgreSQL will back clusters and must pass the same
+//! [`testsuite`].
+//!
+//! Accounts never hold a plaintext password: only the salted SCRAM keys of RFC 5802 are
+//! stored, one row per hash function.
+
+use std::sync::Arc;
+
+use parley_proto::sasl::{ScramCredentials, ScramHash};
+
+mod migrate;
+mod sqlite;
+pub mod testsuite;
+
+use sqlite::SqliteStorage;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The account to create is already present.
+    #[error("account {username}@{host} already exists")]
+    AlreadyExists { username: String, host: String },
+    /// The account to change or delete is absent.
+    #[error("account {username}@{host} does not exist")]
+    NotFound { username: String, host: String },
+    /// The storage URL cannot be used; `url` has any password redacted.
+    #[error("storage url `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// A recognised backend that this build cannot provide yet.
+    #[error("unsupported storage: {0}")]
+    Unsupported(String),
+    /// The database itself failed.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Result of every storage operation.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// One account for [`Storage::import_accounts`].
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub username: String,
+    pub host: String,
+    pub credentials: Vec<ScramCredentials>,
+}
+
+/// What the store knows about an account, without its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub username: String,
+    pub host: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; equals `created_at` until the password is first changed.
+    pub password_changed_at: i64,
+}
+
+/// Outcome of [`Storage::import_accounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportReport {
+    pub created: usize,
+    pub skipped_existing: usize,
+}
+
+/// A storage backend. Every implementation must pass [`testsuite::run_all`].
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates an account with one credential row per hash in `creds`.
+    ///
+    /// Usernames and hosts arrive already normalized (nodeprep/nameprep) by the caller.
+    /// Fails with [`StorageError::AlreadyExists`] if the account is present.
+    async fn create_account(
+        &self,
+        username: &str,
+        host: &str,
+        creds: &[ScramCredentials],
+    ) -> Result<()>;
+
+    /// Creates every account that does not exist yet; existing ones (including repeats
+    /// within `accounts`) are left untouched and counted as skipped.
+    async fn import_accounts(&self, accounts: &[NewAccount]) -> Result<ImportReport>;
+
+    /// Deletes an account and all its credentials; [`StorageError::NotFound`] if absent.
+    async fn delete_account(&self, username: &str, host: &str) -> Result<()>;
+
+    /// Replaces all the credentials of an account by `creds` and sets
+    /// `password_changed_at` to now.
+    ///
+    /// Hashes absent from `creds` lose their row too, so the old password stops
+    /// working for every mechanism. [`StorageError::NotFound`] if the account is absent.
+    async fn set_credentials(
+        &self,
+        username: &str,
+        host: &str,
+        creds: &[ScramCredentials],
+    ) -> Result<()>;
+
+    /// The credentials of an account for one hash, if both exist.
+    async fn credentials(
+        &self,
+        username: &str,
+        host: &str,
+        hash: ScramHash,
+    ) -> Result<Option<ScramCredentials>>;
+
+    /// One account, if it exists.
+    async fn account(&self, username: &str, host: &str) -> Result<Option<AccountInfo>>;
+
+    /// All accounts, or those of one host, sorted by host then username (byte order).
+    async fn list_accounts(&self, host: Option<&str>) -> Result<Vec<AccountInfo>>;
+
+    /// A per-deployment secret (32 random bytes), created atomically on first call and
+    /// stable afterwards.
+    ///
+    /// It derives fake SCRAM salts for unknown users, so every node of a cluster must
+    /// see the same value.
+    async fn server_secret(&self) -> Result<Vec<u8>>;
+}
+
+/// Opens the store named by `url`, creating and migrating it at first start.
+///
+/// * `sqlite://relative/path.db`, `sqlite:///absolute/path.db`: a file, created with its
+///   parent directory if missing;
+/// * `sqlite::memory:`: a private in-memory database, gone when the store is dropped;
+/// * `postgres://…`: [`StorageError::Unsupported`] until clustering lands;
+/// * anything else: [`StorageError::BadUrl`].
+pub async fn open(url: &str) -> Result<Arc<dyn Storage>> {
+    match parse_url(url)? {
+        Location::SqliteMemory => Ok(Arc::new(SqliteStorage::open_memory().await?)),
+        Location::SqliteFile(path) => {
+            let (storage, _applied) = SqliteStorage::open_file(url, path).await?;
+            Ok(Arc::new(storage))
+        }
+        Location::Postgres => Err(StorageError::Unsupported(
+            "PostgreSQL storage arrives with clustering".into(),
+        )),
+    }
+}
+
+/// Where a URL points, before anything is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    SqliteMemory,
+    SqliteFile(std::path::PathBuf),
+    Postgres,
+}
+
+fn parse_url(url: &str) -> Result<Location> {
+    let bad = |reason: &str| StorageError::BadUrl {
+        url: redact_password(url),
+        reason: reason.to_owned(),
+    };
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(bad(
+            "expected sqlite://PATH, sqlite::memory: or postgres://…",
+        ));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => {
+            // SQLite itself treats a file named `:memory:` as an in-memory database, one
+            // per connection, so `sqlite://:memory:` must not reach the file path.
+            if rest == ":memory:" || rest == "//:memory:" {
+                return Ok(Location::SqliteMemory);
+            }
+            let Some(path) = rest.strip_prefix("//") else {
+                return Err(bad("expected sqlite://PATH or sqlite::memory:"));
+            };
+            if path.is_empty() {
+                return Err(bad("the database path is empty"));
+            }
+            // sqlx users habitually append `?mode=rwc`; silently creating a file with that
+            // name would be worse than refusing.
+            if path.contains('?') {
+                return Err(bad("query parameters are not supported"));
+            }
+            Ok(Location::SqliteFile(path.into()))
+        }
+        "postgres" | "postgresql" => Ok(Location::Postgres),
+        _ => Err(bad(&format!(
+            "unknown scheme `{scheme}` (expected sqlite or postgres)"
+        ))),
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL so that error messages
+/// (which end up in logs) never carry it.
+fn redact_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    let authority = &url[authority_start..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..authority_start],
+        &userinfo[..colon],
+        &url[authority_start + at..]
+    )
+}
+
+/// Current time as unix seconds; a clock before 1970 counts as 0.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sqlite_urls() {
+        assert_eq!(
+            parse_url("sqlite::memory:").unwrap(),
+            Location::SqliteMemory
+        );
+        assert_eq!(
+            parse_url("sqlite://data/parley.db").unwrap(),
+            Location::SqliteFile("data/parley.db".into())
+        );
+        assert_eq!(
+            parse_url("sqlite:///var/lib/parley/parley.db").unwrap(),
+            Location::SqliteFile("/var/lib/parley/parley.db".into())
+        );
+        assert_eq!(
+            parse_url("SQLite://x.db").unwrap(),
+            Location::SqliteFile("x.db".into())
+        );
+    }
+
+    #[test]
+    fn parses_postgres_urls() {
+        assert_eq!(
+            parse_url("postgres://u:p@db/parley").unwrap(),
+            Location::Postgres
+        );
+        assert_eq!(
+            parse_url("postgresql://db/parley").unwrap(),
+            Location::Postgres
+        );
+    }
+
+    #[test]
+    fn rejects_bad_urls_naming_them() {
+        for url in [
+            "mysql://x",
+            "sqlite://",
+            "sqlite:foo.db",
+            "sqlite::foo.db",
+            "sqlite://foo.db?mode=rwc",
+            "parley.db",
+            "",
+        ] {
+            let err = parse_url(url).unwrap_err();
+            assert!(
+                matches!(&err, StorageError::BadUrl { url: u, .. } if u == url),
+                "{url}: {err:?}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("storage url `{url}`: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_url_messages_hide_passwords() {
+        let err = parse_url("mysql://admin:hunter2@db.example:3306/parley").unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains("mysql://admin:***@db.example:3306/parley"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn redaction_leaves_urls_without_password_alone() {
+        assert_eq!(redact_password("mysql://x"), "mysql://x");
+        assert_eq!(redact_password("mysql://u@h/db"), "mysql://u@h/db");
+        assert_eq!(redact_password("sqlite://a@b:c.db"), "sqlite://a@b:c.db");
+        assert_eq!(redact_password("pg://u:p@h/x@y:z"), "pg://u:***@h/x@y:z");
+        assert_eq!(redact_password("no scheme"), "no scheme");
+    }
+
+    #[test]
+    fn error_messages_name_the_account() {
+        let err = StorageError::AlreadyExists {
+            username: "alice".into(),
+            host: "localhost".into(),
+        };
+        assert_eq!(err.to_string(), "account alice@localhost already exists");
+        let err = StorageError::NotFound {
+            username: "bob".into(),
+            host: "example.org".into(),
+        };
+        assert_eq!(err.to_string(), "account bob@example.org does not exist");
+    }
+
+    #[test]
+    fn now_is_after_2020() {
+        assert!(now_unix() > 1_577_836_800);
+    }
+}

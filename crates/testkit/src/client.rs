@@ -1,0 +1,563 @@
+//! A raw XMPP client for tests: real TCP and TLS sockets, explicit steps, strict timeouts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use parley_proto::ns;
+use parley_proto::sasl::{ChannelBindingType, Mechanism, SaslFailure, ScramClient};
+use parley_xml::{Element, Event, Limits, StreamHeader, StreamParser, XmlError};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, ProtocolVersion, SignatureScheme};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::TIMEOUT;
+
+/// What the client read next.
+#[derive(Debug)]
+pub enum Received {
+    /// The server's stream header.
+    Header(StreamHeader),
+    /// A top-level element (stanza or nonza, `<stream:features/>` and `<stream:error/>` too).
+    Element(Element),
+    /// `</stream:stream>`.
+    Close,
+    /// The server closed the connection.
+    Eof,
+}
+
+/// Test failures with a description of what was expected.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Nothing arrived in time.
+    Timeout(String),
+    /// A socket error.
+    Io(std::io::Error),
+    /// The server sent bad XML.
+    Xml(XmlError),
+    /// Something else arrived than expected.
+    Unexpected(String),
+    /// SASL failed with this condition and text.
+    Sasl(SaslFailure, Option<String>),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// How [`Client::send_raw`] hands bytes to the socket. RFC 6120 §4.2: a stream is a byte
+/// stream, so a server must behave the same however the client's writes are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// One write per call.
+    #[default]
+    Whole,
+    /// One write (and flush) per byte.
+    Bytewise,
+    /// Writes cut at pseudo-random points into chunks of 1..=`max_chunk` bytes (a xorshift
+    /// sequence from `seed`, so a failure can be replayed), with a short pause after each
+    /// chunk so that the pieces reach the server separately.
+    RandomCuts {
+        /// Seeds the cut points.
+        seed: u64,
+        /// The largest chunk.
+        max_chunk: usize,
+    },
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Gone,
+}
+
+/// One client connection.
+pub struct Client {
+    io: Io,
+    parser: StreamParser,
+    /// The host the client asks for in its headers.
+    pub host: String,
+    /// The bound JID, after [`Client::bind`].
+    pub jid: Option<String>,
+    /// The last `<stream:features/>` received.
+    pub features: Option<Element>,
+    tls_exporter: Option<Vec<u8>>,
+    server_end_point: Option<Vec<u8>>,
+    write_mode: WriteMode,
+    /// State of the xorshift that picks [`WriteMode::RandomCuts`] chunk sizes.
+    cut_state: u64,
+}
+
+impl Client {
+    /// A plain TCP connection to `addr` for host `localhost`.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).ok();
+        Client {
+            io: Io::Plain(stream),
+            parser: StreamParser::new(big_limits()),
+            host: "localhost".into(),
+            jid: None,
+            features: None,
+            tls_exporter: None,
+            server_end_point: None,
+            write_mode: WriteMode::Whole,
+            cut_state: 1,
+        }
+    }
+
+    /// Changes how later writes are cut (see [`WriteMode`]).
+    pub fn set_write_mode(&mut self, mode: WriteMode) {
+        if let WriteMode::RandomCuts { seed, .. } = mode {
+            // xorshift never leaves zero.
+            self.cut_state = seed.max(1);
+        }
+        self.write_mode = mode;
+    }
+
+    /// A direct-TLS connection (XEP-0368).
+    pub async fn connect_tls(addr: SocketAddr) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.handshake().await.expect("TLS handshake");
+        c
+    }
+
+    /// Sends raw bytes, cut as the [`WriteMode`] says.
+    pub async fn send_raw(&mut self, data: impl AsRef<[u8]>) -> std::io::Result<()> {
+        let mut rest = data.as_ref();
+        let max_chunk = match self.write_mode {
+            WriteMode::Whole => return self.write_chunk(rest).await,
+            WriteMode::Bytewise => 1,
+            WriteMode::RandomCuts { max_chunk, .. } => max_chunk.max(1),
+        };
+        while !rest.is_empty() {
+            let n = match self.write_mode {
+                WriteMode::RandomCuts { .. } => {
+                    let mut x = self.cut_state;
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    self.cut_state = x;
+                    1 + (x % max_chunk as u64) as usize
+                }
+                _ => 1,
+            };
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            self.write_chunk(chunk).await?;
+            rest = tail;
+            if matches!(self.write_mode, WriteMode::RandomCuts { .. }) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match &mut self.io {
+            Io::Plain(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+            Io::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+            Io::Gone => Err(std::io::Error::other("connection gone")),
+        }
+    }
+
+    /// Sends an element (in `jabber:client`).
+    pub async fn send(&mut self, el: &Element) {
+        self.send_raw(el.to_bytes_in(Some(ns::CLIENT)))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a client stream header for [`Client::host`].
+    pub async fn send_header(&mut self) {
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream to='{}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+            self.host
+        );
+        self.send_raw(header).await.expect("send header");
+    }
+
+    /// Reads the next thing the server sends.
+    pub async fn recv(&mut self) -> Result<Received, ClientError> {
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(Event::StreamOpen(h))) => return Ok(Received::Header(h)),
+                Ok(Some(Event::Stanza(el))) => return Ok(Received::Element(el)),
+                Ok(Some(Event::StreamClose)) => return Ok(Received::Close),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Xml(e)),
+            }
+            let mut buf = [0u8; 8192];
+            let read = match &mut self.io {
+                Io::Plain(s) => timeout(TIMEOUT, s.read(&mut buf)).await,
+                Io::Tls(s) => timeout(TIMEOUT, s.read(&mut buf)).await,
+                Io::Gone => return Ok(Received::Eof),
+            };
+            match read {
+                Err(_) => return Err(ClientError::Timeout("waiting for data".into())),
+                Ok(Ok(0)) => return Ok(Received::Eof),
+                Ok(Ok(n)) => self.parser.feed(&buf[..n]),
+                // A reset after the server closed counts as the end of the connection.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Ok(Received::Eof)
+                }
+                Ok(Err(e)) => return Err(ClientError::Io(e)),
+            }
+        }
+    }
+
+    /// Reads the next element, failing on anything else.
+    pub async fn recv_element(&mut self) -> Result<Element, ClientError> {
+        match self.recv().await? {
+            Received::Element(el) => Ok(el),
+            other => Err(ClientError::Unexpected(format!("expected an element, got {other:?}"))),
+        }
+    }
+
+    /// Reads elements until one matches `pred`, skipping others (e.g. presence).
+    pub async fn recv_until(
+        &mut self,
+        mut pred: impl FnMut(&Element) -> bool,
+    ) -> Result<Element, ClientError> {
+        loop {
+            let el = self.recv_element().await?;
+            if pred(&el) {
+                return Ok(el);
+            }
+        }
+    }
+
+    /// Sends a header and reads the server's header and features.
+    pub async fn open(&mut self) -> Result<Element, ClientError> {
+        self.send_header().await;
+        match self.recv().await? {
+            Received::Header(_) => {}
+            other => return Err(ClientError::Unexpected(format!("expected a header, got {other:?}"))),
+        }
+        let features = self.recv_element().await?;
+        if !features.is("features", ns::STREAM) {
+            return Err(ClientError::Unexpected(format!("expected features, got {features}")));
+        }
+        self.features = Some(features.clone());
+        Ok(features)
+    }
+
+    /// Expects the server to close with a stream error; returns its condition. Also checks
+    /// that `</stream:stream>` and the end of the connection follow (RFC 6120 §4.9.1.1).
+    pub async fn expect_stream_error(&mut self) -> Result<String, ClientError> {
+        let condition = loop {
+            match self.recv().await? {
+                Received::Header(_) => continue,
+                Received::Element(el) if el.is("error", ns::STREAM) => {
+                    let cond = el
+                        .children()
+                        .find(|c| c.ns() == ns::STREAM_ERRORS && c.name() != "text")
+                        .map(|c| c.name().to_owned())
+                        .ok_or_else(|| ClientError::Unexpected(format!("no condition in {el}")))?;
+                    break cond;
+                }
+                Received::Element(el) if el.is("features", ns::STREAM) => continue,
+                other => {
+                    return Err(ClientError::Unexpected(format!(
+                        "expected a stream error, got {other:?}"
+                    )))
+                }
+            }
+        };
+        match self.recv().await? {
+            Received::Close => {}
+            other => {
+                return Err(ClientError::Unexpected(format!(
+                    "expected </stream:stream> after the error, got {other:?}"
+                )))
+            }
+        }
+        self.expect_eof().await?;
+        Ok(condition)
+    }
+
+    /// Expects the connection to end (after the client closes its side too).
+    pub async fn expect_eof(&mut self) -> Result<(), ClientError> {
+        // Close our side, as a polite client does, so that the server can finish.
+        let _ = self.send_raw("</stream:stream>").await;
+        loop {
+            match self.recv().await {
+                Ok(Received::Eof) => return Ok(()),
+                Ok(Received::Close) => continue,
+                Ok(other) => {
+                    return Err(ClientError::Unexpected(format!("expected EOF, got {other:?}")))
+                }
+                Err(ClientError::Io(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<(), ClientError> {
+        let Io::Plain(stream) = std::mem::replace(&mut self.io, Io::Gone) else {
+            return Err(ClientError::Unexpected("TLS is already up".into()));
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert))
+        .with_no_client_auth();
+        let connector = TlsConnector::from(Arc::new(config));
+        let name = ServerName::try_from(self.host.clone()).expect("server name");
+        let tls = timeout(TIMEOUT, connector.connect(name, stream))
+            .await
+            .map_err(|_| ClientError::Timeout("TLS handshake".into()))?
+            .map_err(ClientError::Io)?;
+        let (_, conn) = tls.get_ref();
+        self.tls_exporter = (conn.protocol_version() == Some(ProtocolVersion::TLSv1_3))
+            .then(|| {
+                conn.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+                    .ok()
+                    .map(|k| k.to_vec())
+            })
+            .flatten();
+        self.server_end_point = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| Sha256::digest(c.as_ref()).to_vec());
+        self.io = Io::Tls(Box::new(tls));
+        self.parser = StreamParser::new(big_limits());
+        Ok(())
+    }
+
+    /// RFC 6120 §5: `<starttls/>`, `<proceed/>`, handshake.
+    pub async fn starttls(&mut self) -> Result<(), ClientError> {
+        self.send(&Element::new("starttls", ns::TLS)).await;
+        let answer = self.recv_element().await?;
+        if !answer.is("proceed", ns::TLS) {
+            return Err(ClientError::Unexpected(format!("expected <proceed/>, got {answer}")));
+        }
+        self.handshake().await
+    }
+
+    /// RFC 6120 §5.4.3.3: sends `<starttls/>` followed by `extra` in the same write (as an
+    /// attacker injecting plaintext would), expects `<proceed/>` and runs the handshake.
+    pub async fn starttls_pipelined(&mut self, extra: impl AsRef<[u8]>) -> Result<(), ClientError> {
+        let mut data = Element::new("starttls", ns::TLS).to_bytes_in(Some(ns::CLIENT));
+        data.extend_from_slice(extra.as_ref());
+        self.send_raw(data).await.map_err(ClientError::Io)?;
+        let answer = self.recv_element().await?;
+        if !answer.is("proceed", ns::TLS) {
+            return Err(ClientError::Unexpected(format!("expected <proceed/>, got {answer}")));
+        }
+        self.handshake().await
+    }
+
+    /// Channel-binding data of this connection, as the client computes it.
+    pub fn binding(&self, ty: ChannelBindingType) -> Option<Vec<u8>> {
+        match ty {
+            ChannelBindingType::TlsExporter => self.tls_exporter.clone(),
+            ChannelBindingType::TlsServerEndPoint => self.server_end_point.clone(),
+        }
+    }
+
+    /// Authenticates with `mechanism`. For -PLUS mechanisms `cb` names the binding type
+    /// (tls-exporter when None).
+    pub async fn auth(
+        &mut self,
+        mechanism: Mechanism,
+        user: &str,
+        password: &str,
+    ) -> Result<(), ClientError> {
+        self.auth_with(mechanism, user, password, ChannelBindingType::TlsExporter)
+            .await
+    }
+
+    /// [`Client::auth`] with an explicit channel-binding type.
+    pub async fn auth_with(
+        &mut self,
+        mechanism: Mechanism,
+        user: &str,
+        password: &str,
+        cb: ChannelBindingType,
+    ) -> Result<(), ClientError> {
+        let Some(hash) = mechanism.hash() else {
+            let payload = format!("\0{user}\0{password}");
+            self.send(
+                &Element::new("auth", ns::SASL)
+                    .with_attr("mechanism", "PLAIN")
+                    .with_text(B64.encode(payload)),
+            )
+            .await;
+            return self.sasl_outcome().await.map(|_| ());
+        };
+        let binding = if mechanism.is_plus() {
+            Some((cb, self.binding(cb).expect("binding data over TLS")))
+        } else {
+            None
+        };
+        let mut scram = ScramClient::new(hash, user, password, binding, mechanism.is_plus());
+        let first = scram.client_first();
+        self.send(
+            &Element::new("auth", ns::SASL)
+                .with_attr("mechanism", mechanism.name())
+                .with_text(B64.encode(first)),
+        )
+        .await;
+        let challenge = self.sasl_outcome().await?;
+        let server_first = challenge.expect("challenge");
+        let last = scram
+            .client_final(&server_first)
+            .map_err(|f| ClientError::Sasl(f, Some("client_final".into())))?;
+        self.send(&Element::new("response", ns::SASL).with_text(B64.encode(last)))
+            .await;
+        let success = self.sasl_outcome().await?;
+        scram
+            .verify_server_final(&success.unwrap_or_default())
+            .map_err(|f| ClientError::Sasl(f, Some("server signature".into())))?;
+        Ok(())
+    }
+
+    /// Reads a SASL answer: Ok(Some(data)) for a challenge or success with data.
+    async fn sasl_outcome(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+        let el = self.recv_element().await?;
+        if el.ns() != ns::SASL {
+            return Err(ClientError::Unexpected(format!("expected a SASL answer, got {el}")));
+        }
+        if el.name() == "success" {
+            // RFC 6120 §6.4.6: the server opens a fresh stream once the client restarts.
+            self.parser.restart();
+        }
+        match el.name() {
+            "challenge" | "success" => {
+                let text = el.text();
+                let data = B64
+                    .decode(text.trim())
+                    .map_err(|e| ClientError::Unexpected(format!("bad base64: {e}")))?;
+                Ok(Some(data))
+            }
+            "failure" => {
+                let (failure, text) = SaslFailure::from_element(&el)
+                    .ok_or_else(|| ClientError::Unexpected(format!("bad failure {el}")))?;
+                Err(ClientError::Sasl(failure, text))
+            }
+            other => Err(ClientError::Unexpected(format!("unexpected SASL element {other}"))),
+        }
+    }
+
+    /// RFC 6120 §7: binds `resource` (or a generated one); returns the full JID.
+    pub async fn bind(&mut self, resource: Option<&str>) -> Result<String, Element> {
+        let mut bind = Element::new("bind", ns::BIND);
+        if let Some(r) = resource {
+            bind.push_child(Element::new("resource", ns::BIND).with_text(r));
+        }
+        let iq = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "set")
+            .with_attr("id", "bind-1")
+            .with_child(bind);
+        self.send(&iq).await;
+        let reply = self
+            .recv_until(|el| el.attr("id") == Some("bind-1"))
+            .await
+            .expect("bind reply");
+        if reply.attr("type") != Some("result") {
+            return Err(reply);
+        }
+        let jid = reply
+            .get_child("bind", ns::BIND)
+            .and_then(|b| b.get_child("jid", ns::BIND))
+            .map(|j| j.text())
+            .expect("bound jid");
+        self.jid = Some(jid.clone());
+        Ok(jid)
+    }
+
+    /// Connects, negotiates STARTTLS, authenticates with SCRAM-SHA-256 (password
+    /// `password`) and binds `resource`.
+    pub async fn login(addr: SocketAddr, user: &str, resource: Option<&str>) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.open().await.expect("open");
+        c.starttls().await.expect("starttls");
+        c.open().await.expect("open after TLS");
+        c.auth(Mechanism::ScramSha256, user, "password")
+            .await
+            .expect("auth");
+        c.open().await.expect("open after SASL");
+        c.bind(resource).await.expect("bind");
+        c
+    }
+
+    /// Sends an iq and waits for the reply with the same id.
+    pub async fn iq(&mut self, iq: &Element) -> Result<Element, ClientError> {
+        let id = iq.attr("id").expect("iq id").to_owned();
+        self.send(iq).await;
+        self.recv_until(|el| el.is("iq", ns::CLIENT) && el.attr("id") == Some(id.as_str()))
+            .await
+    }
+
+    /// Sends initial presence.
+    pub async fn available(&mut self) {
+        self.send(&Element::new("presence", ns::CLIENT)).await;
+    }
+}
+
+fn big_limits() -> Limits {
+    Limits {
+        max_stanza_bytes: 16 << 20,
+        max_depth: 64,
+        max_attrs: 256,
+    }
+}
+
+/// Tests talk to a self-signed server certificate.
+#[derive(Debug)]
+struct AcceptAnyCert;
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

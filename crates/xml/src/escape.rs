@@ -1,0 +1,416 @@
+//! Character-level rules: escaping for output, entity expansion and character
+//! validation for input (XML 1.0 §2.2, §2.3, §2.11, §3.3.3, §4.1, §4.6; RFC 6120 §11.1).
+
+use std::borrow::Cow;
+
+use crate::XmlError;
+
+/// Where a run of character data came from; each context has its own normalization.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// Element content: references expanded, line ends normalized (XML 1.0 §2.11).
+    Text,
+    /// CDATA section: no references, line ends normalized.
+    Cdata,
+    /// Attribute value: references expanded, whitespace normalized (XML 1.0 §3.3.3).
+    AttrValue,
+}
+
+/// Byte classes that force the slow path; everything else is copied verbatim.
+const AMP: u8 = 1;
+const CR: u8 = 2;
+const TAB_LF: u8 = 4;
+const LT: u8 = 8;
+const CONTROL: u8 = 16;
+/// Lead byte of U+F000..U+FFFF, the block holding the non-characters U+FFFE/U+FFFF.
+const EF: u8 = 32;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = CONTROL;
+        i += 1;
+    }
+    t[b'\t' as usize] = TAB_LF;
+    t[b'\n' as usize] = TAB_LF;
+    t[b'\r' as usize] = CR;
+    t[b'&' as usize] = AMP;
+    t[b'<' as usize] = LT;
+    t[0xEF] = EF;
+    t
+};
+
+const fn mask(ctx: Context) -> u8 {
+    match ctx {
+        Context::Text => AMP | CR | CONTROL | EF,
+        Context::Cdata => CR | CONTROL | EF,
+        Context::AttrValue => AMP | CR | TAB_LF | LT | CONTROL | EF,
+    }
+}
+
+/// Expands references and normalizes `raw` for its context, refusing characters XML
+/// forbids and any entity other than the five predefined ones (RFC 6120 §11.1).
+/// Input needing no change is returned as is, without copying.
+pub(crate) fn unescape<'a>(
+    raw: impl Into<Cow<'a, str>>,
+    ctx: Context,
+) -> Result<Cow<'a, str>, XmlError> {
+    let raw = raw.into();
+    let m = mask(ctx);
+    let Some(first) = first_special(raw.as_bytes(), m) else {
+        return Ok(raw);
+    };
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut last = 0;
+    let mut i = first;
+    loop {
+        match bytes[i] {
+            b'&' => {
+                out.push_str(&raw[last..i]);
+                let end = memchr::memchr(b';', &bytes[i + 1..])
+                    .map(|n| i + 1 + n)
+                    .ok_or_else(|| XmlError::nwf("'&' without a terminating ';'"))?;
+                expand_reference(&raw[i + 1..end], &mut out)?;
+                i = end + 1;
+                last = i;
+            }
+            b'\r' => {
+                out.push_str(&raw[last..i]);
+                out.push(if ctx == Context::AttrValue { ' ' } else { '\n' });
+                i += if bytes.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                last = i;
+            }
+            b'\t' | b'\n' => {
+                out.push_str(&raw[last..i]);
+                out.push(' ');
+                i += 1;
+                last = i;
+            }
+            b'<' => return Err(XmlError::nwf("'<' in attribute value")),
+            0xEF => {
+                if bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+                {
+                    return Err(XmlError::nwf("non-character U+FFFE/U+FFFF"));
+                }
+                i += 1;
+            }
+            b => {
+                return Err(XmlError::nwf(format!(
+                    "forbidden control character 0x{b:02x}"
+                )))
+            }
+        }
+        match first_special(&bytes[i..], m) {
+            Some(n) => i += n,
+            None => break,
+        }
+    }
+    out.push_str(&raw[last..]);
+    Ok(Cow::Owned(out))
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Nonzero iff some byte of `x` is below `n` (`n` <= 0x80); exact as a yes/no answer.
+fn has_less(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(LO * u64::from(n)) & !x & HI
+}
+
+/// Nonzero iff some byte of `x` equals `b`.
+fn has_byte(x: u64, b: u8) -> u64 {
+    has_less(x ^ (LO * u64::from(b)), 1)
+}
+
+/// Index of the first byte whose class intersects `m`. Eight bytes are screened at a
+/// time for anything that could be special, since most text has nothing to do.
+fn first_special(bytes: &[u8], m: u8) -> Option<usize> {
+    let exact = |chunk: &[u8]| chunk.iter().position(|&b| CLASS[b as usize] & m != 0);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if has_less(x, 0x20) | has_byte(x, b'&') | has_byte(x, b'<') | has_byte(x, 0xEF) != 0 {
+            if let Some(i) = exact(chunk) {
+                return Some(base + i);
+            }
+        }
+        base += 8;
+    }
+    exact(chunks.remainder()).map(|i| base + i)
+}
+
+/// Appends the expansion of `&name;` (without `&` and `;`).
+fn expand_reference(name: &str, out: &mut String) -> Result<(), XmlError> {
+    let expansion = match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => {
+            if let Some(num) = name.strip_prefix('#') {
+                char_reference(num)?
+            } else if is_qname(name) && !name.contains(':') {
+                return Err(XmlError::restricted(format!("entity reference &{name};")));
+            } else {
+                return Err(XmlError::nwf("malformed entity reference"));
+            }
+        }
+    };
+    out.push(expansion);
+    Ok(())
+}
+
+/// Decodes the digits of `&#…;` / `&#x…;` into an XML `Char` (XML 1.0 §4.1, §2.2).
+fn char_reference(num: &str) -> Result<char, XmlError> {
+    let (digits, radix) = match num.strip_prefix('x') {
+        Some(hex) => (hex, 16),
+        None => (num, 10),
+    };
+    let bad = || XmlError::nwf("invalid character reference");
+    // from_str_radix would accept a leading '+', which XML does not.
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| (b as char).is_digit(radix))
+    {
+        return Err(bad());
+    }
+    let code = u32::from_str_radix(digits, radix).map_err(|_| bad())?;
+    let c = char::from_u32(code).ok_or_else(bad)?;
+    if is_xml_char(c) {
+        Ok(c)
+    } else {
+        Err(bad())
+    }
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+const NAME_START: u8 = 1;
+const NAME_CHAR: u8 = 2;
+
+/// ASCII name classes; every non-ASCII byte is accepted, since the exact Unicode name
+/// classes buy no safety here and cost speed.
+const NAME: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+            t[i] = NAME_START | NAME_CHAR;
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            t[i] = NAME_CHAR;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Whether `b` may start an XML name.
+pub(crate) fn is_name_start(b: u8) -> bool {
+    NAME[b as usize] & NAME_START != 0
+}
+
+/// Whether `s` is a namespace-well-formed `QName`: one or two names joined by a
+/// colon (Namespaces in XML 1.0 §4).
+pub(crate) fn is_qname(s: &str) -> bool {
+    let mut at_start = true;
+    let mut seen_colon = false;
+    for &b in s.as_bytes() {
+        if b == b':' {
+            if at_start || seen_colon {
+                return false;
+            }
+            seen_colon = true;
+            at_start = true;
+        } else if at_start {
+            if NAME[b as usize] & NAME_START == 0 {
+                return false;
+            }
+            at_start = false;
+        } else if NAME[b as usize] & NAME_CHAR == 0 {
+            return false;
+        }
+    }
+    !at_start
+}
+
+/// Whitespace as XML defines it (`S`, XML 1.0 §2.3).
+pub(crate) fn is_xml_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Escapes element text: `&`, `<`, `>` (so `]]>` cannot appear), and CR, which a
+/// parser would otherwise fold into LF.
+pub(crate) fn escape_text(out: &mut Vec<u8>, s: &str) {
+    escape(out, s.as_bytes(), false);
+}
+
+/// Escapes an attribute value for single-quoted output; both quote characters are
+/// escaped so the value is safe whichever quote a reader expects, and TAB/LF/CR are
+/// written as references because attribute normalization would turn them into spaces.
+pub(crate) fn escape_attr(out: &mut Vec<u8>, s: &str) {
+    escape(out, s.as_bytes(), true);
+}
+
+fn escape(out: &mut Vec<u8>, s: &[u8], attr: bool) {
+    let mut last = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' if !attr => b"&gt;",
+            b'\'' if attr => b"&apos;",
+            b'"' if attr => b"&quot;",
+            b'\t' if attr => b"&#x9;",
+            b'\n' if attr => b"&#xA;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.extend_from_slice(&s[last..i]);
+        out.extend_from_slice(rep);
+        last = i + 1;
+    }
+    out.extend_from_slice(&s[last..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Result<String, XmlError> {
+        unescape(s, Context::Text).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn xml_4_6_predefined_entities_expand() {
+        assert_eq!(
+            text("a &lt;b&gt; &amp; &quot;c&apos;").unwrap(),
+            "a <b> & \"c'"
+        );
+    }
+
+    #[test]
+    fn xml_4_1_character_references_expand() {
+        assert_eq!(text("&#65;&#x42;&#x1F600;").unwrap(), "AB\u{1F600}");
+    }
+
+    #[test]
+    fn xml_2_2_character_reference_to_forbidden_char_is_not_well_formed() {
+        for bad in [
+            "&#0;",
+            "&#x1;",
+            "&#xD800;",
+            "&#xFFFE;",
+            "&#x110000;",
+            "&#;",
+            "&#x;",
+            "&#+5;",
+            "&#99999999999;",
+        ] {
+            assert!(
+                matches!(text(bad), Err(XmlError::NotWellFormed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc6120_11_1_undeclared_entity_is_restricted() {
+        assert!(matches!(text("x &foo; y"), Err(XmlError::RestrictedXml(_))));
+        assert!(matches!(
+            unescape("&nbsp;", Context::AttrValue),
+            Err(XmlError::RestrictedXml(_))
+        ));
+    }
+
+    #[test]
+    fn xml_4_1_malformed_reference_is_not_well_formed() {
+        for bad in ["a & b", "&;", "&a b;", "tail &amp"] {
+            assert!(
+                matches!(text(bad), Err(XmlError::NotWellFormed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn xml_2_2_control_characters_and_nonchars_are_not_well_formed() {
+        assert!(matches!(text("a\u{1}b"), Err(XmlError::NotWellFormed(_))));
+        assert!(matches!(text("a\u{FFFF}"), Err(XmlError::NotWellFormed(_))));
+        assert_eq!(text("\u{FF21}\u{F900}").unwrap(), "\u{FF21}\u{F900}");
+    }
+
+    #[test]
+    fn xml_2_11_line_ends_normalized_in_text_and_cdata() {
+        assert_eq!(text("a\r\nb\rc\n").unwrap(), "a\nb\nc\n");
+        assert_eq!(unescape("a\r\n&amp;", Context::Cdata).unwrap(), "a\n&amp;");
+    }
+
+    #[test]
+    fn xml_3_3_3_attribute_whitespace_normalized_but_references_kept() {
+        assert_eq!(
+            unescape("a\tb\r\nc\nd&#xA;", Context::AttrValue).unwrap(),
+            "a b c d\n"
+        );
+        assert!(matches!(
+            unescape("a<b", Context::AttrValue),
+            Err(XmlError::NotWellFormed(_))
+        ));
+    }
+
+    #[test]
+    fn xml_2_4_escaping_round_trips_through_unescape() {
+        let s = "<a href=\"x\">'&'</a>]]>\r\n\t";
+        let mut out = Vec::new();
+        escape_text(&mut out, s);
+        assert_eq!(out, b"&lt;a href=\"x\"&gt;'&amp;'&lt;/a&gt;]]&gt;&#xD;\n\t");
+        assert_eq!(text(std::str::from_utf8(&out).unwrap()).unwrap(), s);
+        let mut out = Vec::new();
+        escape_attr(&mut out, s);
+        assert_eq!(
+            out,
+            b"&lt;a href=&quot;x&quot;>&apos;&amp;&apos;&lt;/a>]]>&#xD;&#xA;&#x9;"
+        );
+        assert_eq!(
+            unescape(std::str::from_utf8(&out).unwrap(), Context::AttrValue).unwrap(),
+            s
+        );
+    }
+
+    #[test]
+    fn namespaces_4_qname_shape() {
+        for ok in ["a", "stream:stream", "xml:lang", "_x-1.2", "é"] {
+            assert!(is_qname(ok), "{ok}");
+        }
+        for bad in [
+            "", ":a", "a:", "a:b:c", "1a", "a b", "a/b", "a\"", "-a", "a:1",
+        ] {
+            assert!(!is_qname(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn word_screen_agrees_with_bytewise_classification() {
+        for ctx in [Context::Text, Context::Cdata, Context::AttrValue] {
+            let m = mask(ctx);
+            for b in 0..=255u8 {
+                for at in 0..20 {
+                    let mut bytes = vec![b'a'; 20];
+                    bytes[at] = b;
+                    let naive = bytes.iter().position(|&c| CLASS[c as usize] & m != 0);
+                    assert_eq!(first_special(&bytes, m), naive, "byte {b:#x} at {at}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Builds an [`Element`] from the bytes of one complete element, resolving namespace
+//! prefixes against the enclosing stream's declarations (RFC 6120 §4.8, §11.2;
+//! Namespaces in XML 1.0).
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesStart, Event as XmlEvent};
+use quick_xml::Reader;
+
+use crate::escape::{is_qname, is_xml_ws, unescape, Context};
+use crate::{Element, StreamHeader, XmlError};
+
+/// The namespace the `xml` prefix is bound to by definition.
+pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// Prefix bindings (`""` is the default namespace), innermost last.
+pub(crate) type Bindings = Vec<(String, String)>;
+
+/// The UTF-8-validated text of the element being built. quick-xml hands out byte
+/// slices of it; mapping them back by offset avoids validating every name, value and
+/// text run a second time.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    fn sub(&self, bytes: &[u8]) -> Result<Cow<'a, str>, XmlError> {
+        let base = self.text.as_ptr() as usize;
+        let start = bytes.as_ptr() as usize;
+        if start >= base && start + bytes.len() <= base + self.text.len() {
+            let offset = start - base;
+            if let Some(s) = self.text.get(offset..offset + bytes.len()) {
+                return Ok(Cow::Borrowed(s));
+            }
+        }
+        // Only reachable if quick-xml ever hands out a copy instead of a borrow.
+        Ok(Cow::Owned(std::str::from_utf8(bytes)?.to_owned()))
+    }
+}
+
+/// Element-local prefix bindings layered over the inherited ones.
+struct Scope<'a, 'b> {
+    base: &'b [(String, String)],
+    local: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl Scope<'_, '_> {
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(XML_NS);
+        }
+        if let Some((_, uri)) = self.local.iter().rev().find(|(p, _)| p == prefix) {
+            return Some(uri);
+        }
+        if let Some((_, uri)) = self.base.iter().rev().find(|(p, _)| p == prefix) {
+            return Some(uri);
+        }
+        // With no declaration in force an unprefixed name is in no namespace.
+        prefix.is_empty().then_some("")
+    }
+
+    fn resolve(&self, prefix: &str) -> Result<&str, XmlError> {
+        self.lookup(prefix)
+            .ok_or_else(|| XmlError::BadNamespacePrefix(prefix.to_owned()))
+    }
+}
+
+/// A start tag taken apart; namespace declarations went onto the scope.
+struct Tag<'a> {
+    qname: Cow<'a, str>,
+    attrs: Vec<(Cow<'a, str>, String)>,
+}
+
+/// Splits a start tag into its parts, pushing its namespace declarations onto `scope`.
+fn read_tag<'a>(
+    src: Source<'a>,
+    start: &BytesStart<'_>,
+    scope: &mut Scope<'a, '_>,
+) -> Result<Tag<'a>, XmlError> {
+    let qname = src.sub(start.name().into_inner())?;
+    if !is_qname(&qname) {
+        return Err(XmlError::nwf("invalid element name"));
+    }
+    // Sized from a count of `=` so building the list never reallocates.
+    let estimate = start.attributes_raw().iter().filter(|&&b| b == b'=').count();
+    let mut attrs: Vec<(Cow<'a, str>, String)> = Vec::with_capacity(estimate);
+    let mut iter = start.attributes();
+    // Duplicates are checked below over the few attributes actually present; the
+    // built-in check allocates for every element.
+    iter.with_checks(false);
+    for attr in iter {
+        let attr = attr?;
+        let key = src.sub(attr.key.into_inner())?;
+        if !is_qname(&key) {
+            return Err(XmlError::nwf("invalid attribute name"));
+        }
+        let value = unescape(src.sub(&attr.value)?, Context::AttrValue)?;
+        if key == "xmlns" {
+            if value == XML_NS || value == XMLNS_NS {
+                return Err(XmlError::nwf("reserved namespace bound as default"));
+            }
+            scope.local.push((Cow::Borrowed(""), value));
+        } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+            // Namespaces in XML 1.0 §3: no undeclaring prefixes, no rebinding reserved ones.
+            if value.is_empty()
+                || prefix == "xmlns"
+                || (prefix == "xml") != (value == XML_NS)
+                || value == XMLNS_NS
+            {
+                return Err(XmlError::nwf(format!(
+                    "illegal declaration of prefix '{prefix}'"
+                )));
+            }
+            let prefix = match &key {
+                Cow::Borrowed(k) => Cow::Borrowed(&k["xmlns:".len()..]),
+                Cow::Owned(_) => Cow::Owned(prefix.to_owned()),
+            };
+            scope.local.push((prefix, value));
+        } else {
+            if attrs.iter().any(|(k, _)| *k == key) {
+                return Err(XmlError::nwf(format!("duplicate attribute '{key}'")));
+            }
+            attrs.push((key, value.into_owned()));
+        }
+    }
+    Ok(Tag { qname, attrs })
+}
+
+/// Resolves the element's prefix; `xmlns` is never bound, so it is refused here too.
+fn resolve_name(qname: &str, scope: &Scope<'_, '_>) -> Result<(String, String), XmlError> {
+    let (prefix, name) = qname.split_once(':').unwrap_or(("", qname));
+    let ns = scope.resolve(prefix)?;
+    Ok((name.to_owned(), ns.to_owned()))
+}
+
+/// Checks the prefixes of `attrs` and returns the bindings they rely on.
+fn attr_prefixes(
+    attrs: &[(Cow<'_, str>, String)],
+    scope: &Scope<'_, '_>,
+) -> Result<Bindings, XmlError> {
+    let mut used: Bindings = Vec::new();
+    let mut expanded: Vec<(&str, &str)> = Vec::new();
+    for (key, _) in attrs {
+        let Some((prefix, name)) = key.split_once(':') else {
+            continue;
+        };
+        let uri = scope.resolve(prefix)?;
+        // Two prefixes for one namespace must not smuggle in a duplicate attribute.
+        if expanded.contains(&(uri, name)) {
+            return Err(XmlError::nwf(format!(
+                "duplicate attribute {{{uri}}}{name}"
+            )));
+        }
+        expanded.push((uri, name));
+        if prefix != "xml" && !used.iter().any(|(p, _)| p == prefix) {
+            used.push((prefix.to_owned(), uri.to_owned()));
+        }
+    }
+    Ok(used)
+}
+
+fn owned_attrs(attrs: Vec<(Cow<'_, str>, String)>) -> Vec<(String, String)> {
+    attrs
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v))
+        .collect()
+}
+
+fn reader(xml: &[u8]) -> Reader<&[u8]> {
+    let mut r = Reader::from_reader(xml);
+    let c = r.config_mut();
+    c.trim_text(false);
+    c.check_end_names = true;
+    c.expand_empty_elements = false;
+    r
+}
+
+/// Parses a complete stream header start tag (`<stream:stream …>`), returning the
+/// header, the bindings it declares, and its qualified name (for matching the close).
+pub(crate) fn parse_header(tag: &[u8]) -> Result<(StreamHeader, Bindings, String), XmlError> {
+    let src = Source {
+        text: std::str::from_utf8(tag)?,
+    };
+    let mut r = reader(tag);
+    let start = match r.read_event()? {
+        XmlEvent::Start(start) => start,
+        XmlEvent::Empty(_) => return Err(XmlError::nwf("self-closing stream header")),
+        _ => return Err(XmlError::nwf("expected a stream header")),
+    };
+    let mut scope = Scope {
+        base: &[],
+        local: Vec::new(),
+    };
+    let tag = read_tag(src, &start, &mut scope)?;
+    let (name, ns) = resolve_name(&tag.qname, &scope)?;
+    attr_prefixes(&tag.attrs, &scope)?;
+    let bindings: Bindings = scope
+        .local
+        .into_iter()
+        .map(|(p, u)| (p.into_owned(), u.into_owned()))
+        .collect();
+    let default_ns = bindings
+        .iter()
+        .rev()
+        .find(|(p, _)| p.is_empty())
+        .map(|(_, u)| u.clone());
+    let header = StreamHeader {
+        name,
+        ns,
+        default_ns,
+        attrs: owned_attrs(tag.attrs),
+    };
+    Ok((header, bindings, tag.qname.into_owned()))
+}
+
+/// Builds the element whose complete bytes are `xml`, inheriting `base` bindings.
+pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Element, XmlError> {
+    // One pass over the whole stanza is cheaper than validating piece by piece, and
+    // guarantees no invalid byte hides in markup that is never turned into a string.
+    let src = Source {
+        text: std::str::from_utf8(xml)?,
+    };
+    let mut r = reader(xml);
+    let mut scope = Scope {
+        base,
+        local: Vec::new(),
+    };
+    // Open elements, each with the length `scope.local` had before its declarations.
+    let mut stack: Vec<(Element, usize)> = Vec::new();
+    let mut root = None;
+    loop {
+        match r.read_event()? {
+            XmlEvent::Start(start) => {
+                if root.is_some() {
+                    return Err(XmlError::nwf("content after the root element"));
+                }
+                let mark = scope.local.len();
+                let e = open(src, &start, &mut scope)?;
+                stack.push((e, mark));
+            }
+            XmlEvent::Empty(start) => {
+                if root.is_some() {
+                    return Err(XmlError::nwf("content after the root element"));
+                }
+                let mark = scope.local.len();
+                let e = open(src, &start, &mut scope)?;
+                scope.local.truncate(mark);
+                attach(&mut stack, &mut root, e);
+            }
+            XmlEvent::End(_) => {
+                let (e, mark) = stack
+                    .pop()
+                    .ok_or_else(|| XmlError::nwf("unmatched end tag"))?;
+                scope.local.truncate(mark);
+                attach(&mut stack, &mut root, e);
+            }
+            XmlEvent::Text(t) => {
+                let raw = src.sub(&t)?;
+                match stack.last_mut() {
+                    Some((e, _)) => e.push_text(unescape(raw, Context::Text)?),
+                    None if raw.bytes().all(is_xml_ws) => {}
+                    None => return Err(XmlError::nwf("text outside the root element")),
+                }
+            }
+            XmlEvent::CData(c) => {
+                let text = unescape(src.sub(&c)?, Context::Cdata)?;
+                match stack.last_mut() {
+                    Some((e, _)) => e.push_text(text),
+                    None => return Err(XmlError::nwf("CDATA outside the root element")),
+                }
+            }
+            XmlEvent::Comment(_) => return Err(XmlError::restricted("comment")),
+            XmlEvent::PI(_) | XmlEvent::Decl(_) => {
+                return Err(XmlError::restricted("processing instruction"))
+            }
+            XmlEvent::DocType(_) => return Err(XmlError::restricted("DTD")),
+            XmlEvent::Eof => break,
+        }
+    }
+    match (root, stack.is_empty()) {
+        (Some(root), true) => Ok(root),
+        _ => Err(XmlError::nwf("unclosed element")),
+    }
+}
+
+fn open<'a>(
+    src: Source<'a>,
+    start: &BytesStart<'_>,
+    scope: &mut Scope<'a, '_>,
+) -> Result<Element, XmlError> {
+    let tag = read_tag(src, start, scope)?;
+    let (name, ns) = resolve_name(&tag.qname, scope)?;
+    let prefixes = attr_prefixes(&tag.attrs, scope)?;
+    Ok(Element::from_parts(
+        name,
+        ns,
+        owned_attrs(tag.attrs),
+        prefixes,
+    ))
+}
+
+fn attach(stack: &mut [(Element, usize)], root: &mut Option<Element>, e: Element) {
+    match stack.last_mut() {
+        Some((parent, _)) => parent.push_child(e),
+        None => *root = Some(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, Node};
+
+    const STREAMS: &str = "http://etherx.jabber.org/streams";
+
+    fn stream_bindings() -> Bindings {
+        vec![
+            (String::new(), "jabber:client".to_owned()),
+            ("stream".to_owned(), STREAMS.to_owned()),
+        ]
+    }
+
+    fn parse(xml: &str) -> Result<Element, XmlError> {
+        Element::parse(xml.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn rfc6120_4_8_1_stanza_inherits_stream_default_namespace() {
+        let e = build_element(
+            b"<message to='a@b'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'><x/></active></message>",
+            &stream_bindings(),
+        )
+        .unwrap();
+        assert!(e.is("message", "jabber:client"));
+        assert!(e.has_child("body", "jabber:client"));
+        let active = e
+            .get_child("active", "http://jabber.org/protocol/chatstates")
+            .unwrap();
+        assert!(active.has_child("x", "http://jabber.org/protocol/chatstates"));
+    }
+
+    #[test]
+    fn rfc6120_4_8_5_stream_prefix_resolves_from_header_declarations() {
+        let e = build_element(
+            b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></stream:features>",
+            &stream_bindings(),
+        )
+        .unwrap();
+        assert!(e.is("features", STREAMS));
+        assert!(e.has_child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl"));
+    }
+
+    #[test]
+    fn rfc6120_11_2_namespace_declarations_are_not_attributes_but_xml_lang_is() {
+        let e = parse(
+            "<a xmlns='urn:a' xmlns:p='urn:p' xml:lang='en' p:q='1' r='2'><p:b/><c xmlns=''/></a>",
+        )
+        .unwrap();
+        assert_eq!(
+            e.attrs().collect::<Vec<_>>(),
+            vec![("xml:lang", "en"), ("p:q", "1"), ("r", "2")]
+        );
+        assert!(e.has_child("b", "urn:p"));
+        assert!(e.has_child("c", ""));
+    }
+
+    #[test]
+    fn rfc6120_4_9_3_2_undeclared_prefix_is_bad_namespace_prefix() {
+        for xml in [
+            "<foo:bar/>",
+            "<a foo:x='1'/>",
+            "<a><b xmlns:foo='urn:f'/><foo:c/></a>",
+            "<xmlns:a/>",
+        ] {
+            assert!(
+                matches!(parse(xml), Err(XmlError::BadNamespacePrefix(_))),
+                "{xml}"
+            );
+        }
+    }
+
+    #[test]
+    fn namespaces_3_illegal_declarations_are_not_well_formed() {
+        for xml in [
+            "<a xmlns:p=''/>",
+            "<a xmlns:xml='urn:x'/>",
+            "<a xmlns:p='http://www.w3.org/XML/1998/namespace'/>",
+            "<a xmlns:xmlns='urn:x'/>",
+            "<a xmlns='http://www.w3.org/2000/xmlns/'/>",
+        ] {
+            assert!(
+                matches!(parse(xml), Err(XmlError::NotWellFormed(_))),
+                "{xml}"
+            );
+        }
+        assert!(parse("<a xmlns:xml='http://www.w3.org/XML/1998/namespace'/>").is_ok());
+    }
+
+    #[test]
+    fn namespaces_6_3_same_expanded_attribute_twice_is_not_well_formed() {
+        let err = parse("<a xmlns:p='urn:x' xmlns:q='urn:x' p:k='1' q:k='2'/>").unwrap_err();
+        assert!(matches!(err, XmlError::NotWellFormed(_)));
+    }
+
+    #[test]
+    fn rfc6120_11_4_entities_and_character_references_unescaped_in_text_and_attrs() {
+        let e = parse("<a v='&lt;&amp;&#x41;&quot;'>x &gt; y &#233;&apos;</a>").unwrap();
+        assert_eq!(e.attr("v"), Some("<&A\""));
+        assert_eq!(e.text(), "x > y \u{e9}'");
+    }
+
+    #[test]
+    fn rfc6120_11_1_cdata_sections_are_allowed_and_merge_with_text() {
+        let e = parse("<body>a<![CDATA[<b>&amp;</b>]]>z</body>").unwrap();
+        assert_eq!(e.nodes(), &[Node::Text("a<b>&amp;</b>z".into())]);
+    }
+
+    #[test]
+    fn parse_then_serialize_then_parse_round_trips() {
+        let docs = [
+            "<message xmlns='jabber:client' to='romeo@example.net' type='chat' xml:lang='en'>\
+             <body>Art thou &lt;3 &amp; \u{2603} \u{1F600} &#xD; \"q\" 'a'</body>\
+             <active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+            "<iq xmlns='jabber:client' type='set' id='1'>\n  <query xmlns='jabber:iq:roster'>\n    \
+             <item jid='a@b' name='A &apos;n&apos; &quot;B&quot;&#9;&#10;'><group>G</group></item>\n  </query>\n</iq>",
+            "<x xmlns:foo='urn:foo' foo:bar='1' xmlns='urn:x'><y foo:z='2'/><![CDATA[]]]]></x>",
+            "<a xmlns=''><b xmlns='urn:b'><c xmlns=''/></b></a>",
+        ];
+        for doc in docs {
+            let first = parse(doc).unwrap();
+            let bytes = first.to_bytes_in(None);
+            let second = Element::parse(&bytes, &Limits::default()).unwrap();
+            assert_eq!(first, second, "{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(first.to_string().as_bytes(), bytes.as_slice());
+        }
+    }
+
+    #[test]
+    fn built_element_round_trips_through_parse() {
+        let e = Element::new("message", "jabber:client")
+            .with_attr("to", "a@b/c")
+            .with_attr("xml:lang", "en")
+            .with_child(Element::new("body", "jabber:client").with_text("1 < 2 & 'x' \r\n\t"))
+            .with_child(Element::new("x", "").with_attr("k", "\t\n\r<>\"'&"));
+        assert_eq!(parse(&e.to_string()).unwrap(), e);
+    }
+
+    #[test]
+    fn xml_2_11_line_ends_normalized_when_parsing() {
+        assert_eq!(parse("<a>x\r\ny\rz</a>").unwrap().text(), "x\ny\nz");
+    }
+
+    #[test]
+    fn element_parse_accepts_xml_declaration_and_whitespace() {
+        let e = parse("<?xml version='1.0' encoding='utf-8'?>\n<a xmlns='urn:a'/>\n").unwrap();
+        assert!(e.is("a", "urn:a"));
+    }
+
+    #[test]
+    fn element_parse_rejects_anything_beside_one_element() {
+        for xml in [
+            "",
+            "   ",
+            "text",
+            "<a/><b/>",
+            "<a/>text",
+            "<a>",
+            "<a></a",
+            "</a>",
+            "<![CDATA[x]]>",
+        ] {
+            assert!(
+                matches!(parse(xml), Err(XmlError::NotWellFormed(_))),
+                "{xml:?}"
+            );
+        }
+        for xml in [
+            "<a/><!-- c -->",
+            "<!-- c --><a/>",
+            "<a/><?pi?>",
+            "<?pi?><a/>",
+        ] {
+            assert!(
+                matches!(parse(xml), Err(XmlError::RestrictedXml(_))),
+                "{xml:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc6120_11_6_non_utf8_encoding_declaration_is_not_well_formed() {
+        let err = parse("<?xml version='1.0' encoding='ISO-8859-1'?><a/>").unwrap_err();
+        assert!(matches!(err, XmlError::NotWellFormed(_)));
+    }
+
+    #[test]
+    fn rfc6120_13_9_4_element_parse_applies_limits() {
+        let limits = Limits {
+            max_stanza_bytes: 16,
+            max_depth: 2,
+            max_attrs: 1,
+        };
+        let e = |xml: &str| Element::parse(xml.as_bytes(), &limits);
+        assert!(e("<a><b/></a>").is_ok());
+        assert!(matches!(
+            e("<a>0123456789abcdef</a>"),
+            Err(XmlError::PolicyViolation(_))
+        ));
+        assert!(matches!(e("<a><b><c/>"), Err(XmlError::PolicyViolation(_))));
+        assert!(matches!(
+            e("<a x='' y=''/>"),
+            Err(XmlError::PolicyViolation(_))
+        ));
+    }
+}
