@@ -91,10 +91,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match cli.command {
         Command::Check(CheckCommand::Config) => {
-            let origin = config_path.map_or_else(
-                || EMBEDDED_ORIGIN.to_owned(),
-                |p| p.display().to_string(),
-            );
+            let origin =
+                config_path.map_or_else(|| EMBEDDED_ORIGIN.to_owned(), |p| p.display().to_string());
             println!("config OK: {origin}");
             ExitCode::SUCCESS
         }

@@ -343,8 +343,8 @@ impl Config {
         let mut seen: Vec<String> = Vec::with_capacity(hosts.len());
         for (i, host) in hosts.iter().enumerate() {
             let key = format!("server.hosts[{i}]");
-            let normalized =
-                normalize_host(host).map_err(|reason| Violation::new(&key, Quoted(host), reason))?;
+            let normalized = normalize_host(host)
+                .map_err(|reason| Violation::new(&key, Quoted(host), reason))?;
             if let Some(j) = seen.iter().position(|h| *h == normalized) {
                 return Err(Violation::new(
                     &key,
@@ -806,7 +806,10 @@ mod tests {
             "level =",
             "format =",
         ] {
-            assert!(doc.contains(key), "config/parley.toml does not document {key}");
+            assert!(
+                doc.contains(key),
+                "config/parley.toml does not document {key}"
+            );
         }
     }
 
@@ -899,7 +902,10 @@ format = "json"
         let e = Config::load(Some(Path::new("/nonexistent/parley.toml")))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("/nonexistent/parley.toml: cannot read"), "{e}");
+        assert!(
+            e.starts_with("/nonexistent/parley.toml: cannot read"),
+            "{e}"
+        );
     }
 
     /// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
@@ -926,7 +932,10 @@ format = "json"
     fn each_rule_names_its_key() {
         let cases = [
             ("[server]\nhosts = []", "server.hosts = []"),
-            ("[server]\nhosts = [\"exa mple\"]", "server.hosts[0] = \"exa mple\""),
+            (
+                "[server]\nhosts = [\"exa mple\"]",
+                "server.hosts[0] = \"exa mple\"",
+            ),
             ("[server]\nhosts = [\"a@b\"]", "server.hosts[0] = \"a@b\""),
             (
                 "[server]\nhosts = [\"a.org\", \"A.ORG\"]",
@@ -941,12 +950,18 @@ format = "json"
             ("[c2s]\nmax_attributes = 2", "c2s.max_attributes = 2"),
             ("[c2s]\nauth_timeout_s = 0", "c2s.auth_timeout_s = 0"),
             ("[c2s]\nmax_auth_attempts = 0", "c2s.max_auth_attempts = 0"),
-            ("[c2s]\nsend_queue_stanzas = 0", "c2s.send_queue_stanzas = 0"),
+            (
+                "[c2s]\nsend_queue_stanzas = 0",
+                "c2s.send_queue_stanzas = 0",
+            ),
             (
                 "[c2s]\nsend_queue_bytes = 20000",
                 "c2s.send_queue_bytes = 20000: must be at least c2s.max_stanza_bytes (262144)",
             ),
-            ("[storage]\nurl = \"parley.db\"", "storage.url = \"parley.db\""),
+            (
+                "[storage]\nurl = \"parley.db\"",
+                "storage.url = \"parley.db\"",
+            ),
             ("[log]\nlevel = \"=^=\"", "log.level = \"=^=\""),
         ];
         for (toml, expected) in cases {
@@ -966,7 +981,10 @@ format = "json"
             "{e}"
         );
         let e = err("[tls]\nkey = \"/etc/ssl/key.pem\"\n");
-        assert!(e.contains("tls.key = \"/etc/ssl/key.pem\": tls.cert is not set"), "{e}");
+        assert!(
+            e.contains("tls.key = \"/etc/ssl/key.pem\": tls.cert is not set"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1027,7 +1045,10 @@ format = "json"
     #[test]
     fn served_host_normalizes() {
         let config = Config::default();
-        assert_eq!(config.served_host("LOCALHOST").as_deref(), Some("localhost"));
+        assert_eq!(
+            config.served_host("LOCALHOST").as_deref(),
+            Some("localhost")
+        );
         assert_eq!(config.served_host("example.org"), None);
     }
 }

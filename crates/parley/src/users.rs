@@ -246,11 +246,14 @@ struct ImportEntry {
     password: String,
 }
 
-/// Splits the input into valid entries and `(line, reason)` rejections.
+/// A rejected input line: its 1-based number and why (never containing the password).
+type Rejection = (usize, String);
+
+/// Splits the input into valid entries and rejections.
 fn parse_import(
     config: &Config,
     input: &mut dyn BufRead,
-) -> Result<(Vec<ImportEntry>, Vec<(usize, String)>), UserError> {
+) -> Result<(Vec<ImportEntry>, Vec<Rejection>), UserError> {
     let mut entries = Vec::new();
     let mut rejected = Vec::new();
     let mut first_seen: HashMap<AccountJid, usize> = HashMap::new();
@@ -314,10 +317,7 @@ fn parse_import(
 
 /// Derives the credentials of every entry, spreading the PBKDF2 work over all cores.
 /// Results keep the input order.
-fn derive_parallel(
-    entries: &[ImportEntry],
-    iterations: u32,
-) -> Vec<Result<NewAccount, (usize, String)>> {
+fn derive_parallel(entries: &[ImportEntry], iterations: u32) -> Vec<Result<NewAccount, Rejection>> {
     if entries.is_empty() {
         return Vec::new();
     }
@@ -396,7 +396,10 @@ pub fn obtain_password(given: Option<String>) -> Result<String, UserError> {
         }
         None => {
             let mut line = String::new();
-            let read = io::stdin().lock().read_line(&mut line).map_err(read_error)?;
+            let read = io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(read_error)?;
             if read == 0 {
                 return Err(UserError::Password(
                     "none given: use --password or write it to standard input".to_owned(),
@@ -453,7 +456,9 @@ mod tests {
         let lines: Vec<usize> = rejected.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [4, 5, 6, 7]);
         assert!(rejected[0].1.contains("no password"), "{:?}", rejected[0]);
-        assert!(rejected[1].1.contains("host `nowhere.test` is not in [server] hosts"));
+        assert!(rejected[1]
+            .1
+            .contains("host `nowhere.test` is not in [server] hosts"));
         assert!(rejected[2].1.contains("already appears on line 3"));
         assert!(rejected[3].1.contains("UTF-8"));
     }

@@ -120,14 +120,20 @@ fn assert_exit_1(out: &Output) {
 #[test]
 fn user_add_list_passwd_del_round_trip() {
     let env = Env::new();
-    let out = env.run(&["user", "add", "Alice@LOCALHOST", "--password", "old pw"], None);
+    let out = env.run(
+        &["user", "add", "Alice@LOCALHOST", "--password", "old pw"],
+        None,
+    );
     assert_success(&out);
     assert_eq!(stdout(&out), "added alice@localhost\n");
 
     // Without --password and with a non-terminal stdin, the first line is the password.
     let out = env.run(&["user", "add", "bob@localhost"], Some("bob's pw\n"));
     assert_success(&out);
-    let out = env.run(&["user", "add", "carol@example.org", "--password", "c"], None);
+    let out = env.run(
+        &["user", "add", "carol@example.org", "--password", "c"],
+        None,
+    );
     assert_success(&out);
 
     assert_eq!(
@@ -138,7 +144,10 @@ fn user_add_list_passwd_del_round_trip() {
     assert!(env.password_works("alice", "old pw"));
     assert!(env.password_works("bob", "bob's pw"));
 
-    let out = env.run(&["user", "passwd", "alice@localhost", "--password", "new pw"], None);
+    let out = env.run(
+        &["user", "passwd", "alice@localhost", "--password", "new pw"],
+        None,
+    );
     assert_success(&out);
     assert_eq!(stdout(&out), "changed the password of alice@localhost\n");
     assert!(env.password_works("alice", "new pw"));
@@ -174,7 +183,10 @@ fn bad_account_commands_say_why() {
          (localhost, example.org)\n"
     );
 
-    let out = env.run(&["user", "add", "eve@localhost/phone", "--password", "x"], None);
+    let out = env.run(
+        &["user", "add", "eve@localhost/phone", "--password", "x"],
+        None,
+    );
     assert_exit_1(&out);
     assert!(stderr(&out).contains("has a resource"), "{}", stderr(&out));
 
@@ -185,13 +197,20 @@ fn bad_account_commands_say_why() {
         "error: account nobody@localhost does not exist\n"
     );
 
-    let out = env.run(&["user", "passwd", "nobody@localhost", "--password", "x"], None);
+    let out = env.run(
+        &["user", "passwd", "nobody@localhost", "--password", "x"],
+        None,
+    );
     assert_exit_1(&out);
     assert!(stderr(&out).contains("nobody@localhost does not exist"));
 
     let out = env.run(&["user", "add", "eve@localhost"], Some(""));
     assert_exit_1(&out);
-    assert!(stderr(&out).starts_with("error: password: none given"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: password: none given"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = env.run(&["user", "list", "--host", "example.net"], None);
     assert_exit_1(&out);
@@ -225,7 +244,10 @@ fn import_2000_lines_with_one_invalid() {
         "line 1237: `user1234@nowhere.test`: host `nowhere.test` is not in [server] hosts \
          (localhost, example.org)\n"
     );
-    assert!(!stderr(&out).contains("secret"), "passwords are never echoed");
+    assert!(
+        !stderr(&out).contains("secret"),
+        "passwords are never echoed"
+    );
 
     let listed = env.list(&[]);
     assert_eq!(listed.len(), 1999);
@@ -269,7 +291,11 @@ fn check_config_accepts_a_good_file() {
 fn check_config_rejects_a_bad_file_naming_file_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[server]\nhosts = [\"localhost\"]\n\n[c2s]\nlistn = []\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[server]\nhosts = [\"localhost\"]\n\n[c2s]\nlistn = []\n",
+    )
+    .unwrap();
     let out = run_parley(&["check", "config"], Some(&bad), None);
     assert_exit_1(&out);
     assert_eq!(stdout(&out), "");

@@ -163,7 +163,7 @@ impl SessionHandle {
 
     /// Hands a stanza to the session without waiting. Refused once the session has `limit`
     /// stanzas in flight; the caller then bounces the stanza and the session is told to close.
-    pub fn deliver(&self, stanza: Element) -> Result<(), Undelivered> {
+    pub fn deliver(&self, stanza: Element) -> Result<(), Box<Undelivered>> {
         let before = self.pending.count.fetch_add(1, Ordering::AcqRel);
         if before >= self.pending.limit {
             self.pending.count.fetch_sub(1, Ordering::AcqRel);
@@ -171,17 +171,17 @@ impl SessionHandle {
                 StreamCondition::PolicyViolation,
                 "too many stanzas queued for this session: the client is not reading",
             ));
-            return Err(Undelivered {
+            return Err(Box::new(Undelivered {
                 error: DeliverError::Overloaded,
                 stanza,
-            });
+            }));
         }
         if !self.deliver.connected() {
             self.pending.count.fetch_sub(1, Ordering::AcqRel);
-            return Err(Undelivered {
+            return Err(Box::new(Undelivered {
                 error: DeliverError::Gone,
                 stanza,
-            });
+            }));
         }
         // do_send ignores the mailbox capacity on purpose: the gauge above is the bound.
         self.deliver.do_send(Deliver { stanza });

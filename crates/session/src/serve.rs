@@ -48,6 +48,9 @@ impl Session {
         let get = ty == "get";
         let reply = match (payload_ns.as_str(), name.as_str()) {
             (ns::PING, "ping") if get => Ok(iq_result(&iq)),
+            // RFC 3921 §3: legacy clients establish a session after binding (to the server or
+            // with no `to`); it is a no-op, but refusing it makes them give up.
+            (ns::SESSION, "session") if !get => Ok(iq_result(&iq)),
             (ns::DISCO_INFO, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
                 None => Ok(iq_result(&iq).with_child(disco_info(entity))),

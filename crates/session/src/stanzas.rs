@@ -10,7 +10,7 @@ use parley_proto::ns;
 use parley_proto::stanza::{stanza_type, StanzaKind};
 use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
 use parley_proto::stream_error::StreamCondition;
-use parley_router::{CloseReason, DeliverError, SessionHandle, Undelivered};
+use parley_router::{CloseReason, DeliverError, SessionHandle};
 use parley_xml::Element;
 
 use crate::session::{Phase, Session};
@@ -100,29 +100,34 @@ impl Session {
         }
     }
 
-    /// Hands `el` to a session; bounces it if that session cannot take it.
-    fn deliver(&mut self, handle: &SessionHandle, el: Element, ctx: &mut Context<Self>) -> bool {
+    /// Hands `el` to a session; bounces it if that session is overloaded. Gives the stanza
+    /// back if the session is gone, so that the caller can apply the next routing rule.
+    fn deliver(
+        &mut self,
+        handle: &SessionHandle,
+        el: Element,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Element> {
         if handle.id == self.id {
             self.send(&el, ctx);
-            return true;
+            return Ok(());
         }
         match handle.deliver(el) {
-            Ok(()) => true,
-            Err(Undelivered {
-                error: DeliverError::Overloaded,
-                stanza,
-            }) => {
-                self.bounce_with(
-                    &stanza,
-                    StanzaError::with_text(StanzaCondition::ResourceConstraint, "the recipient is not reading its stream"),
-                    ctx,
-                );
-                true
-            }
-            Err(Undelivered {
-                error: DeliverError::Gone,
-                ..
-            }) => false,
+            Ok(()) => Ok(()),
+            Err(undelivered) => match undelivered.error {
+                DeliverError::Overloaded => {
+                    self.bounce_with(
+                        &undelivered.stanza,
+                        StanzaError::with_text(
+                            StanzaCondition::ResourceConstraint,
+                            "the recipient is not reading its stream",
+                        ),
+                        ctx,
+                    );
+                    Ok(())
+                }
+                DeliverError::Gone => Err(undelivered.stanza),
+            },
         }
     }
 
@@ -165,7 +170,7 @@ impl Session {
             }
             Target::Full(full) => match self.env.router.lookup(&full) {
                 Some(handle) => {
-                    if !self.deliver(&handle, el.clone(), ctx) && request {
+                    if let (Err(el), true) = (self.deliver(&handle, el, ctx), request) {
                         self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx);
                     }
                 }
@@ -186,9 +191,8 @@ impl Session {
             Target::Server(_) => self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx),
             Target::Full(full) => match self.env.router.lookup(&full) {
                 Some(handle) => {
-                    let copy = el.clone();
-                    if !self.deliver(&handle, el, ctx) {
-                        self.message_to_bare(copy, &full.to_bare(), ctx);
+                    if let Err(el) = self.deliver(&handle, el, ctx) {
+                        self.message_to_bare(el, &full.to_bare(), ctx);
                     }
                 }
                 // RFC 6121 §8.5.3.2.1: the resource is gone; treat as addressed to the bare JID.
@@ -212,7 +216,7 @@ impl Session {
         let targets = self.env.router.bare_message_targets(bare, ty == "headline");
         let mut delivered = false;
         for handle in &targets {
-            delivered |= self.deliver(handle, el.clone(), ctx);
+            delivered |= self.deliver(handle, el.clone(), ctx).is_ok();
         }
         if !delivered && ty != "headline" {
             // No available resource. Offline storage (XEP-0160) arrives with the user actor;
@@ -234,13 +238,13 @@ impl Session {
             Target::Full(full) => {
                 // RFC 6121 §8.5.3.2.2 (presence): no such resource → silently ignored.
                 if let Some(handle) = self.env.router.lookup(&full) {
-                    self.deliver(&handle, el, ctx);
+                    let _ = self.deliver(&handle, el, ctx);
                 }
             }
             Target::Bare(bare) => {
                 for r in self.env.router.resources(&bare) {
                     if r.available {
-                        self.deliver(&r.handle, el.clone(), ctx);
+                        let _ = self.deliver(&r.handle, el.clone(), ctx);
                     }
                 }
             }
@@ -288,7 +292,7 @@ impl Session {
             if r.handle.id != self.id && r.available {
                 let mut copy = el.clone();
                 copy.set_attr("to", format!("{}/{}", me.to_bare(), r.resource));
-                self.deliver(&r.handle, copy, ctx);
+                let _ = self.deliver(&r.handle, copy, ctx);
             }
         }
     }

@@ -365,6 +365,12 @@ impl Client {
         self.handshake().await
     }
 
+    /// RFC 6120 §6.4.6: expect a fresh server stream header, keeping bytes already read. For
+    /// tests that run SASL by hand ([`Client::auth`] does this itself on `<success/>`).
+    pub fn restart_parser(&mut self) {
+        self.parser.restart();
+    }
+
     /// Channel-binding data of this connection, as the client computes it.
     pub fn binding(&self, ty: ChannelBindingType) -> Option<Vec<u8>> {
         match ty {
@@ -510,6 +516,41 @@ impl Client {
     /// Sends initial presence.
     pub async fn available(&mut self) {
         self.send(&Element::new("presence", ns::CLIENT)).await;
+    }
+
+    /// Like [`Client::recv`], but waits at most `wait` for more data; `Ok(None)` when nothing
+    /// complete arrived in time. `Duration::ZERO` only takes what is already there, which lets
+    /// a test that sends a lot keep draining what the server answers without blocking.
+    pub async fn recv_within(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Received>, ClientError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(Event::StreamOpen(h))) => return Ok(Some(Received::Header(h))),
+                Ok(Some(Event::Stanza(el))) => return Ok(Some(Received::Element(el))),
+                Ok(Some(Event::StreamClose)) => return Ok(Some(Received::Close)),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Xml(e)),
+            }
+            let mut buf = [0u8; 8192];
+            // A timed-out read consumed nothing, so no data is lost between calls.
+            let read = match &mut self.io {
+                Io::Plain(s) => tokio::time::timeout_at(deadline, s.read(&mut buf)).await,
+                Io::Tls(s) => tokio::time::timeout_at(deadline, s.read(&mut buf)).await,
+                Io::Gone => return Ok(Some(Received::Eof)),
+            };
+            match read {
+                Err(_) => return Ok(None),
+                Ok(Ok(0)) => return Ok(Some(Received::Eof)),
+                Ok(Ok(n)) => self.parser.feed(&buf[..n]),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Ok(Some(Received::Eof))
+                }
+                Ok(Err(e)) => return Err(ClientError::Io(e)),
+            }
+        }
     }
 }
 

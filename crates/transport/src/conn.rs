@@ -19,7 +19,7 @@ use crate::tls::TlsSetup;
 
 enum State {
     Plain(TcpStream),
-    Handshaking(Accept<TcpStream>),
+    Handshaking(Box<Accept<TcpStream>>),
     Tls(Box<TlsStream<TcpStream>>),
     Failed,
 }
@@ -47,7 +47,7 @@ impl TcpConnection {
     pub fn direct_tls(stream: TcpStream, tls: Arc<TlsSetup>) -> TcpConnection {
         TcpConnection {
             peer: stream.peer_addr().ok(),
-            state: State::Handshaking(tls.acceptor.accept(stream)),
+            state: State::Handshaking(Box::new(tls.acceptor.accept(stream))),
             tls: Some(tls),
             bindings: ChannelBindings::default(),
         }
@@ -56,7 +56,7 @@ impl TcpConnection {
     /// Drives a pending handshake. Ready(Ok) once the stream is usable.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let State::Handshaking(accept) = &mut self.state {
-            match Pin::new(accept).poll(cx) {
+            match Pin::new(accept.as_mut()).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
                     self.state = State::Failed;
@@ -153,7 +153,7 @@ impl Connection for TcpConnection {
         };
         match std::mem::replace(&mut self.state, State::Failed) {
             State::Plain(stream) => {
-                self.state = State::Handshaking(tls.acceptor.accept(stream));
+                self.state = State::Handshaking(Box::new(tls.acceptor.accept(stream)));
                 Ok(())
             }
             other => {

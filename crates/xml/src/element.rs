@@ -1,5 +1,6 @@
 //! The element tree stanzas are parsed into and built from, with its serializer.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::escape::{escape_attr, escape_text};
@@ -18,8 +19,8 @@ pub enum Node {
 /// (except in attribute names, which keep the form they were written in).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Element {
-    name: String,
-    ns: String,
+    name: Cow<'static, str>,
+    ns: Cow<'static, str>,
     attrs: Vec<(String, String)>,
     children: Vec<Node>,
     /// Prefix bindings that prefixed attributes (other than `xml:`) depend on, so the
@@ -31,8 +32,8 @@ impl Element {
     /// Creates an empty element named `name` in namespace `ns`.
     pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Element {
         Element {
-            name: name.into(),
-            ns: ns.into(),
+            name: Cow::Owned(name.into()),
+            ns: Cow::Owned(ns.into()),
             attrs: Vec::new(),
             children: Vec::new(),
             prefixes: Vec::new(),
@@ -181,7 +182,7 @@ impl Element {
     pub fn write_to(&self, out: &mut Vec<u8>, parent_ns: Option<&str>) {
         out.push(b'<');
         out.extend_from_slice(self.name.as_bytes());
-        if parent_ns != Some(self.ns.as_str()) {
+        if parent_ns != Some(&*self.ns) {
             out.extend_from_slice(b" xmlns='");
             escape_attr(out, &self.ns);
             out.push(b'\'');
@@ -232,18 +233,113 @@ impl Element {
     }
 
     pub(crate) fn from_parts(
-        name: String,
-        ns: String,
+        name: &str,
+        ns: &str,
         attrs: Vec<(String, String)>,
         prefixes: Vec<(String, String)>,
     ) -> Element {
         Element {
-            name,
-            ns,
+            name: intern(name),
+            ns: intern(ns),
             attrs,
             children: Vec::new(),
             prefixes,
         }
+    }
+}
+
+/// Expands to a `match` returning the static copy of `$s` if it is one of the listed
+/// strings; `match` on string literals compiles to length dispatch plus one compare.
+macro_rules! known {
+    ($s:expr, [$($lit:literal),* $(,)?]) => {
+        match $s {
+            $($lit => Some($lit),)*
+            _ => None,
+        }
+    };
+}
+
+/// Shares the names and namespaces nearly every stanza uses instead of allocating a
+/// copy per element; parsing and cloning stanzas both get cheaper.
+fn intern(s: &str) -> Cow<'static, str> {
+    let found = known!(
+        s,
+        [
+            "",
+            "jabber:client",
+            "jabber:server",
+            "http://etherx.jabber.org/streams",
+            "urn:ietf:params:xml:ns:xmpp-stanzas",
+            "urn:ietf:params:xml:ns:xmpp-streams",
+            "urn:ietf:params:xml:ns:xmpp-sasl",
+            "urn:ietf:params:xml:ns:xmpp-tls",
+            "urn:ietf:params:xml:ns:xmpp-bind",
+            "urn:ietf:params:xml:ns:xmpp-session",
+            "urn:ietf:params:xml:ns:xmpp-framing",
+            "jabber:iq:roster",
+            "jabber:x:data",
+            "vcard-temp",
+            "http://jabber.org/protocol/chatstates",
+            "http://jabber.org/protocol/caps",
+            "http://jabber.org/protocol/disco#info",
+            "http://jabber.org/protocol/disco#items",
+            "http://jabber.org/protocol/muc",
+            "http://jabber.org/protocol/muc#user",
+            "urn:xmpp:receipts",
+            "urn:xmpp:ping",
+            "urn:xmpp:delay",
+            "urn:xmpp:sm:3",
+            "urn:xmpp:carbons:2",
+            "urn:xmpp:forward:0",
+            "urn:xmpp:mam:2",
+            "urn:xmpp:sid:0",
+            "urn:xmpp:hints",
+            "urn:xmpp:chat-markers:0",
+            "message",
+            "presence",
+            "iq",
+            "body",
+            "subject",
+            "thread",
+            "show",
+            "status",
+            "priority",
+            "error",
+            "query",
+            "item",
+            "group",
+            "active",
+            "composing",
+            "paused",
+            "inactive",
+            "gone",
+            "request",
+            "received",
+            "ping",
+            "c",
+            "x",
+            "delay",
+            "bind",
+            "resource",
+            "jid",
+            "session",
+            "features",
+            "text",
+            "r",
+            "a",
+            "enable",
+            "enabled",
+            "origin-id",
+            "stanza-id",
+            "store",
+            "no-store",
+            "markable",
+            "displayed",
+        ]
+    );
+    match found {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(s.to_owned()),
     }
 }
 

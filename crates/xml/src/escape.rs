@@ -197,6 +197,7 @@ fn is_xml_char(c: char) -> bool {
 
 const NAME_START: u8 = 1;
 const NAME_CHAR: u8 = 2;
+const COLON: u8 = 4;
 
 /// ASCII name classes; every non-ASCII byte is accepted, since the exact Unicode name
 /// classes buy no safety here and cost speed.
@@ -209,6 +210,8 @@ const NAME: [u8; 256] = {
             t[i] = NAME_START | NAME_CHAR;
         } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
             t[i] = NAME_CHAR;
+        } else if b == b':' {
+            t[i] = COLON;
         }
         i += 1;
     }
@@ -223,25 +226,25 @@ pub(crate) fn is_name_start(b: u8) -> bool {
 /// Whether `s` is a namespace-well-formed `QName`: one or two names joined by a
 /// colon (Namespaces in XML 1.0 §4).
 pub(crate) fn is_qname(s: &str) -> bool {
-    let mut at_start = true;
-    let mut seen_colon = false;
-    for &b in s.as_bytes() {
-        if b == b':' {
-            if at_start || seen_colon {
-                return false;
-            }
-            seen_colon = true;
-            at_start = true;
-        } else if at_start {
-            if NAME[b as usize] & NAME_START == 0 {
-                return false;
-            }
-            at_start = false;
-        } else if NAME[b as usize] & NAME_CHAR == 0 {
-            return false;
+    let b = s.as_bytes();
+    let Some(&first) = b.first() else {
+        return false;
+    };
+    // One predictable pass over the bytes; the colon rules are checked after.
+    if !is_name_start(first)
+        || !b
+            .iter()
+            .all(|&c| NAME[c as usize] & (NAME_CHAR | COLON) != 0)
+    {
+        return false;
+    }
+    match memchr::memchr(b':', b) {
+        None => true,
+        Some(i) => {
+            b.get(i + 1).is_some_and(|&c| is_name_start(c))
+                && memchr::memchr(b':', &b[i + 1..]).is_none()
         }
     }
-    !at_start
 }
 
 /// Whitespace as XML defines it (`S`, XML 1.0 §2.3).

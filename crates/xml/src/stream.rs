@@ -1034,4 +1034,46 @@ mod tests {
         assert_eq!(p.buf.len(), 10);
         assert!(matches!(p.next_event().unwrap(), Some(Event::Stanza(e)) if e.name() == "message"));
     }
+
+    #[test]
+    fn rfc6120_4_errors_do_not_depend_on_how_input_is_split() {
+        let cases = [
+            in_stream("<!-- c -->"),
+            in_stream("<message><body>&foo;</body></message>"),
+            in_stream("<message to='&bar;'/>"),
+            in_stream("<foo:x/>"),
+            in_stream("<a><b></a></b>"),
+            in_stream("<a b='1' b='2'/>"),
+            in_stream("<>"),
+            in_stream("text"),
+            in_stream(&"<a>".repeat(40)),
+            b"<!DOCTYPE x [<!ENTITY a 'b'>]>".to_vec(),
+            b"<?xml version='1.0' encoding='latin1'?>".to_vec(),
+            [&in_stream("<a>")[..], b"\xc3\x28</a>"].concat(),
+        ];
+        for xml in cases {
+            let whole = first_error(&xml);
+            let mut p = StreamParser::new(Limits::default());
+            let mut bytewise = None;
+            for b in &xml {
+                p.feed(std::slice::from_ref(b));
+                match p.next_event() {
+                    Ok(_) => {}
+                    Err(e) => {
+                        bytewise = Some(e);
+                        break;
+                    }
+                }
+                // Drain any further events the byte completed.
+                while let Ok(Some(_)) = p.next_event() {}
+            }
+            let bytewise = bytewise.or_else(|| p.next_event().err());
+            assert_eq!(
+                bytewise.map(|e| std::mem::discriminant(&e)),
+                Some(std::mem::discriminant(&whole)),
+                "{}",
+                String::from_utf8_lossy(&xml)
+            );
+        }
+    }
 }

@@ -1,10 +1,15 @@
 //! Builds an [`Element`] from the bytes of one complete element, resolving namespace
 //! prefixes against the enclosing stream's declarations (RFC 6120 §4.8, §11.2;
 //! Namespaces in XML 1.0).
+//!
+//! quick-xml tokenizes the element and checks that tags nest and match; the contents
+//! of each start tag (name, attributes) are taken apart here, straight from the
+//! validated input, which is both stricter and cheaper than going through its
+//! attribute iterator.
 
 use std::borrow::Cow;
 
-use quick_xml::events::{BytesStart, Event as XmlEvent};
+use quick_xml::events::Event as XmlEvent;
 use quick_xml::Reader;
 
 use crate::escape::{is_qname, is_xml_ws, unescape, Context};
@@ -17,33 +22,29 @@ const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 /// Prefix bindings (`""` is the default namespace), innermost last.
 pub(crate) type Bindings = Vec<(String, String)>;
 
-/// The UTF-8-validated text of the element being built. quick-xml hands out byte
-/// slices of it; mapping them back by offset avoids validating every name, value and
-/// text run a second time.
+/// The UTF-8-validated text being parsed. quick-xml hands out byte slices of it;
+/// mapping them back by offset avoids validating every piece a second time.
 #[derive(Clone, Copy)]
 struct Source<'a> {
     text: &'a str,
 }
 
 impl<'a> Source<'a> {
-    fn sub(&self, bytes: &[u8]) -> Result<Cow<'a, str>, XmlError> {
+    fn sub(&self, bytes: &[u8]) -> Result<&'a str, XmlError> {
         let base = self.text.as_ptr() as usize;
         let start = bytes.as_ptr() as usize;
-        if start >= base && start + bytes.len() <= base + self.text.len() {
-            let offset = start - base;
-            if let Some(s) = self.text.get(offset..offset + bytes.len()) {
-                return Ok(Cow::Borrowed(s));
-            }
-        }
-        // Only reachable if quick-xml ever hands out a copy instead of a borrow.
-        Ok(Cow::Owned(std::str::from_utf8(bytes)?.to_owned()))
+        start
+            .checked_sub(base)
+            .and_then(|offset| self.text.get(offset..offset + bytes.len()))
+            // quick-xml's slice reader always borrows from its input, so this is unreachable.
+            .ok_or_else(|| XmlError::nwf("tokenizer returned data outside the input"))
     }
 }
 
 /// Element-local prefix bindings layered over the inherited ones.
 struct Scope<'a, 'b> {
     base: &'b [(String, String)],
-    local: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    local: Vec<(&'a str, Cow<'a, str>)>,
 }
 
 impl Scope<'_, '_> {
@@ -51,7 +52,7 @@ impl Scope<'_, '_> {
         if prefix == "xml" {
             return Some(XML_NS);
         }
-        if let Some((_, uri)) = self.local.iter().rev().find(|(p, _)| p == prefix) {
+        if let Some((_, uri)) = self.local.iter().rev().find(|(p, _)| *p == prefix) {
             return Some(uri);
         }
         if let Some((_, uri)) = self.base.iter().rev().find(|(p, _)| p == prefix) {
@@ -67,44 +68,69 @@ impl Scope<'_, '_> {
     }
 }
 
-/// A start tag taken apart; namespace declarations went onto the scope.
-struct Tag<'a> {
-    qname: Cow<'a, str>,
-    attrs: Vec<(Cow<'a, str>, String)>,
+fn skip_ws(s: &str) -> &str {
+    let n = s.bytes().take_while(|&b| is_xml_ws(b)).count();
+    &s[n..]
 }
 
-/// Splits a start tag into its parts, pushing its namespace declarations onto `scope`.
+/// Attributes of the tag being read, borrowed from the input. One list is reused for
+/// every element of a stanza, so only the element's final list is allocated, at its
+/// exact size.
+type RawAttrs<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// Takes apart the contents of a start tag (between `<` and `>` or `/>`): returns its
+/// name, fills `attrs`, and pushes its namespace declarations onto `scope`
+/// (XML 1.0 §3.1, Namespaces in XML 1.0 §3).
 fn read_tag<'a>(
-    src: Source<'a>,
-    start: &BytesStart<'_>,
+    content: &'a str,
     scope: &mut Scope<'a, '_>,
-) -> Result<Tag<'a>, XmlError> {
-    let qname = src.sub(start.name().into_inner())?;
-    if !is_qname(&qname) {
+    attrs: &mut RawAttrs<'a>,
+) -> Result<&'a str, XmlError> {
+    let name_len = content.bytes().position(is_xml_ws).unwrap_or(content.len());
+    let (qname, mut rest) = content.split_at(name_len);
+    if !is_qname(qname) {
         return Err(XmlError::nwf("invalid element name"));
     }
-    // Sized from a count of `=` so building the list never reallocates.
-    let estimate = start.attributes_raw().iter().filter(|&&b| b == b'=').count();
-    let mut attrs: Vec<(Cow<'a, str>, String)> = Vec::with_capacity(estimate);
-    let mut iter = start.attributes();
-    // Duplicates are checked below over the few attributes actually present; the
-    // built-in check allocates for every element.
-    iter.with_checks(false);
-    for attr in iter {
-        let attr = attr?;
-        let key = src.sub(attr.key.into_inner())?;
-        if !is_qname(&key) {
+    let mark = scope.local.len();
+    attrs.clear();
+    loop {
+        let trimmed = skip_ws(rest);
+        if trimmed.is_empty() {
+            break;
+        }
+        if trimmed.len() == rest.len() {
+            return Err(XmlError::nwf("attributes must be separated by whitespace"));
+        }
+        let key_len = trimmed
+            .bytes()
+            .position(|b| b == b'=' || is_xml_ws(b))
+            .ok_or_else(|| XmlError::nwf("attribute without a value"))?;
+        let (key, after) = trimmed.split_at(key_len);
+        let after = skip_ws(after)
+            .strip_prefix('=')
+            .map(skip_ws)
+            .ok_or_else(|| XmlError::nwf("expected '=' after attribute name"))?;
+        let quote = match after.as_bytes().first() {
+            Some(&q @ (b'\'' | b'"')) => q,
+            _ => return Err(XmlError::nwf("attribute value must be quoted")),
+        };
+        let len = memchr::memchr(quote, &after.as_bytes()[1..])
+            .ok_or_else(|| XmlError::nwf("unterminated attribute value"))?;
+        let raw = &after[1..1 + len];
+        rest = &after[len + 2..];
+
+        if !is_qname(key) {
             return Err(XmlError::nwf("invalid attribute name"));
         }
-        let value = unescape(src.sub(&attr.value)?, Context::AttrValue)?;
-        if key == "xmlns" {
-            if value == XML_NS || value == XMLNS_NS {
-                return Err(XmlError::nwf("reserved namespace bound as default"));
-            }
-            scope.local.push((Cow::Borrowed(""), value));
-        } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+        let value = unescape(raw, Context::AttrValue)?;
+        let declared = if key == "xmlns" {
+            Some("")
+        } else {
+            key.strip_prefix("xmlns:")
+        };
+        if let Some(prefix) = declared {
             // Namespaces in XML 1.0 §3: no undeclaring prefixes, no rebinding reserved ones.
-            if value.is_empty()
+            if (value.is_empty() && !prefix.is_empty())
                 || prefix == "xmlns"
                 || (prefix == "xml") != (value == XML_NS)
                 || value == XMLNS_NS
@@ -113,33 +139,33 @@ fn read_tag<'a>(
                     "illegal declaration of prefix '{prefix}'"
                 )));
             }
-            let prefix = match &key {
-                Cow::Borrowed(k) => Cow::Borrowed(&k["xmlns:".len()..]),
-                Cow::Owned(_) => Cow::Owned(prefix.to_owned()),
-            };
+            // XML 1.0 §3.1: no attribute, declarations included, appears twice in a tag.
+            if scope.local[mark..].iter().any(|(p, _)| *p == prefix) {
+                return Err(XmlError::nwf(format!("duplicate attribute '{key}'")));
+            }
             scope.local.push((prefix, value));
         } else {
             if attrs.iter().any(|(k, _)| *k == key) {
                 return Err(XmlError::nwf(format!("duplicate attribute '{key}'")));
             }
-            attrs.push((key, value.into_owned()));
+            attrs.push((key, value));
         }
     }
-    Ok(Tag { qname, attrs })
+    Ok(qname)
 }
 
 /// Resolves the element's prefix; `xmlns` is never bound, so it is refused here too.
-fn resolve_name(qname: &str, scope: &Scope<'_, '_>) -> Result<(String, String), XmlError> {
+fn resolve_name<'s, 'q>(
+    qname: &'q str,
+    scope: &'s Scope<'_, '_>,
+) -> Result<(&'q str, &'s str), XmlError> {
     let (prefix, name) = qname.split_once(':').unwrap_or(("", qname));
     let ns = scope.resolve(prefix)?;
-    Ok((name.to_owned(), ns.to_owned()))
+    Ok((name, ns))
 }
 
 /// Checks the prefixes of `attrs` and returns the bindings they rely on.
-fn attr_prefixes(
-    attrs: &[(Cow<'_, str>, String)],
-    scope: &Scope<'_, '_>,
-) -> Result<Bindings, XmlError> {
+fn attr_prefixes(attrs: &RawAttrs<'_>, scope: &Scope<'_, '_>) -> Result<Bindings, XmlError> {
     let mut used: Bindings = Vec::new();
     let mut expanded: Vec<(&str, &str)> = Vec::new();
     for (key, _) in attrs {
@@ -159,13 +185,6 @@ fn attr_prefixes(
         }
     }
     Ok(used)
-}
-
-fn owned_attrs(attrs: Vec<(Cow<'_, str>, String)>) -> Vec<(String, String)> {
-    attrs
-        .into_iter()
-        .map(|(k, v)| (k.into_owned(), v))
-        .collect()
 }
 
 fn reader(xml: &[u8]) -> Reader<&[u8]> {
@@ -193,26 +212,27 @@ pub(crate) fn parse_header(tag: &[u8]) -> Result<(StreamHeader, Bindings, String
         base: &[],
         local: Vec::new(),
     };
-    let tag = read_tag(src, &start, &mut scope)?;
-    let (name, ns) = resolve_name(&tag.qname, &scope)?;
-    attr_prefixes(&tag.attrs, &scope)?;
+    let mut attrs = Vec::new();
+    let qname = read_tag(src.sub(&start)?, &mut scope, &mut attrs)?;
+    let (name, ns) = resolve_name(qname, &scope)?;
+    let (name, ns) = (name.to_owned(), ns.to_owned());
+    attr_prefixes(&attrs, &scope)?;
     let bindings: Bindings = scope
         .local
         .into_iter()
-        .map(|(p, u)| (p.into_owned(), u.into_owned()))
+        .map(|(p, u)| (p.to_owned(), u.into_owned()))
         .collect();
     let default_ns = bindings
         .iter()
-        .rev()
         .find(|(p, _)| p.is_empty())
         .map(|(_, u)| u.clone());
     let header = StreamHeader {
         name,
         ns,
         default_ns,
-        attrs: owned_attrs(tag.attrs),
+        attrs: owned(&mut attrs),
     };
-    Ok((header, bindings, tag.qname.into_owned()))
+    Ok((header, bindings, qname.to_owned()))
 }
 
 /// Builds the element whose complete bytes are `xml`, inheriting `base` bindings.
@@ -229,6 +249,7 @@ pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Ele
     };
     // Open elements, each with the length `scope.local` had before its declarations.
     let mut stack: Vec<(Element, usize)> = Vec::new();
+    let mut attrs = Vec::new();
     let mut root = None;
     loop {
         match r.read_event()? {
@@ -237,7 +258,7 @@ pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Ele
                     return Err(XmlError::nwf("content after the root element"));
                 }
                 let mark = scope.local.len();
-                let e = open(src, &start, &mut scope)?;
+                let e = open(src.sub(&start)?, &mut scope, &mut attrs)?;
                 stack.push((e, mark));
             }
             XmlEvent::Empty(start) => {
@@ -245,7 +266,7 @@ pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Ele
                     return Err(XmlError::nwf("content after the root element"));
                 }
                 let mark = scope.local.len();
-                let e = open(src, &start, &mut scope)?;
+                let e = open(src.sub(&start)?, &mut scope, &mut attrs)?;
                 scope.local.truncate(mark);
                 attach(&mut stack, &mut root, e);
             }
@@ -286,19 +307,21 @@ pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Ele
 }
 
 fn open<'a>(
-    src: Source<'a>,
-    start: &BytesStart<'_>,
+    content: &'a str,
     scope: &mut Scope<'a, '_>,
+    attrs: &mut RawAttrs<'a>,
 ) -> Result<Element, XmlError> {
-    let tag = read_tag(src, start, scope)?;
-    let (name, ns) = resolve_name(&tag.qname, scope)?;
-    let prefixes = attr_prefixes(&tag.attrs, scope)?;
-    Ok(Element::from_parts(
-        name,
-        ns,
-        owned_attrs(tag.attrs),
-        prefixes,
-    ))
+    let qname = read_tag(content, scope, attrs)?;
+    let (name, ns) = resolve_name(qname, scope)?;
+    let prefixes = attr_prefixes(attrs, scope)?;
+    Ok(Element::from_parts(name, ns, owned(attrs), prefixes))
+}
+
+fn owned(attrs: &mut RawAttrs<'_>) -> Vec<(String, String)> {
+    attrs
+        .drain(..)
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
+        .collect()
 }
 
 fn attach(stack: &mut [(Element, usize)], root: &mut Option<Element>, e: Element) {
@@ -396,6 +419,27 @@ mod tests {
             );
         }
         assert!(parse("<a xmlns:xml='http://www.w3.org/XML/1998/namespace'/>").is_ok());
+    }
+
+    #[test]
+    fn xml_3_1_attribute_syntax() {
+        let e = parse("<a b = '1'\tc=\"2\"\n/>").unwrap();
+        assert_eq!(e.attrs().collect::<Vec<_>>(), vec![("b", "1"), ("c", "2")]);
+        for xml in [
+            "<a b='1'c='2'/>",
+            "<a b/>",
+            "<a b=/>",
+            "<a b=1/>",
+            "<a b='1/>",
+            "<a xmlns='x' xmlns='y'/>",
+            "<a xmlns:p='x' xmlns:p='y'/>",
+            "<a b='1' b='1'/>",
+        ] {
+            assert!(
+                matches!(parse(xml), Err(XmlError::NotWellFormed(_))),
+                "{xml}"
+            );
+        }
     }
 
     #[test]

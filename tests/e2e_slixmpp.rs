@@ -1,0 +1,238 @@
+//! End to end with a real client library: the `parley` binary, configured by a file and
+//! provisioned with `parley user add`, serves two slixmpp clients (tests/clients/chat.py) that
+//! log in over STARTTLS with SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 6120 §5, §6; RFC 5802, RFC
+//! 7677), bind, send presence and chat between their full JIDs (RFC 6121 §8.5.3.1).
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the chat script may take in total; it stops itself within 30 s.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(45);
+
+/// The workspace root (tests/ is one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// `target/debug/parley`, next to this test binary (`target/debug/deps/e2e_slixmpp-…`). Built
+/// once with cargo, into the same target directory, if it is not there yet.
+fn parley_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary directory");
+    let profile_dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("profile directory")
+    } else {
+        deps
+    };
+    let binary = profile_dir.join(format!("parley{}", std::env::consts::EXE_SUFFIX));
+    if binary.is_file() {
+        return binary;
+    }
+    let target_dir = profile_dir.parent().expect("target directory");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args(["build", "-p", "parley", "--bin", "parley"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(workspace_root())
+        .status()
+        .unwrap_or_else(|e| panic!("running `{cargo} build -p parley --bin parley`: {e}"));
+    assert!(
+        status.success() && binary.is_file(),
+        "`cargo build -p parley --bin parley` did not produce {} ({status})",
+        binary.display()
+    );
+    binary
+}
+
+/// Fails (never skips) when slixmpp is missing, saying how to get it.
+fn require_slixmpp() {
+    let probe = Command::new("python3")
+        .args(["-c", "import slixmpp"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "python3 cannot import slixmpp ({}). Run the test command from the README \
+             (tests/run), which installs it.",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "python3 is not available ({e}). Run the test command from the README (tests/run), \
+             which installs python3 and slixmpp."
+        ),
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// The server process; killed and reaped on drop so that a failing test leaves nothing behind.
+struct ServerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the server accepts connections on `addr`.
+    fn wait_for(&mut self, addr: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("parley serve exited early ({status}):\n{}", self.log());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "parley did not listen on {addr} within 20 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_cli(binary: &Path, args: &[&str]) -> Output {
+    Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running parley {args:?}: {e}"))
+}
+
+/// Runs `cmd` to completion, killing it after `limit`.
+fn run_with_limit(mut cmd: Command, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let out = tempfile::NamedTempFile::new().expect("output file");
+    // One open file description for both streams, so that they share the write offset.
+    let file = out.reopen().expect("reopen");
+    let mut child = cmd
+        .stdout(Stdio::from(file.try_clone().expect("clone")))
+        .stderr(Stdio::from(file))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+    (status, text)
+}
+
+#[test]
+fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
+    require_slixmpp();
+    let binary = parley_binary();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().expect("UTF-8 temp path");
+    assert!(!data.contains('\''), "temp path {data} cannot be a TOML literal string");
+    let (c2s_port, tls_port) = (free_port(), free_port());
+    let config_path = dir.path().join("parley.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nhosts = [\"localhost\"]\ndata_dir = '{data}'\nworkers = 2\n\n\
+             [c2s]\nlisten = [\"127.0.0.1:{c2s_port}\"]\ndirect_tls = [\"127.0.0.1:{tls_port}\"]\n\n\
+             [sasl]\nscram_iterations = 4096\n"
+        ),
+    )
+    .expect("write config");
+    let config = config_path.to_str().expect("UTF-8 config path");
+
+    let users = [
+        ("alice@localhost", "correct horse 1"),
+        ("bob@localhost", "battery staple 2"),
+    ];
+    for (jid, password) in users {
+        let out = run_cli(
+            &binary,
+            &["user", "add", jid, "--password", password, "--config", config],
+        );
+        assert!(
+            out.status.success(),
+            "parley user add {jid} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let log = dir.path().join("server.log");
+    let log_file = File::create(&log).expect("server log");
+    let child = Command::new(&binary)
+        .args(["serve", "--config", config])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file.try_clone().expect("clone log")))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("start parley serve");
+    let mut server = ServerProcess { child, log };
+    server.wait_for(SocketAddr::from(([127, 0, 0, 1], c2s_port)));
+
+    let script = workspace_root().join("tests/clients/chat.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args(["--host", "127.0.0.1", "--port", &c2s_port.to_string()])
+        .args(["--jid1", &format!("{}/sha1", users[0].0), "--password1", users[0].1])
+        .args(["--jid2", &format!("{}/sha256", users[1].0), "--password2", users[1].1])
+        .args(["--deadline", "30"]);
+    let started = Instant::now();
+    let (status, output) = run_with_limit(cmd, SCRIPT_LIMIT);
+    let elapsed = started.elapsed();
+    server.stop();
+    let server_log = server.log();
+
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "chat.py did not stop within {SCRIPT_LIMIT:?}:\n{output}\n--- server log ---\n{server_log}"
+        )
+    });
+    assert!(
+        status.success(),
+        "chat.py failed ({status}) after {elapsed:?}:\n{output}\n--- server log ---\n{server_log}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "chat.py took {elapsed:?}, more than its 30 s budget"
+    );
+    // The script prints what it verified; make sure the run really went through both logins.
+    assert!(output.contains("(SCRAM-SHA-1)"), "{output}");
+    assert!(output.contains("(SCRAM-SHA-256)"), "{output}");
+    assert!(output.trim_end().ends_with("OK"), "{output}");
+}
