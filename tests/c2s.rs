@@ -66,7 +66,11 @@ fn body(el: &Element) -> String {
 
 /// The defined condition of a stanza error reply, e.g. `service-unavailable`.
 fn condition(el: &Element) -> String {
-    assert_eq!(el.attr("type"), Some("error"), "expected an error reply, got {el}");
+    assert_eq!(
+        el.attr("type"),
+        Some("error"),
+        "expected an error reply, got {el}"
+    );
     StanzaError::from_element(el)
         .unwrap_or_else(|| panic!("no stanza error condition in {el}"))
         .condition
@@ -106,7 +110,9 @@ async fn assert_no_reply_before_ping(c: &mut Client, id: &str) {
     c.send(&ping(id, None)).await;
     let next = next_non_presence(c).await;
     assert!(
-        next.is("iq", ns::CLIENT) && next.attr("id") == Some(id) && next.attr("type") == Some("result"),
+        next.is("iq", ns::CLIENT)
+            && next.attr("id") == Some(id)
+            && next.attr("type") == Some("result"),
         "expected only the ping result, got {next}"
     );
 }
@@ -149,7 +155,10 @@ fn rss_bytes() -> u64 {
 async fn bind_requested_resource_rfc6120_7_6() {
     let server = TestServer::start(|_| {});
     let mut c = authed(&server, "alice").await;
-    assert_eq!(c.bind(Some("res")).await.expect("bind"), "alice@localhost/res");
+    assert_eq!(
+        c.bind(Some("res")).await.expect("bind"),
+        "alice@localhost/res"
+    );
     sync(&mut c, "after-bind").await;
 }
 
@@ -162,7 +171,9 @@ async fn bind_server_generated_resource_is_unique_rfc6120_7_6() {
     let ja = a.bind(None).await.expect("bind a");
     let jb = b.bind(None).await.expect("bind b");
     for j in [&ja, &jb] {
-        let resource = j.strip_prefix("alice@localhost/").expect("alice's full JID");
+        let resource = j
+            .strip_prefix("alice@localhost/")
+            .expect("alice's full JID");
         assert!(!resource.is_empty(), "{j}");
     }
     assert_ne!(ja, jb, "two generated resources must differ");
@@ -182,7 +193,8 @@ async fn bind_applies_resourceprep_rfc6120_7_7_2_1() {
     assert_eq!(jid, "alice@localhost/HomeIX");
     // The normalized full JID is the one that routes.
     let mut bob = login(&server, "bob", "b").await;
-    bob.send(&message("alice@localhost/HomeIX", "chat", "normalized")).await;
+    bob.send(&message("alice@localhost/HomeIX", "chat", "normalized"))
+        .await;
     let got = next_message(&mut c).await;
     assert_eq!(body(&got), "normalized");
     assert_eq!(got.attr("to"), Some("alice@localhost/HomeIX"));
@@ -200,7 +212,10 @@ async fn bind_invalid_resource_is_bad_request_rfc6120_7_7_2_1() {
     // Longer than the 1023 bytes a resource may have (RFC 7622 §3.4).
     let reply = bind_error(&mut c, &"r".repeat(1024)).await;
     assert_eq!(condition(&reply), "bad-request");
-    assert_eq!(c.bind(Some("ok")).await.expect("retry"), "alice@localhost/ok");
+    assert_eq!(
+        c.bind(Some("ok")).await.expect("retry"),
+        "alice@localhost/ok"
+    );
 }
 
 /// RFC 6120 §7.7.2.2 (kick_old, the default): the old session gets the stream error
@@ -210,10 +225,17 @@ async fn conflict_kick_old_rfc6120_7_7_2_2() {
     let server = TestServer::start(|_| {});
     let mut old = login(&server, "alice", "res").await;
     let mut new = authed(&server, "alice").await;
-    assert_eq!(new.bind(Some("res")).await.expect("bind"), "alice@localhost/res");
-    assert_eq!(old.expect_stream_error().await.expect("stream error"), "conflict");
+    assert_eq!(
+        new.bind(Some("res")).await.expect("bind"),
+        "alice@localhost/res"
+    );
+    assert_eq!(
+        old.expect_stream_error().await.expect("stream error"),
+        "conflict"
+    );
     let mut bob = login(&server, "bob", "b").await;
-    bob.send(&message("alice@localhost/res", "chat", "for the new one")).await;
+    bob.send(&message("alice@localhost/res", "chat", "for the new one"))
+        .await;
     let got = next_message(&mut new).await;
     assert_eq!(body(&got), "for the new one");
     assert_eq!(got.attr("from"), Some("bob@localhost/b"));
@@ -229,10 +251,14 @@ async fn conflict_kick_new_rfc6120_7_7_2_2() {
     let reply = bind_error(&mut second, "res").await;
     assert_eq!(condition(&reply), "conflict");
     // The refused client is still authenticated and may bind something else.
-    assert_eq!(second.bind(Some("other")).await.expect("bind"), "alice@localhost/other");
+    assert_eq!(
+        second.bind(Some("other")).await.expect("bind"),
+        "alice@localhost/other"
+    );
     sync(&mut first, "still-alive").await;
     let mut bob = login(&server, "bob", "b").await;
-    bob.send(&message("alice@localhost/res", "chat", "for the first one")).await;
+    bob.send(&message("alice@localhost/res", "chat", "for the first one"))
+        .await;
     assert_eq!(body(&next_message(&mut first).await), "for the first one");
 }
 
@@ -249,7 +275,8 @@ async fn conflict_random_rfc6120_7_7_2_2() {
     sync(&mut first, "first").await;
     let mut bob = login(&server, "bob", "b").await;
     bob.send(&message(&jid, "chat", "for the second")).await;
-    bob.send(&message("alice@localhost/res", "chat", "for the first")).await;
+    bob.send(&message("alice@localhost/res", "chat", "for the first"))
+        .await;
     assert_eq!(body(&next_message(&mut second).await), "for the second");
     assert_eq!(body(&next_message(&mut first).await), "for the first");
 }
@@ -269,7 +296,10 @@ async fn legacy_session_iq_gets_result_rfc3921_3() {
     let mut early = authed(&server, "bob").await;
     let reply = ask(&mut early, &iq("set", "sess-3", None, session())).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
-    assert_eq!(early.bind(Some("b")).await.expect("bind"), "bob@localhost/b");
+    assert_eq!(
+        early.bind(Some("b")).await.expect("bind"),
+        "bob@localhost/b"
+    );
 }
 
 // ----- RFC 6120 §8.1.2.1: from ---------------------------------------------------------------
@@ -281,12 +311,16 @@ async fn from_is_stamped_with_full_jid_rfc6120_8_1_2_1() {
     let server = TestServer::start(|_| {});
     let mut alice = login(&server, "alice", "a").await;
     let mut bob = login(&server, "bob", "b").await;
-    alice.send(&message("bob@localhost/b", "chat", "no from")).await;
+    alice
+        .send(&message("bob@localhost/b", "chat", "no from"))
+        .await;
     alice
         .send(&message("bob@localhost/b", "chat", "bare from").with_attr("from", "alice@localhost"))
         .await;
     alice
-        .send(&message("bob@localhost/b", "chat", "full from").with_attr("from", "alice@localhost/a"))
+        .send(
+            &message("bob@localhost/b", "chat", "full from").with_attr("from", "alice@localhost/a"),
+        )
         .await;
     for expected in ["no from", "bare from", "full from"] {
         let got = next_message(&mut bob).await;
@@ -315,7 +349,9 @@ async fn forged_from_is_invalid_from_rfc6120_8_1_2_1() {
     }
     // None of the forged messages reached bob: the next thing he gets is this one.
     let mut carol = login(&server, "carol", "c").await;
-    carol.send(&message("bob@localhost/b", "chat", "genuine")).await;
+    carol
+        .send(&message("bob@localhost/b", "chat", "genuine"))
+        .await;
     let got = next_message(&mut bob).await;
     assert_eq!(body(&got), "genuine");
     assert_eq!(got.attr("from"), Some("carol@localhost/c"));
@@ -329,12 +365,21 @@ async fn message_between_full_jids_rfc6121_8_5_3_1() {
     let server = TestServer::start(|_| {});
     let mut alice = login(&server, "alice", "a").await;
     let mut bob = login(&server, "bob", "b").await;
-    alice.send(&message("bob@localhost/b", "chat", "hi bob")).await;
+    alice
+        .send(&message("bob@localhost/b", "chat", "hi bob"))
+        .await;
     let got = next_message(&mut bob).await;
-    assert_eq!((body(&got).as_str(), got.attr("from")), ("hi bob", Some("alice@localhost/a")));
-    bob.send(&message("alice@localhost/a", "chat", "hi alice")).await;
+    assert_eq!(
+        (body(&got).as_str(), got.attr("from")),
+        ("hi bob", Some("alice@localhost/a"))
+    );
+    bob.send(&message("alice@localhost/a", "chat", "hi alice"))
+        .await;
     let got = next_message(&mut alice).await;
-    assert_eq!((body(&got).as_str(), got.attr("from")), ("hi alice", Some("bob@localhost/b")));
+    assert_eq!(
+        (body(&got).as_str(), got.attr("from")),
+        ("hi alice", Some("bob@localhost/b"))
+    );
 }
 
 /// RFC 6120 §8.2.3 / RFC 6121 §8.5.3.1: an iq request to a full JID reaches that client, and
@@ -380,7 +425,11 @@ async fn iq_between_full_jids_rfc6120_8_2_3() {
 async fn ping_server_and_own_bare_jid_xep0199() {
     let server = TestServer::start(|_| {});
     let mut c = login(&server, "alice", "a").await;
-    for (id, to) in [("p1", Some("localhost")), ("p2", Some("alice@localhost")), ("p3", None)] {
+    for (id, to) in [
+        ("p1", Some("localhost")),
+        ("p2", Some("alice@localhost")),
+        ("p3", None),
+    ] {
         let reply = ask(&mut c, &ping(id, to)).await;
         assert_eq!(reply.attr("type"), Some("result"), "{reply}");
         assert_eq!(reply.attr("to"), Some("alice@localhost/a"), "{reply}");
@@ -423,7 +472,10 @@ async fn disco_info_server_xep0030_3_1() {
     let mut c = login(&server, "alice", "a").await;
     let reply = ask(&mut c, &disco_info("d1", "localhost")).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
-    assert!(identities(&reply).contains(&("server".into(), "im".into())), "{reply}");
+    assert!(
+        identities(&reply).contains(&("server".into(), "im".into())),
+        "{reply}"
+    );
     let features = features(&reply);
     for f in [ns::PING, ns::DISCO_INFO] {
         assert!(features.iter().any(|x| x == f), "{f} missing in {reply}");
@@ -438,8 +490,14 @@ async fn disco_info_own_account_xep0030_3_1() {
     let mut c = login(&server, "alice", "a").await;
     let reply = ask(&mut c, &disco_info("d2", "alice@localhost")).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
-    assert!(identities(&reply).contains(&("account".into(), "registered".into())), "{reply}");
-    assert!(!identities(&reply).contains(&("server".into(), "im".into())), "{reply}");
+    assert!(
+        identities(&reply).contains(&("account".into(), "registered".into())),
+        "{reply}"
+    );
+    assert!(
+        !identities(&reply).contains(&("server".into(), "im".into())),
+        "{reply}"
+    );
 }
 
 /// XEP-0030 §4.1: disco#items to the server is answered with a (possibly empty) item list.
@@ -447,7 +505,12 @@ async fn disco_info_own_account_xep0030_3_1() {
 async fn disco_items_server_xep0030_4_1() {
     let server = TestServer::start(|_| {});
     let mut c = login(&server, "alice", "a").await;
-    let request = iq("get", "i1", Some("localhost"), Element::new("query", ns::DISCO_ITEMS));
+    let request = iq(
+        "get",
+        "i1",
+        Some("localhost"),
+        Element::new("query", ns::DISCO_ITEMS),
+    );
     let reply = ask(&mut c, &request).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
     assert!(reply.has_child("query", ns::DISCO_ITEMS), "{reply}");
@@ -458,11 +521,22 @@ async fn disco_items_server_xep0030_4_1() {
 async fn software_version_xep0092_2() {
     let server = TestServer::start(|_| {});
     let mut c = login(&server, "alice", "a").await;
-    let request = iq("get", "v1", Some("localhost"), Element::new("query", ns::VERSION));
+    let request = iq(
+        "get",
+        "v1",
+        Some("localhost"),
+        Element::new("query", ns::VERSION),
+    );
     let reply = ask(&mut c, &request).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
     let query = reply.get_child("query", ns::VERSION).expect("query");
-    assert_eq!(query.get_child("name", ns::VERSION).map(|n| n.text()).as_deref(), Some("Parley"));
+    assert_eq!(
+        query
+            .get_child("name", ns::VERSION)
+            .map(|n| n.text())
+            .as_deref(),
+        Some("Parley")
+    );
     let version = query.get_child("version", ns::VERSION).map(|v| v.text());
     assert!(version.is_some_and(|v| !v.is_empty()), "{reply}");
 }
@@ -487,7 +561,12 @@ async fn disco_unknown_node_is_item_not_found_xep0030_7() {
 async fn unknown_iq_payload_is_service_unavailable_rfc6120_8_4() {
     let server = TestServer::start(|_| {});
     let mut c = login(&server, "alice", "a").await;
-    let request = iq("get", "u1", Some("localhost"), Element::new("query", "urn:example:nothing"));
+    let request = iq(
+        "get",
+        "u1",
+        Some("localhost"),
+        Element::new("query", "urn:example:nothing"),
+    );
     let reply = ask(&mut c, &request).await;
     assert_eq!(condition(&reply), "service-unavailable");
     assert_eq!(reply.attr("from"), Some("localhost"));
@@ -499,7 +578,12 @@ async fn unknown_iq_payload_is_service_unavailable_rfc6120_8_4() {
 async fn disco_info_set_is_feature_not_implemented_rfc6120_8_3_3_5() {
     let server = TestServer::start(|_| {});
     let mut c = login(&server, "alice", "a").await;
-    let request = iq("set", "s1", Some("localhost"), Element::new("query", ns::DISCO_INFO));
+    let request = iq(
+        "set",
+        "s1",
+        Some("localhost"),
+        Element::new("query", ns::DISCO_INFO),
+    );
     let reply = ask(&mut c, &request).await;
     assert_eq!(condition(&reply), "feature-not-implemented");
 }
@@ -536,8 +620,10 @@ async fn iq_result_and_error_to_server_get_no_reply_rfc6120_8_3_1() {
         );
     c.send(&error).await;
     // The same, addressed to the own account.
-    c.send(&result.clone().with_attr("to", "alice@localhost")).await;
-    c.send(&error.clone().with_attr("to", "alice@localhost")).await;
+    c.send(&result.clone().with_attr("to", "alice@localhost"))
+        .await;
+    c.send(&error.clone().with_attr("to", "alice@localhost"))
+        .await;
     assert_no_reply_before_ping(&mut c, "after-stray").await;
 }
 
@@ -556,7 +642,8 @@ async fn message_error_to_missing_full_jid_gets_no_reply_rfc6120_8_3_1() {
         );
     c.send(&err).await;
     // And to an unknown domain, and to the bare JID of an account that is offline.
-    c.send(&err.clone().with_attr("to", "someone@example.org/x")).await;
+    c.send(&err.clone().with_attr("to", "someone@example.org/x"))
+        .await;
     c.send(&err.clone().with_attr("to", "bob@localhost")).await;
     assert_no_reply_before_ping(&mut c, "after-error").await;
 }
@@ -589,7 +676,11 @@ async fn iq_to_unknown_domain_is_remote_server_not_found_rfc6120_10_4_3() {
 async fn malformed_to_is_jid_malformed_rfc6120_8_3_3_8() {
     let server = TestServer::start(|_| {});
     let mut c = login(&server, "alice", "a").await;
-    for (id, to) in [("j1", "@localhost"), ("j2", "bob@localhost/"), ("j3", "bob@")] {
+    for (id, to) in [
+        ("j1", "@localhost"),
+        ("j2", "bob@localhost/"),
+        ("j3", "bob@"),
+    ] {
         let reply = ask(&mut c, &ping(id, Some(to))).await;
         assert_eq!(condition(&reply), "jid-malformed", "to={to}");
     }
@@ -635,9 +726,15 @@ async fn bare_jid_message_follows_priorities_rfc6121_8_5_2_1_1() {
     let mut neg = bob_at(&server, "neg", -1).await;
     let mut alice = login(&server, "alice", "a").await;
 
-    alice.send(&message("bob@localhost", "chat", "chat-1")).await;
-    alice.send(&message("bob@localhost", "headline", "headline-1")).await;
-    alice.send(&message("bob@localhost/neg", "chat", "direct-to-neg")).await;
+    alice
+        .send(&message("bob@localhost", "chat", "chat-1"))
+        .await;
+    alice
+        .send(&message("bob@localhost", "headline", "headline-1"))
+        .await;
+    alice
+        .send(&message("bob@localhost/neg", "chat", "direct-to-neg"))
+        .await;
 
     let got = next_message(&mut high).await;
     assert_eq!(body(&got), "chat-1");
@@ -651,14 +748,20 @@ async fn bare_jid_message_follows_priorities_rfc6121_8_5_2_1_1() {
     // Only the negative-priority resource left.
     hang_up(&mut high).await;
     hang_up(&mut low).await;
-    alice.send(&message("bob@localhost", "chat", "chat-2")).await;
+    alice
+        .send(&message("bob@localhost", "chat", "chat-2"))
+        .await;
     let bounce = next_non_presence(&mut alice).await;
     assert!(bounce.is("message", ns::CLIENT), "{bounce}");
     assert_eq!(condition(&bounce), "service-unavailable");
     assert_eq!(body(&bounce), "chat-2", "the bounce carries the original");
-    alice.send(&message("bob@localhost", "headline", "headline-2")).await;
+    alice
+        .send(&message("bob@localhost", "headline", "headline-2"))
+        .await;
     assert_no_reply_before_ping(&mut alice, "after-headline").await;
-    alice.send(&message("bob@localhost/neg", "chat", "direct-again")).await;
+    alice
+        .send(&message("bob@localhost/neg", "chat", "direct-again"))
+        .await;
     assert_eq!(body(&next_message(&mut neg).await), "direct-again");
 }
 
@@ -672,7 +775,9 @@ async fn bare_jid_message_ties_and_unavailable_resources_rfc6121_8_5_2_1_1() {
     let mut silent = login(&server, "bob", "silent").await;
     let mut alice = login(&server, "alice", "a").await;
     alice.send(&message("bob@localhost", "normal", "tie")).await;
-    alice.send(&message("bob@localhost/silent", "chat", "marker")).await;
+    alice
+        .send(&message("bob@localhost/silent", "chat", "marker"))
+        .await;
     assert_eq!(body(&next_message(&mut x).await), "tie");
     assert_eq!(body(&next_message(&mut y).await), "tie");
     assert_eq!(body(&next_message(&mut silent).await), "marker");
@@ -689,13 +794,17 @@ async fn message_to_gone_resource_falls_back_to_bare_jid_rfc6121_8_5_3_2_1() {
     let mut alice = login(&server, "alice", "a").await;
     hang_up(&mut gone).await;
 
-    alice.send(&message("bob@localhost/gone", "chat", "where are you")).await;
+    alice
+        .send(&message("bob@localhost/gone", "chat", "where are you"))
+        .await;
     let got = next_message(&mut other).await;
     assert_eq!(body(&got), "where are you");
     assert_eq!(got.attr("from"), Some("alice@localhost/a"));
 
     hang_up(&mut other).await;
-    alice.send(&message("bob@localhost/gone", "chat", "anyone")).await;
+    alice
+        .send(&message("bob@localhost/gone", "chat", "anyone"))
+        .await;
     let bounce = next_non_presence(&mut alice).await;
     assert!(bounce.is("message", ns::CLIENT), "{bounce}");
     assert_eq!(condition(&bounce), "service-unavailable");
@@ -755,16 +864,24 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
             }
         }
     }
-    assert!(bounced.is_some(), "5000 messages of 4 KiB were all accepted for a client that reads nothing");
+    assert!(
+        bounced.is_some(),
+        "5000 messages of 4 KiB were all accepted for a client that reads nothing"
+    );
 
     // The victim's session goes away: a probe to its full JID is eventually refused with
     // service-unavailable. A probe that reaches the victim while it is still closing gets no
     // answer at all, so each probe is only waited for briefly before the next one goes out.
     let mut n = 0;
     'probing: loop {
-        assert!(Instant::now() < deadline, "the victim is still bound after {n} probes");
+        assert!(
+            Instant::now() < deadline,
+            "the victim is still bound after {n} probes"
+        );
         n += 1;
-        prober.send(&ping(&format!("probe-{n}"), Some(victim_jid))).await;
+        prober
+            .send(&ping(&format!("probe-{n}"), Some(victim_jid)))
+            .await;
         while let Some(received) = prober
             .recv_within(Duration::from_millis(500))
             .await
@@ -773,7 +890,11 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
             let Received::Element(reply) = received else {
                 panic!("the prober's stream ended: {received:?}");
             };
-            assert_eq!(reply.attr("type"), Some("error"), "the victim answered: {reply}");
+            assert_eq!(
+                reply.attr("type"),
+                Some("error"),
+                "the victim answered: {reply}"
+            );
             match condition(&reply).as_str() {
                 "service-unavailable" => break 'probing,
                 "resource-constraint" => {}

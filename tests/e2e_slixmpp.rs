@@ -161,7 +161,10 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().expect("UTF-8 temp path");
-    assert!(!data.contains('\''), "temp path {data} cannot be a TOML literal string");
+    assert!(
+        !data.contains('\''),
+        "temp path {data} cannot be a TOML literal string"
+    );
     let (c2s_port, tls_port) = (free_port(), free_port());
     let config_path = dir.path().join("parley.toml");
     std::fs::write(
@@ -182,7 +185,15 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
     for (jid, password) in users {
         let out = run_cli(
             &binary,
-            &["user", "add", jid, "--password", password, "--config", config],
+            &[
+                "user",
+                "add",
+                jid,
+                "--password",
+                password,
+                "--config",
+                config,
+            ],
         );
         assert!(
             out.status.success(),
@@ -209,8 +220,18 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
     let mut cmd = Command::new("python3");
     cmd.arg(&script)
         .args(["--host", "127.0.0.1", "--port", &c2s_port.to_string()])
-        .args(["--jid1", &format!("{}/sha1", users[0].0), "--password1", users[0].1])
-        .args(["--jid2", &format!("{}/sha256", users[1].0), "--password2", users[1].1])
+        .args([
+            "--jid1",
+            &format!("{}/sha1", users[0].0),
+            "--password1",
+            users[0].1,
+        ])
+        .args([
+            "--jid2",
+            &format!("{}/sha256", users[1].0),
+            "--password2",
+            users[1].1,
+        ])
         .args(["--deadline", "30"]);
     let started = Instant::now();
     let (status, output) = run_with_limit(cmd, SCRIPT_LIMIT);
@@ -231,6 +252,7 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
         elapsed < Duration::from_secs(30),
         "chat.py took {elapsed:?}, more than its 30 s budget"
     );
+    eprintln!("chat.py ({elapsed:?}):\n{output}");
     // The script prints what it verified; make sure the run really went through both logins.
     assert!(output.contains("(SCRAM-SHA-1)"), "{output}");
     assert!(output.contains("(SCRAM-SHA-256)"), "{output}");

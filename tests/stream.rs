@@ -24,7 +24,8 @@ fn header(to: &str) -> String {
 /// testkit also checks `</stream:stream>` and the end of the connection, §4.9.1.1).
 async fn error_for_opening(server: &TestServer, bytes: impl AsRef<[u8]>) -> String {
     let mut c = Client::connect(server.c2s()).await;
-    c.send_raw(bytes).await.expect("send");
+    // The server may close while a long payload is still being written.
+    let _ = c.send_raw(bytes).await;
     match c.recv().await.expect("server header") {
         Received::Header(h) => assert_eq!(h.ns, ns::STREAM, "the server's header comes first"),
         other => panic!("expected the server's stream header first, got {other:?}"),
@@ -78,14 +79,18 @@ fn chat(to: &str, id: &str, body: &str) -> Element {
 async fn assert_server_alive(server: &TestServer) {
     let mut alice = Client::login(server.c2s(), "alice", Some("after")).await;
     let mut bob = Client::login(server.c2s(), "bob", Some("after")).await;
-    alice.send(&chat("bob@localhost/after", "alive-1", "still here")).await;
+    alice
+        .send(&chat("bob@localhost/after", "alive-1", "still here"))
+        .await;
     let got = bob
         .recv_until(|el| el.is("message", ns::CLIENT))
         .await
         .expect("bob gets alice's message");
     assert_eq!(got.attr("from"), Some("alice@localhost/after"));
     assert_eq!(
-        got.get_child("body", ns::CLIENT).map(|b| b.text()).as_deref(),
+        got.get_child("body", ns::CLIENT)
+            .map(|b| b.text())
+            .as_deref(),
         Some("still here")
     );
 }
@@ -142,14 +147,7 @@ async fn rfc6120_4_2_login_cut_at_random_points_behaves_identically() {
     let server = TestServer::start(|_| {});
     let whole = login_transcript(&server, WriteMode::Whole).await;
     for seed in [1, 0x5eed, 0xdead_beef_u64] {
-        let cut = login_transcript(
-            &server,
-            WriteMode::RandomCuts {
-                seed,
-                max_chunk: 9,
-            },
-        )
-        .await;
+        let cut = login_transcript(&server, WriteMode::RandomCuts { seed, max_chunk: 9 }).await;
         assert_eq!(cut, whole, "seed {seed:#x}");
     }
 }
@@ -429,7 +427,9 @@ async fn rfc6120_11_1_predefined_entities_and_character_references_are_accepted(
     )
     .await;
     assert_eq!(
-        got.get_child("body", ns::CLIENT).map(|b| b.text()).as_deref(),
+        got.get_child("body", ns::CLIENT)
+            .map(|b| b.text())
+            .as_deref(),
         Some("<>&'\" AB")
     );
     assert_eq!(
@@ -475,7 +475,10 @@ async fn rfc6120_13_9_4_policy_violation_oversize_stanza() {
     let mut c = Client::login(server.c2s(), "alice", Some("big")).await;
     let fits = "a".repeat(9_000);
     let got = echo(&mut c, "fits", &format!("<body>{fits}</body>")).await;
-    assert_eq!(got.get_child("body", ns::CLIENT).map(|b| b.text()), Some(fits));
+    assert_eq!(
+        got.get_child("body", ns::CLIENT).map(|b| b.text()),
+        Some(fits)
+    );
 
     let big = format!(
         "<message to='bob@localhost'><body>{}</body></message>",
@@ -570,7 +573,7 @@ fn quadratic_blowup_dtd_and_use() -> (String, String) {
 }
 
 /// RFC 6120 §11.1, §13.9.4: "billion laughs" before the header and inside the stream is
-/// `<restricted-xml/>`, answered at once, and the server keeps serving.
+/// `<restricted-xml/>` (the entities are never expanded), and the server keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6120_11_1_billion_laughs_is_restricted_xml_and_server_survives() {
     let server = TestServer::start(|_| {});
@@ -597,12 +600,7 @@ async fn rfc6120_11_1_quadratic_blowup_is_restricted_xml_and_server_survives() {
     let server = TestServer::start(|_| {});
     let (dtd, use_it) = quadratic_blowup_dtd_and_use();
     let before = format!("<?xml version='1.0'?>{dtd}{}{use_it}", header("localhost"));
-    let mut c = Client::connect(server.c2s()).await;
-    let _ = c.send_raw(before).await;
-    assert_eq!(
-        c.expect_stream_error().await.expect("stream error"),
-        "restricted-xml"
-    );
+    assert_eq!(error_for_opening(&server, before).await, "restricted-xml");
     assert_eq!(
         error_after_login(&server, "carol", format!("{dtd}{use_it}")).await,
         "restricted-xml"

@@ -101,8 +101,11 @@ fn salt_and_iterations(server_first: &[u8]) -> (Vec<u8>, u32) {
 
 /// Sends a SCRAM client-first for `user` and returns the server-first.
 async fn scram_server_first(c: &mut Client, scram: &mut ScramClient) -> Vec<u8> {
-    c.send(&auth_element(scram.mechanism().name(), &scram.client_first()))
-        .await;
+    c.send(&auth_element(
+        scram.mechanism().name(),
+        &scram.client_first(),
+    ))
+    .await;
     let (name, data) = sasl_answer(c).await;
     assert_eq!(name, "challenge");
     data
@@ -222,7 +225,9 @@ async fn rfc6120_5_3_1_optional_tls_offers_sasl_over_plain_tcp() {
     let server = TestServer::start(|cfg| cfg.c2s.require_encryption = false);
     let mut c = Client::connect(server.c2s()).await;
     let features = c.open().await.expect("open");
-    let starttls = features.get_child("starttls", ns::TLS).expect("starttls offered");
+    let starttls = features
+        .get_child("starttls", ns::TLS)
+        .expect("starttls offered");
     assert!(!starttls.has_child("required", ns::TLS), "{features}");
     assert_eq!(
         mechanisms(&features),
@@ -278,7 +283,11 @@ async fn xep0440_tls_features_list_mechanisms_and_both_binding_types() {
     );
     let mut types = cb_types(&features);
     types.sort();
-    assert_eq!(types, ["tls-exporter", "tls-server-end-point"], "{features}");
+    assert_eq!(
+        types,
+        ["tls-exporter", "tls-server-end-point"],
+        "{features}"
+    );
 }
 
 async fn login_with(mechanism: Mechanism, cb: ChannelBindingType) {
@@ -349,7 +358,13 @@ async fn rfc5802_6_plus_with_wrong_binding_data_is_not_authorized() {
         let (mut c, _) = tls_client(&server).await;
         let mut real = c.binding(ty).expect("binding data");
         real[0] ^= 0xff;
-        let mut scram = ScramClient::new(ScramHash::Sha256, "alice", "password", Some((ty, real)), true);
+        let mut scram = ScramClient::new(
+            ScramHash::Sha256,
+            "alice",
+            "password",
+            Some((ty, real)),
+            true,
+        );
         assert_eq!(scram.mechanism(), Mechanism::ScramSha256Plus);
         let server_first = scram_server_first(&mut c, &mut scram).await;
         let last = scram.client_final(&server_first).expect("client-final");
@@ -364,7 +379,12 @@ async fn rfc5802_6_plus_with_wrong_binding_data_is_not_authorized() {
 // ----- RFC 6120 §6.4.5, RFC 5802 §9: failures that reveal nothing ---------------------------
 
 /// One failed attempt on a fresh TLS connection.
-async fn failed_attempt(server: &TestServer, mechanism: Mechanism, user: &str, pw: &str) -> (SaslFailure, Option<String>) {
+async fn failed_attempt(
+    server: &TestServer,
+    mechanism: Mechanism,
+    user: &str,
+    pw: &str,
+) -> (SaslFailure, Option<String>) {
     let (mut c, _) = tls_client(server).await;
     sasl_failure(c.auth(mechanism, user, pw).await)
 }
@@ -374,7 +394,11 @@ async fn failed_attempt(server: &TestServer, mechanism: Mechanism, user: &str, p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6120_6_4_5_wrong_password_and_unknown_user_fail_identically() {
     let server = TestServer::start(|_| {});
-    for mechanism in [Mechanism::Plain, Mechanism::ScramSha256, Mechanism::ScramSha1] {
+    for mechanism in [
+        Mechanism::Plain,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+    ] {
         let wrong_pw = failed_attempt(&server, mechanism, "alice", "wrong").await;
         let unknown = failed_attempt(&server, mechanism, "nobody", "password").await;
         assert_eq!(wrong_pw.0, SaslFailure::NotAuthorized, "{mechanism}");
@@ -449,13 +473,19 @@ async fn rfc6120_4_9_3_4_idle_unauthenticated_connection_times_out() {
         "connection-timeout"
     );
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(900), "closed too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed too early: {waited:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ping = Element::new("iq", ns::CLIENT)
         .with_attr("type", "get")
         .with_attr("id", "still-there")
         .with_child(Element::new("ping", ns::PING));
-    let pong = authed.iq(&ping).await.expect("authenticated session survives");
+    let pong = authed
+        .iq(&ping)
+        .await
+        .expect("authenticated session survives");
     assert_eq!(pong.attr("type"), Some("result"));
 }
 

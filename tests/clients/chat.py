@@ -62,7 +62,7 @@ class Chatter(ClientXMPP):
         self.started.set()
 
     def on_auth_success(self, _stanza):
-        self.used_mechanism = self["feature_mechanisms"].mech.name
+        self.used_mechanism = self.plugin["feature_mechanisms"].mech.name
 
     async def on_session_start(self, _event):
         self.send_presence()

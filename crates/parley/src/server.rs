@@ -11,9 +11,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_rt::{Arbiter, System};
+use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
-use parley_proto::stream_error::StreamCondition;
 use parley_transport::{bind_listener, serve_c2s, ListenerKind, TlsSetup};
 use parley_xml::Limits;
 use tokio::sync::oneshot;
@@ -127,7 +127,9 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         }
         Err(_) => {
             let _ = thread.join();
-            Err(ServerError::Start("the server thread ended during start-up".into()))
+            Err(ServerError::Start(
+                "the server thread ended during start-up".into(),
+            ))
         }
     }
 }
@@ -244,7 +246,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
 /// Storage URLs may carry a password (`postgres://user:pw@…`); logs get the rest.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }

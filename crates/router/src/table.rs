@@ -199,10 +199,7 @@ impl Router {
     }
 }
 
-fn fresh(
-    resources: &[ResourceInfo],
-    generate: &mut impl FnMut() -> ResourcePart,
-) -> ResourcePart {
+fn fresh(resources: &[ResourceInfo], generate: &mut impl FnMut() -> ResourcePart) -> ResourcePart {
     loop {
         let candidate = generate();
         if !resources.iter().any(|r| r.resource == candidate.as_str()) {

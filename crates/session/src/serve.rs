@@ -59,16 +59,15 @@ impl Session {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
                 None => Ok(iq_result(&iq).with_child(Element::new("query", ns::DISCO_ITEMS))),
             },
-            (ns::VERSION, "query") if get && entity == Entity::Server => {
-                Ok(iq_result(&iq).with_child(
+            (ns::VERSION, "query") if get && entity == Entity::Server => Ok(iq_result(&iq)
+                .with_child(
                     Element::new("query", ns::VERSION)
                         .with_child(Element::new("name", ns::VERSION).with_text("Parley"))
                         .with_child(
                             Element::new("version", ns::VERSION)
                                 .with_text(env!("CARGO_PKG_VERSION")),
                         ),
-                ))
-            }
+                )),
             (ns::PING, "ping") | (ns::DISCO_INFO, "query") | (ns::DISCO_ITEMS, "query") => {
                 Err(StanzaError::new(StanzaCondition::FeatureNotImplemented))
             }

@@ -23,11 +23,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use jid::{BareJid, FullJid, NodePart, ResourcePart};
 use parley_proto::ns;
-use parley_proto::sasl::{
-    self, Mechanism, SaslFailure, ScramCredentials, ScramHash, ScramServer,
-};
+use parley_proto::sasl::{self, Mechanism, SaslFailure, ScramCredentials, ScramHash, ScramServer};
 use parley_proto::stream_error::{StreamCondition, StreamError};
-use parley_router::{BindOutcome, Close, CloseReason, Deliver, PendingGauge, SessionHandle, SessionId};
+use parley_router::{
+    BindOutcome, Close, CloseReason, Deliver, PendingGauge, SessionHandle, SessionId,
+};
 use parley_xml::{Element, Event, StreamHeader, StreamParser};
 use tokio::io::ReadBuf;
 use tracing::{debug, info, warn, Span};
@@ -95,7 +95,10 @@ enum SaslState {
     Idle,
     /// `<auth/>` for SCRAM arrived without an initial response; the client-first message
     /// follows in `<response/>`.
-    ScramAwaitingFirst { server: ScramServer, hash: ScramHash },
+    ScramAwaitingFirst {
+        server: ScramServer,
+        hash: ScramHash,
+    },
     /// Server-first sent; waiting for client-final. `user` is None for a username that is no
     /// valid localpart: such an exchange runs on fake credentials and can only fail.
     ScramAwaitingFinal {
@@ -363,7 +366,10 @@ impl Session {
             CloseReason::Error(err) => {
                 self.end.get_or_insert(EndCause::Error(err.condition));
                 self.span.in_scope(|| {
-                    info!(condition = err.condition.as_str(), "closing stream with error")
+                    info!(
+                        condition = err.condition.as_str(),
+                        "closing stream with error"
+                    )
                 });
                 let el = err.to_element();
                 let children: Vec<Element> = el.children().cloned().collect();
@@ -413,7 +419,11 @@ impl Session {
     // ----- I/O driver ------------------------------------------------------------------------
 
     fn drive(&mut self, ctx: &mut Context<Self>, task: &mut task::Context<'_>) -> Poll<()> {
-        if !self.waker.as_ref().is_some_and(|w| w.will_wake(task.waker())) {
+        if !self
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(task.waker()))
+        {
             self.waker = Some(task.waker().clone());
         }
         let mut reads = 0;
@@ -791,9 +801,11 @@ impl Session {
                     (Err(failure), _) => self.sasl_fail(failure, None, ctx),
                 }
             }
-            SaslState::Idle | SaslState::Pending => {
-                self.sasl_fail(SaslFailure::MalformedRequest, Some("no exchange in progress"), ctx)
-            }
+            SaslState::Idle | SaslState::Pending => self.sasl_fail(
+                SaslFailure::MalformedRequest,
+                Some("no exchange in progress"),
+                ctx,
+            ),
         }
     }
 
@@ -861,9 +873,7 @@ impl Session {
             // An invalid username keeps going on fake credentials, so that it fails exactly
             // like a wrong password would.
             u.sasl = SaslState::ScramAwaitingFinal { server, user };
-            act.send_nonza(
-                &Element::new("challenge", ns::SASL).with_text(B64.encode(&challenge)),
-            );
+            act.send_nonza(&Element::new("challenge", ns::SASL).with_text(B64.encode(&challenge)));
         }));
     }
 
@@ -940,11 +950,7 @@ impl Session {
             success.push_text(B64.encode(data));
         }
         self.send_nonza(&success);
-        self.span.record("jid", tracing::field::display(&user));
-        {
-            let _enter = self.span.enter();
-            info!("authenticated");
-        }
+        self.span.in_scope(|| info!(user = %user, "authenticated"));
         if let Some(timer) = self.auth_timer.take() {
             ctx.cancel_future(timer);
         }
@@ -997,7 +1003,9 @@ impl Session {
     /// generated one, applying the configured conflict policy.
     fn on_bind(&mut self, iq: Element, ctx: &mut Context<Self>) {
         use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
-        let Phase::Authed { user } = &self.phase else { return };
+        let Phase::Authed { user } = &self.phase else {
+            return;
+        };
         let user = user.clone();
         let requested = iq
             .get_child("bind", ns::BIND)
@@ -1008,7 +1016,10 @@ impl Session {
             None => None,
             Some(Ok(r)) => Some(r.into_owned()),
             Some(Err(_)) => {
-                let err = StanzaError::with_text(StanzaCondition::BadRequest, "the resource is not valid under resourceprep");
+                let err = StanzaError::with_text(
+                    StanzaCondition::BadRequest,
+                    "the resource is not valid under resourceprep",
+                );
                 if let Some(reply) = error_reply(&iq, &err) {
                     self.send(&reply, ctx);
                 }
@@ -1025,7 +1036,10 @@ impl Session {
         );
         match outcome {
             BindOutcome::Conflict => {
-                let err = StanzaError::with_text(StanzaCondition::Conflict, "this resource is already bound");
+                let err = StanzaError::with_text(
+                    StanzaCondition::Conflict,
+                    "this resource is already bound",
+                );
                 if let Some(reply) = error_reply(&iq, &err) {
                     self.send(&reply, ctx);
                 }
@@ -1142,6 +1156,10 @@ impl Handler<Deliver> for Session {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         self.pending.taken();
+        if matches!(self.io, Io::Closing(_)) {
+            // Routed before this session unregistered: nothing may be lost silently.
+            return self.undeliverable(msg.stanza);
+        }
         self.send(&msg.stanza, ctx);
     }
 }
@@ -1158,4 +1176,3 @@ impl Handler<Close> for Session {
         self.close(msg.reason, ctx);
     }
 }
-

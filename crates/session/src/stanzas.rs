@@ -90,7 +90,12 @@ impl Session {
     }
 
     /// Sends the error reply for `el` back to this session's client. Never for errors.
-    pub(crate) fn bounce(&mut self, el: &Element, condition: StanzaCondition, ctx: &mut Context<Self>) {
+    pub(crate) fn bounce(
+        &mut self,
+        el: &Element,
+        condition: StanzaCondition,
+        ctx: &mut Context<Self>,
+    ) {
         self.bounce_with(el, StanzaError::new(condition), ctx);
     }
 
@@ -131,6 +136,50 @@ impl Session {
         }
     }
 
+    /// A stanza reached this session after it started closing. Messages get the bare-JID
+    /// rules (another resource may take them); iq requests and messages that nobody takes are
+    /// bounced to their sender (RFC 6121 §8.5.3.2.1).
+    pub(crate) fn undeliverable(&mut self, el: Element) {
+        let (Some(to), Some(kind)) = (
+            el.attr("to").and_then(|t| FullJid::new(t).ok()),
+            StanzaKind::of(&el),
+        ) else {
+            return;
+        };
+        let ty = stanza_type(&el).to_owned();
+        let ty = ty.as_str();
+        let mut el = Some(el);
+        if kind == StanzaKind::Message && !matches!(ty, "error" | "groupchat") {
+            let targets = self
+                .env
+                .router
+                .bare_message_targets(&to.to_bare(), ty == "headline");
+            for handle in targets.iter().filter(|h| h.id != self.id) {
+                if let Some(stanza) = el.take() {
+                    if let Err(undelivered) = handle.deliver(stanza) {
+                        el = Some(undelivered.stanza);
+                    }
+                }
+            }
+            if ty == "headline" {
+                return;
+            }
+        }
+        let bounce_iq = kind == StanzaKind::Iq && matches!(ty, "get" | "set");
+        let bounce_message = kind == StanzaKind::Message;
+        let Some(el) = el.filter(|_| bounce_iq || bounce_message) else {
+            return;
+        };
+        let Some(reply) = error_reply(&el, &StanzaError::new(StanzaCondition::ServiceUnavailable))
+        else {
+            return;
+        };
+        let sender = reply.attr("to").and_then(|t| FullJid::new(t).ok());
+        if let Some(handle) = sender.and_then(|s| self.env.router.lookup(&s)) {
+            let _ = handle.deliver(reply);
+        }
+    }
+
     // ----- iq (RFC 6120 §8.2.3) ------------------------------------------------------------------
 
     fn route_iq(&mut self, el: Element, target: Target, me: &FullJid, ctx: &mut Context<Self>) {
@@ -153,7 +202,10 @@ impl Session {
         if request && el.children().count() != 1 {
             return self.bounce_with(
                 &el,
-                StanzaError::with_text(StanzaCondition::BadRequest, "an iq get or set carries exactly one payload element"),
+                StanzaError::with_text(
+                    StanzaCondition::BadRequest,
+                    "an iq get or set carries exactly one payload element",
+                ),
                 ctx,
             );
         }
@@ -184,7 +236,13 @@ impl Session {
 
     // ----- message (RFC 6121 §8.5) -----------------------------------------------------------------
 
-    fn route_message(&mut self, el: Element, target: Target, me: &FullJid, ctx: &mut Context<Self>) {
+    fn route_message(
+        &mut self,
+        el: Element,
+        target: Target,
+        me: &FullJid,
+        ctx: &mut Context<Self>,
+    ) {
         match target {
             Target::OwnAccount => self.message_to_bare(el, &me.to_bare(), ctx),
             Target::Bare(bare) => self.message_to_bare(el, &bare, ctx),
@@ -227,7 +285,13 @@ impl Session {
 
     // ----- presence (RFC 6121 §4) ------------------------------------------------------------------
 
-    fn route_presence(&mut self, el: Element, target: Target, me: &FullJid, ctx: &mut Context<Self>) {
+    fn route_presence(
+        &mut self,
+        el: Element,
+        target: Target,
+        me: &FullJid,
+        ctx: &mut Context<Self>,
+    ) {
         let ty = el.attr("type").unwrap_or("available").to_owned();
         if ty == "error" {
             return;
@@ -267,13 +331,18 @@ impl Session {
                     // RFC 6121 §4.7.2.3: an integer from -128 to +127.
                     return self.bounce_with(
                         &el,
-                        StanzaError::with_text(StanzaCondition::BadRequest, "priority must be an integer from -128 to 127"),
+                        StanzaError::with_text(
+                            StanzaCondition::BadRequest,
+                            "priority must be an integer from -128 to 127",
+                        ),
                         ctx,
                     );
                 }
             },
         };
-        self.env.router.set_presence(me, self.id, available, priority);
+        self.env
+            .router
+            .set_presence(me, self.id, available, priority);
         let phase = std::mem::replace(&mut self.phase, Phase::Authed { user: me.to_bare() });
         self.phase = match phase {
             Phase::Bound(mut b) | Phase::Established(mut b) => {

@@ -224,7 +224,9 @@ impl Client {
     pub async fn recv_element(&mut self) -> Result<Element, ClientError> {
         match self.recv().await? {
             Received::Element(el) => Ok(el),
-            other => Err(ClientError::Unexpected(format!("expected an element, got {other:?}"))),
+            other => Err(ClientError::Unexpected(format!(
+                "expected an element, got {other:?}"
+            ))),
         }
     }
 
@@ -246,11 +248,17 @@ impl Client {
         self.send_header().await;
         match self.recv().await? {
             Received::Header(_) => {}
-            other => return Err(ClientError::Unexpected(format!("expected a header, got {other:?}"))),
+            other => {
+                return Err(ClientError::Unexpected(format!(
+                    "expected a header, got {other:?}"
+                )))
+            }
         }
         let features = self.recv_element().await?;
         if !features.is("features", ns::STREAM) {
-            return Err(ClientError::Unexpected(format!("expected features, got {features}")));
+            return Err(ClientError::Unexpected(format!(
+                "expected features, got {features}"
+            )));
         }
         self.features = Some(features.clone());
         Ok(features)
@@ -299,7 +307,9 @@ impl Client {
                 Ok(Received::Eof) => return Ok(()),
                 Ok(Received::Close) => continue,
                 Ok(other) => {
-                    return Err(ClientError::Unexpected(format!("expected EOF, got {other:?}")))
+                    return Err(ClientError::Unexpected(format!(
+                        "expected EOF, got {other:?}"
+                    )))
                 }
                 Err(ClientError::Io(_)) => return Ok(()),
                 Err(e) => return Err(e),
@@ -347,7 +357,9 @@ impl Client {
         self.send(&Element::new("starttls", ns::TLS)).await;
         let answer = self.recv_element().await?;
         if !answer.is("proceed", ns::TLS) {
-            return Err(ClientError::Unexpected(format!("expected <proceed/>, got {answer}")));
+            return Err(ClientError::Unexpected(format!(
+                "expected <proceed/>, got {answer}"
+            )));
         }
         self.handshake().await
     }
@@ -360,7 +372,9 @@ impl Client {
         self.send_raw(data).await.map_err(ClientError::Io)?;
         let answer = self.recv_element().await?;
         if !answer.is("proceed", ns::TLS) {
-            return Err(ClientError::Unexpected(format!("expected <proceed/>, got {answer}")));
+            return Err(ClientError::Unexpected(format!(
+                "expected <proceed/>, got {answer}"
+            )));
         }
         self.handshake().await
     }
@@ -440,7 +454,9 @@ impl Client {
     async fn sasl_outcome(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
         let el = self.recv_element().await?;
         if el.ns() != ns::SASL {
-            return Err(ClientError::Unexpected(format!("expected a SASL answer, got {el}")));
+            return Err(ClientError::Unexpected(format!(
+                "expected a SASL answer, got {el}"
+            )));
         }
         if el.name() == "success" {
             // RFC 6120 §6.4.6: the server opens a fresh stream once the client restarts.
@@ -459,7 +475,9 @@ impl Client {
                     .ok_or_else(|| ClientError::Unexpected(format!("bad failure {el}")))?;
                 Err(ClientError::Sasl(failure, text))
             }
-            other => Err(ClientError::Unexpected(format!("unexpected SASL element {other}"))),
+            other => Err(ClientError::Unexpected(format!(
+                "unexpected SASL element {other}"
+            ))),
         }
     }
 

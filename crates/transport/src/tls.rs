@@ -65,7 +65,10 @@ impl TlsSetup {
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| file_err(&cert_path, format!("reading certificates: {e}")))?;
         if certs.is_empty() {
-            return Err(file_err(&cert_path, "no certificate found in the file".into()));
+            return Err(file_err(
+                &cert_path,
+                "no certificate found in the file".into(),
+            ));
         }
         let key = PrivateKeyDer::from_pem_file(&key_path)
             .map_err(|e| file_err(&key_path, format!("reading the private key: {e}")))?;
@@ -219,10 +222,18 @@ mod tests {
         let cert = dir.path().join("tls/self-signed.crt");
         let first = fs::read(&cert).unwrap();
         TlsSetup::load(None, None, dir.path(), &hosts).unwrap();
-        assert_eq!(first, fs::read(&cert).unwrap(), "reused when it covers the hosts");
+        assert_eq!(
+            first,
+            fs::read(&cert).unwrap(),
+            "reused when it covers the hosts"
+        );
         let more = vec!["localhost".to_owned(), "other.example".to_owned()];
         TlsSetup::load(None, None, dir.path(), &more).unwrap();
-        assert_ne!(first, fs::read(&cert).unwrap(), "regenerated for a new host");
+        assert_ne!(
+            first,
+            fs::read(&cert).unwrap(),
+            "regenerated for a new host"
+        );
     }
 
     #[test]

@@ -89,12 +89,15 @@ pub struct StreamParser {
 }
 
 impl StreamParser {
-    /// TCP streams: <stream:stream> header, then stanzas at depth 1, then </stream:stream>
+    /// TCP streams (RFC 6120 §4): an optional XML declaration and a `<stream:stream>`
+    /// header, then stanzas at depth 1, then `</stream:stream>`.
     pub fn new(limits: Limits) -> Self {
         Self::with_framing(limits, Framing::Tcp)
     }
 
-    /// RFC 7395 WebSocket framing: every top-level element (incl. <open/> and <close/>) is returned as Event::Stanza; no StreamOpen/StreamClose events
+    /// RFC 7395 WebSocket framing: every top-level element (including `<open/>` and
+    /// `<close/>`) is returned as [`Event::Stanza`], with no inherited namespaces; there
+    /// are no `StreamOpen`/`StreamClose` events, and an XML declaration is refused.
     pub fn new_framed(limits: Limits) -> Self {
         Self::with_framing(limits, Framing::WebSocket)
     }
@@ -122,7 +125,8 @@ impl StreamParser {
         self.buf.extend_from_slice(data);
     }
 
-    /// Ok(None) = need more input. After an Err the parser is poisoned (keeps returning the error).
+    /// The next event: `Ok(None)` means more input is needed. After an `Err` the parser
+    /// is poisoned: its buffer is released and it keeps returning the same error.
     pub fn next_event(&mut self) -> Result<Option<Event>, XmlError> {
         let result = self.step();
         if let Err(e) = &result {
@@ -999,6 +1003,9 @@ mod tests {
         assert!(matches!(p.next_event(), Err(XmlError::NotWellFormed(_))));
         let mut p = StreamParser::new_framed(Limits::default());
         p.feed(b"<a><!-- c --></a>");
+        assert!(matches!(p.next_event(), Err(XmlError::RestrictedXml(_))));
+        let mut p = StreamParser::new_framed(Limits::default());
+        p.feed(b"<?xml version='1.0'?><open/>");
         assert!(matches!(p.next_event(), Err(XmlError::RestrictedXml(_))));
     }
 
