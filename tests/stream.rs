@@ -314,24 +314,27 @@ async fn rfc6120_4_9_3_13_not_well_formed_mismatched_tags() {
     assert_eq!(cond, "not-well-formed");
 }
 
-/// RFC 6120 §4.9.3.13, §11.6: bytes that are not UTF-8 are `<not-well-formed/>`, in a
-/// stanza and in the stream header.
+/// RFC 6120 §4.9.3.22, §11.6: bytes that are not UTF-8 are `<unsupported-encoding/>`
+/// ("improperly encoded the stream"), in a stanza and in the stream header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rfc6120_4_9_3_13_not_well_formed_bad_utf8() {
+async fn rfc6120_4_9_3_22_unsupported_encoding_bad_utf8() {
     let server = TestServer::start(|_| {});
     let mut stanza = b"<message to='bob@localhost'><body>caf".to_vec();
     stanza.extend_from_slice(&[0xC3, 0x28, 0xFF, 0xFE]);
     stanza.extend_from_slice(b"</body></message>");
     assert_eq!(
         error_after_login(&server, "alice", &stanza).await,
-        "not-well-formed"
+        "unsupported-encoding"
     );
     let mut head = b"<stream:stream to='local".to_vec();
     head.extend_from_slice(&[0xFF, 0x80]);
     head.extend_from_slice(
         b"' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
     );
-    assert_eq!(error_for_opening(&server, &head).await, "not-well-formed");
+    assert_eq!(
+        error_for_opening(&server, &head).await,
+        "unsupported-encoding"
+    );
 }
 
 /// RFC 6120 §11.1, §4.9.3.18: comments are `<restricted-xml/>`, at stream level and inside

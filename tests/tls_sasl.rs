@@ -389,8 +389,8 @@ async fn failed_attempt(
     sasl_failure(c.auth(mechanism, user, pw).await)
 }
 
-/// RFC 6120 §6.4.5, RFC 5802 §9: a wrong password and an unknown user fail identically
-/// (`<not-authorized/>`, same text) with PLAIN and with SCRAM.
+/// RFC 6120 §6.4.5, RFC 5802 §9: a wrong password, an unknown user and a user name that
+/// cannot exist fail identically (`<not-authorized/>`, same text) with PLAIN and SCRAM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6120_6_4_5_wrong_password_and_unknown_user_fail_identically() {
     let server = TestServer::start(|_| {});
@@ -401,8 +401,11 @@ async fn rfc6120_6_4_5_wrong_password_and_unknown_user_fail_identically() {
     ] {
         let wrong_pw = failed_attempt(&server, mechanism, "alice", "wrong").await;
         let unknown = failed_attempt(&server, mechanism, "nobody", "password").await;
+        // Not even a valid localpart (nodeprep forbids '@' and spaces): still the same.
+        let invalid = failed_attempt(&server, mechanism, "no body@x", "password").await;
         assert_eq!(wrong_pw.0, SaslFailure::NotAuthorized, "{mechanism}");
         assert_eq!(unknown, wrong_pw, "{mechanism}");
+        assert_eq!(invalid, wrong_pw, "{mechanism}");
     }
 }
 

@@ -153,6 +153,7 @@ impl From<&XmlError> for StreamError {
             XmlError::RestrictedXml(m) => (StreamCondition::RestrictedXml, m),
             XmlError::PolicyViolation(m) => (StreamCondition::PolicyViolation, m),
             XmlError::BadNamespacePrefix(m) => (StreamCondition::BadNamespacePrefix, m),
+            XmlError::BadEncoding(m) => (StreamCondition::UnsupportedEncoding, m),
         };
         StreamError::with_text(condition, msg.as_str())
     }
@@ -252,6 +253,10 @@ mod tests {
                 XmlError::BadNamespacePrefix("d".into()),
                 StreamCondition::BadNamespacePrefix,
             ),
+            (
+                XmlError::BadEncoding("e".into()),
+                StreamCondition::UnsupportedEncoding,
+            ),
         ];
         for (xml_err, cond) in cases {
             let err = StreamError::from(&xml_err);
@@ -260,7 +265,8 @@ mod tests {
                 XmlError::NotWellFormed(m)
                 | XmlError::RestrictedXml(m)
                 | XmlError::PolicyViolation(m)
-                | XmlError::BadNamespacePrefix(m) => m.clone(),
+                | XmlError::BadNamespacePrefix(m)
+                | XmlError::BadEncoding(m) => m.clone(),
             };
             assert_eq!(err.text, Some(msg));
         }

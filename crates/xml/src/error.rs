@@ -18,6 +18,10 @@ pub enum XmlError {
     /// A namespace prefix was used without a declaration (`<bad-namespace-prefix/>`, §4.9.3.2).
     #[error("bad namespace prefix: {0}")]
     BadNamespacePrefix(String),
+    /// Bytes that are not UTF-8, or a declared encoding other than UTF-8
+    /// (`<unsupported-encoding/>`, §4.9.3.22, §11.6).
+    #[error("unsupported encoding: {0}")]
+    BadEncoding(String),
 }
 
 impl XmlError {
@@ -48,8 +52,8 @@ impl From<quick_xml::events::attributes::AttrError> for XmlError {
 
 impl From<std::str::Utf8Error> for XmlError {
     fn from(_: std::str::Utf8Error) -> Self {
-        // RFC 6120 §11.6 mandates UTF-8; anything else cannot be XML we accept.
-        XmlError::NotWellFormed("invalid UTF-8".into())
+        // RFC 6120 §11.6 mandates UTF-8; §4.9.3.22 names the condition for violating it.
+        XmlError::BadEncoding("invalid UTF-8".into())
     }
 }
 

@@ -314,7 +314,9 @@ fn check_decl(decl: &[u8]) -> Result<(), XmlError> {
             _ => return Err(XmlError::nwf("malformed encoding declaration")),
         };
         if !value.eq_ignore_ascii_case("UTF-8") {
-            return Err(XmlError::nwf(format!("encoding {value} is not UTF-8")));
+            return Err(XmlError::BadEncoding(format!(
+                "encoding {value} is not UTF-8"
+            )));
         }
     }
     Ok(())
@@ -636,10 +638,10 @@ mod tests {
     }
 
     #[test]
-    fn rfc6120_11_6_non_utf8_encoding_declaration_is_not_well_formed() {
+    fn rfc6120_11_6_non_utf8_encoding_declaration_is_unsupported_encoding() {
         assert!(matches!(
             first_error(b"<?xml version='1.0' encoding='UTF-16'?><stream:stream>"),
-            XmlError::NotWellFormed(_)
+            XmlError::BadEncoding(_)
         ));
         assert!(events_of("<?xml version=\"1.0\" encoding=\"utf-8\"?><s xmlns='urn:s'>").is_ok());
     }
@@ -826,18 +828,18 @@ mod tests {
     }
 
     #[test]
-    fn rfc6120_11_6_invalid_utf8_is_not_well_formed() {
+    fn rfc6120_4_9_3_22_invalid_utf8_is_unsupported_encoding() {
         let mut xml = in_stream("<message><body>");
         xml.extend_from_slice(b"\xff\xfe</body></message>");
-        assert!(matches!(first_error(&xml), XmlError::NotWellFormed(_)));
+        assert!(matches!(first_error(&xml), XmlError::BadEncoding(_)));
         // A multi-byte sequence cut short by markup.
         let mut xml = in_stream("<message><body>");
         xml.extend_from_slice(b"\xe2\x98</body></message>");
-        assert!(matches!(first_error(&xml), XmlError::NotWellFormed(_)));
+        assert!(matches!(first_error(&xml), XmlError::BadEncoding(_)));
         let mut xml =
             b"<stream:stream to='\xc3' xmlns:stream='http://etherx.jabber.org/streams'>".to_vec();
         xml.push(b' ');
-        assert!(matches!(first_error(&xml), XmlError::NotWellFormed(_)));
+        assert!(matches!(first_error(&xml), XmlError::BadEncoding(_)));
     }
 
     #[test]

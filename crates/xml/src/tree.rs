@@ -534,9 +534,9 @@ mod tests {
     }
 
     #[test]
-    fn rfc6120_11_6_non_utf8_encoding_declaration_is_not_well_formed() {
+    fn rfc6120_11_6_non_utf8_encoding_declaration_is_unsupported_encoding() {
         let err = parse("<?xml version='1.0' encoding='ISO-8859-1'?><a/>").unwrap_err();
-        assert!(matches!(err, XmlError::NotWellFormed(_)));
+        assert!(matches!(err, XmlError::BadEncoding(_)));
     }
 
     #[test]
