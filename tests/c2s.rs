@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use parley::config::ResourceConflict;
 use parley_proto::ns;
-use parley_proto::sasl::Mechanism;
 use parley_proto::stanza_error::StanzaError;
 use parley_testkit::{Client, Received, TestServer};
 use parley_xml::Element;
@@ -16,15 +15,7 @@ use parley_xml::Element;
 
 /// A client that has authenticated as `user` (STARTTLS, SCRAM-SHA-256) but not bound yet.
 async fn authed(server: &TestServer, user: &str) -> Client {
-    let mut c = Client::connect(server.c2s()).await;
-    c.open().await.expect("open");
-    c.starttls().await.expect("starttls");
-    c.open().await.expect("open after TLS");
-    c.auth(Mechanism::ScramSha256, user, "password")
-        .await
-        .expect("auth");
-    c.open().await.expect("open after SASL");
-    c
+    Client::authed(server.c2s(), user).await
 }
 
 async fn login(server: &TestServer, user: &str, resource: &str) -> Client {

@@ -183,6 +183,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     let router = Arc::new(Router::new(config.server.hosts.iter().cloned()));
     let c2s = &config.c2s;
     let env = Arc::new(SessionEnv {
+        node: node_name(),
         config: SessionConfig {
             limits: Limits {
                 max_stanza_bytes: c2s.max_stanza_bytes,
@@ -241,6 +242,15 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         router,
         workers,
     })
+}
+
+/// The node's name for logs: the host name (the cluster issue makes it configurable).
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "parley".to_owned())
 }
 
 /// Storage URLs may carry a password (`postgres://user:pw@…`); logs get the rest.

@@ -46,6 +46,8 @@ impl Default for SessionConfig {
 /// Shared, read-only environment of all sessions on a node.
 #[derive(Debug)]
 pub struct SessionEnv {
+    /// This node's name, carried by every session's log span.
+    pub node: String,
     /// Settings.
     pub config: SessionConfig,
     /// The routing table.

@@ -198,7 +198,13 @@ impl Session {
         let id = SessionId::random();
         let ip = conn.peer_addr();
         let cfg = &env.config;
-        let span = tracing::info_span!("session", id = %id, ip = ?ip, jid = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "session",
+            node = %env.node,
+            id = %id,
+            ip = ?ip,
+            jid = tracing::field::Empty
+        );
         Session {
             id,
             parser: StreamParser::new(cfg.limits.clone()),

@@ -508,9 +508,9 @@ impl Client {
         Ok(jid)
     }
 
-    /// Connects, negotiates STARTTLS, authenticates with SCRAM-SHA-256 (password
-    /// `password`) and binds `resource`.
-    pub async fn login(addr: SocketAddr, user: &str, resource: Option<&str>) -> Client {
+    /// Connects, negotiates STARTTLS and authenticates with SCRAM-SHA-256 (password
+    /// `password`), leaving the restarted stream open and unbound.
+    pub async fn authed(addr: SocketAddr, user: &str) -> Client {
         let mut c = Client::connect(addr).await;
         c.open().await.expect("open");
         c.starttls().await.expect("starttls");
@@ -519,6 +519,12 @@ impl Client {
             .await
             .expect("auth");
         c.open().await.expect("open after SASL");
+        c
+    }
+
+    /// [`Client::authed`], then binds `resource`.
+    pub async fn login(addr: SocketAddr, user: &str, resource: Option<&str>) -> Client {
+        let mut c = Client::authed(addr, user).await;
         c.bind(resource).await.expect("bind");
         c
     }
