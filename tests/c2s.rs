@@ -707,11 +707,12 @@ async fn bob_at(server: &TestServer, resource: &str, priority: i8) -> Client {
 
 /// RFC 6121 §8.5.2.1.1: a chat message to the bare JID goes to the available resource with
 /// the highest non-negative priority only; a headline goes to every non-negative one; with
-/// only a negative-priority resource left, a chat message bounces service-unavailable and a
-/// headline is dropped silently.
+/// only a negative-priority resource left, a chat message is handled as if no resource were
+/// available (§8.5.2.2.1) — with offline storage disabled here, it bounces
+/// service-unavailable — and a headline is dropped silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_jid_message_follows_priorities_rfc6121_8_5_2_1_1() {
-    let server = TestServer::start(|_| {});
+    let server = TestServer::start(|c| c.offline.max_per_user = 0);
     let mut high = bob_at(&server, "five", 5).await;
     let mut low = bob_at(&server, "one", 1).await;
     let mut neg = bob_at(&server, "neg", -1).await;
@@ -775,11 +776,12 @@ async fn bare_jid_message_ties_and_unavailable_resources_rfc6121_8_5_2_1_1() {
 }
 
 /// RFC 6121 §8.5.3.2.1: a message to a full JID whose resource has just disconnected is
-/// handled as if sent to the bare JID: it reaches another available resource, and bounces
-/// service-unavailable once none is left.
+/// handled as if sent to the bare JID: it reaches another available resource, and once none
+/// is left it goes where §8.5.2.2.1 sends it — with offline storage disabled here, back to
+/// the sender as service-unavailable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_to_gone_resource_falls_back_to_bare_jid_rfc6121_8_5_3_2_1() {
-    let server = TestServer::start(|_| {});
+    let server = TestServer::start(|c| c.offline.max_per_user = 0);
     let mut gone = bob_at(&server, "gone", 0).await;
     let mut other = bob_at(&server, "other", 0).await;
     let mut alice = login(&server, "alice", "a").await;

@@ -24,6 +24,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[sasl]`: authentication settings.
     pub sasl: SaslConfig,
+    /// `[roster]`: roster limits (RFC 6121 §2).
+    pub roster: RosterConfig,
+    /// `[offline]`: offline message storage (XEP-0160).
+    pub offline: OfflineConfig,
     /// `[storage]`: where accounts and state are kept.
     pub storage: StorageConfig,
     /// `[log]`: logging verbosity and format.
@@ -135,6 +139,35 @@ impl Default for SaslConfig {
         SaslConfig {
             scram_iterations: 10_000,
         }
+    }
+}
+
+/// `[roster]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RosterConfig {
+    /// Most items a roster may hold; adding more gets `<not-allowed/>`.
+    pub max_items: usize,
+}
+
+impl Default for RosterConfig {
+    fn default() -> Self {
+        RosterConfig { max_items: 1000 }
+    }
+}
+
+/// `[offline]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// Most messages stored per user while no resource is available; senders past it get
+    /// `<service-unavailable/>`.
+    pub max_per_user: usize,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig { max_per_user: 100 }
     }
 }
 
@@ -306,6 +339,13 @@ impl Config {
                 "sasl.scram_iterations",
                 self.sasl.scram_iterations,
                 format!("must be at least {MIN_SCRAM_ITERATIONS} (RFC 7677 §4)"),
+            ));
+        }
+        if self.roster.max_items == 0 {
+            return Err(Violation::new(
+                "roster.max_items",
+                self.roster.max_items,
+                "must be at least 1",
             ));
         }
         if let Some(url) = &self.storage.url {

@@ -15,6 +15,7 @@ use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
 use parley_transport::{bind_listener, serve_c2s, ListenerKind, TlsSetup};
+use parley_user::{UserConfig, Users};
 use parley_xml::Limits;
 use tokio::sync::oneshot;
 use tracing::info;
@@ -181,6 +182,22 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     )
     .map_err(|e| err("tls", &e))?;
     let router = Arc::new(Router::new(config.server.hosts.iter().cloned()));
+    let n = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let workers: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+    let handles = Arc::new(workers.iter().map(Arbiter::handle).collect::<Vec<_>>());
+    let users = Users::new(
+        router.clone(),
+        storage.clone(),
+        UserConfig {
+            max_roster_items: config.roster.max_items,
+            max_offline: config.offline.max_per_user,
+            ..UserConfig::default()
+        },
+        handles.to_vec(),
+    );
     let c2s = &config.c2s;
     let env = Arc::new(SessionEnv {
         node: node_name(),
@@ -203,16 +220,11 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             scram_iterations: config.sasl.scram_iterations,
         },
         router: router.clone(),
+        users,
         storage,
         server_secret,
         tls_available: true,
     });
-    let n = match config.server.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let workers: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
-    let handles = Arc::new(workers.iter().map(Arbiter::handle).collect::<Vec<_>>());
     let mut bound = (Vec::new(), Vec::new());
     let listeners = c2s
         .listen

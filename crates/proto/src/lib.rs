@@ -5,6 +5,7 @@
 //! protocol rules testable from literal bytes and reusable by the server, the
 //! test kit and the load generator alike.
 
+pub mod datetime;
 pub mod ns;
 pub mod sasl;
 pub mod stanza;

@@ -33,6 +33,8 @@ pub const STREAM_LIMITS: &str = "urn:xmpp:stream-limits:0";
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// Roster management (RFC 6121 §2).
 pub const ROSTER: &str = "jabber:iq:roster";
+/// RFC 6121 §2.6.1: the roster-versioning stream feature.
+pub const ROSTER_VER: &str = "urn:xmpp:features:rosterver";
 /// Software Version (XEP-0092).
 pub const VERSION: &str = "jabber:iq:version";
 /// WebSocket framing (RFC 7395).

@@ -1,4 +1,7 @@
-//! The local routing table: bare JID → bound resources.
+//! The local routing table: bare JID → bound resources and the sessions that own them.
+//!
+//! Availability, priorities and bare-JID routing belong to the user actor (parley-user);
+//! this table only answers "which session owns this full JID".
 //!
 //! One map keyed by bare JID holds each user's few resources in a small vector, so a full-JID
 //! lookup is one hash probe and a short scan, and a user costs one entry however many
@@ -39,17 +42,13 @@ pub enum BindOutcome {
     Conflict,
 }
 
-/// A resource as the router sees it.
+/// A bound resource as the router sees it: who owns it.
 #[derive(Debug, Clone)]
 pub struct ResourceInfo {
     /// The resource part.
     pub resource: String,
     /// The owning session.
     pub handle: SessionHandle,
-    /// Whether the resource has sent initial presence and not gone unavailable.
-    pub available: bool,
-    /// Its presence priority (RFC 6121 §4.7.2.3).
-    pub priority: i8,
 }
 
 /// The routing table of one node.
@@ -112,8 +111,6 @@ impl Router {
         resources.push(ResourceInfo {
             resource: resource.as_str().to_owned(),
             handle,
-            available: false,
-            priority: 0,
         });
         BindOutcome::Bound {
             jid: bare.with_resource(&resource),
@@ -142,45 +139,6 @@ impl Router {
             .iter()
             .find(|r| r.resource == jid.resource().as_str())
             .map(|r| r.handle.clone())
-    }
-
-    /// Records a resource's availability and priority after it sent presence.
-    pub fn set_presence(&self, jid: &FullJid, id: SessionId, available: bool, priority: i8) {
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = users.get_mut(&jid.to_bare()).and_then(|list| {
-            list.iter_mut()
-                .find(|r| r.resource == jid.resource().as_str() && r.handle.id == id)
-        }) {
-            r.available = available;
-            r.priority = priority;
-        }
-    }
-
-    /// A snapshot of `bare`'s bound resources.
-    pub fn resources(&self, bare: &BareJid) -> Vec<ResourceInfo> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        users.get(bare).cloned().unwrap_or_default()
-    }
-
-    /// Sessions for a message to a bare JID (RFC 6121 §8.5.2.1.1): `headline` goes to every
-    /// available resource of non-negative priority; `chat` and `normal` go to the available
-    /// resources sharing the highest non-negative priority. Empty when no resource qualifies.
-    pub fn bare_message_targets(&self, bare: &BareJid, headline: bool) -> Vec<SessionHandle> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        let Some(resources) = users.get(bare) else {
-            return Vec::new();
-        };
-        let eligible = resources.iter().filter(|r| r.available && r.priority >= 0);
-        if headline {
-            return eligible.map(|r| r.handle.clone()).collect();
-        }
-        let Some(top) = eligible.clone().map(|r| r.priority).max() else {
-            return Vec::new();
-        };
-        eligible
-            .filter(|r| r.priority == top)
-            .map(|r| r.handle.clone())
-            .collect()
     }
 
     /// Every bound session on this node (for shutdown and the admin API).

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use parley_router::{ResourceConflict, Router};
 use parley_storage::Storage;
+use parley_user::Users;
 use parley_xml::Limits;
 
 /// Per-connection settings, taken from the `[c2s]` and `[sasl]` config sections.
@@ -52,6 +53,8 @@ pub struct SessionEnv {
     pub config: SessionConfig,
     /// The routing table.
     pub router: Arc<Router>,
+    /// The user actors (RFC 6121: bare-JID routing, roster, presence).
+    pub users: Arc<Users>,
     /// Accounts and credentials.
     pub storage: Arc<dyn Storage>,
     /// The deployment secret from storage, for fake SCRAM salts of unknown users.

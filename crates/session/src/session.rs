@@ -28,6 +28,7 @@ use parley_proto::stream_error::{StreamCondition, StreamError};
 use parley_router::{
     BindOutcome, Close, CloseReason, Deliver, PendingGauge, SessionHandle, SessionId,
 };
+use parley_user::{Detach, UserLink};
 use parley_xml::{Element, Event, StreamHeader, StreamParser};
 use tokio::io::ReadBuf;
 use tracing::{debug, info, warn, Span};
@@ -121,11 +122,16 @@ impl fmt::Debug for SaslState {
 }
 
 /// State of a bound resource: the Prosody fields `full_jid`, `priority`, `presence`,
-/// `interested`.
+/// `interested`. The user actor holds the authoritative copy for routing; these mirror it for
+/// this session's own view.
 #[derive(Debug, Clone)]
 pub struct Bound {
     /// The bound full JID.
     pub jid: FullJid,
+    /// The user's actor.
+    pub user: UserLink,
+    /// Whether the user actor has been told that this resource is gone.
+    pub detached: bool,
     /// Presence priority (RFC 6121 §4.7.2.3).
     pub priority: i8,
     /// The last presence broadcast by the client.
@@ -417,8 +423,17 @@ impl Session {
     /// Removes the session from the routing table. Called as soon as the session starts
     /// closing, so that nothing new is routed to it, and again (harmlessly) when it stops.
     fn unregister(&mut self) {
-        if let Some(b) = self.bound() {
-            self.env.router.unbind(&b.jid, self.id);
+        let id = self.id;
+        let router = self.env.router.clone();
+        if let Phase::Bound(b) | Phase::Established(b) = &mut self.phase {
+            router.unbind(&b.jid, id);
+            if !b.detached {
+                b.detached = true;
+                b.user.addr.do_send(Detach {
+                    resource: b.jid.resource().as_str().to_owned(),
+                    session: id,
+                });
+            }
         }
     }
 
@@ -683,6 +698,8 @@ impl Session {
             }
             Phase::Authed { .. } => {
                 features.push(Element::new("bind", ns::BIND));
+                // RFC 6121 §2.6.1: roster versioning.
+                features.push(Element::new("ver", ns::ROSTER_VER));
                 features.push(
                     Element::new("session", ns::SESSION)
                         .with_child(Element::new("optional", ns::SESSION)),
@@ -1066,8 +1083,15 @@ impl Session {
                     Element::new("bind", ns::BIND)
                         .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
                 );
+                let user = self.env.users.attach(
+                    &jid.to_bare(),
+                    jid.resource().as_str(),
+                    self.session_handle(ctx),
+                );
                 self.phase = Phase::Bound(Bound {
                     jid,
+                    user,
+                    detached: false,
                     priority: 0,
                     presence: None,
                     interested: false,

@@ -7,10 +7,11 @@
 use actix::Context;
 use jid::{BareJid, FullJid, Jid};
 use parley_proto::ns;
-use parley_proto::stanza::{stanza_type, StanzaKind};
+use parley_proto::stanza::StanzaKind;
 use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, DeliverError, SessionHandle};
+use parley_user::{eligible_for_carbons, CarbonReceived, FromClient, Inbound};
 use parley_xml::Element;
 
 use crate::session::{Phase, Session};
@@ -136,48 +137,14 @@ impl Session {
         }
     }
 
-    /// A stanza reached this session after it started closing. Messages get the bare-JID
-    /// rules (another resource may take them); iq requests and messages that nobody takes are
-    /// bounced to their sender (RFC 6121 §8.5.3.2.1).
+    /// A stanza reached this session after it started closing (it was routed before the
+    /// session unregistered). Its user's actor applies the rules for a full JID whose
+    /// resource is gone (RFC 6121 §8.5.3.2): nothing is lost silently.
     pub(crate) fn undeliverable(&mut self, el: Element) {
-        let (Some(to), Some(kind)) = (
-            el.attr("to").and_then(|t| FullJid::new(t).ok()),
-            StanzaKind::of(&el),
-        ) else {
+        let Some(to) = el.attr("to").and_then(|t| FullJid::new(t).ok()) else {
             return;
         };
-        let ty = stanza_type(&el).to_owned();
-        let ty = ty.as_str();
-        let mut el = Some(el);
-        if kind == StanzaKind::Message && !matches!(ty, "error" | "groupchat") {
-            let targets = self
-                .env
-                .router
-                .bare_message_targets(&to.to_bare(), ty == "headline");
-            for handle in targets.iter().filter(|h| h.id != self.id) {
-                if let Some(stanza) = el.take() {
-                    if let Err(undelivered) = handle.deliver(stanza) {
-                        el = Some(undelivered.stanza);
-                    }
-                }
-            }
-            if ty == "headline" {
-                return;
-            }
-        }
-        let bounce_iq = kind == StanzaKind::Iq && matches!(ty, "get" | "set");
-        let bounce_message = kind == StanzaKind::Message;
-        let Some(el) = el.filter(|_| bounce_iq || bounce_message) else {
-            return;
-        };
-        let Some(reply) = error_reply(&el, &StanzaError::new(StanzaCondition::ServiceUnavailable))
-        else {
-            return;
-        };
-        let sender = reply.attr("to").and_then(|t| FullJid::new(t).ok());
-        if let Some(handle) = sender.and_then(|s| self.env.router.lookup(&s)) {
-            let _ = handle.deliver(reply);
-        }
+        self.env.users.send(&to.to_bare(), Inbound { stanza: el });
     }
 
     // ----- iq (RFC 6120 §8.2.3) ------------------------------------------------------------------
@@ -209,28 +176,52 @@ impl Session {
                 ctx,
             );
         }
-        match target {
-            Target::OwnAccount => self.account_iq(el, ctx),
-            Target::Bare(bare) if bare == me.to_bare() => self.account_iq(el, ctx),
-            Target::Server(domain) => self.server_iq(el, &domain, ctx),
-            Target::Bare(_) => {
-                // RFC 6121 §8.5.2.1.3: the server answers for the account; it offers nothing
-                // for other users' accounts yet.
-                if request {
-                    self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx);
+        let own = match &target {
+            Target::OwnAccount => true,
+            Target::Bare(bare) => *bare == me.to_bare(),
+            _ => false,
+        };
+        if own {
+            // The roster and carbons are the user's state; the rest the session answers.
+            let user_ns = el
+                .first_child()
+                .is_some_and(|c| c.ns() == ns::ROSTER || c.ns() == ns::CARBONS);
+            if user_ns {
+                let roster_get = ty == "get" && el.has_child("query", ns::ROSTER);
+                if let (true, Phase::Bound(b) | Phase::Established(b)) =
+                    (roster_get, &mut self.phase)
+                {
+                    b.interested = true;
                 }
+                return self.forward_to_user(el);
             }
+            return self.account_iq(el, ctx);
+        }
+        match target {
+            Target::Server(domain) => self.server_iq(el, &domain, ctx),
+            // RFC 6121 §8.5.2.1.3: another account's bare JID: its user actor answers.
+            Target::Bare(bare) => self.env.users.send(&bare, Inbound { stanza: el }),
             Target::Full(full) => match self.env.router.lookup(&full) {
                 Some(handle) => {
                     if let (Err(el), true) = (self.deliver(&handle, el, ctx), request) {
                         self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx);
                     }
                 }
-                // RFC 6121 §8.5.3.2.1 (iq): no such resource.
+                // RFC 6121 §8.5.3.2.3 (iq): no such resource.
                 None if request => self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx),
                 None => {}
             },
-            Target::Remote => {}
+            Target::OwnAccount | Target::Remote => {}
+        }
+    }
+
+    /// Hands a stanza from this client to its own user actor.
+    fn forward_to_user(&mut self, stanza: Element) {
+        if let Some(b) = self.bound() {
+            b.user.addr.do_send(FromClient {
+                resource: b.jid.resource().as_str().to_owned(),
+                stanza,
+            });
         }
     }
 
@@ -243,43 +234,41 @@ impl Session {
         me: &FullJid,
         ctx: &mut Context<Self>,
     ) {
+        // XEP-0280: the user's other carbons-enabled resources get a <sent/> copy.
+        if self.bound().is_some_and(|b| b.user.carbons_enabled() > 0) && eligible_for_carbons(&el) {
+            self.forward_to_user(el.clone());
+        }
         match target {
-            Target::OwnAccount => self.message_to_bare(el, &me.to_bare(), ctx),
-            Target::Bare(bare) => self.message_to_bare(el, &bare, ctx),
+            Target::OwnAccount => self.env.users.send(&me.to_bare(), Inbound { stanza: el }),
+            Target::Bare(bare) => self.env.users.send(&bare, Inbound { stanza: el }),
             Target::Server(_) => self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx),
-            Target::Full(full) => match self.env.router.lookup(&full) {
-                Some(handle) => {
-                    if let Err(el) = self.deliver(&handle, el, ctx) {
-                        self.message_to_bare(el, &full.to_bare(), ctx);
-                    }
+            Target::Full(full) => {
+                let bare = full.to_bare();
+                let carbons =
+                    eligible_for_carbons(&el) && self.env.users.carbons_enabled(&bare) > 0;
+                let copy = carbons.then(|| el.clone());
+                match self.env.router.lookup(&full) {
+                    Some(handle) => match self.deliver(&handle, el, ctx) {
+                        Ok(()) => {
+                            // XEP-0280: delivered straight to one resource; the user's other
+                            // carbons-enabled resources get a <received/> copy.
+                            if let Some(message) = copy {
+                                self.env.users.send_if_running(
+                                    &bare,
+                                    CarbonReceived {
+                                        resource: full.resource().as_str().to_owned(),
+                                        message,
+                                    },
+                                );
+                            }
+                        }
+                        Err(el) => self.env.users.send(&bare, Inbound { stanza: el }),
+                    },
+                    // RFC 6121 §8.5.3.2.1: the user actor applies the bare-JID rules.
+                    None => self.env.users.send(&bare, Inbound { stanza: el }),
                 }
-                // RFC 6121 §8.5.3.2.1: the resource is gone; treat as addressed to the bare JID.
-                None => {
-                    let bare = full.to_bare();
-                    self.message_to_bare(el, &bare, ctx)
-                }
-            },
+            }
             Target::Remote => {}
-        }
-    }
-
-    /// RFC 6121 §8.5.2.1.1 / §8.5.2.2.1.
-    fn message_to_bare(&mut self, el: Element, bare: &BareJid, ctx: &mut Context<Self>) {
-        let ty = stanza_type(&el);
-        match ty {
-            "error" => return,
-            "groupchat" => return self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx),
-            _ => {}
-        }
-        let targets = self.env.router.bare_message_targets(bare, ty == "headline");
-        let mut delivered = false;
-        for handle in &targets {
-            delivered |= self.deliver(handle, el.clone(), ctx).is_ok();
-        }
-        if !delivered && ty != "headline" {
-            // No available resource. Offline storage (XEP-0160) arrives with the user actor;
-            // until then the sender learns that nothing was delivered.
-            self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx);
         }
     }
 
@@ -289,61 +278,47 @@ impl Session {
         &mut self,
         el: Element,
         target: Target,
-        me: &FullJid,
+        _me: &FullJid,
         ctx: &mut Context<Self>,
     ) {
         let ty = el.attr("type").unwrap_or("available").to_owned();
         if ty == "error" {
-            return;
-        }
-        match target {
-            Target::OwnAccount => self.broadcast_presence(el, &ty, me, ctx),
-            Target::Server(_) | Target::Remote => {}
-            Target::Full(full) => {
-                // RFC 6121 §8.5.3.2.2 (presence): no such resource → silently ignored.
+            // Errors about presence go straight to their addressee.
+            if let Target::Full(full) = target {
                 if let Some(handle) = self.env.router.lookup(&full) {
                     let _ = self.deliver(&handle, el, ctx);
                 }
             }
-            Target::Bare(bare) => {
-                for r in self.env.router.resources(&bare) {
-                    if r.available {
-                        let _ = self.deliver(&r.handle, el.clone(), ctx);
-                    }
-                }
-            }
+            return;
         }
+        if matches!(target, Target::Server(_) | Target::Remote) {
+            return;
+        }
+        let broadcast = matches!(target, Target::OwnAccount)
+            && matches!(ty.as_str(), "available" | "unavailable");
+        if broadcast && self.mirror_presence(&el, ty == "available").is_err() {
+            return self.bounce_with(
+                &el,
+                StanzaError::with_text(
+                    StanzaCondition::BadRequest,
+                    "priority must be an integer from -128 to 127",
+                ),
+                ctx,
+            );
+        }
+        // Broadcasts, directed presence and subscriptions all need the user's roster.
+        self.forward_to_user(el);
     }
 
-    /// RFC 6121 §4.2 / §4.5: broadcast presence (no `to`).
-    fn broadcast_presence(&mut self, el: Element, ty: &str, me: &FullJid, ctx: &mut Context<Self>) {
-        let available = match ty {
-            "available" => true,
-            "unavailable" => false,
-            // Subscription and probe types need a `to` (RFC 6121 §3); ignore them here.
-            _ => return,
-        };
+    /// Keeps this session's copy of its presence state (Prosody's `presence`, `priority`)
+    /// and moves the phase to Established on initial presence (RFC 6121 §4.2).
+    fn mirror_presence(&mut self, el: &Element, available: bool) -> Result<(), ()> {
         let priority = match el.get_child("priority", ns::CLIENT).map(|p| p.text()) {
             None => 0,
-            Some(text) => match text.trim().parse::<i8>() {
-                Ok(p) => p,
-                Err(_) => {
-                    // RFC 6121 §4.7.2.3: an integer from -128 to +127.
-                    return self.bounce_with(
-                        &el,
-                        StanzaError::with_text(
-                            StanzaCondition::BadRequest,
-                            "priority must be an integer from -128 to 127",
-                        ),
-                        ctx,
-                    );
-                }
-            },
+            // RFC 6121 §4.7.2.3: an integer from -128 to +127.
+            Some(text) => text.trim().parse::<i8>().map_err(|_| ())?,
         };
-        self.env
-            .router
-            .set_presence(me, self.id, available, priority);
-        let phase = std::mem::replace(&mut self.phase, Phase::Authed { user: me.to_bare() });
+        let phase = std::mem::replace(&mut self.phase, Phase::Unauthed(Default::default()));
         self.phase = match phase {
             Phase::Bound(mut b) | Phase::Established(mut b) => {
                 b.priority = priority;
@@ -356,13 +331,6 @@ impl Session {
             }
             other => other,
         };
-        // RFC 6121 §4.2.2 / §4.5.2: the user's other available resources see it too.
-        for r in self.env.router.resources(&me.to_bare()) {
-            if r.handle.id != self.id && r.available {
-                let mut copy = el.clone();
-                copy.set_attr("to", format!("{}/{}", me.to_bare(), r.resource));
-                let _ = self.deliver(&r.handle, copy, ctx);
-            }
-        }
+        Ok(())
     }
 }

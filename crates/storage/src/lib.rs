@@ -1,5 +1,6 @@
-//! Persistent state of a Parley deployment: accounts, their SCRAM credentials and
-//! per-deployment secrets.
+//! Persistent state of a Parley deployment: accounts, their SCRAM credentials,
+//! per-deployment secrets, and each user's roster, pending subscription requests and
+//! offline messages.
 //!
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
@@ -8,14 +9,24 @@
 //!
 //! Accounts never hold a plaintext password: only the salted SCRAM keys of RFC 5802 are
 //! stored, one row per hash function.
+//!
+//! Per-user data (rosters and the rest) is keyed by `(username, host)` alone, not tied
+//! to an account row: a stanza may be stored for a user whose account is being created
+//! or deleted concurrently, and that must not fail. [`Storage::delete_account`] removes
+//! it along with the account.
 
 use std::sync::Arc;
 
 use parley_proto::sasl::{ScramCredentials, ScramHash};
 
 mod migrate;
+mod model;
 mod sqlite;
 pub mod testsuite;
+
+pub use model::{
+    OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
+};
 
 use sqlite::SqliteStorage;
 
@@ -86,7 +97,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// within `accounts`) are left untouched and counted as skipped.
     async fn import_accounts(&self, accounts: &[NewAccount]) -> Result<ImportReport>;
 
-    /// Deletes an account and all its credentials; [`StorageError::NotFound`] if absent.
+    /// Deletes an account, its credentials, and its roster (with versions and removal
+    /// records), pending subscription requests and offline messages, all at once;
+    /// [`StorageError::NotFound`] (and nothing deleted) if the account is absent.
+    ///
+    /// Other users' roster items naming this account stay: cleaning those up is a
+    /// protocol decision (RFC 6121 §3.3 unsubscriptions), not the store's.
     async fn delete_account(&self, username: &str, host: &str) -> Result<()>;
 
     /// Replaces all the credentials of an account by `creds` and sets
@@ -121,6 +137,72 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// It derives fake SCRAM salts for unknown users, so every node of a cluster must
     /// see the same value.
     async fn server_secret(&self) -> Result<Vec<u8>>;
+
+    // Everything below takes the already-normalized `username, host` of the roster
+    // owner and works whether or not that account exists.
+
+    /// The user's roster: items sorted by jid, version 0 if it never changed.
+    async fn roster(&self, username: &str, host: &str) -> Result<Roster>;
+
+    /// Inserts or replaces the item for `item.jid` and returns the roster's new version
+    /// (previous + 1).
+    async fn roster_put(&self, username: &str, host: &str, item: &RosterItem) -> Result<i64>;
+
+    /// Removes the item for `jid`: `Ok(None)` if there was none (version unchanged), else
+    /// `Ok(Some(new_version))`.
+    ///
+    /// Keeps a record of the removal so that [`Storage::roster_changes_since`] can
+    /// report it.
+    async fn roster_remove(&self, username: &str, host: &str, jid: &str) -> Result<Option<i64>>;
+
+    /// RFC 6121 §2.6: the changes after `version`, oldest first, each with the version it
+    /// created; one entry per jid, giving only its latest state.
+    ///
+    /// `Ok(Some(vec![]))` when `version` is current; `Ok(None)` when `version` is unknown
+    /// (negative, or greater than the current version), and the caller then sends the
+    /// whole roster.
+    async fn roster_changes_since(
+        &self,
+        username: &str,
+        host: &str,
+        version: i64,
+    ) -> Result<Option<Vec<(i64, RosterChange)>>>;
+
+    /// Inbound subscription requests not yet answered (RFC 6121 §3.1.3), in arrival
+    /// order: (contact bare jid, the stanza as XML text).
+    async fn pending_in(&self, username: &str, host: &str) -> Result<Vec<(String, String)>>;
+
+    /// Stores an inbound subscription request from `jid`, replacing an earlier one from
+    /// the same jid; the replacement counts as the latest arrival.
+    async fn pending_in_put(
+        &self,
+        username: &str,
+        host: &str,
+        jid: &str,
+        stanza: &str,
+    ) -> Result<()>;
+
+    /// Forgets the request from `jid`; whether there was one.
+    async fn pending_in_remove(&self, username: &str, host: &str, jid: &str) -> Result<bool>;
+
+    /// XEP-0160: stores `msg` unless the user already has `max` messages stored, in which
+    /// case nothing is stored and the result is `Ok(false)`.
+    ///
+    /// The count and the insert are one transaction, so concurrent pushes never exceed
+    /// `max`.
+    async fn offline_push(
+        &self,
+        username: &str,
+        host: &str,
+        msg: &OfflineMessage,
+        max: usize,
+    ) -> Result<bool>;
+
+    /// How many messages are stored for the user.
+    async fn offline_count(&self, username: &str, host: &str) -> Result<usize>;
+
+    /// Returns and deletes all stored messages, in arrival order.
+    async fn offline_take(&self, username: &str, host: &str) -> Result<Vec<OfflineMessage>>;
 }
 
 /// Opens the store named by `url`, creating and migrating it at first start.

@@ -6,6 +6,7 @@
 //! `BEGIN IMMEDIATE`: a deferred transaction that upgrades from reader to writer can get
 //! `SQLITE_BUSY` at once, without the busy timeout being consulted.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,13 +15,15 @@ use std::time::{Duration, Instant};
 use parley_proto::sasl::{ScramCredentials, ScramHash};
 use rand::RngCore;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::migrate::{self, Migration};
 use crate::{
-    now_unix, redact_password, AccountInfo, ImportReport, NewAccount, Result, Storage, StorageError,
+    now_unix, redact_password, AccountInfo, ImportReport, NewAccount, OfflineMessage, Result,
+    Roster, RosterChange, RosterItem, Storage, StorageError,
 };
 
 /// How long a statement waits for another connection's lock before failing.
@@ -34,18 +37,19 @@ const IMPORT_BATCH: usize = 1000;
 const SERVER_SECRET_KEY: &str = "server_secret";
 
 /// Schema history. Never edit a released migration: append a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts, SCRAM credentials and meta",
-    statements: &[
-        "CREATE TABLE accounts (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, SCRAM credentials and meta",
+        statements: &[
+            "CREATE TABLE accounts (
             host TEXT NOT NULL,
             username TEXT NOT NULL,
             created_at BIGINT NOT NULL,
             password_changed_at BIGINT NOT NULL,
             PRIMARY KEY (host, username)
         )",
-        "CREATE TABLE scram_credentials (
+            "CREATE TABLE scram_credentials (
             host TEXT NOT NULL,
             username TEXT NOT NULL,
             hash TEXT NOT NULL,
@@ -56,12 +60,80 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (host, username, hash),
             FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
         )",
-        "CREATE TABLE meta (
+            "CREATE TABLE meta (
             key TEXT NOT NULL PRIMARY KEY,
             value BLOB NOT NULL
         )",
-    ],
-}];
+        ],
+    },
+    // Per-user tables deliberately have no foreign key to `accounts`: storing for a user
+    // must not depend on the account row (see the crate documentation), and
+    // `delete_account` removes them explicitly instead of by cascade.
+    Migration {
+        version: 2,
+        description: "rosters, pending subscription requests, offline messages",
+        statements: &[
+            // One row per user whose roster ever changed; absent means version 0.
+            "CREATE TABLE roster_versions (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )",
+            // `version` is the roster version that last wrote the row, which is what
+            // RFC 6121 §2.6 replay selects on.
+            "CREATE TABLE roster_items (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                name TEXT,
+                subscription TEXT NOT NULL
+                    CHECK (subscription IN ('none', 'to', 'from', 'both')),
+                ask BOOLEAN NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )",
+            // A table rather than an encoded column: any group name survives, and order
+            // is explicit.
+            "CREATE TABLE roster_groups (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                position BIGINT NOT NULL,
+                name TEXT NOT NULL,
+                PRIMARY KEY (host, username, jid, position),
+                FOREIGN KEY (host, username, jid)
+                    REFERENCES roster_items (host, username, jid) ON DELETE CASCADE
+            )",
+            // At most one per jid (the latest removal); a later put of the jid deletes it.
+            "CREATE TABLE roster_tombstones (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )",
+            // `seq` orders arrivals across the whole table, which is all that is needed
+            // within one user; AUTOINCREMENT never hands out a number twice.
+            "CREATE TABLE pending_in (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                stanza TEXT NOT NULL,
+                UNIQUE (host, username, jid)
+            )",
+            "CREATE TABLE offline_messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                stamp_ms BIGINT NOT NULL,
+                stanza TEXT NOT NULL
+            )",
+            "CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq)",
+        ],
+    },
+];
 
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT NOT NULL PRIMARY KEY,
@@ -115,6 +187,93 @@ const INSERT_META_IF_ABSENT: &str =
     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING";
 
 const SELECT_META: &str = "SELECT value FROM meta WHERE key = ?";
+
+/// Everything a user owns besides the account and credentials, for `delete_account`.
+/// Groups go with their items through `ON DELETE CASCADE`.
+const DELETE_USER_DATA: &[&str] = &[
+    "DELETE FROM roster_items WHERE host = ? AND username = ?",
+    "DELETE FROM roster_tombstones WHERE host = ? AND username = ?",
+    "DELETE FROM roster_versions WHERE host = ? AND username = ?",
+    "DELETE FROM pending_in WHERE host = ? AND username = ?",
+    "DELETE FROM offline_messages WHERE host = ? AND username = ?",
+];
+
+const SELECT_ROSTER_VERSION: &str =
+    "SELECT version FROM roster_versions WHERE host = ? AND username = ?";
+
+/// Run inside the write transaction of the change it numbers, so that versions are
+/// handed out one by one even across processes.
+const BUMP_ROSTER_VERSION: &str = "INSERT INTO roster_versions (host, username, version)
+    VALUES (?, ?, 1)
+    ON CONFLICT (host, username) DO UPDATE SET version = roster_versions.version + 1
+    RETURNING version";
+
+/// An upsert, not `INSERT OR REPLACE`: replacing would delete the row and cascade to
+/// the groups of the item.
+const UPSERT_ROSTER_ITEM: &str = "INSERT INTO roster_items
+    (host, username, jid, name, subscription, ask, version)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (host, username, jid) DO UPDATE SET
+        name = excluded.name,
+        subscription = excluded.subscription,
+        ask = excluded.ask,
+        version = excluded.version";
+
+const DELETE_ROSTER_ITEM: &str =
+    "DELETE FROM roster_items WHERE host = ? AND username = ? AND jid = ?";
+
+const DELETE_ROSTER_GROUPS: &str =
+    "DELETE FROM roster_groups WHERE host = ? AND username = ? AND jid = ?";
+
+const INSERT_ROSTER_GROUP: &str =
+    "INSERT INTO roster_groups (host, username, jid, position, name) VALUES (?, ?, ?, ?, ?)";
+
+/// `jid` order is byte order under SQLite's default BINARY collation, which is also the
+/// order of Rust strings.
+const SELECT_ROSTER_ITEMS: &str = "SELECT jid, name, subscription, ask, version
+    FROM roster_items
+    WHERE host = ? AND username = ? AND version > ?
+    ORDER BY jid";
+
+const SELECT_ROSTER_GROUPS: &str = "SELECT g.jid, g.name
+    FROM roster_groups g
+    JOIN roster_items i ON i.host = g.host AND i.username = g.username AND i.jid = g.jid
+    WHERE g.host = ? AND g.username = ? AND i.version > ?
+    ORDER BY g.jid, g.position";
+
+const UPSERT_TOMBSTONE: &str = "INSERT INTO roster_tombstones (host, username, jid, version)
+    VALUES (?, ?, ?, ?)
+    ON CONFLICT (host, username, jid) DO UPDATE SET version = excluded.version";
+
+const DELETE_TOMBSTONE: &str =
+    "DELETE FROM roster_tombstones WHERE host = ? AND username = ? AND jid = ?";
+
+const SELECT_TOMBSTONES: &str = "SELECT jid, version
+    FROM roster_tombstones
+    WHERE host = ? AND username = ? AND version > ?";
+
+const SELECT_PENDING_IN: &str = "SELECT jid, stanza
+    FROM pending_in
+    WHERE host = ? AND username = ?
+    ORDER BY seq";
+
+const DELETE_PENDING_IN: &str =
+    "DELETE FROM pending_in WHERE host = ? AND username = ? AND jid = ?";
+
+const INSERT_PENDING_IN: &str =
+    "INSERT INTO pending_in (host, username, jid, stanza) VALUES (?, ?, ?, ?)";
+
+const COUNT_OFFLINE: &str = "SELECT COUNT(*) FROM offline_messages WHERE host = ? AND username = ?";
+
+const INSERT_OFFLINE: &str =
+    "INSERT INTO offline_messages (host, username, stamp_ms, stanza) VALUES (?, ?, ?, ?)";
+
+const SELECT_OFFLINE: &str = "SELECT stamp_ms, stanza
+    FROM offline_messages
+    WHERE host = ? AND username = ?
+    ORDER BY seq";
+
+const DELETE_OFFLINE: &str = "DELETE FROM offline_messages WHERE host = ? AND username = ?";
 
 /// A store in one SQLite database.
 pub(crate) struct SqliteStorage {
@@ -197,6 +356,12 @@ impl SqliteStorage {
             .await
             .map_err(backend)
     }
+
+    /// A deferred transaction for reads that span several statements: in WAL mode it
+    /// sees one snapshot, so a roster is never read half-way through a change.
+    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(backend)
+    }
 }
 
 /// Switches the file to WAL journaling, which persists in the file.
@@ -235,10 +400,16 @@ fn is_busy(error: &sqlx::Error) -> bool {
 }
 
 /// Applies pending migrations; returns how many.
+async fn migrate(pool: &SqlitePool) -> Result<usize> {
+    migrate_with(pool, MIGRATIONS).await
+}
+
+/// Applies the pending ones of `migrations`; tests pass a prefix of the history to
+/// build databases as older releases left them.
 ///
 /// `BEGIN IMMEDIATE` takes the write lock before reading the version, so a second
 /// process opening the same file waits here and then finds nothing left to apply.
-async fn migrate(pool: &SqlitePool) -> Result<usize> {
+async fn migrate_with(pool: &SqlitePool, migrations: &[Migration]) -> Result<usize> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
     sqlx::query(CREATE_SCHEMA_VERSION)
         .execute(&mut *tx)
@@ -248,7 +419,7 @@ async fn migrate(pool: &SqlitePool) -> Result<usize> {
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-    let pending = migrate::pending(MIGRATIONS, current)?;
+    let pending = migrate::pending(migrations, current)?;
     for migration in pending {
         tracing::info!(
             version = migration.version,
@@ -325,6 +496,83 @@ async fn insert_credentials(
     Ok(())
 }
 
+/// The roster version, 0 for a user whose roster never changed.
+async fn roster_version(conn: &mut SqliteConnection, username: &str, host: &str) -> Result<i64> {
+    let version: Option<i64> = sqlx::query_scalar(SELECT_ROSTER_VERSION)
+        .bind(host)
+        .bind(username)
+        .fetch_optional(conn)
+        .await
+        .map_err(backend)?;
+    Ok(version.unwrap_or(0))
+}
+
+async fn bump_roster_version(
+    conn: &mut SqliteConnection,
+    username: &str,
+    host: &str,
+) -> Result<i64> {
+    sqlx::query_scalar(BUMP_ROSTER_VERSION)
+        .bind(host)
+        .bind(username)
+        .fetch_one(conn)
+        .await
+        .map_err(backend)
+}
+
+/// The items last written by a version above `since` (0: all of them), sorted by jid,
+/// each with that version.
+async fn roster_items_since(
+    conn: &mut SqliteConnection,
+    username: &str,
+    host: &str,
+    since: i64,
+) -> Result<Vec<(i64, RosterItem)>> {
+    let group_rows = sqlx::query(SELECT_ROSTER_GROUPS)
+        .bind(host)
+        .bind(username)
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    for row in &group_rows {
+        let jid: String = row.try_get("jid").map_err(backend)?;
+        let name: String = row.try_get("name").map_err(backend)?;
+        groups.entry(jid).or_default().push(name);
+    }
+    let item_rows = sqlx::query(SELECT_ROSTER_ITEMS)
+        .bind(host)
+        .bind(username)
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    item_rows
+        .iter()
+        .map(|row| {
+            let jid: String = row.try_get("jid").map_err(backend)?;
+            let subscription: String = row.try_get("subscription").map_err(backend)?;
+            let subscription = subscription.parse().map_err(|e| {
+                StorageError::Backend(format!("roster of {username}@{host}, item {jid}: {e}"))
+            })?;
+            let item = RosterItem {
+                name: row.try_get("name").map_err(backend)?,
+                subscription,
+                ask: row.try_get("ask").map_err(backend)?,
+                groups: groups.remove(&jid).unwrap_or_default(),
+                jid,
+            };
+            Ok((row.try_get("version").map_err(backend)?, item))
+        })
+        .collect()
+}
+
+fn offline_count_from(count: i64) -> Result<usize> {
+    usize::try_from(count)
+        .map_err(|_| StorageError::Backend(format!("corrupt offline message count {count}")))
+}
+
 fn account_from_row(row: &SqliteRow) -> Result<AccountInfo> {
     Ok(AccountInfo {
         host: row.try_get("host").map_err(backend)?,
@@ -386,15 +634,25 @@ impl Storage for SqliteStorage {
     }
 
     async fn delete_account(&self, username: &str, host: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(DELETE_ACCOUNT)
             .bind(host)
             .bind(username)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
         if result.rows_affected() == 0 {
             return Err(not_found(username, host));
         }
+        for statement in DELETE_USER_DATA {
+            sqlx::query(statement)
+                .bind(host)
+                .bind(username)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
         tracing::debug!(%username, %host, "account deleted");
         Ok(())
     }
@@ -497,6 +755,251 @@ impl Storage for SqliteStorage {
             .fetch_one(&self.pool)
             .await
             .map_err(backend)
+    }
+
+    async fn roster(&self, username: &str, host: &str) -> Result<Roster> {
+        let mut tx = self.begin_read().await?;
+        let version = roster_version(&mut tx, username, host).await?;
+        let items = roster_items_since(&mut tx, username, host, 0).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Roster {
+            version,
+            items: items.into_iter().map(|(_, item)| item).collect(),
+        })
+    }
+
+    async fn roster_put(&self, username: &str, host: &str, item: &RosterItem) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let version = bump_roster_version(&mut tx, username, host).await?;
+        sqlx::query(UPSERT_ROSTER_ITEM)
+            .bind(host)
+            .bind(username)
+            .bind(&item.jid)
+            .bind(item.name.as_deref())
+            .bind(item.subscription.as_str())
+            .bind(item.ask)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(DELETE_ROSTER_GROUPS)
+            .bind(host)
+            .bind(username)
+            .bind(&item.jid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        for (position, group) in (0_i64..).zip(&item.groups) {
+            sqlx::query(INSERT_ROSTER_GROUP)
+                .bind(host)
+                .bind(username)
+                .bind(&item.jid)
+                .bind(position)
+                .bind(group)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        sqlx::query(DELETE_TOMBSTONE)
+            .bind(host)
+            .bind(username)
+            .bind(&item.jid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        tracing::debug!(%username, %host, version, "roster item stored");
+        Ok(version)
+    }
+
+    async fn roster_remove(&self, username: &str, host: &str, jid: &str) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let removed = sqlx::query(DELETE_ROSTER_ITEM)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if removed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let version = bump_roster_version(&mut tx, username, host).await?;
+        sqlx::query(UPSERT_TOMBSTONE)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        tracing::debug!(%username, %host, version, "roster item removed");
+        Ok(Some(version))
+    }
+
+    async fn roster_changes_since(
+        &self,
+        username: &str,
+        host: &str,
+        version: i64,
+    ) -> Result<Option<Vec<(i64, RosterChange)>>> {
+        let mut tx = self.begin_read().await?;
+        let current = roster_version(&mut tx, username, host).await?;
+        if version < 0 || version > current {
+            return Ok(None);
+        }
+        if version == current {
+            return Ok(Some(Vec::new()));
+        }
+        let items = roster_items_since(&mut tx, username, host, version).await?;
+        let tombstones = sqlx::query(SELECT_TOMBSTONES)
+            .bind(host)
+            .bind(username)
+            .bind(version)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let mut changes: Vec<(i64, RosterChange)> = items
+            .into_iter()
+            .map(|(v, item)| (v, RosterChange::Updated(item)))
+            .collect();
+        for row in &tombstones {
+            changes.push((
+                row.try_get("version").map_err(backend)?,
+                RosterChange::Removed(row.try_get("jid").map_err(backend)?),
+            ));
+        }
+        // Every change got its own version, so this order is total.
+        changes.sort_by_key(|(v, _)| *v);
+        Ok(Some(changes))
+    }
+
+    async fn pending_in(&self, username: &str, host: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(SELECT_PENDING_IN)
+            .bind(host)
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("jid").map_err(backend)?,
+                    row.try_get("stanza").map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn pending_in_put(
+        &self,
+        username: &str,
+        host: &str,
+        jid: &str,
+        stanza: &str,
+    ) -> Result<()> {
+        // Delete and insert rather than update, so the request takes a new place in the
+        // arrival order.
+        let mut tx = self.begin_write().await?;
+        sqlx::query(DELETE_PENDING_IN)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(INSERT_PENDING_IN)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .bind(stanza)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn pending_in_remove(&self, username: &str, host: &str, jid: &str) -> Result<bool> {
+        let result = sqlx::query(DELETE_PENDING_IN)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn offline_push(
+        &self,
+        username: &str,
+        host: &str,
+        msg: &OfflineMessage,
+        max: usize,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let count: i64 = sqlx::query_scalar(COUNT_OFFLINE)
+            .bind(host)
+            .bind(username)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if offline_count_from(count)? >= max {
+            return Ok(false);
+        }
+        sqlx::query(INSERT_OFFLINE)
+            .bind(host)
+            .bind(username)
+            .bind(msg.stamp_ms)
+            .bind(&msg.stanza)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn offline_count(&self, username: &str, host: &str) -> Result<usize> {
+        let count: i64 = sqlx::query_scalar(COUNT_OFFLINE)
+            .bind(host)
+            .bind(username)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        offline_count_from(count)
+    }
+
+    async fn offline_take(&self, username: &str, host: &str) -> Result<Vec<OfflineMessage>> {
+        // The write lock from the start: a message pushed between the read and the
+        // delete would otherwise be deleted unseen.
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(SELECT_OFFLINE)
+            .bind(host)
+            .bind(username)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let messages = rows
+            .iter()
+            .map(|row| {
+                Ok(OfflineMessage {
+                    stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
+                    stanza: row.try_get("stanza").map_err(backend)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !messages.is_empty() {
+            sqlx::query(DELETE_OFFLINE)
+                .bind(host)
+                .bind(username)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(messages)
     }
 }
 
@@ -606,6 +1109,129 @@ mod tests {
             orphan.is_err(),
             "credentials without an account were accepted"
         );
+    }
+
+    /// A database left by the release before rosters gains their tables on open, keeps
+    /// its accounts, and then serves rosters, requests and offline messages.
+    #[tokio::test]
+    async fn schema_one_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, path) = file_url(&dir, "parley.db");
+        {
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            assert_eq!(migrate_with(&pool, &MIGRATIONS[..1]).await.unwrap(), 1);
+            let old = SqliteStorage {
+                pool,
+                location: "schema one".into(),
+            };
+            old.create_account("alice", "localhost", &[]).await.unwrap();
+            old.pool.close().await;
+        }
+
+        let (storage, applied) = SqliteStorage::open_file(&url, path.clone()).await.unwrap();
+        assert_eq!(applied, MIGRATIONS.len() - 1);
+        assert!(storage
+            .account("alice", "localhost")
+            .await
+            .unwrap()
+            .is_some());
+        let item = RosterItem {
+            jid: "bob@localhost".into(),
+            name: Some("Bob".into()),
+            subscription: crate::Subscription::Both,
+            ask: false,
+            groups: vec!["Friends".into()],
+        };
+        assert_eq!(
+            storage
+                .roster_put("alice", "localhost", &item)
+                .await
+                .unwrap(),
+            1
+        );
+        storage
+            .pending_in_put("alice", "localhost", "carol@localhost", "<presence/>")
+            .await
+            .unwrap();
+        let msg = OfflineMessage {
+            stamp_ms: 1,
+            stanza: "<message/>".into(),
+        };
+        assert!(storage
+            .offline_push("alice", "localhost", &msg, 10)
+            .await
+            .unwrap());
+        storage.pool.close().await;
+
+        // Everything survives a reopen, which applies nothing more.
+        let (storage, applied) = SqliteStorage::open_file(&url, path).await.unwrap();
+        assert_eq!(applied, 0);
+        assert_eq!(
+            storage.roster("alice", "localhost").await.unwrap(),
+            Roster {
+                version: 1,
+                items: vec![item]
+            }
+        );
+        assert_eq!(
+            storage.pending_in("alice", "localhost").await.unwrap(),
+            vec![("carol@localhost".to_owned(), "<presence/>".to_owned())]
+        );
+        assert_eq!(
+            storage.offline_take("alice", "localhost").await.unwrap(),
+            vec![msg]
+        );
+    }
+
+    /// Two stores on one file stand for two processes (a node and the admin CLI): the
+    /// write lock, not the pool, keeps versions and the offline cap right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_share_versions_and_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, path) = file_url(&dir, "parley.db");
+        let (a, _) = SqliteStorage::open_file(&url, path.clone()).await.unwrap();
+        let (b, _) = SqliteStorage::open_file(&url, path).await.unwrap();
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let mut handles = Vec::new();
+        for i in 0..8_usize {
+            let store = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            handles.push(tokio::spawn(async move {
+                let item = RosterItem {
+                    jid: format!("c{i}@localhost"),
+                    name: None,
+                    subscription: crate::Subscription::None,
+                    ask: false,
+                    groups: vec![],
+                };
+                let version = store.roster_put("alice", "localhost", &item).await?;
+                let msg = OfflineMessage {
+                    stamp_ms: 0,
+                    stanza: format!("<message id='{i}'/>"),
+                };
+                let stored = store.offline_push("alice", "localhost", &msg, 3).await?;
+                Ok::<_, StorageError>((version, stored))
+            }));
+        }
+        let mut versions = Vec::new();
+        let mut stored = 0;
+        for handle in handles {
+            let (version, was_stored) = handle.await.unwrap().unwrap();
+            versions.push(version);
+            stored += usize::from(was_stored);
+        }
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=8).collect::<Vec<i64>>());
+        assert_eq!(stored, 3);
+        assert_eq!(b.offline_count("alice", "localhost").await.unwrap(), 3);
+        assert_eq!(a.roster("alice", "localhost").await.unwrap().version, 8);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

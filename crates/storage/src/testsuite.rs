@@ -9,7 +9,10 @@ use std::sync::Arc;
 use parley_proto::sasl::{ScramCredentials, ScramHash};
 use rand::Rng;
 
-use crate::{now_unix, AccountInfo, ImportReport, NewAccount, Storage, StorageError};
+use crate::{
+    now_unix, AccountInfo, ImportReport, NewAccount, OfflineMessage, Roster, RosterChange,
+    RosterItem, Storage, StorageError, Subscription,
+};
 
 /// Runs every check against `storage`, panicking on the first failure.
 pub async fn run_all(storage: Arc<dyn Storage>) {
@@ -26,6 +29,19 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     delete_cascades_to_credentials(s, &run).await;
     generated_credentials_round_trip(s, &run).await;
     server_secret_is_stable(&storage).await;
+
+    roster_of_unknown_user_is_empty_version_zero(s, &run).await;
+    roster_put_bumps_version_and_replaces(s, &run).await;
+    roster_groups_keep_their_order(s, &run).await;
+    roster_remove_of_absent_item_changes_nothing(s, &run).await;
+    rfc6121_2_6_changes_since_replays_latest_state_per_jid(s, &run).await;
+    rfc6121_2_6_unknown_versions_are_refused(s, &run).await;
+    rosters_are_per_user(s, &run).await;
+    concurrent_roster_puts_get_distinct_versions(&storage, &run).await;
+    rfc6121_3_1_3_pending_in_keeps_arrival_order(s, &run).await;
+    xep0160_offline_messages_are_capped_and_taken_in_order(s, &run).await;
+    xep0160_concurrent_offline_pushes_respect_the_cap(&storage, &run).await;
+    delete_account_wipes_user_data(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that
@@ -483,4 +499,647 @@ async fn server_secret_is_stable(storage: &Arc<dyn Storage>) {
         "concurrent calls disagree"
     );
     assert_eq!(storage.server_secret().await.unwrap(), first);
+}
+
+fn item(jid: &str, subscription: Subscription, groups: &[&str]) -> RosterItem {
+    RosterItem {
+        jid: jid.to_owned(),
+        name: None,
+        subscription,
+        ask: false,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+fn offline_message(stamp_ms: i64, body: &str) -> OfflineMessage {
+    OfflineMessage {
+        stamp_ms,
+        stanza: format!(
+            "<message xmlns='jabber:client' from='x@example.org/r' type='chat'><body>{body}</body></message>"
+        ),
+    }
+}
+
+async fn put(storage: &dyn Storage, username: &str, host: &str, item: &RosterItem) -> i64 {
+    storage
+        .roster_put(username, host, item)
+        .await
+        .unwrap_or_else(|e| panic!("roster_put {} for {username}@{host}: {e}", item.jid))
+}
+
+async fn changes(
+    storage: &dyn Storage,
+    username: &str,
+    host: &str,
+    since: i64,
+) -> Option<Vec<(i64, RosterChange)>> {
+    storage
+        .roster_changes_since(username, host, since)
+        .await
+        .unwrap_or_else(|e| panic!("roster_changes_since {since}: {e}"))
+}
+
+/// No account and no roster change: an empty roster at version 0, which is also the
+/// current version for RFC 6121 §2.6.
+async fn roster_of_unknown_user_is_empty_version_zero(storage: &dyn Storage, run: &Run) {
+    let host = run.host("roster-empty");
+    assert_eq!(
+        storage.roster("nobody", &host).await.unwrap(),
+        Roster::default()
+    );
+    assert_eq!(changes(storage, "nobody", &host, 0).await, Some(vec![]));
+    assert_eq!(changes(storage, "nobody", &host, 1).await, None);
+    assert!(storage
+        .pending_in("nobody", &host)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(storage.offline_count("nobody", &host).await.unwrap(), 0);
+    assert!(storage
+        .offline_take("nobody", &host)
+        .await
+        .unwrap()
+        .is_empty());
+    // Reads created nothing: the account still does not exist.
+    assert_eq!(storage.account("nobody", &host).await.unwrap(), None);
+}
+
+/// RFC 6121 §2.6.1: every change yields a new version, here previous + 1; a put of an
+/// existing jid replaces the whole item.
+async fn roster_put_bumps_version_and_replaces(storage: &dyn Storage, run: &Run) {
+    let host = run.host("roster-put");
+    // Puts for a user without an account succeed.
+    assert_eq!(storage.account("alice", &host).await.unwrap(), None);
+    let zoe = RosterItem {
+        name: Some("Zoë".into()),
+        ask: true,
+        ..item("zoe@example.org", Subscription::None, &["Friends"])
+    };
+    let amy = item("amy@example.net", Subscription::Both, &[]);
+    // Inserted out of order so that insertion order cannot pass for sorting.
+    assert_eq!(put(storage, "alice", &host, &zoe).await, 1);
+    assert_eq!(put(storage, "alice", &host, &amy).await, 2);
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap(),
+        Roster {
+            version: 2,
+            items: vec![amy.clone(), zoe.clone()]
+        }
+    );
+
+    // Replacing clears what the new item does not carry.
+    let zoe2 = item("zoe@example.org", Subscription::To, &[]);
+    assert_eq!(put(storage, "alice", &host, &zoe2).await, 3);
+    let roster = storage.roster("alice", &host).await.unwrap();
+    assert_eq!(roster.version, 3);
+    assert_eq!(roster.items, vec![amy.clone(), zoe2.clone()]);
+
+    // An identical put is still a change.
+    assert_eq!(put(storage, "alice", &host, &zoe2).await, 4);
+    assert_eq!(storage.roster("alice", &host).await.unwrap().version, 4);
+
+    // Removal is a change too, and the item is gone.
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "zoe@example.org")
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap(),
+        Roster {
+            version: 5,
+            items: vec![amy]
+        }
+    );
+    // Putting a removed jid back makes it an ordinary item again.
+    assert_eq!(put(storage, "alice", &host, &zoe).await, 6);
+    assert_eq!(storage.roster("alice", &host).await.unwrap().items.len(), 2);
+}
+
+/// RFC 6121 §2.1.2.2: groups as given, in their order (not sorted), with any text.
+async fn roster_groups_keep_their_order(storage: &dyn Storage, run: &Run) {
+    let host = run.host("roster-groups");
+    let groups = ["Zeta", "Alpha", "Work & <Play>", "Ünïcødé 👋", "Mid"];
+    let contact = item("carol@example.org", Subscription::From, &groups);
+    put(storage, "alice", &host, &contact).await;
+    let roster = storage.roster("alice", &host).await.unwrap();
+    assert_eq!(roster.items, vec![contact.clone()]);
+    assert_eq!(roster.items[0].groups, groups);
+
+    let fewer = item("carol@example.org", Subscription::From, &["Mid", "Zeta"]);
+    put(storage, "alice", &host, &fewer).await;
+    let roster = storage.roster("alice", &host).await.unwrap();
+    assert_eq!(roster.items[0].groups, ["Mid", "Zeta"]);
+
+    // Groups belong to one item: another item's are not mixed in.
+    let other = item("dave@example.org", Subscription::None, &["Alpha"]);
+    put(storage, "alice", &host, &other).await;
+    let roster = storage.roster("alice", &host).await.unwrap();
+    assert_eq!(roster.items, vec![fewer, other]);
+}
+
+async fn roster_remove_of_absent_item_changes_nothing(storage: &dyn Storage, run: &Run) {
+    let host = run.host("roster-remove");
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "ghost@example.org")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap(),
+        Roster::default()
+    );
+    put(
+        storage,
+        "alice",
+        &host,
+        &item("bob@example.org", Subscription::None, &[]),
+    )
+    .await;
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "ghost@example.org")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "bob@example.org")
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // A second removal finds nothing, and no version is spent on it.
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "bob@example.org")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap(),
+        Roster {
+            version: 2,
+            items: vec![]
+        }
+    );
+    assert_eq!(
+        changes(storage, "alice", &host, 0).await,
+        Some(vec![(2, RosterChange::Removed("bob@example.org".into()))])
+    );
+}
+
+/// RFC 6121 §2.6.3: a client at an older version gets the changes since, in order,
+/// each jid once in its latest state; removals as removals.
+async fn rfc6121_2_6_changes_since_replays_latest_state_per_jid(storage: &dyn Storage, run: &Run) {
+    let host = run.host("roster-changes");
+    let a1 = item("a@example.org", Subscription::None, &["One"]);
+    let b = item("b@example.org", Subscription::To, &[]);
+    let c = item("c@example.org", Subscription::From, &["Three", "Also"]);
+    let a4 = RosterItem {
+        name: Some("Anna".into()),
+        ..item("a@example.org", Subscription::Both, &["Four", "One"])
+    };
+    let d = item("d@example.org", Subscription::None, &[]);
+    assert_eq!(put(storage, "alice", &host, &a1).await, 1);
+    assert_eq!(put(storage, "alice", &host, &b).await, 2);
+    assert_eq!(put(storage, "alice", &host, &c).await, 3);
+    assert_eq!(put(storage, "alice", &host, &a4).await, 4);
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "b@example.org")
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(put(storage, "alice", &host, &d).await, 6);
+
+    let removed_b = || RosterChange::Removed("b@example.org".into());
+    let updated = |i: &RosterItem| RosterChange::Updated(i.clone());
+
+    // Current version: nothing to send.
+    assert_eq!(changes(storage, "alice", &host, 6).await, Some(vec![]));
+    assert_eq!(
+        changes(storage, "alice", &host, 0).await,
+        Some(vec![
+            (3, updated(&c)),
+            (4, updated(&a4)),
+            (5, removed_b()),
+            (6, updated(&d)),
+        ])
+    );
+    assert_eq!(
+        changes(storage, "alice", &host, 2).await,
+        Some(vec![
+            (3, updated(&c)),
+            (4, updated(&a4)),
+            (5, removed_b()),
+            (6, updated(&d)),
+        ])
+    );
+    assert_eq!(
+        changes(storage, "alice", &host, 3).await,
+        Some(vec![(4, updated(&a4)), (5, removed_b()), (6, updated(&d))])
+    );
+    assert_eq!(
+        changes(storage, "alice", &host, 5).await,
+        Some(vec![(6, updated(&d))])
+    );
+
+    // Re-adding a removed jid replaces its removal: one entry per jid.
+    assert_eq!(put(storage, "alice", &host, &b).await, 7);
+    assert_eq!(
+        changes(storage, "alice", &host, 4).await,
+        Some(vec![(6, updated(&d)), (7, updated(&b))])
+    );
+    assert_eq!(
+        storage
+            .roster_remove("alice", &host, "b@example.org")
+            .await
+            .unwrap(),
+        Some(8)
+    );
+    assert_eq!(
+        changes(storage, "alice", &host, 1).await,
+        Some(vec![
+            (3, updated(&c)),
+            (4, updated(&a4)),
+            (6, updated(&d)),
+            (8, removed_b()),
+        ])
+    );
+
+    // Replaying the changes onto the old roster gives the current one.
+    let mut replayed: Vec<RosterItem> = vec![a1, b];
+    for (_, change) in changes(storage, "alice", &host, 2).await.unwrap() {
+        match change {
+            RosterChange::Updated(new) => {
+                replayed.retain(|i| i.jid != new.jid);
+                replayed.push(new);
+            }
+            RosterChange::Removed(jid) => replayed.retain(|i| i.jid != jid),
+        }
+    }
+    replayed.sort_by(|x, y| x.jid.cmp(&y.jid));
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap().items,
+        replayed
+    );
+}
+
+/// RFC 6121 §2.6.3: a version the server never issued (negative or in the future) is
+/// unknown, and the caller falls back to the whole roster.
+async fn rfc6121_2_6_unknown_versions_are_refused(storage: &dyn Storage, run: &Run) {
+    let host = run.host("roster-unknown");
+    for v in [-1, 1, i64::MAX] {
+        assert_eq!(changes(storage, "alice", &host, v).await, None, "{v}");
+    }
+    put(
+        storage,
+        "alice",
+        &host,
+        &item("bob@example.org", Subscription::None, &[]),
+    )
+    .await;
+    put(
+        storage,
+        "alice",
+        &host,
+        &item("carol@example.org", Subscription::None, &[]),
+    )
+    .await;
+    for v in [-1, i64::MIN, 3, 100, i64::MAX] {
+        assert_eq!(changes(storage, "alice", &host, v).await, None, "{v}");
+    }
+    assert_eq!(changes(storage, "alice", &host, 2).await, Some(vec![]));
+    assert_eq!(changes(storage, "alice", &host, 1).await.unwrap().len(), 1);
+    assert_eq!(changes(storage, "alice", &host, 0).await.unwrap().len(), 2);
+}
+
+async fn rosters_are_per_user(storage: &dyn Storage, run: &Run) {
+    let (one, two) = (run.host("roster-users-one"), run.host("roster-users-two"));
+    let contact = item("carol@example.org", Subscription::Both, &["G"]);
+    put(storage, "alice", &one, &contact).await;
+    put(storage, "alice", &one, &contact).await;
+    assert_eq!(put(storage, "bob", &one, &contact).await, 1);
+    assert_eq!(put(storage, "alice", &two, &contact).await, 1);
+    storage
+        .roster_remove("bob", &one, "carol@example.org")
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.roster("alice", &one).await.unwrap(),
+        Roster {
+            version: 2,
+            items: vec![contact.clone()]
+        }
+    );
+    assert_eq!(
+        storage.roster("alice", &two).await.unwrap(),
+        Roster {
+            version: 1,
+            items: vec![contact.clone()]
+        }
+    );
+    assert_eq!(
+        storage.roster("bob", &one).await.unwrap(),
+        Roster {
+            version: 2,
+            items: vec![]
+        }
+    );
+    // Bob's removal is not alice's change.
+    assert_eq!(changes(storage, "alice", &one, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        changes(storage, "alice", &one, 1).await.unwrap()[0].1,
+        RosterChange::Updated(contact)
+    );
+}
+
+/// Versions are handed out one at a time even under concurrent writers.
+async fn concurrent_roster_puts_get_distinct_versions(storage: &Arc<dyn Storage>, run: &Run) {
+    const WRITERS: i64 = 10;
+    let host = run.host("roster-concurrent");
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let storage = Arc::clone(storage);
+            let host = host.clone();
+            tokio::spawn(async move {
+                let contact = item(&format!("c{i:02}@example.org"), Subscription::None, &[]);
+                storage.roster_put("alice", &host, &contact).await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for handle in handles {
+        versions.push(handle.await.expect("roster_put task").unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=WRITERS).collect::<Vec<_>>());
+    let roster = storage.roster("alice", &host).await.unwrap();
+    assert_eq!(roster.version, WRITERS);
+    assert_eq!(roster.items.len(), 10);
+}
+
+/// RFC 6121 §3.1.3: unanswered inbound requests are kept, one per contact, and offered
+/// again in the order they arrived.
+async fn rfc6121_3_1_3_pending_in_keeps_arrival_order(storage: &dyn Storage, run: &Run) {
+    let host = run.host("pending");
+    let stanza = |from: &str, status: &str| {
+        format!(
+            "<presence xmlns='jabber:client' from='{from}' to='alice@{host}' type='subscribe'><status>{status} &amp; ☺</status></presence>"
+        )
+    };
+    assert!(storage.pending_in("alice", &host).await.unwrap().is_empty());
+    // Out of alphabetical order, so that sorting cannot pass for arrival order.
+    for from in ["zed@example.org", "bob@example.org", "mia@example.org"] {
+        storage
+            .pending_in_put("alice", &host, from, &stanza(from, "first"))
+            .await
+            .unwrap();
+    }
+    let expected = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(from, status)| ((*from).to_owned(), stanza(from, status)))
+            .collect()
+    };
+    assert_eq!(
+        storage.pending_in("alice", &host).await.unwrap(),
+        expected(&[
+            ("zed@example.org", "first"),
+            ("bob@example.org", "first"),
+            ("mia@example.org", "first"),
+        ])
+    );
+
+    // A repeated request replaces the earlier one and is now the latest arrival.
+    storage
+        .pending_in_put(
+            "alice",
+            &host,
+            "zed@example.org",
+            &stanza("zed@example.org", "again"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.pending_in("alice", &host).await.unwrap(),
+        expected(&[
+            ("bob@example.org", "first"),
+            ("mia@example.org", "first"),
+            ("zed@example.org", "again"),
+        ])
+    );
+
+    assert!(storage
+        .pending_in_remove("alice", &host, "bob@example.org")
+        .await
+        .unwrap());
+    assert!(!storage
+        .pending_in_remove("alice", &host, "bob@example.org")
+        .await
+        .unwrap());
+    assert!(!storage
+        .pending_in_remove("alice", &host, "nobody@example.org")
+        .await
+        .unwrap());
+    assert_eq!(
+        storage.pending_in("alice", &host).await.unwrap(),
+        expected(&[("mia@example.org", "first"), ("zed@example.org", "again")])
+    );
+
+    // Other users are separate.
+    assert!(storage.pending_in("bob", &host).await.unwrap().is_empty());
+    assert!(!storage
+        .pending_in_remove("bob", &host, "mia@example.org")
+        .await
+        .unwrap());
+    assert_eq!(storage.pending_in("alice", &host).await.unwrap().len(), 2);
+}
+
+/// XEP-0160 §3 and §5: messages are stored up to a per-user limit, delivered in the
+/// order they arrived and then no longer stored.
+async fn xep0160_offline_messages_are_capped_and_taken_in_order(storage: &dyn Storage, run: &Run) {
+    let host = run.host("offline");
+    // Stamps out of order: arrival, not stamp, decides the order.
+    let messages = [
+        offline_message(1_700_000_000_300, "one"),
+        offline_message(1_700_000_000_100, "two <&> ☺"),
+        offline_message(1_700_000_000_200, "three"),
+    ];
+    for (i, msg) in messages.iter().enumerate() {
+        assert!(storage.offline_push("alice", &host, msg, 3).await.unwrap());
+        assert_eq!(storage.offline_count("alice", &host).await.unwrap(), i + 1);
+    }
+    // Full: refused, nothing stored.
+    let extra = offline_message(1_700_000_000_400, "four");
+    assert!(!storage
+        .offline_push("alice", &host, &extra, 3)
+        .await
+        .unwrap());
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 3);
+    // A lower limit than what is stored refuses too.
+    assert!(!storage
+        .offline_push("alice", &host, &extra, 1)
+        .await
+        .unwrap());
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 3);
+    // Another user has their own count.
+    assert!(storage.offline_push("bob", &host, &extra, 3).await.unwrap());
+
+    assert_eq!(
+        storage.offline_take("alice", &host).await.unwrap(),
+        messages.to_vec()
+    );
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 0);
+    assert!(storage
+        .offline_take("alice", &host)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(storage.offline_count("bob", &host).await.unwrap(), 1);
+
+    // Taking frees the space.
+    assert!(storage
+        .offline_push("alice", &host, &extra, 3)
+        .await
+        .unwrap());
+    assert_eq!(
+        storage.offline_take("alice", &host).await.unwrap(),
+        vec![extra.clone()]
+    );
+
+    // A limit of zero stores nothing.
+    assert!(!storage
+        .offline_push("carol", &host, &extra, 0)
+        .await
+        .unwrap());
+    assert_eq!(storage.offline_count("carol", &host).await.unwrap(), 0);
+}
+
+/// XEP-0160 storage limits hold under concurrent senders: the count and the insert are
+/// one transaction.
+async fn xep0160_concurrent_offline_pushes_respect_the_cap(storage: &Arc<dyn Storage>, run: &Run) {
+    const SENDERS: usize = 20;
+    const MAX: usize = 5;
+    let host = run.host("offline-concurrent");
+    let handles: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let storage = Arc::clone(storage);
+            let host = host.clone();
+            tokio::spawn(async move {
+                let msg = offline_message(i64::try_from(i).unwrap(), &format!("m{i}"));
+                storage.offline_push("alice", &host, &msg, MAX).await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for handle in handles {
+        if handle.await.expect("offline_push task").unwrap() {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, MAX, "pushes reported as stored");
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), MAX);
+    assert_eq!(
+        storage.offline_take("alice", &host).await.unwrap().len(),
+        MAX
+    );
+}
+
+async fn delete_account_wipes_user_data(storage: &dyn Storage, run: &Run) {
+    let host = run.host("delete-data");
+    for username in ["alice", "bob"] {
+        storage.create_account(username, &host, &[]).await.unwrap();
+        put(
+            storage,
+            username,
+            &host,
+            &item("carol@example.org", Subscription::Both, &["G1", "G2"]),
+        )
+        .await;
+        put(
+            storage,
+            username,
+            &host,
+            &item("dave@example.org", Subscription::None, &[]),
+        )
+        .await;
+        storage
+            .roster_remove(username, &host, "dave@example.org")
+            .await
+            .unwrap();
+        storage
+            .pending_in_put(username, &host, "eve@example.org", "<presence/>")
+            .await
+            .unwrap();
+        assert!(storage
+            .offline_push(username, &host, &offline_message(1, "hi"), 10)
+            .await
+            .unwrap());
+    }
+    let bob_before = storage.roster("bob", &host).await.unwrap();
+
+    storage.delete_account("alice", &host).await.unwrap();
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap(),
+        Roster::default()
+    );
+    // No removal record or version survives: the old version is unknown now.
+    assert_eq!(changes(storage, "alice", &host, 0).await, Some(vec![]));
+    assert_eq!(changes(storage, "alice", &host, 3).await, None);
+    assert!(storage.pending_in("alice", &host).await.unwrap().is_empty());
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 0);
+
+    // A re-created account starts from scratch.
+    storage.create_account("alice", &host, &[]).await.unwrap();
+    assert_eq!(
+        storage.roster("alice", &host).await.unwrap(),
+        Roster::default()
+    );
+    assert_eq!(
+        put(
+            storage,
+            "alice",
+            &host,
+            &item("dave@example.org", Subscription::None, &[])
+        )
+        .await,
+        1
+    );
+
+    // The neighbour keeps everything.
+    assert_eq!(storage.roster("bob", &host).await.unwrap(), bob_before);
+    assert_eq!(bob_before.version, 3);
+    assert_eq!(
+        changes(storage, "bob", &host, 0).await,
+        Some(vec![
+            (
+                1,
+                RosterChange::Updated(item("carol@example.org", Subscription::Both, &["G1", "G2"]))
+            ),
+            (3, RosterChange::Removed("dave@example.org".into())),
+        ]),
+        "bob's changes, removal record included"
+    );
+    assert_eq!(storage.pending_in("bob", &host).await.unwrap().len(), 1);
+    assert_eq!(storage.offline_count("bob", &host).await.unwrap(), 1);
+
+    // Deleting a missing account fails and leaves data stored under its name alone.
+    put(
+        storage,
+        "ghost",
+        &host,
+        &item("carol@example.org", Subscription::None, &[]),
+    )
+    .await;
+    let err = storage.delete_account("ghost", &host).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
+    assert_eq!(storage.roster("ghost", &host).await.unwrap().version, 1);
 }

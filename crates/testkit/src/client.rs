@@ -578,6 +578,23 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Makes dropping this client reset the TCP connection (SO_LINGER 0) instead of closing
+    /// it, for tests about connections that die abruptly.
+    pub(crate) fn reset_on_drop(&self) {
+        let tcp = match &self.io {
+            Io::Plain(s) => s,
+            Io::Tls(s) => s.get_ref().0,
+            Io::Gone => return,
+        };
+        // SO_LINGER is deprecated in tokio because a non-zero linger blocks the dropping
+        // thread; a zero linger never blocks, it makes the kernel send RST at once.
+        #[allow(deprecated)]
+        tcp.set_linger(Some(std::time::Duration::ZERO))
+            .expect("SO_LINGER 0");
+    }
+}
+
 fn big_limits() -> Limits {
     Limits {
         max_stanza_bytes: 16 << 20,

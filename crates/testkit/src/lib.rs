@@ -5,6 +5,7 @@
 //! exactly what the server answers. Never a dependency of a non-test crate.
 
 mod client;
+pub mod im;
 mod server;
 
 pub use client::{Client, ClientError, Received, WriteMode};

@@ -79,3 +79,111 @@ impl TestServer {
         });
     }
 }
+
+/// Bulk provisioning, for tests that need hundreds or thousands of accounts: deriving SCRAM
+/// keys (PBKDF2) once per account would dominate their runtime.
+impl TestServer {
+    /// Runs `work` against the server's storage, on a thread and runtime of its own (see
+    /// [`TestServer::add_user`]), and returns its output. For provisioning state directly in
+    /// storage before the users concerned log in: the server caches what it loads.
+    pub fn with_storage<T, F, Fut>(&self, work: F) -> T
+    where
+        T: Send,
+        F: FnOnce(std::sync::Arc<dyn parley_storage::Storage>) -> Fut + Send,
+        Fut: std::future::Future<Output = T>,
+    {
+        let url = self.config.storage_url();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async {
+                        let storage = parley_storage::open(&url).await.expect("storage");
+                        work(storage).await
+                    })
+                })
+                .join()
+                .expect("storage thread")
+        })
+    }
+
+    /// Creates accounts `users` on `localhost` that can all log in with `password`. The keys
+    /// are derived once and shared (same salt for every account: fine for tests, never for a
+    /// deployment). Existing accounts are left alone.
+    pub fn add_users(&self, users: &[String], password: &str) {
+        let iterations = self.config.sasl.scram_iterations;
+        let creds: Vec<ScramCredentials> = [ScramHash::Sha1, ScramHash::Sha256]
+            .into_iter()
+            .map(|h| ScramCredentials::generate(h, password, iterations).expect("credentials"))
+            .collect();
+        self.import(users, |_| creds.clone());
+    }
+
+    /// Creates accounts `users` on `localhost` with cheap placeholder credentials
+    /// ([`parley_storage::testsuite::fake_credentials`]): they exist (presence and messages
+    /// to them are routed to them) but nobody can log in as them.
+    pub fn add_placeholder_users(&self, users: &[String]) {
+        self.import(users, |user| {
+            [ScramHash::Sha1, ScramHash::Sha256]
+                .into_iter()
+                .map(|h| parley_storage::testsuite::fake_credentials(h, user))
+                .collect()
+        });
+    }
+
+    /// Writes roster items for `owner` (on `localhost`) straight into storage, e.g. thousands
+    /// of contacts with `subscription='both'` that would otherwise need a handshake each.
+    /// Only before `owner` logs in: a running user actor keeps its own copy of the roster.
+    pub fn put_roster(&self, owner: &str, items: &[parley_storage::RosterItem]) {
+        self.with_storage(|storage| async move {
+            for item in items {
+                storage
+                    .roster_put(owner, "localhost", item)
+                    .await
+                    .expect("roster_put");
+            }
+        });
+    }
+
+    /// Stops the server and starts it again on the same data dir and configuration (with new
+    /// ephemeral ports), for rules about state that must survive a restart.
+    pub fn restart(self) -> TestServer {
+        let TestServer {
+            handle,
+            config,
+            dir,
+        } = self;
+        handle.stop();
+        TestServer {
+            handle: start(config.clone()).expect("server restarts"),
+            config,
+            dir,
+        }
+    }
+
+    fn import(&self, users: &[String], creds: impl Fn(&str) -> Vec<ScramCredentials>) {
+        let accounts: Vec<parley_storage::NewAccount> = users
+            .iter()
+            .map(|u| parley_storage::NewAccount {
+                username: u.clone(),
+                host: "localhost".to_owned(),
+                credentials: creds(u),
+            })
+            .collect();
+        let report = self.with_storage(|storage| async move {
+            storage
+                .import_accounts(&accounts)
+                .await
+                .expect("import accounts")
+        });
+        assert_eq!(
+            report.created + report.skipped_existing,
+            users.len(),
+            "import of {} accounts: {report:?}",
+            users.len()
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! The user actor: state, start-up, idle stop, and the message handlers that dispatch to the
+//! roster, presence and carbons modules.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::fut::{wrap_future, ActorFutureExt};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
+use jid::{BareJid, FullJid, Jid};
+use parley_proto::ns;
+use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
+use parley_router::SessionHandle;
+use parley_storage::{OfflineMessage, RosterItem};
+use parley_xml::{Element, Limits};
+use tracing::{debug, warn};
+
+use crate::messages::{Attach, CarbonReceived, Detach, FromClient, Inbound};
+use crate::registry::Users;
+use crate::routing::{self, Action, Addressed, Class};
+
+/// One bound resource of the user.
+#[derive(Debug)]
+pub(crate) struct Resource {
+    pub(crate) name: String,
+    pub(crate) full: FullJid,
+    pub(crate) handle: SessionHandle,
+    /// Sent initial presence and not gone unavailable.
+    pub(crate) available: bool,
+    pub(crate) priority: i8,
+    /// The last available presence it broadcast.
+    pub(crate) presence: Option<Element>,
+    /// Asked for the roster (RFC 6121 §2.2): gets roster pushes.
+    pub(crate) interested: bool,
+    /// XEP-0280 enabled.
+    pub(crate) carbons: bool,
+    /// Entities that got directed presence and no subscription covers (RFC 6121 §4.6).
+    pub(crate) directed: Vec<Jid>,
+}
+
+/// The user's roster, cached for the actor's lifetime; storage is written through.
+#[derive(Debug, Default)]
+pub(crate) struct RosterCache {
+    pub(crate) version: i64,
+    pub(crate) items: BTreeMap<String, RosterItem>,
+    /// Unanswered inbound subscription requests (RFC 6121 §3.1.3): contact → stanza XML.
+    pub(crate) pending_in: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Loading,
+    Ready,
+    /// Left the registry; drains what was sent before, then stops.
+    Retiring,
+}
+
+/// The actor for one bare JID.
+pub struct UserActor {
+    pub(crate) jid: BareJid,
+    pub(crate) users: Arc<Users>,
+    attached: Arc<AtomicUsize>,
+    pub(crate) carbons_count: Arc<AtomicUsize>,
+    lifecycle: Lifecycle,
+    pub(crate) exists: bool,
+    pub(crate) roster: RosterCache,
+    /// Whether storage may hold offline messages for the user.
+    pub(crate) offline_waiting: bool,
+    pub(crate) resources: Vec<Resource>,
+    idle: Option<SpawnHandle>,
+    pub(crate) next_id: u64,
+}
+
+impl std::fmt::Debug for UserActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserActor")
+            .field("jid", &self.jid)
+            .field("resources", &self.resources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl UserActor {
+    pub(crate) fn new(
+        jid: BareJid,
+        users: Arc<Users>,
+        attached: Arc<AtomicUsize>,
+        carbons_count: Arc<AtomicUsize>,
+    ) -> UserActor {
+        UserActor {
+            jid,
+            users,
+            attached,
+            carbons_count,
+            lifecycle: Lifecycle::Loading,
+            exists: false,
+            roster: RosterCache::default(),
+            offline_waiting: false,
+            resources: Vec::new(),
+            idle: None,
+            next_id: 0,
+        }
+    }
+
+    pub(crate) fn username(&self) -> &str {
+        self.jid.node().map_or("", |n| n.as_str())
+    }
+
+    pub(crate) fn host(&self) -> &str {
+        self.jid.domain().as_str()
+    }
+
+    pub(crate) fn fresh_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}-{}", self.next_id)
+    }
+
+    pub(crate) fn resource(&self, name: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+
+    pub(crate) fn resource_mut(&mut self, name: &str) -> Option<&mut Resource> {
+        self.resources.iter_mut().find(|r| r.name == name)
+    }
+
+    pub(crate) fn any_available(&self) -> bool {
+        self.resources.iter().any(|r| r.available)
+    }
+
+    /// Sends a stanza generated for (or routed by) this user to wherever its `to` points:
+    /// a bound full JID directly, anything else to that user's actor. `start` decides whether
+    /// an idle user's actor is started for it (subscriptions must persist; broadcasts to
+    /// offline users need not).
+    pub(crate) fn route_out(&self, stanza: Element, start: bool) {
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::new(t).ok()) else {
+            return;
+        };
+        if !self.users.router.serves(to.domain().as_str()) {
+            // No server-to-server connections yet: remote contacts are unreachable.
+            return;
+        }
+        if let Ok(full) = to.clone().try_into_full() {
+            if let Some(handle) = self.users.router.lookup(&full) {
+                if let Err(undelivered) = handle.deliver(stanza) {
+                    self.users.send_if_running(
+                        &full.to_bare(),
+                        Inbound {
+                            stanza: undelivered.stanza,
+                        },
+                    );
+                }
+                return;
+            }
+        }
+        let bare = to.to_bare();
+        if start {
+            self.users.send(&bare, Inbound { stanza });
+        } else {
+            self.users.send_if_running(&bare, Inbound { stanza });
+        }
+    }
+
+    /// Answers `stanza`'s sender with an error (never for errors).
+    pub(crate) fn bounce(&self, stanza: &Element, err: StanzaError) {
+        if let Some(reply) = error_reply(stanza, &err) {
+            self.route_out(reply, false);
+        }
+    }
+
+    /// Delivers to one of our resources; an overloaded session is closed by its handle.
+    pub(crate) fn deliver(&self, r: &Resource, stanza: Element) {
+        let _ = r.handle.deliver(stanza);
+    }
+
+    fn schedule_idle(&mut self, ctx: &mut Context<Self>) {
+        if !self.resources.is_empty() || self.idle.is_some() {
+            return;
+        }
+        let timeout = self.users.config.idle_timeout;
+        self.idle = Some(ctx.run_later(timeout, |act, ctx| {
+            act.idle = None;
+            if act.resources.is_empty() && act.users.retire(&act.jid, &ctx.address()) {
+                act.lifecycle = Lifecycle::Retiring;
+                debug!(user = %act.jid, "user actor idle: retiring");
+                // Anything sent before the removal is already queued; let it drain.
+                ctx.run_later(std::time::Duration::from_secs(5), |_, ctx| ctx.stop());
+            }
+        }));
+    }
+
+    fn cancel_idle(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.idle.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
+    /// Stores a message for later (XEP-0160), or bounces it when the user's store is full.
+    pub(crate) fn store_offline(&mut self, stanza: Element, ctx: &mut Context<Self>) {
+        if !stanza.has_child("body", ns::CLIENT) {
+            return;
+        }
+        let msg = OfflineMessage {
+            stamp_ms: now_ms(),
+            stanza: stanza.to_string(),
+        };
+        let storage = self.users.storage.clone();
+        let (user, host, max) = (
+            self.username().to_owned(),
+            self.host().to_owned(),
+            self.users.config.max_offline,
+        );
+        ctx.wait(
+            wrap_future::<_, Self>(
+                async move { storage.offline_push(&user, &host, &msg, max).await },
+            )
+            .map(move |res, act, _| match res {
+                Ok(true) => act.offline_waiting = true,
+                Ok(false) => act.bounce(
+                    &stanza,
+                    StanzaError::with_text(
+                        StanzaCondition::ServiceUnavailable,
+                        "the recipient's offline storage is full",
+                    ),
+                ),
+                Err(e) => {
+                    warn!(user = %act.jid, error = %e, "storing an offline message failed");
+                    act.bounce(
+                        &stanza,
+                        StanzaError::new(StanzaCondition::InternalServerError),
+                    );
+                }
+            }),
+        );
+    }
+
+    /// Delivers stored messages to `resource`, each with its XEP-0203 delay stamp.
+    pub(crate) fn flush_offline(&mut self, resource: String, ctx: &mut Context<Self>) {
+        if !self.offline_waiting {
+            return;
+        }
+        self.offline_waiting = false;
+        let storage = self.users.storage.clone();
+        let (user, host) = (self.username().to_owned(), self.host().to_owned());
+        ctx.wait(
+            wrap_future::<_, Self>(async move { storage.offline_take(&user, &host).await }).map(
+                move |res, act, _| {
+                    let messages = match res {
+                        Ok(m) => m,
+                        Err(e) => {
+                            warn!(user = %act.jid, error = %e, "reading offline messages failed");
+                            act.offline_waiting = true;
+                            return;
+                        }
+                    };
+                    let Some(r) = act.resource(&resource) else {
+                        // Gone meanwhile: keep them for the next one.
+                        act.requeue_offline(messages);
+                        return;
+                    };
+                    for m in messages {
+                        let Ok(mut el) = Element::parse(m.stanza.as_bytes(), &Limits::default())
+                        else {
+                            continue;
+                        };
+                        el.push_child(
+                            Element::new("delay", ns::DELAY)
+                                .with_attr("from", act.host())
+                                .with_attr("stamp", parley_proto::datetime::xep0082(m.stamp_ms)),
+                        );
+                        act.deliver(r, el);
+                    }
+                },
+            ),
+        );
+    }
+
+    fn requeue_offline(&mut self, messages: Vec<OfflineMessage>) {
+        let storage = self.users.storage.clone();
+        let (user, host) = (self.username().to_owned(), self.host().to_owned());
+        let max = self.users.config.max_offline.max(messages.len());
+        self.offline_waiting = true;
+        actix::spawn(async move {
+            for m in messages {
+                let _ = storage.offline_push(&user, &host, &m, max).await;
+            }
+        });
+    }
+
+    /// RFC 6121 §8.5: a stanza addressed to this user that no session took directly.
+    fn inbound(&mut self, stanza: Element, ctx: &mut Context<Self>) {
+        let Some(class) = Class::of(&stanza) else {
+            return;
+        };
+        let addressed = match stanza.attr("to").and_then(|t| Jid::new(t).ok()) {
+            _ if !self.exists => Addressed::NoAccount,
+            Some(to) if to.resource().is_some() => Addressed::FullMissing,
+            _ => Addressed::Bare,
+        };
+        let rule = routing::decide(addressed, class, self.any_available());
+        match rule.action {
+            Action::HighestPriority => {
+                let top = self
+                    .resources
+                    .iter()
+                    .filter(|r| r.available && r.priority >= 0)
+                    .map(|r| r.priority)
+                    .max();
+                match top {
+                    Some(top) => self.deliver_message(stanza, |r| r.priority == top),
+                    // §8.5.2.1.1: only negative priorities: as if none were available.
+                    None => self.store_offline(stanza, ctx),
+                }
+            }
+            Action::AllNonNegative => self.deliver_message(stanza, |r| r.priority >= 0),
+            Action::AllAvailable => {
+                for r in self.resources.iter().filter(|r| r.available) {
+                    let mut copy = stanza.clone();
+                    copy.set_attr("to", r.full.to_string());
+                    self.deliver(r, copy);
+                }
+            }
+            Action::Offline => self.store_offline(stanza, ctx),
+            Action::Bounce(cond) => self.bounce(&stanza, StanzaError::new(cond)),
+            Action::Drop => {}
+            Action::Subscription => self.inbound_subscription(stanza, ctx),
+            Action::Probe => self.answer_probe(&stanza),
+            Action::AccountIq => self.account_iq(&stanza),
+        }
+    }
+
+    /// Delivers a message to the available resources selected by `pick`, then sends
+    /// `<received/>` carbons to the carbons-enabled resources that did not get it.
+    fn deliver_message(&self, stanza: Element, pick: impl Fn(&Resource) -> bool) {
+        let targets: Vec<&Resource> = self
+            .resources
+            .iter()
+            .filter(|r| r.available && pick(r))
+            .collect();
+        for r in &targets {
+            self.deliver(r, stanza.clone());
+        }
+        if !targets.is_empty() {
+            let got: Vec<&str> = targets.iter().map(|r| r.name.as_str()).collect();
+            self.carbon_copies(&stanza, crate::carbons::Direction::Received, |r| {
+                !got.contains(&r.name.as_str())
+            });
+        }
+    }
+
+    /// An iq to this user's bare JID from someone else: the server answers for the account.
+    fn account_iq(&self, iq: &Element) {
+        let roster = iq.first_child().is_some_and(|q| q.ns() == ns::ROSTER);
+        // RFC 6121 §2.1.5 / §2.3.3: nobody else reads or writes a user's roster.
+        let condition = if roster {
+            StanzaCondition::Forbidden
+        } else {
+            StanzaCondition::ServiceUnavailable
+        };
+        self.bounce(iq, StanzaError::new(condition));
+    }
+}
+
+impl Actor for UserActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let storage = self.users.storage.clone();
+        let (user, host) = (self.username().to_owned(), self.host().to_owned());
+        // Nothing is handled until the account and roster are known: `wait` holds the mailbox.
+        let load = async move {
+            let account = storage.account(&user, &host).await?;
+            let roster = storage.roster(&user, &host).await?;
+            let pending = storage.pending_in(&user, &host).await?;
+            let offline = storage.offline_count(&user, &host).await?;
+            Ok::<_, parley_storage::StorageError>((account.is_some(), roster, pending, offline))
+        };
+        ctx.wait(wrap_future::<_, Self>(load).map(|res, act, ctx| {
+            match res {
+                Ok((exists, roster, pending, offline)) => {
+                    act.exists = exists;
+                    act.roster.version = roster.version;
+                    act.roster.items = roster
+                        .items
+                        .into_iter()
+                        .map(|i| (i.jid.clone(), i))
+                        .collect();
+                    act.roster.pending_in = pending;
+                    act.offline_waiting = offline > 0;
+                }
+                Err(e) => {
+                    // Without its roster the user would be shown offline to everyone; better
+                    // to treat the account as present with an empty roster and say so.
+                    warn!(user = %act.jid, error = %e, "loading the user's state failed");
+                    act.exists = true;
+                }
+            }
+            act.lifecycle = Lifecycle::Ready;
+            act.schedule_idle(ctx);
+        }));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        debug!(user = %self.jid, lifecycle = ?self.lifecycle, "user actor stopped");
+    }
+}
+
+impl Handler<Attach> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
+        self.cancel_idle(ctx);
+        if let Some(i) = self.resources.iter().position(|r| r.name == msg.resource) {
+            // kick_old: the replaced session's resource goes away as if it had disconnected.
+            let old = self.resources[i].handle.id;
+            self.detach(&msg.resource, old);
+            self.attached.fetch_add(1, Ordering::AcqRel);
+        }
+        let Ok(full) = self.jid.with_resource_str(&msg.resource) else {
+            return;
+        };
+        self.resources.push(Resource {
+            name: msg.resource,
+            full,
+            handle: msg.handle,
+            available: false,
+            priority: 0,
+            presence: None,
+            interested: false,
+            carbons: false,
+            directed: Vec::new(),
+        });
+    }
+}
+
+impl UserActor {
+    fn detach(&mut self, resource: &str, session: parley_router::SessionId) {
+        let Some(i) = self
+            .resources
+            .iter()
+            .position(|r| r.name == resource && r.handle.id == session)
+        else {
+            return;
+        };
+        if self.resources[i].available {
+            self.go_unavailable(resource, None);
+        }
+        let r = self.resources.remove(i);
+        if r.carbons {
+            self.carbons_count.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.attached.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Handler<Detach> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detach, ctx: &mut Context<Self>) {
+        let before = self.resources.len();
+        self.detach(&msg.resource, msg.session);
+        if self.resources.len() == before {
+            // Already detached when its successor attached (kick_old); the count was kept
+            // for this message.
+            self.attached.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.schedule_idle(ctx);
+    }
+}
+
+impl Handler<FromClient> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromClient, ctx: &mut Context<Self>) {
+        let stanza = msg.stanza;
+        match stanza.name() {
+            "presence" => self.client_presence(&msg.resource, stanza, ctx),
+            "iq" => {
+                let payload_ns = stanza.first_child().map(|c| c.ns().to_owned());
+                match payload_ns.as_deref() {
+                    Some(ns::ROSTER) => self.roster_iq(&msg.resource, stanza, ctx),
+                    Some(ns::CARBONS) => self.carbons_iq(&msg.resource, &stanza),
+                    _ => self.bounce(
+                        &stanza,
+                        StanzaError::new(StanzaCondition::ServiceUnavailable),
+                    ),
+                }
+            }
+            "message" => {
+                let me = msg.resource;
+                self.carbon_copies(&stanza, crate::carbons::Direction::Sent, |r| r.name != me);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<Inbound> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.inbound(msg.stanza, ctx);
+        self.schedule_idle(ctx);
+    }
+}
+
+impl Handler<CarbonReceived> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CarbonReceived, _ctx: &mut Context<Self>) {
+        let got = msg.resource;
+        self.carbon_copies(&msg.message, crate::carbons::Direction::Received, |r| {
+            r.name != got
+        });
+    }
+}

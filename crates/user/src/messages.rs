@@ -1,0 +1,57 @@
+//! The messages a user actor accepts. All carry stanzas whose `from` the sender has already
+//! checked and stamped.
+
+use actix::Message;
+use parley_router::{SessionHandle, SessionId};
+use parley_xml::Element;
+
+/// A session bound `resource` (RFC 6120 §7): it is now *connected*.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Attach {
+    /// The bound resource.
+    pub resource: String,
+    /// The session that owns it.
+    pub handle: SessionHandle,
+}
+
+/// The session of `resource` ended (cleanly or not): it is gone, and if it was available its
+/// contacts learn that it is unavailable (RFC 6121 §4.5.2).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Detach {
+    /// The resource.
+    pub resource: String,
+    /// The session that owned it (a replaced session must not detach its successor).
+    pub session: SessionId,
+}
+
+/// A stanza from one of the user's own resources that needs the user's state: presence of
+/// any kind, roster and carbons iqs, and messages (for XEP-0280 sent copies).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FromClient {
+    /// The sending resource.
+    pub resource: String,
+    /// The stanza.
+    pub stanza: Element,
+}
+
+/// A stanza addressed to this user: to the bare JID, or to a full JID that no session owns.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    /// The stanza.
+    pub stanza: Element,
+}
+
+/// A message was delivered straight to `resource`; the user's other carbons-enabled
+/// resources get a `<received/>` copy (XEP-0280 §6).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CarbonReceived {
+    /// The resource that got the original.
+    pub resource: String,
+    /// The original message.
+    pub message: Element,
+}
