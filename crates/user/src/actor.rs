@@ -183,7 +183,12 @@ impl UserActor {
         if !self.resources.is_empty() || self.idle.is_some() {
             return;
         }
-        let timeout = self.users.config.idle_timeout;
+        // Actors started by stanzas for accounts that do not exist leave quickly.
+        let timeout = if self.exists {
+            self.users.config.idle_timeout
+        } else {
+            self.users.config.idle_timeout.min(std::time::Duration::from_secs(2))
+        };
         self.idle = Some(ctx.run_later(timeout, |act, ctx| {
             act.idle = None;
             if act.resources.is_empty() && act.users.retire(&act.jid, &ctx.address()) {
@@ -416,6 +421,9 @@ impl Handler<Attach> for UserActor {
 
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
         self.cancel_idle(ctx);
+        // A session authenticated as this user: the account exists, whatever was loaded
+        // when a stanza for a not-yet-created account started this actor.
+        self.exists = true;
         if let Some(i) = self.resources.iter().position(|r| r.name == msg.resource) {
             // kick_old: the replaced session's resource goes away as if it had disconnected.
             let old = self.resources[i].handle.id;
