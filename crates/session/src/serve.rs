@@ -13,7 +13,13 @@ use parley_xml::Element;
 use crate::session::Session;
 
 /// Features the server's own JID supports (XEP-0030).
-const SERVER_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::VERSION];
+const SERVER_FEATURES: &[&str] = &[
+    ns::DISCO_INFO,
+    ns::DISCO_ITEMS,
+    ns::PING,
+    ns::VERSION,
+    ns::CARBONS,
+];
 /// Features an account's bare JID supports, answered by the server on its behalf.
 const ACCOUNT_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
 
