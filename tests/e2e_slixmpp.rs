@@ -1,7 +1,9 @@
 //! End to end with a real client library: the `parley` binary, configured by a file and
 //! provisioned with `parley user add`, serves two slixmpp clients (tests/clients/chat.py) that
 //! log in over STARTTLS with SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 6120 §5, §6; RFC 5802, RFC
-//! 7677), bind, send presence and chat between their full JIDs (RFC 6121 §8.5.3.1).
+//! 7677), bind, send presence and chat between their full JIDs (RFC 6121 §8.5.3.1); and three
+//! slixmpp clients (tests/clients/roster_presence.py) that exercise roster pushes and a mutual
+//! presence subscription (RFC 6121 §2, §3, §4).
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -154,10 +156,17 @@ fn run_with_limit(mut cmd: Command, limit: Duration) -> (Option<std::process::Ex
     (status, text)
 }
 
-#[test]
-fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
-    require_slixmpp();
-    let binary = parley_binary();
+/// A `parley serve` process with its config, data dir and accounts.
+struct Deployment {
+    /// Declared before `dir` so that the process is stopped before its data dir goes away.
+    server: ServerProcess,
+    c2s_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// Writes a config on free loopback ports, creates `users` (JID, password) with
+/// `parley user add`, starts `parley serve` and waits until it listens.
+fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().expect("UTF-8 temp path");
@@ -178,13 +187,9 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
     .expect("write config");
     let config = config_path.to_str().expect("UTF-8 config path");
 
-    let users = [
-        ("alice@localhost", "correct horse 1"),
-        ("bob@localhost", "battery staple 2"),
-    ];
-    for (jid, password) in users {
+    for &(jid, password) in users {
         let out = run_cli(
-            &binary,
+            binary,
             &[
                 "user",
                 "add",
@@ -206,7 +211,7 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
 
     let log = dir.path().join("server.log");
     let log_file = File::create(&log).expect("server log");
-    let child = Command::new(&binary)
+    let child = Command::new(binary)
         .args(["serve", "--config", config])
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().expect("clone log")))
@@ -215,6 +220,24 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
         .expect("start parley serve");
     let mut server = ServerProcess { child, log };
     server.wait_for(SocketAddr::from(([127, 0, 0, 1], c2s_port)));
+    Deployment {
+        server,
+        c2s_port,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
+    require_slixmpp();
+    let binary = parley_binary();
+    let users = [
+        ("alice@localhost", "correct horse 1"),
+        ("bob@localhost", "battery staple 2"),
+    ];
+    let mut deployment = deploy(&binary, &users);
+    let c2s_port = deployment.c2s_port;
+    let server = &mut deployment.server;
 
     let script = workspace_root().join("tests/clients/chat.py");
     let mut cmd = Command::new("python3");
@@ -256,5 +279,64 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
     // The script prints what it verified; make sure the run really went through both logins.
     assert!(output.contains("(SCRAM-SHA-1)"), "{output}");
     assert!(output.contains("(SCRAM-SHA-256)"), "{output}");
+    assert!(output.trim_end().ends_with("OK"), "{output}");
+}
+
+/// RFC 6121 with a real client library (tests/clients/roster_presence.py): two slixmpp
+/// clients of alice and one of bob request the roster (§2.2, interested); a roster add by one
+/// of alice's clients is pushed to both (§2.1.6, §2.3.2); a subscription request answered by
+/// slixmpp's default handlers (auto-approve, subscribe back) ends with `both` on both sides
+/// (§3.1) and each side seeing the other's presence (§3.1.5, §4.2, §4.3).
+#[test]
+fn slixmpp_roster_pushes_and_mutual_subscription_rfc6121() {
+    require_slixmpp();
+    let binary = parley_binary();
+    let users = [
+        ("alice@localhost", "correct horse 3"),
+        ("bob@localhost", "battery staple 4"),
+    ];
+    let mut deployment = deploy(&binary, &users);
+    let script = workspace_root().join("tests/clients/roster_presence.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &deployment.c2s_port.to_string(),
+        ])
+        .args(["--alice-password", users[0].1, "--bob-password", users[1].1])
+        .args(["--deadline", "30"]);
+    let started = Instant::now();
+    let (status, output) = run_with_limit(cmd, SCRIPT_LIMIT);
+    let elapsed = started.elapsed();
+    deployment.server.stop();
+    let server_log = deployment.server.log();
+
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "roster_presence.py did not stop within {SCRIPT_LIMIT:?}:\n{output}\n\
+             --- server log ---\n{server_log}"
+        )
+    });
+    assert!(
+        status.success(),
+        "roster_presence.py failed ({status}) after {elapsed:?}:\n{output}\n\
+         --- server log ---\n{server_log}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "roster_presence.py took {elapsed:?}, more than its 30 s budget"
+    );
+    eprintln!("roster_presence.py ({elapsed:?}):\n{output}");
+    // The script prints each check it passed; make sure the run really went through them.
+    for line in [
+        "alice@localhost/one got the roster push for bob@localhost",
+        "alice@localhost/two got the roster push for bob@localhost",
+        "ok: bob sees alice@localhost online",
+        "ok: alice/two sees bob@localhost online",
+    ] {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
     assert!(output.trim_end().ends_with("OK"), "{output}");
 }

@@ -969,6 +969,23 @@ format = "json"
     }
 
     #[test]
+    fn roster_and_offline_sections() {
+        let c = Config::from_toml_str(
+            "[roster]\nmax_items = 5\n[offline]\nmax_per_user = 0\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!((c.roster.max_items, c.offline.max_per_user), (5, 0));
+        let e = err("[roster]\nmax_items = 0\n");
+        assert!(
+            e.starts_with("test.toml: roster.max_items = 0: must be at least 1"),
+            "{e}"
+        );
+        let e = err("[offline]\nmax = 1\n");
+        assert!(e.contains("offline.max"), "{e}");
+    }
+
+    #[test]
     fn each_rule_names_its_key() {
         let cases = [
             ("[server]\nhosts = []", "server.hosts = []"),

@@ -139,6 +139,7 @@ struct Running {
     c2s: Vec<SocketAddr>,
     direct_tls: Vec<SocketAddr>,
     router: Arc<Router>,
+    users: Arc<Users>,
     workers: Vec<Arbiter>,
 }
 
@@ -156,6 +157,9 @@ impl Running {
         while self.router.session_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Unavailable broadcasts and roster or offline writes triggered by the closes finish
+        // before the worker threads go.
+        self.users.drain(SHUTDOWN_GRACE).await;
         for w in self.workers {
             w.stop();
             let _ = w.join();
@@ -220,7 +224,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             scram_iterations: config.sasl.scram_iterations,
         },
         router: router.clone(),
-        users,
+        users: users.clone(),
         storage,
         server_secret,
         tls_available: true,
@@ -252,6 +256,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         c2s: bound.0,
         direct_tls: bound.1,
         router,
+        users,
         workers,
     })
 }

@@ -95,6 +95,10 @@ pub struct Client {
     write_mode: WriteMode,
     /// State of the xorshift that picks [`WriteMode::RandomCuts`] chunk sizes.
     cut_state: u64,
+    /// Elements the waiting helpers of [`crate::im`] read past, kept for their later calls
+    /// (servers may interleave pushes, presence and replies in any order). [`Client::recv`]
+    /// and [`Client::recv_until`] do not look here.
+    pub(crate) stash: std::collections::VecDeque<Element>,
 }
 
 impl Client {
@@ -112,6 +116,7 @@ impl Client {
             server_end_point: None,
             write_mode: WriteMode::Whole,
             cut_state: 1,
+            stash: std::collections::VecDeque::new(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! subscription steps, and waiting for (or collecting) what the server pushes to a client.
 //!
 //! Servers interleave roster pushes, presence broadcasts and replies in an order RFC 6121
-//! leaves open, so the waiting helpers match by predicate and report everything else they saw
+//! leaves open, so the waiting helpers match by predicate, keep what they read past in a
+//! per-client stash that their later calls look at first, and report everything unconsumed
 //! when the match never comes: a failing test then says what the server did instead.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,7 @@ pub fn next_id(prefix: &str) -> String {
 }
 
 /// A predicate over received elements, for [`Client::expect_each`].
-pub type Matcher<'p> = Box<dyn Fn(&Element) -> bool + 'p>;
+pub type Matcher<'p> = Box<dyn Fn(&Element) -> bool + Send + Sync + 'p>;
 
 /// One `<item/>` of a roster (RFC 6121 §2.1.2), as the server sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,11 +202,8 @@ pub fn chat(to: &str, ty: &str, text: &str) -> Element {
 }
 
 /// Short, readable forms of elements for failure messages.
-fn summarize(seen: &[Element]) -> String {
-    if seen.is_empty() {
-        return "nothing".to_owned();
-    }
-    seen.iter()
+fn summarize<'a>(seen: impl Iterator<Item = &'a Element>) -> String {
+    let all: Vec<String> = seen
         .map(|e| {
             let mut s = e.to_string();
             if s.len() > 400 {
@@ -218,14 +216,28 @@ fn summarize(seen: &[Element]) -> String {
             }
             s
         })
-        .collect::<Vec<_>>()
-        .join("\n  ")
+        .collect();
+    if all.is_empty() {
+        "nothing".to_owned()
+    } else {
+        all.join("\n  ")
+    }
 }
 
 impl Client {
+    /// Sends `iq` and waits for its reply (result or error), keeping everything else in the
+    /// stash.
+    pub async fn request(&mut self, iq: &Element) -> Result<Element, ClientError> {
+        let id = iq.attr("id").expect("iq id").to_owned();
+        self.send(iq).await;
+        self.expect_match(&format!("the reply to iq {id}"), |el| is_reply_to(el, &id))
+            .await
+    }
+
     /// Sends a roster get (with `ver` when given) and returns the reply iq.
     pub async fn roster_get(&mut self, ver: Option<&str>) -> Result<Element, ClientError> {
-        self.iq(&roster_get_iq(&next_id("roster-get"), ver)).await
+        self.request(&roster_get_iq(&next_id("roster-get"), ver))
+            .await
     }
 
     /// Requests the roster without a version and parses it; fails on an error or on a result
@@ -243,16 +255,14 @@ impl Client {
     }
 
     /// Sends a roster set with the one `item` and returns the reply iq (result or error).
-    /// Pushes that arrive before the reply are skipped; use [`Client::expect_roster_push`]
-    /// on the other resources, or [`Client::roster_set_and_push`] for the sender.
     pub async fn roster_set(&mut self, item: Element) -> Result<Element, ClientError> {
-        self.iq(&roster_set_iq(&next_id("roster-set"), vec![item]))
+        self.request(&roster_set_iq(&next_id("roster-set"), vec![item]))
             .await
     }
 
     /// Sends a roster set for `item` and waits for both its result and the push for the same
     /// JID (RFC 6121 §2.3.2: the sender, being interested, is pushed to too), in either order.
-    /// Returns the push. Fails if the reply is an error.
+    /// Acknowledges and returns the push. Fails if the reply is an error.
     pub async fn roster_set_and_push(&mut self, item: Element) -> Result<Element, ClientError> {
         let jid = item.attr("jid").unwrap_or_default().to_owned();
         let id = next_id("roster-set");
@@ -261,10 +271,8 @@ impl Client {
             .expect_each(
                 &format!("roster set result and push for {jid}"),
                 vec![
-                    Box::new(move |el: &Element| {
-                        el.is("iq", ns::CLIENT) && el.attr("id") == Some(id.as_str())
-                    }),
-                    Box::new(move |el: &Element| is_push_for(el, &jid)),
+                    Box::new(|el: &Element| is_reply_to(el, &id)),
+                    Box::new(|el: &Element| is_push_for(el, &jid)),
                 ],
             )
             .await?;
@@ -301,8 +309,7 @@ impl Client {
         self.send(&result).await;
     }
 
-    /// Waits for the next roster push for `jid` (skipping everything else), acknowledges it
-    /// and returns the push iq.
+    /// Waits for the next roster push for `jid`, acknowledges it and returns the push iq.
     pub async fn expect_roster_push(&mut self, jid: &str) -> Result<Element, ClientError> {
         let push = self
             .expect_match(&format!("a roster push for {jid}"), |el| {
@@ -334,8 +341,7 @@ impl Client {
         self.send(&presence_with_priority(priority)).await;
     }
 
-    /// Waits for presence from exactly `from` of type `ty` (`available` for none), skipping
-    /// everything else.
+    /// Waits for presence from exactly `from` of type `ty` (`available` for none).
     pub async fn expect_presence_from(
         &mut self,
         from: &str,
@@ -347,7 +353,7 @@ impl Client {
         .await
     }
 
-    /// Waits for a message whose body is `text`, skipping everything else.
+    /// Waits for a message whose body is `text`.
     pub async fn expect_message_body(&mut self, text: &str) -> Result<Element, ClientError> {
         self.expect_match(&format!("a message with body {text:?}"), |el| {
             el.is("message", ns::CLIENT) && body(el) == text
@@ -355,100 +361,88 @@ impl Client {
         .await
     }
 
-    /// Sends an iq and returns its reply together with everything received before the reply,
-    /// for rules about what comes first (RFC 6121 §2.6.3: the empty result, then the pushes).
+    /// Sends an iq and returns its reply together with everything received before the reply
+    /// and not yet consumed, for rules about what comes first (RFC 6121 §2.6.3: the empty
+    /// result, then the pushes). Those elements stay in the stash.
     pub async fn iq_collect(
         &mut self,
         iq: &Element,
     ) -> Result<(Element, Vec<Element>), ClientError> {
         let id = iq.attr("id").expect("iq id").to_owned();
         self.send(iq).await;
-        self.expect_match_with_skipped(&format!("the reply to iq {id}"), |el| {
-            el.is("iq", ns::CLIENT)
-                && el.attr("id") == Some(id.as_str())
-                && matches!(el.attr("type"), Some("result" | "error"))
-        })
-        .await
+        self.expect_match_with_skipped(&format!("the reply to iq {id}"), |el| is_reply_to(el, &id))
+            .await
     }
 
-    /// [`Client::expect_match`], also returning what was skipped on the way, in order.
+    /// [`Client::expect_match`], also returning (copies of) the unconsumed elements that came
+    /// before the match, oldest first.
     pub async fn expect_match_with_skipped<'p>(
         &mut self,
         what: &str,
-        pred: impl Fn(&Element) -> bool + 'p,
+        pred: impl Fn(&Element) -> bool + Send + Sync + 'p,
     ) -> Result<(Element, Vec<Element>), ClientError> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut skipped = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.recv_within(left).await? {
-                Some(Received::Element(el)) if pred(&el) => return Ok((el, skipped)),
-                Some(Received::Element(el)) => skipped.push(el),
-                Some(other) => {
-                    return Err(ClientError::Unexpected(format!(
-                        "waiting for {what}: the stream ended ({other:?}); received before:\n  {}",
-                        summarize(&skipped)
-                    )))
-                }
-                None => {
-                    return Err(ClientError::Timeout(format!(
-                        "{what} did not arrive within {TIMEOUT:?}; received meanwhile:\n  {}",
-                        summarize(&skipped)
-                    )))
-                }
-            }
-        }
+        let found = self.expect_match(what, pred).await?;
+        let before = self.stash.iter().cloned().collect();
+        Ok((found, before))
     }
 
-    /// Waits (up to [`TIMEOUT`] in total) for an element matching `pred`, skipping others.
-    /// On failure the error lists `what` and everything that was skipped.
+    /// Waits (up to [`TIMEOUT`] in total) for an element matching `pred`: the oldest stashed
+    /// one, else the next to arrive; what arrives first and does not match is stashed. On
+    /// failure the error lists `what` and everything unconsumed.
     pub async fn expect_match<'p>(
         &mut self,
         what: &str,
-        pred: impl Fn(&Element) -> bool + 'p,
+        pred: impl Fn(&Element) -> bool + Send + Sync + 'p,
     ) -> Result<Element, ClientError> {
         let found = self.expect_each(what, vec![Box::new(pred)]).await?;
         Ok(found.into_iter().next().expect("one match"))
     }
 
     /// Waits (up to [`TIMEOUT`] in total) until every predicate has matched a distinct
-    /// element, in any order, skipping the rest; returns the matches in predicate order. Each
-    /// element satisfies at most one predicate, the first unmatched one it fits.
+    /// element, in any order; returns the matches in predicate order. Each element satisfies
+    /// at most one predicate, the first unmatched one it fits. Stashed elements are looked at
+    /// first (oldest first); new ones that match nothing are stashed.
     pub async fn expect_each<'p>(
         &mut self,
         what: &str,
         preds: Vec<Matcher<'p>>,
     ) -> Result<Vec<Element>, ClientError> {
-        let deadline = Instant::now() + TIMEOUT;
         let mut found: Vec<Option<Element>> = vec![None; preds.len()];
-        let mut skipped = Vec::new();
+        let slot_for = |found: &[Option<Element>], el: &Element| {
+            preds
+                .iter()
+                .zip(found.iter())
+                .position(|(p, f)| f.is_none() && p(el))
+        };
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(el) = self.stash.pop_front() {
+            match slot_for(&found, &el) {
+                Some(i) => found[i] = Some(el),
+                None => kept.push_back(el),
+            }
+        }
+        self.stash = kept;
+        let deadline = Instant::now() + TIMEOUT;
         while found.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let next = self.recv_within(left).await?;
-            match next {
-                Some(Received::Element(el)) => {
-                    let slot = preds
-                        .iter()
-                        .zip(found.iter())
-                        .position(|(p, f)| f.is_none() && p(&el));
-                    match slot {
-                        Some(i) => found[i] = Some(el),
-                        None => skipped.push(el),
-                    }
-                }
+            match self.recv_within(left).await? {
+                Some(Received::Element(el)) => match slot_for(&found, &el) {
+                    Some(i) => found[i] = Some(el),
+                    None => self.stash.push_back(el),
+                },
                 Some(other) => {
                     return Err(ClientError::Unexpected(format!(
-                        "waiting for {what}: the stream ended ({other:?}); received before:\n  {}",
-                        summarize(&skipped)
+                        "waiting for {what}: the stream ended ({other:?}); unconsumed:\n  {}",
+                        summarize(self.stash.iter())
                     )))
                 }
                 None => {
                     return Err(ClientError::Timeout(format!(
-                        "{what} did not arrive within {TIMEOUT:?}; matched {} of {}; received \
-                         meanwhile:\n  {}",
+                        "{what} did not arrive within {TIMEOUT:?}; matched {} of {}; \
+                         unconsumed:\n  {}",
                         found.iter().filter(|f| f.is_some()).count(),
                         found.len(),
-                        summarize(&skipped)
+                        summarize(self.stash.iter())
                     )))
                 }
             }
@@ -456,90 +450,78 @@ impl Client {
         Ok(found.into_iter().map(|f| f.expect("all found")).collect())
     }
 
-    /// Everything that arrives within `window` (one deadline for the whole window, so a
-    /// steady trickle cannot stretch it). For asserting that something does *not* arrive,
-    /// with a short window after the point where it would have been sent.
+    /// Takes everything stashed plus everything that arrives within `window` (one deadline
+    /// for the whole window, so a steady trickle cannot stretch it).
     pub async fn collect_within(&mut self, window: Duration) -> Result<Vec<Element>, ClientError> {
-        let deadline = Instant::now() + window;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.recv_within(left).await? {
-                Some(Received::Element(el)) => seen.push(el),
-                Some(other) => {
-                    return Err(ClientError::Unexpected(format!(
-                        "the stream ended ({other:?}); received before:\n  {}",
-                        summarize(&seen)
-                    )))
-                }
-                None => return Ok(seen),
-            }
-        }
+        self.read_into_stash(window).await?;
+        Ok(self.stash.drain(..).collect())
     }
 
-    /// Fails if anything matching `pred` arrives within `window`; returns what did arrive.
+    /// Fails if anything matching `pred` is stashed or arrives within `window`. Consumes
+    /// nothing: for asserting that something does *not* arrive, with a short window after the
+    /// point where it would have been sent.
     pub async fn expect_none_within(
         &mut self,
         window: Duration,
         what: &str,
         pred: impl Fn(&Element) -> bool,
-    ) -> Result<Vec<Element>, ClientError> {
-        let seen = self.collect_within(window).await?;
-        if let Some(bad) = seen.iter().find(|el| pred(el)) {
+    ) -> Result<(), ClientError> {
+        self.read_into_stash(window).await?;
+        if let Some(bad) = self.stash.iter().find(|el| pred(el)) {
             return Err(ClientError::Unexpected(format!(
-                "expected no {what} within {window:?}, got {bad}; all received:\n  {}",
-                summarize(&seen)
+                "expected no {what} within {window:?}, got {bad}; unconsumed:\n  {}",
+                summarize(self.stash.iter())
             )));
         }
-        Ok(seen)
+        Ok(())
     }
 
-    /// Round-trips a ping to the server and returns everything received before its result.
-    /// The server handles one client's stanzas in order, so whatever this client sent before
-    /// has been processed by its session when this returns.
-    pub async fn sync(&mut self) -> Result<Vec<Element>, ClientError> {
-        let id = next_id("sync");
-        self.send(
-            &Element::new("iq", ns::CLIENT)
-                .with_attr("type", "get")
-                .with_attr("id", id.as_str())
-                .with_child(Element::new("ping", ns::PING)),
-        )
-        .await;
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
+    async fn read_into_stash(&mut self, window: Duration) -> Result<(), ClientError> {
+        let deadline = Instant::now() + window;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.recv_within(left).await? {
-                Some(Received::Element(el))
-                    if el.is("iq", ns::CLIENT) && el.attr("id") == Some(id.as_str()) =>
-                {
-                    return Ok(seen)
-                }
-                Some(Received::Element(el)) => seen.push(el),
+                Some(Received::Element(el)) => self.stash.push_back(el),
                 Some(other) => {
                     return Err(ClientError::Unexpected(format!(
-                        "waiting for the ping result: the stream ended ({other:?})"
+                        "the stream ended ({other:?}); unconsumed:\n  {}",
+                        summarize(self.stash.iter())
                     )))
                 }
-                None => {
-                    return Err(ClientError::Timeout(format!(
-                        "no ping result within {TIMEOUT:?}; received meanwhile:\n  {}",
-                        summarize(&seen)
-                    )))
-                }
+                None => return Ok(()),
             }
         }
+    }
+
+    /// Round-trips a ping to the server, stashing whatever arrives before its result. The
+    /// server handles one client's stanzas in order, so whatever this client sent before has
+    /// been processed by its session when this returns (not necessarily by other actors).
+    pub async fn sync(&mut self) -> Result<(), ClientError> {
+        self.request(
+            &Element::new("iq", ns::CLIENT)
+                .with_attr("type", "get")
+                .with_attr("id", next_id("sync"))
+                .with_child(Element::new("ping", ns::PING)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Forgets everything stashed.
+    pub fn clear_stash(&mut self) {
+        self.stash.clear();
     }
 
     /// XEP-0280 §4: enables (or disables) carbons and returns the reply.
     pub async fn carbons(&mut self, enable: bool) -> Result<Element, ClientError> {
         let name = if enable { "enable" } else { "disable" };
-        self.iq(&Element::new("iq", ns::CLIENT)
-            .with_attr("type", "set")
-            .with_attr("id", next_id(name))
-            .with_child(Element::new(name, ns::CARBONS)))
-            .await
+        self.request(
+            &Element::new("iq", ns::CLIENT)
+                .with_attr("type", "set")
+                .with_attr("id", next_id(name))
+                .with_child(Element::new(name, ns::CARBONS)),
+        )
+        .await
     }
 
     /// Ends the connection the rude way: TCP reset (SO_LINGER 0), no `</stream:stream>`, no
@@ -549,6 +531,13 @@ impl Client {
         self.reset_on_drop();
         drop(self);
     }
+}
+
+/// Whether `el` is the result or error for the iq with `id`.
+fn is_reply_to(el: &Element, id: &str) -> bool {
+    el.is("iq", ns::CLIENT)
+        && el.attr("id") == Some(id)
+        && matches!(el.attr("type"), Some("result" | "error"))
 }
 
 /// Whether `el` is a XEP-0280 carbon (`<received/>` or `<sent/>`).

@@ -16,7 +16,7 @@ use parley_storage::{OfflineMessage, RosterItem};
 use parley_xml::{Element, Limits};
 use tracing::{debug, warn};
 
-use crate::messages::{Attach, CarbonReceived, Detach, FromClient, Inbound};
+use crate::messages::{Attach, CarbonReceived, Detach, Drain, FromClient, Inbound};
 use crate::registry::Users;
 use crate::routing::{self, Action, Addressed, Class};
 
@@ -187,7 +187,10 @@ impl UserActor {
         let timeout = if self.exists {
             self.users.config.idle_timeout
         } else {
-            self.users.config.idle_timeout.min(std::time::Duration::from_secs(2))
+            self.users
+                .config
+                .idle_timeout
+                .min(std::time::Duration::from_secs(2))
         };
         self.idle = Some(ctx.run_later(timeout, |act, ctx| {
             act.idle = None;
@@ -527,4 +530,12 @@ impl Handler<CarbonReceived> for UserActor {
             r.name != got
         });
     }
+}
+
+impl Handler<Drain> for UserActor {
+    type Result = ();
+
+    // Storage work runs under `ctx.wait`, which holds the mailbox: by the time this message
+    // is handled, every earlier write has finished.
+    fn handle(&mut self, _msg: Drain, _ctx: &mut Context<Self>) {}
 }

@@ -21,5 +21,5 @@ pub mod subscription;
 
 pub use actor::UserActor;
 pub use carbons::eligible_for_carbons;
-pub use messages::{Attach, CarbonReceived, Detach, FromClient, Inbound};
+pub use messages::{Attach, CarbonReceived, Detach, Drain, FromClient, Inbound};
 pub use registry::{UserConfig, UserLink, Users};

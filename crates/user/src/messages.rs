@@ -55,3 +55,9 @@ pub struct CarbonReceived {
     /// The original message.
     pub message: Element,
 }
+
+/// Answered once everything the actor had started (storage writes) is done; used at shutdown
+/// so that no write is cut off.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Drain;

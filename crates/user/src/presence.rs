@@ -77,12 +77,9 @@ impl UserActor {
                 self.route_out(copy, false);
             }
         }
-        // §4.2.2: our other available resources see it, and the new one sees theirs.
-        for other in self
-            .resources
-            .iter()
-            .filter(|o| o.available && o.name != resource)
-        {
+        // §4.2.2 / §4.4.2: every available resource sees it, the sender included; a new
+        // resource also gets the others' presence (below).
+        for other in self.resources.iter().filter(|o| o.available) {
             let mut copy = stanza.clone();
             copy.set_attr("to", other.full.to_string());
             self.deliver(other, copy);
@@ -150,10 +147,11 @@ impl UserActor {
                 self.route_out(copy, false);
             }
         }
+        // §4.5.2: the user's available resources, and the sender while it is still here.
         for other in self
             .resources
             .iter()
-            .filter(|o| o.available && o.name != resource)
+            .filter(|o| o.available || o.name == resource)
         {
             let mut copy = unavailable.clone();
             copy.set_attr("to", other.full.to_string());

@@ -187,6 +187,21 @@ impl Users {
         }
     }
 
+    /// Waits (up to `limit`) until every running actor has finished the storage work it
+    /// started. Called at shutdown before the worker threads stop.
+    pub async fn drain(&self, limit: Duration) {
+        let addrs: Vec<Addr<UserActor>> = {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            map.values().map(|e| e.addr.clone()).collect()
+        };
+        let all = async {
+            for addr in addrs {
+                let _ = addr.send(crate::messages::Drain).await;
+            }
+        };
+        let _ = actix_rt::time::timeout(limit, all).await;
+    }
+
     /// Number of running user actors.
     pub fn running(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
