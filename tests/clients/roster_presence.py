@@ -47,6 +47,10 @@ class Client(ClientXMPP):
         self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("roster_update", self.on_roster_update)
         self.add_event_handler("got_online", self.on_got_online)
+        self.add_event_handler("message", self.on_message)
+        # bodies of chat messages received, with the sender's bare JID
+        self.messages = []
+        self.message_event = asyncio.Event()
         self.add_event_handler("failed_all_auth", self.on_failure("authentication failed"))
         self.add_event_handler("connection_failed", self.on_failure("connection failed"))
         self.add_event_handler("stream_error", self.on_stream_error)
@@ -85,6 +89,12 @@ class Client(ClientXMPP):
         if bare != self.boundjid.bare:
             self.online.add(bare)
             self.online_event.set()
+
+
+    def on_message(self, msg):
+        if msg["type"] in ("chat", "normal") and msg["body"]:
+            self.messages.append((str(msg["from"].bare), msg["body"]))
+            self.message_event.set()
 
 
 async def wait_for(client, event, check, timeout):
@@ -165,6 +175,16 @@ async def run(args):
                 failures.append(
                     f"not seen: {what}; {c.boundjid.full} pushes {c.pushes}, online {c.online}"
                 )
+        if failures:
+            return failures
+
+        # 3. A message to the contact's bare JID (RFC 6121 §8.5.2.1.1) reaches the contact.
+        b.send_message(mto=alice, mbody="hello alice, bare", mtype="chat")
+        got = lambda c: (bob, "hello alice, bare") in c.messages
+        if await wait_for(a1, a1.message_event, lambda: got(a1) or got(a2), step) or got(a2):
+            print(f"ok: bob's message to {alice} (bare) arrived")
+        else:
+            failures.append(f"bob's message to {alice} (bare) did not arrive")
         failures += [c.failure for c in clients if c.failure]
         return failures
     finally:
