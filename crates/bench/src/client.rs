@@ -1,0 +1,910 @@
+//! A lean XMPP client (RFC 6120/6121) for load generation: raw XML over a tokio socket,
+//! optional STARTTLS, SASL (SCRAM-SHA-1, SCRAM-SHA-256, PLAIN), resource binding,
+//! presence and raw stanza I/O.
+//!
+//! Thousands of these are open at once, so a session holds only its socket, its parser
+//! (which owns no buffer while idle) and its JID; read buffers live on the stack of
+//! whoever is reading. Stanzas are written as preformatted strings rather than built as
+//! trees: the generator must cost far less per stanza than the server it measures.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use parley_proto::ns;
+use parley_proto::sasl::SaslFailure;
+use parley_xml::{Element, Event, Limits, StreamHeader, StreamParser};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::scram::ScramExchange;
+use crate::target::Shared;
+use crate::BenchError;
+
+/// How long any single protocol step may take before the session is given up on.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 8192;
+
+/// The server's stanzas are trusted to be sane; the limits only guard against a runaway.
+fn limits() -> Limits {
+    Limits {
+        max_stanza_bytes: 16 << 20,
+        max_depth: 64,
+        max_attrs: 256,
+    }
+}
+
+/// Escapes text for XML character data and single- or double-quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A TLS client configuration that accepts any server certificate: the servers under
+/// test run self-signed certificates on loopback, and the generator authenticates nobody.
+pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnyCert))
+    .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[derive(Debug)]
+struct AcceptAnyCert;
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The socket, before or after STARTTLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// What the server sent next.
+#[derive(Debug)]
+pub enum Incoming {
+    Header(StreamHeader),
+    Stanza(Element),
+    /// `</stream:stream>`.
+    Close,
+    /// The connection ended.
+    Eof,
+}
+
+/// The reading side: socket half (or whole socket) plus the stream parser.
+pub struct Reader<R> {
+    io: R,
+    parser: StreamParser,
+    addr: SocketAddr,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// The next item from the server, or [`BenchError::Timeout`] at `deadline`. A timeout
+    /// loses nothing: bytes already read stay in the parser.
+    pub async fn recv(&mut self, deadline: Instant) -> Result<Incoming, BenchError> {
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(Event::StreamOpen(h))) => return Ok(Incoming::Header(h)),
+                Ok(Some(Event::Stanza(el))) => return Ok(Incoming::Stanza(el)),
+                Ok(Some(Event::StreamClose)) => return Ok(Incoming::Close),
+                Ok(None) => {}
+                Err(source) => {
+                    return Err(BenchError::Xml {
+                        addr: self.addr,
+                        source,
+                    })
+                }
+            }
+            let mut buf = [0u8; READ_CHUNK];
+            let n = match tokio::time::timeout_at(deadline, self.io.read(&mut buf)).await {
+                Err(_) => {
+                    return Err(BenchError::Timeout(format!(
+                        "waiting for data from {}",
+                        self.addr
+                    )))
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+                Ok(Err(e)) => return Err(BenchError::io(format!("reading from {}", self.addr), e)),
+            };
+            if n == 0 {
+                return Ok(Incoming::Eof);
+            }
+            self.parser.feed(&buf[..n]);
+        }
+    }
+
+    /// The next stanza (or nonza); a stream error, close or EOF is an error here.
+    pub async fn stanza(&mut self, deadline: Instant, what: &str) -> Result<Element, BenchError> {
+        match self.recv(deadline).await {
+            Ok(Incoming::Stanza(el)) if el.is("error", ns::STREAM) => {
+                Err(BenchError::Closed(format!(
+                    "stream error while waiting for {what}: {}",
+                    stream_error_condition(&el)
+                )))
+            }
+            Ok(Incoming::Stanza(el)) => Ok(el),
+            Ok(Incoming::Header(_)) => Err(BenchError::Protocol(format!(
+                "unexpected stream header while waiting for {what}"
+            ))),
+            Ok(Incoming::Close) | Ok(Incoming::Eof) => {
+                Err(BenchError::Closed(format!("while waiting for {what}")))
+            }
+            Err(BenchError::Timeout(_)) => {
+                Err(BenchError::Timeout(format!("{what} from {}", self.addr)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads stanzas until `pred` accepts one, dropping the others (presence echoes and
+    /// the like that arrive in between).
+    pub async fn stanza_until(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        mut pred: impl FnMut(&Element) -> bool,
+    ) -> Result<Element, BenchError> {
+        loop {
+            let el = self.stanza(deadline, what).await?;
+            if pred(&el) {
+                return Ok(el);
+            }
+        }
+    }
+
+    /// Reads until the server's `</stream:stream>` or EOF, dropping stanzas.
+    pub async fn drain_to_close(&mut self, deadline: Instant) -> Result<(), BenchError> {
+        loop {
+            match self.recv(deadline).await {
+                Ok(Incoming::Close) | Ok(Incoming::Eof) => return Ok(()),
+                Ok(_) => {}
+                // A socket torn down under us after we closed is as good as a close.
+                Err(BenchError::Io { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn stream_error_condition(el: &Element) -> String {
+    el.children()
+        .find(|c| c.ns() == ns::STREAM_ERRORS && c.name() != "text")
+        .map_or_else(|| "undefined".to_owned(), |c| c.name().to_owned())
+}
+
+/// How far [`Conn::authenticate`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthGoal {
+    /// All the way to `<success/>`.
+    Login,
+    /// To the SCRAM challenge, then `<abort/>` (see [`Conn::prime`]).
+    Prime,
+}
+
+/// A connection from TCP connect until its resource is bound.
+pub struct Conn {
+    stream: Stream,
+    parser: StreamParser,
+    addr: SocketAddr,
+}
+
+impl Conn {
+    /// Connects to the next server address of the target, from the next source address
+    /// when the target lists any.
+    pub async fn connect(shared: &Shared) -> Result<Conn, BenchError> {
+        let (addr, source) = shared.next_endpoints();
+        Conn::connect_to(addr, source).await
+    }
+
+    /// Connects to `addr`, optionally bound to `source`.
+    pub async fn connect_to(addr: SocketAddr, source: Option<IpAddr>) -> Result<Conn, BenchError> {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(|e| BenchError::io("creating a socket", e))?;
+        if let Some(ip) = source {
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(|e| BenchError::io(format!("binding to {ip}"), e))?;
+        }
+        let stream = tokio::time::timeout(STEP_TIMEOUT, socket.connect(addr))
+            .await
+            .map_err(|_| BenchError::Timeout(format!("connecting to {addr}")))?
+            .map_err(|e| BenchError::io(format!("connecting to {addr}"), e))?;
+        // Stanzas are small and latency is measured: never wait for Nagle.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| BenchError::io("TCP_NODELAY", e))?;
+        Ok(Conn {
+            stream: Stream::Plain(stream),
+            parser: StreamParser::new(limits()),
+            addr,
+        })
+    }
+
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), BenchError> {
+        write_all(&mut self.stream, data, self.addr).await
+    }
+
+    async fn with_reader<T>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut Reader<&mut Stream>) -> Result<T, BenchError>,
+    ) -> Result<T, BenchError> {
+        // The parser moves into a borrowing reader and back, so that whole sockets and
+        // split halves share one copy of the receive logic.
+        let mut reader = Reader {
+            io: &mut self.stream,
+            parser: std::mem::replace(&mut self.parser, StreamParser::new(limits())),
+            addr: self.addr,
+        };
+        let result = f(&mut reader).await;
+        self.parser = reader.parser;
+        result
+    }
+
+    /// Sends a stream header and reads the server's header and features.
+    async fn open_stream(
+        &mut self,
+        domain: &str,
+        deadline: Instant,
+    ) -> Result<Element, BenchError> {
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' to='{}' version='1.0'>",
+            escape(domain)
+        );
+        self.send(header.as_bytes()).await?;
+        self.with_reader(async |r| {
+            match r.recv(deadline).await? {
+                Incoming::Header(_) => {}
+                Incoming::Stanza(el) if el.is("error", ns::STREAM) => {
+                    return Err(BenchError::Closed(format!(
+                        "stream error instead of a header: {}",
+                        stream_error_condition(&el)
+                    )))
+                }
+                other => {
+                    return Err(BenchError::Protocol(format!(
+                        "expected a stream header, got {other:?}"
+                    )))
+                }
+            }
+            let features = r.stanza(deadline, "stream features").await?;
+            if !features.is("features", ns::STREAM) {
+                return Err(BenchError::Protocol(format!(
+                    "expected <stream:features/>, got <{}/>",
+                    features.name()
+                )));
+            }
+            Ok(features)
+        })
+        .await
+    }
+
+    /// RFC 6120 §5.4: `<starttls/>`, `<proceed/>`, TLS handshake, and a fresh stream.
+    async fn starttls(
+        mut self,
+        shared: &Shared,
+        deadline: Instant,
+    ) -> Result<(Conn, Element), BenchError> {
+        let domain = shared.target.domain.clone();
+        let config = shared
+            .tls
+            .clone()
+            .ok_or_else(|| BenchError::Options("STARTTLS without a TLS configuration".into()))?;
+        self.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await?;
+        let answer = self
+            .with_reader(async |r| r.stanza(deadline, "<proceed/>").await)
+            .await?;
+        if !answer.is("proceed", ns::TLS) {
+            return Err(BenchError::Protocol(format!(
+                "STARTTLS answered with <{}/>",
+                answer.name()
+            )));
+        }
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(BenchError::Protocol("STARTTLS twice".into()));
+        };
+        let name = ServerName::try_from(domain.clone())
+            .map_err(|_| BenchError::Options(format!("`{domain}` is not a TLS server name")))?;
+        let tls = tokio::time::timeout_at(deadline, TlsConnector::from(config).connect(name, tcp))
+            .await
+            .map_err(|_| BenchError::Timeout(format!("TLS handshake with {}", self.addr)))?
+            .map_err(|e| BenchError::io(format!("TLS handshake with {}", self.addr), e))?;
+        let mut conn = Conn {
+            stream: Stream::Tls(Box::new(tls)),
+            // RFC 6120 §5.4.3.3: nothing from before the handshake is kept.
+            parser: StreamParser::new(limits()),
+            addr: self.addr,
+        };
+        let features = conn.open_stream(&domain, deadline).await?;
+        Ok((conn, features))
+    }
+
+    /// Connects, opens the stream and negotiates STARTTLS when the target asks for it;
+    /// returns the connection and the features to authenticate with.
+    async fn establish(shared: &Shared, deadline: Instant) -> Result<(Conn, Element), BenchError> {
+        let target = &shared.target;
+        let mut conn = Conn::connect(shared).await?;
+        let features = conn.open_stream(&target.domain, deadline).await?;
+        if !target.starttls {
+            return Ok((conn, features));
+        }
+        if !features.has_child("starttls", ns::TLS) {
+            return Err(BenchError::Protocol(
+                "the server does not offer STARTTLS".into(),
+            ));
+        }
+        conn.starttls(shared, deadline).await
+    }
+
+    /// Fills the SCRAM cache for user number `offset` without logging in: the exchange
+    /// runs to the server's challenge (which carries the salt and iteration count), the
+    /// key is derived, and the exchange is aborted (RFC 6120 §6.4.4). A scenario that
+    /// times logins calls this first, so that it times the server and not the
+    /// generator's PBKDF2, as for a client that has logged in before. Nothing to do for
+    /// PLAIN.
+    pub async fn prime(shared: &Shared, offset: usize) -> Result<(), BenchError> {
+        if shared.target.mechanism.scram_hash().is_none() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let (mut conn, features) = Conn::establish(shared, deadline).await?;
+        let user = shared.target.username(offset);
+        conn.authenticate(shared, &features, &user, AuthGoal::Prime, deadline)
+            .await?;
+        let _ = conn.send(b"</stream:stream>").await;
+        conn.with_reader(async |r| r.drain_to_close(deadline).await)
+            .await
+    }
+
+    /// RFC 6120 §6: authenticates as `user` with the target's mechanism.
+    async fn authenticate(
+        &mut self,
+        shared: &Shared,
+        features: &Element,
+        user: &str,
+        goal: AuthGoal,
+        deadline: Instant,
+    ) -> Result<(), BenchError> {
+        let mech = shared.target.mechanism;
+        let offered = features
+            .get_child("mechanisms", ns::SASL)
+            .is_some_and(|m| m.children().any(|c| c.text() == mech.name()));
+        if !offered {
+            return Err(BenchError::Protocol(format!(
+                "the server does not offer {} here{}",
+                mech.name(),
+                if shared.target.starttls {
+                    ""
+                } else {
+                    " (does it require TLS? try --starttls)"
+                }
+            )));
+        }
+        let password = &shared.target.password;
+        let sasl_failure = |el: &Element| {
+            let condition =
+                SaslFailure::from_element(el).map_or(SaslFailure::NotAuthorized, |(c, _)| c);
+            BenchError::Sasl {
+                user: user.to_owned(),
+                condition,
+            }
+        };
+        let scram_err = |source| BenchError::Scram {
+            user: user.to_owned(),
+            source,
+        };
+        match mech.scram_hash() {
+            None => {
+                let mut raw = Vec::with_capacity(user.len() + password.len() + 2);
+                raw.push(0);
+                raw.extend_from_slice(user.as_bytes());
+                raw.push(0);
+                raw.extend_from_slice(password.as_bytes());
+                let auth = format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+                    B64.encode(raw)
+                );
+                self.send(auth.as_bytes()).await?;
+                let answer = self
+                    .with_reader(async |r| r.stanza(deadline, "SASL outcome").await)
+                    .await?;
+                if !answer.is("success", ns::SASL) {
+                    return Err(sasl_failure(&answer));
+                }
+            }
+            Some(hash) => {
+                let mut ex = ScramExchange::new(hash, user, password, shared.scram.clone());
+                let auth = format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{}'>{}</auth>",
+                    mech.name(),
+                    B64.encode(ex.client_first())
+                );
+                self.send(auth.as_bytes()).await?;
+                let challenge = self
+                    .with_reader(async |r| r.stanza(deadline, "SASL challenge").await)
+                    .await?;
+                if !challenge.is("challenge", ns::SASL) {
+                    return Err(sasl_failure(&challenge));
+                }
+                let server_first = decode_b64(&challenge)?;
+                let response = ex.client_final(&server_first).map_err(scram_err)?;
+                if goal == AuthGoal::Prime {
+                    self.send(b"<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                        .await?;
+                    let answer = self
+                        .with_reader(async |r| r.stanza(deadline, "SASL abort answer").await)
+                        .await?;
+                    return match SaslFailure::from_element(&answer) {
+                        Some((SaslFailure::Aborted, _)) => Ok(()),
+                        _ => Err(BenchError::Protocol(format!(
+                            "<abort/> answered with <{}/>",
+                            answer.name()
+                        ))),
+                    };
+                }
+                let response = format!(
+                    "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+                    B64.encode(response)
+                );
+                self.send(response.as_bytes()).await?;
+                let outcome = self
+                    .with_reader(async |r| r.stanza(deadline, "SASL outcome").await)
+                    .await?;
+                if !outcome.is("success", ns::SASL) {
+                    return Err(sasl_failure(&outcome));
+                }
+                ex.verify_server_final(&decode_b64(&outcome)?)
+                    .map_err(scram_err)?;
+            }
+        }
+        // RFC 6120 §6.4.6: a new stream, keeping bytes the server may have pipelined.
+        self.parser.restart();
+        Ok(())
+    }
+
+    /// RFC 6120 §7: binds `resource` and returns the full JID the server assigned.
+    async fn bind(
+        &mut self,
+        features: &Element,
+        resource: &str,
+        deadline: Instant,
+    ) -> Result<String, BenchError> {
+        if !features.has_child("bind", ns::BIND) {
+            return Err(BenchError::Protocol(
+                "no <bind/> in the features after authentication".into(),
+            ));
+        }
+        let bind = format!(
+            "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <resource>{}</resource></bind></iq>",
+            escape(resource)
+        );
+        self.send(bind.as_bytes()).await?;
+        let answer = self
+            .with_reader(async |r| {
+                r.stanza_until(deadline, "bind result", |el| {
+                    el.name() == "iq" && el.attr("id") == Some("bind1")
+                })
+                .await
+            })
+            .await?;
+        if answer.attr("type") != Some("result") {
+            return Err(BenchError::Protocol(format!(
+                "resource binding failed: {answer}"
+            )));
+        }
+        let jid = answer
+            .get_child("bind", ns::BIND)
+            .and_then(|b| b.get_child("jid", ns::BIND))
+            .map(|j| j.text())
+            .filter(|j| !j.is_empty())
+            .ok_or_else(|| BenchError::Protocol("bind result without a <jid/>".into()))?;
+        // RFC 3921 §3 session establishment, only for servers that still insist on it.
+        let session = features.get_child("session", ns::SESSION);
+        if session.is_some_and(|s| !s.has_child("optional", ns::SESSION)) {
+            self.send(
+                b"<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+            )
+            .await?;
+            self.with_reader(async |r| {
+                r.stanza_until(deadline, "session result", |el| {
+                    el.name() == "iq" && el.attr("id") == Some("sess1")
+                })
+                .await
+            })
+            .await?;
+        }
+        Ok(jid)
+    }
+}
+
+fn decode_b64(el: &Element) -> Result<Vec<u8>, BenchError> {
+    let text = el.text();
+    let text = text.trim();
+    if text == "=" {
+        return Ok(Vec::new());
+    }
+    B64.decode(text)
+        .map_err(|_| BenchError::Protocol(format!("<{}/> payload is not base64", el.name())))
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    data: &[u8],
+    addr: SocketAddr,
+) -> Result<(), BenchError> {
+    match tokio::time::timeout(STEP_TIMEOUT, async {
+        io.write_all(data).await?;
+        io.flush().await
+    })
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(BenchError::io(format!("writing to {addr}"), e)),
+        Err(_) => Err(BenchError::Timeout(format!("writing to {addr}"))),
+    }
+}
+
+/// An authenticated session with a bound resource.
+pub struct Session {
+    conn: Conn,
+    /// The full JID the server bound.
+    pub jid: String,
+    /// Counter for iq ids.
+    next_id: u32,
+}
+
+impl Session {
+    /// Connects and logs in as user number `offset` (see [`crate::Target::username`]) with
+    /// `resource`: stream, optional STARTTLS, SASL, stream restart, bind. No presence yet.
+    pub async fn login(
+        shared: &Shared,
+        offset: usize,
+        resource: &str,
+    ) -> Result<Session, BenchError> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let target = &shared.target;
+        let user = target.username(offset);
+        let (mut conn, features) = Conn::establish(shared, deadline).await?;
+        conn.authenticate(shared, &features, &user, AuthGoal::Login, deadline)
+            .await?;
+        let features = conn.open_stream(&target.domain, deadline).await?;
+        let jid = conn.bind(&features, resource, deadline).await?;
+        Ok(Session {
+            conn,
+            jid,
+            next_id: 0,
+        })
+    }
+
+    /// The bare part of [`Session::jid`].
+    pub fn bare_jid(&self) -> &str {
+        self.jid.split('/').next().unwrap_or(&self.jid)
+    }
+
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), BenchError> {
+        self.conn.send(data).await
+    }
+
+    /// Reads the next item from the server.
+    pub async fn recv(&mut self, deadline: Instant) -> Result<Incoming, BenchError> {
+        self.conn
+            .with_reader(async |r| r.recv(deadline).await)
+            .await
+    }
+
+    /// Reads stanzas until `pred` accepts one (see [`Reader::stanza_until`]).
+    pub async fn stanza_until(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        pred: impl FnMut(&Element) -> bool,
+    ) -> Result<Element, BenchError> {
+        self.conn
+            .with_reader(async |r| r.stanza_until(deadline, what, pred).await)
+            .await
+    }
+
+    /// Sends a XEP-0199 ping to the server and waits for the answer. Since the server
+    /// handles a client's stanzas in order, the pong also tells that everything sent
+    /// before it was taken in.
+    pub async fn ping(&mut self) -> Result<(), BenchError> {
+        self.send_then_ping(b"").await
+    }
+
+    /// Sends `before`, then a ping in the same write, and waits for the pong (any error
+    /// answer counts as an answer too: some servers refuse pings to the domain).
+    pub async fn send_then_ping(&mut self, before: &[u8]) -> Result<(), BenchError> {
+        self.next_id += 1;
+        let id = format!("ping{}", self.next_id);
+        let mut out = Vec::with_capacity(before.len() + 120);
+        out.extend_from_slice(before);
+        out.extend_from_slice(
+            format!(
+                "<iq type='get' id='{id}' to='{}'><ping xmlns='urn:xmpp:ping'/></iq>",
+                escape(self.domain())
+            )
+            .as_bytes(),
+        );
+        self.send(&out).await?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        self.stanza_until(deadline, "ping answer", |el| {
+            el.name() == "iq" && el.attr("id") == Some(id.as_str())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// RFC 6121 §4.2: initial presence, followed by a ping whose answer shows the server
+    /// has taken the presence in.
+    pub async fn available(&mut self) -> Result<(), BenchError> {
+        self.send_then_ping(b"<presence/>").await
+    }
+
+    fn domain(&self) -> &str {
+        let bare = self.bare_jid();
+        bare.split_once('@').map_or(bare, |(_, d)| d)
+    }
+
+    /// RFC 6120 §4.4: closes the stream and waits (bounded) for the server to close its
+    /// side, so the account can log in again at once.
+    pub async fn close(mut self) -> Result<(), BenchError> {
+        // A server that already hung up makes this write fail; the close is still done.
+        let _ = self.conn.send(b"</stream:stream>").await;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        self.conn
+            .with_reader(async |r| r.drain_to_close(deadline).await)
+            .await?;
+        let _ = self.conn.stream.shutdown().await;
+        Ok(())
+    }
+
+    /// Splits into a reader and a writer that separate tasks can own.
+    pub fn split(self) -> (SessionReader, SessionWriter) {
+        let (read, write) = tokio::io::split(self.conn.stream);
+        (
+            SessionReader {
+                inner: Reader {
+                    io: read,
+                    parser: self.conn.parser,
+                    addr: self.conn.addr,
+                },
+                jid: self.jid.clone(),
+                next_id: self.next_id,
+            },
+            SessionWriter {
+                io: write,
+                addr: self.conn.addr,
+            },
+        )
+    }
+}
+
+/// The reading half of a split [`Session`].
+pub struct SessionReader {
+    pub inner: Reader<ReadHalf<Stream>>,
+    pub jid: String,
+    next_id: u32,
+}
+
+impl SessionReader {
+    /// Reads the next item from the server. Cancel-safe: bytes already read stay in the
+    /// parser.
+    pub async fn recv(&mut self, deadline: Instant) -> Result<Incoming, BenchError> {
+        self.inner.recv(deadline).await
+    }
+
+    /// Puts the halves back together.
+    pub fn unsplit(self, writer: SessionWriter) -> Session {
+        Session {
+            conn: Conn {
+                stream: self.inner.io.unsplit(writer.io),
+                parser: self.inner.parser,
+                addr: self.inner.addr,
+            },
+            jid: self.jid,
+            next_id: self.next_id,
+        }
+    }
+}
+
+/// The writing half of a split [`Session`].
+pub struct SessionWriter {
+    io: WriteHalf<Stream>,
+    addr: SocketAddr,
+}
+
+impl SessionWriter {
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), BenchError> {
+        write_all(&mut self.io, data, self.addr).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(escape("a<b>&'\"c"), "a&lt;b&gt;&amp;&apos;&quot;c");
+        assert_eq!(escape("user1@localhost/r"), "user1@localhost/r");
+    }
+
+    /// RFC 6120 §6.4.2: an empty initial response or challenge is sent as `=`.
+    #[test]
+    fn rfc6120_6_4_2_empty_payload_is_an_equals_sign() {
+        let el = Element::new("success", ns::SASL).with_text("=");
+        assert_eq!(decode_b64(&el).unwrap(), b"");
+        let el = Element::new("challenge", ns::SASL).with_text("cj1hYmM=");
+        assert_eq!(decode_b64(&el).unwrap(), b"r=abc");
+        let el = Element::new("challenge", ns::SASL).with_text("***");
+        assert!(decode_b64(&el).is_err());
+    }
+
+    #[test]
+    fn stream_error_condition_is_named() {
+        let el = Element::parse(
+            b"<stream:error xmlns:stream='http://etherx.jabber.org/streams'>\
+              <conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+              <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bye</text></stream:error>",
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(stream_error_condition(&el), "conflict");
+    }
+
+    #[tokio::test]
+    async fn connections_leave_from_the_requested_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for source in ["127.0.0.2", "127.0.0.3"] {
+            let ip: IpAddr = source.parse().unwrap();
+            let conn = Conn::connect_to(addr, Some(ip)).await.unwrap();
+            let (_, peer) = listener.accept().await.unwrap();
+            assert_eq!(peer.ip(), ip);
+            drop(conn);
+        }
+    }
+
+    /// RFC 6120 §4.2: a reader yields the same stanzas however the bytes are cut.
+    #[tokio::test]
+    async fn rfc6120_4_2_reader_reassembles_split_input() {
+        let (mut server, client) = tokio::io::duplex(64);
+        let mut reader = Reader {
+            io: client,
+            parser: StreamParser::new(limits()),
+            addr: "127.0.0.1:5222".parse().unwrap(),
+        };
+        tokio::spawn(async move {
+            let xml = b"<stream:stream xmlns='jabber:client' \
+                xmlns:stream='http://etherx.jabber.org/streams' id='x' version='1.0'>\
+                <message from='a@b/c'><body>hi</body></message></stream:stream>";
+            for chunk in xml.chunks(7) {
+                server.write_all(chunk).await.unwrap();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(matches!(
+            reader.recv(deadline).await.unwrap(),
+            Incoming::Header(_)
+        ));
+        let msg = reader.stanza(deadline, "message").await.unwrap();
+        assert!(msg.is("message", ns::CLIENT));
+        assert_eq!(
+            msg.get_child("body", ns::CLIENT).map(|b| b.text()),
+            Some("hi".into())
+        );
+        assert!(matches!(
+            reader.recv(deadline).await.unwrap(),
+            Incoming::Close
+        ));
+    }
+}

@@ -1,0 +1,38 @@
+//! `parley-bench`: a load generator for XMPP servers.
+//!
+//! Thousands of raw-XML client sessions per process on tokio ([`client`]), SASL with
+//! SCRAM-SHA-1, SCRAM-SHA-256 (with a shared SaltedPassword cache, [`scram`]) or PLAIN,
+//! optional STARTTLS. Four scenarios, each a library function returning a serde result
+//! and a `parley-bench run SCENARIO` subcommand printing it as a JSON line:
+//!
+//! - [`idle()`]: server RSS per held session;
+//! - [`login()`]: sessions established per second and login latency;
+//! - [`chat()`]: delivered messages per second, or one-way latency at a fixed rate;
+//! - [`presence()`]: presence broadcast and probe times for a user with R contacts.
+//!
+//! Every load loop is bounded in count and time, and only loopback addresses are ever
+//! targeted ([`Target::validate`]). Scenarios read the server's CPU seconds and RSS from
+//! `/proc/<pid>` ([`proc_sample`]) when given its pid. This crate is never linked into
+//! the server.
+
+pub mod chat;
+pub mod client;
+pub mod compare;
+mod error;
+pub mod idle;
+pub mod login;
+pub mod presence;
+pub mod proc;
+pub mod provision;
+pub mod scram;
+pub mod stats;
+pub mod target;
+
+pub use chat::{chat, ChatMode, ChatOpts, ChatResult};
+pub use error::BenchError;
+pub use idle::{idle, IdleLevel, IdleOpts, IdleResult};
+pub use login::{login, LoginOpts, LoginResult};
+pub use presence::{presence, PresenceOpts, PresenceResult, PresenceRound};
+pub use proc::{proc_sample, ProcSample};
+pub use stats::{LatencySummary, Usage};
+pub use target::{parse_source_ips, Mech, Shared, Target, TargetEcho};

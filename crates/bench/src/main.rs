@@ -1,0 +1,494 @@
+//! The `parley-bench` command line: `run SCENARIO` prints each result as JSON on stdout
+//! (one line with `--json`), progress goes to stderr; `provision` fills a Parley store.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use parley_bench::{
+    chat, idle, login, parse_source_ips, presence, provision, BenchError, ChatMode, ChatOpts,
+    IdleOpts, LoginOpts, Mech, PresenceOpts, Target,
+};
+use serde::Serialize;
+
+/// Load generator for XMPP servers on this machine (loopback targets only).
+#[derive(Debug, Parser)]
+#[command(name = "parley-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario against a running server.
+    Run(Run),
+    /// Create accounts or rosters directly in a Parley store.
+    Provision(Provision),
+    /// Run every scenario against Parley, Prosody and ejabberd, side by side, and write
+    /// docs/benchmarks.md.
+    Compare(Compare),
+}
+
+#[derive(Debug, Args)]
+struct Compare {
+    /// Servers to compare, in order (parley, prosody, ejabberd).
+    #[arg(long, value_delimiter = ',', default_value = "parley,prosody,ejabberd")]
+    servers: Vec<String>,
+    /// Accounts provisioned on every server.
+    #[arg(long, default_value_t = 20_000)]
+    users: usize,
+    /// Small sizes, for checking the runner itself (not for the record).
+    #[arg(long)]
+    quick: bool,
+    /// Scratch directory (data dirs, configs).
+    #[arg(long, default_value = "/tmp/parley-compare")]
+    workdir: std::path::PathBuf,
+    /// The Parley binary.
+    #[arg(long, default_value = "target/release/parley")]
+    parley_bin: std::path::PathBuf,
+    /// The reference Prosody launcher.
+    #[arg(long, default_value = "../shared/reference/prosody/run-prosody.sh")]
+    prosody_launcher: std::path::PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct Run {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Print each result as one JSON line (otherwise pretty-printed JSON).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Runtime worker threads (default: the CPUs this process may run on).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Server address(es), host:port, comma-separated; sessions go round-robin.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:5222",
+        value_delimiter = ','
+    )]
+    target: Vec<String>,
+    /// The XMPP domain.
+    #[arg(long, global = true, default_value = "localhost")]
+    domain: String,
+    /// Negotiate STARTTLS before authenticating (any certificate is accepted).
+    #[arg(long, global = true)]
+    starttls: bool,
+    #[arg(long, global = true, value_enum, default_value = "scram-sha-1")]
+    mechanism: Mech,
+    /// User K is PREFIX{K}@DOMAIN.
+    #[arg(long, global = true, default_value = "user")]
+    user_prefix: String,
+    /// The first user number.
+    #[arg(long, global = true, default_value_t = 1)]
+    first: usize,
+    /// Every user's password.
+    #[arg(
+        long,
+        global = true,
+        default_value = "pw",
+        env = "PARLEY_BENCH_PASSWORD"
+    )]
+    password: String,
+    /// The server's pid, to report its CPU seconds and RSS.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Local source addresses, e.g. 127.0.0.1-127.0.0.8; connections go round-robin.
+    #[arg(long, global = true)]
+    source_ips: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Hold N idle sessions at each level and report server RSS per session.
+    Idle {
+        /// Session counts, ascending, e.g. 1000,5000.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+        sessions: Vec<usize>,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Seconds to hold each level before reading RSS.
+        #[arg(long, default_value_t = 2.0)]
+        hold: f64,
+    },
+    /// Log in and out repeatedly; report logins per second and latency.
+    Login {
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Stop starting logins after this many seconds.
+        #[arg(long, default_value_t = 600.0)]
+        duration: f64,
+        /// Distinct accounts to cycle through (default: --count).
+        #[arg(long)]
+        users: Option<usize>,
+        /// Skip deriving the accounts' SCRAM keys before the timed phase (the generator's
+        /// PBKDF2 then counts in the login time).
+        #[arg(long)]
+        no_prime: bool,
+    },
+    /// Messages between pairs: max throughput (--window) or fixed rate (--rate).
+    Chat {
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Messages in flight per sender (max-throughput mode).
+        #[arg(long, default_value_t = 64, conflicts_with = "rate")]
+        window: usize,
+        /// Total messages per second (fixed-rate mode).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Filler characters per body.
+        #[arg(long, default_value_t = 0)]
+        body_pad: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Seconds to wait for messages in flight after sending stops.
+        #[arg(long, default_value_t = 10.0)]
+        drain: f64,
+    },
+    /// A user with R online contacts goes available; time to broadcast and probes.
+    Presence {
+        #[arg(long, default_value_t = 100)]
+        contacts: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Provision {
+    /// The store, e.g. sqlite:///tmp/parley/parley.db (provision before the server
+    /// starts: a running server caches rosters).
+    #[arg(long)]
+    storage_url: String,
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    #[arg(long, default_value = "user")]
+    user_prefix: String,
+    #[arg(long, default_value_t = 1)]
+    first: usize,
+    #[arg(long, default_value = "pw", env = "PARLEY_BENCH_PASSWORD")]
+    password: String,
+    #[command(subcommand)]
+    what: ProvisionWhat,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvisionWhat {
+    /// Accounts FIRST .. FIRST+COUNT-1 with SCRAM-SHA-1 and SCRAM-SHA-256 keys.
+    Accounts {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 4096)]
+        iterations: u32,
+    },
+    /// Mutual `both` subscriptions between user FIRST and users FIRST+1 ..= FIRST+CONTACTS.
+    Roster {
+        #[arg(long)]
+        contacts: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = match &cli.command {
+        Command::Run(run) => run.threads,
+        Command::Provision(_) => Some(1),
+        Command::Compare(c) => return run_compare(c),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    let rt = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&BenchError::io("starting the runtime", e)),
+    };
+    let outcome = rt.block_on(async {
+        match cli.command {
+            Command::Run(run) => run_scenario(run).await,
+            Command::Provision(p) => run_provision(p).await,
+            Command::Compare(_) => unreachable!("handled before the runtime starts"),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn run_compare(c: &Compare) -> ExitCode {
+    use parley_bench::compare::{compare, CompareOpts, Server};
+    let mut servers = Vec::new();
+    for s in &c.servers {
+        servers.push(match s.as_str() {
+            "parley" => Server::Parley,
+            "prosody" => Server::Prosody,
+            "ejabberd" => Server::Ejabberd,
+            other => {
+                return fail(&BenchError::Options(format!(
+                    "--servers: unknown server `{other}` (parley, prosody, ejabberd)"
+                )))
+            }
+        });
+    }
+    let absolute =
+        |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let opts = CompareOpts {
+        servers,
+        users: c.users,
+        quick: c.quick,
+        workdir: c.workdir.clone(),
+        parley_bin: absolute(&c.parley_bin),
+        prosody_launcher: absolute(&c.prosody_launcher),
+        out: c.out.clone(),
+        command_line: std::env::args()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace(
+                &std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                "target/release/parley-bench",
+            ),
+    };
+    match compare(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &BenchError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// Resolves `host:port` strings, refusing anything that is not loopback.
+fn resolve(addrs: &[String]) -> Result<Vec<SocketAddr>, BenchError> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let resolved: Vec<SocketAddr> = a
+            .to_socket_addrs()
+            .map_err(|e| BenchError::Options(format!("target `{a}`: {e}")))?
+            .collect();
+        if let Some(bad) = resolved.iter().find(|s| !s.ip().is_loopback()) {
+            return Err(BenchError::NotLoopback(format!("{a} ({bad})")));
+        }
+        // `localhost` may resolve to both families; one address per target is enough.
+        out.extend(resolved.into_iter().next());
+    }
+    Ok(out)
+}
+
+fn target(args: &TargetArgs) -> Result<Target, BenchError> {
+    let target = Target {
+        addrs: resolve(&args.target)?,
+        domain: args.domain.clone(),
+        starttls: args.starttls,
+        mechanism: args.mechanism,
+        user_prefix: args.user_prefix.clone(),
+        first_user: args.first,
+        password: args.password.clone(),
+        server_pid: args.server_pid,
+        source_ips: args
+            .source_ips
+            .as_deref()
+            .map(parse_source_ips)
+            .transpose()?
+            .unwrap_or_default(),
+    };
+    target.validate()?;
+    Ok(target)
+}
+
+fn print<T: Serialize>(result: &T, json: bool) -> Result<(), BenchError> {
+    let text = if json {
+        serde_json::to_string(result)
+    } else {
+        serde_json::to_string_pretty(result)
+    }
+    .map_err(|e| BenchError::Options(format!("serializing the result: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn run_scenario(run: Run) -> Result<(), BenchError> {
+    let t = target(&run.target)?;
+    match run.scenario {
+        Scenario::Idle {
+            sessions,
+            concurrency,
+            hold,
+        } => {
+            let opts = IdleOpts {
+                sessions,
+                concurrency,
+                hold_s: hold,
+            };
+            print(&idle(&t, &opts).await?, run.json)
+        }
+        Scenario::Login {
+            count,
+            concurrency,
+            duration,
+            users,
+            no_prime,
+        } => {
+            let opts = LoginOpts {
+                count,
+                concurrency,
+                duration_s: Some(duration),
+                users,
+                prime: !no_prime,
+            };
+            print(&login(&t, &opts).await?, run.json)
+        }
+        Scenario::Chat {
+            pairs,
+            window,
+            rate,
+            duration,
+            body_pad,
+            concurrency,
+            drain,
+        } => {
+            let opts = ChatOpts {
+                pairs,
+                mode: match rate {
+                    Some(rate) => ChatMode::Rate { rate },
+                    None => ChatMode::Max { window },
+                },
+                duration_s: duration,
+                body_pad,
+                concurrency,
+                drain_s: drain,
+            };
+            print(&chat(&t, &opts).await?, run.json)
+        }
+        Scenario::Presence {
+            contacts,
+            rounds,
+            concurrency,
+        } => {
+            let opts = PresenceOpts {
+                contacts,
+                rounds,
+                concurrency,
+            };
+            print(&presence(&t, &opts).await?, run.json)
+        }
+    }
+}
+
+async fn run_provision(p: Provision) -> Result<(), BenchError> {
+    let mut target = Target::new(Vec::new());
+    target.domain = p.domain;
+    target.user_prefix = p.user_prefix;
+    target.first_user = p.first;
+    target.password = p.password;
+    let storage = provision::open(&p.storage_url).await?;
+    match p.what {
+        ProvisionWhat::Accounts { count, iterations } => {
+            let report = provision::accounts(storage.as_ref(), &target, count, iterations).await?;
+            eprintln!(
+                "provision: {} accounts created, {} already there",
+                report.created, report.skipped_existing
+            );
+        }
+        ProvisionWhat::Roster { contacts } => {
+            provision::presence_rosters(storage.as_ref(), &target, contacts).await?;
+            eprintln!(
+                "provision: {} and {contacts} contacts subscribed both ways",
+                target.bare_jid(0)
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_options_parse_in_any_order() {
+        let cli = Cli::try_parse_from([
+            "parley-bench",
+            "run",
+            "chat",
+            "--pairs",
+            "5",
+            "--rate",
+            "500",
+            "--json",
+            "--target",
+            "127.0.0.1:5222,127.0.0.1:5223",
+            "--mechanism",
+            "scram-sha-256",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.json);
+        assert_eq!(run.target.target.len(), 2);
+        assert_eq!(run.target.mechanism, Mech::ScramSha256);
+        assert!(matches!(
+            run.scenario,
+            Scenario::Chat {
+                pairs: 5,
+                rate: Some(r),
+                ..
+            } if r == 500.0
+        ));
+        let t = target(&run.target).unwrap();
+        assert_eq!(t.addrs[1].port(), 5223);
+    }
+
+    #[test]
+    fn window_and_rate_exclude_each_other() {
+        assert!(Cli::try_parse_from([
+            "parley-bench",
+            "run",
+            "chat",
+            "--window",
+            "8",
+            "--rate",
+            "100"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn non_loopback_targets_are_refused_before_any_connection() {
+        let err = resolve(&["192.0.2.1:5222".to_owned()]).unwrap_err();
+        assert!(matches!(err, BenchError::NotLoopback(_)));
+        let ok = resolve(&["localhost:5222".to_owned(), "[::1]:5222".to_owned()]).unwrap();
+        assert!(ok.iter().all(|a| a.ip().is_loopback()));
+    }
+}

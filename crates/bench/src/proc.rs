@@ -1,0 +1,132 @@
+//! Server-side figures from `/proc/<pid>`: CPU seconds (user + system) and resident memory.
+
+use serde::{Deserialize, Serialize};
+
+use crate::BenchError;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcSample {
+    /// `utime + stime` in seconds, all threads, since the process started.
+    pub cpu_seconds: f64,
+    /// `VmRSS` in KiB.
+    pub rss_kib: u64,
+}
+
+/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`.
+pub fn proc_sample(pid: u32) -> Result<ProcSample, BenchError> {
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}")).map_err(|e| BenchError::Proc {
+            pid,
+            reason: format!("{file}: {e}"),
+        })
+    };
+    let ticks = parse_stat_ticks(&read("stat")?).ok_or_else(|| BenchError::Proc {
+        pid,
+        reason: "unreadable stat line".into(),
+    })?;
+    let rss_kib = parse_vm_rss(&read("status")?).ok_or_else(|| BenchError::Proc {
+        pid,
+        reason: "no VmRSS in status".into(),
+    })?;
+    Ok(ProcSample {
+        cpu_seconds: ticks as f64 / clock_ticks_per_second() as f64,
+        rss_kib,
+    })
+}
+
+/// `utime + stime` (fields 14 and 15 of proc(5) stat) in clock ticks. The command name
+/// (field 2) is in parentheses and may itself hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+pub(crate) fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 3, so utime (14) is the 12th field here.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The `VmRSS:` line of proc(5) status, in KiB.
+pub(crate) fn parse_vm_rss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `sysconf(_SC_CLK_TCK)` without libc (unsafe is forbidden here): the kernel hands it
+/// to every process as `AT_CLKTCK` in the auxiliary vector. Falls back to 100, the value
+/// on every mainstream Linux architecture.
+pub fn clock_ticks_per_second() -> u64 {
+    std::fs::read("/proc/self/auxv")
+        .ok()
+        .and_then(|auxv| auxv_value(&auxv, AT_CLKTCK))
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+const AT_CLKTCK: u64 = 17;
+
+/// Looks `key` up in a native-endian auxiliary vector of (key, value) word pairs.
+fn auxv_value(auxv: &[u8], key: u64) -> Option<u64> {
+    const WORD: usize = std::mem::size_of::<usize>();
+    let word = |b: &[u8]| -> u64 {
+        let mut raw = [0u8; WORD];
+        raw.copy_from_slice(b);
+        usize::from_ne_bytes(raw) as u64
+    };
+    auxv.chunks_exact(2 * WORD)
+        .map(|pair| (word(&pair[..WORD]), word(&pair[WORD..])))
+        .take_while(|&(k, _)| k != 0)
+        .find(|&(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        // proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt
+        // majflt cmajflt utime stime …; the name here contains ") (" to mislead a naive split.
+        let stat = "4242 (we) (ird) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(parse_stat_ticks(stat), Some(325));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn vm_rss_is_read_in_kib() {
+        let status = "Name:\tparley\nVmPeak:\t  900 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
+        assert_eq!(parse_vm_rss(status), Some(12345));
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn auxv_lookup_stops_at_at_null() {
+        let mut auxv = Vec::new();
+        for (k, v) in [(6usize, 4096usize), (17, 100), (0, 0), (17, 5)] {
+            auxv.extend_from_slice(&k.to_ne_bytes());
+            auxv.extend_from_slice(&v.to_ne_bytes());
+        }
+        assert_eq!(auxv_value(&auxv, AT_CLKTCK), Some(100));
+        assert_eq!(auxv_value(&auxv, 99), None);
+    }
+
+    #[test]
+    fn own_process_can_be_sampled() {
+        let a = proc_sample(std::process::id()).unwrap();
+        // Burn a little CPU so the counter can only go up.
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert_ne!(x, 1);
+        let b = proc_sample(std::process::id()).unwrap();
+        assert!(a.rss_kib > 0);
+        assert!(b.cpu_seconds >= a.cpu_seconds);
+        assert!((1..=10_000).contains(&clock_ticks_per_second()));
+    }
+}
