@@ -1,0 +1,20 @@
+//! Clustering (the cluster issue, in progress).
+//!
+//! What exists so far is the part every node must agree on, written as pure, tested code:
+//!
+//! - [`link`]: the node-link wire protocol — length-prefixed postcard frames that carry a
+//!   protocol version, so that nodes of different versions refuse each other clearly instead
+//!   of misreading each other;
+//! - [`registry`]: the etcd key layout and the session-registry entries (one key per bound
+//!   resource under the node's lease), and the local cache that a watch keeps up to date,
+//!   with revision checks so that a re-list after a compaction never moves it backwards;
+//! - [`owner`]: which node runs a user's actor — rendezvous hashing over the live nodes, so
+//!   that every node computes the same owner without coordination and only the users of a
+//!   lost node move.
+//!
+//! The node actor (lease keep-alive, fencing, watches) and the TCP node links come next; this
+//! crate will be the only one that depends on etcd-client.
+
+pub mod link;
+pub mod owner;
+pub mod registry;
