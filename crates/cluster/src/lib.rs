@@ -12,9 +12,13 @@
 //!   that every node computes the same owner without coordination and only the users of a
 //!   lost node move.
 //!
-//! The node actor (lease keep-alive, fencing, watches) and the TCP node links come next; this
-//! crate will be the only one that depends on etcd-client.
+//! - [`etcd`]: the registry in etcd — one lease per node kept alive every TTL/3, ownership
+//!   claims by transaction, release by lease, and the list-then-watch loop.
+//!
+//! The node actor (fencing, wiring into the router) and the TCP node links come next. This is
+//! the only crate that depends on etcd-client.
 
+pub mod etcd;
 pub mod link;
 pub mod owner;
 pub mod registry;

@@ -66,6 +66,11 @@ impl Layout {
         }
     }
 
+    /// The prefix of everything of this cluster.
+    pub fn prefix(&self) -> String {
+        format!("{}/", self.prefix)
+    }
+
     /// The key of a node.
     pub fn node(&self, id: &str) -> String {
         format!("{}/nodes/{id}", self.prefix)

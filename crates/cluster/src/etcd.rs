@@ -1,0 +1,361 @@
+//! The registry in etcd: one lease per node, the node's key and one key per bound resource
+//! under it, ownership claims by transaction, and the list-then-watch loop that keeps a
+//! node's [`Cache`] current.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
+};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::registry::{encode, Cache, Change, Layout, NodeInfo, SessionEntry};
+
+/// Errors talking to etcd. Messages name the endpoint list where it helps the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// etcd answered with an error or could not be reached.
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    /// A registry value could not be read.
+    #[error("registry value at {key}: {reason}")]
+    Value {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The outcome of claiming a full JID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This node owns it now.
+    Won,
+    /// Someone owns it: their entry and its raw value (for a compare-and-swap takeover).
+    Taken(SessionEntry, Vec<u8>),
+}
+
+/// A node's handle on the registry.
+pub struct EtcdRegistry {
+    client: Client,
+    layout: Layout,
+    node: String,
+    lease: i64,
+    /// Milliseconds since `epoch` of the last successful lease renewal.
+    renewed_ms: Arc<AtomicU64>,
+    /// Set when etcd reported the lease gone (TTL 0): the node must fence itself.
+    lost: Arc<AtomicBool>,
+    epoch: Instant,
+    keepalive: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for EtcdRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdRegistry")
+            .field("node", &self.node)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdRegistry {
+    /// Connects, grants the node's lease (`ttl_s`), registers the node under it and keeps
+    /// the lease alive every TTL/3.
+    pub async fn register(
+        endpoints: &[String],
+        layout: Layout,
+        node: &str,
+        info: &NodeInfo,
+        ttl_s: i64,
+    ) -> Result<EtcdRegistry, ClusterError> {
+        let mut client = Client::connect(endpoints, None).await?;
+        let lease = client.lease_grant(ttl_s, None).await?.id();
+        client
+            .put(
+                layout.node(node),
+                encode(info),
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
+        let epoch = Instant::now();
+        let renewed_ms = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicBool::new(false));
+        let keepalive = tokio::spawn(keep_alive(
+            client.clone(),
+            lease,
+            Duration::from_millis((ttl_s as u64 * 1000 / 3).max(100)),
+            epoch,
+            renewed_ms.clone(),
+            lost.clone(),
+        ));
+        Ok(EtcdRegistry {
+            client,
+            layout,
+            node: node.to_owned(),
+            lease,
+            renewed_ms,
+            lost,
+            epoch,
+            keepalive,
+        })
+    }
+
+    /// The node's lease id.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// Time since the lease was last renewed (or since registration).
+    pub fn since_renewal(&self) -> Duration {
+        let at = Duration::from_millis(self.renewed_ms.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(at)
+    }
+
+    /// Whether etcd said the lease no longer exists.
+    pub fn lease_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    /// Claims a full JID for a session of this node: created only if nobody holds it, in
+    /// one transaction, so each full JID has exactly one owner cluster-wide.
+    pub async fn claim(
+        &mut self,
+        bare: &str,
+        resource: &str,
+        entry: &SessionEntry,
+    ) -> Result<Claim, ClusterError> {
+        let key = self.layout.session(bare, resource);
+        let txn = Txn::new()
+            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.clone(),
+                encode(entry),
+                Some(PutOptions::new().with_lease(self.lease)),
+            )])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let resp = self.client.txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(Claim::Won);
+        }
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                if let Some(kv) = get.kvs().first() {
+                    let raw = kv.value().to_vec();
+                    let holder: SessionEntry =
+                        serde_json::from_slice(&raw).map_err(|e| ClusterError::Value {
+                            key: key.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    return Ok(Claim::Taken(holder, raw));
+                }
+            }
+        }
+        // Deleted between the compare and the get: try again once.
+        Box::pin(self.claim(bare, resource, entry)).await
+    }
+
+    /// Takes a full JID over from its current holder (resource conflict `kick_old`), only if
+    /// the holder is still the one seen (`expected` is its raw value).
+    pub async fn take_over(
+        &mut self,
+        bare: &str,
+        resource: &str,
+        expected: &[u8],
+        entry: &SessionEntry,
+    ) -> Result<bool, ClusterError> {
+        let key = self.layout.session(bare, resource);
+        let txn = Txn::new()
+            .when([Compare::value(
+                key.clone(),
+                CompareOp::Equal,
+                expected.to_vec(),
+            )])
+            .and_then([TxnOp::put(
+                key,
+                encode(entry),
+                Some(PutOptions::new().with_lease(self.lease)),
+            )]);
+        Ok(self.client.txn(txn).await?.succeeded())
+    }
+
+    /// Rewrites this node's entry (presence flags changed).
+    pub async fn update(
+        &mut self,
+        bare: &str,
+        resource: &str,
+        entry: &SessionEntry,
+    ) -> Result<(), ClusterError> {
+        self.client
+            .put(
+                self.layout.session(bare, resource),
+                encode(entry),
+                Some(PutOptions::new().with_lease(self.lease)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the key of a full JID if this node (its lease) still holds it.
+    pub async fn release(&mut self, bare: &str, resource: &str) -> Result<bool, ClusterError> {
+        let key = self.layout.session(bare, resource);
+        let txn = Txn::new()
+            .when([Compare::lease(key.clone(), CompareOp::Equal, self.lease)])
+            .and_then([TxnOp::delete(key, None)]);
+        Ok(self.client.txn(txn).await?.succeeded())
+    }
+
+    /// Lists the whole registry into `cache` and returns the revision to watch from.
+    pub async fn load(&mut self, cache: &RwLock<Cache>) -> Result<i64, ClusterError> {
+        let prefix = self.layout.prefix();
+        let resp = self
+            .client
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let kvs = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
+            .collect();
+        cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset(&self.layout, kvs, revision);
+        Ok(revision)
+    }
+
+    /// Keeps `cache` current until the task is dropped: list, then watch from the listed
+    /// revision + 1; after a compaction, a cancelled watch or a lost connection, list again.
+    pub fn spawn_sync(&self, cache: Arc<RwLock<Cache>>) -> JoinHandle<()> {
+        let mut me = EtcdSync {
+            client: self.client.clone(),
+            layout: self.layout.clone(),
+        };
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.run(&cache).await {
+                    warn!(error = %e, "registry watch interrupted; listing again");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+
+    /// Revokes the lease: every key of this node disappears at once (clean shutdown).
+    pub async fn revoke(mut self) -> Result<(), ClusterError> {
+        self.keepalive.abort();
+        self.client.lease_revoke(self.lease).await?;
+        Ok(())
+    }
+}
+
+impl Drop for EtcdRegistry {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+    }
+}
+
+struct EtcdSync {
+    client: Client,
+    layout: Layout,
+}
+
+impl EtcdSync {
+    async fn run(&mut self, cache: &RwLock<Cache>) -> Result<(), ClusterError> {
+        let resp = self
+            .client
+            .get(self.layout.prefix(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let kvs = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
+            .collect();
+        cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset(&self.layout, kvs, revision);
+        let mut stream = self
+            .client
+            .watch(
+                self.layout.prefix(),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(revision + 1),
+                ),
+            )
+            .await?;
+        while let Some(resp) = stream.message().await? {
+            if resp.canceled() || resp.compact_revision() > 0 {
+                debug!(
+                    compacted = resp.compact_revision(),
+                    "watch cancelled; re-listing"
+                );
+                return Ok(());
+            }
+            let rev = resp.header().map_or(0, |h| h.revision());
+            let changes: Vec<Change> = resp
+                .events()
+                .iter()
+                .filter_map(|ev| {
+                    let kv = ev.kv()?;
+                    let key = kv.key_str().ok()?.to_owned();
+                    Some(match ev.event_type() {
+                        EventType::Put => Change::Put {
+                            key,
+                            value: kv.value().to_vec(),
+                        },
+                        EventType::Delete => Change::Delete { key },
+                    })
+                })
+                .collect();
+            if !changes.is_empty() {
+                cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply(&self.layout, &changes, rev);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn keep_alive(
+    mut client: Client,
+    lease: i64,
+    every: Duration,
+    epoch: Instant,
+    renewed_ms: Arc<AtomicU64>,
+    lost: Arc<AtomicBool>,
+) {
+    loop {
+        match client.lease_keep_alive(lease).await {
+            Ok((mut keeper, mut stream)) => loop {
+                if keeper.keep_alive().await.is_err() {
+                    break;
+                }
+                match stream.message().await {
+                    Ok(Some(resp)) if resp.ttl() > 0 => {
+                        renewed_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Release);
+                    }
+                    Ok(Some(_)) => {
+                        // TTL 0: etcd no longer knows the lease.
+                        lost.store(true, Ordering::Release);
+                        return;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+                tokio::time::sleep(every).await;
+            },
+            Err(e) => debug!(error = %e, "lease keep-alive could not start"),
+        }
+        tokio::time::sleep(every.min(Duration::from_millis(500))).await;
+    }
+}

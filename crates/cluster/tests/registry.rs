@@ -1,0 +1,223 @@
+//! The registry against a real etcd started by the test kit (cluster issue: one owner per full
+//! JID cluster-wide, keys under the node lease, the watch cache).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use parley_cluster::etcd::{Claim, EtcdRegistry};
+use parley_cluster::registry::{Cache, Layout, NodeInfo, SessionEntry};
+use parley_testkit::shared_etcd;
+
+fn layout() -> Layout {
+    let tag: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    Layout::new(format!("/parley-test/{tag:x}"))
+}
+
+fn info() -> NodeInfo {
+    NodeInfo {
+        addr: "127.0.0.1:7000".into(),
+        version: "test".into(),
+        started_ms: 0,
+    }
+}
+
+fn entry(node: &str, session: u64) -> SessionEntry {
+    SessionEntry {
+        node: node.into(),
+        session,
+        priority: 0,
+        available: false,
+        interested: false,
+    }
+}
+
+async fn node(layout: &Layout, id: &str, ttl: i64) -> EtcdRegistry {
+    EtcdRegistry::register(
+        &[shared_etcd().endpoint.clone()],
+        layout.clone(),
+        id,
+        &info(),
+        ttl,
+    )
+    .await
+    .expect("register with etcd")
+}
+
+async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// 100 concurrent binds of one full JID spread over 3 nodes: exactly one wins (RFC 6120
+/// §7.7.2.2 across the cluster: one owner per full JID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_of_100_concurrent_claims_wins() {
+    let l = layout();
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        nodes.push(node(&l, id, 10).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, mut n) in nodes.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut won = 0;
+            for k in 0..34 {
+                let session = (i * 100 + k) as u64;
+                let e = entry(&format!("n{}", i + 1), session);
+                if n.claim("alice@localhost", "phone", &e).await.unwrap() == Claim::Won {
+                    won += 1;
+                }
+            }
+            won
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 1, "exactly one claim wins");
+}
+
+/// Keys live under the node's lease: when a node stops renewing it (SIGKILL), its node key
+/// and session keys are gone within TTL + 2 s, and other nodes' caches see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_keys_vanish_within_ttl_plus_two_seconds() {
+    let l = layout();
+    let watcher = node(&l, "watcher", 10).await;
+    let cache = Arc::new(RwLock::new(Cache::default()));
+    let sync = watcher.spawn_sync(cache.clone());
+    let mut doomed = node(&l, "doomed", 2).await;
+    assert_eq!(
+        doomed
+            .claim("bob@localhost", "r", &entry("doomed", 1))
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    eventually("the cache sees the session", Duration::from_secs(5), || {
+        cache.read().unwrap().lookup("bob@localhost", "r").is_some()
+    })
+    .await;
+    let died = Instant::now();
+    drop(doomed); // stops the keep-alive, as a killed process would
+    eventually(
+        "the dead node's keys vanish",
+        Duration::from_secs(4),
+        || {
+            let c = cache.read().unwrap();
+            c.lookup("bob@localhost", "r").is_none() && c.nodes().all(|(id, _)| id != "doomed")
+        },
+    )
+    .await;
+    assert!(died.elapsed() <= Duration::from_secs(4));
+    sync.abort();
+}
+
+/// A clean shutdown revokes the lease: the keys go at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_lease_deletes_the_keys_at_once() {
+    let l = layout();
+    let mut observer = node(&l, "observer", 10).await;
+    let mut leaving = node(&l, "leaving", 10).await;
+    leaving
+        .claim("carol@localhost", "r", &entry("leaving", 1))
+        .await
+        .unwrap();
+    leaving.revoke().await.unwrap();
+    let cache = RwLock::new(Cache::default());
+    observer.load(&cache).await.unwrap();
+    let c = cache.read().unwrap();
+    assert!(c.lookup("carol@localhost", "r").is_none());
+    assert!(c.nodes().all(|(id, _)| id != "leaving"));
+}
+
+/// The watch cache follows claims, updates and releases; release and take-over only act
+/// for the right holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_updates_releases_and_take_over() {
+    let l = layout();
+    let mut a = node(&l, "a", 10).await;
+    let mut b = node(&l, "b", 10).await;
+    let cache = Arc::new(RwLock::new(Cache::default()));
+    let sync = a.spawn_sync(cache.clone());
+
+    assert_eq!(
+        a.claim("dave@localhost", "r", &entry("a", 1))
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    let Claim::Taken(holder, raw) = b
+        .claim("dave@localhost", "r", &entry("b", 2))
+        .await
+        .unwrap()
+    else {
+        panic!("b must not win a held JID");
+    };
+    assert_eq!(holder.node, "a");
+    // b cannot release what a holds.
+    assert!(!b.release("dave@localhost", "r").await.unwrap());
+
+    let mut available = entry("a", 1);
+    available.available = true;
+    available.priority = 5;
+    a.update("dave@localhost", "r", &available).await.unwrap();
+    eventually("the cache sees the update", Duration::from_secs(5), || {
+        cache
+            .read()
+            .unwrap()
+            .lookup("dave@localhost", "r")
+            .is_some_and(|e| e.available && e.priority == 5)
+    })
+    .await;
+
+    // The raw value b saw is stale now (a updated it): no take-over.
+    assert!(!b
+        .take_over("dave@localhost", "r", &raw, &entry("b", 2))
+        .await
+        .unwrap());
+    let Claim::Taken(_, fresh) = b
+        .claim("dave@localhost", "r", &entry("b", 2))
+        .await
+        .unwrap()
+    else {
+        panic!("still held by a");
+    };
+    assert!(b
+        .take_over("dave@localhost", "r", &fresh, &entry("b", 2))
+        .await
+        .unwrap());
+    eventually(
+        "the cache sees b as the owner",
+        Duration::from_secs(5),
+        || {
+            cache
+                .read()
+                .unwrap()
+                .lookup("dave@localhost", "r")
+                .is_some_and(|e| e.node == "b")
+        },
+    )
+    .await;
+    // a no longer holds it, so its release does nothing; b's does.
+    assert!(!a.release("dave@localhost", "r").await.unwrap());
+    assert!(b.release("dave@localhost", "r").await.unwrap());
+    eventually("the cache sees the release", Duration::from_secs(5), || {
+        cache
+            .read()
+            .unwrap()
+            .lookup("dave@localhost", "r")
+            .is_none()
+    })
+    .await;
+    sync.abort();
+}
