@@ -15,10 +15,14 @@
 //! - [`etcd`]: the registry in etcd — one lease per node kept alive every TTL/3, ownership
 //!   claims by transaction, release by lease, and the list-then-watch loop.
 //!
-//! The node actor (fencing, wiring into the router) and the TCP node links come next. This is
+//! - [`peer`]: node links over TCP — bounded queues, reconnection with backoff, frames held
+//!   while a link is down and handed back for a bounce past the hold bound.
+//!
+//! The node actor (fencing, wiring into the router) comes next. This is
 //! the only crate that depends on etcd-client.
 
 pub mod etcd;
 pub mod link;
 pub mod owner;
+pub mod peer;
 pub mod registry;
