@@ -1,46 +1,25 @@
 //! The client side of SCRAM (RFC 5802, RFC 7677) with a shared SaltedPassword cache.
 //!
-//! `parley_proto::sasl::ScramClient` derives `SaltedPassword` (PBKDF2, thousands of HMAC
-//! rounds) on every exchange and does not expose it. A load generator that did the same
-//! would spend its core on its own PBKDF2 and measure itself, not the server; real clients
-//! cache the derived key too. So the exchange lives here, built from the same primitives,
-//! and takes the key from a [`ScramCache`] shared by all connections of a run.
+//! The exchange is `parley_proto::sasl::ScramClient`, the same state machine the test kit
+//! uses and the server is checked against. Only its SaltedPassword comes from here: a
+//! [`ScramCache`] shared by all connections of a run. Deriving it (PBKDF2, thousands of
+//! HMAC rounds) on every login would make the generator spend its core on its own PBKDF2
+//! and measure itself, not the server; real clients cache the derived key too.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use parley_proto::sasl::ScramHash;
-use rand::RngCore;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use parley_proto::sasl::{salted_password, SaslFailure, ScramClient, ScramHash};
 
-/// Why a SCRAM exchange failed on the client side.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScramError {
-    /// The server's message does not follow RFC 5802 §7.
-    #[error("malformed SCRAM message from the server: {0}")]
-    Malformed(&'static str),
-    /// The server sent `e=…` (RFC 5802 §7 server-error).
-    #[error("server error: {0}")]
-    Server(String),
-    /// The server nonce does not extend ours (RFC 5802 §5.1).
-    #[error("server nonce does not extend the client nonce")]
-    Nonce,
-    /// The server signature is wrong: the server does not know the credentials.
-    #[error("wrong server signature")]
-    ServerSignature,
-    /// SASLprep (RFC 4013) refused the password.
-    #[error("password refused by SASLprep")]
-    Saslprep,
-    /// A method was called in the wrong state.
-    #[error("SCRAM step out of order")]
-    OutOfOrder,
-}
+/// The client side of SCRAM refused the exchange, for the reason `ScramClient` gives:
+/// `malformed-request` (a malformed server message, a step out of order, a password
+/// SASLprep refuses), `incorrect-encoding` (bad base64), or `not-authorized` (a server
+/// nonce that does not extend ours, a wrong server signature, or `e=` from the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("refused the server's SCRAM messages ({0})")]
+pub struct ScramError(pub SaslFailure);
 
 type CacheKey = (ScramHash, String, Vec<u8>, u32);
 
@@ -53,7 +32,7 @@ pub struct ScramCache {
 
 #[derive(Default)]
 struct CacheInner {
-    map: Mutex<HashMap<CacheKey, Arc<[u8]>>>,
+    map: Mutex<HashMap<CacheKey, Vec<u8>>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -74,22 +53,23 @@ impl ScramCache {
     }
 
     /// `SaltedPassword := Hi(Normalize(password), salt, i)` (RFC 5802 §3), derived once
-    /// per distinct input. Concurrent first requests for the same key may both derive it;
-    /// the lock is never held across PBKDF2, so other keys are not held up.
+    /// per distinct input with `parley_proto::sasl::salted_password`. Concurrent first
+    /// requests for the same key may both derive it; the lock is never held across
+    /// PBKDF2, so other keys are not held up.
     pub fn salted_password(
         &self,
         hash: ScramHash,
         password: &str,
         salt: &[u8],
         iterations: u32,
-    ) -> Result<Arc<[u8]>, ScramError> {
+    ) -> Result<Vec<u8>, SaslFailure> {
         let key = (hash, password.to_owned(), salt.to_vec(), iterations);
         if let Some(found) = self.lock().get(&key) {
             self.inner.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(found.clone());
         }
         self.inner.misses.fetch_add(1, Ordering::Relaxed);
-        let derived: Arc<[u8]> = hi(hash, password, salt, iterations)?.into();
+        let derived = salted_password(hash, password, salt, iterations)?;
         self.lock().insert(key, derived.clone());
         Ok(derived)
     }
@@ -104,7 +84,7 @@ impl ScramCache {
         self.inner.misses.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Arc<[u8]>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Vec<u8>>> {
         // A panic while holding the lock cannot leave the map inconsistent (inserts are
         // single calls), so a poisoned lock is still usable.
         self.inner
@@ -114,201 +94,57 @@ impl ScramCache {
     }
 }
 
-/// PBKDF2 with HMAC-`hash` over the SASLprep'd password.
-fn hi(
-    hash: ScramHash,
-    password: &str,
-    salt: &[u8],
-    iterations: u32,
-) -> Result<Vec<u8>, ScramError> {
-    // RFC 5802 §2.2: Hi is undefined for i < 1.
-    if iterations == 0 {
-        return Err(ScramError::Malformed("zero iterations"));
-    }
-    let password = stringprep::saslprep(password).map_err(|_| ScramError::Saslprep)?;
-    let mut out = vec![0u8; hash.output_len()];
-    match hash {
-        ScramHash::Sha1 => {
-            pbkdf2::pbkdf2_hmac::<Sha1>(password.as_bytes(), salt, iterations, &mut out)
-        }
-        ScramHash::Sha256 => {
-            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out)
-        }
-    }
-    Ok(out)
-}
-
-fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC takes keys of any length, so construction cannot fail.
-    match hash {
-        ScramHash::Sha1 => {
-            let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-        ScramHash::Sha256 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-    }
-}
-
-fn digest(hash: ScramHash, data: &[u8]) -> Vec<u8> {
-    match hash {
-        ScramHash::Sha1 => Sha1::digest(data).to_vec(),
-        ScramHash::Sha256 => Sha256::digest(data).to_vec(),
-    }
-}
-
-/// RFC 5802 §5.1 saslname: `=` and `,` are escaped.
-fn encode_saslname(s: &str) -> String {
-    s.replace('=', "=3D").replace(',', "=2C")
-}
-
-/// The value of `key=` in one comma-separated field.
-fn attr(field: &str, key: char) -> Result<&str, ScramError> {
-    let mut chars = field.chars();
-    if chars.next() == Some(key) && chars.next() == Some('=') {
-        Ok(&field[2..])
-    } else {
-        Err(ScramError::Malformed("unexpected attribute"))
-    }
-}
-
-enum State {
-    Initial,
-    FirstSent { client_first_bare: String },
-    FinalSent { server_signature: Vec<u8> },
-    Done,
-}
-
 /// One client-side SCRAM exchange without channel binding (GS2 flag `n`: the generator
 /// does not offer `-PLUS`, so `n` is the honest flag even over TLS, RFC 5802 §6).
+/// `Debug` shows neither the password nor the cached keys.
+#[derive(Debug)]
 pub struct ScramExchange {
-    hash: ScramHash,
-    username: String,
-    password: String,
-    nonce: String,
+    client: ScramClient,
     cache: ScramCache,
-    state: State,
-}
-
-// Never print the password.
-impl fmt::Debug for ScramExchange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScramExchange")
-            .field("hash", &self.hash)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ScramExchange {
-    /// A new exchange with a random 24-character nonce.
+    /// A new exchange with a random nonce.
     pub fn new(hash: ScramHash, username: &str, password: &str, cache: ScramCache) -> Self {
-        let mut raw = [0u8; 18];
-        rand::thread_rng().fill_bytes(&mut raw);
         ScramExchange {
-            hash,
-            username: stringprep::saslprep(username)
-                .map(|u| u.into_owned())
-                .unwrap_or_else(|_| username.to_owned()),
-            password: password.to_owned(),
-            nonce: B64.encode(raw),
+            client: ScramClient::new(hash, username, password, None, false),
             cache,
-            state: State::Initial,
         }
     }
 
     /// Replaces the client nonce, to reproduce published test vectors.
     pub fn with_nonce(mut self, nonce: &str) -> Self {
-        self.nonce = nonce.to_owned();
+        self.client = self.client.with_client_nonce(nonce);
         self
     }
 
     /// The client-first message: `n,,n=USER,r=NONCE`.
-    pub fn client_first(&mut self) -> String {
-        let bare = format!("n={},r={}", encode_saslname(&self.username), self.nonce);
-        let msg = format!("n,,{bare}");
-        self.state = State::FirstSent {
-            client_first_bare: bare,
-        };
-        msg
+    pub fn client_first(&mut self) -> Vec<u8> {
+        self.client.client_first()
     }
 
-    /// The client-final message answering the server-first challenge.
-    pub fn client_final(&mut self, server_first: &[u8]) -> Result<String, ScramError> {
-        let State::FirstSent { client_first_bare } =
-            std::mem::replace(&mut self.state, State::Done)
-        else {
-            return Err(ScramError::OutOfOrder);
-        };
-        let server_first =
-            std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        let mut fields = server_first.split(',');
-        let first = fields.next().unwrap_or_default();
-        if first.starts_with("m=") {
-            return Err(ScramError::Malformed("mandatory extension"));
-        }
-        let nonce = attr(first, 'r')?;
-        let salt = B64
-            .decode(attr(fields.next().unwrap_or_default(), 's')?)
-            .map_err(|_| ScramError::Malformed("salt is not base64"))?;
-        let iterations: u32 = attr(fields.next().unwrap_or_default(), 'i')?
-            .parse()
-            .map_err(|_| ScramError::Malformed("iteration count"))?;
-        if nonce.len() <= self.nonce.len() || !nonce.starts_with(&self.nonce) {
-            return Err(ScramError::Nonce);
-        }
-        // "biws" is base64("n,,"): no channel binding, no authzid.
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let salted = self
-            .cache
-            .salted_password(self.hash, &self.password, &salt, iterations)?;
-        let client_key = hmac(self.hash, &salted, b"Client Key");
-        let server_key = hmac(self.hash, &salted, b"Server Key");
-        let stored_key = digest(self.hash, &client_key);
-        let signature = hmac(self.hash, &stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(k, s)| k ^ s)
-            .collect();
-        self.state = State::FinalSent {
-            server_signature: hmac(self.hash, &server_key, auth_message.as_bytes()),
-        };
-        Ok(format!("{without_proof},p={}", B64.encode(proof)))
+    /// The client-final message answering the server-first challenge, with
+    /// SaltedPassword taken from (or added to) the cache.
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let cache = &self.cache;
+        self.client
+            .client_final_with(server_first, &mut |hash, password, salt, iterations| {
+                cache.salted_password(hash, password, salt, iterations)
+            })
+            .map_err(ScramError)
     }
 
     /// Checks the server-final message (`v=…`): the server proves it knows the keys.
     pub fn verify_server_final(&mut self, msg: &[u8]) -> Result<(), ScramError> {
-        let State::FinalSent { server_signature } = std::mem::replace(&mut self.state, State::Done)
-        else {
-            return Err(ScramError::OutOfOrder);
-        };
-        let msg = std::str::from_utf8(msg).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        let first = msg.split(',').next().unwrap_or_default();
-        if let Some(err) = first.strip_prefix("e=") {
-            return Err(ScramError::Server(err.to_owned()));
-        }
-        let got = B64
-            .decode(attr(first, 'v')?)
-            .map_err(|_| ScramError::Malformed("verifier is not base64"))?;
-        // A benchmark client has no secret to protect against timing, but the check must
-        // still be exact.
-        if got == server_signature {
-            Ok(())
-        } else {
-            Err(ScramError::ServerSignature)
-        }
+        self.client.verify_server_final(msg).map_err(ScramError)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine as _;
     use parley_proto::sasl::{ChannelBindings, ScramCredentials, ScramServer};
 
     const SHA1_NONCE: &str = "fyko+d2lbbFgONRv9qkxdawL";
@@ -331,10 +167,13 @@ mod tests {
         let cache = ScramCache::new();
         let mut ex = ScramExchange::new(ScramHash::Sha1, "user", "pencil", cache.clone())
             .with_nonce(SHA1_NONCE);
-        assert_eq!(ex.client_first(), format!("n,,n=user,r={SHA1_NONCE}"));
+        assert_eq!(
+            ex.client_first(),
+            format!("n,,n=user,r={SHA1_NONCE}").as_bytes()
+        );
         assert_eq!(
             ex.client_final(SHA1_SERVER_FIRST.as_bytes()).unwrap(),
-            SHA1_CLIENT_FINAL
+            SHA1_CLIENT_FINAL.as_bytes()
         );
         assert_eq!(ex.verify_server_final(SHA1_SERVER_FINAL.as_bytes()), Ok(()));
         assert_eq!((cache.hits(), cache.misses()), (0, 1));
@@ -345,11 +184,15 @@ mod tests {
         let cache = ScramCache::new();
         let mut ex = ScramExchange::new(ScramHash::Sha256, "user", "pencil", cache.clone())
             .with_nonce(SHA256_NONCE);
-        assert_eq!(ex.client_first(), format!("n,,n=user,r={SHA256_NONCE}"));
+        assert_eq!(
+            ex.client_first(),
+            format!("n,,n=user,r={SHA256_NONCE}").as_bytes()
+        );
         assert_eq!(
             ex.client_final(SHA256_SERVER_FIRST.as_bytes()).unwrap(),
-            SHA256_CLIENT_FINAL
+            SHA256_CLIENT_FINAL.as_bytes()
         );
+        assert_eq!((cache.hits(), cache.misses()), (0, 1));
         assert_eq!(
             ex.verify_server_final(SHA256_SERVER_FINAL.as_bytes()),
             Ok(())
@@ -367,7 +210,7 @@ mod tests {
             ex.client_first();
             assert_eq!(
                 ex.client_final(SHA1_SERVER_FIRST.as_bytes()).unwrap(),
-                SHA1_CLIENT_FINAL,
+                SHA1_CLIENT_FINAL.as_bytes(),
                 "round {round}"
             );
             assert_eq!(ex.verify_server_final(SHA1_SERVER_FINAL.as_bytes()), Ok(()));
@@ -404,13 +247,11 @@ mod tests {
             for _ in 0..2 {
                 let mut server = ScramServer::new(hash, false, &ChannelBindings::default(), false);
                 let mut client = ScramExchange::new(hash, "user7", "pw", cache.clone());
-                let first = server
-                    .client_first(client.client_first().as_bytes())
-                    .unwrap();
+                let first = server.client_first(&client.client_first()).unwrap();
                 assert_eq!(first.username, "user7");
                 let challenge = server.server_first(&creds);
                 let response = client.client_final(&challenge).unwrap();
-                let outcome = server.client_final(response.as_bytes()).unwrap();
+                let outcome = server.client_final(&response).unwrap();
                 assert!(server.is_success());
                 client.verify_server_final(&outcome).unwrap();
             }
@@ -419,50 +260,58 @@ mod tests {
         assert_eq!(cache.hits(), 2);
     }
 
+    /// RFC 5802 §5.1: a server nonce that does not extend ours is refused, and no key
+    /// is derived (or cached) for such a challenge.
     #[test]
     fn rfc5802_5_1_server_nonce_must_extend_the_client_nonce() {
-        let mut ex = ScramExchange::new(ScramHash::Sha1, "user", "pencil", ScramCache::new())
-            .with_nonce("abc");
-        ex.client_first();
-        assert_eq!(
-            ex.client_final(b"r=xyzdef,s=QSXCR+Q6sek8bf92,i=4096"),
-            Err(ScramError::Nonce)
-        );
-        let mut ex = ScramExchange::new(ScramHash::Sha1, "user", "pencil", ScramCache::new())
-            .with_nonce("abc");
-        ex.client_first();
-        assert_eq!(
-            ex.client_final(b"r=abc,s=QSXCR+Q6sek8bf92,i=4096"),
-            Err(ScramError::Nonce)
-        );
+        let cache = ScramCache::new();
+        for server_first in [
+            &b"r=xyzdef,s=QSXCR+Q6sek8bf92,i=4096"[..],
+            b"r=abc,s=QSXCR+Q6sek8bf92,i=4096",
+        ] {
+            let mut ex = ScramExchange::new(ScramHash::Sha1, "user", "pencil", cache.clone())
+                .with_nonce("abc");
+            ex.client_first();
+            assert_eq!(
+                ex.client_final(server_first),
+                Err(ScramError(SaslFailure::NotAuthorized))
+            );
+        }
+        assert_eq!((cache.hits(), cache.misses()), (0, 0));
     }
 
     #[test]
     fn rfc5802_7_malformed_server_first_and_errors() {
-        let cases: [&[u8]; 5] = [
-            b"m=ext,r=abcd,s=QQ==,i=1",
-            b"s=QQ==,r=abcd,i=1",
-            b"r=abcd,s=***,i=1",
-            b"r=abcd,s=QQ==,i=x",
-            b"r=abcd,s=QQ==,i=0",
+        let cases: [(&[u8], SaslFailure); 5] = [
+            (b"m=ext,r=abcd,s=QQ==,i=1", SaslFailure::MalformedRequest),
+            (b"s=QQ==,r=abcd,i=1", SaslFailure::MalformedRequest),
+            (b"r=abcd,s=***,i=1", SaslFailure::IncorrectEncoding),
+            (b"r=abcd,s=QQ==,i=x", SaslFailure::MalformedRequest),
+            // RFC 5802 §2.2: Hi is undefined for i = 0; refused by the derivation the
+            // cache runs, and nothing is cached.
+            (b"r=abcd,s=QQ==,i=0", SaslFailure::MalformedRequest),
         ];
-        for case in cases {
+        let cache = ScramCache::new();
+        for (case, failure) in cases {
             let mut ex =
-                ScramExchange::new(ScramHash::Sha1, "u", "p", ScramCache::new()).with_nonce("ab");
+                ScramExchange::new(ScramHash::Sha1, "u", "p", cache.clone()).with_nonce("ab");
             ex.client_first();
-            assert!(
-                matches!(ex.client_final(case), Err(ScramError::Malformed(_))),
+            assert_eq!(
+                ex.client_final(case),
+                Err(ScramError(failure)),
                 "{}",
                 String::from_utf8_lossy(case)
             );
         }
+        assert!(cache.lock().is_empty());
+        // RFC 5802 §7 server-error in the server-final message.
         let mut ex = ScramExchange::new(ScramHash::Sha1, "user", "pencil", ScramCache::new())
             .with_nonce(SHA1_NONCE);
         ex.client_first();
         ex.client_final(SHA1_SERVER_FIRST.as_bytes()).unwrap();
         assert_eq!(
             ex.verify_server_final(b"e=invalid-proof"),
-            Err(ScramError::Server("invalid-proof".into()))
+            Err(ScramError(SaslFailure::NotAuthorized))
         );
     }
 
@@ -474,12 +323,18 @@ mod tests {
         ex.client_final(SHA1_SERVER_FIRST.as_bytes()).unwrap();
         assert_eq!(
             ex.verify_server_final(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-            Err(ScramError::ServerSignature)
+            Err(ScramError(SaslFailure::NotAuthorized))
         );
         // And steps out of order are refused rather than guessed at.
         assert_eq!(
             ex.verify_server_final(SHA1_SERVER_FINAL.as_bytes()),
-            Err(ScramError::OutOfOrder)
+            Err(ScramError(SaslFailure::MalformedRequest))
+        );
+        let mut fresh = ScramExchange::new(ScramHash::Sha1, "user", "pencil", ScramCache::new())
+            .with_nonce(SHA1_NONCE);
+        assert_eq!(
+            fresh.client_final(SHA1_SERVER_FIRST.as_bytes()),
+            Err(ScramError(SaslFailure::MalformedRequest))
         );
     }
 
@@ -487,7 +342,7 @@ mod tests {
     fn rfc5802_5_1_username_is_escaped_as_saslname() {
         let mut ex =
             ScramExchange::new(ScramHash::Sha256, "a,b=c", "p", ScramCache::new()).with_nonce("n");
-        assert_eq!(ex.client_first(), "n,,n=a=2Cb=3Dc,r=n");
+        assert_eq!(ex.client_first(), b"n,,n=a=2Cb=3Dc,r=n");
     }
 
     #[test]

@@ -50,7 +50,12 @@ pub(crate) fn saslprep(s: &str) -> Result<String, SaslFailure> {
 
 /// `SaltedPassword := Hi(Normalize(password), salt, i)` (RFC 5802 §3),
 /// where `Hi` is PBKDF2 with HMAC-`hash`.
-pub(crate) fn salted_password(
+///
+/// Public so that a client which caches SaltedPassword (see
+/// [`ScramClient::client_final_with`](super::ScramClient::client_final_with))
+/// derives it exactly as the server does. Fails with `malformed-request`
+/// when SASLprep rejects the password or `iterations` is zero.
+pub fn salted_password(
     hash: ScramHash,
     password: &str,
     salt: &[u8],

@@ -15,7 +15,7 @@ use parley_xml::Element;
 
 use crate::ns;
 
-pub use credentials::ScramCredentials;
+pub use credentials::{salted_password, ScramCredentials};
 pub use plain::{parse_plain, PlainCredentials};
 pub use scram::{ClientFirst, ScramClient, ScramServer};
 

@@ -455,6 +455,11 @@ enum ClientState {
     Done,
 }
 
+/// `(hash, password, salt, iterations) -> SaltedPassword`, as
+/// [`salted_password`] computes it.
+type DeriveSaltedPassword<'a> =
+    dyn FnMut(ScramHash, &str, &[u8], u32) -> Result<Vec<u8>, SaslFailure> + 'a;
+
 /// The client side of one SCRAM exchange.
 pub struct ScramClient {
     hash: ScramHash,
@@ -555,6 +560,23 @@ impl ScramClient {
 
     /// Answers the server-first challenge with the client-final message.
     pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, SaslFailure> {
+        self.client_final_with(server_first, &mut salted_password)
+    }
+
+    /// [`client_final`](Self::client_final) with SaltedPassword supplied by
+    /// `derive(hash, password, salt, iterations)` instead of computed here.
+    ///
+    /// SaltedPassword depends only on those four inputs (RFC 5802 §3), so a
+    /// client that logs in repeatedly, such as a load generator, can take it
+    /// from a cache rather than spend thousands of HMAC rounds per login.
+    /// `derive` must return what [`salted_password`] would; it is called at
+    /// most once, and only after the server-first message has been checked.
+    /// Its error ends the exchange and is returned as is.
+    pub fn client_final_with(
+        &mut self,
+        server_first: &[u8],
+        derive: &mut DeriveSaltedPassword<'_>,
+    ) -> Result<Vec<u8>, SaslFailure> {
         let state = std::mem::replace(&mut self.state, ClientState::Done);
         let ClientState::FirstSent { client_first_bare } = state else {
             return Err(SaslFailure::MalformedRequest);
@@ -589,7 +611,7 @@ impl ScramClient {
         let without_proof = format!("c={},r={nonce}", B64.encode(&cb_input));
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
 
-        let salted = salted_password(self.hash, &self.password, &salt, iterations)?;
+        let salted = derive(self.hash, &self.password, &salt, iterations)?;
         let (client_key, server_key) = client_and_server_keys(self.hash, &salted);
         let stored_key = digest(self.hash, &client_key);
         let client_signature = hmac(self.hash, &stored_key, auth_message.as_bytes());
@@ -1240,6 +1262,85 @@ mod tests {
         assert_eq!(
             fresh.verify_server_final(SHA1_SERVER_FINAL.as_bytes()),
             Err(SaslFailure::MalformedRequest)
+        );
+    }
+
+    /// RFC 5802 §5: with SaltedPassword supplied from outside, the client
+    /// still produces the published client-final and accepts the published
+    /// server-final; the supplier sees exactly the §3 `Hi` inputs, once.
+    #[test]
+    fn rfc5802_5_client_final_with_supplied_salted_password() {
+        let mut calls = Vec::new();
+        let mut derive = |hash: ScramHash, password: &str, salt: &[u8], i: u32| {
+            calls.push((hash, password.to_owned(), salt.to_vec(), i));
+            salted_password(hash, password, salt, i)
+        };
+        let mut client = client_after_first();
+        let response = client
+            .client_final_with(SHA1_SERVER_FIRST.as_bytes(), &mut derive)
+            .unwrap();
+        assert_eq!(response, SHA1_CLIENT_FINAL.as_bytes());
+        client
+            .verify_server_final(SHA1_SERVER_FINAL.as_bytes())
+            .unwrap();
+        assert_eq!(
+            calls,
+            [(
+                ScramHash::Sha1,
+                "pencil".to_owned(),
+                B64.decode("QSXCR+Q6sek8bf92").unwrap(),
+                4096
+            )]
+        );
+    }
+
+    /// RFC 5802 §5.1: a server-first that does not extend the client nonce
+    /// is refused before any key is derived, and a supplier's failure ends
+    /// the exchange with that failure.
+    #[test]
+    fn rfc5802_5_1_client_final_with_derives_only_for_a_valid_challenge() {
+        let mut calls = 0;
+        let mut client = client_after_first();
+        assert_eq!(
+            client.client_final_with(
+                b"r=someoneelse123,s=QSXCR+Q6sek8bf92,i=4096",
+                &mut |_, _, _, _| {
+                    calls += 1;
+                    Ok(vec![0; 20])
+                }
+            ),
+            Err(SaslFailure::NotAuthorized)
+        );
+        assert_eq!(calls, 0);
+        let mut client = client_after_first();
+        assert_eq!(
+            client.client_final_with(SHA1_SERVER_FIRST.as_bytes(), &mut |_, _, _, _| {
+                calls += 1;
+                Err(SaslFailure::TemporaryAuthFailure)
+            }),
+            Err(SaslFailure::TemporaryAuthFailure)
+        );
+        assert_eq!(calls, 1);
+        assert_eq!(
+            client.verify_server_final(SHA1_SERVER_FINAL.as_bytes()),
+            Err(SaslFailure::MalformedRequest)
+        );
+    }
+
+    /// A wrong SaltedPassword from the supplier yields a proof the server
+    /// refuses (RFC 5802 §3), so a stale cache cannot pass unnoticed.
+    #[test]
+    fn rfc5802_3_client_final_with_wrong_salted_password_is_not_authorized() {
+        let mut server = ScramServer::new(ScramHash::Sha1, false, &no_cb(), false);
+        let mut client = ScramClient::new(ScramHash::Sha1, "user", "pencil", None, false);
+        server.client_first(&client.client_first()).unwrap();
+        let challenge = server.server_first(&creds(ScramHash::Sha1, "pencil", "QSXCR+Q6sek8bf92"));
+        let response = client
+            .client_final_with(&challenge, &mut |_, _, _, _| Ok(vec![7; 20]))
+            .unwrap();
+        assert_eq!(
+            server.client_final(&response),
+            Err(SaslFailure::NotAuthorized)
         );
     }
 
