@@ -4,8 +4,8 @@
 //!
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
-//! for a single node; PostgreSQL will back clusters and must pass the same
-//! [`testsuite`].
+//! for a single node; PostgreSQL (`postgres://…`) backs clusters, every node sharing one
+//! database. Both pass the same [`testsuite`].
 //!
 //! Accounts never hold a plaintext password: only the salted SCRAM keys of RFC 5802 are
 //! stored, one row per hash function.
@@ -21,6 +21,7 @@ use parley_proto::sasl::{ScramCredentials, ScramHash};
 
 mod migrate;
 mod model;
+mod postgres;
 mod sqlite;
 pub mod testsuite;
 
@@ -28,6 +29,7 @@ pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
 
+use postgres::PgStorage;
 use sqlite::SqliteStorage;
 
 /// Why a storage operation failed.
@@ -210,7 +212,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 /// * `sqlite://relative/path.db`, `sqlite:///absolute/path.db`: a file, created with its
 ///   parent directory if missing;
 /// * `sqlite::memory:`: a private in-memory database, gone when the store is dropped;
-/// * `postgres://…`: [`StorageError::Unsupported`] until clustering lands;
+/// * `postgres://…`, `postgresql://…`: a PostgreSQL database, which must exist; several
+///   nodes may open (and migrate) it at once;
 /// * anything else: [`StorageError::BadUrl`].
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>> {
     match parse_url(url)? {
@@ -219,9 +222,10 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>> {
             let (storage, _applied) = SqliteStorage::open_file(url, path).await?;
             Ok(Arc::new(storage))
         }
-        Location::Postgres => Err(StorageError::Unsupported(
-            "PostgreSQL storage arrives with clustering".into(),
-        )),
+        Location::Postgres => {
+            let (storage, _applied) = PgStorage::open(url).await?;
+            Ok(Arc::new(storage))
+        }
     }
 }
 

@@ -1,14 +1,19 @@
-//! Test helpers: an in-process Parley on ephemeral ports, and a raw XML client.
+//! Test helpers: an in-process Parley on ephemeral ports, a raw XML client, and real
+//! PostgreSQL and etcd servers on loopback.
 //!
 //! The client speaks XMPP byte by byte over real TCP and TLS sockets, so that tests can
 //! send exactly the bytes a rule is about (a cut header, a DTD, a wrong namespace) and read
 //! exactly what the server answers. Never a dependency of a non-test crate.
 
 mod client;
+mod etcd;
 pub mod im;
+mod pg;
 mod server;
 
 pub use client::{Client, ClientError, Received, WriteMode};
+pub use etcd::{shared_etcd, EtcdServer};
+pub use pg::{shared_pg, PgServer};
 pub use server::TestServer;
 
 /// How long a test waits for any single thing the server should send.
