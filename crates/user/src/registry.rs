@@ -190,13 +190,18 @@ impl Users {
     /// Waits (up to `limit`) until every running actor has finished the storage work it
     /// started. Called at shutdown before the worker threads stop.
     pub async fn drain(&self, limit: Duration) {
-        let addrs: Vec<Addr<UserActor>> = {
-            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-            map.values().map(|e| e.addr.clone()).collect()
-        };
+        // Two rounds: a stanza one actor forwards to another while the first round passes
+        // (a subscription going from the user's actor to the contact's) is handled in the
+        // second. Chains between user actors are never longer than that.
         let all = async {
-            for addr in addrs {
-                let _ = addr.send(crate::messages::Drain).await;
+            for _ in 0..2 {
+                let addrs: Vec<Addr<UserActor>> = {
+                    let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+                    map.values().map(|e| e.addr.clone()).collect()
+                };
+                for addr in addrs {
+                    let _ = addr.send(crate::messages::Drain).await;
+                }
             }
         };
         let _ = actix_rt::time::timeout(limit, all).await;
