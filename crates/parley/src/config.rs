@@ -28,6 +28,8 @@ pub struct Config {
     pub roster: RosterConfig,
     /// `[offline]`: offline message storage (XEP-0160).
     pub offline: OfflineConfig,
+    /// `[admin]`: the admin API, health, readiness and metrics over HTTP.
+    pub admin: AdminConfig,
     /// `[storage]`: where accounts and state are kept.
     pub storage: StorageConfig,
     /// `[log]`: logging verbosity and format.
@@ -168,6 +170,26 @@ pub struct OfflineConfig {
 impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig { max_per_user: 100 }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where the admin endpoint listens; unset disables it.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token for the `/api/` routes; unset: they answer 401. `/health`, `/ready` and
+    /// `/metrics` are open.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 5290))),
+            token: None,
+        }
     }
 }
 
@@ -339,6 +361,13 @@ impl Config {
                 "sasl.scram_iterations",
                 self.sasl.scram_iterations,
                 format!("must be at least {MIN_SCRAM_ITERATIONS} (RFC 7677 §4)"),
+            ));
+        }
+        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(Violation::new(
+                "admin.token",
+                "\"…\"",
+                "must be at least 16 characters (it guards the whole server)",
             ));
         }
         if self.roster.max_items == 0 {
@@ -966,6 +995,20 @@ format = "json"
             e.starts_with("test.toml: sasl.scram_iterations = 4095: must be at least 4096"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn admin_section() {
+        let c = Config::from_toml_str("[admin]\ntoken = \"0123456789abcdef0123\"\n", "t").unwrap();
+        assert_eq!(
+            c.admin.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5290)))
+        );
+        let e = err("[admin]\ntoken = \"short\"\n");
+        assert!(e.starts_with("test.toml: admin.token"), "{e}");
+        assert!(!e.contains("short"), "the token is never echoed: {e}");
+        let e = err("[admin]\nlisten = \"nowhere\"\n");
+        assert!(e.contains("admin.listen"), "{e}");
     }
 
     #[test]

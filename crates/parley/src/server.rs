@@ -11,12 +11,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_rt::{Arbiter, System};
+use parley_http::{admin_server, AdminState};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
 use parley_transport::{bind_listener, serve_c2s, ListenerKind, TlsSetup};
 use parley_user::{UserConfig, Users};
 use parley_xml::Limits;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::oneshot;
 use tracing::info;
 
@@ -41,6 +43,8 @@ pub struct ServerHandle {
     pub direct_tls: Vec<SocketAddr>,
     /// The routing table, for tests and the admin API.
     pub router: Arc<Router>,
+    /// The bound admin endpoint, if enabled.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -108,6 +112,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                     running.c2s.clone(),
                     running.direct_tls.clone(),
                     running.router.clone(),
+                    running.admin,
                 )));
                 let _ = stop_rx.await;
                 running.shutdown().await;
@@ -115,10 +120,11 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         })
         .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok((c2s, direct_tls, router))) => Ok(ServerHandle {
+        Ok(Ok((c2s, direct_tls, router, admin))) => Ok(ServerHandle {
             c2s,
             direct_tls,
             router,
+            admin,
             stop: Some(stop_tx),
             thread: Some(thread),
         }),
@@ -140,11 +146,15 @@ struct Running {
     direct_tls: Vec<SocketAddr>,
     router: Arc<Router>,
     users: Arc<Users>,
+    admin: Option<SocketAddr>,
+    ready: Arc<AtomicBool>,
     workers: Vec<Arbiter>,
 }
 
 impl Running {
     async fn shutdown(self) {
+        // Load balancers stop sending clients first.
+        self.ready.store(false, Ordering::Release);
         let sessions = self.router.all_sessions();
         info!(sessions = sessions.len(), "closing sessions");
         for s in &sessions {
@@ -251,12 +261,33 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             handles.clone(),
         ));
     }
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = match config.admin.listen {
+        Some(addr) => {
+            let state = AdminState {
+                node: node_name(),
+                router: router.clone(),
+                users: users.clone(),
+                token: config.admin.token.clone(),
+                ready: ready.clone(),
+            };
+            let (local, server) = admin_server(state, addr)
+                .map_err(|e| err(&format!("admin endpoint {addr}"), &e))?;
+            info!(%local, "admin endpoint listening");
+            actix_rt::spawn(server);
+            Some(local)
+        }
+        None => None,
+    };
+    ready.store(true, Ordering::Release);
     info!(hosts = ?config.server.hosts, workers = n, storage = %redact_url(&storage_url), "Parley started");
     Ok(Running {
         c2s: bound.0,
         direct_tls: bound.1,
         router,
         users,
+        admin,
+        ready,
         workers,
     })
 }

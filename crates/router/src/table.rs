@@ -150,6 +150,23 @@ impl Router {
             .collect()
     }
 
+    /// Every bound full JID on this node with its session id, sorted by JID (admin API).
+    pub fn bound(&self) -> Vec<(FullJid, SessionId)> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(FullJid, SessionId)> = users
+            .iter()
+            .flat_map(|(bare, list)| {
+                list.iter().filter_map(move |r| {
+                    bare.with_resource_str(&r.resource)
+                        .ok()
+                        .map(|full| (full, r.handle.id))
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        out
+    }
+
     /// Number of bound resources on this node.
     pub fn session_count(&self) -> usize {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
