@@ -85,3 +85,49 @@ async fn without_a_configured_token_the_api_is_closed() {
     );
     assert_eq!(get(admin, "/health", None).0, 200);
 }
+
+/// `parley sessions list` goes through the admin API of the running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parley_sessions_list_uses_the_admin_api() {
+    let server = TestServer::start(|c| c.admin.token = Some(TOKEN.into()));
+    let admin = server.handle.admin.expect("admin endpoint");
+    let _alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    let config = server.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(parley_testkit::parley_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run parley")
+    };
+    let out = run(&["sessions", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("alice@localhost/phone "), "{stdout}");
+    let out = run(&["sessions", "list", "--user", "bob@localhost"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "bob has no sessions");
+    // A wrong token is a clear error naming the key.
+    std::fs::write(
+        &config,
+        format!("[admin]\nlisten = \"{admin}\"\ntoken = \"wrong-token-0123456789\"\n"),
+    )
+    .unwrap();
+    let out = run(&["sessions", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[admin] token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -16,40 +16,7 @@ const SCRIPT_LIMIT: Duration = Duration::from_secs(45);
 
 /// The workspace root (tests/ is one level below it).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
-
-/// `target/debug/parley`, next to this test binary (`target/debug/deps/e2e_slixmpp-…`). Built
-/// once with cargo, into the same target directory, if it is not there yet.
-fn parley_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary directory");
-    let profile_dir = if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().expect("profile directory")
-    } else {
-        deps
-    };
-    let binary = profile_dir.join(format!("parley{}", std::env::consts::EXE_SUFFIX));
-    if binary.is_file() {
-        return binary;
-    }
-    let target_dir = profile_dir.parent().expect("target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(&cargo)
-        .args(["build", "-p", "parley", "--bin", "parley"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(workspace_root())
-        .status()
-        .unwrap_or_else(|e| panic!("running `{cargo} build -p parley --bin parley`: {e}"));
-    assert!(
-        status.success() && binary.is_file(),
-        "`cargo build -p parley --bin parley` did not produce {} ({status})",
-        binary.display()
-    );
-    binary
+    parley_testkit::workspace_root()
 }
 
 /// Fails (never skips) when slixmpp is missing, saying how to get it.
@@ -231,7 +198,7 @@ fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
 #[test]
 fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
     require_slixmpp();
-    let binary = parley_binary();
+    let binary = parley_testkit::parley_binary();
     let users = [
         ("alice@localhost", "correct horse 1"),
         ("bob@localhost", "battery staple 2"),
@@ -291,7 +258,7 @@ fn slixmpp_clients_chat_over_starttls_with_scram_sha1_and_sha256() {
 #[test]
 fn slixmpp_roster_pushes_and_mutual_subscription_rfc6121() {
     require_slixmpp();
-    let binary = parley_binary();
+    let binary = parley_testkit::parley_binary();
     let users = [
         ("alice@localhost", "correct horse 3"),
         ("bob@localhost", "battery staple 4"),

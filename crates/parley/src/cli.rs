@@ -37,6 +37,20 @@ pub enum Command {
     /// Check something without starting the server.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Sessions of the running server, through its admin API ([admin] listen and token).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+/// `parley sessions …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Print the bound sessions: full JID, session id and node, one per line.
+    List {
+        /// Only the sessions of this bare JID.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 /// `parley user …`.
@@ -114,7 +128,77 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tracing(&config.log, Some("warn"));
             run_user(&config, command)
         }
+        Command::Sessions(SessionsCommand::List { user }) => match list_sessions(&config, user) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// `GET /api/v1/sessions` (or the user's) on the configured admin endpoint.
+fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, String> {
+    use std::io::{Read, Write};
+    let addr = config
+        .admin
+        .listen
+        .ok_or("the admin endpoint is disabled ([admin] listen is not set)")?;
+    let token = config
+        .admin
+        .token
+        .as_deref()
+        .ok_or("[admin] token is not set in the config")?;
+    let path = match &user {
+        Some(u) => format!("/api/v1/users/{u}/sessions"),
+        None => "/api/v1/sessions".to_owned(),
+    };
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+        .map_err(|e| format!("cannot reach the admin endpoint at {addr} ([admin] listen): {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)
+        .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    match status {
+        "200" => {}
+        "401" => {
+            return Err(format!(
+                "admin endpoint {addr} refused the token ([admin] token)"
+            ))
+        }
+        other => return Err(format!("admin endpoint {addr} answered HTTP {other}")),
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("admin endpoint {addr}: {e}"))?;
+    Ok(json["sessions"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|s| {
+                    format!(
+                        "{} {} {}",
+                        s["jid"].as_str().unwrap_or("?"),
+                        s["session"].as_str().unwrap_or("?"),
+                        s["node"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn run_user(config: &Config, command: UserCommand) -> ExitCode {

@@ -11,6 +11,8 @@ pub mod im;
 mod pg;
 mod server;
 
+mod bin;
+pub use bin::{parley_binary, workspace_root};
 pub use client::{Client, ClientError, Received, WriteMode};
 pub use etcd::{shared_etcd, EtcdServer};
 pub use pg::{shared_pg, PgServer};
