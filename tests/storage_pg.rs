@@ -30,7 +30,9 @@ async fn rfc6121_roster_subscription_and_offline_on_postgresql() {
     alice
         .send(&chat("bob@localhost", "chat", "stored on postgres"))
         .await;
-    // No waiting: shutdown drains the user actors' writes.
+    // The ping's answer proves the session has handed both stanzas on (it handles its input
+    // in order); the writes they cause are finished by the shutdown's drain, no waiting.
+    alice.sync().await.expect("ping");
     let server = server.restart();
     let mut bob = login(&server, "bob", "b").await;
     bob.roster().await.expect("roster");
