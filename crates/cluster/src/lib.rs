@@ -15,6 +15,8 @@
 //! - [`etcd`]: the registry in etcd — one lease per node kept alive every TTL/3, ownership
 //!   claims by transaction, release by lease, and the list-then-watch loop.
 //!
+//! - [`fence`]: when a node must fence itself (renewal overdue past 2/3 of the TTL, or the
+//!   lease reported gone);
 //! - [`peer`]: node links over TCP — bounded queues, reconnection with backoff, frames held
 //!   while a link is down and handed back for a bounce past the hold bound.
 //!
@@ -22,6 +24,7 @@
 //! the only crate that depends on etcd-client.
 
 pub mod etcd;
+pub mod fence;
 pub mod link;
 pub mod owner;
 pub mod peer;

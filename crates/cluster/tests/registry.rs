@@ -221,3 +221,41 @@ async fn claims_updates_releases_and_take_over() {
     .await;
     sync.abort();
 }
+
+/// A node cut off from etcd fences itself before its lease could expire: renewals stop, and
+/// the fence deadline (2/3 of the TTL) passes while the TTL has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_etcd_fences_itself_before_the_ttl() {
+    use parley_cluster::fence::{Fence, Standing};
+    let mut etcd = parley_testkit::EtcdServer::start();
+    let ttl = Duration::from_secs(3);
+    let reg = EtcdRegistry::register(
+        &[etcd.endpoint.clone()],
+        layout(),
+        "isolated",
+        &info(),
+        ttl.as_secs() as i64,
+    )
+    .await
+    .expect("register");
+    let fence = Fence::for_ttl(ttl);
+    eventually("a first renewal", Duration::from_secs(5), || {
+        reg.since_renewal() < Duration::from_secs(1)
+    })
+    .await;
+    assert_eq!(
+        fence.check(reg.since_renewal(), reg.lease_lost()),
+        Standing::Healthy
+    );
+    etcd.stop();
+    let cut = Instant::now();
+    eventually("the node fences itself", ttl, || {
+        fence.check(reg.since_renewal(), reg.lease_lost()) == Standing::Fenced
+    })
+    .await;
+    assert!(
+        cut.elapsed() < ttl,
+        "fenced after {:?}, before the {ttl:?} TTL",
+        cut.elapsed()
+    );
+}
