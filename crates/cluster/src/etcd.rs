@@ -13,7 +13,7 @@ use etcd_client::{
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::registry::{encode, Cache, Change, Layout, NodeInfo, SessionEntry};
+use crate::registry::{encode, Cache, Change, Event, Layout, NodeInfo, SessionEntry};
 
 /// Errors talking to etcd. Messages name the endpoint list where it helps the operator.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,17 @@ pub enum ClusterError {
     Value {
         /// The key.
         key: String,
+        /// Why.
+        reason: String,
+    },
+    /// etcd did not answer in time.
+    #[error("etcd at {0} did not answer in time")]
+    Timeout(String),
+    /// The node-link listener could not bind.
+    #[error("cluster peer_listen {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
         /// Why.
         reason: String,
     },
@@ -124,7 +135,7 @@ impl EtcdRegistry {
     /// Claims a full JID for a session of this node: created only if nobody holds it, in
     /// one transaction, so each full JID has exactly one owner cluster-wide.
     pub async fn claim(
-        &mut self,
+        &self,
         bare: &str,
         resource: &str,
         entry: &SessionEntry,
@@ -138,7 +149,7 @@ impl EtcdRegistry {
                 Some(PutOptions::new().with_lease(self.lease)),
             )])
             .or_else([TxnOp::get(key.clone(), None)]);
-        let resp = self.client.txn(txn).await?;
+        let resp = self.client.clone().txn(txn).await?;
         if resp.succeeded() {
             return Ok(Claim::Won);
         }
@@ -162,7 +173,7 @@ impl EtcdRegistry {
     /// Takes a full JID over from its current holder (resource conflict `kick_old`), only if
     /// the holder is still the one seen (`expected` is its raw value).
     pub async fn take_over(
-        &mut self,
+        &self,
         bare: &str,
         resource: &str,
         expected: &[u8],
@@ -180,17 +191,18 @@ impl EtcdRegistry {
                 encode(entry),
                 Some(PutOptions::new().with_lease(self.lease)),
             )]);
-        Ok(self.client.txn(txn).await?.succeeded())
+        Ok(self.client.clone().txn(txn).await?.succeeded())
     }
 
     /// Rewrites this node's entry (presence flags changed).
     pub async fn update(
-        &mut self,
+        &self,
         bare: &str,
         resource: &str,
         entry: &SessionEntry,
     ) -> Result<(), ClusterError> {
         self.client
+            .clone()
             .put(
                 self.layout.session(bare, resource),
                 encode(entry),
@@ -200,20 +212,49 @@ impl EtcdRegistry {
         Ok(())
     }
 
+    /// Writes and deletes many of this node's keys in one transaction. Each change is
+    /// `((bare, resource), (what this node last wrote, new value or None to delete))` and
+    /// applies only where the key still holds exactly that value: a key another session
+    /// took over (kick_old, on this node or another) is never overwritten or deleted.
+    /// Returns false when some key had changed; nothing is then written.
+    #[allow(clippy::type_complexity)]
+    pub async fn write_batch(
+        &self,
+        changes: &[((String, String), (SessionEntry, Option<SessionEntry>))],
+    ) -> Result<bool, ClusterError> {
+        let mut compares = Vec::with_capacity(changes.len());
+        let mut ops = Vec::with_capacity(changes.len());
+        for ((bare, resource), (prev, next)) in changes {
+            let key = self.layout.session(bare, resource);
+            compares.push(Compare::value(key.clone(), CompareOp::Equal, encode(prev)));
+            ops.push(match next {
+                Some(entry) => TxnOp::put(
+                    key,
+                    encode(entry),
+                    Some(PutOptions::new().with_lease(self.lease)),
+                ),
+                None => TxnOp::delete(key, None),
+            });
+        }
+        let txn = Txn::new().when(compares).and_then(ops);
+        Ok(self.client.clone().txn(txn).await?.succeeded())
+    }
+
     /// Deletes the key of a full JID if this node (its lease) still holds it.
-    pub async fn release(&mut self, bare: &str, resource: &str) -> Result<bool, ClusterError> {
+    pub async fn release(&self, bare: &str, resource: &str) -> Result<bool, ClusterError> {
         let key = self.layout.session(bare, resource);
         let txn = Txn::new()
             .when([Compare::lease(key.clone(), CompareOp::Equal, self.lease)])
             .and_then([TxnOp::delete(key, None)]);
-        Ok(self.client.txn(txn).await?.succeeded())
+        Ok(self.client.clone().txn(txn).await?.succeeded())
     }
 
     /// Lists the whole registry into `cache` and returns the revision to watch from.
-    pub async fn load(&mut self, cache: &RwLock<Cache>) -> Result<i64, ClusterError> {
+    pub async fn load(&self, cache: &RwLock<Cache>) -> Result<i64, ClusterError> {
         let prefix = self.layout.prefix();
         let resp = self
             .client
+            .clone()
             .get(prefix, Some(GetOptions::new().with_prefix()))
             .await?;
         let revision = resp.header().map_or(0, |h| h.revision());
@@ -222,7 +263,7 @@ impl EtcdRegistry {
             .iter()
             .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
             .collect();
-        cache
+        let _ = cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .reset(&self.layout, kvs, revision);
@@ -231,10 +272,15 @@ impl EtcdRegistry {
 
     /// Keeps `cache` current until the task is dropped: list, then watch from the listed
     /// revision + 1; after a compaction, a cancelled watch or a lost connection, list again.
-    pub fn spawn_sync(&self, cache: Arc<RwLock<Cache>>) -> JoinHandle<()> {
+    pub fn spawn_sync(
+        &self,
+        cache: Arc<RwLock<Cache>>,
+        events: tokio::sync::mpsc::UnboundedSender<Vec<Event>>,
+    ) -> JoinHandle<()> {
         let mut me = EtcdSync {
             client: self.client.clone(),
             layout: self.layout.clone(),
+            events,
         };
         tokio::spawn(async move {
             loop {
@@ -247,10 +293,15 @@ impl EtcdRegistry {
     }
 
     /// Revokes the lease: every key of this node disappears at once (clean shutdown).
-    pub async fn revoke(mut self) -> Result<(), ClusterError> {
+    pub async fn revoke(&self) -> Result<(), ClusterError> {
         self.keepalive.abort();
-        self.client.lease_revoke(self.lease).await?;
+        self.client.clone().lease_revoke(self.lease).await?;
         Ok(())
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 }
 
@@ -263,6 +314,7 @@ impl Drop for EtcdRegistry {
 struct EtcdSync {
     client: Client,
     layout: Layout,
+    events: tokio::sync::mpsc::UnboundedSender<Vec<Event>>,
 }
 
 impl EtcdSync {
@@ -277,10 +329,14 @@ impl EtcdSync {
             .iter()
             .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
             .collect();
-        cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .reset(&self.layout, kvs, revision);
+        let events =
+            cache
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset(&self.layout, kvs, revision);
+        if !events.is_empty() {
+            let _ = self.events.send(events);
+        }
         let mut stream = self
             .client
             .watch(
@@ -317,10 +373,14 @@ impl EtcdSync {
                 })
                 .collect();
             if !changes.is_empty() {
-                cache
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .apply(&self.layout, &changes, rev);
+                let events = cache.write().unwrap_or_else(|e| e.into_inner()).apply(
+                    &self.layout,
+                    &changes,
+                    rev,
+                );
+                if !events.is_empty() {
+                    let _ = self.events.send(events);
+                }
             }
         }
         Ok(())

@@ -5,10 +5,11 @@
 //! so that a peer speaking another version is refused at once with a clear error. Frames are
 //! bounded in size; a peer that announces a larger one is cut off rather than buffered.
 
+use parley_user::UserWire;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest accepted frame body: a maximal stanza (256 KiB by default, configurable up to
 /// this) plus headroom.
@@ -47,28 +48,47 @@ pub enum Body {
         /// Its software version, for logs.
         software: String,
     },
-    /// A stanza for a session on the receiving node (its full JID is the stanza's `to`).
+    /// A stanza for a session on the receiving node.
     /// The stanza is serialized XML in the `jabber:client` namespace.
     ToSession {
+        /// The session's full JID.
+        jid: String,
         /// Session id on the receiving node, so that a stanza for a replaced session is
         /// not handed to its successor.
         session: u64,
         /// The stanza.
         xml: String,
     },
-    /// A stanza for a user's actor, which runs on the receiving node (it owns the user).
+    /// A message for a user's actor, which runs on the receiving node (it owns the user).
     ToUser {
         /// The user's bare JID.
         user: String,
-        /// The stanza.
-        xml: String,
+        /// The message.
+        msg: UserWire,
     },
     /// Close a session on the receiving node.
     Close {
+        /// Its full JID.
+        jid: String,
         /// Its id.
         session: u64,
         /// Why.
         reason: RemoteClose,
+    },
+    /// Asks for the receiver's session records (admin API); answered with
+    /// [`Body::Answer`] carrying the same id.
+    Query {
+        /// Correlates the answer.
+        id: u64,
+        /// What is asked, as JSON (the admin layer's query).
+        what: String,
+    },
+    /// Answer to [`Body::Query`], as JSON.
+    Answer {
+        /// The query's id.
+        id: u64,
+        /// The answer.
+        json: String,
     },
     /// Keep-alive; answered with [`Body::Pong`] with the same number.
     Ping(u64),
@@ -157,19 +177,46 @@ mod tests {
                 software: "0.1.0".into(),
             },
             Body::ToSession {
+                jid: "a@b/c".into(),
                 session: 7,
                 xml: "<message xmlns='jabber:client' to='a@b/c'><body>é</body></message>".into(),
             },
             Body::ToUser {
                 user: "a@b".into(),
-                xml: "<presence xmlns='jabber:client'/>".into(),
+                msg: UserWire::Inbound {
+                    xml: "<presence xmlns='jabber:client'/>".into(),
+                    start: false,
+                },
+            },
+            Body::ToUser {
+                user: "a@b".into(),
+                msg: UserWire::Attach {
+                    resource: "phone".into(),
+                    session: 11,
+                    state: parley_user::WireState {
+                        available: true,
+                        priority: -3,
+                        presence: Some("<presence xmlns='jabber:client'/>".into()),
+                        interested: true,
+                        carbons: false,
+                    },
+                },
             },
             Body::Close {
+                jid: "a@b/c".into(),
                 session: 9,
                 reason: RemoteClose::Error {
                     condition: "conflict".into(),
                     text: Some("replaced".into()),
                 },
+            },
+            Body::Query {
+                id: 4,
+                what: "{}".into(),
+            },
+            Body::Answer {
+                id: 4,
+                json: "[]".into(),
             },
             Body::Ping(3),
             Body::Pong(3),

@@ -73,7 +73,7 @@ impl PeerLink {
     /// Starts a link from `node` to the peer at `addr`.
     pub fn start(
         node: String,
-        addr: SocketAddr,
+        addr: String,
         config: LinkConfig,
         undeliverable: impl Fn(Body) + Send + Sync + 'static,
     ) -> PeerLink {
@@ -111,6 +111,12 @@ impl PeerLink {
         Ok(())
     }
 
+    /// Takes every frame still queued (the peer left the cluster), for bouncing.
+    pub fn take_queued(&self) -> Vec<Body> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.frames.drain(..).collect()
+    }
+
     /// Whether the link is connected.
     pub fn is_up(&self) -> bool {
         self.queue
@@ -143,7 +149,7 @@ fn expire(queue: &Mutex<Queue>, hold: Duration, undeliverable: &Undeliverable) {
 
 async fn run(
     node: String,
-    addr: SocketAddr,
+    addr: String,
     config: LinkConfig,
     queue: Arc<Mutex<Queue>>,
     wake: Arc<Notify>,
@@ -151,7 +157,8 @@ async fn run(
 ) {
     let mut backoff = config.backoff;
     loop {
-        match TcpStream::connect(addr).await {
+        // Resolved at every attempt: a peer's advertised name may move (Kubernetes pods).
+        match TcpStream::connect(addr.as_str()).await {
             Ok(stream) => {
                 backoff = config.backoff;
                 let _ = stream.set_nodelay(true);
@@ -184,44 +191,43 @@ async fn serve(
     stream.write_all(&hello).await?;
     queue.lock().unwrap_or_else(|e| e.into_inner()).down_since = None;
     let mut probe = [0u8; 1];
+    // Frames queued meanwhile go out in one write, so that a burst costs one syscall.
+    const BATCH: usize = 256;
+    let mut out = Vec::new();
     loop {
-        let next = queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .frames
-            .pop_front();
-        match next {
-            Some(body) => {
-                let bytes = match encode(&body) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        warn!(error = %e, "a node link frame could not be encoded");
-                        continue;
-                    }
-                };
-                if let Err(e) = stream.write_all(&bytes).await {
-                    // Not sent: back to the front, to go out on the next connection.
-                    queue
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .frames
-                        .push_front(body);
-                    return Err(e);
+        let batch: Vec<Body> = {
+            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            let n = q.frames.len().min(BATCH);
+            q.frames.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                // The peer never sends on this direction; a read that returns means it
+                // closed (or reset) the connection.
+                r = stream.read(&mut probe) => {
+                    return match r {
+                        Ok(_) => Err(std::io::Error::other("peer closed the link")),
+                        Err(e) => Err(e),
+                    };
                 }
             }
-            None => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    // The peer never sends on this direction; a read that returns means it
-                    // closed (or reset) the connection.
-                    r = stream.read(&mut probe) => {
-                        return match r {
-                            Ok(_) => Err(std::io::Error::other("peer closed the link")),
-                            Err(e) => Err(e),
-                        };
-                    }
-                }
+            continue;
+        }
+        out.clear();
+        for body in &batch {
+            match encode(body) {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(e) => warn!(error = %e, "a node link frame could not be encoded"),
             }
+        }
+        if let Err(e) = stream.write_all(&out).await {
+            // Not known to be sent: back to the front, to go out on the next connection.
+            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            for body in batch.into_iter().rev() {
+                q.frames.push_front(body);
+            }
+            return Err(e);
         }
     }
 }
@@ -286,6 +292,7 @@ mod tests {
 
     fn stanza(i: u64) -> Body {
         Body::ToSession {
+            jid: "a@b/c".into(),
             session: i,
             xml: format!("<message xmlns='jabber:client'><body>{i}</body></message>"),
         }
@@ -311,7 +318,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let link = PeerLink::start("n1".into(), addr, LinkConfig::default(), |_| {
+        let link = PeerLink::start("n1".into(), addr.to_string(), LinkConfig::default(), |_| {
             panic!("nothing is undeliverable here")
         });
         for i in 0..100 {
@@ -326,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn frames_wait_for_a_link_that_comes_back() {
         let addr = free_addr().await;
-        let link = PeerLink::start("n1".into(), addr, LinkConfig::default(), |_| {
+        let link = PeerLink::start("n1".into(), addr.to_string(), LinkConfig::default(), |_| {
             panic!("held frames must not be given up within the hold bound")
         });
         link.send(stanza(1)).unwrap();
@@ -354,7 +361,7 @@ mod tests {
             ..LinkConfig::default()
         };
         let _link = {
-            let link = PeerLink::start("n1".into(), addr, config, move |body| {
+            let link = PeerLink::start("n1".into(), addr.to_string(), config, move |body| {
                 let _ = tx.send(body);
             });
             link.send(stanza(7)).unwrap();
@@ -371,7 +378,7 @@ mod tests {
             hold: Duration::from_secs(60),
             ..LinkConfig::default()
         };
-        let link = PeerLink::start("n1".into(), addr, config, |_| {});
+        let link = PeerLink::start("n1".into(), addr.to_string(), config, |_| {});
         link.send(stanza(1)).unwrap();
         link.send(stanza(2)).unwrap();
         assert_eq!(link.send(stanza(3)), Err(QueueFull(stanza(3))));

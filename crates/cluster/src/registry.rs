@@ -36,6 +36,9 @@ pub struct SessionEntry {
     pub available: bool,
     /// Asked for the roster.
     pub interested: bool,
+    /// XEP-0280 carbons enabled.
+    #[serde(default)]
+    pub carbons: bool,
 }
 
 /// What a registry key names.
@@ -120,6 +123,22 @@ pub enum Change {
     },
 }
 
+/// What changed in the cache, for the node to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The set of live nodes changed (user ownership may have moved).
+    NodesChanged,
+    /// A bound resource disappeared from the registry.
+    SessionRemoved {
+        /// Its bare JID.
+        bare: String,
+        /// Its resource.
+        resource: String,
+        /// What the registry held for it.
+        entry: SessionEntry,
+    },
+}
+
 /// The local view of the registry, rebuilt by a list and kept by a watch.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -137,35 +156,70 @@ impl Cache {
 
     /// Replaces everything with a fresh list taken at `revision` (after start-up, a
     /// reconnect, or a compacted watch).
-    pub fn reset(&mut self, layout: &Layout, kvs: Vec<(String, Vec<u8>)>, revision: i64) {
-        self.nodes.clear();
-        self.sessions.clear();
+    /// Returns what the re-list removed, as if the watch had seen it.
+    pub fn reset(
+        &mut self,
+        layout: &Layout,
+        kvs: Vec<(String, Vec<u8>)>,
+        revision: i64,
+    ) -> Vec<Event> {
+        let old_nodes = std::mem::take(&mut self.nodes);
+        let old_sessions = std::mem::take(&mut self.sessions);
         for (key, value) in kvs {
             self.put(layout, &key, &value);
         }
         self.revision = revision;
+        let mut events = Vec::new();
+        if old_nodes.keys().ne(self.nodes.keys()) {
+            events.push(Event::NodesChanged);
+        }
+        for (bare, list) in old_sessions {
+            for (resource, entry) in list {
+                let now = self.lookup(&bare, &resource);
+                if now.is_none_or(|e| e.node != entry.node || e.session != entry.session) {
+                    events.push(Event::SessionRemoved {
+                        bare: bare.clone(),
+                        resource,
+                        entry,
+                    });
+                }
+            }
+        }
+        events
     }
 
     /// Applies watch events of `revision`. Events at or below the cache's revision were
     /// already seen (a re-list overtook the watch) and are ignored.
-    pub fn apply(&mut self, layout: &Layout, changes: &[Change], revision: i64) {
+    /// Returns what changed.
+    pub fn apply(&mut self, layout: &Layout, changes: &[Change], revision: i64) -> Vec<Event> {
+        let mut events = Vec::new();
         if revision <= self.revision {
-            return;
+            return events;
         }
+        let mut nodes_changed = false;
         for change in changes {
             match change {
-                Change::Put { key, value } => self.put(layout, key, value),
-                Change::Delete { key } => self.delete(layout, key),
+                Change::Put { key, value } => {
+                    nodes_changed |= self.put(layout, key, value);
+                }
+                Change::Delete { key } => {
+                    nodes_changed |= self.delete(layout, key, &mut events);
+                }
             }
         }
+        if nodes_changed {
+            events.insert(0, Event::NodesChanged);
+        }
         self.revision = revision;
+        events
     }
 
-    fn put(&mut self, layout: &Layout, key: &str, value: &[u8]) {
+    /// Returns whether the node set changed.
+    fn put(&mut self, layout: &Layout, key: &str, value: &[u8]) -> bool {
         match layout.parse(key) {
             Some(Key::Node(id)) => {
                 if let Ok(info) = serde_json::from_slice(value) {
-                    self.nodes.insert(id.to_owned(), info);
+                    return self.nodes.insert(id.to_owned(), info).is_none();
                 }
             }
             Some(Key::Session { bare, resource }) => {
@@ -178,16 +232,21 @@ impl Cache {
             }
             None => {}
         }
+        false
     }
 
-    fn delete(&mut self, layout: &Layout, key: &str) {
+    fn delete(&mut self, layout: &Layout, key: &str, events: &mut Vec<Event>) -> bool {
         match layout.parse(key) {
-            Some(Key::Node(id)) => {
-                self.nodes.remove(id);
-            }
+            Some(Key::Node(id)) => return self.nodes.remove(id).is_some(),
             Some(Key::Session { bare, resource }) => {
                 if let Some(list) = self.sessions.get_mut(bare) {
-                    list.remove(resource);
+                    if let Some(entry) = list.remove(resource) {
+                        events.push(Event::SessionRemoved {
+                            bare: bare.to_owned(),
+                            resource: resource.to_owned(),
+                            entry,
+                        });
+                    }
                     if list.is_empty() {
                         self.sessions.remove(bare);
                     }
@@ -195,6 +254,46 @@ impl Cache {
             }
             None => {}
         }
+        false
+    }
+
+    /// Whether `node` is a live member.
+    pub fn has_node(&self, node: &str) -> bool {
+        self.nodes.contains_key(node)
+    }
+
+    /// Every bound resource cluster-wide: (bare JID, resource, entry), sorted.
+    pub fn all_sessions(&self) -> Vec<(&str, &str, &SessionEntry)> {
+        let mut out: Vec<_> = self
+            .sessions
+            .iter()
+            .flat_map(|(b, m)| m.iter().map(move |(r, e)| (b.as_str(), r.as_str(), e)))
+            .collect();
+        out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out
+    }
+
+    /// Approximate heap bytes the session entries take (keys, values, map overhead), for
+    /// the compactness figure the benchmarks report.
+    pub fn approx_session_bytes(&self) -> usize {
+        let per_map_entry = 3 * std::mem::size_of::<usize>();
+        self.sessions
+            .iter()
+            .map(|(bare, list)| {
+                bare.capacity()
+                    + per_map_entry
+                    + std::mem::size_of::<BTreeMap<String, SessionEntry>>()
+                    + list
+                        .iter()
+                        .map(|(r, e)| {
+                            r.capacity()
+                                + e.node.capacity()
+                                + std::mem::size_of::<(String, SessionEntry)>()
+                                + per_map_entry
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
     }
 
     /// Who owns a full JID.
@@ -241,6 +340,15 @@ mod tests {
             priority: 0,
             available: true,
             interested: false,
+            carbons: false,
+        }
+    }
+
+    fn info() -> NodeInfo {
+        NodeInfo {
+            addr: "127.0.0.1:7400".into(),
+            version: "0".into(),
+            started_ms: 0,
         }
     }
 
@@ -338,7 +446,55 @@ mod tests {
         let v = String::from_utf8(encode(&entry("n1", 7))).unwrap();
         assert_eq!(
             v,
-            r#"{"node":"n1","session":7,"priority":0,"available":true,"interested":false}"#
+            r#"{"node":"n1","session":7,"priority":0,"available":true,"interested":false,"carbons":false}"#
         );
+    }
+
+    #[test]
+    fn events_name_removed_sessions_and_membership_changes() {
+        let l = Layout::new("/p");
+        let mut c = Cache::default();
+        let events = c.reset(
+            &l,
+            vec![
+                (l.node("n1"), encode(&info())),
+                (l.session("a@x", "r"), encode(&entry("n1", 1))),
+            ],
+            5,
+        );
+        assert_eq!(events, vec![Event::NodesChanged]);
+        // The lease of n1 expires: its node key and session key go in one revision.
+        let events = c.apply(
+            &l,
+            &[
+                Change::Delete { key: l.node("n1") },
+                Change::Delete {
+                    key: l.session("a@x", "r"),
+                },
+            ],
+            6,
+        );
+        assert_eq!(
+            events,
+            vec![
+                Event::NodesChanged,
+                Event::SessionRemoved {
+                    bare: "a@x".into(),
+                    resource: "r".into(),
+                    entry: entry("n1", 1),
+                }
+            ]
+        );
+        assert!(!c.has_node("n1"));
+        // A re-list that lost a session reports it too.
+        c.reset(
+            &l,
+            vec![(l.session("b@x", "r"), encode(&entry("n2", 2)))],
+            7,
+        );
+        let events = c.reset(&l, vec![], 8);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::SessionRemoved { bare, .. } if bare == "b@x")));
     }
 }

@@ -31,6 +31,7 @@ fn entry(node: &str, session: u64) -> SessionEntry {
         priority: 0,
         available: false,
         interested: false,
+        carbons: false,
     }
 }
 
@@ -67,7 +68,7 @@ async fn exactly_one_of_100_concurrent_claims_wins() {
         nodes.push(node(&l, id, 10).await);
     }
     let mut tasks = Vec::new();
-    for (i, mut n) in nodes.into_iter().enumerate() {
+    for (i, n) in nodes.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut won = 0;
             for k in 0..34 {
@@ -94,8 +95,8 @@ async fn a_dead_nodes_keys_vanish_within_ttl_plus_two_seconds() {
     let l = layout();
     let watcher = node(&l, "watcher", 10).await;
     let cache = Arc::new(RwLock::new(Cache::default()));
-    let sync = watcher.spawn_sync(cache.clone());
-    let mut doomed = node(&l, "doomed", 2).await;
+    let sync = watcher.spawn_sync(cache.clone(), tokio::sync::mpsc::unbounded_channel().0);
+    let doomed = node(&l, "doomed", 2).await;
     assert_eq!(
         doomed
             .claim("bob@localhost", "r", &entry("doomed", 1))
@@ -126,8 +127,8 @@ async fn a_dead_nodes_keys_vanish_within_ttl_plus_two_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_the_lease_deletes_the_keys_at_once() {
     let l = layout();
-    let mut observer = node(&l, "observer", 10).await;
-    let mut leaving = node(&l, "leaving", 10).await;
+    let observer = node(&l, "observer", 10).await;
+    let leaving = node(&l, "leaving", 10).await;
     leaving
         .claim("carol@localhost", "r", &entry("leaving", 1))
         .await
@@ -145,10 +146,10 @@ async fn revoking_the_lease_deletes_the_keys_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_updates_releases_and_take_over() {
     let l = layout();
-    let mut a = node(&l, "a", 10).await;
-    let mut b = node(&l, "b", 10).await;
+    let a = node(&l, "a", 10).await;
+    let b = node(&l, "b", 10).await;
     let cache = Arc::new(RwLock::new(Cache::default()));
-    let sync = a.spawn_sync(cache.clone());
+    let sync = a.spawn_sync(cache.clone(), tokio::sync::mpsc::unbounded_channel().0);
 
     assert_eq!(
         a.claim("dave@localhost", "r", &entry("a", 1))

@@ -1,9 +1,11 @@
 //! HTTP on actix-web: the admin API (bearer token), health and readiness for load balancers,
-//! and Prometheus metrics. It holds no business rules: it reads the router and the user
-//! registry and answers.
+//! and Prometheus metrics. It holds no business rules: it reads the router, the user registry
+//! and (in a cluster) the node, and answers.
 //!
-//! This is the single-node part of the admin endpoint; answers cover this node until the
-//! cluster layer feeds them the registry (docs/cluster.md).
+//! Every API answer covers the whole cluster, whichever node is asked: the node answering
+//! gathers the other nodes' session records over the node links (`Body::Query`); a node that
+//! does not answer in time is represented by what the registry holds for it, marked
+//! `"partial": true`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,32 +14,186 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use std::time::Duration;
+
+use parley_cluster::node::Node;
 use parley_router::Router;
 use parley_user::Users;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// What the admin endpoint reads.
 #[derive(Debug, Clone)]
 pub struct AdminState {
-    /// This node's name.
+    /// This node's id.
     pub node: String,
+    /// The cluster membership, when clustered.
+    pub cluster: Option<Arc<Node>>,
     /// The routing table.
     pub router: Arc<Router>,
     /// The user actors.
     pub users: Arc<Users>,
-    /// The bearer token; without one, the API routes always answer 401.
+    /// Bearer token for `/api/`; None closes the API.
     pub token: Option<String>,
-    /// Cleared when the node starts shutting down (load balancers stop sending clients).
+    /// Readiness (false while starting, shutting down or fenced).
     pub ready: Arc<AtomicBool>,
 }
 
-/// One bound session as the API shows it.
-#[derive(Debug, Serialize)]
-struct SessionView {
-    jid: String,
-    session: String,
-    node: String,
+/// One session as the API shows it: Prosody's session fields plus node, ip and times.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionRecord {
+    /// Full JID (`full_jid`).
+    pub jid: String,
+    /// `username`.
+    pub username: String,
+    /// `host`.
+    pub host: String,
+    /// `resource`.
+    pub resource: String,
+    /// `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Session id on its node.
+    pub session: String,
+    /// The node holding it.
+    pub node: String,
+    /// Client address.
+    pub ip: Option<String>,
+    /// TLS in use.
+    pub secure: Option<bool>,
+    /// Presence priority.
+    pub priority: i8,
+    /// `presence`: "unavailable", "available", or the `<show/>` value.
+    pub presence: String,
+    /// Bound (always true for a listed session).
+    pub connected: bool,
+    /// Sent initial presence.
+    pub available: bool,
+    /// Asked for the roster.
+    pub interested: bool,
+    /// Lifecycle status.
+    pub status: String,
+    /// Times, unix milliseconds.
+    pub created: Option<i64>,
+    /// Last time the client sent anything.
+    pub last_active: Option<i64>,
+    /// Last state change.
+    pub updated: Option<i64>,
+    /// True when the holding node did not answer and this comes from the registry alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The sessions of this node, as records.
+pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<SessionRecord> {
+    let mut out: Vec<SessionRecord> = router
+        .bound_handles()
+        .into_iter()
+        .filter(|(jid, _)| user.is_none_or(|u| jid.to_bare().as_str() == u))
+        .map(|(jid, handle)| {
+            let meta = handle.meta();
+            let (flags, show) = meta.map(|m| m.state()).unwrap_or_default();
+            SessionRecord {
+                username: jid.node().map_or("", |n| n.as_str()).to_owned(),
+                host: jid.domain().as_str().to_owned(),
+                resource: jid.resource().as_str().to_owned(),
+                jid: jid.to_string(),
+                kind: meta.map_or("c2s", |m| m.kind).to_owned(),
+                session: handle.id.to_string(),
+                node: node.to_owned(),
+                ip: meta.and_then(|m| m.ip).map(|ip| ip.ip().to_string()),
+                secure: meta.map(|m| m.secure()),
+                priority: flags.priority,
+                presence: presence_word(flags.available, show),
+                connected: true,
+                available: flags.available,
+                interested: flags.interested,
+                status: "active".to_owned(),
+                created: meta.map(|m| m.created_ms),
+                last_active: meta.map(|m| m.last_active_ms()),
+                updated: meta.map(|m| m.updated_ms()),
+                partial: false,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.jid.cmp(&b.jid));
+    out
+}
+
+fn presence_word(available: bool, show: Option<String>) -> String {
+    match (available, show) {
+        (false, _) => "unavailable".to_owned(),
+        (true, Some(show)) if !show.trim().is_empty() => show.trim().to_owned(),
+        (true, _) => "available".to_owned(),
+    }
+}
+
+/// What a node asks its peers for.
+#[derive(Debug, Serialize, Deserialize)]
+struct Query {
+    user: Option<String>,
+}
+
+/// Makes `node` answer peers' session queries from `router`.
+pub fn answer_queries(node: &Arc<Node>, router: Arc<Router>) {
+    let id = node.id().to_owned();
+    node.set_query_answer(move |what| {
+        let user = serde_json::from_str::<Query>(what)
+            .ok()
+            .and_then(|q| q.user);
+        serde_json::to_string(&local_records(&router, &id, user.as_deref()))
+            .unwrap_or_else(|_| "[]".to_owned())
+    });
+}
+
+/// Every session cluster-wide (or of one user), sorted by JID.
+async fn cluster_records(state: &AdminState, user: Option<&str>) -> Vec<SessionRecord> {
+    let mut all = local_records(&state.router, &state.node, user);
+    let Some(node) = &state.cluster else {
+        return all;
+    };
+    let what = serde_json::to_string(&Query {
+        user: user.map(str::to_owned),
+    })
+    .unwrap_or_default();
+    for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
+        match answer.and_then(|a| serde_json::from_str::<Vec<SessionRecord>>(&a).ok()) {
+            Some(records) => all.extend(records),
+            None => {
+                // The peer did not answer: what the registry says of its sessions.
+                let cache = node.cache().read().unwrap_or_else(|e| e.into_inner());
+                for (bare, resource, e) in cache.all_sessions() {
+                    if e.node != peer || user.is_some_and(|u| u != bare) {
+                        continue;
+                    }
+                    let (username, host) = bare.split_once('@').unwrap_or(("", bare));
+                    all.push(SessionRecord {
+                        jid: format!("{bare}/{resource}"),
+                        username: username.to_owned(),
+                        host: host.to_owned(),
+                        resource: resource.to_owned(),
+                        kind: "c2s".to_owned(),
+                        session: format!("{:016x}", e.session),
+                        node: e.node.clone(),
+                        ip: None,
+                        secure: None,
+                        priority: e.priority,
+                        presence: presence_word(e.available, None),
+                        connected: true,
+                        available: e.available,
+                        interested: e.interested,
+                        status: "active".to_owned(),
+                        created: None,
+                        last_active: None,
+                        updated: None,
+                        partial: true,
+                    });
+                }
+            }
+        }
+    }
+    all.sort_by(|a, b| (&a.jid, &a.node).cmp(&(&b.jid, &b.node)));
+    all
 }
 
 fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
@@ -59,12 +215,20 @@ fn unauthorized() -> HttpResponse {
         .json(serde_json::json!({"error": "a valid bearer token is required"}))
 }
 
+fn bad_request(text: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(serde_json::json!({ "error": text }))
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
+fn is_ready(state: &AdminState) -> bool {
+    state.ready.load(Ordering::Acquire) && state.cluster.as_ref().is_none_or(|n| n.healthy())
+}
+
 async fn ready(state: web::Data<AdminState>) -> HttpResponse {
-    if state.ready.load(Ordering::Acquire) {
+    if is_ready(&state) {
         HttpResponse::Ok()
             .content_type("text/plain")
             .body("ready\n")
@@ -76,45 +240,210 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
-    let body = format!(
-        "# HELP parley_sessions Bound client sessions on this node.\n\
-         # TYPE parley_sessions gauge\n\
-         parley_sessions{{type=\"c2s\",node=\"{node}\"}} {sessions}\n\
-         # HELP parley_user_actors Running user actors on this node.\n\
-         # TYPE parley_user_actors gauge\n\
-         parley_user_actors{{node=\"{node}\"}} {users}\n\
-         # HELP parley_ready Whether the node accepts clients.\n\
-         # TYPE parley_ready gauge\n\
-         parley_ready{{node=\"{node}\"}} {ready}\n",
-        node = state.node,
-        sessions = state.router.session_count(),
-        users = state.users.running(),
-        ready = u8::from(state.ready.load(Ordering::Acquire)),
+    use std::fmt::Write as _;
+    let node = &state.node;
+    let mut body = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
+        let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in lines {
+            let _ = writeln!(body, "{name}{{{labels}}} {value}");
+        }
+    };
+    let here = format!("node=\"{node}\"");
+    metric(
+        "parley_sessions",
+        "gauge",
+        "Bound client sessions, by type and node (this node; in a cluster also every node as the registry shows it).",
+        &{
+            let mut lines = vec![(
+                format!("type=\"c2s\",{here}"),
+                state.router.session_count().to_string(),
+            )];
+            if let Some(n) = &state.cluster {
+                for v in n.nodes().into_iter().filter(|v| v.id != *node) {
+                    lines.push((format!("type=\"c2s\",node=\"{}\"", v.id), v.sessions.to_string()));
+                }
+            }
+            lines
+        },
     );
+    metric(
+        "parley_user_actors",
+        "gauge",
+        "Running user actors on this node.",
+        &[(here.clone(), state.users.running().to_string())],
+    );
+    metric(
+        "parley_ready",
+        "gauge",
+        "Whether the node accepts clients.",
+        &[(here.clone(), u8::from(is_ready(&state)).to_string())],
+    );
+    use parley_router::metrics as m;
+    metric(
+        "parley_stanzas_in_total",
+        "counter",
+        "Stanzas received from clients.",
+        &[(
+            here.clone(),
+            m::STANZAS_IN.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    metric(
+        "parley_stanzas_out_total",
+        "counter",
+        "Stanzas queued to clients.",
+        &[(
+            here.clone(),
+            m::STANZAS_OUT.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    let (counts, sum_us) = m::routing_histogram();
+    let mut lines: Vec<(String, String)> = m::LATENCY_BOUNDS_US
+        .iter()
+        .map(|b| format!("{}", *b as f64 / 1e6))
+        .chain(std::iter::once("+Inf".to_owned()))
+        .zip(&counts)
+        .map(|(le, c)| (format!("{here},le=\"{le}\""), c.to_string()))
+        .collect();
+    let _ = writeln!(
+        body,
+        "# HELP parley_routing_seconds Time to route one client stanza to its destination.\n# TYPE parley_routing_seconds histogram"
+    );
+    for (labels, value) in lines.drain(..) {
+        let _ = writeln!(body, "parley_routing_seconds_bucket{{{labels}}} {value}");
+    }
+    let _ = writeln!(
+        body,
+        "parley_routing_seconds_sum{{{here}}} {}\nparley_routing_seconds_count{{{here}}} {}",
+        sum_us as f64 / 1e6,
+        counts.last().copied().unwrap_or(0)
+    );
+    if let Some(n) = &state.cluster {
+        let c = &n.metrics;
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
+            let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(body, "{name}{{{labels}}} {value}");
+            }
+        };
+        metric(
+            "parley_etcd_requests_total",
+            "counter",
+            "etcd requests by kind: claim transactions, batched write transactions, failures.",
+            &[
+                (format!("{here},op=\"claim\""), ld(&c.etcd_claims)),
+                (format!("{here},op=\"batch\""), ld(&c.etcd_batches)),
+                (format!("{here},op=\"error\""), ld(&c.etcd_errors)),
+            ],
+        );
+        metric(
+            "parley_etcd_batched_keys_total",
+            "counter",
+            "Keys written or deleted by batched transactions.",
+            &[(here.clone(), ld(&c.etcd_batched_keys))],
+        );
+        metric(
+            "parley_node_link_up",
+            "gauge",
+            "Whether the link to each peer is connected.",
+            &n.links()
+                .into_iter()
+                .map(|l| {
+                    (
+                        format!("{here},peer=\"{}\"", l.node),
+                        u8::from(l.up).to_string(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "parley_node_link_frames_total",
+            "counter",
+            "Frames sent and received on node links.",
+            &[
+                (format!("{here},direction=\"out\""), ld(&c.frames_out)),
+                (format!("{here},direction=\"in\""), ld(&c.frames_in)),
+            ],
+        );
+        metric(
+            "parley_node_link_bounced_total",
+            "counter",
+            "Stanzas bounced because a node link refused or gave them up.",
+            &[(here.clone(), ld(&c.bounced))],
+        );
+        metric(
+            "parley_fences_total",
+            "counter",
+            "Times this node fenced itself (lease not renewed in time).",
+            &[(here.clone(), ld(&c.fences))],
+        );
+        let cache = n.cache().read().unwrap_or_else(|e| e.into_inner());
+        metric(
+            "parley_registry_cache_bytes",
+            "gauge",
+            "Approximate heap bytes of the registry cache's session entries.",
+            &[(here.clone(), cache.approx_session_bytes().to_string())],
+        );
+        metric(
+            "parley_registry_sessions",
+            "gauge",
+            "Session entries in the registry cache (cluster-wide).",
+            &[(here.clone(), cache.session_count().to_string())],
+        );
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)
 }
 
-fn views(state: &AdminState, user: Option<&str>) -> Vec<SessionView> {
-    state
-        .router
-        .bound()
-        .into_iter()
-        .filter(|(jid, _)| user.is_none_or(|u| jid.to_bare().as_str() == u))
-        .map(|(jid, id)| SessionView {
-            jid: jid.to_string(),
-            session: id.to_string(),
-            node: state.node.clone(),
-        })
-        .collect()
+#[derive(Debug, Deserialize)]
+struct SessionsQuery {
+    user: Option<String>,
+    node: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
 }
 
-async fn sessions(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+const MAX_PAGE: usize = 1000;
+
+async fn sessions(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: web::Query<SessionsQuery>,
+) -> HttpResponse {
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    HttpResponse::Ok().json(serde_json::json!({ "sessions": views(&state, None) }))
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return bad_request("limit must be from 1 to 1000");
+    }
+    let user = query.user.as_deref().map(str::to_lowercase);
+    let all = cluster_records(&state, user.as_deref()).await;
+    let filtered: Vec<SessionRecord> = all
+        .into_iter()
+        .filter(|r| query.node.as_ref().is_none_or(|n| &r.node == n))
+        .collect();
+    let total = filtered.len();
+    let page: Vec<SessionRecord> = filtered
+        .into_iter()
+        .filter(|r| {
+            query
+                .after
+                .as_ref()
+                .is_none_or(|a| r.jid.as_str() > a.as_str())
+        })
+        .take(limit + 1)
+        .collect();
+    let next = (page.len() > limit).then(|| page[limit - 1].jid.clone());
+    let page = &page[..page.len().min(limit)];
+    HttpResponse::Ok().json(serde_json::json!({
+        "sessions": page,
+        "total": total,
+        "next": next,
+    }))
 }
 
 async fn user_sessions(
@@ -126,13 +455,48 @@ async fn user_sessions(
         return unauthorized();
     }
     let user = path.into_inner().to_lowercase();
-    HttpResponse::Ok()
-        .json(serde_json::json!({ "user": user, "sessions": views(&state, Some(&user)) }))
+    let records = cluster_records(&state, Some(&user)).await;
+    HttpResponse::Ok().json(serde_json::json!({ "user": user, "sessions": records }))
 }
 
-/// Binds the admin endpoint on `addr` and returns its address and the server future (spawn
-/// it on the actix system).
+async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let list = match &state.cluster {
+        None => vec![serde_json::json!({
+            "id": state.node,
+            "sessions": state.router.session_count(),
+            "ready": is_ready(&state),
+            "self": true,
+        })],
+        Some(n) => {
+            let links = n.links();
+            n.nodes()
+                .into_iter()
+                .map(|v| {
+                    let link = links.iter().find(|l| l.node == v.id);
+                    serde_json::json!({
+                        "id": v.id,
+                        "addr": v.info.addr,
+                        "version": v.info.version,
+                        "started": v.info.started_ms,
+                        "sessions": v.sessions,
+                        "self": v.id == state.node,
+                        "link_up": link.map(|l| l.up),
+                    })
+                })
+                .collect()
+        }
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "node": state.node, "nodes": list }))
+}
+
+/// Starts the admin endpoint on `addr`; returns the bound address and the server future.
 pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
+    if let Some(node) = &state.cluster {
+        answer_queries(node, state.router.clone());
+    }
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -140,6 +504,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics))
+            .route("/api/v1/nodes", web::get().to(nodes))
             .route("/api/v1/sessions", web::get().to(sessions))
             .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
     })

@@ -34,6 +34,129 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[log]`: logging verbosity and format.
     pub log: LogConfig,
+    /// `[cluster]`: membership of a cluster; absent for a single node (no etcd needed).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// etcd endpoints.
+    pub etcd: Vec<String>,
+    /// This node's unique id; unset: the host name.
+    pub node_id: Option<String>,
+    /// Where the node-link listener binds.
+    pub peer_listen: SocketAddr,
+    /// Where other nodes reach this one (`host:port`); unset: `peer_listen`.
+    pub peer_advertise: Option<String>,
+    /// Lease TTL in seconds: how long a dead node's sessions stay registered.
+    pub lease_ttl_s: u64,
+    /// Key prefix in etcd, so that several clusters can share one etcd.
+    pub prefix: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            etcd: vec!["http://127.0.0.1:2379".to_owned()],
+            node_id: None,
+            peer_listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            peer_advertise: None,
+            lease_ttl_s: 10,
+            prefix: "/parley".to_owned(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The node id: configured, or the host name.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(host_name)
+    }
+
+    /// The advertised peer address.
+    pub fn peer_advertise(&self) -> String {
+        self.peer_advertise
+            .clone()
+            .unwrap_or_else(|| self.peer_listen.to_string())
+    }
+
+    fn check(&self) -> Result<(), Violation> {
+        if self.etcd.is_empty() {
+            return Err(Violation::new(
+                "cluster.etcd",
+                "[]",
+                "needs at least one etcd endpoint such as \"http://127.0.0.1:2379\"",
+            ));
+        }
+        for (i, url) in self.etcd.iter().enumerate() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Violation::new(
+                    &format!("cluster.etcd[{i}]"),
+                    Quoted(url),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(id) = &self.node_id {
+            let ok = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !ok {
+                return Err(Violation::new(
+                    "cluster.node_id",
+                    Quoted(id),
+                    "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+                ));
+            }
+        }
+        if let Some(adv) = &self.peer_advertise {
+            let ok = adv
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(Violation::new(
+                    "cluster.peer_advertise",
+                    Quoted(adv),
+                    "must be \"host:port\" as other nodes reach this one",
+                ));
+            }
+        }
+        if self.peer_advertise.is_none() && self.peer_listen.ip().is_unspecified() {
+            return Err(Violation::new(
+                "cluster.peer_advertise",
+                "unset",
+                "must be set when peer_listen is a wildcard address",
+            ));
+        }
+        if !(2..=300).contains(&self.lease_ttl_s) {
+            return Err(Violation::new(
+                "cluster.lease_ttl_s",
+                self.lease_ttl_s,
+                "must be from 2 to 300 seconds",
+            ));
+        }
+        if !self.prefix.starts_with('/') || self.prefix.ends_with('/') {
+            return Err(Violation::new(
+                "cluster.prefix",
+                Quoted(&self.prefix),
+                "must start with '/' and not end with one, e.g. \"/parley\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The host name, for the default node id.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "parley".to_owned())
 }
 
 /// `[server]`.
@@ -354,6 +477,9 @@ impl Config {
 
     fn check(&self) -> Result<(), Violation> {
         self.check_server()?;
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
+        }
         self.check_c2s()?;
         self.check_tls()?;
         if self.sasl.scram_iterations < MIN_SCRAM_ITERATIONS {
@@ -874,6 +1000,13 @@ mod tests {
             "[log]",
             "level =",
             "format =",
+            "[cluster]",
+            "etcd =",
+            "node_id =",
+            "peer_listen =",
+            "peer_advertise =",
+            "lease_ttl_s =",
+            "prefix =",
         ] {
             assert!(
                 doc.contains(key),
@@ -995,6 +1128,31 @@ format = "json"
             e.starts_with("test.toml: sasl.scram_iterations = 4095: must be at least 4096"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cluster_section_is_off_when_absent_and_checked_when_present() {
+        assert_eq!(parse("").unwrap().cluster, None);
+        let c = parse("[cluster]\nnode_id = \"n1\"\n").unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.etcd, vec!["http://127.0.0.1:2379".to_owned()]);
+        assert_eq!(cluster.lease_ttl_s, 10);
+        assert_eq!(cluster.node_id(), "n1");
+        assert_eq!(cluster.peer_advertise(), "127.0.0.1:7400");
+        let e = err("[cluster]\netcd = []\n");
+        assert!(e.contains("cluster.etcd"), "{e}");
+        let e = err("[cluster]\netcd = [\"127.0.0.1:2379\"]\n");
+        assert!(e.contains("cluster.etcd[0]"), "{e}");
+        let e = err("[cluster]\nnode_id = \"a b\"\n");
+        assert!(e.contains("cluster.node_id"), "{e}");
+        let e = err("[cluster]\nlease_ttl_s = 1\n");
+        assert!(e.contains("cluster.lease_ttl_s"), "{e}");
+        let e = err("[cluster]\npeer_listen = \"0.0.0.0:7400\"\n");
+        assert!(e.contains("cluster.peer_advertise"), "{e}");
+        let e = err("[cluster]\npeer_advertise = \"nohost\"\n");
+        assert!(e.contains("cluster.peer_advertise"), "{e}");
+        let e = err("[cluster]\nnodeid = \"x\"\n");
+        assert!(e.contains("cluster.nodeid"), "{e}");
     }
 
     #[test]

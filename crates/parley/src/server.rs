@@ -11,6 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_rt::{Arbiter, System};
+use parley_cluster::node::{ClusterSettings, Node};
+use parley_cluster::peer::LinkConfig;
 use parley_http::{admin_server, AdminState};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
@@ -149,6 +151,7 @@ struct Running {
     admin: Option<SocketAddr>,
     ready: Arc<AtomicBool>,
     workers: Vec<Arbiter>,
+    cluster: Option<Arc<Node>>,
 }
 
 impl Running {
@@ -170,6 +173,10 @@ impl Running {
         // Unavailable broadcasts and roster or offline writes triggered by the closes finish
         // before the worker threads go.
         self.users.drain(SHUTDOWN_GRACE).await;
+        // Every key of this node goes at once, instead of when the lease would expire.
+        if let Some(node) = &self.cluster {
+            node.leave().await;
+        }
         for w in self.workers {
             w.stop();
             let _ = w.join();
@@ -212,9 +219,32 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         },
         handles.to_vec(),
     );
+    let ready = Arc::new(AtomicBool::new(false));
+    let node_id = config
+        .cluster
+        .as_ref()
+        .map_or_else(crate::config::host_name, |c| c.node_id());
+    let cluster = match &config.cluster {
+        None => None,
+        Some(c) => {
+            let settings = ClusterSettings {
+                etcd: c.etcd.clone(),
+                node_id: node_id.clone(),
+                peer_listen: c.peer_listen,
+                peer_advertise: c.peer_advertise(),
+                lease_ttl_s: c.lease_ttl_s as i64,
+                prefix: c.prefix.clone(),
+                link: LinkConfig::default(),
+            };
+            let node = Node::start(settings, router.clone(), users.clone(), ready.clone())
+                .await
+                .map_err(|e| err(&format!("cluster (etcd {})", c.etcd.join(", ")), &e))?;
+            Some(node)
+        }
+    };
     let c2s = &config.c2s;
     let env = Arc::new(SessionEnv {
-        node: node_name(),
+        node: node_id.clone(),
         config: SessionConfig {
             limits: Limits {
                 max_stanza_bytes: c2s.max_stanza_bytes,
@@ -261,11 +291,11 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             handles.clone(),
         ));
     }
-    let ready = Arc::new(AtomicBool::new(false));
     let admin = match config.admin.listen {
         Some(addr) => {
             let state = AdminState {
-                node: node_name(),
+                node: node_id.clone(),
+                cluster: cluster.clone(),
                 router: router.clone(),
                 users: users.clone(),
                 token: config.admin.token.clone(),
@@ -289,16 +319,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         admin,
         ready,
         workers,
+        cluster,
     })
-}
-
-/// The node's name for logs: the host name (the cluster issue makes it configurable).
-fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "parley".to_owned())
 }
 
 /// Storage URLs may carry a password (`postgres://user:pw@…`); logs get the rest.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::{Message, Recipient};
+use jid::FullJid;
 use parley_proto::stream_error::{StreamCondition, StreamError};
 use parley_xml::Element;
 
@@ -107,16 +108,54 @@ pub struct Undelivered {
     pub stanza: Element,
 }
 
-/// What the router keeps for a session: its id, its mailboxes and the gauge of stanzas in
-/// flight towards it.
+/// What the router keeps for a session: its id and how to reach it. A local session is a
+/// pair of actix recipients with the gauge of stanzas in flight towards it; a session on
+/// another cluster node is reached through that node's link ([`RemoteSessions`]).
 #[derive(Clone)]
 pub struct SessionHandle {
     /// The session's id.
     pub id: SessionId,
-    deliver: Recipient<Deliver>,
-    close: Recipient<Close>,
-    pending: Arc<PendingGauge>,
+    reach: Reach,
 }
+
+#[derive(Clone)]
+enum Reach {
+    Local {
+        deliver: Recipient<Deliver>,
+        close: Recipient<Close>,
+        resync: Option<Recipient<Resync>>,
+        meta: Option<Arc<crate::meta::SessionMeta>>,
+        pending: Arc<PendingGauge>,
+    },
+    Remote {
+        node: Arc<str>,
+        jid: Arc<FullJid>,
+        nodes: Arc<dyn RemoteSessions>,
+    },
+}
+
+/// How stanzas reach sessions on other nodes: implemented by the cluster layer over node
+/// links. A send that cannot be queued hands the stanza back at once.
+pub trait RemoteSessions: Send + Sync + 'static {
+    /// Queues `stanza` for session `session` (bound to `jid`) on `node`.
+    fn deliver(
+        &self,
+        node: &str,
+        jid: &FullJid,
+        session: SessionId,
+        stanza: Element,
+    ) -> Result<(), Box<Undelivered>>;
+    /// Asks session `session` (bound to `jid`) on `node` to close.
+    fn close(&self, node: &str, jid: &FullJid, session: SessionId, reason: CloseReason);
+    /// Whether `node` is still a live member of the cluster.
+    fn alive(&self, node: &str) -> bool;
+}
+
+/// Asks a session to attach itself again to its user's actor with its current state: the
+/// actor moved to another node (cluster membership changed).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Resync;
 
 /// Counts stanzas sent to a session but not yet taken in by it.
 #[derive(Debug)]
@@ -155,18 +194,77 @@ impl SessionHandle {
     ) -> SessionHandle {
         SessionHandle {
             id,
-            deliver,
-            close,
-            pending,
+            reach: Reach::Local {
+                deliver,
+                close,
+                resync: None,
+                meta: None,
+                pending,
+            },
+        }
+    }
+
+    /// Adds the recipient of [`Resync`] (sessions that can re-attach to a moved user actor).
+    pub fn with_resync(mut self, recipient: Recipient<Resync>) -> SessionHandle {
+        if let Reach::Local { resync, .. } = &mut self.reach {
+            *resync = Some(recipient);
+        }
+        self
+    }
+
+    /// Adds the session's admin-visible facts.
+    pub fn with_meta(mut self, facts: Arc<crate::meta::SessionMeta>) -> SessionHandle {
+        if let Reach::Local { meta, .. } = &mut self.reach {
+            *meta = Some(facts);
+        }
+        self
+    }
+
+    /// The session's admin-visible facts (local sessions).
+    pub fn meta(&self) -> Option<&Arc<crate::meta::SessionMeta>> {
+        match &self.reach {
+            Reach::Local { meta, .. } => meta.as_ref(),
+            Reach::Remote { .. } => None,
+        }
+    }
+
+    /// A handle for session `id` on cluster node `node`.
+    pub fn remote(
+        id: SessionId,
+        node: Arc<str>,
+        jid: FullJid,
+        nodes: Arc<dyn RemoteSessions>,
+    ) -> SessionHandle {
+        SessionHandle {
+            id,
+            reach: Reach::Remote {
+                node,
+                jid: Arc::new(jid),
+                nodes,
+            },
+        }
+    }
+
+    /// The node the session lives on, or None for this node.
+    pub fn node(&self) -> Option<&str> {
+        match &self.reach {
+            Reach::Local { .. } => None,
+            Reach::Remote { node, .. } => Some(node),
         }
     }
 
     /// Hands a stanza to the session without waiting. Refused once the session has `limit`
     /// stanzas in flight; the caller then bounces the stanza and the session is told to close.
     pub fn deliver(&self, stanza: Element) -> Result<(), Box<Undelivered>> {
-        let before = self.pending.count.fetch_add(1, Ordering::AcqRel);
-        if before >= self.pending.limit {
-            self.pending.count.fetch_sub(1, Ordering::AcqRel);
+        let (deliver, pending) = match &self.reach {
+            Reach::Local {
+                deliver, pending, ..
+            } => (deliver, pending),
+            Reach::Remote { node, jid, nodes } => return nodes.deliver(node, jid, self.id, stanza),
+        };
+        let before = pending.count.fetch_add(1, Ordering::AcqRel);
+        if before >= pending.limit {
+            pending.count.fetch_sub(1, Ordering::AcqRel);
             self.close(CloseReason::with_text(
                 StreamCondition::PolicyViolation,
                 "too many stanzas queued for this session: the client is not reading",
@@ -176,34 +274,58 @@ impl SessionHandle {
                 stanza,
             }));
         }
-        if !self.deliver.connected() {
-            self.pending.count.fetch_sub(1, Ordering::AcqRel);
+        if !deliver.connected() {
+            pending.count.fetch_sub(1, Ordering::AcqRel);
             return Err(Box::new(Undelivered {
                 error: DeliverError::Gone,
                 stanza,
             }));
         }
         // do_send ignores the mailbox capacity on purpose: the gauge above is the bound.
-        self.deliver.do_send(Deliver { stanza });
+        deliver.do_send(Deliver { stanza });
         Ok(())
     }
 
     /// Asks the session to close. Ignored if it is already gone.
     pub fn close(&self, reason: CloseReason) {
-        self.close.do_send(Close { reason });
+        match &self.reach {
+            Reach::Local { close, .. } => close.do_send(Close { reason }),
+            Reach::Remote { node, jid, nodes } => nodes.close(node, jid, self.id, reason),
+        }
     }
 
-    /// Whether the session actor is still running.
+    /// Asks a local session to re-attach to its user's actor ([`Resync`]).
+    pub fn resync(&self) {
+        if let Reach::Local {
+            resync: Some(r), ..
+        } = &self.reach
+        {
+            r.do_send(Resync);
+        }
+    }
+
+    /// Whether the session is still running (for a remote one: whether its node is alive).
     pub fn connected(&self) -> bool {
-        self.deliver.connected()
+        match &self.reach {
+            Reach::Local { deliver, .. } => deliver.connected(),
+            Reach::Remote { node, nodes, .. } => nodes.alive(node),
+        }
     }
 }
 
 impl fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionHandle")
-            .field("id", &self.id)
-            .field("pending", &self.pending.in_flight())
-            .finish()
+        match &self.reach {
+            Reach::Local { pending, .. } => f
+                .debug_struct("SessionHandle")
+                .field("id", &self.id)
+                .field("pending", &pending.in_flight())
+                .finish(),
+            Reach::Remote { node, .. } => f
+                .debug_struct("SessionHandle")
+                .field("id", &self.id)
+                .field("node", node)
+                .finish(),
+        }
     }
 }

@@ -9,10 +9,16 @@
 //! The router knows nothing about sockets, stream parsing or how a session talks to its client:
 //! a session is only a [`SessionHandle`], a pair of actix recipients.
 
+mod directory;
 mod handle;
+mod meta;
+pub mod metrics;
 mod table;
 
+pub use directory::{ClaimFuture, ClaimOutcome, Directory, SessionFlags};
 pub use handle::{
-    Close, CloseReason, Deliver, DeliverError, PendingGauge, SessionHandle, SessionId, Undelivered,
+    Close, CloseReason, Deliver, DeliverError, PendingGauge, RemoteSessions, Resync, SessionHandle,
+    SessionId, Undelivered,
 };
+pub use meta::{now_ms, SessionMeta};
 pub use table::{BindOutcome, ResourceConflict, ResourceInfo, Router};

@@ -9,10 +9,11 @@
 //! the write lock, so that two binds of one full JID can never both win.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use jid::{BareJid, FullJid, ResourcePart};
 
+use crate::directory::Directory;
 use crate::handle::{SessionHandle, SessionId};
 
 /// What to do when a client binds a resource that is already bound (RFC 6120 §7.7.2.2).
@@ -56,6 +57,13 @@ pub struct ResourceInfo {
 pub struct Router {
     hosts: HashSet<String>,
     users: RwLock<HashMap<BareJid, Vec<ResourceInfo>>>,
+    directory: OnceLock<Arc<dyn Directory>>,
+}
+
+impl std::fmt::Debug for dyn Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Directory")
+    }
 }
 
 impl Router {
@@ -64,7 +72,18 @@ impl Router {
         Router {
             hosts: hosts.into_iter().collect(),
             users: RwLock::new(HashMap::new()),
+            directory: OnceLock::new(),
         }
+    }
+
+    /// Installs the cluster directory (once, at start-up, before any session binds).
+    pub fn set_directory(&self, directory: Arc<dyn Directory>) {
+        let _ = self.directory.set(directory);
+    }
+
+    /// The cluster directory, when this node is part of a cluster.
+    pub fn directory(&self) -> Option<&Arc<dyn Directory>> {
+        self.directory.get()
     }
 
     /// Whether `domain` is one of ours.
@@ -131,8 +150,14 @@ impl Router {
         }
     }
 
-    /// The session that owns `jid`.
+    /// The session that owns `jid`, on this node or (in a cluster) on another.
     pub fn lookup(&self, jid: &FullJid) -> Option<SessionHandle> {
+        self.lookup_local(jid)
+            .or_else(|| self.directory.get()?.lookup(jid))
+    }
+
+    /// The session on this node that owns `jid`.
+    pub fn lookup_local(&self, jid: &FullJid) -> Option<SessionHandle> {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         users
             .get(&jid.to_bare())?
@@ -165,6 +190,21 @@ impl Router {
             .collect();
         out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         out
+    }
+
+    /// Every bound full JID on this node with its session's handle.
+    pub fn bound_handles(&self) -> Vec<(FullJid, SessionHandle)> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .iter()
+            .flat_map(|(bare, list)| {
+                list.iter().filter_map(move |r| {
+                    bare.with_resource_str(&r.resource)
+                        .ok()
+                        .map(|full| (full, r.handle.clone()))
+                })
+            })
+            .collect()
     }
 
     /// Number of bound resources on this node.

@@ -26,9 +26,10 @@ use parley_proto::ns;
 use parley_proto::sasl::{self, Mechanism, SaslFailure, ScramCredentials, ScramHash, ScramServer};
 use parley_proto::stream_error::{StreamCondition, StreamError};
 use parley_router::{
-    BindOutcome, Close, CloseReason, Deliver, PendingGauge, SessionHandle, SessionId,
+    BindOutcome, ClaimOutcome, Close, CloseReason, Deliver, PendingGauge, ResourceConflict, Resync,
+    SessionFlags, SessionHandle, SessionId, SessionMeta,
 };
-use parley_user::{Detach, UserLink};
+use parley_user::{Attach, AttachState, Detach, UserLink};
 use parley_xml::{Element, Event, StreamHeader, StreamParser};
 use tokio::io::ReadBuf;
 use tracing::{debug, info, warn, Span};
@@ -47,6 +48,8 @@ thread_local! {
 const READ_BUDGET: usize = 16;
 /// How long a closing session waits for the client's side of the close.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// How long a bind waits for its cluster-wide claim before it is refused.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prosody's `session.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +141,31 @@ pub struct Bound {
     pub presence: Option<Element>,
     /// Whether the client has asked for its roster.
     pub interested: bool,
+    /// Whether the client enabled XEP-0280 carbons.
+    pub carbons: bool,
+}
+
+impl Bound {
+    /// What other nodes route by.
+    pub fn flags(&self) -> SessionFlags {
+        SessionFlags {
+            priority: self.priority,
+            available: self.presence.is_some(),
+            interested: self.interested,
+            carbons: self.carbons,
+        }
+    }
+
+    /// The state a user actor needs when this resource attaches (again).
+    fn attach_state(&self) -> AttachState {
+        AttachState {
+            available: self.presence.is_some(),
+            priority: self.priority,
+            presence: self.presence.clone(),
+            interested: self.interested,
+            carbons: self.carbons,
+        }
+    }
 }
 
 /// Whether a client stream header has been received (Prosody's `notopen`).
@@ -196,6 +224,8 @@ pub struct Session {
     end: Option<EndCause>,
     auth_timer: Option<SpawnHandle>,
     span: Span,
+    /// What the admin API shows (ip, times, presence summary).
+    pub(crate) meta: Arc<SessionMeta>,
 }
 
 impl Session {
@@ -221,6 +251,7 @@ impl Session {
             io: Io::Running,
             paused: false,
             waker: None,
+            meta: Arc::new(SessionMeta::new("c2s", ip, false)),
             ip,
             end: None,
             auth_timer: None,
@@ -284,9 +315,28 @@ impl Session {
         SessionHandle::new(
             self.id,
             addr.clone().recipient(),
-            addr.recipient(),
+            addr.clone().recipient(),
             self.pending.clone(),
         )
+        .with_resync(addr.recipient())
+        .with_meta(self.meta.clone())
+    }
+
+    /// Publishes this resource's routing state: to the admin view, and in a cluster to the
+    /// registry.
+    pub(crate) fn publish_flags(&self) {
+        let Some(b) = self.bound() else {
+            return;
+        };
+        let show = b
+            .presence
+            .as_ref()
+            .and_then(|p| p.get_child("show", ns::CLIENT))
+            .map(|s| s.text());
+        self.meta.set_state(b.flags(), show);
+        if let Some(dir) = self.env.router.directory() {
+            dir.update(&b.jid, self.id, b.flags());
+        }
     }
 
     // ----- output -------------------------------------------------------------------------
@@ -429,7 +479,10 @@ impl Session {
             router.unbind(&b.jid, id);
             if !b.detached {
                 b.detached = true;
-                b.user.addr.do_send(Detach {
+                if let Some(dir) = router.directory() {
+                    dir.release(&b.jid, id);
+                }
+                b.user.send(Detach {
                     resource: b.jid.resource().as_str().to_owned(),
                     session: id,
                 });
@@ -1026,10 +1079,9 @@ impl Session {
     /// generated one, applying the configured conflict policy.
     fn on_bind(&mut self, iq: Element, ctx: &mut Context<Self>) {
         use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
-        let Phase::Authed { user } = &self.phase else {
+        if !matches!(self.phase, Phase::Authed { .. }) {
             return;
-        };
-        let user = user.clone();
+        }
         let requested = iq
             .get_child("bind", ns::BIND)
             .and_then(|b| b.get_child("resource", ns::BIND))
@@ -1049,56 +1101,121 @@ impl Session {
                 return;
             }
         };
+        self.bind_resource(iq, resource, 0, ctx);
+    }
+
+    /// Binds locally, then (in a cluster) claims the full JID cluster-wide before answering;
+    /// nothing else this session receives is handled meanwhile.
+    fn bind_resource(
+        &mut self,
+        iq: Element,
+        resource: Option<ResourcePart>,
+        attempt: u8,
+        ctx: &mut Context<Self>,
+    ) {
+        use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
+        let Phase::Authed { user } = &self.phase else {
+            return;
+        };
+        let user = user.clone();
+        let policy = self.env.config.resource_conflict;
         let handle = self.session_handle(ctx);
-        let outcome = self.env.router.bind(
-            &user,
-            resource.as_ref(),
-            handle,
-            self.env.config.resource_conflict,
-            random_resource,
-        );
-        match outcome {
-            BindOutcome::Conflict => {
-                let err = StanzaError::with_text(
-                    StanzaCondition::Conflict,
-                    "this resource is already bound",
-                );
-                if let Some(reply) = error_reply(&iq, &err) {
-                    self.send(&reply, ctx);
-                }
-            }
-            BindOutcome::Bound { jid, replaced } => {
-                if let Some(old) = replaced {
-                    old.close(CloseReason::with_text(
-                        StreamCondition::Conflict,
-                        "replaced by a new connection for the same resource",
-                    ));
-                }
-                self.span.record("jid", tracing::field::display(&jid));
-                {
-                    let _enter = self.span.enter();
-                    info!("resource bound");
-                }
-                let reply = parley_proto::stanza_error::iq_result(&iq).with_child(
-                    Element::new("bind", ns::BIND)
-                        .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
-                );
-                let user = self.env.users.attach(
-                    &jid.to_bare(),
-                    jid.resource().as_str(),
-                    self.session_handle(ctx),
-                );
-                self.phase = Phase::Bound(Bound {
-                    jid,
-                    user,
-                    detached: false,
-                    priority: 0,
-                    presence: None,
-                    interested: false,
-                });
-                self.send(&reply, ctx);
+        let outcome =
+            self.env
+                .router
+                .bind(&user, resource.as_ref(), handle, policy, random_resource);
+        fn refuse(act: &mut Session, iq: &Element, err: StanzaError, ctx: &mut Context<Session>) {
+            if let Some(reply) = error_reply(iq, &err) {
+                act.send(&reply, ctx);
             }
         }
+        let conflict =
+            || StanzaError::with_text(StanzaCondition::Conflict, "this resource is already bound");
+        let (jid, replaced) = match outcome {
+            BindOutcome::Conflict => return refuse(self, &iq, conflict(), ctx),
+            BindOutcome::Bound { jid, replaced } => (jid, replaced),
+        };
+        let Some(dir) = self.env.router.directory().cloned() else {
+            return self.finish_bind(iq, jid, replaced, ctx);
+        };
+        let claim = dir.claim(&jid, self.id, policy);
+        let claim = async move {
+            actix_rt::time::timeout(CLAIM_TIMEOUT, claim)
+                .await
+                .unwrap_or(ClaimOutcome::Unavailable)
+        };
+        ctx.wait(wrap_future::<_, Self>(claim).map(move |outcome, act, ctx| {
+            if outcome == ClaimOutcome::Won {
+                return act.finish_bind(iq, jid, replaced, ctx);
+            }
+            act.env.router.unbind(&jid, act.id);
+            if let Some(old) = replaced {
+                // The local holder lost its resource when this bind replaced it locally.
+                old.close(CloseReason::with_text(
+                    StreamCondition::Conflict,
+                    "replaced by a new connection for the same resource",
+                ));
+            }
+            match outcome {
+                // RFC 6120 §7.7.2.2: under "random" the client gets another resource.
+                ClaimOutcome::Taken if policy == ResourceConflict::Random && attempt < 3 => {
+                    act.bind_resource(iq, None, attempt + 1, ctx)
+                }
+                ClaimOutcome::Taken => refuse(act, &iq, conflict(), ctx),
+                _ => refuse(
+                    act,
+                    &iq,
+                    StanzaError::with_text(
+                        StanzaCondition::ResourceConstraint,
+                        "this node cannot bind resources now (cluster registry unreachable)",
+                    ),
+                    ctx,
+                ),
+            }
+        }));
+    }
+
+    fn finish_bind(
+        &mut self,
+        iq: Element,
+        jid: FullJid,
+        replaced: Option<SessionHandle>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some(old) = replaced {
+            old.close(CloseReason::with_text(
+                StreamCondition::Conflict,
+                "replaced by a new connection for the same resource",
+            ));
+        }
+        self.span.record("jid", tracing::field::display(&jid));
+        {
+            let _enter = self.span.enter();
+            info!("resource bound");
+        }
+        if self.secure() {
+            self.meta.set_secure();
+        }
+        let reply = parley_proto::stanza_error::iq_result(&iq).with_child(
+            Element::new("bind", ns::BIND)
+                .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
+        );
+        let user = self.env.users.attach(
+            &jid.to_bare(),
+            jid.resource().as_str(),
+            self.session_handle(ctx),
+            AttachState::default(),
+        );
+        self.phase = Phase::Bound(Bound {
+            jid,
+            user,
+            detached: false,
+            priority: 0,
+            presence: None,
+            interested: false,
+            carbons: false,
+        });
+        self.send(&reply, ctx);
     }
 }
 
@@ -1190,7 +1307,29 @@ impl Handler<Deliver> for Session {
             // Routed before this session unregistered: nothing may be lost silently.
             return self.undeliverable(msg.stanza);
         }
+        parley_router::metrics::STANZAS_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send(&msg.stanza, ctx);
+    }
+}
+
+impl Handler<Resync> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Resync, ctx: &mut Context<Self>) {
+        if matches!(self.io, Io::Closing(_)) {
+            return;
+        }
+        let handle = self.session_handle(ctx);
+        if let Some(b) = self.bound() {
+            if b.detached {
+                return;
+            }
+            b.user.send(Attach {
+                resource: b.jid.resource().as_str().to_owned(),
+                handle,
+                state: b.attach_state(),
+            });
+        }
     }
 }
 

@@ -31,7 +31,15 @@ enum Target {
 }
 
 impl Session {
-    pub(crate) fn on_stanza(&mut self, mut el: Element, ctx: &mut Context<Self>) {
+    pub(crate) fn on_stanza(&mut self, el: Element, ctx: &mut Context<Self>) {
+        self.meta.touch();
+        let started = std::time::Instant::now();
+        parley_router::metrics::STANZAS_IN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.route_stanza(el, ctx);
+        parley_router::metrics::observe_routing(started.elapsed());
+    }
+
+    fn route_stanza(&mut self, mut el: Element, ctx: &mut Context<Self>) {
         let kind = match StanzaKind::of(&el) {
             Some(kind) if el.ns() == ns::CLIENT => kind,
             _ => {
@@ -188,10 +196,31 @@ impl Session {
                 .is_some_and(|c| c.ns() == ns::ROSTER || c.ns() == ns::CARBONS);
             if user_ns {
                 let roster_get = ty == "get" && el.has_child("query", ns::ROSTER);
-                if let (true, Phase::Bound(b) | Phase::Established(b)) =
-                    (roster_get, &mut self.phase)
-                {
-                    b.interested = true;
+                // XEP-0280 §4: the client's own choice, mirrored for the registry.
+                let carbons = (ty == "set")
+                    .then(|| {
+                        if el.has_child("enable", ns::CARBONS) {
+                            Some(true)
+                        } else if el.has_child("disable", ns::CARBONS) {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    })
+                    .flatten();
+                let mut changed = false;
+                if let Phase::Bound(b) | Phase::Established(b) = &mut self.phase {
+                    if roster_get && !b.interested {
+                        b.interested = true;
+                        changed = true;
+                    }
+                    if let Some(on) = carbons.filter(|on| *on != b.carbons) {
+                        b.carbons = on;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    self.publish_flags();
                 }
                 return self.forward_to_user(el);
             }
@@ -218,7 +247,7 @@ impl Session {
     /// Hands a stanza from this client to its own user actor.
     fn forward_to_user(&mut self, stanza: Element) {
         if let Some(b) = self.bound() {
-            b.user.addr.do_send(FromClient {
+            b.user.send(FromClient {
                 resource: b.jid.resource().as_str().to_owned(),
                 stanza,
             });
@@ -296,15 +325,18 @@ impl Session {
         }
         let broadcast = matches!(target, Target::OwnAccount)
             && matches!(ty.as_str(), "available" | "unavailable");
-        if broadcast && self.mirror_presence(&el, ty == "available").is_err() {
-            return self.bounce_with(
-                &el,
-                StanzaError::with_text(
-                    StanzaCondition::BadRequest,
-                    "priority must be an integer from -128 to 127",
-                ),
-                ctx,
-            );
+        if broadcast {
+            if self.mirror_presence(&el, ty == "available").is_err() {
+                return self.bounce_with(
+                    &el,
+                    StanzaError::with_text(
+                        StanzaCondition::BadRequest,
+                        "priority must be an integer from -128 to 127",
+                    ),
+                    ctx,
+                );
+            }
+            self.publish_flags();
         }
         // Broadcasts, directed presence and subscriptions all need the user's roster.
         self.forward_to_user(el);

@@ -6,6 +6,7 @@
 //! exactly what the server answers. Never a dependency of a non-test crate.
 
 mod client;
+pub mod cluster;
 mod etcd;
 pub mod im;
 mod pg;

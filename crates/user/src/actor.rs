@@ -16,7 +16,9 @@ use parley_storage::{OfflineMessage, RosterItem};
 use parley_xml::{Element, Limits};
 use tracing::{debug, warn};
 
-use crate::messages::{Attach, CarbonReceived, Detach, Drain, FromClient, Inbound};
+use crate::messages::{
+    Attach, CarbonReceived, Detach, Drain, FromClient, HandOff, Inbound, Vanished,
+};
 use crate::registry::Users;
 use crate::routing::{self, Action, Addressed, Class};
 
@@ -54,6 +56,8 @@ enum Lifecycle {
     Ready,
     /// Left the registry; drains what was sent before, then stops.
     Retiring,
+    /// The user now belongs to another node: stops without any presence change.
+    HandedOff,
 }
 
 /// The actor for one bare JID.
@@ -139,32 +143,7 @@ impl UserActor {
     /// an idle user's actor is started for it (subscriptions must persist; broadcasts to
     /// offline users need not).
     pub(crate) fn route_out(&self, stanza: Element, start: bool) {
-        let Some(to) = stanza.attr("to").and_then(|t| Jid::new(t).ok()) else {
-            return;
-        };
-        if !self.users.router.serves(to.domain().as_str()) {
-            // No server-to-server connections yet: remote contacts are unreachable.
-            return;
-        }
-        if let Ok(full) = to.clone().try_into_full() {
-            if let Some(handle) = self.users.router.lookup(&full) {
-                if let Err(undelivered) = handle.deliver(stanza) {
-                    self.users.send_if_running(
-                        &full.to_bare(),
-                        Inbound {
-                            stanza: undelivered.stanza,
-                        },
-                    );
-                }
-                return;
-            }
-        }
-        let bare = to.to_bare();
-        if start {
-            self.users.send(&bare, Inbound { stanza });
-        } else {
-            self.users.send_if_running(&bare, Inbound { stanza });
-        }
+        self.users.route(stanza, start);
     }
 
     /// Answers `stanza`'s sender with an error (never for errors).
@@ -427,6 +406,17 @@ impl Handler<Attach> for UserActor {
         // A session authenticated as this user: the account exists, whatever was loaded
         // when a stanza for a not-yet-created account started this actor.
         self.exists = true;
+        if let Some(i) = self
+            .resources
+            .iter()
+            .position(|r| r.name == msg.resource && r.handle.id == msg.handle.id)
+        {
+            // The same session attaching again (membership changed twice): keep what this
+            // actor knows, count the attach once.
+            self.resources[i].handle = msg.handle;
+            self.release_attached();
+            return;
+        }
         if let Some(i) = self.resources.iter().position(|r| r.name == msg.resource) {
             // kick_old: the replaced session's resource goes away as if it had disconnected.
             let old = self.resources[i].handle.id;
@@ -436,15 +426,21 @@ impl Handler<Attach> for UserActor {
         let Ok(full) = self.jid.with_resource_str(&msg.resource) else {
             return;
         };
+        // A fresh bind starts unavailable; a session re-attaching after its actor moved
+        // brings the state its contacts have already seen, so nothing is broadcast.
+        let state = msg.state;
+        if state.carbons {
+            self.carbons_count.fetch_add(1, Ordering::AcqRel);
+        }
         self.resources.push(Resource {
             name: msg.resource,
             full,
             handle: msg.handle,
-            available: false,
-            priority: 0,
-            presence: None,
-            interested: false,
-            carbons: false,
+            available: state.available,
+            priority: state.priority,
+            presence: state.presence,
+            interested: state.interested,
+            carbons: state.carbons,
             directed: Vec::new(),
         });
     }
@@ -466,7 +462,15 @@ impl UserActor {
         if r.carbons {
             self.carbons_count.fetch_sub(1, Ordering::AcqRel);
         }
-        self.attached.fetch_sub(1, Ordering::AcqRel);
+        self.release_attached();
+    }
+
+    /// One attach less. Saturating: after a hand-off between nodes a detach can reach an
+    /// actor that never counted the attach.
+    fn release_attached(&self) {
+        let _ = self
+            .attached
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 }
 
@@ -479,7 +483,7 @@ impl Handler<Detach> for UserActor {
         if self.resources.len() == before {
             // Already detached when its successor attached (kick_old); the count was kept
             // for this message.
-            self.attached.fetch_sub(1, Ordering::AcqRel);
+            self.release_attached();
         }
         self.schedule_idle(ctx);
     }
@@ -529,6 +533,40 @@ impl Handler<CarbonReceived> for UserActor {
         self.carbon_copies(&msg.message, crate::carbons::Direction::Received, |r| {
             r.name != got
         });
+    }
+}
+
+impl Handler<Vanished> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Vanished, ctx: &mut Context<Self>) {
+        let known = self
+            .resources
+            .iter()
+            .any(|r| r.name == msg.resource && r.handle.id == msg.session);
+        if known {
+            self.detach(&msg.resource, msg.session);
+        } else if msg.available {
+            // The lost node also ran this user's actor: the resource was never attached
+            // here, but the contacts saw it available.
+            if let Ok(full) = self.jid.with_resource_str(&msg.resource) {
+                self.announce_gone(&full);
+            }
+        }
+        self.schedule_idle(ctx);
+    }
+}
+
+impl Handler<HandOff> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: HandOff, ctx: &mut Context<Self>) {
+        debug!(user = %self.jid, "user actor handed off to another node");
+        self.lifecycle = Lifecycle::HandedOff;
+        self.cancel_idle(ctx);
+        // The registry no longer sends here; anything queued before the hand-off was
+        // handled above. Storage writes already started finish under `wait`.
+        ctx.stop();
     }
 }
 

@@ -13,6 +13,7 @@
 mod actor;
 mod carbons;
 mod messages;
+pub mod placement;
 mod presence;
 mod registry;
 mod roster;
@@ -21,5 +22,8 @@ pub mod subscription;
 
 pub use actor::UserActor;
 pub use carbons::eligible_for_carbons;
-pub use messages::{Attach, CarbonReceived, Detach, Drain, FromClient, Inbound};
+pub use messages::{
+    Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Inbound, Vanished,
+};
+pub use placement::{Placement, ToWire, UserWire, WireState};
 pub use registry::{UserConfig, UserLink, Users};

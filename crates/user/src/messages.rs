@@ -5,7 +5,8 @@ use actix::Message;
 use parley_router::{SessionHandle, SessionId};
 use parley_xml::Element;
 
-/// A session bound `resource` (RFC 6120 §7): it is now *connected*.
+/// A session bound `resource` (RFC 6120 §7): it is now *connected*. A session attaches again,
+/// with its state, when its user's actor moved to another node.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Attach {
@@ -13,7 +14,45 @@ pub struct Attach {
     pub resource: String,
     /// The session that owns it.
     pub handle: SessionHandle,
+    /// Its state: the default for a fresh bind.
+    pub state: AttachState,
 }
+
+/// A resource's state as its session mirrors it (Prosody's `presence`, `priority`,
+/// `interested`, plus carbons).
+#[derive(Debug, Clone, Default)]
+pub struct AttachState {
+    /// Sent initial presence.
+    pub available: bool,
+    /// Presence priority.
+    pub priority: i8,
+    /// The last presence it broadcast.
+    pub presence: Option<Element>,
+    /// Asked for the roster.
+    pub interested: bool,
+    /// XEP-0280 carbons enabled.
+    pub carbons: bool,
+}
+
+/// A session on a node that left the cluster (killed, or fenced off etcd) is gone without a
+/// goodbye: if it was available, the user's contacts and other resources learn that it is
+/// unavailable (RFC 6121 §4.5.2), whether or not this actor had seen it attach.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Vanished {
+    /// The resource.
+    pub resource: String,
+    /// The session's id on the lost node.
+    pub session: SessionId,
+    /// Whether the registry showed it available.
+    pub available: bool,
+}
+
+/// The user's actor now belongs on another node: this one leaves without any presence
+/// change, handing what it still receives to the new owner.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct HandOff;
 
 /// The session of `resource` ended (cleanly or not): it is gone, and if it was available its
 /// contacts learn that it is unavailable (RFC 6121 §4.5.2).

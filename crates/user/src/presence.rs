@@ -165,6 +165,26 @@ impl UserActor {
         }
     }
 
+    /// RFC 6121 §4.5.2 for a resource this actor never had: unavailable presence from `full`
+    /// to the contacts subscribed to the user and to the user's available resources.
+    pub(crate) fn announce_gone(&self, full: &jid::FullJid) {
+        let unavailable = Element::new("presence", ns::CLIENT)
+            .with_attr("type", "unavailable")
+            .with_attr("from", full.to_string());
+        for item in self.roster.items.values() {
+            if has_from(item.subscription) {
+                let mut copy = unavailable.clone();
+                copy.set_attr("to", item.jid.clone());
+                self.route_out(copy, false);
+            }
+        }
+        for other in self.resources.iter().filter(|o| o.available) {
+            let mut copy = unavailable.clone();
+            copy.set_attr("to", other.full.to_string());
+            self.deliver(other, copy);
+        }
+    }
+
     /// RFC 6121 §4.6: directed presence, remembered when no subscription covers the target.
     fn directed(&mut self, resource: &str, stanza: Element, to: Jid) {
         let covered = self

@@ -9,17 +9,22 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Handler, Message};
 use actix_rt::ArbiterHandle;
 use jid::BareJid;
-use parley_router::{Router, SessionHandle};
+use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
+use parley_router::{Router, SessionHandle, SessionId};
 use parley_storage::Storage;
+use parley_xml::Element;
 
 use crate::actor::UserActor;
-use crate::messages::Attach;
+use crate::messages::{
+    Attach, AttachState, CarbonReceived, Detach, FromClient, HandOff, Inbound, Vanished,
+};
+use crate::placement::{parse, Placement, ToWire, UserWire};
 
 /// Settings of the user layer, from the `[roster]` and `[offline]` config sections.
 #[derive(Debug, Clone)]
@@ -58,6 +63,7 @@ pub struct Users {
     pub(crate) config: UserConfig,
     workers: Vec<ArbiterHandle>,
     map: RwLock<HashMap<BareJid, Entry>>,
+    placement: OnceLock<Arc<dyn Placement>>,
 }
 
 impl std::fmt::Debug for Users {
@@ -68,18 +74,26 @@ impl std::fmt::Debug for Users {
     }
 }
 
-/// What a session keeps of its user actor.
+/// What a session keeps of its user: the way to its actor, wherever that runs.
 #[derive(Clone, Debug)]
 pub struct UserLink {
-    /// The user's actor.
-    pub addr: Addr<UserActor>,
-    carbons: Arc<AtomicUsize>,
+    jid: BareJid,
+    users: Arc<Users>,
 }
 
 impl UserLink {
+    /// Sends `msg` to the user's actor, on this node or the one that owns the user.
+    pub fn send<M>(&self, msg: M)
+    where
+        M: Message<Result = ()> + ToWire + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        self.users.send(&self.jid, msg);
+    }
+
     /// How many of the user's resources have carbons enabled.
     pub fn carbons_enabled(&self) -> usize {
-        self.carbons.load(Ordering::Acquire)
+        self.users.carbons_enabled(&self.jid)
     }
 }
 
@@ -99,7 +113,45 @@ impl Users {
             config,
             workers,
             map: RwLock::new(HashMap::new()),
+            placement: OnceLock::new(),
         })
+    }
+
+    /// Installs the cluster placement (once, at start-up, before any session binds).
+    pub fn set_placement(&self, placement: Arc<dyn Placement>) {
+        let _ = self.placement.set(placement);
+    }
+
+    /// The node that owns `jid` when it is not this one.
+    pub fn remote_owner(&self, jid: &BareJid) -> Option<Arc<str>> {
+        self.placement.get()?.remote_owner(jid)
+    }
+
+    /// Sends to the owner on another node; true when `jid` is owned elsewhere (whether or
+    /// not the link took the message: a refused stanza is bounced).
+    fn forwarded<M: ToWire>(&self, jid: &BareJid, msg: M, start: bool) -> Result<(), M> {
+        let Some(placement) = self.placement.get() else {
+            return Err(msg);
+        };
+        let Some(node) = placement.remote_owner(jid) else {
+            return Err(msg);
+        };
+        let mut wire = msg.to_wire();
+        if let UserWire::Inbound { start: s, .. } = &mut wire {
+            *s = start;
+        }
+        if let Err(wire) = placement.forward(&node, jid, wire) {
+            if let Some(stanza) = wire.stanza() {
+                self.bounce(
+                    &stanza,
+                    StanzaError::with_text(
+                        StanzaCondition::ResourceConstraint,
+                        "the cluster link to the recipient's node is congested",
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn start(&self, jid: &BareJid) -> Entry {
@@ -121,6 +173,18 @@ impl Users {
     /// Sends `msg` to `jid`'s actor, starting it if needed.
     pub fn send<M>(&self, jid: &BareJid, msg: M)
     where
+        M: Message<Result = ()> + ToWire + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        let Err(msg) = self.forwarded(jid, msg, true) else {
+            return;
+        };
+        self.send_local(jid, msg);
+    }
+
+    /// Sends `msg` to `jid`'s actor on this node, starting it if needed, whoever owns it.
+    fn send_local<M>(&self, jid: &BareJid, msg: M)
+    where
         M: Message<Result = ()> + Send + 'static,
         UserActor: Handler<M>,
     {
@@ -140,6 +204,17 @@ impl Users {
     /// traffic). Returns whether it was sent.
     pub fn send_if_running<M>(&self, jid: &BareJid, msg: M) -> bool
     where
+        M: Message<Result = ()> + ToWire + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        let Err(msg) = self.forwarded(jid, msg, false) else {
+            return true;
+        };
+        self.send_if_running_local(jid, msg)
+    }
+
+    fn send_if_running_local<M>(&self, jid: &BareJid, msg: M) -> bool
+    where
         M: Message<Result = ()> + Send + 'static,
         UserActor: Handler<M>,
     {
@@ -153,23 +228,156 @@ impl Users {
         }
     }
 
-    /// A session bound `resource`: attaches it to the user's actor (starting it if needed).
-    pub fn attach(&self, jid: &BareJid, resource: &str, handle: SessionHandle) -> UserLink {
+    /// A session bound `resource` (or re-attaches with `state` after its user's actor moved):
+    /// attaches it to the user's actor, on this node or the owner.
+    pub fn attach(
+        self: &Arc<Self>,
+        jid: &BareJid,
+        resource: &str,
+        handle: SessionHandle,
+        state: AttachState,
+    ) -> UserLink {
+        let msg = Attach {
+            resource: resource.to_owned(),
+            handle,
+            state,
+        };
+        if let Err(msg) = self.forwarded(jid, msg, true) {
+            self.attach_local(jid, msg);
+        }
+        UserLink {
+            jid: jid.clone(),
+            users: self.clone(),
+        }
+    }
+
+    fn attach_local(&self, jid: &BareJid, msg: Attach) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(jid.clone()).or_insert_with(|| self.start(jid));
         entry.attached.fetch_add(1, Ordering::AcqRel);
-        entry.addr.do_send(Attach {
-            resource: resource.to_owned(),
-            handle,
-        });
-        UserLink {
-            addr: entry.addr.clone(),
-            carbons: entry.carbons.clone(),
+        entry.addr.do_send(msg);
+    }
+
+    /// A user-actor message from another node: handled here, where the sender computed the
+    /// owner to be. `remote` makes the handle of a session on the sending node.
+    pub fn deliver_wire(
+        &self,
+        jid: &BareJid,
+        msg: UserWire,
+        remote: impl FnOnce(SessionId, jid::FullJid) -> SessionHandle,
+    ) {
+        match msg {
+            UserWire::Attach {
+                resource,
+                session,
+                state,
+            } => {
+                let Ok(full) = jid.with_resource_str(&resource) else {
+                    return;
+                };
+                self.attach_local(
+                    jid,
+                    Attach {
+                        resource,
+                        handle: remote(SessionId(session), full),
+                        state: state.into_state(),
+                    },
+                )
+            }
+            UserWire::Detach { resource, session } => self.send_local(
+                jid,
+                Detach {
+                    resource,
+                    session: SessionId(session),
+                },
+            ),
+            UserWire::FromClient { resource, xml } => {
+                if let Some(stanza) = parse(&xml) {
+                    self.send_local(jid, FromClient { resource, stanza });
+                }
+            }
+            UserWire::Inbound { xml, start } => {
+                if let Some(stanza) = parse(&xml) {
+                    if start {
+                        self.send_local(jid, Inbound { stanza });
+                    } else {
+                        self.send_if_running_local(jid, Inbound { stanza });
+                    }
+                }
+            }
+            UserWire::CarbonReceived { resource, xml } => {
+                if let Some(message) = parse(&xml) {
+                    self.send_if_running_local(jid, CarbonReceived { resource, message });
+                }
+            }
+        }
+    }
+
+    /// A session of a lost node is gone: its user's actor (here, the owner) tells whoever
+    /// saw it available.
+    pub fn vanished(&self, jid: &BareJid, msg: Vanished) {
+        self.send_local(jid, msg);
+    }
+
+    /// Hands off every running actor whose user `owned_here` no longer claims (membership
+    /// changed): they leave the registry at once, so that later sends go to the new owner.
+    pub fn hand_off(&self, owned_here: impl Fn(&BareJid) -> bool) -> usize {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let moving: Vec<BareJid> = map.keys().filter(|j| !owned_here(j)).cloned().collect();
+        for jid in &moving {
+            if let Some(entry) = map.remove(jid) {
+                entry.addr.do_send(HandOff);
+            }
+        }
+        moving.len()
+    }
+
+    /// Routes a stanza generated by the user layer to wherever its `to` points: a bound full
+    /// JID (on any node) directly, anything else to that user's actor. `start` decides
+    /// whether an idle user's actor is started for it.
+    pub fn route(&self, stanza: Element, start: bool) {
+        let Some(to) = stanza.attr("to").and_then(|t| jid::Jid::new(t).ok()) else {
+            return;
+        };
+        if !self.router.serves(to.domain().as_str()) {
+            // No server-to-server connections yet: remote contacts are unreachable.
+            return;
+        }
+        if let Ok(full) = to.clone().try_into_full() {
+            if let Some(handle) = self.router.lookup(&full) {
+                if let Err(undelivered) = handle.deliver(stanza) {
+                    self.send_if_running(
+                        &full.to_bare(),
+                        Inbound {
+                            stanza: undelivered.stanza,
+                        },
+                    );
+                }
+                return;
+            }
+        }
+        let bare = to.to_bare();
+        if start {
+            self.send(&bare, Inbound { stanza });
+        } else {
+            self.send_if_running(&bare, Inbound { stanza });
+        }
+    }
+
+    /// Answers `stanza`'s sender with an error (never for errors).
+    pub fn bounce(&self, stanza: &Element, err: StanzaError) {
+        if let Some(reply) = error_reply(stanza, &err) {
+            self.route(reply, false);
         }
     }
 
     /// How many of `jid`'s resources have carbons enabled (0 when the user is not running).
     pub fn carbons_enabled(&self, jid: &BareJid) -> usize {
+        if let Some(placement) = self.placement.get() {
+            if placement.remote_owner(jid).is_some() {
+                return placement.carbons_enabled(jid);
+            }
+        }
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         map.get(jid)
             .map_or(0, |e| e.carbons.load(Ordering::Acquire))

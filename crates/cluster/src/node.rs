@@ -1,0 +1,1107 @@
+//! The node: this server's membership of the cluster, wired into the router and the user
+//! registry.
+//!
+//! A [`Node`] holds the node's lease and registry handle, the local cache of the registry,
+//! one outgoing link per peer, and the listener for peers' links. It is the router's
+//! [`Directory`] (sessions on other nodes, claims on full JIDs), the sessions'
+//! [`RemoteSessions`] (delivering to and closing sessions elsewhere) and the user registry's
+//! [`Placement`] (which node runs a user's actor). Three tasks keep it current:
+//!
+//! - the **writer** serializes this node's registry writes: claims run concurrently (they are
+//!   pipelined on the etcd connection), presence-flag updates and releases are coalesced into
+//!   one transaction per batch, each guarded by the value this node last wrote;
+//! - the **watcher** applies registry events: a membership change moves user actors (hand-off
+//!   here, re-attach of local sessions to the new owner) and opens or closes links; sessions
+//!   of a node that left are announced unavailable by their user's (new) owner;
+//! - the **fence** checks the lease every 200 ms: past 2/3 of the TTL without renewal the node
+//!   stops binding, closes its sessions with `<reset/>`, reports not-ready, and registers
+//!   again with a new lease once etcd answers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jid::{BareJid, FullJid};
+use parley_proto::stanza_error::{StanzaCondition, StanzaError};
+use parley_proto::stream_error::StreamCondition;
+use parley_router::{
+    ClaimFuture, ClaimOutcome, CloseReason, DeliverError, Directory, RemoteSessions,
+    ResourceConflict, Router, SessionFlags, SessionHandle, SessionId, Undelivered,
+};
+use parley_user::{Inbound, Placement, UserWire, Users, Vanished};
+use parley_xml::{Element, Limits};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::etcd::{Claim, ClusterError, EtcdRegistry};
+use crate::fence::{Fence, Standing};
+use crate::link::{Body, RemoteClose};
+use crate::owner::owner;
+use crate::peer::{listen, LinkConfig, PeerLink};
+use crate::registry::{Cache, Event, Layout, NodeInfo, SessionEntry};
+
+/// The `[cluster]` settings.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// etcd endpoints.
+    pub etcd: Vec<String>,
+    /// This node's unique id.
+    pub node_id: String,
+    /// Where the node-link listener binds.
+    pub peer_listen: SocketAddr,
+    /// Where peers reach it (`host:port`).
+    pub peer_advertise: String,
+    /// Lease TTL in seconds.
+    pub lease_ttl_s: i64,
+    /// Key prefix in etcd.
+    pub prefix: String,
+    /// Outgoing link settings.
+    pub link: LinkConfig,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ClusterMetrics {
+    /// Claim transactions sent to etcd.
+    pub etcd_claims: AtomicU64,
+    /// Batched write transactions (updates and releases) sent to etcd.
+    pub etcd_batches: AtomicU64,
+    /// Keys written or deleted by those batches.
+    pub etcd_batched_keys: AtomicU64,
+    /// etcd requests that failed.
+    pub etcd_errors: AtomicU64,
+    /// Frames queued on node links.
+    pub frames_out: AtomicU64,
+    /// Frames received from node links.
+    pub frames_in: AtomicU64,
+    /// Stanzas bounced because a link refused or gave them up.
+    pub bounced: AtomicU64,
+    /// Times this node fenced itself.
+    pub fences: AtomicU64,
+    /// User actors handed to another node.
+    pub handed_off: AtomicU64,
+}
+
+/// A node link's state, for the admin API and metrics.
+#[derive(Debug, Clone)]
+pub struct LinkState {
+    /// The peer.
+    pub node: String,
+    /// Its advertised address.
+    pub addr: String,
+    /// Connected now.
+    pub up: bool,
+}
+
+/// A live node as the registry shows it.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// Its id.
+    pub id: String,
+    /// What it registered.
+    pub info: NodeInfo,
+    /// Sessions it holds in the registry.
+    pub sessions: usize,
+}
+
+enum WriteOp {
+    Claimed {
+        key: (String, String),
+        entry: SessionEntry,
+    },
+    Update {
+        key: (String, String),
+        session: u64,
+        flags: SessionFlags,
+    },
+    Release {
+        key: (String, String),
+        session: u64,
+    },
+    Reset,
+}
+
+/// This server's membership of the cluster.
+pub struct Node {
+    me: Arc<str>,
+    settings: ClusterSettings,
+    layout: Layout,
+    cache: Arc<RwLock<Cache>>,
+    /// Live node ids, sorted (the owner computation reads only this).
+    members: RwLock<Vec<Arc<str>>>,
+    links: RwLock<HashMap<Arc<str>, (String, PeerLink)>>,
+    registry: RwLock<Option<Arc<EtcdRegistry>>>,
+    sync: Mutex<Option<JoinHandle<()>>>,
+    events: mpsc::UnboundedSender<Vec<Event>>,
+    writes: mpsc::UnboundedSender<WriteOp>,
+    router: Arc<Router>,
+    users: Arc<Users>,
+    ready: Arc<AtomicBool>,
+    fenced: AtomicBool,
+    stopping: AtomicBool,
+    /// Counters.
+    pub metrics: ClusterMetrics,
+    queries: Mutex<HashMap<u64, oneshot::Sender<String>>>,
+    next_query: AtomicU64,
+    #[allow(clippy::type_complexity)]
+    answer: RwLock<Option<Box<dyn Fn(&str) -> String + Send + Sync>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    me_weak: Weak<Node>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Node {
+    /// Joins the cluster: registers under a fresh lease, lists the registry, listens for
+    /// peers, and installs itself into `router` and `users`. Must run inside a Tokio runtime
+    /// that lives as long as the node.
+    pub async fn start(
+        settings: ClusterSettings,
+        router: Arc<Router>,
+        users: Arc<Users>,
+        ready: Arc<AtomicBool>,
+    ) -> Result<Arc<Node>, ClusterError> {
+        let layout = Layout::new(settings.prefix.clone());
+        let registry = register(&settings, &layout).await?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (writes_tx, writes_rx) = mpsc::unbounded_channel();
+        let node = Arc::new_cyclic(|me| Node {
+            me: Arc::from(settings.node_id.as_str()),
+            layout,
+            cache: Arc::new(RwLock::new(Cache::default())),
+            members: RwLock::new(Vec::new()),
+            links: RwLock::new(HashMap::new()),
+            registry: RwLock::new(Some(Arc::new(registry))),
+            sync: Mutex::new(None),
+            events: events_tx,
+            writes: writes_tx,
+            router: router.clone(),
+            users: users.clone(),
+            ready,
+            fenced: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            metrics: ClusterMetrics::default(),
+            queries: Mutex::new(HashMap::new()),
+            next_query: AtomicU64::new(1),
+            answer: RwLock::new(None),
+            tasks: Mutex::new(Vec::new()),
+            me_weak: me.clone(),
+            settings,
+        });
+        // Peers' links first: others may send as soon as they see our key.
+        let weak = Arc::downgrade(&node);
+        let (_, listener) = listen(node.settings.peer_listen, move |from, body| {
+            if let Some(node) = weak.upgrade() {
+                node.on_frame(from, body);
+            }
+        })
+        .await
+        .map_err(|e| ClusterError::Listen {
+            addr: node.settings.peer_listen,
+            reason: e.to_string(),
+        })?;
+        if let Some(reg) = node.current() {
+            reg.load(&node.cache).await?;
+        }
+        node.membership_changed();
+        node.start_sync();
+        router.set_directory(node.clone());
+        users.set_placement(node.clone());
+        let tasks = vec![
+            listener,
+            tokio::spawn(node.clone().watcher(events_rx)),
+            tokio::spawn(writer(Arc::downgrade(&node), writes_rx)),
+            tokio::spawn(fence_loop(Arc::downgrade(&node))),
+        ];
+        node.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(tasks);
+        info!(node = %node.me, lease_ttl_s = node.settings.lease_ttl_s, "joined the cluster");
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &str {
+        &self.me
+    }
+
+    /// The registry cache.
+    pub fn cache(&self) -> &RwLock<Cache> {
+        &self.cache
+    }
+
+    /// Whether the lease is alive (the node is not fenced).
+    pub fn healthy(&self) -> bool {
+        !self.fenced.load(Ordering::Acquire) && self.current().is_some()
+    }
+
+    /// The live nodes, with the sessions each holds.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (_, _, e) in cache.all_sessions() {
+            *counts.entry(e.node.as_str()).or_default() += 1;
+        }
+        cache
+            .nodes()
+            .map(|(id, info)| NodeView {
+                id: id.to_owned(),
+                info: info.clone(),
+                sessions: counts.get(id).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// The state of every outgoing link.
+    pub fn links(&self) -> Vec<LinkState> {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<LinkState> = links
+            .iter()
+            .map(|(node, (addr, link))| LinkState {
+                node: node.to_string(),
+                addr: addr.clone(),
+                up: link.is_up(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.node.cmp(&b.node));
+        out
+    }
+
+    /// Sets how this node answers peers' admin queries (its local session records).
+    pub fn set_query_answer(&self, answer: impl Fn(&str) -> String + Send + Sync + 'static) {
+        *self.answer.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(answer));
+    }
+
+    /// Asks every other live node `what`; returns each node's answer, or None for a node
+    /// that did not answer within `timeout`.
+    pub async fn query_peers(
+        &self,
+        what: &str,
+        timeout: Duration,
+    ) -> Vec<(String, Option<String>)> {
+        let peers: Vec<Arc<str>> = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|n| ***n != *self.me)
+            .cloned()
+            .collect();
+        let mut waits = Vec::new();
+        for peer in peers {
+            let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            self.queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, tx);
+            let sent = self.send_to(
+                &peer,
+                Body::Query {
+                    id,
+                    what: what.to_owned(),
+                },
+            );
+            waits.push((peer, id, sent.is_ok().then_some(rx)));
+        }
+        let mut out = Vec::new();
+        for (peer, id, rx) in waits {
+            let answer = match rx {
+                Some(rx) => tokio::time::timeout(timeout, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => None,
+            };
+            self.queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            out.push((peer.to_string(), answer));
+        }
+        out
+    }
+
+    /// Clean leave (SIGTERM), after the sessions are closed: revokes the lease so that every
+    /// key of this node disappears at once.
+    pub async fn leave(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let reg = self
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(reg) = reg {
+            match tokio::time::timeout(Duration::from_secs(3), reg.revoke()).await {
+                Ok(Ok(())) => info!(node = %self.me, "left the cluster (lease revoked)"),
+                Ok(Err(e)) => warn!(error = %e, "revoking the lease failed; keys expire with it"),
+                Err(_) => warn!("revoking the lease timed out; keys expire with it"),
+            }
+        }
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        if let Some(sync) = self.sync.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            sync.abort();
+        }
+    }
+
+    fn current(&self) -> Option<Arc<EtcdRegistry>> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn start_sync(&self) {
+        let Some(reg) = self.current() else {
+            return;
+        };
+        let task = reg.spawn_sync(self.cache.clone(), self.events.clone());
+        if let Some(old) = self
+            .sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
+    }
+
+    fn owner_of(&self, user: &str) -> Option<Arc<str>> {
+        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        owner(user, members.iter().map(|m| &**m))
+            .and_then(|o| members.iter().find(|m| &***m == o).cloned())
+    }
+
+    fn send_to(&self, node: &str, body: Body) -> Result<(), Body> {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let Some((_, link)) = links.get(node) else {
+            return Err(body);
+        };
+        self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+        link.send(body).map_err(|full| full.0)
+    }
+
+    // ----- registry events -------------------------------------------------------------------
+
+    async fn watcher(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Vec<Event>>) {
+        while let Some(events) = rx.recv().await {
+            if events.contains(&Event::NodesChanged) {
+                self.membership_changed();
+            }
+            for event in events {
+                if let Event::SessionRemoved {
+                    bare,
+                    resource,
+                    entry,
+                } = event
+                {
+                    self.session_removed(bare, resource, entry);
+                }
+            }
+        }
+    }
+
+    /// A key vanished. If its node is gone too (lease expired or revoked), the session
+    /// ended without a goodbye: the user's owner announces it unavailable.
+    fn session_removed(&self, bare: String, resource: String, entry: SessionEntry) {
+        if *entry.node == *self.me {
+            return;
+        }
+        let node_alive = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .has_node(&entry.node);
+        if node_alive {
+            // A live node released it; its Detach travels over the link.
+            return;
+        }
+        if self.owner_of(&bare).as_deref() != Some(&*self.me) {
+            return;
+        }
+        let Ok(jid) = BareJid::new(&bare) else {
+            return;
+        };
+        debug!(user = %jid, %resource, node = %entry.node, "session of a lost node vanished");
+        self.users.vanished(
+            &jid,
+            Vanished {
+                resource,
+                session: SessionId(entry.session),
+                available: entry.available,
+            },
+        );
+    }
+
+    /// The set of live nodes changed: links follow, user actors move to their new owners.
+    fn membership_changed(&self) {
+        let (new, addrs): (Vec<Arc<str>>, HashMap<String, String>) = {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            let mut ids: Vec<Arc<str>> = cache.nodes().map(|(id, _)| Arc::from(id)).collect();
+            ids.sort();
+            let addrs = cache
+                .nodes()
+                .map(|(id, info)| (id.to_owned(), info.addr.clone()))
+                .collect();
+            (ids, addrs)
+        };
+        let old = std::mem::replace(
+            &mut *self.members.write().unwrap_or_else(|e| e.into_inner()),
+            new.clone(),
+        );
+        info!(node = %self.me, members = ?new, "cluster membership");
+        // Links: one per live peer, at its advertised address.
+        let mut given_up = Vec::new();
+        {
+            let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+            links.retain(|id, (addr, link)| {
+                let keep = addrs.get(&**id) == Some(addr);
+                if !keep {
+                    given_up.extend(link.take_queued());
+                }
+                keep
+            });
+            for id in new.iter().filter(|id| ***id != *self.me) {
+                if links.contains_key(id) {
+                    continue;
+                }
+                let Some(addr) = addrs.get(&**id) else {
+                    continue;
+                };
+                let weak = self.me_weak.clone();
+                let link = PeerLink::start(
+                    self.me.to_string(),
+                    addr.clone(),
+                    self.settings.link.clone(),
+                    move |body| {
+                        if let Some(node) = weak.upgrade() {
+                            node.undeliverable(body);
+                        }
+                    },
+                );
+                links.insert(id.clone(), (addr.clone(), link));
+            }
+        }
+        for body in given_up {
+            self.undeliverable(body);
+        }
+        if old == new {
+            return;
+        }
+        // Actors whose user now belongs elsewhere leave; local sessions whose user's owner
+        // changed attach again (with their state) to the new owner.
+        let me = self.me.clone();
+        let moved = self.users.hand_off(|jid| {
+            owner(jid.as_str(), new.iter().map(|m| &**m)).is_none_or(|o| *o == *me)
+        });
+        self.metrics
+            .handed_off
+            .fetch_add(moved as u64, Ordering::Relaxed);
+        for (jid, handle) in self.router.bound_handles() {
+            let bare = jid.to_bare();
+            let before = owner(bare.as_str(), old.iter().map(|m| &**m));
+            let after = owner(bare.as_str(), new.iter().map(|m| &**m));
+            if before != after {
+                handle.resync();
+            }
+        }
+    }
+
+    // ----- node links ------------------------------------------------------------------------
+
+    fn on_frame(&self, from: &str, body: Body) {
+        self.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+        match body {
+            Body::ToSession { jid, session, xml } => {
+                let (Ok(full), Some(stanza)) = (FullJid::new(&jid), parse(&xml)) else {
+                    return;
+                };
+                self.to_local_session(&full, SessionId(session), stanza);
+            }
+            Body::ToUser { user, msg } => {
+                let Ok(jid) = BareJid::new(&user) else {
+                    return;
+                };
+                let node: Arc<str> = Arc::from(from);
+                let me = self.me_weak.upgrade();
+                self.users.deliver_wire(&jid, msg, move |id, full| {
+                    let nodes: Arc<dyn RemoteSessions> = match me {
+                        Some(me) => me,
+                        None => Arc::new(Detached),
+                    };
+                    SessionHandle::remote(id, node, full, nodes)
+                });
+            }
+            Body::Close {
+                jid,
+                session,
+                reason,
+            } => {
+                let Ok(full) = FullJid::new(&jid) else {
+                    return;
+                };
+                if let Some(h) = self.router.lookup_local(&full) {
+                    if h.id.0 == session {
+                        h.close(from_remote_close(reason));
+                    }
+                }
+            }
+            Body::Query { id, what } => {
+                let json = self
+                    .answer
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map_or_else(|| "null".to_owned(), |a| a(&what));
+                let _ = self.send_to(from, Body::Answer { id, json });
+            }
+            Body::Answer { id, json } => {
+                if let Some(tx) = self
+                    .queries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id)
+                {
+                    let _ = tx.send(json);
+                }
+            }
+            Body::Ping(n) => {
+                let _ = self.send_to(from, Body::Pong(n));
+            }
+            Body::Pong(_) | Body::Hello { .. } => {}
+        }
+    }
+
+    /// A stanza for a session of this node, sent by a node that saw it in the registry.
+    fn to_local_session(&self, full: &FullJid, session: SessionId, stanza: Element) {
+        match self.router.lookup_local(full) {
+            Some(h) if h.id == session => match h.deliver(stanza) {
+                Ok(()) => {}
+                Err(u) if u.error == DeliverError::Overloaded => self.users.bounce(
+                    &u.stanza,
+                    StanzaError::with_text(
+                        StanzaCondition::ResourceConstraint,
+                        "the recipient is not reading its stream",
+                    ),
+                ),
+                // RFC 6121 §8.5.3.2: the resource is gone; its user's rules apply.
+                Err(u) => self
+                    .users
+                    .send(&full.to_bare(), Inbound { stanza: u.stanza }),
+            },
+            _ => self.users.send(&full.to_bare(), Inbound { stanza }),
+        }
+    }
+
+    /// A frame a link refused or gave up: its stanza is bounced, never dropped silently.
+    fn undeliverable(&self, body: Body) {
+        let stanza = match body {
+            Body::ToSession { xml, .. } => parse(&xml),
+            Body::ToUser { msg, .. } => msg.stanza(),
+            _ => None,
+        };
+        if let Some(stanza) = stanza {
+            self.metrics.bounced.fetch_add(1, Ordering::Relaxed);
+            self.users.bounce(
+                &stanza,
+                StanzaError::with_text(
+                    StanzaCondition::RecipientUnavailable,
+                    "the recipient's cluster node cannot be reached",
+                ),
+            );
+        }
+    }
+
+    // ----- fencing ---------------------------------------------------------------------------
+
+    async fn fence(&self) {
+        if self.fenced.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.metrics.fences.fetch_add(1, Ordering::Relaxed);
+        self.ready.store(false, Ordering::Release);
+        warn!(node = %self.me, "lease not renewed in time: fencing this node");
+        self.registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let _ = self.writes.send(WriteOp::Reset);
+        // No two owners of one full JID: our keys are about to expire, so our sessions go
+        // first. Their clients reconnect through the load balancer to a healthy node.
+        for handle in self.router.all_sessions() {
+            handle.close(CloseReason::with_text(
+                StreamCondition::Reset,
+                "this cluster node lost the cluster registry; please reconnect",
+            ));
+        }
+    }
+
+    async fn rejoin(&self) -> bool {
+        match register(&self.settings, &self.layout).await {
+            Ok(reg) => {
+                let reg = Arc::new(reg);
+                if reg.load(&self.cache).await.is_err() {
+                    return false;
+                }
+                *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Some(reg);
+                self.start_sync();
+                self.membership_changed();
+                self.fenced.store(false, Ordering::Release);
+                if !self.stopping.load(Ordering::Acquire) {
+                    self.ready.store(true, Ordering::Release);
+                }
+                info!(node = %self.me, "registered again with a new lease");
+                true
+            }
+            Err(e) => {
+                debug!(error = %e, "registering again failed");
+                false
+            }
+        }
+    }
+}
+
+async fn register(
+    settings: &ClusterSettings,
+    layout: &Layout,
+) -> Result<EtcdRegistry, ClusterError> {
+    let info = NodeInfo {
+        addr: settings.peer_advertise.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_ms: now_ms(),
+    };
+    let ttl = Duration::from_secs(settings.lease_ttl_s.max(1) as u64);
+    tokio::time::timeout(
+        ttl,
+        EtcdRegistry::register(
+            &settings.etcd,
+            layout.clone(),
+            &settings.node_id,
+            &info,
+            settings.lease_ttl_s,
+        ),
+    )
+    .await
+    .map_err(|_| ClusterError::Timeout(settings.etcd.join(",")))?
+}
+
+async fn fence_loop(node: Weak<Node>) {
+    let Some(ttl) = node
+        .upgrade()
+        .map(|n| Duration::from_secs(n.settings.lease_ttl_s.max(1) as u64))
+    else {
+        return;
+    };
+    let fence = Fence::for_ttl(ttl);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        if node.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        match node.current() {
+            Some(reg) => {
+                if fence.check(reg.since_renewal(), reg.lease_lost()) == Standing::Fenced {
+                    node.fence().await;
+                }
+            }
+            None => {
+                if !node.rejoin().await {
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                }
+            }
+        }
+    }
+}
+
+fn parse(xml: &str) -> Option<Element> {
+    Element::parse(xml.as_bytes(), &Limits::default()).ok()
+}
+
+fn from_remote_close(reason: RemoteClose) -> CloseReason {
+    match reason {
+        RemoteClose::Clean => CloseReason::Clean,
+        RemoteClose::Error { condition, text } => {
+            let condition = condition
+                .parse::<StreamCondition>()
+                .unwrap_or(StreamCondition::UndefinedCondition);
+            match text {
+                Some(t) => CloseReason::with_text(condition, t),
+                None => CloseReason::condition(condition),
+            }
+        }
+    }
+}
+
+fn to_remote_close(reason: CloseReason) -> RemoteClose {
+    match reason {
+        CloseReason::Clean => RemoteClose::Clean,
+        CloseReason::Error(e) => RemoteClose::Error {
+            condition: e.condition.as_str().to_owned(),
+            text: e.text,
+        },
+        CloseReason::Stanza(_) => RemoteClose::Error {
+            condition: StreamCondition::UndefinedCondition.as_str().to_owned(),
+            text: None,
+        },
+    }
+}
+
+/// Stands in when the node is gone (shutdown): nothing can be reached.
+struct Detached;
+
+impl RemoteSessions for Detached {
+    fn deliver(
+        &self,
+        _: &str,
+        _: &FullJid,
+        _: SessionId,
+        stanza: Element,
+    ) -> Result<(), Box<Undelivered>> {
+        Err(Box::new(Undelivered {
+            error: DeliverError::Gone,
+            stanza,
+        }))
+    }
+    fn close(&self, _: &str, _: &FullJid, _: SessionId, _: CloseReason) {}
+    fn alive(&self, _: &str) -> bool {
+        false
+    }
+}
+
+impl RemoteSessions for Node {
+    fn deliver(
+        &self,
+        node: &str,
+        jid: &FullJid,
+        session: SessionId,
+        stanza: Element,
+    ) -> Result<(), Box<Undelivered>> {
+        let body = Body::ToSession {
+            jid: jid.to_string(),
+            session: session.0,
+            xml: stanza.to_string(),
+        };
+        let error = {
+            let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+            match links.get(node) {
+                None => DeliverError::Gone,
+                Some((_, link)) => {
+                    self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                    match link.send(body) {
+                        Ok(()) => return Ok(()),
+                        Err(_) => DeliverError::Overloaded,
+                    }
+                }
+            }
+        };
+        Err(Box::new(Undelivered { error, stanza }))
+    }
+
+    fn close(&self, node: &str, jid: &FullJid, session: SessionId, reason: CloseReason) {
+        let _ = self.send_to(
+            node,
+            Body::Close {
+                jid: jid.to_string(),
+                session: session.0,
+                reason: to_remote_close(reason),
+            },
+        );
+    }
+
+    fn alive(&self, node: &str) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|m| **m == *node)
+    }
+}
+
+impl Placement for Node {
+    fn remote_owner(&self, user: &BareJid) -> Option<Arc<str>> {
+        self.owner_of(user.as_str()).filter(|o| **o != *self.me)
+    }
+
+    fn forward(&self, node: &str, user: &BareJid, msg: UserWire) -> Result<(), UserWire> {
+        match self.send_to(
+            node,
+            Body::ToUser {
+                user: user.to_string(),
+                msg,
+            },
+        ) {
+            Ok(()) => Ok(()),
+            Err(Body::ToUser { msg, .. }) => Err(msg),
+            Err(_) => unreachable!("send_to hands back the frame it was given"),
+        }
+    }
+
+    fn carbons_enabled(&self, user: &BareJid) -> usize {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .resources(user.as_str())
+            .filter(|(_, e)| e.carbons)
+            .count()
+    }
+}
+
+impl Directory for Node {
+    fn lookup(&self, jid: &FullJid) -> Option<SessionHandle> {
+        let entry = {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            let e = cache.lookup(jid.to_bare().as_str(), jid.resource().as_str())?;
+            if *e.node == *self.me {
+                // Ours: the local table is authoritative (it is gone or not yet claimed).
+                return None;
+            }
+            (Arc::<str>::from(e.node.as_str()), e.session)
+        };
+        let me: Arc<dyn RemoteSessions> = self.me_weak.upgrade()?;
+        Some(SessionHandle::remote(
+            SessionId(entry.1),
+            entry.0,
+            jid.clone(),
+            me,
+        ))
+    }
+
+    fn claim(&self, jid: &FullJid, session: SessionId, policy: ResourceConflict) -> ClaimFuture {
+        let node = self.me_weak.upgrade();
+        let jid = jid.clone();
+        Box::pin(async move {
+            let Some(node) = node else {
+                return ClaimOutcome::Unavailable;
+            };
+            node.claim_now(jid, session, policy).await
+        })
+    }
+
+    fn update(&self, jid: &FullJid, session: SessionId, flags: SessionFlags) {
+        let _ = self.writes.send(WriteOp::Update {
+            key: key_of(jid),
+            session: session.0,
+            flags,
+        });
+    }
+
+    fn release(&self, jid: &FullJid, session: SessionId) {
+        let _ = self.writes.send(WriteOp::Release {
+            key: key_of(jid),
+            session: session.0,
+        });
+    }
+}
+
+fn key_of(jid: &FullJid) -> (String, String) {
+    (
+        jid.to_bare().to_string(),
+        jid.resource().as_str().to_owned(),
+    )
+}
+
+impl Node {
+    async fn claim_now(
+        &self,
+        jid: FullJid,
+        session: SessionId,
+        policy: ResourceConflict,
+    ) -> ClaimOutcome {
+        if self.fenced.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
+            return ClaimOutcome::Unavailable;
+        }
+        let Some(reg) = self.current() else {
+            return ClaimOutcome::Unavailable;
+        };
+        let (bare, resource) = key_of(&jid);
+        let entry = SessionEntry {
+            node: self.me.to_string(),
+            session: session.0,
+            priority: 0,
+            available: false,
+            interested: false,
+            carbons: false,
+        };
+        for _ in 0..3 {
+            self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+            let holder = match reg.claim(&bare, &resource, &entry).await {
+                Ok(Claim::Won) => return self.claimed(bare, resource, entry),
+                Ok(Claim::Taken(holder, raw)) => (holder, raw),
+                Err(e) => {
+                    self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "claiming a resource failed");
+                    return ClaimOutcome::Unavailable;
+                }
+            };
+            let (holder, raw) = holder;
+            // Our own key (a local session this bind already replaced, or one whose release
+            // is still queued): the local table has decided, take it.
+            let ours = *holder.node == *self.me;
+            if !ours && policy != ResourceConflict::KickOld {
+                return ClaimOutcome::Taken;
+            }
+            self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+            match reg.take_over(&bare, &resource, &raw, &entry).await {
+                Ok(true) => {
+                    if !ours {
+                        // RFC 6120 §7.7.2.2: the old session is told why it goes.
+                        let _ = self.send_to(
+                            &holder.node,
+                            Body::Close {
+                                jid: jid.to_string(),
+                                session: holder.session,
+                                reason: RemoteClose::Error {
+                                    condition: "conflict".into(),
+                                    text: Some(
+                                        "replaced by a new connection for the same resource".into(),
+                                    ),
+                                },
+                            },
+                        );
+                    }
+                    return self.claimed(bare, resource, entry);
+                }
+                // Changed meanwhile: look again.
+                Ok(false) => continue,
+                Err(e) => {
+                    self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "taking a resource over failed");
+                    return ClaimOutcome::Unavailable;
+                }
+            }
+        }
+        ClaimOutcome::Taken
+    }
+
+    fn claimed(&self, bare: String, resource: String, entry: SessionEntry) -> ClaimOutcome {
+        let _ = self.writes.send(WriteOp::Claimed {
+            key: (bare, resource),
+            entry,
+        });
+        ClaimOutcome::Won
+    }
+}
+
+/// Batches of at most this many keys per transaction (etcd's default limit is 128 ops).
+const MAX_BATCH: usize = 64;
+
+/// Serializes this node's updates and releases, coalescing each batch into one transaction.
+async fn writer(node: Weak<Node>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+    // What this node last wrote for each key it holds.
+    let mut held: HashMap<(String, String), SessionEntry> = HashMap::new();
+    loop {
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut ops = vec![first];
+        while ops.len() < 4 * MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        // key → (previous value, new value or None for a delete)
+        let mut changes: HashMap<(String, String), (SessionEntry, Option<SessionEntry>)> =
+            HashMap::new();
+        for op in ops {
+            match op {
+                WriteOp::Reset => {
+                    held.clear();
+                    changes.clear();
+                }
+                WriteOp::Claimed { key, entry } => {
+                    changes.remove(&key);
+                    held.insert(key, entry);
+                }
+                WriteOp::Update {
+                    key,
+                    session,
+                    flags,
+                } => {
+                    let Some(cur) = held.get(&key).filter(|e| e.session == session) else {
+                        continue;
+                    };
+                    let mut next = cur.clone();
+                    next.priority = flags.priority;
+                    next.available = flags.available;
+                    next.interested = flags.interested;
+                    next.carbons = flags.carbons;
+                    let prev = changes
+                        .remove(&key)
+                        .map_or_else(|| cur.clone(), |(prev, _)| prev);
+                    held.insert(key.clone(), next.clone());
+                    changes.insert(key, (prev, Some(next)));
+                }
+                WriteOp::Release { key, session } => {
+                    if held.get(&key).is_none_or(|e| e.session != session) {
+                        continue;
+                    }
+                    let cur = held.remove(&key).expect("checked above");
+                    let prev = changes.remove(&key).map_or(cur, |(prev, _)| prev);
+                    changes.insert(key, (prev, None));
+                }
+            }
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        let Some(reg) = node.current() else {
+            continue;
+        };
+        let changes: Vec<_> = changes.into_iter().collect();
+        for chunk in changes.chunks(MAX_BATCH) {
+            node.metrics.etcd_batches.fetch_add(1, Ordering::Relaxed);
+            node.metrics
+                .etcd_batched_keys
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            match reg.write_batch(chunk).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Some key changed hands (kick_old from another node): one by one, so
+                    // that only the lost keys are skipped.
+                    for one in chunk {
+                        node.metrics.etcd_batches.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(false) = reg.write_batch(std::slice::from_ref(one)).await {
+                            if one.1 .1.is_some() {
+                                held.remove(&one.0);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    node.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, keys = chunk.len(), "registry batch write failed");
+                }
+            }
+        }
+    }
+}

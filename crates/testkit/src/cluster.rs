@@ -1,0 +1,244 @@
+//! Real multi-process clusters for tests: N `parley` processes sharing one etcd and one
+//! PostgreSQL database, each on its own loopback ports, started, killed (SIGKILL), stopped
+//! (SIGTERM) and restarted by the test.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parley_proto::sasl::{ScramCredentials, ScramHash};
+use tempfile::TempDir;
+
+use crate::bin::parley_binary;
+
+/// The admin token every test node uses.
+pub const ADMIN_TOKEN: &str = "cluster-test-admin-token-0123";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// One `parley` process of a test cluster.
+pub struct ClusterNode {
+    /// Its node id.
+    pub id: String,
+    /// STARTTLS c2s address.
+    pub c2s: SocketAddr,
+    /// Admin endpoint.
+    pub admin: SocketAddr,
+    /// Node-link address.
+    pub peer: SocketAddr,
+    config: PathBuf,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl ClusterNode {
+    /// Writes the node's config (etcd endpoint `etcd` and key prefix `prefix`, database
+    /// `db`, lease `ttl_s`, extra `[c2s]` TOML) and starts it; waits until `/ready`.
+    pub fn start(
+        id: &str,
+        etcd: &str,
+        prefix: &str,
+        db: &str,
+        ttl_s: u64,
+        c2s_extra: &str,
+    ) -> ClusterNode {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("parley-{id}-"))
+            .tempdir()
+            .expect("node dir");
+        let c2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let peer = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let config = dir.path().join("parley.toml");
+        let text = format!(
+            r#"[server]
+hosts = ["localhost"]
+data_dir = "{data}"
+workers = 2
+
+[c2s]
+listen = ["{c2s}"]
+direct_tls = []
+{c2s_extra}
+
+[sasl]
+scram_iterations = 4096
+
+[admin]
+listen = "{admin}"
+token = "{ADMIN_TOKEN}"
+
+[storage]
+url = "{db}"
+
+[log]
+level = "info,parley_cluster=debug"
+
+[cluster]
+etcd = ["{etcd}"]
+node_id = "{id}"
+peer_listen = "{peer}"
+lease_ttl_s = {ttl_s}
+prefix = "{prefix}"
+"#,
+            data = dir.path().display(),
+        );
+        std::fs::write(&config, text).expect("write config");
+        let mut node = ClusterNode {
+            id: id.to_owned(),
+            c2s,
+            admin,
+            peer,
+            config,
+            child: None,
+            dir,
+        };
+        node.launch();
+        node
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("parley.log")).expect("log file");
+        let child = Command::new(parley_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn parley");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(child) = &mut self.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "node {} exited ({status}) during start-up:\n{}",
+                        self.id,
+                        self.log()
+                    );
+                }
+            }
+            if http_get(self.admin, "/ready", None).is_some_and(|(s, _)| s == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} not ready within {limit:?}:\n{}",
+                self.id,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("parley.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; returns how long the process took to exit.
+    pub fn terminate(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("node {} did not exit within 30 s of SIGTERM", self.id);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        started.elapsed()
+    }
+
+    /// Whether the process is running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// GET on the admin endpoint with the token: (status, body).
+    pub fn api(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path, Some(ADMIN_TOKEN)).expect("admin endpoint answers")
+    }
+
+    /// GET without a token.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.admin, path, None)
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tiny HTTP/1.1 GET over a real socket: (status, body); None if nothing listens.
+pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    Some((status, body))
+}
+
+/// Creates accounts (password `password`) in the database at `url`.
+pub fn add_users(url: &str, users: &[&str]) {
+    let creds = [ScramHash::Sha1, ScramHash::Sha256]
+        .map(|h| ScramCredentials::generate(h, "password", 4096).expect("credentials"));
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let storage = parley_storage::open(url).await.expect("storage");
+                    for user in users {
+                        storage
+                            .create_account(user, "localhost", &creds)
+                            .await
+                            .expect("create account");
+                    }
+                });
+            })
+            .join()
+            .expect("add_users thread");
+    });
+}

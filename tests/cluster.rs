@@ -1,0 +1,429 @@
+//! The cluster issue against real processes: three `parley` nodes sharing a real etcd and a
+//! real PostgreSQL, clients on different nodes, nodes killed and stopped under them.
+//!
+//! Each test takes its own database and its own etcd key prefix, so they run side by side.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use parley_proto::ns;
+use parley_testkit::cluster::{add_users, ClusterNode};
+use parley_testkit::im::{chat, push_item};
+use parley_testkit::{shared_etcd, shared_pg, Client, Received};
+
+struct Cluster {
+    nodes: Vec<ClusterNode>,
+}
+
+fn random_prefix() -> String {
+    let n: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    format!("/t{:x}{:x}", n, std::process::id())
+}
+
+impl Cluster {
+    fn start(n: usize, ttl_s: u64, c2s_extra: &str) -> Cluster {
+        let db = shared_pg().database();
+        add_users(&db, &["alice", "bob", "carol", "dave"]);
+        let etcd = shared_etcd().endpoint.clone();
+        let prefix = random_prefix();
+        let nodes = (1..=n)
+            .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, ttl_s, c2s_extra))
+            .collect();
+        let cluster = Cluster { nodes };
+        cluster.wait_members(n);
+        cluster
+    }
+
+    /// Waits until every node sees `n` members.
+    fn wait_members(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for node in &self.nodes {
+            loop {
+                let (_, body) = node.api("/api/v1/nodes");
+                let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+                if json["nodes"].as_array().map_or(0, Vec::len) == n {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} sees {body}", node.id);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn c2s(&self, i: usize) -> SocketAddr {
+        self.nodes[i].c2s
+    }
+}
+
+async fn online(addr: SocketAddr, user: &str, resource: &str, priority: i8) -> Client {
+    let mut c = Client::login(addr, user, Some(resource)).await;
+    c.roster().await.expect("roster get");
+    c.available_with_priority(priority).await;
+    c.sync().await.expect("sync");
+    c
+}
+
+fn bare(user: &str) -> String {
+    format!("{user}@localhost")
+}
+
+async fn expect_push(c: &mut Client, jid: &str, sub: &str) {
+    let (j, s) = (jid.to_owned(), sub.to_owned());
+    let push = c
+        .expect_match(&format!("roster push {jid} {sub}"), move |el| {
+            push_item(el).is_some_and(|i| i.jid == j && i.subscription == s)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.ack_push(&push).await;
+}
+
+/// Mutual subscription between `a` and `b`, whose sessions sit on different nodes.
+async fn befriend(ca: &mut Client, a: &str, cb: &mut Client, b: &str) {
+    ca.subscribe(&bare(b)).await;
+    cb.expect_presence_from(&bare(a), "subscribe")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    cb.approve(&bare(a)).await;
+    expect_push(ca, &bare(b), "to").await;
+    cb.subscribe(&bare(a)).await;
+    ca.expect_presence_from(&bare(b), "subscribe")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ca.approve(&bare(b)).await;
+    expect_push(ca, &bare(b), "both").await;
+    expect_push(cb, &bare(a), "both").await;
+}
+
+async fn stream_error(c: &mut Client) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match c.recv_within(left).await {
+            Ok(Some(Received::Element(el))) if el.name() == "error" => {
+                return el
+                    .children()
+                    .find(|c| c.ns() == ns::STREAM_ERRORS)
+                    .map(|c| c.name().to_owned())
+                    .unwrap_or_default();
+            }
+            Ok(Some(Received::Element(_) | Received::Header(_))) => {}
+            other => panic!("expected a stream error, got {other:?}"),
+        }
+    }
+}
+
+fn sessions_of(node: &ClusterNode, query: &str) -> Vec<serde_json::Value> {
+    let (status, body) = node.api(&format!("/api/v1/sessions{query}"));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["sessions"].as_array().unwrap().clone()
+}
+
+fn jids(records: &[serde_json::Value]) -> BTreeSet<String> {
+    records
+        .iter()
+        .map(|r| r["jid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// RFC 6121 across nodes: subscriptions and roster pushes to interested resources on every
+/// node (§2.1.6), presence broadcast and probes (§4.2, §4.3), bare-JID routing by priority
+/// (§8.5.2.1.1), full-JID delivery (§8.5.3.1), XEP-0280 carbons, XEP-0160 offline storage,
+/// directed-presence cleanup (§4.6.3); and the admin API answering the same from any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6121_behaviour_holds_across_nodes() {
+    let cluster = Cluster::start(3, 10, "");
+    // alice/a on n1 (priority 5), bob/b on n2, alice/c on n3 (priority 1).
+    let mut alice_a = online(cluster.c2s(0), "alice", "a", 5).await;
+    let mut bob = online(cluster.c2s(1), "bob", "b", 0).await;
+    let mut alice_c = online(cluster.c2s(2), "alice", "c", 1).await;
+    alice_a
+        .expect_presence_from("alice@localhost/c", "available")
+        .await
+        .expect("own resources see each other (§4.2.2)");
+
+    befriend(&mut alice_a, "alice", &mut bob, "bob").await;
+    // §2.1.6: the interested resource on the third node got every push too.
+    expect_push(&mut alice_c, &bare("bob"), "both").await;
+
+    // §4.3: probes answered across nodes — a fresh bob resource on n3 learns both of alice's.
+    let mut bob2 = online(cluster.c2s(2), "bob", "b2", 0).await;
+    bob2.expect_presence_from("alice@localhost/a", "available")
+        .await
+        .expect("probe answer for alice/a");
+    bob2.expect_presence_from("alice@localhost/c", "available")
+        .await
+        .expect("probe answer for alice/c");
+
+    // §8.5.2.1.1: the bare JID goes to the highest priority only (alice/a on n1).
+    bob.send(&chat("alice@localhost", "chat", "to the bare jid"))
+        .await;
+    alice_a
+        .expect_message_body("to the bare jid")
+        .await
+        .expect("highest priority gets it");
+    alice_c
+        .expect_none_within(
+            Duration::from_millis(300),
+            "a message",
+            |el: &parley_xml::Element| el.is("message", ns::CLIENT),
+        )
+        .await
+        .expect("the lower priority does not");
+
+    // §8.5.3.1: full JID, node to node.
+    bob.send(&chat("alice@localhost/c", "chat", "to c")).await;
+    alice_c.expect_message_body("to c").await.expect("full JID");
+
+    // XEP-0280: alice/c enables carbons; a message to alice/a is copied to it.
+    alice_c.carbons(true).await.expect("carbons enable");
+    // The registry carries the flag to bob's node; wait until bob's node sees it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        bob.send(&chat("alice@localhost/a", "chat", "carbon me"))
+            .await;
+        alice_a
+            .expect_message_body("carbon me")
+            .await
+            .expect("direct");
+        let got = alice_c
+            .collect_within(Duration::from_millis(300))
+            .await
+            .unwrap();
+        if got.iter().any(|el| el.has_child("received", ns::CARBONS)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no received carbon on the other node"
+        );
+    }
+
+    // XEP-0160: carol is offline; the message waits and reaches her on n2 with a delay stamp.
+    bob.send(&chat("carol@localhost", "chat", "while you were out"))
+        .await;
+    bob.sync().await.unwrap();
+    let mut carol = Client::login(cluster.c2s(1), "carol", Some("c")).await;
+    carol.available().await;
+    let m = carol
+        .expect_message_body("while you were out")
+        .await
+        .expect("offline message");
+    assert!(m.has_child("delay", "urn:xmpp:delay"), "{m}");
+
+    // §4.6.3: directed presence from dave (n1) to carol (n2), then dave leaves: carol is told.
+    let mut dave = online(cluster.c2s(0), "dave", "d", 0).await;
+    dave.send_presence_to("carol@localhost/c", None).await;
+    carol
+        .expect_presence_from("dave@localhost/d", "available")
+        .await
+        .expect("directed presence");
+    dave.send_raw("</stream:stream>").await.unwrap();
+    carol
+        .expect_presence_from("dave@localhost/d", "unavailable")
+        .await
+        .expect("directed presence ends with the session");
+
+    // Admin API: every node lists the same sessions, with their nodes and Prosody fields.
+    let expected: BTreeSet<String> = [
+        "alice@localhost/a",
+        "alice@localhost/c",
+        "bob@localhost/b",
+        "bob@localhost/b2",
+        "carol@localhost/c",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let records = sessions_of(node, "");
+            if jids(&records) == expected {
+                let a = records
+                    .iter()
+                    .find(|r| r["jid"] == "alice@localhost/a")
+                    .unwrap();
+                assert_eq!(a["node"], "n1", "{a}");
+                assert_eq!(a["priority"], 5, "{a}");
+                assert_eq!(a["available"], true, "{a}");
+                assert_eq!(a["interested"], true, "{a}");
+                assert_eq!(a["ip"], "127.0.0.1", "{a}");
+                assert_eq!(a["secure"], true, "{a}");
+                assert_eq!(a["type"], "c2s", "{a}");
+                assert!(a["created"].as_i64().unwrap() > 0, "{a}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} lists {records:?}", node.id);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let by_node = sessions_of(node, "?node=n3");
+        assert_eq!(
+            jids(&by_node),
+            ["alice@localhost/c", "bob@localhost/b2"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        );
+        let (status, body) = node.api("/api/v1/users/alice@localhost/sessions");
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["sessions"].as_array().unwrap().len(), 2, "{body}");
+        // Pagination: two pages of 3 and 2.
+        let (_, body) = node.api("/api/v1/sessions?limit=3");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(page["sessions"].as_array().unwrap().len(), 3);
+        assert_eq!(page["total"], 5);
+        let next = page["next"].as_str().expect("a next cursor").to_owned();
+        let (_, body) = node.api(&format!("/api/v1/sessions?limit=3&after={next}"));
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(page["sessions"].as_array().unwrap().len(), 2, "{body}");
+        assert!(page["next"].is_null());
+        assert_eq!(node.get("/api/v1/nodes").unwrap().0, 401);
+    }
+    let metrics = cluster.nodes[0].get("/metrics").unwrap().1;
+    for needle in [
+        "parley_stanzas_in_total",
+        "parley_routing_seconds_bucket",
+        "parley_etcd_requests_total",
+        "parley_node_link_up{node=\"n1\",peer=\"n2\"} 1",
+        "parley_sessions{type=\"c2s\",node=\"n2\"}",
+        "parley_registry_cache_bytes",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in {metrics}");
+    }
+}
+
+/// RFC 6120 §7.7.2.2 across nodes: under kick_old a bind on another node replaces the old
+/// session, which gets `<conflict/>`; under kick_new, of 100 concurrent binds of one full JID
+/// spread over three nodes exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_7_7_2_2_resource_conflict_is_cluster_wide() {
+    let cluster = Cluster::start(2, 10, "");
+    let mut old = Client::login(cluster.c2s(0), "alice", Some("same")).await;
+    let _new = Client::login(cluster.c2s(1), "alice", Some("same")).await;
+    assert_eq!(stream_error(&mut old).await, "conflict");
+    drop(cluster);
+
+    let cluster = Cluster::start(3, 10, "resource_conflict = \"kick_new\"");
+    let mut authed = Vec::new();
+    for i in 0..100 {
+        authed.push(Client::authed(cluster.c2s(i % 3), "bob").await);
+    }
+    let binds = authed.into_iter().map(|mut c| {
+        tokio::spawn(async move {
+            let won = c.bind(Some("one")).await.is_ok();
+            (won, c)
+        })
+    });
+    let mut winners = 0;
+    let mut keep = Vec::new();
+    for b in binds {
+        let (won, c) = b.await.unwrap();
+        winners += usize::from(won);
+        keep.push(c);
+    }
+    assert_eq!(winners, 1, "exactly one of 100 concurrent binds wins");
+    let records = sessions_of(&cluster.nodes[0], "?user=bob@localhost");
+    assert_eq!(records.len(), 1, "{records:?}");
+}
+
+/// Node loss by SIGKILL: the node's keys are gone within TTL + 2 s; contacts on the
+/// surviving nodes get unavailable presence for its resources (RFC 6121 §4.5.2); messages
+/// between sessions on the surviving nodes are never lost (a ledger of ids); messages to the
+/// lost resource's bare JID take the other-resource path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_node_is_noticed_and_nothing_is_lost() {
+    const TTL: u64 = 3;
+    let mut cluster = Cluster::start(3, TTL, "");
+    let mut alice_a = online(cluster.c2s(0), "alice", "a", 0).await;
+    let mut bob = online(cluster.c2s(1), "bob", "b", 0).await;
+    befriend(&mut alice_a, "alice", &mut bob, "bob").await;
+    let mut alice_k = online(cluster.c2s(2), "alice", "k", 10).await;
+    bob.expect_presence_from("alice@localhost/k", "available")
+        .await
+        .expect("alice/k available");
+    alice_k.sync().await.unwrap();
+
+    // Chat between the survivors while n3 dies; every id must arrive.
+    let sender = tokio::spawn(async move {
+        for i in 0..200 {
+            let mut m = chat("bob@localhost/b", "chat", &format!("ledger {i}"));
+            m.set_attr("id", format!("l{i}"));
+            alice_a.send(&m).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        alice_a
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed_at = Instant::now();
+    cluster.nodes[2].kill();
+
+    let mut ledger = BTreeSet::new();
+    let mut saw_unavailable = None;
+    let deadline = Instant::now() + Duration::from_secs(TTL + 10);
+    while (ledger.len() < 200 || saw_unavailable.is_none()) && Instant::now() < deadline {
+        if let Ok(Some(Received::Element(el))) = bob.recv_within(Duration::from_millis(200)).await {
+            if el.is("message", ns::CLIENT) {
+                ledger.insert(el.attr("id").unwrap_or_default().to_owned());
+            } else if el.is("presence", ns::CLIENT)
+                && el.attr("from") == Some("alice@localhost/k")
+                && el.attr("type") == Some("unavailable")
+            {
+                saw_unavailable = Some(killed_at.elapsed());
+            }
+        }
+    }
+    let mut alice_a = sender.await.unwrap();
+    assert_eq!(ledger.len(), 200, "messages lost between survivors");
+    let took = saw_unavailable.expect("unavailable presence for the killed node's resource");
+    assert!(
+        took <= Duration::from_secs(TTL + 2),
+        "unavailable after {took:?}"
+    );
+    // The killed node's keys are gone from the registry as every survivor sees it.
+    for node in &cluster.nodes[..2] {
+        let records = sessions_of(node, "?node=n3");
+        assert!(records.is_empty(), "{records:?}");
+    }
+    // The bare JID now goes to the remaining resource.
+    bob.send(&chat("alice@localhost", "chat", "after the loss"))
+        .await;
+    alice_a
+        .expect_message_body("after the loss")
+        .await
+        .expect("other-resource path");
+}
+
+/// SIGTERM: readiness turns false, sessions get `<system-shutdown/>`, the node's keys are
+/// deleted at once (long before the TTL), and the process exits in bounded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_the_cluster_cleanly() {
+    const TTL: u64 = 30;
+    let mut cluster = Cluster::start(2, TTL, "");
+    let mut leaving = online(cluster.c2s(1), "alice", "bye", 0).await;
+    let watcher = &cluster.nodes[0];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sessions_of(watcher, "?node=n2").is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let admin = cluster.nodes[1].admin;
+    let took = cluster.nodes[1].terminate();
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    assert_eq!(stream_error(&mut leaving).await, "system-shutdown");
+    assert!(parley_testkit::cluster::http_get(admin, "/ready", None).is_none());
+    // Keys gone at once, not after the 30 s TTL.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !sessions_of(&cluster.nodes[0], "?node=n2").is_empty() {
+        assert!(Instant::now() < deadline, "keys outlived the clean leave");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, body) = cluster.nodes[0].api("/api/v1/nodes");
+    assert!(!body.contains("\"n2\""), "{body}");
+}
