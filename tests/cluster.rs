@@ -413,6 +413,15 @@ async fn sigterm_leaves_the_cluster_cleanly() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The CLI goes through the admin API and answers for the whole cluster.
+    let nodes = cluster.nodes[0].cli(&["cluster", "nodes"]);
+    assert!(nodes.contains("n1 ") && nodes.contains("n2 "), "{nodes}");
+    assert!(nodes.contains("link-up"), "{nodes}");
+    let listed = cluster.nodes[0].cli(&["sessions", "list"]);
+    assert!(
+        listed.contains("alice@localhost/bye") && listed.contains(" n2"),
+        "{listed}"
+    );
     let admin = cluster.nodes[1].admin;
     let took = cluster.nodes[1].terminate();
     assert!(took < Duration::from_secs(10), "exit took {took:?}");
@@ -426,4 +435,183 @@ async fn sigterm_leaves_the_cluster_cleanly() {
     }
     let (_, body) = cluster.nodes[0].api("/api/v1/nodes");
     assert!(!body.contains("\"n2\""), "{body}");
+}
+
+/// Whether etcd holds `key` (through its HTTP gateway, bypassing every node).
+fn registry_holds(key: &str) -> bool {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let (status, body) = shared_etcd()
+        .http("POST", "/v3/kv/range", &format!("{{\"key\":\"{b64}\"}}"))
+        .expect("etcd gateway");
+    assert_eq!(status, 200, "{body}");
+    body.contains("\"kvs\"")
+}
+
+/// A TCP proxy the test controls, standing between one node and etcd.
+struct Proxy {
+    addr: SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, list) = (cut.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if c.load(Ordering::Acquire) {
+                    continue; // dropped: the partition refuses it
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                list.lock().unwrap().push(task);
+            }
+        });
+        Proxy { addr, cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::Release);
+        for task in self.conns.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A node cut off from etcd (through a proxy the test controls) fences itself before its
+/// lease can expire: its sessions get `<reset/>` while the registry still shows them (so no
+/// other node could yet own their full JIDs), it reports not-ready, and it registers again
+/// with a new lease once etcd is reachable. The reconnecting client binds the same full JID
+/// on a healthy node; at no instant are there two owners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_etcd_fences_itself_before_its_lease_expires() {
+    const TTL: u64 = 3;
+    let db = shared_pg().database();
+    add_users(&db, &["alice", "bob"]);
+    let etcd = shared_etcd().endpoint.clone();
+    let etcd_addr: SocketAddr = etcd.trim_start_matches("http://").parse().unwrap();
+    let proxy = Proxy::start(etcd_addr).await;
+    let prefix = random_prefix();
+    let healthy = ClusterNode::start("n1", &etcd, &prefix, &db, TTL, "");
+    let mut cut_off = ClusterNode::start(
+        "n2",
+        &format!("http://{}", proxy.addr),
+        &prefix,
+        &db,
+        TTL,
+        "",
+    );
+    let mut alice = online(cut_off.c2s, "alice", "r", 0).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sessions_of(&healthy, "?user=alice@localhost").is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let cut_at = Instant::now();
+    proxy.cut();
+    assert_eq!(stream_error(&mut alice).await, "reset");
+    let fenced_after = cut_at.elapsed();
+    // The fence deadline is 2/3 of the TTL after the last renewal, which came at most
+    // TTL/3 before the cut; the lease lives until a full TTL after that renewal. So the
+    // key of alice/r is still in etcd, held by n2's lease, while n2 no longer serves it.
+    let still_registered = registry_holds(&format!("{prefix}/sessions/alice@localhost/r"));
+    assert!(
+        fenced_after < Duration::from_secs(TTL),
+        "fenced only after {fenced_after:?}"
+    );
+    assert!(
+        still_registered,
+        "fenced while its lease still holds the key ({fenced_after:?})"
+    );
+    assert!(
+        sessions_of(&healthy, "?user=alice@localhost").is_empty(),
+        "n2 answers the admin query over the link: it serves nothing"
+    );
+    assert_eq!(cut_off.get("/ready").map(|r| r.0), Some(503));
+
+    // The client comes back through a healthy node and gets its resource.
+    let mut again = Client::login(healthy.c2s, "alice", Some("r")).await;
+    again.sync().await.expect("bound on the healthy node");
+    let records = sessions_of(&healthy, "?user=alice@localhost");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["node"], "n1");
+
+    // etcd reachable again: a new lease, ready again, a member again.
+    proxy.heal();
+    cut_off.wait_ready(Duration::from_secs(15));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = healthy.api("/api/v1/nodes");
+        if body.contains("\"n2\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n2 never came back: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An etcd restart (a crash, with its data kept): sessions survive, every node rebuilds its
+/// registry cache, and routing and binds work afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
+    let mut etcd = parley_testkit::EtcdServer::start();
+    let db = shared_pg().database();
+    add_users(&db, &["alice", "bob", "carol"]);
+    let prefix = random_prefix();
+    let n1 = ClusterNode::start("n1", &etcd.endpoint, &prefix, &db, 10, "");
+    let n2 = ClusterNode::start("n2", &etcd.endpoint, &prefix, &db, 10, "");
+    let mut alice = online(n1.c2s, "alice", "a", 0).await;
+    let mut bob = online(n2.c2s, "bob", "b", 0).await;
+
+    etcd.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    etcd.restart();
+
+    // Sessions survived: they still talk across nodes.
+    alice
+        .send(&chat("bob@localhost/b", "chat", "still here"))
+        .await;
+    bob.expect_message_body("still here")
+        .await
+        .expect("after the restart");
+    // The registry is rebuilt on both nodes.
+    for node in [&n1, &n2] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = sessions_of(node, "");
+            if records.len() == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {records:?}", node.id);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // New binds are claimed and routed.
+    let mut carol = online(n2.c2s, "carol", "c", 0).await;
+    alice
+        .send(&chat("carol@localhost/c", "chat", "welcome"))
+        .await;
+    carol
+        .expect_message_body("welcome")
+        .await
+        .expect("new session reachable");
+    assert_eq!(n1.get("/ready").map(|r| r.0), Some(200));
+    assert_eq!(n2.get("/ready").map(|r| r.0), Some(200));
 }

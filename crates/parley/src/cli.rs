@@ -40,6 +40,16 @@ pub enum Command {
     /// Sessions of the running server, through its admin API ([admin] listen and token).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// The cluster, through the admin API ([admin] listen and token).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `parley cluster …`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Print the live nodes: id, peer address, sessions, version, link state, one per line.
+    Nodes,
 }
 
 /// `parley sessions …`.
@@ -128,6 +138,18 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tracing(&config.log, Some("warn"));
             run_user(&config, command)
         }
+        Command::Cluster(ClusterCommand::Nodes) => match list_nodes(&config) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Sessions(SessionsCommand::List { user }) => match list_sessions(&config, user) {
             Ok(lines) => {
                 for l in lines {
@@ -143,8 +165,8 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// `GET /api/v1/sessions` (or the user's) on the configured admin endpoint.
-fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, String> {
+/// A GET with the bearer token on the configured admin endpoint; the JSON answer.
+fn admin_get(config: &Config, path: &str) -> Result<serde_json::Value, String> {
     use std::io::{Read, Write};
     let addr = config
         .admin
@@ -155,10 +177,6 @@ fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, S
         .token
         .as_deref()
         .ok_or("[admin] token is not set in the config")?;
-    let path = match &user {
-        Some(u) => format!("/api/v1/users/{u}/sessions"),
-        None => "/api/v1/sessions".to_owned(),
-    };
     let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
         .map_err(|e| format!("cannot reach the admin endpoint at {addr} ([admin] listen): {e}"))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
@@ -182,18 +200,65 @@ fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, S
         }
         other => return Err(format!("admin endpoint {addr} answered HTTP {other}")),
     }
-    let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("admin endpoint {addr}: {e}"))?;
-    Ok(json["sessions"]
+    serde_json::from_str(body).map_err(|e| format!("admin endpoint {addr}: {e}"))
+}
+
+/// `GET /api/v1/sessions` (every page) or the user's sessions: cluster-wide.
+fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, String> {
+    let line = |s: &serde_json::Value| {
+        format!(
+            "{} {} {}",
+            s["jid"].as_str().unwrap_or("?"),
+            s["session"].as_str().unwrap_or("?"),
+            s["node"].as_str().unwrap_or("?")
+        )
+    };
+    if let Some(u) = &user {
+        let json = admin_get(config, &format!("/api/v1/users/{u}/sessions"))?;
+        return Ok(json["sessions"]
+            .as_array()
+            .map(|l| l.iter().map(line).collect())
+            .unwrap_or_default());
+    }
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/sessions?limit=1000&after={a}"),
+            None => "/api/v1/sessions?limit=1000".to_owned(),
+        };
+        let json = admin_get(config, &path)?;
+        if let Some(list) = json["sessions"].as_array() {
+            out.extend(list.iter().map(line));
+        }
+        match json["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// `GET /api/v1/nodes`.
+fn list_nodes(config: &Config) -> Result<Vec<String>, String> {
+    let json = admin_get(config, "/api/v1/nodes")?;
+    Ok(json["nodes"]
         .as_array()
         .map(|list| {
             list.iter()
-                .map(|s| {
+                .map(|n| {
+                    let link = match (n["self"].as_bool(), n["link_up"].as_bool()) {
+                        (Some(true), _) => "self",
+                        (_, Some(true)) => "link-up",
+                        (_, Some(false)) => "link-down",
+                        _ => "-",
+                    };
                     format!(
-                        "{} {} {}",
-                        s["jid"].as_str().unwrap_or("?"),
-                        s["session"].as_str().unwrap_or("?"),
-                        s["node"].as_str().unwrap_or("?")
+                        "{} {} sessions={} version={} {}",
+                        n["id"].as_str().unwrap_or("?"),
+                        n["addr"].as_str().unwrap_or("-"),
+                        n["sessions"],
+                        n["version"].as_str().unwrap_or("-"),
+                        link
                     )
                 })
                 .collect()

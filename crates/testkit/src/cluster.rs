@@ -188,6 +188,22 @@ prefix = "{prefix}"
         http_get(self.admin, path, Some(ADMIN_TOKEN)).expect("admin endpoint answers")
     }
 
+    /// Runs the `parley` CLI with this node's config; its stdout (panics on failure).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(parley_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run parley");
+        assert!(
+            out.status.success(),
+            "parley {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// GET without a token.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(self.admin, path, None)
