@@ -615,3 +615,107 @@ async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
     assert_eq!(n1.get("/ready").map(|r| r.0), Some(200));
     assert_eq!(n2.get("/ready").map(|r| r.0), Some(200));
 }
+
+/// The issue's acceptance: real slixmpp clients behind HAProxy (a plain TCP load balancer
+/// health-checking each node's `/ready`), spread round-robin over three nodes, chat, see
+/// each other's presence and get roster pushes (tests/clients/chat.py and
+/// roster_presence.py: RFC 6121 §2.1.6, §3, §4, §8.5.3.1).
+#[test]
+fn slixmpp_clients_on_different_nodes_behind_haproxy() {
+    use std::process::{Command, Stdio};
+    let cluster = Cluster::start(3, 10, "");
+    let lb_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = format!(
+        "global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
+         timeout client 1h\n  timeout server 1h\nfrontend c2s\n  bind 127.0.0.1:{lb_port}\n  \
+         default_backend nodes\nbackend nodes\n  balance roundrobin\n  \
+         option httpchk GET /ready\n"
+    );
+    for n in &cluster.nodes {
+        cfg.push_str(&format!(
+            "  server {} {} check port {} inter 500ms\n",
+            n.id,
+            n.c2s,
+            n.admin.port()
+        ));
+    }
+    let cfg_path = dir.path().join("haproxy.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let haproxy = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian package haproxy; tests/run installs it)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _haproxy = Kill(haproxy);
+    let lb = SocketAddr::from(([127, 0, 0, 1], lb_port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(lb).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Health checks pass before clients come (a node is used once it is seen up).
+    std::thread::sleep(Duration::from_millis(1200));
+    let root = parley_testkit::workspace_root();
+    for (script, args) in [
+        (
+            "tests/clients/roster_presence.py",
+            vec!["--alice-password", "password", "--bob-password", "password"],
+        ),
+        (
+            "tests/clients/chat.py",
+            vec![
+                "--jid1",
+                "carol@localhost",
+                "--password1",
+                "password",
+                "--jid2",
+                "dave@localhost",
+                "--password2",
+                "password",
+            ],
+        ),
+    ] {
+        let out = Command::new("python3")
+            .arg(root.join(script))
+            .args(["--host", "127.0.0.1", "--port", &lb_port.to_string()])
+            .args(&args)
+            .output()
+            .expect("python3 with slixmpp (tests/run installs it)");
+        assert!(
+            out.status.success(),
+            "{script} failed through HAProxy:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The clients were spread: at least two nodes handled client stanzas.
+    let busy = cluster
+        .nodes
+        .iter()
+        .filter(|n| {
+            let metrics = n.get("/metrics").unwrap().1;
+            metrics
+                .lines()
+                .find(|l| l.starts_with("parley_stanzas_in_total"))
+                .and_then(|l| l.rsplit_once(' '))
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+                .is_some_and(|v| v > 0)
+        })
+        .count();
+    assert!(busy >= 2, "clients should land on different nodes");
+}

@@ -429,9 +429,14 @@ impl Conn {
 
     /// Connects, opens the stream and negotiates STARTTLS when the target asks for it;
     /// returns the connection and the features to authenticate with.
-    async fn establish(shared: &Shared, deadline: Instant) -> Result<(Conn, Element), BenchError> {
+    async fn establish(
+        shared: &Shared,
+        offset: usize,
+        deadline: Instant,
+    ) -> Result<(Conn, Element), BenchError> {
         let target = &shared.target;
-        let mut conn = Conn::connect(shared).await?;
+        let (addr, source) = shared.endpoints_for(offset);
+        let mut conn = Conn::connect_to(addr, source).await?;
         let features = conn.open_stream(&target.domain, deadline).await?;
         if !target.starttls {
             return Ok((conn, features));
@@ -455,7 +460,7 @@ impl Conn {
             return Ok(());
         }
         let deadline = Instant::now() + STEP_TIMEOUT;
-        let (mut conn, features) = Conn::establish(shared, deadline).await?;
+        let (mut conn, features) = Conn::establish(shared, offset, deadline).await?;
         let user = shared.target.username(offset);
         conn.authenticate(shared, &features, &user, AuthGoal::Prime, deadline)
             .await?;
@@ -673,7 +678,7 @@ impl Session {
         let deadline = Instant::now() + STEP_TIMEOUT;
         let target = &shared.target;
         let user = target.username(offset);
-        let (mut conn, features) = Conn::establish(shared, deadline).await?;
+        let (mut conn, features) = Conn::establish(shared, offset, deadline).await?;
         conn.authenticate(shared, &features, &user, AuthGoal::Login, deadline)
             .await?;
         let features = conn.open_stream(&target.domain, deadline).await?;

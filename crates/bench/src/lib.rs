@@ -17,6 +17,7 @@
 
 pub mod chat;
 pub mod client;
+pub mod cluster;
 pub mod compare;
 mod error;
 pub mod idle;
@@ -29,6 +30,7 @@ pub mod stats;
 pub mod target;
 
 pub use chat::{chat, ChatMode, ChatOpts, ChatResult};
+pub use cluster::{cluster, ClusterOpts, ClusterResult};
 pub use error::BenchError;
 pub use idle::{idle, IdleLevel, IdleOpts, IdleResult};
 pub use login::{login, LoginOpts, LoginResult};

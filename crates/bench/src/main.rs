@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use parley_bench::{
-    chat, idle, login, parse_source_ips, presence, provision, BenchError, ChatMode, ChatOpts,
-    IdleOpts, LoginOpts, Mech, PresenceOpts, Target,
+    chat, cluster, idle, login, parse_source_ips, presence, provision, BenchError, ChatMode,
+    ChatOpts, ClusterOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, Target,
 };
 use serde::Serialize;
 
@@ -161,6 +161,27 @@ enum Scenario {
         #[arg(long, default_value_t = 10.0)]
         drain: f64,
     },
+    /// Against a cluster (--target one c2s address per node): same-node vs cross-node chat
+    /// latency, etcd requests per login in a login storm, registry cache bytes per entry.
+    Cluster {
+        /// Each node's admin endpoint (for /metrics), comma-separated, in --target order.
+        #[arg(long, value_delimiter = ',', required = true)]
+        admin: Vec<String>,
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Total messages per second in each chat run.
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 2000)]
+        logins: usize,
+        /// Sessions held while the registry cache is measured.
+        #[arg(long, default_value_t = 5000)]
+        hold: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
     /// A user with R online contacts goes available; time to broadcast and probes.
     Presence {
         #[arg(long, default_value_t = 100)]
@@ -309,6 +330,7 @@ fn target(args: &TargetArgs) -> Result<Target, BenchError> {
         first_user: args.first,
         password: args.password.clone(),
         server_pid: args.server_pid,
+        place_by_user: false,
         source_ips: args
             .source_ips
             .as_deref()
@@ -383,6 +405,26 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
                 drain_s: drain,
             };
             print(&chat(&t, &opts).await?, run.json)
+        }
+        Scenario::Cluster {
+            admin,
+            pairs,
+            rate,
+            duration,
+            logins,
+            hold,
+            concurrency,
+        } => {
+            let opts = ClusterOpts {
+                admins: resolve(&admin)?,
+                pairs,
+                rate,
+                duration_s: duration,
+                logins,
+                hold,
+                concurrency,
+            };
+            print(&cluster(&t, &opts).await?, run.json)
         }
         Scenario::Presence {
             contacts,

@@ -69,6 +69,10 @@ pub struct Target {
     /// The server process to sample CPU and RSS of.
     pub server_pid: Option<u32>,
     pub source_ips: Vec<IpAddr>,
+    /// Place user K on `addrs[K % len]` instead of round-robin by connection, so that a
+    /// scenario decides which node each user sits on (the `cluster` scenario).
+    #[serde(default)]
+    pub place_by_user: bool,
 }
 
 impl Target {
@@ -85,6 +89,7 @@ impl Target {
             password: "pw".into(),
             server_pid: None,
             source_ips: Vec::new(),
+            place_by_user: false,
         }
     }
 
@@ -189,6 +194,17 @@ impl Shared {
             scram: ScramCache::new(),
             next_conn: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// The endpoints for a connection of user number `offset`: by user when the target
+    /// places users, else round-robin.
+    pub(crate) fn endpoints_for(&self, offset: usize) -> (SocketAddr, Option<IpAddr>) {
+        let (addr, source) = self.next_endpoints();
+        if self.target.place_by_user {
+            (self.target.addrs[offset % self.target.addrs.len()], source)
+        } else {
+            (addr, source)
+        }
     }
 
     /// The server address and source address for the next connection, round-robin.

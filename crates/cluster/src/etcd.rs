@@ -170,6 +170,27 @@ impl EtcdRegistry {
         Box::pin(self.claim(bare, resource, entry)).await
     }
 
+    /// Claims many full JIDs at once: all are created if none exists, else nothing is
+    /// written (false) and the caller claims them one by one.
+    pub async fn claim_all(
+        &self,
+        claims: &[(String, String, SessionEntry)],
+    ) -> Result<bool, ClusterError> {
+        let mut compares = Vec::with_capacity(claims.len());
+        let mut ops = Vec::with_capacity(claims.len());
+        for (bare, resource, entry) in claims {
+            let key = self.layout.session(bare, resource);
+            compares.push(Compare::version(key.clone(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(
+                key,
+                encode(entry),
+                Some(PutOptions::new().with_lease(self.lease)),
+            ));
+        }
+        let txn = Txn::new().when(compares).and_then(ops);
+        Ok(self.client.clone().txn(txn).await?.succeeded())
+    }
+
     /// Takes a full JID over from its current holder (resource conflict `kick_old`), only if
     /// the holder is still the one seen (`expected` is its raw value).
     pub async fn take_over(

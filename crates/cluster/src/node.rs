@@ -108,6 +108,12 @@ pub struct NodeView {
 }
 
 enum WriteOp {
+    Claim {
+        jid: FullJid,
+        session: SessionId,
+        policy: ResourceConflict,
+        reply: oneshot::Sender<ClaimOutcome>,
+    },
     Claimed {
         key: (String, String),
         entry: SessionEntry,
@@ -893,13 +899,20 @@ impl Directory for Node {
     }
 
     fn claim(&self, jid: &FullJid, session: SessionId, policy: ResourceConflict) -> ClaimFuture {
-        let node = self.me_weak.upgrade();
-        let jid = jid.clone();
+        // Claims go through the writer, which puts a login storm's claims in one
+        // transaction (falling back to one by one when any key is taken).
+        let (reply, answer) = oneshot::channel();
+        let sent = self.writes.send(WriteOp::Claim {
+            jid: jid.clone(),
+            session,
+            policy,
+            reply,
+        });
         Box::pin(async move {
-            let Some(node) = node else {
+            if sent.is_err() {
                 return ClaimOutcome::Unavailable;
-            };
-            node.claim_now(jid, session, policy).await
+            }
+            answer.await.unwrap_or(ClaimOutcome::Unavailable)
         })
     }
 
@@ -1011,6 +1024,86 @@ impl Node {
 /// Batches of at most this many keys per transaction (etcd's default limit is 128 ops).
 const MAX_BATCH: usize = 64;
 
+/// How long the writer lingers for more work once it sees a burst.
+const LINGER: Duration = Duration::from_millis(2);
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<WriteOp>, ops: &mut Vec<WriteOp>) {
+    while ops.len() < 4 * MAX_BATCH {
+        match rx.try_recv() {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+}
+
+type ClaimReq = (
+    FullJid,
+    SessionId,
+    ResourceConflict,
+    oneshot::Sender<ClaimOutcome>,
+);
+
+/// Claims in one transaction when several fresh keys are asked at once (a login storm):
+/// every key must be absent, else nothing is written and each claim runs on its own, where
+/// the conflict policy applies.
+async fn claim_batch(
+    node: &Arc<Node>,
+    reg: Option<&EtcdRegistry>,
+    claims: Vec<ClaimReq>,
+    held: &mut HashMap<(String, String), SessionEntry>,
+) {
+    let unavailable = node.fenced.load(Ordering::Acquire) || node.stopping.load(Ordering::Acquire);
+    let Some(reg) = reg.filter(|_| !unavailable) else {
+        for (.., reply) in claims {
+            let _ = reply.send(ClaimOutcome::Unavailable);
+        }
+        return;
+    };
+    let entry = |session: SessionId| SessionEntry {
+        node: node.me.to_string(),
+        session: session.0,
+        priority: 0,
+        available: false,
+        interested: false,
+        carbons: false,
+    };
+    let mut claims = claims;
+    let mut alone = Vec::new();
+    while !claims.is_empty() {
+        let rest = claims.split_off(claims.len().min(MAX_BATCH));
+        let chunk = std::mem::replace(&mut claims, rest);
+        let keys: Vec<(String, String)> = chunk.iter().map(|c| key_of(&c.0)).collect();
+        let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
+        if chunk.len() < 2 || !distinct {
+            alone.extend(chunk);
+            continue;
+        }
+        let batch: Vec<(String, String, SessionEntry)> = chunk
+            .iter()
+            .zip(keys)
+            .map(|(c, (b, r))| (b, r, entry(c.1)))
+            .collect();
+        node.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+        match reg.claim_all(&batch).await {
+            Ok(true) => {
+                for ((b, r, e), (.., reply)) in batch.into_iter().zip(chunk) {
+                    held.insert((b, r), e);
+                    let _ = reply.send(ClaimOutcome::Won);
+                }
+            }
+            // Some key exists (or etcd failed): each claim on its own, with its policy.
+            _ => alone.extend(chunk),
+        }
+    }
+    let claims = alone;
+    for (jid, session, policy, reply) in claims {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let _ = reply.send(node.claim_now(jid, session, policy).await);
+        });
+    }
+}
+
 /// Serializes this node's updates and releases, coalescing each batch into one transaction.
 async fn writer(node: Weak<Node>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
     // What this node last wrote for each key it holds.
@@ -1020,17 +1113,28 @@ async fn writer(node: Weak<Node>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
             return;
         };
         let mut ops = vec![first];
-        while ops.len() < 4 * MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => ops.push(op),
-                Err(_) => break,
-            }
+        drain(&mut rx, &mut ops);
+        if ops.len() > 1 {
+            // A storm: a moment more gathers a bigger batch. A lone login waits for nothing.
+            tokio::time::sleep(LINGER).await;
+            drain(&mut rx, &mut ops);
         }
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        let reg = node.current();
+        let mut claims = Vec::new();
         // key → (previous value, new value or None for a delete)
         let mut changes: HashMap<(String, String), (SessionEntry, Option<SessionEntry>)> =
             HashMap::new();
         for op in ops {
             match op {
+                WriteOp::Claim {
+                    jid,
+                    session,
+                    policy,
+                    reply,
+                } => claims.push((jid, session, policy, reply)),
                 WriteOp::Reset => {
                     held.clear();
                     changes.clear();
@@ -1068,13 +1172,13 @@ async fn writer(node: Weak<Node>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
                 }
             }
         }
+        if !claims.is_empty() {
+            claim_batch(&node, reg.as_deref(), claims, &mut held).await;
+        }
         if changes.is_empty() {
             continue;
         }
-        let Some(node) = node.upgrade() else {
-            return;
-        };
-        let Some(reg) = node.current() else {
+        let Some(reg) = reg else {
             continue;
         };
         let changes: Vec<_> = changes.into_iter().collect();

@@ -1,0 +1,253 @@
+//! `cluster`: what clustering costs, measured against a running cluster (for example
+//! `cluster/local up 3`):
+//!
+//! - one-way chat latency at one offered rate between users on the **same node** and between
+//!   users on **different nodes** (the second pays the node link and the owner hop);
+//! - a login storm spread over the nodes, with the etcd requests each login cost, read from
+//!   the nodes' `/metrics` before and after (claims are one transaction each; presence flags
+//!   and releases go in batched transactions);
+//! - the registry cache's size per session entry with many sessions bound, from `/metrics`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chat::{chat, ChatMode, ChatOpts};
+use crate::client::Session;
+use crate::idle::close_all;
+use crate::login::{login, LoginOpts};
+use crate::stats::{run_pool, LatencySummary};
+use crate::target::{Shared, Target};
+use crate::BenchError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterOpts {
+    /// Admin endpoints of the nodes, in the same order as the target's c2s addresses.
+    pub admins: Vec<SocketAddr>,
+    /// The admin bearer token is not needed: `/metrics` is open.
+    pub pairs: usize,
+    /// Total messages per second in each chat run.
+    pub rate: f64,
+    pub duration_s: f64,
+    /// Logins in the storm.
+    pub logins: usize,
+    /// Sessions held while the registry cache is measured.
+    pub hold: usize,
+    pub concurrency: usize,
+}
+
+impl Default for ClusterOpts {
+    fn default() -> Self {
+        ClusterOpts {
+            admins: Vec::new(),
+            pairs: 50,
+            rate: 2000.0,
+            duration_s: 10.0,
+            logins: 2000,
+            hold: 5000,
+            concurrency: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterResult {
+    pub scenario: String,
+    pub config: ClusterOpts,
+    pub nodes: usize,
+    /// Both users of every pair on the first node.
+    pub same_node: LatencySummary,
+    pub same_node_lost: u64,
+    /// The sender on the first node, the receiver on the second.
+    pub cross_node: LatencySummary,
+    pub cross_node_lost: u64,
+    /// cross-node p99 / same-node p99 (the target is at most 2).
+    pub p99_ratio: f64,
+    pub logins_completed: usize,
+    pub logins_per_s: f64,
+    /// etcd claim transactions per login (bind).
+    pub claims_per_login: f64,
+    /// Batched write transactions per login (presence flags on login, releases on logout).
+    pub batches_per_login: f64,
+    /// All etcd write requests per login.
+    pub etcd_writes_per_login: f64,
+    /// Keys the batches wrote or deleted per login.
+    pub batched_keys_per_login: f64,
+    /// Sessions bound cluster-wide while the cache was measured.
+    pub registry_sessions: u64,
+    /// Approximate heap bytes of the first node's registry cache per session entry.
+    pub registry_bytes_per_entry: f64,
+}
+
+/// Sums of the cluster counters over every node.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    claims: f64,
+    batches: f64,
+    keys: f64,
+}
+
+pub async fn cluster(target: &Target, opts: &ClusterOpts) -> Result<ClusterResult, BenchError> {
+    if target.addrs.len() < 2 || opts.admins.len() != target.addrs.len() {
+        return Err(BenchError::Options(
+            "cluster needs at least two nodes (--target a,b) and one --admin per node".into(),
+        ));
+    }
+    let chat_opts = ChatOpts {
+        pairs: opts.pairs,
+        mode: ChatMode::Rate { rate: opts.rate },
+        duration_s: opts.duration_s,
+        body_pad: 0,
+        concurrency: opts.concurrency,
+        drain_s: 10.0,
+    };
+    eprintln!("cluster: same-node chat on {}", target.addrs[0]);
+    let mut same = target.clone();
+    same.addrs = vec![target.addrs[0]];
+    let same = chat(&same, &chat_opts).await?;
+    eprintln!(
+        "cluster: cross-node chat {} -> {}",
+        target.addrs[0], target.addrs[1]
+    );
+    let mut cross = target.clone();
+    cross.addrs = vec![target.addrs[0], target.addrs[1]];
+    cross.place_by_user = true;
+    let cross = chat(&cross, &chat_opts).await?;
+
+    eprintln!(
+        "cluster: login storm of {} over {} nodes",
+        opts.logins,
+        target.addrs.len()
+    );
+    let before = counters(&opts.admins)?;
+    let storm = login(
+        target,
+        &LoginOpts {
+            count: opts.logins,
+            concurrency: opts.concurrency,
+            duration_s: Some(600.0),
+            users: None,
+            prime: true,
+        },
+    )
+    .await?;
+    // Releases of the storm's last sessions are batched after their close: let them land.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = counters(&opts.admins)?;
+    let n = storm.completed.max(1) as f64;
+
+    eprintln!("cluster: holding {} sessions", opts.hold);
+    let shared = Shared::new(target)?;
+    let sh = shared.clone();
+    let held = run_pool(opts.hold, opts.concurrency, move |i| {
+        let sh = sh.clone();
+        async move {
+            let mut s = Session::login(&sh, i, "held").await?;
+            s.available().await?;
+            Ok::<_, BenchError>(s)
+        }
+    })
+    .await;
+    let held: Vec<Session> = held.into_iter().filter_map(Result::ok).collect();
+    // The watch reaches every node within a round trip; give it a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = scrape(opts.admins[0])?;
+    let entries = metric(&metrics, "parley_registry_sessions", None);
+    let bytes = metric(&metrics, "parley_registry_cache_bytes", None);
+    close_all(held, opts.concurrency).await;
+
+    let ratio = if same.latency.p99_us > 0 {
+        cross.latency.p99_us as f64 / same.latency.p99_us as f64
+    } else {
+        0.0
+    };
+    let claims = (after.claims - before.claims) / n;
+    let batches = (after.batches - before.batches) / n;
+    Ok(ClusterResult {
+        scenario: "cluster".into(),
+        config: opts.clone(),
+        nodes: target.addrs.len(),
+        same_node: same.latency,
+        same_node_lost: same.lost,
+        cross_node: cross.latency,
+        cross_node_lost: cross.lost,
+        p99_ratio: ratio,
+        logins_completed: storm.completed,
+        logins_per_s: storm.logins_per_s,
+        claims_per_login: claims,
+        batches_per_login: batches,
+        etcd_writes_per_login: claims + batches,
+        batched_keys_per_login: (after.keys - before.keys) / n,
+        registry_sessions: entries as u64,
+        registry_bytes_per_entry: if entries > 0.0 { bytes / entries } else { 0.0 },
+    })
+}
+
+fn counters(admins: &[SocketAddr]) -> Result<Counters, BenchError> {
+    let mut c = Counters::default();
+    for admin in admins {
+        let m = scrape(*admin)?;
+        c.claims += metric(&m, "parley_etcd_requests_total", Some("op=\"claim\""));
+        c.batches += metric(&m, "parley_etcd_requests_total", Some("op=\"batch\""));
+        c.keys += metric(&m, "parley_etcd_batched_keys_total", None);
+    }
+    Ok(c)
+}
+
+/// `GET /metrics` over a plain socket (loopback only, like every target).
+fn scrape(admin: SocketAddr) -> Result<String, BenchError> {
+    use std::io::{Read, Write};
+    if !admin.ip().is_loopback() {
+        return Err(BenchError::Options(format!(
+            "admin address {admin} is not on loopback"
+        )));
+    }
+    let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(5))
+        .map_err(|e| BenchError::io(format!("connecting to the admin endpoint {admin}"), e))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| BenchError::io("read timeout", e))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| BenchError::io(format!("admin endpoint {admin}"), e))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| BenchError::io(format!("admin endpoint {admin}"), e))?;
+    Ok(out)
+}
+
+/// The sum of a metric's samples whose labels contain `label` (all samples when None).
+fn metric(text: &str, name: &str, label: Option<&str>) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let (metric, labels) = key.split_once('{').unwrap_or((key, ""));
+            (metric == name && label.is_none_or(|want| labels.contains(want)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sums_matching_samples() {
+        let text = "# HELP x y\n\
+                    parley_etcd_requests_total{node=\"n1\",op=\"claim\"} 10\n\
+                    parley_etcd_requests_total{node=\"n1\",op=\"batch\"} 4\n\
+                    parley_registry_sessions{node=\"n1\"} 7\n";
+        assert_eq!(
+            metric(text, "parley_etcd_requests_total", Some("op=\"claim\"")),
+            10.0
+        );
+        assert_eq!(metric(text, "parley_etcd_requests_total", None), 14.0);
+        assert_eq!(metric(text, "parley_registry_sessions", None), 7.0);
+        assert_eq!(metric(text, "missing", None), 0.0);
+    }
+}
