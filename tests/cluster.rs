@@ -719,3 +719,59 @@ fn slixmpp_clients_on_different_nodes_behind_haproxy() {
         .count();
     assert!(busy >= 2, "clients should land on different nodes");
 }
+
+/// Node links over mutual TLS (`[cluster] tls_cert`, `tls_key`, `tls_ca`): two nodes with
+/// certificates of one cluster CA route a chat between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_links_over_mutual_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let db = shared_pg().database();
+    add_users(&db, &["alice", "bob"]);
+    let etcd = shared_etcd().endpoint.clone();
+    let prefix = random_prefix();
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2"] {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let (c, k) = (
+            dir.path().join(format!("{id}.pem")),
+            dir.path().join(format!("{id}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let extra = format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_ca = \"{}\"",
+            c.display(),
+            k.display(),
+            dir.path().join("ca.pem").display()
+        );
+        nodes.push(ClusterNode::start_with(
+            id, &etcd, &prefix, &db, 10, "", &extra,
+        ));
+    }
+    let cluster = Cluster { nodes };
+    cluster.wait_members(2);
+    let mut alice = online(cluster.c2s(0), "alice", "a", 0).await;
+    let mut bob = online(cluster.c2s(1), "bob", "b", 0).await;
+    alice
+        .send(&chat("bob@localhost/b", "chat", "over mTLS"))
+        .await;
+    bob.expect_message_body("over mTLS")
+        .await
+        .expect("across a TLS link");
+    bob.send(&chat("alice@localhost/a", "chat", "and back"))
+        .await;
+    alice
+        .expect_message_body("and back")
+        .await
+        .expect("both ways");
+}

@@ -26,6 +26,7 @@
 pub mod etcd;
 pub mod fence;
 pub mod link;
+pub mod link_tls;
 pub mod node;
 pub mod owner;
 pub mod peer;

@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 use crate::etcd::{Claim, ClusterError, EtcdRegistry};
 use crate::fence::{Fence, Standing};
 use crate::link::{Body, RemoteClose};
+use crate::link_tls::LinkTls;
 use crate::owner::owner;
 use crate::peer::{listen, LinkConfig, PeerLink};
 use crate::registry::{Cache, Event, Layout, NodeInfo, SessionEntry};
@@ -60,6 +61,8 @@ pub struct ClusterSettings {
     pub prefix: String,
     /// Outgoing link settings.
     pub link: LinkConfig,
+    /// Mutual TLS on node links (None: plain TCP).
+    pub tls: Option<Arc<LinkTls>>,
 }
 
 /// Counters for `/metrics`.
@@ -211,11 +214,15 @@ impl Node {
         });
         // Peers' links first: others may send as soon as they see our key.
         let weak = Arc::downgrade(&node);
-        let (_, listener) = listen(node.settings.peer_listen, move |from, body| {
-            if let Some(node) = weak.upgrade() {
-                node.on_frame(from, body);
-            }
-        })
+        let (_, listener) = listen(
+            node.settings.peer_listen,
+            node.settings.tls.clone(),
+            move |from, body| {
+                if let Some(node) = weak.upgrade() {
+                    node.on_frame(from, body);
+                }
+            },
+        )
         .await
         .map_err(|e| ClusterError::Listen {
             addr: node.settings.peer_listen,
@@ -502,6 +509,7 @@ impl Node {
                     self.me.to_string(),
                     addr.clone(),
                     self.settings.link.clone(),
+                    self.settings.tls.clone(),
                     move |body| {
                         if let Some(node) = weak.upgrade() {
                             node.undeliverable(body);
@@ -1025,7 +1033,7 @@ impl Node {
 const MAX_BATCH: usize = 64;
 
 /// How long the writer lingers for more work once it sees a burst.
-const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(5);
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<WriteOp>, ops: &mut Vec<WriteOp>) {
     while ops.len() < 4 * MAX_BATCH {

@@ -11,13 +11,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::link::{encode, Body, Decoder, LinkError};
+use crate::link_tls::LinkTls;
 
 /// Settings of an outgoing link.
 #[derive(Debug, Clone)]
@@ -75,6 +76,7 @@ impl PeerLink {
         node: String,
         addr: String,
         config: LinkConfig,
+        tls: Option<Arc<LinkTls>>,
         undeliverable: impl Fn(Body) + Send + Sync + 'static,
     ) -> PeerLink {
         let queue = Arc::new(Mutex::new(Queue {
@@ -85,6 +87,7 @@ impl PeerLink {
         let task = tokio::spawn(run(
             node,
             addr,
+            tls,
             config.clone(),
             queue.clone(),
             wake.clone(),
@@ -150,6 +153,7 @@ fn expire(queue: &Mutex<Queue>, hold: Duration, undeliverable: &Undeliverable) {
 async fn run(
     node: String,
     addr: String,
+    tls: Option<Arc<LinkTls>>,
     config: LinkConfig,
     queue: Arc<Mutex<Queue>>,
     wake: Arc<Notify>,
@@ -162,7 +166,14 @@ async fn run(
             Ok(stream) => {
                 backoff = config.backoff;
                 let _ = stream.set_nodelay(true);
-                if let Err(e) = serve(&node, stream, &queue, &wake).await {
+                let served = match &tls {
+                    None => serve(&node, stream, &queue, &wake).await,
+                    Some(tls) => match tls.connect(&addr, stream).await {
+                        Ok(stream) => serve(&node, stream, &queue, &wake).await,
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = served {
                     debug!(%addr, error = %e, "node link lost");
                 }
                 let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,7 +190,7 @@ async fn run(
 /// Sends Hello, then queued frames as they come, until the connection fails.
 async fn serve(
     node: &str,
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     queue: &Mutex<Queue>,
     wake: &Notify,
 ) -> std::io::Result<()> {
@@ -234,8 +245,10 @@ async fn serve(
 
 /// Accepts peers' links and hands every frame after their Hello to `on_frame` with the
 /// sender's node id. A peer speaking another protocol version is disconnected.
+/// With `tls`, a peer must complete mutual TLS first.
 pub async fn listen(
     addr: SocketAddr,
+    tls: Option<Arc<LinkTls>>,
     on_frame: impl Fn(&str, Body) + Send + Sync + 'static,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
@@ -247,8 +260,16 @@ pub async fn listen(
                 continue;
             };
             let on_frame = on_frame.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                if let Err(e) = receive(stream, &*on_frame).await {
+                let received = match tls {
+                    None => receive(stream, &*on_frame).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => receive(stream, &*on_frame).await,
+                        Err(e) => Err(LinkError::Malformed(format!("TLS: {e}"))),
+                    },
+                };
+                if let Err(e) = received {
                     warn!(%peer, error = %e, "node link closed");
                 }
             });
@@ -258,7 +279,7 @@ pub async fn listen(
 }
 
 async fn receive(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + Unpin,
     on_frame: &(dyn Fn(&str, Body) + Send + Sync),
 ) -> Result<(), LinkError> {
     let mut decoder = Decoder::default();
@@ -288,6 +309,7 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
     fn stanza(i: u64) -> Body {
@@ -313,14 +335,18 @@ mod tests {
     #[tokio::test]
     async fn frames_arrive_in_order_with_the_senders_node_id() {
         let (tx, mut rx) = unbounded_channel();
-        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), move |peer, body| {
+        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), None, move |peer, body| {
             let _ = tx.send((peer.to_owned(), body));
         })
         .await
         .unwrap();
-        let link = PeerLink::start("n1".into(), addr.to_string(), LinkConfig::default(), |_| {
-            panic!("nothing is undeliverable here")
-        });
+        let link = PeerLink::start(
+            "n1".into(),
+            addr.to_string(),
+            LinkConfig::default(),
+            None,
+            |_| panic!("nothing is undeliverable here"),
+        );
         for i in 0..100 {
             link.send(stanza(i)).unwrap();
         }
@@ -333,15 +359,19 @@ mod tests {
     #[tokio::test]
     async fn frames_wait_for_a_link_that_comes_back() {
         let addr = free_addr().await;
-        let link = PeerLink::start("n1".into(), addr.to_string(), LinkConfig::default(), |_| {
-            panic!("held frames must not be given up within the hold bound")
-        });
+        let link = PeerLink::start(
+            "n1".into(),
+            addr.to_string(),
+            LinkConfig::default(),
+            None,
+            |_| panic!("held frames must not be given up within the hold bound"),
+        );
         link.send(stanza(1)).unwrap();
         link.send(stanza(2)).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!link.is_up());
         let (tx, mut rx) = unbounded_channel();
-        let (_, server) = listen(addr, move |_, body| {
+        let (_, server) = listen(addr, None, move |_, body| {
             let _ = tx.send(body);
         })
         .await
@@ -361,7 +391,7 @@ mod tests {
             ..LinkConfig::default()
         };
         let _link = {
-            let link = PeerLink::start("n1".into(), addr.to_string(), config, move |body| {
+            let link = PeerLink::start("n1".into(), addr.to_string(), config, None, move |body| {
                 let _ = tx.send(body);
             });
             link.send(stanza(7)).unwrap();
@@ -378,7 +408,7 @@ mod tests {
             hold: Duration::from_secs(60),
             ..LinkConfig::default()
         };
-        let link = PeerLink::start("n1".into(), addr.to_string(), config, |_| {});
+        let link = PeerLink::start("n1".into(), addr.to_string(), config, None, |_| {});
         link.send(stanza(1)).unwrap();
         link.send(stanza(2)).unwrap();
         assert_eq!(link.send(stanza(3)), Err(QueueFull(stanza(3))));
@@ -387,7 +417,7 @@ mod tests {
     #[tokio::test]
     async fn a_peer_that_does_not_say_hello_is_disconnected() {
         let (tx, mut rx) = unbounded_channel::<Body>();
-        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), move |_, body| {
+        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), None, move |_, body| {
             let _ = tx.send(body);
         })
         .await
@@ -401,6 +431,84 @@ mod tests {
             .unwrap_or(0);
         assert_eq!(n, 0);
         assert!(rx.try_recv().is_err(), "nothing was handed on");
+        server.abort();
+    }
+
+    /// A CA and a certificate it signs for 127.0.0.1, as files in `dir`: (cert, key, ca).
+    fn pki(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let paths = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+            dir.join(format!("{name}-ca.pem")),
+        );
+        std::fs::write(&paths.0, cert.pem()).unwrap();
+        std::fs::write(&paths.1, key.serialize_pem()).unwrap();
+        std::fs::write(&paths.2, ca.pem()).unwrap();
+        paths
+    }
+
+    fn tls(paths: &(PathBuf, PathBuf, PathBuf)) -> Arc<LinkTls> {
+        LinkTls::load(&paths.0, &paths.1, &paths.2).unwrap()
+    }
+
+    /// Node links with mutual TLS: a peer with a certificate of the cluster CA gets its
+    /// frames through; a peer of another CA, and a peer speaking plain TCP, get nothing in.
+    #[tokio::test]
+    async fn mutual_tls_admits_only_peers_of_the_cluster_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = pki(dir.path(), "ours");
+        let (tx, mut rx) = unbounded_channel();
+        let (addr, server) = listen(
+            "127.0.0.1:0".parse().unwrap(),
+            Some(tls(&ours)),
+            move |p, b| {
+                let _ = tx.send((p.to_owned(), b));
+            },
+        )
+        .await
+        .unwrap();
+        // Another node of the same cluster: same CA (here: the same certificate).
+        let good = PeerLink::start(
+            "n1".into(),
+            addr.to_string(),
+            LinkConfig::default(),
+            Some(tls(&ours)),
+            |_| {},
+        );
+        good.send(stanza(1)).unwrap();
+        assert_eq!(next(&mut rx).await, ("n1".to_owned(), stanza(1)));
+
+        let theirs = pki(dir.path(), "theirs");
+        let config = LinkConfig {
+            hold: Duration::from_secs(60),
+            ..LinkConfig::default()
+        };
+        let stranger = PeerLink::start(
+            "evil".into(),
+            addr.to_string(),
+            config.clone(),
+            Some(tls(&theirs)),
+            |_| {},
+        );
+        stranger.send(stanza(2)).unwrap();
+        let plain = PeerLink::start("plain".into(), addr.to_string(), config, None, |_| {});
+        plain.send(stanza(3)).unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(800), rx.recv()).await;
+        assert!(
+            got.is_err(),
+            "nothing may get in without the cluster CA: {got:?}"
+        );
+        assert!(!stranger.is_up());
         server.abort();
     }
 }

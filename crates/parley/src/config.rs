@@ -54,6 +54,12 @@ pub struct ClusterConfig {
     pub lease_ttl_s: u64,
     /// Key prefix in etcd, so that several clusters can share one etcd.
     pub prefix: String,
+    /// This node's certificate chain for mutual TLS on node links (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA that signs every node's certificate (PEM).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -65,6 +71,9 @@ impl Default for ClusterConfig {
             peer_advertise: None,
             lease_ttl_s: 10,
             prefix: "/parley".to_owned(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -138,6 +147,27 @@ impl ClusterConfig {
                 self.lease_ttl_s,
                 "must be from 2 to 300 seconds",
             ));
+        }
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => {}
+            (Some(cert), Some(key), Some(ca)) => {
+                for (name, path) in [("tls_cert", cert), ("tls_key", key), ("tls_ca", ca)] {
+                    if !path.is_file() {
+                        return Err(Violation::new(
+                            &format!("cluster.{name}"),
+                            Quoted(path.display()),
+                            "no such file",
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(Violation::new(
+                    "cluster.tls_cert",
+                    "…",
+                    "set tls_cert, tls_key and tls_ca together (mutual TLS on node links), or none",
+                ))
+            }
         }
         if !self.prefix.starts_with('/') || self.prefix.ends_with('/') {
             return Err(Violation::new(
@@ -1007,6 +1037,9 @@ mod tests {
             "peer_advertise =",
             "lease_ttl_s =",
             "prefix =",
+            "tls_cert =",
+            "tls_key =",
+            "tls_ca =",
         ] {
             assert!(
                 doc.contains(key),
@@ -1151,6 +1184,14 @@ format = "json"
         assert!(e.contains("cluster.peer_advertise"), "{e}");
         let e = err("[cluster]\npeer_advertise = \"nohost\"\n");
         assert!(e.contains("cluster.peer_advertise"), "{e}");
+        let e = err("[cluster]\ntls_cert = \"/nonexistent.pem\"\n");
+        assert!(e.contains("cluster.tls_cert"), "{e}");
+        let e =
+            err("[cluster]\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/k\"\ntls_ca = \"/c\"\n");
+        assert!(
+            e.contains("cluster.tls_cert") && e.contains("no such file"),
+            "{e}"
+        );
         let e = err("[cluster]\nnodeid = \"x\"\n");
         assert!(e.contains("cluster.nodeid"), "{e}");
     }

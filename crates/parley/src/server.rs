@@ -235,6 +235,13 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 lease_ttl_s: c.lease_ttl_s as i64,
                 prefix: c.prefix.clone(),
                 link: LinkConfig::default(),
+                tls: match (&c.tls_cert, &c.tls_key, &c.tls_ca) {
+                    (Some(cert), Some(key), Some(ca)) => Some(
+                        parley_cluster::link_tls::LinkTls::load(cert, key, ca)
+                            .map_err(|e| err("cluster", &e))?,
+                    ),
+                    _ => None,
+                },
             };
             let node = Node::start(settings, router.clone(), users.clone(), ready.clone())
                 .await

@@ -49,6 +49,19 @@ impl ClusterNode {
         ttl_s: u64,
         c2s_extra: &str,
     ) -> ClusterNode {
+        Self::start_with(id, etcd, prefix, db, ttl_s, c2s_extra, "")
+    }
+
+    /// [`ClusterNode::start`] with extra `[cluster]` TOML (e.g. mutual TLS files).
+    pub fn start_with(
+        id: &str,
+        etcd: &str,
+        prefix: &str,
+        db: &str,
+        ttl_s: u64,
+        c2s_extra: &str,
+        cluster_extra: &str,
+    ) -> ClusterNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("parley-{id}-"))
             .tempdir()
@@ -87,6 +100,7 @@ node_id = "{id}"
 peer_listen = "{peer}"
 lease_ttl_s = {ttl_s}
 prefix = "{prefix}"
+{cluster_extra}
 "#,
             data = dir.path().display(),
         );
