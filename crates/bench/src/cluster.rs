@@ -184,6 +184,77 @@ pub async fn cluster(target: &Target, opts: &ClusterOpts) -> Result<ClusterResul
     })
 }
 
+/// The markdown section of docs/benchmarks.md for a cluster run.
+pub fn report(r: &ClusterResult, command: &str) -> String {
+    use std::fmt::Write as _;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut out = String::new();
+    let _ = writeln!(out, "## Cluster\n");
+    let _ = writeln!(
+        out,
+        "{} Parley nodes, etcd, PostgreSQL and HAProxy on one machine ({}), started by \
+         `cluster/local up {}`; the generator on the same machine, unpinned. Command:\n\n    {command}\n",
+        r.nodes,
+        crate::compare::machine(),
+        r.nodes
+    );
+    let _ = writeln!(
+        out,
+        "| one-way chat latency at {:.0} msg/s ({} pairs, {:.0} s) | p50 | p90 | p99 | p99.9 | lost |\n|---|---|---|---|---|---|",
+        r.config.rate, r.config.pairs, r.config.duration_s
+    );
+    for (name, l, lost) in [
+        ("same node", &r.same_node, r.same_node_lost),
+        ("across nodes", &r.cross_node, r.cross_node_lost),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {lost} |",
+            ms(l.p50_us),
+            ms(l.p90_us),
+            ms(l.p99_us),
+            ms(l.p999_us)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCross-node p99 is **{:.2}×** same-node p99 (target: at most 2×).\n",
+        r.p99_ratio
+    );
+    let _ = writeln!(
+        out,
+        "| login storm ({} logins, {} at a time, over all nodes, STARTTLS + SCRAM + bind + presence + logout) | figure |\n|---|---|",
+        r.logins_completed, r.config.concurrency
+    );
+    let _ = writeln!(out, "| logins/s | {:.0} |", r.logins_per_s);
+    let _ = writeln!(
+        out,
+        "| etcd write requests per login (target: about one) | **{:.2}** |",
+        r.etcd_writes_per_login
+    );
+    let _ = writeln!(
+        out,
+        "| of which claim transactions | {:.2} |",
+        r.claims_per_login
+    );
+    let _ = writeln!(
+        out,
+        "| of which batched flag/release transactions | {:.2} (carrying {:.2} keys) |",
+        r.batches_per_login, r.batched_keys_per_login
+    );
+    let _ = writeln!(
+        out,
+        "| registry cache per session entry ({} sessions bound) | {:.0} bytes |",
+        r.registry_sessions, r.registry_bytes_per_entry
+    );
+    let _ = writeln!(
+        out,
+        "\nNo reference figures: Prosody has no clustering, and an ejabberd (Mnesia) cluster is not \
+         part of this run."
+    );
+    out
+}
+
 fn counters(admins: &[SocketAddr]) -> Result<Counters, BenchError> {
     let mut c = Counters::default();
     for admin in admins {

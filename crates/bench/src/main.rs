@@ -181,6 +181,9 @@ enum Scenario {
         hold: usize,
         #[arg(long, default_value_t = 50)]
         concurrency: usize,
+        /// Also write the markdown section for docs/benchmarks.md to this file.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
     },
     /// A user with R online contacts goes available; time to broadcast and probes.
     Presence {
@@ -414,6 +417,7 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
             logins,
             hold,
             concurrency,
+            report,
         } => {
             let opts = ClusterOpts {
                 admins: resolve(&admin)?,
@@ -424,7 +428,14 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
                 hold,
                 concurrency,
             };
-            print(&cluster(&t, &opts).await?, run.json)
+            let result = cluster(&t, &opts).await?;
+            if let Some(path) = report {
+                let section = parley_bench::cluster::report(&result, "crates/bench/run-cluster.sh");
+                std::fs::write(&path, section)
+                    .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+                eprintln!("wrote {}", path.display());
+            }
+            print(&result, run.json)
         }
         Scenario::Presence {
             contacts,

@@ -206,7 +206,19 @@ pub fn compare(opts: &CompareOpts) -> Result<(), BenchError> {
         }
         results.push((server, figures));
     }
-    let report = render(opts, &results, started_at.elapsed());
+    let mut report = render(opts, &results, started_at.elapsed());
+    // The cluster figures come from their own run (crates/bench/run-cluster.sh); the report
+    // carries the latest of them.
+    let cluster = opts
+        .out
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("benchmarks")
+        .join("cluster.md");
+    if let Ok(section) = std::fs::read_to_string(&cluster) {
+        report.push('\n');
+        report.push_str(&section);
+    }
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir.join("benchmarks")).map_err(|e| BenchError::io("out", e))?;
     }
@@ -577,7 +589,7 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     }
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
