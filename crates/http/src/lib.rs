@@ -239,18 +239,22 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
+/// One Prometheus metric: its help and type lines, then one sample per label set.
+fn metric(body: &mut String, name: &str, kind: &str, help: &str, lines: &[(String, String)]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in lines {
+        let _ = writeln!(body, "{name}{{{labels}}} {value}");
+    }
+}
+
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     use std::fmt::Write as _;
     let node = &state.node;
     let mut body = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
-        let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in lines {
-            let _ = writeln!(body, "{name}{{{labels}}} {value}");
-        }
-    };
     let here = format!("node=\"{node}\"");
     metric(
+        &mut body,
         "parley_sessions",
         "gauge",
         "Bound client sessions, by type and node (this node; in a cluster also every node as the registry shows it).",
@@ -268,12 +272,14 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         },
     );
     metric(
+        &mut body,
         "parley_user_actors",
         "gauge",
         "Running user actors on this node.",
         &[(here.clone(), state.users.running().to_string())],
     );
     metric(
+        &mut body,
         "parley_ready",
         "gauge",
         "Whether the node accepts clients.",
@@ -281,6 +287,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     );
     use parley_router::metrics as m;
     metric(
+        &mut body,
         "parley_stanzas_in_total",
         "counter",
         "Stanzas received from clients.",
@@ -290,6 +297,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         )],
     );
     metric(
+        &mut body,
         "parley_stanzas_out_total",
         "counter",
         "Stanzas queued to clients.",
@@ -322,13 +330,8 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     if let Some(n) = &state.cluster {
         let c = &n.metrics;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
-            let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in lines {
-                let _ = writeln!(body, "{name}{{{labels}}} {value}");
-            }
-        };
         metric(
+            &mut body,
             "parley_etcd_requests_total",
             "counter",
             "etcd requests by kind: claim transactions, batched write transactions, failures.",
@@ -339,12 +342,14 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             ],
         );
         metric(
+            &mut body,
             "parley_etcd_batched_keys_total",
             "counter",
             "Keys written or deleted by batched transactions.",
             &[(here.clone(), ld(&c.etcd_batched_keys))],
         );
         metric(
+            &mut body,
             "parley_node_link_up",
             "gauge",
             "Whether the link to each peer is connected.",
@@ -359,6 +364,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
                 .collect::<Vec<_>>(),
         );
         metric(
+            &mut body,
             "parley_node_link_frames_total",
             "counter",
             "Frames sent and received on node links.",
@@ -368,12 +374,14 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             ],
         );
         metric(
+            &mut body,
             "parley_node_link_bounced_total",
             "counter",
             "Stanzas bounced because a node link refused or gave them up.",
             &[(here.clone(), ld(&c.bounced))],
         );
         metric(
+            &mut body,
             "parley_fences_total",
             "counter",
             "Times this node fenced itself (lease not renewed in time).",
@@ -381,12 +389,14 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         );
         let cache = n.cache().read().unwrap_or_else(|e| e.into_inner());
         metric(
+            &mut body,
             "parley_registry_cache_bytes",
             "gauge",
             "Approximate heap bytes of the registry cache's session entries.",
             &[(here.clone(), cache.approx_session_bytes().to_string())],
         );
         metric(
+            &mut body,
             "parley_registry_sessions",
             "gauge",
             "Session entries in the registry cache (cluster-wide).",

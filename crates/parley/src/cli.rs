@@ -138,30 +138,26 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tracing(&config.log, Some("warn"));
             run_user(&config, command)
         }
-        Command::Cluster(ClusterCommand::Nodes) => match list_nodes(&config) {
-            Ok(lines) => {
-                for l in lines {
-                    println!("{l}");
-                }
-                ExitCode::SUCCESS
+        Command::Cluster(ClusterCommand::Nodes) => print_lines(list_nodes(&config)),
+        Command::Sessions(SessionsCommand::List { user }) => {
+            print_lines(list_sessions(&config, user))
+        }
+    }
+}
+
+/// Prints an admin API answer, one line each, or the error.
+fn print_lines(result: Result<Vec<String>, String>) -> ExitCode {
+    match result {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Sessions(SessionsCommand::List { user }) => match list_sessions(&config, user) {
-            Ok(lines) => {
-                for l in lines {
-                    println!("{l}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -251,24 +251,12 @@ pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<(u1
 pub fn add_users(url: &str, users: &[&str]) {
     let creds = [ScramHash::Sha1, ScramHash::Sha256]
         .map(|h| ScramCredentials::generate(h, "password", 4096).expect("credentials"));
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    let storage = parley_storage::open(url).await.expect("storage");
-                    for user in users {
-                        storage
-                            .create_account(user, "localhost", &creds)
-                            .await
-                            .expect("create account");
-                    }
-                });
-            })
-            .join()
-            .expect("add_users thread");
+    crate::server::with_storage_at(url, |storage| async move {
+        for user in users {
+            storage
+                .create_account(user, "localhost", &creds)
+                .await
+                .expect("create account");
+        }
     });
 }

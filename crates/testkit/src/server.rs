@@ -56,29 +56,41 @@ impl TestServer {
     /// from inside a tokio test: the storage work runs on a thread of its own, since a
     /// runtime cannot be blocked on from within another.
     pub fn add_user(&self, user: &str, password: &str) {
-        let url = self.config.storage_url();
         let iterations = self.config.sasl.scram_iterations;
         let creds = [ScramHash::Sha1, ScramHash::Sha256]
             .map(|h| ScramCredentials::generate(h, password, iterations).expect("credentials"));
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
-                    rt.block_on(async {
-                        let storage = parley_storage::open(&url).await.expect("storage");
-                        storage
-                            .create_account(user, "localhost", &creds)
-                            .await
-                            .expect("create account");
-                    });
-                })
-                .join()
-                .expect("add_user thread");
+        self.with_storage(|storage| async move {
+            storage
+                .create_account(user, "localhost", &creds)
+                .await
+                .expect("create account");
         });
     }
+}
+
+/// Runs `work` against the storage at `url`, on a thread and runtime of its own: safe to
+/// call from inside a tokio test, since a runtime cannot be blocked on from within another.
+pub fn with_storage_at<T, F, Fut>(url: &str, work: F) -> T
+where
+    T: Send,
+    F: FnOnce(std::sync::Arc<dyn parley_storage::Storage>) -> Fut + Send,
+    Fut: std::future::Future<Output = T>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let storage = parley_storage::open(url).await.expect("storage");
+                    work(storage).await
+                })
+            })
+            .join()
+            .expect("storage thread")
+    })
 }
 
 /// Bulk provisioning, for tests that need hundreds or thousands of accounts: deriving SCRAM
@@ -93,22 +105,7 @@ impl TestServer {
         F: FnOnce(std::sync::Arc<dyn parley_storage::Storage>) -> Fut + Send,
         Fut: std::future::Future<Output = T>,
     {
-        let url = self.config.storage_url();
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
-                    rt.block_on(async {
-                        let storage = parley_storage::open(&url).await.expect("storage");
-                        work(storage).await
-                    })
-                })
-                .join()
-                .expect("storage thread")
-        })
+        with_storage_at(&self.config.storage_url(), work)
     }
 
     /// Creates accounts `users` on `localhost` that can all log in with `password`. The keys
