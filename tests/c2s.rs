@@ -934,3 +934,39 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
     let mut fresh = login(&server, "bob", "fresh").await;
     sync(&mut fresh, "fresh").await;
 }
+
+/// RFC 6120 §13.9's byte bound is for clients that do not read, not for bursts: a client
+/// that reads gets a burst fifteen times its queue's byte bound without being disconnected
+/// (the session hands queued bytes to the socket before it concludes the client is stuck).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_client_survives_bursts_beyond_its_queue_bound() {
+    let server = TestServer::start(|c| {
+        c.c2s.send_queue_stanzas = 1000;
+        c.c2s.send_queue_bytes = 32 * 1024;
+        c.c2s.max_stanza_bytes = 16 * 1024;
+    });
+    let mut reader = login(&server, "bob", "reader").await;
+    let mut sender = login(&server, "alice", "burst").await;
+    let payload = "y".repeat(8 * 1024);
+    for i in 0..60 {
+        sender
+            .send(&message(
+                "bob@localhost/reader",
+                "chat",
+                &format!("{i} {payload}"),
+            ))
+            .await;
+    }
+    for i in 0..60 {
+        let prefix = format!("{i} ");
+        let el = reader
+            .expect_match(&format!("message {i}"), |el| el.is("message", ns::CLIENT))
+            .await
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        let body = el
+            .get_child("body", ns::CLIENT)
+            .map(|b| b.text())
+            .unwrap_or_default();
+        assert!(body.starts_with(&prefix), "in order: {i} got {body:.10}");
+    }
+}
