@@ -7,6 +7,11 @@
 //! does not answer in time is represented by what the registry holds for it, marked
 //! `"partial": true`.
 
+pub mod listener;
+pub mod ws;
+
+pub use listener::{web_server, ConsiderSecure, WebState};
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -30,6 +30,8 @@ pub struct Config {
     pub offline: OfflineConfig,
     /// `[admin]`: the admin API, health, readiness and metrics over HTTP.
     pub admin: AdminConfig,
+    /// `[http]`: the client-facing HTTP listener (WebSocket, discovery).
+    pub http: HttpConfig,
     /// `[storage]`: where accounts and state are kept.
     pub storage: StorageConfig,
     /// `[log]`: logging verbosity and format.
@@ -255,6 +257,45 @@ impl Default for C2sConfig {
             send_queue_bytes: 4_194_304,
         }
     }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where the listener binds; unset disables it.
+    pub listen: Option<SocketAddr>,
+    /// Browser origins allowed to connect (`Origin` header), e.g. "https://example.org";
+    /// "*" allows any. Requests without an `Origin` (native clients) are always allowed.
+    pub origins: Vec<String>,
+    /// When an HTTP client counts as encrypted.
+    pub consider_secure: ConsiderSecure,
+    /// The public base URL announced by discovery (XEP-0156); unset: from the Host header.
+    pub public_url: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 5280))),
+            origins: Vec::new(),
+            consider_secure: ConsiderSecure::Loopback,
+            public_url: None,
+        }
+    }
+}
+
+/// When a client of the HTTP listener counts as encrypted (TLS ends at a reverse proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsiderSecure {
+    /// Connections from loopback: a reverse proxy on the same host.
+    #[default]
+    Loopback,
+    /// Every connection.
+    Always,
+    /// None.
+    Never,
 }
 
 /// The policy for a resource binding conflict (RFC 6120 §7.7.2.2).
@@ -509,6 +550,29 @@ impl Config {
         self.check_server()?;
         if let Some(cluster) = &self.cluster {
             cluster.check()?;
+        }
+        for (i, origin) in self.http.origins.iter().enumerate() {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let ok = origin == "*"
+                || host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*']));
+            if !ok {
+                return Err(Violation::new(
+                    &format!("http.origins[{i}]"),
+                    Quoted(origin),
+                    "must be \"*\" or an origin such as \"https://example.org\" (scheme and host, no path)",
+                ));
+            }
+        }
+        if let Some(url) = &self.http.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Violation::new(
+                    "http.public_url",
+                    Quoted(url),
+                    "must be an http:// or https:// URL such as \"https://chat.example.org\"",
+                ));
+            }
         }
         self.check_c2s()?;
         self.check_tls()?;
@@ -1030,6 +1094,10 @@ mod tests {
             "[log]",
             "level =",
             "format =",
+            "[http]",
+            "origins =",
+            "consider_secure =",
+            "public_url =",
             "[cluster]",
             "etcd =",
             "node_id =",
@@ -1194,6 +1262,28 @@ format = "json"
         );
         let e = err("[cluster]\nnodeid = \"x\"\n");
         assert!(e.contains("cluster.nodeid"), "{e}");
+    }
+
+    #[test]
+    fn http_section() {
+        let c = parse(
+            "[http]\norigins = [\"https://example.org\", \"*\"]\nconsider_secure = \"always\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.http.origins.len(), 2);
+        assert_eq!(c.http.consider_secure, ConsiderSecure::Always);
+        assert_eq!(
+            Config::default().http.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5280)))
+        );
+        let e = err("[http]\norigins = [\"example.org\"]\n");
+        assert!(e.contains("http.origins[0]"), "{e}");
+        let e = err("[http]\norigins = [\"https://example.org/chat\"]\n");
+        assert!(e.contains("http.origins[0]"), "{e}");
+        let e = err("[http]\nconsider_secure = \"sometimes\"\n");
+        assert!(e.contains("http.consider_secure"), "{e}");
+        let e = err("[http]\npublic_url = \"chat.example.org\"\n");
+        assert!(e.contains("http.public_url"), "{e}");
     }
 
     #[test]

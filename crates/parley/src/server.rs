@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix_rt::{Arbiter, System};
 use parley_cluster::node::{ClusterSettings, Node};
 use parley_cluster::peer::LinkConfig;
-use parley_http::{admin_server, AdminState};
+use parley_http::{admin_server, web_server, AdminState, ConsiderSecure, WebState};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
@@ -47,6 +47,8 @@ pub struct ServerHandle {
     pub router: Arc<Router>,
     /// The bound admin endpoint, if enabled.
     pub admin: Option<SocketAddr>,
+    /// The bound HTTP listener (WebSocket), if enabled.
+    pub http: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -115,6 +117,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                     running.direct_tls.clone(),
                     running.router.clone(),
                     running.admin,
+                    running.http,
                 )));
                 let _ = stop_rx.await;
                 running.shutdown().await;
@@ -122,11 +125,12 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         })
         .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok((c2s, direct_tls, router, admin))) => Ok(ServerHandle {
+        Ok(Ok((c2s, direct_tls, router, admin, http))) => Ok(ServerHandle {
             c2s,
             direct_tls,
             router,
             admin,
+            http,
             stop: Some(stop_tx),
             thread: Some(thread),
         }),
@@ -149,6 +153,7 @@ struct Running {
     router: Arc<Router>,
     users: Arc<Users>,
     admin: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     ready: Arc<AtomicBool>,
     workers: Vec<Arbiter>,
     cluster: Option<Arc<Node>>,
@@ -298,6 +303,27 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             handles.clone(),
         ));
     }
+    let http = match config.http.listen {
+        Some(addr) => {
+            let state = WebState::new(
+                env.clone(),
+                handles.clone(),
+                config.http.origins.clone(),
+                match config.http.consider_secure {
+                    crate::config::ConsiderSecure::Loopback => ConsiderSecure::Loopback,
+                    crate::config::ConsiderSecure::Always => ConsiderSecure::Always,
+                    crate::config::ConsiderSecure::Never => ConsiderSecure::Never,
+                },
+                config.http.public_url.clone(),
+            );
+            let (local, server) = web_server(state, addr)
+                .map_err(|e| err(&format!("http listener {addr} ([http] listen)"), &e))?;
+            info!(%local, "HTTP listener (WebSocket) listening");
+            actix_rt::spawn(server);
+            Some(local)
+        }
+        None => None,
+    };
     let admin = match config.admin.listen {
         Some(addr) => {
             let state = AdminState {
@@ -324,6 +350,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         router,
         users,
         admin,
+        http,
         ready,
         workers,
         cluster,

@@ -20,6 +20,16 @@ pub enum Security {
     Tls,
 }
 
+/// How the XML stream is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One byte stream: `<stream:stream>` … `</stream:stream>` (RFC 6120).
+    Stream,
+    /// One element per message: `<open/>` … `<close/>` (RFC 7395, WebSocket; also BOSH's
+    /// bodies carry whole elements). `poll_write` then always gets exactly one element.
+    Framed,
+}
+
 /// A client connection as a session sees it.
 pub trait Connection: Unpin + 'static {
     /// Reads whatever is available into `buf` (RFC 6120 streams are byte streams: any cut is fine).
@@ -40,4 +50,8 @@ pub trait Connection: Unpin + 'static {
     fn channel_bindings(&self) -> ChannelBindings;
     /// The client's address.
     fn peer_addr(&self) -> Option<SocketAddr>;
+    /// How the stream is carried.
+    fn framing(&self) -> Framing {
+        Framing::Stream
+    }
 }

@@ -15,6 +15,6 @@ mod serve;
 mod session;
 mod stanzas;
 
-pub use connection::{Connection, Security};
+pub use connection::{Connection, Framing, Security};
 pub use env::{SessionConfig, SessionEnv};
 pub use session::{EndCause, Phase, Session, SessionType};

@@ -71,6 +71,13 @@ impl Outbox {
         &self.buf[self.written..]
     }
 
+    /// The rest of the next unit (one stanza or stream-level element): what a framed
+    /// transport sends as one message.
+    pub fn front_unit(&self) -> &[u8] {
+        let end = self.ends.front().copied().unwrap_or(self.buf.len());
+        &self.buf[self.written..end]
+    }
+
     /// Records that `n` bytes of [`front`](Self::front) were written.
     pub fn consume(&mut self, n: usize) {
         self.written += n;

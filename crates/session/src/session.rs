@@ -34,7 +34,7 @@ use parley_xml::{Element, Event, StreamHeader, StreamParser};
 use tokio::io::ReadBuf;
 use tracing::{debug, info, warn, Span};
 
-use crate::connection::{Connection, Security};
+use crate::connection::{Connection, Framing, Security};
 use crate::env::SessionEnv;
 use crate::outbox::Outbox;
 
@@ -226,6 +226,8 @@ pub struct Session {
     span: Span,
     /// What the admin API shows (ip, times, presence summary).
     pub(crate) meta: Arc<SessionMeta>,
+    /// RFC 7395 framing: `<open/>`/`<close/>`, one element per message.
+    framed: bool,
 }
 
 impl Session {
@@ -243,7 +245,11 @@ impl Session {
         );
         Session {
             id,
-            parser: StreamParser::new(cfg.limits.clone()),
+            parser: match conn.framing() {
+                Framing::Stream => StreamParser::new(cfg.limits.clone()),
+                Framing::Framed => StreamParser::new_framed(cfg.limits.clone()),
+            },
+            framed: conn.framing() == Framing::Framed,
             outbox: Outbox::new(cfg.send_queue_stanzas, cfg.send_queue_bytes),
             pending: PendingGauge::new(cfg.send_queue_stanzas),
             stream: StreamState::AwaitingHeader,
@@ -347,15 +353,17 @@ impl Session {
         if matches!(self.io, Io::Closing(_)) {
             return;
         }
+        // RFC 7395 §3.4: each framed stanza carries its own xmlns='jabber:client'.
+        let content_ns = self.content_ns();
         let mut pushed = self
             .outbox
-            .push_with(|buf| stanza.write_to(buf, Some(ns::CLIENT)));
+            .push_with(|buf| stanza.write_to(buf, content_ns));
         if pushed.is_err() && self.write_now() {
             // A burst arrived faster than the driver ran; the client does read: the bytes
             // went to the socket, and the stanza fits now.
             pushed = self
                 .outbox
-                .push_with(|buf| stanza.write_to(buf, Some(ns::CLIENT)));
+                .push_with(|buf| stanza.write_to(buf, content_ns));
         }
         if pushed.is_err() {
             self.close(
@@ -379,7 +387,12 @@ impl Session {
         let mut cx = task::Context::from_waker(Waker::noop());
         let mut wrote = false;
         while !self.outbox.is_empty() {
-            match self.conn.poll_write(&mut cx, self.outbox.front()) {
+            let data = if self.framed {
+                self.outbox.front_unit()
+            } else {
+                self.outbox.front()
+            };
+            match self.conn.poll_write(&mut cx, data) {
                 Poll::Ready(Ok(n)) if n > 0 => {
                     self.outbox.consume(n);
                     wrote = true;
@@ -396,9 +409,16 @@ impl Session {
         let mut data = Vec::with_capacity(256);
         data.extend_from_slice(b"<stream:");
         data.extend_from_slice(name.as_bytes());
+        if self.framed {
+            // RFC 7395 §3.3.3: a framed message declares the prefix it uses.
+            data.extend_from_slice(b" xmlns:stream='");
+            data.extend_from_slice(ns::STREAM.as_bytes());
+            data.push(b'\'');
+        }
         data.push(b'>');
+        let content_ns = self.content_ns();
         for child in children {
-            child.write_to(&mut data, Some(ns::CLIENT));
+            child.write_to(&mut data, content_ns);
         }
         data.extend_from_slice(b"</stream:");
         data.extend_from_slice(name.as_bytes());
@@ -410,7 +430,7 @@ impl Session {
     /// Queues a nonza (negotiation element) that must not be refused by the bounds.
     fn send_nonza(&mut self, el: &Element) {
         let mut data = Vec::with_capacity(128);
-        el.write_to(&mut data, Some(ns::CLIENT));
+        el.write_to(&mut data, self.content_ns());
         self.outbox.push_unbounded(&data);
         self.wake();
     }
@@ -420,13 +440,23 @@ impl Session {
             let bytes: [u8; 16] = rand::random();
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
-        let header = format!(
-            "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{}' from='{}' version='1.0' xml:lang='en'>",
-            ns::CLIENT,
-            ns::STREAM,
-            stream_id,
-            escape_attr(from),
-        );
+        let header = if self.framed {
+            // RFC 7395 §3.3.2.
+            format!(
+                "<open xmlns='{}' id='{}' from='{}' version='1.0' xml:lang='en'/>",
+                ns::FRAMING,
+                stream_id,
+                escape_attr(from),
+            )
+        } else {
+            format!(
+                "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{}' from='{}' version='1.0' xml:lang='en'>",
+                ns::CLIENT,
+                ns::STREAM,
+                stream_id,
+                escape_attr(from),
+            )
+        };
         self.outbox.push_unbounded(header.as_bytes());
         self.wake();
     }
@@ -475,7 +505,13 @@ impl Session {
             }
         }
         if !self.notopen() || !matches!(reason, CloseReason::Clean) {
-            self.outbox.push_unbounded(b"</stream:stream>");
+            if self.framed {
+                // RFC 7395 §3.6.
+                let close = format!("<close xmlns='{}'/>", ns::FRAMING);
+                self.outbox.push_unbounded(close.as_bytes());
+            } else {
+                self.outbox.push_unbounded(b"</stream:stream>");
+            }
         }
         self.io = Io::Closing(CloseStage::Flushing);
         self.paused = false;
@@ -531,7 +567,12 @@ impl Session {
         loop {
             // Output first: responses to what was just read go out before more is read.
             while !self.outbox.is_empty() {
-                match self.conn.poll_write(task, self.outbox.front()) {
+                let data = if self.framed {
+                    self.outbox.front_unit()
+                } else {
+                    self.outbox.front()
+                };
+                match self.conn.poll_write(task, data) {
                     Poll::Ready(Ok(0)) => return self.lost(ctx, "connection closed while writing"),
                     Poll::Ready(Ok(n)) => self.outbox.consume(n),
                     Poll::Ready(Err(e)) => return self.lost(ctx, &e.to_string()),
@@ -637,6 +678,9 @@ impl Session {
         while self.io == Io::Running && !self.paused {
             match self.parser.next_event() {
                 Ok(Some(Event::StreamOpen(header))) => self.on_stream_open(header, ctx),
+                Ok(Some(Event::Stanza(el))) if self.framed && el.ns() == ns::FRAMING => {
+                    self.on_framing(el, ctx)
+                }
                 Ok(Some(Event::Stanza(el))) => self.on_element(el, ctx),
                 Ok(Some(Event::StreamClose)) => {
                     self.end = Some(EndCause::Ended);
@@ -648,6 +692,41 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// RFC 7395 §3.3 and §3.6: `<open/>` opens (or restarts) the stream, `<close/>` ends it.
+    fn on_framing(&mut self, el: Element, ctx: &mut Context<Self>) {
+        match el.name() {
+            "open" => {
+                let header = StreamHeader {
+                    name: "stream".into(),
+                    ns: ns::STREAM.into(),
+                    default_ns: Some(ns::CLIENT.into()),
+                    attrs: el
+                        .attrs()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                };
+                self.on_stream_open(header, ctx);
+            }
+            "close" => {
+                self.end = Some(EndCause::Ended);
+                self.close(CloseReason::Clean, ctx);
+            }
+            other => self.close(
+                CloseReason::with_text(
+                    StreamCondition::UnsupportedStanzaType,
+                    format!("unknown framing element <{other}/>"),
+                ),
+                ctx,
+            ),
+        }
+    }
+
+    /// The namespace a stanza may leave implicit: jabber:client on a stream; none when
+    /// every framed element stands alone.
+    fn content_ns(&self) -> Option<&'static str> {
+        (!self.framed).then_some(ns::CLIENT)
     }
 
     /// Pauses input while an asynchronous step (a storage lookup) is under way.

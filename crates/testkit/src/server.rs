@@ -29,6 +29,7 @@ impl TestServer {
         config.c2s.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
         config.c2s.direct_tls = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
         config.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.http.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.sasl.scram_iterations = 4096;
         tweak(&mut config);
         let server = TestServer {

@@ -1,0 +1,195 @@
+//! The client-facing HTTP listener (`[http] listen`): XMPP over WebSocket (RFC 7395) at
+//! `/xmpp-websocket`, connection-method discovery (XEP-0156) at `/.well-known/host-meta`
+//! and `/.well-known/host-meta.json`, and CORS for the origins the operator allows.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix_rt::ArbiterHandle;
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use parley_session::SessionEnv;
+
+/// When a client on the HTTP listener counts as encrypted (it never speaks TLS to Parley
+/// itself: TLS ends at a reverse proxy in front of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsiderSecure {
+    /// Connections from loopback (a reverse proxy on the same host) count as encrypted.
+    Loopback,
+    /// Every connection counts as encrypted (the proxy is elsewhere on a trusted network).
+    Always,
+    /// None does: with `require_encryption` nobody can log in over HTTP.
+    Never,
+}
+
+/// What the listener needs.
+pub struct WebState {
+    /// The sessions' environment (the same as TCP's).
+    pub env: Arc<SessionEnv>,
+    /// Worker arbiters sessions are started on, in turn.
+    pub workers: Arc<Vec<ArbiterHandle>>,
+    next: AtomicUsize,
+    /// Allowed `Origin`s for browsers; `*` allows any.
+    pub origins: Vec<String>,
+    /// When a client counts as encrypted.
+    pub consider_secure: ConsiderSecure,
+    /// The public base URL (`https://chat.example.org`) for discovery; None: from the
+    /// request's Host header.
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("origins", &self.origins)
+            .field("consider_secure", &self.consider_secure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebState {
+    /// A state for the listener.
+    pub fn new(
+        env: Arc<SessionEnv>,
+        workers: Arc<Vec<ArbiterHandle>>,
+        origins: Vec<String>,
+        consider_secure: ConsiderSecure,
+        public_url: Option<String>,
+    ) -> WebState {
+        WebState {
+            env,
+            workers,
+            next: AtomicUsize::new(0),
+            origins,
+            consider_secure,
+            public_url,
+        }
+    }
+
+    pub(crate) fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+
+    pub(crate) fn secure_for(&self, peer: Option<SocketAddr>) -> bool {
+        match self.consider_secure {
+            ConsiderSecure::Always => true,
+            ConsiderSecure::Never => false,
+            ConsiderSecure::Loopback => peer.is_some_and(|p| p.ip().is_loopback()),
+        }
+    }
+
+    pub(crate) fn next_worker(&self) -> &ArbiterHandle {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.workers[n % self.workers.len()]
+    }
+
+    /// `ws(s)://host/xmpp-websocket` and `http(s)://host/http-bind` for this request.
+    fn endpoints(&self, req: &HttpRequest) -> (String, String) {
+        let base = match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let info = req.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            }
+        };
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.clone()
+        };
+        (format!("{ws}/xmpp-websocket"), format!("{base}/http-bind"))
+    }
+}
+
+/// Adds the CORS headers for an allowed `Origin` (browsers refuse the answer otherwise).
+fn cors(req: &HttpRequest, state: &WebState, mut resp: HttpResponse) -> HttpResponse {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| state.origin_allowed(o));
+        if allowed {
+            let h = resp.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                header::HeaderValue::from_static("GET, POST, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                header::HeaderValue::from_static("Content-Type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                header::HeaderValue::from_static("7200"),
+            );
+        }
+    }
+    resp
+}
+
+/// XEP-0156 §3: the XRD form.
+async fn host_meta(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse {
+    let (ws, bosh) = state.endpoints(&req);
+    let body = format!(
+        "<?xml version='1.0' encoding='utf-8'?>\n\
+         <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
+         <Link rel='urn:xmpp:alt-connections:websocket' href='{}'/>\n  \
+         <Link rel='urn:xmpp:alt-connections:xbosh' href='{}'/>\n</XRD>\n",
+        xml_attr(&ws),
+        xml_attr(&bosh)
+    );
+    let resp = HttpResponse::Ok()
+        .content_type("application/xrd+xml")
+        .body(body);
+    cors(&req, &state, resp)
+}
+
+/// XEP-0156 §3: the JRD (JSON) form.
+async fn host_meta_json(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse {
+    let (ws, bosh) = state.endpoints(&req);
+    let resp = HttpResponse::Ok().json(serde_json::json!({
+        "links": [
+            {"rel": "urn:xmpp:alt-connections:websocket", "href": ws},
+            {"rel": "urn:xmpp:alt-connections:xbosh", "href": bosh},
+        ]
+    }));
+    cors(&req, &state, resp)
+}
+
+/// CORS preflight.
+async fn preflight(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse {
+    cors(&req, &state, HttpResponse::NoContent().finish())
+}
+
+fn xml_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('\'', "&apos;")
+        .replace('<', "&lt;")
+}
+
+/// Starts the HTTP listener on `addr`; returns the bound address and the server future.
+pub fn web_server(state: WebState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/xmpp-websocket", web::get().to(crate::ws::websocket))
+            .route("/.well-known/host-meta", web::get().to(host_meta))
+            .route("/.well-known/host-meta.json", web::get().to(host_meta_json))
+            .default_service(
+                web::route()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .to(preflight),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?;
+    let local = server.addrs().first().copied().unwrap_or(addr);
+    Ok((local, server.run()))
+}
