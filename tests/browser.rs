@@ -1,0 +1,116 @@
+//! Real web clients: Converse.js (from npm) in Debian's Chromium, driven by playwright-core
+//! (tests/browser/converse.mjs), logs in to Parley over WebSocket (RFC 7395) and chats with a
+//! slixmpp user (tests/clients/echo.py) connected over TCP.
+//!
+//! Needs node, npm packages in tests/browser (npm ci) and /usr/bin/chromium: tests/run
+//! installs them. A missing piece fails the test with the command that fixes it.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parley_testkit::{workspace_root, TestServer};
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn require_browser_kit() {
+    let root = workspace_root();
+    assert!(
+        root.join("tests/browser/node_modules/converse.js/dist/converse.min.js")
+            .is_file()
+            && root
+                .join("tests/browser/node_modules/playwright-core")
+                .is_dir(),
+        "Converse.js and playwright-core are not installed: run tests/run (or `npm ci` in tests/browser)"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").is_file(),
+        "Debian's chromium is not installed: run tests/run (apt-get install chromium)"
+    );
+}
+
+/// Starts the slixmpp echo user and waits until it is online.
+fn echo_user(c2s: std::net::SocketAddr, jid: &str) -> Reaped {
+    let mut child = Command::new("python3")
+        .arg(workspace_root().join("tests/clients/echo.py"))
+        .args(["--port", &c2s.port().to_string(), "--jid", jid])
+        .args(["--password", "password", "--deadline", "90"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with slixmpp (tests/run installs it)");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("echo.py: {line}");
+            if line.trim() == "READY" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the slixmpp echo user came online");
+    Reaped(child)
+}
+
+/// Runs the Converse.js driver; panics with its output unless it succeeded.
+fn converse(args: &[&str]) {
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg(workspace_root().join("tests/browser/converse.mjs"))
+        .args(args)
+        .output()
+        .expect("node (tests/run installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "Converse.js failed after {:?}:\n{text}",
+        started.elapsed()
+    );
+    assert!(text.contains("OK"), "{text}");
+}
+
+/// RFC 7395 with a real browser client: Converse.js logs in over WebSocket from its own
+/// origin (allowed by [http] origins) and exchanges messages with a slixmpp user.
+#[test]
+fn converse_js_over_websocket_chats_with_a_slixmpp_user() {
+    require_browser_kit();
+    let page_port = free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let server = TestServer::start(|c| c.http.origins = vec![origin.clone()]);
+    let http = server.handle.http.expect("HTTP listener");
+    let _bob = echo_user(server.c2s(), "bob@localhost");
+    converse(&[
+        "--page-port",
+        &page_port.to_string(),
+        "--ws",
+        &format!("ws://{http}/xmpp-websocket"),
+        "--jid",
+        "alice@localhost/converse",
+        "--password",
+        "password",
+        "--peer",
+        "bob@localhost",
+    ]);
+}

@@ -1,0 +1,67 @@
+// Drives a real Converse.js in Debian's Chromium (playwright-core, never a downloaded
+// browser) against a Parley server, for tests/browser.rs. It serves tests/browser/page and
+// Converse's dist files on 127.0.0.1:--page-port, logs in over the given transport, sends a
+// chat message to --peer, and waits for the peer's answer ("echo: " + the message).
+// Prints what happened; exits 0 only if every step succeeded.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => {
+    if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
+    return acc;
+  }, []),
+);
+const deadline = Date.now() + 1000 * Number(args.deadline || 60);
+const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
+
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json', '.woff2': 'font/woff2', '.svg': 'image/svg+xml' };
+const dist = path.join(here, 'node_modules', 'converse.js', 'dist');
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const file = url.pathname.startsWith('/dist/')
+    ? path.join(dist, path.normalize(url.pathname.slice(6)))
+    : path.join(here, 'page', 'index.html');
+  fs.readFile(file, (err, data) => {
+    if (err) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'Content-Type': types[path.extname(file)] || 'application/octet-stream' });
+    res.end(data);
+  });
+});
+await new Promise((ok) => server.listen(Number(args['page-port']), '127.0.0.1', ok));
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`page error: ${e}`));
+  const q = new URLSearchParams({ jid: args.jid, password: args.password });
+  if (args.ws) q.set('ws', args.ws);
+  if (args.bosh) q.set('bosh', args.bosh);
+  await page.goto(`http://127.0.0.1:${args['page-port']}/?${q}`);
+  const left = () => Math.max(1, deadline - Date.now());
+  await page.waitForFunction(() => window.parleyTest && window.parleyTest.connected, null, { timeout: left() })
+    .catch(async () => fail(`Converse.js did not connect: ${JSON.stringify(await page.evaluate(() => window.parleyTest.errors))}`));
+  console.log(`connected as ${args.jid} over ${args.ws ? 'WebSocket' : 'BOSH'}`);
+  const text = `hello from Converse.js ${Date.now()}`;
+  await page.evaluate(({ peer, text }) => {
+    const { $msg } = converse.env;
+    window.parleyTest.api.send($msg({ to: peer, type: 'chat', id: 'c1' }).c('body').t(text).tree());
+  }, { peer: args.peer, text });
+  await page.waitForFunction(
+    (expected) => window.parleyTest.received.some((m) => m.body === expected),
+    `echo: ${text}`, { timeout: left() },
+  ).catch(async () => fail(`no echo from ${args.peer}: got ${JSON.stringify(await page.evaluate(() => window.parleyTest.received))}`));
+  console.log(`${args.peer} answered`);
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log('OK');
