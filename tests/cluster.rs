@@ -775,3 +775,55 @@ async fn node_links_over_mutual_tls() {
         .await
         .expect("both ways");
 }
+
+/// Tokens across nodes: issued with the CLI against node A's config, used on node B (SASL
+/// OAUTHBEARER, RFC 7628), revoked through node A's admin API and then refused on node B at
+/// once; the token never appears in either node's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_one_node_is_refused_on_another() {
+    use parley_proto::sasl::Mechanism;
+    let cluster = Cluster::start(2, 10, "");
+    let token = cluster.nodes[0]
+        .cli(&["token", "issue", "alice@localhost", "--ttl", "600"])
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("secret-token:"), "{token}");
+    let login = |addr: SocketAddr, token: String| async move {
+        let mut c = Client::connect(addr).await;
+        c.open().await.unwrap();
+        c.starttls().await.unwrap();
+        c.open().await.unwrap();
+        c.auth(Mechanism::OAuthBearer, "alice@localhost", &token)
+            .await
+    };
+    login(cluster.c2s(1), token.clone())
+        .await
+        .expect("the token works on the other node");
+    let id = parley_proto::token::parse(&token).unwrap().id;
+    let listed = cluster.nodes[1].cli(&["token", "list", "alice@localhost"]);
+    assert!(listed.contains(&id) && !listed.contains(&token), "{listed}");
+    let (status, _) = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(cluster.nodes[0].admin).unwrap();
+        write!(
+            s,
+            "DELETE /api/v1/tokens/{id} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            parley_testkit::cluster::ADMIN_TOKEN
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        (out.split_whitespace().nth(1).unwrap().to_owned(), out)
+    };
+    assert_eq!(status, "200");
+    assert!(
+        login(cluster.c2s(1), token.clone()).await.is_err(),
+        "revoked on node A, refused on node B"
+    );
+    for node in &cluster.nodes {
+        let log = node.log();
+        assert!(!log.contains(&token), "{} logged the token", node.id);
+        let secret = parley_proto::token::parse(&token).unwrap().secret;
+        assert!(!log.contains(&secret), "{} logged the secret", node.id);
+    }
+}

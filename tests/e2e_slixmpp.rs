@@ -148,6 +148,7 @@ fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
         format!(
             "[server]\nhosts = [\"localhost\"]\ndata_dir = '{data}'\nworkers = 2\n\n\
              [c2s]\nlisten = [\"127.0.0.1:{c2s_port}\"]\ndirect_tls = [\"127.0.0.1:{tls_port}\"]\n\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [sasl]\nscram_iterations = 4096\n"
         ),

@@ -231,7 +231,7 @@ async fn rfc6120_5_3_1_optional_tls_offers_sasl_over_plain_tcp() {
     assert!(!starttls.has_child("required", ns::TLS), "{features}");
     assert_eq!(
         mechanisms(&features),
-        ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],
+        ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "OAUTHBEARER"],
         "{features}"
     );
     assert!(cb_types(&features).is_empty(), "{features}");
@@ -265,7 +265,8 @@ async fn xep0368_direct_tls_login() {
 // ----- RFC 6120 §6: SASL mechanisms ----------------------------------------------------------
 
 /// RFC 6120 §6.4.1, XEP-0440: after TLS the features list the -PLUS mechanisms first, then
-/// SCRAM and PLAIN, and advertise both channel-binding types.
+/// SCRAM, PLAIN and OAUTHBEARER (RFC 7628, for tokens), and advertise both channel-binding
+/// types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xep0440_tls_features_list_mechanisms_and_both_binding_types() {
     let server = TestServer::start(|_| {});
@@ -277,7 +278,8 @@ async fn xep0440_tls_features_list_mechanisms_and_both_binding_types() {
             "SCRAM-SHA-1-PLUS",
             "SCRAM-SHA-256",
             "SCRAM-SHA-1",
-            "PLAIN"
+            "PLAIN",
+            "OAUTHBEARER"
         ],
         "{features}"
     );

@@ -42,6 +42,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// Readiness (false while starting, shutting down or fenced).
     pub ready: Arc<AtomicBool>,
+    /// Accounts and tokens.
+    pub storage: Arc<dyn parley_storage::Storage>,
 }
 
 /// One session as the API shows it: Prosody's session fields plus node, ip and times.
@@ -507,6 +509,133 @@ async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "node": state.node, "nodes": list }))
 }
 
+/// `user@host` of an account this server serves, from a path segment.
+fn account(state: &AdminState, jid: &str) -> Result<(String, String), Box<HttpResponse>> {
+    let bare = jid::BareJid::new(jid)
+        .ok()
+        .filter(|b| b.node().is_some() && state.router.serves(b.domain().as_str()))
+        .ok_or_else(|| Box::new(bad_request("not an account JID of this server")))?;
+    Ok((
+        bare.node().map_or("", |n| n.as_str()).to_owned(),
+        bare.domain().as_str().to_owned(),
+    ))
+}
+
+fn token_view(t: &parley_storage::TokenRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "jid": format!("{}@{}", t.username, t.host),
+        "purpose": t.purpose,
+        "created": t.created_ms,
+        "expires": t.expires_ms,
+        "last_used": t.last_used_ms,
+    })
+}
+
+fn storage_error(e: parley_storage::StorageError) -> HttpResponse {
+    tracing::warn!(error = %e, "admin API storage error");
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "storage unavailable"}))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct IssueRequest {
+    ttl_s: Option<u64>,
+    purpose: Option<String>,
+}
+
+/// `POST /api/v1/users/{jid}/tokens` `{ttl_s?, purpose?}`: a new token, shown once.
+async fn issue_token(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    body: Option<web::Json<IssueRequest>>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let (username, host) = match account(&state, &path.into_inner()) {
+        Ok(a) => a,
+        Err(resp) => return *resp,
+    };
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    if body.ttl_s == Some(0) {
+        return bad_request("ttl_s must be at least 1");
+    }
+    match state.storage.account(&username, &host).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
+        }
+        Err(e) => return storage_error(e),
+    }
+    let ttl = body.ttl_s.map(Duration::from_secs);
+    let purpose = body.purpose.unwrap_or_else(|| "login".to_owned());
+    match parley_session::tokens::issue(&*state.storage, &username, &host, ttl, &purpose).await {
+        Ok(issued) => {
+            let mut view = token_view(&issued.record);
+            view["token"] = serde_json::Value::String(issued.token);
+            HttpResponse::Created().json(view)
+        }
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `GET /api/v1/users/{jid}/tokens`: ids and times, never secrets.
+async fn list_tokens(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let (username, host) = match account(&state, &path.into_inner()) {
+        Ok(a) => a,
+        Err(resp) => return *resp,
+    };
+    match state.storage.tokens_of(&username, &host).await {
+        Ok(list) => HttpResponse::Ok().json(serde_json::json!({
+            "tokens": list.iter().map(token_view).collect::<Vec<_>>()
+        })),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `DELETE /api/v1/users/{jid}/tokens`: revokes all of the user's tokens.
+async fn revoke_user_tokens(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let (username, host) = match account(&state, &path.into_inner()) {
+        Ok(a) => a,
+        Err(resp) => return *resp,
+    };
+    match state.storage.tokens_revoke_user(&username, &host).await {
+        Ok(n) => HttpResponse::Ok().json(serde_json::json!({ "revoked": n })),
+        Err(e) => storage_error(e),
+    }
+}
+
+/// `DELETE /api/v1/tokens/{id}`.
+async fn revoke_token(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    match state.storage.token_revoke(&path.into_inner()).await {
+        Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "revoked": 1 })),
+        Ok(false) => HttpResponse::NotFound().json(serde_json::json!({"error": "no such token"})),
+        Err(e) => storage_error(e),
+    }
+}
+
 /// Starts the admin endpoint on `addr`; returns the bound address and the server future.
 pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
     if let Some(node) = &state.cluster {
@@ -522,6 +651,13 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/api/v1/nodes", web::get().to(nodes))
             .route("/api/v1/sessions", web::get().to(sessions))
             .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
+            .route("/api/v1/users/{jid}/tokens", web::post().to(issue_token))
+            .route("/api/v1/users/{jid}/tokens", web::get().to(list_tokens))
+            .route(
+                "/api/v1/users/{jid}/tokens",
+                web::delete().to(revoke_user_tokens),
+            )
+            .route("/api/v1/tokens/{id}", web::delete().to(revoke_token))
     })
     .workers(1)
     .disable_signals()

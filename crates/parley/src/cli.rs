@@ -43,6 +43,42 @@ pub enum Command {
     /// The cluster, through the admin API ([admin] listen and token).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Authentication tokens (`secret-token:…`) in the configured storage.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `parley token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for an account and print it (it is shown only this once). It logs in
+    /// with SASL OAUTHBEARER, or with PLAIN as the password.
+    Issue {
+        /// The bare JID.
+        jid: String,
+        /// Lifetime in seconds; without it the token lasts until revoked or until the
+        /// account's password changes.
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// What the token is for, shown in listings.
+        #[arg(long, default_value = "login")]
+        purpose: String,
+    },
+    /// Print an account's tokens: id, purpose, created, expires, last used (never secrets).
+    List {
+        /// The bare JID.
+        jid: String,
+    },
+    /// Revoke one token, by id or by the whole token string.
+    Revoke {
+        /// The id (or the token).
+        id: String,
+    },
+    /// Revoke every token of an account.
+    RevokeAll {
+        /// The bare JID.
+        jid: String,
+    },
 }
 
 /// `parley cluster …`.
@@ -139,9 +175,52 @@ pub fn run(cli: Cli) -> ExitCode {
             run_user(&config, command)
         }
         Command::Cluster(ClusterCommand::Nodes) => print_lines(list_nodes(&config)),
+        Command::Token(command) => {
+            init_tracing(&config.log, Some("warn"));
+            print_lines(run_token(&config, command))
+        }
         Command::Sessions(SessionsCommand::List { user }) => {
             print_lines(list_sessions(&config, user))
         }
+    }
+}
+
+fn run_token(config: &Config, command: TokenCommand) -> Result<Vec<String>, String> {
+    let ms = |t: Option<i64>| t.map_or("-".to_owned(), parley_proto::datetime::xep0082);
+    match command {
+        TokenCommand::Issue { jid, ttl, purpose } => {
+            if ttl == Some(0) {
+                return Err("--ttl must be at least 1 second".into());
+            }
+            let ttl = ttl.map(std::time::Duration::from_secs);
+            crate::tokens::issue(config, &jid, ttl, &purpose)
+                .map(|(token, _)| vec![token])
+                .map_err(|e| e.to_string())
+        }
+        TokenCommand::List { jid } => crate::tokens::list(config, &jid)
+            .map(|list| {
+                list.into_iter()
+                    .map(|t| {
+                        format!(
+                            "{} purpose={} created={} expires={} last_used={}",
+                            t.id,
+                            t.purpose,
+                            ms(Some(t.created_ms)),
+                            ms(t.expires_ms),
+                            ms(t.last_used_ms)
+                        )
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string()),
+        TokenCommand::Revoke { id } => match crate::tokens::revoke(config, &id) {
+            Ok(true) => Ok(vec!["revoked".into()]),
+            Ok(false) => Err("no such token".into()),
+            Err(e) => Err(e.to_string()),
+        },
+        TokenCommand::RevokeAll { jid } => crate::tokens::revoke_all(config, &jid)
+            .map(|n| vec![format!("revoked {n} tokens")])
+            .map_err(|e| e.to_string()),
     }
 }
 

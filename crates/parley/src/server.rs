@@ -333,6 +333,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 users: users.clone(),
                 token: config.admin.token.clone(),
                 ready: ready.clone(),
+                storage: env.storage.clone(),
             };
             let (local, server) = admin_server(state, addr)
                 .map_err(|e| err(&format!("admin endpoint {addr}"), &e))?;

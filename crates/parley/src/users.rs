@@ -415,7 +415,7 @@ pub fn obtain_password(given: Option<String>) -> Result<String, UserError> {
 }
 
 /// Opens the configured storage on a fresh current-thread runtime and runs `f` on it.
-fn with_storage<T, F, Fut>(config: &Config, f: F) -> Result<T, UserError>
+pub(crate) fn with_storage<T, F, Fut>(config: &Config, f: F) -> Result<T, UserError>
 where
     F: FnOnce(Arc<dyn Storage>) -> Fut,
     Fut: Future<Output = Result<T, UserError>>,

@@ -15,6 +15,7 @@ mod serve;
 mod session;
 mod stanzas;
 
+pub mod tokens;
 pub use connection::{Connection, Framing, Security};
 pub use env::{SessionConfig, SessionEnv};
 pub use session::{EndCause, Phase, Session, SessionType};

@@ -111,6 +111,8 @@ enum SaslState {
     },
     /// A storage lookup or password check is under way; input is paused.
     Pending,
+    /// RFC 7628 §3.2.2: the error challenge was sent; the client's `\x01` ends it.
+    OAuthFailed,
 }
 
 impl fmt::Debug for SaslState {
@@ -120,6 +122,7 @@ impl fmt::Debug for SaslState {
             SaslState::ScramAwaitingFirst { .. } => "ScramAwaitingFirst",
             SaslState::ScramAwaitingFinal { .. } => "ScramAwaitingFinal",
             SaslState::Pending => "Pending",
+            SaslState::OAuthFailed => "OAuthFailed",
         })
     }
 }
@@ -831,6 +834,7 @@ impl Session {
         mechs.push(Mechanism::ScramSha256);
         mechs.push(Mechanism::ScramSha1);
         mechs.push(Mechanism::Plain);
+        mechs.push(Mechanism::OAuthBearer);
         mechs
     }
 
@@ -946,6 +950,7 @@ impl Session {
             return self.sasl_fail(SaslFailure::IncorrectEncoding, None, ctx);
         };
         match mechanism.hash() {
+            None if mechanism == Mechanism::OAuthBearer => self.auth_oauthbearer(&payload, ctx),
             None => self.auth_plain(&payload, ctx),
             Some(hash) => {
                 let bindings = self.conn.channel_bindings();
@@ -983,6 +988,7 @@ impl Session {
                     (Err(failure), _) => self.sasl_fail(failure, None, ctx),
                 }
             }
+            SaslState::OAuthFailed => self.sasl_fail(SaslFailure::NotAuthorized, None, ctx),
             SaslState::Idle | SaslState::Pending => self.sasl_fail(
                 SaslFailure::MalformedRequest,
                 Some("no exchange in progress"),
@@ -1059,7 +1065,83 @@ impl Session {
         }));
     }
 
-    /// RFC 4616 PLAIN, allowed only where offered (TLS, or encryption not required).
+    /// RFC 7628 OAUTHBEARER with one of Parley's tokens.
+    fn auth_oauthbearer(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
+        let bearer = match sasl::parse_oauthbearer(payload) {
+            Ok(b) => b,
+            Err(failure) => return self.sasl_fail(failure, None, ctx),
+        };
+        let Some(host) = self.host().map(str::to_owned) else {
+            return;
+        };
+        let expected = bearer.authzid.clone();
+        self.auth_token(bearer.token, host, expected, true, ctx);
+    }
+
+    /// Checks a token (OAUTHBEARER, or PLAIN with a token as password). `claimed` is the
+    /// account the client named (PLAIN's authcid or OAUTHBEARER's authzid): it must be the
+    /// token's.
+    fn auth_token(
+        &mut self,
+        token: String,
+        host: String,
+        claimed: Option<String>,
+        oauth: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some(u) = self.unauthed_mut() {
+            u.sasl = SaslState::Pending;
+        }
+        self.pause();
+        let storage = self.env.storage.clone();
+        let fut = async move { crate::tokens::verify(&*storage, &token).await };
+        ctx.spawn(wrap_future::<_, Self>(fut).map(move |result, act, ctx| {
+            act.resume();
+            let refused = |act: &mut Self, why: &str, ctx: &mut Context<Self>| {
+                act.span.in_scope(|| info!(reason = why, "token refused"));
+                if oauth {
+                    // RFC 7628 §3.2.2: the error challenge first; the client answers \x01.
+                    if let Some(u) = act.unauthed_mut() {
+                        u.sasl = SaslState::OAuthFailed;
+                    }
+                    act.send_nonza(
+                        &Element::new("challenge", ns::SASL)
+                            .with_text(B64.encode(sasl::INVALID_TOKEN_CHALLENGE.as_bytes())),
+                    );
+                } else {
+                    act.sasl_fail(SaslFailure::NotAuthorized, None, ctx);
+                }
+            };
+            match result {
+                Ok(Ok((username, token_host))) => {
+                    let user = account_jid(&username, &token_host);
+                    let matches = user.as_ref().is_some_and(|u| {
+                        token_host == host
+                            && claimed
+                                .as_deref()
+                                .is_none_or(|c| c == u.as_str() || c == username)
+                    });
+                    match (user, matches) {
+                        (Some(user), true) => act.sasl_success(user, None, ctx),
+                        _ => refused(act, "token of another account", ctx),
+                    }
+                }
+                Ok(Err(why)) => refused(act, &format!("{why:?}"), ctx),
+                Err(e) => {
+                    {
+                        let _enter = act.span.enter();
+                        warn!(error = %e, "token lookup failed");
+                    }
+                    act.sasl_fail(SaslFailure::TemporaryAuthFailure, None, ctx)
+                }
+            }
+        }));
+    }
+
+    /// RFC 4616 PLAIN, allowed only where offered (TLS, or encryption not required). A
+    /// password that is one of Parley's tokens (`secret-token:…`) is checked as a token, so
+    /// that a web page can log in with `{jid, password: token}` (Converse.js
+    /// `credentials_url`).
     fn auth_plain(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
         let creds = match sasl::parse_plain(payload) {
             Ok(c) => c,
@@ -1073,6 +1155,10 @@ impl Session {
             if authzid.as_str() != user.to_string() {
                 return self.sasl_fail(SaslFailure::InvalidAuthzid, None, ctx);
             }
+        }
+        if parley_proto::token::is_token(&creds.password) {
+            let claimed = Some(creds.username.clone());
+            return self.auth_token(creds.password, host, claimed, false, ctx);
         }
         if let Some(u) = self.unauthed_mut() {
             u.sasl = SaslState::Pending;

@@ -74,6 +74,26 @@ pub struct AccountInfo {
     pub password_changed_at: i64,
 }
 
+/// An authentication token as stored (mod_tokenauth style): a hash of its secret, never
+/// the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's public id.
+    pub id: String,
+    pub username: String,
+    pub host: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// What it is for (free text, e.g. "web-login").
+    pub purpose: String,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    /// Unix milliseconds; None: until revoked.
+    pub expires_ms: Option<i64>,
+    /// Unix milliseconds of the last successful use.
+    pub last_used_ms: Option<i64>,
+}
+
 /// Outcome of [`Storage::import_accounts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportReport {
@@ -205,6 +225,21 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// Returns and deletes all stored messages, in arrival order.
     async fn offline_take(&self, username: &str, host: &str) -> Result<Vec<OfflineMessage>>;
+
+    // ----- tokens ----------------------------------------------------------------------------
+
+    /// Stores a new token.
+    async fn token_put(&self, token: &TokenRecord) -> Result<()>;
+    /// The token with this id.
+    async fn token_get(&self, id: &str) -> Result<Option<TokenRecord>>;
+    /// Records a successful use.
+    async fn token_touch(&self, id: &str, at_ms: i64) -> Result<()>;
+    /// Deletes one token; whether it existed.
+    async fn token_revoke(&self, id: &str) -> Result<bool>;
+    /// Deletes every token of the user; how many. A password change does this too.
+    async fn tokens_revoke_user(&self, username: &str, host: &str) -> Result<u64>;
+    /// The user's tokens, oldest first.
+    async fn tokens_of(&self, username: &str, host: &str) -> Result<Vec<TokenRecord>>;
 }
 
 /// Opens the store named by `url`, creating and migrating it at first start.

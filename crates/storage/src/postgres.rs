@@ -23,7 +23,7 @@ use sqlx::{Connection, Postgres, Row, Transaction};
 use crate::migrate::{self, Migration};
 use crate::{
     now_unix, redact_password, AccountInfo, ImportReport, NewAccount, OfflineMessage, Result,
-    Roster, RosterChange, RosterItem, Storage, StorageError,
+    Roster, RosterChange, RosterItem, Storage, StorageError, TokenRecord,
 };
 
 /// Connections per node; the test server allows 200, a default PostgreSQL 100.
@@ -133,6 +133,23 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq)",
         ],
     },
+    Migration {
+        version: 3,
+        description: "authentication tokens (mod_tokenauth style: only a hash of the secret)",
+        statements: &[
+            r#"CREATE TABLE tokens (
+                id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                secret_hash BYTEA NOT NULL,
+                purpose TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT,
+                last_used_ms BIGINT
+            )"#,
+            "CREATE INDEX tokens_by_user ON tokens (host, username)",
+        ],
+    },
 ];
 
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -192,6 +209,14 @@ const INSERT_META_IF_ABSENT: &str =
 
 const SELECT_META: &str = "SELECT value FROM meta WHERE key = $1";
 
+/// Tokens: only a hash of each secret is stored (see `parley_proto::token`).
+const INSERT_TOKEN: &str = "INSERT INTO tokens (id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)";
+const SELECT_TOKEN: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE id = $1";
+const SELECT_USER_TOKENS: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE host = $1 AND username = $2 ORDER BY created_ms, id";
+const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_ms = $1 WHERE id = $2";
+const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE id = $1";
+const DELETE_USER_TOKENS: &str = "DELETE FROM tokens WHERE host = $1 AND username = $2";
+
 /// Everything a user owns besides the account and credentials, for `delete_account`.
 const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM roster_items WHERE host = $1 AND username = $2",
@@ -199,6 +224,7 @@ const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM roster_versions WHERE host = $1 AND username = $2",
     "DELETE FROM pending_in WHERE host = $1 AND username = $2",
     "DELETE FROM offline_messages WHERE host = $1 AND username = $2",
+    "DELETE FROM tokens WHERE host = $1 AND username = $2",
 ];
 
 /// Serialises one kind of write for one user until the transaction ends; a hash
@@ -681,8 +707,15 @@ impl Storage for PgStorage {
             .await
             .map_err(backend)?;
         insert_credentials(&mut tx, &credential_rows(username, host, creds)).await?;
+        // A password change invalidates every token issued before it.
+        sqlx::query(DELETE_USER_TOKENS)
+            .bind(host)
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        tracing::debug!(%username, %host, "credentials replaced");
+        tracing::debug!(%username, %host, "credentials replaced, tokens revoked");
         Ok(())
     }
 
@@ -992,6 +1025,82 @@ impl Storage for PgStorage {
         messages.sort_by_key(|(seq, _)| *seq);
         Ok(messages.into_iter().map(|(_, msg)| msg).collect())
     }
+
+    async fn token_put(&self, token: &TokenRecord) -> Result<()> {
+        sqlx::query(INSERT_TOKEN)
+            .bind(&token.id)
+            .bind(&token.host)
+            .bind(&token.username)
+            .bind(&token.secret_hash)
+            .bind(&token.purpose)
+            .bind(token.created_ms)
+            .bind(token.expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn token_get(&self, id: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(SELECT_TOKEN)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| token_row(&r)).transpose()
+    }
+
+    async fn token_touch(&self, id: &str, at_ms: i64) -> Result<()> {
+        sqlx::query(TOUCH_TOKEN)
+            .bind(at_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn token_revoke(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(DELETE_TOKEN)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn tokens_revoke_user(&self, username: &str, host: &str) -> Result<u64> {
+        let done = sqlx::query(DELETE_USER_TOKENS)
+            .bind(host)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn tokens_of(&self, username: &str, host: &str) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query(SELECT_USER_TOKENS)
+            .bind(host)
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(token_row).collect()
+    }
+}
+
+fn token_row(r: &PgRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.try_get("id").map_err(backend)?,
+        host: r.try_get("host").map_err(backend)?,
+        username: r.try_get("username").map_err(backend)?,
+        secret_hash: r.try_get("secret_hash").map_err(backend)?,
+        purpose: r.try_get("purpose").map_err(backend)?,
+        created_ms: r.try_get("created_ms").map_err(backend)?,
+        expires_ms: r.try_get("expires_ms").map_err(backend)?,
+        last_used_ms: r.try_get("last_used_ms").map_err(backend)?,
+    })
 }
 
 #[cfg(test)]

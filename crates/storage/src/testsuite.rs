@@ -42,6 +42,71 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     xep0160_offline_messages_are_capped_and_taken_in_order(s, &run).await;
     xep0160_concurrent_offline_pushes_respect_the_cap(&storage, &run).await;
     delete_account_wipes_user_data(s, &run).await;
+    tokens_keep_only_a_hash_and_die_with_the_password(s, &run).await;
+}
+
+/// Tokens (mod_tokenauth style): stored by id with a hash of the secret, listed per user,
+/// touched, revoked one by one or all at once, and gone after a password change or with the
+/// account.
+async fn tokens_keep_only_a_hash_and_die_with_the_password(storage: &dyn Storage, run: &Run) {
+    use crate::TokenRecord;
+    let host = run.host("tokens");
+    let creds = [fake_credentials(ScramHash::Sha256, "tok")];
+    storage
+        .create_account("alice", &host, &creds)
+        .await
+        .unwrap();
+    let token = |id: &str, created_ms: i64| TokenRecord {
+        id: format!("{}-{id}", run.tag),
+        username: "alice".into(),
+        host: host.clone(),
+        secret_hash: vec![7; 32],
+        purpose: "web".into(),
+        created_ms,
+        expires_ms: Some(created_ms + 60_000),
+        last_used_ms: None,
+    };
+    let (a, b, c) = (token("a", 1000), token("b", 2000), token("c", 3000));
+    for t in [&a, &b, &c] {
+        storage.token_put(t).await.unwrap();
+    }
+    assert_eq!(storage.token_get(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(storage.token_get("no-such-token").await.unwrap(), None);
+    storage.token_touch(&a.id, 5000).await.unwrap();
+    assert_eq!(
+        storage
+            .token_get(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_ms,
+        Some(5000)
+    );
+    let ids: Vec<String> = storage
+        .tokens_of("alice", &host)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, vec![a.id.clone(), b.id.clone(), c.id.clone()]);
+    assert!(storage.token_revoke(&b.id).await.unwrap());
+    assert!(!storage.token_revoke(&b.id).await.unwrap());
+    assert_eq!(storage.tokens_of("alice", &host).await.unwrap().len(), 2);
+    // A password change invalidates every token issued before it.
+    storage
+        .set_credentials("alice", &host, &creds)
+        .await
+        .unwrap();
+    assert_eq!(storage.token_get(&a.id).await.unwrap(), None);
+    assert!(storage.tokens_of("alice", &host).await.unwrap().is_empty());
+    // Revoke-all and account deletion.
+    storage.token_put(&token("d", 4000)).await.unwrap();
+    storage.token_put(&token("e", 4001)).await.unwrap();
+    assert_eq!(storage.tokens_revoke_user("alice", &host).await.unwrap(), 2);
+    storage.token_put(&token("f", 4002)).await.unwrap();
+    storage.delete_account("alice", &host).await.unwrap();
+    assert_eq!(storage.token_get(&token("f", 0).id).await.unwrap(), None);
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that

@@ -418,6 +418,36 @@ impl Client {
         password: &str,
         cb: ChannelBindingType,
     ) -> Result<(), ClientError> {
+        if mechanism == Mechanism::OAuthBearer {
+            // RFC 7628 §3.1: `password` is the bearer token; `user` the authzid (or empty).
+            let authzid = if user.is_empty() {
+                String::new()
+            } else {
+                format!("a={user}")
+            };
+            let payload = format!("n,{authzid},\x01auth=Bearer {password}\x01\x01");
+            self.send(
+                &Element::new("auth", ns::SASL)
+                    .with_attr("mechanism", "OAUTHBEARER")
+                    .with_text(B64.encode(payload)),
+            )
+            .await;
+            return match self.sasl_outcome().await? {
+                // §3.2.2: an error challenge (JSON); the client answers \x01 and fails.
+                Some(challenge) if !challenge.is_empty() => {
+                    self.send(&Element::new("response", ns::SASL).with_text(B64.encode("\x01")))
+                        .await;
+                    self.sasl_outcome()
+                        .await
+                        .map(|_| ())
+                        .and(Err(ClientError::Sasl(
+                            parley_proto::sasl::SaslFailure::NotAuthorized,
+                            Some(String::from_utf8_lossy(&challenge).into_owned()),
+                        )))
+                }
+                _ => Ok(()),
+            };
+        }
         let Some(hash) = mechanism.hash() else {
             let payload = format!("\0{user}\0{password}");
             self.send(

@@ -33,6 +33,8 @@ pub struct ClusterNode {
     pub admin: SocketAddr,
     /// Node-link address.
     pub peer: SocketAddr,
+    /// HTTP listener (WebSocket).
+    pub http: SocketAddr,
     config: PathBuf,
     child: Option<Child>,
     dir: TempDir,
@@ -69,6 +71,7 @@ impl ClusterNode {
         let c2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let peer = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config = dir.path().join("parley.toml");
         let text = format!(
             r#"[server]
@@ -83,6 +86,9 @@ direct_tls = []
 
 [sasl]
 scram_iterations = 4096
+
+[http]
+listen = "{http}"
 
 [admin]
 listen = "{admin}"
@@ -110,6 +116,7 @@ prefix = "{prefix}"
             c2s,
             admin,
             peer,
+            http,
             config,
             child: None,
             dir,

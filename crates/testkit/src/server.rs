@@ -69,6 +69,21 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Changes an account's password (as `parley user passwd` does).
+    pub fn set_password(&self, user: &str, password: &str) {
+        let iterations = self.config.sasl.scram_iterations;
+        let creds = [ScramHash::Sha1, ScramHash::Sha256]
+            .map(|h| ScramCredentials::generate(h, password, iterations).expect("credentials"));
+        self.with_storage(|storage| async move {
+            storage
+                .set_credentials(user, "localhost", &creds)
+                .await
+                .expect("set credentials");
+        });
+    }
+}
+
 /// Runs `work` against the storage at `url`, on a thread and runtime of its own: safe to
 /// call from inside a tokio test, since a runtime cannot be blocked on from within another.
 pub fn with_storage_at<T, F, Fut>(url: &str, work: F) -> T

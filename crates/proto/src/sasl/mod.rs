@@ -6,6 +6,7 @@
 //! generator must speak exactly the protocol the server checks.
 
 mod credentials;
+mod oauthbearer;
 mod plain;
 mod scram;
 
@@ -16,6 +17,7 @@ use parley_xml::Element;
 use crate::ns;
 
 pub use credentials::{salted_password, ScramCredentials};
+pub use oauthbearer::{parse_oauthbearer, OAuthBearer, INVALID_TOKEN_CHALLENGE};
 pub use plain::{parse_plain, PlainCredentials};
 pub use scram::{ClientFirst, ScramClient, ScramServer};
 
@@ -52,6 +54,8 @@ pub enum Mechanism {
     ScramSha256,
     ScramSha256Plus,
     Plain,
+    /// RFC 7628, with Parley's own bearer tokens.
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -61,6 +65,7 @@ impl Mechanism {
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
         Mechanism::Plain,
+        Mechanism::OAuthBearer,
     ];
 
     /// The registered SASL mechanism name.
@@ -71,6 +76,7 @@ impl Mechanism {
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
             Mechanism::Plain => "PLAIN",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -85,7 +91,7 @@ impl Mechanism {
         match self {
             Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Some(ScramHash::Sha1),
             Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(ScramHash::Sha256),
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
         }
     }
 
@@ -346,6 +352,7 @@ mod tests {
                 true,
             ),
             (Mechanism::Plain, "PLAIN", None, false),
+            (Mechanism::OAuthBearer, "OAUTHBEARER", None, false),
         ];
         for (m, name, hash, plus) in expected {
             assert_eq!(m.name(), name);
