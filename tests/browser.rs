@@ -114,3 +114,36 @@ fn converse_js_over_websocket_chats_with_a_slixmpp_user() {
         "bob@localhost",
     ]);
 }
+
+/// How a web site logs its users in without storing XMPP passwords: Converse.js fetches
+/// `credentials_url` from the site, which asks Parley's admin API for a token and answers
+/// `{jid, password: token}`; the token logs in with SASL PLAIN (over WebSocket), and again
+/// after a page reload.
+#[test]
+fn converse_js_logs_in_with_a_credentials_url_token_and_again_after_a_reload() {
+    require_browser_kit();
+    const ADMIN: &str = "browser-admin-token-0123456789";
+    let page_port = free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let server = TestServer::start(|c| {
+        c.http.origins = vec![origin.clone()];
+        c.admin.token = Some(ADMIN.into());
+    });
+    let http = server.handle.http.expect("HTTP listener");
+    let admin = server.handle.admin.expect("admin endpoint");
+    let _bob = echo_user(server.c2s(), "bob@localhost");
+    converse(&[
+        "--page-port",
+        &page_port.to_string(),
+        "--ws",
+        &format!("ws://{http}/xmpp-websocket"),
+        "--jid",
+        "alice@localhost",
+        "--token-url",
+        &format!("http://{admin}/api/v1/users/alice@localhost/tokens"),
+        "--admin-token",
+        ADMIN,
+        "--peer",
+        "bob@localhost",
+    ]);
+}

@@ -2,6 +2,10 @@
 // browser) against a Parley server, for tests/browser.rs. It serves tests/browser/page and
 // Converse's dist files on 127.0.0.1:--page-port, logs in over the given transport, sends a
 // chat message to --peer, and waits for the peer's answer ("echo: " + the message).
+// With --token-url, the page logs in the way a web site would: Converse's credentials_url
+// points at this server's /credentials, which asks Parley's admin API (--token-url, bearer
+// --admin-token) for a fresh token and answers {jid, password: token}; the page is then
+// reloaded and must log in again the same way.
 // Prints what happened; exits 0 only if every step succeeded.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -21,8 +25,21 @@ const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json', '.woff2': 'font/woff2', '.svg': 'image/svg+xml' };
 const dist = path.join(here, 'node_modules', 'converse.js', 'dist');
+async function credentials(res) {
+  // What a site's backend does for its logged-in user: a short-lived token from Parley.
+  const r = await fetch(args['token-url'], {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${args['admin-token']}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ttl_s: 300, purpose: 'converse-web' }),
+  });
+  if (r.status !== 201) { console.error(`token request: HTTP ${r.status}`); res.writeHead(502); res.end(); return; }
+  const t = await r.json();
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ jid: args.jid.split('/')[0], password: t.token }));
+}
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/credentials') { credentials(res).catch(() => { res.writeHead(500); res.end(); }); return; }
   const file = url.pathname.startsWith('/dist/')
     ? path.join(dist, path.normalize(url.pathname.slice(6)))
     : path.join(here, 'page', 'index.html');
@@ -42,8 +59,13 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e}`));
-  const q = new URLSearchParams({ jid: args.jid, password: args.password });
+  if (process.env.PARLEY_TRACE) page.on('request', (r) => console.error(`request ${r.url()}`));
+  page.on('console', (m) => { if (process.env.PARLEY_TRACE || m.type() === 'error' || m.type() === 'warning') console.error(`console ${m.type()}: ${m.text()}`); });
+  const q = args['token-url']
+    ? new URLSearchParams({ jid: args.jid, credentials_url: `http://127.0.0.1:${args['page-port']}/credentials` })
+    : new URLSearchParams({ jid: args.jid, password: args.password });
   if (args.ws) q.set('ws', args.ws);
+  if (process.env.PARLEY_TRACE) q.set('loglevel', 'debug');
   if (args.bosh) q.set('bosh', args.bosh);
   await page.goto(`http://127.0.0.1:${args['page-port']}/?${q}`);
   const left = () => Math.max(1, deadline - Date.now());
@@ -60,6 +82,13 @@ try {
     `echo: ${text}`, { timeout: left() },
   ).catch(async () => fail(`no echo from ${args.peer}: got ${JSON.stringify(await page.evaluate(() => window.parleyTest.received))}`));
   console.log(`${args.peer} answered`);
+  if (args['token-url']) {
+    // A page reload: the site logs the user in again without any password.
+    await page.reload();
+    await page.waitForFunction(() => window.parleyTest && window.parleyTest.connected, null, { timeout: left() })
+      .catch(async () => fail(`no login after the reload: ${JSON.stringify(await page.evaluate(() => window.parleyTest.errors))}`));
+    console.log('logged in again after a reload (credentials_url token)');
+  }
 } finally {
   await browser.close();
   server.close();
