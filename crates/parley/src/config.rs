@@ -32,6 +32,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[http]`: the client-facing HTTP listener (WebSocket, discovery).
     pub http: HttpConfig,
+    /// `[auth]`: logins other than the account password (JWT, delegated).
+    pub auth: AuthConfig,
     /// `[storage]`: where accounts and state are kept.
     pub storage: StorageConfig,
     /// `[log]`: logging verbosity and format.
@@ -255,6 +257,31 @@ impl Default for C2sConfig {
             max_auth_attempts: 3,
             send_queue_stanzas: 10_000,
             send_queue_bytes: 4_194_304,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret for JWT logins (PLAIN with a JWT as the password); unset: off.
+    pub jwt_secret: Option<String>,
+    /// Clock skew allowed on `exp`, `nbf`, `iat`, in seconds.
+    pub jwt_leeway_s: u64,
+    /// A backend that checks PLAIN passwords (`POST` JSON, 200 = yes); unset: off.
+    pub delegate_url: Option<String>,
+    /// How long the backend may take, in milliseconds; past it the login fails.
+    pub delegate_timeout_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            jwt_leeway_s: 30,
+            delegate_url: None,
+            delegate_timeout_ms: 3000,
         }
     }
 }
@@ -550,6 +577,39 @@ impl Config {
         self.check_server()?;
         if let Some(cluster) = &self.cluster {
             cluster.check()?;
+        }
+        if self.auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(Violation::new(
+                "auth.jwt_secret",
+                "\"…\"",
+                "must be at least 32 characters (HS256 keys shorter than the hash are weak)",
+            ));
+        }
+        if self.auth.jwt_leeway_s > 600 {
+            return Err(Violation::new(
+                "auth.jwt_leeway_s",
+                self.auth.jwt_leeway_s,
+                "must be at most 600 seconds",
+            ));
+        }
+        if let Some(url) = &self.auth.delegate_url {
+            let ok = url
+                .strip_prefix("http://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !ok {
+                return Err(Violation::new(
+                    "auth.delegate_url",
+                    Quoted(url),
+                    "must be an http:// URL such as \"http://127.0.0.1:8080/xmpp-auth\"",
+                ));
+            }
+        }
+        if !(100..=60_000).contains(&self.auth.delegate_timeout_ms) {
+            return Err(Violation::new(
+                "auth.delegate_timeout_ms",
+                self.auth.delegate_timeout_ms,
+                "must be from 100 to 60000",
+            ));
         }
         for (i, origin) in self.http.origins.iter().enumerate() {
             let host = origin
@@ -1094,6 +1154,11 @@ mod tests {
             "[log]",
             "level =",
             "format =",
+            "[auth]",
+            "jwt_secret =",
+            "jwt_leeway_s =",
+            "delegate_url =",
+            "delegate_timeout_ms =",
             "[http]",
             "origins =",
             "consider_secure =",
@@ -1262,6 +1327,19 @@ format = "json"
         );
         let e = err("[cluster]\nnodeid = \"x\"\n");
         assert!(e.contains("cluster.nodeid"), "{e}");
+    }
+
+    #[test]
+    fn auth_section() {
+        let c = parse("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\ndelegate_url = \"http://127.0.0.1:8080/check\"\n").unwrap();
+        assert_eq!(c.auth.jwt_leeway_s, 30);
+        assert_eq!(c.auth.delegate_timeout_ms, 3000);
+        let e = err("[auth]\njwt_secret = \"short\"\n");
+        assert!(e.contains("auth.jwt_secret"), "{e}");
+        let e = err("[auth]\ndelegate_url = \"https://x\"\n");
+        assert!(e.contains("auth.delegate_url"), "{e}");
+        let e = err("[auth]\ndelegate_timeout_ms = 5\n");
+        assert!(e.contains("auth.delegate_timeout_ms"), "{e}");
     }
 
     #[test]

@@ -274,12 +274,30 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             send_queue_stanzas: c2s.send_queue_stanzas,
             send_queue_bytes: c2s.send_queue_bytes,
             scram_iterations: config.sasl.scram_iterations,
+            jwt: config
+                .auth
+                .jwt_secret
+                .as_ref()
+                .map(|s| parley_session::JwtSettings {
+                    secret: s.as_bytes().to_vec(),
+                    leeway_s: config.auth.jwt_leeway_s as i64,
+                }),
         },
         router: router.clone(),
         users: users.clone(),
         storage,
         server_secret,
         tls_available: true,
+        external_auth: match &config.auth.delegate_url {
+            None => None,
+            Some(url) => Some(std::sync::Arc::new(
+                parley_http::delegate::DelegatedAuth::new(
+                    url,
+                    Duration::from_millis(config.auth.delegate_timeout_ms),
+                )
+                .map_err(|e| err("auth.delegate_url", &e))?,
+            )),
+        },
     });
     let mut bound = (Vec::new(), Vec::new());
     let listeners = c2s

@@ -6,6 +6,7 @@
 //! test kit and the load generator alike.
 
 pub mod datetime;
+pub mod jwt;
 pub mod ns;
 pub mod sasl;
 pub mod stanza;

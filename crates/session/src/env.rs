@@ -27,6 +27,36 @@ pub struct SessionConfig {
     pub send_queue_bytes: usize,
     /// SCRAM iteration count, shown for unknown users so that they look like real ones.
     pub scram_iterations: u32,
+    /// HS256 JWT logins (PLAIN with a JWT as the password), when configured.
+    pub jwt: Option<JwtSettings>,
+}
+
+/// `[auth] jwt_secret` and its leeway.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// The shared HMAC secret.
+    pub secret: Vec<u8>,
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway_s: i64,
+}
+
+impl std::fmt::Debug for dyn ExternalAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalAuth")
+    }
+}
+
+/// A password check delegated to a site's own backend (`[auth] delegate_url`). Errors and
+/// timeouts fail closed.
+pub trait ExternalAuth: Send + Sync + 'static {
+    /// Whether `password` is right for `username@host`; Err(reason) when the backend could
+    /// not say.
+    fn check(
+        &self,
+        username: &str,
+        host: &str,
+        password: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send>>;
 }
 
 impl Default for SessionConfig {
@@ -40,6 +70,7 @@ impl Default for SessionConfig {
             send_queue_stanzas: 10_000,
             send_queue_bytes: 4 << 20,
             scram_iterations: 10_000,
+            jwt: None,
         }
     }
 }
@@ -61,4 +92,7 @@ pub struct SessionEnv {
     pub server_secret: Vec<u8>,
     /// Whether a TLS acceptor is configured, so that STARTTLS can be offered.
     pub tls_available: bool,
+    /// Delegated password checks, when configured (SCRAM is then not offered: the server
+    /// has no keys for such users).
+    pub external_auth: Option<std::sync::Arc<dyn ExternalAuth>>,
 }

@@ -17,5 +17,5 @@ mod stanzas;
 
 pub mod tokens;
 pub use connection::{Connection, Framing, Security};
-pub use env::{SessionConfig, SessionEnv};
+pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv};
 pub use session::{EndCause, Phase, Session, SessionType};

@@ -827,6 +827,11 @@ impl Session {
             return Vec::new();
         }
         let mut mechs = Vec::new();
+        if self.env.external_auth.is_some() {
+            // Delegated passwords: only the site's backend can check them, so only PLAIN
+            // (and tokens) can work.
+            return vec![Mechanism::Plain, Mechanism::OAuthBearer];
+        }
         if !self.conn.channel_bindings().types().is_empty() {
             mechs.push(Mechanism::ScramSha256Plus);
             mechs.push(Mechanism::ScramSha1Plus);
@@ -1138,6 +1143,39 @@ impl Session {
         }));
     }
 
+    /// A PLAIN password checked by the site's backend (`[auth] delegate_url`); errors and
+    /// timeouts fail closed.
+    fn auth_delegated(
+        &mut self,
+        external: Arc<dyn crate::env::ExternalAuth>,
+        user: Option<BareJid>,
+        username: String,
+        host: String,
+        password: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(user) = user else {
+            return self.sasl_fail(SaslFailure::NotAuthorized, None, ctx);
+        };
+        if let Some(u) = self.unauthed_mut() {
+            u.sasl = SaslState::Pending;
+        }
+        self.pause();
+        let fut = async move { external.check(&username, &host, &password).await };
+        ctx.spawn(wrap_future::<_, Self>(fut).map(move |verdict, act, ctx| {
+            act.resume();
+            match verdict {
+                Ok(true) => act.sasl_success(user, None, ctx),
+                Ok(false) => act.sasl_fail(SaslFailure::NotAuthorized, None, ctx),
+                Err(reason) => {
+                    act.span
+                        .in_scope(|| warn!(%reason, "delegated authentication failed closed"));
+                    act.sasl_fail(SaslFailure::TemporaryAuthFailure, None, ctx)
+                }
+            }
+        }));
+    }
+
     /// RFC 4616 PLAIN, allowed only where offered (TLS, or encryption not required). A
     /// password that is one of Parley's tokens (`secret-token:…`) is checked as a token, so
     /// that a web page can log in with `{jid, password: token}` (Converse.js
@@ -1159,6 +1197,34 @@ impl Session {
         if parley_proto::token::is_token(&creds.password) {
             let claimed = Some(creds.username.clone());
             return self.auth_token(creds.password, host, claimed, false, ctx);
+        }
+        if let Some(jwt) = &self.env.config.jwt {
+            if parley_proto::jwt::looks_like_jwt(&creds.password) {
+                let now_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let verdict = parley_proto::jwt::verify_hs256(
+                    &creds.password,
+                    &jwt.secret,
+                    now_s,
+                    jwt.leeway_s,
+                );
+                return match (verdict, user) {
+                    (Ok(jid), Some(user)) if jid == user.as_str() => {
+                        self.sasl_success(user, None, ctx)
+                    }
+                    (verdict, _) => {
+                        let why = verdict
+                            .err()
+                            .map_or("JWT of another account".to_owned(), |e| e.to_string());
+                        self.span.in_scope(|| info!(reason = %why, "JWT refused"));
+                        self.sasl_fail(SaslFailure::NotAuthorized, None, ctx)
+                    }
+                };
+            }
+        }
+        if let Some(external) = self.env.external_auth.clone() {
+            return self.auth_delegated(external, user, creds.username, host, creds.password, ctx);
         }
         if let Some(u) = self.unauthed_mut() {
             u.sasl = SaslState::Pending;
