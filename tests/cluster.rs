@@ -827,3 +827,39 @@ async fn a_token_revoked_on_one_node_is_refused_on_another() {
         assert!(!log.contains(&secret), "{} logged the secret", node.id);
     }
 }
+
+/// Sign-out everywhere, asked of one node, revokes the user's sessions on every node
+/// within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signout_everywhere_reaches_every_node() {
+    let cluster = Cluster::start(2, 10, "");
+    let mut here = Client::login(cluster.c2s(0), "alice", Some("here")).await;
+    let mut there = Client::login(cluster.c2s(1), "alice", Some("there")).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sessions_of(&cluster.nodes[0], "?user=alice@localhost").len() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let out = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(cluster.nodes[0].admin).unwrap();
+        write!(
+            s,
+            "POST /api/v1/users/alice@localhost/signout HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            parley_testkit::cluster::ADMIN_TOKEN
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(out.contains("\"sessions\":2"), "{out}");
+    assert_eq!(stream_error(&mut here).await, "policy-violation");
+    assert_eq!(stream_error(&mut there).await, "policy-violation");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

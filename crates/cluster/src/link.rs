@@ -74,6 +74,8 @@ pub enum Body {
         session: u64,
         /// Why.
         reason: RemoteClose,
+        /// Ended by an admin or a sign-out (status revoked).
+        revoke: bool,
     },
     /// Asks for the receiver's session records (admin API); answered with
     /// [`Body::Answer`] carrying the same id.
@@ -209,6 +211,7 @@ mod tests {
                     condition: "conflict".into(),
                     text: Some("replaced".into()),
                 },
+                revoke: false,
             },
             Body::Query {
                 id: 4,

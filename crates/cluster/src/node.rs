@@ -351,6 +351,27 @@ impl Node {
         out
     }
 
+    /// Revokes session `session` (bound to `jid`) on `node`: it is closed with `reason`
+    /// and its status becomes revoked. Returns whether the frame was queued.
+    pub fn revoke_remote(
+        &self,
+        node: &str,
+        jid: &FullJid,
+        session: u64,
+        reason: CloseReason,
+    ) -> bool {
+        self.send_to(
+            node,
+            Body::Close {
+                jid: jid.to_string(),
+                session,
+                reason: to_remote_close(reason),
+                revoke: true,
+            },
+        )
+        .is_ok()
+    }
+
     /// Clean leave (SIGTERM), after the sessions are closed: revokes the lease so that every
     /// key of this node disappears at once.
     pub async fn leave(&self) {
@@ -573,12 +594,18 @@ impl Node {
                 jid,
                 session,
                 reason,
+                revoke,
             } => {
                 let Ok(full) = FullJid::new(&jid) else {
                     return;
                 };
                 if let Some(h) = self.router.lookup_local(&full) {
                     if h.id.0 == session {
+                        if revoke {
+                            if let Some(meta) = h.meta() {
+                                meta.end(parley_router::SessionStatus::Revoked);
+                            }
+                        }
                         h.close(from_remote_close(reason));
                     }
                 }
@@ -844,6 +871,7 @@ impl RemoteSessions for Node {
                 jid: jid.to_string(),
                 session: session.0,
                 reason: to_remote_close(reason),
+                revoke: false,
             },
         );
     }
@@ -1003,6 +1031,7 @@ impl Node {
                                         "replaced by a new connection for the same resource".into(),
                                     ),
                                 },
+                                revoke: false,
                             },
                         );
                     }

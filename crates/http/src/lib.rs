@@ -87,6 +87,12 @@ pub struct SessionRecord {
     pub last_active: Option<i64>,
     /// Last state change.
     pub updated: Option<i64>,
+    /// When it must end (max lifetime or its token's expiry), unix ms.
+    #[serde(default)]
+    pub expires: Option<i64>,
+    /// When its connection was found lost (abandoned), unix ms.
+    #[serde(default)]
+    pub abandoned: Option<i64>,
     /// True when the holding node did not answer and this comes from the registry alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
@@ -116,16 +122,57 @@ pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
                 connected: true,
                 available: flags.available,
                 interested: flags.interested,
-                status: "active".to_owned(),
+                status: meta.map_or("active", |m| m.status().as_str()).to_owned(),
                 created: meta.map(|m| m.created_ms),
                 last_active: meta.map(|m| m.last_active_ms()),
                 updated: meta.map(|m| m.updated_ms()),
+                expires: meta.and_then(|m| m.expire_at_ms),
+                abandoned: meta.and_then(|m| m.abandon_at_ms()),
                 partial: false,
             }
         })
         .collect();
     out.sort_by(|a, b| a.jid.cmp(&b.jid));
     out
+}
+
+/// The sessions that ended on this node recently (bounded history per user).
+pub fn ended_records(router: &Router, node: &str, user: Option<&str>) -> Vec<SessionRecord> {
+    let bare = user.and_then(|u| jid::BareJid::new(u).ok());
+    if user.is_some() && bare.is_none() {
+        return Vec::new();
+    }
+    router
+        .ended(bare.as_ref())
+        .into_iter()
+        .map(|e| {
+            let m = &e.meta;
+            let (flags, _) = m.state();
+            SessionRecord {
+                username: e.jid.node().map_or("", |n| n.as_str()).to_owned(),
+                host: e.jid.domain().as_str().to_owned(),
+                resource: e.jid.resource().as_str().to_owned(),
+                jid: e.jid.to_string(),
+                kind: m.kind.to_owned(),
+                session: e.id.to_string(),
+                node: node.to_owned(),
+                ip: m.ip.map(|ip| ip.ip().to_string()),
+                secure: Some(m.secure()),
+                priority: flags.priority,
+                presence: "unavailable".to_owned(),
+                connected: false,
+                available: false,
+                interested: flags.interested,
+                status: m.status().as_str().to_owned(),
+                created: Some(m.created_ms),
+                last_active: Some(m.last_active_ms()),
+                updated: Some(m.updated_ms()),
+                expires: m.expire_at_ms,
+                abandoned: m.abandon_at_ms(),
+                partial: false,
+            }
+        })
+        .collect()
 }
 
 fn presence_word(available: bool, show: Option<String>) -> String {
@@ -140,6 +187,9 @@ fn presence_word(available: bool, show: Option<String>) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 struct Query {
     user: Option<String>,
+    /// Include ended sessions (history).
+    #[serde(default)]
+    history: bool,
 }
 
 /// Makes `node` answer peers' session queries from `router`.
@@ -154,14 +204,23 @@ pub fn answer_queries(node: &Arc<Node>, router: Arc<Router>) {
     });
 }
 
-/// Every session cluster-wide (or of one user), sorted by JID.
-async fn cluster_records(state: &AdminState, user: Option<&str>) -> Vec<SessionRecord> {
+/// Every session cluster-wide (or of one user), sorted by JID; with `history`, the
+/// recently ended ones too.
+async fn cluster_records(
+    state: &AdminState,
+    user: Option<&str>,
+    history: bool,
+) -> Vec<SessionRecord> {
     let mut all = local_records(&state.router, &state.node, user);
+    if history {
+        all.extend(ended_records(&state.router, &state.node, user));
+    }
     let Some(node) = &state.cluster else {
         return all;
     };
     let what = serde_json::to_string(&Query {
         user: user.map(str::to_owned),
+        history,
     })
     .unwrap_or_default();
     for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
@@ -194,6 +253,8 @@ async fn cluster_records(state: &AdminState, user: Option<&str>) -> Vec<SessionR
                         created: None,
                         last_active: None,
                         updated: None,
+                        expires: None,
+                        abandoned: None,
                         partial: true,
                     });
                 }
@@ -420,6 +481,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
 struct SessionsQuery {
     user: Option<String>,
     node: Option<String>,
+    status: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
 }
@@ -438,11 +500,24 @@ async fn sessions(
     if limit == 0 || limit > MAX_PAGE {
         return bad_request("limit must be from 1 to 1000");
     }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => match parley_router::SessionStatus::parse(s) {
+            Some(st) => Some(st.as_str()),
+            None => {
+                return bad_request(
+                    "status must be one of active, ended, expired, removed, replaced, revoked, abandoned",
+                )
+            }
+        },
+    };
     let user = query.user.as_deref().map(str::to_lowercase);
-    let all = cluster_records(&state, user.as_deref()).await;
+    let history = status.is_some_and(|s| s != "active");
+    let all = cluster_records(&state, user.as_deref(), history).await;
     let filtered: Vec<SessionRecord> = all
         .into_iter()
         .filter(|r| query.node.as_ref().is_none_or(|n| &r.node == n))
+        .filter(|r| status.is_none_or(|s| r.status == s))
         .collect();
     let total = filtered.len();
     let page: Vec<SessionRecord> = filtered
@@ -473,7 +548,7 @@ async fn user_sessions(
         return unauthorized();
     }
     let user = path.into_inner().to_lowercase();
-    let records = cluster_records(&state, Some(&user)).await;
+    let records = cluster_records(&state, Some(&user), false).await;
     HttpResponse::Ok().json(serde_json::json!({ "user": user, "sessions": records }))
 }
 
@@ -637,6 +712,150 @@ async fn revoke_token(
     }
 }
 
+/// `GET /api/v1/sessions/{id}`: one session, live or recently ended, on any node.
+async fn session_by_id(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let id = path.into_inner().to_lowercase();
+    let all = cluster_records(&state, None, true).await;
+    match all.into_iter().find(|r| r.session == id) {
+        Some(r) => HttpResponse::Ok().json(r),
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": "no such session"})),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RevokeRequest {
+    /// A stream error condition (default `policy-violation`).
+    condition: Option<String>,
+    /// Human-readable text sent with it.
+    reason: Option<String>,
+}
+
+fn revoke_reason(r: &RevokeRequest) -> Result<parley_router::CloseReason, Box<HttpResponse>> {
+    use parley_proto::stream_error::StreamCondition;
+    let condition = match r.condition.as_deref() {
+        None => StreamCondition::PolicyViolation,
+        Some(c) => c.parse::<StreamCondition>().map_err(|_| {
+            Box::new(bad_request(
+                "condition must be an RFC 6120 stream error condition",
+            ))
+        })?,
+    };
+    Ok(match &r.reason {
+        Some(text) => parley_router::CloseReason::with_text(condition, text.clone()),
+        None => parley_router::CloseReason::condition(condition),
+    })
+}
+
+/// Revokes one live session wherever it is; whether it was found.
+fn revoke_session(
+    state: &AdminState,
+    jid: &jid::FullJid,
+    id: u64,
+    node: &str,
+    reason: parley_router::CloseReason,
+) -> bool {
+    if node == state.node {
+        match state.router.lookup_local(jid) {
+            Some(h) if h.id.0 == id => {
+                if let Some(m) = h.meta() {
+                    m.end(parley_router::SessionStatus::Revoked);
+                }
+                h.close(reason);
+                true
+            }
+            _ => false,
+        }
+    } else {
+        state
+            .cluster
+            .as_ref()
+            .is_some_and(|n| n.revoke_remote(node, jid, id, reason))
+    }
+}
+
+/// `DELETE /api/v1/sessions/{id}` `{condition?, reason?}`: closes the session with that
+/// stream error and marks it revoked.
+async fn delete_session(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    body: Option<web::Json<RevokeRequest>>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let reason = match revoke_reason(&body) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let id = path.into_inner().to_lowercase();
+    let all = cluster_records(&state, None, false).await;
+    let Some(r) = all.into_iter().find(|r| r.session == id) else {
+        return HttpResponse::NotFound().json(serde_json::json!({"error": "no such live session"}));
+    };
+    let (Ok(jid), Ok(num)) = (
+        jid::FullJid::new(&r.jid),
+        u64::from_str_radix(&r.session, 16),
+    ) else {
+        return bad_request("bad session record");
+    };
+    if revoke_session(&state, &jid, num, &r.node, reason) {
+        HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
+    } else {
+        HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
+    }
+}
+
+/// `POST /api/v1/users/{jid}/signout`: every session of the user, on every node, is
+/// revoked, and every token too.
+async fn signout(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    body: Option<web::Json<RevokeRequest>>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let (username, host) = match account(&state, &path.into_inner()) {
+        Ok(a) => a,
+        Err(resp) => return *resp,
+    };
+    let mut body = body.map(web::Json::into_inner).unwrap_or_default();
+    body.reason
+        .get_or_insert_with(|| "signed out everywhere".to_owned());
+    let reason = match revoke_reason(&body) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    // Tokens first, so that no session can come back with one.
+    let tokens = match state.storage.tokens_revoke_user(&username, &host).await {
+        Ok(n) => n,
+        Err(e) => return storage_error(e),
+    };
+    let bare = format!("{username}@{host}");
+    let mut sessions = 0;
+    for r in cluster_records(&state, Some(&bare), false).await {
+        if let (Ok(jid), Ok(num)) = (
+            jid::FullJid::new(&r.jid),
+            u64::from_str_radix(&r.session, 16),
+        ) {
+            if revoke_session(&state, &jid, num, &r.node, reason.clone()) {
+                sessions += 1;
+            }
+        }
+    }
+    HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
+}
+
 /// Starts the admin endpoint on `addr`; returns the bound address and the server future.
 pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
     if let Some(node) = &state.cluster {
@@ -651,6 +870,9 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/metrics", web::get().to(metrics))
             .route("/api/v1/nodes", web::get().to(nodes))
             .route("/api/v1/sessions", web::get().to(sessions))
+            .route("/api/v1/sessions/{id}", web::get().to(session_by_id))
+            .route("/api/v1/sessions/{id}", web::delete().to(delete_session))
+            .route("/api/v1/users/{jid}/signout", web::post().to(signout))
             .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
             .route("/api/v1/users/{jid}/tokens", web::post().to(issue_token))
             .route("/api/v1/users/{jid}/tokens", web::get().to(list_tokens))

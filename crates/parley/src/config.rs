@@ -241,6 +241,11 @@ pub struct C2sConfig {
     pub send_queue_stanzas: usize,
     /// Outbound queue bound per connection, in bytes.
     pub send_queue_bytes: usize,
+    /// Seconds after which a session ends (status expired) whatever it does; 0: never.
+    pub max_session_lifetime_s: u64,
+    /// Seconds without anything from the client after which its session ends (status
+    /// expired); 0: never.
+    pub idle_timeout_s: u64,
 }
 
 impl Default for C2sConfig {
@@ -257,6 +262,8 @@ impl Default for C2sConfig {
             max_auth_attempts: 3,
             send_queue_stanzas: 10_000,
             send_queue_bytes: 4_194_304,
+            max_session_lifetime_s: 0,
+            idle_timeout_s: 0,
         }
     }
 }
@@ -1144,6 +1151,8 @@ mod tests {
             "max_auth_attempts =",
             "send_queue_stanzas =",
             "send_queue_bytes =",
+            "max_session_lifetime_s =",
+            "idle_timeout_s =",
             "[tls]",
             "cert =",
             "key =",

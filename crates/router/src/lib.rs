@@ -20,5 +20,8 @@ pub use handle::{
     Close, CloseReason, Deliver, DeliverError, PendingGauge, RemoteSessions, Resync, SessionHandle,
     SessionId, Undelivered,
 };
-pub use meta::{now_ms, SessionMeta};
-pub use table::{BindOutcome, ResourceConflict, ResourceInfo, Router};
+pub use meta::{now_ms, SessionMeta, SessionStatus};
+pub use table::{
+    BindOutcome, EndedSession, ResourceConflict, ResourceInfo, Router, HISTORY_PER_USER,
+    HISTORY_TOTAL,
+};

@@ -19,6 +19,55 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Where a session is in its life (the Session model of the web-sessions issue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Connected.
+    Active,
+    /// The client closed it.
+    Ended,
+    /// Past its lifetime, idle too long, or its token expired.
+    Expired,
+    /// Its account was removed.
+    Removed,
+    /// Another session took its resource (resource conflict).
+    Replaced,
+    /// Ended by an admin or by sign-out-everywhere.
+    Revoked,
+    /// The connection was lost without a close.
+    Abandoned,
+}
+
+impl SessionStatus {
+    /// The lowercase name used by the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Ended => "ended",
+            SessionStatus::Expired => "expired",
+            SessionStatus::Removed => "removed",
+            SessionStatus::Replaced => "replaced",
+            SessionStatus::Revoked => "revoked",
+            SessionStatus::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses [`SessionStatus::as_str`].
+    pub fn parse(s: &str) -> Option<SessionStatus> {
+        [
+            SessionStatus::Active,
+            SessionStatus::Ended,
+            SessionStatus::Expired,
+            SessionStatus::Removed,
+            SessionStatus::Replaced,
+            SessionStatus::Revoked,
+            SessionStatus::Abandoned,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
 /// A local session's admin-visible facts.
 #[derive(Debug)]
 pub struct SessionMeta {
@@ -32,11 +81,22 @@ pub struct SessionMeta {
     last_active_ms: AtomicI64,
     updated_ms: AtomicI64,
     state: Mutex<(SessionFlags, Option<String>)>,
+    /// Set once: the first cause to end the session wins (an admin's revocation is marked
+    /// before the close it causes).
+    status: Mutex<SessionStatus>,
+    /// When the session must end (max lifetime), unix ms.
+    pub expire_at_ms: Option<i64>,
+    abandon_at_ms: AtomicI64,
 }
 
 impl SessionMeta {
     /// Facts of a connection accepted now.
-    pub fn new(kind: &'static str, ip: Option<SocketAddr>, secure: bool) -> SessionMeta {
+    pub fn new(
+        kind: &'static str,
+        ip: Option<SocketAddr>,
+        secure: bool,
+        expire_at_ms: Option<i64>,
+    ) -> SessionMeta {
         let now = now_ms();
         SessionMeta {
             kind,
@@ -46,6 +106,9 @@ impl SessionMeta {
             last_active_ms: AtomicI64::new(now),
             updated_ms: AtomicI64::new(now),
             state: Mutex::new((SessionFlags::default(), None)),
+            status: Mutex::new(SessionStatus::Active),
+            expire_at_ms,
+            abandon_at_ms: AtomicI64::new(0),
         }
     }
 
@@ -79,6 +142,30 @@ impl SessionMeta {
     /// Last time the session's state changed (unix ms).
     pub fn updated_ms(&self) -> i64 {
         self.updated_ms.load(Ordering::Relaxed)
+    }
+
+    /// Marks how the session ends, if nothing did before; returns whether this call did.
+    pub fn end(&self, status: SessionStatus) -> bool {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if *s != SessionStatus::Active {
+            return false;
+        }
+        *s = status;
+        self.updated_ms.store(now_ms(), Ordering::Relaxed);
+        if status == SessionStatus::Abandoned {
+            self.abandon_at_ms.store(now_ms(), Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The current status.
+    pub fn status(&self) -> SessionStatus {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the connection was found lost (abandoned sessions), unix ms.
+    pub fn abandon_at_ms(&self) -> Option<i64> {
+        Some(self.abandon_at_ms.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 
     /// Routing flags and presence show.

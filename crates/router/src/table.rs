@@ -58,7 +58,32 @@ pub struct Router {
     hosts: HashSet<String>,
     users: RwLock<HashMap<BareJid, Vec<ResourceInfo>>>,
     directory: OnceLock<Arc<dyn Directory>>,
+    history: std::sync::Mutex<History>,
 }
+
+/// A session that ended on this node, as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct EndedSession {
+    /// Its full JID.
+    pub jid: FullJid,
+    /// Its id.
+    pub id: SessionId,
+    /// Its facts at the end (status, times).
+    pub meta: Arc<crate::meta::SessionMeta>,
+}
+
+/// Recently ended sessions: at most [`HISTORY_PER_USER`] per user and
+/// [`HISTORY_TOTAL`] in all, oldest dropped first.
+#[derive(Debug, Default)]
+struct History {
+    order: std::collections::VecDeque<(BareJid, SessionId)>,
+    per_user: HashMap<BareJid, std::collections::VecDeque<EndedSession>>,
+}
+
+/// Ended sessions kept per user.
+pub const HISTORY_PER_USER: usize = 20;
+/// Ended sessions kept per node.
+pub const HISTORY_TOTAL: usize = 10_000;
 
 impl std::fmt::Debug for dyn Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +98,46 @@ impl Router {
             hosts: hosts.into_iter().collect(),
             users: RwLock::new(HashMap::new()),
             directory: OnceLock::new(),
+            history: std::sync::Mutex::new(History::default()),
+        }
+    }
+
+    /// Records a session that ended (its meta carries the final status and times).
+    pub fn record_end(&self, jid: FullJid, id: SessionId, meta: Arc<crate::meta::SessionMeta>) {
+        let bare = jid.to_bare();
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let list = h.per_user.entry(bare.clone()).or_default();
+        list.push_back(EndedSession { jid, id, meta });
+        if list.len() > HISTORY_PER_USER {
+            list.pop_front();
+        }
+        h.order.push_back((bare, id));
+        while h.order.len() > HISTORY_TOTAL {
+            if let Some((user, old)) = h.order.pop_front() {
+                if let Some(list) = h.per_user.get_mut(&user) {
+                    list.retain(|e| e.id != old);
+                    if list.is_empty() {
+                        h.per_user.remove(&user);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Recently ended sessions (of one user, or all), oldest first per user.
+    pub fn ended(&self, user: Option<&BareJid>) -> Vec<EndedSession> {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        match user {
+            Some(u) => h
+                .per_user
+                .get(u)
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => h
+                .per_user
+                .values()
+                .flat_map(|l| l.iter().cloned())
+                .collect(),
         }
     }
 

@@ -29,6 +29,10 @@ pub struct SessionConfig {
     pub scram_iterations: u32,
     /// HS256 JWT logins (PLAIN with a JWT as the password), when configured.
     pub jwt: Option<JwtSettings>,
+    /// A session ends (status expired) this long after it started.
+    pub max_lifetime: Option<Duration>,
+    /// A session that sends nothing for this long ends (status expired).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// `[auth] jwt_secret` and its leeway.
@@ -71,6 +75,8 @@ impl Default for SessionConfig {
             send_queue_bytes: 4 << 20,
             scram_iterations: 10_000,
             jwt: None,
+            max_lifetime: None,
+            idle_timeout: None,
         }
     }
 }

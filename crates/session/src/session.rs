@@ -27,7 +27,7 @@ use parley_proto::sasl::{self, Mechanism, SaslFailure, ScramCredentials, ScramHa
 use parley_proto::stream_error::{StreamCondition, StreamError};
 use parley_router::{
     BindOutcome, ClaimOutcome, Close, CloseReason, Deliver, PendingGauge, ResourceConflict, Resync,
-    SessionFlags, SessionHandle, SessionId, SessionMeta,
+    SessionFlags, SessionHandle, SessionId, SessionMeta, SessionStatus,
 };
 use parley_user::{Attach, AttachState, Detach, UserLink};
 use parley_xml::{Element, Event, StreamHeader, StreamParser};
@@ -260,7 +260,13 @@ impl Session {
             io: Io::Running,
             paused: false,
             waker: None,
-            meta: Arc::new(SessionMeta::new("c2s", ip, false)),
+            meta: Arc::new(SessionMeta::new(
+                "c2s",
+                ip,
+                false,
+                cfg.max_lifetime
+                    .map(|l| parley_router::now_ms() + l.as_millis() as i64),
+            )),
             ip,
             end: None,
             auth_timer: None,
@@ -379,6 +385,39 @@ impl Session {
             return;
         }
         self.wake();
+    }
+
+    /// Ends the session (status expired) at unix time `at_ms`: its lifetime or its token's.
+    pub(crate) fn expire_at(&mut self, at_ms: i64, ctx: &mut Context<Self>) {
+        let wait = (at_ms - parley_router::now_ms()).max(0) as u64;
+        ctx.run_later(Duration::from_millis(wait), |act, ctx| {
+            act.meta.end(SessionStatus::Expired);
+            act.close(
+                CloseReason::with_text(
+                    StreamCondition::PolicyViolation,
+                    "the session has expired; log in again",
+                ),
+                ctx,
+            );
+        });
+    }
+
+    /// Ends the session (status expired) once it has sent nothing for `idle`.
+    fn watch_idle(&mut self, idle: Duration, ctx: &mut Context<Self>) {
+        let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, move |act, ctx| {
+            let quiet = parley_router::now_ms() - act.meta.last_active_ms();
+            if quiet >= idle.as_millis() as i64 {
+                act.meta.end(SessionStatus::Expired);
+                act.close(
+                    CloseReason::with_text(
+                        StreamCondition::ConnectionTimeout,
+                        "no activity for too long",
+                    ),
+                    ctx,
+                );
+            }
+        });
     }
 
     /// Writes what the socket takes without waiting; true if anything was written. The
@@ -1118,7 +1157,11 @@ impl Session {
                 }
             };
             match result {
-                Ok(Ok((username, token_host))) => {
+                Ok(Ok(verified)) => {
+                    let (username, token_host) = (verified.username, verified.host);
+                    if let Some(at) = verified.expires_ms {
+                        act.expire_at(at, ctx);
+                    }
                     let user = account_jid(&username, &token_host);
                     let matches = user.as_ref().is_some_and(|u| {
                         token_host == host
@@ -1531,6 +1574,12 @@ impl Actor for Session {
             debug!(secure = self.secure(), "connection accepted");
         }
         ctx.spawn(Driver);
+        if let Some(at) = self.meta.expire_at_ms {
+            self.expire_at(at, ctx);
+        }
+        if let Some(idle) = self.env.config.idle_timeout {
+            self.watch_idle(idle, ctx);
+        }
         let timeout = self.env.config.auth_timeout;
         self.auth_timer = Some(ctx.run_later(timeout, |act, ctx| {
             if matches!(act.phase, Phase::Unauthed(_)) {
@@ -1551,8 +1600,19 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let end = self.end.unwrap_or(EndCause::Abandoned);
+        self.meta.end(match end {
+            EndCause::Abandoned => SessionStatus::Abandoned,
+            EndCause::Replaced => SessionStatus::Replaced,
+            EndCause::Ended | EndCause::Error(_) | EndCause::Closed => SessionStatus::Ended,
+        });
+        if let Some(b) = self.bound() {
+            self.env
+                .router
+                .record_end(b.jid.clone(), self.id, self.meta.clone());
+        }
         let _enter = self.span.enter();
-        info!(end = ?self.end.unwrap_or(EndCause::Abandoned), "session ended");
+        info!(end = ?end, status = self.meta.status().as_str(), "session ended");
     }
 }
 
@@ -1598,6 +1658,7 @@ impl Handler<Close> for Session {
         if let CloseReason::Error(e) = &msg.reason {
             if e.condition == StreamCondition::Conflict {
                 self.end = Some(EndCause::Replaced);
+                self.meta.end(SessionStatus::Replaced);
             }
         }
         self.close(msg.reason, ctx);

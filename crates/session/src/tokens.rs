@@ -63,12 +63,23 @@ pub enum Refused {
     Expired,
 }
 
+/// A token that checked out.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The account's username.
+    pub username: String,
+    /// The account's host.
+    pub host: String,
+    /// When the token expires (unix ms): a session it opened ends then.
+    pub expires_ms: Option<i64>,
+}
+
 /// Checks a presented token; on success, the account it is for. A successful use is
 /// recorded.
 pub async fn verify(
     storage: &dyn Storage,
     presented: &str,
-) -> Result<Result<(String, String), Refused>, StorageError> {
+) -> Result<Result<Verified, Refused>, StorageError> {
     let Some(p) = token::parse(presented) else {
         return Ok(Err(Refused::Malformed));
     };
@@ -84,5 +95,9 @@ pub async fn verify(
         return Ok(Err(Refused::Expired));
     }
     storage.token_touch(&record.id, now).await?;
-    Ok(Ok((record.username, record.host)))
+    Ok(Ok(Verified {
+        username: record.username,
+        host: record.host,
+        expires_ms: record.expires_ms,
+    }))
 }

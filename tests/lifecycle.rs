@@ -1,0 +1,217 @@
+//! The session lifecycle: every status reached by its real cause, with its times, through
+//! the admin API (`GET /api/v1/sessions?status=…`, `GET/DELETE /api/v1/sessions/{id}`,
+//! `POST /api/v1/users/{jid}/signout`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use parley_proto::ns;
+use parley_testkit::{Client, Received, TestServer};
+
+const ADMIN: &str = "lifecycle-admin-token-0123456789";
+
+fn api(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Waits until the record of `jid` with `status` shows up; returns it.
+fn record(admin: SocketAddr, jid: &str, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, json) = api(
+            admin,
+            "GET",
+            &format!("/api/v1/sessions?status={status}&limit=1000"),
+            "",
+        );
+        if let Some(r) = json["sessions"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["jid"] == jid))
+        {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {status} record for {jid}: {json}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads until the stream error; returns its condition and text.
+async fn stream_error(c: &mut Client) -> (String, Option<String>) {
+    loop {
+        match c.recv().await.expect("reading") {
+            Received::Element(el) if el.name() == "error" => {
+                let cond = el
+                    .children()
+                    .find(|x| x.ns() == ns::STREAM_ERRORS && x.name() != "text")
+                    .map(|x| x.name().to_owned())
+                    .unwrap_or_default();
+                let text = el.get_child("text", ns::STREAM_ERRORS).map(|t| t.text());
+                return (cond, text);
+            }
+            Received::Eof | Received::Close => panic!("closed without a stream error"),
+            _ => {}
+        }
+    }
+}
+
+fn times_ok(r: &serde_json::Value) {
+    let created = r["created"].as_i64().expect("created");
+    let last = r["last_active"].as_i64().expect("last_active");
+    let updated = r["updated"].as_i64().expect("updated");
+    assert!(created <= last && last <= updated + 1, "{r}");
+}
+
+/// active → ended (the client closed), abandoned (the connection dropped), replaced
+/// (resource conflict), revoked (DELETE with a condition and a reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_by_its_real_cause() {
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
+    let admin = server.handle.admin.unwrap();
+
+    let mut a = Client::login(server.c2s(), "alice", Some("ends")).await;
+    let live = record(admin, "alice@localhost/ends", "active");
+    times_ok(&live);
+    let (status, one) = api(
+        admin,
+        "GET",
+        &format!("/api/v1/sessions/{}", live["session"].as_str().unwrap()),
+        "",
+    );
+    assert_eq!((status, one["status"].as_str()), (200, Some("active")));
+    a.send_raw("</stream:stream>").await.unwrap();
+    let ended = record(admin, "alice@localhost/ends", "ended");
+    assert_eq!(ended["connected"], false);
+    times_ok(&ended);
+
+    let b = Client::login(server.c2s(), "alice", Some("drops")).await;
+    drop(b);
+    let abandoned = record(admin, "alice@localhost/drops", "abandoned");
+    assert!(abandoned["abandoned"].as_i64().is_some(), "{abandoned}");
+
+    let mut old = Client::login(server.c2s(), "alice", Some("twice")).await;
+    let _new = Client::login(server.c2s(), "alice", Some("twice")).await;
+    assert_eq!(stream_error(&mut old).await.0, "conflict");
+    record(admin, "alice@localhost/twice", "replaced");
+
+    let mut bob = Client::login(server.c2s(), "bob", Some("revoked")).await;
+    let id = record(admin, "bob@localhost/revoked", "active")["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = api(
+        admin,
+        "DELETE",
+        &format!("/api/v1/sessions/{id}"),
+        r#"{"condition":"policy-violation","reason":"spam"}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        stream_error(&mut bob).await,
+        ("policy-violation".to_owned(), Some("spam".to_owned()))
+    );
+    record(admin, "bob@localhost/revoked", "revoked");
+    let (status, gone) = api(admin, "GET", &format!("/api/v1/sessions/{id}"), "");
+    assert_eq!((status, gone["status"].as_str()), (200, Some("revoked")));
+    assert_eq!(
+        api(admin, "GET", "/api/v1/sessions?status=sleepy", "").0,
+        400
+    );
+}
+
+/// expired: past the maximum lifetime, idle too long, or past its token's expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_by_lifetime_idleness_and_token() {
+    let server = TestServer::start(|c| {
+        c.admin.token = Some(ADMIN.into());
+        c.c2s.max_session_lifetime_s = 1;
+    });
+    let admin = server.handle.admin.unwrap();
+    let mut c = Client::login(server.c2s(), "alice", Some("life")).await;
+    assert_eq!(stream_error(&mut c).await.0, "policy-violation");
+    let r = record(admin, "alice@localhost/life", "expired");
+    assert!(r["expires"].as_i64().is_some(), "{r}");
+
+    let server = TestServer::start(|c| {
+        c.admin.token = Some(ADMIN.into());
+        c.c2s.idle_timeout_s = 1;
+    });
+    let admin = server.handle.admin.unwrap();
+    let mut c = Client::login(server.c2s(), "alice", Some("idle")).await;
+    assert_eq!(stream_error(&mut c).await.0, "connection-timeout");
+    record(admin, "alice@localhost/idle", "expired");
+
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
+    let admin = server.handle.admin.unwrap();
+    let (_, t) = api(
+        admin,
+        "POST",
+        "/api/v1/users/alice@localhost/tokens",
+        r#"{"ttl_s":1}"#,
+    );
+    let token = t["token"].as_str().unwrap();
+    let mut c = Client::connect(server.c2s()).await;
+    c.open().await.unwrap();
+    c.starttls().await.unwrap();
+    c.open().await.unwrap();
+    c.auth(parley_proto::sasl::Mechanism::OAuthBearer, "", token)
+        .await
+        .unwrap();
+    c.open().await.unwrap();
+    c.bind(Some("tok")).await.unwrap();
+    assert_eq!(stream_error(&mut c).await.0, "policy-violation");
+    record(admin, "alice@localhost/tok", "expired");
+}
+
+/// Sign-out everywhere revokes every session and every token of the user within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signout_revokes_every_session_and_token() {
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
+    let admin = server.handle.admin.unwrap();
+    let (_, t) = api(admin, "POST", "/api/v1/users/alice@localhost/tokens", "");
+    let token = t["token"].as_str().unwrap().to_owned();
+    let mut one = Client::login(server.c2s(), "alice", Some("one")).await;
+    let mut two = Client::login(server.c2s(), "alice", Some("two")).await;
+    let started = Instant::now();
+    let (status, json) = api(admin, "POST", "/api/v1/users/alice@localhost/signout", "");
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        (json["sessions"].as_u64(), json["tokens"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(stream_error(&mut one).await.0, "policy-violation");
+    assert_eq!(stream_error(&mut two).await.0, "policy-violation");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    record(admin, "alice@localhost/one", "revoked");
+    record(admin, "alice@localhost/two", "revoked");
+    let mut c = Client::connect(server.c2s()).await;
+    c.open().await.unwrap();
+    c.starttls().await.unwrap();
+    c.open().await.unwrap();
+    assert!(c
+        .auth(parley_proto::sasl::Mechanism::OAuthBearer, "", &token)
+        .await
+        .is_err());
+}
