@@ -147,3 +147,27 @@ fn converse_js_logs_in_with_a_credentials_url_token_and_again_after_a_reload() {
         "bob@localhost",
     ]);
 }
+
+/// XEP-0124/0206 with a real browser client: Converse.js logs in over BOSH (cross-origin,
+/// with CORS for the allowed origin) and exchanges messages with a slixmpp user.
+#[test]
+fn converse_js_over_bosh_chats_with_a_slixmpp_user() {
+    require_browser_kit();
+    let page_port = free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let server = TestServer::start(|c| c.http.origins = vec![origin.clone()]);
+    let http = server.handle.http.expect("HTTP listener");
+    let _bob = echo_user(server.c2s(), "bob@localhost");
+    converse(&[
+        "--page-port",
+        &page_port.to_string(),
+        "--bosh",
+        &format!("http://{http}/http-bind"),
+        "--jid",
+        "alice@localhost/bosh",
+        "--password",
+        "password",
+        "--peer",
+        "bob@localhost",
+    ]);
+}

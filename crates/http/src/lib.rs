@@ -7,6 +7,7 @@
 //! does not answer in time is represented by what the registry holds for it, marked
 //! `"partial": true`.
 
+pub mod bosh;
 pub mod delegate;
 pub mod listener;
 pub mod ws;

@@ -1,5 +1,5 @@
 //! The client-facing HTTP listener (`[http] listen`): XMPP over WebSocket (RFC 7395) at
-//! `/xmpp-websocket`, connection-method discovery (XEP-0156) at `/.well-known/host-meta`
+//! `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, connection-method discovery (XEP-0156) at `/.well-known/host-meta`
 //! and `/.well-known/host-meta.json`, and CORS for the origins the operator allows.
 
 use std::net::SocketAddr;
@@ -38,6 +38,8 @@ pub struct WebState {
     /// The public base URL (`https://chat.example.org`) for discovery; None: from the
     /// request's Host header.
     pub public_url: Option<String>,
+    /// BOSH sessions (XEP-0124/0206).
+    pub(crate) bosh: Arc<crate::bosh::BoshTable>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -65,6 +67,7 @@ impl WebState {
             origins,
             consider_secure,
             public_url,
+            bosh: Arc::new(crate::bosh::BoshTable::default()),
         }
     }
 
@@ -108,6 +111,14 @@ impl WebState {
 }
 
 /// Adds the CORS headers for an allowed `Origin` (browsers refuse the answer otherwise).
+pub(crate) fn cors_response(
+    req: &HttpRequest,
+    state: &WebState,
+    resp: HttpResponse,
+) -> HttpResponse {
+    cors(req, state, resp)
+}
+
 fn cors(req: &HttpRequest, state: &WebState, mut resp: HttpResponse) -> HttpResponse {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| state.origin_allowed(o));
@@ -174,11 +185,20 @@ fn xml_attr(s: &str) -> String {
 
 /// Starts the HTTP listener on `addr`; returns the bound address and the server future.
 pub fn web_server(state: WebState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
+    let bosh = state.bosh.clone();
+    actix_rt::spawn(async move {
+        let mut tick = actix_rt::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            bosh.sweep();
+        }
+    });
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .route("/xmpp-websocket", web::get().to(crate::ws::websocket))
+            .route("/http-bind", web::post().to(crate::bosh::http_bind))
             .route("/.well-known/host-meta", web::get().to(host_meta))
             .route("/.well-known/host-meta.json", web::get().to(host_meta_json))
             .default_service(

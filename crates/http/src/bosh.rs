@@ -1,0 +1,526 @@
+//! XMPP over BOSH (XEP-0124, XEP-0206) at `/http-bind`: the same session actors as TCP
+//! and WebSocket, behind a table of BOSH sessions.
+//!
+//! A BOSH session owns a framed [`Connection`] for its session actor. Requests carry the
+//! client's elements in; the actor's output waits in the BOSH session until a held request
+//! takes it. What the XEPs require of the server and how it is met:
+//!
+//! - SIDs are 128 random bits;
+//! - the RID window is `requests` wide: a repeated RID within it gets the cached response
+//!   again (XEP-0124 §14.3), a RID above the window or below the cache ends the session with
+//!   `item-not-found` — the same answer for too high and too low (§14.2); RIDs inside the
+//!   window are processed in order;
+//! - at most `hold` requests wait for data; a held request is answered empty after `wait`
+//!   seconds, or at once when a newer request would exceed `hold`;
+//! - a session without requests for `inactivity` seconds is ended (its actor sees the
+//!   connection lost: status abandoned);
+//! - `xmpp:restart='true'` restarts the stream after SASL (XEP-0206 §5), answered with the
+//!   new stream features;
+//! - `type='terminate'` closes the stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use parley_proto::ns;
+use parley_proto::sasl::ChannelBindings;
+use parley_session::{Connection, Framing, Security, Session};
+use parley_xml::{Element, Limits};
+use rand::RngCore;
+use tokio::io::ReadBuf;
+use tokio::sync::Notify;
+
+use crate::listener::WebState;
+
+/// XEP-0124's namespace.
+pub const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
+/// XEP-0206's namespace.
+pub const NS_XBOSH: &str = "urn:xmpp:xbosh";
+
+/// Longest `wait` granted, seconds.
+const MAX_WAIT: u64 = 60;
+/// Requests the client may have open at once (the RID window).
+const REQUESTS: u64 = 2;
+/// Requests held waiting for data.
+const HOLD: u64 = 1;
+/// Seconds without any request before the session is ended.
+pub const INACTIVITY: u64 = 60;
+/// Bytes of output queued for the client, at most (the actor's writes wait past it).
+const MAX_OUTBOUND_BYTES: usize = 1 << 20;
+
+#[derive(Default)]
+struct Inner {
+    /// The next RID to process.
+    next_rid: u64,
+    /// The last responses, by RID, for repeated requests.
+    cache: VecDeque<(u64, String)>,
+    /// Elements from the actor not yet sent.
+    out: VecDeque<String>,
+    out_bytes: usize,
+    /// `<open/>` answers of the actor that the BOSH layer answers itself.
+    swallow_open: usize,
+    /// The actor wrote `<close/>` or a stream error: the session ends after it is sent.
+    ending: bool,
+    /// Input for the actor.
+    inbound: VecDeque<Vec<u8>>,
+    in_offset: usize,
+    in_closed: bool,
+    actor_read: Option<Waker>,
+    actor_write: Option<Waker>,
+    /// Requests currently waiting.
+    held: u64,
+    /// Bumped by every request, so that older held requests can step aside.
+    generation: u64,
+    last_request: Option<Instant>,
+    wait: u64,
+    gone: bool,
+}
+
+/// One BOSH session.
+struct BoshSession {
+    sid: String,
+    host: String,
+    inner: Mutex<Inner>,
+    notify: Notify,
+}
+
+impl BoshSession {
+    fn feed(&self, data: Vec<u8>) {
+        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.inbound.push_back(data);
+        if let Some(w) = i.actor_read.take() {
+            w.wake();
+        }
+    }
+
+    fn feed_open(&self) {
+        let open = format!(
+            "<open xmlns='{}' to='{}' version='1.0'/>",
+            ns::FRAMING,
+            self.host
+        );
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .swallow_open += 1;
+        self.feed(open.into_bytes());
+    }
+
+    fn end_input(&self) {
+        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.in_closed = true;
+        i.gone = true;
+        if let Some(w) = i.actor_read.take() {
+            w.wake();
+        }
+        drop(i);
+        self.notify.notify_waiters();
+    }
+}
+
+/// The actor's side of a BOSH session.
+struct BoshConnection {
+    session: Arc<BoshSession>,
+    peer: Option<SocketAddr>,
+    secure: bool,
+}
+
+impl Connection for BoshConnection {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(front) = i.inbound.front() else {
+            if i.in_closed {
+                return Poll::Ready(Ok(()));
+            }
+            i.actor_read = Some(cx.waker().clone());
+            return Poll::Pending;
+        };
+        let len = front.len();
+        let rest = &front[i.in_offset..];
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        i.in_offset += n;
+        if i.in_offset == len {
+            i.inbound.pop_front();
+            i.in_offset = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if i.gone {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the BOSH session is gone",
+            )));
+        }
+        if i.out_bytes + data.len() > MAX_OUTBOUND_BYTES && !i.out.is_empty() {
+            i.actor_write = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let text = String::from_utf8_lossy(data).into_owned();
+        let framing = text.starts_with("<open ") && text.contains(ns::FRAMING);
+        if framing && i.swallow_open > 0 {
+            // The stream header: BOSH answers with body attributes instead.
+            i.swallow_open -= 1;
+        } else if text.starts_with("<close ") && text.contains(ns::FRAMING) {
+            i.ending = true;
+        } else {
+            if text.starts_with("<stream:error") {
+                i.ending = true;
+            }
+            i.out_bytes += text.len();
+            i.out.push_back(text);
+        }
+        drop(i);
+        self.session.notify.notify_waiters();
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.ending = true;
+        drop(i);
+        self.session.notify.notify_waiters();
+        Poll::Ready(Ok(()))
+    }
+
+    fn security(&self) -> Security {
+        if self.secure {
+            Security::Tls
+        } else {
+            Security::Plain
+        }
+    }
+
+    fn can_starttls(&self) -> bool {
+        false
+    }
+
+    fn start_tls(&mut self) -> io::Result<()> {
+        Err(io::Error::other("STARTTLS does not exist on BOSH"))
+    }
+
+    fn channel_bindings(&self) -> ChannelBindings {
+        ChannelBindings::default()
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Framed
+    }
+}
+
+/// The BOSH sessions of this node.
+#[derive(Default)]
+pub struct BoshTable {
+    sessions: Mutex<HashMap<String, Arc<BoshSession>>>,
+}
+
+impl std::fmt::Debug for BoshTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoshTable").finish_non_exhaustive()
+    }
+}
+
+impl BoshTable {
+    fn get(&self, sid: &str) -> Option<Arc<BoshSession>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sid)
+            .cloned()
+    }
+
+    fn remove(&self, sid: &str) {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sid)
+        {
+            s.end_input();
+        }
+    }
+
+    /// Ends sessions idle past the inactivity bound. Called every second.
+    pub fn sweep(&self) {
+        let idle: Vec<String> = {
+            let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            map.values()
+                .filter(|s| {
+                    let i = s.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    i.held == 0
+                        && i.last_request
+                            .is_some_and(|t| t.elapsed() > Duration::from_secs(INACTIVITY))
+                })
+                .map(|s| s.sid.clone())
+                .collect()
+        };
+        for sid in idle {
+            self.remove(&sid);
+        }
+    }
+
+    /// Number of BOSH sessions.
+    pub fn len(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn terminate(condition: &str) -> String {
+    format!("<body xmlns='{NS_HTTPBIND}' type='terminate' condition='{condition}'/>")
+}
+
+fn xml(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+fn random_sid() -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `POST /http-bind`.
+pub async fn http_bind(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<WebState>,
+) -> HttpResponse {
+    let limits = Limits {
+        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
+        ..state.env.config.limits.clone()
+    };
+    let resp = match Element::parse(&body, &limits) {
+        Ok(el) if el.is("body", NS_HTTPBIND) => handle(&req, el, &state).await,
+        // XEP-0124 §17.1: not a body: bad-request.
+        _ => terminate("bad-request"),
+    };
+    crate::listener::cors_response(&req, &state, xml(resp))
+}
+
+async fn handle(req: &HttpRequest, body: Element, state: &WebState) -> String {
+    let Some(rid) = body.attr("rid").and_then(|r| r.parse::<u64>().ok()) else {
+        return terminate("bad-request");
+    };
+    match body.attr("sid") {
+        None => create(req, body, rid, state).await,
+        Some(sid) => match state.bosh.get(sid) {
+            // XEP-0124 §17.2: unknown SID.
+            None => terminate("item-not-found"),
+            Some(session) => request(session, body, rid, state).await,
+        },
+    }
+}
+
+async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) -> String {
+    let to = body.attr("to").unwrap_or_default().to_ascii_lowercase();
+    if !state.env.router.serves(&to) {
+        return terminate("host-unknown");
+    }
+    let wait = body
+        .attr("wait")
+        .and_then(|w| w.parse::<u64>().ok())
+        .unwrap_or(MAX_WAIT)
+        .clamp(1, MAX_WAIT);
+    let sid = random_sid();
+    let session = Arc::new(BoshSession {
+        sid: sid.clone(),
+        host: to.clone(),
+        inner: Mutex::new(Inner {
+            next_rid: rid + 1,
+            wait,
+            last_request: Some(Instant::now()),
+            ..Inner::default()
+        }),
+        notify: Notify::new(),
+    });
+    state
+        .bosh
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(sid.clone(), session.clone());
+    let peer = req.peer_addr();
+    let conn = BoshConnection {
+        session: session.clone(),
+        peer,
+        secure: state.secure_for(peer),
+    };
+    let env = state.env.clone();
+    state.next_worker().spawn_fn(move || {
+        use actix::Actor;
+        Session::new(env, Box::new(conn)).start();
+    });
+    session.feed_open();
+    let payload = collect(&session, rid, Duration::from_secs(wait), true).await;
+    let attrs = format!(
+        "sid='{sid}' wait='{wait}' requests='{REQUESTS}' hold='{HOLD}' inactivity='{INACTIVITY}' \
+         polling='2' ver='1.11' from='{to}' xmlns:xmpp='{NS_XBOSH}' xmpp:version='1.0' \
+         xmpp:restartlogic='true'"
+    );
+    let resp = wrap(&attrs, &payload.0, payload.1);
+    cache(&session, rid, &resp);
+    resp
+}
+
+/// The answer's `<body>` around the elements.
+fn wrap(attrs: &str, elements: &[String], end: bool) -> String {
+    let mut out = format!(
+        "<body xmlns='{NS_HTTPBIND}' xmlns:stream='{}' {attrs}",
+        ns::STREAM
+    );
+    if end {
+        out.push_str(" type='terminate'");
+        if elements.iter().any(|e| e.starts_with("<stream:error")) {
+            // XEP-0206 §6.
+            out.push_str(" condition='remote-stream-error'");
+        }
+    }
+    if elements.is_empty() {
+        out.push_str("/>");
+        return out;
+    }
+    out.push('>');
+    for e in elements {
+        out.push_str(e);
+    }
+    out.push_str("</body>");
+    out
+}
+
+fn cache(session: &BoshSession, rid: u64, resp: &str) {
+    let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+    i.cache.push_back((rid, resp.to_owned()));
+    while i.cache.len() as u64 > REQUESTS {
+        i.cache.pop_front();
+    }
+}
+
+/// Waits for output (or `wait`, or a newer request past `hold`); returns the elements and
+/// whether the stream ended.
+async fn collect(
+    session: &BoshSession,
+    _rid: u64,
+    wait: Duration,
+    may_hold: bool,
+) -> (Vec<String>, bool) {
+    let deadline = tokio::time::Instant::now() + wait;
+    let generation = {
+        let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.held += 1;
+        i.generation
+    };
+    let out = loop {
+        let notified = session.notify.notified();
+        {
+            let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let newer_waiting = i.generation != generation && i.held > HOLD;
+            if !i.out.is_empty() || i.ending || i.gone || newer_waiting || !may_hold {
+                let elements: Vec<String> = i.out.drain(..).collect();
+                i.out_bytes = 0;
+                if let Some(w) = i.actor_write.take() {
+                    w.wake();
+                }
+                // Give the actor a moment to finish a burst (features after a restart).
+                let end = i.ending || i.gone;
+                break (elements, end);
+            }
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            break (Vec::new(), false);
+        }
+    };
+    session.inner.lock().unwrap_or_else(|e| e.into_inner()).held -= 1;
+    out
+}
+
+async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &WebState) -> String {
+    // The RID window (XEP-0124 §14).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(MAX_WAIT);
+    loop {
+        let notified = session.notify.notified();
+        {
+            let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if rid < i.next_rid {
+                if let Some((_, resp)) = i.cache.iter().find(|(r, _)| *r == rid) {
+                    // §14.3: a repeated request gets the same answer.
+                    return resp.clone();
+                }
+                drop(i);
+                state.bosh.remove(&session.sid);
+                return terminate("item-not-found");
+            }
+            if rid >= i.next_rid + REQUESTS {
+                drop(i);
+                state.bosh.remove(&session.sid);
+                return terminate("item-not-found");
+            }
+            if rid == i.next_rid {
+                i.next_rid += 1;
+                i.generation += 1;
+                i.last_request = Some(Instant::now());
+                break;
+            }
+        }
+        // Inside the window but early: its turn comes after the one before it.
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return terminate("item-not-found");
+        }
+    }
+    session.notify.notify_waiters();
+    if body.attr("type") == Some("terminate") {
+        for child in body.children() {
+            session.feed(child.to_string().into_bytes());
+        }
+        session.feed(format!("<close xmlns='{}'/>", ns::FRAMING).into_bytes());
+        let resp = terminate_ok();
+        state.bosh.remove(&session.sid);
+        return resp;
+    }
+    // XEP-0206 §5: xmpp:restart (any prefix bound to urn:xmpp:xbosh; clients use xmpp:).
+    let restart = body
+        .attrs()
+        .any(|(k, v)| k.ends_with(":restart") && v == "true");
+    if restart {
+        session.feed_open();
+    }
+    for child in body.children() {
+        session.feed(child.to_string().into_bytes());
+    }
+    let wait = Duration::from_secs(session.inner.lock().unwrap_or_else(|e| e.into_inner()).wait);
+    let (elements, end) = collect(&session, rid, wait, true).await;
+    let resp = wrap("", &elements, end);
+    cache(&session, rid, &resp);
+    if end {
+        state.bosh.remove(&session.sid);
+    }
+    resp
+}
+
+fn terminate_ok() -> String {
+    format!("<body xmlns='{NS_HTTPBIND}' type='terminate'/>")
+}

@@ -1,0 +1,220 @@
+//! BOSH (XEP-0124, XEP-0206) on the HTTP listener with raw HTTP requests: session creation,
+//! SASL and the stream restart, binding, chat with a TCP client through a held request, the
+//! RID window (in order, repeated, too high, too low), an unknown SID, and termination.
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use parley_proto::ns;
+use parley_testkit::im::chat;
+use parley_testkit::{Client, TestServer};
+use parley_xml::{Element, Limits};
+
+const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
+
+/// POSTs a body to /http-bind; returns the parsed answer.
+async fn post(http: SocketAddr, body: String) -> Element {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        write!(
+            s,
+            "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, payload) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        Element::parse(payload.as_bytes(), &Limits::default())
+            .unwrap_or_else(|e| panic!("not a body: {payload}: {e}"))
+    })
+    .await
+    .unwrap()
+}
+
+fn body(sid: &str, rid: u64, extra: &str, children: &str) -> String {
+    format!("<body xmlns='{HTTPBIND}' sid='{sid}' rid='{rid}' {extra}>{children}</body>")
+}
+
+fn terminated_with(b: &Element, condition: &str) {
+    assert!(b.is("body", HTTPBIND), "{b}");
+    assert_eq!(b.attr("type"), Some("terminate"), "{b}");
+    assert_eq!(b.attr("condition"), Some(condition), "{b}");
+}
+
+/// XEP-0124 §7.1 / XEP-0206 §3: a new session answers with its parameters and the stream
+/// features.
+async fn create(http: SocketAddr, rid: u64) -> (String, Element) {
+    let b = post(
+        http,
+        format!(
+            "<body xmlns='{HTTPBIND}' content='text/xml; charset=utf-8' to='localhost' rid='{rid}' \
+             wait='5' hold='1' ver='1.6' xml:lang='en' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>"
+        ),
+    )
+    .await;
+    assert!(b.is("body", HTTPBIND), "{b}");
+    let sid = b.attr("sid").expect("sid").to_owned();
+    assert_eq!(sid.len(), 32, "128 random bits: {sid}");
+    assert_eq!(b.attr("requests"), Some("2"));
+    assert_eq!(b.attr("hold"), Some("1"));
+    assert_eq!(b.attr("wait"), Some("5"));
+    assert_eq!(b.attr("xmpp:version"), Some("1.0"));
+    let features = b
+        .children()
+        .find(|c| c.is("features", ns::STREAM))
+        .expect("stream features in the first answer")
+        .clone();
+    (sid, features)
+}
+
+/// XEP-0206: login, restart, bind, and chat with a TCP client both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0206_login_restart_bind_and_chat() {
+    let server = TestServer::start(|_| {});
+    let http = server.handle.http.unwrap();
+    let (sid, features) = create(http, 1000).await;
+    assert!(features.has_child("mechanisms", ns::SASL), "{features}");
+    let creds = base64::engine::general_purpose::STANDARD.encode("\0alice\0password");
+    let b = post(
+        http,
+        body(
+            &sid,
+            1001,
+            "",
+            &format!(
+                "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
+                ns::SASL
+            ),
+        ),
+    )
+    .await;
+    assert!(b.has_child("success", ns::SASL), "{b}");
+    // XEP-0206 §5: the restart answers with the new features.
+    let b = post(
+        http,
+        body(
+            &sid,
+            1002,
+            "xmpp:restart='true' xmlns:xmpp='urn:xmpp:xbosh' to='localhost'",
+            "",
+        ),
+    )
+    .await;
+    let features = b
+        .children()
+        .find(|c| c.is("features", ns::STREAM))
+        .expect("features");
+    assert!(features.has_child("bind", ns::BIND), "{b}");
+    let b = post(
+        http,
+        body(
+            &sid,
+            1003,
+            "",
+            "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bosh</resource></bind></iq>",
+        ),
+    )
+    .await;
+    let iq = b
+        .children()
+        .find(|c| c.is("iq", ns::CLIENT))
+        .expect("bind result");
+    assert_eq!(iq.attr("type"), Some("result"), "{b}");
+
+    let mut bob = Client::login(server.c2s(), "bob", Some("tcp")).await;
+    let b = post(
+        http,
+        body(
+            &sid,
+            1004,
+            "",
+            "<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat'><body>via bosh</body></message>",
+        ),
+    )
+    .await;
+    assert!(b.is("body", HTTPBIND));
+    let got = bob.expect_message_body("via bosh").await.unwrap();
+    assert_eq!(got.attr("from"), Some("alice@localhost/bosh"));
+
+    // A held request receives what arrives meanwhile.
+    let held = tokio::spawn(post(http, body(&sid, 1005, "", "")));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    bob.send(&chat("alice@localhost/bosh", "chat", "to bosh"))
+        .await;
+    let b = held.await.unwrap();
+    let m = b
+        .children()
+        .find(|c| c.is("message", ns::CLIENT))
+        .expect("the message");
+    assert_eq!(
+        m.get_child("body", ns::CLIENT).map(|x| x.text()),
+        Some("to bosh".to_owned())
+    );
+
+    let b = post(http, body(&sid, 1006, "type='terminate'", "")).await;
+    assert_eq!(b.attr("type"), Some("terminate"), "{b}");
+}
+
+/// XEP-0206 §6: a stream error ends the BOSH session with condition remote-stream-error
+/// and the error as payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0206_6_stream_errors_end_the_session() {
+    let server = TestServer::start(|_| {});
+    let http = server.handle.http.unwrap();
+    let (sid, _) = create(http, 7).await;
+    let b = post(
+        http,
+        body(
+            &sid,
+            8,
+            "",
+            "<message xmlns='jabber:client' to='bob@localhost'><body>too early</body></message>",
+        ),
+    )
+    .await;
+    terminated_with(&b, "remote-stream-error");
+    let err = b
+        .children()
+        .find(|c| c.is("error", ns::STREAM))
+        .expect("the stream error");
+    assert!(err.has_child("not-authorized", ns::STREAM_ERRORS), "{b}");
+}
+
+/// XEP-0124 §14: a repeated RID gets the same answer; RIDs above the window or below what
+/// is cached end the session with item-not-found, the same for both; §17.2: an unknown SID
+/// gets item-not-found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0124_14_rid_window() {
+    let server = TestServer::start(|_| {});
+    let http = server.handle.http.unwrap();
+
+    let (sid, _) = create(http, 50).await;
+    let wrong = format!(
+        "<auth xmlns='{}' mechanism='PLAIN'>{}</auth>",
+        ns::SASL,
+        base64::engine::general_purpose::STANDARD.encode("\0alice\0wrong")
+    );
+    let first = post(http, body(&sid, 51, "", &wrong)).await;
+    assert!(first.has_child("failure", ns::SASL), "{first}");
+    let again = post(http, body(&sid, 51, "", &wrong)).await;
+    assert_eq!(
+        first.to_string(),
+        again.to_string(),
+        "§14.3: the cached answer"
+    );
+    terminated_with(&post(http, body(&sid, 60, "", "")).await, "item-not-found");
+    // The session is gone after that.
+    terminated_with(&post(http, body(&sid, 52, "", "")).await, "item-not-found");
+
+    let (sid, _) = create(http, 500).await;
+    terminated_with(&post(http, body(&sid, 10, "", "")).await, "item-not-found");
+
+    terminated_with(
+        &post(http, body("0123456789abcdef0123456789abcdef", 1, "", "")).await,
+        "item-not-found",
+    );
+    terminated_with(&post(http, "<nonsense/>".into()).await, "bad-request");
+}
