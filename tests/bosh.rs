@@ -218,3 +218,56 @@ async fn xep0124_14_rid_window() {
     );
     terminated_with(&post(http, "<nonsense/>".into()).await, "bad-request");
 }
+
+/// Prebind: the admin API creates an authenticated, bound BOSH session for a real account
+/// and answers `{jid, sid, rid}`; a client that attaches with them continues at `rid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prebind_creates_a_bound_session_to_attach_to() {
+    const ADMIN: &str = "prebind-admin-token-0123456789";
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
+    let http = server.handle.http.unwrap();
+    let admin = server.handle.admin.unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let body = r#"{"jid":"alice@localhost","resource":"web"}"#;
+        let mut s = std::net::TcpStream::connect(admin).unwrap();
+        write!(
+            s,
+            "POST /api/v1/prebind HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let json: serde_json::Value =
+        serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(json["jid"], "alice@localhost/web");
+    let sid = json["sid"].as_str().unwrap().to_owned();
+    let rid = json["rid"].as_u64().unwrap();
+    let mut bob = Client::login(server.c2s(), "bob", Some("tcp")).await;
+    // The request may be held up to `wait`: send it from a thread of its own.
+    let request = body(
+        &sid,
+        rid,
+        "",
+        "<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat'><body>prebound</body></message>",
+    );
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok(mut s) = std::net::TcpStream::connect(http) {
+            let _ = write!(
+                s,
+                "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{request}",
+                request.len()
+            );
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+    });
+    let m = bob.expect_message_body("prebound").await.unwrap();
+    assert_eq!(m.attr("from"), Some("alice@localhost/web"));
+}

@@ -171,3 +171,36 @@ fn converse_js_over_bosh_chats_with_a_slixmpp_user() {
         "bob@localhost",
     ]);
 }
+
+/// BOSH prebind as a site does it: Converse.js fetches `prebind_url` from the site, whose
+/// backend asks Parley's admin API (`POST /api/v1/prebind`) for an authenticated, bound
+/// session and hands `{jid, sid, rid}` over; the page attaches, chats, and attaches to a new
+/// prebound session after a reload.
+#[test]
+fn converse_js_attaches_to_a_prebound_session_and_again_after_a_reload() {
+    require_browser_kit();
+    const ADMIN: &str = "browser-admin-token-0123456789";
+    let page_port = free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let server = TestServer::start(|c| {
+        c.http.origins = vec![origin.clone()];
+        c.admin.token = Some(ADMIN.into());
+    });
+    let http = server.handle.http.expect("HTTP listener");
+    let admin = server.handle.admin.expect("admin endpoint");
+    let _bob = echo_user(server.c2s(), "bob@localhost");
+    converse(&[
+        "--page-port",
+        &page_port.to_string(),
+        "--bosh",
+        &format!("http://{http}/http-bind"),
+        "--jid",
+        "alice@localhost",
+        "--prebind-api",
+        &format!("http://{admin}/api/v1/prebind"),
+        "--admin-token",
+        ADMIN,
+        "--peer",
+        "bob@localhost",
+    ]);
+}

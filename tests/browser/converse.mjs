@@ -37,8 +37,20 @@ async function credentials(res) {
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.end(JSON.stringify({ jid: args.jid.split('/')[0], password: t.token }));
 }
+async function prebind(res) {
+  // What a site's backend does for its logged-in user: a bound BOSH session from Parley.
+  const r = await fetch(args['prebind-api'], {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${args['admin-token']}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jid: args.jid.split('/')[0] }),
+  });
+  if (r.status !== 200) { console.error(`prebind request: HTTP ${r.status}`); res.writeHead(502); res.end(); return; }
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(await r.json()));
+}
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/prebind') { prebind(res).catch(() => { res.writeHead(500); res.end(); }); return; }
   if (url.pathname === '/credentials') { credentials(res).catch(() => { res.writeHead(500); res.end(); }); return; }
   const file = url.pathname.startsWith('/dist/')
     ? path.join(dist, path.normalize(url.pathname.slice(6)))
@@ -63,7 +75,9 @@ try {
   page.on('console', (m) => { if (process.env.PARLEY_TRACE || m.type() === 'error' || m.type() === 'warning') console.error(`console ${m.type()}: ${m.text()}`); });
   const q = args['token-url']
     ? new URLSearchParams({ jid: args.jid, credentials_url: `http://127.0.0.1:${args['page-port']}/credentials` })
-    : new URLSearchParams({ jid: args.jid, password: args.password });
+    : args['prebind-api']
+      ? new URLSearchParams({ jid: args.jid, prebind_url: `http://127.0.0.1:${args['page-port']}/prebind` })
+      : new URLSearchParams({ jid: args.jid, password: args.password });
   if (args.ws) q.set('ws', args.ws);
   if (process.env.PARLEY_TRACE) q.set('loglevel', 'debug');
   if (args.bosh) q.set('bosh', args.bosh);
@@ -82,12 +96,12 @@ try {
     `echo: ${text}`, { timeout: left() },
   ).catch(async () => fail(`no echo from ${args.peer}: got ${JSON.stringify(await page.evaluate(() => window.parleyTest.received))}`));
   console.log(`${args.peer} answered`);
-  if (args['token-url']) {
+  if (args['token-url'] || args['prebind-api']) {
     // A page reload: the site logs the user in again without any password.
     await page.reload();
     await page.waitForFunction(() => window.parleyTest && window.parleyTest.connected, null, { timeout: left() })
       .catch(async () => fail(`no login after the reload: ${JSON.stringify(await page.evaluate(() => window.parleyTest.errors))}`));
-    console.log('logged in again after a reload (credentials_url token)');
+    console.log(`logged in again after a reload (${args['token-url'] ? 'credentials_url token' : 'prebind_url'})`);
   }
 } finally {
   await browser.close();

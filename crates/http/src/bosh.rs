@@ -336,6 +336,87 @@ async fn handle(req: &HttpRequest, body: Element, state: &WebState) -> String {
     }
 }
 
+/// A BOSH session created for a user the caller vouches for (XEP-0124 §7 session,
+/// authenticated and bound without the client): Converse.js `prebind_url` attaches to it.
+/// Returns the bound full JID, the SID, and the RID the client uses next.
+pub async fn prebind(
+    state: &WebState,
+    user: jid::BareJid,
+    resource: Option<String>,
+) -> Result<(String, String, u64), String> {
+    let host = user.domain().as_str().to_owned();
+    let rid = u64::from(rand::random::<u32>()) + 1;
+    let sid = random_sid();
+    let session = Arc::new(BoshSession {
+        sid: sid.clone(),
+        host: host.clone(),
+        inner: Mutex::new(Inner {
+            next_rid: rid,
+            wait: MAX_WAIT,
+            last_request: Some(Instant::now()),
+            ..Inner::default()
+        }),
+        notify: Notify::new(),
+    });
+    state
+        .bosh
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(sid.clone(), session.clone());
+    let conn = BoshConnection {
+        session: session.clone(),
+        peer: None,
+        secure: true,
+    };
+    let env = state.env.clone();
+    state.next_worker().spawn_fn(move || {
+        use actix::Actor;
+        Session::new_authenticated(env, Box::new(conn), user).start();
+    });
+    session.feed_open();
+    let resource = resource
+        .map(|r| format!("<resource>{}</resource>", xml_text(&r)))
+        .unwrap_or_default();
+    session.feed(
+        format!(
+            "<iq xmlns='jabber:client' type='set' id='prebind'><bind xmlns='{}'>{resource}</bind></iq>",
+            ns::BIND
+        )
+        .into_bytes(),
+    );
+    // The features and the bind answer go to nobody but this function.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (elements, end) = collect(&session, rid, Duration::from_secs(10), true).await;
+        for e in &elements {
+            if let Ok(el) = Element::parse(e.as_bytes(), &Limits::default()) {
+                if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
+                    let jid = el
+                        .get_child("bind", ns::BIND)
+                        .and_then(|b| b.get_child("jid", ns::BIND))
+                        .map(|j| j.text());
+                    return match (el.attr("type"), jid) {
+                        (Some("result"), Some(jid)) => Ok((jid, sid, rid)),
+                        _ => {
+                            state.bosh.remove(&sid);
+                            Err(format!("binding failed: {el}"))
+                        }
+                    };
+                }
+            }
+        }
+        if end || tokio::time::Instant::now() >= deadline {
+            state.bosh.remove(&sid);
+            return Err("the session ended before it was bound".into());
+        }
+    }
+}
+
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) -> String {
     let to = body.attr("to").unwrap_or_default().to_ascii_lowercase();
     if !state.env.router.serves(&to) {

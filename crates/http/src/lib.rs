@@ -46,6 +46,8 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// Accounts and tokens.
     pub storage: Arc<dyn parley_storage::Storage>,
+    /// The client HTTP listener's state (BOSH sessions for prebind), when it is enabled.
+    pub web: Option<Arc<WebState>>,
 }
 
 /// One session as the API shows it: Prosody's session fields plus node, ip and times.
@@ -857,6 +859,55 @@ async fn signout(
     HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
 }
 
+#[derive(Debug, Deserialize)]
+struct PrebindRequest {
+    jid: String,
+    resource: Option<String>,
+}
+
+/// `POST /api/v1/prebind` `{jid, resource?}`: a BOSH session for a real account,
+/// authenticated and bound, answered as `{jid, sid, rid}` — what Converse.js `prebind_url`
+/// expects. The site's backend calls it for its logged-in user and hands the answer to the
+/// page.
+async fn prebind(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    body: web::Json<PrebindRequest>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let Some(web) = &state.web else {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"error": "the HTTP listener ([http] listen) is disabled"}));
+    };
+    let (username, host) = match account(&state, &body.jid) {
+        Ok(a) => a,
+        Err(resp) => return *resp,
+    };
+    match state.storage.account(&username, &host).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
+        }
+        Err(e) => return storage_error(e),
+    }
+    let Ok(user) = jid::BareJid::new(&format!("{username}@{host}")) else {
+        return bad_request("not an account JID");
+    };
+    match crate::bosh::prebind(web, user, body.resource.clone()).await {
+        Ok((jid, sid, rid)) => HttpResponse::Ok().json(serde_json::json!({
+            "jid": jid,
+            "sid": sid,
+            "rid": rid,
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "prebind failed");
+            HttpResponse::InternalServerError().json(serde_json::json!({"error": "prebind failed"}))
+        }
+    }
+}
+
 /// Starts the admin endpoint on `addr`; returns the bound address and the server future.
 pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
     if let Some(node) = &state.cluster {
@@ -874,6 +925,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/api/v1/sessions/{id}", web::get().to(session_by_id))
             .route("/api/v1/sessions/{id}", web::delete().to(delete_session))
             .route("/api/v1/users/{jid}/signout", web::post().to(signout))
+            .route("/api/v1/prebind", web::post().to(prebind))
             .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
             .route("/api/v1/users/{jid}/tokens", web::post().to(issue_token))
             .route("/api/v1/users/{jid}/tokens", web::get().to(list_tokens))

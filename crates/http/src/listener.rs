@@ -184,7 +184,10 @@ fn xml_attr(s: &str) -> String {
 }
 
 /// Starts the HTTP listener on `addr`; returns the bound address and the server future.
-pub fn web_server(state: WebState, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
+pub fn web_server(
+    state: Arc<WebState>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, Server)> {
     let bosh = state.bosh.clone();
     actix_rt::spawn(async move {
         let mut tick = actix_rt::time::interval(std::time::Duration::from_secs(1));
@@ -193,7 +196,7 @@ pub fn web_server(state: WebState, addr: SocketAddr) -> std::io::Result<(SocketA
             bosh.sweep();
         }
     });
-    let data = web::Data::new(state);
+    let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())

@@ -324,9 +324,10 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             handles.clone(),
         ));
     }
+    let mut web_state = None;
     let http = match config.http.listen {
         Some(addr) => {
-            let state = WebState::new(
+            let state = std::sync::Arc::new(WebState::new(
                 env.clone(),
                 handles.clone(),
                 config.http.origins.clone(),
@@ -336,7 +337,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     crate::config::ConsiderSecure::Never => ConsiderSecure::Never,
                 },
                 config.http.public_url.clone(),
-            );
+            ));
+            web_state = Some(state.clone());
             let (local, server) = web_server(state, addr)
                 .map_err(|e| err(&format!("http listener {addr} ([http] listen)"), &e))?;
             info!(%local, "HTTP listener (WebSocket) listening");
@@ -355,6 +357,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 token: config.admin.token.clone(),
                 ready: ready.clone(),
                 storage: env.storage.clone(),
+                web: web_state.clone(),
             };
             let (local, server) = admin_server(state, addr)
                 .map_err(|e| err(&format!("admin endpoint {addr}"), &e))?;

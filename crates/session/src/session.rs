@@ -276,6 +276,19 @@ impl Session {
         }
     }
 
+    /// A session whose user was authenticated elsewhere (BOSH prebind: the site's backend
+    /// vouched for it through the admin API). It starts at resource binding.
+    pub fn new_authenticated(
+        env: Arc<SessionEnv>,
+        conn: Box<dyn Connection>,
+        user: BareJid,
+    ) -> Session {
+        let mut s = Session::new(env, conn);
+        s.span.in_scope(|| info!(user = %user, "authenticated by prebind"));
+        s.phase = Phase::Authed { user };
+        s
+    }
+
     /// Prosody's `session.type`.
     pub fn session_type(&self) -> SessionType {
         match self.phase {
