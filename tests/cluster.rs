@@ -863,3 +863,116 @@ async fn signout_everywhere_reaches_every_node() {
         started.elapsed()
     );
 }
+
+/// POSTs a BOSH body; returns the answer's `<body/>` as text.
+fn bosh_post(addr: SocketAddr, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+/// XEP-0124 without sticky balancing: every request of one BOSH session goes through
+/// HAProxy in round-robin over two nodes (so half reach the node that does not own the
+/// session, which forwards them over the node link); the session logs in, binds and chats.
+#[test]
+fn bosh_needs_no_sticky_balancing() {
+    const NS: &str = "xmlns='http://jabber.org/protocol/httpbind'";
+    let cluster = Cluster::start(2, 10, "");
+    let lb_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = format!(
+        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 90s\n  timeout server 90s\n\
+         frontend bosh\n  bind 127.0.0.1:{lb_port}\n  default_backend nodes\n\
+         backend nodes\n  balance roundrobin\n  option http-server-close\n"
+    );
+    for n in &cluster.nodes {
+        cfg.push_str(&format!("  server {} {}\n", n.id, n.http));
+    }
+    std::fs::write(dir.path().join("haproxy.cfg"), cfg).unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _lb = Kill(
+        std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.path().join("haproxy.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy"),
+    );
+    let lb = SocketAddr::from(([127, 0, 0, 1], lb_port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(lb).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut bob = rt.block_on(Client::login(cluster.c2s(0), "bob", Some("tcp")));
+
+    let created = bosh_post(
+        lb,
+        &format!("<body {NS} to='localhost' rid='100' wait='10' hold='1' ver='1.6' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>"),
+    );
+    let sid = created
+        .split("sid='")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .expect("sid")
+        .to_owned();
+    assert!(created.contains("mechanisms"), "{created}");
+    let creds = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("\0alice\0password")
+    };
+    let mut rid = 101;
+    let mut next = |extra: &str, children: &str| {
+        let out = bosh_post(
+            lb,
+            &format!("<body {NS} sid='{sid}' rid='{rid}' {extra}>{children}</body>"),
+        );
+        rid += 1;
+        out
+    };
+    let r = next(
+        "",
+        &format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"),
+    );
+    assert!(r.contains("<success"), "{r}");
+    let r = next("xmpp:restart='true' xmlns:xmpp='urn:xmpp:xbosh'", "");
+    assert!(r.contains("urn:ietf:params:xml:ns:xmpp-bind"), "{r}");
+    let r = next("", "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>lb</resource></bind></iq>");
+    assert!(r.contains("alice@localhost/lb"), "{r}");
+    next("", "<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat'><body>through the balancer</body></message>");
+    rt.block_on(bob.expect_message_body("through the balancer"))
+        .expect("bob got it");
+    // And a request sent straight to each node, owner or not, is answered alike.
+    for node in &cluster.nodes {
+        let r = bosh_post(
+            node.http,
+            &format!(
+                "<body {NS} sid='{sid}' rid='{rid}'><iq xmlns='jabber:client' type='get' id='p{rid}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>"
+            ),
+        );
+        assert!(r.contains(&format!("id='p{rid}'")), "{}: {r}", node.id);
+        rid += 1;
+    }
+}

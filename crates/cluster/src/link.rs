@@ -85,6 +85,21 @@ pub enum Body {
         /// What is asked, as JSON (the admin layer's query).
         what: String,
     },
+    /// A BOSH request for a session the receiver owns (XEP-0124 body, as received by the
+    /// sender); answered with [`Body::BoshResponse`] carrying the same id.
+    BoshRequest {
+        /// Correlates the answer.
+        id: u64,
+        /// The request's `<body/>`.
+        body: String,
+    },
+    /// Answer to [`Body::BoshRequest`].
+    BoshResponse {
+        /// The request's id.
+        id: u64,
+        /// The answer's `<body/>`.
+        body: String,
+    },
     /// Answer to [`Body::Query`], as JSON.
     Answer {
         /// The query's id.
@@ -220,6 +235,15 @@ mod tests {
             Body::Answer {
                 id: 4,
                 json: "[]".into(),
+            },
+            Body::BoshRequest {
+                id: 5,
+                body: "<body xmlns='http://jabber.org/protocol/httpbind' rid='1' sid='a.b'/>"
+                    .into(),
+            },
+            Body::BoshResponse {
+                id: 5,
+                body: "<body xmlns='http://jabber.org/protocol/httpbind'/>".into(),
             },
             Body::Ping(3),
             Body::Pong(3),

@@ -44,6 +44,13 @@ use crate::owner::owner;
 use crate::peer::{listen, LinkConfig, PeerLink};
 use crate::registry::{Cache, Event, Layout, NodeInfo, SessionEntry};
 
+/// Answers a BOSH request forwarded by another node (the `<body/>` in, the answer out).
+pub type BoshHandler = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The `[cluster]` settings.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
@@ -157,6 +164,7 @@ pub struct Node {
     next_query: AtomicU64,
     #[allow(clippy::type_complexity)]
     answer: RwLock<Option<Box<dyn Fn(&str) -> String + Send + Sync>>>,
+    bosh: RwLock<Option<BoshHandler>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     me_weak: Weak<Node>,
 }
@@ -208,6 +216,7 @@ impl Node {
             queries: Mutex::new(HashMap::new()),
             next_query: AtomicU64::new(1),
             answer: RwLock::new(None),
+            bosh: RwLock::new(None),
             tasks: Mutex::new(Vec::new()),
             me_weak: me.clone(),
             settings,
@@ -299,6 +308,44 @@ impl Node {
     /// Sets how this node answers peers' admin queries (its local session records).
     pub fn set_query_answer(&self, answer: impl Fn(&str) -> String + Send + Sync + 'static) {
         *self.answer.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(answer));
+    }
+
+    /// Sets how this node answers BOSH requests other nodes forward to it.
+    pub fn set_bosh_handler(&self, handler: BoshHandler) {
+        *self.bosh.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    /// Whether `node` is this node.
+    pub fn is_me(&self, node: &str) -> bool {
+        *self.me == *node
+    }
+
+    /// Forwards a BOSH request to `node`, which owns its session; its answer, or None if it
+    /// did not answer within `timeout`.
+    pub async fn forward_bosh(
+        &self,
+        node: &str,
+        body: String,
+        timeout: Duration,
+    ) -> Option<String> {
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let answer = match self.send_to(node, Body::BoshRequest { id, body }) {
+            Ok(()) => tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        answer
     }
 
     /// Asks every other live node `what`; returns each node's answer, or None for a node
@@ -619,7 +666,21 @@ impl Node {
                     .map_or_else(|| "null".to_owned(), |a| a(&what));
                 let _ = self.send_to(from, Body::Answer { id, json });
             }
-            Body::Answer { id, json } => {
+            Body::BoshRequest { id, body } => {
+                let handler = self.bosh.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let Some(handler) = handler else {
+                    return;
+                };
+                let me = self.me_weak.clone();
+                let from = from.to_owned();
+                tokio::spawn(async move {
+                    let body = handler(body).await;
+                    if let Some(node) = me.upgrade() {
+                        let _ = node.send_to(&from, Body::BoshResponse { id, body });
+                    }
+                });
+            }
+            Body::BoshResponse { id, body: json } | Body::Answer { id, json } => {
                 if let Some(tx) = self
                     .queries
                     .lock()

@@ -227,6 +227,9 @@ impl Connection for BoshConnection {
 #[derive(Default)]
 pub struct BoshTable {
     sessions: Mutex<HashMap<String, Arc<BoshSession>>>,
+    /// In a cluster: this node's id (SIDs start with it) and the node, to forward requests
+    /// for sessions of other nodes.
+    cluster: std::sync::OnceLock<Arc<parley_cluster::node::Node>>,
 }
 
 impl std::fmt::Debug for BoshTable {
@@ -298,10 +301,41 @@ fn xml(body: String) -> HttpResponse {
         .body(body)
 }
 
-fn random_sid() -> String {
-    let mut b = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl BoshTable {
+    /// Joins the table to the cluster: SIDs name their node, and requests for another
+    /// node's sessions are forwarded to it over the node link (no sticky balancing needed).
+    pub fn set_cluster(&self, node: Arc<parley_cluster::node::Node>) {
+        let _ = self.cluster.set(node);
+    }
+
+    /// A new SID: 128 random bits, after the owning node's id in a cluster.
+    fn new_sid(&self) -> String {
+        let mut b = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut b);
+        match self.cluster.get() {
+            Some(node) => format!("{}.{}", hex(node.id().as_bytes()), hex(&b)),
+            None => hex(&b),
+        }
+    }
+
+    /// The node that owns `sid`, when it is another one.
+    fn remote_owner(&self, sid: &str) -> Option<(Arc<parley_cluster::node::Node>, String)> {
+        let node = self.cluster.get()?;
+        let (tag, _) = sid.split_once('.')?;
+        let bytes: Option<Vec<u8>> = (0..tag.len())
+            .step_by(2)
+            .map(|i| {
+                tag.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect();
+        let owner = String::from_utf8(bytes?).ok()?;
+        (!node.is_me(&owner)).then(|| (node.clone(), owner))
+    }
 }
 
 /// `POST /http-bind`.
@@ -315,11 +349,44 @@ pub async fn http_bind(
         ..state.env.config.limits.clone()
     };
     let resp = match Element::parse(&body, &limits) {
-        Ok(el) if el.is("body", NS_HTTPBIND) => handle(&req, el, &state).await,
+        Ok(el) if el.is("body", NS_HTTPBIND) => {
+            let remote = el.attr("sid").and_then(|sid| state.bosh.remote_owner(sid));
+            match remote {
+                // Another node's session: its node answers (non-sticky balancing).
+                Some((node, owner)) => {
+                    let raw = String::from_utf8_lossy(&body).into_owned();
+                    node.forward_bosh(&owner, raw, Duration::from_secs(MAX_WAIT + 10))
+                        .await
+                        .unwrap_or_else(|| terminate("item-not-found"))
+                }
+                None => handle(&req, el, &state).await,
+            }
+        }
         // XEP-0124 §17.1: not a body: bad-request.
         _ => terminate("bad-request"),
     };
     crate::listener::cors_response(&req, &state, xml(resp))
+}
+
+/// A request another node forwarded for one of this node's sessions.
+pub async fn forwarded(state: &WebState, body: String) -> String {
+    let limits = Limits {
+        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
+        ..state.env.config.limits.clone()
+    };
+    let Ok(el) = Element::parse(body.as_bytes(), &limits) else {
+        return terminate("bad-request");
+    };
+    let (Some(sid), Some(rid)) = (
+        el.attr("sid").map(str::to_owned),
+        el.attr("rid").and_then(|r| r.parse::<u64>().ok()),
+    ) else {
+        return terminate("bad-request");
+    };
+    match state.bosh.get(&sid) {
+        None => terminate("item-not-found"),
+        Some(session) => request(session, el, rid, state).await,
+    }
 }
 
 async fn handle(req: &HttpRequest, body: Element, state: &WebState) -> String {
@@ -346,7 +413,7 @@ pub async fn prebind(
 ) -> Result<(String, String, u64), String> {
     let host = user.domain().as_str().to_owned();
     let rid = u64::from(rand::random::<u32>()) + 1;
-    let sid = random_sid();
+    let sid = state.bosh.new_sid();
     let session = Arc::new(BoshSession {
         sid: sid.clone(),
         host: host.clone(),
@@ -414,7 +481,9 @@ pub async fn prebind(
 }
 
 fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) -> String {
@@ -427,7 +496,7 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(MAX_WAIT)
         .clamp(1, MAX_WAIT);
-    let sid = random_sid();
+    let sid = state.bosh.new_sid();
     let session = Arc::new(BoshSession {
         sid: sid.clone(),
         host: to.clone(),

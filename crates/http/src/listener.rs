@@ -39,7 +39,7 @@ pub struct WebState {
     /// request's Host header.
     pub public_url: Option<String>,
     /// BOSH sessions (XEP-0124/0206).
-    pub(crate) bosh: Arc<crate::bosh::BoshTable>,
+    pub bosh: Arc<crate::bosh::BoshTable>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -184,10 +184,7 @@ fn xml_attr(s: &str) -> String {
 }
 
 /// Starts the HTTP listener on `addr`; returns the bound address and the server future.
-pub fn web_server(
-    state: Arc<WebState>,
-    addr: SocketAddr,
-) -> std::io::Result<(SocketAddr, Server)> {
+pub fn web_server(state: Arc<WebState>, addr: SocketAddr) -> std::io::Result<(SocketAddr, Server)> {
     let bosh = state.bosh.clone();
     actix_rt::spawn(async move {
         let mut tick = actix_rt::time::interval(std::time::Duration::from_secs(1));

@@ -339,6 +339,16 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 config.http.public_url.clone(),
             ));
             web_state = Some(state.clone());
+            if let Some(node) = &cluster {
+                // BOSH without sticky balancing: SIDs name their node, and requests for
+                // another node's sessions travel over the node link.
+                state.bosh.set_cluster(node.clone());
+                let forwarded = state.clone();
+                node.set_bosh_handler(std::sync::Arc::new(move |body| {
+                    let state = forwarded.clone();
+                    Box::pin(async move { parley_http::bosh::forwarded(&state, body).await })
+                }));
+            }
             let (local, server) = web_server(state, addr)
                 .map_err(|e| err(&format!("http listener {addr} ([http] listen)"), &e))?;
             info!(%local, "HTTP listener (WebSocket) listening");

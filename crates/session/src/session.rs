@@ -284,7 +284,8 @@ impl Session {
         user: BareJid,
     ) -> Session {
         let mut s = Session::new(env, conn);
-        s.span.in_scope(|| info!(user = %user, "authenticated by prebind"));
+        s.span
+            .in_scope(|| info!(user = %user, "authenticated by prebind"));
         s.phase = Phase::Authed { user };
         s
     }
