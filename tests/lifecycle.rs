@@ -1,6 +1,6 @@
 //! The session lifecycle: every status reached by its real cause, with its times, through
 //! the admin API (`GET /api/v1/sessions?status=…`, `GET/DELETE /api/v1/sessions/{id}`,
-//! `POST /api/v1/users/{jid}/signout`).
+//! `POST /api/v1/users/{jid}/signout`, `DELETE /api/v1/users/{jid}`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -81,7 +81,8 @@ fn times_ok(r: &serde_json::Value) {
 }
 
 /// active → ended (the client closed), abandoned (the connection dropped), replaced
-/// (resource conflict), revoked (DELETE with a condition and a reason).
+/// (resource conflict), revoked (DELETE with a condition and a reason), removed (the
+/// account was deleted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_status_by_its_real_cause() {
     let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));

@@ -74,8 +74,9 @@ pub enum Body {
         session: u64,
         /// Why.
         reason: RemoteClose,
-        /// Ended by an admin or a sign-out (status revoked).
-        revoke: bool,
+        /// The status the session ends with when an admin ends it (`revoked`, `removed`);
+        /// None for an ordinary close.
+        status: Option<String>,
     },
     /// Asks for the receiver's session records (admin API); answered with
     /// [`Body::Answer`] carrying the same id.
@@ -226,7 +227,7 @@ mod tests {
                     condition: "conflict".into(),
                     text: Some("replaced".into()),
                 },
-                revoke: false,
+                status: None,
             },
             Body::Query {
                 id: 4,

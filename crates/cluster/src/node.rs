@@ -398,14 +398,16 @@ impl Node {
         out
     }
 
-    /// Revokes session `session` (bound to `jid`) on `node`: it is closed with `reason`
-    /// and its status becomes revoked. Returns whether the frame was queued.
+    /// Ends session `session` (bound to `jid`) on `node` for an admin: it is closed with
+    /// `reason` and ends with `status` (revoked, removed). Returns whether the frame was
+    /// queued.
     pub fn revoke_remote(
         &self,
         node: &str,
         jid: &FullJid,
         session: u64,
         reason: CloseReason,
+        status: parley_router::SessionStatus,
     ) -> bool {
         self.send_to(
             node,
@@ -413,7 +415,7 @@ impl Node {
                 jid: jid.to_string(),
                 session,
                 reason: to_remote_close(reason),
-                revoke: true,
+                status: Some(status.as_str().to_owned()),
             },
         )
         .is_ok()
@@ -641,17 +643,18 @@ impl Node {
                 jid,
                 session,
                 reason,
-                revoke,
+                status,
             } => {
                 let Ok(full) = FullJid::new(&jid) else {
                     return;
                 };
                 if let Some(h) = self.router.lookup_local(&full) {
                     if h.id.0 == session {
-                        if revoke {
-                            if let Some(meta) = h.meta() {
-                                meta.end(parley_router::SessionStatus::Revoked);
-                            }
+                        let status = status
+                            .as_deref()
+                            .and_then(parley_router::SessionStatus::parse);
+                        if let (Some(status), Some(meta)) = (status, h.meta()) {
+                            meta.end(status);
                         }
                         h.close(from_remote_close(reason));
                     }
@@ -932,7 +935,7 @@ impl RemoteSessions for Node {
                 jid: jid.to_string(),
                 session: session.0,
                 reason: to_remote_close(reason),
-                revoke: false,
+                status: None,
             },
         );
     }
@@ -1092,7 +1095,7 @@ impl Node {
                                         "replaced by a new connection for the same resource".into(),
                                     ),
                                 },
-                                revoke: false,
+                                status: None,
                             },
                         );
                     }

@@ -763,12 +763,13 @@ fn revoke_session(
     id: u64,
     node: &str,
     reason: parley_router::CloseReason,
+    status: parley_router::SessionStatus,
 ) -> bool {
     if node == state.node {
         match state.router.lookup_local(jid) {
             Some(h) if h.id.0 == id => {
                 if let Some(m) = h.meta() {
-                    m.end(parley_router::SessionStatus::Revoked);
+                    m.end(status);
                 }
                 h.close(reason);
                 true
@@ -779,7 +780,7 @@ fn revoke_session(
         state
             .cluster
             .as_ref()
-            .is_some_and(|n| n.revoke_remote(node, jid, id, reason))
+            .is_some_and(|n| n.revoke_remote(node, jid, id, reason, status))
     }
 }
 
@@ -810,7 +811,14 @@ async fn delete_session(
     ) else {
         return bad_request("bad session record");
     };
-    if revoke_session(&state, &jid, num, &r.node, reason) {
+    if revoke_session(
+        &state,
+        &jid,
+        num,
+        &r.node,
+        reason,
+        parley_router::SessionStatus::Revoked,
+    ) {
         HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
     } else {
         HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
@@ -851,12 +859,67 @@ async fn signout(
             jid::FullJid::new(&r.jid),
             u64::from_str_radix(&r.session, 16),
         ) {
-            if revoke_session(&state, &jid, num, &r.node, reason.clone()) {
+            if revoke_session(
+                &state,
+                &jid,
+                num,
+                &r.node,
+                reason.clone(),
+                parley_router::SessionStatus::Revoked,
+            ) {
                 sessions += 1;
             }
         }
     }
     HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
+}
+
+/// `DELETE /api/v1/users/{jid}`: deletes the account (its credentials, roster, offline
+/// messages and tokens) and ends its sessions on every node with `<not-authorized/>`,
+/// status removed.
+async fn delete_user(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let (username, host) = match account(&state, &path.into_inner()) {
+        Ok(a) => a,
+        Err(resp) => return *resp,
+    };
+    match state.storage.delete_account(&username, &host).await {
+        Ok(()) => {}
+        Err(parley_storage::StorageError::NotFound { .. }) => {
+            return HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
+        }
+        Err(e) => return storage_error(e),
+    }
+    let reason = parley_router::CloseReason::with_text(
+        parley_proto::stream_error::StreamCondition::NotAuthorized,
+        "the account was removed",
+    );
+    let bare = format!("{username}@{host}");
+    let mut sessions = 0;
+    for r in cluster_records(&state, Some(&bare), false).await {
+        if let (Ok(jid), Ok(num)) = (
+            jid::FullJid::new(&r.jid),
+            u64::from_str_radix(&r.session, 16),
+        ) {
+            if revoke_session(
+                &state,
+                &jid,
+                num,
+                &r.node,
+                reason.clone(),
+                parley_router::SessionStatus::Removed,
+            ) {
+                sessions += 1;
+            }
+        }
+    }
+    HttpResponse::Ok().json(serde_json::json!({"removed": bare, "sessions": sessions}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -926,6 +989,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/api/v1/sessions/{id}", web::delete().to(delete_session))
             .route("/api/v1/users/{jid}/signout", web::post().to(signout))
             .route("/api/v1/prebind", web::post().to(prebind))
+            .route("/api/v1/users/{jid}", web::delete().to(delete_user))
             .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
             .route("/api/v1/users/{jid}/tokens", web::post().to(issue_token))
             .route("/api/v1/users/{jid}/tokens", web::get().to(list_tokens))
