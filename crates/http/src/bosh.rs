@@ -1,7 +1,7 @@
 //! XMPP over BOSH (XEP-0124, XEP-0206) at `/http-bind`: the same session actors as TCP
 //! and WebSocket, behind a table of BOSH sessions.
 //!
-//! A BOSH session owns a framed [`Connection`] for its session actor. Requests carry the
+//! A BOSH session is the [`Channel`] of a framed connection for its session actor. Requests carry the
 //! client's elements in; the actor's output waits in the BOSH session until a held request
 //! takes it. What the XEPs require of the server and how it is met:
 //!
@@ -20,20 +20,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use parley_proto::ns;
-use parley_proto::sasl::ChannelBindings;
-use parley_session::{Connection, Framing, Security, Session};
+use parley_session::Session;
 use parley_xml::{Element, Limits};
 use rand::RngCore;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
+use crate::framed::{Channel, FramedConnection};
 use crate::listener::WebState;
 
 /// XEP-0124's namespace.
@@ -122,16 +121,9 @@ impl BoshSession {
     }
 }
 
-/// The actor's side of a BOSH session.
-struct BoshConnection {
-    session: Arc<BoshSession>,
-    peer: Option<SocketAddr>,
-    secure: bool,
-}
-
-impl Connection for BoshConnection {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+impl Channel for BoshSession {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(front) = i.inbound.front() else {
             if i.in_closed {
                 return Poll::Ready(Ok(()));
@@ -151,8 +143,8 @@ impl Connection for BoshConnection {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if i.gone {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -178,48 +170,13 @@ impl Connection for BoshConnection {
             i.out.push_back(text);
         }
         drop(i);
-        self.session.notify.notify_waiters();
+        self.notify.notify_waiters();
         Poll::Ready(Ok(data.len()))
     }
 
-    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
-        i.ending = true;
-        drop(i);
-        self.session.notify.notify_waiters();
-        Poll::Ready(Ok(()))
-    }
-
-    fn security(&self) -> Security {
-        if self.secure {
-            Security::Tls
-        } else {
-            Security::Plain
-        }
-    }
-
-    fn can_starttls(&self) -> bool {
-        false
-    }
-
-    fn start_tls(&mut self) -> io::Result<()> {
-        Err(io::Error::other("STARTTLS does not exist on BOSH"))
-    }
-
-    fn channel_bindings(&self) -> ChannelBindings {
-        ChannelBindings::default()
-    }
-
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
-    }
-
-    fn framing(&self) -> Framing {
-        Framing::Framed
+    fn shutdown(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).ending = true;
+        self.notify.notify_waiters();
     }
 }
 
@@ -431,11 +388,7 @@ pub async fn prebind(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(sid.clone(), session.clone());
-    let conn = BoshConnection {
-        session: session.clone(),
-        peer: None,
-        secure: true,
-    };
+    let conn = FramedConnection::new(session.clone(), None, true);
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;
@@ -515,11 +468,7 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
         .unwrap_or_else(|e| e.into_inner())
         .insert(sid.clone(), session.clone());
     let peer = req.peer_addr();
-    let conn = BoshConnection {
-        session: session.clone(),
-        peer,
-        secure: state.secure_for(peer),
-    };
+    let conn = FramedConnection::new(session.clone(), peer, state.secure_for(peer));
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;

@@ -9,6 +9,7 @@
 
 pub mod bosh;
 pub mod delegate;
+mod framed;
 pub mod listener;
 pub mod ws;
 
@@ -784,6 +785,27 @@ fn revoke_session(
     }
 }
 
+/// Ends every live session of `bare` on every node with `reason` and `status`; how many.
+async fn end_user_sessions(
+    state: &AdminState,
+    bare: &str,
+    reason: parley_router::CloseReason,
+    status: parley_router::SessionStatus,
+) -> usize {
+    let mut ended = 0;
+    for r in cluster_records(state, Some(bare), false).await {
+        if let (Ok(jid), Ok(num)) = (
+            jid::FullJid::new(&r.jid),
+            u64::from_str_radix(&r.session, 16),
+        ) {
+            if revoke_session(state, &jid, num, &r.node, reason.clone(), status) {
+                ended += 1;
+            }
+        }
+    }
+    ended
+}
+
 /// `DELETE /api/v1/sessions/{id}` `{condition?, reason?}`: closes the session with that
 /// stream error and marks it revoked.
 async fn delete_session(
@@ -853,24 +875,8 @@ async fn signout(
         Err(e) => return storage_error(e),
     };
     let bare = format!("{username}@{host}");
-    let mut sessions = 0;
-    for r in cluster_records(&state, Some(&bare), false).await {
-        if let (Ok(jid), Ok(num)) = (
-            jid::FullJid::new(&r.jid),
-            u64::from_str_radix(&r.session, 16),
-        ) {
-            if revoke_session(
-                &state,
-                &jid,
-                num,
-                &r.node,
-                reason.clone(),
-                parley_router::SessionStatus::Revoked,
-            ) {
-                sessions += 1;
-            }
-        }
-    }
+    let sessions =
+        end_user_sessions(&state, &bare, reason, parley_router::SessionStatus::Revoked).await;
     HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
 }
 
@@ -901,24 +907,8 @@ async fn delete_user(
         "the account was removed",
     );
     let bare = format!("{username}@{host}");
-    let mut sessions = 0;
-    for r in cluster_records(&state, Some(&bare), false).await {
-        if let (Ok(jid), Ok(num)) = (
-            jid::FullJid::new(&r.jid),
-            u64::from_str_radix(&r.session, 16),
-        ) {
-            if revoke_session(
-                &state,
-                &jid,
-                num,
-                &r.node,
-                reason.clone(),
-                parley_router::SessionStatus::Removed,
-            ) {
-                sessions += 1;
-            }
-        }
-    }
+    let sessions =
+        end_user_sessions(&state, &bare, reason, parley_router::SessionStatus::Removed).await;
     HttpResponse::Ok().json(serde_json::json!({"removed": bare, "sessions": sessions}))
 }
 

@@ -1,7 +1,7 @@
 //! XMPP over WebSocket (RFC 7395): the upgrade checks and the bridge between an actix-web
 //! WebSocket and a session actor.
 //!
-//! The session is the same actor as on TCP; it sees a [`Connection`] with RFC 7395 framing.
+//! The session is the same actor as on TCP; it sees a framed [`parley_session::Connection`] (RFC 7395).
 //! The WebSocket itself lives on the HTTP worker: a pump task moves text frames into a small
 //! bounded inbound queue and the session's framed output (exactly one element per write) out
 //! as text frames. Both directions are bounded: the pump stops reading the socket while the
@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -18,12 +17,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use futures_util::StreamExt;
-use parley_proto::sasl::ChannelBindings;
-use parley_session::{Connection, Framing, Security, Session};
+use parley_session::Session;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 use tracing::debug;
 
+use crate::framed::{Channel, FramedConnection};
 use crate::listener::WebState;
 
 /// Frames received and not yet taken by the session, at most.
@@ -57,20 +56,9 @@ struct Bridge {
     pump: Notify,
 }
 
-/// The session's side of a WebSocket.
-pub struct WsConnection {
-    bridge: Arc<Bridge>,
-    peer: Option<SocketAddr>,
-    secure: bool,
-}
-
-impl Connection for WsConnection {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut inb = self
-            .bridge
-            .inbound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+impl Channel for Bridge {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut inb = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
         let Some(front) = inb.frames.front() else {
             if inb.closed {
                 return Poll::Ready(Ok(()));
@@ -87,17 +75,13 @@ impl Connection for WsConnection {
             inb.frames.pop_front();
             inb.offset = 0;
             drop(inb);
-            self.bridge.pump.notify_one();
+            self.pump.notify_one();
         }
         Poll::Ready(Ok(()))
     }
 
-    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let mut out = self
-            .bridge
-            .outbound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut out = self.outbound.lock().unwrap_or_else(|e| e.into_inner());
         if out.closed {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -113,61 +97,16 @@ impl Connection for WsConnection {
         out.bytes += frame.len();
         out.frames.push_back(frame);
         drop(out);
-        self.bridge.pump.notify_one();
+        self.pump.notify_one();
         Poll::Ready(Ok(data.len()))
     }
 
-    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.bridge
-            .outbound
+    fn shutdown(&self) {
+        self.outbound
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .closed = true;
-        self.bridge.pump.notify_one();
-        Poll::Ready(Ok(()))
-    }
-
-    fn security(&self) -> Security {
-        if self.secure {
-            Security::Tls
-        } else {
-            Security::Plain
-        }
-    }
-
-    fn can_starttls(&self) -> bool {
-        false
-    }
-
-    fn start_tls(&mut self) -> io::Result<()> {
-        Err(io::Error::other("STARTTLS does not exist on WebSocket"))
-    }
-
-    fn channel_bindings(&self) -> ChannelBindings {
-        ChannelBindings::default()
-    }
-
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
-    }
-
-    fn framing(&self) -> Framing {
-        Framing::Framed
-    }
-}
-
-impl Drop for WsConnection {
-    fn drop(&mut self) {
-        self.bridge
-            .outbound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed = true;
-        self.bridge.pump.notify_one();
+        self.pump.notify_one();
     }
 }
 
@@ -214,11 +153,7 @@ pub async fn websocket(
     );
     let peer = req.peer_addr();
     let bridge = Arc::new(Bridge::default());
-    let conn = WsConnection {
-        bridge: bridge.clone(),
-        peer,
-        secure: state.secure_for(peer),
-    };
+    let conn = FramedConnection::new(bridge.clone(), peer, state.secure_for(peer));
     let env = state.env.clone();
     let worker = state.next_worker();
     worker.spawn_fn(move || {
