@@ -408,7 +408,7 @@ pub async fn prebind(
     // The features and the bind answer go to nobody but this function.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (elements, end) = collect(&session, rid, Duration::from_secs(10), true).await;
+        let (elements, end) = collect(&session, Duration::from_secs(10)).await;
         for e in &elements {
             if let Ok(el) = Element::parse(e.as_bytes(), &Limits::default()) {
                 if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
@@ -475,7 +475,7 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
         Session::new(env, Box::new(conn)).start();
     });
     session.feed_open();
-    let payload = collect(&session, rid, Duration::from_secs(wait), true).await;
+    let payload = collect(&session, Duration::from_secs(wait)).await;
     let attrs = format!(
         "sid='{sid}' wait='{wait}' requests='{REQUESTS}' hold='{HOLD}' inactivity='{INACTIVITY}' \
          polling='2' ver='1.11' from='{to}' xmlns:xmpp='{NS_XBOSH}' xmpp:version='1.0' \
@@ -521,12 +521,7 @@ fn cache(session: &BoshSession, rid: u64, resp: &str) {
 
 /// Waits for output (or `wait`, or a newer request past `hold`); returns the elements and
 /// whether the stream ended.
-async fn collect(
-    session: &BoshSession,
-    _rid: u64,
-    wait: Duration,
-    may_hold: bool,
-) -> (Vec<String>, bool) {
+async fn collect(session: &BoshSession, wait: Duration) -> (Vec<String>, bool) {
     let deadline = tokio::time::Instant::now() + wait;
     let generation = {
         let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -538,13 +533,12 @@ async fn collect(
         {
             let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
             let newer_waiting = i.generation != generation && i.held > HOLD;
-            if !i.out.is_empty() || i.ending || i.gone || newer_waiting || !may_hold {
+            if !i.out.is_empty() || i.ending || i.gone || newer_waiting {
                 let elements: Vec<String> = i.out.drain(..).collect();
                 i.out_bytes = 0;
                 if let Some(w) = i.actor_write.take() {
                     w.wake();
                 }
-                // Give the actor a moment to finish a burst (features after a restart).
                 let end = i.ending || i.gone;
                 break (elements, end);
             }
@@ -611,7 +605,7 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
         session.feed(child.to_string().into_bytes());
     }
     let wait = Duration::from_secs(session.inner.lock().unwrap_or_else(|e| e.into_inner()).wait);
-    let (elements, end) = collect(&session, rid, wait, true).await;
+    let (elements, end) = collect(&session, wait).await;
     let resp = wrap("", &elements, end);
     cache(&session, rid, &resp);
     if end {
