@@ -154,7 +154,19 @@ async fn xep0206_login_restart_bind_and_chat() {
         Some("to bosh".to_owned())
     );
 
-    let b = post(http, body(&sid, 1006, "type='terminate'", "")).await;
+    // §14.3: a client that gives up on a held request and repeats it gets the same answer
+    // once there is one (and the session lives on).
+    let first = tokio::spawn(post(http, body(&sid, 1006, "", "")));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let repeat = tokio::spawn(post(http, body(&sid, 1006, "", "")));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    bob.send(&chat("alice@localhost/bosh", "chat", "once"))
+        .await;
+    let (first, repeat) = (first.await.unwrap(), repeat.await.unwrap());
+    assert_eq!(first.to_string(), repeat.to_string());
+    assert!(first.to_string().contains("once"), "{first}");
+
+    let b = post(http, body(&sid, 1007, "type='terminate'", "")).await;
     assert_eq!(b.attr("type"), Some("terminate"), "{b}");
 }
 

@@ -517,6 +517,9 @@ fn cache(session: &BoshSession, rid: u64, resp: &str) {
     while i.cache.len() as u64 > REQUESTS {
         i.cache.pop_front();
     }
+    drop(i);
+    // A repeat of this request may be waiting for the answer.
+    session.notify.notify_waiters();
 }
 
 /// Waits for output (or `wait`, or a newer request past `hold`); returns the elements and
@@ -563,9 +566,13 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
                     // §14.3: a repeated request gets the same answer.
                     return resp.clone();
                 }
-                drop(i);
-                state.bosh.remove(&session.sid);
-                return terminate("item-not-found");
+                if rid + REQUESTS < i.next_rid || i.gone {
+                    drop(i);
+                    state.bosh.remove(&session.sid);
+                    return terminate("item-not-found");
+                }
+                // A repeat of a request still being answered (the client gave up on its
+                // connection): it gets that answer once it is ready.
             }
             if rid >= i.next_rid + REQUESTS {
                 drop(i);
@@ -579,7 +586,8 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
                 break;
             }
         }
-        // Inside the window but early: its turn comes after the one before it.
+        // Inside the window but early (its turn comes after the one before it), or a repeat
+        // waiting for the original's answer.
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return terminate("item-not-found");
         }

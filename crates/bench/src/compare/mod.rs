@@ -44,11 +44,14 @@ impl Server {
         }
     }
 
+    /// Below Linux's ephemeral range (32768–60999): the generator's own 20 000 connections
+    /// leave TIME_WAIT sockets all over that range, and a server started next could find
+    /// its port taken.
     fn port(self) -> u16 {
         match self {
             Server::Parley => 15222,
             Server::Prosody => 25222,
-            Server::Ejabberd => 45222,
+            Server::Ejabberd => 27222,
         }
     }
 }
@@ -248,7 +251,7 @@ fn ejabberd(opts: &CompareOpts) -> ejabberd::Ejabberd {
     ejabberd::Ejabberd {
         dir: opts.workdir.join("ejabberd"),
         c2s_port: Server::Ejabberd.port(),
-        api_port: 45280,
+        api_port: 27280,
         node: "parleybench@localhost".into(),
     }
 }
