@@ -34,6 +34,35 @@ async fn post(http: SocketAddr, body: String) -> Element {
     .unwrap()
 }
 
+/// Waits until the server answers `n` BOSH requests at once (its `/metrics`), so that a
+/// test acts while a request is known to be held.
+async fn requests_in_flight(server: &TestServer, n: usize) {
+    let admin = server.handle.admin.expect("admin endpoint");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = tokio::task::spawn_blocking(move || {
+            parley_testkit::cluster::http_get(admin, "/metrics", None)
+                .map(|(_, b)| b)
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap();
+        let now = metrics
+            .lines()
+            .find(|l| l.starts_with("parley_bosh_requests_in_flight{"))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse::<usize>().ok());
+        if now == Some(n) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "BOSH requests in flight: {now:?}, waiting for {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 fn body(sid: &str, rid: u64, extra: &str, children: &str) -> String {
     format!("<body xmlns='{HTTPBIND}' sid='{sid}' rid='{rid}' {extra}>{children}</body>")
 }
@@ -141,7 +170,7 @@ async fn xep0206_login_restart_bind_and_chat() {
 
     // A held request receives what arrives meanwhile.
     let held = tokio::spawn(post(http, body(&sid, 1005, "", "")));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    requests_in_flight(&server, 1).await;
     bob.send(&chat("alice@localhost/bosh", "chat", "to bosh"))
         .await;
     let b = held.await.unwrap();
@@ -157,9 +186,9 @@ async fn xep0206_login_restart_bind_and_chat() {
     // §14.3: a client that gives up on a held request and repeats it gets the same answer
     // once there is one (and the session lives on).
     let first = tokio::spawn(post(http, body(&sid, 1006, "", "")));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    requests_in_flight(&server, 1).await;
     let repeat = tokio::spawn(post(http, body(&sid, 1006, "", "")));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    requests_in_flight(&server, 2).await;
     bob.send(&chat("alice@localhost/bosh", "chat", "once"))
         .await;
     let (first, repeat) = (first.await.unwrap(), repeat.await.unwrap());
@@ -270,14 +299,16 @@ async fn prebind_creates_a_bound_session_to_attach_to() {
         "<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat'><body>prebound</body></message>",
     );
     std::thread::spawn(move || {
-        use std::io::Write;
+        use std::io::{Read, Write};
         if let Ok(mut s) = std::net::TcpStream::connect(http) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(90)));
             let _ = write!(
                 s,
                 "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{request}",
                 request.len()
             );
-            std::thread::sleep(std::time::Duration::from_secs(5));
+            // Keep the request open until it is answered.
+            let _ = s.read_to_string(&mut String::new());
         }
     });
     let m = bob.expect_message_body("prebound").await.unwrap();

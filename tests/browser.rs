@@ -91,60 +91,84 @@ fn converse(args: &[&str]) {
     assert!(text.contains("OK"), "{text}");
 }
 
+const ADMIN: &str = "browser-admin-token-0123456789";
+
+/// A Parley server as a web site uses it: the page's origin allowed, the admin API on, and
+/// the slixmpp echo user online.
+struct Site {
+    server: TestServer,
+    page_port: u16,
+    _bob: Reaped,
+}
+
+impl Site {
+    fn start() -> Site {
+        require_browser_kit();
+        let page_port = free_port();
+        let origin = format!("http://127.0.0.1:{page_port}");
+        let server = TestServer::start(|c| {
+            c.http.origins = vec![origin.clone()];
+            c.admin.token = Some(ADMIN.into());
+        });
+        let _bob = echo_user(server.c2s(), "bob@localhost");
+        Site {
+            server,
+            page_port,
+            _bob,
+        }
+    }
+
+    fn websocket(&self) -> String {
+        format!("ws://{}/xmpp-websocket", self.server.handle.http.unwrap())
+    }
+
+    fn bosh(&self) -> String {
+        format!("http://{}/http-bind", self.server.handle.http.unwrap())
+    }
+
+    fn admin_api(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.handle.admin.unwrap())
+    }
+
+    /// Runs Converse.js with `args` (transport and login), chatting with bob.
+    fn converse(&self, args: &[&str]) {
+        let page_port = self.page_port.to_string();
+        let mut all = vec!["--page-port", &page_port, "--peer", "bob@localhost"];
+        all.extend(["--admin-token", ADMIN]);
+        all.extend(args);
+        converse(&all);
+    }
+}
+
 /// RFC 7395 with a real browser client: Converse.js logs in over WebSocket from its own
 /// origin (allowed by [http] origins) and exchanges messages with a slixmpp user.
 #[test]
 fn converse_js_over_websocket_chats_with_a_slixmpp_user() {
-    require_browser_kit();
-    let page_port = free_port();
-    let origin = format!("http://127.0.0.1:{page_port}");
-    let server = TestServer::start(|c| c.http.origins = vec![origin.clone()]);
-    let http = server.handle.http.expect("HTTP listener");
-    let _bob = echo_user(server.c2s(), "bob@localhost");
-    converse(&[
-        "--page-port",
-        &page_port.to_string(),
+    let site = Site::start();
+    site.converse(&[
         "--ws",
-        &format!("ws://{http}/xmpp-websocket"),
+        &site.websocket(),
         "--jid",
         "alice@localhost/converse",
         "--password",
         "password",
-        "--peer",
-        "bob@localhost",
     ]);
 }
 
 /// How a web site logs its users in without storing XMPP passwords: Converse.js fetches
 /// `credentials_url` from the site, which asks Parley's admin API for a token and answers
-/// `{jid, password: token}`; the token logs in with SASL PLAIN (over WebSocket), and again
-/// after a page reload.
+/// `{jid, password: token}`; the token logs in with SASL OAUTHBEARER (over WebSocket), and
+/// again after a page reload.
 #[test]
 fn converse_js_logs_in_with_a_credentials_url_token_and_again_after_a_reload() {
-    require_browser_kit();
-    const ADMIN: &str = "browser-admin-token-0123456789";
-    let page_port = free_port();
-    let origin = format!("http://127.0.0.1:{page_port}");
-    let server = TestServer::start(|c| {
-        c.http.origins = vec![origin.clone()];
-        c.admin.token = Some(ADMIN.into());
-    });
-    let http = server.handle.http.expect("HTTP listener");
-    let admin = server.handle.admin.expect("admin endpoint");
-    let _bob = echo_user(server.c2s(), "bob@localhost");
-    converse(&[
-        "--page-port",
-        &page_port.to_string(),
+    let site = Site::start();
+    site.converse(&[
         "--ws",
-        &format!("ws://{http}/xmpp-websocket"),
+        &site.websocket(),
         "--jid",
         "alice@localhost",
         "--token-url",
-        &format!("http://{admin}/api/v1/users/alice@localhost/tokens"),
-        "--admin-token",
-        ADMIN,
-        "--peer",
-        "bob@localhost",
+        &site.admin_api("/api/v1/users/alice@localhost/tokens"),
     ]);
 }
 
@@ -152,23 +176,14 @@ fn converse_js_logs_in_with_a_credentials_url_token_and_again_after_a_reload() {
 /// with CORS for the allowed origin) and exchanges messages with a slixmpp user.
 #[test]
 fn converse_js_over_bosh_chats_with_a_slixmpp_user() {
-    require_browser_kit();
-    let page_port = free_port();
-    let origin = format!("http://127.0.0.1:{page_port}");
-    let server = TestServer::start(|c| c.http.origins = vec![origin.clone()]);
-    let http = server.handle.http.expect("HTTP listener");
-    let _bob = echo_user(server.c2s(), "bob@localhost");
-    converse(&[
-        "--page-port",
-        &page_port.to_string(),
+    let site = Site::start();
+    site.converse(&[
         "--bosh",
-        &format!("http://{http}/http-bind"),
+        &site.bosh(),
         "--jid",
         "alice@localhost/bosh",
         "--password",
         "password",
-        "--peer",
-        "bob@localhost",
     ]);
 }
 
@@ -178,29 +193,13 @@ fn converse_js_over_bosh_chats_with_a_slixmpp_user() {
 /// prebound session after a reload.
 #[test]
 fn converse_js_attaches_to_a_prebound_session_and_again_after_a_reload() {
-    require_browser_kit();
-    const ADMIN: &str = "browser-admin-token-0123456789";
-    let page_port = free_port();
-    let origin = format!("http://127.0.0.1:{page_port}");
-    let server = TestServer::start(|c| {
-        c.http.origins = vec![origin.clone()];
-        c.admin.token = Some(ADMIN.into());
-    });
-    let http = server.handle.http.expect("HTTP listener");
-    let admin = server.handle.admin.expect("admin endpoint");
-    let _bob = echo_user(server.c2s(), "bob@localhost");
-    converse(&[
-        "--page-port",
-        &page_port.to_string(),
+    let site = Site::start();
+    site.converse(&[
         "--bosh",
-        &format!("http://{http}/http-bind"),
+        &site.bosh(),
         "--jid",
         "alice@localhost",
         "--prebind-api",
-        &format!("http://{admin}/api/v1/prebind"),
-        "--admin-token",
-        ADMIN,
-        "--peer",
-        "bob@localhost",
+        &site.admin_api("/api/v1/prebind"),
     ]);
 }

@@ -12,6 +12,16 @@ use parley_testkit::cluster::{add_users, ClusterNode};
 use parley_testkit::im::{chat, push_item};
 use parley_testkit::{shared_etcd, shared_pg, Client, Received};
 
+/// Polls `done` (each poll is a real request) until it holds; fails naming `what` after
+/// `within`.
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 struct Cluster {
     nodes: Vec<ClusterNode>,
 }
@@ -40,17 +50,16 @@ impl Cluster {
 
     /// Waits until every node sees `n` members.
     fn wait_members(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(15);
         for node in &self.nodes {
-            loop {
-                let (_, body) = node.api("/api/v1/nodes");
-                let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-                if json["nodes"].as_array().map_or(0, Vec::len) == n {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{} sees {body}", node.id);
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_for(
+                &format!("{} sees {n} members", node.id),
+                Duration::from_secs(15),
+                || {
+                    let (_, body) = node.api("/api/v1/nodes");
+                    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    json["nodes"].as_array().map_or(0, Vec::len) == n
+                },
+            );
         }
     }
 
@@ -350,25 +359,31 @@ async fn sigkill_of_a_node_is_noticed_and_nothing_is_lost() {
         .expect("alice/k available");
     alice_k.sync().await.unwrap();
 
-    // Chat between the survivors while n3 dies; every id must arrive.
-    let sender = tokio::spawn(async move {
-        for i in 0..200 {
+    // Chat between the survivors around n3's death, in three batches tied to events: before
+    // the kill, right after it (n3 still registered), and right after the survivors noticed
+    // (ownership moving). Every id must arrive.
+    let send_batch = |from: u32| {
+        (from..from + 100).map(|i| {
             let mut m = chat("bob@localhost/b", "chat", &format!("ledger {i}"));
             m.set_attr("id", format!("l{i}"));
-            alice_a.send(&m).await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        alice_a
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+            m
+        })
+    };
+    for m in send_batch(0) {
+        alice_a.send(&m).await;
+    }
     let killed_at = Instant::now();
     cluster.nodes[2].kill();
+    for m in send_batch(100) {
+        alice_a.send(&m).await;
+    }
 
     let mut ledger = BTreeSet::new();
     let mut saw_unavailable = None;
     let deadline = Instant::now() + Duration::from_secs(TTL + 10);
-    while (ledger.len() < 200 || saw_unavailable.is_none()) && Instant::now() < deadline {
-        if let Ok(Some(Received::Element(el))) = bob.recv_within(Duration::from_millis(200)).await {
+    while (ledger.len() < 300 || saw_unavailable.is_none()) && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Some(Received::Element(el))) = bob.recv_within(left).await {
             if el.is("message", ns::CLIENT) {
                 ledger.insert(el.attr("id").unwrap_or_default().to_owned());
             } else if el.is("presence", ns::CLIENT)
@@ -376,11 +391,13 @@ async fn sigkill_of_a_node_is_noticed_and_nothing_is_lost() {
                 && el.attr("type") == Some("unavailable")
             {
                 saw_unavailable = Some(killed_at.elapsed());
+                for m in send_batch(200) {
+                    alice_a.send(&m).await;
+                }
             }
         }
     }
-    let mut alice_a = sender.await.unwrap();
-    assert_eq!(ledger.len(), 200, "messages lost between survivors");
+    assert_eq!(ledger.len(), 300, "messages lost between survivors");
     let took = saw_unavailable.expect("unavailable presence for the killed node's resource");
     assert!(
         took <= Duration::from_secs(TTL + 2),
@@ -408,11 +425,9 @@ async fn sigterm_leaves_the_cluster_cleanly() {
     let mut cluster = Cluster::start(2, TTL, "");
     let mut leaving = online(cluster.c2s(1), "alice", "bye", 0).await;
     let watcher = &cluster.nodes[0];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sessions_of(watcher, "?node=n2").is_empty() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("n1 sees n2's session", Duration::from_secs(5), || {
+        !sessions_of(watcher, "?node=n2").is_empty()
+    });
     // The CLI goes through the admin API and answers for the whole cluster.
     let nodes = cluster.nodes[0].cli(&["cluster", "nodes"]);
     assert!(nodes.contains("n1 ") && nodes.contains("n2 "), "{nodes}");
@@ -428,11 +443,11 @@ async fn sigterm_leaves_the_cluster_cleanly() {
     assert_eq!(stream_error(&mut leaving).await, "system-shutdown");
     assert!(parley_testkit::cluster::http_get(admin, "/ready", None).is_none());
     // Keys gone at once, not after the 30 s TTL.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !sessions_of(&cluster.nodes[0], "?node=n2").is_empty() {
-        assert!(Instant::now() < deadline, "keys outlived the clean leave");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "n2's keys gone after the clean leave",
+        Duration::from_secs(3),
+        || sessions_of(&cluster.nodes[0], "?node=n2").is_empty(),
+    );
     let (_, body) = cluster.nodes[0].api("/api/v1/nodes");
     assert!(!body.contains("\"n2\""), "{body}");
 }
@@ -518,11 +533,9 @@ async fn a_node_cut_off_from_etcd_fences_itself_before_its_lease_expires() {
         "",
     );
     let mut alice = online(cut_off.c2s, "alice", "r", 0).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sessions_of(&healthy, "?user=alice@localhost").is_empty() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("n1 sees alice/r", Duration::from_secs(5), || {
+        !sessions_of(&healthy, "?user=alice@localhost").is_empty()
+    });
 
     let cut_at = Instant::now();
     proxy.cut();
@@ -556,15 +569,9 @@ async fn a_node_cut_off_from_etcd_fences_itself_before_its_lease_expires() {
     // etcd reachable again: a new lease, ready again, a member again.
     proxy.heal();
     cut_off.wait_ready(Duration::from_secs(15));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = healthy.api("/api/v1/nodes");
-        if body.contains("\"n2\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "n2 never came back: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("n2 a member again", Duration::from_secs(10), || {
+        healthy.api("/api/v1/nodes").1.contains("\"n2\"")
+    });
 }
 
 /// An etcd restart (a crash, with its data kept): sessions survive, every node rebuilds its
@@ -580,8 +587,8 @@ async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
     let mut alice = online(n1.c2s, "alice", "a", 0).await;
     let mut bob = online(n2.c2s, "bob", "b", 0).await;
 
+    // A crash and a restart: the nodes' connections break; the data stays.
     etcd.stop();
-    tokio::time::sleep(Duration::from_secs(1)).await;
     etcd.restart();
 
     // Sessions survived: they still talk across nodes.
@@ -593,15 +600,11 @@ async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
         .expect("after the restart");
     // The registry is rebuilt on both nodes.
     for node in [&n1, &n2] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let records = sessions_of(node, "");
-            if records.len() == 2 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{}: {records:?}", node.id);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for(
+            &format!("{} lists both sessions", node.id),
+            Duration::from_secs(10),
+            || sessions_of(node, "").len() == 2,
+        );
     }
     // New binds are claimed and routed.
     let mut carol = online(n2.c2s, "carol", "c", 0).await;
@@ -616,60 +619,107 @@ async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
     assert_eq!(n2.get("/ready").map(|r| r.0), Some(200));
 }
 
+/// HAProxy in front of the nodes, round-robin, health-checking each node's `/ready`; ready
+/// once its stats page shows every server UP.
+struct Haproxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// `mode` is "tcp" (c2s) or "http" (BOSH, WebSocket); `servers` are (name, address,
+    /// admin address for the health check).
+    fn start(mode: &str, servers: &[(&str, SocketAddr, SocketAddr)]) -> Haproxy {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (lb_port, stats_port) = (port(), port());
+        let mut cfg = format!(
+            "global\n  maxconn 1000\ndefaults\n  mode {mode}\n  timeout connect 5s\n  \
+             timeout client 90s\n  timeout server 90s\n  timeout tunnel 1h\n\
+             frontend front\n  bind 127.0.0.1:{lb_port}\n  default_backend nodes\n\
+             backend nodes\n  balance roundrobin\n  option httpchk GET /ready\n"
+        );
+        if mode == "http" {
+            cfg.push_str("  option http-server-close\n");
+        }
+        for (name, addr, admin) in servers {
+            cfg.push_str(&format!(
+                "  server {name} {addr} check port {} inter 200ms rise 1\n",
+                admin.port()
+            ));
+        }
+        cfg.push_str(&format!(
+            "frontend stats\n  mode http\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  \
+             stats uri /stats\n"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("haproxy.cfg"), cfg).unwrap();
+        let child = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.path().join("haproxy.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy (Debian package haproxy; tests/run installs it)");
+        let haproxy = Haproxy {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], lb_port)),
+            _dir: dir,
+        };
+        // Clients come once every node is seen UP (a node is used only then).
+        let stats = SocketAddr::from(([127, 0, 0, 1], stats_port));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let up = parley_testkit::cluster::http_get(stats, "/stats;csv", None)
+                .map(|(_, csv)| {
+                    csv.lines()
+                        .filter(|l| l.starts_with("nodes,") && !l.starts_with("nodes,BACKEND"))
+                        .filter(|l| l.split(',').nth(17) == Some("UP"))
+                        .count()
+                })
+                .unwrap_or(0);
+            if up == servers.len() {
+                return haproxy;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "HAProxy saw {up} of {} nodes UP",
+                servers.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The issue's acceptance: real slixmpp clients behind HAProxy (a plain TCP load balancer
 /// health-checking each node's `/ready`), spread round-robin over three nodes, chat, see
 /// each other's presence and get roster pushes (tests/clients/chat.py and
 /// roster_presence.py: RFC 6121 §2.1.6, §3, §4, §8.5.3.1).
 #[test]
 fn slixmpp_clients_on_different_nodes_behind_haproxy() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let cluster = Cluster::start(3, 10, "");
-    let lb_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = format!(
-        "global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
-         timeout client 1h\n  timeout server 1h\nfrontend c2s\n  bind 127.0.0.1:{lb_port}\n  \
-         default_backend nodes\nbackend nodes\n  balance roundrobin\n  \
-         option httpchk GET /ready\n"
-    );
-    for n in &cluster.nodes {
-        cfg.push_str(&format!(
-            "  server {} {} check port {} inter 500ms\n",
-            n.id,
-            n.c2s,
-            n.admin.port()
-        ));
-    }
-    let cfg_path = dir.path().join("haproxy.cfg");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let haproxy = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy (Debian package haproxy; tests/run installs it)");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _haproxy = Kill(haproxy);
-    let lb = SocketAddr::from(([127, 0, 0, 1], lb_port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(lb).is_err() {
-        assert!(Instant::now() < deadline, "haproxy did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Health checks pass before clients come (a node is used once it is seen up).
-    std::thread::sleep(Duration::from_millis(1200));
+    let servers: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.c2s, n.admin))
+        .collect();
+    let haproxy = Haproxy::start("tcp", &servers);
+    let lb_port = haproxy.addr.port();
     let root = parley_testkit::workspace_root();
     for (script, args) in [
         (
@@ -835,11 +885,11 @@ async fn signout_everywhere_reaches_every_node() {
     let cluster = Cluster::start(2, 10, "");
     let mut here = Client::login(cluster.c2s(0), "alice", Some("here")).await;
     let mut there = Client::login(cluster.c2s(1), "alice", Some("there")).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sessions_of(&cluster.nodes[0], "?user=alice@localhost").len() < 2 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "both of alice's sessions listed",
+        Duration::from_secs(5),
+        || sessions_of(&cluster.nodes[0], "?user=alice@localhost").len() == 2,
+    );
     let started = Instant::now();
     let out = {
         use std::io::{Read, Write};
@@ -887,44 +937,13 @@ fn bosh_post(addr: SocketAddr, body: &str) -> String {
 fn bosh_needs_no_sticky_balancing() {
     const NS: &str = "xmlns='http://jabber.org/protocol/httpbind'";
     let cluster = Cluster::start(2, 10, "");
-    let lb_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = format!(
-        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 90s\n  timeout server 90s\n\
-         frontend bosh\n  bind 127.0.0.1:{lb_port}\n  default_backend nodes\n\
-         backend nodes\n  balance roundrobin\n  option http-server-close\n"
-    );
-    for n in &cluster.nodes {
-        cfg.push_str(&format!("  server {} {}\n", n.id, n.http));
-    }
-    std::fs::write(dir.path().join("haproxy.cfg"), cfg).unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _lb = Kill(
-        std::process::Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.path().join("haproxy.cfg"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy"),
-    );
-    let lb = SocketAddr::from(([127, 0, 0, 1], lb_port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(lb).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let servers: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.http, n.admin))
+        .collect();
+    let haproxy = Haproxy::start("http", &servers);
+    let lb = haproxy.addr;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut bob = rt.block_on(Client::login(cluster.c2s(0), "bob", Some("tcp")));
 

@@ -4,7 +4,6 @@
 //! storage holding no usable secret.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use parley_proto::sasl::{Mechanism, SaslFailure};
 use parley_testkit::{Client, ClientError, TestServer};
@@ -146,9 +145,39 @@ async fn expired_revoked_and_password_changed_tokens_are_refused() {
     let used = tokens.iter().find(|t| t["id"] == one_id.as_str()).unwrap();
     assert!(used["last_used"].as_i64().is_some(), "{used}");
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The API gave the short token its one-second lifetime.
+    let short_id = parley_proto::token::parse(&short).unwrap().id;
+    let short_rec = tokens
+        .iter()
+        .find(|t| t["id"] == short_id.as_str())
+        .unwrap();
     assert_eq!(
-        refused(auth(&server, Mechanism::OAuthBearer, "", &short).await),
+        short_rec["expires"].as_i64().unwrap() - short_rec["created"].as_i64().unwrap(),
+        1000
+    );
+    // A token past its expiry (stored as issued a minute ago) is refused.
+    let expired = server.with_storage(|s| async move {
+        let made = parley_proto::token::generate("alice@localhost");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        s.token_put(&parley_storage::TokenRecord {
+            id: made.id,
+            username: "alice".into(),
+            host: "localhost".into(),
+            secret_hash: made.secret_hash,
+            purpose: "test".into(),
+            created_ms: now - 120_000,
+            expires_ms: Some(now - 60_000),
+            last_used_ms: None,
+        })
+        .await
+        .unwrap();
+        made.token
+    });
+    assert_eq!(
+        refused(auth(&server, Mechanism::OAuthBearer, "", &expired).await),
         SaslFailure::NotAuthorized,
         "expired"
     );

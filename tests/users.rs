@@ -1442,6 +1442,8 @@ async fn presence_flood_does_not_stall_other_users_rfc6121_4_2_2() {
     bob.available().await;
     ok(bob.sync().await);
     let epoch = Instant::now();
+    // How many chat messages bob has had so far, for the steps below to wait on.
+    let (got_tx, mut got) = tokio::sync::watch::channel(0usize);
     let receiver = tokio::spawn(async move {
         let mut latencies = Vec::new();
         loop {
@@ -1460,6 +1462,7 @@ async fn presence_flood_does_not_stall_other_users_rfc6121_4_2_2() {
                 .expect("timed body");
             let now_us = epoch.elapsed().as_micros() as u64;
             latencies.push(Duration::from_micros(now_us.saturating_sub(sent_us)));
+            let _ = got_tx.send(latencies.len());
         }
     });
 
@@ -1515,7 +1518,11 @@ async fn presence_flood_does_not_stall_other_users_rfc6121_4_2_2() {
             }
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The chat is flowing before the flood starts.
+    tokio::time::timeout(Duration::from_secs(10), got.wait_for(|n| *n >= 20))
+        .await
+        .expect("chat flowing within 10 s")
+        .expect("receiver alive");
 
     let flood_start = epoch.elapsed();
     let mut xc = login(&server, &x, "x").await;
@@ -1565,8 +1572,12 @@ async fn presence_flood_does_not_stall_other_users_rfc6121_4_2_2() {
         still_connected.push(client);
     }
     let reached = still_connected.len();
-    // Keep chatting for a moment after the flood, then stop.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Keep chatting for a while after the flood, then stop.
+    let after = *got.borrow() + 50;
+    tokio::time::timeout(Duration::from_secs(10), got.wait_for(|n| *n >= after))
+        .await
+        .expect("chat still flowing after the flood")
+        .expect("receiver alive");
     flood_done.store(true, Ordering::Release);
     let (sent, _alice) = sender.await.expect("sender");
     let mut latencies = tokio::time::timeout(Duration::from_secs(30), receiver)

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use parley_proto::jwt::sign_hs256;
@@ -127,7 +127,8 @@ async fn backend() -> (SocketAddr, Arc<AtomicUsize>) {
                         let status = match json["password"].as_str() {
                             Some("right") => "200 OK",
                             Some("slow") => {
-                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                // Never answers: the server's timeout must end it.
+                                std::future::pending::<()>().await;
                                 return;
                             }
                             _ => "401 Unauthorized",

@@ -187,6 +187,24 @@ pub struct BoshTable {
     /// In a cluster: this node's id (SIDs start with it) and the node, to forward requests
     /// for sessions of other nodes.
     cluster: std::sync::OnceLock<Arc<parley_cluster::node::Node>>,
+    /// HTTP requests being answered (held, waiting their turn, or forwarded).
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for BoshTable {
@@ -246,6 +264,11 @@ impl BoshTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// HTTP requests being answered now (for `/metrics`).
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 fn terminate(condition: &str) -> String {
@@ -301,6 +324,7 @@ pub async fn http_bind(
     body: web::Bytes,
     state: web::Data<WebState>,
 ) -> HttpResponse {
+    let _counted = InFlight::new(&state.bosh.in_flight);
     let limits = Limits {
         max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
         ..state.env.config.limits.clone()

@@ -108,33 +108,7 @@ pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
         .bound_handles()
         .into_iter()
         .filter(|(jid, _)| user.is_none_or(|u| jid.to_bare().as_str() == u))
-        .map(|(jid, handle)| {
-            let meta = handle.meta();
-            let (flags, show) = meta.map(|m| m.state()).unwrap_or_default();
-            SessionRecord {
-                username: jid.node().map_or("", |n| n.as_str()).to_owned(),
-                host: jid.domain().as_str().to_owned(),
-                resource: jid.resource().as_str().to_owned(),
-                jid: jid.to_string(),
-                kind: meta.map_or("c2s", |m| m.kind).to_owned(),
-                session: handle.id.to_string(),
-                node: node.to_owned(),
-                ip: meta.and_then(|m| m.ip).map(|ip| ip.ip().to_string()),
-                secure: meta.map(|m| m.secure()),
-                priority: flags.priority,
-                presence: presence_word(flags.available, show),
-                connected: true,
-                available: flags.available,
-                interested: flags.interested,
-                status: meta.map_or("active", |m| m.status().as_str()).to_owned(),
-                created: meta.map(|m| m.created_ms),
-                last_active: meta.map(|m| m.last_active_ms()),
-                updated: meta.map(|m| m.updated_ms()),
-                expires: meta.and_then(|m| m.expire_at_ms),
-                abandoned: meta.and_then(|m| m.abandon_at_ms()),
-                partial: false,
-            }
-        })
+        .map(|(jid, handle)| record(&jid, handle.id, handle.meta().map(|m| &**m), node, true))
         .collect();
     out.sort_by(|a, b| a.jid.cmp(&b.jid));
     out
@@ -149,34 +123,44 @@ pub fn ended_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
     router
         .ended(bare.as_ref())
         .into_iter()
-        .map(|e| {
-            let m = &e.meta;
-            let (flags, _) = m.state();
-            SessionRecord {
-                username: e.jid.node().map_or("", |n| n.as_str()).to_owned(),
-                host: e.jid.domain().as_str().to_owned(),
-                resource: e.jid.resource().as_str().to_owned(),
-                jid: e.jid.to_string(),
-                kind: m.kind.to_owned(),
-                session: e.id.to_string(),
-                node: node.to_owned(),
-                ip: m.ip.map(|ip| ip.ip().to_string()),
-                secure: Some(m.secure()),
-                priority: flags.priority,
-                presence: "unavailable".to_owned(),
-                connected: false,
-                available: false,
-                interested: flags.interested,
-                status: m.status().as_str().to_owned(),
-                created: Some(m.created_ms),
-                last_active: Some(m.last_active_ms()),
-                updated: Some(m.updated_ms()),
-                expires: m.expire_at_ms,
-                abandoned: m.abandon_at_ms(),
-                partial: false,
-            }
-        })
+        .map(|e| record(&e.jid, e.id, Some(&e.meta), node, false))
         .collect()
+}
+
+/// One session's record; `live` is false for an ended one (no longer connected or
+/// available, whatever it last was).
+fn record(
+    jid: &jid::FullJid,
+    id: parley_router::SessionId,
+    meta: Option<&parley_router::SessionMeta>,
+    node: &str,
+    live: bool,
+) -> SessionRecord {
+    let (flags, show) = meta.map(|m| m.state()).unwrap_or_default();
+    let available = live && flags.available;
+    SessionRecord {
+        username: jid.node().map_or("", |n| n.as_str()).to_owned(),
+        host: jid.domain().as_str().to_owned(),
+        resource: jid.resource().as_str().to_owned(),
+        jid: jid.to_string(),
+        kind: meta.map_or("c2s", |m| m.kind).to_owned(),
+        session: id.to_string(),
+        node: node.to_owned(),
+        ip: meta.and_then(|m| m.ip).map(|ip| ip.ip().to_string()),
+        secure: meta.map(|m| m.secure()),
+        priority: flags.priority,
+        presence: presence_word(available, show),
+        connected: live,
+        available,
+        interested: flags.interested,
+        status: meta.map_or("active", |m| m.status().as_str()).to_owned(),
+        created: meta.map(|m| m.created_ms),
+        last_active: meta.map(|m| m.last_active_ms()),
+        updated: meta.map(|m| m.updated_ms()),
+        expires: meta.and_then(|m| m.expire_at_ms),
+        abandoned: meta.and_then(|m| m.abandon_at_ms()),
+        partial: false,
+    }
 }
 
 fn presence_word(available: bool, show: Option<String>) -> String {
@@ -358,6 +342,22 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         "Whether the node accepts clients.",
         &[(here.clone(), u8::from(is_ready(&state)).to_string())],
     );
+    if let Some(web) = &state.web {
+        metric(
+            &mut body,
+            "parley_bosh_sessions",
+            "gauge",
+            "BOSH sessions on this node.",
+            &[(here.clone(), web.bosh.len().to_string())],
+        );
+        metric(
+            &mut body,
+            "parley_bosh_requests_in_flight",
+            "gauge",
+            "BOSH HTTP requests being answered (held for data, waiting their turn, forwarded).",
+            &[(here.clone(), web.bosh.requests_in_flight().to_string())],
+        );
+    }
     use parley_router::metrics as m;
     metric(
         &mut body,
