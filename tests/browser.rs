@@ -6,7 +6,6 @@
 //! installs them. A missing piece fails the test with the command that fixes it.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,14 +18,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn require_browser_kit() {
@@ -104,7 +95,7 @@ struct Site {
 impl Site {
     fn start() -> Site {
         require_browser_kit();
-        let page_port = free_port();
+        let page_port = parley_testkit::free_port();
         let origin = format!("http://127.0.0.1:{page_port}");
         let server = TestServer::start(|c| {
             c.http.origins = vec![origin.clone()];

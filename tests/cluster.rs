@@ -397,7 +397,19 @@ async fn sigkill_of_a_node_is_noticed_and_nothing_is_lost() {
             }
         }
     }
-    assert_eq!(ledger.len(), 300, "messages lost between survivors");
+    let missing: Vec<u32> = (0..300)
+        .filter(|i| !ledger.contains(&format!("l{i}")))
+        .collect();
+    assert!(
+        missing.is_empty() && saw_unavailable.is_some(),
+        "ledger missing {} ids ({:?}..{:?}); unavailable seen after {saw_unavailable:?}\n\
+         n1 log:\n{}\nn2 log:\n{}",
+        missing.len(),
+        missing.first(),
+        missing.last(),
+        cluster.nodes[0].log(),
+        cluster.nodes[1].log()
+    );
     let took = saw_unavailable.expect("unavailable presence for the killed node's resource");
     assert!(
         took <= Duration::from_secs(TTL + 2),
@@ -631,14 +643,7 @@ impl Haproxy {
     /// `mode` is "tcp" (c2s) or "http" (BOSH, WebSocket); `servers` are (name, address,
     /// admin address for the health check).
     fn start(mode: &str, servers: &[(&str, SocketAddr, SocketAddr)]) -> Haproxy {
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (lb_port, stats_port) = (port(), port());
+        let (lb_port, stats_port) = (parley_testkit::free_port(), parley_testkit::free_port());
         let mut cfg = format!(
             "global\n  maxconn 1000\ndefaults\n  mode {mode}\n  timeout connect 5s\n  \
              timeout client 90s\n  timeout server 90s\n  timeout tunnel 1h\n\

@@ -6,7 +6,7 @@
 //! presence subscription (RFC 6121 §2, §3, §4).
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,13 +39,6 @@ fn require_slixmpp() {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port")
-        .port()
-}
-
 /// The server process; killed and reaped on drop so that a failing test leaves nothing behind.
 struct ServerProcess {
     child: Child,
@@ -141,7 +134,7 @@ fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
         !data.contains('\''),
         "temp path {data} cannot be a TOML literal string"
     );
-    let (c2s_port, tls_port) = (free_port(), free_port());
+    let (c2s_port, tls_port) = (parley_testkit::free_port(), parley_testkit::free_port());
     let config_path = dir.path().join("parley.toml");
     std::fs::write(
         &config_path,

@@ -187,10 +187,7 @@ async fn delegated_authentication_fails_closed() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 
     // A backend that is not there.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], parley_testkit::free_port()));
     let server = TestServer::start(|c| c.auth.delegate_url = Some(format!("http://{dead}/x")));
     assert_eq!(
         failure(plain(&server, "alice", "right").await),

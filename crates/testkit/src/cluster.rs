@@ -3,7 +3,7 @@
 //! (SIGTERM) and restarted by the test.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,12 +16,7 @@ use crate::bin::parley_binary;
 /// The admin token every test node uses.
 pub const ADMIN_TOKEN: &str = "cluster-test-admin-token-0123";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use crate::free_port;
 
 /// One `parley` process of a test cluster.
 pub struct ClusterNode {

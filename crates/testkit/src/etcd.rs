@@ -57,12 +57,7 @@ impl EtcdServer {
             .tempdir()
             .expect("temp dir for etcd");
         remove_when_test_exits(dir.path());
-        // Both ports are taken from the OS before either is released, so they differ.
-        let client = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let peer = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client_port = client.local_addr().expect("addr").port();
-        let peer_port = peer.local_addr().expect("addr").port();
-        drop((client, peer));
+        let (client_port, peer_port) = (crate::free_port(), crate::free_port());
         let mut server = EtcdServer {
             endpoint: format!("http://127.0.0.1:{client_port}"),
             client_port,

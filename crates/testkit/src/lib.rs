@@ -10,6 +10,7 @@ pub mod cluster;
 mod etcd;
 pub mod im;
 mod pg;
+mod ports;
 mod server;
 
 mod bin;
@@ -17,6 +18,7 @@ pub use bin::{parley_binary, workspace_root};
 pub use client::{Client, ClientError, Received, WriteMode};
 pub use etcd::{shared_etcd, EtcdServer};
 pub use pg::{shared_pg, PgServer};
+pub use ports::free_port;
 pub use server::TestServer;
 
 /// How long a test waits for any single thing the server should send.

@@ -12,7 +12,6 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -154,13 +153,6 @@ pub(crate) fn remove_when_test_exits(dir: &Path) {
     }
 }
 
-/// A free TCP port on 127.0.0.1, as the OS hands them out. Another process could take it
-/// before the caller binds it; in practice ephemeral ports are not reused that fast.
-pub(crate) fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
 /// 16 random hex digits, for unique names; `RandomState` is seeded from the OS.
 pub(crate) fn random_hex() -> String {
     let mut hasher = RandomState::new().build_hasher();
@@ -267,7 +259,7 @@ impl PgServer {
         let mut initdb = Watched::spawn(dir.path(), log, "KILL", &program, &args);
         assert!(initdb.wait(), "initdb failed:\n{}", initdb.log());
 
-        let port = free_port();
+        let port = crate::free_port();
         let (program, mut args) = as_pg_user(as_root, &bin.join("postgres"));
         args.extend([
             "-D".into(),

@@ -546,12 +546,15 @@ impl Handler<Vanished> for UserActor {
             .any(|r| r.name == msg.resource && r.handle.id == msg.session);
         if known {
             self.detach(&msg.resource, msg.session);
-        } else if msg.available {
-            // The lost node also ran this user's actor: the resource was never attached
-            // here, but the contacts saw it available.
-            if let Ok(full) = self.jid.with_resource_str(&msg.resource) {
-                self.announce_gone(&full);
-            }
+        } else if let Ok(full) = self.jid.with_resource_str(&msg.resource) {
+            // The lost node also ran this user's actor, so the resource never attached
+            // here and only the registry speaks for it. Its `available` flag trails the
+            // presence broadcast by one batched write: a node killed in between leaves it
+            // false although the contacts saw the resource available. An unavailable
+            // presence a contact did not need is harmless; a missing one is a ghost.
+            debug!(user = %self.jid, resource = %msg.resource, registry_available = msg.available,
+                "announcing a resource of a lost node unavailable");
+            self.announce_gone(&full);
         }
         self.schedule_idle(ctx);
     }

@@ -35,8 +35,8 @@ pub struct AttachState {
 }
 
 /// A session on a node that left the cluster (killed, or fenced off etcd) is gone without a
-/// goodbye: if it was available, the user's contacts and other resources learn that it is
-/// unavailable (RFC 6121 §4.5.2), whether or not this actor had seen it attach.
+/// goodbye: the user's contacts and other resources learn that it is unavailable (RFC 6121
+/// §4.5.2), whether or not this actor had seen it attach.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Vanished {
@@ -44,7 +44,7 @@ pub struct Vanished {
     pub resource: String,
     /// The session's id on the lost node.
     pub session: SessionId,
-    /// Whether the registry showed it available.
+    /// Whether the registry showed it available (its flags trail presence by one write).
     pub available: bool,
 }
 
