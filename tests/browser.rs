@@ -2,6 +2,9 @@
 //! (tests/browser/converse.mjs), logs in to Parley over WebSocket (RFC 7395) and chats with a
 //! slixmpp user (tests/clients/echo.py) connected over TCP.
 //!
+//! The last test is the "done when": a new user opens the cluster's own chat page
+//! (`[http] web_client`) through a round-robin HAProxy in front of three nodes and chats.
+//!
 //! Needs node, npm packages in tests/browser (npm ci) and /usr/bin/chromium: tests/run
 //! installs them. A missing piece fails the test with the command that fixes it.
 
@@ -9,7 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use parley_testkit::{workspace_root, TestServer};
+use parley_testkit::cluster::{add_users, wait_members, ClusterNode, Extra};
+use parley_testkit::{shared_etcd, shared_pg, workspace_root, Haproxy, TestServer};
 
 struct Reaped(Child);
 
@@ -193,4 +197,65 @@ fn converse_js_attaches_to_a_prebound_session_and_again_after_a_reload() {
         "--prebind-api",
         &site.admin_api("/api/v1/prebind"),
     ]);
+}
+
+/// A new user, the way `cluster/local up 3` serves them: three nodes (real etcd and
+/// PostgreSQL) behind HAProxy balancing every HTTP request round-robin. The user opens the
+/// cluster's own Converse.js page (`[http] web_client`), logs in through its form, adds a
+/// contact, clicks it and types — once over WebSocket (RFC 7395) and once over BOSH
+/// (XEP-0206), whose requests HAProxy spreads over all three nodes. The contact is the
+/// slixmpp echo user, connected to the third node directly.
+#[test]
+fn a_new_user_chats_from_the_clusters_own_converse_page_behind_round_robin_haproxy() {
+    require_browser_kit();
+    let db = shared_pg().database();
+    add_users(&db, &["alice", "bob", "carol"]);
+    let etcd = shared_etcd().endpoint.clone();
+    let prefix = format!("/browser-{}-{:?}", std::process::id(), Instant::now());
+    let dist = workspace_root().join("tests/browser/node_modules/converse.js/dist");
+    let extra = Extra {
+        http: format!("web_client = true\nconverse_dist = \"{}\"", dist.display()),
+        ..Extra::default()
+    };
+    let nodes: Vec<ClusterNode> = (1..=3)
+        .map(|i| ClusterNode::start_with(&format!("n{i}"), &etcd, &prefix, &db, 10, &extra))
+        .collect();
+    wait_members(&nodes, 3);
+    let servers: Vec<_> = nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.http, n.admin))
+        .collect();
+    let lb = Haproxy::start("http", &servers);
+    let _bob = echo_user(nodes[2].c2s, "bob@localhost");
+    let site = format!("http://{}/", lb.addr);
+    let user = |jid: &str, transport: &str| {
+        converse(&[
+            "--site",
+            &site,
+            "--transport",
+            transport,
+            "--jid",
+            jid,
+            "--password",
+            "password",
+            "--peer",
+            "bob@localhost",
+        ]);
+    };
+
+    user("alice@localhost", "websocket");
+    let before = lb.sent_to_servers();
+    user("carol@localhost", "bosh");
+    let after = lb.sent_to_servers();
+    assert_eq!(after.len(), 3, "{after:?}");
+    for (name, sent) in &after {
+        let earlier = before
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, s)| *s);
+        assert!(
+            *sent > earlier,
+            "HAProxy sent none of the BOSH session's requests to {name}: {before:?} -> {after:?}"
+        );
+    }
 }

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use parley_proto::ns;
-use parley_testkit::cluster::{add_users, ClusterNode};
+use parley_testkit::cluster::{add_users, ClusterNode, Extra};
 use parley_testkit::im::{chat, push_item};
-use parley_testkit::{shared_etcd, shared_pg, Client, Received};
+use parley_testkit::{shared_etcd, shared_pg, Client, Haproxy, Received};
 
 /// Polls `done` (each poll is a real request) until it holds; fails naming `what` after
 /// `within`.
@@ -50,17 +50,7 @@ impl Cluster {
 
     /// Waits until every node sees `n` members.
     fn wait_members(&self, n: usize) {
-        for node in &self.nodes {
-            wait_for(
-                &format!("{} sees {n} members", node.id),
-                Duration::from_secs(15),
-                || {
-                    let (_, body) = node.api("/api/v1/nodes");
-                    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-                    json["nodes"].as_array().map_or(0, Vec::len) == n
-                },
-            );
-        }
+        parley_testkit::cluster::wait_members(&self.nodes, n);
     }
 
     fn c2s(&self, i: usize) -> SocketAddr {
@@ -631,85 +621,6 @@ async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
     assert_eq!(n2.get("/ready").map(|r| r.0), Some(200));
 }
 
-/// HAProxy in front of the nodes, round-robin, health-checking each node's `/ready`; ready
-/// once its stats page shows every server UP.
-struct Haproxy {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Haproxy {
-    /// `mode` is "tcp" (c2s) or "http" (BOSH, WebSocket); `servers` are (name, address,
-    /// admin address for the health check).
-    fn start(mode: &str, servers: &[(&str, SocketAddr, SocketAddr)]) -> Haproxy {
-        let (lb_port, stats_port) = (parley_testkit::free_port(), parley_testkit::free_port());
-        let mut cfg = format!(
-            "global\n  maxconn 1000\ndefaults\n  mode {mode}\n  timeout connect 5s\n  \
-             timeout client 90s\n  timeout server 90s\n  timeout tunnel 1h\n\
-             frontend front\n  bind 127.0.0.1:{lb_port}\n  default_backend nodes\n\
-             backend nodes\n  balance roundrobin\n  option httpchk GET /ready\n"
-        );
-        if mode == "http" {
-            cfg.push_str("  option http-server-close\n");
-        }
-        for (name, addr, admin) in servers {
-            cfg.push_str(&format!(
-                "  server {name} {addr} check port {} inter 200ms rise 1\n",
-                admin.port()
-            ));
-        }
-        cfg.push_str(&format!(
-            "frontend stats\n  mode http\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  \
-             stats uri /stats\n"
-        ));
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("haproxy.cfg"), cfg).unwrap();
-        let child = std::process::Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.path().join("haproxy.cfg"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy (Debian package haproxy; tests/run installs it)");
-        let haproxy = Haproxy {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], lb_port)),
-            _dir: dir,
-        };
-        // Clients come once every node is seen UP (a node is used only then).
-        let stats = SocketAddr::from(([127, 0, 0, 1], stats_port));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let up = parley_testkit::cluster::http_get(stats, "/stats;csv", None)
-                .map(|(_, csv)| {
-                    csv.lines()
-                        .filter(|l| l.starts_with("nodes,") && !l.starts_with("nodes,BACKEND"))
-                        .filter(|l| l.split(',').nth(17) == Some("UP"))
-                        .count()
-                })
-                .unwrap_or(0);
-            if up == servers.len() {
-                return haproxy;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "HAProxy saw {up} of {} nodes UP",
-                servers.len()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The issue's acceptance: real slixmpp clients behind HAProxy (a plain TCP load balancer
 /// health-checking each node's `/ready`), spread round-robin over three nodes, chat, see
 /// each other's presence and get roster pushes (tests/clients/chat.py and
@@ -809,9 +720,11 @@ async fn node_links_over_mutual_tls() {
             k.display(),
             dir.path().join("ca.pem").display()
         );
-        nodes.push(ClusterNode::start_with(
-            id, &etcd, &prefix, &db, 10, "", &extra,
-        ));
+        let extra = Extra {
+            cluster: extra,
+            ..Extra::default()
+        };
+        nodes.push(ClusterNode::start_with(id, &etcd, &prefix, &db, 10, &extra));
     }
     let cluster = Cluster { nodes };
     cluster.wait_members(2);

@@ -6,6 +6,7 @@
 // points at this server's /credentials, which asks Parley's admin API (--token-url, bearer
 // --admin-token) for a fresh token and answers {jid, password: token}; the page is then
 // reloaded and must log in again the same way.
+// With --site, the page is the server's own chat page instead (see useSite below).
 // Prints what happened; exits 0 only if every step succeeded.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -61,7 +62,66 @@ const server = http.createServer((req, res) => {
     res.end(data);
   });
 });
-await new Promise((ok) => server.listen(Number(args['page-port']), '127.0.0.1', ok));
+if (!args.site) await new Promise((ok) => server.listen(Number(args['page-port']), '127.0.0.1', ok));
+
+// --site URL: the server's own chat page ([http] web_client), used the way a person does:
+// the login form, "Add a contact", a click on the contact, typing into the chat box. With
+// --transport bosh the page is opened with ?transport=bosh. Needs no page server here.
+async function useSite(page) {
+  const transport = args.transport || 'websocket';
+  let boshRequests = 0;
+  let websockets = 0;
+  page.on('request', (r) => { if (r.url().endsWith('/http-bind')) boshRequests += 1; });
+  page.on('websocket', () => { websockets += 1; });
+  page.on('response', (r) => { if (r.status() >= 400) console.error(`HTTP ${r.status()} ${r.url()}`); });
+  const left = () => Math.max(1, deadline - Date.now());
+  await page.goto(args.site + (transport === 'bosh' ? '?transport=bosh' : ''));
+  await page.fill('#converse-login-jid', args.jid.split('@')[0], { timeout: left() });
+  await page.fill('#converse-login-password', args.password);
+  await page.click('#converse-login button[type=submit]');
+  await page.waitForSelector('converse-roster', { timeout: left() })
+    .catch(() => fail('no roster after logging in through the form'));
+  console.log(`logged in as ${args.jid} through the page's form`);
+  const contact = page.locator(`converse-roster a.open-chat[data-jid="${args.peer}"]`);
+  await page.locator('converse-roster converse-dropdown:has(a.add-contact) button.dropdown-toggle').first().click({ timeout: left() });
+  await page.click('converse-roster a.add-contact', { timeout: left() });
+  await page.fill('.modal.show input[name=jid]', args.peer, { timeout: left() });
+  await page.fill('.modal.show input[name=name]', 'Echo');
+  await page.click('.modal.show button[type=submit]');
+  await page.waitForSelector('.modal.show', { state: 'detached', timeout: left() })
+    .catch(() => page.waitForSelector('.modal.show', { state: 'hidden', timeout: left() }));
+  await contact.click({ timeout: left() });
+  console.log(`added ${args.peer} and opened a chat`);
+  const box = await page.waitForSelector('textarea.chat-textarea', { timeout: left() });
+  const text = `typed into Converse.js ${Date.now()}`;
+  await box.fill(text);
+  await box.press('Enter');
+  await page.waitForFunction(
+    (expected) => [...document.querySelectorAll('.chat-msg__text')].some((e) => e.textContent.includes(expected)),
+    `echo: ${text}`, { timeout: left() },
+  ).catch(() => fail(`no echo from ${args.peer} in the chat window`));
+  console.log(`${args.peer} answered in the chat window`);
+  if (transport === 'bosh' && (boshRequests < 2 || websockets > 0)) fail(`not BOSH: ${boshRequests} /http-bind requests, ${websockets} WebSockets`);
+  if (transport !== 'bosh' && websockets < 1) fail('no WebSocket was opened');
+  console.log(`transport ${transport}: ${boshRequests} BOSH requests, ${websockets} WebSockets`);
+}
+
+if (args.site) {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error(`page error: ${e.stack || e}`));
+    await useSite(page);
+  } finally {
+    await browser.close();
+  }
+  console.log('OK');
+  process.exit(0);
+}
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',

@@ -11,6 +11,7 @@ pub mod bosh;
 pub mod delegate;
 mod framed;
 pub mod listener;
+pub mod web_client;
 pub mod ws;
 
 pub use listener::{web_server, ConsiderSecure, WebState};

@@ -1,6 +1,7 @@
 //! The client-facing HTTP listener (`[http] listen`): XMPP over WebSocket (RFC 7395) at
 //! `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, connection-method discovery (XEP-0156) at `/.well-known/host-meta`
-//! and `/.well-known/host-meta.json`, and CORS for the origins the operator allows.
+//! and `/.well-known/host-meta.json`, CORS for the origins the operator allows, and the
+//! built-in chat page (`/`, [`crate::web_client`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +41,8 @@ pub struct WebState {
     pub public_url: Option<String>,
     /// BOSH sessions (XEP-0124/0206).
     pub bosh: Arc<crate::bosh::BoshTable>,
+    /// The built-in chat page, when `[http] web_client` is on.
+    pub web_client: Option<crate::web_client::WebClient>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -68,7 +71,14 @@ impl WebState {
             consider_secure,
             public_url,
             bosh: Arc::new(crate::bosh::BoshTable::default()),
+            web_client: None,
         }
+    }
+
+    /// Serves the built-in chat page ([`crate::web_client`]).
+    pub fn with_web_client(mut self, client: Option<crate::web_client::WebClient>) -> Self {
+        self.web_client = client;
+        self
     }
 
     pub(crate) fn origin_allowed(&self, origin: &str) -> bool {
@@ -92,22 +102,46 @@ impl WebState {
 
     /// `ws(s)://host/xmpp-websocket` and `http(s)://host/http-bind` for this request.
     fn endpoints(&self, req: &HttpRequest) -> (String, String) {
-        let base = match &self.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => {
-                let info = req.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            }
-        };
-        let ws = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.clone()
-        };
-        (format!("{ws}/xmpp-websocket"), format!("{base}/http-bind"))
+        self.public_endpoints().unwrap_or_else(|| {
+            let info = req.connection_info();
+            endpoints_at(&format!("{}://{}", info.scheme(), info.host()))
+        })
     }
+
+    /// The endpoints under `public_url`, if one is configured.
+    pub(crate) fn public_endpoints(&self) -> Option<(String, String)> {
+        self.public_url
+            .as_deref()
+            .map(|url| endpoints_at(url.trim_end_matches('/')))
+    }
+}
+
+/// Whether `origin` is the origin the request was made to (its host and port are the
+/// request's `Host`): a page this listener served itself, such as the built-in chat page,
+/// is never cross-site. Behind a proxy that keeps `Host`, this holds there too.
+pub(crate) fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match (authority, host) {
+        (Some(a), Some(h)) => !a.is_empty() && a.eq_ignore_ascii_case(h),
+        _ => false,
+    }
+}
+
+fn endpoints_at(base: &str) -> (String, String) {
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    (format!("{ws}/xmpp-websocket"), format!("{base}/http-bind"))
 }
 
 /// Adds the CORS headers for an allowed `Origin` (browsers refuse the answer otherwise).
@@ -201,6 +235,11 @@ pub fn web_server(state: Arc<WebState>, addr: SocketAddr) -> std::io::Result<(So
             .route("/http-bind", web::post().to(crate::bosh::http_bind))
             .route("/.well-known/host-meta", web::get().to(host_meta))
             .route("/.well-known/host-meta.json", web::get().to(host_meta_json))
+            .route("/", web::get().to(crate::web_client::page))
+            .route(
+                &format!("{}/{{tail:.*}}", crate::web_client::ASSETS_PATH),
+                web::get().to(crate::web_client::asset),
+            )
             .default_service(
                 web::route()
                     .method(actix_web::http::Method::OPTIONS)

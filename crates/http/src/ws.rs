@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::framed::{Channel, FramedConnection};
+use crate::listener::same_origin;
 use crate::listener::WebState;
 
 /// Frames received and not yet taken by the session, at most.
@@ -139,7 +140,7 @@ pub async fn websocket(
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        if !state.origin_allowed(origin) {
+        if !state.origin_allowed(origin) && !same_origin(&req, origin) {
             return Ok(refuse(
                 StatusCode::FORBIDDEN,
                 &format!("origin {origin} is not allowed ([http] origins)"),

@@ -306,7 +306,16 @@ pub struct HttpConfig {
     pub consider_secure: ConsiderSecure,
     /// The public base URL announced by discovery (XEP-0156); unset: from the Host header.
     pub public_url: Option<String>,
+    /// Serve a Converse.js chat page at `/`.
+    pub web_client: bool,
+    /// A local copy of Converse.js's `dist` directory for that page; unset: `converse_url`.
+    pub converse_dist: Option<PathBuf>,
+    /// Where the page loads Converse.js from when `converse_dist` is unset.
+    pub converse_url: String,
 }
+
+/// The Converse.js release the chat page loads by default (the one the browser tests run).
+pub const DEFAULT_CONVERSE_URL: &str = "https://cdn.conversejs.org/12.0.0/dist";
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -315,6 +324,9 @@ impl Default for HttpConfig {
             origins: Vec::new(),
             consider_secure: ConsiderSecure::Loopback,
             public_url: None,
+            web_client: false,
+            converse_dist: None,
+            converse_url: DEFAULT_CONVERSE_URL.to_owned(),
         }
     }
 }
@@ -641,6 +653,7 @@ impl Config {
                 ));
             }
         }
+        self.check_web_client()?;
         self.check_c2s()?;
         self.check_tls()?;
         if self.sasl.scram_iterations < MIN_SCRAM_ITERATIONS {
@@ -709,6 +722,36 @@ impl Config {
                 ));
             }
             seen.push(normalized);
+        }
+        Ok(())
+    }
+
+    /// `[http] web_client` and where its Converse.js comes from.
+    fn check_web_client(&self) -> Result<(), Violation> {
+        let http = &self.http;
+        if !(http.converse_url.starts_with("https://") || http.converse_url.starts_with("http://"))
+        {
+            return Err(Violation::new(
+                "http.converse_url",
+                Quoted(&http.converse_url),
+                "must be an http:// or https:// URL of Converse.js's dist directory, such as \"https://cdn.conversejs.org/12.0.0/dist\"",
+            ));
+        }
+        if let Some(dir) = &http.converse_dist {
+            if !dir.join("converse.min.js").is_file() {
+                return Err(Violation::new(
+                    "http.converse_dist",
+                    Quoted(&dir.display().to_string()),
+                    "must be Converse.js's dist directory (holding converse.min.js), e.g. node_modules/converse.js/dist",
+                ));
+            }
+        }
+        if http.web_client && http.listen.is_none() {
+            return Err(Violation::new(
+                "http.web_client",
+                true,
+                "needs [http] listen (the page is served by the HTTP listener)",
+            ));
         }
         Ok(())
     }
@@ -1371,6 +1414,33 @@ format = "json"
         assert!(e.contains("http.consider_secure"), "{e}");
         let e = err("[http]\npublic_url = \"chat.example.org\"\n");
         assert!(e.contains("http.public_url"), "{e}");
+    }
+
+    #[test]
+    fn http_web_client() {
+        let c = parse("[http]\nweb_client = true\n").unwrap();
+        assert!(c.http.web_client);
+        assert_eq!(c.http.converse_url, DEFAULT_CONVERSE_URL);
+        assert!(!Config::default().http.web_client);
+        let dist = tempfile::tempdir().unwrap();
+        std::fs::write(dist.path().join("converse.min.js"), "").unwrap();
+        let text = format!(
+            "[http]\nweb_client = true\nconverse_dist = \"{}\"\n",
+            dist.path().display()
+        );
+        assert_eq!(
+            parse(&text).unwrap().http.converse_dist.as_deref(),
+            Some(dist.path())
+        );
+        let e = err("[http]\nconverse_dist = \"/nonexistent/dist\"\n");
+        assert!(
+            e.contains("http.converse_dist") && e.contains("converse.min.js"),
+            "{e}"
+        );
+        let e = err("[http]\nconverse_url = \"cdn.conversejs.org/dist\"\n");
+        assert!(e.contains("http.converse_url"), "{e}");
+        let e = err("[http]\nweb_client = \"yes\"\n");
+        assert!(e.contains("web_client"), "{e}");
     }
 
     #[test]

@@ -327,17 +327,30 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     let mut web_state = None;
     let http = match config.http.listen {
         Some(addr) => {
-            let state = std::sync::Arc::new(WebState::new(
-                env.clone(),
-                handles.clone(),
-                config.http.origins.clone(),
-                match config.http.consider_secure {
-                    crate::config::ConsiderSecure::Loopback => ConsiderSecure::Loopback,
-                    crate::config::ConsiderSecure::Always => ConsiderSecure::Always,
-                    crate::config::ConsiderSecure::Never => ConsiderSecure::Never,
-                },
-                config.http.public_url.clone(),
-            ));
+            let state = std::sync::Arc::new(
+                WebState::new(
+                    env.clone(),
+                    handles.clone(),
+                    config.http.origins.clone(),
+                    match config.http.consider_secure {
+                        crate::config::ConsiderSecure::Loopback => ConsiderSecure::Loopback,
+                        crate::config::ConsiderSecure::Always => ConsiderSecure::Always,
+                        crate::config::ConsiderSecure::Never => ConsiderSecure::Never,
+                    },
+                    config.http.public_url.clone(),
+                )
+                .with_web_client(config.http.web_client.then(|| {
+                    parley_http::web_client::WebClient {
+                        domain: config.server.hosts.first().cloned().unwrap_or_default(),
+                        assets: match &config.http.converse_dist {
+                            Some(dir) => parley_http::web_client::Assets::Dir(dir.clone()),
+                            None => parley_http::web_client::Assets::Url(
+                                config.http.converse_url.clone(),
+                            ),
+                        },
+                    }
+                })),
+            );
             web_state = Some(state.clone());
             if let Some(node) = &cluster {
                 // BOSH without sticky balancing: SIDs name their node, and requests for

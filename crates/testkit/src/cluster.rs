@@ -18,6 +18,17 @@ pub const ADMIN_TOKEN: &str = "cluster-test-admin-token-0123";
 
 use crate::free_port;
 
+/// Extra TOML for a node's config, appended to its section.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// In `[c2s]`.
+    pub c2s: String,
+    /// In `[cluster]` (e.g. mutual TLS files).
+    pub cluster: String,
+    /// In `[http]` (e.g. origins, the chat page).
+    pub http: String,
+}
+
 /// One `parley` process of a test cluster.
 pub struct ClusterNode {
     /// Its node id.
@@ -46,19 +57,27 @@ impl ClusterNode {
         ttl_s: u64,
         c2s_extra: &str,
     ) -> ClusterNode {
-        Self::start_with(id, etcd, prefix, db, ttl_s, c2s_extra, "")
+        let extra = Extra {
+            c2s: c2s_extra.to_owned(),
+            ..Extra::default()
+        };
+        Self::start_with(id, etcd, prefix, db, ttl_s, &extra)
     }
 
-    /// [`ClusterNode::start`] with extra `[cluster]` TOML (e.g. mutual TLS files).
+    /// [`ClusterNode::start`] with extra TOML in several sections.
     pub fn start_with(
         id: &str,
         etcd: &str,
         prefix: &str,
         db: &str,
         ttl_s: u64,
-        c2s_extra: &str,
-        cluster_extra: &str,
+        extra: &Extra,
     ) -> ClusterNode {
+        let Extra {
+            c2s: c2s_extra,
+            cluster: cluster_extra,
+            http: http_extra,
+        } = extra;
         let dir = tempfile::Builder::new()
             .prefix(&format!("parley-{id}-"))
             .tempdir()
@@ -84,6 +103,7 @@ scram_iterations = 4096
 
 [http]
 listen = "{http}"
+{http_extra}
 
 [admin]
 listen = "{admin}"
@@ -229,6 +249,26 @@ prefix = "{prefix}"
 impl Drop for ClusterNode {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Waits (up to 15 s) until every node's admin API lists `n` members.
+pub fn wait_members(nodes: &[ClusterNode], n: usize) {
+    for node in nodes {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, body) = node.api("/api/v1/nodes");
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if json["nodes"].as_array().map_or(0, Vec::len) == n {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} does not see {n} members: {body}",
+                node.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 mod client;
 pub mod cluster;
 mod etcd;
+mod haproxy;
 pub mod im;
 mod pg;
 mod ports;
@@ -17,6 +18,7 @@ mod bin;
 pub use bin::{parley_binary, workspace_root};
 pub use client::{Client, ClientError, Received, WriteMode};
 pub use etcd::{shared_etcd, EtcdServer};
+pub use haproxy::Haproxy;
 pub use pg::{shared_pg, PgServer};
 pub use ports::free_port;
 pub use server::TestServer;
