@@ -201,9 +201,10 @@ fn converse_js_attaches_to_a_prebound_session_and_again_after_a_reload() {
 
 /// A new user, the way `cluster/local up 3` serves them: three nodes (real etcd and
 /// PostgreSQL) behind HAProxy balancing every HTTP request round-robin. The user opens the
-/// cluster's own Converse.js page (`[http] web_client`), logs in through its form, adds a
-/// contact, clicks it and types — once over WebSocket (RFC 7395) and once over BOSH
-/// (XEP-0206), whose requests HAProxy spreads over all three nodes. The contact is the
+/// cluster's own Converse.js page (`[http] web_client`), logs in through its form, opens a
+/// chat and types — once over WebSocket (RFC 7395) after adding a contact, once over BOSH
+/// (XEP-0206), whose requests HAProxy spreads over all three nodes, with "Start a new chat"
+/// (which Converse.js 12 opens only once the server answered its XEP-0191 blocklist). The contact is the
 /// slixmpp echo user, connected to the third node directly.
 #[test]
 fn a_new_user_chats_from_the_clusters_own_converse_page_behind_round_robin_haproxy() {
@@ -228,7 +229,7 @@ fn a_new_user_chats_from_the_clusters_own_converse_page_behind_round_robin_hapro
     let lb = Haproxy::start("http", &servers);
     let _bob = echo_user(nodes[2].c2s, "bob@localhost");
     let site = format!("http://{}/", lb.addr);
-    let user = |jid: &str, transport: &str| {
+    let user = |jid: &str, transport: &str, open: &str| {
         converse(&[
             "--site",
             &site,
@@ -240,12 +241,14 @@ fn a_new_user_chats_from_the_clusters_own_converse_page_behind_round_robin_hapro
             "password",
             "--peer",
             "bob@localhost",
+            "--open",
+            open,
         ]);
     };
 
-    user("alice@localhost", "websocket");
+    user("alice@localhost", "websocket", "add-contact");
     let before = lb.sent_to_servers();
-    user("carol@localhost", "bosh");
+    user("carol@localhost", "bosh", "new-chat");
     let after = lb.sent_to_servers();
     assert_eq!(after.len(), 3, "{after:?}");
     for (name, sent) in &after {

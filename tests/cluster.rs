@@ -913,3 +913,75 @@ fn bosh_needs_no_sticky_balancing() {
         rid += 1;
     }
 }
+
+/// XEP-0191 across nodes: alice has resources on n1 and n2 and blocks bob, who is on n3.
+/// Both of her sessions hold the list (pushed by her user actor over the node links), so
+/// bob's message straight to her n2 resource is refused with service-unavailable (§3.5) and
+/// hers to him with `<blocked/>` (§3.6); after the unblock they chat across nodes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0191_blocking_holds_across_nodes() {
+    use parley_testkit::im::{error_condition, next_id};
+    use parley_xml::Element;
+    let cluster = Cluster::start(3, 10, "");
+    let mut a1 = online(cluster.c2s(0), "alice", "one", 0).await;
+    let mut a2 = online(cluster.c2s(1), "alice", "two", 0).await;
+    let mut bob = online(cluster.c2s(2), "bob", "b", 0).await;
+    let set =
+        |name: &str| {
+            Element::new("iq", ns::CLIENT)
+                .with_attr("type", "set")
+                .with_attr("id", next_id("blk"))
+                .with_child(Element::new(name, ns::BLOCKING).with_child(
+                    Element::new("item", ns::BLOCKING).with_attr("jid", "bob@localhost"),
+                ))
+        };
+    // a2 asks for the list, so a push to it marks that its session has the change.
+    let get = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", next_id("blk"))
+        .with_child(Element::new("blocklist", ns::BLOCKING));
+    a2.request(&get).await.unwrap();
+    let reply = a1.request(&set("block")).await.unwrap();
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    a2.expect_match("the block push on n2", |el| {
+        el.attr("type") == Some("set") && el.has_child("block", ns::BLOCKING)
+    })
+    .await
+    .unwrap();
+
+    let mut m = chat("alice@localhost/two", "chat", "over here");
+    m.set_attr("id", "x1");
+    bob.send(&m).await;
+    let err = bob
+        .expect_match("the refusal", |el| el.attr("id") == Some("x1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("service-unavailable"),
+        "{err}"
+    );
+    let mut m = chat("bob@localhost/b", "chat", "no");
+    m.set_attr("id", "x2");
+    a2.send(&m).await;
+    let err = a2
+        .expect_match("the refusal", |el| el.attr("id") == Some("x2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("not-acceptable"),
+        "{err}"
+    );
+
+    let reply = a1.request(&set("unblock")).await.unwrap();
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    a2.expect_match("the unblock push on n2", |el| {
+        el.attr("type") == Some("set") && el.has_child("unblock", ns::BLOCKING)
+    })
+    .await
+    .unwrap();
+    bob.send(&chat("alice@localhost/two", "chat", "hello again"))
+        .await;
+    a2.expect_message_body("hello again").await.unwrap();
+}

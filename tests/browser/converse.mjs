@@ -66,7 +66,8 @@ if (!args.site) await new Promise((ok) => server.listen(Number(args['page-port']
 
 // --site URL: the server's own chat page ([http] web_client), used the way a person does:
 // the login form, "Add a contact", a click on the contact, typing into the chat box. With
-// --transport bosh the page is opened with ?transport=bosh. Needs no page server here.
+// --transport bosh the page is opened with ?transport=bosh; with --open new-chat the chat is
+// started from "Start a new chat" instead of adding a contact. Needs no page server here.
 async function useSite(page) {
   const transport = args.transport || 'websocket';
   let boshRequests = 0;
@@ -82,16 +83,28 @@ async function useSite(page) {
   await page.waitForSelector('converse-roster', { timeout: left() })
     .catch(() => fail('no roster after logging in through the form'));
   console.log(`logged in as ${args.jid} through the page's form`);
-  const contact = page.locator(`converse-roster a.open-chat[data-jid="${args.peer}"]`);
-  await page.locator('converse-roster converse-dropdown:has(a.add-contact) button.dropdown-toggle').first().click({ timeout: left() });
-  await page.click('converse-roster a.add-contact', { timeout: left() });
-  await page.fill('.modal.show input[name=jid]', args.peer, { timeout: left() });
-  await page.fill('.modal.show input[name=name]', 'Echo');
-  await page.click('.modal.show button[type=submit]');
-  await page.waitForSelector('.modal.show', { state: 'detached', timeout: left() })
+  const modalGone = () => page.waitForSelector('.modal.show', { state: 'detached', timeout: left() })
     .catch(() => page.waitForSelector('.modal.show', { state: 'hidden', timeout: left() }));
-  await contact.click({ timeout: left() });
-  console.log(`added ${args.peer} and opened a chat`);
+  if (args.open === 'new-chat') {
+    // "Start a new chat" with someone not in the roster: Converse 12 waits for the
+    // server's XEP-0191 blocklist before it opens the chat.
+    await page.locator('converse-roster converse-dropdown:has(a.new-chat) button.dropdown-toggle').first().click({ timeout: left() });
+    await page.click('converse-roster a.new-chat', { timeout: left() });
+    await page.fill('.modal.show input[name=jid]', args.peer, { timeout: left() });
+    await page.click('.modal.show button[type=submit]');
+    await modalGone();
+    console.log(`started a new chat with ${args.peer}`);
+  } else {
+    const contact = page.locator(`converse-roster a.open-chat[data-jid="${args.peer}"]`);
+    await page.locator('converse-roster converse-dropdown:has(a.add-contact) button.dropdown-toggle').first().click({ timeout: left() });
+    await page.click('converse-roster a.add-contact', { timeout: left() });
+    await page.fill('.modal.show input[name=jid]', args.peer, { timeout: left() });
+    await page.fill('.modal.show input[name=name]', 'Echo');
+    await page.click('.modal.show button[type=submit]');
+    await modalGone();
+    await contact.click({ timeout: left() });
+    console.log(`added ${args.peer} and opened a chat`);
+  }
   const box = await page.waitForSelector('textarea.chat-textarea', { timeout: left() });
   const text = `typed into Converse.js ${Date.now()}`;
   await box.fill(text);

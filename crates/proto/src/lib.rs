@@ -5,6 +5,7 @@
 //! protocol rules testable from literal bytes and reusable by the server, the
 //! test kit and the load generator alike.
 
+pub mod blocking;
 pub mod datetime;
 pub mod jwt;
 pub mod ns;

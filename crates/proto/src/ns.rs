@@ -47,5 +47,9 @@ pub const DELAY: &str = "urn:xmpp:delay";
 pub const FORWARD: &str = "urn:xmpp:forward:0";
 /// Message Processing Hints (XEP-0334).
 pub const HINTS: &str = "urn:xmpp:hints";
+/// Blocking Command (XEP-0191).
+pub const BLOCKING: &str = "urn:xmpp:blocking";
+/// Blocking Command's application-specific error condition (XEP-0191 §3.6).
+pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 /// The namespace implicitly bound to the `xml:` prefix (`xml:lang`).
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";

@@ -152,6 +152,8 @@ pub struct StanzaError {
     pub text: Option<String>,
     /// The entity that generated the error, when it is not the addressee.
     pub by: Option<String>,
+    /// An application-specific condition (RFC 6120 §8.3.4), e.g. XEP-0191's `<blocked/>`.
+    pub app: Option<Box<Element>>,
 }
 
 impl StanzaError {
@@ -162,6 +164,7 @@ impl StanzaError {
             condition,
             text: None,
             by: None,
+            app: None,
         }
     }
 
@@ -184,7 +187,16 @@ impl StanzaError {
         if let Some(text) = &self.text {
             el = el.with_child(Element::new("text", ns::STANZA_ERRORS).with_text(text.as_str()));
         }
+        if let Some(app) = &self.app {
+            el = el.with_child((**app).clone());
+        }
         el
+    }
+
+    /// The same error with an application-specific condition (RFC 6120 §8.3.4).
+    pub fn with_app(mut self, app: Element) -> Self {
+        self.app = Some(Box::new(app));
+        self
     }
 
     /// Reads a stanza error from either the `<error/>` element itself or a
@@ -226,6 +238,10 @@ impl StanzaError {
             condition,
             text,
             by: error.attr("by").map(str::to_owned),
+            app: error
+                .children()
+                .find(|c| c.ns() != ns::STANZA_ERRORS)
+                .map(|c| Box::new(c.clone())),
         })
     }
 }
@@ -373,6 +389,7 @@ mod tests {
                         error_type: t,
                         condition: c,
                         text: Some("details".into()),
+                        app: None,
                         by: Some("a.example".into()),
                     };
                     let reparsed = parse(&err.to_element(ns).to_string());

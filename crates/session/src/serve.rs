@@ -19,6 +19,7 @@ const SERVER_FEATURES: &[&str] = &[
     ns::PING,
     ns::VERSION,
     ns::CARBONS,
+    ns::BLOCKING,
 ];
 /// Features an account's bare JID supports, answered by the server on its behalf.
 const ACCOUNT_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];

@@ -146,6 +146,10 @@ pub struct Bound {
     pub interested: bool,
     /// Whether the client enabled XEP-0280 carbons.
     pub carbons: bool,
+    /// XEP-0191: the user's blocklist, as its user actor pushed it here.
+    pub blocked: parley_proto::blocking::Blocklist,
+    /// Whether the client asked for the blocklist, and so gets the pushes (§3.3).
+    pub blocklist_requested: bool,
 }
 
 impl Bound {
@@ -334,6 +338,13 @@ impl Session {
     /// `interested`).
     pub fn bound(&self) -> Option<&Bound> {
         match &self.phase {
+            Phase::Bound(b) | Phase::Established(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn bound_mut(&mut self) -> Option<&mut Bound> {
+        match &mut self.phase {
             Phase::Bound(b) | Phase::Established(b) => Some(b),
             _ => None,
         }
@@ -1529,6 +1540,8 @@ impl Session {
             presence: None,
             interested: false,
             carbons: false,
+            blocked: Default::default(),
+            blocklist_requested: false,
         });
         self.send(&reply, ctx);
     }
@@ -1640,7 +1653,7 @@ impl Handler<Deliver> for Session {
             return self.undeliverable(msg.stanza);
         }
         parley_router::metrics::STANZAS_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.send(&msg.stanza, ctx);
+        self.deliver_to_client(msg.stanza, ctx);
     }
 }
 

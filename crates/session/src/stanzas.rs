@@ -87,6 +87,14 @@ impl Session {
                 },
             },
         };
+        // XEP-0191 §3.6: nothing goes to an address the user blocks.
+        let to_blocked = !matches!(target, Target::OwnAccount)
+            && self
+                .bound()
+                .is_some_and(|b| el.attr("to").is_some_and(|to| b.blocked.blocks_str(to)));
+        if to_blocked {
+            return self.bounce_with(&el, parley_proto::blocking::blocked_error(), ctx);
+        }
         if let Target::Remote = target {
             // RFC 6120 §10.4.3: no server-to-server connections yet.
             return self.bounce(&el, StanzaCondition::RemoteServerNotFound, ctx);
@@ -191,11 +199,16 @@ impl Session {
         };
         if own {
             // The roster and carbons are the user's state; the rest the session answers.
-            let user_ns = el
-                .first_child()
-                .is_some_and(|c| c.ns() == ns::ROSTER || c.ns() == ns::CARBONS);
+            let user_ns = el.first_child().is_some_and(|c| {
+                c.ns() == ns::ROSTER || c.ns() == ns::CARBONS || c.ns() == ns::BLOCKING
+            });
             if user_ns {
                 let roster_get = ty == "get" && el.has_child("query", ns::ROSTER);
+                if ty == "get" && el.has_child("blocklist", ns::BLOCKING) {
+                    if let Phase::Bound(b) | Phase::Established(b) = &mut self.phase {
+                        b.blocklist_requested = true;
+                    }
+                }
                 // XEP-0280 §4: the client's own choice, mirrored for the registry.
                 let carbons = (ty == "set")
                     .then(|| {
@@ -241,6 +254,79 @@ impl Session {
                 None => {}
             },
             Target::OwnAccount | Target::Remote => {}
+        }
+    }
+
+    /// A stanza routed to this session, on its way to the client. XEP-0191: a blocklist
+    /// push from the user's actor (no `from`, or the user's bare JID: nothing a client sends
+    /// arrives so) updates this session's copy and reaches the client only if it asked for
+    /// the list; anything from an address the user blocks is refused or dropped (§3.5).
+    pub(crate) fn deliver_to_client(&mut self, el: Element, ctx: &mut Context<Self>) {
+        let Some(b) = self.bound_mut() else {
+            return self.send(&el, ctx);
+        };
+        let from = el.attr("from");
+        let own = from.is_none_or(|f| f == b.jid.to_bare().as_str());
+        let push = (own && el.name() == "iq" && el.attr("type") == Some("set"))
+            .then(|| el.first_child().filter(|c| c.ns() == ns::BLOCKING))
+            .flatten();
+        if let Some(payload) = push {
+            let items = parley_proto::blocking::items(payload).unwrap_or_default();
+            match payload.name() {
+                "blocklist" if el.attr("id") == Some(parley_user::BLOCKLIST_SYNC_ID) => {
+                    b.blocked = parley_proto::blocking::Blocklist::new(items);
+                    return;
+                }
+                "block" => b.blocked.add(&items),
+                "unblock" if items.is_empty() => b.blocked.clear(),
+                "unblock" => b.blocked.remove(&items),
+                _ => {}
+            }
+            if !b.blocklist_requested {
+                return;
+            }
+            return self.send(&el, ctx);
+        }
+        if !own && from.is_some_and(|f| b.blocked.blocks_str(f)) {
+            let refuse = match el.name() {
+                "message" => true,
+                "iq" => matches!(el.attr("type"), Some("get" | "set")),
+                _ => false,
+            };
+            if refuse {
+                let err = StanzaError::new(StanzaCondition::ServiceUnavailable);
+                if let Some(reply) = error_reply(&el, &err) {
+                    self.send_back(reply);
+                }
+            }
+            return;
+        }
+        self.send(&el, ctx)
+    }
+
+    /// Routes a reply this session makes on its client's behalf (an error to a blocked
+    /// sender), past the client's own checks.
+    fn send_back(&mut self, reply: Element) {
+        let Some(to) = reply.attr("to").and_then(|t| Jid::new(t).ok()) else {
+            return;
+        };
+        if !self.env.router.serves(to.domain().as_str()) {
+            return;
+        }
+        match to.try_into_full() {
+            Ok(full) => match self.env.router.lookup(&full) {
+                Some(handle) => {
+                    let _ = handle.deliver(reply);
+                }
+                None => self
+                    .env
+                    .users
+                    .send(&full.to_bare(), Inbound { stanza: reply }),
+            },
+            Err(bare) if bare.node().is_some() => {
+                self.env.users.send(&bare, Inbound { stanza: reply })
+            }
+            Err(_) => {}
         }
     }
 

@@ -1,6 +1,6 @@
 //! Persistent state of a Parley deployment: accounts, their SCRAM credentials,
-//! per-deployment secrets, and each user's roster, pending subscription requests and
-//! offline messages.
+//! per-deployment secrets, and each user's roster, pending subscription requests,
+//! offline messages and blocklist.
 //!
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
@@ -120,8 +120,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn import_accounts(&self, accounts: &[NewAccount]) -> Result<ImportReport>;
 
     /// Deletes an account, its credentials, and its roster (with versions and removal
-    /// records), pending subscription requests and offline messages, all at once;
-    /// [`StorageError::NotFound`] (and nothing deleted) if the account is absent.
+    /// records), pending subscription requests, offline messages, blocklist and tokens,
+    /// all at once; [`StorageError::NotFound`] (and nothing deleted) if the account is
+    /// absent.
     ///
     /// Other users' roster items naming this account stay: cleaning those up is a
     /// protocol decision (RFC 6121 §3.3 unsubscriptions), not the store's.
@@ -225,6 +226,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// Returns and deletes all stored messages, in arrival order.
     async fn offline_take(&self, username: &str, host: &str) -> Result<Vec<OfflineMessage>>;
+
+    // ----- blocking (XEP-0191) ---------------------------------------------------------------
+
+    /// The JIDs the user blocks (bare, full, domain or domain/resource, as given), sorted.
+    async fn blocklist(&self, username: &str, host: &str) -> Result<Vec<String>>;
+    /// Adds `jids`; returns those that were not blocked before, in the order given (a jid
+    /// listed twice counts once).
+    async fn blocklist_add(
+        &self,
+        username: &str,
+        host: &str,
+        jids: &[String],
+    ) -> Result<Vec<String>>;
+    /// Removes `jids`, or every entry when `None`; returns those that were blocked, sorted.
+    async fn blocklist_remove(
+        &self,
+        username: &str,
+        host: &str,
+        jids: Option<&[String]>,
+    ) -> Result<Vec<String>>;
 
     // ----- tokens ----------------------------------------------------------------------------
 

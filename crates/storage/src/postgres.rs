@@ -41,6 +41,9 @@ const MIGRATION_LOCK: i64 = 0x7061_726c_6579;
 /// roster change never waits for an offline push.
 const ROSTER_LOCK_CLASS: i32 = 1;
 const OFFLINE_LOCK_CLASS: i32 = 2;
+/// Blocklist changes touch several rows of one user in whatever order the caller lists
+/// them; two such changes at once could each wait for a row the other holds.
+const BLOCKLIST_LOCK_CLASS: i32 = 3;
 
 /// Schema history, numbered like SQLite's so that a version means the same content.
 /// Never edit a released migration: append a new one.
@@ -150,6 +153,19 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX tokens_by_user ON tokens (host, username)",
         ],
     },
+    Migration {
+        version: 4,
+        description: "blocklists (XEP-0191)",
+        statements: &[
+            // The key serves the per-user reads too: its prefix is `(host, username)`.
+            r#"CREATE TABLE blocklist (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                jid TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )"#,
+        ],
+    },
 ];
 
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -225,6 +241,7 @@ const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM pending_in WHERE host = $1 AND username = $2",
     "DELETE FROM offline_messages WHERE host = $1 AND username = $2",
     "DELETE FROM tokens WHERE host = $1 AND username = $2",
+    "DELETE FROM blocklist WHERE host = $1 AND username = $2",
 ];
 
 /// Serialises one kind of write for one user until the transaction ends; a hash
@@ -306,6 +323,25 @@ const INSERT_OFFLINE: &str =
 const TAKE_OFFLINE: &str = "DELETE FROM offline_messages
     WHERE host = $1 AND username = $2
     RETURNING seq, stamp_ms, stanza";
+
+const SELECT_BLOCKLIST: &str = "SELECT jid FROM blocklist
+    WHERE host = $1 AND username = $2
+    ORDER BY jid";
+
+/// Returns the jids it inserted, that is those not blocked before. Callers remove
+/// repeats first, so that each new jid comes back once.
+const INSERT_BLOCKED: &str = "INSERT INTO blocklist (host, username, jid)
+    SELECT $1, $2, j FROM UNNEST($3::text[]) AS t (j)
+    ON CONFLICT (host, username, jid) DO NOTHING
+    RETURNING jid";
+
+const DELETE_BLOCKED: &str = "DELETE FROM blocklist
+    WHERE host = $1 AND username = $2 AND jid = ANY($3::text[])
+    RETURNING jid";
+
+const DELETE_BLOCKLIST: &str = "DELETE FROM blocklist
+    WHERE host = $1 AND username = $2
+    RETURNING jid";
 
 /// A store in one PostgreSQL database.
 pub(crate) struct PgStorage {
@@ -670,6 +706,7 @@ impl Storage for PgStorage {
         // two of the deletes).
         lock_user(&mut tx, ROSTER_LOCK_CLASS, username, host).await?;
         lock_user(&mut tx, OFFLINE_LOCK_CLASS, username, host).await?;
+        lock_user(&mut tx, BLOCKLIST_LOCK_CLASS, username, host).await?;
         for statement in DELETE_USER_DATA {
             sqlx::query(statement)
                 .bind(host)
@@ -1024,6 +1061,73 @@ impl Storage for PgStorage {
         // RETURNING follows no order.
         messages.sort_by_key(|(seq, _)| *seq);
         Ok(messages.into_iter().map(|(_, msg)| msg).collect())
+    }
+
+    async fn blocklist(&self, username: &str, host: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(SELECT_BLOCKLIST)
+            .bind(host)
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn blocklist_add(
+        &self,
+        username: &str,
+        host: &str,
+        jids: &[String],
+    ) -> Result<Vec<String>> {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let firsts: Vec<&str> = jids
+            .iter()
+            .map(String::as_str)
+            .filter(|jid| seen.insert(jid))
+            .collect();
+        let mut tx = self.begin().await?;
+        lock_user(&mut tx, BLOCKLIST_LOCK_CLASS, username, host).await?;
+        let inserted: Vec<String> = sqlx::query_scalar(INSERT_BLOCKED)
+            .bind(host)
+            .bind(username)
+            .bind(&firsts)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        // RETURNING follows no order; the caller's order is the one promised.
+        let inserted: HashSet<String> = inserted.into_iter().collect();
+        let added: Vec<String> = firsts
+            .into_iter()
+            .filter(|jid| inserted.contains(*jid))
+            .map(str::to_owned)
+            .collect();
+        tracing::debug!(%username, %host, added = added.len(), "jids blocked");
+        Ok(added)
+    }
+
+    async fn blocklist_remove(
+        &self,
+        username: &str,
+        host: &str,
+        jids: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        lock_user(&mut tx, BLOCKLIST_LOCK_CLASS, username, host).await?;
+        let query = match jids {
+            Some(jids) => sqlx::query_scalar(DELETE_BLOCKED)
+                .bind(host)
+                .bind(username)
+                .bind(jids),
+            None => sqlx::query_scalar(DELETE_BLOCKLIST)
+                .bind(host)
+                .bind(username),
+        };
+        let mut removed: Vec<String> = query.fetch_all(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        // RETURNING follows no order.
+        removed.sort_unstable();
+        tracing::debug!(%username, %host, removed = removed.len(), "jids unblocked");
+        Ok(removed)
     }
 
     async fn token_put(&self, token: &TokenRecord) -> Result<()> {

@@ -150,6 +150,19 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX tokens_by_user ON tokens (host, username)",
         ],
     },
+    Migration {
+        version: 4,
+        description: "blocklists (XEP-0191)",
+        statements: &[
+            // The key serves the per-user reads too: its prefix is `(host, username)`.
+            "CREATE TABLE blocklist (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )",
+        ],
+    },
 ];
 
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -222,6 +235,7 @@ const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM pending_in WHERE host = ? AND username = ?",
     "DELETE FROM offline_messages WHERE host = ? AND username = ?",
     "DELETE FROM tokens WHERE host = ? AND username = ?",
+    "DELETE FROM blocklist WHERE host = ? AND username = ?",
 ];
 
 const SELECT_ROSTER_VERSION: &str =
@@ -300,6 +314,22 @@ const SELECT_OFFLINE: &str = "SELECT stamp_ms, stanza
     ORDER BY seq";
 
 const DELETE_OFFLINE: &str = "DELETE FROM offline_messages WHERE host = ? AND username = ?";
+
+/// Byte order, as for roster items.
+const SELECT_BLOCKLIST: &str = "SELECT jid FROM blocklist
+    WHERE host = ? AND username = ?
+    ORDER BY jid";
+
+/// Affects no row for a jid already blocked, which is how `blocklist_add` tells new
+/// entries (a repeat within one call included) from old ones.
+const INSERT_BLOCKED: &str = "INSERT INTO blocklist (host, username, jid) VALUES (?, ?, ?)
+    ON CONFLICT (host, username, jid) DO NOTHING";
+
+const DELETE_BLOCKED: &str = "DELETE FROM blocklist WHERE host = ? AND username = ? AND jid = ?";
+
+const DELETE_BLOCKLIST: &str = "DELETE FROM blocklist
+    WHERE host = ? AND username = ?
+    RETURNING jid";
 
 /// A store in one SQLite database.
 pub(crate) struct SqliteStorage {
@@ -1033,6 +1063,79 @@ impl Storage for SqliteStorage {
         }
         tx.commit().await.map_err(backend)?;
         Ok(messages)
+    }
+
+    async fn blocklist(&self, username: &str, host: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(SELECT_BLOCKLIST)
+            .bind(host)
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn blocklist_add(
+        &self,
+        username: &str,
+        host: &str,
+        jids: &[String],
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let mut added = Vec::new();
+        for jid in jids {
+            let result = sqlx::query(INSERT_BLOCKED)
+                .bind(host)
+                .bind(username)
+                .bind(jid)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if result.rows_affected() > 0 {
+                added.push(jid.clone());
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        tracing::debug!(%username, %host, added = added.len(), "jids blocked");
+        Ok(added)
+    }
+
+    async fn blocklist_remove(
+        &self,
+        username: &str,
+        host: &str,
+        jids: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let mut removed = match jids {
+            Some(jids) => {
+                let mut removed = Vec::new();
+                for jid in jids {
+                    let result = sqlx::query(DELETE_BLOCKED)
+                        .bind(host)
+                        .bind(username)
+                        .bind(jid)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    // A repeat finds its row gone already, so it is reported once.
+                    if result.rows_affected() > 0 {
+                        removed.push(jid.clone());
+                    }
+                }
+                removed
+            }
+            None => sqlx::query_scalar(DELETE_BLOCKLIST)
+                .bind(host)
+                .bind(username)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?,
+        };
+        tx.commit().await.map_err(backend)?;
+        // RETURNING follows no order, and the caller's list need not be sorted.
+        removed.sort_unstable();
+        tracing::debug!(%username, %host, removed = removed.len(), "jids unblocked");
+        Ok(removed)
     }
 
     async fn token_put(&self, token: &TokenRecord) -> Result<()> {

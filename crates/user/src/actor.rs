@@ -69,6 +69,8 @@ pub struct UserActor {
     lifecycle: Lifecycle,
     pub(crate) exists: bool,
     pub(crate) roster: RosterCache,
+    /// XEP-0191: whom the user blocks.
+    pub(crate) blocklist: parley_proto::blocking::Blocklist,
     /// Whether storage may hold offline messages for the user.
     pub(crate) offline_waiting: bool,
     pub(crate) resources: Vec<Resource>,
@@ -106,6 +108,7 @@ impl UserActor {
             lifecycle: Lifecycle::Loading,
             exists: false,
             roster: RosterCache::default(),
+            blocklist: Default::default(),
             offline_waiting: false,
             resources: Vec::new(),
             idle: None,
@@ -142,14 +145,23 @@ impl UserActor {
     /// a bound full JID directly, anything else to that user's actor. `start` decides whether
     /// an idle user's actor is started for it (subscriptions must persist; broadcasts to
     /// offline users need not).
+    ///
+    /// Nothing goes to an address the user blocks (XEP-0191 §3.6).
     pub(crate) fn route_out(&self, stanza: Element, start: bool) {
+        if stanza
+            .attr("to")
+            .is_some_and(|to| self.blocklist.blocks_str(to))
+        {
+            return;
+        }
         self.users.route(stanza, start);
     }
 
-    /// Answers `stanza`'s sender with an error (never for errors).
+    /// Answers `stanza`'s sender with an error (never for errors), even a sender the user
+    /// blocks: XEP-0191 §3.5 wants it told.
     pub(crate) fn bounce(&self, stanza: &Element, err: StanzaError) {
         if let Some(reply) = error_reply(stanza, &err) {
-            self.route_out(reply, false);
+            self.users.route(reply, false);
         }
     }
 
@@ -285,6 +297,21 @@ impl UserActor {
         let Some(class) = Class::of(&stanza) else {
             return;
         };
+        if self.sent_by_blocked(&stanza) {
+            // XEP-0191 §3.5: messages and iq requests are refused, the rest dropped.
+            let refuse = match stanza.name() {
+                "message" => true,
+                "iq" => matches!(stanza.attr("type"), Some("get" | "set")),
+                _ => false,
+            };
+            if refuse {
+                self.bounce(
+                    &stanza,
+                    StanzaError::new(StanzaCondition::ServiceUnavailable),
+                );
+            }
+            return;
+        }
         let addressed = match stanza.attr("to").and_then(|t| Jid::new(t).ok()) {
             _ if !self.exists => Addressed::NoAccount,
             Some(to) if to.resource().is_some() => Addressed::FullMissing,
@@ -366,12 +393,20 @@ impl Actor for UserActor {
             let roster = storage.roster(&user, &host).await?;
             let pending = storage.pending_in(&user, &host).await?;
             let offline = storage.offline_count(&user, &host).await?;
-            Ok::<_, parley_storage::StorageError>((account.is_some(), roster, pending, offline))
+            let blocklist = storage.blocklist(&user, &host).await?;
+            Ok::<_, parley_storage::StorageError>((
+                account.is_some(),
+                roster,
+                pending,
+                offline,
+                blocklist,
+            ))
         };
         ctx.wait(wrap_future::<_, Self>(load).map(|res, act, ctx| {
             match res {
-                Ok((exists, roster, pending, offline)) => {
+                Ok((exists, roster, pending, offline, blocklist)) => {
                     act.exists = exists;
+                    act.blocklist = parley_proto::blocking::Blocklist::new(blocklist);
                     act.roster.version = roster.version;
                     act.roster.items = roster
                         .items
@@ -443,6 +478,9 @@ impl Handler<Attach> for UserActor {
             carbons: state.carbons,
             directed: Vec::new(),
         });
+        if let Some(r) = self.resources.last() {
+            self.sync_blocklist(r);
+        }
     }
 }
 
@@ -501,6 +539,7 @@ impl Handler<FromClient> for UserActor {
                 match payload_ns.as_deref() {
                     Some(ns::ROSTER) => self.roster_iq(&msg.resource, stanza, ctx),
                     Some(ns::CARBONS) => self.carbons_iq(&msg.resource, &stanza),
+                    Some(ns::BLOCKING) => self.blocking_iq(&msg.resource, stanza, ctx),
                     _ => self.bounce(
                         &stanza,
                         StanzaError::new(StanzaCondition::ServiceUnavailable),

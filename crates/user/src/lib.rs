@@ -11,6 +11,7 @@
 //! [`SessionHandle`]: parley_router::SessionHandle
 
 mod actor;
+mod blocking;
 mod carbons;
 mod messages;
 pub mod placement;
@@ -21,6 +22,7 @@ pub mod routing;
 pub mod subscription;
 
 pub use actor::UserActor;
+pub use blocking::SYNC_ID as BLOCKLIST_SYNC_ID;
 pub use carbons::eligible_for_carbons;
 pub use messages::{
     Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Inbound, Vanished,

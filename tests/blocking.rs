@@ -1,0 +1,300 @@
+//! XEP-0191 Blocking Command over real sockets: the list (§3.2), blocking with its pushes and
+//! the unavailable presence it implies (§3.3), unblocking one, some or all (§3.4), stanzas
+//! from a blocked address — sent to a full JID or a bare one — refused or dropped (§3.5),
+//! stanzas to one refused with `<blocked/>` (§3.6), and the list kept across sessions.
+//!
+//! "Nothing arrives" is watched for a [`QUIET`] window that starts after an event produced in
+//! the same server step as the thing that must not come.
+
+use std::time::Duration;
+
+use parley_proto::ns;
+use parley_testkit::im::{chat, error_condition, next_id};
+use parley_testkit::{Client, TestServer};
+use parley_xml::Element;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn bare(user: &str) -> String {
+    format!("{user}@localhost")
+}
+
+async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
+    let mut c = Client::login(server.c2s(), user, Some(resource)).await;
+    c.roster().await.expect("roster get");
+    c.available().await;
+    c.sync().await.expect("sync");
+    c
+}
+
+fn iq(ty: &str, payload: Element) -> Element {
+    Element::new("iq", ns::CLIENT)
+        .with_attr("type", ty)
+        .with_attr("id", next_id("blk"))
+        .with_child(payload)
+}
+
+fn items(name: &str, jids: &[&str]) -> Element {
+    let mut el = Element::new(name, ns::BLOCKING);
+    for jid in jids {
+        el.push_child(Element::new("item", ns::BLOCKING).with_attr("jid", *jid));
+    }
+    el
+}
+
+async fn block(c: &mut Client, jids: &[&str]) -> Element {
+    c.request(&iq("set", items("block", jids))).await.unwrap()
+}
+
+async fn unblock(c: &mut Client, jids: &[&str]) -> Element {
+    c.request(&iq("set", items("unblock", jids))).await.unwrap()
+}
+
+async fn blocklist(c: &mut Client) -> Vec<String> {
+    let reply = c
+        .request(&iq("get", Element::new("blocklist", ns::BLOCKING)))
+        .await
+        .unwrap();
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    let list = reply
+        .get_child("blocklist", ns::BLOCKING)
+        .expect("<blocklist/>");
+    list.children()
+        .filter_map(|i| i.attr("jid").map(str::to_owned))
+        .collect()
+}
+
+fn is_push(el: &Element, name: &str) -> bool {
+    el.is("iq", ns::CLIENT) && el.attr("type") == Some("set") && el.has_child(name, ns::BLOCKING)
+}
+
+/// Makes `a` and `b` subscribed to each other, both online.
+async fn befriend(a: &mut Client, an: &str, b: &mut Client, bn: &str) {
+    a.subscribe(&bare(bn)).await;
+    b.expect_presence_from(&bare(an), "subscribe")
+        .await
+        .unwrap();
+    b.approve(&bare(an)).await;
+    b.subscribe(&bare(an)).await;
+    a.expect_presence_from(&bare(bn), "subscribe")
+        .await
+        .unwrap();
+    a.approve(&bare(bn)).await;
+    a.expect_presence_from(&format!("{}/b", bare(bn)), "available")
+        .await
+        .unwrap();
+    b.expect_presence_from(&format!("{}/a", bare(an)), "available")
+        .await
+        .unwrap();
+}
+
+/// §3.1: the server says it supports the protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0191_3_1_the_server_advertises_blocking() {
+    let server = TestServer::start(|_| {});
+    let mut alice = online(&server, "alice", "a").await;
+    let info = alice
+        .request(&iq("get", Element::new("query", ns::DISCO_INFO)).with_attr("to", "localhost"))
+        .await
+        .unwrap();
+    let query = info.get_child("query", ns::DISCO_INFO).expect("query");
+    assert!(
+        query
+            .children()
+            .any(|f| f.attr("var") == Some(ns::BLOCKING)),
+        "{info}"
+    );
+}
+
+/// §3.2–§3.4: the list starts empty, a block adds (normalized) items and is pushed to the
+/// resources that asked for the list — only those —, unblocking some and then all empties
+/// it, and bad requests get their errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0191_3_2_to_3_4_the_list_its_pushes_and_errors() {
+    let server = TestServer::start(|_| {});
+    let mut a = online(&server, "alice", "a").await;
+    let mut other = online(&server, "alice", "other").await;
+    let mut quiet = online(&server, "alice", "quiet").await;
+    assert!(blocklist(&mut a).await.is_empty());
+    assert!(blocklist(&mut other).await.is_empty());
+
+    let reply = block(&mut a, &["Romeo@Example.NET", "example.org"]).await;
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    for c in [&mut a, &mut other] {
+        let push = c
+            .expect_match("a <block/> push", |el| is_push(el, "block"))
+            .await
+            .unwrap();
+        assert_eq!(push.attr("from"), Some("alice@localhost"), "{push}");
+    }
+    quiet.sync().await.unwrap();
+    quiet
+        .expect_none_within(QUIET, "a push (never asked for the list)", |el| {
+            is_push(el, "block")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        blocklist(&mut a).await,
+        ["example.org", "romeo@example.net"],
+        "sorted and normalized"
+    );
+
+    let reply = unblock(&mut a, &["example.org", "nobody@example.com"]).await;
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    other
+        .expect_match("an <unblock/> push", |el| is_push(el, "unblock"))
+        .await
+        .unwrap();
+    assert_eq!(blocklist(&mut a).await, ["romeo@example.net"]);
+    block(&mut a, &["juliet@example.com/balcony"]).await;
+    let reply = unblock(&mut a, &[]).await;
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    let all = other
+        .expect_match("an <unblock/> of everything", |el| {
+            is_push(el, "unblock")
+                && el
+                    .get_child("unblock", ns::BLOCKING)
+                    .is_some_and(|u| u.children().next().is_none())
+        })
+        .await;
+    assert!(all.is_ok(), "{all:?}");
+    assert!(blocklist(&mut a).await.is_empty());
+
+    // §3.3: a block needs items; a bad JID is jid-malformed.
+    let err = block(&mut a, &[]).await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("bad-request"),
+        "{err}"
+    );
+    let err = block(&mut a, &["a@b@c"]).await;
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("jid-malformed"),
+        "{err}"
+    );
+    assert!(blocklist(&mut a).await.is_empty());
+}
+
+/// §3.3 and §3.5: bob, blocked by alice, learns that she went unavailable; his messages to
+/// her full and bare JID come back as service-unavailable and never reach her, his iq is
+/// refused, his presence dropped. §3.6: hers to him are refused with `<blocked/>`. §3.4:
+/// unblocked, he sees her presence again and they chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0191_3_5_and_3_6_a_blocked_contact_neither_reaches_nor_is_reached() {
+    let server = TestServer::start(|_| {});
+    let mut alice = online(&server, "alice", "a").await;
+    let mut bob = online(&server, "bob", "b").await;
+    befriend(&mut alice, "alice", &mut bob, "bob").await;
+
+    block(&mut alice, &["bob@localhost"]).await;
+    alice.clear_stash();
+    bob.expect_presence_from("alice@localhost/a", "unavailable")
+        .await
+        .expect("§3.3: unavailable presence to the blocked contact");
+
+    for to in ["alice@localhost/a", "alice@localhost"] {
+        let mut m = chat(to, "chat", "let me in");
+        m.set_attr("id", format!("m-{to}"));
+        bob.send(&m).await;
+        let err = bob
+            .expect_match("the error for a blocked message", |el| {
+                el.attr("id") == Some(format!("m-{to}").as_str())
+            })
+            .await
+            .unwrap();
+        assert_eq!(err.attr("type"), Some("error"), "{err}");
+        assert_eq!(
+            error_condition(&err).as_deref(),
+            Some("service-unavailable")
+        );
+    }
+    let ping = iq("get", Element::new("ping", ns::PING)).with_attr("to", "alice@localhost/a");
+    let err = bob.request(&ping).await.unwrap();
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("service-unavailable"),
+        "{err}"
+    );
+    bob.send(&Element::new("presence", ns::CLIENT).with_attr("to", "alice@localhost/a"))
+        .await;
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    alice
+        .expect_none_within(QUIET, "anything from bob", |el| {
+            el.attr("from").is_some_and(|f| f.starts_with("bob@"))
+        })
+        .await
+        .unwrap();
+
+    let mut out = chat("bob@localhost/b", "chat", "hello?");
+    out.set_attr("id", "out-1");
+    alice.send(&out).await;
+    let err = alice
+        .expect_match("the error for a message to a blocked address", |el| {
+            el.attr("id") == Some("out-1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("not-acceptable"),
+        "{err}"
+    );
+    let e = err.get_child("error", ns::CLIENT).unwrap();
+    assert!(e.has_child("blocked", ns::BLOCKING_ERRORS), "{err}");
+    assert_eq!(e.attr("type"), Some("cancel"));
+
+    unblock(&mut alice, &["bob@localhost"]).await;
+    bob.expect_presence_from("alice@localhost/a", "available")
+        .await
+        .expect("§3.4: current presence after unblocking");
+    bob.send(&chat("alice@localhost/a", "chat", "friends again"))
+        .await;
+    alice.expect_message_body("friends again").await.unwrap();
+}
+
+/// The list lives in storage and every new session enforces it from its first stanza: a
+/// resource bound after the block refuses a blocked sender's message to its full JID (which
+/// never passes the user actor), and a domain item covers everyone at the domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_outlives_sessions_and_new_sessions_enforce_it() {
+    let server = TestServer::start(|_| {});
+    let mut first = online(&server, "alice", "first").await;
+    block(&mut first, &["carol@localhost"]).await;
+    drop(first);
+
+    let mut later = online(&server, "alice", "later").await;
+    let mut carol = online(&server, "carol", "c").await;
+    assert_eq!(blocklist(&mut later).await, ["carol@localhost"]);
+    let mut m = chat("alice@localhost/later", "chat", "remember me?");
+    m.set_attr("id", "c1");
+    carol.send(&m).await;
+    let err = carol
+        .expect_match("the error", |el| el.attr("id") == Some("c1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("service-unavailable"),
+        "{err}"
+    );
+
+    // A domain item (XEP-0016 §2.1 matching).
+    unblock(&mut later, &[]).await;
+    block(&mut later, &["localhost"]).await;
+    let mut bob = online(&server, "bob", "b").await;
+    let mut m = chat("alice@localhost/later", "chat", "me neither?");
+    m.set_attr("id", "b1");
+    bob.send(&m).await;
+    let err = bob
+        .expect_match("the error", |el| el.attr("id") == Some("b1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("service-unavailable"),
+        "{err}"
+    );
+}
