@@ -266,7 +266,14 @@ impl Session {
             return self.send(&el, ctx);
         };
         let from = el.attr("from");
-        let own = from.is_none_or(|f| f == b.jid.to_bare().as_str());
+        // The user's bare JID is the full JID up to its '/': compared in place, since this
+        // runs for every stanza delivered.
+        let own = from.is_none_or(|f| {
+            b.jid
+                .as_str()
+                .strip_prefix(f)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
         let push = (own && el.name() == "iq" && el.attr("type") == Some("set"))
             .then(|| el.first_child().filter(|c| c.ns() == ns::BLOCKING))
             .flatten();
