@@ -139,9 +139,10 @@ async fn ws_status(http: SocketAddr, origin: &str) -> Result<(), u16> {
 }
 
 /// RFC 6454 §5 (same origin: scheme, host and port): a page served by this listener — the
-/// chat page — may open a WebSocket without being listed in `[http] origins`; a page from
-/// another port of the same host is another origin and stays refused (RFC 7395 §3.1 leaves
-/// Origin policy to the server).
+/// chat page — may open a WebSocket without being listed in `[http] origins`, whether its
+/// origin is the request's Host or `public_url`'s; a page from another port of the same host
+/// or another scheme is another origin and stays refused (RFC 7395 §3.1 leaves Origin policy
+/// to the server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6454_a_same_origin_page_may_open_a_websocket() {
     let server = TestServer::start(|c| c.http.web_client = true);
@@ -152,4 +153,13 @@ async fn rfc6454_a_same_origin_page_may_open_a_websocket() {
         Err(403)
     );
     assert_eq!(ws_status(http, "https://evil.example").await, Err(403));
+
+    // Behind a proxy that rewrites Host, `public_url` names the pages' origin.
+    let proxied = TestServer::start(|c| {
+        c.http.web_client = true;
+        c.http.public_url = Some("https://chat.example.org/xmpp".into());
+    });
+    let http = proxied.handle.http.unwrap();
+    assert_eq!(ws_status(http, "https://chat.example.org").await, Ok(()));
+    assert_eq!(ws_status(http, "http://chat.example.org").await, Err(403));
 }

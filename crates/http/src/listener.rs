@@ -117,9 +117,22 @@ impl WebState {
 }
 
 /// Whether `origin` is the origin the request was made to (its host and port are the
-/// request's `Host`): a page this listener served itself, such as the built-in chat page,
-/// is never cross-site. Behind a proxy that keeps `Host`, this holds there too.
-pub(crate) fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+/// request's `Host`, or it is `public_url`'s origin): a page this listener served itself,
+/// such as the built-in chat page, is never cross-site. Behind a proxy that keeps `Host`
+/// this holds as it is; behind one that rewrites it, `public_url` says where pages live.
+pub(crate) fn same_origin(req: &HttpRequest, state: &WebState, origin: &str) -> bool {
+    if let Some(public) = &state.public_url {
+        let public = public.trim_end_matches('/');
+        // The origin of "https://chat.example.org/sub" is "https://chat.example.org".
+        let scheme_end = public.find("://").map_or(0, |i| i + 3);
+        let public_origin = match public[scheme_end..].find('/') {
+            Some(i) => &public[..scheme_end + i],
+            None => public,
+        };
+        if public_origin.eq_ignore_ascii_case(origin) {
+            return true;
+        }
+    }
     let authority = origin
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));

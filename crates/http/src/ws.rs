@@ -140,7 +140,7 @@ pub async fn websocket(
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        if !state.origin_allowed(origin) && !same_origin(&req, origin) {
+        if !state.origin_allowed(origin) && !same_origin(&req, &state, origin) {
             return Ok(refuse(
                 StatusCode::FORBIDDEN,
                 &format!("origin {origin} is not allowed ([http] origins)"),
