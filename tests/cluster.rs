@@ -11,6 +11,7 @@ use parley_proto::ns;
 use parley_testkit::cluster::{add_users, ClusterNode, Extra};
 use parley_testkit::im::{chat, push_item};
 use parley_testkit::{shared_etcd, shared_pg, Client, Haproxy, Received};
+use parley_xml::Element;
 
 /// Polls `done` (each poll is a real request) until it holds; fails naming `what` after
 /// `within`.
@@ -921,7 +922,7 @@ fn bosh_needs_no_sticky_balancing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xep0191_blocking_holds_across_nodes() {
     use parley_testkit::im::{error_condition, next_id};
-    use parley_xml::Element;
+
     let cluster = Cluster::start(3, 10, "");
     let mut a1 = online(cluster.c2s(0), "alice", "one", 0).await;
     let mut a2 = online(cluster.c2s(1), "alice", "two", 0).await;
@@ -984,4 +985,49 @@ async fn xep0191_blocking_holds_across_nodes() {
     bob.send(&chat("alice@localhost/two", "chat", "hello again"))
         .await;
     a2.expect_message_body("hello again").await.unwrap();
+}
+
+/// RFC 6121 §4.6.3 when the user's actor moves: alice (on n2) sends directed presence to
+/// carol (n1), who is not her contact; n3, which ran alice's actor, leaves; her session
+/// re-attaches to the new owner (n1) with the directed presence it mirrors, so when alice
+/// goes unavailable carol is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6121_4_6_3_directed_presence_survives_an_owner_move() {
+    let mut cluster = Cluster::start(3, 10, "");
+    // Rendezvous owners (crates/cluster/src/owner.rs): alice → n3 of three, n1 of n1 and n2.
+    let mut alice = online(cluster.c2s(1), "alice", "a", 0).await;
+    let mut carol = online(cluster.c2s(0), "carol", "c", 0).await;
+    alice
+        .send(&Element::new("presence", ns::CLIENT).with_attr("to", "carol@localhost/c"))
+        .await;
+    carol
+        .expect_presence_from("alice@localhost/a", "available")
+        .await
+        .expect("directed presence");
+
+    cluster.nodes[2].terminate();
+    parley_testkit::cluster::wait_members(&cluster.nodes[..2], 2);
+    // The new owner has alice attached once a message to her bare JID reaches her session.
+    let mut n = 0;
+    loop {
+        n += 1;
+        assert!(n <= 40, "alice never re-attached to her new owner");
+        let text = format!("are you there {n}");
+        carol.send(&chat("alice@localhost", "chat", &text)).await;
+        if let Ok(Some(Received::Element(el))) = alice.recv_within(Duration::from_millis(250)).await
+        {
+            if el.is("message", ns::CLIENT) && parley_testkit::im::body(&el).starts_with("are you")
+            {
+                break;
+            }
+        }
+    }
+
+    alice
+        .send(&Element::new("presence", ns::CLIENT).with_attr("type", "unavailable"))
+        .await;
+    carol
+        .expect_presence_from("alice@localhost/a", "unavailable")
+        .await
+        .expect("§4.6.3: the directed presence's target learns that alice went away");
 }

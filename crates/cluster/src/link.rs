@@ -9,7 +9,7 @@ use parley_user::UserWire;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest accepted frame body: a maximal stanza (256 KiB by default, configurable up to
 /// this) plus headroom.
@@ -217,6 +217,7 @@ mod tests {
                         presence: Some("<presence xmlns='jabber:client'/>".into()),
                         interested: true,
                         carbons: false,
+                        directed: vec!["c@d/e".into()],
                     },
                 },
             },

@@ -150,6 +150,9 @@ pub struct Bound {
     pub blocked: parley_proto::blocking::Blocklist,
     /// Whether the client asked for the blocklist, and so gets the pushes (§3.3).
     pub blocklist_requested: bool,
+    /// Where the client sent directed presence that is still on (RFC 6121 §4.6), so that a
+    /// user actor that takes over on another node knows whom to tell when it goes.
+    pub directed: Vec<String>,
 }
 
 impl Bound {
@@ -171,6 +174,7 @@ impl Bound {
             presence: self.presence.clone(),
             interested: self.interested,
             carbons: self.carbons,
+            directed: self.directed.clone(),
         }
     }
 }
@@ -1542,6 +1546,7 @@ impl Session {
             carbons: false,
             blocked: Default::default(),
             blocklist_requested: false,
+            directed: Vec::new(),
         });
         self.send(&reply, ctx);
     }

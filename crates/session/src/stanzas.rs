@@ -431,6 +431,19 @@ impl Session {
             }
             self.publish_flags();
         }
+        // RFC 6121 §4.6: the directed presence still on, mirrored like the broadcast one.
+        let directed_to = match &target {
+            Target::Bare(_) | Target::Full(_) => el.attr("to").map(str::to_owned),
+            _ => None,
+        };
+        if let Some(b) = self.bound_mut() {
+            match (directed_to, ty.as_str()) {
+                (Some(to), "available") if !b.directed.contains(&to) => b.directed.push(to),
+                (Some(to), "unavailable") => b.directed.retain(|d| *d != to),
+                (None, "unavailable") if broadcast => b.directed.clear(),
+                _ => {}
+            }
+        }
         // Broadcasts, directed presence and subscriptions all need the user's roster.
         self.forward_to_user(el);
     }

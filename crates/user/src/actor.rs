@@ -476,7 +476,21 @@ impl Handler<Attach> for UserActor {
             presence: state.presence,
             interested: state.interested,
             carbons: state.carbons,
-            directed: Vec::new(),
+            // A session that comes with directed presence on had it before this actor
+            // existed (its owner moved): keep what no subscription covers (RFC 6121 §4.6).
+            directed: state
+                .directed
+                .iter()
+                .filter(|_| state.available)
+                .filter_map(|d| Jid::new(d).ok())
+                .filter(|d| {
+                    !self
+                        .roster
+                        .items
+                        .get(d.to_bare().as_str())
+                        .is_some_and(|i| crate::presence::has_from(i.subscription))
+                })
+                .collect(),
         });
         if let Some(r) = self.resources.last() {
             self.sync_blocklist(r);

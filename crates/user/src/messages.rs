@@ -32,6 +32,9 @@ pub struct AttachState {
     pub interested: bool,
     /// XEP-0280 carbons enabled.
     pub carbons: bool,
+    /// Where it sent directed presence that is still on (RFC 6121 §4.6); the actor keeps
+    /// those no subscription covers, so that they learn when the resource goes away.
+    pub directed: Vec<String>,
 }
 
 /// A session on a node that left the cluster (killed, or fenced off etcd) is gone without a

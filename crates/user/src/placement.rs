@@ -39,6 +39,8 @@ pub struct WireState {
     pub interested: bool,
     /// XEP-0280 carbons enabled.
     pub carbons: bool,
+    /// Targets of directed presence still on.
+    pub directed: Vec<String>,
 }
 
 /// A user-actor message on a node link. Stanzas travel as XML in `jabber:client`.
@@ -112,6 +114,7 @@ impl ToWire for Attach {
                 presence: self.state.presence.map(|p| p.to_string()),
                 interested: self.state.interested,
                 carbons: self.state.carbons,
+                directed: self.state.directed,
             },
         }
     }
@@ -165,6 +168,7 @@ impl WireState {
             presence: self.presence.as_deref().and_then(parse),
             interested: self.interested,
             carbons: self.carbons,
+            directed: self.directed,
         }
     }
 }
