@@ -314,3 +314,56 @@ async fn prebind_creates_a_bound_session_to_attach_to() {
     let m = bob.expect_message_body("prebound").await.unwrap();
     assert_eq!(m.attr("from"), Some("alice@localhost/web"));
 }
+
+/// XEP-0124 §10/§12: with `hold='1'` a held request is answered as soon as a newer one
+/// arrives, and output never goes to the newer while the older is still held — Strophe.js,
+/// answered out of order, abandons and resends the older request. A request whose
+/// connection went away before its answer can be repeated (§14.3) and is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0124_10_older_requests_are_answered_first_and_abandoned_ones_repeat() {
+    let server = TestServer::start(|_| {});
+    let http = server.handle.http.unwrap();
+    let (sid, _) = create(http, 700).await;
+
+    let held = tokio::spawn(post(http, body(&sid, 701, "", "")));
+    requests_in_flight(&server, 1).await;
+    let wrong = format!(
+        "<auth xmlns='{}' mechanism='PLAIN'>{}</auth>",
+        ns::SASL,
+        base64::engine::general_purpose::STANDARD.encode("\0alice\0wrong")
+    );
+    let newer = post(http, body(&sid, 702, "", &wrong)).await;
+    // The older one was answered when the newer arrived, long before its 5 s wait.
+    let older = tokio::time::timeout(std::time::Duration::from_secs(3), held)
+        .await
+        .expect("the held request answered once a newer one came")
+        .unwrap();
+    let failure_in = |b: &Element| b.has_child("failure", ns::SASL);
+    assert!(
+        failure_in(&older) || failure_in(&newer),
+        "the SASL failure reached one of them: {older} / {newer}"
+    );
+
+    // A held request whose client closes the connection, then repeats the RID.
+    let raw = body(&sid, 703, "", "");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        write!(
+            s,
+            "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{raw}",
+            raw.len()
+        )
+        .unwrap();
+        // Dropped here: the connection closes before any answer.
+    })
+    .await
+    .unwrap();
+    requests_in_flight(&server, 0).await;
+    let repeat = post(http, body(&sid, 703, "", "")).await;
+    assert!(repeat.is("body", HTTPBIND), "{repeat}");
+    assert_ne!(repeat.attr("type"), Some("terminate"), "{repeat}");
+    // And the session goes on.
+    let next = post(http, body(&sid, 704, "", &wrong)).await;
+    assert_ne!(next.attr("type"), Some("terminate"), "{next}");
+}

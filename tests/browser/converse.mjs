@@ -22,7 +22,13 @@ const args = Object.fromEntries(
   }, []),
 );
 const deadline = Date.now() + 1000 * Number(args.deadline || 60);
-const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
+// The XMPP traffic of --site runs (BOSH bodies, WebSocket frames), shown when a step fails.
+const traffic = [];
+const fail = (msg) => {
+  if (traffic.length) console.error(`last XMPP traffic:\n  ${traffic.slice(-40).join('\n  ')}`);
+  console.error(`FAIL: ${msg}`);
+  process.exit(1);
+};
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json', '.woff2': 'font/woff2', '.svg': 'image/svg+xml' };
 const dist = path.join(here, 'node_modules', 'converse.js', 'dist');
@@ -72,7 +78,22 @@ async function useSite(page) {
   const transport = args.transport || 'websocket';
   let boshRequests = 0;
   let websockets = 0;
-  page.on('request', (r) => { if (r.url().endsWith('/http-bind')) boshRequests += 1; });
+  page.on('request', (r) => {
+    if (r.url().endsWith('/http-bind')) {
+      boshRequests += 1;
+      traffic.push(`-> (${new Date().toISOString()}) ${(r.postData() || '').slice(0, 1500)}`);
+    }
+  });
+  page.on('response', async (r) => {
+    if (r.url().endsWith('/http-bind')) {
+      const rid = ((r.request().postData() || '').match(/rid="(\d+)"/) || [])[1];
+      traffic.push(`<- (rid ${rid}, ${new Date().toISOString()}) ${(await r.text().catch(() => '')).slice(0, 1500)}`);
+    }
+  });
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => traffic.push(`-> ${String(f.payload).slice(0, 600)}`));
+    ws.on('framereceived', (f) => traffic.push(`<- ${String(f.payload).slice(0, 600)}`));
+  });
   page.on('websocket', () => { websockets += 1; });
   page.on('response', (r) => { if (r.status() >= 400) console.error(`HTTP ${r.status()} ${r.url()}`); });
   const left = () => Math.max(1, deadline - Date.now());
@@ -84,7 +105,8 @@ async function useSite(page) {
     .catch(() => fail('no roster after logging in through the form'));
   console.log(`logged in as ${args.jid} through the page's form`);
   const modalGone = () => page.waitForSelector('.modal.show', { state: 'detached', timeout: left() })
-    .catch(() => page.waitForSelector('.modal.show', { state: 'hidden', timeout: left() }));
+    .catch(() => page.waitForSelector('.modal.show', { state: 'hidden', timeout: left() }))
+    .catch(() => fail('the dialog did not close'));
   if (args.open === 'new-chat') {
     // "Start a new chat" with someone not in the roster: Converse 12 waits for the
     // server's XEP-0191 blocklist before it opens the chat.

@@ -11,14 +11,18 @@
 //!   `item-not-found` — the same answer for too high and too low (§14.2); RIDs inside the
 //!   window are processed in order;
 //! - at most `hold` requests wait for data; a held request is answered empty after `wait`
-//!   seconds, or at once when a newer request would exceed `hold`;
+//!   seconds, or at once when a newer request would exceed `hold`; output always goes to the
+//!   oldest request waiting, so responses come back in RID order (Strophe.js, seeing a newer
+//!   request answered first, abandons and resends the older one);
+//! - a request whose HTTP connection went away before its answer (the client gave up on
+//!   it) leaves nothing behind: its repeat is answered as the original would have been;
 //! - a session without requests for `inactivity` seconds is ended (its actor sees the
 //!   connection lost: status abandoned);
 //! - `xmpp:restart='true'` restarts the stream after SASL (XEP-0206 §5), answered with the
 //!   new stream features;
 //! - `type='terminate'` closes the stream.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -70,10 +74,10 @@ struct Inner {
     in_closed: bool,
     actor_read: Option<Waker>,
     actor_write: Option<Waker>,
-    /// Requests currently waiting.
-    held: u64,
-    /// Bumped by every request, so that older held requests can step aside.
-    generation: u64,
+    /// Requests currently waiting for output: their RIDs, oldest first.
+    held: BTreeMap<u64, ()>,
+    /// RIDs taken and not yet answered (feeding their elements, or waiting).
+    answering: std::collections::HashSet<u64>,
     last_request: Option<Instant>,
     wait: u64,
     gone: bool,
@@ -240,7 +244,7 @@ impl BoshTable {
             map.values()
                 .filter(|s| {
                     let i = s.inner.lock().unwrap_or_else(|e| e.into_inner());
-                    i.held == 0
+                    i.held.is_empty()
                         && i.last_request
                             .is_some_and(|t| t.elapsed() > Duration::from_secs(INACTIVITY))
                 })
@@ -432,7 +436,8 @@ pub async fn prebind(
     // The features and the bind answer go to nobody but this function.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (elements, end) = collect(&session, Duration::from_secs(10)).await;
+        // No client request exists yet: RID 0 is the oldest waiter.
+        let (elements, end) = collect(&session, 0, Duration::from_secs(10)).await;
         for e in &elements {
             if let Ok(el) = Element::parse(e.as_bytes(), &Limits::default()) {
                 if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
@@ -499,7 +504,7 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
         Session::new(env, Box::new(conn)).start();
     });
     session.feed_open();
-    let payload = collect(&session, Duration::from_secs(wait)).await;
+    let payload = collect(&session, rid, Duration::from_secs(wait)).await;
     let attrs = format!(
         "sid='{sid}' wait='{wait}' requests='{REQUESTS}' hold='{HOLD}' inactivity='{INACTIVITY}' \
          polling='2' ver='1.11' from='{to}' xmlns:xmpp='{NS_XBOSH}' xmpp:version='1.0' \
@@ -546,36 +551,61 @@ fn cache(session: &BoshSession, rid: u64, resp: &str) {
     session.notify.notify_waiters();
 }
 
+/// A request waiting in [`collect`]; leaves the waiting set however the wait ends, also
+/// when the HTTP request is dropped mid-wait (the client closed its connection).
+struct Waiting<'a> {
+    session: &'a BoshSession,
+    rid: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.session
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .held
+            .remove(&self.rid);
+        // The next oldest may now take what is waiting.
+        self.session.notify.notify_waiters();
+    }
+}
+
 /// Waits for output (or `wait`, or a newer request past `hold`); returns the elements and
-/// whether the stream ended.
-async fn collect(session: &BoshSession, wait: Duration) -> (Vec<String>, bool) {
+/// whether the stream ended. Only the oldest waiting request takes output; older ones past
+/// `hold` step aside at once with what there is.
+async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String>, bool) {
     let deadline = tokio::time::Instant::now() + wait;
-    let generation = {
-        let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
-        i.held += 1;
-        i.generation
-    };
-    let out = loop {
+    session
+        .inner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .held
+        .insert(rid, ());
+    let _waiting = Waiting { session, rid };
+    // An older request held past `hold` must answer now.
+    session.notify.notify_waiters();
+    loop {
         let notified = session.notify.notified();
         {
             let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let newer_waiting = i.generation != generation && i.held > HOLD;
-            if !i.out.is_empty() || i.ending || i.gone || newer_waiting {
+            let oldest = i.held.keys().next() == Some(&rid);
+            let step_aside = oldest && i.held.len() as u64 > HOLD;
+            let ready = !i.out.is_empty() || i.ending || i.gone;
+            if oldest && (ready || step_aside) {
                 let elements: Vec<String> = i.out.drain(..).collect();
                 i.out_bytes = 0;
                 if let Some(w) = i.actor_write.take() {
                     w.wake();
                 }
                 let end = i.ending || i.gone;
-                break (elements, end);
+                return (elements, end);
             }
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            break (Vec::new(), false);
+            return (Vec::new(), false);
         }
-    };
-    session.inner.lock().unwrap_or_else(|e| e.into_inner()).held -= 1;
-    out
+    }
 }
 
 async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &WebState) -> String {
@@ -583,7 +613,7 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
     let deadline = tokio::time::Instant::now() + Duration::from_secs(MAX_WAIT);
     loop {
         let notified = session.notify.notified();
-        {
+        let take_over = {
             let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
             if rid < i.next_rid {
                 if let Some((_, resp)) = i.cache.iter().find(|(r, _)| *r == rid) {
@@ -595,20 +625,32 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
                     state.bosh.remove(&session.sid);
                     return terminate("item-not-found");
                 }
-                // A repeat of a request still being answered (the client gave up on its
-                // connection): it gets that answer once it is ready.
+                // The original was dropped before it had an answer (its connection
+                // closed): this repeat takes its place. Otherwise the original is still
+                // being answered, and the repeat gets that answer once it is ready.
+                let abandoned = !i.held.contains_key(&rid) && !i.answering.contains(&rid);
+                if abandoned {
+                    i.answering.insert(rid);
+                    i.last_request = Some(Instant::now());
+                }
+                abandoned
+            } else {
+                if rid >= i.next_rid + REQUESTS {
+                    drop(i);
+                    state.bosh.remove(&session.sid);
+                    return terminate("item-not-found");
+                }
+                if rid == i.next_rid {
+                    i.next_rid += 1;
+                    i.answering.insert(rid);
+                    i.last_request = Some(Instant::now());
+                    break;
+                }
+                false
             }
-            if rid >= i.next_rid + REQUESTS {
-                drop(i);
-                state.bosh.remove(&session.sid);
-                return terminate("item-not-found");
-            }
-            if rid == i.next_rid {
-                i.next_rid += 1;
-                i.generation += 1;
-                i.last_request = Some(Instant::now());
-                break;
-            }
+        };
+        if take_over {
+            return answer(Arc::clone(&session), rid, state).await;
         }
         // Inside the window but early (its turn comes after the one before it), or a repeat
         // waiting for the original's answer.
@@ -636,8 +678,26 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
     for child in body.children() {
         session.feed(child.to_string().into_bytes());
     }
+    answer(session, rid, state).await
+}
+
+/// Waits for the answer to request `rid`, caches it and returns it.
+async fn answer(session: Arc<BoshSession>, rid: u64, state: &WebState) -> String {
+    /// Marks `rid` answered (or abandoned, if the wait is dropped) when it goes.
+    struct Answering<'a>(&'a BoshSession, u64);
+    impl Drop for Answering<'_> {
+        fn drop(&mut self) {
+            self.0
+                .inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .answering
+                .remove(&self.1);
+        }
+    }
+    let _answering = Answering(&session, rid);
     let wait = Duration::from_secs(session.inner.lock().unwrap_or_else(|e| e.into_inner()).wait);
-    let (elements, end) = collect(&session, wait).await;
+    let (elements, end) = collect(&session, rid, wait).await;
     let resp = wrap("", &elements, end);
     cache(&session, rid, &resp);
     if end {
