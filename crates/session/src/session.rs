@@ -127,6 +127,10 @@ impl fmt::Debug for SaslState {
     }
 }
 
+/// Stanzas a new session holds back until its blocklist arrives; past this, they are
+/// delivered unchecked rather than queued without bound.
+pub const HELD_BACK_MAX: usize = 256;
+
 /// State of a bound resource: the Prosody fields `full_jid`, `priority`, `presence`,
 /// `interested`. The user actor holds the authoritative copy for routing; these mirror it for
 /// this session's own view.
@@ -150,6 +154,11 @@ pub struct Bound {
     pub blocked: parley_proto::blocking::Blocklist,
     /// Whether the client asked for the blocklist, and so gets the pushes (§3.3).
     pub blocklist_requested: bool,
+    /// Whether the user actor's copy of the blocklist has arrived; until then stanzas
+    /// from other sessions wait in `held_back`, so that none slips past the list.
+    pub blocklist_synced: bool,
+    /// Stanzas that arrived before the blocklist (bounded by [`HELD_BACK_MAX`]).
+    pub held_back: Vec<Element>,
     /// Where the client sent directed presence that is still on (RFC 6121 §4.6), so that a
     /// user actor that takes over on another node knows whom to tell when it goes.
     pub directed: Vec<String>,
@@ -609,7 +618,9 @@ impl Session {
     fn unregister(&mut self) {
         let id = self.id;
         let router = self.env.router.clone();
+        let mut held_back = Vec::new();
         if let Phase::Bound(b) | Phase::Established(b) = &mut self.phase {
+            held_back = std::mem::take(&mut b.held_back);
             router.unbind(&b.jid, id);
             if !b.detached {
                 b.detached = true;
@@ -621,6 +632,10 @@ impl Session {
                     session: id,
                 });
             }
+        }
+        // Held back for the blocklist and never shown: nothing is lost silently.
+        for el in held_back {
+            self.undeliverable(el);
         }
     }
 
@@ -1546,6 +1561,8 @@ impl Session {
             carbons: false,
             blocked: Default::default(),
             blocklist_requested: false,
+            blocklist_synced: false,
+            held_back: Vec::new(),
             directed: Vec::new(),
         });
         self.send(&reply, ctx);

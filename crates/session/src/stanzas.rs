@@ -282,6 +282,10 @@ impl Session {
             match payload.name() {
                 "blocklist" if el.attr("id") == Some(parley_user::BLOCKLIST_SYNC_ID) => {
                     b.blocked = parley_proto::blocking::Blocklist::new(items);
+                    b.blocklist_synced = true;
+                    for held in std::mem::take(&mut b.held_back) {
+                        self.deliver_to_client(held, ctx);
+                    }
                     return;
                 }
                 "block" => b.blocked.add(&items),
@@ -293,6 +297,10 @@ impl Session {
                 return;
             }
             return self.send(&el, ctx);
+        }
+        if !own && !b.blocklist_synced && b.held_back.len() < crate::session::HELD_BACK_MAX {
+            b.held_back.push(el);
+            return;
         }
         if !own && from.is_some_and(|f| b.blocked.blocks_str(f)) {
             let refuse = match el.name() {

@@ -4,8 +4,9 @@
 //! Where a stanza is stopped depends on where it passes: what reaches or leaves this actor
 //! (bare-JID traffic, presence broadcasts, probes, subscriptions, offline storage) is checked
 //! here; what goes straight between two sessions is checked by the user's sessions, which
-//! hold a copy of the list. Every session gets the list when it attaches and every change as
-//! a push from the user's bare JID — the only sender a client cannot be — in order with all
+//! hold a copy of the list. Every session gets the list when it attaches (and holds back
+//! what reaches it straight from other sessions until then) and every change as a push from
+//! the user's bare JID — the only sender a client cannot be — in order with all
 //! else it receives; the session passes the push on to its client only if the client asked
 //! for the list (§3.3).
 
@@ -163,12 +164,11 @@ impl UserActor {
             .with_child(payload)
     }
 
-    /// The whole list for a session that just attached, if there is one.
+    /// The whole list (maybe empty) for a session that just attached: until it comes, the
+    /// session holds back what other sessions send it straight.
     pub(crate) fn sync_blocklist(&self, r: &Resource) {
-        if !self.blocklist.is_empty() {
-            let list = payload("blocklist", &self.blocklist.items());
-            self.deliver(r, self.push(r, SYNC_ID, list));
-        }
+        let list = payload("blocklist", &self.blocklist.items());
+        self.deliver(r, self.push(r, SYNC_ID, list));
     }
 
     /// §3.5: whether a stanza reaching this actor comes from an address the user blocks.
