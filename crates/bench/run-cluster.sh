@@ -15,7 +15,7 @@ cluster/local down --purge >/dev/null 2>&1 || true
 cluster/local up 3
 trap 'cluster/local down' EXIT
 bench=target/release/parley-bench
-"$bench" provision --storage-url postgres://postgres@127.0.0.1:55432/parley \
+"$bench" provision --storage-url postgres://postgres@127.0.0.1:15432/parley \
   accounts --count 6000
 "$bench" run --json --starttls \
   --target 127.0.0.1:16001,127.0.0.1:16002,127.0.0.1:16003 \

@@ -11,9 +11,10 @@ use std::net::TcpListener;
 use std::sync::Mutex;
 
 /// The band used; below Linux's default ephemeral range (32768–60999) and clear of the
-/// ports `cluster/local` (16000–16500) and the benchmark comparison (27222, 27280) use.
+/// ports `cluster/local` (15432, 16000–16500, 23790, 23800) and the benchmark comparison
+/// (27222, 27280) use, so tests and a local cluster can run side by side.
 const FIRST: u16 = 20_000;
-const LAST: u16 = 27_000;
+const LAST: u16 = 23_500;
 
 static HANDED_OUT: Mutex<Option<(u16, HashSet<u16>)>> = Mutex::new(None);
 
