@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use parley_proto::ns;
-use parley_testkit::im::{chat, error_condition, next_id};
+use parley_testkit::im::{chat, error_condition, is_blocking_push as is_push, next_id};
 use parley_testkit::{Client, TestServer};
 use parley_xml::Element;
 
@@ -32,40 +32,6 @@ fn iq(ty: &str, payload: Element) -> Element {
         .with_attr("type", ty)
         .with_attr("id", next_id("blk"))
         .with_child(payload)
-}
-
-fn items(name: &str, jids: &[&str]) -> Element {
-    let mut el = Element::new(name, ns::BLOCKING);
-    for jid in jids {
-        el.push_child(Element::new("item", ns::BLOCKING).with_attr("jid", *jid));
-    }
-    el
-}
-
-async fn block(c: &mut Client, jids: &[&str]) -> Element {
-    c.request(&iq("set", items("block", jids))).await.unwrap()
-}
-
-async fn unblock(c: &mut Client, jids: &[&str]) -> Element {
-    c.request(&iq("set", items("unblock", jids))).await.unwrap()
-}
-
-async fn blocklist(c: &mut Client) -> Vec<String> {
-    let reply = c
-        .request(&iq("get", Element::new("blocklist", ns::BLOCKING)))
-        .await
-        .unwrap();
-    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
-    let list = reply
-        .get_child("blocklist", ns::BLOCKING)
-        .expect("<blocklist/>");
-    list.children()
-        .filter_map(|i| i.attr("jid").map(str::to_owned))
-        .collect()
-}
-
-fn is_push(el: &Element, name: &str) -> bool {
-    el.is("iq", ns::CLIENT) && el.attr("type") == Some("set") && el.has_child(name, ns::BLOCKING)
 }
 
 /// Makes `a` and `b` subscribed to each other, both online.
@@ -115,10 +81,10 @@ async fn xep0191_3_2_to_3_4_the_list_its_pushes_and_errors() {
     let mut a = online(&server, "alice", "a").await;
     let mut other = online(&server, "alice", "other").await;
     let mut quiet = online(&server, "alice", "quiet").await;
-    assert!(blocklist(&mut a).await.is_empty());
-    assert!(blocklist(&mut other).await.is_empty());
+    assert!(a.blocklist().await.is_empty());
+    assert!(other.blocklist().await.is_empty());
 
-    let reply = block(&mut a, &["Romeo@Example.NET", "example.org"]).await;
+    let reply = a.block(&["Romeo@Example.NET", "example.org"]).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
     for c in [&mut a, &mut other] {
         let push = c
@@ -135,20 +101,20 @@ async fn xep0191_3_2_to_3_4_the_list_its_pushes_and_errors() {
         .await
         .unwrap();
     assert_eq!(
-        blocklist(&mut a).await,
+        a.blocklist().await,
         ["example.org", "romeo@example.net"],
         "sorted and normalized"
     );
 
-    let reply = unblock(&mut a, &["example.org", "nobody@example.com"]).await;
+    let reply = a.unblock(&["example.org", "nobody@example.com"]).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
     other
         .expect_match("an <unblock/> push", |el| is_push(el, "unblock"))
         .await
         .unwrap();
-    assert_eq!(blocklist(&mut a).await, ["romeo@example.net"]);
-    block(&mut a, &["juliet@example.com/balcony"]).await;
-    let reply = unblock(&mut a, &[]).await;
+    assert_eq!(a.blocklist().await, ["romeo@example.net"]);
+    a.block(&["juliet@example.com/balcony"]).await;
+    let reply = a.unblock(&[]).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
     let all = other
         .expect_match("an <unblock/> of everything", |el| {
@@ -159,22 +125,22 @@ async fn xep0191_3_2_to_3_4_the_list_its_pushes_and_errors() {
         })
         .await;
     assert!(all.is_ok(), "{all:?}");
-    assert!(blocklist(&mut a).await.is_empty());
+    assert!(a.blocklist().await.is_empty());
 
     // §3.3: a block needs items; a bad JID is jid-malformed.
-    let err = block(&mut a, &[]).await;
+    let err = a.block(&[]).await;
     assert_eq!(
         error_condition(&err).as_deref(),
         Some("bad-request"),
         "{err}"
     );
-    let err = block(&mut a, &["a@b@c"]).await;
+    let err = a.block(&["a@b@c"]).await;
     assert_eq!(
         error_condition(&err).as_deref(),
         Some("jid-malformed"),
         "{err}"
     );
-    assert!(blocklist(&mut a).await.is_empty());
+    assert!(a.blocklist().await.is_empty());
 }
 
 /// §3.3 and §3.5: bob, blocked by alice, learns that she went unavailable; his messages to
@@ -188,26 +154,16 @@ async fn xep0191_3_5_and_3_6_a_blocked_contact_neither_reaches_nor_is_reached() 
     let mut bob = online(&server, "bob", "b").await;
     befriend(&mut alice, "alice", &mut bob, "bob").await;
 
-    block(&mut alice, &["bob@localhost"]).await;
+    alice.block(&["bob@localhost"]).await;
     alice.clear_stash();
     bob.expect_presence_from("alice@localhost/a", "unavailable")
         .await
         .expect("§3.3: unavailable presence to the blocked contact");
 
     for to in ["alice@localhost/a", "alice@localhost"] {
-        let mut m = chat(to, "chat", "let me in");
-        m.set_attr("id", format!("m-{to}"));
-        bob.send(&m).await;
-        let err = bob
-            .expect_match("the error for a blocked message", |el| {
-                el.attr("id") == Some(format!("m-{to}").as_str())
-            })
-            .await
-            .unwrap();
-        assert_eq!(err.attr("type"), Some("error"), "{err}");
         assert_eq!(
-            error_condition(&err).as_deref(),
-            Some("service-unavailable")
+            bob.refused_chat(to, "let me in").await,
+            "service-unavailable"
         );
     }
     let ping = iq("get", Element::new("ping", ns::PING)).with_attr("to", "alice@localhost/a");
@@ -246,7 +202,7 @@ async fn xep0191_3_5_and_3_6_a_blocked_contact_neither_reaches_nor_is_reached() 
     assert!(e.has_child("blocked", ns::BLOCKING_ERRORS), "{err}");
     assert_eq!(e.attr("type"), Some("cancel"));
 
-    unblock(&mut alice, &["bob@localhost"]).await;
+    alice.unblock(&["bob@localhost"]).await;
     bob.expect_presence_from("alice@localhost/a", "available")
         .await
         .expect("§3.4: current presence after unblocking");
@@ -262,39 +218,26 @@ async fn xep0191_3_5_and_3_6_a_blocked_contact_neither_reaches_nor_is_reached() 
 async fn the_list_outlives_sessions_and_new_sessions_enforce_it() {
     let server = TestServer::start(|_| {});
     let mut first = online(&server, "alice", "first").await;
-    block(&mut first, &["carol@localhost"]).await;
+    first.block(&["carol@localhost"]).await;
     drop(first);
 
     let mut later = online(&server, "alice", "later").await;
     let mut carol = online(&server, "carol", "c").await;
-    assert_eq!(blocklist(&mut later).await, ["carol@localhost"]);
-    let mut m = chat("alice@localhost/later", "chat", "remember me?");
-    m.set_attr("id", "c1");
-    carol.send(&m).await;
-    let err = carol
-        .expect_match("the error", |el| el.attr("id") == Some("c1"))
-        .await
-        .unwrap();
+    assert_eq!(later.blocklist().await, ["carol@localhost"]);
     assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("service-unavailable"),
-        "{err}"
+        carol
+            .refused_chat("alice@localhost/later", "remember me?")
+            .await,
+        "service-unavailable"
     );
 
     // A domain item (XEP-0016 §2.1 matching).
-    unblock(&mut later, &[]).await;
-    block(&mut later, &["localhost"]).await;
+    later.unblock(&[]).await;
+    later.block(&["localhost"]).await;
     let mut bob = online(&server, "bob", "b").await;
-    let mut m = chat("alice@localhost/later", "chat", "me neither?");
-    m.set_attr("id", "b1");
-    bob.send(&m).await;
-    let err = bob
-        .expect_match("the error", |el| el.attr("id") == Some("b1"))
-        .await
-        .unwrap();
     assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("service-unavailable"),
-        "{err}"
+        bob.refused_chat("alice@localhost/later", "me neither?")
+            .await,
+        "service-unavailable"
     );
 }

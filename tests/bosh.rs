@@ -38,29 +38,21 @@ async fn post(http: SocketAddr, body: String) -> Element {
 /// test acts while a request is known to be held.
 async fn requests_in_flight(server: &TestServer, n: usize) {
     let admin = server.handle.admin.expect("admin endpoint");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let metrics = tokio::task::spawn_blocking(move || {
-            parley_testkit::cluster::http_get(admin, "/metrics", None)
+    parley_testkit::poll_until(
+        &format!("{n} BOSH requests in flight"),
+        std::time::Duration::from_secs(10),
+        || {
+            let metrics = parley_testkit::cluster::http_get(admin, "/metrics", None)
                 .map(|(_, b)| b)
-                .unwrap_or_default()
-        })
-        .await
-        .unwrap();
-        let now = metrics
-            .lines()
-            .find(|l| l.starts_with("parley_bosh_requests_in_flight{"))
-            .and_then(|l| l.rsplit_once(' '))
-            .and_then(|(_, v)| v.parse::<usize>().ok());
-        if now == Some(n) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "BOSH requests in flight: {now:?}, waiting for {n}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+                .unwrap_or_default();
+            let now = metrics
+                .lines()
+                .find(|l| l.starts_with("parley_bosh_requests_in_flight{"))
+                .and_then(|l| l.rsplit_once(' '))
+                .and_then(|(_, v)| v.parse::<usize>().ok());
+            (now == Some(n)).then_some(())
+        },
+    );
 }
 
 fn body(sid: &str, rid: u64, extra: &str, children: &str) -> String {

@@ -15,10 +15,13 @@ use std::time::{Duration, Instant};
 use parley_testkit::cluster::{add_users, wait_members, ClusterNode, Extra};
 use parley_testkit::{shared_etcd, shared_pg, workspace_root, Haproxy, TestServer};
 
+/// A helper process, stopped with the test: its standard input closes (the echo user
+/// leaves on that), then it is killed if still there.
 struct Reaped(Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
+        drop(self.0.stdin.take());
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -45,7 +48,8 @@ fn echo_user(c2s: std::net::SocketAddr, jid: &str) -> Reaped {
     let mut child = Command::new("python3")
         .arg(workspace_root().join("tests/clients/echo.py"))
         .args(["--port", &c2s.port().to_string(), "--jid", jid])
-        .args(["--password", "password", "--deadline", "90"])
+        .args(["--password", "password", "--deadline", "300"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -16,11 +16,7 @@ use parley_xml::Element;
 /// Polls `done` (each poll is a real request) until it holds; fails naming `what` after
 /// `within`.
 fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    parley_testkit::poll_until(what, within, || done().then_some(()));
 }
 
 struct Cluster {
@@ -241,27 +237,26 @@ async fn rfc6121_behaviour_holds_across_nodes() {
     .map(str::to_owned)
     .collect();
     for node in &cluster.nodes {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let records = sessions_of(node, "");
-            if jids(&records) == expected {
-                let a = records
-                    .iter()
-                    .find(|r| r["jid"] == "alice@localhost/a")
-                    .unwrap();
-                assert_eq!(a["node"], "n1", "{a}");
-                assert_eq!(a["priority"], 5, "{a}");
-                assert_eq!(a["available"], true, "{a}");
-                assert_eq!(a["interested"], true, "{a}");
-                assert_eq!(a["ip"], "127.0.0.1", "{a}");
-                assert_eq!(a["secure"], true, "{a}");
-                assert_eq!(a["type"], "c2s", "{a}");
-                assert!(a["created"].as_i64().unwrap() > 0, "{a}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "{} lists {records:?}", node.id);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let records = parley_testkit::poll_until(
+            &format!("{} lists {expected:?}", node.id),
+            Duration::from_secs(5),
+            || {
+                let records = sessions_of(node, "");
+                (jids(&records) == expected).then_some(records)
+            },
+        );
+        let a = records
+            .iter()
+            .find(|r| r["jid"] == "alice@localhost/a")
+            .unwrap();
+        assert_eq!(a["node"], "n1", "{a}");
+        assert_eq!(a["priority"], 5, "{a}");
+        assert_eq!(a["available"], true, "{a}");
+        assert_eq!(a["interested"], true, "{a}");
+        assert_eq!(a["ip"], "127.0.0.1", "{a}");
+        assert_eq!(a["secure"], true, "{a}");
+        assert_eq!(a["type"], "c2s", "{a}");
+        assert!(a["created"].as_i64().unwrap() > 0, "{a}");
         let by_node = sessions_of(node, "?node=n3");
         assert_eq!(
             jids(&by_node),
@@ -921,64 +916,32 @@ fn bosh_needs_no_sticky_balancing() {
 /// hers to him with `<blocked/>` (§3.6); after the unblock they chat across nodes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xep0191_blocking_holds_across_nodes() {
-    use parley_testkit::im::{error_condition, next_id};
+    use parley_testkit::im::is_blocking_push;
 
     let cluster = Cluster::start(3, 10, "");
     let mut a1 = online(cluster.c2s(0), "alice", "one", 0).await;
     let mut a2 = online(cluster.c2s(1), "alice", "two", 0).await;
     let mut bob = online(cluster.c2s(2), "bob", "b", 0).await;
-    let set =
-        |name: &str| {
-            Element::new("iq", ns::CLIENT)
-                .with_attr("type", "set")
-                .with_attr("id", next_id("blk"))
-                .with_child(Element::new(name, ns::BLOCKING).with_child(
-                    Element::new("item", ns::BLOCKING).with_attr("jid", "bob@localhost"),
-                ))
-        };
     // a2 asks for the list, so a push to it marks that its session has the change.
-    let get = Element::new("iq", ns::CLIENT)
-        .with_attr("type", "get")
-        .with_attr("id", next_id("blk"))
-        .with_child(Element::new("blocklist", ns::BLOCKING));
-    a2.request(&get).await.unwrap();
-    let reply = a1.request(&set("block")).await.unwrap();
+    a2.blocklist().await;
+    let reply = a1.block(&["bob@localhost"]).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
-    a2.expect_match("the block push on n2", |el| {
-        el.attr("type") == Some("set") && el.has_child("block", ns::BLOCKING)
-    })
-    .await
-    .unwrap();
-
-    let mut m = chat("alice@localhost/two", "chat", "over here");
-    m.set_attr("id", "x1");
-    bob.send(&m).await;
-    let err = bob
-        .expect_match("the refusal", |el| el.attr("id") == Some("x1"))
+    a2.expect_match("the block push on n2", |el| is_blocking_push(el, "block"))
         .await
         .unwrap();
     assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("service-unavailable"),
-        "{err}"
+        bob.refused_chat("alice@localhost/two", "over here").await,
+        "service-unavailable"
     );
-    let mut m = chat("bob@localhost/b", "chat", "no");
-    m.set_attr("id", "x2");
-    a2.send(&m).await;
-    let err = a2
-        .expect_match("the refusal", |el| el.attr("id") == Some("x2"))
-        .await
-        .unwrap();
     assert_eq!(
-        error_condition(&err).as_deref(),
-        Some("not-acceptable"),
-        "{err}"
+        a2.refused_chat("bob@localhost/b", "no").await,
+        "not-acceptable"
     );
 
-    let reply = a1.request(&set("unblock")).await.unwrap();
+    let reply = a1.unblock(&["bob@localhost"]).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
     a2.expect_match("the unblock push on n2", |el| {
-        el.attr("type") == Some("set") && el.has_child("unblock", ns::BLOCKING)
+        is_blocking_push(el, "unblock")
     })
     .await
     .unwrap();

@@ -32,26 +32,22 @@ fn api(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_js
 
 /// Waits until the record of `jid` with `status` shows up; returns it.
 fn record(admin: SocketAddr, jid: &str, status: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, json) = api(
-            admin,
-            "GET",
-            &format!("/api/v1/sessions?status={status}&limit=1000"),
-            "",
-        );
-        if let Some(r) = json["sessions"]
-            .as_array()
-            .and_then(|l| l.iter().find(|r| r["jid"] == jid))
-        {
-            return r.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {status} record for {jid}: {json}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    parley_testkit::poll_until(
+        &format!("a {status} record for {jid}"),
+        Duration::from_secs(10),
+        || {
+            let (_, json) = api(
+                admin,
+                "GET",
+                &format!("/api/v1/sessions?status={status}&limit=1000"),
+                "",
+            );
+            json["sessions"]
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["jid"] == jid))
+                .cloned()
+        },
+    )
 }
 
 /// Reads until the stream error; returns its condition and text.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A slixmpp user that answers every chat message with "echo: " + its body, for
 tests/browser.rs. Logs in over STARTTLS (any certificate accepted), prints READY once online,
-and stops after --deadline seconds."""
+and stops when its standard input closes (the test is done with it), or after --deadline
+seconds at the latest."""
 
 import argparse
 import asyncio
@@ -41,7 +42,18 @@ def main():
     bot = Echo(a.jid, a.password)
     bot.connect(host=a.host, port=a.port)
     loop = asyncio.get_event_loop()
-    loop.run_until_complete(asyncio.sleep(a.deadline))
+    closed = asyncio.Event()
+
+    def on_stdin():
+        if not sys.stdin.buffer.raw.read(4096):
+            loop.remove_reader(sys.stdin.fileno())
+            closed.set()
+
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
+    try:
+        loop.run_until_complete(asyncio.wait_for(closed.wait(), a.deadline))
+    except asyncio.TimeoutError:
+        pass
     bot.disconnect()
     return 0
 

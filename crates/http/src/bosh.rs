@@ -297,6 +297,27 @@ impl BoshTable {
     }
 
     /// A new SID: 128 random bits, after the owning node's id in a cluster.
+    /// A new session for `host`, expecting RID `next_rid`, registered in the table.
+    fn open(&self, host: &str, next_rid: u64, wait: u64) -> (String, Arc<BoshSession>) {
+        let sid = self.new_sid();
+        let session = Arc::new(BoshSession {
+            sid: sid.clone(),
+            host: host.to_owned(),
+            inner: Mutex::new(Inner {
+                next_rid,
+                wait,
+                last_request: Some(Instant::now()),
+                ..Inner::default()
+            }),
+            notify: Notify::new(),
+        });
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sid.clone(), session.clone());
+        (sid, session)
+    }
+
     fn new_sid(&self) -> String {
         let mut b = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut b);
@@ -398,24 +419,7 @@ pub async fn prebind(
 ) -> Result<(String, String, u64), String> {
     let host = user.domain().as_str().to_owned();
     let rid = u64::from(rand::random::<u32>()) + 1;
-    let sid = state.bosh.new_sid();
-    let session = Arc::new(BoshSession {
-        sid: sid.clone(),
-        host: host.clone(),
-        inner: Mutex::new(Inner {
-            next_rid: rid,
-            wait: MAX_WAIT,
-            last_request: Some(Instant::now()),
-            ..Inner::default()
-        }),
-        notify: Notify::new(),
-    });
-    state
-        .bosh
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(sid.clone(), session.clone());
+    let (sid, session) = state.bosh.open(&host, rid, MAX_WAIT);
     let conn = FramedConnection::new(session.clone(), None, true);
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
@@ -478,24 +482,7 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(MAX_WAIT)
         .clamp(1, MAX_WAIT);
-    let sid = state.bosh.new_sid();
-    let session = Arc::new(BoshSession {
-        sid: sid.clone(),
-        host: to.clone(),
-        inner: Mutex::new(Inner {
-            next_rid: rid + 1,
-            wait,
-            last_request: Some(Instant::now()),
-            ..Inner::default()
-        }),
-        notify: Notify::new(),
-    });
-    state
-        .bosh
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(sid.clone(), session.clone());
+    let (sid, session) = state.bosh.open(&to, rid + 1, wait);
     let peer = req.peer_addr();
     let conn = FramedConnection::new(session.clone(), peer, state.secure_for(peer));
     let env = state.env.clone();

@@ -255,20 +255,15 @@ impl Drop for ClusterNode {
 /// Waits (up to 15 s) until every node's admin API lists `n` members.
 pub fn wait_members(nodes: &[ClusterNode], n: usize) {
     for node in nodes {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let (_, body) = node.api("/api/v1/nodes");
-            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            if json["nodes"].as_array().map_or(0, Vec::len) == n {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} does not see {n} members: {body}",
-                node.id
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::poll_until(
+            &format!("{} sees {n} members", node.id),
+            Duration::from_secs(15),
+            || {
+                let (_, body) = node.api("/api/v1/nodes");
+                let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                (json["nodes"].as_array().map_or(0, Vec::len) == n).then_some(())
+            },
+        );
     }
 }
 

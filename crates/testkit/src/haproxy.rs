@@ -2,7 +2,7 @@
 //! is meant to sit behind, round-robin with no stickiness, health-checking `/ready`.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// HAProxy in front of the nodes, round-robin, health-checking each node's `/ready`; ready
 /// once its stats page shows every server UP.
@@ -56,26 +56,22 @@ impl Haproxy {
         };
         // Clients come once every node is seen UP (a node is used only then).
         let stats = haproxy.stats;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let up = crate::cluster::http_get(stats, "/stats;csv", None)
-                .map(|(_, csv)| {
-                    csv.lines()
-                        .filter(|l| l.starts_with("nodes,") && !l.starts_with("nodes,BACKEND"))
-                        .filter(|l| l.split(',').nth(17) == Some("UP"))
-                        .count()
-                })
-                .unwrap_or(0);
-            if up == servers.len() {
-                return haproxy;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "HAProxy saw {up} of {} nodes UP",
-                servers.len()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::poll_until(
+            &format!("HAProxy sees all {} nodes UP", servers.len()),
+            Duration::from_secs(15),
+            || {
+                let up = crate::cluster::http_get(stats, "/stats;csv", None)
+                    .map(|(_, csv)| {
+                        csv.lines()
+                            .filter(|l| l.starts_with("nodes,") && !l.starts_with("nodes,BACKEND"))
+                            .filter(|l| l.split(',').nth(17) == Some("UP"))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                (up == servers.len()).then_some(())
+            },
+        );
+        haproxy
     }
 }
 

@@ -619,6 +619,75 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+// ----- XEP-0191 blocking and refused messages ------------------------------------------------
+
+/// `<block/>`, `<unblock/>` or `<blocklist/>` (XEP-0191) with these item JIDs.
+pub fn blocking_payload(name: &str, jids: &[&str]) -> Element {
+    let mut el = Element::new(name, ns::BLOCKING);
+    for jid in jids {
+        el.push_child(Element::new("item", ns::BLOCKING).with_attr("jid", *jid));
+    }
+    el
+}
+
+/// Whether `el` is a blocking push (`block` or `unblock`) from the server.
+pub fn is_blocking_push(el: &Element, name: &str) -> bool {
+    el.is("iq", ns::CLIENT) && el.attr("type") == Some("set") && el.has_child(name, ns::BLOCKING)
+}
+
+impl Client {
+    /// XEP-0191 §3.3: blocks `jids`; returns the reply iq.
+    pub async fn block(&mut self, jids: &[&str]) -> Element {
+        self.blocking_set("block", jids).await
+    }
+
+    /// XEP-0191 §3.4: unblocks `jids` (everything when empty); returns the reply iq.
+    pub async fn unblock(&mut self, jids: &[&str]) -> Element {
+        self.blocking_set("unblock", jids).await
+    }
+
+    async fn blocking_set(&mut self, name: &str, jids: &[&str]) -> Element {
+        let iq = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "set")
+            .with_attr("id", next_id("block"))
+            .with_child(blocking_payload(name, jids));
+        self.request(&iq).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// XEP-0191 §3.2: the blocklist's item JIDs (the resource then gets pushes).
+    pub async fn blocklist(&mut self) -> Vec<String> {
+        let iq = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", next_id("blocklist"))
+            .with_child(Element::new("blocklist", ns::BLOCKING));
+        let reply = self.request(&iq).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+        reply
+            .get_child("blocklist", ns::BLOCKING)
+            .expect("<blocklist/>")
+            .children()
+            .filter_map(|i| i.attr("jid").map(str::to_owned))
+            .collect()
+    }
+
+    /// Sends a chat message to `to` that must be refused, and returns the error's
+    /// condition (asserting that an error came back for exactly that message).
+    pub async fn refused_chat(&mut self, to: &str, text: &str) -> String {
+        let id = next_id("refused");
+        let mut m = chat(to, "chat", text);
+        m.set_attr("id", id.as_str());
+        self.send(&m).await;
+        let err = self
+            .expect_match(&format!("the error for message {id}"), |el| {
+                el.attr("id") == Some(id.as_str())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(err.attr("type"), Some("error"), "{err}");
+        error_condition(&err).unwrap_or_else(|| panic!("no condition in {err}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ mod etcd;
 mod haproxy;
 pub mod im;
 mod pg;
+mod poll;
 mod ports;
 mod server;
 
@@ -20,6 +21,7 @@ pub use client::{Client, ClientError, Received, WriteMode};
 pub use etcd::{shared_etcd, EtcdServer};
 pub use haproxy::Haproxy;
 pub use pg::{shared_pg, PgServer};
+pub use poll::poll_until;
 pub use ports::free_port;
 pub use server::TestServer;
 
