@@ -380,6 +380,16 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             m::STANZAS_OUT.load(Ordering::Relaxed).to_string(),
         )],
     );
+    metric(
+        &mut body,
+        "parley_refusals_total",
+        "counter",
+        "Clients and peers turned away by a limit, quota or authentication check, by reason.",
+        &m::refusals()
+            .into_iter()
+            .map(|(reason, n)| (format!("{here},reason=\"{reason}\""), n.to_string()))
+            .collect::<Vec<_>>(),
+    );
     let (counts, sum_us) = m::routing_histogram();
     let mut lines: Vec<(String, String)> = m::LATENCY_BOUNDS_US
         .iter()

@@ -40,3 +40,61 @@ pub fn routing_histogram() -> (Vec<u64>, u64) {
         .collect();
     (counts, LATENCY_SUM_US.load(Ordering::Relaxed))
 }
+
+/// Refusals by reason: every limit, quota and authentication check that turns a client or a
+/// peer away counts here under a short static name (`c2s_conn_per_ip`, `bosh_body_bytes`, …),
+/// rendered by `/metrics` as `parley_refusals_total{reason="…"}`.
+///
+/// Reasons are `&'static str` so that the set stays bounded whatever an attacker sends: no
+/// label value ever comes from input.
+pub fn count_refusal(reason: &'static str) {
+    let mut map = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    *map.entry(reason).or_insert(0) += 1;
+}
+
+/// Every refusal reason seen so far with its count, sorted by name.
+pub fn refusals() -> Vec<(&'static str, u64)> {
+    let map = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    map.iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+static REFUSALS: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// How many (reason, offender) pairs [`log_once`] remembers before it forgets them all; a
+/// bound so that a spray of source addresses cannot grow it.
+pub const LOG_ONCE_CAPACITY: usize = 4096;
+
+static LOGGED: std::sync::Mutex<Option<std::collections::HashSet<(&'static str, String)>>> =
+    std::sync::Mutex::new(None);
+
+/// Counts a refusal and says whether to log it: true the first time a given offender (an IP
+/// address, an account, a peer address — never a secret) is refused for `reason`, false after
+/// that, so a flood is logged once rather than once per attempt. The memory is bounded by
+/// [`LOG_ONCE_CAPACITY`]; when full it starts afresh (an offender may then be logged again).
+pub fn refuse(reason: &'static str, offender: &str) -> bool {
+    count_refusal(reason);
+    let mut guard = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    let set = guard.get_or_insert_with(Default::default);
+    if set.len() >= LOG_ONCE_CAPACITY {
+        set.clear();
+    }
+    set.insert((reason, offender.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_counted_every_time_and_logged_once_per_offender() {
+        assert!(refuse("test_reason", "192.0.2.1"));
+        assert!(!refuse("test_reason", "192.0.2.1"));
+        assert!(refuse("test_reason", "192.0.2.2"));
+        let n = refusals()
+            .into_iter()
+            .find(|(r, _)| *r == "test_reason")
+            .map(|(_, n)| n);
+        assert_eq!(n, Some(3));
+    }
+}
