@@ -13,6 +13,7 @@ use etcd_client::{
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::etcd_access::EtcdAccess;
 use crate::registry::{encode, Cache, Change, Event, Layout, NodeInfo, SessionEntry};
 
 /// Errors talking to etcd. Messages name the endpoint list where it helps the operator.
@@ -27,6 +28,17 @@ pub enum ClusterError {
         /// The key.
         key: String,
         /// Why.
+        reason: String,
+    },
+    /// etcd's certificate, this node's client certificate or its login was refused: a
+    /// configuration error, named by its `[cluster]` key.
+    #[error("{key}: etcd at {endpoint}: {reason}")]
+    Trust {
+        /// The config key to fix.
+        key: &'static str,
+        /// The endpoint(s).
+        endpoint: String,
+        /// Why (never a password).
         reason: String,
     },
     /// etcd did not answer in time.
@@ -79,12 +91,13 @@ impl EtcdRegistry {
     /// the lease alive every TTL/3.
     pub async fn register(
         endpoints: &[String],
+        access: &EtcdAccess,
         layout: Layout,
         node: &str,
         info: &NodeInfo,
         ttl_s: i64,
     ) -> Result<EtcdRegistry, ClusterError> {
-        let mut client = Client::connect(endpoints, None).await?;
+        let mut client = access.connect(endpoints).await?;
         let lease = client.lease_grant(ttl_s, None).await?.id();
         client
             .put(

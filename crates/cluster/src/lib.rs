@@ -15,6 +15,9 @@
 //! - [`etcd`]: the registry in etcd — one lease per node kept alive every TTL/3, ownership
 //!   claims by transaction, release by lease, and the list-then-watch loop.
 //!
+//! - [`etcd_access`]: TLS (CA, client certificate) and login for etcd, checked at start so
+//!   that a wrong CA, certificate or password is an error naming its key;
+//!
 //! - [`fence`]: when a node must fence itself (renewal overdue past 2/3 of the TTL, or the
 //!   lease reported gone);
 //! - [`peer`]: node links over TCP — bounded queues, reconnection with backoff, frames held
@@ -24,6 +27,7 @@
 //! the only crate that depends on etcd-client.
 
 pub mod etcd;
+pub mod etcd_access;
 pub mod fence;
 pub mod link;
 pub mod link_tls;

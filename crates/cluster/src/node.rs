@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::etcd::{Claim, ClusterError, EtcdRegistry};
+use crate::etcd_access::EtcdAccess;
 use crate::fence::{Fence, Standing};
 use crate::link::{Body, RemoteClose};
 use crate::link_tls::LinkTls;
@@ -56,6 +57,8 @@ pub type BoshHandler = Arc<
 pub struct ClusterSettings {
     /// etcd endpoints.
     pub etcd: Vec<String>,
+    /// TLS and login for etcd.
+    pub etcd_access: EtcdAccess,
     /// This node's unique id.
     pub node_id: String,
     /// Where the node-link listener binds.
@@ -803,6 +806,7 @@ async fn register(
         ttl,
         EtcdRegistry::register(
             &settings.etcd,
+            &settings.etcd_access,
             layout.clone(),
             &settings.node_id,
             &info,

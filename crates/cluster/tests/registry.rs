@@ -38,6 +38,7 @@ fn entry(node: &str, session: u64) -> SessionEntry {
 async fn node(layout: &Layout, id: &str, ttl: i64) -> EtcdRegistry {
     EtcdRegistry::register(
         &[shared_etcd().endpoint.clone()],
+        &parley_cluster::etcd_access::EtcdAccess::plain(),
         layout.clone(),
         id,
         &info(),
@@ -232,6 +233,7 @@ async fn a_node_cut_off_from_etcd_fences_itself_before_the_ttl() {
     let ttl = Duration::from_secs(3);
     let reg = EtcdRegistry::register(
         &[etcd.endpoint.clone()],
+        &parley_cluster::etcd_access::EtcdAccess::plain(),
         layout(),
         "isolated",
         &info(),

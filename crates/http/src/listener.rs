@@ -43,7 +43,13 @@ pub struct WebState {
     pub bosh: Arc<crate::bosh::BoshTable>,
     /// The built-in chat page, when `[http] web_client` is on.
     pub web_client: Option<crate::web_client::WebClient>,
+    /// `[http] trusted_proxies`: with [`ConsiderSecure::Always`], only connections from
+    /// these count as encrypted (None: every connection does).
+    pub trusted_proxies: Option<TrustedProxies>,
 }
+
+/// Whether a peer address is one of the TLS-terminating proxies.
+pub type TrustedProxies = Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for WebState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,7 +78,14 @@ impl WebState {
             public_url,
             bosh: Arc::new(crate::bosh::BoshTable::default()),
             web_client: None,
+            trusted_proxies: None,
         }
+    }
+
+    /// Limits [`ConsiderSecure::Always`] to connections from trusted proxies.
+    pub fn with_trusted_proxies(mut self, trusted: Option<TrustedProxies>) -> Self {
+        self.trusted_proxies = trusted;
+        self
     }
 
     /// Serves the built-in chat page ([`crate::web_client`]).
@@ -89,7 +102,10 @@ impl WebState {
 
     pub(crate) fn secure_for(&self, peer: Option<SocketAddr>) -> bool {
         match self.consider_secure {
-            ConsiderSecure::Always => true,
+            ConsiderSecure::Always => match &self.trusted_proxies {
+                None => true,
+                Some(trusted) => peer.is_some_and(|p| trusted(p.ip())),
+            },
             ConsiderSecure::Never => false,
             ConsiderSecure::Loopback => peer.is_some_and(|p| p.ip().is_loopback()),
         }

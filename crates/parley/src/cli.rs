@@ -153,6 +153,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(CheckCommand::Config) => {
             let origin =
                 config_path.map_or_else(|| EMBEDDED_ORIGIN.to_owned(), |p| p.display().to_string());
+            for warning in config.warnings() {
+                eprintln!("warning: {origin}: {warning}");
+            }
             println!("config OK: {origin}");
             ExitCode::SUCCESS
         }
@@ -164,6 +167,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 "starting parley {}",
                 env!("CARGO_PKG_VERSION")
             );
+            for warning in config.warnings() {
+                tracing::warn!("insecure configuration: {warning}");
+            }
             match crate::server::run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),

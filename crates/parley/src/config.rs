@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod trust;
+pub use trust::ProxyNet;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,6 +67,22 @@ pub struct ClusterConfig {
     pub tls_key: Option<PathBuf>,
     /// The cluster CA that signs every node's certificate (PEM).
     pub tls_ca: Option<PathBuf>,
+    /// The cluster's shared secret for node links (32+ bytes).
+    pub secret: Option<String>,
+    /// A file holding that secret (first line).
+    pub secret_file: Option<PathBuf>,
+    /// PEM CA bundle for `https://` etcd endpoints; unset: the system's CA bundle.
+    pub etcd_ca: Option<PathBuf>,
+    /// This node's client certificate for etcd (PEM), for `--client-cert-auth`.
+    pub etcd_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub etcd_key: Option<PathBuf>,
+    /// etcd user (etcd's own authentication); unset: no login.
+    pub etcd_user: Option<String>,
+    /// That user's password; prefer `etcd_password_file`.
+    pub etcd_password: Option<String>,
+    /// A file whose first line is that password.
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -78,6 +97,14 @@ impl Default for ClusterConfig {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            secret: None,
+            secret_file: None,
+            etcd_ca: None,
+            etcd_cert: None,
+            etcd_key: None,
+            etcd_user: None,
+            etcd_password: None,
+            etcd_password_file: None,
         }
     }
 }
@@ -180,7 +207,7 @@ impl ClusterConfig {
                 "must start with '/' and not end with one, e.g. \"/parley\"",
             ));
         }
-        Ok(())
+        self.check_trust()
     }
 }
 
@@ -312,6 +339,9 @@ pub struct HttpConfig {
     pub converse_dist: Option<PathBuf>,
     /// Where the page loads Converse.js from when `converse_dist` is unset.
     pub converse_url: String,
+    /// Reverse proxies (addresses or CIDR networks) whose connections count as encrypted
+    /// with `consider_secure = "always"`; empty: every connection does (loopback only).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The Converse.js release the chat page loads by default (the one the browser tests run).
@@ -327,6 +357,7 @@ impl Default for HttpConfig {
             web_client: false,
             converse_dist: None,
             converse_url: DEFAULT_CONVERSE_URL.to_owned(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -654,6 +685,7 @@ impl Config {
             }
         }
         self.check_web_client()?;
+        self.check_exposure()?;
         self.check_c2s()?;
         self.check_tls()?;
         if self.sasl.scram_iterations < MIN_SCRAM_ITERATIONS {

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_rt::{Arbiter, System};
+use parley_cluster::etcd_access::{EtcdAccess, EtcdAccessConfig};
 use parley_cluster::node::{ClusterSettings, Node};
 use parley_cluster::peer::LinkConfig;
 use parley_http::{admin_server, web_server, AdminState, ConsiderSecure, WebState};
@@ -232,8 +233,22 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     let cluster = match &config.cluster {
         None => None,
         Some(c) => {
+            let https = c.etcd.iter().all(|u| u.starts_with("https://"));
+            let etcd_access = EtcdAccess::load(
+                https,
+                &EtcdAccessConfig {
+                    ca: c.etcd_ca.as_deref(),
+                    cert: c.etcd_cert.as_deref(),
+                    key: c.etcd_key.as_deref(),
+                    user: c.etcd_user.as_deref(),
+                    password: c.etcd_password.as_deref(),
+                    password_file: c.etcd_password_file.as_deref(),
+                },
+            )
+            .map_err(|e| err("cluster", &e))?;
             let settings = ClusterSettings {
                 etcd: c.etcd.clone(),
+                etcd_access,
                 node_id: node_id.clone(),
                 peer_listen: c.peer_listen,
                 peer_advertise: c.peer_advertise(),
@@ -349,7 +364,15 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                             ),
                         },
                     }
-                })),
+                }))
+                .with_trusted_proxies({
+                    let nets = config.trusted_proxies();
+                    (!nets.is_empty()).then(|| {
+                        std::sync::Arc::new(move |ip: std::net::IpAddr| {
+                            nets.iter().any(|n| n.contains(ip))
+                        }) as parley_http::listener::TrustedProxies
+                    })
+                }),
             );
             web_state = Some(state.clone());
             if let Some(node) = &cluster {
