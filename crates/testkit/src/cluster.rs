@@ -73,6 +73,46 @@ impl ClusterNode {
         ttl_s: u64,
         extra: &Extra,
     ) -> ClusterNode {
+        let mut node = Self::prepare(id, etcd, prefix, db, ttl_s, extra);
+        node.launch();
+        node
+    }
+
+    /// Starts a node whose start-up must fail; waits (up to 30 s) for the process to
+    /// exit and returns its exit status and log. Panics if it becomes ready instead.
+    pub fn start_failing(
+        id: &str,
+        etcd: &str,
+        prefix: &str,
+        db: &str,
+        extra: &Extra,
+    ) -> (std::process::ExitStatus, String) {
+        let mut node = Self::prepare(id, etcd, prefix, db, 10, extra);
+        node.spawn();
+        let status = crate::poll_until(
+            &format!("node {id} exits during start-up"),
+            Duration::from_secs(30),
+            || {
+                assert!(
+                    http_get(node.admin, "/ready", None).is_none_or(|(s, _)| s != 200),
+                    "node {id} became ready:\n{}",
+                    node.log()
+                );
+                node.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+            },
+        );
+        node.child = None;
+        (status, node.log())
+    }
+
+    fn prepare(
+        id: &str,
+        etcd: &str,
+        prefix: &str,
+        db: &str,
+        ttl_s: u64,
+        extra: &Extra,
+    ) -> ClusterNode {
         let Extra {
             c2s: c2s_extra,
             cluster: cluster_extra,
@@ -126,7 +166,7 @@ prefix = "{prefix}"
             data = dir.path().display(),
         );
         std::fs::write(&config, text).expect("write config");
-        let mut node = ClusterNode {
+        ClusterNode {
             id: id.to_owned(),
             c2s,
             admin,
@@ -135,12 +175,15 @@ prefix = "{prefix}"
             config,
             child: None,
             dir,
-        };
-        node.launch();
-        node
+        }
     }
 
     fn launch(&mut self) {
+        self.spawn();
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("parley.log")).expect("log file");
         let child = Command::new(parley_binary())
             .arg("--config")
@@ -151,7 +194,6 @@ prefix = "{prefix}"
             .spawn()
             .expect("spawn parley");
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(30));
     }
 
     /// Waits until `/ready` answers 200.

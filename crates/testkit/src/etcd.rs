@@ -37,7 +37,7 @@ fn etcd_binary() -> PathBuf {
 /// A running etcd, killed on drop.
 #[derive(Debug)]
 pub struct EtcdServer {
-    /// `http://127.0.0.1:PORT`, the client URL.
+    /// `http://127.0.0.1:PORT` (`https://` for [`EtcdServer::start_secure`]), the client URL.
     pub endpoint: String,
     client_port: u16,
     peer_port: u16,
@@ -45,6 +45,14 @@ pub struct EtcdServer {
     /// `None` while stopped.
     process: Option<Watched>,
     dir: TempDir,
+    /// TLS flags for etcd ([`EtcdServer::start_secure`]).
+    tls_args: Vec<String>,
+    /// The gateway client's TLS (client certificate), once etcd speaks only TLS.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Whether gateway requests log in as [`crate::etcd_tls::ETCD_USER`] first.
+    login: bool,
+    /// The files nodes use to reach a secure etcd.
+    files: Option<crate::etcd_tls::EtcdTlsFiles>,
 }
 
 impl EtcdServer {
@@ -65,9 +73,37 @@ impl EtcdServer {
             binary,
             process: None,
             dir,
+            tls_args: Vec::new(),
+            tls: None,
+            login: false,
+            files: None,
         };
         server.restart();
         server
+    }
+
+    /// Starts etcd as production should run it: TLS on the client URL, client
+    /// certificates required (`--client-cert-auth`, CA from rcgen) and auth enabled with
+    /// user [`crate::etcd_tls::ETCD_USER`]. [`EtcdServer::tls_files`] has what a node
+    /// needs; [`EtcdServer::http`] keeps working (over TLS, logged in).
+    pub fn start_secure() -> EtcdServer {
+        let mut server = EtcdServer::start();
+        crate::etcd_tls::enable_auth(&server);
+        let setup = crate::etcd_tls::make_certs(server.dir.path());
+        server.tls_args = setup.args;
+        server.tls = Some(setup.client);
+        server.files = Some(setup.files);
+        server.login = true;
+        server.endpoint = format!("https://127.0.0.1:{}", server.client_port);
+        server.restart();
+        server
+    }
+
+    /// The CA, certificates and password files of a [`EtcdServer::start_secure`] etcd.
+    pub fn tls_files(&self) -> &crate::etcd_tls::EtcdTlsFiles {
+        self.files
+            .as_ref()
+            .expect("tls_files: etcd was not started with start_secure")
     }
 
     /// Kills etcd (as a crash would); its data stays for [`EtcdServer::restart`].
@@ -81,7 +117,8 @@ impl EtcdServer {
     /// runs, and waits until it is healthy.
     pub fn restart(&mut self) {
         self.stop();
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let args: Vec<String> = [
             "--name",
@@ -101,6 +138,7 @@ impl EtcdServer {
         ]
         .into_iter()
         .map(str::to_owned)
+        .chain(self.tls_args.iter().cloned())
         .collect();
         let log = self.dir.path().join("etcd.log");
         let mut process = Watched::spawn(self.dir.path(), log, "KILL", &self.binary, &args);
@@ -137,18 +175,50 @@ impl EtcdServer {
 
     /// One HTTP/1.1 request to the client URL (`body` sent as JSON when not empty):
     /// the status code and the body.
+    ///
+    /// On a [`EtcdServer::start_secure`] etcd this goes over TLS with the test client
+    /// certificate and logs in first (except for `/health`).
     pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(self.client_addr())?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let token = match self.login && path != "/health" && path != "/v3/auth/authenticate" {
+            false => String::new(),
+            true => {
+                let (status, answer) = self.http(
+                    "POST",
+                    "/v3/auth/authenticate",
+                    &format!(
+                        r#"{{"name":"{}","password":"{}"}}"#,
+                        crate::etcd_tls::ETCD_USER,
+                        crate::etcd_tls::ETCD_PASSWORD
+                    ),
+                )?;
+                let token = serde_json::from_str::<serde_json::Value>(&answer)
+                    .ok()
+                    .and_then(|v| v["token"].as_str().map(str::to_owned))
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("etcd login failed ({status}): {answer}"))
+                    })?;
+                format!("Authorization: {token}\r\n")
+            }
+        };
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+             {token}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.client_addr(),
             body.len()
         );
-        stream.write_all(request.as_bytes())?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
+        let response = match &self.tls {
+            Some(tls) => {
+                crate::etcd_tls::tls_exchange(tls, &self.client_addr(), request.as_bytes())?
+            }
+            None => {
+                let mut stream = TcpStream::connect(self.client_addr())?;
+                stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                stream.write_all(request.as_bytes())?;
+                let mut response = Vec::new();
+                stream.read_to_end(&mut response)?;
+                response
+            }
+        };
         parse_response(&response)
     }
 }

@@ -8,6 +8,7 @@
 mod client;
 pub mod cluster;
 mod etcd;
+mod etcd_tls;
 mod haproxy;
 pub mod im;
 mod pg;
@@ -19,6 +20,7 @@ mod bin;
 pub use bin::{parley_binary, workspace_root};
 pub use client::{Client, ClientError, Received, WriteMode};
 pub use etcd::{shared_etcd, EtcdServer};
+pub use etcd_tls::{EtcdTlsFiles, ETCD_PASSWORD, ETCD_USER};
 pub use haproxy::Haproxy;
 pub use pg::{shared_pg, PgServer};
 pub use poll::poll_until;
