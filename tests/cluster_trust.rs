@@ -90,10 +90,14 @@ async fn a_node_registers_and_serves_over_etcd_tls_with_client_certificate_and_l
     let mut alice = Client::login(node.c2s, "alice", Some("phone")).await;
     alice.sync().await.expect("iq round trip");
     let want = format!("{prefix}/sessions/alice@localhost/phone");
-    parley_testkit::poll_until("alice's session key in etcd", Duration::from_secs(10), || {
-        let keys = keys_under(etcd, &prefix);
-        (keys.contains(&want) && keys.contains(&format!("{prefix}/nodes/s1"))).then_some(())
-    });
+    parley_testkit::poll_until(
+        "alice's session key in etcd",
+        Duration::from_secs(10),
+        || {
+            let keys = keys_under(etcd, &prefix);
+            (keys.contains(&want) && keys.contains(&format!("{prefix}/nodes/s1"))).then_some(())
+        },
+    );
 }
 
 /// Starts a node that must fail and returns its log.
@@ -105,7 +109,8 @@ fn failed_start(name: &str, cluster: String) -> String {
         cluster,
         ..Extra::default()
     };
-    let (status, log) = ClusterNode::start_failing(name, &etcd.endpoint, &prefix(name), &db, &extra);
+    let (status, log) =
+        ClusterNode::start_failing(name, &etcd.endpoint, &prefix(name), &db, &extra);
     assert!(!status.success(), "{log}");
     log
 }
@@ -180,7 +185,10 @@ fn check_config_names_the_insecure_key() {
     let out = run("[http]\nlisten = \"0.0.0.0:5280\"\nconsider_secure = \"always\"\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("http.consider_secure = \"always\""), "{stderr}");
+    assert!(
+        stderr.contains("http.consider_secure = \"always\""),
+        "{stderr}"
+    );
     let out = run("[c2s]\nlisten = [\"0.0.0.0:5222\"]\nrequire_encryption = false\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -101,7 +101,10 @@ impl std::fmt::Debug for EtcdAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdAccess")
             .field("tls", &self.tls.is_some())
-            .field("client_cert", &self.tls.as_ref().is_some_and(|t| t.identity.is_some()))
+            .field(
+                "client_cert",
+                &self.tls.as_ref().is_some_and(|t| t.identity.is_some()),
+            )
             .field("user", &self.login.as_ref().map(|(u, _)| u))
             .finish_non_exhaustive()
     }
@@ -224,10 +227,14 @@ fn load_tls(c: &EtcdAccessConfig<'_>) -> Result<EtcdTls, EtcdAccessError> {
         (None, None) => (builder.with_no_client_auth(), None),
         (Some(cert), Some(key)) => {
             let (cert_pem, chain) = pem_certs("cluster.etcd_cert", cert)?;
-            let key_pem =
-                std::fs::read(key).map_err(|e| file_error("cluster.etcd_key", key, e.to_string()))?;
+            let key_pem = std::fs::read(key)
+                .map_err(|e| file_error("cluster.etcd_key", key, e.to_string()))?;
             let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                file_error("cluster.etcd_key", key, format!("reading the private key: {e}"))
+                file_error(
+                    "cluster.etcd_key",
+                    key,
+                    format!("reading the private key: {e}"),
+                )
             })?;
             let config = builder
                 .with_client_auth_cert(chain, private)
@@ -286,8 +293,11 @@ async fn probe(connector: &TlsConnector, endpoint: &str) -> Result<(), ClusterEr
         let mut tls = connector.connect(name, tcp).await?;
         // With TLS 1.3 the server judges the client certificate after the client finished
         // its handshake: its verdict arrives with the first read.
-        tls.write_all(format!("GET /version HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await?;
+        tls.write_all(
+            format!("GET /version HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
         let mut head = [0u8; 12];
         tls.read_exact(&mut head).await?;
         Ok::<_, std::io::Error>(())
@@ -367,7 +377,10 @@ mod tests {
             host_port("https://etcd.internal"),
             Some(("etcd.internal".into(), 2379))
         );
-        assert_eq!(host_port("https://[::1]:23790/"), Some(("::1".into(), 23790)));
+        assert_eq!(
+            host_port("https://[::1]:23790/"),
+            Some(("::1".into(), 23790))
+        );
         assert_eq!(host_port("http://127.0.0.1:2379"), None);
     }
 
@@ -387,7 +400,10 @@ mod tests {
         .unwrap();
         assert!(access.has_login());
         let shown = format!("{access:?}");
-        assert!(shown.contains("parley") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("parley") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

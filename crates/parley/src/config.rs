@@ -1257,6 +1257,15 @@ mod tests {
             "tls_cert =",
             "tls_key =",
             "tls_ca =",
+            "trusted_proxies =",
+            "etcd_ca =",
+            "etcd_cert =",
+            "etcd_key =",
+            "etcd_user =",
+            "etcd_password =",
+            "etcd_password_file =",
+            "secret =",
+            "secret_file =",
         ] {
             assert!(
                 doc.contains(key),

@@ -98,7 +98,9 @@ impl ClusterNode {
                     "node {id} became ready:\n{}",
                     node.log()
                 );
-                node.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+                node.child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
             },
         );
         node.child = None;

@@ -64,7 +64,9 @@ fn leaf(
     let mut params = CertificateParams::new(names).expect("leaf params");
     params.distinguished_name.push(DnType::CommonName, cn);
     params.extended_key_usages = usage;
-    let cert = params.signed_by(&key, ca, ca_key).expect("leaf certificate");
+    let cert = params
+        .signed_by(&key, ca, ca_key)
+        .expect("leaf certificate");
     (cert.pem(), key.serialize_pem())
 }
 

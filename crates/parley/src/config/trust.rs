@@ -38,11 +38,15 @@ impl ProxyNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -341,7 +345,10 @@ mod tests {
         let c = ok("[c2s]\nlisten = [\"0.0.0.0:5222\"]\nrequire_encryption = false\n");
         let w = c.warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("c2s.require_encryption = false: "), "{w:?}");
+        assert!(
+            w[0].starts_with("c2s.require_encryption = false: "),
+            "{w:?}"
+        );
         let c = ok("[c2s]\nlisten = [\"127.0.0.1:5222\"]\nrequire_encryption = false\n");
         assert!(c.warnings().is_empty());
         assert!(Config::default().warnings().is_empty());
@@ -368,7 +375,9 @@ mod tests {
     fn etcd_endpoints_must_not_mix_schemes() {
         let e = err("[cluster]\netcd = [\"https://10.0.0.1:2379\", \"http://10.0.0.2:2379\"]\netcd_ca = \"/nonexistent\"\n");
         assert!(
-            e.starts_with("test.toml: cluster.etcd[1] = \"http://10.0.0.2:2379\": mixes http:// and https://"),
+            e.starts_with(
+                "test.toml: cluster.etcd[1] = \"http://10.0.0.2:2379\": mixes http:// and https://"
+            ),
             "{e}"
         );
     }
@@ -386,7 +395,9 @@ mod tests {
             e.contains("cluster.etcd_ca") && e.contains("needs https://"),
             "{e}"
         );
-        let e = err("[cluster]\netcd = [\"https://127.0.0.1:2379\"]\netcd_ca = \"/nonexistent/ca.pem\"\n");
+        let e = err(
+            "[cluster]\netcd = [\"https://127.0.0.1:2379\"]\netcd_ca = \"/nonexistent/ca.pem\"\n",
+        );
         assert!(
             e.starts_with("test.toml: cluster.etcd_ca = \"/nonexistent/ca.pem\": no such file"),
             "{e}"
@@ -434,11 +445,16 @@ mod tests {
         let c = ok("[cluster]\netcd = [\"http://etcd:2379\"]\netcd_user = \"p\"\netcd_password = \"hunter2hunter2\"\n");
         let w = c.warnings();
         assert!(
-            w.iter().any(|w| w.starts_with("cluster.etcd_user = \"p\": the etcd password crosses the network in clear")) && !w.iter().any(|w| w.contains("hunter2")),
+            w.iter().any(|w| w.starts_with(
+                "cluster.etcd_user = \"p\": the etcd password crosses the network in clear"
+            )) && !w.iter().any(|w| w.contains("hunter2")),
             "{w:?}"
         );
         let c = ok("[cluster]\netcd = [\"http://etcd:2379\"]\n");
-        assert!(c.warnings().iter().any(|w| w.starts_with("cluster.etcd = ")));
+        assert!(c
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("cluster.etcd = ")));
         assert!(ok("[cluster]\n").warnings().is_empty());
     }
 }
