@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -54,7 +54,7 @@ fn ca(name: &str) -> (Certificate, KeyPair) {
 }
 
 fn leaf(
-    cn: &str,
+    cn: Option<&str>,
     names: &[&str],
     usage: Vec<ExtendedKeyUsagePurpose>,
     (ca, ca_key): &(Certificate, KeyPair),
@@ -62,7 +62,10 @@ fn leaf(
     let key = KeyPair::generate().expect("leaf key");
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let mut params = CertificateParams::new(names).expect("leaf params");
-    params.distinguished_name.push(DnType::CommonName, cn);
+    params.distinguished_name = DistinguishedName::new();
+    if let Some(cn) = cn {
+        params.distinguished_name.push(DnType::CommonName, cn);
+    }
     params.extended_key_usages = usage;
     let cert = params
         .signed_by(&key, ca, ca_key)
@@ -89,14 +92,28 @@ pub(crate) fn make_certs(dir: &Path) -> SecureSetup {
     let authority = ca("parley test etcd CA");
     let (other, _) = ca("some other CA");
     let (server_pem, server_key) = leaf(
-        "etcd",
+        // etcd's JSON gateway dials etcd's own gRPC with this certificate as its client
+        // certificate: it needs clientAuth too, and no CommonName (which etcd would take
+        // for a user name).
+        None,
         &["localhost", "127.0.0.1"],
-        vec![ExtendedKeyUsagePurpose::ServerAuth],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
         &authority,
     );
     let (client_pem, client_key) = leaf(
-        "parley-node",
+        Some("parley-node"),
         &[],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+        &authority,
+    );
+    // etcd's JSON gateway refuses client certificates with a CommonName under
+    // --client-cert-auth, so the test's own gateway client has none.
+    let (gateway_pem, gateway_key) = leaf(
+        None,
+        &["gateway.test"],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
         &authority,
     );
@@ -120,8 +137,8 @@ pub(crate) fn make_certs(dir: &Path) -> SecureSetup {
     roots
         .add(CertificateDer::from_pem_file(&files.ca).expect("CA"))
         .expect("CA in root store");
-    let chain = vec![CertificateDer::from_pem_file(&files.client_cert).expect("client cert")];
-    let key = PrivateKeyDer::from_pem_file(&files.client_key).expect("client key");
+    let chain = vec![CertificateDer::from_pem_slice(gateway_pem.as_bytes()).expect("gateway cert")];
+    let key = PrivateKeyDer::from_pem_slice(gateway_key.as_bytes()).expect("gateway key");
     let client = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
