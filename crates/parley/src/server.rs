@@ -295,7 +295,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         server_secret,
         tls_available: true,
         auth_limits: Arc::new(parley_session::auth_limits::AuthLimits::new(
-            auth_limit_config(&config.auth),
+            auth_limit_config(&config.auth, Duration::from_secs(c2s.auth_timeout_s)),
         )),
         external_auth: match &config.auth.delegate_url {
             None => None,
@@ -421,9 +421,11 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-/// The failed-authentication limits from `[auth]`.
+/// The failed-authentication limits from `[auth]`. A delayed failure answer comes within
+/// half of `auth_timeout`, so that the client still has time to try again.
 fn auth_limit_config(
     a: &crate::config::AuthConfig,
+    auth_timeout: Duration,
 ) -> parley_session::auth_limits::AuthLimitConfig {
     parley_session::auth_limits::AuthLimitConfig {
         window: Duration::from_secs(a.failure_window_s),
@@ -431,8 +433,8 @@ fn auth_limit_config(
         ip_refuse_after: a.failure_ip_refuse_after,
         account_delay_after: a.failure_account_delay_after,
         account_refuse_after: a.failure_account_refuse_after,
-        base_delay: Duration::from_millis(a.failure_delay_ms),
-        max_delay: Duration::from_millis(a.failure_max_delay_ms),
+        base_delay: Duration::from_millis(a.failure_delay_ms).min(auth_timeout / 2),
+        max_delay: Duration::from_millis(a.failure_max_delay_ms).min(auth_timeout / 2),
         table_size: a.failure_table_size,
     }
 }
