@@ -859,7 +859,7 @@ async fn delete_session(
 }
 
 /// `POST /api/v1/users/{jid}/signout`: every session of the user, on every node, is
-/// revoked, and every token too.
+/// revoked, and every token too; JWTs issued before now (or without `iat`) stop working.
 async fn signout(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -880,7 +880,15 @@ async fn signout(
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    // Tokens first, so that no session can come back with one.
+    // The sign-out time first: JWTs issued before it are refused from now on (a JWT
+    // cannot be revoked one by one), then tokens, so that no session can come back.
+    if let Err(e) = state
+        .storage
+        .set_signed_out(&username, &host, parley_router::now_ms())
+        .await
+    {
+        return storage_error(e);
+    }
     let tokens = match state.storage.tokens_revoke_user(&username, &host).await {
         Ok(n) => n,
         Err(e) => return storage_error(e),

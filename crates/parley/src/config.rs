@@ -307,6 +307,28 @@ pub struct AuthConfig {
     pub delegate_url: Option<String>,
     /// How long the backend may take, in milliseconds; past it the login fails.
     pub delegate_timeout_ms: u64,
+    /// When set, a JWT's `aud` must contain it.
+    pub jwt_audience: Option<String>,
+    /// When set, a JWT's `iss` must equal it.
+    pub jwt_issuer: Option<String>,
+    /// The longest JWT lifetime accepted (`exp - iat`, or `exp - now` without `iat`).
+    pub jwt_max_lifetime_s: u64,
+    /// Seconds during which failed authentications count (from the first of a window).
+    pub failure_window_s: u64,
+    /// Failures from one address (IPv6: its /64) before its failure answers are delayed.
+    pub failure_ip_delay_after: u32,
+    /// Failures from one address before its attempts are refused for the window.
+    pub failure_ip_refuse_after: u32,
+    /// Failures on one account before its failure answers are delayed.
+    pub failure_account_delay_after: u32,
+    /// Failures on one account before it is refused to the addresses that failed on it.
+    pub failure_account_refuse_after: u32,
+    /// The first delay on a failure answer, in milliseconds; each further failure doubles it.
+    pub failure_delay_ms: u64,
+    /// The longest delay on a failure answer, in milliseconds.
+    pub failure_max_delay_ms: u64,
+    /// Entries (addresses, accounts, pairs) the failure table holds at most.
+    pub failure_table_size: usize,
 }
 
 impl Default for AuthConfig {
@@ -316,7 +338,103 @@ impl Default for AuthConfig {
             jwt_leeway_s: 30,
             delegate_url: None,
             delegate_timeout_ms: 3000,
+            jwt_audience: None,
+            jwt_issuer: None,
+            jwt_max_lifetime_s: 86_400,
+            failure_window_s: 600,
+            failure_ip_delay_after: 5,
+            failure_ip_refuse_after: 20,
+            failure_account_delay_after: 5,
+            failure_account_refuse_after: 10,
+            failure_delay_ms: 250,
+            failure_max_delay_ms: 8_000,
+            failure_table_size: 100_000,
         }
+    }
+}
+
+impl AuthConfig {
+    /// The JWT rules and the failed-authentication limits.
+    fn check_limits(&self) -> Result<(), Violation> {
+        for (key, value) in [
+            ("auth.jwt_audience", &self.jwt_audience),
+            ("auth.jwt_issuer", &self.jwt_issuer),
+        ] {
+            if value.as_ref().is_some_and(|v| v.is_empty()) {
+                return Err(Violation::new(
+                    key,
+                    "\"\"",
+                    "must not be empty (leave it unset)",
+                ));
+            }
+        }
+        if !(60..=31_536_000).contains(&self.jwt_max_lifetime_s) {
+            return Err(Violation::new(
+                "auth.jwt_max_lifetime_s",
+                self.jwt_max_lifetime_s,
+                "must be from 60 to 31536000 (a year)",
+            ));
+        }
+        if !(1..=86_400).contains(&self.failure_window_s) {
+            return Err(Violation::new(
+                "auth.failure_window_s",
+                self.failure_window_s,
+                "must be from 1 to 86400",
+            ));
+        }
+        for (key, value) in [
+            ("auth.failure_ip_refuse_after", self.failure_ip_refuse_after),
+            (
+                "auth.failure_account_refuse_after",
+                self.failure_account_refuse_after,
+            ),
+        ] {
+            if !(1..=1_000_000).contains(&value) {
+                return Err(Violation::new(key, value, "must be from 1 to 1000000"));
+            }
+        }
+        for (key, value, refuse) in [
+            (
+                "auth.failure_ip_delay_after",
+                self.failure_ip_delay_after,
+                self.failure_ip_refuse_after,
+            ),
+            (
+                "auth.failure_account_delay_after",
+                self.failure_account_delay_after,
+                self.failure_account_refuse_after,
+            ),
+        ] {
+            if value > refuse {
+                return Err(Violation::new(
+                    key,
+                    value,
+                    "must not exceed the matching *_refuse_after",
+                ));
+            }
+        }
+        if self.failure_delay_ms > 10_000 {
+            return Err(Violation::new(
+                "auth.failure_delay_ms",
+                self.failure_delay_ms,
+                "must be at most 10000",
+            ));
+        }
+        if self.failure_max_delay_ms < self.failure_delay_ms || self.failure_max_delay_ms > 30_000 {
+            return Err(Violation::new(
+                "auth.failure_max_delay_ms",
+                self.failure_max_delay_ms,
+                "must be from auth.failure_delay_ms to 30000",
+            ));
+        }
+        if !(1_000..=10_000_000).contains(&self.failure_table_size) {
+            return Err(Violation::new(
+                "auth.failure_table_size",
+                self.failure_table_size,
+                "must be from 1000 to 10000000",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -661,6 +779,7 @@ impl Config {
                 "must be from 100 to 60000",
             ));
         }
+        self.auth.check_limits()?;
         for (i, origin) in self.http.origins.iter().enumerate() {
             let host = origin
                 .strip_prefix("https://")
@@ -1243,6 +1362,17 @@ mod tests {
             "jwt_leeway_s =",
             "delegate_url =",
             "delegate_timeout_ms =",
+            "jwt_audience =",
+            "jwt_issuer =",
+            "jwt_max_lifetime_s =",
+            "failure_window_s =",
+            "failure_ip_delay_after =",
+            "failure_ip_refuse_after =",
+            "failure_account_delay_after =",
+            "failure_account_refuse_after =",
+            "failure_delay_ms =",
+            "failure_max_delay_ms =",
+            "failure_table_size =",
             "[http]",
             "origins =",
             "consider_secure =",
@@ -1433,6 +1563,30 @@ format = "json"
         assert!(e.contains("auth.delegate_url"), "{e}");
         let e = err("[auth]\ndelegate_timeout_ms = 5\n");
         assert!(e.contains("auth.delegate_timeout_ms"), "{e}");
+        assert_eq!(c.auth.jwt_max_lifetime_s, 86_400);
+        assert_eq!(c.auth.failure_ip_refuse_after, 20);
+        assert_eq!(c.auth.failure_table_size, 100_000);
+        for (toml, key) in [
+            ("jwt_audience = \"\"", "auth.jwt_audience"),
+            ("jwt_max_lifetime_s = 0", "auth.jwt_max_lifetime_s"),
+            ("failure_window_s = 0", "auth.failure_window_s"),
+            (
+                "failure_ip_refuse_after = 0",
+                "auth.failure_ip_refuse_after",
+            ),
+            ("failure_ip_delay_after = 30", "auth.failure_ip_delay_after"),
+            (
+                "failure_account_delay_after = 30",
+                "auth.failure_account_delay_after",
+            ),
+            ("failure_delay_ms = 20000", "auth.failure_delay_ms"),
+            ("failure_max_delay_ms = 40000", "auth.failure_max_delay_ms"),
+            ("failure_max_delay_ms = 100", "auth.failure_max_delay_ms"),
+            ("failure_table_size = 10", "auth.failure_table_size"),
+        ] {
+            let e = err(&format!("[auth]\n{toml}\n"));
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

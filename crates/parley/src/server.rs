@@ -299,6 +299,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 .map(|s| parley_session::JwtSettings {
                     secret: s.as_bytes().to_vec(),
                     leeway_s: config.auth.jwt_leeway_s as i64,
+                    audience: config.auth.jwt_audience.clone(),
+                    issuer: config.auth.jwt_issuer.clone(),
+                    max_lifetime_s: Some(config.auth.jwt_max_lifetime_s as i64),
                 }),
         },
         router: router.clone(),
@@ -306,6 +309,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         storage,
         server_secret,
         tls_available: true,
+        auth_limits: Arc::new(parley_session::auth_limits::AuthLimits::new(
+            auth_limit_config(&config.auth, Duration::from_secs(c2s.auth_timeout_s)),
+        )),
         external_auth: match &config.auth.delegate_url {
             None => None,
             Some(url) => Some(std::sync::Arc::new(
@@ -435,5 +441,23 @@ fn redact_url(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+/// The failed-authentication limits from `[auth]`. A delayed failure answer comes within
+/// half of `auth_timeout`, so that the client still has time to try again.
+fn auth_limit_config(
+    a: &crate::config::AuthConfig,
+    auth_timeout: Duration,
+) -> parley_session::auth_limits::AuthLimitConfig {
+    parley_session::auth_limits::AuthLimitConfig {
+        window: Duration::from_secs(a.failure_window_s),
+        ip_delay_after: a.failure_ip_delay_after,
+        ip_refuse_after: a.failure_ip_refuse_after,
+        account_delay_after: a.failure_account_delay_after,
+        account_refuse_after: a.failure_account_refuse_after,
+        base_delay: Duration::from_millis(a.failure_delay_ms).min(auth_timeout / 2),
+        max_delay: Duration::from_millis(a.failure_max_delay_ms).min(auth_timeout / 2),
+        table_size: a.failure_table_size,
     }
 }

@@ -2,7 +2,11 @@
 //! site that shares a secret with Parley can mint a login for its user without any call to
 //! Parley. The algorithm is pinned — a header naming anything else (`none`, RS256, HS512)
 //! is refused before the signature is even looked at — `exp` is required, `nbf` and `iat`
-//! are checked with a leeway, and the JID is the `sub` claim (or `jid`).
+//! are checked with a leeway, `aud` and `iss` when the policy names them (RFC 7519 §4.1.1,
+//! §4.1.3), the lifetime is bounded, and the JID is the `sub` claim (or `jid`).
+//!
+//! Nothing of the token's content ever reaches an error's text: the header and claims come
+//! from an unauthenticated client, and errors end up in logs.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -10,15 +14,16 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// Why a JWT was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a JWT was refused. No variant carries text from the token (it is unauthenticated
+/// input and these end up in logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
     /// Not three base64url parts of JSON.
     #[error("not a JWT")]
     Malformed,
     /// The header names an algorithm other than HS256.
-    #[error("algorithm {0} is not accepted (HS256 only)")]
-    Algorithm(String),
+    #[error("algorithm is not HS256")]
+    Algorithm,
     /// The signature does not match.
     #[error("bad signature")]
     Signature,
@@ -31,6 +36,53 @@ pub enum JwtError {
     /// No `sub`/`jid` claim.
     #[error("no sub or jid claim")]
     NoJid,
+    /// `aud` is required and does not name this server.
+    #[error("audience does not match")]
+    Audience,
+    /// `iss` is required and is not the expected issuer.
+    #[error("issuer does not match")]
+    Issuer,
+    /// `exp - iat` (or `exp - now` without `iat`) is longer than allowed.
+    #[error("lifetime longer than allowed")]
+    TooLong,
+}
+
+/// What a JWT must satisfy besides its signature and `exp`.
+#[derive(Clone, Default)]
+pub struct JwtPolicy {
+    /// The shared HMAC secret.
+    pub secret: Vec<u8>,
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway_s: i64,
+    /// When set, `aud` (a string or an array of strings) must contain it.
+    pub audience: Option<String>,
+    /// When set, `iss` must equal it.
+    pub issuer: Option<String>,
+    /// When set, `exp - iat` (or `exp - now` when there is no `iat`) may not exceed it.
+    pub max_lifetime_s: Option<i64>,
+}
+
+// The secret is never printed.
+impl std::fmt::Debug for JwtPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtPolicy")
+            .field("leeway_s", &self.leeway_s)
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("max_lifetime_s", &self.max_lifetime_s)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The claims of a JWT that checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtClaims {
+    /// `sub` (or `jid`), as given: the caller normalizes and compares it.
+    pub jid: String,
+    /// `exp`, unix seconds: a session opened with it ends then.
+    pub exp: i64,
+    /// `iat`, unix seconds, when present: compared with the account's sign-out time.
+    pub iat: Option<i64>,
 }
 
 /// Whether `s` has the shape of a JWT (three base64url parts), so that a PLAIN password
@@ -52,6 +104,17 @@ pub fn verify_hs256(
     now_s: i64,
     leeway_s: i64,
 ) -> Result<String, JwtError> {
+    let policy = JwtPolicy {
+        secret: secret.to_vec(),
+        leeway_s,
+        ..JwtPolicy::default()
+    };
+    verify(token, &policy, now_s).map(|c| c.jid)
+}
+
+/// Verifies an HS256 JWT against `policy` at unix time `now_s`.
+pub fn verify(token: &str, policy: &JwtPolicy, now_s: i64) -> Result<JwtClaims, JwtError> {
+    let leeway_s = policy.leeway_s;
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -65,14 +128,14 @@ pub fn verify_hs256(
         serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
     };
     let header = json(h)?;
-    let alg = header["alg"].as_str().unwrap_or("(none)");
-    if alg != "HS256" {
-        return Err(JwtError::Algorithm(alg.to_owned()));
+    if header["alg"].as_str() != Some("HS256") {
+        return Err(JwtError::Algorithm);
     }
     let given = URL_SAFE_NO_PAD
         .decode(sig)
         .map_err(|_| JwtError::Malformed)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| JwtError::Signature)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(&policy.secret).map_err(|_| JwtError::Signature)?;
     mac.update(h.as_bytes());
     mac.update(b".");
     mac.update(p.as_bytes());
@@ -81,21 +144,49 @@ pub fn verify_hs256(
         return Err(JwtError::Signature);
     }
     let claims = json(p)?;
-    match claims["exp"].as_i64() {
-        Some(exp) if now_s < exp + leeway_s => {}
+    let exp = match claims["exp"].as_i64() {
+        Some(exp) if now_s < exp.saturating_add(leeway_s) => exp,
         _ => return Err(JwtError::Expired),
-    }
+    };
     for claim in ["nbf", "iat"] {
-        if claims[claim].as_i64().is_some_and(|t| t > now_s + leeway_s) {
+        if claims[claim]
+            .as_i64()
+            .is_some_and(|t| t > now_s.saturating_add(leeway_s))
+        {
             return Err(JwtError::NotYetValid);
         }
     }
-    claims["sub"]
+    let iat = claims["iat"].as_i64();
+    if let Some(max) = policy.max_lifetime_s {
+        // Without iat the token's age is unknown; what is left of it must fit.
+        let lifetime = exp.saturating_sub(iat.unwrap_or(now_s));
+        if lifetime > max {
+            return Err(JwtError::TooLong);
+        }
+    }
+    if let Some(want) = &policy.issuer {
+        if claims["iss"].as_str() != Some(want.as_str()) {
+            return Err(JwtError::Issuer);
+        }
+    }
+    if let Some(want) = &policy.audience {
+        // RFC 7519 §4.1.3: a single string or an array of strings.
+        let ok = match &claims["aud"] {
+            serde_json::Value::String(s) => s == want,
+            serde_json::Value::Array(a) => a.iter().any(|v| v.as_str() == Some(want.as_str())),
+            _ => false,
+        };
+        if !ok {
+            return Err(JwtError::Audience);
+        }
+    }
+    let jid = claims["sub"]
         .as_str()
         .or_else(|| claims["jid"].as_str())
         .filter(|j| !j.is_empty())
         .map(str::to_owned)
-        .ok_or(JwtError::NoJid)
+        .ok_or(JwtError::NoJid)?;
+    Ok(JwtClaims { jid, exp, iat })
 }
 
 /// Signs claims with HS256 (for tests and tools that mint logins).
@@ -135,10 +226,10 @@ mod tests {
         for alg in ["none", "HS512", "RS256"] {
             let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}"}}"#));
             let t = format!("{h}.{claims}.c2ln");
-            assert_eq!(
-                verify_hs256(&t, KEY, 0, 0),
-                Err(JwtError::Algorithm(alg.into()))
-            );
+            assert_eq!(verify_hs256(&t, KEY, 0, 0), Err(JwtError::Algorithm));
+            // The header is unauthenticated input: nothing of it reaches the error's text.
+            let shown = verify_hs256(&t, KEY, 0, 0).unwrap_err().to_string();
+            assert!(!shown.contains(alg), "{shown}");
         }
     }
 
@@ -161,5 +252,86 @@ mod tests {
         assert_eq!(verify_hs256("a.b", KEY, 0, 0), Err(JwtError::Malformed));
         assert!(!looks_like_jwt("password"));
         assert!(!looks_like_jwt("secret-token:abc"));
+    }
+
+    fn policy() -> JwtPolicy {
+        JwtPolicy {
+            secret: KEY.to_vec(),
+            leeway_s: 0,
+            audience: Some("chat.example.org".into()),
+            issuer: Some("https://example.org".into()),
+            max_lifetime_s: Some(3600),
+        }
+    }
+
+    #[test]
+    fn rfc7519_4_1_1_and_4_1_3_issuer_and_audience_are_checked_when_configured() {
+        let ok = json!({"sub": "a@b", "exp": 2000, "iat": 1000,
+            "iss": "https://example.org", "aud": ["other", "chat.example.org"]});
+        let claims = verify(&sign_hs256(&ok, KEY), &policy(), 1500).unwrap();
+        assert_eq!(
+            claims,
+            JwtClaims {
+                jid: "a@b".into(),
+                exp: 2000,
+                iat: Some(1000)
+            }
+        );
+        let single = json!({"sub": "a@b", "exp": 2000, "iss": "https://example.org",
+            "aud": "chat.example.org"});
+        assert!(verify(&sign_hs256(&single, KEY), &policy(), 1500).is_ok());
+        for (claims, why) in [
+            (
+                json!({"sub": "a@b", "exp": 2000, "aud": "chat.example.org"}),
+                JwtError::Issuer,
+            ),
+            (
+                json!({"sub": "a@b", "exp": 2000, "iss": "https://evil.example",
+                    "aud": "chat.example.org"}),
+                JwtError::Issuer,
+            ),
+            (
+                json!({"sub": "a@b", "exp": 2000, "iss": "https://example.org"}),
+                JwtError::Audience,
+            ),
+            (
+                json!({"sub": "a@b", "exp": 2000, "iss": "https://example.org",
+                    "aud": ["other"]}),
+                JwtError::Audience,
+            ),
+        ] {
+            assert_eq!(verify(&sign_hs256(&claims, KEY), &policy(), 1500), Err(why));
+        }
+        // Without a policy on them, aud and iss are not required.
+        assert!(verify_hs256(
+            &sign_hs256(&json!({"sub": "a@b", "exp": 2000}), KEY),
+            KEY,
+            1500,
+            0
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn lifetime_is_bounded_by_exp_minus_iat_or_exp_minus_now() {
+        let p = JwtPolicy {
+            audience: None,
+            issuer: None,
+            ..policy()
+        };
+        let long = json!({"sub": "a@b", "iat": 1000, "exp": 1000 + 3601});
+        assert_eq!(
+            verify(&sign_hs256(&long, KEY), &p, 1500),
+            Err(JwtError::TooLong)
+        );
+        let fits = json!({"sub": "a@b", "iat": 1000, "exp": 1000 + 3600});
+        assert!(verify(&sign_hs256(&fits, KEY), &p, 1500).is_ok());
+        // No iat: what is left from now counts.
+        let no_iat = json!({"sub": "a@b", "exp": 10_000});
+        assert_eq!(
+            verify(&sign_hs256(&no_iat, KEY), &p, 1500),
+            Err(JwtError::TooLong)
+        );
+        assert!(verify(&sign_hs256(&no_iat, KEY), &p, 7000).is_ok());
     }
 }

@@ -35,14 +35,8 @@ pub struct SessionConfig {
     pub idle_timeout: Option<Duration>,
 }
 
-/// `[auth] jwt_secret` and its leeway.
-#[derive(Debug, Clone)]
-pub struct JwtSettings {
-    /// The shared HMAC secret.
-    pub secret: Vec<u8>,
-    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
-    pub leeway_s: i64,
-}
+/// `[auth] jwt_secret`, its leeway, and the `aud`, `iss` and lifetime rules.
+pub type JwtSettings = parley_proto::jwt::JwtPolicy;
 
 impl std::fmt::Debug for dyn ExternalAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,7 +48,8 @@ impl std::fmt::Debug for dyn ExternalAuth {
 /// timeouts fail closed.
 pub trait ExternalAuth: Send + Sync + 'static {
     /// Whether `password` is right for `username@host`; Err(reason) when the backend could
-    /// not say.
+    /// not say. `username` is the normalized localpart (nodeprep), exactly the one that is
+    /// bound on a yes.
     fn check(
         &self,
         username: &str,
@@ -98,6 +93,8 @@ pub struct SessionEnv {
     pub server_secret: Vec<u8>,
     /// Whether a TLS acceptor is configured, so that STARTTLS can be offered.
     pub tls_available: bool,
+    /// Failed authentications per address and per account (`[auth]` limits), node-wide.
+    pub auth_limits: Arc<crate::auth_limits::AuthLimits>,
     /// Delegated password checks, when configured (SCRAM is then not offered: the server
     /// has no keys for such users).
     pub external_auth: Option<std::sync::Arc<dyn ExternalAuth>>,

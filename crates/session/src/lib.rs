@@ -8,6 +8,8 @@
 //!
 //! The phase of a session is a type ([`Phase`]): unauthed → authed → bound → established.
 
+mod auth;
+pub mod auth_limits;
 mod connection;
 mod env;
 mod outbox;

@@ -240,10 +240,10 @@ pub struct Session {
     io: Io,
     paused: bool,
     waker: Option<Waker>,
-    ip: Option<SocketAddr>,
+    pub(crate) ip: Option<SocketAddr>,
     end: Option<EndCause>,
     auth_timer: Option<SpawnHandle>,
-    span: Span,
+    pub(crate) span: Span,
     /// What the admin API shows (ip, times, presence summary).
     pub(crate) meta: Arc<SessionMeta>,
     /// RFC 7395 framing: `<open/>`/`<close/>`, one element per message.
@@ -1019,7 +1019,7 @@ impl Session {
         self.io = Io::StartingTls;
     }
 
-    fn unauthed_mut(&mut self) -> Option<&mut Unauthed> {
+    pub(crate) fn unauthed_mut(&mut self) -> Option<&mut Unauthed> {
         match &mut self.phase {
             Phase::Unauthed(u) => Some(u),
             _ => None,
@@ -1072,8 +1072,8 @@ impl Session {
                     (Ok(server_final), Some(user)) => {
                         self.sasl_success(user, Some(&server_final), ctx)
                     }
-                    (Ok(_), None) => self.sasl_fail(SaslFailure::NotAuthorized, None, ctx),
-                    (Err(failure), _) => self.sasl_fail(failure, None, ctx),
+                    (Ok(_), None) => self.auth_failed(None, SaslFailure::NotAuthorized, ctx),
+                    (Err(failure), user) => self.auth_failed(user.as_ref(), failure, ctx),
                 }
             }
             SaslState::OAuthFailed => self.sasl_fail(SaslFailure::NotAuthorized, None, ctx),
@@ -1108,9 +1108,13 @@ impl Session {
                 return self.sasl_fail(SaslFailure::InvalidAuthzid, None, ctx);
             }
         }
-        if let Some(u) = self.unauthed_mut() {
-            u.sasl = SaslState::Pending;
+        if !self.auth_gate(user.as_ref(), ctx) {
+            return;
         }
+        // Fake credentials are keyed on the name as it is looked up, so that `Nobody` and
+        // `nobody` get one salt, as `ALICE` and `alice` do.
+        let fake_key = fake_key(user.as_ref(), &first.username);
+        self.set_sasl_pending();
         self.pause();
         let storage = self.env.storage.clone();
         let lookup_user = user.clone();
@@ -1135,7 +1139,7 @@ impl Session {
                 Ok(None) => ScramCredentials::fake(
                     hash,
                     &act.env.server_secret,
-                    &first.username,
+                    &fake_key,
                     act.env.config.scram_iterations,
                 ),
                 Err(e) => {
@@ -1163,6 +1167,10 @@ impl Session {
             return;
         };
         let expected = bearer.authzid.clone();
+        let account = expected.as_deref().and_then(|c| claimed_account(c, &host));
+        if !self.auth_gate(account.as_ref(), ctx) {
+            return;
+        }
         self.auth_token(bearer.token, host, expected, true, ctx);
     }
 
@@ -1185,20 +1193,23 @@ impl Session {
         let fut = async move { crate::tokens::verify(&*storage, &token).await };
         ctx.spawn(wrap_future::<_, Self>(fut).map(move |result, act, ctx| {
             act.resume();
-            let refused = |act: &mut Self, why: &str, ctx: &mut Context<Self>| {
+            let account = claimed.as_deref().and_then(|c| claimed_account(c, &host));
+            let refused = move |act: &mut Self, why: &str, ctx: &mut Context<Self>| {
                 act.span.in_scope(|| info!(reason = why, "token refused"));
-                if oauth {
-                    // RFC 7628 §3.2.2: the error challenge first; the client answers \x01.
-                    if let Some(u) = act.unauthed_mut() {
-                        u.sasl = SaslState::OAuthFailed;
+                act.answer_failure(account.as_ref(), ctx, move |act, ctx| {
+                    if oauth {
+                        // RFC 7628 §3.2.2: the error challenge first; the client answers \x01.
+                        if let Some(u) = act.unauthed_mut() {
+                            u.sasl = SaslState::OAuthFailed;
+                        }
+                        act.send_nonza(
+                            &Element::new("challenge", ns::SASL)
+                                .with_text(B64.encode(sasl::INVALID_TOKEN_CHALLENGE.as_bytes())),
+                        );
+                    } else {
+                        act.sasl_fail(SaslFailure::NotAuthorized, None, ctx);
                     }
-                    act.send_nonza(
-                        &Element::new("challenge", ns::SASL)
-                            .with_text(B64.encode(sasl::INVALID_TOKEN_CHALLENGE.as_bytes())),
-                    );
-                } else {
-                    act.sasl_fail(SaslFailure::NotAuthorized, None, ctx);
-                }
+                });
             };
             match result {
                 Ok(Ok(verified)) => {
@@ -1236,24 +1247,27 @@ impl Session {
         &mut self,
         external: Arc<dyn crate::env::ExternalAuth>,
         user: Option<BareJid>,
-        username: String,
-        host: String,
         password: String,
         ctx: &mut Context<Self>,
     ) {
         let Some(user) = user else {
-            return self.sasl_fail(SaslFailure::NotAuthorized, None, ctx);
+            return self.auth_failed(None, SaslFailure::NotAuthorized, ctx);
         };
-        if let Some(u) = self.unauthed_mut() {
-            u.sasl = SaslState::Pending;
-        }
+        self.set_sasl_pending();
         self.pause();
+        // The backend is asked about exactly the localpart that a yes binds (nodeprep'd):
+        // a yes for `ALICE` must never bind `alice` unless `alice` was what it was asked.
+        let username = user
+            .node()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        let host = user.domain().as_str().to_owned();
         let fut = async move { external.check(&username, &host, &password).await };
         ctx.spawn(wrap_future::<_, Self>(fut).map(move |verdict, act, ctx| {
             act.resume();
             match verdict {
+                Ok(false) => act.auth_failed(Some(&user), SaslFailure::NotAuthorized, ctx),
                 Ok(true) => act.sasl_success(user, None, ctx),
-                Ok(false) => act.sasl_fail(SaslFailure::NotAuthorized, None, ctx),
                 Err(reason) => {
                     act.span
                         .in_scope(|| warn!(%reason, "delegated authentication failed closed"));
@@ -1281,47 +1295,29 @@ impl Session {
                 return self.sasl_fail(SaslFailure::InvalidAuthzid, None, ctx);
             }
         }
+        if !self.auth_gate(user.as_ref(), ctx) {
+            return;
+        }
         if parley_proto::token::is_token(&creds.password) {
             let claimed = Some(creds.username.clone());
             return self.auth_token(creds.password, host, claimed, false, ctx);
         }
         if let Some(jwt) = &self.env.config.jwt {
             if parley_proto::jwt::looks_like_jwt(&creds.password) {
-                let now_s = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                let verdict = parley_proto::jwt::verify_hs256(
-                    &creds.password,
-                    &jwt.secret,
-                    now_s,
-                    jwt.leeway_s,
-                );
-                return match (verdict, user) {
-                    (Ok(jid), Some(user)) if jid == user.as_str() => {
-                        self.sasl_success(user, None, ctx)
-                    }
-                    (verdict, _) => {
-                        let why = verdict
-                            .err()
-                            .map_or("JWT of another account".to_owned(), |e| e.to_string());
-                        self.span.in_scope(|| info!(reason = %why, "JWT refused"));
-                        self.sasl_fail(SaslFailure::NotAuthorized, None, ctx)
-                    }
-                };
+                let jwt = jwt.clone();
+                return self.auth_jwt(&jwt, &creds.password, user, ctx);
             }
         }
         if let Some(external) = self.env.external_auth.clone() {
-            return self.auth_delegated(external, user, creds.username, host, creds.password, ctx);
+            return self.auth_delegated(external, user, creds.password, ctx);
         }
-        if let Some(u) = self.unauthed_mut() {
-            u.sasl = SaslState::Pending;
-        }
+        self.set_sasl_pending();
         self.pause();
         let storage = self.env.storage.clone();
         let secret = self.env.server_secret.clone();
         let iterations = self.env.config.scram_iterations;
         let lookup_user = user.clone();
-        let username = creds.username;
+        let username = fake_key(user.as_ref(), &creds.username);
         let password = creds.password;
         let fut = async move {
             let stored = match &lookup_user {
@@ -1353,7 +1349,7 @@ impl Session {
             act.resume();
             match (result, user) {
                 (Ok(true), Some(user)) => act.sasl_success(user, None, ctx),
-                (Ok(_), _) => act.sasl_fail(SaslFailure::NotAuthorized, None, ctx),
+                (Ok(_), user) => act.auth_failed(user.as_ref(), SaslFailure::NotAuthorized, ctx),
                 (Err(e), _) => {
                     {
                         let _enter = act.span.enter();
@@ -1365,13 +1361,20 @@ impl Session {
         }));
     }
 
-    fn sasl_success(&mut self, user: BareJid, additional: Option<&[u8]>, ctx: &mut Context<Self>) {
+    pub(crate) fn sasl_success(
+        &mut self,
+        user: BareJid,
+        additional: Option<&[u8]>,
+        ctx: &mut Context<Self>,
+    ) {
         let mut success = Element::new("success", ns::SASL);
         if let Some(data) = additional {
             success.push_text(B64.encode(data));
         }
         self.send_nonza(&success);
         self.span.in_scope(|| info!(user = %user, "authenticated"));
+        let ip = self.ip.map(|a| a.ip());
+        self.env.auth_limits.succeeded(ip, user.as_str());
         if let Some(timer) = self.auth_timer.take() {
             ctx.cancel_future(timer);
         }
@@ -1381,7 +1384,19 @@ impl Session {
         self.stream = StreamState::AwaitingHeader;
     }
 
-    fn sasl_fail(&mut self, failure: SaslFailure, text: Option<&str>, ctx: &mut Context<Self>) {
+    /// Marks an exchange as waiting on an asynchronous step (storage, a backend, a delay).
+    pub(crate) fn set_sasl_pending(&mut self) {
+        if let Some(u) = self.unauthed_mut() {
+            u.sasl = SaslState::Pending;
+        }
+    }
+
+    pub(crate) fn sasl_fail(
+        &mut self,
+        failure: SaslFailure,
+        text: Option<&str>,
+        ctx: &mut Context<Self>,
+    ) {
         self.send_nonza(&failure.to_element(text));
         let max = self.env.config.max_auth_attempts;
         let Some(u) = self.unauthed_mut() else { return };
@@ -1578,9 +1593,25 @@ fn random_resource() -> ResourcePart {
 }
 
 /// `username@host` as an account JID, if the username is a valid localpart (nodeprep).
-fn account_jid(username: &str, host: &str) -> Option<BareJid> {
+pub(crate) fn account_jid(username: &str, host: &str) -> Option<BareJid> {
     let node = NodePart::new(username).ok()?;
     BareJid::new(&format!("{}@{}", node.as_str(), host)).ok()
+}
+
+/// What fake credentials for an unknown user are keyed on: the normalized localpart when
+/// the name is one, so that case variants of one name look alike; the name as given
+/// otherwise.
+fn fake_key(user: Option<&BareJid>, given: &str) -> String {
+    user.and_then(|u| u.node())
+        .map_or_else(|| given.to_owned(), |n| n.as_str().to_owned())
+}
+
+/// The account a client names (a bare JID, or a localpart on this host), normalized.
+pub(crate) fn claimed_account(claimed: &str, host: &str) -> Option<BareJid> {
+    match claimed.split_once('@') {
+        Some(_) => BareJid::new(claimed).ok(),
+        None => account_jid(claimed, host),
+    }
 }
 
 /// RFC 6120 §6.4.2: `=` is an empty response; otherwise base64.

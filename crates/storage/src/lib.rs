@@ -261,6 +261,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn tokens_revoke_user(&self, username: &str, host: &str) -> Result<u64>;
     /// The user's tokens, oldest first.
     async fn tokens_of(&self, username: &str, host: &str) -> Result<Vec<TokenRecord>>;
+
+    // ----- sign-out everywhere -----------------------------------------------------------------
+
+    /// Records that the user signed out everywhere at `at_ms` (unix ms): credentials issued
+    /// before it (JWTs by their `iat`) stop working. The time only moves forward. Works
+    /// whether or not the account exists, and outlives the account, so that a re-created
+    /// account does not revive old JWTs.
+    async fn set_signed_out(&self, username: &str, host: &str, at_ms: i64) -> Result<()>;
+    /// When the user last signed out everywhere (unix ms), if ever.
+    async fn signed_out_at(&self, username: &str, host: &str) -> Result<Option<i64>>;
 }
 
 /// Opens the store named by `url`, creating and migrating it at first start.

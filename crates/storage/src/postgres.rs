@@ -166,6 +166,16 @@ const MIGRATIONS: &[Migration] = &[
             )"#,
         ],
     },
+    Migration {
+        version: 5,
+        description: "sign-out-everywhere times (JWTs issued before are refused)",
+        statements: &[r#"CREATE TABLE signouts (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                at_ms BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"#],
+    },
 ];
 
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -174,6 +184,12 @@ const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
 )";
 
 /// Creates the accounts absent from the arrays; returns the ones it created.
+/// The time only moves forward, so that two sign-outs racing keep the later one.
+const UPSERT_SIGNOUT: &str = "INSERT INTO signouts (host, username, at_ms) VALUES ($1, $2, $3)
+    ON CONFLICT (host, username) DO UPDATE SET at_ms = GREATEST(signouts.at_ms, excluded.at_ms)";
+
+const SELECT_SIGNOUT: &str = "SELECT at_ms FROM signouts WHERE host = $1 AND username = $2";
+
 const INSERT_ACCOUNTS: &str =
     "INSERT INTO accounts (host, username, created_at, password_changed_at)
     SELECT h, u, $3, $3 FROM UNNEST($1::text[], $2::text[]) AS t (h, u)
@@ -1191,6 +1207,28 @@ impl Storage for PgStorage {
             .await
             .map_err(backend)?;
         rows.iter().map(token_row).collect()
+    }
+
+    async fn set_signed_out(&self, username: &str, host: &str, at_ms: i64) -> Result<()> {
+        sqlx::query(UPSERT_SIGNOUT)
+            .bind(host)
+            .bind(username)
+            .bind(at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn signed_out_at(&self, username: &str, host: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(SELECT_SIGNOUT)
+            .bind(host)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| r.try_get::<i64, _>("at_ms").map_err(backend))
+            .transpose()
     }
 }
 

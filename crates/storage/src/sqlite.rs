@@ -163,12 +163,28 @@ const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 5,
+        description: "sign-out-everywhere times (JWTs issued before are refused)",
+        statements: &["CREATE TABLE signouts (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                at_ms BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"],
+    },
 ];
 
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT NOT NULL PRIMARY KEY,
     applied_at BIGINT NOT NULL
 )";
+
+/// The time only moves forward, so that two sign-outs racing keep the later one.
+const UPSERT_SIGNOUT: &str = "INSERT INTO signouts (host, username, at_ms) VALUES (?, ?, ?)
+    ON CONFLICT (host, username) DO UPDATE SET at_ms = MAX(signouts.at_ms, excluded.at_ms)";
+
+const SELECT_SIGNOUT: &str = "SELECT at_ms FROM signouts WHERE host = ? AND username = ?";
 
 const INSERT_ACCOUNT: &str =
     "INSERT INTO accounts (host, username, created_at, password_changed_at)
@@ -1199,6 +1215,28 @@ impl Storage for SqliteStorage {
             .await
             .map_err(backend)?;
         rows.iter().map(token_row).collect()
+    }
+
+    async fn set_signed_out(&self, username: &str, host: &str, at_ms: i64) -> Result<()> {
+        sqlx::query(UPSERT_SIGNOUT)
+            .bind(host)
+            .bind(username)
+            .bind(at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn signed_out_at(&self, username: &str, host: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(SELECT_SIGNOUT)
+            .bind(host)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| r.try_get::<i64, _>("at_ms").map_err(backend))
+            .transpose()
     }
 }
 

@@ -44,6 +44,48 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     delete_account_wipes_user_data(s, &run).await;
     xep0191_blocklists_report_changes_and_go_with_the_account(s, &run).await;
     tokens_keep_only_a_hash_and_die_with_the_password(s, &run).await;
+    signed_out_time_only_moves_forward_and_outlives_the_account(s, &run).await;
+}
+
+/// Sign-out everywhere: one time per user, kept at the latest, per host, and still there
+/// after the account is deleted (a re-created account must not revive old JWTs).
+async fn signed_out_time_only_moves_forward_and_outlives_the_account(
+    storage: &dyn Storage,
+    run: &Run,
+) {
+    let host = run.host("signout");
+    let other = run.host("signout-other");
+    assert_eq!(storage.signed_out_at("alice", &host).await.unwrap(), None);
+    storage
+        .create_account(
+            "alice",
+            &host,
+            &[fake_credentials(ScramHash::Sha256, "signout")],
+        )
+        .await
+        .unwrap();
+    storage.set_signed_out("alice", &host, 2_000).await.unwrap();
+    assert_eq!(
+        storage.signed_out_at("alice", &host).await.unwrap(),
+        Some(2_000)
+    );
+    storage.set_signed_out("alice", &host, 1_000).await.unwrap();
+    assert_eq!(
+        storage.signed_out_at("alice", &host).await.unwrap(),
+        Some(2_000)
+    );
+    storage.set_signed_out("alice", &host, 3_000).await.unwrap();
+    assert_eq!(
+        storage.signed_out_at("alice", &host).await.unwrap(),
+        Some(3_000)
+    );
+    assert_eq!(storage.signed_out_at("alice", &other).await.unwrap(), None);
+    assert_eq!(storage.signed_out_at("bob", &host).await.unwrap(), None);
+    storage.delete_account("alice", &host).await.unwrap();
+    assert_eq!(
+        storage.signed_out_at("alice", &host).await.unwrap(),
+        Some(3_000)
+    );
 }
 
 /// Tokens (mod_tokenauth style): stored by id with a hash of the secret, listed per user,

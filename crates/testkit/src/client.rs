@@ -105,6 +105,20 @@ impl Client {
     /// A plain TCP connection to `addr` for host `localhost`.
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        Client::over(stream)
+    }
+
+    /// [`Client::connect`] from the loopback address `source` (any of 127.0.0.0/8), so
+    /// that a test can play several client addresses.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind the source address");
+        Client::over(socket.connect(addr).await.expect("connect"))
+    }
+
+    fn over(stream: TcpStream) -> Client {
         stream.set_nodelay(true).ok();
         Client {
             io: Io::Plain(stream),
