@@ -53,7 +53,10 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
         | Body::Ping(_)
         | Body::Pong(_) => Verdict::Accept,
         Body::ToUser { user, msg } => match msg {
-            UserWire::Inbound { .. } => Verdict::Accept,
+            // Stanzas for the user, and the carbon of a message the sender's node delivered
+            // to one of the user's resources (XEP-0280 §5.2: sent by whichever node routed
+            // it): routing, like ToSession.
+            UserWire::Inbound { .. } | UserWire::CarbonReceived { .. } => Verdict::Accept,
             // A session bound on the sender, claimed in the registry under its name.
             UserWire::Attach {
                 resource, session, ..
@@ -63,12 +66,10 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
             },
             // Speaking for a resource: only its holder. Its Attach came first on this link
             // and waited for the claim, so the entry is normally there already.
-            UserWire::FromClient { resource, .. } | UserWire::CarbonReceived { resource, .. } => {
-                match holder(user, resource) {
-                    Some((true, _)) => Verdict::Accept,
-                    _ => Verdict::Wait,
-                }
-            }
+            UserWire::FromClient { resource, .. } => match holder(user, resource) {
+                Some((true, _)) => Verdict::Accept,
+                _ => Verdict::Wait,
+            },
             // A release: its key may already be gone (or taken over), which is fine; what is
             // refused is detaching the session another node holds.
             UserWire::Detach { resource, session } => match holder(user, resource) {
