@@ -140,9 +140,10 @@ fn to_session(jid: &str, session: u64, text: &str) -> Body {
     }
 }
 
-/// Without the cluster secret, nothing gets in: a peer that skips the handshake cannot
-/// deliver a ToSession frame (the target client receives nothing before a barrier); the same
-/// frame from a peer that knows the secret is delivered, so the handshake is what stops it.
+/// Without the cluster secret, nothing gets in: a peer that says Hello and then sends a
+/// ToSession frame instead of a proof cannot deliver it (the target client receives nothing
+/// before a barrier); the same frame from a peer that knows the secret is delivered, so the
+/// handshake is what stops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_tcp_peer_without_the_secret_cannot_inject_a_stanza() {
     let (node, prefix) = one_node("", 10);
@@ -150,6 +151,15 @@ async fn a_raw_tcp_peer_without_the_secret_cannot_inject_a_stanza() {
     let (jid, session) = session_of(&node, "alice");
 
     let mut raw = TcpStream::connect(node.peer).await.unwrap();
+    send(
+        &mut raw,
+        &Body::Hello {
+            node: "intruder".into(),
+            software: "x".into(),
+            nonce: [1; NONCE_LEN],
+        },
+    )
+    .await;
     send(&mut raw, &to_session(&jid, session, "injected")).await;
     expect_closed(&mut raw).await;
     wait_refused(&node, "link_malformed", 1);
@@ -383,7 +393,7 @@ fn a_node_without_secret_or_mutual_tls_refuses_to_start_naming_the_keys() {
 /// Link parsing never delays the lease keep-alive: while an authenticated peer floods frames
 /// and strangers flood bytes, etcd shows the node's lease renewed on schedule (its remaining
 /// TTL never falls below 1 s of 3) and the node never fences. Runs until etcd has shown five
-/// renewals and the flood has pushed 64 MiB.
+/// renewals and the flood has pushed 16 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
     const TTL: u64 = 3;
@@ -445,7 +455,7 @@ async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
     let mut renewals = 0;
     let mut last = i64::MAX;
     let mut lowest = i64::MAX;
-    while renewals < 5 || sent.load(std::sync::atomic::Ordering::Relaxed) < (64 << 20) {
+    while renewals < 5 || sent.load(std::sync::atomic::Ordering::Relaxed) < (16 << 20) {
         let ttl = etcd
             .lease_time_to_live(lease, None)
             .await

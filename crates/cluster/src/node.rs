@@ -153,6 +153,9 @@ enum WriteOp {
     Reset,
 }
 
+/// A query or BOSH forward waiting for its answer: the node asked, and the answer's way.
+type Pending = (Arc<str>, oneshot::Sender<String>);
+
 /// This server's membership of the cluster.
 pub struct Node {
     me: Arc<str>,
@@ -174,7 +177,7 @@ pub struct Node {
     /// Counters.
     pub metrics: ClusterMetrics,
     /// Pending queries and BOSH forwards: random id → (the node asked, the answer's way).
-    queries: Mutex<HashMap<u128, (Arc<str>, oneshot::Sender<String>)>>,
+    queries: Mutex<HashMap<u128, Pending>>,
     /// Woken whenever the registry cache changes (frames waiting for a claim to show).
     cache_changed: Notify,
     /// The runtime thread of link I/O, away from the lease keep-alive.
