@@ -391,13 +391,16 @@ fn a_node_without_secret_or_mutual_tls_refuses_to_start_naming_the_keys() {
 }
 
 /// Link parsing never delays the lease keep-alive: while an authenticated peer floods frames
-/// and strangers flood bytes, etcd shows the node's lease renewed on schedule (its remaining
-/// TTL never falls below 1 s of 3) and the node never fences. Runs until etcd has shown five
-/// renewals and the flood has pushed 16 MiB.
+/// and strangers keep opening connections that pour garbage, etcd shows the node's lease
+/// renewed on schedule — its remaining TTL never falls to the fence point (1/3 of the TTL
+/// left) — and the node never fences. Runs until etcd has shown five renewals and the
+/// authenticated flood has pushed 16 MiB through the link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
-    const TTL: u64 = 3;
-    let (node, prefix) = one_node("", TTL);
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    const TTL: i64 = 6;
+    let (node, prefix) = one_node("", TTL as u64);
     let mut etcd = etcd_client::Client::connect([shared_etcd().endpoint.as_str()], None)
         .await
         .unwrap();
@@ -408,13 +411,15 @@ async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
         .kvs()[0]
         .lease();
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pushed = Arc::new(AtomicU64::new(0));
+    let cut_off = Arc::new(AtomicU64::new(0));
     let mut flooders = Vec::new();
     // An authenticated peer: stray answers of 16 KiB (decoded, judged, counted) and pings.
+    // TCP back-pressure makes what it pushes what the node read.
     {
         let mut s = authenticated(&node, &prefix, "flooder").await;
-        let (stop, sent) = (stop.clone(), sent.clone());
+        let (stop, pushed) = (stop.clone(), pushed.clone());
         let mut batch = Vec::new();
         for i in 0..16u64 {
             batch.extend(
@@ -427,26 +432,26 @@ async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
             batch.extend(encode(&Body::Ping(i)).unwrap());
         }
         flooders.push(tokio::spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Relaxed) {
                 if s.write_all(&batch).await.is_err() {
                     return;
                 }
-                sent.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                pushed.fetch_add(batch.len() as u64, Relaxed);
             }
         }));
     }
-    // Strangers: connect, pour garbage, get cut off, again.
+    // Strangers: connect, pour garbage until the node cuts the connection off, again.
     for _ in 0..2 {
-        let (stop, sent, addr) = (stop.clone(), sent.clone(), node.peer);
+        let (stop, cut_off, addr) = (stop.clone(), cut_off.clone(), node.peer);
         flooders.push(tokio::spawn(async move {
             let garbage = vec![0xa5u8; 64 << 10];
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Relaxed) {
                 let Ok(mut s) = TcpStream::connect(addr).await else {
                     continue;
                 };
-                if s.write_all(&garbage).await.is_ok() {
-                    sent.fetch_add(garbage.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                }
+                let _ = s.write_all(&garbage).await;
+                expect_closed(&mut s).await;
+                cut_off.fetch_add(1, Relaxed);
             }
         }));
     }
@@ -455,7 +460,7 @@ async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
     let mut renewals = 0;
     let mut last = i64::MAX;
     let mut lowest = i64::MAX;
-    while renewals < 5 || sent.load(std::sync::atomic::Ordering::Relaxed) < (16 << 20) {
+    while renewals < 5 || pushed.load(Relaxed) < (16 << 20) {
         let ttl = etcd
             .lease_time_to_live(lease, None)
             .await
@@ -467,22 +472,24 @@ async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
         last = ttl;
         lowest = lowest.min(ttl);
         assert!(
-            ttl >= 1,
-            "the lease fell to {ttl} s of {TTL}: the keep-alive was delayed"
+            ttl > TTL / 3,
+            "the lease fell to {ttl} s of {TTL}: the keep-alive was delayed to the fence point"
         );
-        // The sampling period (ten looks per renewal interval), not a wait for a condition:
-        // it spares the shared etcd a busy loop.
+        // The sampling period (twenty looks per renewal interval), not a wait for a
+        // condition: it spares the shared etcd a busy loop.
         sampling.tick().await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Relaxed);
     for f in flooders {
         let _ = f.await;
     }
     assert_eq!(metric(&node, "parley_fences_total", ""), 0, "never fenced");
     assert_eq!(node.get("/ready").map(|(s, _)| s), Some(200));
-    assert!(metric(&node, "parley_node_link_frames_total", "direction=\"in\"") > 1000);
+    assert!(cut_off.load(Relaxed) > 0, "the strangers were cut off");
     eprintln!(
-        "flood: {} MiB sent, {renewals} renewals seen, lowest TTL {lowest} s of {TTL}",
-        sent.load(std::sync::atomic::Ordering::Relaxed) >> 20
+        "flood: {} MiB of frames through the link, {} garbage connections cut off, \
+         {renewals} renewals seen, lowest TTL {lowest} s of {TTL}",
+        pushed.load(Relaxed) >> 20,
+        cut_off.load(Relaxed)
     );
 }
