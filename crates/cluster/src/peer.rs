@@ -408,13 +408,13 @@ pub async fn listen(
             tokio::spawn(async move {
                 let _slot = slot;
                 let _ = stream.set_nodelay(true);
+                // One deadline for the TLS handshake and the link handshake together.
+                let deadline = tokio::time::Instant::now() + config.handshake_timeout;
                 let received = match config.auth.tls.clone() {
-                    None => receive(stream, &config, &*on_frame).await,
+                    None => receive(stream, &config, deadline, &*on_frame).await,
                     Some(tls) => {
-                        match tokio::time::timeout(config.handshake_timeout, tls.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => receive(stream, &config, &*on_frame).await,
+                        match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => receive(stream, &config, deadline, &*on_frame).await,
                             Ok(Err(e)) => Err(Received::Refused(HandshakeError::Io(e))),
                             Err(_) => Err(Received::Refused(HandshakeError::Timeout(
                                 config.handshake_timeout,
@@ -453,6 +453,7 @@ enum Received {
 async fn receive(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     config: &ListenConfig,
+    deadline: tokio::time::Instant,
     on_frame: &(dyn Fn(&str, Body) -> FrameWait + Send + Sync),
 ) -> Result<(), Received> {
     let mut decoder = Decoder::with_limit(config.max_frame);
@@ -461,7 +462,7 @@ async fn receive(
         &mut decoder,
         &config.auth.me,
         config.auth.secret.as_deref(),
-        config.handshake_timeout,
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
     )
     .await
     .map_err(Received::Refused)?;
