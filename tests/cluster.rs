@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use parley_proto::ns;
-use parley_testkit::cluster::{add_users, ClusterNode, Extra};
+use parley_testkit::cluster::{add_users, ClusterNode, Extra, Secret};
 use parley_testkit::im::{chat, push_item};
 use parley_testkit::{shared_etcd, shared_pg, Client, Haproxy, Received};
 use parley_xml::Element;
@@ -716,8 +716,10 @@ async fn node_links_over_mutual_tls() {
             k.display(),
             dir.path().join("ca.pem").display()
         );
+        // Mutual TLS alone authenticates the links (no cluster secret).
         let extra = Extra {
             cluster: extra,
+            secret: Secret::Omitted,
             ..Extra::default()
         };
         nodes.push(ClusterNode::start_with(id, &etcd, &prefix, &db, 10, &extra));

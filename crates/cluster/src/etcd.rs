@@ -44,6 +44,13 @@ pub enum ClusterError {
     /// etcd did not answer in time.
     #[error("etcd at {0} did not answer in time")]
     Timeout(String),
+    /// Neither a cluster secret nor mutual TLS is configured: node links would be open to
+    /// anyone who reaches `peer_listen`.
+    #[error("node links must be authenticated: set cluster.secret (or cluster.secret_file), or cluster.tls_cert, cluster.tls_key and cluster.tls_ca")]
+    Unauthenticated,
+    /// The link runtime thread could not start.
+    #[error("node-link runtime: {0}")]
+    Runtime(String),
     /// The node-link listener could not bind.
     #[error("cluster peer_listen {addr}: {reason}")]
     Listen {
@@ -368,9 +375,8 @@ impl EtcdSync {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .reset(&self.layout, kvs, revision);
-        if !events.is_empty() {
-            let _ = self.events.send(events);
-        }
+        // Sent even when empty: every cache change wakes frames waiting for a claim to show.
+        let _ = self.events.send(events);
         let mut stream = self
             .client
             .watch(
@@ -412,9 +418,7 @@ impl EtcdSync {
                     &changes,
                     rev,
                 );
-                if !events.is_empty() {
-                    let _ = self.events.send(events);
-                }
+                let _ = self.events.send(events);
             }
         }
         Ok(())

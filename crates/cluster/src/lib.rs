@@ -21,17 +21,24 @@
 //! - [`fence`]: when a node must fence itself (renewal overdue past 2/3 of the TTL, or the
 //!   lease reported gone);
 //! - [`peer`]: node links over TCP — bounded queues, reconnection with backoff, frames held
-//!   while a link is down and handed back for a bounce past the hold bound.
+//!   while a link is down and handed back for a bounce past the hold bound;
+//! - [`auth`]: the link handshake (HMAC-SHA256 challenge-response over the cluster secret,
+//!   or mutual TLS alone), run before any frame is acted on;
+//! - [`trust`]: what an authenticated peer may ask in its own name (sessions it holds);
+//! - [`links_rt`]: the runtime thread that carries link I/O, away from the lease keep-alive.
 //!
 //! The node actor (fencing, wiring into the router) comes next. This is
 //! the only crate that depends on etcd-client.
 
+pub mod auth;
 pub mod etcd;
 pub mod etcd_access;
 pub mod fence;
 pub mod link;
 pub mod link_tls;
+pub mod links_rt;
 pub mod node;
 pub mod owner;
 pub mod peer;
 pub mod registry;
+pub mod trust;

@@ -1,19 +1,28 @@
 //! The node-link wire protocol.
 //!
 //! A frame is a 4-byte big-endian length followed by that many bytes of postcard-encoded
-//! [`Frame`]. Every frame carries the protocol version, and a link starts with [`Body::Hello`]
-//! so that a peer speaking another version is refused at once with a clear error. Frames are
-//! bounded in size; a peer that announces a larger one is cut off rather than buffered.
+//! [`Frame`]. Every frame carries the protocol version, and a link starts with the handshake
+//! ([`Body::Hello`], [`Body::Welcome`], [`Body::Proof`], see [`crate::auth`]) so that a peer
+//! speaking another version, or one without the cluster secret, is refused before any of its
+//! frames is acted on. Frames are bounded in size (a smaller bound while the handshake runs);
+//! a peer that announces a larger one is cut off rather than buffered.
 
 use parley_user::UserWire;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
-/// Largest accepted frame body: a maximal stanza (256 KiB by default, configurable up to
-/// this) plus headroom.
+/// Largest accepted frame body by default (`cluster.max_frame_bytes`): a maximal stanza
+/// (256 KiB by default) plus ample headroom.
 pub const MAX_FRAME: usize = 4 << 20;
+
+/// Largest frame accepted before the handshake completes: a handshake frame is a few hundred
+/// bytes, so an unauthenticated peer cannot make a node buffer more than this.
+pub const HANDSHAKE_MAX_FRAME: usize = 1024;
+
+/// Length of the handshake nonces.
+pub const NONCE_LEN: usize = 32;
 
 /// One frame on a node link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,12 +50,30 @@ pub enum RemoteClose {
 /// The messages nodes exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    /// First frame on a link, both ways.
+    /// First frame on a link, from the connecting node.
     Hello {
         /// The sender's node id.
         node: String,
         /// Its software version, for logs.
         software: String,
+        /// A fresh random nonce for this connection.
+        nonce: [u8; NONCE_LEN],
+    },
+    /// The accepting node's answer to [`Body::Hello`].
+    Welcome {
+        /// The acceptor's node id (the connector checks it is the node it meant to reach).
+        node: String,
+        /// The acceptor's fresh random nonce.
+        nonce: [u8; NONCE_LEN],
+        /// The acceptor's HMAC proof of the cluster secret over both nonces and ids (empty
+        /// when the cluster relies on mutual TLS alone).
+        proof: Vec<u8>,
+    },
+    /// The connector's proof of the cluster secret; after it, frames flow.
+    Proof {
+        /// HMAC over both nonces and ids with the connector's label (empty with mutual TLS
+        /// alone).
+        proof: Vec<u8>,
     },
     /// A stanza for a session on the receiving node.
     /// The stanza is serialized XML in the `jabber:client` namespace.
@@ -81,30 +108,30 @@ pub enum Body {
     /// Asks for the receiver's session records (admin API); answered with
     /// [`Body::Answer`] carrying the same id.
     Query {
-        /// Correlates the answer.
-        id: u64,
+        /// Correlates the answer: random, so that no other node can guess it.
+        id: u128,
         /// What is asked, as JSON (the admin layer's query).
         what: String,
     },
     /// A BOSH request for a session the receiver owns (XEP-0124 body, as received by the
     /// sender); answered with [`Body::BoshResponse`] carrying the same id.
     BoshRequest {
-        /// Correlates the answer.
-        id: u64,
+        /// Correlates the answer: random, so that no other node can guess it.
+        id: u128,
         /// The request's `<body/>`.
         body: String,
     },
     /// Answer to [`Body::BoshRequest`].
     BoshResponse {
         /// The request's id.
-        id: u64,
+        id: u128,
         /// The answer's `<body/>`.
         body: String,
     },
     /// Answer to [`Body::Query`], as JSON.
     Answer {
         /// The query's id.
-        id: u64,
+        id: u128,
         /// The answer.
         json: String,
     },
@@ -131,14 +158,19 @@ pub enum LinkError {
     Malformed(String),
 }
 
-/// Encodes a frame with its length prefix.
+/// Encodes a frame with its length prefix (bounded by [`MAX_FRAME`]).
 pub fn encode(body: &Body) -> Result<Vec<u8>, LinkError> {
+    encode_bounded(body, MAX_FRAME)
+}
+
+/// Encodes a frame with its length prefix; refused when its body is larger than `max`.
+pub fn encode_bounded(body: &Body, max: usize) -> Result<Vec<u8>, LinkError> {
     let frame = Frame {
         version: PROTOCOL_VERSION,
         body: body.clone(),
     };
     let payload = postcard::to_stdvec(&frame).map_err(|e| LinkError::Malformed(e.to_string()))?;
-    if payload.len() > MAX_FRAME {
+    if payload.len() > max {
         return Err(LinkError::TooLarge(payload.len()));
     }
     let mut out = Vec::with_capacity(4 + payload.len());
@@ -147,13 +179,47 @@ pub fn encode(body: &Body) -> Result<Vec<u8>, LinkError> {
     Ok(out)
 }
 
-/// Incremental decoder: feed bytes as they arrive, take frames as they complete.
-#[derive(Debug, Default)]
+/// Decodes one encoded frame (length prefix included), e.g. a queued frame handed back.
+pub fn decode_one(bytes: &[u8]) -> Result<Body, LinkError> {
+    let mut d = Decoder::with_limit(bytes.len());
+    d.feed(bytes);
+    d.next_frame()?
+        .ok_or_else(|| LinkError::Malformed("truncated frame".into()))
+}
+
+/// Incremental decoder: feed bytes as they arrive, take frames as they complete. It never
+/// holds more than one frame bound plus what one read brought.
+#[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
+    max: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::with_limit(MAX_FRAME)
+    }
 }
 
 impl Decoder {
+    /// A decoder that refuses frames larger than `max` bytes.
+    pub fn with_limit(max: usize) -> Decoder {
+        Decoder {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Changes the frame bound (raised once the handshake is done).
+    pub fn set_limit(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Bytes buffered and not yet taken as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -166,7 +232,7 @@ impl Decoder {
             return Ok(None);
         }
         let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        if len > MAX_FRAME {
+        if len > self.max {
             return Err(LinkError::TooLarge(len));
         }
         if self.buf.len() < 4 + len {
@@ -193,6 +259,15 @@ mod tests {
             Body::Hello {
                 node: "n1".into(),
                 software: "0.1.0".into(),
+                nonce: [7; NONCE_LEN],
+            },
+            Body::Welcome {
+                node: "n2".into(),
+                nonce: [9; NONCE_LEN],
+                proof: vec![1, 2, 3],
+            },
+            Body::Proof {
+                proof: vec![4, 5, 6],
             },
             Body::ToSession {
                 jid: "a@b/c".into(),
@@ -231,11 +306,11 @@ mod tests {
                 status: None,
             },
             Body::Query {
-                id: 4,
+                id: u128::MAX - 4,
                 what: "{}".into(),
             },
             Body::Answer {
-                id: 4,
+                id: u128::MAX - 4,
                 json: "[]".into(),
             },
             Body::BoshRequest {
@@ -293,6 +368,21 @@ mod tests {
         let mut d = Decoder::default();
         d.feed(&((MAX_FRAME as u32) + 1).to_be_bytes());
         assert_eq!(d.next_frame(), Err(LinkError::TooLarge(MAX_FRAME + 1)));
+    }
+
+    #[test]
+    fn the_handshake_bound_refuses_what_the_frame_bound_would_take() {
+        let big = Body::Proof {
+            proof: vec![0; 4096],
+        };
+        let mut d = Decoder::with_limit(HANDSHAKE_MAX_FRAME);
+        d.feed(&encode(&big).unwrap());
+        assert!(matches!(d.next_frame(), Err(LinkError::TooLarge(_))));
+        assert_eq!(decode_one(&encode(&big).unwrap()), Ok(big.clone()));
+        assert!(matches!(
+            encode_bounded(&big, 100),
+            Err(LinkError::TooLarge(_))
+        ));
     }
 
     #[test]

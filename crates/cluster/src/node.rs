@@ -32,18 +32,23 @@ use parley_router::{
 };
 use parley_user::{Inbound, Placement, UserWire, Users, Vanished};
 use parley_xml::{Element, Limits};
-use tokio::sync::{mpsc, oneshot};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::auth::ClusterSecret;
 use crate::etcd::{Claim, ClusterError, EtcdRegistry};
 use crate::etcd_access::EtcdAccess;
 use crate::fence::{Fence, Standing};
 use crate::link::{Body, RemoteClose};
 use crate::link_tls::LinkTls;
+use crate::links_rt::LinksRuntime;
 use crate::owner::owner;
-use crate::peer::{listen, LinkConfig, PeerLink};
+use crate::peer::{listen, LinkAuth, LinkConfig, ListenConfig, PeerLink};
 use crate::registry::{Cache, Event, Layout, NodeInfo, SessionEntry};
+
+mod frames;
 
 /// Answers a BOSH request forwarded by another node (the `<body/>` in, the answer out).
 pub type BoshHandler = Arc<
@@ -73,6 +78,14 @@ pub struct ClusterSettings {
     pub link: LinkConfig,
     /// Mutual TLS on node links (None: plain TCP).
     pub tls: Option<Arc<LinkTls>>,
+    /// The cluster secret proven in every link handshake (None: mutual TLS alone). One of
+    /// the two is required.
+    pub secret: Option<Arc<ClusterSecret>>,
+    /// Connections open at once from one address (`cluster.max_links_per_address`).
+    pub max_links_per_address: usize,
+    /// How long a frame about a session waits for the registry to show that its sender
+    /// holds it (`cluster.registry_wait_ms`).
+    pub registry_wait: Duration,
 }
 
 /// Counters for `/metrics`.
@@ -143,6 +156,9 @@ enum WriteOp {
     Reset,
 }
 
+/// A query or BOSH forward waiting for its answer: the node asked, and the answer's way.
+type Pending = (Arc<str>, oneshot::Sender<String>);
+
 /// This server's membership of the cluster.
 pub struct Node {
     me: Arc<str>,
@@ -163,8 +179,14 @@ pub struct Node {
     stopping: AtomicBool,
     /// Counters.
     pub metrics: ClusterMetrics,
-    queries: Mutex<HashMap<u64, oneshot::Sender<String>>>,
-    next_query: AtomicU64,
+    /// Pending queries and BOSH forwards: random id → (the node asked, the answer's way).
+    queries: Mutex<HashMap<u128, Pending>>,
+    /// Woken whenever the registry cache changes (frames waiting for a claim to show).
+    cache_changed: Notify,
+    /// The runtime thread of link I/O, away from the lease keep-alive.
+    links_rt: LinksRuntime,
+    /// The runtime the node was started on (etcd, BOSH handlers).
+    home: Handle,
     #[allow(clippy::type_complexity)]
     answer: RwLock<Option<Box<dyn Fn(&str) -> String + Send + Sync>>>,
     bosh: RwLock<Option<BoshHandler>>,
@@ -196,6 +218,10 @@ impl Node {
         users: Arc<Users>,
         ready: Arc<AtomicBool>,
     ) -> Result<Arc<Node>, ClusterError> {
+        if settings.secret.is_none() && settings.tls.is_none() {
+            return Err(ClusterError::Unauthenticated);
+        }
+        let links_rt = LinksRuntime::start().map_err(|e| ClusterError::Runtime(e.to_string()))?;
         let layout = Layout::new(settings.prefix.clone());
         let registry = register(&settings, &layout).await?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -217,29 +243,36 @@ impl Node {
             stopping: AtomicBool::new(false),
             metrics: ClusterMetrics::default(),
             queries: Mutex::new(HashMap::new()),
-            next_query: AtomicU64::new(1),
+            cache_changed: Notify::new(),
+            links_rt,
+            home: Handle::current(),
             answer: RwLock::new(None),
             bosh: RwLock::new(None),
             tasks: Mutex::new(Vec::new()),
             me_weak: me.clone(),
             settings,
         });
-        // Peers' links first: others may send as soon as they see our key.
+        // Peers' links first: others may send as soon as they see our key. The listener and
+        // every link run on the links runtime.
         let weak = Arc::downgrade(&node);
-        let (_, listener) = listen(
-            node.settings.peer_listen,
-            node.settings.tls.clone(),
-            move |from, body| {
-                if let Some(node) = weak.upgrade() {
-                    node.on_frame(from, body);
-                }
-            },
-        )
-        .await
-        .map_err(|e| ClusterError::Listen {
-            addr: node.settings.peer_listen,
-            reason: e.to_string(),
-        })?;
+        let config = ListenConfig {
+            auth: node.link_auth(),
+            max_frame: node.settings.link.max_frame,
+            handshake_timeout: node.settings.link.handshake_timeout,
+            max_per_address: node.settings.max_links_per_address,
+        };
+        let addr = node.settings.peer_listen;
+        let listening = node.links_rt.handle().spawn(async move {
+            listen(addr, config, move |from, body| {
+                weak.upgrade().and_then(|node| node.on_frame(from, body))
+            })
+            .await
+        });
+        let listen_err = |reason: String| ClusterError::Listen { addr, reason };
+        let (_, listener) = listening
+            .await
+            .map_err(|e| listen_err(e.to_string()))?
+            .map_err(|e| listen_err(e.to_string()))?;
         if let Some(reg) = node.current() {
             reg.load(&node.cache).await?;
         }
@@ -331,12 +364,12 @@ impl Node {
         body: String,
         timeout: Duration,
     ) -> Option<String> {
-        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let id: u128 = rand::random();
         let (tx, rx) = oneshot::channel();
         self.queries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+            .insert(id, (Arc::from(node), tx));
         let answer = match self.send_to(node, Body::BoshRequest { id, body }) {
             Ok(()) => tokio::time::timeout(timeout, rx)
                 .await
@@ -368,12 +401,12 @@ impl Node {
             .collect();
         let mut waits = Vec::new();
         for peer in peers {
-            let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+            let id: u128 = rand::random();
             let (tx, rx) = oneshot::channel();
             self.queries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(id, tx);
+                .insert(id, (peer.clone(), tx));
             let sent = self.send_to(
                 &peer,
                 Body::Query {
@@ -453,6 +486,15 @@ impl Node {
         }
     }
 
+    /// How this node authenticates its links.
+    fn link_auth(&self) -> LinkAuth {
+        LinkAuth {
+            me: self.me.to_string(),
+            secret: self.settings.secret.clone(),
+            tls: self.settings.tls.clone(),
+        }
+    }
+
     fn current(&self) -> Option<Arc<EtcdRegistry>> {
         self.registry
             .read()
@@ -494,6 +536,7 @@ impl Node {
 
     async fn watcher(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Vec<Event>>) {
         while let Some(events) = rx.recv().await {
+            self.cache_changed.notify_waiters();
             if events.contains(&Event::NodesChanged) {
                 self.membership_changed();
             }
@@ -562,6 +605,8 @@ impl Node {
         // Links: one per live peer, at its advertised address.
         let mut given_up = Vec::new();
         {
+            // Link tasks run on the links runtime.
+            let _links_rt = self.links_rt.handle().enter();
             let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
             links.retain(|id, (addr, link)| {
                 let keep = addrs.get(&**id) == Some(addr);
@@ -579,10 +624,10 @@ impl Node {
                 };
                 let weak = self.me_weak.clone();
                 let link = PeerLink::start(
-                    self.me.to_string(),
+                    self.link_auth(),
+                    id.to_string(),
                     addr.clone(),
                     self.settings.link.clone(),
-                    self.settings.tls.clone(),
                     move |body| {
                         if let Some(node) = weak.upgrade() {
                             node.undeliverable(body);
@@ -614,132 +659,6 @@ impl Node {
             if before != after {
                 handle.resync();
             }
-        }
-    }
-
-    // ----- node links ------------------------------------------------------------------------
-
-    fn on_frame(&self, from: &str, body: Body) {
-        self.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-        match body {
-            Body::ToSession { jid, session, xml } => {
-                let (Ok(full), Some(stanza)) = (FullJid::new(&jid), parse(&xml)) else {
-                    return;
-                };
-                self.to_local_session(&full, SessionId(session), stanza);
-            }
-            Body::ToUser { user, msg } => {
-                let Ok(jid) = BareJid::new(&user) else {
-                    return;
-                };
-                let node: Arc<str> = Arc::from(from);
-                let me = self.me_weak.upgrade();
-                self.users.deliver_wire(&jid, msg, move |id, full| {
-                    let nodes: Arc<dyn RemoteSessions> = match me {
-                        Some(me) => me,
-                        None => Arc::new(Detached),
-                    };
-                    SessionHandle::remote(id, node, full, nodes)
-                });
-            }
-            Body::Close {
-                jid,
-                session,
-                reason,
-                status,
-            } => {
-                let Ok(full) = FullJid::new(&jid) else {
-                    return;
-                };
-                if let Some(h) = self.router.lookup_local(&full) {
-                    if h.id.0 == session {
-                        let status = status
-                            .as_deref()
-                            .and_then(parley_router::SessionStatus::parse);
-                        if let (Some(status), Some(meta)) = (status, h.meta()) {
-                            meta.end(status);
-                        }
-                        h.close(from_remote_close(reason));
-                    }
-                }
-            }
-            Body::Query { id, what } => {
-                let json = self
-                    .answer
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map_or_else(|| "null".to_owned(), |a| a(&what));
-                let _ = self.send_to(from, Body::Answer { id, json });
-            }
-            Body::BoshRequest { id, body } => {
-                let handler = self.bosh.read().unwrap_or_else(|e| e.into_inner()).clone();
-                let Some(handler) = handler else {
-                    return;
-                };
-                let me = self.me_weak.clone();
-                let from = from.to_owned();
-                tokio::spawn(async move {
-                    let body = handler(body).await;
-                    if let Some(node) = me.upgrade() {
-                        let _ = node.send_to(&from, Body::BoshResponse { id, body });
-                    }
-                });
-            }
-            Body::BoshResponse { id, body: json } | Body::Answer { id, json } => {
-                if let Some(tx) = self
-                    .queries
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id)
-                {
-                    let _ = tx.send(json);
-                }
-            }
-            Body::Ping(n) => {
-                let _ = self.send_to(from, Body::Pong(n));
-            }
-            Body::Pong(_) | Body::Hello { .. } => {}
-        }
-    }
-
-    /// A stanza for a session of this node, sent by a node that saw it in the registry.
-    fn to_local_session(&self, full: &FullJid, session: SessionId, stanza: Element) {
-        match self.router.lookup_local(full) {
-            Some(h) if h.id == session => match h.deliver(stanza) {
-                Ok(()) => {}
-                Err(u) if u.error == DeliverError::Overloaded => self.users.bounce(
-                    &u.stanza,
-                    StanzaError::with_text(
-                        StanzaCondition::ResourceConstraint,
-                        "the recipient is not reading its stream",
-                    ),
-                ),
-                // RFC 6121 §8.5.3.2: the resource is gone; its user's rules apply.
-                Err(u) => self
-                    .users
-                    .send(&full.to_bare(), Inbound { stanza: u.stanza }),
-            },
-            _ => self.users.send(&full.to_bare(), Inbound { stanza }),
-        }
-    }
-
-    /// A frame a link refused or gave up: its stanza is bounced, never dropped silently.
-    fn undeliverable(&self, body: Body) {
-        let stanza = match body {
-            Body::ToSession { xml, .. } => parse(&xml),
-            Body::ToUser { msg, .. } => msg.stanza(),
-            _ => None,
-        };
-        if let Some(stanza) = stanza {
-            self.metrics.bounced.fetch_add(1, Ordering::Relaxed);
-            self.users.bounce(
-                &stanza,
-                StanzaError::with_text(
-                    StanzaCondition::RecipientUnavailable,
-                    "the recipient's cluster node cannot be reached",
-                ),
-            );
         }
     }
 

@@ -1,23 +1,33 @@
 //! Node links over TCP: a listener that accepts peers' frames, and an outgoing link per peer
 //! with a bounded queue, reconnection with backoff, and a hold bound.
 //!
+//! Every connection runs the [`crate::auth`] handshake first, within a timeout; no frame of a
+//! peer is handed on before it has proven the cluster secret (or mutual TLS did). The
+//! listener also caps the connections open at once from one address, so that a stranger
+//! cannot tie up the node with half-open handshakes.
+//!
 //! A frame queued while its link is down waits for the link to come back; if the link stays
 //! down longer than the hold bound, every waiting frame is handed to the `undeliverable`
 //! callback so that its stanza can be bounced with an error. Nothing is dropped silently: a
-//! full queue refuses the frame at once, and the caller bounces it.
+//! full queue (by frames or by bytes) or a frame over the size bound is refused at once, and
+//! the caller bounces it.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use parley_router::metrics::refuse;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::link::{encode, Body, Decoder, LinkError};
+use crate::auth::{self, ClusterSecret, HandshakeError};
+use crate::link::{decode_one, encode_bounded, Body, Decoder, LinkError, MAX_FRAME};
 use crate::link_tls::LinkTls;
 
 /// Settings of an outgoing link.
@@ -25,6 +35,12 @@ use crate::link_tls::LinkTls;
 pub struct LinkConfig {
     /// Frames that may wait in the queue.
     pub max_queued: usize,
+    /// Bytes (encoded frames) that may wait in the queue (`cluster.send_queue_bytes`).
+    pub max_queued_bytes: usize,
+    /// Largest frame body sent or received (`cluster.max_frame_bytes`).
+    pub max_frame: usize,
+    /// How long the handshake may take (`cluster.handshake_timeout_ms`).
+    pub handshake_timeout: Duration,
     /// How long frames wait for a link that is down before they are given up.
     pub hold: Duration,
     /// First reconnect delay; doubles up to `max_backoff`.
@@ -37,6 +53,9 @@ impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {
             max_queued: 10_000,
+            max_queued_bytes: 64 << 20,
+            max_frame: MAX_FRAME,
+            handshake_timeout: Duration::from_secs(5),
             hold: Duration::from_secs(5),
             backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
@@ -44,16 +63,41 @@ impl Default for LinkConfig {
     }
 }
 
-/// Returned when the queue is full: the caller bounces the frame.
+/// How a node authenticates its links: the cluster secret, mutual TLS, or both.
+#[derive(Debug, Clone)]
+pub struct LinkAuth {
+    /// This node's id, proven in every handshake.
+    pub me: String,
+    /// The cluster secret (None: mutual TLS alone).
+    pub secret: Option<Arc<ClusterSecret>>,
+    /// Mutual TLS (None: plain TCP, then the secret is required).
+    pub tls: Option<Arc<LinkTls>>,
+}
+
+/// Returned when a frame is refused (queue full by frames or bytes, or the frame is larger
+/// than the frame bound): the caller bounces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueFull(pub Body);
 
 type Undeliverable = Arc<dyn Fn(Body) + Send + Sync>;
 
 struct Queue {
-    frames: VecDeque<Body>,
+    /// Encoded frames, so that the byte bound counts what will be written.
+    frames: VecDeque<Vec<u8>>,
+    /// Their total size.
+    bytes: usize,
     /// When the link went down (None while up).
     down_since: Option<Instant>,
+}
+
+impl Queue {
+    fn drain_bodies(&mut self) -> Vec<Body> {
+        self.bytes = 0;
+        self.frames
+            .drain(..)
+            .filter_map(|f| decode_one(&f).ok())
+            .collect()
+    }
 }
 
 /// An outgoing link to one peer.
@@ -71,23 +115,25 @@ impl std::fmt::Debug for PeerLink {
 }
 
 impl PeerLink {
-    /// Starts a link from `node` to the peer at `addr`.
+    /// Starts a link to node `peer` at `addr`, authenticated as `auth` says. Its task runs on
+    /// the current Tokio runtime (the node enters its link runtime first).
     pub fn start(
-        node: String,
+        auth: LinkAuth,
+        peer: String,
         addr: String,
         config: LinkConfig,
-        tls: Option<Arc<LinkTls>>,
         undeliverable: impl Fn(Body) + Send + Sync + 'static,
     ) -> PeerLink {
         let queue = Arc::new(Mutex::new(Queue {
             frames: VecDeque::new(),
+            bytes: 0,
             down_since: Some(Instant::now()),
         }));
         let wake = Arc::new(Notify::new());
         let task = tokio::spawn(run(
-            node,
+            auth,
+            peer,
             addr,
-            tls,
             config.clone(),
             queue.clone(),
             wake.clone(),
@@ -101,14 +147,21 @@ impl PeerLink {
         }
     }
 
-    /// Queues a frame. Refused (and handed back) when the queue is full.
+    /// Queues a frame. Refused (and handed back) when the queue is full by frames or bytes,
+    /// or when the frame is larger than the frame bound.
     pub fn send(&self, body: Body) -> Result<(), QueueFull> {
+        let Ok(bytes) = encode_bounded(&body, self.config.max_frame) else {
+            return Err(QueueFull(body));
+        };
         {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.frames.len() >= self.config.max_queued {
+            if q.frames.len() >= self.config.max_queued
+                || q.bytes + bytes.len() > self.config.max_queued_bytes
+            {
                 return Err(QueueFull(body));
             }
-            q.frames.push_back(body);
+            q.bytes += bytes.len();
+            q.frames.push_back(bytes);
         }
         self.wake.notify_one();
         Ok(())
@@ -116,11 +169,13 @@ impl PeerLink {
 
     /// Takes every frame still queued (the peer left the cluster), for bouncing.
     pub fn take_queued(&self) -> Vec<Body> {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        q.frames.drain(..).collect()
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain_bodies()
     }
 
-    /// Whether the link is connected.
+    /// Whether the link is connected (and authenticated).
     pub fn is_up(&self) -> bool {
         self.queue
             .lock()
@@ -141,7 +196,7 @@ fn expire(queue: &Mutex<Queue>, hold: Duration, undeliverable: &Undeliverable) {
     let expired: Vec<Body> = {
         let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
         match q.down_since {
-            Some(since) if since.elapsed() >= hold => q.frames.drain(..).collect(),
+            Some(since) if since.elapsed() >= hold => q.drain_bodies(),
             _ => Vec::new(),
         }
     };
@@ -151,9 +206,9 @@ fn expire(queue: &Mutex<Queue>, hold: Duration, undeliverable: &Undeliverable) {
 }
 
 async fn run(
-    node: String,
+    auth: LinkAuth,
+    peer: String,
     addr: String,
-    tls: Option<Arc<LinkTls>>,
     config: LinkConfig,
     queue: Arc<Mutex<Queue>>,
     wake: Arc<Notify>,
@@ -164,17 +219,25 @@ async fn run(
         // Resolved at every attempt: a peer's advertised name may move (Kubernetes pods).
         match TcpStream::connect(addr.as_str()).await {
             Ok(stream) => {
-                backoff = config.backoff;
                 let _ = stream.set_nodelay(true);
-                let served = match &tls {
-                    None => serve(&node, stream, &queue, &wake).await,
+                let served = match &auth.tls {
+                    None => serve(&auth, &peer, &config, stream, &queue, &wake).await,
                     Some(tls) => match tls.connect(&addr, stream).await {
-                        Ok(stream) => serve(&node, stream, &queue, &wake).await,
-                        Err(e) => Err(e),
+                        Ok(stream) => serve(&auth, &peer, &config, stream, &queue, &wake).await,
+                        Err(e) => Err(e.into()),
                     },
                 };
-                if let Err(e) = served {
-                    debug!(%addr, error = %e, "node link lost");
+                match served {
+                    // It was up: reconnect at once.
+                    Err(Served::Lost(e)) => {
+                        backoff = config.backoff;
+                        debug!(%addr, error = %e, "node link lost");
+                    }
+                    Err(Served::Refused(e)) => {
+                        if refuse(e.reason(), &addr) {
+                            warn!(%addr, %peer, error = %e, "node link handshake failed");
+                        }
+                    }
                 }
                 let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
                 q.down_since.get_or_insert_with(Instant::now);
@@ -187,90 +250,191 @@ async fn run(
     }
 }
 
-/// Sends Hello, then queued frames as they come, until the connection fails.
+/// How an outgoing connection ended.
+enum Served {
+    /// The handshake failed.
+    Refused(HandshakeError),
+    /// The connection failed after the handshake.
+    Lost(std::io::Error),
+}
+
+impl From<std::io::Error> for Served {
+    fn from(e: std::io::Error) -> Self {
+        Served::Refused(HandshakeError::Io(e))
+    }
+}
+
+/// Runs the handshake, then sends queued frames as they come, until the connection fails.
 async fn serve(
-    node: &str,
+    auth: &LinkAuth,
+    peer: &str,
+    config: &LinkConfig,
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     queue: &Mutex<Queue>,
     wake: &Notify,
-) -> std::io::Result<()> {
-    let hello = encode(&Body::Hello {
-        node: node.to_owned(),
-        software: env!("CARGO_PKG_VERSION").to_owned(),
-    })
-    .map_err(std::io::Error::other)?;
-    stream.write_all(&hello).await?;
+) -> Result<std::convert::Infallible, Served> {
+    auth::connect(
+        &mut stream,
+        &auth.me,
+        peer,
+        auth.secret.as_deref(),
+        config.handshake_timeout,
+    )
+    .await
+    .map_err(Served::Refused)?;
     queue.lock().unwrap_or_else(|e| e.into_inner()).down_since = None;
     let mut probe = [0u8; 1];
     // Frames queued meanwhile go out in one write, so that a burst costs one syscall.
     const BATCH: usize = 256;
     let mut out = Vec::new();
     loop {
-        let batch: Vec<Body> = {
+        let batch: Vec<Vec<u8>> = {
             let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
             let n = q.frames.len().min(BATCH);
-            q.frames.drain(..n).collect()
+            let batch: Vec<Vec<u8>> = q.frames.drain(..n).collect();
+            q.bytes -= batch.iter().map(Vec::len).sum::<usize>();
+            batch
         };
         if batch.is_empty() {
             tokio::select! {
                 _ = wake.notified() => {}
-                // The peer never sends on this direction; a read that returns means it
-                // closed (or reset) the connection.
+                // The peer never sends on this direction after its Welcome; a read that
+                // returns means it closed (or reset) the connection.
                 r = stream.read(&mut probe) => {
-                    return match r {
-                        Ok(_) => Err(std::io::Error::other("peer closed the link")),
-                        Err(e) => Err(e),
-                    };
+                    return Err(Served::Lost(match r {
+                        Ok(_) => std::io::Error::other("peer closed the link"),
+                        Err(e) => e,
+                    }));
                 }
             }
             continue;
         }
         out.clear();
-        for body in &batch {
-            match encode(body) {
-                Ok(bytes) => out.extend_from_slice(&bytes),
-                Err(e) => warn!(error = %e, "a node link frame could not be encoded"),
-            }
+        for frame in &batch {
+            out.extend_from_slice(frame);
         }
         if let Err(e) = stream.write_all(&out).await {
             // Not known to be sent: back to the front, to go out on the next connection.
             let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-            for body in batch.into_iter().rev() {
-                q.frames.push_front(body);
+            for frame in batch.into_iter().rev() {
+                q.bytes += frame.len();
+                q.frames.push_front(frame);
             }
-            return Err(e);
+            return Err(Served::Lost(e));
         }
     }
 }
 
-/// Accepts peers' links and hands every frame after their Hello to `on_frame` with the
-/// sender's node id. A peer speaking another protocol version is disconnected.
-/// With `tls`, a peer must complete mutual TLS first.
+/// Settings of the listener for peers' links.
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    /// How links are authenticated.
+    pub auth: LinkAuth,
+    /// Largest frame body accepted after the handshake (`cluster.max_frame_bytes`).
+    pub max_frame: usize,
+    /// How long a peer has to complete the handshake (`cluster.handshake_timeout_ms`).
+    pub handshake_timeout: Duration,
+    /// Connections open at once from one IP address (`cluster.max_links_per_address`).
+    pub max_per_address: usize,
+}
+
+/// What the listener does with a frame: handled at once (None), or a future the link awaits
+/// before it reads the peer's next frame, so that a frame that must wait (e.g. for the
+/// registry to show a claim) keeps its place in the peer's order.
+pub type FrameWait = Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
+/// Counts the connections open per address; the slot is given back on drop.
+struct Slot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Slot> {
+        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts peers' links and, once a peer has completed the handshake, hands every frame to
+/// `on_frame` with the sender's node id. A peer that fails the handshake, or does not finish
+/// it in time, or speaks another protocol version, or announces an oversize frame, is
+/// disconnected (and counted with `refuse`). Runs on the current Tokio runtime.
 pub async fn listen(
     addr: SocketAddr,
-    tls: Option<Arc<LinkTls>>,
-    on_frame: impl Fn(&str, Body) + Send + Sync + 'static,
+    config: ListenConfig,
+    on_frame: impl Fn(&str, Body) -> FrameWait + Send + Sync + 'static,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let on_frame = Arc::new(on_frame);
+    let config = Arc::new(config);
+    let counts = Arc::new(Mutex::new(HashMap::new()));
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
+            let Some(slot) = Slot::take(&counts, peer.ip(), config.max_per_address) else {
+                // Closed at once, before a byte is read.
+                drop(stream);
+                if refuse("link_too_many_connections", &peer.ip().to_string()) {
+                    warn!(%peer, max = config.max_per_address, "too many node-link connections from one address");
+                }
+                continue;
+            };
             let on_frame = on_frame.clone();
-            let tls = tls.clone();
+            let config = config.clone();
             tokio::spawn(async move {
-                let received = match tls {
-                    None => receive(stream, &*on_frame).await,
-                    Some(tls) => match tls.accept(stream).await {
-                        Ok(stream) => receive(stream, &*on_frame).await,
-                        Err(e) => Err(LinkError::Malformed(format!("TLS: {e}"))),
-                    },
+                let _slot = slot;
+                let _ = stream.set_nodelay(true);
+                // One deadline for the TLS handshake and the link handshake together.
+                let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+                let received = match config.auth.tls.clone() {
+                    None => receive(stream, &config, deadline, &*on_frame).await,
+                    Some(tls) => {
+                        match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => receive(stream, &config, deadline, &*on_frame).await,
+                            Ok(Err(e)) => Err(Received::Refused(HandshakeError::Io(e))),
+                            Err(_) => Err(Received::Refused(HandshakeError::Timeout(
+                                config.handshake_timeout,
+                            ))),
+                        }
+                    }
                 };
-                if let Err(e) = received {
-                    warn!(%peer, error = %e, "node link closed");
+                match received {
+                    Ok(()) => {}
+                    Err(Received::Refused(e)) => {
+                        if refuse(e.reason(), &peer.ip().to_string()) {
+                            warn!(%peer, error = %e, "node link refused");
+                        }
+                    }
+                    Err(Received::Closed(e @ LinkError::TooLarge(_))) => {
+                        if refuse("link_frame_too_large", &peer.ip().to_string()) {
+                            warn!(%peer, error = %e, "node link cut off");
+                        }
+                    }
+                    Err(Received::Closed(e)) => warn!(%peer, error = %e, "node link closed"),
                 }
             });
         }
@@ -278,37 +442,53 @@ pub async fn listen(
     Ok((local, task))
 }
 
+/// How an incoming link ended badly.
+enum Received {
+    /// The handshake failed.
+    Refused(HandshakeError),
+    /// After the handshake: a bad frame or a failed connection.
+    Closed(LinkError),
+}
+
 async fn receive(
-    mut stream: impl AsyncRead + Unpin,
-    on_frame: &(dyn Fn(&str, Body) + Send + Sync),
-) -> Result<(), LinkError> {
-    let mut decoder = Decoder::default();
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    config: &ListenConfig,
+    deadline: tokio::time::Instant,
+    on_frame: &(dyn Fn(&str, Body) -> FrameWait + Send + Sync),
+) -> Result<(), Received> {
+    let mut decoder = Decoder::with_limit(config.max_frame);
+    let peer = auth::accept(
+        &mut stream,
+        &mut decoder,
+        &config.auth.me,
+        config.auth.secret.as_deref(),
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
+    )
+    .await
+    .map_err(Received::Refused)?;
+    decoder.set_limit(config.max_frame);
     let mut buf = vec![0u8; 16 * 1024];
-    let mut peer: Option<String> = None;
     loop {
+        while let Some(body) = decoder.next_frame().map_err(Received::Closed)? {
+            if let Some(wait) = on_frame(&peer, body) {
+                wait.await;
+            }
+        }
         let n = stream
             .read(&mut buf)
             .await
-            .map_err(|e| LinkError::Malformed(e.to_string()))?;
+            .map_err(|e| Received::Closed(LinkError::Malformed(e.to_string())))?;
         if n == 0 {
             return Ok(());
         }
         decoder.feed(&buf[..n]);
-        while let Some(body) = decoder.next_frame()? {
-            match (&peer, body) {
-                (None, Body::Hello { node, .. }) => peer = Some(node),
-                (None, _) => {
-                    return Err(LinkError::Malformed("the first frame must be Hello".into()))
-                }
-                (Some(p), body) => on_frame(p, body),
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::encode;
     use std::path::PathBuf;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -318,6 +498,41 @@ mod tests {
             session: i,
             xml: format!("<message xmlns='jabber:client'><body>{i}</body></message>"),
         }
+    }
+
+    const SECRET: &str = "test-cluster-secret-0123456789abcdef";
+
+    fn auth(me: &str, secret: Option<&str>, tls: Option<Arc<LinkTls>>) -> LinkAuth {
+        LinkAuth {
+            me: me.to_owned(),
+            secret: secret.map(|s| Arc::new(ClusterSecret::new(s).unwrap())),
+            tls,
+        }
+    }
+
+    fn listen_config(tls: Option<Arc<LinkTls>>) -> ListenConfig {
+        ListenConfig {
+            auth: auth("srv", Some(SECRET), tls),
+            max_frame: MAX_FRAME,
+            handshake_timeout: Duration::from_secs(5),
+            max_per_address: 8,
+        }
+    }
+
+    /// A link from `me` to the test listener (node "srv") with the test secret.
+    fn link(
+        me: &str,
+        addr: SocketAddr,
+        config: LinkConfig,
+        undeliverable: impl Fn(Body) + Send + Sync + 'static,
+    ) -> PeerLink {
+        PeerLink::start(
+            auth(me, Some(SECRET), None),
+            "srv".into(),
+            addr.to_string(),
+            config,
+            undeliverable,
+        )
     }
 
     async fn free_addr() -> SocketAddr {
@@ -335,18 +550,19 @@ mod tests {
     #[tokio::test]
     async fn frames_arrive_in_order_with_the_senders_node_id() {
         let (tx, mut rx) = unbounded_channel();
-        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), None, move |peer, body| {
-            let _ = tx.send((peer.to_owned(), body));
-        })
+        let (addr, server) = listen(
+            "127.0.0.1:0".parse().unwrap(),
+            listen_config(None),
+            move |peer, body| {
+                let _ = tx.send((peer.to_owned(), body));
+                None
+            },
+        )
         .await
         .unwrap();
-        let link = PeerLink::start(
-            "n1".into(),
-            addr.to_string(),
-            LinkConfig::default(),
-            None,
-            |_| panic!("nothing is undeliverable here"),
-        );
+        let link = link("n1", addr, LinkConfig::default(), |_| {
+            panic!("nothing is undeliverable here")
+        });
         for i in 0..100 {
             link.send(stanza(i)).unwrap();
         }
@@ -359,20 +575,17 @@ mod tests {
     #[tokio::test]
     async fn frames_wait_for_a_link_that_comes_back() {
         let addr = free_addr().await;
-        let link = PeerLink::start(
-            "n1".into(),
-            addr.to_string(),
-            LinkConfig::default(),
-            None,
-            |_| panic!("held frames must not be given up within the hold bound"),
-        );
+        let link = link("n1", addr, LinkConfig::default(), |_| {
+            panic!("held frames must not be given up within the hold bound")
+        });
         link.send(stanza(1)).unwrap();
         link.send(stanza(2)).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!link.is_up());
         let (tx, mut rx) = unbounded_channel();
-        let (_, server) = listen(addr, None, move |_, body| {
+        let (_, server) = listen(addr, listen_config(None), move |_, body| {
             let _ = tx.send(body);
+            None
         })
         .await
         .unwrap();
@@ -391,7 +604,7 @@ mod tests {
             ..LinkConfig::default()
         };
         let _link = {
-            let link = PeerLink::start("n1".into(), addr.to_string(), config, None, move |body| {
+            let link = link("n1", addr, config, move |body| {
                 let _ = tx.send(body);
             });
             link.send(stanza(7)).unwrap();
@@ -408,18 +621,50 @@ mod tests {
             hold: Duration::from_secs(60),
             ..LinkConfig::default()
         };
-        let link = PeerLink::start("n1".into(), addr.to_string(), config, None, |_| {});
+        let link = link("n1", addr, config, |_| {});
         link.send(stanza(1)).unwrap();
         link.send(stanza(2)).unwrap();
         assert_eq!(link.send(stanza(3)), Err(QueueFull(stanza(3))));
     }
 
     #[tokio::test]
+    async fn the_send_queue_is_bounded_by_bytes_too() {
+        let addr = free_addr().await;
+        let one = encode_bounded(&stanza(1), MAX_FRAME).unwrap().len();
+        let config = LinkConfig {
+            max_queued_bytes: 2 * one,
+            hold: Duration::from_secs(60),
+            ..LinkConfig::default()
+        };
+        let link = link("n1", addr, config, |_| {});
+        link.send(stanza(1)).unwrap();
+        link.send(stanza(2)).unwrap();
+        assert_eq!(link.send(stanza(3)), Err(QueueFull(stanza(3))));
+        assert_eq!(link.take_queued(), vec![stanza(1), stanza(2)]);
+        link.send(stanza(3)).unwrap();
+        let big = Body::ToSession {
+            jid: "a@b/c".into(),
+            session: 1,
+            xml: "x".repeat(3 * one),
+        };
+        assert_eq!(
+            link.send(big.clone()),
+            Err(QueueFull(big)),
+            "over the byte bound"
+        );
+    }
+
+    #[tokio::test]
     async fn a_peer_that_does_not_say_hello_is_disconnected() {
         let (tx, mut rx) = unbounded_channel::<Body>();
-        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), None, move |_, body| {
-            let _ = tx.send(body);
-        })
+        let (addr, server) = listen(
+            "127.0.0.1:0".parse().unwrap(),
+            listen_config(None),
+            move |_, body| {
+                let _ = tx.send(body);
+                None
+            },
+        )
         .await
         .unwrap();
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -468,21 +713,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ours = pki(dir.path(), "ours");
         let (tx, mut rx) = unbounded_channel();
-        let (addr, server) = listen(
-            "127.0.0.1:0".parse().unwrap(),
-            Some(tls(&ours)),
-            move |p, b| {
-                let _ = tx.send((p.to_owned(), b));
-            },
-        )
+        let mut config = listen_config(Some(tls(&ours)));
+        config.auth.secret = None;
+        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), config, move |p, b| {
+            let _ = tx.send((p.to_owned(), b));
+            None
+        })
         .await
         .unwrap();
         // Another node of the same cluster: same CA (here: the same certificate).
         let good = PeerLink::start(
-            "n1".into(),
+            auth("n1", None, Some(tls(&ours))),
+            "srv".into(),
             addr.to_string(),
             LinkConfig::default(),
-            Some(tls(&ours)),
             |_| {},
         );
         good.send(stanza(1)).unwrap();
@@ -494,14 +738,20 @@ mod tests {
             ..LinkConfig::default()
         };
         let stranger = PeerLink::start(
-            "evil".into(),
+            auth("evil", None, Some(tls(&theirs))),
+            "srv".into(),
             addr.to_string(),
             config.clone(),
-            Some(tls(&theirs)),
             |_| {},
         );
         stranger.send(stanza(2)).unwrap();
-        let plain = PeerLink::start("plain".into(), addr.to_string(), config, None, |_| {});
+        let plain = PeerLink::start(
+            auth("plain", None, None),
+            "srv".into(),
+            addr.to_string(),
+            config,
+            |_| {},
+        );
         plain.send(stanza(3)).unwrap();
         let got = tokio::time::timeout(Duration::from_millis(800), rx.recv()).await;
         assert!(

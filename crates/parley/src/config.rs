@@ -83,6 +83,16 @@ pub struct ClusterConfig {
     pub etcd_password: Option<String>,
     /// A file whose first line is that password.
     pub etcd_password_file: Option<PathBuf>,
+    /// How long a peer has to complete the link handshake, in milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// Node-link connections open at once from one IP address.
+    pub max_links_per_address: usize,
+    /// Largest node-link frame, in bytes (sent or received).
+    pub max_frame_bytes: usize,
+    /// Bytes that may wait in the send queue toward one peer.
+    pub send_queue_bytes: usize,
+    /// How long a frame about a peer's session waits for its claim to show in the registry.
+    pub registry_wait_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -105,6 +115,11 @@ impl Default for ClusterConfig {
             etcd_user: None,
             etcd_password: None,
             etcd_password_file: None,
+            handshake_timeout_ms: 5_000,
+            max_links_per_address: 8,
+            max_frame_bytes: 4 << 20,
+            send_queue_bytes: 64 << 20,
+            registry_wait_ms: 2_000,
         }
     }
 }
@@ -200,6 +215,7 @@ impl ClusterConfig {
                 ))
             }
         }
+        self.check_links()?;
         if !self.prefix.starts_with('/') || self.prefix.ends_with('/') {
             return Err(Violation::new(
                 "cluster.prefix",
@@ -208,6 +224,89 @@ impl ClusterConfig {
             ));
         }
         self.check_trust()
+    }
+}
+
+impl ClusterConfig {
+    /// Node-link trust and bounds (issue 10): authentication is required.
+    fn check_links(&self) -> Result<(), Violation> {
+        match (&self.secret, &self.secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(Violation::new(
+                    "cluster.secret",
+                    "\"…\"",
+                    "set cluster.secret or cluster.secret_file, not both",
+                ))
+            }
+            (Some(s), None) if s.len() < 32 => {
+                return Err(Violation::new(
+                    "cluster.secret",
+                    "\"…\"",
+                    "must be at least 32 bytes (generate one with `openssl rand -hex 32`)",
+                ))
+            }
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Err(e) => {
+                    return Err(Violation::new(
+                        "cluster.secret_file",
+                        Quoted(path.display()),
+                        format!("cannot be read: {e}"),
+                    ))
+                }
+                Ok(text) if text.trim().len() < 32 => return Err(Violation::new(
+                    "cluster.secret_file",
+                    Quoted(path.display()),
+                    "must hold a secret of at least 32 bytes (white space around it is trimmed)",
+                )),
+                Ok(_) => {}
+            },
+            (None, None) if self.tls_cert.is_none() => {
+                return Err(Violation::new(
+                    "cluster.secret",
+                    "unset",
+                    "node links must be authenticated: set cluster.secret or cluster.secret_file \
+                     (a shared secret of at least 32 bytes), or cluster.tls_cert, cluster.tls_key \
+                     and cluster.tls_ca (mutual TLS)",
+                ))
+            }
+            _ => {}
+        }
+        if !(100..=60_000).contains(&self.handshake_timeout_ms) {
+            return Err(Violation::new(
+                "cluster.handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                "must be from 100 to 60000 milliseconds",
+            ));
+        }
+        if !(1..=1024).contains(&self.max_links_per_address) {
+            return Err(Violation::new(
+                "cluster.max_links_per_address",
+                self.max_links_per_address,
+                "must be from 1 to 1024",
+            ));
+        }
+        if !((64 << 10)..=(64 << 20)).contains(&self.max_frame_bytes) {
+            return Err(Violation::new(
+                "cluster.max_frame_bytes",
+                self.max_frame_bytes,
+                "must be from 65536 (64 KiB) to 67108864 (64 MiB)",
+            ));
+        }
+        if self.send_queue_bytes < self.max_frame_bytes || self.send_queue_bytes > (4 << 30) {
+            return Err(Violation::new(
+                "cluster.send_queue_bytes",
+                self.send_queue_bytes,
+                "must be at least cluster.max_frame_bytes and at most 4 GiB",
+            ));
+        }
+        if !(100..=30_000).contains(&self.registry_wait_ms) {
+            return Err(Violation::new(
+                "cluster.registry_wait_ms",
+                self.registry_wait_ms,
+                "must be from 100 to 30000 milliseconds",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -745,6 +844,14 @@ impl Config {
         self.check_server()?;
         if let Some(cluster) = &self.cluster {
             cluster.check()?;
+            // A maximal stanza and its frame envelope must fit in one node-link frame.
+            if cluster.max_frame_bytes < self.c2s.max_stanza_bytes + 4096 {
+                return Err(Violation::new(
+                    "cluster.max_frame_bytes",
+                    cluster.max_frame_bytes,
+                    "must exceed c2s.max_stanza_bytes by at least 4096 bytes",
+                ));
+            }
         }
         if self.auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return Err(Violation::new(
@@ -1520,9 +1627,64 @@ format = "json"
     }
 
     #[test]
+    fn node_links_must_be_authenticated_and_bounded() {
+        // Issue 10: a node refuses to start with open node links, naming the keys.
+        let e = err("[cluster]\nnode_id = \"n1\"\n");
+        for key in [
+            "cluster.secret",
+            "cluster.secret_file",
+            "cluster.tls_cert",
+            "cluster.tls_key",
+            "cluster.tls_ca",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        let e = err("[cluster]\nsecret = \"short\"\n");
+        assert!(e.contains("cluster.secret") && e.contains("32"), "{e}");
+        let e = err("[cluster]\nsecret_file = \"/nonexistent\"\n");
+        assert!(e.contains("cluster.secret_file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "  too short \n").unwrap();
+        let e = err(&format!(
+            "[cluster]\nsecret_file = \"{}\"\n",
+            file.display()
+        ));
+        assert!(e.contains("cluster.secret_file") && e.contains("32"), "{e}");
+        std::fs::write(&file, format!("{}\n", "k".repeat(32))).unwrap();
+        parse(&format!(
+            "[cluster]\nsecret_file = \"{}\"\n",
+            file.display()
+        ))
+        .unwrap();
+        const S: &str = "secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let c = parse(&format!("[cluster]\n{S}")).unwrap().cluster.unwrap();
+        assert_eq!(c.handshake_timeout_ms, 5_000);
+        assert_eq!(c.max_links_per_address, 8);
+        assert_eq!(c.max_frame_bytes, 4 << 20);
+        assert_eq!(c.send_queue_bytes, 64 << 20);
+        assert_eq!(c.registry_wait_ms, 2_000);
+        for (kv, key) in [
+            ("handshake_timeout_ms = 0", "cluster.handshake_timeout_ms"),
+            ("max_links_per_address = 0", "cluster.max_links_per_address"),
+            ("max_frame_bytes = 100", "cluster.max_frame_bytes"),
+            ("send_queue_bytes = 70000", "cluster.send_queue_bytes"),
+            ("registry_wait_ms = 0", "cluster.registry_wait_ms"),
+        ] {
+            let e = err(&format!("[cluster]\n{S}{kv}\n"));
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        let e = err(&format!(
+            "[c2s]\nmax_stanza_bytes = 1000000\n[cluster]\n{S}max_frame_bytes = 1000000\n"
+        ));
+        assert!(e.contains("cluster.max_frame_bytes"), "{e}");
+    }
+
+    #[test]
     fn cluster_section_is_off_when_absent_and_checked_when_present() {
         assert_eq!(parse("").unwrap().cluster, None);
-        let c = parse("[cluster]\nnode_id = \"n1\"\n").unwrap();
+        const S: &str = "secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let c = parse(&format!("[cluster]\nnode_id = \"n1\"\n{S}")).unwrap();
         let cluster = c.cluster.unwrap();
         assert_eq!(cluster.etcd, vec!["http://127.0.0.1:2379".to_owned()]);
         assert_eq!(cluster.lease_ttl_s, 10);

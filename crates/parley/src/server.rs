@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_rt::{Arbiter, System};
 use parley_cluster::etcd_access::{EtcdAccess, EtcdAccessConfig};
+use parley_cluster::auth::ClusterSecret;
 use parley_cluster::node::{ClusterSettings, Node};
 use parley_cluster::peer::LinkConfig;
 use parley_http::{admin_server, web_server, AdminState, ConsiderSecure, WebState};
@@ -254,7 +255,23 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 peer_advertise: c.peer_advertise(),
                 lease_ttl_s: c.lease_ttl_s as i64,
                 prefix: c.prefix.clone(),
-                link: LinkConfig::default(),
+                link: LinkConfig {
+                    max_frame: c.max_frame_bytes,
+                    max_queued_bytes: c.send_queue_bytes,
+                    handshake_timeout: Duration::from_millis(c.handshake_timeout_ms),
+                    ..LinkConfig::default()
+                },
+                secret: match (&c.secret, &c.secret_file) {
+                    (Some(s), _) => Some(std::sync::Arc::new(
+                        ClusterSecret::new(s).map_err(|e| err("cluster", &e))?,
+                    )),
+                    (None, Some(path)) => Some(std::sync::Arc::new(
+                        ClusterSecret::from_file(path).map_err(|e| err("cluster", &e))?,
+                    )),
+                    (None, None) => None,
+                },
+                max_links_per_address: c.max_links_per_address,
+                registry_wait: Duration::from_millis(c.registry_wait_ms),
                 tls: match (&c.tls_cert, &c.tls_key, &c.tls_ca) {
                     (Some(cert), Some(key), Some(ca)) => Some(
                         parley_cluster::link_tls::LinkTls::load(cert, key, ca)

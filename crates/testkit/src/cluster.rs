@@ -27,6 +27,38 @@ pub struct Extra {
     pub cluster: String,
     /// In `[http]` (e.g. origins, the chat page).
     pub http: String,
+    /// The node-link secret (`[cluster] secret`).
+    pub secret: Secret,
+}
+
+/// Which node-link secret a test node gets.
+#[derive(Debug, Clone, Default)]
+pub enum Secret {
+    /// The secret generated for its cluster (one per etcd key prefix in this test process),
+    /// so that the nodes of one test cluster trust each other.
+    #[default]
+    Generated,
+    /// This one (e.g. a wrong secret).
+    Given(String),
+    /// None (the node then relies on mutual TLS).
+    Omitted,
+}
+
+/// The secret generated for the test cluster under `prefix`: random per test process.
+pub fn cluster_secret(prefix: &str) -> String {
+    use sha2::{Digest, Sha256};
+    static PROCESS_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = PROCESS_KEY.get_or_init(|| {
+        // The clock and the process id are enough for a test-only key that differs per run.
+        let mut h = Sha256::new();
+        h.update(std::process::id().to_be_bytes());
+        h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
+        h.finalize().into()
+    });
+    let mut h = Sha256::new();
+    h.update(key);
+    h.update(prefix.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One `parley` process of a test cluster.
@@ -119,7 +151,13 @@ impl ClusterNode {
             c2s: c2s_extra,
             cluster: cluster_extra,
             http: http_extra,
+            secret,
         } = extra;
+        let secret = match secret {
+            Secret::Generated => format!("secret = \"{}\"", cluster_secret(prefix)),
+            Secret::Given(s) => format!("secret = \"{s}\""),
+            Secret::Omitted => String::new(),
+        };
         let dir = tempfile::Builder::new()
             .prefix(&format!("parley-{id}-"))
             .tempdir()
@@ -163,6 +201,7 @@ node_id = "{id}"
 peer_listen = "{peer}"
 lease_ttl_s = {ttl_s}
 prefix = "{prefix}"
+{secret}
 {cluster_extra}
 "#,
             data = dir.path().display(),

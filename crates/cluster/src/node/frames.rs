@@ -1,0 +1,228 @@
+//! Frames from peers' links: each is judged first ([`crate::trust`]: may the sender ask
+//! this in its own name?), then acted on, refused (counted, logged once per peer, never
+//! acted on), or held in its link's order until the registry shows the sender's claim.
+//!
+//! This runs on the links thread: what it does is hand messages to actors (thread-safe
+//! `do_send`s) and parse stanzas, never wait on etcd.
+
+use parley_router::metrics::refuse;
+
+use super::*;
+use crate::peer::FrameWait;
+use crate::trust::{judge, Verdict, NOT_IN_REGISTRY};
+
+/// A frame's kind, for logs (never its content).
+fn kind(body: &Body) -> &'static str {
+    match body {
+        Body::Hello { .. } => "Hello",
+        Body::Welcome { .. } => "Welcome",
+        Body::Proof { .. } => "Proof",
+        Body::ToSession { .. } => "ToSession",
+        Body::ToUser { msg, .. } => match msg {
+            UserWire::Attach { .. } => "ToUser/Attach",
+            UserWire::Detach { .. } => "ToUser/Detach",
+            UserWire::FromClient { .. } => "ToUser/FromClient",
+            UserWire::Inbound { .. } => "ToUser/Inbound",
+            UserWire::CarbonReceived { .. } => "ToUser/CarbonReceived",
+        },
+        Body::Close { .. } => "Close",
+        Body::Query { .. } => "Query",
+        Body::Answer { .. } => "Answer",
+        Body::BoshRequest { .. } => "BoshRequest",
+        Body::BoshResponse { .. } => "BoshResponse",
+        Body::Ping(_) => "Ping",
+        Body::Pong(_) => "Pong",
+    }
+}
+
+impl Node {
+    /// A frame from the authenticated node `from`: acted on now, refused, or a wait the link
+    /// runs before reading the sender's next frame.
+    pub(super) fn on_frame(&self, from: &str, body: Body) -> FrameWait {
+        self.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+        match self.judge(from, &body) {
+            Verdict::Accept => {
+                self.act(from, body);
+                None
+            }
+            Verdict::Refuse(reason) => {
+                self.refused(from, reason, kind(&body));
+                None
+            }
+            Verdict::Wait => {
+                let node = self.me_weak.upgrade()?;
+                let from = from.to_owned();
+                Some(Box::pin(
+                    async move { node.wait_then_act(from, body).await },
+                ))
+            }
+        }
+    }
+
+    fn judge(&self, from: &str, body: &Body) -> Verdict {
+        judge(
+            &self.cache.read().unwrap_or_else(|e| e.into_inner()),
+            from,
+            body,
+        )
+    }
+
+    /// Waits (up to `cluster.registry_wait_ms`) for the registry to show the sender's claim.
+    async fn wait_then_act(&self, from: String, body: Body) {
+        let deadline = tokio::time::Instant::now() + self.settings.registry_wait;
+        loop {
+            // Registered before looking, so that a change in between is not missed.
+            let changed = self.cache_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.judge(&from, &body) {
+                Verdict::Accept => return self.act(&from, body),
+                Verdict::Refuse(reason) => return self.refused(&from, reason, kind(&body)),
+                Verdict::Wait => {}
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.refused(&from, NOT_IN_REGISTRY, kind(&body));
+            }
+        }
+    }
+
+    /// Counts a refused frame; logs it once per peer and reason (its kind, not its content).
+    fn refused(&self, from: &str, reason: &'static str, kind: &'static str) {
+        if refuse(reason, from) {
+            warn!(peer = %from, reason, frame = kind, "node link frame refused");
+        }
+    }
+
+    fn act(&self, from: &str, body: Body) {
+        match body {
+            Body::ToSession { jid, session, xml } => {
+                let (Ok(full), Some(stanza)) = (FullJid::new(&jid), parse(&xml)) else {
+                    return;
+                };
+                self.to_local_session(&full, SessionId(session), stanza);
+            }
+            Body::ToUser { user, msg } => {
+                let Ok(jid) = BareJid::new(&user) else {
+                    return;
+                };
+                let node: Arc<str> = Arc::from(from);
+                let me = self.me_weak.upgrade();
+                self.users.deliver_wire(&jid, msg, move |id, full| {
+                    let nodes: Arc<dyn RemoteSessions> = match me {
+                        Some(me) => me,
+                        None => Arc::new(Detached),
+                    };
+                    SessionHandle::remote(id, node, full, nodes)
+                });
+            }
+            Body::Close {
+                jid,
+                session,
+                reason,
+                status,
+            } => {
+                let Ok(full) = FullJid::new(&jid) else {
+                    return;
+                };
+                if let Some(h) = self.router.lookup_local(&full) {
+                    if h.id.0 == session {
+                        let status = status
+                            .as_deref()
+                            .and_then(parley_router::SessionStatus::parse);
+                        if let (Some(status), Some(meta)) = (status, h.meta()) {
+                            meta.end(status);
+                        }
+                        h.close(from_remote_close(reason));
+                    }
+                }
+            }
+            Body::Query { id, what } => {
+                let json = self
+                    .answer
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map_or_else(|| "null".to_owned(), |a| a(&what));
+                let _ = self.send_to(from, Body::Answer { id, json });
+            }
+            Body::BoshRequest { id, body } => {
+                let handler = self.bosh.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let Some(handler) = handler else {
+                    return;
+                };
+                let me = self.me_weak.clone();
+                let from = from.to_owned();
+                // The HTTP layer's handler runs where the node started (actix), not on the
+                // links thread.
+                self.home.spawn(async move {
+                    let body = handler(body).await;
+                    if let Some(node) = me.upgrade() {
+                        let _ = node.send_to(&from, Body::BoshResponse { id, body });
+                    }
+                });
+            }
+            Body::BoshResponse { id, body: json } | Body::Answer { id, json } => {
+                // Only the node that was asked may answer.
+                let tx = {
+                    let mut queries = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+                    match queries.get(&id) {
+                        Some((asked, _)) if **asked == *from => queries.remove(&id),
+                        _ => None,
+                    }
+                };
+                match tx {
+                    Some((_, tx)) => {
+                        let _ = tx.send(json);
+                    }
+                    // Late (its caller gave up) or not ours to answer.
+                    None => self.refused(from, "link_stray_answer", "Answer"),
+                }
+            }
+            Body::Ping(n) => {
+                let _ = self.send_to(from, Body::Pong(n));
+            }
+            // Refused by the judge before they get here.
+            Body::Pong(_) | Body::Hello { .. } | Body::Welcome { .. } | Body::Proof { .. } => {}
+        }
+    }
+
+    /// A stanza for a session of this node, sent by a node that saw it in the registry.
+    fn to_local_session(&self, full: &FullJid, session: SessionId, stanza: Element) {
+        match self.router.lookup_local(full) {
+            Some(h) if h.id == session => match h.deliver(stanza) {
+                Ok(()) => {}
+                Err(u) if u.error == DeliverError::Overloaded => self.users.bounce(
+                    &u.stanza,
+                    StanzaError::with_text(
+                        StanzaCondition::ResourceConstraint,
+                        "the recipient is not reading its stream",
+                    ),
+                ),
+                // RFC 6121 §8.5.3.2: the resource is gone; its user's rules apply.
+                Err(u) => self
+                    .users
+                    .send(&full.to_bare(), Inbound { stanza: u.stanza }),
+            },
+            _ => self.users.send(&full.to_bare(), Inbound { stanza }),
+        }
+    }
+
+    /// A frame a link refused or gave up: its stanza is bounced, never dropped silently.
+    pub(super) fn undeliverable(&self, body: Body) {
+        let stanza = match body {
+            Body::ToSession { xml, .. } => parse(&xml),
+            Body::ToUser { msg, .. } => msg.stanza(),
+            _ => None,
+        };
+        if let Some(stanza) = stanza {
+            self.metrics.bounced.fetch_add(1, Ordering::Relaxed);
+            self.users.bounce(
+                &stanza,
+                StanzaError::with_text(
+                    StanzaCondition::RecipientUnavailable,
+                    "the recipient's cluster node cannot be reached",
+                ),
+            );
+        }
+    }
+}
