@@ -46,14 +46,20 @@ async fn hostile_stanzas_are_routed_intact_or_refused_with_policy_violation_rfc6
         match h.expect {
             Expect::Accepted => {
                 // The ping answer shows the stanza before it was taken.
-                alice.iq(&ping()).await.unwrap_or_else(|e| panic!("{}: {e:?}", h.name));
+                alice
+                    .iq(&ping())
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e:?}", h.name));
                 let local = Element::parse(xml.as_bytes(), &Limits::default()).unwrap();
                 let got = bob
                     .expect_match(h.name, |el| el.is("message", ns::CLIENT))
                     .await
                     .unwrap_or_else(|e| panic!("{}: {e:?}", h.name));
                 assert_eq!(count_elements(&got), count_elements(&local), "{}", h.name);
-                assert_eq!(got.attr("from"), Some(format!("alice@localhost/{}", h.name).as_str()));
+                assert_eq!(
+                    got.attr("from"),
+                    Some(format!("alice@localhost/{}", h.name).as_str())
+                );
             }
             Expect::PolicyViolation => {
                 let cond = alice
@@ -115,7 +121,11 @@ async fn offline_copies_near_the_configured_limits_are_delivered_intact_xep0160(
         .expect_match("the bounce", |el| el.is("message", ns::CLIENT))
         .await
         .expect("bounce");
-    assert_eq!(error_condition(&bounce).as_deref(), Some("service-unavailable"), "{bounce}");
+    assert_eq!(
+        error_condition(&bounce).as_deref(),
+        Some("service-unavailable"),
+        "{bounce}"
+    );
     alice.iq(&ping()).await.expect("alice is still connected");
 
     let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;

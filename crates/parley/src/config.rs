@@ -825,7 +825,11 @@ impl Config {
         // these ceilings (`Limits::for_copies`), so nothing accepted is refused later.
         let ceiling = parley_xml::Limits::CEILING;
         for (key, value, max) in [
-            ("c2s.max_stanza_bytes", c2s.max_stanza_bytes, ceiling.max_stanza_bytes),
+            (
+                "c2s.max_stanza_bytes",
+                c2s.max_stanza_bytes,
+                ceiling.max_stanza_bytes,
+            ),
             ("c2s.max_depth", c2s.max_depth, ceiling.max_depth),
             ("c2s.max_attributes", c2s.max_attributes, ceiling.max_attrs),
             (
@@ -1534,7 +1538,10 @@ format = "json"
                 "[c2s]\nmax_namespace_declarations = 5000",
                 "c2s.max_namespace_declarations = 5000: must be at most 1024",
             ),
-            ("[c2s]\nmax_depth = 100000", "c2s.max_depth = 100000: must be at most 256"),
+            (
+                "[c2s]\nmax_depth = 100000",
+                "c2s.max_depth = 100000: must be at most 256",
+            ),
             ("[c2s]\nauth_timeout_s = 0", "c2s.auth_timeout_s = 0"),
             ("[c2s]\nmax_auth_attempts = 0", "c2s.max_auth_attempts = 0"),
             (

@@ -69,7 +69,11 @@ pub fn all() -> Vec<Hostile> {
         },
         Hostile {
             name: "max_depth_nesting",
-            xml: message_of("", &format!("{}{}", "<a>".repeat(31), "</a>".repeat(31)), ""),
+            xml: message_of(
+                "",
+                &format!("{}{}", "<a>".repeat(31), "</a>".repeat(31)),
+                "",
+            ),
             expect: Expect::Accepted,
         },
         Hostile {
@@ -79,16 +83,18 @@ pub fn all() -> Vec<Hostile> {
         },
         Hostile {
             name: "whitespace_in_tags",
-            xml: message_of("", &format!("<a{}b=''{}/>", " ".repeat(500), "\n".repeat(500)), ""),
+            xml: message_of(
+                "",
+                &format!("<a{}b=''{}/>", " ".repeat(500), "\n".repeat(500)),
+                "",
+            ),
             expect: Expect::Accepted,
         },
         Hostile {
             name: "long_names",
             xml: {
                 let name = "n".repeat(60 * 1024);
-                format!(
-                    "<message to='nobody@localhost'><{name} {name}='1'></{name}></message>"
-                )
+                format!("<message to='nobody@localhost'><{name} {name}='1'></{name}></message>")
             },
             expect: Expect::Accepted,
         },
@@ -108,7 +114,11 @@ pub fn all() -> Vec<Hostile> {
         },
         Hostile {
             name: "prefix_churn",
-            xml: message_of("", "<p:a xmlns:p='urn:a'><p:b xmlns:p='urn:b' p:c=''/></p:a>", ""),
+            xml: message_of(
+                "",
+                "<p:a xmlns:p='urn:a'><p:b xmlns:p='urn:b' p:c=''/></p:a>",
+                "",
+            ),
             expect: Expect::Accepted,
         },
         // Within the cap (64 declarations in scope, the header's 2 included): 56
@@ -116,7 +126,9 @@ pub fn all() -> Vec<Hostile> {
         Hostile {
             name: "lookups_under_max_declarations",
             xml: {
-                let open: String = (0..7).map(|d| format!("<d{d}{}>", decls(d * 8, 8))).collect();
+                let open: String = (0..7)
+                    .map(|d| format!("<d{d}{}>", decls(d * 8, 8)))
+                    .collect();
                 let close: String = (0..7).rev().map(|d| format!("</d{d}>")).collect();
                 message_of(
                     &format!("{open}<p0:z>"),
@@ -130,7 +142,9 @@ pub fn all() -> Vec<Hostile> {
         Hostile {
             name: "declarations_over_cap_deep",
             xml: {
-                let open: String = (0..31).map(|d| format!("<d{d}{}>", decls(d * 63, 63))).collect();
+                let open: String = (0..31)
+                    .map(|d| format!("<d{d}{}>", decls(d * 63, 63)))
+                    .collect();
                 let close: String = (0..31).rev().map(|d| format!("</d{d}>")).collect();
                 message_of(&open, "<p0:a/>", &close)
             },

@@ -235,8 +235,7 @@ impl StreamParser {
                     if found.self_closing {
                         return Err(XmlError::nwf("self-closing stream header"));
                     }
-                    let (header, bindings, close) =
-                        parse_header(&data[..found.end], &self.limits)?;
+                    let (header, bindings, close) = parse_header(&data[..found.end], &self.limits)?;
                     self.pos += found.end;
                     self.phase = Phase::Open { bindings, close };
                     self.pending = Pending::Idle;

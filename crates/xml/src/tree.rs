@@ -76,10 +76,7 @@ type RawAttrs<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
 /// Whether two of `items` have the same key: pairwise for a few, hashed for many, so
 /// an element with many attributes costs linear time.
-fn has_duplicate<'t, T, K: Eq + std::hash::Hash>(
-    items: &'t [T],
-    key: impl Fn(&'t T) -> K,
-) -> bool {
+fn has_duplicate<'t, T, K: Eq + std::hash::Hash>(items: &'t [T], key: impl Fn(&'t T) -> K) -> bool {
     if items.len() <= PAIRWISE {
         return (1..items.len()).any(|i| {
             let k = key(&items[i]);
@@ -195,7 +192,9 @@ fn attr_prefixes(
     }
     // Two prefixes for one namespace must not smuggle in a duplicate attribute.
     if has_duplicate(&expanded, |(u, n)| (u.as_str(), *n)) {
-        return Err(XmlError::nwf("duplicate attribute with the same expanded name"));
+        return Err(XmlError::nwf(
+            "duplicate attribute with the same expanded name",
+        ));
     }
     Ok(used)
 }
@@ -271,7 +270,13 @@ pub(crate) fn build_element(
                     return Err(XmlError::nwf("content after the root element"));
                 }
                 let mark = scope.mark();
-                let e = open(src.sub(&start)?, &mut scope, &mut attrs, &stack, &mut budget)?;
+                let e = open(
+                    src.sub(&start)?,
+                    &mut scope,
+                    &mut attrs,
+                    &stack,
+                    &mut budget,
+                )?;
                 stack.push((e, mark));
             }
             XmlEvent::Empty(start) => {
@@ -279,7 +284,13 @@ pub(crate) fn build_element(
                     return Err(XmlError::nwf("content after the root element"));
                 }
                 let mark = scope.mark();
-                let e = open(src.sub(&start)?, &mut scope, &mut attrs, &stack, &mut budget)?;
+                let e = open(
+                    src.sub(&start)?,
+                    &mut scope,
+                    &mut attrs,
+                    &stack,
+                    &mut budget,
+                )?;
                 scope.leave(mark);
                 attach(&mut stack, &mut root, e);
             }

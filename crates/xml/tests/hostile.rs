@@ -55,14 +55,18 @@ fn rfc6120_4_9_3_14_namespace_declarations_in_scope_are_capped_and_siblings_are_
     };
     let parse = |xml: &str| Element::parse(xml.as_bytes(), &limits);
     // Four in scope at the innermost element: accepted.
-    assert!(parse("<a xmlns='urn:a' xmlns:b='urn:b'><c xmlns:d='urn:d' xmlns:e='urn:e'/></a>").is_ok());
+    assert!(
+        parse("<a xmlns='urn:a' xmlns:b='urn:b'><c xmlns:d='urn:d' xmlns:e='urn:e'/></a>").is_ok()
+    );
     // A fifth: refused, however it is spread.
     assert!(matches!(
         parse("<a xmlns='urn:a' xmlns:b='urn:b'><c xmlns:d='urn:d'><f xmlns:e='urn:e' xmlns:g='urn:g'/></c></a>"),
         Err(XmlError::PolicyViolation(_))
     ));
     // Declarations that went out of scope do not count.
-    let siblings: String = (0..50).map(|i| format!("<x{i} xmlns='urn:{i}'/>")).collect();
+    let siblings: String = (0..50)
+        .map(|i| format!("<x{i} xmlns='urn:{i}'/>"))
+        .collect();
     assert!(parse(&format!("<a xmlns='urn:a'>{siblings}</a>")).is_ok());
 }
 
