@@ -44,6 +44,7 @@ fn limits() -> Limits {
         max_stanza_bytes: 16 << 20,
         max_depth: 64,
         max_attrs: 256,
+        max_namespace_declarations: 4096,
     }
 }
 

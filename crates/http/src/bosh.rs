@@ -443,7 +443,8 @@ pub async fn prebind(
         // No client request exists yet: RID 0 is the oldest waiter.
         let (elements, end) = collect(&session, 0, Duration::from_secs(10)).await;
         for e in &elements {
-            if let Ok(el) = Element::parse(e.as_bytes(), &Limits::default()) {
+            // The session's own output: read under the limits for our copies.
+            if let Ok(el) = Element::parse(e.as_bytes(), &Limits::trusted_copies()) {
                 if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
                     let jid = el
                         .get_child("bind", ns::BIND)

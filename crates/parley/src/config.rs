@@ -357,6 +357,9 @@ pub struct C2sConfig {
     pub max_depth: usize,
     /// The most attributes accepted on one element.
     pub max_attributes: usize,
+    /// The most namespace declarations in scope at any element of a stanza, the
+    /// stream header's included.
+    pub max_namespace_declarations: usize,
     /// What happens when a client binds a resource that is already bound.
     pub resource_conflict: ResourceConflict,
     /// Seconds an unauthenticated connection may stay open.
@@ -383,6 +386,7 @@ impl Default for C2sConfig {
             max_stanza_bytes: 262_144,
             max_depth: 32,
             max_attributes: 64,
+            max_namespace_declarations: 64,
             resource_conflict: ResourceConflict::KickOld,
             auth_timeout_s: 60,
             max_auth_attempts: 3,
@@ -727,6 +731,9 @@ pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 pub const MIN_DEPTH: usize = 8;
 /// Below this common stanzas (`<message from to id type xml:lang>`) are refused.
 pub const MIN_ATTRIBUTES: usize = 8;
+/// Below this a stream header (2) and a stanza with a few payload namespaces
+/// (Jingle nests 5 or 6) are refused.
+pub const MIN_NAMESPACE_DECLARATIONS: usize = 16;
 
 /// A configuration that cannot be used. Each variant names the file (or `embedded default`)
 /// and the key.
@@ -1064,6 +1071,34 @@ impl Config {
                 c2s.max_attributes,
                 format!("must be at least {MIN_ATTRIBUTES}"),
             ));
+        }
+        if c2s.max_namespace_declarations < MIN_NAMESPACE_DECLARATIONS {
+            return Err(Violation::new(
+                "c2s.max_namespace_declarations",
+                c2s.max_namespace_declarations,
+                format!("must be at least {MIN_NAMESPACE_DECLARATIONS}"),
+            ));
+        }
+        // Our own stored and forwarded copies are re-read under limits derived from
+        // these ceilings (`Limits::for_copies`), so nothing accepted is refused later.
+        let ceiling = parley_xml::Limits::CEILING;
+        for (key, value, max) in [
+            (
+                "c2s.max_stanza_bytes",
+                c2s.max_stanza_bytes,
+                ceiling.max_stanza_bytes,
+            ),
+            ("c2s.max_depth", c2s.max_depth, ceiling.max_depth),
+            ("c2s.max_attributes", c2s.max_attributes, ceiling.max_attrs),
+            (
+                "c2s.max_namespace_declarations",
+                c2s.max_namespace_declarations,
+                ceiling.max_namespace_declarations,
+            ),
+        ] {
+            if value > max {
+                return Err(Violation::new(key, value, format!("must be at most {max}")));
+            }
         }
         if c2s.auth_timeout_s == 0 {
             return Err(Violation::new(
@@ -1447,6 +1482,7 @@ mod tests {
             "max_stanza_bytes =",
             "max_depth =",
             "max_attributes =",
+            "max_namespace_declarations =",
             "resource_conflict =",
             "auth_timeout_s =",
             "max_auth_attempts =",
@@ -1851,6 +1887,18 @@ format = "json"
             ),
             ("[c2s]\nmax_depth = 7", "c2s.max_depth = 7"),
             ("[c2s]\nmax_attributes = 2", "c2s.max_attributes = 2"),
+            (
+                "[c2s]\nmax_namespace_declarations = 4",
+                "c2s.max_namespace_declarations = 4: must be at least 16",
+            ),
+            (
+                "[c2s]\nmax_namespace_declarations = 5000",
+                "c2s.max_namespace_declarations = 5000: must be at most 1024",
+            ),
+            (
+                "[c2s]\nmax_depth = 100000",
+                "c2s.max_depth = 100000: must be at most 256",
+            ),
             ("[c2s]\nauth_timeout_s = 0", "c2s.auth_timeout_s = 0"),
             ("[c2s]\nmax_auth_attempts = 0", "c2s.max_auth_attempts = 0"),
             (

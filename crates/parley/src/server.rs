@@ -294,6 +294,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 max_stanza_bytes: c2s.max_stanza_bytes,
                 max_depth: c2s.max_depth,
                 max_attrs: c2s.max_attributes,
+                max_namespace_declarations: c2s.max_namespace_declarations,
             },
             require_encryption: c2s.require_encryption,
             auth_timeout: Duration::from_secs(c2s.auth_timeout_s),

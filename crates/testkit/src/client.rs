@@ -649,6 +649,7 @@ fn big_limits() -> Limits {
         max_stanza_bytes: 16 << 20,
         max_depth: 64,
         max_attrs: 256,
+        max_namespace_declarations: 4096,
     }
 }
 

@@ -264,10 +264,22 @@ impl UserActor {
                         return;
                     };
                     for m in messages {
-                        let Ok(mut el) = Element::parse(m.stanza.as_bytes(), &Limits::default())
-                        else {
-                            continue;
-                        };
+                        // Stored by us from an accepted stanza: read under the limits for
+                        // copies, never tighter than the configured ones it passed.
+                        let mut el =
+                            match Element::parse(m.stanza.as_bytes(), &Limits::trusted_copies()) {
+                                Ok(el) => el,
+                                Err(e) => {
+                                    if parley_router::metrics::refuse(
+                                        "offline_unreadable",
+                                        &act.jid.to_string(),
+                                    ) {
+                                        warn!(user = %act.jid, error = %e, bytes = m.stanza.len(),
+                                        "a stored offline message could not be read back");
+                                    }
+                                    continue;
+                                }
+                            };
                         el.push_child(
                             Element::new("delay", ns::DELAY)
                                 .with_attr("from", act.host())

@@ -89,9 +89,7 @@ impl UserWire {
     /// The stanza this message carries, if any (to bounce it when it cannot be sent).
     pub fn stanza(&self) -> Option<Element> {
         match self {
-            UserWire::Inbound { xml, .. } => {
-                Element::parse(xml.as_bytes(), &Limits::default()).ok()
-            }
+            UserWire::Inbound { xml, .. } => parse(xml),
             _ => None,
         }
     }
@@ -156,8 +154,19 @@ impl ToWire for CarbonReceived {
     }
 }
 
+/// Reads back a stanza another node serialized. It was accepted under that node's
+/// configured limits, so it is read under the limits for copies, which no valid
+/// configuration exceeds; a failure means a bug or a corrupt frame, and is logged.
 pub(crate) fn parse(xml: &str) -> Option<Element> {
-    Element::parse(xml.as_bytes(), &Limits::default()).ok()
+    match Element::parse(xml.as_bytes(), &Limits::trusted_copies()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            if parley_router::metrics::refuse("copy_unparsable", "user_wire") {
+                tracing::warn!(error = %e, bytes = xml.len(), "a forwarded stanza could not be read back");
+            }
+            None
+        }
+    }
 }
 
 impl WireState {

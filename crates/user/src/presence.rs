@@ -101,9 +101,8 @@ impl UserActor {
             }
             // §3.1.3: requests that arrived while the user was away.
             for (_, pending) in &self.roster.pending_in {
-                if let Ok(mut el) =
-                    Element::parse(pending.as_bytes(), &parley_xml::Limits::default())
-                {
+                // Stored by us from an accepted stanza: read under the copy limits.
+                if let Some(mut el) = crate::placement::parse(pending) {
                     el.set_attr("to", full.to_string());
                     self.deliver(me, el);
                 }

@@ -67,6 +67,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most attributes on one element, namespace declarations included.
     pub max_attrs: usize,
+    /// Most namespace declarations in scope at any element of a stanza, counting the
+    /// stream header's (RFC 6120 §4.9.3.14 `<policy-violation/>` past it).
+    pub max_namespace_declarations: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +78,47 @@ impl Default for Limits {
             max_stanza_bytes: 262_144,
             max_depth: 32,
             max_attrs: 64,
+            max_namespace_declarations: 64,
         }
+    }
+}
+
+impl Limits {
+    /// The largest values a deployment may configure; `parley`'s config validation
+    /// enforces them, so [`Limits::for_copies`] of them covers every configuration.
+    pub const CEILING: Limits = Limits {
+        max_stanza_bytes: 16 << 20,
+        max_depth: 256,
+        max_attrs: 1_024,
+        max_namespace_declarations: 1_024,
+    };
+
+    /// Limits for re-reading a copy this server serialized from an element accepted
+    /// under `self` (stored offline messages, node-link frames, pending subscription
+    /// requests), which must never refuse what was accepted (RFC 6120 §13.9.4 limits
+    /// apply to what peers send, not to our own copies). The serialized form can be
+    /// larger than the input: escaping turns one byte into at most six (`'` into
+    /// `&apos;`), and namespace declarations the parser inherited are written out,
+    /// bounded by the stanza size again (see `tree::Budget`); the server may wrap
+    /// a stanza a few levels deeper (XEP-0280 carbons, XEP-0203 delay); an element
+    /// carries its own `xmlns` and the declarations of its prefixed attributes.
+    pub fn for_copies(&self) -> Limits {
+        let max_attrs = self.max_attrs.saturating_mul(2).saturating_add(2);
+        let max_depth = self.max_depth.saturating_add(16);
+        Limits {
+            max_stanza_bytes: self
+                .max_stanza_bytes
+                .saturating_mul(8)
+                .saturating_add(64 << 10),
+            max_depth,
+            max_attrs,
+            max_namespace_declarations: max_depth.saturating_mul(max_attrs),
+        }
+    }
+
+    /// [`Limits::for_copies`] of [`Limits::CEILING`]: for re-reading our own copies
+    /// where the configured limits are not at hand (node-link frames).
+    pub fn trusted_copies() -> Limits {
+        Limits::CEILING.for_copies()
     }
 }

@@ -21,6 +21,7 @@ mod element;
 mod error;
 mod escape;
 mod scan;
+mod scope;
 mod stream;
 mod tree;
 

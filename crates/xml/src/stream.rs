@@ -235,7 +235,7 @@ impl StreamParser {
                     if found.self_closing {
                         return Err(XmlError::nwf("self-closing stream header"));
                     }
-                    let (header, bindings, close) = parse_header(&data[..found.end])?;
+                    let (header, bindings, close) = parse_header(&data[..found.end], &self.limits)?;
                     self.pos += found.end;
                     self.phase = Phase::Open { bindings, close };
                     self.pending = Pending::Idle;
@@ -246,11 +246,12 @@ impl StreamParser {
                     let Some(found) = scanner.scan(data, &self.limits)? else {
                         return Ok(None);
                     };
-                    let bindings: &[(String, String)] = match &self.phase {
+                    let none = Bindings::default();
+                    let bindings = match &self.phase {
                         Phase::Open { bindings, .. } => bindings,
-                        _ => &[],
+                        _ => &none,
                     };
-                    let element = build_element(&data[..found.end], bindings)?;
+                    let element = build_element(&data[..found.end], bindings, &self.limits)?;
                     self.pos += found.end;
                     self.pending = Pending::Idle;
                     return Ok(Some(Event::Stanza(element)));
@@ -351,7 +352,7 @@ pub(crate) fn parse_document(xml: &[u8], limits: &Limits) -> Result<Element, Xml
     let found = ElementScanner::new(Goal::Element)
         .scan(rest, limits)?
         .ok_or_else(|| XmlError::nwf("truncated element"))?;
-    let element = build_element(&rest[..found.end], &[])?;
+    let element = build_element(&rest[..found.end], &Bindings::default(), limits)?;
     let tail = &rest[skip_ws(rest, found.end)..];
     if tail.is_empty() {
         return Ok(element);

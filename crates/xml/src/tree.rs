@@ -8,19 +8,21 @@
 //! attribute iterator.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use quick_xml::events::Event as XmlEvent;
 use quick_xml::Reader;
 
 use crate::escape::{is_qname, is_xml_ws, unescape, Context};
-use crate::{Element, StreamHeader, XmlError};
+pub(crate) use crate::scope::Bindings;
+use crate::scope::{Ns, Scope, XML_NS};
+use crate::{Element, Limits, StreamHeader, XmlError};
 
-/// The namespace the `xml` prefix is bound to by definition.
-pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
-/// Prefix bindings (`""` is the default namespace), innermost last.
-pub(crate) type Bindings = Vec<(String, String)>;
+/// Up to this many attributes on one element are checked for duplicates pairwise;
+/// beyond it a hash set keeps the check linear (`Limits::max_attrs` may be large).
+const PAIRWISE: usize = 8;
 
 /// The UTF-8-validated text being parsed. quick-xml hands out byte slices of it;
 /// mapping them back by offset avoids validating every piece a second time.
@@ -41,30 +43,24 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Element-local prefix bindings layered over the inherited ones.
-struct Scope<'a, 'b> {
-    base: &'b [(String, String)],
-    local: Vec<(&'a str, Cow<'a, str>)>,
+/// Bounds the namespace declarations the serializer will write beyond those in the
+/// input. A parsed element forgets its prefix, so `<p:a/>` under `xmlns:p='…'` is
+/// written as `<a xmlns='…'/>`, and a prefixed attribute takes its declaration with
+/// it: without a bound, one long namespace used by many small elements makes the
+/// forwarded or stored copy of a 256 KiB stanza gigabytes long. The bound is the
+/// stanza size limit, so a copy is at most about twice as large as its input (plus
+/// escaping), which `Limits::for_copies` allows for. It also bounds the work of
+/// comparing namespaces that are equal but not one shared copy.
+struct Budget {
+    left: usize,
 }
 
-impl Scope<'_, '_> {
-    fn lookup(&self, prefix: &str) -> Option<&str> {
-        if prefix == "xml" {
-            return Some(XML_NS);
-        }
-        if let Some((_, uri)) = self.local.iter().rev().find(|(p, _)| *p == prefix) {
-            return Some(uri);
-        }
-        if let Some((_, uri)) = self.base.iter().rev().find(|(p, _)| p == prefix) {
-            return Some(uri);
-        }
-        // With no declaration in force an unprefixed name is in no namespace.
-        prefix.is_empty().then_some("")
-    }
-
-    fn resolve(&self, prefix: &str) -> Result<&str, XmlError> {
-        self.lookup(prefix)
-            .ok_or_else(|| XmlError::BadNamespacePrefix(prefix.to_owned()))
+impl Budget {
+    fn spend(&mut self, bytes: usize) -> Result<(), XmlError> {
+        self.left = self.left.checked_sub(bytes).ok_or_else(|| {
+            XmlError::policy("namespace declarations would exceed the size limit when forwarded")
+        })?;
+        Ok(())
     }
 }
 
@@ -78,8 +74,21 @@ fn skip_ws(s: &str) -> &str {
 /// exact size.
 type RawAttrs<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
+/// Whether two of `items` have the same key: pairwise for a few, hashed for many, so
+/// an element with many attributes costs linear time.
+fn has_duplicate<'t, T, K: Eq + std::hash::Hash>(items: &'t [T], key: impl Fn(&'t T) -> K) -> bool {
+    if items.len() <= PAIRWISE {
+        return (1..items.len()).any(|i| {
+            let k = key(&items[i]);
+            items[..i].iter().any(|o| key(o) == k)
+        });
+    }
+    let mut seen = HashSet::with_capacity(items.len());
+    items.iter().any(|t| !seen.insert(key(t)))
+}
+
 /// Takes apart the contents of a start tag (between `<` and `>` or `/>`): returns its
-/// name, fills `attrs`, and pushes its namespace declarations onto `scope`
+/// name, fills `attrs`, and declares its namespace declarations in `scope`
 /// (XML 1.0 §3.1, Namespaces in XML 1.0 §3).
 fn read_tag<'a>(
     content: &'a str,
@@ -91,7 +100,7 @@ fn read_tag<'a>(
     if !is_qname(qname) {
         return Err(XmlError::nwf("invalid element name"));
     }
-    let mark = scope.local.len();
+    let mark = scope.mark();
     attrs.clear();
     loop {
         let trimmed = skip_ws(rest);
@@ -139,50 +148,53 @@ fn read_tag<'a>(
                     "illegal declaration of prefix '{prefix}'"
                 )));
             }
-            // XML 1.0 §3.1: no attribute, declarations included, appears twice in a tag.
-            if scope.local[mark..].iter().any(|(p, _)| *p == prefix) {
+            // XML 1.0 §3.1: no attribute, declarations included, appears twice in a
+            // tag. Declarations are few (the cap), attributes need not be.
+            if scope.declared_since(mark, prefix) {
                 return Err(XmlError::nwf(format!("duplicate attribute '{key}'")));
             }
-            scope.local.push((prefix, value));
+            scope.declare(prefix, &value)?;
         } else {
-            if attrs.iter().any(|(k, _)| *k == key) {
-                return Err(XmlError::nwf(format!("duplicate attribute '{key}'")));
-            }
             attrs.push((key, value));
         }
+    }
+    if has_duplicate(attrs, |(k, _)| *k) {
+        return Err(XmlError::nwf("duplicate attribute"));
     }
     Ok(qname)
 }
 
 /// Resolves the element's prefix; `xmlns` is never bound, so it is refused here too.
-fn resolve_name<'s, 'q>(
-    qname: &'q str,
-    scope: &'s Scope<'_, '_>,
-) -> Result<(&'q str, &'s str), XmlError> {
+fn resolve_name<'q>(qname: &'q str, scope: &Scope<'_, '_>) -> Result<(&'q str, Ns), XmlError> {
     let (prefix, name) = qname.split_once(':').unwrap_or(("", qname));
     let ns = scope.resolve(prefix)?;
     Ok((name, ns))
 }
 
 /// Checks the prefixes of `attrs` and returns the bindings they rely on.
-fn attr_prefixes(attrs: &RawAttrs<'_>, scope: &Scope<'_, '_>) -> Result<Bindings, XmlError> {
-    let mut used: Bindings = Vec::new();
-    let mut expanded: Vec<(&str, &str)> = Vec::new();
+fn attr_prefixes(
+    attrs: &RawAttrs<'_>,
+    scope: &Scope<'_, '_>,
+    budget: &mut Budget,
+) -> Result<Vec<(String, Ns)>, XmlError> {
+    let mut used: Vec<(String, Ns)> = Vec::new();
+    let mut expanded: Vec<(Ns, &str)> = Vec::new();
     for (key, _) in attrs {
         let Some((prefix, name)) = key.split_once(':') else {
             continue;
         };
         let uri = scope.resolve(prefix)?;
-        // Two prefixes for one namespace must not smuggle in a duplicate attribute.
-        if expanded.contains(&(uri, name)) {
-            return Err(XmlError::nwf(format!(
-                "duplicate attribute {{{uri}}}{name}"
-            )));
+        if prefix != "xml" && !used.iter().any(|(p, _)| p == prefix) {
+            budget.spend(prefix.len() + uri.as_str().len() + 12)?;
+            used.push((prefix.to_owned(), uri.clone()));
         }
         expanded.push((uri, name));
-        if prefix != "xml" && !used.iter().any(|(p, _)| p == prefix) {
-            used.push((prefix.to_owned(), uri.to_owned()));
-        }
+    }
+    // Two prefixes for one namespace must not smuggle in a duplicate attribute.
+    if has_duplicate(&expanded, |(u, n)| (u.as_str(), *n)) {
+        return Err(XmlError::nwf(
+            "duplicate attribute with the same expanded name",
+        ));
     }
     Ok(used)
 }
@@ -198,7 +210,11 @@ fn reader(xml: &[u8]) -> Reader<&[u8]> {
 
 /// Parses a complete stream header start tag (`<stream:stream …>`), returning the
 /// header, the bindings it declares, and its qualified name (for matching the close).
-pub(crate) fn parse_header(tag: &[u8]) -> Result<(StreamHeader, Bindings, String), XmlError> {
+/// Its declarations count against the cap, since every stanza inherits them.
+pub(crate) fn parse_header(
+    tag: &[u8],
+    limits: &Limits,
+) -> Result<(StreamHeader, Bindings, String), XmlError> {
     let src = Source {
         text: std::str::from_utf8(tag)?,
     };
@@ -208,46 +224,42 @@ pub(crate) fn parse_header(tag: &[u8]) -> Result<(StreamHeader, Bindings, String
         XmlEvent::Empty(_) => return Err(XmlError::nwf("self-closing stream header")),
         _ => return Err(XmlError::nwf("expected a stream header")),
     };
-    let mut scope = Scope {
-        base: &[],
-        local: Vec::new(),
-    };
+    let none = Bindings::default();
+    let mut scope = Scope::new(&none, limits.max_namespace_declarations);
     let mut attrs = Vec::new();
     let qname = read_tag(src.sub(&start)?, &mut scope, &mut attrs)?;
     let (name, ns) = resolve_name(qname, &scope)?;
-    let (name, ns) = (name.to_owned(), ns.to_owned());
-    attr_prefixes(&attrs, &scope)?;
-    let bindings: Bindings = scope
-        .local
-        .into_iter()
-        .map(|(p, u)| (p.to_owned(), u.into_owned()))
-        .collect();
-    let default_ns = bindings
-        .iter()
-        .find(|(p, _)| p.is_empty())
-        .map(|(_, u)| u.clone());
+    let mut budget = Budget {
+        left: limits.max_stanza_bytes,
+    };
+    attr_prefixes(&attrs, &scope, &mut budget)?;
+    let bindings = scope.into_bindings();
     let header = StreamHeader {
-        name,
-        ns,
-        default_ns,
+        name: name.to_owned(),
+        ns: ns.as_str().to_owned(),
+        default_ns: bindings.default_ns().map(|u| u.as_str().to_owned()),
         attrs: owned(&mut attrs),
     };
     Ok((header, bindings, qname.to_owned()))
 }
 
 /// Builds the element whose complete bytes are `xml`, inheriting `base` bindings.
-pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Element, XmlError> {
+pub(crate) fn build_element(
+    xml: &[u8],
+    base: &Bindings,
+    limits: &Limits,
+) -> Result<Element, XmlError> {
     // One pass over the whole stanza is cheaper than validating piece by piece, and
     // guarantees no invalid byte hides in markup that is never turned into a string.
     let src = Source {
         text: std::str::from_utf8(xml)?,
     };
     let mut r = reader(xml);
-    let mut scope = Scope {
-        base,
-        local: Vec::new(),
+    let mut scope = Scope::new(base, limits.max_namespace_declarations);
+    let mut budget = Budget {
+        left: limits.max_stanza_bytes,
     };
-    // Open elements, each with the length `scope.local` had before its declarations.
+    // Open elements, each with the scope mark taken before its declarations.
     let mut stack: Vec<(Element, usize)> = Vec::new();
     let mut attrs = Vec::new();
     let mut root = None;
@@ -257,24 +269,36 @@ pub(crate) fn build_element(xml: &[u8], base: &[(String, String)]) -> Result<Ele
                 if root.is_some() {
                     return Err(XmlError::nwf("content after the root element"));
                 }
-                let mark = scope.local.len();
-                let e = open(src.sub(&start)?, &mut scope, &mut attrs)?;
+                let mark = scope.mark();
+                let e = open(
+                    src.sub(&start)?,
+                    &mut scope,
+                    &mut attrs,
+                    &stack,
+                    &mut budget,
+                )?;
                 stack.push((e, mark));
             }
             XmlEvent::Empty(start) => {
                 if root.is_some() {
                     return Err(XmlError::nwf("content after the root element"));
                 }
-                let mark = scope.local.len();
-                let e = open(src.sub(&start)?, &mut scope, &mut attrs)?;
-                scope.local.truncate(mark);
+                let mark = scope.mark();
+                let e = open(
+                    src.sub(&start)?,
+                    &mut scope,
+                    &mut attrs,
+                    &stack,
+                    &mut budget,
+                )?;
+                scope.leave(mark);
                 attach(&mut stack, &mut root, e);
             }
             XmlEvent::End(_) => {
                 let (e, mark) = stack
                     .pop()
                     .ok_or_else(|| XmlError::nwf("unmatched end tag"))?;
-                scope.local.truncate(mark);
+                scope.leave(mark);
                 attach(&mut stack, &mut root, e);
             }
             XmlEvent::Text(t) => {
@@ -310,10 +334,19 @@ fn open<'a>(
     content: &'a str,
     scope: &mut Scope<'a, '_>,
     attrs: &mut RawAttrs<'a>,
+    stack: &[(Element, usize)],
+    budget: &mut Budget,
 ) -> Result<Element, XmlError> {
     let qname = read_tag(content, scope, attrs)?;
     let (name, ns) = resolve_name(qname, scope)?;
-    let prefixes = attr_prefixes(attrs, scope)?;
+    if let Some((parent, _)) = stack.last() {
+        // The serializer writes `xmlns` wherever the namespace is not the parent's
+        // copy; a stanza's root is written once, whatever it declares.
+        if !std::ptr::eq(parent.ns(), ns.as_str()) {
+            budget.spend(ns.as_str().len() + 10)?;
+        }
+    }
+    let prefixes = attr_prefixes(attrs, scope, budget)?;
     Ok(Element::from_parts(name, ns, owned(attrs), prefixes))
 }
 
@@ -339,10 +372,10 @@ mod tests {
     const STREAMS: &str = "http://etherx.jabber.org/streams";
 
     fn stream_bindings() -> Bindings {
-        vec![
-            (String::new(), "jabber:client".to_owned()),
-            ("stream".to_owned(), STREAMS.to_owned()),
-        ]
+        Bindings::new(vec![
+            (String::new(), Ns::new("jabber:client")),
+            ("stream".to_owned(), Ns::new(STREAMS)),
+        ])
     }
 
     fn parse(xml: &str) -> Result<Element, XmlError> {
@@ -354,6 +387,7 @@ mod tests {
         let e = build_element(
             b"<message to='a@b'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'><x/></active></message>",
             &stream_bindings(),
+            &Limits::default(),
         )
         .unwrap();
         assert!(e.is("message", "jabber:client"));
@@ -369,6 +403,7 @@ mod tests {
         let e = build_element(
             b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></stream:features>",
             &stream_bindings(),
+            &Limits::default(),
         )
         .unwrap();
         assert!(e.is("features", STREAMS));
@@ -545,6 +580,7 @@ mod tests {
             max_stanza_bytes: 16,
             max_depth: 2,
             max_attrs: 1,
+            ..Limits::default()
         };
         let e = |xml: &str| Element::parse(xml.as_bytes(), &limits);
         assert!(e("<a><b/></a>").is_ok());
