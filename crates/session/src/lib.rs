@@ -8,8 +8,10 @@
 //!
 //! The phase of a session is a type ([`Phase`]): unauthed → authed → bound → established.
 
+mod bounds;
 mod connection;
 mod env;
+pub mod limits;
 mod outbox;
 mod serve;
 mod session;

@@ -101,6 +101,12 @@ direct_tls = []
 [sasl]
 scram_iterations = 4096
 
+[limits]
+# Every test client (and HAProxy) comes from 127.0.0.1.
+max_connections_per_ip = 1000000
+connection_rate_per_ip = 1000000
+connection_burst_per_ip = 1000000
+
 [http]
 listen = "{http}"
 {http_extra}

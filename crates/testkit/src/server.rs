@@ -31,6 +31,11 @@ impl TestServer {
         config.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.http.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.sasl.scram_iterations = 4096;
+        // Every test client comes from 127.0.0.1, thousands at once in some tests; tests of
+        // the per-address limits set their own.
+        config.limits.max_connections_per_ip = 1_000_000;
+        config.limits.connection_rate_per_ip = 1_000_000;
+        config.limits.connection_burst_per_ip = 1_000_000;
         tweak(&mut config);
         let server = TestServer {
             handle: start(config.clone()).expect("server starts"),
