@@ -233,6 +233,10 @@ pub enum EndCause {
 
 /// One client connection.
 pub struct Session {
+    /// This session's place among the node's connections (`[limits]`). The first field, so
+    /// that it is released before the connection is closed: a client that saw the end of
+    /// its connection may connect again at once.
+    permit: Option<ConnPermit>,
     pub(crate) id: SessionId,
     pub(crate) env: Arc<SessionEnv>,
     conn: Box<dyn Connection>,
@@ -252,9 +256,6 @@ pub struct Session {
     pub(crate) meta: Arc<SessionMeta>,
     /// RFC 7395 framing: `<open/>`/`<close/>`, one element per message.
     framed: bool,
-    /// This session's place among the node's connections (`[limits]`), released when the
-    /// session is dropped.
-    permit: Option<ConnPermit>,
     /// The read rate (`[limits] read_bytes_per_s`).
     pub(crate) shaper: Shaper,
     /// Whether reading waits for the shaper's tokens.
