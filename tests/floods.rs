@@ -35,8 +35,7 @@ struct Parley {
 impl Parley {
     fn start() -> Parley {
         let dir = tempfile::tempdir().unwrap();
-        let [c2s, http, admin] =
-            [0; 3].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
+        let [c2s, http, admin] = [0; 3].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
         let config = dir.path().join("parley.toml");
         std::fs::write(
             &config,
@@ -113,9 +112,9 @@ async fn flood_tcp(addr: SocketAddr, first: &[u8], chunk: &[u8]) -> (bool, usize
     }
 }
 
-fn report(what: &str, before: u64, after: u64, sent: usize) {
+fn report(what: &str, before: u64, after: u64, sent: &str) {
     eprintln!(
-        "{what}: {sent} bytes sent; server VmRSS {before} KiB -> {after} KiB (+{} KiB)",
+        "{what}: {sent} sent; server VmRSS {before} KiB -> {after} KiB (+{} KiB)",
         after.saturating_sub(before)
     );
 }
@@ -134,8 +133,16 @@ async fn sasl_auth_flood_without_reading_is_closed_and_bounded() {
     let before = server.rss_kib();
     let (closed, sent) = flood_tcp(server.c2s, header, &auth.repeat(800)).await;
     let after = server.rss_kib();
-    report("SASL <auth/> flood", before, after, sent);
-    assert!(closed, "the server did not close the flooding connection within {FLOOD_FOR:?}");
+    report(
+        "SASL <auth/> flood",
+        before,
+        after,
+        &format!("{sent} bytes"),
+    );
+    assert!(
+        closed,
+        "the server did not close the flooding connection within {FLOOD_FOR:?}"
+    );
     assert!(
         after.saturating_sub(before) < MAX_GROWTH_KIB,
         "VmRSS grew from {before} KiB to {after} KiB\n{}",
@@ -174,8 +181,16 @@ async fn rfc7395_open_flood_over_websocket_without_reading_is_closed_and_bounded
     let before = server.rss_kib();
     let (closed, sent) = flood(usize::MAX).await;
     let after = server.rss_kib();
-    report("WebSocket <open/> flood", before, after, sent);
-    assert!(closed, "the server did not close the flooding WebSocket within {FLOOD_FOR:?}");
+    report(
+        "WebSocket <open/> flood",
+        before,
+        after,
+        &format!("{sent} bytes"),
+    );
+    assert!(
+        closed,
+        "the server did not close the flooding WebSocket within {FLOOD_FOR:?}"
+    );
     assert!(
         after.saturating_sub(before) < MAX_GROWTH_KIB,
         "VmRSS grew from {before} KiB to {after} KiB\n{}",
@@ -245,7 +260,12 @@ async fn xep0206_restart_flood_over_bosh_is_closed_and_bounded() {
     let before = server.rss_kib();
     let (ended, restarts) = flood().await;
     let after = server.rss_kib();
-    report("BOSH restart flood", before, after, restarts);
+    report(
+        "BOSH restart flood",
+        before,
+        after,
+        &format!("{restarts} restarts"),
+    );
     let ended = ended.expect("the server did not end the flooding BOSH session");
     assert!(ended.contains("policy-violation"), "{ended}");
     assert!(restarts <= 10, "{restarts} restarts before the end");

@@ -231,7 +231,10 @@ async fn rfc7395_3_3_open_elements_are_counted_per_connection() {
     }
     assert_eq!(opens, 3);
     let error = error.expect("a stream error before <close/>");
-    assert!(error.has_child("policy-violation", ns::STREAM_ERRORS), "{error}");
+    assert!(
+        error.has_child("policy-violation", ns::STREAM_ERRORS),
+        "{error}"
+    );
 }
 
 /// Past `limits.read_bytes_per_s` (after the burst) the session stops reading until tokens

@@ -525,7 +525,9 @@ async fn create(
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;
-        Session::new(env, Box::new(conn)).with_permit(permit).start();
+        Session::new(env, Box::new(conn))
+            .with_permit(permit)
+            .start();
     });
     session.feed_open();
     let payload = collect(&session, rid, Duration::from_secs(wait)).await;

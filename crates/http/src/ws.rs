@@ -148,12 +148,11 @@ pub async fn websocket(
         }
     }
     let peer = req.peer_addr();
-    let permit = match crate::admit::admit(&state, peer, |r| {
-        (format!("{}\n", r.text()), "text/plain")
-    }) {
-        Ok(permit) => permit,
-        Err(refused) => return Ok(refused),
-    };
+    let permit =
+        match crate::admit::admit(&state, peer, |r| (format!("{}\n", r.text()), "text/plain")) {
+            Ok(permit) => permit,
+            Err(refused) => return Ok(refused),
+        };
     let (mut response, ws, stream) = actix_ws::handle(&req, body)?;
     response.headers_mut().insert(
         header::SEC_WEBSOCKET_PROTOCOL,

@@ -314,8 +314,14 @@ impl LimitsConfig {
     fn check(&self, max_stanza_bytes: usize) -> Result<(), Violation> {
         for (key, value) in [
             ("limits.max_connections_per_ip", self.max_connections_per_ip),
-            ("limits.connection_rate_per_ip", self.connection_rate_per_ip as usize),
-            ("limits.connection_burst_per_ip", self.connection_burst_per_ip as usize),
+            (
+                "limits.connection_rate_per_ip",
+                self.connection_rate_per_ip as usize,
+            ),
+            (
+                "limits.connection_burst_per_ip",
+                self.connection_burst_per_ip as usize,
+            ),
             ("limits.max_sessions", self.max_sessions),
         ] {
             if value == 0 {

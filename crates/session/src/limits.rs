@@ -231,7 +231,11 @@ impl ConnLimiter {
         self.acquire_at(ip, Instant::now())
     }
 
-    fn acquire_at(self: &Arc<Self>, ip: Option<IpAddr>, now: Instant) -> Result<ConnPermit, Refusal> {
+    fn acquire_at(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<ConnPermit, Refusal> {
         let reserved = self.total.fetch_add(1, Ordering::Relaxed);
         if reserved >= self.limits.max_sessions {
             self.total.fetch_sub(1, Ordering::Relaxed);
@@ -246,7 +250,9 @@ impl ConnLimiter {
         let key = ip_key(ip);
         let mut table = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
         if table.entries.len() >= table.sweep_at {
-            table.entries.retain(|_, e| e.open > 0 || !e.bucket.full_at(now));
+            table
+                .entries
+                .retain(|_, e| e.open > 0 || !e.bucket.full_at(now));
             table.sweep_at = (table.entries.len() * 2).max(SWEEP_MIN);
         }
         let limits = self.limits;
@@ -444,7 +450,10 @@ mod tests {
         let now = Instant::now();
         let a = l.acquire_at(ip("192.0.2.1"), now).unwrap();
         let _b = l.acquire_at(None, now).unwrap();
-        assert_eq!(l.acquire_at(ip("192.0.2.9"), now).unwrap_err(), Refusal::Full);
+        assert_eq!(
+            l.acquire_at(ip("192.0.2.9"), now).unwrap_err(),
+            Refusal::Full
+        );
         assert_eq!(l.sessions(), 2);
         drop(a);
         assert_eq!(l.sessions(), 1);

@@ -34,8 +34,8 @@ use parley_xml::{Element, Event, StreamHeader, StreamParser};
 use tokio::io::ReadBuf;
 use tracing::{debug, info, warn, Span};
 
-use crate::connection::{Connection, Framing, Security};
 use crate::bounds::ReadGate;
+use crate::connection::{Connection, Framing, Security};
 use crate::env::SessionEnv;
 use crate::limits::{ConnPermit, Shaper};
 use crate::outbox::Outbox;
