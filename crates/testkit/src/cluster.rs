@@ -106,6 +106,8 @@ scram_iterations = 4096
 max_connections_per_ip = 1000000
 connection_rate_per_ip = 1000000
 connection_burst_per_ip = 1000000
+read_bytes_per_s = 1073741824
+read_burst_bytes = 1073741824
 
 [http]
 listen = "{http}"
