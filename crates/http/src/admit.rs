@@ -20,7 +20,7 @@ pub(crate) fn admit(
     state: &WebState,
     peer: Option<SocketAddr>,
     body: impl FnOnce(Refusal) -> (String, &'static str),
-) -> Result<ConnPermit, HttpResponse> {
+) -> Result<ConnPermit, Box<HttpResponse>> {
     let refusal = match state.env.conn_limiter.acquire(peer.map(|p| p.ip())) {
         Ok(permit) => return Ok(permit),
         Err(refusal) => refusal,
@@ -34,8 +34,10 @@ pub(crate) fn admit(
         Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "10"),
     };
     let (text, content_type) = body(refusal);
-    Err(HttpResponse::build(status)
-        .insert_header((header::RETRY_AFTER, retry_after))
-        .content_type(content_type)
-        .body(text))
+    Err(Box::new(
+        HttpResponse::build(status)
+            .insert_header((header::RETRY_AFTER, retry_after))
+            .content_type(content_type)
+            .body(text),
+    ))
 }

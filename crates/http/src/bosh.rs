@@ -375,7 +375,7 @@ pub async fn http_bind(
                         }) {
                             Ok(permit) => Some(permit),
                             Err(refused) => {
-                                return crate::listener::cors_response(&req, &state, refused)
+                                return crate::listener::cors_response(&req, &state, *refused)
                             }
                         },
                     };

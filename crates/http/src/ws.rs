@@ -151,7 +151,7 @@ pub async fn websocket(
     let permit =
         match crate::admit::admit(&state, peer, |r| (format!("{}\n", r.text()), "text/plain")) {
             Ok(permit) => permit,
-            Err(refused) => return Ok(refused),
+            Err(refused) => return Ok(*refused),
         };
     let (mut response, ws, stream) = actix_ws::handle(&req, body)?;
     response.headers_mut().insert(

@@ -374,7 +374,7 @@ impl Shaper {
         let burst = f64::from(rate.burst_bytes);
         Shaper {
             bucket: TokenBucket::new(f64::from(rate.bytes_per_s), burst, Instant::now()),
-            resume_at: (burst / 4.0).min(16.0 * 1024.0).max(1.0),
+            resume_at: (burst / 4.0).clamp(1.0, 16.0 * 1024.0),
         }
     }
 
