@@ -143,7 +143,8 @@ fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
              [c2s]\nlisten = [\"127.0.0.1:{c2s_port}\"]\ndirect_tls = [\"127.0.0.1:{tls_port}\"]\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
-             [sasl]\nscram_iterations = 4096\n"
+             [sasl]\nscram_iterations = 4096\n\n\
+             [limits]\nmax_connections_per_ip = 100000\nconnection_rate_per_ip = 100000\nconnection_burst_per_ip = 100000\n"
         ),
     )
     .expect("write config");

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use parley_proto::ns;
+use parley_session::limits::{ConnPermit, Refusal};
 use parley_session::Session;
 use parley_xml::{Element, Limits};
 use rand::RngCore;
@@ -365,7 +366,21 @@ pub async fn http_bind(
                         .await
                         .unwrap_or_else(|| terminate("item-not-found"))
                 }
-                None => handle(&req, el, &state).await,
+                None => {
+                    // XEP-0124 §7: a body without a SID creates a session.
+                    let permit = match el.attr("sid") {
+                        Some(_) => None,
+                        None => match crate::admit::admit(&state, req.peer_addr(), |r| {
+                            (terminate(bosh_condition(r)), "text/xml; charset=utf-8")
+                        }) {
+                            Ok(permit) => Some(permit),
+                            Err(refused) => {
+                                return crate::listener::cors_response(&req, &state, *refused)
+                            }
+                        },
+                    };
+                    handle(&req, el, &state, permit).await
+                }
             }
         }
         // XEP-0124 §17.1: not a body: bad-request.
@@ -395,13 +410,20 @@ pub async fn forwarded(state: &WebState, body: String) -> String {
     }
 }
 
-async fn handle(req: &HttpRequest, body: Element, state: &WebState) -> String {
+async fn handle(
+    req: &HttpRequest,
+    body: Element,
+    state: &WebState,
+    permit: Option<ConnPermit>,
+) -> String {
     let Some(rid) = body.attr("rid").and_then(|r| r.parse::<u64>().ok()) else {
         return terminate("bad-request");
     };
-    match body.attr("sid") {
-        None => create(req, body, rid, state).await,
-        Some(sid) => match state.bosh.get(sid) {
+    match (body.attr("sid"), permit) {
+        (None, Some(permit)) => create(req, body, rid, state, permit).await,
+        // Admission is checked before a session is created; no permit, no session.
+        (None, None) => terminate("internal-server-error"),
+        (Some(sid), _) => match state.bosh.get(sid) {
             // XEP-0124 §17.2: unknown SID.
             None => terminate("item-not-found"),
             Some(session) => request(session, body, rid, state).await,
@@ -473,7 +495,22 @@ fn xml_text(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) -> String {
+/// XEP-0124 §17.2 has no condition for "too many": `policy-violation` for the client's own
+/// excess, `undefined-condition` when the node is full (the HTTP status says which).
+fn bosh_condition(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::PerIp | Refusal::Rate => "policy-violation",
+        Refusal::Full => "undefined-condition",
+    }
+}
+
+async fn create(
+    req: &HttpRequest,
+    body: Element,
+    rid: u64,
+    state: &WebState,
+    permit: ConnPermit,
+) -> String {
     let to = body.attr("to").unwrap_or_default().to_ascii_lowercase();
     if !state.env.router.serves(&to) {
         return terminate("host-unknown");
@@ -489,7 +526,9 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;
-        Session::new(env, Box::new(conn)).start();
+        Session::new(env, Box::new(conn))
+            .with_permit(permit)
+            .start();
     });
     session.feed_open();
     let payload = collect(&session, rid, Duration::from_secs(wait)).await;

@@ -7,6 +7,7 @@
 //! does not answer in time is represented by what the registry holds for it, marked
 //! `"partial": true`.
 
+mod admit;
 pub mod bosh;
 pub mod delegate;
 mod framed;
@@ -389,6 +390,18 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             .into_iter()
             .map(|(reason, n)| (format!("{here},reason=\"{reason}\""), n.to_string()))
             .collect::<Vec<_>>(),
+    );
+    metric(
+        &mut body,
+        "parley_reads_throttled_total",
+        "counter",
+        "Times a session stopped reading because it was over [limits] read_bytes_per_s.",
+        &[(
+            here.clone(),
+            parley_session::limits::READS_THROTTLED
+                .load(Ordering::Relaxed)
+                .to_string(),
+        )],
     );
     let (counts, sum_us) = m::routing_histogram();
     let mut lines: Vec<(String, String)> = m::LATENCY_BOUNDS_US

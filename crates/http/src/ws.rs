@@ -147,19 +147,26 @@ pub async fn websocket(
             ));
         }
     }
+    let peer = req.peer_addr();
+    let permit =
+        match crate::admit::admit(&state, peer, |r| (format!("{}\n", r.text()), "text/plain")) {
+            Ok(permit) => permit,
+            Err(refused) => return Ok(*refused),
+        };
     let (mut response, ws, stream) = actix_ws::handle(&req, body)?;
     response.headers_mut().insert(
         header::SEC_WEBSOCKET_PROTOCOL,
         header::HeaderValue::from_static("xmpp"),
     );
-    let peer = req.peer_addr();
     let bridge = Arc::new(Bridge::default());
     let conn = FramedConnection::new(bridge.clone(), peer, state.secure_for(peer));
     let env = state.env.clone();
     let worker = state.next_worker();
     worker.spawn_fn(move || {
         use actix::Actor;
-        Session::new(env, Box::new(conn)).start();
+        Session::new(env, Box::new(conn))
+            .with_permit(permit)
+            .start();
     });
     // Frames are bounded like stanzas on TCP (plus the framing around them).
     let max = state.env.config.limits.max_stanza_bytes + 1024;

@@ -41,6 +41,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[log]`: logging verbosity and format.
     pub log: LogConfig,
+    /// `[limits]`: connection limits per address and per node, and the read rate.
+    pub limits: LimitsConfig,
     /// `[cluster]`: membership of a cluster; absent for a single node (no etcd needed).
     pub cluster: Option<ClusterConfig>,
 }
@@ -375,6 +377,10 @@ pub struct C2sConfig {
     /// Seconds without anything from the client after which its session ends (status
     /// expired); 0: never.
     pub idle_timeout_s: u64,
+    /// SASL exchanges (`<auth/>` elements) one connection may start, whatever their outcome.
+    pub max_sasl_attempts: u32,
+    /// Stream headers (the first and every restart; RFC 7395 `<open/>`) per connection.
+    pub max_stream_opens: u32,
 }
 
 impl Default for C2sConfig {
@@ -394,7 +400,81 @@ impl Default for C2sConfig {
             send_queue_bytes: 4_194_304,
             max_session_lifetime_s: 0,
             idle_timeout_s: 0,
+            max_sasl_attempts: 5,
+            max_stream_opens: 10,
         }
+    }
+}
+
+/// `[limits]`: in the style of Prosody's mod_limits and ejabberd's shapers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Connections (c2s, WebSocket, BOSH sessions) one address (IPv6: one /64) may hold.
+    pub max_connections_per_ip: usize,
+    /// New connections one address may open per second, on average.
+    pub connection_rate_per_ip: u32,
+    /// New connections one address may open at once after a quiet period.
+    pub connection_burst_per_ip: u32,
+    /// Sessions this node holds in all.
+    pub max_sessions: usize,
+    /// Bytes per second one session may send, on average; past it reading pauses.
+    pub read_bytes_per_s: u32,
+    /// Bytes one session may send at once after a quiet period.
+    pub read_burst_bytes: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections_per_ip: 100,
+            connection_rate_per_ip: 20,
+            connection_burst_per_ip: 40,
+            max_sessions: 100_000,
+            read_bytes_per_s: 65_536,
+            read_burst_bytes: 262_144,
+        }
+    }
+}
+
+/// Below this a login (a few kilobytes) takes seconds.
+pub const MIN_READ_BYTES_PER_S: u32 = 1024;
+
+impl LimitsConfig {
+    fn check(&self, max_stanza_bytes: usize) -> Result<(), Violation> {
+        for (key, value) in [
+            ("limits.max_connections_per_ip", self.max_connections_per_ip),
+            (
+                "limits.connection_rate_per_ip",
+                self.connection_rate_per_ip as usize,
+            ),
+            (
+                "limits.connection_burst_per_ip",
+                self.connection_burst_per_ip as usize,
+            ),
+            ("limits.max_sessions", self.max_sessions),
+        ] {
+            if value == 0 {
+                return Err(Violation::new(key, 0, "must be greater than 0"));
+            }
+        }
+        if self.read_bytes_per_s < MIN_READ_BYTES_PER_S {
+            return Err(Violation::new(
+                "limits.read_bytes_per_s",
+                self.read_bytes_per_s,
+                format!("must be at least {MIN_READ_BYTES_PER_S}"),
+            ));
+        }
+        if (self.read_burst_bytes as usize) < max_stanza_bytes {
+            return Err(Violation::new(
+                "limits.read_burst_bytes",
+                self.read_burst_bytes,
+                format!(
+                    "must be at least c2s.max_stanza_bytes ({max_stanza_bytes}), so that one whole stanza can arrive at once"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1114,6 +1194,21 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        if c2s.max_sasl_attempts == 0 {
+            return Err(Violation::new(
+                "c2s.max_sasl_attempts",
+                0,
+                "must be greater than 0",
+            ));
+        }
+        if c2s.max_stream_opens < 3 {
+            return Err(Violation::new(
+                "c2s.max_stream_opens",
+                c2s.max_stream_opens,
+                "must be at least 3: a client opens the stream, then restarts it after STARTTLS and after SASL",
+            ));
+        }
+        self.limits.check(c2s.max_stanza_bytes)?;
         if c2s.send_queue_stanzas == 0 {
             return Err(Violation::new(
                 "c2s.send_queue_stanzas",
@@ -1543,6 +1638,59 @@ mod tests {
             assert!(
                 doc.contains(key),
                 "config/parley.toml does not document {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_keys_are_documented_and_checked() {
+        let doc = include_str!("../../../config/parley.toml");
+        for key in [
+            "max_sasl_attempts =",
+            "max_stream_opens =",
+            "[limits]",
+            "max_connections_per_ip =",
+            "connection_rate_per_ip =",
+            "connection_burst_per_ip =",
+            "max_sessions =",
+            "read_bytes_per_s =",
+            "read_burst_bytes =",
+        ] {
+            assert!(
+                doc.contains(key),
+                "config/parley.toml does not document {key}"
+            );
+        }
+        let cases = [
+            ("[c2s]\nmax_sasl_attempts = 0", "c2s.max_sasl_attempts = 0"),
+            ("[c2s]\nmax_stream_opens = 2", "c2s.max_stream_opens = 2"),
+            (
+                "[limits]\nmax_connections_per_ip = 0",
+                "limits.max_connections_per_ip = 0",
+            ),
+            (
+                "[limits]\nconnection_rate_per_ip = 0",
+                "limits.connection_rate_per_ip = 0",
+            ),
+            (
+                "[limits]\nconnection_burst_per_ip = 0",
+                "limits.connection_burst_per_ip = 0",
+            ),
+            ("[limits]\nmax_sessions = 0", "limits.max_sessions = 0"),
+            (
+                "[limits]\nread_bytes_per_s = 100",
+                "limits.read_bytes_per_s = 100",
+            ),
+            (
+                "[limits]\nread_burst_bytes = 20000",
+                "limits.read_burst_bytes = 20000: must be at least c2s.max_stanza_bytes (262144)",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let e = err(toml);
+            assert!(
+                e.starts_with(&format!("test.toml: {expected}")),
+                "{toml:?} gave {e}"
             );
         }
     }

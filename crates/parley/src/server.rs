@@ -310,6 +310,12 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             max_lifetime: (c2s.max_session_lifetime_s > 0)
                 .then(|| Duration::from_secs(c2s.max_session_lifetime_s)),
             idle_timeout: (c2s.idle_timeout_s > 0).then(|| Duration::from_secs(c2s.idle_timeout_s)),
+            max_sasl_attempts: c2s.max_sasl_attempts,
+            max_stream_opens: c2s.max_stream_opens,
+            read_rate: parley_session::limits::ReadRate {
+                bytes_per_s: config.limits.read_bytes_per_s,
+                burst_bytes: config.limits.read_burst_bytes,
+            },
             jwt: config
                 .auth
                 .jwt_secret
@@ -330,6 +336,14 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         auth_limits: Arc::new(parley_session::auth_limits::AuthLimits::new(
             auth_limit_config(&config.auth, Duration::from_secs(c2s.auth_timeout_s)),
         )),
+        conn_limiter: parley_session::limits::ConnLimiter::new(
+            parley_session::limits::ConnLimits {
+                max_per_ip: config.limits.max_connections_per_ip,
+                rate_per_ip: config.limits.connection_rate_per_ip,
+                burst_per_ip: config.limits.connection_burst_per_ip,
+                max_sessions: config.limits.max_sessions,
+            },
+        ),
         external_auth: match &config.auth.delegate_url {
             None => None,
             Some(url) => Some(std::sync::Arc::new(

@@ -8,6 +8,8 @@ use parley_storage::Storage;
 use parley_user::Users;
 use parley_xml::Limits;
 
+use crate::limits::{ConnLimiter, ReadRate};
+
 /// Per-connection settings, taken from the `[c2s]` and `[sasl]` config sections.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -33,6 +35,15 @@ pub struct SessionConfig {
     pub max_lifetime: Option<Duration>,
     /// A session that sends nothing for this long ends (status expired).
     pub idle_timeout: Option<Duration>,
+    /// SASL exchanges (`<auth/>` elements) one connection may start, whatever their outcome;
+    /// past it the stream is closed with `<policy-violation/>`.
+    pub max_sasl_attempts: u32,
+    /// Stream headers (`<stream:stream>` or RFC 7395 `<open/>`, the first one and every
+    /// restart) one connection may send; past it the stream is closed with
+    /// `<policy-violation/>`.
+    pub max_stream_opens: u32,
+    /// The read rate of each session (back-pressure past it).
+    pub read_rate: ReadRate,
 }
 
 /// `[auth] jwt_secret`, its leeway, and the `aud`, `iss` and lifetime rules.
@@ -72,6 +83,9 @@ impl Default for SessionConfig {
             jwt: None,
             max_lifetime: None,
             idle_timeout: None,
+            max_sasl_attempts: 5,
+            max_stream_opens: 10,
+            read_rate: ReadRate::default(),
         }
     }
 }
@@ -98,4 +112,6 @@ pub struct SessionEnv {
     /// Delegated password checks, when configured (SCRAM is then not offered: the server
     /// has no keys for such users).
     pub external_auth: Option<std::sync::Arc<dyn ExternalAuth>>,
+    /// Connection limits shared by every transport of the node.
+    pub conn_limiter: Arc<ConnLimiter>,
 }

@@ -10,8 +10,10 @@
 
 mod auth;
 pub mod auth_limits;
+mod bounds;
 mod connection;
 mod env;
+pub mod limits;
 mod outbox;
 mod serve;
 mod session;

@@ -56,6 +56,16 @@ impl Outbox {
         self.ends.push_back(self.buf.len());
     }
 
+    /// Whether the session should stop taking input: the queue is at least half full (in
+    /// bytes or units). Answers to the client's own requests (stream features, SASL
+    /// challenges, iq results) are then not produced faster than the client reads them, and
+    /// the other half stays for stanzas from others.
+    pub fn input_paused(&self) -> bool {
+        let half_bytes = (self.max_bytes / 2).max(1);
+        let half_units = (self.max_stanzas / 2).max(1);
+        self.pending() >= half_bytes || self.ends.len() >= half_units
+    }
+
     /// Bytes not yet written.
     pub fn pending(&self) -> usize {
         self.buf.len() - self.written
@@ -132,6 +142,19 @@ mod tests {
         assert_eq!(o.front(), b"<a/>");
         o.push_unbounded(b"</stream:stream>");
         assert_eq!(o.pending(), 4 + 16);
+    }
+
+    #[test]
+    fn input_pauses_at_half_the_bound_whatever_was_pushed() {
+        let mut o = Outbox::new(4, 100);
+        o.push_unbounded(b"<stream:features/>");
+        assert!(!o.input_paused());
+        o.push_unbounded(b"<challenge/>");
+        assert!(o.input_paused(), "two of four units");
+        o.consume(o.front().len());
+        assert!(!o.input_paused());
+        o.push_unbounded(&[b'x'; 50]);
+        assert!(o.input_paused(), "half of the bytes");
     }
 
     #[test]

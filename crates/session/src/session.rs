@@ -34,8 +34,10 @@ use parley_xml::{Element, Event, StreamHeader, StreamParser};
 use tokio::io::ReadBuf;
 use tracing::{debug, info, warn, Span};
 
+use crate::bounds::ReadGate;
 use crate::connection::{Connection, Framing, Security};
 use crate::env::SessionEnv;
+use crate::limits::{ConnPermit, Shaper};
 use crate::outbox::Outbox;
 
 thread_local! {
@@ -90,6 +92,8 @@ pub enum Phase {
 #[derive(Debug, Default)]
 pub struct Unauthed {
     failures: u32,
+    /// SASL exchanges started (`<auth/>` elements), whatever became of them.
+    pub(crate) auths: u32,
     sasl: SaslState,
 }
 
@@ -229,6 +233,10 @@ pub enum EndCause {
 
 /// One client connection.
 pub struct Session {
+    /// This session's place among the node's connections (`[limits]`). The first field, so
+    /// that it is released before the connection is closed: a client that saw the end of
+    /// its connection may connect again at once.
+    permit: Option<ConnPermit>,
     pub(crate) id: SessionId,
     pub(crate) env: Arc<SessionEnv>,
     conn: Box<dyn Connection>,
@@ -248,6 +256,12 @@ pub struct Session {
     pub(crate) meta: Arc<SessionMeta>,
     /// RFC 7395 framing: `<open/>`/`<close/>`, one element per message.
     framed: bool,
+    /// The read rate (`[limits] read_bytes_per_s`).
+    pub(crate) shaper: Shaper,
+    /// Whether reading waits for the shaper's tokens.
+    pub(crate) read_gate: ReadGate,
+    /// Stream headers received so far (the first and every restart).
+    pub(crate) opens: u32,
 }
 
 impl Session {
@@ -287,6 +301,10 @@ impl Session {
             ip,
             end: None,
             auth_timer: None,
+            permit: None,
+            shaper: Shaper::new(cfg.read_rate),
+            read_gate: ReadGate::Open,
+            opens: 0,
             conn,
             env,
             span,
@@ -305,6 +323,13 @@ impl Session {
             .in_scope(|| info!(user = %user, "authenticated by prebind"));
         s.phase = Phase::Authed { user };
         s
+    }
+
+    /// Holds `permit` (from the node's [`crate::limits::ConnLimiter`]) for as long as the
+    /// session lives.
+    pub fn with_permit(mut self, permit: ConnPermit) -> Session {
+        self.permit = Some(permit);
+        self
     }
 
     /// Prosody's `session.type`.
@@ -541,7 +566,7 @@ impl Session {
         self.wake();
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Some(w) = &self.waker {
             w.wake_by_ref();
         }
@@ -697,10 +722,10 @@ impl Session {
                 if self.io != Io::Running {
                     continue;
                 }
-                if !self.outbox.is_empty() && !flushed {
-                    // Keep writing before reading more.
-                }
-                if self.paused {
+                if self.paused || self.outbox.input_paused() {
+                    // No more input while an asynchronous step runs, or while the client
+                    // does not take what it is sent: the write above is registered for
+                    // writability and wakes this driver again.
                     return Poll::Pending;
                 }
             }
@@ -708,20 +733,25 @@ impl Session {
                 task.waker().wake_by_ref();
                 return Poll::Pending;
             }
+            let Some(allowed) = self.read_allowance(ctx) else {
+                // Over the read rate: a timer wakes the driver when tokens are back.
+                return Poll::Pending;
+            };
             reads += 1;
             let draining = self.io == Io::Closing(CloseStage::Draining);
             let parser = &mut self.parser;
             let conn = &mut self.conn;
             let read = READ_BUF.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                let mut rb = ReadBuf::new(&mut buf[..]);
+                let cap = allowed.min(buf.len());
+                let mut rb = ReadBuf::new(&mut buf[..cap]);
                 match conn.poll_read(task, &mut rb) {
-                    Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Ok(false)),
+                    Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Ok(0)),
                     Poll::Ready(Ok(())) => {
                         if !draining {
                             parser.feed(rb.filled());
                         }
-                        Poll::Ready(Ok(true))
+                        Poll::Ready(Ok(rb.filled().len()))
                     }
                     Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                     Poll::Pending => Poll::Pending,
@@ -729,8 +759,8 @@ impl Session {
             });
             match read {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(true)) => {}
-                Poll::Ready(Ok(false)) => {
+                Poll::Ready(Ok(n)) if n > 0 => self.shaper.consumed(n),
+                Poll::Ready(Ok(_)) => {
                     if draining {
                         ctx.stop();
                         return Poll::Ready(());
@@ -761,7 +791,8 @@ impl Session {
     }
 
     fn process_events(&mut self, ctx: &mut Context<Self>) {
-        while self.io == Io::Running && !self.paused {
+        // Input whose answers cannot be queued waits in the parser (bounded by what was read).
+        while self.io == Io::Running && !self.paused && !self.outbox.input_paused() {
             match self.parser.next_event() {
                 Ok(Some(Event::StreamOpen(header))) => self.on_stream_open(header, ctx),
                 Ok(Some(Event::Stanza(el))) if self.framed && el.ns() == ns::FRAMING => {
@@ -830,6 +861,9 @@ impl Session {
 
     /// RFC 6120 §4.7: validate the client's header, answer with ours and the features.
     fn on_stream_open(&mut self, header: StreamHeader, ctx: &mut Context<Self>) {
+        if !self.count_open(ctx) {
+            return;
+        }
         let to = header.attr("to").map(|t| t.to_ascii_lowercase());
         let host = to.clone().filter(|t| self.env.router.serves(t));
         let from = host.clone().unwrap_or_else(|| self.default_host());
@@ -1028,6 +1062,9 @@ impl Session {
 
     /// RFC 6120 §6.4.2: `<auth mechanism='…'>initial response</auth>`.
     fn on_auth(&mut self, el: &Element, ctx: &mut Context<Self>) {
+        if !self.count_sasl_attempt(ctx) {
+            return;
+        }
         let Some(mechanism) = el.attr("mechanism").and_then(Mechanism::from_name) else {
             return self.sasl_fail(SaslFailure::InvalidMechanism, None, ctx);
         };

@@ -181,6 +181,14 @@ direct_tls = []
 [sasl]
 scram_iterations = 4096
 
+[limits]
+# Every test client (and HAProxy) comes from 127.0.0.1.
+max_connections_per_ip = 1000000
+connection_rate_per_ip = 1000000
+connection_burst_per_ip = 1000000
+read_bytes_per_s = 1073741824
+read_burst_bytes = 1073741824
+
 [http]
 listen = "{http}"
 {http_extra}

@@ -31,6 +31,14 @@ impl TestServer {
         config.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.http.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.sasl.scram_iterations = 4096;
+        // Every test client comes from 127.0.0.1, thousands at once in some tests, and some
+        // tests flood one connection on purpose (to fill another's queue); tests of these
+        // limits set their own.
+        config.limits.max_connections_per_ip = 1_000_000;
+        config.limits.connection_rate_per_ip = 1_000_000;
+        config.limits.connection_burst_per_ip = 1_000_000;
+        config.limits.read_bytes_per_s = 1 << 30;
+        config.limits.read_burst_bytes = 1 << 30;
         tweak(&mut config);
         let server = TestServer {
             handle: start(config.clone()).expect("server starts"),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix::Actor;
 use actix_rt::ArbiterHandle;
+use parley_session::limits::{self, Refusal};
 use parley_session::{Session, SessionEnv};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
@@ -71,6 +72,13 @@ pub async fn serve_c2s(
             }
         };
         debug!(%peer, "accepted");
+        let permit = match env.conn_limiter.acquire(Some(peer.ip())) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                refuse_connection(stream, peer, kind, refusal, &env);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let std_stream = match stream.into_std() {
             Ok(s) => s,
@@ -95,7 +103,56 @@ pub async fn serve_c2s(
                 (ListenerKind::DirectTls, None) => return,
                 (ListenerKind::StartTls, tls) => TcpConnection::plain(stream, tls),
             };
-            Session::new(env, Box::new(conn)).start();
+            Session::new(env, Box::new(conn))
+                .with_permit(permit)
+                .start();
         });
     }
+}
+
+/// Refused connections still waiting for the client's side of the close, at most; past it a
+/// refused connection is dropped at once (a flood must not buy itself tasks).
+const MAX_LINGERING: usize = 256;
+/// How long a refused connection waits for the client's side of the close.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Turns a connection away without starting a session. On the STARTTLS port the client gets
+/// a whole stream with the error (RFC 6120 §4.9.3.14 `<policy-violation/>` or §4.9.3.17
+/// `<resource-constraint/>`, see [`Refusal::condition`]), written in one non-blocking write
+/// into the fresh socket's empty buffer. A direct-TLS connection is closed without a word:
+/// saying why would cost a TLS handshake per refused attempt, which is what a flood wants.
+fn refuse_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    refusal: Refusal,
+    env: &SessionEnv,
+) {
+    if parley_router::metrics::refuse(refusal.reason(), &peer.ip().to_string()) {
+        warn!(ip = %peer.ip(), reason = refusal.reason(), "connection refused");
+    }
+    if kind == ListenerKind::DirectTls {
+        return;
+    }
+    let host = env.router.hosts().next().unwrap_or("localhost").to_owned();
+    let _ = stream.try_write(&limits::refusal_stream(&host, refusal));
+    if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    // Closing a socket with unread input resets it, and the reset can destroy the error
+    // before the client reads it: half-close, then take (and drop) what the client sends
+    // until it closes too, for a short while.
+    actix_rt::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+    });
 }
