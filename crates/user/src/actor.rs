@@ -582,6 +582,12 @@ impl Handler<CarbonReceived> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarbonReceived, _ctx: &mut Context<Self>) {
+        // XEP-0191 §3.5 over XEP-0280 §6: the sender's session hands the message straight to
+        // the addressed resource (which refuses it) and asks for copies at once; a blocked
+        // sender's message must not reach the other resources as a <received/> copy.
+        if self.sent_by_blocked(&msg.message) {
+            return;
+        }
         let got = msg.resource;
         self.carbon_copies(&msg.message, crate::carbons::Direction::Received, |r| {
             r.name != got

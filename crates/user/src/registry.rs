@@ -26,13 +26,43 @@ use crate::messages::{
 };
 use crate::placement::{parse, Placement, ToWire, UserWire};
 
-/// Settings of the user layer, from the `[roster]` and `[offline]` config sections.
+/// Settings of the user layer, from the `[roster]`, `[offline]`, `[quotas]` and `[users]`
+/// config sections. Every per-account bound lives here, so that one account cannot fill
+/// storage or memory.
 #[derive(Debug, Clone)]
 pub struct UserConfig {
     /// Largest roster a user may build (RFC 6121 §2.3.3: past it, `<not-allowed/>`).
     pub max_roster_items: usize,
     /// Offline messages kept per user (XEP-0160); past it, senders get service-unavailable.
     pub max_offline: usize,
+    /// Bytes of offline messages kept per user (their serialized stanzas).
+    pub max_offline_bytes: usize,
+    /// Groups one roster item may name.
+    pub max_groups_per_item: usize,
+    /// Longest roster item name or group name, in bytes.
+    pub max_roster_name_bytes: usize,
+    /// Roster removal records (tombstones) kept per user for RFC 6121 §2.6 versioning.
+    pub max_roster_tombstones: usize,
+    /// Items one blocklist (XEP-0191) may hold.
+    pub max_blocklist_items: usize,
+    /// Unanswered inbound subscription requests kept per user (RFC 6121 §3.1.3).
+    pub max_pending_subscriptions: usize,
+    /// Largest stored subscription request (the presence stanza's XML), in bytes.
+    pub max_subscription_request_bytes: usize,
+    /// Directed-presence targets remembered per resource (RFC 6121 §4.6).
+    pub max_directed_presence: usize,
+    /// Stanzas queued towards one user actor and not yet handled.
+    pub mailbox_stanzas: usize,
+    /// Bytes of stanzas queued towards one user actor and not yet handled.
+    pub mailbox_bytes: usize,
+    /// Accounts remembered as absent, so that stanzas to them start no actor.
+    pub absent_cache_entries: usize,
+    /// How long an account is remembered as absent (bounds how late an account created
+    /// on another node or by the CLI is seen here).
+    pub absent_cache_ttl: Duration,
+    /// Account existence checks in flight at once; past it, stanzas to unknown accounts
+    /// are refused with `resource-constraint`.
+    pub max_existence_checks: usize,
     /// How long an actor with no resources lingers before stopping.
     pub idle_timeout: Duration,
 }
@@ -42,6 +72,19 @@ impl Default for UserConfig {
         UserConfig {
             max_roster_items: 1000,
             max_offline: 100,
+            max_offline_bytes: 1 << 20,
+            max_groups_per_item: 32,
+            max_roster_name_bytes: 1023,
+            max_roster_tombstones: 1000,
+            max_blocklist_items: 1000,
+            max_pending_subscriptions: 1000,
+            max_subscription_request_bytes: 4096,
+            max_directed_presence: 100,
+            mailbox_stanzas: 1000,
+            mailbox_bytes: 4 << 20,
+            absent_cache_entries: 10_000,
+            absent_cache_ttl: Duration::from_secs(5),
+            max_existence_checks: 256,
             idle_timeout: Duration::from_secs(30),
         }
     }
