@@ -66,6 +66,8 @@ pub struct UserActor {
     pub(crate) users: Arc<Users>,
     attached: Arc<AtomicUsize>,
     pub(crate) carbons_count: Arc<AtomicUsize>,
+    /// Shared with the registry: stanzas sent here and not yet handled.
+    mailbox: Arc<crate::bounds::MailboxGauge>,
     lifecycle: Lifecycle,
     pub(crate) exists: bool,
     pub(crate) roster: RosterCache,
@@ -99,12 +101,14 @@ impl UserActor {
         users: Arc<Users>,
         attached: Arc<AtomicUsize>,
         carbons_count: Arc<AtomicUsize>,
+        mailbox: Arc<crate::bounds::MailboxGauge>,
     ) -> UserActor {
         UserActor {
             jid,
             users,
             attached,
             carbons_count,
+            mailbox,
             lifecycle: Lifecycle::Loading,
             exists: false,
             roster: RosterCache::default(),
@@ -545,6 +549,7 @@ impl Handler<FromClient> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromClient, ctx: &mut Context<Self>) {
+        self.mailbox.taken(&msg.stanza);
         let stanza = msg.stanza;
         match stanza.name() {
             "presence" => self.client_presence(&msg.resource, stanza, ctx),
@@ -573,6 +578,7 @@ impl Handler<Inbound> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.mailbox.taken(&msg.stanza);
         self.inbound(msg.stanza, ctx);
         self.schedule_idle(ctx);
     }
@@ -582,6 +588,7 @@ impl Handler<CarbonReceived> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarbonReceived, _ctx: &mut Context<Self>) {
+        self.mailbox.taken(&msg.message);
         // XEP-0191 §3.5 over XEP-0280 §6: the sender's session hands the message straight to
         // the addressed resource (which refuses it) and asks for copies at once; a blocked
         // sender's message must not reach the other resources as a <received/> copy.
