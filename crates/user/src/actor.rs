@@ -214,24 +214,34 @@ impl UserActor {
             stanza: stanza.to_string(),
         };
         let storage = self.users.storage.clone();
-        let (user, host, max) = (
+        let (user, host, max, max_bytes) = (
             self.username().to_owned(),
             self.host().to_owned(),
             self.users.config.max_offline,
+            self.users.config.max_offline_bytes,
         );
         ctx.wait(
-            wrap_future::<_, Self>(
-                async move { storage.offline_push(&user, &host, &msg, max).await },
-            )
+            wrap_future::<_, Self>(async move {
+                storage
+                    .offline_push(&user, &host, &msg, max, max_bytes)
+                    .await
+            })
             .map(move |res, act, _| match res {
                 Ok(true) => act.offline_waiting = true,
-                Ok(false) => act.bounce(
-                    &stanza,
-                    StanzaError::with_text(
-                        StanzaCondition::ServiceUnavailable,
-                        "the recipient's offline storage is full",
-                    ),
-                ),
+                Ok(false) => {
+                    // XEP-0160 / RFC 6121 §8.5.2.2.1: a full store answers as if there
+                    // were no storage.
+                    if parley_router::metrics::refuse("offline_quota", act.jid.as_str()) {
+                        warn!(user = %act.jid, "offline storage full: refusing messages");
+                    }
+                    act.bounce(
+                        &stanza,
+                        StanzaError::with_text(
+                            StanzaCondition::ServiceUnavailable,
+                            "the recipient's offline storage is full",
+                        ),
+                    )
+                }
                 Err(e) => {
                     warn!(user = %act.jid, error = %e, "storing an offline message failed");
                     act.bounce(
@@ -291,7 +301,10 @@ impl UserActor {
         self.offline_waiting = true;
         actix::spawn(async move {
             for m in messages {
-                let _ = storage.offline_push(&user, &host, &m, max).await;
+                // Taken out and put back: the byte cap was checked when they came.
+                let _ = storage
+                    .offline_push(&user, &host, &m, max, usize::MAX)
+                    .await;
             }
         });
     }

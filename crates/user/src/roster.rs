@@ -353,15 +353,23 @@ impl UserActor {
         }
         self.roster.pending_in.retain(|(j, _)| j != jid);
         let storage = self.users.storage.clone();
-        let (user, host, contact) = (
+        let (user, host, contact, keep) = (
             self.username().to_owned(),
             self.host().to_owned(),
             jid.to_owned(),
+            self.users.config.max_roster_tombstones,
         );
         ctx.wait(
             wrap_future::<_, Self>(async move {
                 let _ = storage.pending_in_remove(&user, &host, &contact).await;
                 let v = storage.roster_remove(&user, &host, &contact).await;
+                if v.as_ref().is_ok_and(Option::is_some) {
+                    // Removal records would otherwise grow with every contact ever
+                    // removed; an old client version then gets the whole roster (§2.6).
+                    if let Err(e) = storage.roster_prune_tombstones(&user, &host, keep).await {
+                        warn!(user = %user, error = %e, "pruning roster removal records failed");
+                    }
+                }
                 (v, contact)
             })
             .map(|(res, contact), act, _| match res {
