@@ -1615,6 +1615,38 @@ format = "json"
     }
 
     #[test]
+    fn quotas_and_users_sections_name_the_bad_key() {
+        let c = parse("[quotas]\nblocklist_items = 5\nresources_per_account = 2\n[users]\nmailbox_stanzas = 64\n").unwrap();
+        assert_eq!(
+            (c.quotas.blocklist_items, c.quotas.resources_per_account),
+            (5, 2)
+        );
+        assert_eq!(c.users.mailbox_stanzas, 64);
+        assert_eq!(Config::default().quotas.roster_name_bytes, 1023);
+        for (text, key) in [
+            ("[quotas]\nblocklist_items = 0\n", "quotas.blocklist_items"),
+            (
+                "[quotas]\nsubscription_request_bytes = 10\n",
+                "quotas.subscription_request_bytes",
+            ),
+            (
+                "[quotas]\nresources_per_account = 0\n",
+                "quotas.resources_per_account",
+            ),
+            ("[users]\nmailbox_bytes = 100\n", "users.mailbox_bytes"),
+            (
+                "[users]\nabsent_cache_ttl_ms = 999999\n",
+                "users.absent_cache_ttl_ms",
+            ),
+            ("[users]\nexistence_checks = 0\n", "users.existence_checks"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        assert!(err("[quotas]\nno_such_key = 1\n").contains("no_such_key"));
+    }
+
+    #[test]
     fn roster_and_offline_sections() {
         let c = Config::from_toml_str(
             "[roster]\nmax_items = 5\n[offline]\nmax_per_user = 0\n",
