@@ -535,7 +535,8 @@ impl Default for UsersConfig {
 }
 
 impl UsersConfig {
-    fn check(&self) -> Result<(), Violation> {
+    /// `max_stanza_bytes`: the largest stanza a client may send, which must always fit.
+    fn check(&self, max_stanza_bytes: usize) -> Result<(), Violation> {
         if self.mailbox_stanzas < 16 {
             return Err(Violation::new(
                 "users.mailbox_stanzas",
@@ -543,11 +544,14 @@ impl UsersConfig {
                 "must be at least 16",
             ));
         }
-        if self.mailbox_bytes < 65_536 {
+        // The mailbox counts an estimate of memory, up to a few times the wire size for a
+        // stanza of many small elements: a legal stanza must fit an empty mailbox.
+        let min = max_stanza_bytes.saturating_mul(4).max(65_536);
+        if self.mailbox_bytes < min {
             return Err(Violation::new(
                 "users.mailbox_bytes",
                 self.mailbox_bytes,
-                "must be at least 65536 (a stanza up to c2s.max_stanza_bytes must fit)",
+                format!("must be at least {min} (4 × c2s.max_stanza_bytes)"),
             ));
         }
         if self.existence_checks == 0 {
@@ -833,7 +837,7 @@ impl Config {
             ));
         }
         self.quotas.check()?;
-        self.users.check()?;
+        self.users.check(self.c2s.max_stanza_bytes)?;
         if let Some(url) = &self.storage.url {
             // The backend checks the rest when it opens the URL; this catches a bare path.
             let has_scheme = url.split_once(':').is_some_and(|(scheme, _)| {

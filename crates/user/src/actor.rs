@@ -507,6 +507,7 @@ impl Handler<Attach> for UserActor {
                         .get(d.to_bare().as_str())
                         .is_some_and(|i| crate::presence::has_from(i.subscription))
                 })
+                .take(self.users.config.max_directed_presence)
                 .collect(),
         });
         if let Some(r) = self.resources.last() {

@@ -144,6 +144,9 @@ impl UserActor {
                     if existing.is_none()
                         && self.roster.items.len() >= self.users.config.max_roster_items
                     {
+                        if parley_router::metrics::refuse("roster_items", self.jid.as_str()) {
+                            warn!(user = %self.jid, "roster set refused: the roster is full");
+                        }
                         return self.reply_error(
                             resource,
                             &iq,
