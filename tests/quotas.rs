@@ -310,6 +310,47 @@ async fn xep0160_offline_storage_past_the_byte_quota_is_refused() {
     }
 }
 
+/// User-actor mailboxes are bounded (`users.mailbox_stanzas`): a client that pipelines
+/// roster sets faster than its actor can store them gets `<resource-constraint/>` for what
+/// does not fit (RFC 6120 §8.3.3.18) instead of an ever growing queue; every set is
+/// answered, and the actor keeps working. (Each set waits for a storage write in the actor,
+/// while the session forwards a parsed set in microseconds: with 1,000 pipelined sets and
+/// room for 16, the bound is always reached.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_toward_one_user_actor_is_refused_with_resource_constraint() {
+    let server = TestServer::start(|c| c.users.mailbox_stanzas = 16);
+    let mut alice = online(&server, "alice", "a").await;
+    const SETS: usize = 1000;
+    let ids: Vec<String> = (0..SETS).map(|_| next_id("flood")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let name = format!("n{i}");
+        let item = roster_item("x@localhost", Some(&name), &[]);
+        alice
+            .send(&parley_testkit::im::roster_set_iq(id, vec![item]))
+            .await;
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for id in &ids {
+        let reply = alice
+            .expect_match(&format!("the answer to {id}"), |el| {
+                el.name() == "iq" && el.attr("id") == Some(id.as_str())
+            })
+            .await
+            .unwrap();
+        match reply.attr("type") {
+            Some("result") => ok += 1,
+            _ if is_error_with(&reply, "iq", "resource-constraint") => refused += 1,
+            _ => panic!("unexpected answer: {reply}"),
+        }
+    }
+    eprintln!("{SETS} pipelined roster sets: {ok} stored, {refused} refused");
+    assert!(refused > 0, "the mailbox bound was never reached");
+    assert!(ok > 0);
+    // The actor drained and still works.
+    let roster = alice.roster().await.unwrap();
+    assert!(roster.item("x@localhost").is_some());
+}
+
 /// A `parley serve` process with one account (`alice`), for measurements of the server's own
 /// memory; killed on drop.
 struct Process {
