@@ -351,6 +351,116 @@ async fn a_flood_toward_one_user_actor_is_refused_with_resource_constraint() {
     assert!(roster.item("x@localhost").is_some());
 }
 
+/// Holds `LOCK TABLE roster_items` in a `psql` session until dropped, so that the user
+/// actors' roster writes wait on storage: a deterministic way to keep an actor busy.
+struct RosterLock(Child);
+
+impl RosterLock {
+    fn take(url: &str) -> RosterLock {
+        use std::io::BufRead as _;
+        let mut child = Command::new("psql")
+            .arg(url)
+            .args(["-X", "-q", "-A", "-t"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run psql");
+        let stdin = child.stdin.as_mut().expect("psql stdin");
+        stdin
+            .write_all(
+                b"BEGIN; LOCK TABLE roster_items IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n",
+            )
+            .expect("lock");
+        stdin.flush().expect("flush");
+        let stdout = child.stdout.take().expect("psql stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("psql answer");
+        assert_eq!(line.trim(), "locked");
+        RosterLock(child)
+    }
+}
+
+impl Drop for RosterLock {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.0.stdin.take() {
+            let _ = stdin.write_all(b"COMMIT;\n");
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// XEP-0191 §3.5 in a session's first moment: until the user actor's copy of the blocklist
+/// arrives, a new session holds back what other sessions send it straight, up to 256
+/// stanzas. Past that, stanzas are refused with `<resource-constraint/>` — never delivered
+/// unchecked. The user actor is kept busy (its roster write waits on a table lock in
+/// PostgreSQL) so that the list cannot arrive while a blocked sender floods the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0191_a_hold_back_overflow_is_refused_never_delivered_unchecked() {
+    const SENT: usize = 300;
+    const HELD: usize = 256;
+    let db = parley_testkit::shared_pg().database();
+    let server = TestServer::start(|c| c.storage.url = Some(db.clone()));
+    let mut a1 = online(&server, "alice", "a1").await;
+    let reply = a1.block(&[&bare("bob")]).await;
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    let mut bob = online(&server, "bob", "b").await;
+    let lock = RosterLock::take(&db);
+    // Alice's actor now waits on storage, and handles nothing else until the lock goes.
+    a1.send(&parley_testkit::im::roster_set_iq(
+        &next_id("busy"),
+        vec![roster_item("x@localhost", None, &[])],
+    ))
+    .await;
+    a1.sync().await.unwrap();
+    // This session's attach, and so its blocklist, queue behind that write.
+    let mut a2 = Client::login(server.c2s(), "alice", Some("a2")).await;
+    for i in 0..SENT {
+        let mut m = chat("alice@localhost/a2", "chat", &format!("m{i}"));
+        m.set_attr("id", format!("hold-{i}"));
+        bob.send(&m).await;
+    }
+    let mut constrained = 0;
+    for i in 0..SENT - HELD {
+        let id = format!("hold-{}", HELD + i);
+        let err = bob
+            .expect_match(&format!("the refusal of {id}"), |el| {
+                el.attr("id") == Some(id.as_str())
+            })
+            .await
+            .unwrap();
+        assert!(
+            is_error_with(&err, "message", "resource-constraint"),
+            "{err}"
+        );
+        constrained += 1;
+    }
+    drop(lock);
+    // The list arrives: what was held back is checked, and bob is blocked (§3.5).
+    for i in 0..HELD {
+        let id = format!("hold-{i}");
+        let err = bob
+            .expect_match(&format!("the refusal of {id}"), |el| {
+                el.attr("id") == Some(id.as_str())
+            })
+            .await
+            .unwrap();
+        assert!(
+            is_error_with(&err, "message", "service-unavailable"),
+            "{err}"
+        );
+    }
+    a2.sync().await.unwrap();
+    a2.expect_none_within(QUIET, "a message from a blocked sender", |el| {
+        el.name() == "message" && el.attr("from") == Some("bob@localhost/b")
+    })
+    .await
+    .unwrap();
+    assert_eq!(constrained, SENT - HELD);
+}
+
 /// A `parley serve` process with one account (`alice`), for measurements of the server's own
 /// memory; killed on drop.
 struct Process {
