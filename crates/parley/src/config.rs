@@ -31,6 +31,10 @@ pub struct Config {
     pub roster: RosterConfig,
     /// `[offline]`: offline message storage (XEP-0160).
     pub offline: OfflineConfig,
+    /// `[quotas]`: per-account bounds on what one account may store or hold.
+    pub quotas: QuotasConfig,
+    /// `[users]`: bounds on the user actors (one per bare JID).
+    pub users: UsersConfig,
     /// `[admin]`: the admin API, health, readiness and metrics over HTTP.
     pub admin: AdminConfig,
     /// `[http]`: the client-facing HTTP listener (WebSocket, discovery).
@@ -745,6 +749,161 @@ impl Default for OfflineConfig {
     }
 }
 
+/// `[quotas]`: what one account may store or hold, each past its bound refused with a
+/// stanza error rather than stored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    /// Groups one roster item may name; more gets `<not-acceptable/>`.
+    pub roster_groups_per_item: usize,
+    /// Longest roster item name or group name, in bytes; longer gets `<not-acceptable/>`.
+    pub roster_name_bytes: usize,
+    /// Roster removal records kept per user; a client with an older roster version gets the
+    /// whole roster (RFC 6121 §2.6).
+    pub roster_tombstones: usize,
+    /// Items one blocklist may hold; more gets `<resource-constraint/>`.
+    pub blocklist_items: usize,
+    /// Unanswered inbound subscription requests kept per user; past it, the requester gets
+    /// `<resource-constraint/>`.
+    pub pending_subscriptions: usize,
+    /// Largest inbound subscription request kept, in bytes of XML; larger gets
+    /// `<not-acceptable/>`.
+    pub subscription_request_bytes: usize,
+    /// Directed-presence targets remembered per resource; past it, `<resource-constraint/>`.
+    pub directed_presence: usize,
+    /// Resources one account may have bound at once on a node; past it the bind gets
+    /// `<resource-constraint/>` (RFC 6120 §7.6.2.1).
+    pub resources_per_account: usize,
+    /// Bytes of offline messages stored per user; past it, `<service-unavailable/>`.
+    pub offline_bytes: usize,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        QuotasConfig {
+            roster_groups_per_item: 32,
+            roster_name_bytes: 1023,
+            roster_tombstones: 1000,
+            blocklist_items: 1000,
+            pending_subscriptions: 1000,
+            subscription_request_bytes: 4096,
+            directed_presence: 100,
+            resources_per_account: 10,
+            offline_bytes: 1 << 20,
+        }
+    }
+}
+
+impl QuotasConfig {
+    fn check(&self) -> Result<(), Violation> {
+        let at_least = |key: &str, value: usize, min: usize| {
+            if value < min {
+                Err(Violation::new(
+                    key,
+                    value,
+                    format!("must be at least {min}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        at_least(
+            "quotas.roster_groups_per_item",
+            self.roster_groups_per_item,
+            1,
+        )?;
+        at_least("quotas.roster_name_bytes", self.roster_name_bytes, 1)?;
+        at_least("quotas.roster_tombstones", self.roster_tombstones, 1)?;
+        at_least("quotas.blocklist_items", self.blocklist_items, 1)?;
+        at_least(
+            "quotas.pending_subscriptions",
+            self.pending_subscriptions,
+            1,
+        )?;
+        // A bare subscribe from a long JID is some 3 KiB; less would refuse honest ones.
+        at_least(
+            "quotas.subscription_request_bytes",
+            self.subscription_request_bytes,
+            1024,
+        )?;
+        at_least("quotas.directed_presence", self.directed_presence, 1)?;
+        at_least(
+            "quotas.resources_per_account",
+            self.resources_per_account,
+            1,
+        )?;
+        at_least("quotas.offline_bytes", self.offline_bytes, 1024)?;
+        Ok(())
+    }
+}
+
+/// `[users]`: bounds on the user actors.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersConfig {
+    /// Stanzas queued towards one user actor; past it, senders get `<resource-constraint/>`.
+    pub mailbox_stanzas: usize,
+    /// Bytes of stanzas queued towards one user actor; past it, `<resource-constraint/>`.
+    pub mailbox_bytes: usize,
+    /// Accounts remembered as absent, so that stanzas to them start no user actor.
+    pub absent_cache_entries: usize,
+    /// Milliseconds an account is remembered as absent: an account created on another node
+    /// or by the CLI is reachable here at most this late.
+    pub absent_cache_ttl_ms: u64,
+    /// Account existence checks in flight at once; past it, `<resource-constraint/>`.
+    pub existence_checks: usize,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        UsersConfig {
+            mailbox_stanzas: 1000,
+            mailbox_bytes: 4 << 20,
+            absent_cache_entries: 10_000,
+            absent_cache_ttl_ms: 5000,
+            existence_checks: 256,
+        }
+    }
+}
+
+impl UsersConfig {
+    /// `max_stanza_bytes`: the largest stanza a client may send, which must always fit.
+    fn check(&self, max_stanza_bytes: usize) -> Result<(), Violation> {
+        if self.mailbox_stanzas < 16 {
+            return Err(Violation::new(
+                "users.mailbox_stanzas",
+                self.mailbox_stanzas,
+                "must be at least 16",
+            ));
+        }
+        // The mailbox counts an estimate of memory, up to a few times the wire size for a
+        // stanza of many small elements: a legal stanza must fit an empty mailbox.
+        let min = max_stanza_bytes.saturating_mul(4).max(65_536);
+        if self.mailbox_bytes < min {
+            return Err(Violation::new(
+                "users.mailbox_bytes",
+                self.mailbox_bytes,
+                format!("must be at least {min} (4 × c2s.max_stanza_bytes)"),
+            ));
+        }
+        if self.existence_checks == 0 {
+            return Err(Violation::new(
+                "users.existence_checks",
+                self.existence_checks,
+                "must be at least 1",
+            ));
+        }
+        if self.absent_cache_ttl_ms > 300_000 {
+            return Err(Violation::new(
+                "users.absent_cache_ttl_ms",
+                self.absent_cache_ttl_ms,
+                "must be at most 300000 (accounts created elsewhere would stay unreachable)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[admin]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1022,6 +1181,8 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.quotas.check()?;
+        self.users.check(self.c2s.max_stanza_bytes)?;
         if let Some(url) = &self.storage.url {
             // The backend checks the rest when it opens the URL; this catches a bare path.
             let has_scheme = url.split_once(':').is_some_and(|(scheme, _)| {
@@ -1996,6 +2157,38 @@ format = "json"
         assert!(!e.contains("short"), "the token is never echoed: {e}");
         let e = err("[admin]\nlisten = \"nowhere\"\n");
         assert!(e.contains("admin.listen"), "{e}");
+    }
+
+    #[test]
+    fn quotas_and_users_sections_name_the_bad_key() {
+        let c = parse("[quotas]\nblocklist_items = 5\nresources_per_account = 2\n[users]\nmailbox_stanzas = 64\n").unwrap();
+        assert_eq!(
+            (c.quotas.blocklist_items, c.quotas.resources_per_account),
+            (5, 2)
+        );
+        assert_eq!(c.users.mailbox_stanzas, 64);
+        assert_eq!(Config::default().quotas.roster_name_bytes, 1023);
+        for (text, key) in [
+            ("[quotas]\nblocklist_items = 0\n", "quotas.blocklist_items"),
+            (
+                "[quotas]\nsubscription_request_bytes = 10\n",
+                "quotas.subscription_request_bytes",
+            ),
+            (
+                "[quotas]\nresources_per_account = 0\n",
+                "quotas.resources_per_account",
+            ),
+            ("[users]\nmailbox_bytes = 100\n", "users.mailbox_bytes"),
+            (
+                "[users]\nabsent_cache_ttl_ms = 999999\n",
+                "users.absent_cache_ttl_ms",
+            ),
+            ("[users]\nexistence_checks = 0\n", "users.existence_checks"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        assert!(err("[quotas]\nno_such_key = 1\n").contains("no_such_key"));
     }
 
     #[test]

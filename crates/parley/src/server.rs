@@ -210,6 +210,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     )
     .map_err(|e| err("tls", &e))?;
     let router = Arc::new(Router::new(config.server.hosts.iter().cloned()));
+    router.set_max_resources(config.quotas.resources_per_account);
     let n = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -222,7 +223,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         UserConfig {
             max_roster_items: config.roster.max_items,
             max_offline: config.offline.max_per_user,
-            ..UserConfig::default()
+            ..user_config(config)
         },
         handles.to_vec(),
     );
@@ -491,5 +492,26 @@ fn auth_limit_config(
         base_delay: Duration::from_millis(a.failure_delay_ms).min(auth_timeout / 2),
         max_delay: Duration::from_millis(a.failure_max_delay_ms).min(auth_timeout / 2),
         table_size: a.failure_table_size,
+    }
+}
+
+/// The `[quotas]` and `[users]` bounds of the user layer.
+fn user_config(config: &Config) -> UserConfig {
+    let (q, u) = (&config.quotas, &config.users);
+    UserConfig {
+        max_offline_bytes: q.offline_bytes,
+        max_groups_per_item: q.roster_groups_per_item,
+        max_roster_name_bytes: q.roster_name_bytes,
+        max_roster_tombstones: q.roster_tombstones,
+        max_blocklist_items: q.blocklist_items,
+        max_pending_subscriptions: q.pending_subscriptions,
+        max_subscription_request_bytes: q.subscription_request_bytes,
+        max_directed_presence: q.directed_presence,
+        mailbox_stanzas: u.mailbox_stanzas,
+        mailbox_bytes: u.mailbox_bytes,
+        absent_cache_entries: u.absent_cache_entries,
+        absent_cache_ttl: std::time::Duration::from_millis(u.absent_cache_ttl_ms),
+        max_existence_checks: u.existence_checks,
+        ..UserConfig::default()
     }
 }

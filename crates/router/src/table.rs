@@ -41,6 +41,9 @@ pub enum BindOutcome {
     },
     /// The resource is taken and the policy is kick_new.
     Conflict,
+    /// The account already has as many resources bound as it may (RFC 6120 §7.6.2.1:
+    /// `<resource-constraint/>`).
+    TooMany,
 }
 
 /// A bound resource as the router sees it: who owns it.
@@ -59,6 +62,8 @@ pub struct Router {
     users: RwLock<HashMap<BareJid, Vec<ResourceInfo>>>,
     directory: OnceLock<Arc<dyn Directory>>,
     history: std::sync::Mutex<History>,
+    /// Most resources one account may bind on this node (`quotas.resources_per_account`).
+    max_resources: std::sync::atomic::AtomicUsize,
 }
 
 /// A session that ended on this node, as the admin API shows it.
@@ -99,7 +104,14 @@ impl Router {
             users: RwLock::new(HashMap::new()),
             directory: OnceLock::new(),
             history: std::sync::Mutex::new(History::default()),
+            max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// Sets how many resources one account may bind on this node (at start-up).
+    pub fn set_max_resources(&self, max: usize) {
+        self.max_resources
+            .store(max, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records a session that ended (its meta carries the final status and times).
@@ -174,6 +186,20 @@ impl Router {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         let resources = users.entry(bare.clone()).or_default();
         let taken = |r: &str, list: &[ResourceInfo]| list.iter().position(|x| x.resource == r);
+        // Checked under the write lock, so concurrent binds cannot both pass the bound; a
+        // kick_old bind replaces a resource and adds none.
+        let max = self
+            .max_resources
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let replaces = requested.is_some_and(|req| {
+            policy == ResourceConflict::KickOld && taken(req.as_str(), resources).is_some()
+        });
+        if !replaces && resources.len() >= max {
+            if resources.is_empty() {
+                users.remove(bare);
+            }
+            return BindOutcome::TooMany;
+        }
         let mut replaced = None;
         let resource = match requested {
             Some(req) => match (taken(req.as_str(), resources), policy) {

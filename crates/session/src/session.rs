@@ -132,7 +132,8 @@ impl fmt::Debug for SaslState {
 }
 
 /// Stanzas a new session holds back until its blocklist arrives; past this, they are
-/// delivered unchecked rather than queued without bound.
+/// refused with `resource-constraint` (never delivered unchecked, never queued without
+/// bound).
 pub const HELD_BACK_MAX: usize = 256;
 
 /// State of a bound resource: the Prosody fields `full_jid`, `priority`, `presence`,
@@ -1530,6 +1531,21 @@ impl Session {
             || StanzaError::with_text(StanzaCondition::Conflict, "this resource is already bound");
         let (jid, replaced) = match outcome {
             BindOutcome::Conflict => return refuse(self, &iq, conflict(), ctx),
+            BindOutcome::TooMany => {
+                // RFC 6120 §7.6.2.1: the account has reached its limit of bound resources.
+                if parley_router::metrics::refuse("resources_per_account", user.as_str()) {
+                    warn!(user = %user, "bind refused: too many resources for one account");
+                }
+                return refuse(
+                    self,
+                    &iq,
+                    StanzaError::with_text(
+                        StanzaCondition::ResourceConstraint,
+                        "this account has too many resources bound",
+                    ),
+                    ctx,
+                );
+            }
             BindOutcome::Bound { jid, replaced } => (jid, replaced),
         };
         let Some(dir) = self.env.router.directory().cloned() else {

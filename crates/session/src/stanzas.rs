@@ -298,8 +298,25 @@ impl Session {
             }
             return self.send(&el, ctx);
         }
-        if !own && !b.blocklist_synced && b.held_back.len() < crate::session::HELD_BACK_MAX {
-            b.held_back.push(el);
+        if !own && !b.blocklist_synced {
+            if b.held_back.len() < crate::session::HELD_BACK_MAX {
+                b.held_back.push(el);
+                return;
+            }
+            // Full before the list came: delivering unchecked could let a blocked sender
+            // through, so the sender is told to try again. The answer is the same whether
+            // or not it is blocked, so it learns nothing about the list.
+            let user = b.jid.to_bare();
+            if parley_router::metrics::refuse("blocklist_hold_back", user.as_str()) {
+                tracing::warn!(user = %user, "stanzas held back for the blocklist overflowed");
+            }
+            let err = StanzaError::with_text(
+                StanzaCondition::ResourceConstraint,
+                "the recipient's session is starting; try again",
+            );
+            if let Some(reply) = error_reply(&el, &err) {
+                self.send_back(reply);
+            }
             return;
         }
         if !own && from.is_some_and(|f| b.blocked.blocks_str(f)) {

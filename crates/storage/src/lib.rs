@@ -25,6 +25,11 @@ mod postgres;
 mod sqlite;
 pub mod testsuite;
 
+/// The `jid` of the one removal record per user that is no removal: its version is the
+/// newest of the records pruned, below which changes can no longer be replayed. No JID is
+/// empty, so it never collides with a contact.
+pub(crate) const TOMBSTONE_FLOOR_JID: &str = "";
+
 pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
@@ -178,12 +183,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// report it.
     async fn roster_remove(&self, username: &str, host: &str, jid: &str) -> Result<Option<i64>>;
 
+    /// Keeps at most `keep` removal records of the user, dropping the oldest; returns how
+    /// many went. The newest version dropped is remembered, and
+    /// [`Storage::roster_changes_since`] answers `Ok(None)` (send the whole roster) for any
+    /// version older than it, so versioning stays correct (RFC 6121 §2.6).
+    async fn roster_prune_tombstones(&self, username: &str, host: &str, keep: usize)
+        -> Result<u64>;
+
     /// RFC 6121 §2.6: the changes after `version`, oldest first, each with the version it
     /// created; one entry per jid, giving only its latest state.
     ///
     /// `Ok(Some(vec![]))` when `version` is current; `Ok(None)` when `version` is unknown
-    /// (negative, or greater than the current version), and the caller then sends the
-    /// whole roster.
+    /// (negative, greater than the current version, or older than a pruned removal
+    /// record), and the caller then sends the whole roster.
     async fn roster_changes_since(
         &self,
         username: &str,
@@ -208,17 +220,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Forgets the request from `jid`; whether there was one.
     async fn pending_in_remove(&self, username: &str, host: &str, jid: &str) -> Result<bool>;
 
-    /// XEP-0160: stores `msg` unless the user already has `max` messages stored, in which
+    /// XEP-0160: stores `msg` unless the user already has `max` messages stored, or the
+    /// stored stanzas and this one would exceed `max_bytes` bytes (UTF-8) together, in which
     /// case nothing is stored and the result is `Ok(false)`.
     ///
     /// The count and the insert are one transaction, so concurrent pushes never exceed
-    /// `max`.
+    /// `max` or `max_bytes`.
     async fn offline_push(
         &self,
         username: &str,
         host: &str,
         msg: &OfflineMessage,
         max: usize,
+        max_bytes: usize,
     ) -> Result<bool>;
 
     /// How many messages are stored for the user.

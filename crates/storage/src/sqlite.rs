@@ -304,6 +304,20 @@ const UPSERT_TOMBSTONE: &str = "INSERT INTO roster_tombstones (host, username, j
 const DELETE_TOMBSTONE: &str =
     "DELETE FROM roster_tombstones WHERE host = ? AND username = ? AND jid = ?";
 
+/// The newest removal record past the `keep` newest (the jid-less floor aside).
+const SELECT_TOMBSTONE_CUT: &str = "SELECT version FROM roster_tombstones
+    WHERE host = ? AND username = ? AND jid <> ''
+    ORDER BY version DESC LIMIT 1 OFFSET ?";
+
+const DELETE_TOMBSTONES_UPTO: &str = "DELETE FROM roster_tombstones
+    WHERE host = ? AND username = ? AND jid <> '' AND version <= ?";
+
+/// The floor only ever rises.
+const UPSERT_TOMBSTONE_FLOOR: &str = "INSERT INTO roster_tombstones (host, username, jid, version)
+    VALUES (?, ?, '', ?)
+    ON CONFLICT (host, username, jid)
+    DO UPDATE SET version = MAX(roster_tombstones.version, excluded.version)";
+
 const SELECT_TOMBSTONES: &str = "SELECT jid, version
     FROM roster_tombstones
     WHERE host = ? AND username = ? AND version > ?";
@@ -320,6 +334,10 @@ const INSERT_PENDING_IN: &str =
     "INSERT INTO pending_in (host, username, jid, stanza) VALUES (?, ?, ?, ?)";
 
 const COUNT_OFFLINE: &str = "SELECT COUNT(*) FROM offline_messages WHERE host = ? AND username = ?";
+
+/// Messages and their bytes (UTF-8), for the caps.
+const COUNT_OFFLINE_BYTES: &str = "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(stanza AS BLOB))), 0)
+    FROM offline_messages WHERE host = ? AND username = ?";
 
 const INSERT_OFFLINE: &str =
     "INSERT INTO offline_messages (host, username, stamp_ms, stanza) VALUES (?, ?, ?, ?)";
@@ -917,6 +935,43 @@ impl Storage for SqliteStorage {
         Ok(Some(version))
     }
 
+    async fn roster_prune_tombstones(
+        &self,
+        username: &str,
+        host: &str,
+        keep: usize,
+    ) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let cut: Option<i64> = sqlx::query_scalar(SELECT_TOMBSTONE_CUT)
+            .bind(host)
+            .bind(username)
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(cut) = cut else {
+            return Ok(0);
+        };
+        let pruned = sqlx::query(DELETE_TOMBSTONES_UPTO)
+            .bind(host)
+            .bind(username)
+            .bind(cut)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        sqlx::query(UPSERT_TOMBSTONE_FLOOR)
+            .bind(host)
+            .bind(username)
+            .bind(cut)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        tracing::debug!(%username, %host, pruned, floor = cut, "roster tombstones pruned");
+        Ok(pruned)
+    }
+
     async fn roster_changes_since(
         &self,
         username: &str,
@@ -945,9 +1000,14 @@ impl Storage for SqliteStorage {
             .map(|(v, item)| (v, RosterChange::Updated(item)))
             .collect();
         for row in &tombstones {
+            let jid: String = row.try_get("jid").map_err(backend)?;
+            if jid == crate::TOMBSTONE_FLOOR_JID {
+                // Removals at or below the floor were pruned: they cannot be replayed.
+                return Ok(None);
+            }
             changes.push((
                 row.try_get("version").map_err(backend)?,
-                RosterChange::Removed(row.try_get("jid").map_err(backend)?),
+                RosterChange::Removed(jid),
             ));
         }
         // Every change got its own version, so this order is total.
@@ -1017,15 +1077,17 @@ impl Storage for SqliteStorage {
         host: &str,
         msg: &OfflineMessage,
         max: usize,
+        max_bytes: usize,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let count: i64 = sqlx::query_scalar(COUNT_OFFLINE)
+        let (count, bytes): (i64, i64) = sqlx::query_as(COUNT_OFFLINE_BYTES)
             .bind(host)
             .bind(username)
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
-        if offline_count_from(count)? >= max {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        if offline_count_from(count)? >= max || bytes.saturating_add(msg.stanza.len()) > max_bytes {
             return Ok(false);
         }
         sqlx::query(INSERT_OFFLINE)
@@ -1412,7 +1474,7 @@ mod tests {
             stanza: "<message/>".into(),
         };
         assert!(storage
-            .offline_push("alice", "localhost", &msg, 10)
+            .offline_push("alice", "localhost", &msg, 10, usize::MAX)
             .await
             .unwrap());
         storage.pool.close().await;
@@ -1466,7 +1528,9 @@ mod tests {
                     stamp_ms: 0,
                     stanza: format!("<message id='{i}'/>"),
                 };
-                let stored = store.offline_push("alice", "localhost", &msg, 3).await?;
+                let stored = store
+                    .offline_push("alice", "localhost", &msg, 3, usize::MAX)
+                    .await?;
                 Ok::<_, StorageError>((version, stored))
             }));
         }

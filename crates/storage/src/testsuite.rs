@@ -41,6 +41,8 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     rfc6121_3_1_3_pending_in_keeps_arrival_order(s, &run).await;
     xep0160_offline_messages_are_capped_and_taken_in_order(s, &run).await;
     xep0160_concurrent_offline_pushes_respect_the_cap(&storage, &run).await;
+    xep0160_offline_messages_are_capped_in_bytes(s, &run).await;
+    rfc6121_2_6_pruned_tombstones_send_older_versions_the_whole_roster(s, &run).await;
     delete_account_wipes_user_data(s, &run).await;
     xep0191_blocklists_report_changes_and_go_with_the_account(s, &run).await;
     tokens_keep_only_a_hash_and_die_with_the_password(s, &run).await;
@@ -1244,24 +1246,30 @@ async fn xep0160_offline_messages_are_capped_and_taken_in_order(storage: &dyn St
         offline_message(1_700_000_000_200, "three"),
     ];
     for (i, msg) in messages.iter().enumerate() {
-        assert!(storage.offline_push("alice", &host, msg, 3).await.unwrap());
+        assert!(storage
+            .offline_push("alice", &host, msg, 3, usize::MAX)
+            .await
+            .unwrap());
         assert_eq!(storage.offline_count("alice", &host).await.unwrap(), i + 1);
     }
     // Full: refused, nothing stored.
     let extra = offline_message(1_700_000_000_400, "four");
     assert!(!storage
-        .offline_push("alice", &host, &extra, 3)
+        .offline_push("alice", &host, &extra, 3, usize::MAX)
         .await
         .unwrap());
     assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 3);
     // A lower limit than what is stored refuses too.
     assert!(!storage
-        .offline_push("alice", &host, &extra, 1)
+        .offline_push("alice", &host, &extra, 1, usize::MAX)
         .await
         .unwrap());
     assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 3);
     // Another user has their own count.
-    assert!(storage.offline_push("bob", &host, &extra, 3).await.unwrap());
+    assert!(storage
+        .offline_push("bob", &host, &extra, 3, usize::MAX)
+        .await
+        .unwrap());
 
     assert_eq!(
         storage.offline_take("alice", &host).await.unwrap(),
@@ -1277,7 +1285,7 @@ async fn xep0160_offline_messages_are_capped_and_taken_in_order(storage: &dyn St
 
     // Taking frees the space.
     assert!(storage
-        .offline_push("alice", &host, &extra, 3)
+        .offline_push("alice", &host, &extra, 3, usize::MAX)
         .await
         .unwrap());
     assert_eq!(
@@ -1287,10 +1295,168 @@ async fn xep0160_offline_messages_are_capped_and_taken_in_order(storage: &dyn St
 
     // A limit of zero stores nothing.
     assert!(!storage
-        .offline_push("carol", &host, &extra, 0)
+        .offline_push("carol", &host, &extra, 0, usize::MAX)
         .await
         .unwrap());
     assert_eq!(storage.offline_count("carol", &host).await.unwrap(), 0);
+}
+
+/// A per-user byte quota on offline storage: one account cannot fill the store with a
+/// few huge messages within its message count. Bytes are UTF-8 bytes of the stanzas.
+async fn xep0160_offline_messages_are_capped_in_bytes(storage: &dyn Storage, run: &Run) {
+    let host = run.host("offline-bytes");
+    let msg = offline_message(1, &"é".repeat(50));
+    let size = msg.stanza.len();
+    assert!(size > 100, "two-byte characters count twice: {size}");
+    let max_bytes = 2 * size + size / 2;
+    for _ in 0..2 {
+        assert!(storage
+            .offline_push("alice", &host, &msg, 100, max_bytes)
+            .await
+            .unwrap());
+    }
+    // A third would pass the byte cap (not the count): refused, nothing stored.
+    assert!(!storage
+        .offline_push("alice", &host, &msg, 100, max_bytes)
+        .await
+        .unwrap());
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 2);
+    // A smaller one still fits; another user has a budget of their own.
+    let small = offline_message(2, "x");
+    assert!(small.stanza.len() <= size / 2);
+    assert!(storage
+        .offline_push("alice", &host, &small, 100, max_bytes)
+        .await
+        .unwrap());
+    assert!(storage
+        .offline_push("bob", &host, &msg, 100, max_bytes)
+        .await
+        .unwrap());
+    // Taking frees the bytes.
+    assert_eq!(storage.offline_take("alice", &host).await.unwrap().len(), 3);
+    assert!(storage
+        .offline_push("alice", &host, &msg, 100, max_bytes)
+        .await
+        .unwrap());
+}
+
+/// RFC 6121 §2.6: removal records are pruned to a bound, and a client whose version is
+/// older than the newest pruned record gets the whole roster (None) rather than a replay
+/// that would miss removals; newer versions still get exact replays.
+async fn rfc6121_2_6_pruned_tombstones_send_older_versions_the_whole_roster(
+    storage: &dyn Storage,
+    run: &Run,
+) {
+    let host = run.host("tombstones");
+    for i in 0..5 {
+        let jid = format!("c{i}@example.org");
+        storage
+            .roster_put("alice", &host, &item(&jid, Subscription::None, &[]))
+            .await
+            .unwrap();
+    }
+    // Versions 6..=10 remove c0..c4.
+    for i in 0..5 {
+        let jid = format!("c{i}@example.org");
+        assert_eq!(
+            storage.roster_remove("alice", &host, &jid).await.unwrap(),
+            Some(6 + i)
+        );
+    }
+    assert_eq!(
+        storage
+            .roster_prune_tombstones("alice", &host, 10)
+            .await
+            .unwrap(),
+        0,
+        "under the bound nothing goes"
+    );
+    assert_eq!(
+        storage
+            .roster_prune_tombstones("alice", &host, 2)
+            .await
+            .unwrap(),
+        3
+    );
+    // Records 9 and 10 are kept: a client at 8 gets both removals.
+    let since8 = storage
+        .roster_changes_since("alice", &host, 8)
+        .await
+        .unwrap()
+        .expect("replayable");
+    assert_eq!(
+        since8,
+        vec![
+            (9, RosterChange::Removed("c3@example.org".into())),
+            (10, RosterChange::Removed("c4@example.org".into())),
+        ]
+    );
+    // The removal at 8 is gone: older versions must get the whole roster.
+    for old in [0, 5, 7] {
+        assert_eq!(
+            storage
+                .roster_changes_since("alice", &host, old)
+                .await
+                .unwrap(),
+            None,
+            "version {old}"
+        );
+    }
+    assert_eq!(
+        storage
+            .roster_changes_since("alice", &host, 10)
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    // The floor is no item and no removal of the roster.
+    assert!(storage
+        .roster("alice", &host)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    // Pruning again keeps the floor where it was or higher, and a re-added contact works.
+    storage
+        .roster_put(
+            "alice",
+            &host,
+            &item("c0@example.org", Subscription::None, &[]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        storage
+            .roster_prune_tombstones("alice", &host, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        storage
+            .roster_changes_since("alice", &host, 8)
+            .await
+            .unwrap(),
+        None
+    );
+    // A client at 9 saw the pruned removal itself: it still gets an exact replay.
+    let since9 = storage
+        .roster_changes_since("alice", &host, 9)
+        .await
+        .unwrap()
+        .expect("replayable");
+    assert_eq!(since9.len(), 2);
+    let since10 = storage
+        .roster_changes_since("alice", &host, 10)
+        .await
+        .unwrap()
+        .expect("replayable");
+    assert_eq!(since10.len(), 1);
+    // Another user is untouched.
+    assert_eq!(
+        storage.roster_changes_since("bob", &host, 0).await.unwrap(),
+        Some(vec![])
+    );
 }
 
 /// XEP-0160 storage limits hold under concurrent senders: the count and the insert are
@@ -1305,7 +1471,9 @@ async fn xep0160_concurrent_offline_pushes_respect_the_cap(storage: &Arc<dyn Sto
             let host = host.clone();
             tokio::spawn(async move {
                 let msg = offline_message(i64::try_from(i).unwrap(), &format!("m{i}"));
-                storage.offline_push("alice", &host, &msg, MAX).await
+                storage
+                    .offline_push("alice", &host, &msg, MAX, usize::MAX)
+                    .await
             })
         })
         .collect();
@@ -1350,7 +1518,7 @@ async fn delete_account_wipes_user_data(storage: &dyn Storage, run: &Run) {
             .await
             .unwrap();
         assert!(storage
-            .offline_push(username, &host, &offline_message(1, "hi"), 10)
+            .offline_push(username, &host, &offline_message(1, "hi"), 10, usize::MAX)
             .await
             .unwrap());
     }

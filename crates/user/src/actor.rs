@@ -66,6 +66,8 @@ pub struct UserActor {
     pub(crate) users: Arc<Users>,
     attached: Arc<AtomicUsize>,
     pub(crate) carbons_count: Arc<AtomicUsize>,
+    /// Shared with the registry: stanzas sent here and not yet handled.
+    mailbox: Arc<crate::bounds::MailboxGauge>,
     lifecycle: Lifecycle,
     pub(crate) exists: bool,
     pub(crate) roster: RosterCache,
@@ -99,12 +101,14 @@ impl UserActor {
         users: Arc<Users>,
         attached: Arc<AtomicUsize>,
         carbons_count: Arc<AtomicUsize>,
+        mailbox: Arc<crate::bounds::MailboxGauge>,
     ) -> UserActor {
         UserActor {
             jid,
             users,
             attached,
             carbons_count,
+            mailbox,
             lifecycle: Lifecycle::Loading,
             exists: false,
             roster: RosterCache::default(),
@@ -210,24 +214,34 @@ impl UserActor {
             stanza: stanza.to_string(),
         };
         let storage = self.users.storage.clone();
-        let (user, host, max) = (
+        let (user, host, max, max_bytes) = (
             self.username().to_owned(),
             self.host().to_owned(),
             self.users.config.max_offline,
+            self.users.config.max_offline_bytes,
         );
         ctx.wait(
-            wrap_future::<_, Self>(
-                async move { storage.offline_push(&user, &host, &msg, max).await },
-            )
+            wrap_future::<_, Self>(async move {
+                storage
+                    .offline_push(&user, &host, &msg, max, max_bytes)
+                    .await
+            })
             .map(move |res, act, _| match res {
                 Ok(true) => act.offline_waiting = true,
-                Ok(false) => act.bounce(
-                    &stanza,
-                    StanzaError::with_text(
-                        StanzaCondition::ServiceUnavailable,
-                        "the recipient's offline storage is full",
-                    ),
-                ),
+                Ok(false) => {
+                    // XEP-0160 / RFC 6121 §8.5.2.2.1: a full store answers as if there
+                    // were no storage.
+                    if parley_router::metrics::refuse("offline_quota", act.jid.as_str()) {
+                        warn!(user = %act.jid, "offline storage full: refusing messages");
+                    }
+                    act.bounce(
+                        &stanza,
+                        StanzaError::with_text(
+                            StanzaCondition::ServiceUnavailable,
+                            "the recipient's offline storage is full",
+                        ),
+                    )
+                }
                 Err(e) => {
                     warn!(user = %act.jid, error = %e, "storing an offline message failed");
                     act.bounce(
@@ -299,7 +313,10 @@ impl UserActor {
         self.offline_waiting = true;
         actix::spawn(async move {
             for m in messages {
-                let _ = storage.offline_push(&user, &host, &m, max).await;
+                // Taken out and put back: the byte cap was checked when they came.
+                let _ = storage
+                    .offline_push(&user, &host, &m, max, usize::MAX)
+                    .await;
             }
         });
     }
@@ -502,6 +519,7 @@ impl Handler<Attach> for UserActor {
                         .get(d.to_bare().as_str())
                         .is_some_and(|i| crate::presence::has_from(i.subscription))
                 })
+                .take(self.users.config.max_directed_presence)
                 .collect(),
         });
         if let Some(r) = self.resources.last() {
@@ -557,6 +575,7 @@ impl Handler<FromClient> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromClient, ctx: &mut Context<Self>) {
+        self.mailbox.taken(&msg.stanza);
         let stanza = msg.stanza;
         match stanza.name() {
             "presence" => self.client_presence(&msg.resource, stanza, ctx),
@@ -585,6 +604,7 @@ impl Handler<Inbound> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.mailbox.taken(&msg.stanza);
         self.inbound(msg.stanza, ctx);
         self.schedule_idle(ctx);
     }
@@ -594,6 +614,13 @@ impl Handler<CarbonReceived> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarbonReceived, _ctx: &mut Context<Self>) {
+        self.mailbox.taken(&msg.message);
+        // XEP-0191 §3.5 over XEP-0280 §6: the sender's session hands the message straight to
+        // the addressed resource (which refuses it) and asks for copies at once; a blocked
+        // sender's message must not reach the other resources as a <received/> copy.
+        if self.sent_by_blocked(&msg.message) {
+            return;
+        }
         let got = msg.resource;
         self.carbon_copies(&msg.message, crate::carbons::Direction::Received, |r| {
             r.name != got

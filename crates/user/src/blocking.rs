@@ -44,6 +44,22 @@ impl UserActor {
             Command::Block(jids) | Command::Unblock(jids) => jids,
         };
         let block = iq.has_child("block", ns::BLOCKING);
+        if block {
+            // `jids` holds each item once; the list is a set, so this is O(n log n).
+            let new = jids.iter().filter(|j| !self.blocklist.contains(j)).count();
+            if self.blocklist.len() + new > self.users.config.max_blocklist_items {
+                // A quota of the server, not a fault of the request: resource-constraint
+                // (RFC 6120 §8.3.3.18); unblocking some makes room.
+                if parley_router::metrics::refuse("blocklist_items", self.jid.as_str()) {
+                    warn!(user = %self.jid, "block refused: the blocklist is full");
+                }
+                let err = StanzaError::with_text(
+                    StanzaCondition::ResourceConstraint,
+                    "the blocklist is full",
+                );
+                return self.answer(resource, error_reply(&iq, &err));
+            }
+        }
         let storage = self.users.storage.clone();
         let (user, host) = (self.username().to_owned(), self.host().to_owned());
         let write = {

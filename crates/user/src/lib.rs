@@ -12,6 +12,7 @@
 
 mod actor;
 mod blocking;
+mod bounds;
 mod carbons;
 mod messages;
 pub mod placement;
@@ -19,10 +20,12 @@ mod presence;
 mod registry;
 mod roster;
 pub mod routing;
+mod size;
 pub mod subscription;
 
 pub use actor::UserActor;
 pub use blocking::SYNC_ID as BLOCKLIST_SYNC_ID;
+pub use bounds::Queued;
 pub use carbons::eligible_for_carbons;
 pub use messages::{
     Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Inbound, Vanished,

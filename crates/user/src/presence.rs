@@ -192,6 +192,28 @@ impl UserActor {
             .get(to.to_bare().as_str())
             .is_some_and(|i| has_from(i.subscription));
         let available = stanza.attr("type").is_none();
+        let max = self.users.config.max_directed_presence;
+        let full = self.resource(resource).is_some_and(|r| {
+            available
+                && !covered
+                && r.available
+                && r.directed.len() >= max
+                && !r.directed.contains(&to)
+        });
+        if full {
+            // Every target is remembered to be told when the resource goes (§4.6.3); past
+            // the quota the presence is not sent rather than forgotten.
+            if parley_router::metrics::refuse("directed_presence", self.jid.as_str()) {
+                warn!(user = %self.jid, "directed presence refused: too many targets");
+            }
+            return self.bounce(
+                &stanza,
+                StanzaError::with_text(
+                    StanzaCondition::ResourceConstraint,
+                    "too many directed presence targets",
+                ),
+            );
+        }
         if let Some(r) = self.resource_mut(resource) {
             r.directed.retain(|j| j != &to);
             if available && !covered && r.available {
@@ -316,6 +338,11 @@ impl UserActor {
         let key = contact.to_string();
         let before = self.state_for(&key);
         let out = subscription::inbound(before, kind);
+        if kind == Kind::Subscribe && out.forward {
+            if let Err(err) = self.may_keep_request(&stanza, &key) {
+                return self.bounce(&stanza, err);
+            }
+        }
         // An inbound request alone does not create a roster item (§3.1.3).
         self.apply_state(&key, before, out.state, false, ctx);
         if let Some(reply) = out.auto_reply {
@@ -362,6 +389,34 @@ impl UserActor {
             // §3.3.3: the contact no longer sees us.
             self.send_presence_to(&contact, false);
         }
+    }
+
+    /// Whether a new inbound subscription request from `contact` fits the user's quotas:
+    /// too large a stanza is `<not-acceptable/>` (the request itself is at fault; a bare
+    /// subscribe always fits), too many unanswered requests `<resource-constraint/>` (the
+    /// user's store is full; it frees as the user answers).
+    fn may_keep_request(&self, stanza: &Element, contact: &str) -> Result<(), StanzaError> {
+        let config = &self.users.config;
+        if stanza.to_string().len() > config.max_subscription_request_bytes {
+            if parley_router::metrics::refuse("subscription_request_bytes", contact) {
+                warn!(user = %self.jid, contact, "subscription request refused: too large");
+            }
+            return Err(StanzaError::with_text(
+                StanzaCondition::NotAcceptable,
+                "the subscription request is too large",
+            ));
+        }
+        let known = self.roster.pending_in.iter().any(|(j, _)| j == contact);
+        if !known && self.roster.pending_in.len() >= config.max_pending_subscriptions {
+            if parley_router::metrics::refuse("pending_subscriptions", self.jid.as_str()) {
+                warn!(user = %self.jid, "subscription request refused: too many pending");
+            }
+            return Err(StanzaError::with_text(
+                StanzaCondition::ResourceConstraint,
+                "the recipient has too many unanswered subscription requests",
+            ));
+        }
+        Ok(())
     }
 
     /// Writes a subscription state change: the roster item (pushed to interested

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Handler, Message};
 use actix_rt::ArbiterHandle;
@@ -21,18 +21,51 @@ use parley_storage::Storage;
 use parley_xml::Element;
 
 use crate::actor::UserActor;
+use crate::bounds::{AbsentCache, MailboxGauge, Queued};
 use crate::messages::{
     Attach, AttachState, CarbonReceived, Detach, FromClient, HandOff, Inbound, Vanished,
 };
 use crate::placement::{parse, Placement, ToWire, UserWire};
+use crate::routing::{self, Action, Addressed, Class};
+use tracing::warn;
 
-/// Settings of the user layer, from the `[roster]` and `[offline]` config sections.
+/// Settings of the user layer, from the `[roster]`, `[offline]`, `[quotas]` and `[users]`
+/// config sections. Every per-account bound lives here, so that one account cannot fill
+/// storage or memory.
 #[derive(Debug, Clone)]
 pub struct UserConfig {
     /// Largest roster a user may build (RFC 6121 §2.3.3: past it, `<not-allowed/>`).
     pub max_roster_items: usize,
     /// Offline messages kept per user (XEP-0160); past it, senders get service-unavailable.
     pub max_offline: usize,
+    /// Bytes of offline messages kept per user (their serialized stanzas).
+    pub max_offline_bytes: usize,
+    /// Groups one roster item may name.
+    pub max_groups_per_item: usize,
+    /// Longest roster item name or group name, in bytes.
+    pub max_roster_name_bytes: usize,
+    /// Roster removal records (tombstones) kept per user for RFC 6121 §2.6 versioning.
+    pub max_roster_tombstones: usize,
+    /// Items one blocklist (XEP-0191) may hold.
+    pub max_blocklist_items: usize,
+    /// Unanswered inbound subscription requests kept per user (RFC 6121 §3.1.3).
+    pub max_pending_subscriptions: usize,
+    /// Largest stored subscription request (the presence stanza's XML), in bytes.
+    pub max_subscription_request_bytes: usize,
+    /// Directed-presence targets remembered per resource (RFC 6121 §4.6).
+    pub max_directed_presence: usize,
+    /// Stanzas queued towards one user actor and not yet handled.
+    pub mailbox_stanzas: usize,
+    /// Bytes of stanzas queued towards one user actor and not yet handled.
+    pub mailbox_bytes: usize,
+    /// Accounts remembered as absent, so that stanzas to them start no actor.
+    pub absent_cache_entries: usize,
+    /// How long an account is remembered as absent (bounds how late an account created
+    /// on another node or by the CLI is seen here).
+    pub absent_cache_ttl: Duration,
+    /// Account existence checks in flight at once; past it, stanzas to unknown accounts
+    /// are refused with `resource-constraint`.
+    pub max_existence_checks: usize,
     /// How long an actor with no resources lingers before stopping.
     pub idle_timeout: Duration,
 }
@@ -42,6 +75,19 @@ impl Default for UserConfig {
         UserConfig {
             max_roster_items: 1000,
             max_offline: 100,
+            max_offline_bytes: 1 << 20,
+            max_groups_per_item: 32,
+            max_roster_name_bytes: 1023,
+            max_roster_tombstones: 1000,
+            max_blocklist_items: 1000,
+            max_pending_subscriptions: 1000,
+            max_subscription_request_bytes: 4096,
+            max_directed_presence: 100,
+            mailbox_stanzas: 1000,
+            mailbox_bytes: 4 << 20,
+            absent_cache_entries: 10_000,
+            absent_cache_ttl: Duration::from_secs(5),
+            max_existence_checks: 256,
             idle_timeout: Duration::from_secs(30),
         }
     }
@@ -49,6 +95,8 @@ impl Default for UserConfig {
 
 pub(crate) struct Entry {
     pub(crate) addr: Addr<UserActor>,
+    /// Stanzas sent to the actor and not yet handled (`users.mailbox_*`).
+    pub(crate) mailbox: Arc<MailboxGauge>,
     /// Attaches sent and not yet undone by a processed detach.
     pub(crate) attached: Arc<AtomicUsize>,
     /// Resources with carbons enabled (XEP-0280), so that senders can skip carbon work.
@@ -64,6 +112,18 @@ pub struct Users {
     workers: Vec<ArbiterHandle>,
     map: RwLock<HashMap<BareJid, Entry>>,
     placement: OnceLock<Arc<dyn Placement>>,
+    /// Accounts recently found absent: stanzas to them start no actor.
+    absent: Mutex<AbsentCache>,
+    /// Existence checks in flight, with the stanzas waiting on each.
+    checks: Mutex<Checks>,
+}
+
+/// Stanzas to users whose account is being looked up, bounded in users, stanzas per user
+/// and bytes in all.
+#[derive(Debug, Default)]
+struct Checks {
+    waiting: HashMap<BareJid, Vec<Element>>,
+    bytes: usize,
 }
 
 impl std::fmt::Debug for Users {
@@ -85,7 +145,7 @@ impl UserLink {
     /// Sends `msg` to the user's actor, on this node or the one that owns the user.
     pub fn send<M>(&self, msg: M)
     where
-        M: Message<Result = ()> + ToWire + Send + 'static,
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         self.users.send(&self.jid, msg);
@@ -95,6 +155,14 @@ impl UserLink {
     pub fn carbons_enabled(&self) -> usize {
         self.users.carbons_enabled(&self.jid)
     }
+}
+
+/// The refusal for a stanza the user layer has no room for.
+fn congested() -> StanzaError {
+    StanzaError::with_text(
+        StanzaCondition::ResourceConstraint,
+        "the recipient is receiving too much; try again later",
+    )
 }
 
 impl Users {
@@ -110,10 +178,15 @@ impl Users {
             me: me.clone(),
             router,
             storage,
-            config,
             workers,
             map: RwLock::new(HashMap::new()),
             placement: OnceLock::new(),
+            absent: Mutex::new(AbsentCache::new(
+                config.absent_cache_entries,
+                config.absent_cache_ttl,
+            )),
+            checks: Mutex::new(Checks::default()),
+            config,
         })
     }
 
@@ -154,26 +227,158 @@ impl Users {
         Ok(())
     }
 
-    fn start(&self, jid: &BareJid) -> Entry {
+    fn worker(&self, jid: &BareJid) -> &ArbiterHandle {
         let mut h = DefaultHasher::new();
         jid.hash(&mut h);
-        let worker = &self.workers[(h.finish() as usize) % self.workers.len()];
+        &self.workers[(h.finish() as usize) % self.workers.len()]
+    }
+
+    fn start(&self, jid: &BareJid) -> Entry {
+        let worker = self.worker(jid);
         let attached = Arc::new(AtomicUsize::new(0));
         let carbons = Arc::new(AtomicUsize::new(0));
+        let mailbox = Arc::new(MailboxGauge::default());
         let users = self.me.upgrade().expect("the registry outlives its actors");
-        let (j, a, c) = (jid.clone(), attached.clone(), carbons.clone());
-        let addr = UserActor::start_in_arbiter(worker, move |_| UserActor::new(j, users, a, c));
+        let (j, a, c, m) = (
+            jid.clone(),
+            attached.clone(),
+            carbons.clone(),
+            mailbox.clone(),
+        );
+        let addr = UserActor::start_in_arbiter(worker, move |_| UserActor::new(j, users, a, c, m));
         Entry {
             addr,
+            mailbox,
             attached,
             carbons,
         }
     }
 
+    /// Hands `msg` to a running actor, unless its mailbox is full: then a stanza is refused
+    /// with `resource-constraint` (RFC 6120 §8.3.3.18) rather than queued without bound.
+    fn deliver_to<M>(&self, jid: &BareJid, entry: &Entry, msg: M)
+    where
+        M: Message<Result = ()> + Queued + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        if let Some(stanza) = msg.queued_stanza() {
+            let c = &self.config;
+            if !entry
+                .mailbox
+                .charge(stanza, c.mailbox_stanzas, c.mailbox_bytes)
+            {
+                if parley_router::metrics::refuse("user_mailbox", jid.as_str()) {
+                    warn!(user = %jid, "user actor mailbox full: refusing stanzas");
+                }
+                return self.bounce(stanza, congested());
+            }
+        }
+        entry.addr.do_send(msg);
+    }
+
+    /// A stanza to `jid`, whose actor is not running here: started only if the account
+    /// exists. Absent accounts are remembered for `users.absent_cache_ttl_ms`; others are
+    /// looked up once (one cheap query, not an actor loading a whole user), while stanzas
+    /// to the same user wait in order.
+    fn inbound_unknown(&self, jid: &BareJid, stanza: Element) {
+        if self.absent_lock().is_absent(jid, Instant::now()) {
+            return self.no_account(&stanza);
+        }
+        let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        let size = crate::size::approx_bytes(&stanza);
+        let c = &self.config;
+        let full_bytes = checks.bytes + size > c.mailbox_bytes;
+        let Checks { waiting, bytes } = &mut *checks;
+        if let Some(queue) = waiting.get_mut(jid) {
+            if queue.len() >= c.mailbox_stanzas || full_bytes {
+                drop(checks);
+                return self.refuse_check(jid, &stanza);
+            }
+            *bytes += size;
+            queue.push(stanza);
+            return;
+        }
+        if waiting.len() >= c.max_existence_checks || full_bytes {
+            drop(checks);
+            return self.refuse_check(jid, &stanza);
+        }
+        *bytes += size;
+        waiting.insert(jid.clone(), vec![stanza]);
+        drop(checks);
+        let users = self.me.upgrade().expect("the registry outlives its checks");
+        let (j, storage) = (jid.clone(), self.storage.clone());
+        self.worker(jid).spawn(async move {
+            let (user, host) = (j.node().map_or("", |n| n.as_str()), j.domain().as_str());
+            let exists = storage.account(user, host).await.map(|a| a.is_some());
+            users.checked(&j, exists);
+        });
+    }
+
+    fn refuse_check(&self, jid: &BareJid, stanza: &Element) {
+        if parley_router::metrics::refuse("existence_checks", jid.domain().as_str()) {
+            warn!(domain = %jid.domain(), "too many account lookups in flight: refusing stanzas");
+        }
+        self.bounce(stanza, congested());
+    }
+
+    /// The existence check of `jid` is done: its stanzas go to a fresh actor, or get the
+    /// RFC 6121 §8.5.1 answer for an account that does not exist.
+    fn checked(&self, jid: &BareJid, exists: parley_storage::Result<bool>) {
+        let queue = {
+            let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+            let queue = checks.waiting.remove(jid).unwrap_or_default();
+            let size: usize = queue.iter().map(crate::size::approx_bytes).sum();
+            checks.bytes = checks.bytes.saturating_sub(size);
+            queue
+        };
+        match exists {
+            Ok(false) => {
+                self.absent_lock().insert(jid.clone(), Instant::now());
+                for stanza in &queue {
+                    self.no_account(stanza);
+                }
+            }
+            other => {
+                if let Err(e) = other {
+                    // The actor retries the load and, failing again, treats the account as
+                    // present: a storage hiccup must not bounce a real user's messages.
+                    warn!(user = %jid, error = %e, "checking whether an account exists failed");
+                }
+                for stanza in queue {
+                    self.start_and_send(jid, Inbound { stanza });
+                }
+            }
+        }
+    }
+
+    /// RFC 6121 §8.5.1: what the server does with a stanza for an account that does not
+    /// exist, exactly as the user actor's table says.
+    fn no_account(&self, stanza: &Element) {
+        let Some(class) = Class::of(stanza) else {
+            return;
+        };
+        if let Action::Bounce(condition) =
+            routing::decide(Addressed::NoAccount, class, false).action
+        {
+            self.bounce(stanza, StanzaError::new(condition));
+        }
+    }
+
+    fn absent_lock(&self) -> std::sync::MutexGuard<'_, AbsentCache> {
+        self.absent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An account was created (or proved to exist by a login): stanzas to it are no longer
+    /// answered as for a missing account. Accounts created by another process (the CLI,
+    /// another node) are seen once `users.absent_cache_ttl_ms` has passed.
+    pub fn account_created(&self, jid: &BareJid) {
+        self.absent_lock().forget(jid);
+    }
+
     /// Sends `msg` to `jid`'s actor, starting it if needed.
     pub fn send<M>(&self, jid: &BareJid, msg: M)
     where
-        M: Message<Result = ()> + ToWire + Send + 'static,
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         let Err(msg) = self.forwarded(jid, msg, true) else {
@@ -183,28 +388,39 @@ impl Users {
     }
 
     /// Sends `msg` to `jid`'s actor on this node, starting it if needed, whoever owns it.
+    /// A stanza to a user whose actor is not running waits for an existence check first.
     fn send_local<M>(&self, jid: &BareJid, msg: M)
     where
-        M: Message<Result = ()> + Send + 'static,
+        M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         {
             let map = self.map.read().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = map.get(jid) {
-                entry.addr.do_send(msg);
-                return;
+                return self.deliver_to(jid, entry, msg);
             }
         }
+        match msg.into_inbound() {
+            Ok(stanza) => self.inbound_unknown(jid, stanza),
+            Err(msg) => self.start_and_send(jid, msg),
+        }
+    }
+
+    fn start_and_send<M>(&self, jid: &BareJid, msg: M)
+    where
+        M: Message<Result = ()> + Queued + Send + 'static,
+        UserActor: Handler<M>,
+    {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(jid.clone()).or_insert_with(|| self.start(jid));
-        entry.addr.do_send(msg);
+        self.deliver_to(jid, entry, msg);
     }
 
     /// Sends `msg` only if `jid`'s actor is running (the user has sessions or recent
     /// traffic). Returns whether it was sent.
     pub fn send_if_running<M>(&self, jid: &BareJid, msg: M) -> bool
     where
-        M: Message<Result = ()> + ToWire + Send + 'static,
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         let Err(msg) = self.forwarded(jid, msg, false) else {
@@ -215,13 +431,13 @@ impl Users {
 
     fn send_if_running_local<M>(&self, jid: &BareJid, msg: M) -> bool
     where
-        M: Message<Result = ()> + Send + 'static,
+        M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         match map.get(jid) {
             Some(entry) => {
-                entry.addr.do_send(msg);
+                self.deliver_to(jid, entry, msg);
                 true
             }
             None => false,
@@ -252,6 +468,8 @@ impl Users {
     }
 
     fn attach_local(&self, jid: &BareJid, msg: Attach) {
+        // A login proves the account exists.
+        self.account_created(jid);
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(jid.clone()).or_insert_with(|| self.start(jid));
         entry.attached.fetch_add(1, Ordering::AcqRel);

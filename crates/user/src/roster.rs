@@ -15,8 +15,20 @@ use tracing::warn;
 use crate::actor::UserActor;
 use crate::presence::{has_from, has_to};
 
-/// Longest accepted item name or group name, in bytes.
-const MAX_NAME: usize = 1023;
+/// Per-item bounds of a roster set (`[quotas]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ItemLimits {
+    /// Longest item name or group name, in bytes.
+    pub(crate) name_bytes: usize,
+    /// Most groups one item may name.
+    pub(crate) groups: usize,
+}
+
+#[cfg(test)]
+const TEST_LIMITS: ItemLimits = ItemLimits {
+    name_bytes: 1023,
+    groups: 32,
+};
 
 /// The XML of one roster item.
 pub(crate) fn item_element(item: &RosterItem) -> Element {
@@ -53,8 +65,11 @@ enum SetRequest {
     },
 }
 
-/// RFC 6121 §2.3.3 / §2.5.3: the checks on a roster set, from the query element.
-fn parse_set(query: &Element) -> Result<SetRequest, StanzaError> {
+/// RFC 6121 §2.3.3 / §2.5.3: the checks on a roster set, from the query element. Too long
+/// a name or group name, or too many groups, is `<not-acceptable/>` (§2.3.3 names that
+/// condition for a name or group past the server's configured length): the item itself is
+/// unacceptable, whatever else the roster holds.
+fn parse_set(query: &Element, limits: ItemLimits) -> Result<SetRequest, StanzaError> {
     let mut items = query.children().filter(|c| c.is("item", ns::ROSTER));
     let (Some(item), None) = (items.next(), items.next()) else {
         return Err(StanzaError::with_text(
@@ -77,7 +92,7 @@ fn parse_set(query: &Element) -> Result<SetRequest, StanzaError> {
         });
     }
     let name = item.attr("name").map(str::to_owned);
-    if name.as_ref().is_some_and(|n| n.len() > MAX_NAME) {
+    if name.as_ref().is_some_and(|n| n.len() > limits.name_bytes) {
         return Err(StanzaError::with_text(
             StanzaCondition::NotAcceptable,
             "the item name is too long",
@@ -86,11 +101,17 @@ fn parse_set(query: &Element) -> Result<SetRequest, StanzaError> {
     let mut groups = Vec::new();
     let mut seen = HashSet::new();
     for g in item.children().filter(|c| c.is("group", ns::ROSTER)) {
-        let text = g.text();
-        if text.is_empty() || text.len() > MAX_NAME {
+        if groups.len() >= limits.groups {
             return Err(StanzaError::with_text(
                 StanzaCondition::NotAcceptable,
-                "group names must be 1 to 1023 bytes",
+                "the item names too many groups",
+            ));
+        }
+        let text = g.text();
+        if text.is_empty() || text.len() > limits.name_bytes {
+            return Err(StanzaError::with_text(
+                StanzaCondition::NotAcceptable,
+                "a group name is empty or too long",
             ));
         }
         if !seen.insert(text.clone()) {
@@ -116,13 +137,16 @@ impl UserActor {
         };
         match iq.attr("type") {
             Some("get") => self.roster_get(resource, &iq, &query, ctx),
-            Some("set") => match parse_set(&query) {
+            Some("set") => match parse_set(&query, self.item_limits()) {
                 Err(err) => self.reply_error(resource, &iq, err),
                 Ok(SetRequest::Update { jid, name, groups }) => {
                     let existing = self.roster.items.get(&jid).cloned();
                     if existing.is_none()
                         && self.roster.items.len() >= self.users.config.max_roster_items
                     {
+                        if parley_router::metrics::refuse("roster_items", self.jid.as_str()) {
+                            warn!(user = %self.jid, "roster set refused: the roster is full");
+                        }
                         return self.reply_error(
                             resource,
                             &iq,
@@ -161,6 +185,13 @@ impl UserActor {
             },
             // Answers to our pushes.
             _ => {}
+        }
+    }
+
+    fn item_limits(&self) -> ItemLimits {
+        ItemLimits {
+            name_bytes: self.users.config.max_roster_name_bytes,
+            groups: self.users.config.max_groups_per_item,
         }
     }
 
@@ -325,15 +356,23 @@ impl UserActor {
         }
         self.roster.pending_in.retain(|(j, _)| j != jid);
         let storage = self.users.storage.clone();
-        let (user, host, contact) = (
+        let (user, host, contact, keep) = (
             self.username().to_owned(),
             self.host().to_owned(),
             jid.to_owned(),
+            self.users.config.max_roster_tombstones,
         );
         ctx.wait(
             wrap_future::<_, Self>(async move {
                 let _ = storage.pending_in_remove(&user, &host, &contact).await;
                 let v = storage.roster_remove(&user, &host, &contact).await;
+                if v.as_ref().is_ok_and(Option::is_some) {
+                    // Removal records would otherwise grow with every contact ever
+                    // removed; an old client version then gets the whole roster (§2.6).
+                    if let Err(e) = storage.roster_prune_tombstones(&user, &host, keep).await {
+                        warn!(user = %user, error = %e, "pruning roster removal records failed");
+                    }
+                }
                 (v, contact)
             })
             .map(|(res, contact), act, _| match res {
@@ -358,7 +397,7 @@ mod tests {
     }
 
     fn condition(xml: &str) -> StanzaCondition {
-        match parse_set(&query(xml)) {
+        match parse_set(&query(xml), TEST_LIMITS) {
             Err(e) => e.condition,
             Ok(_) => panic!("accepted: {xml}"),
         }
@@ -406,19 +445,40 @@ mod tests {
     fn rfc6121_2_5_remove_is_recognized_and_jids_are_normalized() {
         match parse_set(&query(
             "<query xmlns='jabber:iq:roster'><item jid='Bob@Example.org' subscription='remove'/></query>",
-        )) {
+        ), TEST_LIMITS) {
             Ok(SetRequest::Remove { jid }) => assert_eq!(jid, "bob@example.org"),
             _ => panic!("not a remove"),
         }
         match parse_set(&query(
             "<query xmlns='jabber:iq:roster'><item jid='a@x' name='A' subscription='both'><group>G</group></item></query>",
-        )) {
+        ), TEST_LIMITS) {
             Ok(SetRequest::Update { jid, name, groups }) => {
                 assert_eq!((jid.as_str(), name.as_deref()), ("a@x", Some("A")));
                 assert_eq!(groups, vec!["G".to_owned()]);
             }
             _ => panic!("not an update"),
         }
+    }
+
+    #[test]
+    fn rfc6121_2_3_3_too_many_groups_or_too_long_a_name_is_not_acceptable() {
+        let limits = ItemLimits {
+            name_bytes: 8,
+            groups: 2,
+        };
+        let cond = |xml: &str| match parse_set(&query(xml), limits) {
+            Err(e) => Some(e.condition),
+            Ok(_) => None,
+        };
+        let two = "<query xmlns='jabber:iq:roster'><item jid='a@x'><group>A</group><group>B</group></item></query>";
+        assert_eq!(cond(two), None);
+        let three = "<query xmlns='jabber:iq:roster'><item jid='a@x'><group>A</group><group>B</group><group>C</group></item></query>";
+        assert_eq!(cond(three), Some(StanzaCondition::NotAcceptable));
+        let long_group = "<query xmlns='jabber:iq:roster'><item jid='a@x'><group>123456789</group></item></query>";
+        assert_eq!(cond(long_group), Some(StanzaCondition::NotAcceptable));
+        let long_name =
+            "<query xmlns='jabber:iq:roster'><item jid='a@x' name='123456789'/></query>";
+        assert_eq!(cond(long_name), Some(StanzaCondition::NotAcceptable));
     }
 
     #[test]
