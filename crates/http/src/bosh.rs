@@ -20,7 +20,11 @@
 //!   connection lost: status abandoned);
 //! - `xmpp:restart='true'` restarts the stream after SASL (XEP-0206 §5), answered with the
 //!   new stream features;
-//! - `type='terminate'` closes the stream.
+//! - `type='terminate'` closes the stream;
+//! - at most `hold`+1 requests are open per session and the bodies awaiting processing
+//!   (waiting their turn, or input the actor has not read) are bounded in bytes; past either
+//!   the session ends with `policy-violation` (XEP-0124 §11). Body size, node-wide bytes,
+//!   session creation per IP and in total are bounded in [`crate::bosh_limits`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -36,6 +40,7 @@ use rand::RngCore;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
+use crate::bosh_limits::{BoshLimits, ByteBudget, CreationRate, RateRefusal, Reservation};
 use crate::framed::{Channel, FramedConnection};
 use crate::listener::WebState;
 
@@ -70,6 +75,12 @@ struct Inner {
     ending: bool,
     /// Input for the actor.
     inbound: VecDeque<Vec<u8>>,
+    /// Bytes in `inbound` not read yet (counted in the node-wide budget too).
+    in_bytes: usize,
+    /// Bytes awaiting processing: `in_bytes` plus bodies waiting for their RID's turn.
+    pending: usize,
+    /// Requests open now (bounded by `hold`+1).
+    open: usize,
     in_offset: usize,
     in_closed: bool,
     actor_read: Option<Waker>,
@@ -89,11 +100,23 @@ struct BoshSession {
     host: String,
     inner: Mutex<Inner>,
     notify: Notify,
+    /// The node-wide budget that unread input counts in.
+    budget: Arc<ByteBudget>,
+}
+
+impl Drop for BoshSession {
+    fn drop(&mut self) {
+        let unread = self.inner.get_mut().map_or(0, |i| i.in_bytes);
+        self.budget.sub(unread);
+    }
 }
 
 impl BoshSession {
     fn feed(&self, data: Vec<u8>) {
         let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.budget.add(data.len());
+        i.in_bytes += data.len();
+        i.pending += data.len();
         i.inbound.push_back(data);
         if let Some(w) = i.actor_read.take() {
             w.wake();
@@ -140,6 +163,9 @@ impl Channel for BoshSession {
         let n = rest.len().min(buf.remaining());
         buf.put_slice(&rest[..n]);
         i.in_offset += n;
+        i.in_bytes -= n;
+        i.pending -= n;
+        self.budget.sub(n);
         if i.in_offset == len {
             i.inbound.pop_front();
             i.in_offset = 0;
@@ -185,9 +211,15 @@ impl Channel for BoshSession {
 }
 
 /// The BOSH sessions of this node.
-#[derive(Default)]
 pub struct BoshTable {
     sessions: Mutex<HashMap<String, Arc<BoshSession>>>,
+    limits: BoshLimits,
+    /// Bytes of BOSH input held node-wide.
+    budget: Arc<ByteBudget>,
+    /// Session creations per client IP.
+    rate: CreationRate,
+    /// Large bodies being parsed off the HTTP worker.
+    parsers: tokio::sync::Semaphore,
     /// In a cluster: this node's id (SIDs start with it) and the node, to forward requests
     /// for sessions of other nodes.
     cluster: std::sync::OnceLock<Arc<parley_cluster::node::Node>>,
@@ -217,7 +249,31 @@ impl std::fmt::Debug for BoshTable {
     }
 }
 
+impl Default for BoshTable {
+    fn default() -> Self {
+        BoshTable::new(BoshLimits::default())
+    }
+}
+
 impl BoshTable {
+    /// An empty table with these bounds.
+    pub fn new(limits: BoshLimits) -> BoshTable {
+        BoshTable {
+            sessions: Mutex::default(),
+            budget: ByteBudget::new(limits.pending_bytes),
+            rate: CreationRate::new(&limits),
+            parsers: tokio::sync::Semaphore::new(limits.parse_threads),
+            limits,
+            cluster: std::sync::OnceLock::new(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes of BOSH input held now (bodies read or waiting, input not yet read).
+    pub fn pending_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
     fn get(&self, sid: &str) -> Option<Arc<BoshSession>> {
         self.sessions
             .lock()
@@ -254,6 +310,7 @@ impl BoshTable {
         for sid in idle {
             self.remove(&sid);
         }
+        self.rate.sweep(Instant::now());
     }
 
     /// Number of BOSH sessions.
@@ -296,9 +353,9 @@ impl BoshTable {
         let _ = self.cluster.set(node);
     }
 
-    /// A new SID: 128 random bits, after the owning node's id in a cluster.
-    /// A new session for `host`, expecting RID `next_rid`, registered in the table.
-    fn open(&self, host: &str, next_rid: u64, wait: u64) -> (String, Arc<BoshSession>) {
+    /// A new session for `host`, expecting RID `next_rid`, registered in the table; None
+    /// when the table holds `bosh_max_sessions` already.
+    fn open(&self, host: &str, next_rid: u64, wait: u64) -> Option<(String, Arc<BoshSession>)> {
         let sid = self.new_sid();
         let session = Arc::new(BoshSession {
             sid: sid.clone(),
@@ -310,13 +367,17 @@ impl BoshTable {
                 ..Inner::default()
             }),
             notify: Notify::new(),
+            budget: self.budget.clone(),
         });
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sid.clone(), session.clone());
-        (sid, session)
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.limits.max_sessions {
+            return None;
+        }
+        map.insert(sid.clone(), session.clone());
+        Some((sid, session))
     }
+
+    /// A new SID: 128 random bits, after the owning node's id in a cluster.
 
     fn new_sid(&self) -> String {
         let mut b = [0u8; 16];
@@ -343,18 +404,41 @@ impl BoshTable {
     }
 }
 
+/// Logs a refusal the first time `offender` earns it (every time, it is counted).
+fn refused(reason: &'static str, offender: Option<std::net::IpAddr>) {
+    let who = offender.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    if parley_router::metrics::refuse(reason, &who) {
+        tracing::warn!(reason, client = %who, "BOSH request refused");
+    }
+}
+
+/// Parser limits for a `<body/>`: a stanza plus room for the wrapper.
+fn body_limits(state: &WebState) -> Limits {
+    Limits {
+        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
+        ..state.env.config.limits.clone()
+    }
+}
+
 /// `POST /http-bind`.
 pub async fn http_bind(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<WebState>,
 ) -> HttpResponse {
     let _counted = InFlight::new(&state.bosh.in_flight);
-    let limits = Limits {
-        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
-        ..state.env.config.limits.clone()
+    let bosh = &state.bosh;
+    let read =
+        crate::bosh_limits::read_body(&req, payload, bosh.limits.max_body_bytes, &bosh.budget);
+    let (body, held) = match read.await {
+        Ok(read) => read,
+        Err(refusal) => {
+            refused(refusal.reason(), state.client_addr(&req).map(|a| a.ip()));
+            return crate::listener::cors_response(&req, &state, refusal.response());
+        }
     };
-    let resp = match Element::parse(&body, &limits) {
+    let parsed = crate::bosh_limits::parse(body.clone(), body_limits(&state), &bosh.parsers).await;
+    let resp = match parsed {
         Ok(el) if el.is("body", NS_HTTPBIND) => {
             let remote = el.attr("sid").and_then(|sid| state.bosh.remote_owner(sid));
             match remote {
@@ -365,7 +449,7 @@ pub async fn http_bind(
                         .await
                         .unwrap_or_else(|| terminate("item-not-found"))
                 }
-                None => handle(&req, el, &state).await,
+                None => handle(&req, el, held, &state).await,
             }
         }
         // XEP-0124 §17.1: not a body: bad-request.
@@ -376,11 +460,15 @@ pub async fn http_bind(
 
 /// A request another node forwarded for one of this node's sessions.
 pub async fn forwarded(state: &WebState, body: String) -> String {
-    let limits = Limits {
-        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
-        ..state.env.config.limits.clone()
-    };
-    let Ok(el) = Element::parse(body.as_bytes(), &limits) else {
+    // The forwarding node read it within its own bounds; here it counts like any body.
+    let mut held = state.bosh.budget.empty();
+    held.add_admitted(body.len());
+    let parsed = crate::bosh_limits::parse(
+        web::Bytes::from(body),
+        body_limits(state),
+        &state.bosh.parsers,
+    );
+    let Ok(el) = parsed.await else {
         return terminate("bad-request");
     };
     let (Some(sid), Some(rid)) = (
@@ -391,11 +479,11 @@ pub async fn forwarded(state: &WebState, body: String) -> String {
     };
     match state.bosh.get(&sid) {
         None => terminate("item-not-found"),
-        Some(session) => request(session, el, rid, state).await,
+        Some(session) => request(session, el, rid, held, None, state).await,
     }
 }
 
-async fn handle(req: &HttpRequest, body: Element, state: &WebState) -> String {
+async fn handle(req: &HttpRequest, body: Element, held: Reservation, state: &WebState) -> String {
     let Some(rid) = body.attr("rid").and_then(|r| r.parse::<u64>().ok()) else {
         return terminate("bad-request");
     };
@@ -404,7 +492,10 @@ async fn handle(req: &HttpRequest, body: Element, state: &WebState) -> String {
         Some(sid) => match state.bosh.get(sid) {
             // XEP-0124 §17.2: unknown SID.
             None => terminate("item-not-found"),
-            Some(session) => request(session, body, rid, state).await,
+            Some(session) => {
+                let client = state.client_addr(req).map(|a| a.ip());
+                request(session, body, rid, held, client, state).await
+            }
         },
     }
 }
@@ -419,7 +510,10 @@ pub async fn prebind(
 ) -> Result<(String, String, u64), String> {
     let host = user.domain().as_str().to_owned();
     let rid = u64::from(rand::random::<u32>()) + 1;
-    let (sid, session) = state.bosh.open(&host, rid, MAX_WAIT);
+    let Some((sid, session)) = state.bosh.open(&host, rid, MAX_WAIT) else {
+        refused("bosh_max_sessions", None);
+        return Err("the node holds [http] bosh_max_sessions BOSH sessions".into());
+    };
     let conn = FramedConnection::new(session.clone(), None, true);
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
@@ -473,6 +567,20 @@ fn xml_text(s: &str) -> String {
 }
 
 async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) -> String {
+    let client = state.client_addr(req);
+    if let Some(ip) = client.map(|c| c.ip()) {
+        match state.bosh.rate.allow(ip, Instant::now()) {
+            Ok(()) => {}
+            Err(RateRefusal::Rate) => {
+                refused("bosh_session_rate", Some(ip));
+                return terminate("policy-violation");
+            }
+            Err(RateRefusal::TableFull) => {
+                refused("bosh_session_rate_table", Some(ip));
+                return terminate("policy-violation");
+            }
+        }
+    }
     let to = body.attr("to").unwrap_or_default().to_ascii_lowercase();
     if !state.env.router.serves(&to) {
         return terminate("host-unknown");
@@ -482,9 +590,11 @@ async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) ->
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(MAX_WAIT)
         .clamp(1, MAX_WAIT);
-    let (sid, session) = state.bosh.open(&to, rid + 1, wait);
-    let peer = req.peer_addr();
-    let conn = FramedConnection::new(session.clone(), peer, state.secure_for(peer));
+    let Some((sid, session)) = state.bosh.open(&to, rid + 1, wait) else {
+        refused("bosh_max_sessions", client.map(|c| c.ip()));
+        return terminate("policy-violation");
+    };
+    let conn = FramedConnection::new(session.clone(), client, state.secure_request(req));
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;
@@ -595,7 +705,73 @@ async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String
     }
 }
 
-async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &WebState) -> String {
+/// A request open on a session: counted while it lives; its body's bytes count as
+/// pending until [`Self::fed`] hands them to the actor (where they count as input).
+struct Open {
+    session: Arc<BoshSession>,
+    bytes: usize,
+    /// The body's bytes in the node-wide budget, until fed.
+    held: Option<Reservation>,
+}
+
+impl Open {
+    /// Admits a request of `bytes` or says which bound it breaks.
+    fn enter(
+        session: &Arc<BoshSession>,
+        held: Reservation,
+        limits: &BoshLimits,
+    ) -> Result<Open, &'static str> {
+        let bytes = held.bytes();
+        let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // XEP-0124 §11: more simultaneous requests than `requests` (hold + 1).
+        if i.open as u64 >= HOLD + 1 {
+            return Err("bosh_requests_per_session");
+        }
+        if i.pending + bytes > limits.session_pending_bytes {
+            return Err("bosh_session_pending_bytes");
+        }
+        i.open += 1;
+        i.pending += bytes;
+        Ok(Open {
+            session: session.clone(),
+            bytes,
+            held: Some(held),
+        })
+    }
+
+    /// The body is about to be fed to the actor (where it counts as input instead).
+    fn fed(&mut self) {
+        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.pending -= self.bytes;
+        self.bytes = 0;
+        self.held = None;
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        i.open -= 1;
+        i.pending -= self.bytes;
+    }
+}
+
+async fn request(
+    session: Arc<BoshSession>,
+    body: Element,
+    rid: u64,
+    held: Reservation,
+    client: Option<std::net::IpAddr>,
+    state: &WebState,
+) -> String {
+    let mut open = match Open::enter(&session, held, &state.bosh.limits) {
+        Ok(open) => open,
+        Err(reason) => {
+            refused(reason, client);
+            state.bosh.remove(&session.sid);
+            return terminate("policy-violation");
+        }
+    };
     // The RID window (XEP-0124 §14).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(MAX_WAIT);
     loop {
@@ -646,6 +822,7 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
         }
     }
     session.notify.notify_waiters();
+    open.fed();
     if body.attr("type") == Some("terminate") {
         for child in body.children() {
             session.feed(child.to_string().into_bytes());
@@ -665,6 +842,8 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
     for child in body.children() {
         session.feed(child.to_string().into_bytes());
     }
+    // Nothing of the body stays while the request is held.
+    drop(body);
     answer(session, rid, state).await
 }
 

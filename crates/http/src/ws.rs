@@ -152,9 +152,10 @@ pub async fn websocket(
         header::SEC_WEBSOCKET_PROTOCOL,
         header::HeaderValue::from_static("xmpp"),
     );
-    let peer = req.peer_addr();
+    // The client as a trusted proxy names it, else the TCP peer ([http] trusted_proxies).
+    let client = state.client_addr(&req);
     let bridge = Arc::new(Bridge::default());
-    let conn = FramedConnection::new(bridge.clone(), peer, state.secure_for(peer));
+    let conn = FramedConnection::new(bridge.clone(), client, state.secure_request(&req));
     let env = state.env.clone();
     let worker = state.next_worker();
     worker.spawn_fn(move || {
