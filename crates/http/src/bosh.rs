@@ -798,6 +798,10 @@ async fn request(
                 }
                 abandoned
             } else {
+                if i.gone {
+                    // Ended while this request waited its turn (terminated, or refused).
+                    return terminate("item-not-found");
+                }
                 if rid >= i.next_rid + REQUESTS {
                     drop(i);
                     state.bosh.remove(&session.sid);
