@@ -190,4 +190,28 @@ mod tests {
             assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");
         }
     }
+
+    /// config/parley.toml documents every hardening key (commented or at its default).
+    #[test]
+    fn the_example_config_documents_the_hardening_keys() {
+        let doc = include_str!("../../../../config/parley.toml");
+        for key in [
+            "trusted_proxies =",
+            "bosh_max_body_bytes =",
+            "bosh_pending_bytes =",
+            "bosh_session_pending_bytes =",
+            "bosh_max_sessions =",
+            "bosh_sessions_per_ip_burst =",
+            "bosh_sessions_per_ip_per_minute =",
+            "bosh_parse_threads =",
+            "metrics_auth =",
+            "metrics_listen =",
+            "max_token_ttl_s =",
+        ] {
+            assert!(
+                doc.contains(key),
+                "config/parley.toml does not document {key}"
+            );
+        }
+    }
 }
