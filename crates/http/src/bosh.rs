@@ -378,7 +378,6 @@ impl BoshTable {
     }
 
     /// A new SID: 128 random bits, after the owning node's id in a cluster.
-
     fn new_sid(&self) -> String {
         let mut b = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut b);
@@ -724,7 +723,7 @@ impl Open {
         let bytes = held.bytes();
         let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
         // XEP-0124 §11: more simultaneous requests than `requests` (hold + 1).
-        if i.open as u64 >= HOLD + 1 {
+        if i.open as u64 > HOLD {
             return Err("bosh_requests_per_session");
         }
         if i.pending + bytes > limits.session_pending_bytes {

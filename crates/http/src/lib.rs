@@ -529,15 +529,15 @@ async fn sessions(
     }
     let limit = match admin_input::page_limit(query.limit.as_deref(), 100, MAX_PAGE) {
         Ok(limit) => limit,
-        Err(resp) => return resp,
+        Err(e) => return admin_input::bad(&e),
     };
     for (field, value) in [
         ("user", &query.user),
         ("node", &query.node),
         ("after", &query.after),
     ] {
-        if let Err(resp) = admin_input::short(field, value.as_deref(), admin_input::MAX_JID_BYTES) {
-            return resp;
+        if let Err(e) = admin_input::short(field, value.as_deref(), admin_input::MAX_JID_BYTES) {
+            return admin_input::bad(&e);
         }
     }
     let status = match query.status.as_deref() {
@@ -676,15 +676,15 @@ async fn issue_token(
     };
     let body: IssueRequest = match admin_input::optional_json(&body) {
         Ok(body) => body,
-        Err(resp) => return resp,
+        Err(e) => return admin_input::bad(&e),
     };
     let ttl = match admin_input::ttl(body.ttl_s.as_ref(), state.policy.max_token_ttl_s) {
         Ok(ttl) => ttl,
-        Err(resp) => return resp,
+        Err(e) => return admin_input::bad(&e),
     };
     let purpose = body.purpose.as_deref();
-    if let Err(resp) = admin_input::short("purpose", purpose, admin_input::MAX_PURPOSE_CHARS) {
-        return resp;
+    if let Err(e) = admin_input::short("purpose", purpose, admin_input::MAX_PURPOSE_CHARS) {
+        return admin_input::bad(&e);
     }
     match state.storage.account(&username, &host).await {
         Ok(Some(_)) => {}
@@ -788,7 +788,7 @@ struct RevokeRequest {
 fn revoke_reason(r: &RevokeRequest) -> Result<parley_router::CloseReason, Box<HttpResponse>> {
     use parley_proto::stream_error::StreamCondition;
     admin_input::short("reason", r.reason.as_deref(), admin_input::MAX_REASON_CHARS)
-        .map_err(Box::new)?;
+        .map_err(|e| Box::new(admin_input::bad(&e)))?;
     let condition = match r.condition.as_deref() {
         None => StreamCondition::PolicyViolation,
         Some(c) => c.parse::<StreamCondition>().map_err(|_| {
@@ -865,7 +865,7 @@ async fn delete_session(
     }
     let body: RevokeRequest = match admin_input::optional_json(&body) {
         Ok(body) => body,
-        Err(resp) => return resp,
+        Err(e) => return admin_input::bad(&e),
     };
     let reason = match revoke_reason(&body) {
         Ok(r) => r,
@@ -913,7 +913,7 @@ async fn signout(
     };
     let mut body: RevokeRequest = match admin_input::optional_json(&body) {
         Ok(body) => body,
-        Err(resp) => return resp,
+        Err(e) => return admin_input::bad(&e),
     };
     body.reason
         .get_or_insert_with(|| "signed out everywhere".to_owned());
@@ -983,8 +983,8 @@ async fn prebind(
         return unauthorized();
     }
     let resource = body.resource.as_deref();
-    if let Err(resp) = admin_input::short("resource", resource, admin_input::MAX_RESOURCE_BYTES) {
-        return resp;
+    if let Err(e) = admin_input::short("resource", resource, admin_input::MAX_RESOURCE_BYTES) {
+        return admin_input::bad(&e);
     }
     let Some(web) = &state.web else {
         return HttpResponse::ServiceUnavailable()
