@@ -27,8 +27,9 @@ use futures_util::StreamExt;
 use parley_xml::{Element, Limits, XmlError};
 use tokio::sync::Semaphore;
 
-/// Bodies up to this size are parsed inline: measured at well under 100 µs (release), less
-/// than handing them to a thread would cost.
+/// Bodies up to this size are parsed inline on the HTTP worker: parse cost is linear in the
+/// size, and this is a sixteenth of the largest body, a few ordinary stanzas, where a hop to
+/// the blocking pool would cost more than it saves. Larger ones go to the pool.
 pub const INLINE_PARSE_BYTES: usize = 16 * 1024;
 
 /// The configured bounds (`[http] bosh_*`, see `config/parley.toml`).
