@@ -236,6 +236,73 @@ async fn bosh_input_past_the_session_byte_bound_ends_the_session_with_policy_vio
     });
 }
 
+/// The node-wide budget of BOSH input (`bosh_pending_bytes`): a body that does not fit while
+/// others wait is refused with HTTP 503 and `Retry-After` (the client may repeat it,
+/// XEP-0124 §14.3); the sessions live on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bosh_input_past_the_node_budget_gets_503_retry_after() {
+    let server = TestServer::start(|c| {
+        c.http.bosh_max_body_bytes = 4096;
+        c.http.bosh_session_pending_bytes = 4096;
+        c.http.bosh_pending_bytes = 4096;
+    });
+    let (http_addr, admin) = (server.handle.http.unwrap(), server.handle.admin.unwrap());
+    let a = create(http_addr, "", 40).await;
+    let b = create(http_addr, "", 60).await;
+    let status = |n: usize| {
+        format!(
+            "<presence xmlns='jabber:client'><status>{}</status></presence>",
+            "q".repeat(n)
+        )
+    };
+    // 3 KB of session a's input waits for RID 41.
+    let early = tokio::spawn(post(http_addr, body(&a, 42, &status(3000))));
+    requests_in_flight(admin, 1);
+    let big = body(&b, 61, &status(2000));
+    let (code, head_and_body) = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(http_addr).unwrap();
+        write!(
+            s,
+            "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}",
+            big.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let code: u16 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (code, out)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 503, "{head_and_body}");
+    assert!(
+        head_and_body
+            .to_ascii_lowercase()
+            .contains("retry-after: 1"),
+        "{head_and_body}"
+    );
+    assert!(refusals(admin, "bosh_pending_bytes") >= 1);
+    // Session b was not touched, and once a's input is through the budget has room.
+    // (Session a's presence before authentication ends it, XEP-0206 §6: beside the point.)
+    let answer = post(http_addr, body(&a, 41, "")).await;
+    assert!(
+        !matches!(
+            answer.attr("condition"),
+            Some("item-not-found" | "policy-violation")
+        ),
+        "{answer}"
+    );
+    early.await.unwrap();
+    // A wrong password: answered at once, and the session goes on.
+    let wrong = format!(
+        "<auth xmlns='{}' mechanism='PLAIN'>{}</auth>",
+        ns::SASL,
+        base64::engine::general_purpose::STANDARD.encode("\0alice\0wrong")
+    );
+    let answer = post(http_addr, body(&b, 61, &wrong)).await;
+    assert!(answer.has_child("failure", ns::SASL), "{answer}");
+}
+
 /// Session creation is bounded per client IP (a token bucket) and in total; past either the
 /// creation is answered with policy-violation and no session is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
