@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use parley_proto::ns;
 use parley_session::Session;
-use parley_xml::{Element, Limits};
+use parley_xml::Element;
 use rand::RngCore;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
@@ -43,6 +43,12 @@ use tokio::sync::Notify;
 use crate::bosh_limits::{BoshLimits, ByteBudget, CreationRate, RateRefusal, Reservation};
 use crate::framed::{Channel, FramedConnection};
 use crate::listener::WebState;
+
+mod open;
+mod prebind;
+
+use open::{body_limits, refused, Open};
+pub use prebind::prebind;
 
 /// XEP-0124's namespace.
 pub const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
@@ -403,22 +409,6 @@ impl BoshTable {
     }
 }
 
-/// Logs a refusal the first time `offender` earns it (every time, it is counted).
-fn refused(reason: &'static str, offender: Option<std::net::IpAddr>) {
-    let who = offender.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    if parley_router::metrics::refuse(reason, &who) {
-        tracing::warn!(reason, client = %who, "BOSH request refused");
-    }
-}
-
-/// Parser limits for a `<body/>`: a stanza plus room for the wrapper.
-fn body_limits(state: &WebState) -> Limits {
-    Limits {
-        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
-        ..state.env.config.limits.clone()
-    }
-}
-
 /// `POST /http-bind`.
 pub async fn http_bind(
     req: HttpRequest,
@@ -497,72 +487,6 @@ async fn handle(req: &HttpRequest, body: Element, held: Reservation, state: &Web
             }
         },
     }
-}
-
-/// A BOSH session created for a user the caller vouches for (XEP-0124 §7 session,
-/// authenticated and bound without the client): Converse.js `prebind_url` attaches to it.
-/// Returns the bound full JID, the SID, and the RID the client uses next.
-pub async fn prebind(
-    state: &WebState,
-    user: jid::BareJid,
-    resource: Option<String>,
-) -> Result<(String, String, u64), String> {
-    let host = user.domain().as_str().to_owned();
-    let rid = u64::from(rand::random::<u32>()) + 1;
-    let Some((sid, session)) = state.bosh.open(&host, rid, MAX_WAIT) else {
-        refused("bosh_max_sessions", None);
-        return Err("the node holds [http] bosh_max_sessions BOSH sessions".into());
-    };
-    let conn = FramedConnection::new(session.clone(), None, true);
-    let env = state.env.clone();
-    state.next_worker().spawn_fn(move || {
-        use actix::Actor;
-        Session::new_authenticated(env, Box::new(conn), user).start();
-    });
-    session.feed_open();
-    let resource = resource
-        .map(|r| format!("<resource>{}</resource>", xml_text(&r)))
-        .unwrap_or_default();
-    session.feed(
-        format!(
-            "<iq xmlns='jabber:client' type='set' id='prebind'><bind xmlns='{}'>{resource}</bind></iq>",
-            ns::BIND
-        )
-        .into_bytes(),
-    );
-    // The features and the bind answer go to nobody but this function.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        // No client request exists yet: RID 0 is the oldest waiter.
-        let (elements, end) = collect(&session, 0, Duration::from_secs(10)).await;
-        for e in &elements {
-            if let Ok(el) = Element::parse(e.as_bytes(), &Limits::default()) {
-                if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
-                    let jid = el
-                        .get_child("bind", ns::BIND)
-                        .and_then(|b| b.get_child("jid", ns::BIND))
-                        .map(|j| j.text());
-                    return match (el.attr("type"), jid) {
-                        (Some("result"), Some(jid)) => Ok((jid, sid, rid)),
-                        _ => {
-                            state.bosh.remove(&sid);
-                            Err(format!("binding failed: {el}"))
-                        }
-                    };
-                }
-            }
-        }
-        if end || tokio::time::Instant::now() >= deadline {
-            state.bosh.remove(&sid);
-            return Err("the session ended before it was bound".into());
-        }
-    }
-}
-
-fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 async fn create(req: &HttpRequest, body: Element, rid: u64, state: &WebState) -> String {
@@ -701,57 +625,6 @@ async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return (Vec::new(), false);
         }
-    }
-}
-
-/// A request open on a session: counted while it lives; its body's bytes count as
-/// pending until [`Self::fed`] hands them to the actor (where they count as input).
-struct Open {
-    session: Arc<BoshSession>,
-    bytes: usize,
-    /// The body's bytes in the node-wide budget, until fed.
-    held: Option<Reservation>,
-}
-
-impl Open {
-    /// Admits a request of `bytes` or says which bound it breaks.
-    fn enter(
-        session: &Arc<BoshSession>,
-        held: Reservation,
-        limits: &BoshLimits,
-    ) -> Result<Open, &'static str> {
-        let bytes = held.bytes();
-        let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
-        // XEP-0124 §11: more simultaneous requests than `requests` (hold + 1).
-        if i.open as u64 > HOLD {
-            return Err("bosh_requests_per_session");
-        }
-        if i.pending + bytes > limits.session_pending_bytes {
-            return Err("bosh_session_pending_bytes");
-        }
-        i.open += 1;
-        i.pending += bytes;
-        Ok(Open {
-            session: session.clone(),
-            bytes,
-            held: Some(held),
-        })
-    }
-
-    /// The body is about to be fed to the actor (where it counts as input instead).
-    fn fed(&mut self) {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
-        i.pending -= self.bytes;
-        self.bytes = 0;
-        self.held = None;
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
-        i.open -= 1;
-        i.pending -= self.bytes;
     }
 }
 
