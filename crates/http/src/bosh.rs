@@ -438,7 +438,11 @@ pub async fn http_bind(
                         .await
                         .unwrap_or_else(|| terminate("item-not-found"))
                 }
-                None => handle(&req, el, held, &state).await,
+                None => {
+                    // The parsed tree is what goes on; the raw bytes need not wait with it.
+                    drop(body);
+                    handle(&req, el, held, &state).await
+                }
             }
         }
         // XEP-0124 §17.1: not a body: bad-request.
