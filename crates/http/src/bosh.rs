@@ -20,7 +20,11 @@
 //!   connection lost: status abandoned);
 //! - `xmpp:restart='true'` restarts the stream after SASL (XEP-0206 §5), answered with the
 //!   new stream features;
-//! - `type='terminate'` closes the stream.
+//! - `type='terminate'` closes the stream;
+//! - at most `hold`+1 requests are open per session and the bodies awaiting processing
+//!   (waiting their turn, or input the actor has not read) are bounded in bytes; past either
+//!   the session ends with `policy-violation` (XEP-0124 §11). Body size, node-wide bytes,
+//!   session creation per IP and in total are bounded in [`crate::bosh_limits`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -32,13 +36,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use parley_proto::ns;
 use parley_session::limits::{ConnPermit, Refusal};
 use parley_session::Session;
-use parley_xml::{Element, Limits};
+use parley_xml::Element;
 use rand::RngCore;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
+use crate::bosh_limits::{BoshLimits, ByteBudget, CreationRate, RateRefusal, Reservation};
 use crate::framed::{Channel, FramedConnection};
 use crate::listener::WebState;
+
+mod open;
+mod prebind;
+
+use open::{body_limits, refused, Open};
+pub use prebind::prebind;
 
 /// XEP-0124's namespace.
 pub const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
@@ -71,6 +82,12 @@ struct Inner {
     ending: bool,
     /// Input for the actor.
     inbound: VecDeque<Vec<u8>>,
+    /// Bytes in `inbound` not read yet (counted in the node-wide budget too).
+    in_bytes: usize,
+    /// Bytes awaiting processing: `in_bytes` plus bodies waiting for their RID's turn.
+    pending: usize,
+    /// Requests open now (bounded by `hold`+1).
+    open: usize,
     in_offset: usize,
     in_closed: bool,
     actor_read: Option<Waker>,
@@ -90,11 +107,23 @@ struct BoshSession {
     host: String,
     inner: Mutex<Inner>,
     notify: Notify,
+    /// The node-wide budget that unread input counts in.
+    budget: Arc<ByteBudget>,
+}
+
+impl Drop for BoshSession {
+    fn drop(&mut self) {
+        let unread = self.inner.get_mut().map_or(0, |i| i.in_bytes);
+        self.budget.sub(unread);
+    }
 }
 
 impl BoshSession {
     fn feed(&self, data: Vec<u8>) {
         let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.budget.add(data.len());
+        i.in_bytes += data.len();
+        i.pending += data.len();
         i.inbound.push_back(data);
         if let Some(w) = i.actor_read.take() {
             w.wake();
@@ -141,6 +170,9 @@ impl Channel for BoshSession {
         let n = rest.len().min(buf.remaining());
         buf.put_slice(&rest[..n]);
         i.in_offset += n;
+        i.in_bytes -= n;
+        i.pending -= n;
+        self.budget.sub(n);
         if i.in_offset == len {
             i.inbound.pop_front();
             i.in_offset = 0;
@@ -186,9 +218,15 @@ impl Channel for BoshSession {
 }
 
 /// The BOSH sessions of this node.
-#[derive(Default)]
 pub struct BoshTable {
     sessions: Mutex<HashMap<String, Arc<BoshSession>>>,
+    limits: BoshLimits,
+    /// Bytes of BOSH input held node-wide.
+    budget: Arc<ByteBudget>,
+    /// Session creations per client IP.
+    rate: CreationRate,
+    /// Large bodies being parsed off the HTTP worker.
+    parsers: tokio::sync::Semaphore,
     /// In a cluster: this node's id (SIDs start with it) and the node, to forward requests
     /// for sessions of other nodes.
     cluster: std::sync::OnceLock<Arc<parley_cluster::node::Node>>,
@@ -218,7 +256,31 @@ impl std::fmt::Debug for BoshTable {
     }
 }
 
+impl Default for BoshTable {
+    fn default() -> Self {
+        BoshTable::new(BoshLimits::default())
+    }
+}
+
 impl BoshTable {
+    /// An empty table with these bounds.
+    pub fn new(limits: BoshLimits) -> BoshTable {
+        BoshTable {
+            sessions: Mutex::default(),
+            budget: ByteBudget::new(limits.pending_bytes),
+            rate: CreationRate::new(&limits),
+            parsers: tokio::sync::Semaphore::new(limits.parse_threads),
+            limits,
+            cluster: std::sync::OnceLock::new(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes of BOSH input held now (bodies read or waiting, input not yet read).
+    pub fn pending_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
     fn get(&self, sid: &str) -> Option<Arc<BoshSession>> {
         self.sessions
             .lock()
@@ -255,6 +317,7 @@ impl BoshTable {
         for sid in idle {
             self.remove(&sid);
         }
+        self.rate.sweep(Instant::now());
     }
 
     /// Number of BOSH sessions.
@@ -297,9 +360,9 @@ impl BoshTable {
         let _ = self.cluster.set(node);
     }
 
-    /// A new SID: 128 random bits, after the owning node's id in a cluster.
-    /// A new session for `host`, expecting RID `next_rid`, registered in the table.
-    fn open(&self, host: &str, next_rid: u64, wait: u64) -> (String, Arc<BoshSession>) {
+    /// A new session for `host`, expecting RID `next_rid`, registered in the table; None
+    /// when the table holds `bosh_max_sessions` already.
+    fn open(&self, host: &str, next_rid: u64, wait: u64) -> Option<(String, Arc<BoshSession>)> {
         let sid = self.new_sid();
         let session = Arc::new(BoshSession {
             sid: sid.clone(),
@@ -311,14 +374,17 @@ impl BoshTable {
                 ..Inner::default()
             }),
             notify: Notify::new(),
+            budget: self.budget.clone(),
         });
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sid.clone(), session.clone());
-        (sid, session)
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.limits.max_sessions {
+            return None;
+        }
+        map.insert(sid.clone(), session.clone());
+        Some((sid, session))
     }
 
+    /// A new SID: 128 random bits, after the owning node's id in a cluster.
     fn new_sid(&self) -> String {
         let mut b = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut b);
@@ -347,15 +413,22 @@ impl BoshTable {
 /// `POST /http-bind`.
 pub async fn http_bind(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<WebState>,
 ) -> HttpResponse {
     let _counted = InFlight::new(&state.bosh.in_flight);
-    let limits = Limits {
-        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
-        ..state.env.config.limits.clone()
+    let bosh = &state.bosh;
+    let read =
+        crate::bosh_limits::read_body(&req, payload, bosh.limits.max_body_bytes, &bosh.budget);
+    let (body, held) = match read.await {
+        Ok(read) => read,
+        Err(refusal) => {
+            refused(refusal.reason(), state.client_addr(&req).map(|a| a.ip()));
+            return crate::listener::cors_response(&req, &state, refusal.response());
+        }
     };
-    let resp = match Element::parse(&body, &limits) {
+    let parsed = crate::bosh_limits::parse(body.clone(), body_limits(&state), &bosh.parsers).await;
+    let resp = match parsed {
         Ok(el) if el.is("body", NS_HTTPBIND) => {
             let remote = el.attr("sid").and_then(|sid| state.bosh.remote_owner(sid));
             match remote {
@@ -367,10 +440,13 @@ pub async fn http_bind(
                         .unwrap_or_else(|| terminate("item-not-found"))
                 }
                 None => {
-                    // XEP-0124 §7: a body without a SID creates a session.
+                    // The parsed tree is what goes on; the raw bytes need not wait with it.
+                    drop(body);
+                    // XEP-0124 §7: a body without a SID creates a session, if the client's
+                    // address and the node have room for one more connection.
                     let permit = match el.attr("sid") {
                         Some(_) => None,
-                        None => match crate::admit::admit(&state, req.peer_addr(), |r| {
+                        None => match crate::admit::admit(&state, state.client_addr(&req), |r| {
                             (terminate(bosh_condition(r)), "text/xml; charset=utf-8")
                         }) {
                             Ok(permit) => Some(permit),
@@ -379,7 +455,7 @@ pub async fn http_bind(
                             }
                         },
                     };
-                    handle(&req, el, &state, permit).await
+                    handle(&req, el, held, &state, permit).await
                 }
             }
         }
@@ -391,11 +467,15 @@ pub async fn http_bind(
 
 /// A request another node forwarded for one of this node's sessions.
 pub async fn forwarded(state: &WebState, body: String) -> String {
-    let limits = Limits {
-        max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
-        ..state.env.config.limits.clone()
-    };
-    let Ok(el) = Element::parse(body.as_bytes(), &limits) else {
+    // The forwarding node read it within its own bounds; here it counts like any body.
+    let mut held = state.bosh.budget.empty();
+    held.add_admitted(body.len());
+    let parsed = crate::bosh_limits::parse(
+        web::Bytes::from(body),
+        body_limits(state),
+        &state.bosh.parsers,
+    );
+    let Ok(el) = parsed.await else {
         return terminate("bad-request");
     };
     let (Some(sid), Some(rid)) = (
@@ -406,13 +486,14 @@ pub async fn forwarded(state: &WebState, body: String) -> String {
     };
     match state.bosh.get(&sid) {
         None => terminate("item-not-found"),
-        Some(session) => request(session, el, rid, state).await,
+        Some(session) => request(session, el, rid, held, None, state).await,
     }
 }
 
 async fn handle(
     req: &HttpRequest,
     body: Element,
+    held: Reservation,
     state: &WebState,
     permit: Option<ConnPermit>,
 ) -> String {
@@ -426,73 +507,12 @@ async fn handle(
         (Some(sid), _) => match state.bosh.get(sid) {
             // XEP-0124 §17.2: unknown SID.
             None => terminate("item-not-found"),
-            Some(session) => request(session, body, rid, state).await,
+            Some(session) => {
+                let client = state.client_addr(req).map(|a| a.ip());
+                request(session, body, rid, held, client, state).await
+            }
         },
     }
-}
-
-/// A BOSH session created for a user the caller vouches for (XEP-0124 §7 session,
-/// authenticated and bound without the client): Converse.js `prebind_url` attaches to it.
-/// Returns the bound full JID, the SID, and the RID the client uses next.
-pub async fn prebind(
-    state: &WebState,
-    user: jid::BareJid,
-    resource: Option<String>,
-) -> Result<(String, String, u64), String> {
-    let host = user.domain().as_str().to_owned();
-    let rid = u64::from(rand::random::<u32>()) + 1;
-    let (sid, session) = state.bosh.open(&host, rid, MAX_WAIT);
-    let conn = FramedConnection::new(session.clone(), None, true);
-    let env = state.env.clone();
-    state.next_worker().spawn_fn(move || {
-        use actix::Actor;
-        Session::new_authenticated(env, Box::new(conn), user).start();
-    });
-    session.feed_open();
-    let resource = resource
-        .map(|r| format!("<resource>{}</resource>", xml_text(&r)))
-        .unwrap_or_default();
-    session.feed(
-        format!(
-            "<iq xmlns='jabber:client' type='set' id='prebind'><bind xmlns='{}'>{resource}</bind></iq>",
-            ns::BIND
-        )
-        .into_bytes(),
-    );
-    // The features and the bind answer go to nobody but this function.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        // No client request exists yet: RID 0 is the oldest waiter.
-        let (elements, end) = collect(&session, 0, Duration::from_secs(10)).await;
-        for e in &elements {
-            // The session's own output: read under the limits for our copies.
-            if let Ok(el) = Element::parse(e.as_bytes(), &Limits::trusted_copies()) {
-                if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
-                    let jid = el
-                        .get_child("bind", ns::BIND)
-                        .and_then(|b| b.get_child("jid", ns::BIND))
-                        .map(|j| j.text());
-                    return match (el.attr("type"), jid) {
-                        (Some("result"), Some(jid)) => Ok((jid, sid, rid)),
-                        _ => {
-                            state.bosh.remove(&sid);
-                            Err(format!("binding failed: {el}"))
-                        }
-                    };
-                }
-            }
-        }
-        if end || tokio::time::Instant::now() >= deadline {
-            state.bosh.remove(&sid);
-            return Err("the session ended before it was bound".into());
-        }
-    }
-}
-
-fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// XEP-0124 §17.2 has no condition for "too many": `policy-violation` for the client's own
@@ -511,6 +531,20 @@ async fn create(
     state: &WebState,
     permit: ConnPermit,
 ) -> String {
+    let client = state.client_addr(req);
+    if let Some(ip) = client.map(|c| c.ip()) {
+        match state.bosh.rate.allow(ip, Instant::now()) {
+            Ok(()) => {}
+            Err(RateRefusal::Rate) => {
+                refused("bosh_session_rate", Some(ip));
+                return terminate("policy-violation");
+            }
+            Err(RateRefusal::TableFull) => {
+                refused("bosh_session_rate_table", Some(ip));
+                return terminate("policy-violation");
+            }
+        }
+    }
     let to = body.attr("to").unwrap_or_default().to_ascii_lowercase();
     if !state.env.router.serves(&to) {
         return terminate("host-unknown");
@@ -520,9 +554,11 @@ async fn create(
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(MAX_WAIT)
         .clamp(1, MAX_WAIT);
-    let (sid, session) = state.bosh.open(&to, rid + 1, wait);
-    let peer = req.peer_addr();
-    let conn = FramedConnection::new(session.clone(), peer, state.secure_for(peer));
+    let Some((sid, session)) = state.bosh.open(&to, rid + 1, wait) else {
+        refused("bosh_max_sessions", client.map(|c| c.ip()));
+        return terminate("policy-violation");
+    };
+    let conn = FramedConnection::new(session.clone(), client, state.secure_request(req));
     let env = state.env.clone();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;
@@ -635,7 +671,22 @@ async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String
     }
 }
 
-async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &WebState) -> String {
+async fn request(
+    session: Arc<BoshSession>,
+    body: Element,
+    rid: u64,
+    held: Reservation,
+    client: Option<std::net::IpAddr>,
+    state: &WebState,
+) -> String {
+    let mut open = match Open::enter(&session, held, &state.bosh.limits) {
+        Ok(open) => open,
+        Err(reason) => {
+            refused(reason, client);
+            state.bosh.remove(&session.sid);
+            return terminate("policy-violation");
+        }
+    };
     // The RID window (XEP-0124 §14).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(MAX_WAIT);
     loop {
@@ -662,6 +713,10 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
                 }
                 abandoned
             } else {
+                if i.gone {
+                    // Ended while this request waited its turn (terminated, or refused).
+                    return terminate("item-not-found");
+                }
                 if rid >= i.next_rid + REQUESTS {
                     drop(i);
                     state.bosh.remove(&session.sid);
@@ -686,6 +741,7 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
         }
     }
     session.notify.notify_waiters();
+    open.fed();
     if body.attr("type") == Some("terminate") {
         for child in body.children() {
             session.feed(child.to_string().into_bytes());
@@ -705,6 +761,8 @@ async fn request(session: Arc<BoshSession>, body: Element, rid: u64, state: &Web
     for child in body.children() {
         session.feed(child.to_string().into_bytes());
     }
+    // Nothing of the body stays while the request is held.
+    drop(body);
     answer(session, rid, state).await
 }
 

@@ -8,10 +8,13 @@
 //! `"partial": true`.
 
 mod admit;
+pub mod admin_input;
 pub mod bosh;
+pub mod bosh_limits;
 pub mod delegate;
 mod framed;
 pub mod listener;
+pub mod proxy;
 pub mod web_client;
 pub mod ws;
 
@@ -51,6 +54,8 @@ pub struct AdminState {
     pub storage: Arc<dyn parley_storage::Storage>,
     /// The client HTTP listener's state (BOSH sessions for prebind), when it is enabled.
     pub web: Option<Arc<WebState>>,
+    /// `[admin]` bounds and where `/metrics` is served.
+    pub policy: admin_input::AdminPolicy,
 }
 
 /// One session as the API shows it: Prosody's session fields plus node, ip and times.
@@ -255,7 +260,7 @@ async fn cluster_records(
     all
 }
 
-fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
+pub(crate) fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
     let Some(token) = &state.token else {
         return false;
     };
@@ -307,8 +312,11 @@ fn metric(body: &mut String, name: &str, kind: &str, help: &str, lines: &[(Strin
     }
 }
 
-async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+pub(crate) async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     use std::fmt::Write as _;
+    if !admin_input::metrics_allowed(&req, &state) {
+        return unauthorized();
+    }
     let node = &state.node;
     let mut body = String::new();
     let here = format!("node=\"{node}\"");
@@ -351,6 +359,13 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             "gauge",
             "BOSH sessions on this node.",
             &[(here.clone(), web.bosh.len().to_string())],
+        );
+        metric(
+            &mut body,
+            "parley_bosh_pending_bytes",
+            "gauge",
+            "Bytes of BOSH input held (bodies read or waiting their turn, input sessions have not read).",
+            &[(here.clone(), web.bosh.pending_bytes().to_string())],
         );
         metric(
             &mut body,
@@ -510,7 +525,8 @@ struct SessionsQuery {
     user: Option<String>,
     node: Option<String>,
     status: Option<String>,
-    limit: Option<usize>,
+    /// Taken as text so that a bad number gets a 400 naming `limit`.
+    limit: Option<String>,
     after: Option<String>,
 }
 
@@ -524,9 +540,18 @@ async fn sessions(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return bad_request("limit must be from 1 to 1000");
+    let limit = match admin_input::page_limit(query.limit.as_deref(), 100, MAX_PAGE) {
+        Ok(limit) => limit,
+        Err(e) => return admin_input::bad(&e),
+    };
+    for (field, value) in [
+        ("user", &query.user),
+        ("node", &query.node),
+        ("after", &query.after),
+    ] {
+        if let Err(e) = admin_input::short(field, value.as_deref(), admin_input::MAX_JID_BYTES) {
+            return admin_input::bad(&e);
+        }
     }
     let status = match query.status.as_deref() {
         None => None,
@@ -643,7 +668,8 @@ fn storage_error(e: parley_storage::StorageError) -> HttpResponse {
 
 #[derive(Debug, Default, Deserialize)]
 struct IssueRequest {
-    ttl_s: Option<u64>,
+    /// Any JSON value, so that a bad one gets a 400 naming `ttl_s`.
+    ttl_s: Option<serde_json::Value>,
     purpose: Option<String>,
 }
 
@@ -652,7 +678,7 @@ async fn issue_token(
     req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
-    body: Option<web::Json<IssueRequest>>,
+    body: web::Bytes,
 ) -> HttpResponse {
     if !authorized(&req, &state) {
         return unauthorized();
@@ -661,9 +687,17 @@ async fn issue_token(
         Ok(a) => a,
         Err(resp) => return *resp,
     };
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
-    if body.ttl_s == Some(0) {
-        return bad_request("ttl_s must be at least 1");
+    let body: IssueRequest = match admin_input::optional_json(&body) {
+        Ok(body) => body,
+        Err(e) => return admin_input::bad(&e),
+    };
+    let ttl = match admin_input::ttl(body.ttl_s.as_ref(), state.policy.max_token_ttl_s) {
+        Ok(ttl) => ttl,
+        Err(e) => return admin_input::bad(&e),
+    };
+    let purpose = body.purpose.as_deref();
+    if let Err(e) = admin_input::short("purpose", purpose, admin_input::MAX_PURPOSE_CHARS) {
+        return admin_input::bad(&e);
     }
     match state.storage.account(&username, &host).await {
         Ok(Some(_)) => {}
@@ -672,7 +706,6 @@ async fn issue_token(
         }
         Err(e) => return storage_error(e),
     }
-    let ttl = body.ttl_s.map(Duration::from_secs);
     let purpose = body.purpose.unwrap_or_else(|| "login".to_owned());
     match parley_session::tokens::issue(&*state.storage, &username, &host, ttl, &purpose).await {
         Ok(issued) => {
@@ -767,6 +800,8 @@ struct RevokeRequest {
 
 fn revoke_reason(r: &RevokeRequest) -> Result<parley_router::CloseReason, Box<HttpResponse>> {
     use parley_proto::stream_error::StreamCondition;
+    admin_input::short("reason", r.reason.as_deref(), admin_input::MAX_REASON_CHARS)
+        .map_err(|e| Box::new(admin_input::bad(&e)))?;
     let condition = match r.condition.as_deref() {
         None => StreamCondition::PolicyViolation,
         Some(c) => c.parse::<StreamCondition>().map_err(|_| {
@@ -836,12 +871,15 @@ async fn delete_session(
     req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
-    body: Option<web::Json<RevokeRequest>>,
+    body: web::Bytes,
 ) -> HttpResponse {
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: RevokeRequest = match admin_input::optional_json(&body) {
+        Ok(body) => body,
+        Err(e) => return admin_input::bad(&e),
+    };
     let reason = match revoke_reason(&body) {
         Ok(r) => r,
         Err(resp) => return *resp,
@@ -877,7 +915,7 @@ async fn signout(
     req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
-    body: Option<web::Json<RevokeRequest>>,
+    body: web::Bytes,
 ) -> HttpResponse {
     if !authorized(&req, &state) {
         return unauthorized();
@@ -886,7 +924,10 @@ async fn signout(
         Ok(a) => a,
         Err(resp) => return *resp,
     };
-    let mut body = body.map(web::Json::into_inner).unwrap_or_default();
+    let mut body: RevokeRequest = match admin_input::optional_json(&body) {
+        Ok(body) => body,
+        Err(e) => return admin_input::bad(&e),
+    };
     body.reason
         .get_or_insert_with(|| "signed out everywhere".to_owned());
     let reason = match revoke_reason(&body) {
@@ -962,6 +1003,10 @@ async fn prebind(
     if !authorized(&req, &state) {
         return unauthorized();
     }
+    let resource = body.resource.as_deref();
+    if let Err(e) = admin_input::short("resource", resource, admin_input::MAX_RESOURCE_BYTES) {
+        return admin_input::bad(&e);
+    }
     let Some(web) = &state.web else {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"error": "the HTTP listener ([http] listen) is disabled"}));
@@ -998,13 +1043,20 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
     if let Some(node) = &state.cluster {
         answer_queries(node, state.router.clone());
     }
+    let metrics_here = !state.policy.metrics_elsewhere;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(admin_input::json_config())
+            .app_data(web::PayloadConfig::new(admin_input::MAX_JSON_BYTES))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics))
+            .configure(|cfg| {
+                if metrics_here {
+                    cfg.route("/metrics", web::get().to(metrics));
+                }
+            })
             .route("/api/v1/nodes", web::get().to(nodes))
             .route("/api/v1/sessions", web::get().to(sessions))
             .route("/api/v1/sessions/{id}", web::get().to(session_by_id))

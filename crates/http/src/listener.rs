@@ -43,13 +43,11 @@ pub struct WebState {
     pub bosh: Arc<crate::bosh::BoshTable>,
     /// The built-in chat page, when `[http] web_client` is on.
     pub web_client: Option<crate::web_client::WebClient>,
-    /// `[http] trusted_proxies`: with [`ConsiderSecure::Always`], only connections from
-    /// these count as encrypted (None: every connection does).
-    pub trusted_proxies: Option<TrustedProxies>,
+    /// `[http] trusted_proxies`: whose forwarding headers are believed, and (with
+    /// [`ConsiderSecure::Always`] and a non-empty list) the only peers that count as encrypted.
+    pub trusted: crate::proxy::TrustedProxies,
 }
 
-/// Whether a peer address is one of the TLS-terminating proxies.
-pub type TrustedProxies = Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for WebState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,13 +76,19 @@ impl WebState {
             public_url,
             bosh: Arc::new(crate::bosh::BoshTable::default()),
             web_client: None,
-            trusted_proxies: None,
+            trusted: crate::proxy::TrustedProxies::default(),
         }
     }
 
-    /// Limits [`ConsiderSecure::Always`] to connections from trusted proxies.
-    pub fn with_trusted_proxies(mut self, trusted: Option<TrustedProxies>) -> Self {
-        self.trusted_proxies = trusted;
+    /// Believes `X-Forwarded-*` and `Forwarded` from these peers only.
+    pub fn with_trusted_proxies(mut self, trusted: crate::proxy::TrustedProxies) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// Bounds BOSH with `limits` (`[http] bosh_*`); call before the listener starts.
+    pub fn with_bosh_limits(mut self, limits: crate::bosh_limits::BoshLimits) -> Self {
+        self.bosh = Arc::new(crate::bosh::BoshTable::new(limits));
         self
     }
 
@@ -102,13 +106,26 @@ impl WebState {
 
     pub(crate) fn secure_for(&self, peer: Option<SocketAddr>) -> bool {
         match self.consider_secure {
-            ConsiderSecure::Always => match &self.trusted_proxies {
-                None => true,
-                Some(trusted) => peer.is_some_and(|p| trusted(p.ip())),
-            },
+            ConsiderSecure::Always => self.trusted.is_empty() || self.trusted.trusts(peer),
             ConsiderSecure::Never => false,
             ConsiderSecure::Loopback => peer.is_some_and(|p| p.ip().is_loopback()),
         }
+    }
+
+    /// The client's address: the TCP peer's, or what a trusted proxy says it is.
+    pub(crate) fn client_addr(&self, req: &HttpRequest) -> Option<SocketAddr> {
+        self.trusted.client_addr(req.peer_addr(), req.headers())
+    }
+
+    /// Whether the client of `req` counts as encrypted: what a trusted proxy says of the
+    /// scheme it was reached by, else [`Self::secure_for`] of the TCP peer.
+    pub(crate) fn secure_request(&self, req: &HttpRequest) -> bool {
+        if self.consider_secure == ConsiderSecure::Never {
+            return false;
+        }
+        self.trusted
+            .forwarded_https(req.peer_addr(), req.headers())
+            .unwrap_or_else(|| self.secure_for(req.peer_addr()))
     }
 
     pub(crate) fn next_worker(&self) -> &ArbiterHandle {
@@ -116,11 +133,22 @@ impl WebState {
         &self.workers[n % self.workers.len()]
     }
 
-    /// `ws(s)://host/xmpp-websocket` and `http(s)://host/http-bind` for this request.
+    /// `ws(s)://host/xmpp-websocket` and `http(s)://host/http-bind` for this request:
+    /// `public_url`, else what a trusted proxy forwarded, else this connection's own `Host`
+    /// with https when the connection counts as encrypted. A forwarded host from anyone
+    /// else is never advertised (it would poison caches in front of discovery).
     fn endpoints(&self, req: &HttpRequest) -> (String, String) {
         self.public_endpoints().unwrap_or_else(|| {
-            let info = req.connection_info();
-            endpoints_at(&format!("{}://{}", info.scheme(), info.host()))
+            if self.trusted.trusts(req.peer_addr()) {
+                let info = req.connection_info();
+                return endpoints_at(&format!("{}://{}", info.scheme(), info.host()));
+            }
+            let scheme = if self.secure_for(req.peer_addr()) {
+                "https"
+            } else {
+                "http"
+            };
+            endpoints_at(&format!("{scheme}://{}", direct_host(req)))
         })
     }
 
@@ -160,6 +188,22 @@ pub(crate) fn same_origin(req: &HttpRequest, state: &WebState, origin: &str) -> 
         (Some(a), Some(h)) => !a.is_empty() && a.eq_ignore_ascii_case(h),
         _ => false,
     }
+}
+
+/// The `Host` of a request as the client sent it to this listener (no forwarding header),
+/// when it is a plain `host[:port]`; else the listener's own address.
+fn direct_host(req: &HttpRequest) -> String {
+    let plain = |h: &&str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(plain)
+        .map(str::to_owned)
+        .unwrap_or_else(|| req.app_config().local_addr().to_string())
 }
 
 fn endpoints_at(base: &str) -> (String, String) {

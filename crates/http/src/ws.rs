@@ -147,9 +147,11 @@ pub async fn websocket(
             ));
         }
     }
-    let peer = req.peer_addr();
+    // The client as a trusted proxy names it, else the TCP peer ([http] trusted_proxies):
+    // per-address limits count clients, not the proxy in front of them.
+    let client = state.client_addr(&req);
     let permit =
-        match crate::admit::admit(&state, peer, |r| (format!("{}\n", r.text()), "text/plain")) {
+        match crate::admit::admit(&state, client, |r| (format!("{}\n", r.text()), "text/plain")) {
             Ok(permit) => permit,
             Err(refused) => return Ok(*refused),
         };
@@ -159,7 +161,7 @@ pub async fn websocket(
         header::HeaderValue::from_static("xmpp"),
     );
     let bridge = Arc::new(Bridge::default());
-    let conn = FramedConnection::new(bridge.clone(), peer, state.secure_for(peer));
+    let conn = FramedConnection::new(bridge.clone(), client, state.secure_request(&req));
     let env = state.env.clone();
     let worker = state.next_worker();
     worker.spawn_fn(move || {

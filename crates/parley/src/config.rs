@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 mod trust;
 pub use trust::ProxyNet;
+mod http_limits;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -644,9 +645,24 @@ pub struct HttpConfig {
     pub converse_dist: Option<PathBuf>,
     /// Where the page loads Converse.js from when `converse_dist` is unset.
     pub converse_url: String,
-    /// Reverse proxies (addresses or CIDR networks) whose connections count as encrypted
-    /// with `consider_secure = "always"`; empty: every connection does (loopback only).
+    /// Peers (IPs or CIDR blocks) whose `X-Forwarded-*`/`Forwarded` headers are believed;
+    /// with `consider_secure = "always"` and a non-empty list, the only peers that count as
+    /// encrypted.
     pub trusted_proxies: Vec<String>,
+    /// Largest BOSH request body, bytes (larger: HTTP 413).
+    pub bosh_max_body_bytes: usize,
+    /// BOSH input held node-wide (bodies read, waiting, unread by sessions), bytes.
+    pub bosh_pending_bytes: usize,
+    /// BOSH input awaiting processing per session, bytes (past it: policy-violation).
+    pub bosh_session_pending_bytes: usize,
+    /// BOSH sessions on this node.
+    pub bosh_max_sessions: usize,
+    /// BOSH session creations one client IP may make at once.
+    pub bosh_sessions_per_ip_burst: u32,
+    /// BOSH session creations one client IP regains per minute.
+    pub bosh_sessions_per_ip_per_minute: u32,
+    /// Large BOSH bodies parsed at once, off the HTTP worker.
+    pub bosh_parse_threads: usize,
 }
 
 /// The Converse.js release the chat page loads by default (the one the browser tests run).
@@ -663,6 +679,13 @@ impl Default for HttpConfig {
             converse_dist: None,
             converse_url: DEFAULT_CONVERSE_URL.to_owned(),
             trusted_proxies: Vec::new(),
+            bosh_max_body_bytes: 256 * 1024 + 8 * 1024,
+            bosh_pending_bytes: 16 * 1024 * 1024,
+            bosh_session_pending_bytes: 1024 * 1024,
+            bosh_max_sessions: 20_000,
+            bosh_sessions_per_ip_burst: 20,
+            bosh_sessions_per_ip_per_minute: 60,
+            bosh_parse_threads: 2,
         }
     }
 }
@@ -913,6 +936,12 @@ pub struct AdminConfig {
     /// Bearer token for the `/api/` routes; unset: they answer 401. `/health`, `/ready` and
     /// `/metrics` are open.
     pub token: Option<String>,
+    /// `/metrics` requires the bearer token too.
+    pub metrics_auth: bool,
+    /// Serve `/metrics` on this address instead of `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Longest lifetime the API grants a token (`ttl_s`), seconds.
+    pub max_token_ttl_s: u64,
 }
 
 impl Default for AdminConfig {
@@ -920,6 +949,9 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 5290))),
             token: None,
+            metrics_auth: false,
+            metrics_listen: None,
+            max_token_ttl_s: 365 * 24 * 3600,
         }
     }
 }
@@ -1158,6 +1190,8 @@ impl Config {
         }
         self.check_web_client()?;
         self.check_exposure()?;
+        self.check_http_limits()?;
+        self.check_admin_limits()?;
         self.check_c2s()?;
         self.check_tls()?;
         if self.sasl.scram_iterations < MIN_SCRAM_ITERATIONS {

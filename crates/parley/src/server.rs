@@ -393,6 +393,11 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     },
                     config.http.public_url.clone(),
                 )
+                .with_trusted_proxies(
+                    parley_http::proxy::TrustedProxies::parse(&config.http.trusted_proxies)
+                        .unwrap_or_default(),
+                )
+                .with_bosh_limits(config.bosh_limits())
                 .with_web_client(config.http.web_client.then(|| {
                     parley_http::web_client::WebClient {
                         domain: config.server.hosts.first().cloned().unwrap_or_default(),
@@ -403,15 +408,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                             ),
                         },
                     }
-                }))
-                .with_trusted_proxies({
-                    let nets = config.trusted_proxies();
-                    (!nets.is_empty()).then(|| {
-                        std::sync::Arc::new(move |ip: std::net::IpAddr| {
-                            nets.iter().any(|n| n.contains(ip))
-                        }) as parley_http::listener::TrustedProxies
-                    })
-                }),
+                })),
             );
             web_state = Some(state.clone());
             if let Some(node) = &cluster {
@@ -443,7 +440,19 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 ready: ready.clone(),
                 storage: env.storage.clone(),
                 web: web_state.clone(),
+                policy: parley_http::admin_input::AdminPolicy {
+                    metrics_auth: config.admin.metrics_auth,
+                    metrics_elsewhere: config.admin.metrics_listen.is_some(),
+                    max_token_ttl_s: config.admin.max_token_ttl_s,
+                },
             };
+            if let Some(metrics_addr) = config.admin.metrics_listen {
+                let (local, server) =
+                    parley_http::admin_input::metrics_server(state.clone(), metrics_addr)
+                        .map_err(|e| err(&format!("metrics listener {metrics_addr}"), &e))?;
+                info!(%local, "metrics listening");
+                actix_rt::spawn(server);
+            }
             let (local, server) = admin_server(state, addr)
                 .map_err(|e| err(&format!("admin endpoint {addr}"), &e))?;
             info!(%local, "admin endpoint listening");
