@@ -26,6 +26,8 @@ impl Parley {
                  [c2s]\nlisten = [\"127.0.0.1:{c2s}\"]\ndirect_tls = [\"127.0.0.1:{tls}\"]\n\n\
                  [http]\nlisten = \"127.0.0.1:{http}\"\n{http_extra}\n\
                  [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+                 [limits]\nmax_connections_per_ip = 100000\nconnection_rate_per_ip = 100000\n\
+                 connection_burst_per_ip = 100000\n\n\
                  [log]\nlevel = \"warn\"\n",
                 data.display()
             ),
