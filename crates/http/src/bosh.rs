@@ -343,6 +343,15 @@ impl BoshTable {
     }
 }
 
+/// A request's `<body/>` (XEP-0124 §7), or None for anything else (§17.1 bad-request).
+/// Pure and public for the fuzz target `fuzz/fuzz_targets/bosh_body.rs`.
+#[doc(hidden)]
+pub fn parse_body(bytes: &[u8], limits: &Limits) -> Option<Element> {
+    Element::parse(bytes, limits)
+        .ok()
+        .filter(|el| el.is("body", NS_HTTPBIND))
+}
+
 /// `POST /http-bind`.
 pub async fn http_bind(
     req: HttpRequest,
@@ -354,8 +363,8 @@ pub async fn http_bind(
         max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
         ..state.env.config.limits.clone()
     };
-    let resp = match Element::parse(&body, &limits) {
-        Ok(el) if el.is("body", NS_HTTPBIND) => {
+    let resp = match parse_body(&body, &limits) {
+        Some(el) => {
             let remote = el.attr("sid").and_then(|sid| state.bosh.remote_owner(sid));
             match remote {
                 // Another node's session: its node answers (non-sticky balancing).
@@ -380,7 +389,7 @@ pub async fn forwarded(state: &WebState, body: String) -> String {
         max_stanza_bytes: state.env.config.limits.max_stanza_bytes + 4096,
         ..state.env.config.limits.clone()
     };
-    let Ok(el) = Element::parse(body.as_bytes(), &limits) else {
+    let Some(el) = parse_body(body.as_bytes(), &limits) else {
         return terminate("bad-request");
     };
     let (Some(sid), Some(rid)) = (
