@@ -72,17 +72,37 @@ fn stream_parser() {
     write(
         "stream_parser",
         "session",
-        &cut_inside(&session, &["stream:stream", "mechanism", "&amp;", "\u{2603}", "CDATA", "foo:bar", "</stream:stream"]),
+        &cut_inside(
+            &session,
+            &[
+                "stream:stream",
+                "mechanism",
+                "&amp;",
+                "\u{2603}",
+                "CDATA",
+                "foo:bar",
+                "</stream:stream",
+            ],
+        ),
     );
-    write("stream_parser", "header_only", &with_cuts(&[], HEADER.as_bytes()));
-    let starttls = format!(
-        "{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    write(
+        "stream_parser",
+        "header_only",
+        &with_cuts(&[], HEADER.as_bytes()),
     );
-    write("stream_parser", "starttls", &cut_inside(&starttls, &["tls"]));
-    let restricted = format!(
-        "{HEADER}<!-- comment --><message><body>&ent;</body></message><?pi x?>"
+    let starttls = format!("{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    write(
+        "stream_parser",
+        "starttls",
+        &cut_inside(&starttls, &["tls"]),
     );
-    write("stream_parser", "restricted", &with_cuts(&[], restricted.as_bytes()));
+    let restricted =
+        format!("{HEADER}<!-- comment --><message><body>&ent;</body></message><?pi x?>");
+    write(
+        "stream_parser",
+        "restricted",
+        &with_cuts(&[], restricted.as_bytes()),
+    );
     let dtd = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>]><stream:stream/>";
     write("stream_parser", "dtd", &with_cuts(&[], dtd.as_bytes()));
     let deep = format!("{HEADER}{}{}", "<a>".repeat(12), "</a>".repeat(12));
@@ -90,7 +110,11 @@ fn stream_parser() {
     let prefixes = format!(
         "{HEADER}<iq type='set' id='p'><x:query xmlns:x='urn:x' x:a='1' xml:lang='de'><x:y/></x:query></iq>"
     );
-    write("stream_parser", "prefixes", &cut_inside(&prefixes, &["x:a", "<x:y"]));
+    write(
+        "stream_parser",
+        "prefixes",
+        &cut_inside(&prefixes, &["x:a", "<x:y"]),
+    );
 }
 
 const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -114,13 +138,25 @@ fn websocket_framing() {
         cuts.push(all.len());
     }
     cuts.pop();
-    write("websocket_framing", "session", &with_cuts(&cuts, all.as_bytes()));
+    write(
+        "websocket_framing",
+        "session",
+        &with_cuts(&cuts, all.as_bytes()),
+    );
     let odd = format!(
         "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'/><foo xmlns='{FRAMING}'/>"
     );
-    write("websocket_framing", "not_framing", &with_cuts(&[], odd.as_bytes()));
+    write(
+        "websocket_framing",
+        "not_framing",
+        &with_cuts(&[], odd.as_bytes()),
+    );
     let two = "<presence xmlns='jabber:client'/><presence xmlns='jabber:client'><show>dnd</show></presence>";
-    write("websocket_framing", "two_in_one", &with_cuts(&[20], two.as_bytes()));
+    write(
+        "websocket_framing",
+        "two_in_one",
+        &with_cuts(&[20], two.as_bytes()),
+    );
 }
 
 const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
@@ -190,36 +226,69 @@ fn scram() {
     write("scram", "sha1", &scram_exchange(0, USER, PASSWORD));
     write("scram", "sha256", &scram_exchange(SHA256, USER, PASSWORD));
     let plus = SHA256 | SERVER_SUPPORTS_PLUS | CONNECTION_HAS_BINDINGS;
-    write("scram", "sha256_plus", &scram_exchange(plus, USER, PASSWORD));
+    write(
+        "scram",
+        "sha256_plus",
+        &scram_exchange(plus, USER, PASSWORD),
+    );
     write(
         "scram",
         "downgrade_y",
         &scram_exchange(CONNECTION_HAS_BINDINGS, USER, PASSWORD),
     );
-    write("scram", "wrong_password", &scram_exchange(SHA256, USER, "pencil2"));
-    write("scram", "authzid", b"\x01n,a=juliet@example.com,n=juliet,r=abc,e=x\0c=biws,r=abc3rfcNHYJY1ZVvWVs7j,p=AAAA");
+    write(
+        "scram",
+        "wrong_password",
+        &scram_exchange(SHA256, USER, "pencil2"),
+    );
+    write(
+        "scram",
+        "authzid",
+        b"\x01n,a=juliet@example.com,n=juliet,r=abc,e=x\0c=biws,r=abc3rfcNHYJY1ZVvWVs7j,p=AAAA",
+    );
     write("scram", "structured", b"\x11juliet\0pencil\0\0");
-    write("scram", "structured_plus", b"\x1fjuliet\0pencil\0juliet@example.com\0n0nce");
-    write("scram", "structured_escapes", b"\x10jul=iet,\0pen\xc2\xadcil\0a,b=c\0");
+    write(
+        "scram",
+        "structured_plus",
+        b"\x1fjuliet\0pencil\0juliet@example.com\0n0nce",
+    );
+    write(
+        "scram",
+        "structured_escapes",
+        b"\x10jul=iet,\0pen\xc2\xadcil\0a,b=c\0",
+    );
 }
 
 fn jwt() {
-    let mut token = |name: &str, claims: serde_json::Value| {
+    let token = |name: &str, claims: serde_json::Value| {
         let mut seed = vec![0];
         seed.extend_from_slice(sign_hs256(&claims, JWT_KEY).as_bytes());
         write("jwt", name, &seed);
     };
-    token("valid", json!({"sub": "juliet@example.com", "exp": 1_700_003_600, "iat": 1_700_000_000}));
-    token("jid_claim", json!({"jid": "romeo@example.net", "exp": 1_700_003_600, "nbf": 1_699_999_000}));
-    token("expired", json!({"sub": "juliet@example.com", "exp": 1_600_000_000}));
-    token("not_yet", json!({"sub": "juliet@example.com", "exp": 1_800_000_000, "nbf": 1_750_000_000}));
+    token(
+        "valid",
+        json!({"sub": "juliet@example.com", "exp": 1_700_003_600, "iat": 1_700_000_000}),
+    );
+    token(
+        "jid_claim",
+        json!({"jid": "romeo@example.net", "exp": 1_700_003_600, "nbf": 1_699_999_000}),
+    );
+    token(
+        "expired",
+        json!({"sub": "juliet@example.com", "exp": 1_600_000_000}),
+    );
+    token(
+        "not_yet",
+        json!({"sub": "juliet@example.com", "exp": 1_800_000_000, "nbf": 1_750_000_000}),
+    );
     let none = format!(
         "\0{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
         URL_SAFE_NO_PAD.encode(r#"{"sub":"a@b","exp":9999999999}"#)
     );
     write("jwt", "alg_none", none.as_bytes());
-    let claims = br#"{"sub":"juliet@example.com","exp":1700003600,"iat":1700000000,"nbf":1699990000}"#;
+    let claims =
+        br#"{"sub":"juliet@example.com","exp":1700003600,"iat":1700000000,"nbf":1699990000}"#;
     let mut seed = vec![1];
     seed.extend_from_slice(claims);
     write("jwt", "claims", &seed);
@@ -272,13 +341,25 @@ fn node_link() {
         cuts.push(all.len() + 2);
         all.extend_from_slice(&bytes);
     }
-    write("node_link", "all_frames", &with_cuts(&cuts[..15.min(cuts.len())], &all));
+    write(
+        "node_link",
+        "all_frames",
+        &with_cuts(&cuts[..15.min(cuts.len())], &all),
+    );
     for (i, b) in bodies.iter().enumerate() {
-        write("node_link", &format!("frame_{i:02}"), &with_cuts(&[], &encode(b).expect("encode")));
+        write(
+            "node_link",
+            &format!("frame_{i:02}"),
+            &with_cuts(&[], &encode(b).expect("encode")),
+        );
     }
     // A length prefix announcing more than is sent, and one past the limit.
     write("node_link", "short", &with_cuts(&[], &[0, 0, 1, 0, 3, 0]));
-    write("node_link", "too_large", &with_cuts(&[], &[0, 0x40, 0, 1, 3]));
+    write(
+        "node_link",
+        "too_large",
+        &with_cuts(&[], &[0, 0x40, 0, 1, 3]),
+    );
 }
 
 fn main() {

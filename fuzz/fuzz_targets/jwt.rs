@@ -35,7 +35,9 @@ fn mac(signing_input: &str) -> Vec<u8> {
 }
 
 fn json(part: &str) -> Value {
-    let bytes = URL_SAFE_NO_PAD.decode(part).expect("accepted part is base64url");
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("accepted part is base64url");
     serde_json::from_slice(&bytes).expect("accepted part is JSON")
 }
 
@@ -46,12 +48,23 @@ fn check(token: &str) {
     };
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let sig = URL_SAFE_NO_PAD.decode(parts[2]).expect("signature is base64url");
-    assert_eq!(sig, mac(&format!("{}.{}", parts[0], parts[1])), "forged signature accepted");
+    let sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .expect("signature is base64url");
+    assert_eq!(
+        sig,
+        mac(&format!("{}.{}", parts[0], parts[1])),
+        "forged signature accepted"
+    );
     assert_eq!(json(parts[0])["alg"], "HS256");
     let claims = json(parts[1]);
-    let exp = claims["exp"].as_i64().expect("accepted without an integer exp");
-    assert!(i128::from(NOW) < i128::from(exp) + i128::from(LEEWAY), "expired token accepted");
+    let exp = claims["exp"]
+        .as_i64()
+        .expect("accepted without an integer exp");
+    assert!(
+        i128::from(NOW) < i128::from(exp) + i128::from(LEEWAY),
+        "expired token accepted"
+    );
     assert!(!jid.is_empty());
     assert!(
         [claims["sub"].as_str(), claims["jid"].as_str()].contains(&Some(jid.as_str())),

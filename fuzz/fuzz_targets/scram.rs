@@ -20,7 +20,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use parley_fuzz::scram_fixture::*;
-use parley_proto::sasl::{ChannelBindingType, ScramClient, ScramCredentials, ScramHash, ScramServer};
+use parley_proto::sasl::{
+    ChannelBindingType, ScramClient, ScramCredentials, ScramHash, ScramServer,
+};
 
 fn stored(hash: ScramHash) -> &'static ScramCredentials {
     static SHA1: OnceLock<ScramCredentials> = OnceLock::new();
@@ -85,7 +87,10 @@ fn structured(flags: u8, payload: &[u8]) {
     let mut fields = text.split('\0');
     let (user, password) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
     let authzid = fields.next().filter(|a| !a.is_empty());
-    let nonce = fields.next().filter(|n| !n.is_empty()).unwrap_or(CLIENT_NONCE);
+    let nonce = fields
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(CLIENT_NONCE);
     let hash = hash(flags);
     let offered = bindings(flags);
     let supports_plus = flags & SERVER_SUPPORTS_PLUS != 0;
@@ -93,7 +98,8 @@ fn structured(flags: u8, payload: &[u8]) {
         .tls_exporter
         .clone()
         .map(|d| (ChannelBindingType::TlsExporter, d));
-    let mut client = ScramClient::new(hash, user, password, cb, supports_plus).with_client_nonce(nonce);
+    let mut client =
+        ScramClient::new(hash, user, password, cb, supports_plus).with_client_nonce(nonce);
     if let Some(a) = authzid {
         client = client.with_authzid(a);
     }
@@ -109,16 +115,23 @@ fn structured(flags: u8, payload: &[u8]) {
         }
     };
     let prepped = |s: &str| stringprep::saslprep(s).ok().map(|p| p.into_owned());
-    let nonce_ok = nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',');
-    let expect_success =
-        prepped(user).as_deref() == Some(USER) && prepped(password).as_deref() == Some(PASSWORD) && nonce_ok;
+    let nonce_ok = nonce
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && b != b',');
+    let expect_success = prepped(user).as_deref() == Some(USER)
+        && prepped(password).as_deref() == Some(PASSWORD)
+        && nonce_ok;
 
     let outcome = (|| {
         let cf = server.client_first(&client.client_first())?;
         if let Some(name) = prepped(user) {
             assert_eq!(cf.username, name, "the user name changed on the wire");
         }
-        assert_eq!(cf.authzid.as_deref(), authzid, "the authzid changed on the wire");
+        assert_eq!(
+            cf.authzid.as_deref(),
+            authzid,
+            "the authzid changed on the wire"
+        );
         let challenge = server.server_first(&creds(&cf.username));
         let last = client.client_final(&challenge)?;
         let server_final = server.client_final(&last)?;

@@ -81,12 +81,16 @@ pub fn verify_hs256(
         return Err(JwtError::Signature);
     }
     let claims = json(p)?;
+    // Saturating: `exp` is the signer's number and may be anything up to i64::MAX.
     match claims["exp"].as_i64() {
-        Some(exp) if now_s < exp + leeway_s => {}
+        Some(exp) if now_s < exp.saturating_add(leeway_s) => {}
         _ => return Err(JwtError::Expired),
     }
     for claim in ["nbf", "iat"] {
-        if claims[claim].as_i64().is_some_and(|t| t > now_s + leeway_s) {
+        if claims[claim]
+            .as_i64()
+            .is_some_and(|t| t > now_s.saturating_add(leeway_s))
+        {
             return Err(JwtError::NotYetValid);
         }
     }
@@ -161,5 +165,14 @@ mod tests {
         assert_eq!(verify_hs256("a.b", KEY, 0, 0), Err(JwtError::Malformed));
         assert!(!looks_like_jwt("password"));
         assert!(!looks_like_jwt("secret-token:abc"));
+    }
+
+    /// Found writing the fuzz target `jwt` (its signed-claims mode reaches it): `exp +
+    /// leeway` overflowed for an `exp` near `i64::MAX`, a panic with overflow checks (debug
+    /// builds) and, wrapped, a refusal of a token that never expires.
+    #[test]
+    fn rfc7519_4_1_4_exp_at_the_end_of_time_neither_overflows_nor_expires() {
+        let t = sign_hs256(&json!({"sub": "a@b", "exp": i64::MAX}), KEY);
+        assert_eq!(verify_hs256(&t, KEY, 1000, 600).unwrap(), "a@b");
     }
 }
