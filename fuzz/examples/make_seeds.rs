@@ -9,14 +9,17 @@
 use std::fs;
 use std::path::Path;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use parley_cluster::link::{encode, Body, RemoteClose};
-use parley_fuzz::scram_fixture::*;
 use parley_proto::jwt::sign_hs256;
 use parley_proto::sasl::{ChannelBindingType, ScramClient, ScramServer};
 use parley_user::{UserWire, WireState};
 use serde_json::json;
+
+// Shared with the `scram` target; this example uses only part of it.
+#[allow(dead_code)]
+#[path = "../src/scram_fixture.rs"]
+mod scram_fixture;
+use scram_fixture::*;
 
 const JWT_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -281,11 +284,10 @@ fn jwt() {
         "not_yet",
         json!({"sub": "juliet@example.com", "exp": 1_800_000_000, "nbf": 1_750_000_000}),
     );
-    let none = format!(
-        "\0{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
-        URL_SAFE_NO_PAD.encode(r#"{"sub":"a@b","exp":9999999999}"#)
-    );
+    // RFC 8725 §2.1: `{"alg":"none"}` over a signed token's claims, no signature.
+    let signed = sign_hs256(&json!({"sub": "a@b", "exp": 9_999_999_999_i64}), JWT_KEY);
+    let claims = signed.split('.').nth(1).expect("three parts");
+    let none = format!("\0eyJhbGciOiJub25lIn0.{claims}.");
     write("jwt", "alg_none", none.as_bytes());
     let claims =
         br#"{"sub":"juliet@example.com","exp":1700003600,"iat":1700000000,"nbf":1699990000}"#;
