@@ -410,6 +410,15 @@ impl BoshTable {
     }
 }
 
+/// A request's `<body/>` (XEP-0124 §7), or None for anything else (§17.1 bad-request).
+/// Pure and public for the fuzz target `fuzz/fuzz_targets/bosh_body.rs`.
+#[doc(hidden)]
+pub fn parse_body(bytes: &[u8], limits: &parley_xml::Limits) -> Option<Element> {
+    Element::parse(bytes, limits)
+        .ok()
+        .filter(|el| el.is("body", NS_HTTPBIND))
+}
+
 /// `POST /http-bind`.
 pub async fn http_bind(
     req: HttpRequest,
@@ -429,7 +438,7 @@ pub async fn http_bind(
     };
     let parsed = crate::bosh_limits::parse(body.clone(), body_limits(&state), &bosh.parsers).await;
     let resp = match parsed {
-        Ok(el) if el.is("body", NS_HTTPBIND) => {
+        Some(el) => {
             let remote = el.attr("sid").and_then(|sid| state.bosh.remote_owner(sid));
             match remote {
                 // Another node's session: its node answers (non-sticky balancing).
@@ -475,7 +484,7 @@ pub async fn forwarded(state: &WebState, body: String) -> String {
         body_limits(state),
         &state.bosh.parsers,
     );
-    let Ok(el) = parsed.await else {
+    let Some(el) = parsed.await else {
         return terminate("bad-request");
     };
     let (Some(sid), Some(rid)) = (

@@ -24,7 +24,7 @@ use std::time::Instant;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use parley_xml::{Element, Limits, XmlError};
+use parley_xml::{Element, Limits};
 use tokio::sync::Semaphore;
 
 /// Bodies up to this size are parsed inline on the HTTP worker: parse cost is linear in the
@@ -222,22 +222,23 @@ pub(crate) async fn read_body(
 
 /// Parses a body: inline when small, else on the blocking pool with at most `parsers`
 /// at once (the body's bytes stay counted in the budget while they wait).
+/// The parse itself is [`crate::bosh::parse_body`], the function the fuzz target drives.
 pub(crate) async fn parse(
     body: web::Bytes,
     limits: Limits,
     parsers: &Semaphore,
-) -> Result<Element, XmlError> {
+) -> Option<Element> {
     if body.len() <= INLINE_PARSE_BYTES {
-        return Element::parse(&body, &limits);
+        return crate::bosh::parse_body(&body, &limits);
     }
     let Ok(_permit) = parsers.acquire().await else {
-        return Element::parse(&body, &limits);
+        return crate::bosh::parse_body(&body, &limits);
     };
-    match web::block(move || Element::parse(&body, &limits)).await {
-        Ok(parsed) => parsed,
-        // The blocking pool is gone (shutting down): an unparsable body.
-        Err(_) => Err(XmlError::NotWellFormed("not parsed: shutting down".into())),
-    }
+    // The blocking pool gone (shutting down) counts as an unparsable body.
+    web::block(move || crate::bosh::parse_body(&body, &limits))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// One IP's session-creation bucket.

@@ -7,8 +7,8 @@
 //! does not answer in time is represented by what the registry holds for it, marked
 //! `"partial": true`.
 
-mod admit;
 pub mod admin_input;
+mod admit;
 pub mod bosh;
 pub mod bosh_limits;
 pub mod delegate;

@@ -48,7 +48,6 @@ pub struct WebState {
     pub trusted: crate::proxy::TrustedProxies,
 }
 
-
 impl std::fmt::Debug for WebState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebState")

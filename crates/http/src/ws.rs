@@ -150,11 +150,12 @@ pub async fn websocket(
     // The client as a trusted proxy names it, else the TCP peer ([http] trusted_proxies):
     // per-address limits count clients, not the proxy in front of them.
     let client = state.client_addr(&req);
-    let permit =
-        match crate::admit::admit(&state, client, |r| (format!("{}\n", r.text()), "text/plain")) {
-            Ok(permit) => permit,
-            Err(refused) => return Ok(*refused),
-        };
+    let permit = match crate::admit::admit(&state, client, |r| {
+        (format!("{}\n", r.text()), "text/plain")
+    }) {
+        Ok(permit) => permit,
+        Err(refused) => return Ok(*refused),
+    };
     let (mut response, ws, stream) = actix_ws::handle(&req, body)?;
     response.headers_mut().insert(
         header::SEC_WEBSOCKET_PROTOCOL,

@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_rt::{Arbiter, System};
-use parley_cluster::etcd_access::{EtcdAccess, EtcdAccessConfig};
 use parley_cluster::auth::ClusterSecret;
+use parley_cluster::etcd_access::{EtcdAccess, EtcdAccessConfig};
 use parley_cluster::node::{ClusterSettings, Node};
 use parley_cluster::peer::LinkConfig;
 use parley_http::{admin_server, web_server, AdminState, ConsiderSecure, WebState};

@@ -334,4 +334,13 @@ mod tests {
         );
         assert!(verify(&sign_hs256(&no_iat, KEY), &p, 7000).is_ok());
     }
+
+    /// Found writing the fuzz target `jwt` (its signed-claims mode reaches it): `exp +
+    /// leeway` overflowed for an `exp` near `i64::MAX`, a panic with overflow checks (debug
+    /// builds) and, wrapped, a refusal of a token that never expires.
+    #[test]
+    fn rfc7519_4_1_4_exp_at_the_end_of_time_neither_overflows_nor_expires() {
+        let t = sign_hs256(&json!({"sub": "a@b", "exp": i64::MAX}), KEY);
+        assert_eq!(verify_hs256(&t, KEY, 1000, 600).unwrap(), "a@b");
+    }
 }

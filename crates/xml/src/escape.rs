@@ -267,28 +267,70 @@ pub(crate) fn escape_attr(out: &mut Vec<u8>, s: &str) {
 
 fn escape(out: &mut Vec<u8>, s: &[u8], attr: bool) {
     let mut last = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' if !attr => b"&gt;",
-            b'\'' if attr => b"&apos;",
-            b'"' if attr => b"&quot;",
-            b'\t' if attr => b"&#x9;",
-            b'\n' if attr => b"&#xA;",
-            b'\r' => b"&#xD;",
-            _ => continue,
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let (rep, len): (&[u8], usize) = match b {
+            b'&' => (b"&amp;", 1),
+            b'<' => (b"&lt;", 1),
+            b'>' if !attr => (b"&gt;", 1),
+            b'\'' if attr => (b"&apos;", 1),
+            b'"' if attr => (b"&quot;", 1),
+            b'\t' if attr => (b"&#x9;", 1),
+            b'\n' if attr => (b"&#xA;", 1),
+            b'\r' => (b"&#xD;", 1),
+            // Characters XML 1.0 cannot carry at all, not even as references (§2.2): a
+            // string the server built (an error text quoting the peer's bytes) may hold
+            // them, and the element must stay XML, so they become U+FFFD.
+            0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F => (REPLACEMENT, 1),
+            0xEF if s.get(i + 1) == Some(&0xBF) && matches!(s.get(i + 2), Some(0xBE | 0xBF)) => {
+                (REPLACEMENT, 3)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&s[last..i]);
         out.extend_from_slice(rep);
-        last = i + 1;
+        i += len;
+        last = i;
     }
     out.extend_from_slice(&s[last..]);
 }
 
+/// U+FFFD REPLACEMENT CHARACTER in UTF-8.
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzz targets `stream_parser` and `websocket_framing`: the stream error
+    /// for a mismatched end tag quoted the peer's control characters in its `<text/>`,
+    /// and the server sent a `<stream:error/>` that is not XML (XML 1.0 §2.2 Char).
+    #[test]
+    fn xml_1_0_2_2_serializer_never_writes_a_character_xml_forbids() {
+        let nasty = "a\u{0}b\u{1}\u{8}\u{b}\u{c}\u{1f}\u{fffe}\u{ffff}c\t\n\r&<>'\"\u{fffd}";
+        for attr in [false, true] {
+            let mut out = Vec::new();
+            escape(&mut out, nasty.as_bytes(), attr);
+            let out = String::from_utf8(out).unwrap();
+            assert!(
+                !out.chars().any(|c| (c < ' ' && !"\t\n\r".contains(c))
+                    || c == '\u{fffe}'
+                    || c == '\u{ffff}'),
+                "{out:?}"
+            );
+            let context = if attr {
+                Context::AttrValue
+            } else {
+                Context::Text
+            };
+            let decoded = unescape(&out, context).unwrap();
+            assert_eq!(decoded, "a\u{fffd}b\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}c\t\n\r&<>'\"\u{fffd}");
+        }
+    }
 
     fn text(s: &str) -> Result<String, XmlError> {
         unescape(s, Context::Text).map(Cow::into_owned)

@@ -371,7 +371,10 @@ mod tests {
         // Node links are always authenticated now, so an open public listener is refused by
         // that rule first, naming the keys that would fix it.
         let e = err("[cluster]\npeer_listen = \"0.0.0.0:7400\"\npeer_advertise = \"n1:7400\"\n");
-        assert!(e.contains("cluster.secret") && e.contains("cluster.tls_cert"), "{e}");
+        assert!(
+            e.contains("cluster.secret") && e.contains("cluster.tls_cert"),
+            "{e}"
+        );
         let e = err("[cluster]\npeer_listen = \"10.0.0.5:7400\"\n");
         assert!(e.contains("cluster.secret"), "{e}");
         ok("[cluster]\npeer_listen = \"0.0.0.0:7400\"\npeer_advertise = \"n1:7400\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n");
