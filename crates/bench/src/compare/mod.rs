@@ -267,7 +267,7 @@ fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchE
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("parley dir", e))?;
             let config = format!(
-                "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{dir}\"\n\n[c2s]\nlisten = [\"127.0.0.1:{port}\"]\ndirect_tls = []\nrequire_encryption = false\n\n[sasl]\nscram_iterations = 4096\n\n[limits]\nmax_connections_per_ip = 10000000\nconnection_rate_per_ip = 10000000\nconnection_burst_per_ip = 10000000\nmax_sessions = 10000000\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"warn\"\n",
+                "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{dir}\"\n\n[c2s]\nlisten = [\"127.0.0.1:{port}\"]\ndirect_tls = []\nrequire_encryption = false\n\n[sasl]\nscram_iterations = 4096\n\n[limits]\nmax_connections_per_ip = 10000000\nconnection_rate_per_ip = 10000000\nconnection_burst_per_ip = 10000000\nmax_sessions = 10000000\nread_bytes_per_s = 1073741824\nread_burst_bytes = 1073741824\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"warn\"\n",
                 dir = dir.display(),
                 port = Server::Parley.port()
             );
