@@ -15,6 +15,7 @@
 //! `/proc/<pid>` ([`proc_sample`]) when given its pid. This crate is never linked into
 //! the server.
 
+pub mod attack;
 pub mod chat;
 pub mod client;
 pub mod cluster;

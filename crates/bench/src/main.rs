@@ -28,6 +28,39 @@ enum Command {
     /// Run every scenario against Parley, Prosody and ejabberd, side by side, and write
     /// docs/benchmarks.md.
     Compare(Compare),
+    /// Run the attacks of docs/security.md against a Parley binary (a fresh server per
+    /// attack) and write the results as JSON.
+    Attack(AttackArgs),
+    /// Render two `attack` results (before and after) as the markdown table of
+    /// docs/security.md.
+    AttackReport {
+        /// The JSON of the run before.
+        before: std::path::PathBuf,
+        /// The JSON of the run after.
+        after: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AttackArgs {
+    /// The Parley binary to attack.
+    #[arg(long, default_value = "target/release/parley")]
+    parley_bin: std::path::PathBuf,
+    /// Scratch directory (data dirs, configs, server logs).
+    #[arg(long, default_value = "/tmp/parley-attack")]
+    workdir: std::path::PathBuf,
+    /// Only these attacks (comma-separated names); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Longest flood, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// First of three consecutive loopback ports the server listens on.
+    #[arg(long, default_value_t = 17100)]
+    base_port: u16,
+    /// Where the JSON results go.
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +269,8 @@ fn main() -> ExitCode {
         Command::Run(run) => run.threads,
         Command::Provision(_) => Some(1),
         Command::Compare(c) => return run_compare(c),
+        Command::AttackReport { before, after } => return attack_report(before, after),
+        Command::Attack(_) => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -250,12 +285,48 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(run) => run_scenario(run).await,
             Command::Provision(p) => run_provision(p).await,
-            Command::Compare(_) => unreachable!("handled before the runtime starts"),
+            Command::Attack(a) => run_attack(a).await,
+            Command::Compare(_) | Command::AttackReport { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+async fn run_attack(a: AttackArgs) -> Result<(), BenchError> {
+    use parley_bench::attack::{run, AttackOpts};
+    let opts = AttackOpts {
+        parley_bin: a.parley_bin,
+        workdir: a.workdir,
+        only: a.only,
+        seconds: a.seconds,
+        base_port: a.base_port,
+    };
+    let results = run(&opts).await?;
+    let json = serde_json::to_string_pretty(&results)
+        .map_err(|e| BenchError::Options(format!("encoding results: {e}")))?;
+    std::fs::write(&a.out, json).map_err(|e| BenchError::io("writing the results", e))?;
+    Ok(())
+}
+
+fn attack_report(before: &std::path::Path, after: &std::path::Path) -> ExitCode {
+    use parley_bench::attack::{report, AttackResult};
+    let load = |p: &std::path::Path| -> Result<Vec<AttackResult>, BenchError> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| BenchError::io(format!("reading {}", p.display()), e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| BenchError::Options(format!("{}: {e}", p.display())))
+    };
+    match (load(before), load(after)) {
+        (Ok(b), Ok(a)) => {
+            print!("{}", report(&b, &a));
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) | (_, Err(e)) => fail(&e),
     }
 }
 
