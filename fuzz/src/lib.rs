@@ -1,5 +1,5 @@
 //! Helpers shared by Parley's fuzz targets (see `fuzz_targets/` and
-//! docs/security.d/fuzzing.md).
+//! docs/security.md).
 //!
 //! Incremental decoders must give the same result however the network cut their input,
 //! so several targets read cut points from the first bytes of the fuzz input: the fuzzer
@@ -47,6 +47,7 @@ pub fn small_limits() -> Limits {
         max_stanza_bytes: 2048,
         max_depth: 8,
         max_attrs: 8,
+        max_namespace_declarations: 8,
     }
 }
 
@@ -57,6 +58,7 @@ pub fn no_limits() -> Limits {
         max_stanza_bytes: usize::MAX / 2,
         max_depth: usize::MAX / 2,
         max_attrs: usize::MAX / 2,
+        max_namespace_declarations: usize::MAX / 2,
     }
 }
 

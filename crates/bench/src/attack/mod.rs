@@ -96,8 +96,15 @@ impl Victim {
         let data_dir = dir.join("data");
         // Only keys that every Parley build since the web transports understands, so that the
         // older binary of a before/after run reads the same file; everything else is default.
+        // The SASL flood needs SASL offered on the plain socket (as behind a TLS-terminating
+        // proxy); every other attack meets the default, TLS-required listener.
+        let plain = if name == "sasl-auth-flood" {
+            "require_encryption = false\n"
+        } else {
+            ""
+        };
         let config = format!(
-            "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[c2s]\nlisten = [\"{c2s}\"]\ndirect_tls = []\n\n[admin]\nlisten = \"{admin}\"\ntoken = \"{token}\"\n\n[http]\nlisten = \"{http}\"\n\n[log]\nlevel = \"warn\"\n",
+            "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[c2s]\nlisten = [\"{c2s}\"]\ndirect_tls = []\n{plain}\n[admin]\nlisten = \"{admin}\"\ntoken = \"{token}\"\n\n[http]\nlisten = \"{http}\"\n\n[log]\nlevel = \"warn\"\n",
             data_dir.display()
         );
         let config_path = dir.join("parley.toml");

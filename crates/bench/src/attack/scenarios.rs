@@ -97,14 +97,14 @@ async fn connect(addr: std::net::SocketAddr) -> Result<TcpStream, BenchError> {
         .map_err(|e| BenchError::io(format!("connecting to {addr}"), e))
 }
 
-/// SASL `<auth/>` again and again (SCRAM client-first for an unknown user), never reading.
+/// SASL `<auth/>` without an initial response again and again (each earns a challenge, never a
+/// failure), never reading what the server answers.
 async fn sasl_flood(v: &Victim, secs: f64) -> Result<String, BenchError> {
     let mut s = connect(v.c2s).await?;
     s.write_all(HEADER.as_bytes())
         .await
         .map_err(|e| BenchError::io("writing", e))?;
-    // base64("n,,n=nobody,r=abcdefghijkl")
-    let unit = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>biwsbj1ub2JvZHkscj1hYmNkZWZnaGlqa2w=</auth>";
+    let unit = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'/>";
     Ok(flood(s, unit, secs).await)
 }
 
