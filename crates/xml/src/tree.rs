@@ -165,9 +165,17 @@ fn read_tag<'a>(
 }
 
 /// Resolves the element's prefix; `xmlns` is never bound, so it is refused here too.
+///
+/// An element in the XML namespace (`<xml:a/>`) is refused as well: every element is
+/// written back with a default-namespace declaration, and Namespaces in XML 1.0 §3 forbids
+/// declaring that namespace as the default, so such an element could be read but never
+/// forwarded or stored (found by the `websocket_framing` fuzz target).
 fn resolve_name<'q>(qname: &'q str, scope: &Scope<'_, '_>) -> Result<(&'q str, Ns), XmlError> {
     let (prefix, name) = qname.split_once(':').unwrap_or(("", qname));
     let ns = scope.resolve(prefix)?;
+    if ns.as_str() == XML_NS {
+        return Err(XmlError::nwf("an element may not be in the XML namespace"));
+    }
     Ok((name, ns))
 }
 
@@ -454,6 +462,11 @@ mod tests {
             );
         }
         assert!(parse("<a xmlns:xml='http://www.w3.org/XML/1998/namespace'/>").is_ok());
+        // Namespaces in XML 1.0 §3: the XML namespace is never a default namespace, and the
+        // serializer writes every element with one, so no element may be in it.
+        assert!(parse("<xml:a/>").is_err());
+        assert!(parse("<a><xml:b/></a>").is_err());
+        assert!(parse("<a xml:lang='en'/>").is_ok());
     }
 
     #[test]
