@@ -273,34 +273,24 @@ pub(crate) fn build_element(
     let mut root = None;
     loop {
         match r.read_event()? {
-            XmlEvent::Start(start) => {
+            ev @ (XmlEvent::Start(_) | XmlEvent::Empty(_)) => {
                 if root.is_some() {
                     return Err(XmlError::nwf("content after the root element"));
                 }
+                let (start, empty) = match &ev {
+                    XmlEvent::Empty(start) => (start, true),
+                    XmlEvent::Start(start) => (start, false),
+                    _ => unreachable!("matched Start or Empty above"),
+                };
                 let mark = scope.mark();
-                let e = open(
-                    src.sub(&start)?,
-                    &mut scope,
-                    &mut attrs,
-                    &stack,
-                    &mut budget,
-                )?;
-                stack.push((e, mark));
-            }
-            XmlEvent::Empty(start) => {
-                if root.is_some() {
-                    return Err(XmlError::nwf("content after the root element"));
+                let e = open(src.sub(start)?, &mut scope, &mut attrs, &stack, &mut budget)?;
+                if empty {
+                    // An empty element closes at once: its declarations go out of scope.
+                    scope.leave(mark);
+                    attach(&mut stack, &mut root, e);
+                } else {
+                    stack.push((e, mark));
                 }
-                let mark = scope.mark();
-                let e = open(
-                    src.sub(&start)?,
-                    &mut scope,
-                    &mut attrs,
-                    &stack,
-                    &mut budget,
-                )?;
-                scope.leave(mark);
-                attach(&mut stack, &mut root, e);
             }
             XmlEvent::End(_) => {
                 let (e, mark) = stack

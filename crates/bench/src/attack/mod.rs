@@ -228,8 +228,19 @@ pub async fn run(opts: &AttackOpts) -> Result<Vec<AttackResult>, BenchError> {
         }
         eprintln!("attack {name} …");
         let victim = Victim::start(opts, name)?;
-        // Let start-up allocations settle before the baseline reading.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The baseline is read once the server says it is ready (start-up done), not after
+        // a guessed delay.
+        let ready_by = Instant::now() + Duration::from_secs(30);
+        while !matches!(http::get(victim.admin, "/ready", &victim.admin_token).await,
+            Ok(a) if a.status == 200)
+        {
+            if Instant::now() > ready_by {
+                return Err(BenchError::Timeout(format!(
+                    "{name}: /ready never answered 200"
+                )));
+            }
+            tokio::task::yield_now().await;
+        }
         let before = proc_sample(victim.pid)?;
         let peak = PeakRss::start(victim.pid);
         let started = Instant::now();

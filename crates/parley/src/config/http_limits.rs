@@ -75,29 +75,21 @@ impl Config {
                 "needs admin.token (the bearer token /metrics then requires)",
             ));
         }
-        if admin.metrics_listen.is_some() && admin.metrics_listen == admin.listen {
-            return Err(Violation::new(
-                "admin.metrics_listen",
-                Quoted(
-                    admin
-                        .metrics_listen
-                        .map(|a| a.to_string())
-                        .unwrap_or_default(),
-                ),
-                "must differ from admin.listen (it is a listener of its own)",
-            ));
-        }
-        if admin.metrics_listen.is_some() && admin.listen.is_none() {
-            return Err(Violation::new(
-                "admin.metrics_listen",
-                Quoted(
-                    admin
-                        .metrics_listen
-                        .map(|a| a.to_string())
-                        .unwrap_or_default(),
-                ),
-                "needs admin.listen (the admin endpoint it belongs to)",
-            ));
+        if let Some(metrics) = admin.metrics_listen {
+            let why = match admin.listen {
+                Some(listen) if listen == metrics => {
+                    Some("must differ from admin.listen (it is a listener of its own)")
+                }
+                None => Some("needs admin.listen (the admin endpoint it belongs to)"),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(Violation::new(
+                    "admin.metrics_listen",
+                    Quoted(metrics.to_string()),
+                    why,
+                ));
+            }
         }
         if !(1..=MAX_TOKEN_TTL_S).contains(&admin.max_token_ttl_s) {
             return Err(Violation::new(
