@@ -1,7 +1,7 @@
 //! XMPP over BOSH (XEP-0124, XEP-0206) at `/http-bind`: the same session actors as TCP
 //! and WebSocket, behind a table of BOSH sessions.
 //!
-//! A BOSH session is the [`Channel`] of a framed connection for its session actor. Requests carry the
+//! A BOSH session is the `Channel` of a framed connection for its session actor. Requests carry the
 //! client's elements in; the actor's output waits in the BOSH session until a held request
 //! takes it. What the XEPs require of the server and how it is met:
 //!

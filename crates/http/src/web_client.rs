@@ -6,7 +6,7 @@
 //! the same page and any node takes the connection (BOSH requests are forwarded to the
 //! session's node). Converse.js itself comes from a CDN by default or, for sites that must
 //! not load third-party code (or have no Internet), from a local copy of its `dist`
-//! directory, served at `/converse/dist/` by [`asset`].
+//! directory, served at `/converse/dist/` by `asset`.
 
 use std::path::{Component, Path, PathBuf};
 

@@ -37,10 +37,10 @@ pub enum Command {
     /// Check something without starting the server.
     #[command(subcommand)]
     Check(CheckCommand),
-    /// Sessions of the running server, through its admin API ([admin] listen and token).
+    /// Sessions of the running server, through its admin API (`[admin] listen` and `token`).
     #[command(subcommand)]
     Sessions(SessionsCommand),
-    /// The cluster, through the admin API ([admin] listen and token).
+    /// The cluster, through the admin API (`[admin] listen` and `token`).
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Authentication tokens (`secret-token:…`) in the configured storage.
@@ -104,7 +104,7 @@ pub enum SessionsCommand {
 pub enum UserCommand {
     /// Create an account.
     Add {
-        /// The bare JID, user@host, with host one of [server] hosts.
+        /// The bare JID, user@host, with host one of `[server] hosts`.
         jid: String,
         /// The password; prompted for (or read as one line from a non-terminal
         /// standard input) when absent. Visible to other local users in the process list.

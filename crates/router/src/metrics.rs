@@ -61,7 +61,7 @@ pub fn refusals() -> Vec<(&'static str, u64)> {
 static REFUSALS: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-/// How many (reason, offender) pairs [`log_once`] remembers before it forgets them all; a
+/// How many (reason, offender) pairs [`refuse`] remembers before it forgets them all; a
 /// bound so that a spray of source addresses cannot grow it.
 pub const LOG_ONCE_CAPACITY: usize = 4096;
 
