@@ -397,6 +397,7 @@ fn a_node_without_secret_or_mutual_tls_refuses_to_start_naming_the_keys() {
 /// authenticated flood has pushed 16 MiB through the link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
+    use parley_cluster::etcd_client;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     use std::sync::Arc;
     const TTL: i64 = 6;
