@@ -9,9 +9,6 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,14 +16,16 @@ use base64::Engine as _;
 use parley_proto::ns;
 use parley_proto::sasl::SaslFailure;
 use parley_xml::{Element, Event, Limits, StreamHeader, StreamParser};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpSocket;
 use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+mod tls;
+
+pub(crate) use tls::tls_config;
+pub use tls::Stream;
 
 use crate::scram::ScramExchange;
 use crate::target::Shared;
@@ -62,106 +61,6 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// A TLS client configuration that accepts any server certificate: the servers under
-/// test run self-signed certificates on loopback, and the generator authenticates nobody.
-pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default protocol versions")
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AcceptAnyCert))
-    .with_no_client_auth();
-    Arc::new(config)
-}
-
-#[derive(Debug)]
-struct AcceptAnyCert;
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The socket, before or after STARTTLS.
-pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }
 
 /// What the server sent next.
@@ -835,82 +734,4 @@ impl SessionWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_covers_markup_and_quotes() {
-        assert_eq!(escape("a<b>&'\"c"), "a&lt;b&gt;&amp;&apos;&quot;c");
-        assert_eq!(escape("user1@localhost/r"), "user1@localhost/r");
-    }
-
-    /// RFC 6120 §6.4.2: an empty initial response or challenge is sent as `=`.
-    #[test]
-    fn rfc6120_6_4_2_empty_payload_is_an_equals_sign() {
-        let el = Element::new("success", ns::SASL).with_text("=");
-        assert_eq!(decode_b64(&el).unwrap(), b"");
-        let el = Element::new("challenge", ns::SASL).with_text("cj1hYmM=");
-        assert_eq!(decode_b64(&el).unwrap(), b"r=abc");
-        let el = Element::new("challenge", ns::SASL).with_text("***");
-        assert!(decode_b64(&el).is_err());
-    }
-
-    #[test]
-    fn stream_error_condition_is_named() {
-        let el = Element::parse(
-            b"<stream:error xmlns:stream='http://etherx.jabber.org/streams'>\
-              <conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
-              <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bye</text></stream:error>",
-            &limits(),
-        )
-        .unwrap();
-        assert_eq!(stream_error_condition(&el), "conflict");
-    }
-
-    #[tokio::test]
-    async fn connections_leave_from_the_requested_source_address() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        for source in ["127.0.0.2", "127.0.0.3"] {
-            let ip: IpAddr = source.parse().unwrap();
-            let conn = Conn::connect_to(addr, Some(ip)).await.unwrap();
-            let (_, peer) = listener.accept().await.unwrap();
-            assert_eq!(peer.ip(), ip);
-            drop(conn);
-        }
-    }
-
-    /// RFC 6120 §4.2: a reader yields the same stanzas however the bytes are cut.
-    #[tokio::test]
-    async fn rfc6120_4_2_reader_reassembles_split_input() {
-        let (mut server, client) = tokio::io::duplex(64);
-        let mut reader = Reader {
-            io: client,
-            parser: StreamParser::new(limits()),
-            addr: "127.0.0.1:5222".parse().unwrap(),
-        };
-        tokio::spawn(async move {
-            let xml = b"<stream:stream xmlns='jabber:client' \
-                xmlns:stream='http://etherx.jabber.org/streams' id='x' version='1.0'>\
-                <message from='a@b/c'><body>hi</body></message></stream:stream>";
-            for chunk in xml.chunks(7) {
-                server.write_all(chunk).await.unwrap();
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        assert!(matches!(
-            reader.recv(deadline).await.unwrap(),
-            Incoming::Header(_)
-        ));
-        let msg = reader.stanza(deadline, "message").await.unwrap();
-        assert!(msg.is("message", ns::CLIENT));
-        assert_eq!(
-            msg.get_child("body", ns::CLIENT).map(|b| b.text()),
-            Some("hi".into())
-        );
-        assert!(matches!(
-            reader.recv(deadline).await.unwrap(),
-            Incoming::Close
-        ));
-    }
-}
+mod tests;
