@@ -14,6 +14,10 @@
 //! targeted ([`Target::validate`]). Scenarios read the server's CPU seconds and RSS from
 //! `/proc/<pid>` ([`proc_sample`]) when given its pid. This crate is never linked into
 //! the server.
+//!
+//! Three runners build on them: [`compare`] (Parley beside Prosody and ejabberd, writing
+//! docs/benchmarks.md), [`cluster()`] (same-node vs cross-node costs of a running cluster)
+//! and [`attack`] (what each hostile client costs the server, for docs/security.md).
 
 pub mod attack;
 pub mod chat;

@@ -1,6 +1,8 @@
-//! HTTP on actix-web: the admin API (bearer token), health and readiness for load balancers,
-//! and Prometheus metrics. It holds no business rules: it reads the router, the user registry
-//! and (in a cluster) the node, and answers.
+//! HTTP on actix-web: the client listener (XMPP over WebSocket and BOSH, XEP-0156 discovery,
+//! the Converse.js page), the delegated-auth client, and the admin endpoint (the bearer-token
+//! API, health and readiness for load balancers, Prometheus metrics). It holds no business
+//! rules: it reads the router, the user registry and (in a cluster) the node, and answers;
+//! XMPP itself is parsed and negotiated by the session actors it starts.
 //!
 //! Every API answer covers the whole cluster, whichever node is asked: the node answering
 //! gathers the other nodes' session records over the node links (`Body::Query`); a node that

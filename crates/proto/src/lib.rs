@@ -1,9 +1,10 @@
 //! XMPP protocol types shared by every Parley crate: namespaces, stream and
-//! stanza errors, stanza helpers and the SASL (SCRAM, PLAIN) state machines.
+//! stanza errors, stanza helpers, the SASL (SCRAM with -PLUS, PLAIN, OAUTHBEARER)
+//! state machines, token strings, HS256 JWT verification and XEP-0191 payloads.
 //!
-//! Everything here is pure: no sockets, no async, no actors. That keeps the
-//! protocol rules testable from literal bytes and reusable by the server, the
-//! test kit and the load generator alike.
+//! Everything here is pure: no sockets, no async, no actors, no clock (callers pass
+//! the time in). That keeps the protocol rules testable from literal bytes and
+//! reusable by the server, the test kit and the load generator alike.
 
 pub mod blocking;
 pub mod datetime;

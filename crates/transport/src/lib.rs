@@ -1,7 +1,7 @@
 //! Sockets: the c2s TCP listeners, TLS (STARTTLS and XEP-0368 direct TLS), certificates and
 //! channel bindings.
 //!
-//! This is the only crate (with the HTTP crate, later) that touches sockets. Each accepted
+//! This is the only crate (with parley-http) that touches sockets. Each accepted
 //! connection becomes a [`TcpConnection`] and is handed to a new session actor on one of the
 //! worker arbiters; from then on the session drives the connection itself.
 
