@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jid::{BareJid, FullJid};
 use parley_proto::stanza_error::{StanzaCondition, StanzaError};
@@ -200,12 +200,6 @@ impl std::fmt::Debug for Node {
             .field("id", &self.me)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Node {
@@ -718,7 +712,7 @@ async fn register(
     let info = NodeInfo {
         addr: settings.peer_advertise.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_ms: now_ms(),
+        started_ms: parley_router::now_ms(),
     };
     let ttl = Duration::from_secs(settings.lease_ttl_s.max(1) as u64);
     tokio::time::timeout(
