@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::client::{escape, Incoming, Session, SessionReader, SessionWriter};
+use crate::client::{Incoming, Session, SessionReader, SessionWriter};
 use crate::idle::close_all;
 use crate::stats::{run_pool, unix_nanos, Latencies, LatencySummary, Meter, Usage};
 use crate::target::{Shared, Target, TargetEcho};
@@ -273,7 +273,7 @@ async fn send_loop(
     start: Instant,
     stop: Instant,
 ) -> (Option<SessionWriter>, u64) {
-    let to = escape(&to);
+    let to = parley_xml::escape::attr(&to).into_owned();
     let mut sent = 0u64;
     let mut buf = Vec::with_capacity(4096);
     let ok = match (window, pacing) {

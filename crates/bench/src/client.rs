@@ -47,22 +47,6 @@ fn limits() -> Limits {
     }
 }
 
-/// Escapes text for XML character data and single- or double-quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// What the server sent next.
 #[derive(Debug)]
 pub enum Incoming {
@@ -256,7 +240,7 @@ impl Conn {
         let header = format!(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
              xmlns:stream='http://etherx.jabber.org/streams' to='{}' version='1.0'>",
-            escape(domain)
+            parley_xml::escape::attr(domain)
         );
         self.send(header.as_bytes()).await?;
         self.with_reader(async |r| {
@@ -490,7 +474,7 @@ impl Conn {
         let bind = format!(
             "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
              <resource>{}</resource></bind></iq>",
-            escape(resource)
+            parley_xml::escape::text(resource)
         );
         self.send(bind.as_bytes()).await?;
         let answer = self
@@ -635,7 +619,7 @@ impl Session {
         out.extend_from_slice(
             format!(
                 "<iq type='get' id='{id}' to='{}'><ping xmlns='urn:xmpp:ping'/></iq>",
-                escape(self.domain())
+                parley_xml::escape::attr(self.domain())
             )
             .as_bytes(),
         );

@@ -136,13 +136,13 @@ pub async fn idle(target: &Target, opts: &IdleOpts) -> Result<IdleResult, BenchE
 /// server, which will time them out.
 pub(crate) async fn close_all(sessions: Vec<Session>, concurrency: usize) {
     let n = sessions.len();
-    let slots: Vec<std::sync::Mutex<Option<Session>>> = sessions
+    let slots: Vec<parking_lot::Mutex<Option<Session>>> = sessions
         .into_iter()
-        .map(|s| std::sync::Mutex::new(Some(s)))
+        .map(|s| parking_lot::Mutex::new(Some(s)))
         .collect();
     let slots = std::sync::Arc::new(slots);
     run_pool(n, concurrency.max(1), move |i| {
-        let s = slots[i].lock().ok().and_then(|mut g| g.take());
+        let s = slots[i].lock().take();
         async move {
             if let Some(s) = s {
                 let _ = s.close().await;

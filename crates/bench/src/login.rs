@@ -1,8 +1,9 @@
 //! `login`: sessions established per second at a fixed concurrency, each from TCP
 //! connect to the server's answer after initial presence, then closed cleanly.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -141,7 +142,7 @@ pub async fn login(target: &Target, opts: &LoginOpts) -> Result<LoginResult, Ben
                     match result {
                         Ok(took) => local.record(took),
                         Err(e) => {
-                            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                            let mut t = tally.lock();
                             t.failed += 1;
                             if t.first_error.is_none() {
                                 eprintln!("login: first failure: {e}");
@@ -150,7 +151,7 @@ pub async fn login(target: &Target, opts: &LoginOpts) -> Result<LoginResult, Ben
                         }
                     }
                 }
-                let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                let mut t = tally.lock();
                 t.completed += local.len() as usize;
                 t.lat.merge(&local);
             })
@@ -161,7 +162,7 @@ pub async fn login(target: &Target, opts: &LoginOpts) -> Result<LoginResult, Ben
     }
     let elapsed = started.elapsed().as_secs_f64();
     let usage = meter.finish()?;
-    let t = tally.lock().unwrap_or_else(|p| p.into_inner());
+    let t = tally.lock();
     eprintln!(
         "login: {} done, {} failed in {elapsed:.2} s",
         t.completed, t.failed

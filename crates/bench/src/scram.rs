@@ -6,10 +6,11 @@
 //! HMAC rounds) on every login would make the generator spend its core on its own PBKDF2
 //! and measure itself, not the server; real clients cache the derived key too.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use parley_proto::sasl::{salted_password, SaslFailure, ScramClient, ScramHash};
 
@@ -84,13 +85,10 @@ impl ScramCache {
         self.inner.misses.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Vec<u8>>> {
-        // A panic while holding the lock cannot leave the map inconsistent (inserts are
-        // single calls), so a poisoned lock is still usable.
-        self.inner
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<CacheKey, Vec<u8>>> {
+        // parking_lot does not poison: a panic while holding the lock cannot leave the map
+        // inconsistent (inserts are single calls), so there is nothing to recover from.
+        self.inner.map.lock()
     }
 }
 

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jid::{BareJid, FullJid};
 use parley_proto::stanza_error::{StanzaCondition, StanzaError};
@@ -188,12 +188,6 @@ impl std::fmt::Debug for Node {
             .field("id", &self.me)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Node {

@@ -257,8 +257,8 @@ async fn host_meta(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse
          <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
          <Link rel='urn:xmpp:alt-connections:websocket' href='{}'/>\n  \
          <Link rel='urn:xmpp:alt-connections:xbosh' href='{}'/>\n</XRD>\n",
-        xml_attr(&ws),
-        xml_attr(&bosh)
+        parley_xml::escape::attr(&ws),
+        parley_xml::escape::attr(&bosh)
     );
     let resp = HttpResponse::Ok()
         .content_type("application/xrd+xml")
@@ -281,12 +281,6 @@ async fn host_meta_json(req: HttpRequest, state: web::Data<WebState>) -> HttpRes
 /// CORS preflight.
 async fn preflight(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse {
     cors(&req, &state, HttpResponse::NoContent().finish())
-}
-
-fn xml_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('\'', "&apos;")
-        .replace('<', "&lt;")
 }
 
 /// Starts the HTTP listener on `addr`; returns the bound address and the server future.

@@ -12,7 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::directory::SessionFlags;
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch (0 for a clock before 1970): the workspace's one
+/// wall-clock helper, which the user actor, session tokens and the node call too, so that
+/// every stored or compared time is on the same scale. Only deadlines stored as data use
+/// it; timers use the monotonic clock.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

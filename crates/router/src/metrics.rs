@@ -1,6 +1,8 @@
-//! Process-wide stanza counters and the routing-latency histogram, for `/metrics`.
+//! Process-wide stanza counters, refusals and the routing-latency histogram, for `/metrics`.
 //!
-//! Plain relaxed atomics: one add per stanza, no locks, nothing allocated.
+//! Plain relaxed atomics: one add per stanza, no locks, nothing allocated. They are read at
+//! scrape time and written out by `parley-http`'s `metrics` module with `prometheus-client`;
+//! that crate's own `Histogram` takes a mutex per observation, which the stanza path must not.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,7 +15,8 @@ pub static STANZAS_OUT: AtomicU64 = AtomicU64::new(0);
 /// Upper bounds of the routing-latency buckets, in microseconds.
 pub const LATENCY_BOUNDS_US: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 10_000, 100_000];
 
-static LATENCY_BUCKETS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
+static LATENCY_BUCKETS: [AtomicU64; LATENCY_BOUNDS_US.len() + 1] =
+    [const { AtomicU64::new(0) }; LATENCY_BOUNDS_US.len() + 1];
 static LATENCY_SUM_US: AtomicU64 = AtomicU64::new(0);
 
 /// Records how long routing one client stanza took (parse done → handed to its destination).
@@ -27,17 +30,12 @@ pub fn observe_routing(took: Duration) {
     LATENCY_SUM_US.fetch_add(us, Ordering::Relaxed);
 }
 
-/// Cumulative bucket counts (Prometheus `le` semantics, the last is `+Inf`) and the sum in
-/// microseconds.
-pub fn routing_histogram() -> (Vec<u64>, u64) {
-    let mut acc = 0;
-    let counts = LATENCY_BUCKETS
-        .iter()
-        .map(|b| {
-            acc += b.load(Ordering::Relaxed);
-            acc
-        })
-        .collect();
+/// The routing-latency histogram as it stands: the count in each bucket of
+/// [`LATENCY_BOUNDS_US`] (not cumulative; the last counts everything above the largest bound)
+/// and the sum of all observations in microseconds. Each atomic is read once, so the count
+/// of all observations is the sum of the buckets.
+pub fn routing_buckets() -> ([u64; LATENCY_BOUNDS_US.len() + 1], u64) {
+    let counts = std::array::from_fn(|i| LATENCY_BUCKETS[i].load(Ordering::Relaxed));
     (counts, LATENCY_SUM_US.load(Ordering::Relaxed))
 }
 
@@ -96,5 +94,23 @@ mod tests {
             .find(|(r, _)| *r == "test_reason")
             .map(|(_, n)| n);
         assert_eq!(n, Some(3));
+    }
+
+    #[test]
+    fn each_observation_lands_in_the_first_bucket_that_holds_it() {
+        let (before, sum_before) = routing_buckets();
+        observe_routing(Duration::from_micros(10));
+        observe_routing(Duration::from_micros(11));
+        observe_routing(Duration::from_secs(1));
+        let (after, sum_after) = routing_buckets();
+        let grew: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        // Other tests in this process may observe too, so only growth is asserted.
+        assert!(grew[0] >= 1, "10 µs is within the 10 µs bound: {grew:?}");
+        assert!(grew[1] >= 1, "11 µs goes to the 25 µs bucket: {grew:?}");
+        assert!(
+            grew[LATENCY_BOUNDS_US.len()] >= 1,
+            "1 s is above every bound: {grew:?}"
+        );
+        assert!(sum_after - sum_before >= 1_000_021);
     }
 }

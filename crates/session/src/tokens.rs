@@ -2,16 +2,10 @@
 //! [`parley_proto::token`]) against storage. Used by SASL (OAUTHBEARER, and PLAIN with a
 //! token as the password), the CLI and the admin API. Tokens are never logged.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parley_proto::token;
 use parley_storage::{Storage, StorageError, TokenRecord};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// A token just issued: the string for the client (shown once) and its record.
 #[derive(Debug, Clone)]
@@ -32,7 +26,7 @@ pub async fn issue(
     purpose: &str,
 ) -> Result<Issued, StorageError> {
     let made = token::generate(&format!("{username}@{host}"));
-    let created_ms = now_ms();
+    let created_ms = parley_router::now_ms();
     let record = TokenRecord {
         id: made.id,
         username: username.to_owned(),
@@ -90,7 +84,7 @@ pub async fn verify(
     if !token::verify(&p.secret, &record.secret_hash) || p.jid != account {
         return Ok(Err(Refused::Mismatch));
     }
-    let now = now_ms();
+    let now = parley_router::now_ms();
     if record.expires_ms.is_some_and(|e| e <= now) {
         return Ok(Err(Refused::Expired));
     }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::fut::{wrap_future, ActorFutureExt};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
@@ -87,12 +86,6 @@ impl std::fmt::Debug for UserActor {
             .field("resources", &self.resources.len())
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl UserActor {
@@ -210,7 +203,7 @@ impl UserActor {
             return;
         }
         let msg = OfflineMessage {
-            stamp_ms: now_ms(),
+            stamp_ms: parley_router::now_ms(),
             stanza: stanza.to_string(),
         };
         let storage = self.users.storage.clone();

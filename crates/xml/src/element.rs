@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::escape::{escape_attr, escape_text};
+use crate::escape::{write_attr, write_text};
 use crate::scope::Ns;
 use crate::{Limits, XmlError};
 
@@ -200,21 +200,21 @@ impl Element {
         // first, it costs nothing however long the namespace is.
         if !parent_ns.is_some_and(|p| Ns::same(p, ns)) {
             out.extend_from_slice(b" xmlns='");
-            escape_attr(out, ns);
+            write_attr(out, ns);
             out.push(b'\'');
         }
         for (prefix, uri) in &self.prefixes {
             out.extend_from_slice(b" xmlns:");
             out.extend_from_slice(prefix.as_bytes());
             out.extend_from_slice(b"='");
-            escape_attr(out, uri.as_str());
+            write_attr(out, uri.as_str());
             out.push(b'\'');
         }
         for (k, v) in &self.attrs {
             out.push(b' ');
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b"='");
-            escape_attr(out, v);
+            write_attr(out, v);
             out.push(b'\'');
         }
         if self.children.is_empty() {
@@ -225,7 +225,7 @@ impl Element {
         for n in &self.children {
             match n {
                 Node::Element(e) => e.write_to(out, Some(ns)),
-                Node::Text(t) => escape_text(out, t),
+                Node::Text(t) => write_text(out, t),
             }
         }
         out.extend_from_slice(b"</");

@@ -1,5 +1,10 @@
 //! Character-level rules: escaping for output, entity expansion and character
 //! validation for input (XML 1.0 §2.2, §2.3, §2.11, §3.3.3, §4.1, §4.6; RFC 6120 §11.1).
+//!
+//! The escaping is public, so that every crate writing XML by hand (stream headers, the
+//! load generator's stanzas) escapes exactly as the serializer does: [`text`] and [`attr`]
+//! for a string, borrowed when nothing needs escaping; [`write_text`] and [`write_attr`]
+//! to append to a byte buffer, as [`Element::write_to`](crate::Element::write_to) does.
 
 use std::borrow::Cow;
 
@@ -253,54 +258,114 @@ pub(crate) fn is_xml_ws(b: u8) -> bool {
 }
 
 /// Escapes element text: `&`, `<`, `>` (so `]]>` cannot appear), and CR, which a
-/// parser would otherwise fold into LF.
-pub(crate) fn escape_text(out: &mut Vec<u8>, s: &str) {
-    escape(out, s.as_bytes(), false);
+/// parser would otherwise fold into LF. Characters XML cannot carry at all become U+FFFD.
+/// Returns `s` itself when nothing needs escaping.
+///
+/// ```
+/// assert_eq!(parley_xml::escape::text("a < b & c"), "a &lt; b &amp; c");
+/// assert!(matches!(parley_xml::escape::text("plain"), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn text(s: &str) -> Cow<'_, str> {
+    escaped(s, false)
 }
 
-/// Escapes an attribute value for single-quoted output; both quote characters are
-/// escaped so the value is safe whichever quote a reader expects, and TAB/LF/CR are
-/// written as references because attribute normalization would turn them into spaces.
-pub(crate) fn escape_attr(out: &mut Vec<u8>, s: &str) {
-    escape(out, s.as_bytes(), true);
+/// Escapes an attribute value for output between either quote character: both quotes
+/// are escaped, and TAB/LF/CR are written as references because attribute normalization
+/// would turn them into spaces. Characters XML cannot carry at all become U+FFFD. Returns
+/// `s` itself when nothing needs escaping.
+///
+/// ```
+/// assert_eq!(parley_xml::escape::attr("it's \"x\""), "it&apos;s &quot;x&quot;");
+/// ```
+pub fn attr(s: &str) -> Cow<'_, str> {
+    escaped(s, true)
 }
 
-fn escape(out: &mut Vec<u8>, s: &[u8], attr: bool) {
+/// Appends `s` escaped as element text (see [`text`]) to `out`.
+pub fn write_text(out: &mut Vec<u8>, s: &str) {
+    escape(out, s, false);
+}
+
+/// Appends `s` escaped as an attribute value (see [`attr`]) to `out`.
+pub fn write_attr(out: &mut Vec<u8>, s: &str) {
+    escape(out, s, true);
+}
+
+/// Where escaped output goes: the serializer's byte buffer or a new string.
+trait Sink {
+    fn put(&mut self, s: &str);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+/// The reference or character that stands for the character at `s[i]`, and how many
+/// bytes it replaces; None when the byte is written as it is.
+fn replacement(s: &[u8], i: usize, attr: bool) -> Option<(&'static str, usize)> {
+    Some(match s[i] {
+        b'&' => ("&amp;", 1),
+        b'<' => ("&lt;", 1),
+        b'>' if !attr => ("&gt;", 1),
+        b'\'' if attr => ("&apos;", 1),
+        b'"' if attr => ("&quot;", 1),
+        b'\t' if attr => ("&#x9;", 1),
+        b'\n' if attr => ("&#xA;", 1),
+        b'\r' => ("&#xD;", 1),
+        // Characters XML 1.0 cannot carry at all, not even as references (§2.2): a
+        // string the server built (an error text quoting the peer's bytes) may hold
+        // them, and the element must stay XML, so they become U+FFFD.
+        0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F => (REPLACEMENT, 1),
+        0xEF if s.get(i + 1) == Some(&0xBF) && matches!(s.get(i + 2), Some(0xBE | 0xBF)) => {
+            (REPLACEMENT, 3)
+        }
+        _ => return None,
+    })
+}
+
+/// `s` escaped, borrowed when nothing needs escaping (the common case).
+fn escaped(s: &str, attr: bool) -> Cow<'_, str> {
+    let bytes = s.as_bytes();
+    match (0..bytes.len()).find(|&i| replacement(bytes, i, attr).is_some()) {
+        None => Cow::Borrowed(s),
+        Some(first) => {
+            let mut out = String::with_capacity(s.len() + 16);
+            out.push_str(&s[..first]);
+            escape(&mut out, &s[first..], attr);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Every slice boundary falls on an ASCII byte or around a whole three-byte character, so
+/// the `&str` slicing below never splits a character.
+fn escape(out: &mut impl Sink, s: &str, attr: bool) {
+    let bytes = s.as_bytes();
     let mut last = 0;
     let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        let (rep, len): (&[u8], usize) = match b {
-            b'&' => (b"&amp;", 1),
-            b'<' => (b"&lt;", 1),
-            b'>' if !attr => (b"&gt;", 1),
-            b'\'' if attr => (b"&apos;", 1),
-            b'"' if attr => (b"&quot;", 1),
-            b'\t' if attr => (b"&#x9;", 1),
-            b'\n' if attr => (b"&#xA;", 1),
-            b'\r' => (b"&#xD;", 1),
-            // Characters XML 1.0 cannot carry at all, not even as references (§2.2): a
-            // string the server built (an error text quoting the peer's bytes) may hold
-            // them, and the element must stay XML, so they become U+FFFD.
-            0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F => (REPLACEMENT, 1),
-            0xEF if s.get(i + 1) == Some(&0xBF) && matches!(s.get(i + 2), Some(0xBE | 0xBF)) => {
-                (REPLACEMENT, 3)
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
+    while i < bytes.len() {
+        let Some((rep, len)) = replacement(bytes, i, attr) else {
+            i += 1;
+            continue;
         };
-        out.extend_from_slice(&s[last..i]);
-        out.extend_from_slice(rep);
+        out.put(&s[last..i]);
+        out.put(rep);
         i += len;
         last = i;
     }
-    out.extend_from_slice(&s[last..]);
+    out.put(&s[last..]);
 }
 
 /// U+FFFD REPLACEMENT CHARACTER in UTF-8.
-const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+const REPLACEMENT: &str = "\u{FFFD}";
 
 #[cfg(test)]
 mod tests {
@@ -314,8 +379,14 @@ mod tests {
         let nasty = "a\u{0}b\u{1}\u{8}\u{b}\u{c}\u{1f}\u{fffe}\u{ffff}c\t\n\r&<>'\"\u{fffd}";
         for attr in [false, true] {
             let mut out = Vec::new();
-            escape(&mut out, nasty.as_bytes(), attr);
+            escape(&mut out, nasty, attr);
             let out = String::from_utf8(out).unwrap();
+            let cow = if attr {
+                super::attr(nasty)
+            } else {
+                super::text(nasty)
+            };
+            assert_eq!(cow, out);
             assert!(
                 !out.chars().any(|c| (c < ' ' && !"\t\n\r".contains(c))
                     || c == '\u{fffe}'
@@ -417,11 +488,11 @@ mod tests {
     fn xml_2_4_escaping_round_trips_through_unescape() {
         let s = "<a href=\"x\">'&'</a>]]>\r\n\t";
         let mut out = Vec::new();
-        escape_text(&mut out, s);
+        write_text(&mut out, s);
         assert_eq!(out, b"&lt;a href=\"x\"&gt;'&amp;'&lt;/a&gt;]]&gt;&#xD;\n\t");
         assert_eq!(text(std::str::from_utf8(&out).unwrap()).unwrap(), s);
         let mut out = Vec::new();
-        escape_attr(&mut out, s);
+        write_attr(&mut out, s);
         assert_eq!(
             out,
             b"&lt;a href=&quot;x&quot;>&apos;&amp;&apos;&lt;/a>]]>&#xD;&#xA;&#x9;"
@@ -430,6 +501,34 @@ mod tests {
             unescape(std::str::from_utf8(&out).unwrap(), Context::AttrValue).unwrap(),
             s
         );
+    }
+
+    #[test]
+    fn strings_with_nothing_to_escape_are_borrowed() {
+        for s in [
+            "",
+            "user1@localhost/r",
+            "héllo wörld \u{1F600}",
+            "a>b",
+            "\u{FFFD}",
+        ] {
+            assert!(matches!(super::attr(s), Cow::Borrowed(_)), "{s}");
+        }
+        for s in ["", "it's \"quoted\"\tand\nsplit", "\u{FF21}\u{F900}"] {
+            assert!(matches!(super::text(s), Cow::Borrowed(_)), "{s}");
+        }
+    }
+
+    #[test]
+    fn xml_2_4_markup_and_quotes_are_escaped_for_their_context() {
+        assert_eq!(super::text("a<b>&'\"c"), "a&lt;b&gt;&amp;'\"c");
+        assert_eq!(super::attr("a<b>&'\"c"), "a&lt;b>&amp;&apos;&quot;c");
+        // The escaped part may start after multi-byte characters.
+        assert_eq!(super::attr("é€\u{1F600}&"), "é€\u{1F600}&amp;");
+        assert_eq!(super::text("é\u{FFFF}x"), "é\u{FFFD}x");
+        let mut out = b"<a x='".to_vec();
+        write_attr(&mut out, "1'2");
+        assert_eq!(out, b"<a x='1&apos;2");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 mod element;
 mod error;
-mod escape;
+pub mod escape;
 mod scan;
 mod scope;
 mod stream;

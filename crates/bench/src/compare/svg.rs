@@ -49,12 +49,6 @@ fn nice_axis(max: f64) -> (f64, f64) {
     ((max / step).ceil() * step, step)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn fmt_tick(v: f64) -> String {
     if v >= 1000.0 && v % 1000.0 == 0.0 {
         format!("{}k", v / 1000.0)
@@ -117,7 +111,7 @@ impl Chart {
              <rect width='100%' height='100%' fill='white'/>\
              <text x='{}' y='22' text-anchor='middle' font-size='15'>{}</text>",
             W / 2.0,
-            esc(&self.title)
+            parley_xml::escape::text(&self.title)
         );
         // Grid and ticks.
         let yticks: Vec<f64> = if self.log_y {
@@ -163,9 +157,9 @@ impl Chart {
              <text transform='translate(16 {:.1}) rotate(-90)' text-anchor='middle'>{}</text>",
             LEFT + pw / 2.0,
             H - 12.0,
-            esc(&self.x_label),
+            parley_xml::escape::text(&self.x_label),
             TOP + ph / 2.0,
-            esc(&self.y_label)
+            parley_xml::escape::text(&self.y_label)
         );
         for (i, s) in self.series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
@@ -196,7 +190,7 @@ impl Chart {
                 ly - 4.0,
                 LEFT + 28.0,
                 ly,
-                esc(&s.name)
+                parley_xml::escape::text(&s.name)
             );
         }
         out.push_str("</svg>\n");

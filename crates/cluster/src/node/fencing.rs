@@ -59,7 +59,7 @@ pub(super) async fn register(
     let info = NodeInfo {
         addr: settings.peer_advertise.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_ms: now_ms(),
+        started_ms: parley_router::now_ms(),
     };
     let ttl = Duration::from_secs(settings.lease_ttl_s.max(1) as u64);
     tokio::time::timeout(

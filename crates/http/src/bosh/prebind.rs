@@ -33,7 +33,7 @@ pub async fn prebind(
     });
     session.feed_open();
     let resource = resource
-        .map(|r| format!("<resource>{}</resource>", xml_text(&r)))
+        .map(|r| format!("<resource>{}</resource>", parley_xml::escape::text(&r)))
         .unwrap_or_default();
     session.feed(
         format!(
@@ -69,10 +69,4 @@ pub async fn prebind(
             return Err("the session ended before it was bound".into());
         }
     }
-}
-
-fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -1,0 +1,580 @@
+//! `/metrics`: what the node counts, written in the Prometheus text format (version 0.0.4)
+//! by `prometheus-client`'s registry and encoder. The full list is in docs/metrics.md.
+//!
+//! The counters stay where they are counted: relaxed atomics in the router (stanzas,
+//! refusals, routing latency), in the session crate (throttled reads) and in the node (etcd,
+//! links, fences). Counting a stanza is therefore one atomic add, with no lock and nothing
+//! allocated; `prometheus-client`'s own `Histogram` takes a mutex per observation, and its
+//! counters live behind an `Arc` that those crates would have to carry. A scrape takes a
+//! [`Snapshot`] of the counters and of the gauges the node can tell on the spot (sessions, user
+//! actors, readiness, BOSH, the registry cache), registers it as a collector, and the library
+//! writes it out: `_total` and unit suffixes, label-value escaping, float formatting and
+//! cumulative histogram buckets.
+//!
+//! `prometheus-client` rather than `metrics` + `metrics-exporter-prometheus`: it is the
+//! Prometheus project's own client, its registry is an explicit value (no process-wide
+//! recorder that tests would share) and it can write values read at scrape time through its
+//! `Collector` trait, which is all this node needs.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::HttpResponse;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::AdminState;
+
+/// Every metric name starts with this and an underscore.
+const PREFIX: &str = "parley";
+
+/// What one scrape shows, read in one go so that the text is written without holding a lock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// This node's id: the `node` label of every sample.
+    pub node: String,
+    /// Bound client sessions per node: this node's first, then (in a cluster) every other
+    /// node as the registry shows it.
+    pub sessions: Vec<(String, u64)>,
+    /// Running user actors on this node.
+    pub user_actors: u64,
+    /// Whether the node accepts clients.
+    pub ready: bool,
+    /// BOSH figures, when the client HTTP listener runs.
+    pub bosh: Option<Bosh>,
+    /// Stanzas received from clients.
+    pub stanzas_in: u64,
+    /// Stanzas queued to clients.
+    pub stanzas_out: u64,
+    /// Refusals by reason, sorted by reason.
+    pub refusals: Vec<(&'static str, u64)>,
+    /// Times a session stopped reading because of the read-rate limit.
+    pub reads_throttled: u64,
+    /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
+    /// last bound is +Inf) and the sum of all observations in seconds.
+    pub routing: (Vec<(f64, u64)>, f64),
+    /// Node figures, in a cluster.
+    pub cluster: Option<Cluster>,
+}
+
+/// The BOSH part of a [`Snapshot`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bosh {
+    /// BOSH sessions on this node.
+    pub sessions: u64,
+    /// Bytes of BOSH input held.
+    pub pending_bytes: u64,
+    /// BOSH HTTP requests being answered.
+    pub requests_in_flight: u64,
+}
+
+/// The cluster part of a [`Snapshot`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cluster {
+    /// Claim transactions sent to etcd.
+    pub etcd_claims: u64,
+    /// Batched write transactions sent to etcd.
+    pub etcd_batches: u64,
+    /// etcd requests that failed.
+    pub etcd_errors: u64,
+    /// Keys written or deleted by batches.
+    pub etcd_batched_keys: u64,
+    /// Each peer link and whether it is connected.
+    pub links: Vec<(String, bool)>,
+    /// Frames queued on node links.
+    pub frames_out: u64,
+    /// Frames received from node links.
+    pub frames_in: u64,
+    /// Stanzas bounced because a link refused or gave them up.
+    pub bounced: u64,
+    /// Times this node fenced itself.
+    pub fences: u64,
+    /// User actors handed to another node.
+    pub handed_off: u64,
+    /// Approximate heap bytes of the registry cache's session entries.
+    pub registry_cache_bytes: u64,
+    /// Session entries in the registry cache.
+    pub registry_sessions: u64,
+}
+
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl Snapshot {
+    /// Reads everything `/metrics` shows from the node's state and the process counters.
+    pub fn take(state: &AdminState) -> Snapshot {
+        use parley_router::metrics as m;
+        let node = state.node.clone();
+        let mut sessions = vec![(node.clone(), state.router.session_count() as u64)];
+        if let Some(n) = &state.cluster {
+            sessions.extend(
+                n.nodes()
+                    .into_iter()
+                    .filter(|v| v.id != node)
+                    .map(|v| (v.id, v.sessions as u64)),
+            );
+        }
+        let (buckets, sum_us) = m::routing_buckets();
+        let bounds = m::LATENCY_BOUNDS_US
+            .iter()
+            .map(|us| *us as f64 / 1e6)
+            .chain(std::iter::once(f64::INFINITY));
+        let cluster = state.cluster.as_ref().map(|n| {
+            let c = &n.metrics;
+            let cache = n.cache().read().unwrap_or_else(|e| e.into_inner());
+            Cluster {
+                etcd_claims: load(&c.etcd_claims),
+                etcd_batches: load(&c.etcd_batches),
+                etcd_errors: load(&c.etcd_errors),
+                etcd_batched_keys: load(&c.etcd_batched_keys),
+                links: n.links().into_iter().map(|l| (l.node, l.up)).collect(),
+                frames_out: load(&c.frames_out),
+                frames_in: load(&c.frames_in),
+                bounced: load(&c.bounced),
+                fences: load(&c.fences),
+                handed_off: load(&c.handed_off),
+                registry_cache_bytes: cache.approx_session_bytes() as u64,
+                registry_sessions: cache.session_count() as u64,
+            }
+        });
+        Snapshot {
+            sessions,
+            user_actors: state.users.running() as u64,
+            ready: crate::is_ready(state),
+            bosh: state.web.as_ref().map(|web| Bosh {
+                sessions: web.bosh.len() as u64,
+                pending_bytes: web.bosh.pending_bytes() as u64,
+                requests_in_flight: web.bosh.requests_in_flight() as u64,
+            }),
+            stanzas_in: load(&m::STANZAS_IN),
+            stanzas_out: load(&m::STANZAS_OUT),
+            refusals: m::refusals(),
+            reads_throttled: load(&parley_session::limits::READS_THROTTLED),
+            routing: (bounds.zip(buckets).collect(), sum_us as f64 / 1e6),
+            cluster,
+            node,
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(self) -> String {
+        let mut registry = Registry::with_prefix(PREFIX);
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        // Writing into a String cannot fail; an Err could only come from an encoder bug,
+        // and a partial page is still better for an operator than none.
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        text
+    }
+}
+
+/// The `/metrics` answer (after the caller has checked `[admin] metrics_auth`).
+pub(crate) fn response(state: &AdminState) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
+        .body(Snapshot::take(state).render())
+}
+
+/// One metric family: its help and type, then one sample per label set.
+fn family<L, V>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result
+where
+    L: EncodeLabelSet,
+    V: EncodeGaugeValue + EncodeCounterValue,
+{
+    let mut metric = enc.encode_descriptor(name, help, unit, kind)?;
+    for (labels, value) in samples {
+        let mut sample = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => sample.encode_counter::<NoLabelSet, _, u64>(&value, None)?,
+            _ => sample.encode_gauge(&value)?,
+        }
+    }
+    Ok(())
+}
+
+/// Samples labelled with this node and one more label.
+fn labelled<'a>(
+    node: &'a str,
+    key: &'static str,
+    samples: impl IntoIterator<Item = (&'a str, u64)> + 'a,
+) -> impl Iterator<Item = ([(&'static str, &'a str); 2], u64)> + 'a {
+    samples
+        .into_iter()
+        .map(move |(label, value)| ([("node", node), (key, label)], value))
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        use MetricType::{Counter, Gauge};
+        let node = self.node.as_str();
+        let here = |value: u64| std::iter::once(([("node", node)], value));
+        family(
+            &mut enc,
+            "sessions",
+            "Bound client sessions, by type and node (this node; in a cluster also every node as the registry shows it).",
+            None,
+            Gauge,
+            self.sessions
+                .iter()
+                .map(|(n, count)| ([("type", "c2s"), ("node", n.as_str())], *count)),
+        )?;
+        family(
+            &mut enc,
+            "user_actors",
+            "Running user actors on this node.",
+            None,
+            Gauge,
+            here(self.user_actors),
+        )?;
+        family(
+            &mut enc,
+            "ready",
+            "Whether the node accepts clients.",
+            None,
+            Gauge,
+            here(u64::from(self.ready)),
+        )?;
+        if let Some(b) = &self.bosh {
+            family(
+                &mut enc,
+                "bosh_sessions",
+                "BOSH sessions on this node.",
+                None,
+                Gauge,
+                here(b.sessions),
+            )?;
+            family(
+                &mut enc,
+                "bosh_pending",
+                "Bytes of BOSH input held (bodies read or waiting their turn, input sessions have not read).",
+                Some(&Unit::Bytes),
+                Gauge,
+                here(b.pending_bytes),
+            )?;
+            family(
+                &mut enc,
+                "bosh_requests_in_flight",
+                "BOSH HTTP requests being answered (held for data, waiting their turn, forwarded).",
+                None,
+                Gauge,
+                here(b.requests_in_flight),
+            )?;
+        }
+        family(
+            &mut enc,
+            "stanzas_in",
+            "Stanzas received from clients.",
+            None,
+            Counter,
+            here(self.stanzas_in),
+        )?;
+        family(
+            &mut enc,
+            "stanzas_out",
+            "Stanzas queued to clients.",
+            None,
+            Counter,
+            here(self.stanzas_out),
+        )?;
+        family(
+            &mut enc,
+            "refusals",
+            "Clients and peers turned away by a limit, quota or authentication check, by reason.",
+            None,
+            Counter,
+            labelled(node, "reason", self.refusals.iter().copied()),
+        )?;
+        family(
+            &mut enc,
+            "reads_throttled",
+            "Times a session stopped reading because it was over [limits] read_bytes_per_s.",
+            None,
+            Counter,
+            here(self.reads_throttled),
+        )?;
+        let (buckets, sum) = &self.routing;
+        enc.encode_descriptor(
+            "routing",
+            "Time to route one client stanza to its destination.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?
+        .encode_family(&[("node", node)])?
+        .encode_histogram::<NoLabelSet>(
+            *sum,
+            buckets.iter().map(|(_, n)| n).sum(),
+            buckets,
+            None,
+        )?;
+        let Some(c) = &self.cluster else {
+            return Ok(());
+        };
+        family(
+            &mut enc,
+            "etcd_requests",
+            "etcd requests by kind: claim transactions, batched write transactions, failures.",
+            None,
+            Counter,
+            labelled(
+                node,
+                "op",
+                vec![
+                    ("claim", c.etcd_claims),
+                    ("batch", c.etcd_batches),
+                    ("error", c.etcd_errors),
+                ],
+            ),
+        )?;
+        family(
+            &mut enc,
+            "etcd_batched_keys",
+            "Keys written or deleted by batched transactions.",
+            None,
+            Counter,
+            here(c.etcd_batched_keys),
+        )?;
+        family(
+            &mut enc,
+            "node_link_up",
+            "Whether the link to each peer is connected.",
+            None,
+            Gauge,
+            labelled(
+                node,
+                "peer",
+                c.links
+                    .iter()
+                    .map(|(peer, up)| (peer.as_str(), u64::from(*up))),
+            ),
+        )?;
+        family(
+            &mut enc,
+            "node_link_frames",
+            "Frames sent and received on node links.",
+            None,
+            Counter,
+            labelled(
+                node,
+                "direction",
+                vec![("out", c.frames_out), ("in", c.frames_in)],
+            ),
+        )?;
+        family(
+            &mut enc,
+            "node_link_bounced",
+            "Stanzas bounced because a node link refused or gave them up.",
+            None,
+            Counter,
+            here(c.bounced),
+        )?;
+        family(
+            &mut enc,
+            "fences",
+            "Times this node fenced itself (lease not renewed in time).",
+            None,
+            Counter,
+            here(c.fences),
+        )?;
+        family(
+            &mut enc,
+            "user_actors_handed_off",
+            "User actors handed to another node when ownership moved.",
+            None,
+            Counter,
+            here(c.handed_off),
+        )?;
+        family(
+            &mut enc,
+            "registry_cache",
+            "Approximate heap bytes of the registry cache's session entries.",
+            Some(&Unit::Bytes),
+            Gauge,
+            here(c.registry_cache_bytes),
+        )?;
+        family(
+            &mut enc,
+            "registry_sessions",
+            "Session entries in the registry cache (cluster-wide).",
+            None,
+            Gauge,
+            here(c.registry_sessions),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single_node() -> Snapshot {
+        Snapshot {
+            node: "n1".into(),
+            sessions: vec![("n1".into(), 2)],
+            user_actors: 1,
+            ready: true,
+            stanzas_in: 7,
+            stanzas_out: 9,
+            refusals: vec![("auth_failures_ip", 3), ("c2s_conn_per_ip", 1)],
+            reads_throttled: 4,
+            routing: (
+                parley_router::metrics::LATENCY_BOUNDS_US
+                    .iter()
+                    .map(|us| *us as f64 / 1e6)
+                    .chain([f64::INFINITY])
+                    .enumerate()
+                    .map(|(i, le)| (le, u64::from(i == 1) * 2 + u64::from(i == 10)))
+                    .collect(),
+                0.25,
+            ),
+            ..Snapshot::default()
+        }
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().collect()
+    }
+
+    #[test]
+    fn samples_keep_their_names_and_label_order() {
+        let text = single_node().render();
+        let l = lines(&text);
+        for want in [
+            "# TYPE parley_sessions gauge",
+            "parley_sessions{type=\"c2s\",node=\"n1\"} 2",
+            "parley_user_actors{node=\"n1\"} 1",
+            "parley_ready{node=\"n1\"} 1",
+            "# TYPE parley_stanzas_in_total counter",
+            "parley_stanzas_in_total{node=\"n1\"} 7",
+            "parley_stanzas_out_total{node=\"n1\"} 9",
+            "parley_refusals_total{node=\"n1\",reason=\"auth_failures_ip\"} 3",
+            "parley_refusals_total{node=\"n1\",reason=\"c2s_conn_per_ip\"} 1",
+            "parley_reads_throttled_total{node=\"n1\"} 4",
+            "# TYPE parley_routing_seconds histogram",
+        ] {
+            assert!(l.contains(&want), "{want} in\n{text}");
+        }
+        // Nothing of BOSH or the cluster when they do not run.
+        assert!(!text.contains("bosh"), "{text}");
+        assert!(!text.contains("etcd"), "{text}");
+    }
+
+    /// Prometheus `le` semantics: each bucket counts every observation up to its bound, and
+    /// the +Inf bucket equals `_count`.
+    #[test]
+    fn routing_buckets_are_cumulative_and_in_seconds() {
+        let text = single_node().render();
+        let l = lines(&text);
+        for want in [
+            "parley_routing_seconds_bucket{node=\"n1\",le=\"1e-05\"} 0",
+            "parley_routing_seconds_bucket{node=\"n1\",le=\"2.5e-05\"} 2",
+            "parley_routing_seconds_bucket{node=\"n1\",le=\"0.1\"} 2",
+            "parley_routing_seconds_bucket{node=\"n1\",le=\"+Inf\"} 3",
+            "parley_routing_seconds_sum{node=\"n1\"} 0.25",
+            "parley_routing_seconds_count{node=\"n1\"} 3",
+        ] {
+            assert!(l.contains(&want), "{want} in\n{text}");
+        }
+        assert_eq!(
+            l.iter()
+                .filter(|s| s.starts_with("parley_routing_seconds_bucket"))
+                .count(),
+            parley_router::metrics::LATENCY_BOUNDS_US.len() + 1
+        );
+    }
+
+    #[test]
+    fn bosh_and_cluster_figures_follow_the_naming_convention() {
+        let snapshot = Snapshot {
+            sessions: vec![("n1".into(), 1), ("n2".into(), 5)],
+            bosh: Some(Bosh {
+                sessions: 2,
+                pending_bytes: 100,
+                requests_in_flight: 1,
+            }),
+            cluster: Some(Cluster {
+                etcd_claims: 3,
+                etcd_batches: 2,
+                etcd_errors: 0,
+                etcd_batched_keys: 8,
+                links: vec![("n2".into(), true), ("n3".into(), false)],
+                frames_out: 11,
+                frames_in: 12,
+                bounced: 1,
+                fences: 0,
+                handed_off: 6,
+                registry_cache_bytes: 4096,
+                registry_sessions: 6,
+            }),
+            ..single_node()
+        };
+        let text = snapshot.render();
+        let l = lines(&text);
+        for want in [
+            "parley_sessions{type=\"c2s\",node=\"n2\"} 5",
+            "parley_bosh_sessions{node=\"n1\"} 2",
+            "parley_bosh_pending_bytes{node=\"n1\"} 100",
+            "parley_bosh_requests_in_flight{node=\"n1\"} 1",
+            "parley_etcd_requests_total{node=\"n1\",op=\"claim\"} 3",
+            "parley_etcd_requests_total{node=\"n1\",op=\"batch\"} 2",
+            "parley_etcd_requests_total{node=\"n1\",op=\"error\"} 0",
+            "parley_etcd_batched_keys_total{node=\"n1\"} 8",
+            "parley_node_link_up{node=\"n1\",peer=\"n2\"} 1",
+            "parley_node_link_up{node=\"n1\",peer=\"n3\"} 0",
+            "parley_node_link_frames_total{node=\"n1\",direction=\"out\"} 11",
+            "parley_node_link_frames_total{node=\"n1\",direction=\"in\"} 12",
+            "parley_node_link_bounced_total{node=\"n1\"} 1",
+            "parley_fences_total{node=\"n1\"} 0",
+            "parley_user_actors_handed_off_total{node=\"n1\"} 6",
+            "# TYPE parley_registry_cache_bytes gauge",
+            "parley_registry_cache_bytes{node=\"n1\"} 4096",
+            "parley_registry_sessions{node=\"n1\"} 6",
+        ] {
+            assert!(l.contains(&want), "{want} in\n{text}");
+        }
+    }
+
+    /// A node id is configuration, but the text must stay parseable whatever it holds.
+    #[test]
+    fn label_values_are_escaped() {
+        let snapshot = Snapshot {
+            node: "a\"b\\c\nd".into(),
+            ..Snapshot::default()
+        };
+        let text = snapshot.render();
+        assert!(
+            text.contains("parley_user_actors{node=\"a\\\"b\\\\c\\nd\"} 0"),
+            "{text}"
+        );
+    }
+
+    /// Every family has its help and type, and every sample line is `name{labels} value`
+    /// with a name of the family it follows.
+    #[test]
+    fn every_sample_belongs_to_a_described_family() {
+        let text = single_node().render();
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(family), "{line} after {family}");
+                let (_, value) = line.rsplit_once(' ').unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+    }
+}
