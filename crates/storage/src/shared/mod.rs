@@ -4,10 +4,10 @@
 //!
 //! SQLite and PostgreSQL run the same statements in the same order for nearly every
 //! method; only the SQL text, the pools, migrations and locking differ. A generic
-//! implementation over `sqlx::Database` would need a dozen higher-ranked bounds repeated
-//! on every item (Rust does not imply them), and the futures it makes hit the compiler's
-//! `Send` inference limits under `async_trait`; a declarative macro expanded in each
-//! backend module keeps the concrete sqlx types and reads like the code it replaced.
+//! implementation over `sqlx::Database` would need a dozen higher-ranked bounds (executors,
+//! encoding and decoding of every type used) repeated on every item, since Rust does not
+//! imply them; a declarative macro expanded in each backend module keeps the concrete sqlx
+//! types and reads like the code it replaced.
 //!
 //! Where the macro expands, the backend module provides:
 //! * the SQL constants named in the bodies (`SELECT_ACCOUNT`, `UPSERT_ROSTER_ITEM`, …),

@@ -210,7 +210,6 @@ async fn migrate_with(pool: &SqlitePool, migrations: &[Migration]) -> Result<usi
 }
 
 /// Nothing to take: `BEGIN IMMEDIATE` already holds the database's one write lock.
-#[allow(clippy::unused_async)]
 async fn lock_user(
     _conn: &mut SqliteConnection,
     _lock: UserLock,
