@@ -6,6 +6,7 @@
 //! send exactly the bytes a rule is about (a cut header, a DTD, a wrong namespace) and read
 //! exactly what the server answers. Never a dependency of a non-test crate.
 
+mod barrier;
 mod client;
 pub mod cluster;
 pub mod im;
