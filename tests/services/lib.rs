@@ -1,2 +1,2 @@
-//! Tests of the storage and cluster crates against real PostgreSQL and etcd (see the test
+//! Tests of the cluster's etcd registry and of the test kit's real servers (see the test
 //! targets); nothing in this library itself.

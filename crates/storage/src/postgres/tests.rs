@@ -1,6 +1,6 @@
 //! PostgreSQL-only checks that need no server: the schema history and errors that must not
-//! leak the password. Those against a real PostgreSQL are in `tests/services`
-//! (`postgres_storage`), which a bare `cargo test` does not run.
+//! leak the password. Those against a real PostgreSQL are in `tests/storage`
+//! (`postgres.rs`), which a bare `cargo test` does not run.
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! What tests of the PostgreSQL backend outside this crate need to see of it (they run
-//! against a real server in `tests/services`, which a bare `cargo test` does not build).
+//! against a real server in `tests/storage`, which a bare `cargo test` does not build).
 
 use std::sync::Arc;
 
