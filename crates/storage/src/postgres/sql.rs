@@ -1,5 +1,6 @@
-//! The PostgreSQL backend's schema history and SQL text; the method bodies that run it
-//! are shared with SQLite (`crate::shared`).
+//! The PostgreSQL backend's schema history and SQL where its dialect differs from SQLite's
+//! (the statements both run as written are in `crate::shared::sql`); the method bodies that
+//! run it are shared (`crate::shared`).
 
 use crate::migrate::Migration;
 
@@ -146,9 +147,6 @@ pub(super) const UPSERT_SIGNOUT: &str =
     "INSERT INTO signouts (host, username, at_ms) VALUES ($1, $2, $3)
     ON CONFLICT (host, username) DO UPDATE SET at_ms = GREATEST(signouts.at_ms, excluded.at_ms)";
 
-pub(super) const SELECT_SIGNOUT: &str =
-    "SELECT at_ms FROM signouts WHERE host = $1 AND username = $2";
-
 /// Creates the accounts absent from the arrays; returns the ones it created.
 pub(super) const INSERT_ACCOUNTS: &str =
     "INSERT INTO accounts (host, username, created_at, password_changed_at)
@@ -172,112 +170,13 @@ pub(super) const TOUCH_PASSWORD: &str = "UPDATE accounts
     SET password_changed_at = GREATEST(password_changed_at, $1)
     WHERE host = $2 AND username = $3";
 
-pub(super) const DELETE_CREDENTIALS: &str =
-    "DELETE FROM scram_credentials WHERE host = $1 AND username = $2";
-
-/// Credentials go with it through `ON DELETE CASCADE`.
-pub(super) const DELETE_ACCOUNT: &str = "DELETE FROM accounts WHERE host = $1 AND username = $2";
-
-pub(super) const SELECT_CREDENTIALS: &str = "SELECT salt, iterations, stored_key, server_key
-    FROM scram_credentials
-    WHERE host = $1 AND username = $2 AND hash = $3";
-
-pub(super) const SELECT_ACCOUNT: &str = "SELECT host, username, created_at, password_changed_at
-    FROM accounts
-    WHERE host = $1 AND username = $2";
-
-pub(super) const LIST_ALL_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
-    FROM accounts
-    ORDER BY host, username";
-
-pub(super) const LIST_HOST_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
-    FROM accounts
-    WHERE host = $1
-    ORDER BY username";
-
-/// First writer wins: a concurrent insert waits for the winner's commit, then does
-/// nothing, and its next statement sees the winner's value.
-pub(super) const INSERT_META_IF_ABSENT: &str =
-    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-
-pub(super) const SELECT_META: &str = "SELECT value FROM meta WHERE key = $1";
-
-/// Tokens: only a hash of each secret is stored (see `parley_proto::token`).
-pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)";
-pub(super) const SELECT_TOKEN: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE id = $1";
-pub(super) const SELECT_USER_TOKENS: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE host = $1 AND username = $2 ORDER BY created_ms, id";
-pub(super) const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_ms = $1 WHERE id = $2";
-pub(super) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE id = $1";
-pub(super) const DELETE_USER_TOKENS: &str = "DELETE FROM tokens WHERE host = $1 AND username = $2";
-
-/// Everything a user owns besides the account and credentials, for `delete_account`.
-pub(super) const DELETE_USER_DATA: &[&str] = &[
-    "DELETE FROM roster_items WHERE host = $1 AND username = $2",
-    "DELETE FROM roster_tombstones WHERE host = $1 AND username = $2",
-    "DELETE FROM roster_versions WHERE host = $1 AND username = $2",
-    "DELETE FROM pending_in WHERE host = $1 AND username = $2",
-    "DELETE FROM offline_messages WHERE host = $1 AND username = $2",
-    "DELETE FROM tokens WHERE host = $1 AND username = $2",
-    "DELETE FROM blocklist WHERE host = $1 AND username = $2",
-];
-
 /// Serialises one kind of write for one user until the transaction ends; a hash
 /// collision between two users only makes them wait for each other.
 pub(super) const LOCK_USER: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))";
 
-pub(super) const SELECT_ROSTER_VERSION: &str =
-    "SELECT version FROM roster_versions WHERE host = $1 AND username = $2";
-
-pub(super) const BUMP_ROSTER_VERSION: &str = "INSERT INTO roster_versions (host, username, version)
-    VALUES ($1, $2, 1)
-    ON CONFLICT (host, username) DO UPDATE SET version = roster_versions.version + 1
-    RETURNING version";
-
-pub(super) const UPSERT_ROSTER_ITEM: &str = "INSERT INTO roster_items
-    (host, username, jid, name, subscription, ask, version)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (host, username, jid) DO UPDATE SET
-        name = excluded.name,
-        subscription = excluded.subscription,
-        ask = excluded.ask,
-        version = excluded.version";
-
-pub(super) const DELETE_ROSTER_ITEM: &str =
-    "DELETE FROM roster_items WHERE host = $1 AND username = $2 AND jid = $3";
-
-pub(super) const DELETE_ROSTER_GROUPS: &str =
-    "DELETE FROM roster_groups WHERE host = $1 AND username = $2 AND jid = $3";
-
 pub(super) const INSERT_ROSTER_GROUPS: &str =
     "INSERT INTO roster_groups (host, username, jid, position, name)
     SELECT $1, $2, $3, p, n FROM UNNEST($4::int8[], $5::text[]) AS t (p, n)";
-
-pub(super) const SELECT_ROSTER_ITEMS: &str = "SELECT jid, name, subscription, ask, version
-    FROM roster_items
-    WHERE host = $1 AND username = $2 AND version > $3
-    ORDER BY jid";
-
-pub(super) const SELECT_ROSTER_GROUPS: &str = "SELECT g.jid, g.name
-    FROM roster_groups g
-    JOIN roster_items i ON i.host = g.host AND i.username = g.username AND i.jid = g.jid
-    WHERE g.host = $1 AND g.username = $2 AND i.version > $3
-    ORDER BY g.jid, g.position";
-
-pub(super) const UPSERT_TOMBSTONE: &str =
-    "INSERT INTO roster_tombstones (host, username, jid, version)
-    VALUES ($1, $2, $3, $4)
-    ON CONFLICT (host, username, jid) DO UPDATE SET version = excluded.version";
-
-pub(super) const DELETE_TOMBSTONE: &str =
-    "DELETE FROM roster_tombstones WHERE host = $1 AND username = $2 AND jid = $3";
-
-/// The newest removal record past the `keep` newest (the jid-less floor aside).
-pub(super) const SELECT_TOMBSTONE_CUT: &str = "SELECT version FROM roster_tombstones
-    WHERE host = $1 AND username = $2 AND jid <> ''
-    ORDER BY version DESC LIMIT 1 OFFSET $3";
-
-pub(super) const DELETE_TOMBSTONES_UPTO: &str = "DELETE FROM roster_tombstones
-    WHERE host = $1 AND username = $2 AND jid <> '' AND version <= $3";
 
 /// The floor only ever rises.
 pub(super) const UPSERT_TOMBSTONE_FLOOR: &str =
@@ -285,15 +184,6 @@ pub(super) const UPSERT_TOMBSTONE_FLOOR: &str =
     VALUES ($1, $2, '', $3)
     ON CONFLICT (host, username, jid)
     DO UPDATE SET version = GREATEST(roster_tombstones.version, excluded.version)";
-
-pub(super) const SELECT_TOMBSTONES: &str = "SELECT jid, version
-    FROM roster_tombstones
-    WHERE host = $1 AND username = $2 AND version > $3";
-
-pub(super) const SELECT_PENDING_IN: &str = "SELECT jid, stanza
-    FROM pending_in
-    WHERE host = $1 AND username = $2
-    ORDER BY seq";
 
 /// A repeated request takes the fresh sequence number of the proposed row, so it moves
 /// to the end of the arrival order; one statement, so concurrent puts cannot collide.
@@ -303,29 +193,10 @@ pub(super) const UPSERT_PENDING_IN: &str = "INSERT INTO pending_in (host, userna
         stanza = excluded.stanza,
         seq = excluded.seq";
 
-pub(super) const DELETE_PENDING_IN: &str =
-    "DELETE FROM pending_in WHERE host = $1 AND username = $2 AND jid = $3";
-
-pub(super) const COUNT_OFFLINE: &str =
-    "SELECT COUNT(*) FROM offline_messages WHERE host = $1 AND username = $2";
-
 /// Messages and their bytes (UTF-8), for the caps.
 pub(super) const COUNT_OFFLINE_BYTES: &str =
     "SELECT COUNT(*), COALESCE(SUM(octet_length(stanza)), 0)::BIGINT
     FROM offline_messages WHERE host = $1 AND username = $2";
-
-pub(super) const INSERT_OFFLINE: &str =
-    "INSERT INTO offline_messages (host, username, stamp_ms, stanza) VALUES ($1, $2, $3, $4)";
-
-/// One statement returns exactly what it deletes, so a concurrent push is either taken
-/// or kept, never lost.
-pub(super) const TAKE_OFFLINE: &str = "DELETE FROM offline_messages
-    WHERE host = $1 AND username = $2
-    RETURNING seq, stamp_ms, stanza";
-
-pub(super) const SELECT_BLOCKLIST: &str = "SELECT jid FROM blocklist
-    WHERE host = $1 AND username = $2
-    ORDER BY jid";
 
 /// Returns the jids it inserted, that is those not blocked before. Callers remove
 /// repeats first, so that each new jid comes back once.
@@ -336,8 +207,4 @@ pub(super) const INSERT_BLOCKED: &str = "INSERT INTO blocklist (host, username, 
 
 pub(super) const DELETE_BLOCKED: &str = "DELETE FROM blocklist
     WHERE host = $1 AND username = $2 AND jid = ANY($3::text[])
-    RETURNING jid";
-
-pub(super) const DELETE_BLOCKLIST: &str = "DELETE FROM blocklist
-    WHERE host = $1 AND username = $2
     RETURNING jid";

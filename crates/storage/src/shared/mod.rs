@@ -10,8 +10,8 @@
 //! types and reads like the code it replaced.
 //!
 //! Where the macro expands, the backend module provides:
-//! * the SQL constants named in the bodies (`SELECT_ACCOUNT`, `UPSERT_ROSTER_ITEM`, …),
-//!   each with that backend's placeholders and dialect;
+//! * the SQL constants named in the bodies whose text differs by dialect (`TOUCH_PASSWORD`,
+//!   `COUNT_OFFLINE_BYTES`, …); the statements both run as written are in `sql.rs`;
 //! * on the store: a `pool` field, `begin_write()` (a transaction that will write) and
 //!   `begin_read()` (one snapshot for reads that span statements);
 //! * the free functions where the backends really differ: `lock_user` (PostgreSQL's
@@ -24,6 +24,7 @@ use parley_proto::sasl::ScramCredentials;
 
 mod methods;
 mod rows;
+pub(crate) mod sql;
 pub(crate) use methods::sql_storage_methods;
 pub(crate) use rows::sql_rows;
 
@@ -96,8 +97,10 @@ macro_rules! impl_sql_storage {
                 RosterChange, RosterItem, Storage, StorageError, TokenRecord,
             };
 
-            // The backend's SQL constants, store type and hooks.
+            // The SQL both backends run as written, then the backend's own SQL constants,
+            // store type and hooks.
             use super::*;
+            use $crate::shared::sql::*;
 
             $crate::shared::sql_rows!(conn = $conn, row = $row);
             $crate::shared::sql_storage_methods!($store);

@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::migrate::{self, Migration};
+use crate::shared::sql::DELETE_PENDING_IN;
 use crate::shared::{backend, impl_sql_storage, UserLock};
 use crate::{now_unix, redact_password, Result, StorageError};
 

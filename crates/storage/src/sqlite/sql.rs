@@ -1,5 +1,6 @@
-//! The SQLite backend's schema history and SQL text; the method bodies that run it are
-//! shared with PostgreSQL (`crate::shared`).
+//! The SQLite backend's schema history and SQL where its dialect differs from PostgreSQL's
+//! (the statements both run as written are in `crate::shared::sql`); the method bodies that
+//! run it are shared (`crate::shared`).
 
 use crate::migrate::Migration;
 
@@ -152,9 +153,6 @@ pub(super) const UPSERT_SIGNOUT: &str =
     "INSERT INTO signouts (host, username, at_ms) VALUES (?, ?, ?)
     ON CONFLICT (host, username) DO UPDATE SET at_ms = MAX(signouts.at_ms, excluded.at_ms)";
 
-pub(super) const SELECT_SIGNOUT: &str =
-    "SELECT at_ms FROM signouts WHERE host = ? AND username = ?";
-
 pub(super) const INSERT_ACCOUNT: &str =
     "INSERT INTO accounts (host, username, created_at, password_changed_at)
     VALUES (?, ?, ?, ?)
@@ -175,113 +173,8 @@ pub(super) const TOUCH_PASSWORD: &str = "UPDATE accounts
     SET password_changed_at = MAX(password_changed_at, ?)
     WHERE host = ? AND username = ?";
 
-pub(super) const DELETE_CREDENTIALS: &str =
-    "DELETE FROM scram_credentials WHERE host = ? AND username = ?";
-
-/// Credentials go with it through `ON DELETE CASCADE`.
-pub(super) const DELETE_ACCOUNT: &str = "DELETE FROM accounts WHERE host = ? AND username = ?";
-
-pub(super) const SELECT_CREDENTIALS: &str = "SELECT salt, iterations, stored_key, server_key
-    FROM scram_credentials
-    WHERE host = ? AND username = ? AND hash = ?";
-
-pub(super) const SELECT_ACCOUNT: &str = "SELECT host, username, created_at, password_changed_at
-    FROM accounts
-    WHERE host = ? AND username = ?";
-
-pub(super) const LIST_ALL_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
-    FROM accounts
-    ORDER BY host, username";
-
-pub(super) const LIST_HOST_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
-    FROM accounts
-    WHERE host = ?
-    ORDER BY username";
-
-/// First writer wins; everyone then reads the winner's value.
-pub(super) const INSERT_META_IF_ABSENT: &str =
-    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING";
-
-pub(super) const SELECT_META: &str = "SELECT value FROM meta WHERE key = ?";
-
-/// Tokens: only a hash of each secret is stored (see `parley_proto::token`).
-pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)";
-pub(super) const SELECT_TOKEN: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE id = ?";
-pub(super) const SELECT_USER_TOKENS: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE host = ? AND username = ? ORDER BY created_ms, id";
-pub(super) const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_ms = ? WHERE id = ?";
-pub(super) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE id = ?";
-pub(super) const DELETE_USER_TOKENS: &str = "DELETE FROM tokens WHERE host = ? AND username = ?";
-
-/// Everything a user owns besides the account and credentials, for `delete_account`.
-/// Groups go with their items through `ON DELETE CASCADE`.
-pub(super) const DELETE_USER_DATA: &[&str] = &[
-    "DELETE FROM roster_items WHERE host = ? AND username = ?",
-    "DELETE FROM roster_tombstones WHERE host = ? AND username = ?",
-    "DELETE FROM roster_versions WHERE host = ? AND username = ?",
-    "DELETE FROM pending_in WHERE host = ? AND username = ?",
-    "DELETE FROM offline_messages WHERE host = ? AND username = ?",
-    "DELETE FROM tokens WHERE host = ? AND username = ?",
-    "DELETE FROM blocklist WHERE host = ? AND username = ?",
-];
-
-pub(super) const SELECT_ROSTER_VERSION: &str =
-    "SELECT version FROM roster_versions WHERE host = ? AND username = ?";
-
-/// Run inside the write transaction of the change it numbers, so that versions are
-/// handed out one by one even across processes.
-pub(super) const BUMP_ROSTER_VERSION: &str = "INSERT INTO roster_versions (host, username, version)
-    VALUES (?, ?, 1)
-    ON CONFLICT (host, username) DO UPDATE SET version = roster_versions.version + 1
-    RETURNING version";
-
-/// An upsert, not `INSERT OR REPLACE`: replacing would delete the row and cascade to
-/// the groups of the item.
-pub(super) const UPSERT_ROSTER_ITEM: &str = "INSERT INTO roster_items
-    (host, username, jid, name, subscription, ask, version)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (host, username, jid) DO UPDATE SET
-        name = excluded.name,
-        subscription = excluded.subscription,
-        ask = excluded.ask,
-        version = excluded.version";
-
-pub(super) const DELETE_ROSTER_ITEM: &str =
-    "DELETE FROM roster_items WHERE host = ? AND username = ? AND jid = ?";
-
-pub(super) const DELETE_ROSTER_GROUPS: &str =
-    "DELETE FROM roster_groups WHERE host = ? AND username = ? AND jid = ?";
-
 pub(super) const INSERT_ROSTER_GROUP: &str =
     "INSERT INTO roster_groups (host, username, jid, position, name) VALUES (?, ?, ?, ?, ?)";
-
-/// `jid` order is byte order under SQLite's default BINARY collation, which is also the
-/// order of Rust strings.
-pub(super) const SELECT_ROSTER_ITEMS: &str = "SELECT jid, name, subscription, ask, version
-    FROM roster_items
-    WHERE host = ? AND username = ? AND version > ?
-    ORDER BY jid";
-
-pub(super) const SELECT_ROSTER_GROUPS: &str = "SELECT g.jid, g.name
-    FROM roster_groups g
-    JOIN roster_items i ON i.host = g.host AND i.username = g.username AND i.jid = g.jid
-    WHERE g.host = ? AND g.username = ? AND i.version > ?
-    ORDER BY g.jid, g.position";
-
-pub(super) const UPSERT_TOMBSTONE: &str =
-    "INSERT INTO roster_tombstones (host, username, jid, version)
-    VALUES (?, ?, ?, ?)
-    ON CONFLICT (host, username, jid) DO UPDATE SET version = excluded.version";
-
-pub(super) const DELETE_TOMBSTONE: &str =
-    "DELETE FROM roster_tombstones WHERE host = ? AND username = ? AND jid = ?";
-
-/// The newest removal record past the `keep` newest (the jid-less floor aside).
-pub(super) const SELECT_TOMBSTONE_CUT: &str = "SELECT version FROM roster_tombstones
-    WHERE host = ? AND username = ? AND jid <> ''
-    ORDER BY version DESC LIMIT 1 OFFSET ?";
-
-pub(super) const DELETE_TOMBSTONES_UPTO: &str = "DELETE FROM roster_tombstones
-    WHERE host = ? AND username = ? AND jid <> '' AND version <= ?";
 
 /// The floor only ever rises.
 pub(super) const UPSERT_TOMBSTONE_FLOOR: &str =
@@ -290,42 +183,13 @@ pub(super) const UPSERT_TOMBSTONE_FLOOR: &str =
     ON CONFLICT (host, username, jid)
     DO UPDATE SET version = MAX(roster_tombstones.version, excluded.version)";
 
-pub(super) const SELECT_TOMBSTONES: &str = "SELECT jid, version
-    FROM roster_tombstones
-    WHERE host = ? AND username = ? AND version > ?";
-
-pub(super) const SELECT_PENDING_IN: &str = "SELECT jid, stanza
-    FROM pending_in
-    WHERE host = ? AND username = ?
-    ORDER BY seq";
-
-pub(super) const DELETE_PENDING_IN: &str =
-    "DELETE FROM pending_in WHERE host = ? AND username = ? AND jid = ?";
-
 pub(super) const INSERT_PENDING_IN: &str =
     "INSERT INTO pending_in (host, username, jid, stanza) VALUES (?, ?, ?, ?)";
-
-pub(super) const COUNT_OFFLINE: &str =
-    "SELECT COUNT(*) FROM offline_messages WHERE host = ? AND username = ?";
 
 /// Messages and their bytes (UTF-8), for the caps.
 pub(super) const COUNT_OFFLINE_BYTES: &str =
     "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(stanza AS BLOB))), 0)
     FROM offline_messages WHERE host = ? AND username = ?";
-
-pub(super) const INSERT_OFFLINE: &str =
-    "INSERT INTO offline_messages (host, username, stamp_ms, stanza) VALUES (?, ?, ?, ?)";
-
-/// One statement returns exactly what it deletes, so a concurrent push is either taken
-/// or kept, never lost.
-pub(super) const TAKE_OFFLINE: &str = "DELETE FROM offline_messages
-    WHERE host = ? AND username = ?
-    RETURNING seq, stamp_ms, stanza";
-
-/// Byte order, as for roster items.
-pub(super) const SELECT_BLOCKLIST: &str = "SELECT jid FROM blocklist
-    WHERE host = ? AND username = ?
-    ORDER BY jid";
 
 /// Affects no row for a jid already blocked, which is how `blocklist_add` tells new
 /// entries (a repeat within one call included) from old ones.
@@ -335,7 +199,3 @@ pub(super) const INSERT_BLOCKED: &str =
 
 pub(super) const DELETE_BLOCKED: &str =
     "DELETE FROM blocklist WHERE host = ? AND username = ? AND jid = ?";
-
-pub(super) const DELETE_BLOCKLIST: &str = "DELETE FROM blocklist
-    WHERE host = ? AND username = ?
-    RETURNING jid";
