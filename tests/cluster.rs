@@ -163,6 +163,8 @@ async fn rfc6121_behaviour_holds_across_nodes() {
         .expect_message_body("to the bare jid")
         .await
         .expect("highest priority gets it");
+    // A timed window: alice/a and alice/c are on different nodes, so a copy for alice/c could
+    // cross a node link that no round trip of alice/c's is known to be ordered with.
     alice_c
         .expect_none_within(
             Duration::from_millis(300),

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use parley_testkit::poll_until_reporting;
+
 /// How long the chat script may take in total; it stops itself within 30 s.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(45);
 
@@ -52,21 +54,25 @@ impl ServerProcess {
 
     /// Waits until the server accepts connections on `addr`.
     fn wait_for(&mut self, addr: SocketAddr) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("parley serve exited early ({status}):\n{}", self.log());
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "parley did not listen on {addr} within 20 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.log.clone();
+        let child = &mut self.child;
+        // A listening socket announces nothing: connecting is the only way to see it.
+        poll_until_reporting(
+            &format!("parley listening on {addr}"),
+            Duration::from_secs(20),
+            || {
+                if let Some(status) = child.try_wait().expect("try_wait") {
+                    panic!(
+                        "parley serve exited early ({status}):\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                    .is_ok()
+                    .then_some(())
+            },
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
     }
 
     fn stop(&mut self) {
@@ -100,18 +106,22 @@ fn run_with_limit(mut cmd: Command, limit: Duration) -> (Option<std::process::Ex
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
+    // A thread waits for the exit, so the limit is a timeout on that event, not a poll.
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let status = match exit.recv_timeout(limit) {
+        Ok(status) => Some(status.expect("wait")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            None
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     };
+    waiter.join().expect("the waiting thread");
     let text = std::fs::read_to_string(out.path()).unwrap_or_default();
     (status, text)
 }

@@ -215,7 +215,9 @@ async fn rfc6120_4_6_1_whitespace_keepalives_are_accepted() {
     let mut c = Client::login(server.c2s(), "alice", Some("ka")).await;
     for ws in [" ", "\n", "\r\n\t  ", "\n\n\n"] {
         c.send_raw(ws).await.expect("keepalive");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Each keepalive is read on its own: the server answers a ping only after it has
+        // read the keepalive sent before it.
+        c.sync().await.expect("ping after a keepalive");
     }
     let pong = c.iq(&ping("ka-1")).await.expect("pong after keepalives");
     assert_eq!(pong.attr("type"), Some("result"));

@@ -6,8 +6,9 @@
 //! unrelated conversation.
 //!
 //! Waiting for something uses the testkit's 10 s bound; asserting that something does *not*
-//! arrive uses a [`QUIET`] window placed after an event the server would have produced it
-//! with (the same actor step), so that the window is about the rule and not about timing.
+//! arrive uses a barrier: a round trip (a ping to the session, a roster get to the user's
+//! actor, a ping to another user's account) that the unwanted stanza would have had to come
+//! before, so that the check is about the rule and not about timing.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +22,8 @@ use parley_testkit::im::{
     is_roster_push, next_id, parse_utc_stamp, presence, presence_type, push_item, roster_get_iq,
     roster_item, roster_set_iq, unix_now, Roster, RosterItem, ROSTER_VER_FEATURE,
 };
-use parley_testkit::{Client, Received, TestServer};
+use parley_testkit::{poll_until, Client, Received, TestServer};
 use parley_xml::Element;
-
-/// How long "nothing arrives" is watched for.
-const QUIET: Duration = Duration::from_millis(300);
 
 // ----- helpers -------------------------------------------------------------------------------
 
@@ -194,7 +192,8 @@ async fn roster_push_reaches_interested_resources_only_rfc6121_2_1_6() {
             assert_eq!(to, full("alice", res), "{push}");
         }
     }
-    ok(c.expect_none_within(QUIET, "roster push", is_roster_push)
+    // a and b have their pushes, sent in the step that would have handed c's session one.
+    ok(c.expect_none_before_ping("roster push", is_roster_push)
         .await);
 
     // c asks for the roster: from now on it is interested.
@@ -333,8 +332,10 @@ async fn roster_versioning_rfc6121_2_6() {
         "RFC 6121 §2.6.3: an up-to-date cache gets an empty result: {reply}"
     );
     assert!(before.iter().all(|e| !is_roster_push(e)), "{before:?}");
-    ok(b.expect_none_within(QUIET, "roster push", is_roster_push)
-        .await);
+    ok(
+        b.expect_none_before_user_sync("roster push", is_roster_push)
+            .await,
+    );
 
     // An older version: the result, then the changes since, as pushes.
     let replay = |since: &str, expected: Vec<(String, String, String)>| {
@@ -366,7 +367,7 @@ async fn roster_versioning_rfc6121_2_6() {
                 c.ack_push(&push).await;
             }
             ok(
-                c.expect_none_within(QUIET, "more roster pushes", is_roster_push)
+                c.expect_none_before_user_sync("more roster pushes", is_roster_push)
                     .await,
             );
         }
@@ -451,8 +452,10 @@ async fn malformed_roster_sets_are_refused_rfc6121_2_3_3() {
             "{what}: expected {expected:?}, got {reply}"
         );
     }
-    ok(a.expect_none_within(QUIET, "roster push", is_roster_push)
-        .await);
+    ok(
+        a.expect_none_before_user_sync("roster push", is_roster_push)
+            .await,
+    );
     let roster = ok(a.roster().await);
     assert!(roster.items.is_empty(), "{roster:?}");
 
@@ -497,7 +500,7 @@ async fn roster_size_limit_is_not_allowed_rfc6121_2_3_3() {
     let reply = ok(a.roster_set(roster_item(&bare("u4"), None, &[])).await);
     assert_eq!(condition(&reply), "not-allowed", "{reply}");
     ok(
-        a.expect_none_within(QUIET, "roster push", |el| is_push_for(el, &bare("u4")))
+        a.expect_none_before_user_sync("roster push", |el| is_push_for(el, &bare("u4")))
             .await,
     );
     let push = ok(a
@@ -552,7 +555,7 @@ async fn bare_jid_messages_follow_priorities_rfc6121_8_5_2_1_1() {
     // The user actor dispatched h1 to every target in one step: by now a copy for "neg"
     // would be on its way.
     ok(neg
-        .expect_none_within(QUIET, "a message for negative priority", |el| {
+        .expect_none_before_ping("a message for negative priority", |el| {
             el.name() == "message"
         })
         .await);
@@ -571,8 +574,9 @@ async fn bare_jid_messages_follow_priorities_rfc6121_8_5_2_1_1() {
         .await);
     alice.send(&chat(&to, "chat", "c2")).await;
     ok(one.expect_message_body("c2").await);
+    // One step of bob's actor delivered c2 to one: a copy for five would be ahead of a ping.
     ok(five
-        .expect_none_within(QUIET, "c2 at lower priority", |el| el.name() == "message")
+        .expect_none_before_ping("c2 at lower priority", |el| el.name() == "message")
         .await);
 
     // Explicit unavailable while staying connected (RFC 6121 §4.5).
@@ -583,7 +587,7 @@ async fn bare_jid_messages_follow_priorities_rfc6121_8_5_2_1_1() {
     alice.send(&chat(&to, "chat", "c3")).await;
     ok(five.expect_message_body("c3").await);
     ok(one
-        .expect_none_within(QUIET, "c3 while unavailable", |el| el.name() == "message")
+        .expect_none_before_ping("c3 while unavailable", |el| el.name() == "message")
         .await);
 
     // Only the negative-priority resource is left available.
@@ -593,11 +597,14 @@ async fn bare_jid_messages_follow_priorities_rfc6121_8_5_2_1_1() {
         .expect_presence_from(&full("bob", "five"), "unavailable")
         .await);
     alice.send(&chat(&to, "chat", "c4")).await;
+    // Bob's actor answers alice's ping after handling c4, and would have bounced it or
+    // handed it to neg's session first.
+    ok(alice.sync_via(&to).await);
     ok(alice
-        .expect_none_within(QUIET, "a bounce", |el| el.attr("type") == Some("error"))
+        .expect_none_yet("a bounce", |el| el.attr("type") == Some("error"))
         .await);
     ok(neg
-        .expect_none_within(QUIET, "the message", |el| el.name() == "message")
+        .expect_none_before_ping("the message", |el| el.name() == "message")
         .await);
     let mut fresh = login(&server, "bob", "fresh").await;
     fresh.available().await;
@@ -635,8 +642,11 @@ async fn message_to_gone_resource_falls_back_then_goes_offline_rfc6121_8_5_3_2_1
     alice
         .send(&chat(&full("bob", "gone"), "chat", "later"))
         .await;
+    // With no session for bob/gone the message went to bob's actor, which answers this ping
+    // after handling it (and would have bounced it first).
+    ok(alice.sync_via(&bare("bob")).await);
     ok(alice
-        .expect_none_within(QUIET, "a bounce", |el| el.attr("type") == Some("error"))
+        .expect_none_yet("a bounce", |el| el.attr("type") == Some("error"))
         .await);
     let mut back = login(&server, "bob", "back").await;
     back.available().await;
@@ -670,11 +680,12 @@ async fn stanzas_to_missing_accounts_rfc6121_8_5_1() {
         assert_eq!(condition(&reply), "service-unavailable", "to={to}: {reply}");
         a.send_presence_to(&to, None).await;
     }
+    // Directed presence leaves through alice's actor (answering her roster get after
+    // handing it on); the ping to nobody follows it there, so an answer would come first.
     ok(a.sync().await);
-    ok(
-        a.expect_none_within(QUIET, "an answer to presence", |_| true)
-            .await,
-    );
+    ok(a.sync_user().await);
+    ok(a.sync_via(&bare("nobody")).await);
+    ok(a.expect_none_yet("an answer to presence", |_| true).await);
 }
 
 // ----- RFC 6121 §3 and §4: subscriptions and presence ------------------------------------------
@@ -742,9 +753,11 @@ async fn subscription_handshake_then_presence_exchange_rfc6121_3_1_4_2_4_3() {
     ok(a2
         .expect_presence_from(&full("bob", "b2"), "available")
         .await);
+    // Each saw the other's presence, sent in the steps that would have leaked a probe to it:
+    // a ping comes back after such a probe.
     for c in [&mut b2, &mut a2] {
         ok(
-            c.expect_none_within(QUIET, "a probe", |el| presence_type(el) == "probe")
+            c.expect_none_before_ping("a probe", |el| presence_type(el) == "probe")
                 .await,
         );
     }
@@ -757,8 +770,11 @@ async fn subscription_handshake_then_presence_exchange_rfc6121_3_1_4_2_4_3() {
         .expect_presence_from(&full("alice", "a2"), "available")
         .await);
     assert!(update.get_child("show", ns::CLIENT).is_some(), "{update}");
+    // A probe would have gone to bob's actor in the step b2 saw; that actor answers this ping
+    // to bob's account after it, and after sending a2 its presence.
+    ok(a2.sync_via(&bare("bob")).await);
     ok(a2
-        .expect_none_within(QUIET, "bob's presence again", |el| {
+        .expect_none_yet("bob's presence again", |el| {
             is_presence_from(el, &full("bob", "b2"), "available")
         })
         .await);
@@ -835,10 +851,11 @@ async fn redundant_subscription_stanzas_rfc6121_3_1_3_3_1_6() {
     let item = expect_push_state(&mut a, &bare("bob"), "to").await;
     assert_eq!(item.ask, None, "{item:?}");
     ok(a.expect_presence_from(&bare("bob"), "subscribed").await);
-    ok(b.expect_none_within(QUIET, "alice's request", |el| {
-        presence_type(el) == "subscribe"
-    })
-    .await);
+    // Bob's actor answered in the step that would have shown b the request.
+    ok(
+        b.expect_none_before_user_sync("alice's request", |el| presence_type(el) == "subscribe")
+            .await,
+    );
     let roster = ok(b.roster().await);
     assert_eq!(
         roster.item(&bare("alice")).map(|i| i.subscription.as_str()),
@@ -854,10 +871,13 @@ async fn redundant_subscription_stanzas_rfc6121_3_1_3_3_1_6() {
     expect_push_state(&mut b, &bare("alice"), "both").await;
     b.clear_stash();
     a.subscribe(&bare("bob")).await;
-    ok(b.expect_none_within(QUIET, "alice's request", |el| {
-        presence_type(el) == "subscribe"
-    })
-    .await);
+    // Alice's actor has handed the request on (or dropped it) when it answers her, and bob's
+    // actor then answers b after handling it.
+    ok(a.sync_user().await);
+    ok(
+        b.expect_none_before_user_sync("alice's request", |el| presence_type(el) == "subscribe")
+            .await,
+    );
     let roster = ok(a.roster().await);
     let item = roster.item(&bare("bob")).expect("bob");
     assert_eq!(
@@ -867,16 +887,18 @@ async fn redundant_subscription_stanzas_rfc6121_3_1_3_3_1_6() {
 
     // carol approves a request alice never made.
     carol.approve(&bare("alice")).await;
-    ok(carol.sync().await);
+    // Carol's actor has handed the approval on when it answers her; alice's then answers a
+    // after handling it.
+    ok(carol.sync_user().await);
     ok(
-        a.expect_none_within(QUIET, "carol's unsolicited subscribed", |el| {
+        a.expect_none_before_user_sync("carol's unsolicited subscribed", |el| {
             el.attr("from").is_some_and(|f| f.starts_with("carol@"))
                 || is_push_for(el, &bare("carol"))
         })
         .await,
     );
     ok(carol
-        .expect_none_within(QUIET, "a push", |el| is_push_for(el, &bare("alice")))
+        .expect_none_yet("a push", |el| is_push_for(el, &bare("alice")))
         .await);
     let roster = ok(a.roster().await);
     assert_eq!(roster.item(&bare("carol")), None, "{roster:?}");
@@ -900,23 +922,23 @@ async fn pending_subscription_delivered_at_next_login_rfc6121_3_1_3() {
 
     // The request reaches bob's actor after alice's push; wait until it is on disk, so that
     // the restart tests persistence and not a race with the write.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server
-        .with_storage(|s| async move { s.pending_in("bob", "localhost").await })
-        .expect("pending_in")
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "RFC 6121 §3.1.3: the request for offline bob was not stored"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(
+        "RFC 6121 §3.1.3: the request for offline bob stored",
+        Duration::from_secs(10),
+        || {
+            let pending = server
+                .with_storage(|s| async move { s.pending_in("bob", "localhost").await })
+                .expect("pending_in");
+            (!pending.is_empty()).then_some(())
+        },
+    );
     let server = server.restart();
     let mut b = login(&server, "bob", "b").await;
+    // The roster get went through bob's actor after the session attached: a request shown
+    // before initial presence would have come first.
     ok(b.roster().await);
     ok(
-        b.expect_none_within(QUIET, "the request before initial presence", |el| {
+        b.expect_none_yet("the request before initial presence", |el| {
             presence_type(el) == "subscribe"
         })
         .await,
@@ -935,7 +957,7 @@ async fn pending_subscription_delivered_at_next_login_rfc6121_3_1_3() {
     let mut b2 = login(&server, "bob", "b2").await;
     b2.available().await;
     ok(b2
-        .expect_none_within(QUIET, "the answered request", |el| {
+        .expect_none_before_user_sync("the answered request", |el| {
             presence_type(el) == "subscribe"
         })
         .await);
@@ -1064,11 +1086,16 @@ async fn unsubscribe_and_unsubscribed_rfc6121_3_2_3_3() {
         .await;
     b.send(&presence().with_child(Element::new("status", ns::CLIENT).with_text("busy")))
         .await;
-    ok(b.expect_none_within(QUIET, "alice's presence", |el| {
+    // Each actor has handled its user's update when it answers the roster get; the other
+    // side's roster get comes after anything that update sent it.
+    ok(a.sync_user().await);
+    ok(b.sync_user().await);
+    ok(a.sync_user().await);
+    ok(b.expect_none_yet("alice's presence", |el| {
         el.attr("from").is_some_and(|f| f.starts_with(&alice))
     })
     .await);
-    ok(a.expect_none_within(QUIET, "bob's presence", |el| {
+    ok(a.expect_none_yet("bob's presence", |el| {
         el.attr("from").is_some_and(|f| f.starts_with(&bob))
     })
     .await);
@@ -1124,9 +1151,10 @@ async fn roster_remove_cancels_subscriptions_rfc6121_2_5_2() {
     let roster = ok(a.roster().await);
     assert_eq!(roster.item(&bob), None);
 
+    // Alice's actor answered in the step that would have sent carol something.
     assert_result(&ok(a.roster_remove(&bare("carol")).await));
     ok(carol
-        .expect_none_within(QUIET, "anything from alice", |el| {
+        .expect_none_before_user_sync("anything from alice", |el| {
             el.attr("from").is_some_and(|f| f.starts_with(&alice))
         })
         .await);
@@ -1183,14 +1211,16 @@ async fn offline_messages_in_order_with_delay_xep0160_xep0203() {
     a.send(&chat(&bob, "chat", "off-3")).await;
     a.send(&chat(&full("bob", "nowhere"), "chat", "off-4"))
         .await;
+    // Bob's actor answers this ping after handling (and, wrongly, bouncing) all of them.
+    ok(a.sync_via(&bob).await);
     ok(
-        a.expect_none_within(QUIET, "a bounce", |el| el.attr("type") == Some("error"))
+        a.expect_none_yet("a bounce", |el| el.attr("type") == Some("error"))
             .await,
     );
 
     let mut b = login(&server, "bob", "b").await;
     ok(
-        b.expect_none_within(QUIET, "messages before initial presence", |el| {
+        b.expect_none_before_user_sync("messages before initial presence", |el| {
             el.name() == "message"
         })
         .await,
@@ -1209,7 +1239,9 @@ async fn offline_messages_in_order_with_delay_xep0160_xep0203() {
         assert_eq!(msg.attr("from"), Some(full("alice", "a").as_str()), "{msg}");
         check_delay(msg, started);
     }
-    let rest = ok(b.collect_within(QUIET).await);
+    // Stored messages go out in one step, before bob's actor answers this.
+    ok(b.sync_user().await);
+    let rest = ok(b.collect_within(Duration::ZERO).await);
     assert!(
         messages(&rest).is_empty(),
         "not stored, yet delivered: {rest:?}"
@@ -1218,7 +1250,7 @@ async fn offline_messages_in_order_with_delay_xep0160_xep0203() {
     let mut b2 = login(&server, "bob", "b2").await;
     b2.available().await;
     ok(b2
-        .expect_none_within(QUIET, "a second delivery", |el| el.name() == "message")
+        .expect_none_before_user_sync("a second delivery", |el| el.name() == "message")
         .await);
 }
 
@@ -1232,8 +1264,9 @@ async fn offline_cap_bounces_service_unavailable_xep0160() {
         a.send(&chat(&bare("bob"), "chat", &format!("kept-{i}")))
             .await;
     }
+    ok(a.sync_via(&bare("bob")).await);
     ok(
-        a.expect_none_within(QUIET, "a bounce", |el| el.attr("type") == Some("error"))
+        a.expect_none_yet("a bounce", |el| el.attr("type") == Some("error"))
             .await,
     );
     a.send(&chat(&bare("bob"), "chat", "over")).await;
@@ -1249,7 +1282,7 @@ async fn offline_cap_bounces_service_unavailable_xep0160() {
         ok(b.expect_message_body(&format!("kept-{i}")).await);
     }
     ok(
-        b.expect_none_within(QUIET, "the refused message", |el| body(el) == "over")
+        b.expect_none_before_ping("the refused message", |el| body(el) == "over")
             .await,
     );
 }
@@ -1348,7 +1381,10 @@ async fn message_carbons_xep0280() {
     ok(bob.expect_message_body("p2").await);
     bob.send(&chat(&a_full, "headline", "hl")).await;
     ok(a.expect_message_body("hl").await);
-    let seen = ok(b.collect_within(QUIET).await);
+    // Copies come from alice's actor, asked by the session that took each message before
+    // it was seen; B's roster get reaches that actor after those requests.
+    ok(b.sync_user().await);
+    let seen = ok(b.collect_within(Duration::ZERO).await);
     assert!(
         messages(&seen).is_empty(),
         "B got copies it should not: {seen:?}"
@@ -1364,14 +1400,16 @@ async fn message_carbons_xep0280() {
     ok(a.expect_message_body("r2").await);
     a.send(&chat(&bob_full, "chat", "s2")).await;
     ok(bob.expect_message_body("s2").await);
-    let seen = ok(b.collect_within(QUIET).await);
+    ok(b.sync_user().await);
+    let seen = ok(b.collect_within(Duration::ZERO).await);
     assert!(
         messages(&seen).is_empty(),
         "B got copies after disable: {seen:?}"
     );
 
     // C never enabled carbons: it only ever got the bare-JID message.
-    let seen = ok(c.collect_within(QUIET).await);
+    ok(c.sync_user().await);
+    let seen = ok(c.collect_within(Duration::ZERO).await);
     assert!(messages(&seen).is_empty(), "C got {seen:?}");
 }
 

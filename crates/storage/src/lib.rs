@@ -5,7 +5,8 @@
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
 //! for a single node; PostgreSQL (`postgres://…`) backs clusters, every node sharing one
-//! database. Both pass the same [`testsuite`].
+//! database. Both pass the same test suite (`testsuite::run_all`, behind the `testsuite`
+//! feature); their method bodies are written once, in `shared`.
 //!
 //! Accounts never hold a plaintext password: only the salted SCRAM keys of RFC 5802 are
 //! stored, one row per hash function.
@@ -22,7 +23,11 @@ use parley_proto::sasl::{ScramCredentials, ScramHash};
 mod migrate;
 mod model;
 mod postgres;
+mod shared;
 mod sqlite;
+/// Compiled for this crate's tests and, through the `testsuite` feature, for other
+/// crates' tests only: it never ships in the server.
+#[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
 /// The `jid` of the one removal record per user that is no removal: its version is the
@@ -106,7 +111,7 @@ pub struct ImportReport {
     pub skipped_existing: usize,
 }
 
-/// A storage backend. Every implementation must pass [`testsuite::run_all`].
+/// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Creates an account with one credential row per hash in `creds`.

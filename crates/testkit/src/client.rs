@@ -174,6 +174,8 @@ impl Client {
             self.write_chunk(chunk).await?;
             rest = tail;
             if matches!(self.write_mode, WriteMode::RandomCuts { .. }) {
+                // Pacing, not waiting for an outcome: the server answers no single chunk, so
+                // no event can show it was read alone; a pause makes separate reads likely.
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         }

@@ -2,8 +2,7 @@
 //! PostgreSQL database, each on its own loopback ports, started, killed (SIGKILL), stopped
 //! (SIGTERM) and restarted by the test.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -247,28 +246,26 @@ prefix = "{prefix}"
 
     /// Waits until `/ready` answers 200.
     pub fn wait_ready(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(status)) = child.try_wait() {
+        let log_path = self.dir.path().join("parley.log");
+        let (id, admin) = (self.id.clone(), self.admin);
+        let child = &mut self.child;
+        // Readiness is only ever shown by asking `/ready`; nothing announces it.
+        crate::poll_until_reporting(
+            &format!("node {id} ready"),
+            limit,
+            || {
+                if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
                     panic!(
-                        "node {} exited ({status}) during start-up:\n{}",
-                        self.id,
-                        self.log()
+                        "node {id} exited ({status}) during start-up:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
                     );
                 }
-            }
-            if http_get(self.admin, "/ready", None).is_some_and(|(s, _)| s == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} not ready within {limit:?}:\n{}",
-                self.id,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                http_get(admin, "/ready", None)
+                    .is_some_and(|(s, _)| s == 200)
+                    .then_some(())
+            },
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        );
     }
 
     /// The node's log so far.
@@ -287,18 +284,18 @@ prefix = "{prefix}"
     /// SIGTERM; returns how long the process took to exit.
     pub fn terminate(&mut self) -> Duration {
         let started = Instant::now();
-        if let Some(mut child) = self.child.take() {
+        if let Some(child) = self.child.as_mut() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    panic!("node {} did not exit within 30 s of SIGTERM", self.id);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            // The child stays in `self` while polled, so that a timeout's panic kills it
+            // on drop.
+            crate::poll_until(
+                &format!("node {} exiting after SIGTERM", self.id),
+                Duration::from_secs(30),
+                || child.try_wait().ok().flatten(),
+            );
+            self.child = None;
         }
         started.elapsed()
     }
@@ -358,22 +355,7 @@ pub fn wait_members(nodes: &[ClusterNode], n: usize) {
     }
 }
 
-/// A tiny HTTP/1.1 GET over a real socket: (status, body); None if nothing listens.
-pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    Some((status, body))
-}
+pub use parley_testkit_services::http_get;
 
 /// Creates accounts (password `password`) in the database at `url`.
 pub fn add_users(url: &str, users: &[&str]) {

@@ -493,20 +493,6 @@ impl Client {
         }
     }
 
-    /// Round-trips a ping to the server, stashing whatever arrives before its result. The
-    /// server handles one client's stanzas in order, so whatever this client sent before has
-    /// been processed by its session when this returns (not necessarily by other actors).
-    pub async fn sync(&mut self) -> Result<(), ClientError> {
-        self.request(
-            &Element::new("iq", ns::CLIENT)
-                .with_attr("type", "get")
-                .with_attr("id", next_id("sync"))
-                .with_child(Element::new("ping", ns::PING)),
-        )
-        .await
-        .map(|_| ())
-    }
-
     /// Forgets everything stashed.
     pub fn clear_stash(&mut self) {
         self.stash.clear();

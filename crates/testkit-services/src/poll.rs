@@ -9,15 +9,28 @@ use std::time::{Duration, Instant};
 
 /// Polls `done` until it returns `Some`, and returns that; panics naming `what` (and the
 /// caller can put what it last saw into its own assertion) after `within`.
-pub fn poll_until<T>(what: &str, within: Duration, mut done: impl FnMut() -> Option<T>) -> T {
-    let mut run = || {
+pub fn poll_until<T>(what: &str, within: Duration, done: impl FnMut() -> Option<T>) -> T {
+    poll_until_reporting(what, within, done, String::new)
+}
+
+/// [`poll_until`] whose failure also shows `report()`, e.g. the log of a process that did
+/// not come up; `report` runs only then.
+pub fn poll_until_reporting<T>(
+    what: &str,
+    within: Duration,
+    mut done: impl FnMut() -> Option<T>,
+    report: impl FnOnce() -> String,
+) -> T {
+    let run = || {
         let deadline = Instant::now() + within;
         let mut pause = Duration::from_millis(1);
         loop {
             if let Some(v) = done() {
                 return v;
             }
-            assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+            if Instant::now() >= deadline {
+                panic!("not within {within:?}: {what}\n{}", report());
+            }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
@@ -48,6 +61,17 @@ mod tests {
     #[should_panic(expected = "not within")]
     fn fails_naming_what_it_waited_for() {
         poll_until::<()>("never", Duration::from_millis(20), || None);
+    }
+
+    #[test]
+    #[should_panic(expected = "the log says why")]
+    fn failure_shows_the_report() {
+        poll_until_reporting::<()>(
+            "never",
+            Duration::from_millis(20),
+            || None,
+            || "the log says why".into(),
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -142,19 +142,22 @@ impl EtcdServer {
         .collect();
         let log = self.dir.path().join("etcd.log");
         let mut process = Watched::spawn(self.dir.path(), log, "KILL", &self.binary, &args);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let healthy = self
-                .http("GET", "/health", "")
-                .is_ok_and(|(status, body)| status == 200 && body.contains("true"));
-            if healthy {
-                break;
-            }
-            if process.exited() || Instant::now() > deadline {
-                panic!("etcd did not become healthy:\n{}", process.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // etcd announces health only through /health, so it is asked until it says yes.
+        let report = process.log_reader();
+        crate::poll_until_reporting(
+            "etcd healthy",
+            START_TIMEOUT,
+            || {
+                let healthy = self
+                    .http("GET", "/health", "")
+                    .is_ok_and(|(status, body)| status == 200 && body.contains("true"));
+                if !healthy && process.exited() {
+                    panic!("etcd exited on start:\n{}", process.log());
+                }
+                healthy.then_some(())
+            },
+            report,
+        );
         self.process = Some(process);
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use parley_cluster::etcd::{Claim, EtcdRegistry};
 use parley_cluster::registry::{Cache, Layout, NodeInfo, SessionEntry};
-use parley_testkit::shared_etcd;
+use parley_testkit_services::{poll_until, shared_etcd};
 
 fn layout() -> Layout {
     let tag: u64 = std::time::SystemTime::now()
@@ -48,15 +48,10 @@ async fn node(layout: &Layout, id: &str, ttl: i64) -> EtcdRegistry {
     .expect("register with etcd")
 }
 
+/// The watch cache and the lease keeper change on their own tasks, with no event a test can
+/// await; so the condition is polled (off the runtime, which keeps those tasks running).
 async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(what, limit, || check().then_some(()));
 }
 
 /// 100 concurrent binds of one full JID spread over 3 nodes: exactly one wins (RFC 6120
@@ -229,7 +224,7 @@ async fn claims_updates_releases_and_take_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_etcd_fences_itself_before_the_ttl() {
     use parley_cluster::fence::{Fence, Standing};
-    let mut etcd = parley_testkit::EtcdServer::start();
+    let mut etcd = parley_testkit_services::EtcdServer::start();
     let ttl = Duration::from_secs(3);
     let reg = EtcdRegistry::register(
         &[etcd.endpoint.clone()],

@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -84,21 +84,15 @@ impl Watched {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn sh for the service watchdog");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-            {
-                break pid;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the watchdog never started {}",
-                program.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let pid = crate::poll_until(
+            &format!("the watchdog starting {}", program.display()),
+            Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(&pidfile)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+            },
+        );
         Watched { watchdog, pid, log }
     }
 
@@ -125,11 +119,14 @@ impl Watched {
 
     /// The service's output so far, for failure messages.
     pub(crate) fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        read_log(&self.log)
+    }
+
+    /// Reads the log later, without holding on to the service (for a failure report
+    /// while the service is being polled).
+    pub(crate) fn log_reader(&self) -> impl FnOnce() -> String {
+        let path = self.log.clone();
+        move || read_log(&path)
     }
 }
 
@@ -284,23 +281,24 @@ impl PgServer {
         let log = dir.path().join("postgres.log");
         let mut process = Watched::spawn(dir.path(), log, "QUIT", &program, &args);
 
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let ready = Command::new(bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                break;
-            }
-            if process.exited() || Instant::now() > deadline {
-                panic!(
-                    "PostgreSQL did not start on port {port}:\n{}",
-                    process.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // pg_isready is the server's own answer to "accepting connections?"; nothing
+        // announces it, so it is asked until it says yes.
+        let report = process.log_reader();
+        crate::poll_until_reporting(
+            &format!("PostgreSQL accepting connections on port {port}"),
+            START_TIMEOUT,
+            || {
+                let ready = Command::new(bin.join("pg_isready"))
+                    .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ready && process.exited() {
+                    panic!("PostgreSQL exited on start:\n{}", process.log());
+                }
+                ready.then_some(())
+            },
+            report,
+        );
 
         let mut server = PgServer {
             url: String::new(),
@@ -347,4 +345,12 @@ impl Drop for PgServer {
 pub fn shared_pg() -> &'static PgServer {
     static SHARED: OnceLock<PgServer> = OnceLock::new();
     SHARED.get_or_init(PgServer::start)
+}
+
+fn read_log(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    text
 }

@@ -60,7 +60,7 @@ impl Haproxy {
             &format!("HAProxy sees all {} nodes UP", servers.len()),
             Duration::from_secs(15),
             || {
-                let up = crate::cluster::http_get(stats, "/stats;csv", None)
+                let up = crate::http_get(stats, "/stats;csv", None)
                     .map(|(_, csv)| {
                         csv.lines()
                             .filter(|l| l.starts_with("nodes,") && !l.starts_with("nodes,BACKEND"))
@@ -79,7 +79,7 @@ impl Haproxy {
     /// Per backend server: how many connections (in http mode with server-close, requests)
     /// HAProxy has sent it so far (the stats CSV's `stot`).
     pub fn sent_to_servers(&self) -> Vec<(String, u64)> {
-        let csv = crate::cluster::http_get(self.stats, "/stats;csv", None)
+        let csv = crate::http_get(self.stats, "/stats;csv", None)
             .map(|(_, csv)| csv)
             .unwrap_or_default();
         csv.lines()

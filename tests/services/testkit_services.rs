@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use parley_testkit::{shared_etcd, shared_pg, EtcdServer, PgServer};
+use parley_testkit_services::{shared_etcd, shared_pg, EtcdServer, PgServer};
 
 #[tokio::test]
 async fn postgres_answers_select_one() {

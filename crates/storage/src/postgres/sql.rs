@@ -1,0 +1,210 @@
+//! The PostgreSQL backend's schema history and SQL where its dialect differs from SQLite's
+//! (the statements both run as written are in `crate::shared::sql`); the method bodies that
+//! run it are shared (`crate::shared`).
+
+use crate::migrate::Migration;
+
+/// Schema history, numbered like SQLite's so that a version means the same content.
+/// Never edit a released migration: append a new one.
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, SCRAM credentials and meta",
+        statements: &[
+            r#"CREATE TABLE accounts (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                password_changed_at BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"#,
+            r#"CREATE TABLE scram_credentials (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                hash TEXT COLLATE "C" NOT NULL,
+                salt BYTEA NOT NULL,
+                iterations BIGINT NOT NULL,
+                stored_key BYTEA NOT NULL,
+                server_key BYTEA NOT NULL,
+                PRIMARY KEY (host, username, hash),
+                FOREIGN KEY (host, username)
+                    REFERENCES accounts (host, username) ON DELETE CASCADE
+            )"#,
+            r#"CREATE TABLE meta (
+                key TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                value BYTEA NOT NULL
+            )"#,
+        ],
+    },
+    // As in SQLite, per-user tables have no foreign key to `accounts`.
+    Migration {
+        version: 2,
+        description: "rosters, pending subscription requests, offline messages",
+        statements: &[
+            r#"CREATE TABLE roster_versions (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"#,
+            r#"CREATE TABLE roster_items (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                jid TEXT COLLATE "C" NOT NULL,
+                name TEXT,
+                subscription TEXT NOT NULL
+                    CHECK (subscription IN ('none', 'to', 'from', 'both')),
+                ask BOOLEAN NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )"#,
+            r#"CREATE TABLE roster_groups (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                jid TEXT COLLATE "C" NOT NULL,
+                position BIGINT NOT NULL,
+                name TEXT NOT NULL,
+                PRIMARY KEY (host, username, jid, position),
+                FOREIGN KEY (host, username, jid)
+                    REFERENCES roster_items (host, username, jid) ON DELETE CASCADE
+            )"#,
+            r#"CREATE TABLE roster_tombstones (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                jid TEXT COLLATE "C" NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )"#,
+            // A sequence default rather than an identity column: a repeated request takes
+            // `excluded.seq`, a fresh number, in one upsert.
+            r#"CREATE TABLE pending_in (
+                seq BIGSERIAL PRIMARY KEY,
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                jid TEXT COLLATE "C" NOT NULL,
+                stanza TEXT NOT NULL,
+                UNIQUE (host, username, jid)
+            )"#,
+            r#"CREATE TABLE offline_messages (
+                seq BIGSERIAL PRIMARY KEY,
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                stamp_ms BIGINT NOT NULL,
+                stanza TEXT NOT NULL
+            )"#,
+            "CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq)",
+        ],
+    },
+    Migration {
+        version: 3,
+        description: "authentication tokens (mod_tokenauth style: only a hash of the secret)",
+        statements: &[
+            r#"CREATE TABLE tokens (
+                id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                secret_hash BYTEA NOT NULL,
+                purpose TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT,
+                last_used_ms BIGINT
+            )"#,
+            "CREATE INDEX tokens_by_user ON tokens (host, username)",
+        ],
+    },
+    Migration {
+        version: 4,
+        description: "blocklists (XEP-0191)",
+        statements: &[
+            // The key serves the per-user reads too: its prefix is `(host, username)`.
+            r#"CREATE TABLE blocklist (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                jid TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )"#,
+        ],
+    },
+    Migration {
+        version: 5,
+        description: "sign-out-everywhere times (JWTs issued before are refused)",
+        statements: &[r#"CREATE TABLE signouts (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                at_ms BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"#],
+    },
+];
+
+pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version BIGINT NOT NULL PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+)";
+
+/// The time only moves forward, so that two sign-outs racing keep the later one.
+pub(super) const UPSERT_SIGNOUT: &str =
+    "INSERT INTO signouts (host, username, at_ms) VALUES ($1, $2, $3)
+    ON CONFLICT (host, username) DO UPDATE SET at_ms = GREATEST(signouts.at_ms, excluded.at_ms)";
+
+/// Creates the accounts absent from the arrays; returns the ones it created.
+pub(super) const INSERT_ACCOUNTS: &str =
+    "INSERT INTO accounts (host, username, created_at, password_changed_at)
+    SELECT h, u, $3, $3 FROM UNNEST($1::text[], $2::text[]) AS t (h, u)
+    ON CONFLICT (host, username) DO NOTHING
+    RETURNING host, username";
+
+/// Callers remove repeated keys first: one statement may not update a row twice.
+pub(super) const INSERT_CREDENTIALS: &str = "INSERT INTO scram_credentials
+    (host, username, hash, salt, iterations, stored_key, server_key)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[],
+        $6::bytea[], $7::bytea[])
+    ON CONFLICT (host, username, hash) DO UPDATE SET
+        salt = excluded.salt,
+        iterations = excluded.iterations,
+        stored_key = excluded.stored_key,
+        server_key = excluded.server_key";
+
+/// `GREATEST` keeps the timestamp monotonic should the clock step backwards.
+pub(super) const TOUCH_PASSWORD: &str = "UPDATE accounts
+    SET password_changed_at = GREATEST(password_changed_at, $1)
+    WHERE host = $2 AND username = $3";
+
+/// Serialises one kind of write for one user until the transaction ends; a hash
+/// collision between two users only makes them wait for each other.
+pub(super) const LOCK_USER: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))";
+
+pub(super) const INSERT_ROSTER_GROUPS: &str =
+    "INSERT INTO roster_groups (host, username, jid, position, name)
+    SELECT $1, $2, $3, p, n FROM UNNEST($4::int8[], $5::text[]) AS t (p, n)";
+
+/// The floor only ever rises.
+pub(super) const UPSERT_TOMBSTONE_FLOOR: &str =
+    "INSERT INTO roster_tombstones (host, username, jid, version)
+    VALUES ($1, $2, '', $3)
+    ON CONFLICT (host, username, jid)
+    DO UPDATE SET version = GREATEST(roster_tombstones.version, excluded.version)";
+
+/// A repeated request takes the fresh sequence number of the proposed row, so it moves
+/// to the end of the arrival order; one statement, so concurrent puts cannot collide.
+pub(super) const UPSERT_PENDING_IN: &str = "INSERT INTO pending_in (host, username, jid, stanza)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (host, username, jid) DO UPDATE SET
+        stanza = excluded.stanza,
+        seq = excluded.seq";
+
+/// Messages and their bytes (UTF-8), for the caps.
+pub(super) const COUNT_OFFLINE_BYTES: &str =
+    "SELECT COUNT(*), COALESCE(SUM(octet_length(stanza)), 0)::BIGINT
+    FROM offline_messages WHERE host = $1 AND username = $2";
+
+/// Returns the jids it inserted, that is those not blocked before. Callers remove
+/// repeats first, so that each new jid comes back once.
+pub(super) const INSERT_BLOCKED: &str = "INSERT INTO blocklist (host, username, jid)
+    SELECT $1, $2, j FROM UNNEST($3::text[]) AS t (j)
+    ON CONFLICT (host, username, jid) DO NOTHING
+    RETURNING jid";
+
+pub(super) const DELETE_BLOCKED: &str = "DELETE FROM blocklist
+    WHERE host = $1 AND username = $2 AND jid = ANY($3::text[])
+    RETURNING jid";

@@ -1,0 +1,150 @@
+//! The SQL both backends run as written: PostgreSQL's numbered placeholders (`$1`), which
+//! sqlx also binds for SQLite by their number. Statements whose dialects differ (upserts
+//! with `MAX`/`GREATEST`, arrays, byte lengths) stay in each backend's `sql.rs`.
+
+/// Run inside the write transaction of the change it numbers, so that versions are
+/// handed out one by one even across processes.
+pub(crate) const BUMP_ROSTER_VERSION: &str = "INSERT INTO roster_versions (host, username, version)
+    VALUES ($1, $2, 1)
+    ON CONFLICT (host, username) DO UPDATE SET version = roster_versions.version + 1
+    RETURNING version";
+
+pub(crate) const COUNT_OFFLINE: &str =
+    "SELECT COUNT(*) FROM offline_messages WHERE host = $1 AND username = $2";
+
+/// Credentials go with it through `ON DELETE CASCADE`.
+pub(crate) const DELETE_ACCOUNT: &str = "DELETE FROM accounts WHERE host = $1 AND username = $2";
+
+pub(crate) const DELETE_BLOCKLIST: &str = "DELETE FROM blocklist
+    WHERE host = $1 AND username = $2
+    RETURNING jid";
+
+pub(crate) const DELETE_CREDENTIALS: &str =
+    "DELETE FROM scram_credentials WHERE host = $1 AND username = $2";
+
+pub(crate) const DELETE_PENDING_IN: &str =
+    "DELETE FROM pending_in WHERE host = $1 AND username = $2 AND jid = $3";
+
+pub(crate) const DELETE_ROSTER_GROUPS: &str =
+    "DELETE FROM roster_groups WHERE host = $1 AND username = $2 AND jid = $3";
+
+pub(crate) const DELETE_ROSTER_ITEM: &str =
+    "DELETE FROM roster_items WHERE host = $1 AND username = $2 AND jid = $3";
+
+pub(crate) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE id = $1";
+
+pub(crate) const DELETE_TOMBSTONE: &str =
+    "DELETE FROM roster_tombstones WHERE host = $1 AND username = $2 AND jid = $3";
+
+pub(crate) const DELETE_TOMBSTONES_UPTO: &str = "DELETE FROM roster_tombstones
+    WHERE host = $1 AND username = $2 AND jid <> '' AND version <= $3";
+
+pub(crate) const DELETE_USER_TOKENS: &str = "DELETE FROM tokens WHERE host = $1 AND username = $2";
+
+/// First writer wins: a concurrent insert waits for the winner's commit, then does
+/// nothing, and its next statement sees the winner's value.
+pub(crate) const INSERT_META_IF_ABSENT: &str =
+    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+
+pub(crate) const INSERT_OFFLINE: &str =
+    "INSERT INTO offline_messages (host, username, stamp_ms, stanza) VALUES ($1, $2, $3, $4)";
+
+/// Tokens: only a hash of each secret is stored (see `parley_proto::token`).
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens (id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)";
+
+pub(crate) const LIST_ALL_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
+    FROM accounts
+    ORDER BY host, username";
+
+pub(crate) const LIST_HOST_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
+    FROM accounts
+    WHERE host = $1
+    ORDER BY username";
+
+pub(crate) const SELECT_ACCOUNT: &str = "SELECT host, username, created_at, password_changed_at
+    FROM accounts
+    WHERE host = $1 AND username = $2";
+
+/// Byte order, as for roster items.
+pub(crate) const SELECT_BLOCKLIST: &str = "SELECT jid FROM blocklist
+    WHERE host = $1 AND username = $2
+    ORDER BY jid";
+
+pub(crate) const SELECT_CREDENTIALS: &str = "SELECT salt, iterations, stored_key, server_key
+    FROM scram_credentials
+    WHERE host = $1 AND username = $2 AND hash = $3";
+
+pub(crate) const SELECT_META: &str = "SELECT value FROM meta WHERE key = $1";
+
+pub(crate) const SELECT_PENDING_IN: &str = "SELECT jid, stanza
+    FROM pending_in
+    WHERE host = $1 AND username = $2
+    ORDER BY seq";
+
+pub(crate) const SELECT_ROSTER_GROUPS: &str = "SELECT g.jid, g.name
+    FROM roster_groups g
+    JOIN roster_items i ON i.host = g.host AND i.username = g.username AND i.jid = g.jid
+    WHERE g.host = $1 AND g.username = $2 AND i.version > $3
+    ORDER BY g.jid, g.position";
+
+/// `jid` order is byte order, as for Rust strings: SQLite's default BINARY collation and
+/// PostgreSQL's `COLLATE "C"` columns.
+pub(crate) const SELECT_ROSTER_ITEMS: &str = "SELECT jid, name, subscription, ask, version
+    FROM roster_items
+    WHERE host = $1 AND username = $2 AND version > $3
+    ORDER BY jid";
+
+pub(crate) const SELECT_ROSTER_VERSION: &str =
+    "SELECT version FROM roster_versions WHERE host = $1 AND username = $2";
+
+pub(crate) const SELECT_SIGNOUT: &str =
+    "SELECT at_ms FROM signouts WHERE host = $1 AND username = $2";
+
+pub(crate) const SELECT_TOKEN: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE id = $1";
+
+pub(crate) const SELECT_TOMBSTONES: &str = "SELECT jid, version
+    FROM roster_tombstones
+    WHERE host = $1 AND username = $2 AND version > $3";
+
+/// The newest removal record past the `keep` newest (the jid-less floor aside).
+pub(crate) const SELECT_TOMBSTONE_CUT: &str = "SELECT version FROM roster_tombstones
+    WHERE host = $1 AND username = $2 AND jid <> ''
+    ORDER BY version DESC LIMIT 1 OFFSET $3";
+
+pub(crate) const SELECT_USER_TOKENS: &str = "SELECT id, host, username, secret_hash, purpose, created_ms, expires_ms, last_used_ms FROM tokens WHERE host = $1 AND username = $2 ORDER BY created_ms, id";
+
+/// One statement returns exactly what it deletes, so a concurrent push is either taken
+/// or kept, never lost.
+pub(crate) const TAKE_OFFLINE: &str = "DELETE FROM offline_messages
+    WHERE host = $1 AND username = $2
+    RETURNING seq, stamp_ms, stanza";
+
+pub(crate) const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_ms = $1 WHERE id = $2";
+
+/// An upsert, not `INSERT OR REPLACE`: replacing would delete the row and cascade to
+/// the groups of the item.
+pub(crate) const UPSERT_ROSTER_ITEM: &str = "INSERT INTO roster_items
+    (host, username, jid, name, subscription, ask, version)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (host, username, jid) DO UPDATE SET
+        name = excluded.name,
+        subscription = excluded.subscription,
+        ask = excluded.ask,
+        version = excluded.version";
+
+pub(crate) const UPSERT_TOMBSTONE: &str =
+    "INSERT INTO roster_tombstones (host, username, jid, version)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (host, username, jid) DO UPDATE SET version = excluded.version";
+
+/// Everything a user owns besides the account and credentials, for `delete_account`.
+/// Groups go with their items through `ON DELETE CASCADE`.
+pub(crate) const DELETE_USER_DATA: &[&str] = &[
+    "DELETE FROM roster_items WHERE host = $1 AND username = $2",
+    "DELETE FROM roster_tombstones WHERE host = $1 AND username = $2",
+    "DELETE FROM roster_versions WHERE host = $1 AND username = $2",
+    "DELETE FROM pending_in WHERE host = $1 AND username = $2",
+    "DELETE FROM offline_messages WHERE host = $1 AND username = $2",
+    "DELETE FROM tokens WHERE host = $1 AND username = $2",
+    "DELETE FROM blocklist WHERE host = $1 AND username = $2",
+];

@@ -1,0 +1,364 @@
+//! The SQLite backend: the embedded default for a single node.
+//!
+//! Files run in WAL mode with `synchronous=NORMAL` (a crash loses at most the last
+//! transactions, never consistency) and a busy timeout so that a second process, such as
+//! the admin CLI, waits instead of failing. Every write transaction starts with
+//! `BEGIN IMMEDIATE`: a deferred transaction that upgrades from reader to writer can get
+//! `SQLITE_BUSY` at once, without the busy timeout being consulted. That one writer at a
+//! time is also what serialises a user's roster versions and offline cap, so SQLite needs
+//! no per-user locks.
+//!
+//! The `Storage` methods are the shared ones (`crate::shared`); this module holds the
+//! pool, the migrations runner and the row-at-a-time batch writes.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use parley_proto::sasl::ScramCredentials;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::migrate::{self, Migration};
+use crate::shared::sql::DELETE_PENDING_IN;
+use crate::shared::{backend, impl_sql_storage, UserLock};
+use crate::{now_unix, redact_password, Result, StorageError};
+
+mod sql;
+use sql::*;
+
+#[cfg(test)]
+mod tests;
+
+/// How long a statement waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite has a single writer anyway; a few connections let reads run alongside it.
+const FILE_POOL_SIZE: u32 = 4;
+
+/// A store in one SQLite database.
+pub(crate) struct SqliteStorage {
+    pool: SqlitePool,
+    /// For `Debug` and logs: the file path, or `:memory:`.
+    location: String,
+}
+
+impl fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStorage {
+    /// Opens a private in-memory database.
+    pub(crate) async fn open_memory() -> Result<Self> {
+        // sqlx names each `:memory:` database uniquely with a shared cache, so every
+        // connection of this pool, and only of this pool, sees the same data.
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(backend)?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // The database lives as long as one connection to it does: keep exactly one,
+        // forever.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| StorageError::Backend(format!("opening in-memory database: {e}")))?;
+        migrate(&pool).await?;
+        Ok(Self {
+            pool,
+            location: ":memory:".into(),
+        })
+    }
+
+    /// Opens (creating if needed) the database file at `path`, named by `url` in errors.
+    /// Also returns how many migrations this call applied.
+    pub(crate) async fn open_file(url: &str, path: PathBuf) -> Result<(Self, usize)> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| StorageError::BadUrl {
+                    url: redact_password(url),
+                    reason: format!("cannot create directory {}: {e}", parent.display()),
+                })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(options)
+            .await
+            .map_err(|e| StorageError::Backend(format!("opening {}: {e}", path.display())))?;
+        enable_wal(&pool, &path).await?;
+        let applied = migrate(&pool).await?;
+        tracing::info!(path = %path.display(), migrations_applied = applied, "opened SQLite storage");
+        Ok((
+            Self {
+                pool,
+                location: path.display().to_string(),
+            },
+            applied,
+        ))
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// A deferred transaction for reads that span several statements: in WAL mode it
+    /// sees one snapshot, so a roster is never read half-way through a change.
+    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(backend)
+    }
+}
+
+/// Switches the file to WAL journaling, which persists in the file.
+///
+/// The switch needs an exclusive lock that SQLite does not wait for through the busy
+/// timeout, so when another process opens the same new file at the same moment we retry
+/// by hand.
+async fn enable_wal(pool: &SqlitePool, path: &Path) -> Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(mode) => {
+                if !mode.eq_ignore_ascii_case("wal") {
+                    tracing::warn!(path = %path.display(), %mode, "SQLite refused WAL journaling");
+                }
+                return Ok(());
+            }
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(backend(e)),
+        }
+    }
+}
+
+/// `SQLITE_BUSY` or `SQLITE_LOCKED`, extended codes included.
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+/// Applies pending migrations; returns how many.
+async fn migrate(pool: &SqlitePool) -> Result<usize> {
+    migrate_with(pool, MIGRATIONS).await
+}
+
+/// Applies the pending ones of `migrations`; tests pass a prefix of the history to
+/// build databases as older releases left them.
+///
+/// `BEGIN IMMEDIATE` takes the write lock before reading the version, so a second
+/// process opening the same file waits here and then finds nothing left to apply.
+async fn migrate_with(pool: &SqlitePool, migrations: &[Migration]) -> Result<usize> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+    sqlx::query(CREATE_SCHEMA_VERSION)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let pending = migrate::pending(migrations, current)?;
+    for migration in pending {
+        tracing::info!(
+            version = migration.version,
+            description = migration.description,
+            "applying storage migration"
+        );
+        for statement in migration.statements {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    StorageError::Backend(format!("migration {}: {e}", migration.version))
+                })?;
+        }
+        sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
+            .bind(migration.version)
+            .bind(now_unix())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(pending.len())
+}
+
+/// Nothing to take: `BEGIN IMMEDIATE` already holds the database's one write lock.
+async fn lock_user(
+    _conn: &mut SqliteConnection,
+    _lock: UserLock,
+    _username: &str,
+    _host: &str,
+) -> Result<()> {
+    Ok(())
+}
+
+/// Creates the absent accounts among `accounts` (`(host, username)`, free of repeats);
+/// returns those created.
+async fn insert_accounts(
+    conn: &mut SqliteConnection,
+    accounts: &[(&str, &str)],
+    now: i64,
+) -> Result<HashSet<(String, String)>> {
+    let mut created = HashSet::new();
+    for &(host, username) in accounts {
+        let result = sqlx::query(INSERT_ACCOUNT)
+            .bind(host)
+            .bind(username)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        if result.rows_affected() == 1 {
+            created.insert((host.to_owned(), username.to_owned()));
+        }
+    }
+    Ok(created)
+}
+
+/// Stores `(host, username, credentials)` rows; of a hash listed twice for one account,
+/// the last entry wins (the statement is an upsert).
+async fn insert_credentials(
+    conn: &mut SqliteConnection,
+    rows: &[(&str, &str, &ScramCredentials)],
+) -> Result<()> {
+    for &(host, username, cred) in rows {
+        sqlx::query(INSERT_CREDENTIALS)
+            .bind(host)
+            .bind(username)
+            .bind(cred.hash.name())
+            .bind(&cred.salt)
+            .bind(i64::from(cred.iterations))
+            .bind(&cred.stored_key)
+            .bind(&cred.server_key)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+async fn insert_roster_groups(
+    conn: &mut SqliteConnection,
+    username: &str,
+    host: &str,
+    jid: &str,
+    groups: &[String],
+) -> Result<()> {
+    for (position, group) in (0_i64..).zip(groups) {
+        sqlx::query(INSERT_ROSTER_GROUP)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .bind(position)
+            .bind(group)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Delete and insert rather than update, so the request takes a new place in the arrival
+/// order.
+async fn put_pending_in(
+    conn: &mut SqliteConnection,
+    username: &str,
+    host: &str,
+    jid: &str,
+    stanza: &str,
+) -> Result<()> {
+    sqlx::query(DELETE_PENDING_IN)
+        .bind(host)
+        .bind(username)
+        .bind(jid)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    sqlx::query(INSERT_PENDING_IN)
+        .bind(host)
+        .bind(username)
+        .bind(jid)
+        .bind(stanza)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Blocks `jids` (free of repeats); returns those not blocked before.
+async fn insert_blocked(
+    conn: &mut SqliteConnection,
+    username: &str,
+    host: &str,
+    jids: &[&str],
+) -> Result<Vec<String>> {
+    let mut added = Vec::new();
+    for &jid in jids {
+        let result = sqlx::query(INSERT_BLOCKED)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        if result.rows_affected() > 0 {
+            added.push(jid.to_owned());
+        }
+    }
+    Ok(added)
+}
+
+/// Unblocks `jids`; returns those that were blocked.
+async fn delete_blocked(
+    conn: &mut SqliteConnection,
+    username: &str,
+    host: &str,
+    jids: &[String],
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for jid in jids {
+        let result = sqlx::query(DELETE_BLOCKED)
+            .bind(host)
+            .bind(username)
+            .bind(jid)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        // A repeat finds its row gone already, so it is reported once.
+        if result.rows_affected() > 0 {
+            removed.push(jid.clone());
+        }
+    }
+    Ok(removed)
+}
+
+impl_sql_storage!(SqliteStorage, conn = SqliteConnection, row = SqliteRow);

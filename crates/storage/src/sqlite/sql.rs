@@ -1,0 +1,201 @@
+//! The SQLite backend's schema history and SQL where its dialect differs from PostgreSQL's
+//! (the statements both run as written are in `crate::shared::sql`); the method bodies that
+//! run it are shared (`crate::shared`).
+
+use crate::migrate::Migration;
+
+/// Schema history. Never edit a released migration: append a new one.
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, SCRAM credentials and meta",
+        statements: &[
+            "CREATE TABLE accounts (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            password_changed_at BIGINT NOT NULL,
+            PRIMARY KEY (host, username)
+        )",
+            "CREATE TABLE scram_credentials (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            salt BLOB NOT NULL,
+            iterations BIGINT NOT NULL,
+            stored_key BLOB NOT NULL,
+            server_key BLOB NOT NULL,
+            PRIMARY KEY (host, username, hash),
+            FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+        )",
+            "CREATE TABLE meta (
+            key TEXT NOT NULL PRIMARY KEY,
+            value BLOB NOT NULL
+        )",
+        ],
+    },
+    // Per-user tables deliberately have no foreign key to `accounts`: storing for a user
+    // must not depend on the account row (see the crate documentation), and
+    // `delete_account` removes them explicitly instead of by cascade.
+    Migration {
+        version: 2,
+        description: "rosters, pending subscription requests, offline messages",
+        statements: &[
+            // One row per user whose roster ever changed; absent means version 0.
+            "CREATE TABLE roster_versions (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )",
+            // `version` is the roster version that last wrote the row, which is what
+            // RFC 6121 §2.6 replay selects on.
+            "CREATE TABLE roster_items (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                name TEXT,
+                subscription TEXT NOT NULL
+                    CHECK (subscription IN ('none', 'to', 'from', 'both')),
+                ask BOOLEAN NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )",
+            // A table rather than an encoded column: any group name survives, and order
+            // is explicit.
+            "CREATE TABLE roster_groups (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                position BIGINT NOT NULL,
+                name TEXT NOT NULL,
+                PRIMARY KEY (host, username, jid, position),
+                FOREIGN KEY (host, username, jid)
+                    REFERENCES roster_items (host, username, jid) ON DELETE CASCADE
+            )",
+            // At most one per jid (the latest removal); a later put of the jid deletes it.
+            "CREATE TABLE roster_tombstones (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )",
+            // `seq` orders arrivals across the whole table, which is all that is needed
+            // within one user; AUTOINCREMENT never hands out a number twice.
+            "CREATE TABLE pending_in (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                stanza TEXT NOT NULL,
+                UNIQUE (host, username, jid)
+            )",
+            "CREATE TABLE offline_messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                stamp_ms BIGINT NOT NULL,
+                stanza TEXT NOT NULL
+            )",
+            "CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq)",
+        ],
+    },
+    Migration {
+        version: 3,
+        description: "authentication tokens (mod_tokenauth style: only a hash of the secret)",
+        statements: &[
+            r#"CREATE TABLE tokens (
+                id TEXT NOT NULL PRIMARY KEY,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                secret_hash BLOB NOT NULL,
+                purpose TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT,
+                last_used_ms BIGINT
+            )"#,
+            "CREATE INDEX tokens_by_user ON tokens (host, username)",
+        ],
+    },
+    Migration {
+        version: 4,
+        description: "blocklists (XEP-0191)",
+        statements: &[
+            // The key serves the per-user reads too: its prefix is `(host, username)`.
+            "CREATE TABLE blocklist (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                PRIMARY KEY (host, username, jid)
+            )",
+        ],
+    },
+    Migration {
+        version: 5,
+        description: "sign-out-everywhere times (JWTs issued before are refused)",
+        statements: &["CREATE TABLE signouts (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                at_ms BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"],
+    },
+];
+
+pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version BIGINT NOT NULL PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+)";
+
+/// The time only moves forward, so that two sign-outs racing keep the later one.
+pub(super) const UPSERT_SIGNOUT: &str =
+    "INSERT INTO signouts (host, username, at_ms) VALUES (?, ?, ?)
+    ON CONFLICT (host, username) DO UPDATE SET at_ms = MAX(signouts.at_ms, excluded.at_ms)";
+
+pub(super) const INSERT_ACCOUNT: &str =
+    "INSERT INTO accounts (host, username, created_at, password_changed_at)
+    VALUES (?, ?, ?, ?)
+    ON CONFLICT (host, username) DO NOTHING";
+
+/// Upsert, so that a hash listed twice keeps its last entry instead of failing.
+pub(super) const INSERT_CREDENTIALS: &str = "INSERT INTO scram_credentials
+    (host, username, hash, salt, iterations, stored_key, server_key)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (host, username, hash) DO UPDATE SET
+        salt = excluded.salt,
+        iterations = excluded.iterations,
+        stored_key = excluded.stored_key,
+        server_key = excluded.server_key";
+
+/// `MAX` keeps the timestamp monotonic should the clock step backwards.
+pub(super) const TOUCH_PASSWORD: &str = "UPDATE accounts
+    SET password_changed_at = MAX(password_changed_at, ?)
+    WHERE host = ? AND username = ?";
+
+pub(super) const INSERT_ROSTER_GROUP: &str =
+    "INSERT INTO roster_groups (host, username, jid, position, name) VALUES (?, ?, ?, ?, ?)";
+
+/// The floor only ever rises.
+pub(super) const UPSERT_TOMBSTONE_FLOOR: &str =
+    "INSERT INTO roster_tombstones (host, username, jid, version)
+    VALUES (?, ?, '', ?)
+    ON CONFLICT (host, username, jid)
+    DO UPDATE SET version = MAX(roster_tombstones.version, excluded.version)";
+
+pub(super) const INSERT_PENDING_IN: &str =
+    "INSERT INTO pending_in (host, username, jid, stanza) VALUES (?, ?, ?, ?)";
+
+/// Messages and their bytes (UTF-8), for the caps.
+pub(super) const COUNT_OFFLINE_BYTES: &str =
+    "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(stanza AS BLOB))), 0)
+    FROM offline_messages WHERE host = ? AND username = ?";
+
+/// Affects no row for a jid already blocked, which is how `blocklist_add` tells new
+/// entries (a repeat within one call included) from old ones.
+pub(super) const INSERT_BLOCKED: &str =
+    "INSERT INTO blocklist (host, username, jid) VALUES (?, ?, ?)
+    ON CONFLICT (host, username, jid) DO NOTHING";
+
+pub(super) const DELETE_BLOCKED: &str =
+    "DELETE FROM blocklist WHERE host = ? AND username = ? AND jid = ?";

@@ -1,0 +1,387 @@
+//! SQLite-only checks: files, WAL, reopening, upgrades, two processes on one file.
+
+use std::sync::Arc;
+
+use parley_proto::sasl::ScramHash;
+
+use super::*;
+use crate::testsuite::{self, fake_credentials};
+use crate::{ImportReport, NewAccount, OfflineMessage, Roster, RosterItem, Storage};
+
+fn file_url(dir: &tempfile::TempDir, relative: &str) -> (String, PathBuf) {
+    let path = dir.path().join(relative);
+    (format!("sqlite://{}", path.display()), path)
+}
+
+async fn count_schema_versions(storage: &SqliteStorage) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM schema_version")
+        .fetch_one(&storage.pool)
+        .await
+        .unwrap()
+}
+
+#[test]
+fn migrations_are_numbered_in_sequence() {
+    migrate::assert_well_formed(MIGRATIONS);
+}
+
+#[tokio::test]
+async fn memory_backend_passes_the_suite() {
+    testsuite::run_all(crate::open("sqlite::memory:").await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_backend_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    // The nested directories do not exist yet: `open` must create them.
+    let (url, path) = file_url(&dir, "state/db/parley.db");
+    testsuite::run_all(crate::open(&url).await.unwrap()).await;
+    assert!(path.is_file());
+}
+
+#[tokio::test]
+async fn memory_databases_are_private_to_each_open() {
+    let a = crate::open("sqlite::memory:").await.unwrap();
+    let b = crate::open("sqlite::memory:").await.unwrap();
+    a.create_account("alice", "localhost", &[]).await.unwrap();
+    assert!(a.account("alice", "localhost").await.unwrap().is_some());
+    assert!(b.account("alice", "localhost").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_does_not_rerun_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+
+    let (first, applied) = SqliteStorage::open_file(&url, path.clone()).await.unwrap();
+    assert_eq!(applied, MIGRATIONS.len());
+    first
+        .create_account(
+            "alice",
+            "localhost",
+            &[fake_credentials(ScramHash::Sha256, "alice")],
+        )
+        .await
+        .unwrap();
+    let secret = first.server_secret().await.unwrap();
+    let info = first.account("alice", "localhost").await.unwrap().unwrap();
+    first.pool.close().await;
+
+    let (second, applied) = SqliteStorage::open_file(&url, path).await.unwrap();
+    assert_eq!(applied, 0, "migrations ran again on reopen");
+    assert_eq!(
+        count_schema_versions(&second).await,
+        i64::try_from(MIGRATIONS.len()).unwrap()
+    );
+    assert_eq!(
+        second.account("alice", "localhost").await.unwrap(),
+        Some(info)
+    );
+    let creds = second
+        .credentials("alice", "localhost", ScramHash::Sha256)
+        .await
+        .unwrap()
+        .expect("credentials survive a reopen");
+    assert_eq!(
+        creds.stored_key,
+        fake_credentials(ScramHash::Sha256, "alice").stored_key
+    );
+    assert_eq!(second.server_secret().await.unwrap(), secret);
+}
+
+#[tokio::test]
+async fn file_uses_wal_and_enforces_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    let (storage, _) = SqliteStorage::open_file(&url, path).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&storage.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    let orphan = sqlx::query(
+        "INSERT INTO scram_credentials VALUES ('localhost', 'ghost', 'SHA-1', x'00', 1, x'00', x'00')",
+    )
+    .execute(&storage.pool)
+    .await;
+    assert!(
+        orphan.is_err(),
+        "credentials without an account were accepted"
+    );
+}
+
+/// A database left by the release before rosters gains their tables on open, keeps
+/// its accounts, and then serves rosters, requests and offline messages.
+#[tokio::test]
+async fn schema_one_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        assert_eq!(migrate_with(&pool, &MIGRATIONS[..1]).await.unwrap(), 1);
+        let old = SqliteStorage {
+            pool,
+            location: "schema one".into(),
+        };
+        old.create_account("alice", "localhost", &[]).await.unwrap();
+        old.pool.close().await;
+    }
+
+    let (storage, applied) = SqliteStorage::open_file(&url, path.clone()).await.unwrap();
+    assert_eq!(applied, MIGRATIONS.len() - 1);
+    assert!(storage
+        .account("alice", "localhost")
+        .await
+        .unwrap()
+        .is_some());
+    let item = RosterItem {
+        jid: "bob@localhost".into(),
+        name: Some("Bob".into()),
+        subscription: crate::Subscription::Both,
+        ask: false,
+        groups: vec!["Friends".into()],
+    };
+    assert_eq!(
+        storage
+            .roster_put("alice", "localhost", &item)
+            .await
+            .unwrap(),
+        1
+    );
+    storage
+        .pending_in_put("alice", "localhost", "carol@localhost", "<presence/>")
+        .await
+        .unwrap();
+    let msg = OfflineMessage {
+        stamp_ms: 1,
+        stanza: "<message/>".into(),
+    };
+    assert!(storage
+        .offline_push("alice", "localhost", &msg, 10, usize::MAX)
+        .await
+        .unwrap());
+    storage.pool.close().await;
+
+    // Everything survives a reopen, which applies nothing more.
+    let (storage, applied) = SqliteStorage::open_file(&url, path).await.unwrap();
+    assert_eq!(applied, 0);
+    assert_eq!(
+        storage.roster("alice", "localhost").await.unwrap(),
+        Roster {
+            version: 1,
+            items: vec![item]
+        }
+    );
+    assert_eq!(
+        storage.pending_in("alice", "localhost").await.unwrap(),
+        vec![("carol@localhost".to_owned(), "<presence/>".to_owned())]
+    );
+    assert_eq!(
+        storage.offline_take("alice", "localhost").await.unwrap(),
+        vec![msg]
+    );
+}
+
+/// Two stores on one file stand for two processes (a node and the admin CLI): the
+/// write lock, not the pool, keeps versions and the offline cap right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_share_versions_and_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    let (a, _) = SqliteStorage::open_file(&url, path.clone()).await.unwrap();
+    let (b, _) = SqliteStorage::open_file(&url, path).await.unwrap();
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut handles = Vec::new();
+    for i in 0..8_usize {
+        let store = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        handles.push(tokio::spawn(async move {
+            let item = RosterItem {
+                jid: format!("c{i}@localhost"),
+                name: None,
+                subscription: crate::Subscription::None,
+                ask: false,
+                groups: vec![],
+            };
+            let version = store.roster_put("alice", "localhost", &item).await?;
+            let msg = OfflineMessage {
+                stamp_ms: 0,
+                stanza: format!("<message id='{i}'/>"),
+            };
+            let stored = store
+                .offline_push("alice", "localhost", &msg, 3, usize::MAX)
+                .await?;
+            Ok::<_, StorageError>((version, stored))
+        }));
+    }
+    let mut versions = Vec::new();
+    let mut stored = 0;
+    for handle in handles {
+        let (version, was_stored) = handle.await.unwrap().unwrap();
+        versions.push(version);
+        stored += usize::from(was_stored);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<i64>>());
+    assert_eq!(stored, 3);
+    assert_eq!(b.offline_count("alice", "localhost").await.unwrap(), 3);
+    assert_eq!(a.roster("alice", "localhost").await.unwrap().version, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_new_file_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "fresh/parley.db");
+    let (a, b) = tokio::join!(
+        SqliteStorage::open_file(&url, path.clone()),
+        SqliteStorage::open_file(&url, path.clone())
+    );
+    let (a, applied_a) = a.unwrap();
+    let (b, applied_b) = b.unwrap();
+    assert_eq!(
+        applied_a + applied_b,
+        MIGRATIONS.len(),
+        "each migration runs exactly once"
+    );
+    assert_eq!(
+        count_schema_versions(&a).await,
+        i64::try_from(MIGRATIONS.len()).unwrap()
+    );
+    a.create_account("alice", "localhost", &[]).await.unwrap();
+    assert!(b.account("alice", "localhost").await.unwrap().is_some());
+    assert_eq!(
+        a.server_secret().await.unwrap(),
+        b.server_secret().await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    let (storage, _) = SqliteStorage::open_file(&url, path.clone()).await.unwrap();
+    sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (999, 0)")
+        .execute(&storage.pool)
+        .await
+        .unwrap();
+    storage.pool.close().await;
+    let err = SqliteStorage::open_file(&url, path).await.unwrap_err();
+    assert!(err.to_string().contains("schema version 999"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_bad_urls() {
+    match crate::open("mysql://x").await.unwrap_err() {
+        StorageError::BadUrl { url, reason } => {
+            assert_eq!(url, "mysql://x");
+            assert!(reason.contains("mysql"), "{reason}");
+        }
+        other => panic!("expected BadUrl, got {other:?}"),
+    }
+    let message = crate::open("mysql://x").await.unwrap_err().to_string();
+    assert!(message.contains("`mysql://x`"), "{message}");
+}
+
+#[tokio::test]
+async fn unusable_directory_is_reported_with_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where a directory is needed.
+    std::fs::write(dir.path().join("blocker"), b"").unwrap();
+    let (url, _) = file_url(&dir, "blocker/sub/parley.db");
+    let err = crate::open(&url).await.unwrap_err();
+    assert!(matches!(err, StorageError::BadUrl { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+/// RFC 5802 §2.2 and §9: the server keeps only the salted StoredKey and ServerKey,
+/// so the database file never contains the password.
+#[tokio::test]
+async fn rfc5802_no_plaintext_password_reaches_the_file() {
+    let password = "correct horse battery staple";
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    let storage = crate::open(&url).await.unwrap();
+    let creds = [
+        ScramCredentials::generate(ScramHash::Sha1, password, 4096).unwrap(),
+        ScramCredentials::generate(ScramHash::Sha256, password, 4096).unwrap(),
+    ];
+    storage
+        .create_account("plaintextcanary", "localhost", &creds)
+        .await
+        .unwrap();
+    let mut contents = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(dir.path().join("parley.db-wal")) {
+        contents.extend(wal);
+    }
+    let contains = |needle: &[u8]| contents.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(b"plaintextcanary"),
+        "the account itself should be on disk"
+    );
+    assert!(!contains(password.as_bytes()), "plaintext password on disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_twenty_thousand_accounts() {
+    const COUNT: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _) = file_url(&dir, "parley.db");
+    let storage: Arc<dyn Storage> = crate::open(&url).await.unwrap();
+    let accounts: Vec<NewAccount> = (0..COUNT)
+        .map(|i| {
+            let username = format!("user{i:05}");
+            NewAccount {
+                credentials: vec![
+                    fake_credentials(ScramHash::Sha1, &username),
+                    fake_credentials(ScramHash::Sha256, &username),
+                ],
+                username,
+                host: "bulk.example".into(),
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let report = storage.import_accounts(&accounts).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        report,
+        ImportReport {
+            created: COUNT,
+            skipped_existing: 0
+        }
+    );
+    // Generous for a loaded CI machine; one transaction per account would blow it.
+    assert!(elapsed < Duration::from_secs(30), "import took {elapsed:?}");
+
+    let listed = storage.list_accounts(Some("bulk.example")).await.unwrap();
+    assert_eq!(listed.len(), COUNT);
+    assert!(listed
+        .iter()
+        .zip(&accounts)
+        .all(|(info, account)| info.username == account.username));
+    let last = storage
+        .credentials("user19999", "bulk.example", ScramHash::Sha1)
+        .await
+        .unwrap()
+        .expect("credentials of the last account");
+    assert_eq!(
+        last.stored_key,
+        fake_credentials(ScramHash::Sha1, "user19999").stored_key
+    );
+
+    let again = storage.import_accounts(&accounts[..10]).await.unwrap();
+    assert_eq!(
+        again,
+        ImportReport {
+            created: 0,
+            skipped_existing: 10
+        }
+    );
+}

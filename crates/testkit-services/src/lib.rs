@@ -1,0 +1,25 @@
+//! Test helpers that need no Parley server: real PostgreSQL and etcd (plain or TLS with
+//! client certificates and a login) started on loopback under watchdogs that stop them with
+//! the test process, HAProxy in front of test nodes, ports handed out once per process, a
+//! minimal HTTP GET, and one bounded poll (`poll_until`) for conditions only a request can
+//! show.
+//!
+//! Split from `parley-testkit` so that tests of a lower crate (storage against PostgreSQL,
+//! the etcd registry) build without compiling the server. Never a dependency of a non-test
+//! crate; `parley-testkit` re-exports all of it.
+
+mod etcd;
+mod etcd_tls;
+mod haproxy;
+mod http;
+mod pg;
+mod poll;
+mod ports;
+
+pub use etcd::{shared_etcd, EtcdServer};
+pub use etcd_tls::{EtcdTlsFiles, ETCD_PASSWORD, ETCD_USER};
+pub use haproxy::Haproxy;
+pub use http::http_get;
+pub use pg::{shared_pg, PgServer};
+pub use poll::{poll_until, poll_until_reporting};
+pub use ports::free_port;

@@ -1,0 +1,2 @@
+//! Tests of parley-storage against a real PostgreSQL (the `postgres` test target); nothing in
+//! this library itself.
