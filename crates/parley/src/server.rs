@@ -15,7 +15,7 @@ use parley_cluster::auth::ClusterSecret;
 use parley_cluster::etcd_access::{EtcdAccess, EtcdAccessConfig};
 use parley_cluster::node::{ClusterSettings, Node};
 use parley_cluster::peer::LinkConfig;
-use parley_http::{admin_server, web_server, AdminState, ConsiderSecure, WebState};
+use parley_http::{admin_server, web_server, AdminState, WebState};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::oneshot;
 use tracing::info;
 
-use crate::config::{Config, ResourceConflict};
+use crate::config::Config;
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -300,11 +300,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             require_encryption: c2s.require_encryption,
             auth_timeout: Duration::from_secs(c2s.auth_timeout_s),
             max_auth_attempts: c2s.max_auth_attempts,
-            resource_conflict: match c2s.resource_conflict {
-                ResourceConflict::KickOld => parley_router::ResourceConflict::KickOld,
-                ResourceConflict::KickNew => parley_router::ResourceConflict::KickNew,
-                ResourceConflict::Random => parley_router::ResourceConflict::Random,
-            },
+            resource_conflict: c2s.resource_conflict,
             send_queue_stanzas: c2s.send_queue_stanzas,
             send_queue_bytes: c2s.send_queue_bytes,
             scram_iterations: config.sasl.scram_iterations,
@@ -386,11 +382,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     env.clone(),
                     handles.clone(),
                     config.http.origins.clone(),
-                    match config.http.consider_secure {
-                        crate::config::ConsiderSecure::Loopback => ConsiderSecure::Loopback,
-                        crate::config::ConsiderSecure::Always => ConsiderSecure::Always,
-                        crate::config::ConsiderSecure::Never => ConsiderSecure::Never,
-                    },
+                    config.http.consider_secure,
                     config.http.public_url.clone(),
                 )
                 .with_trusted_proxies(
