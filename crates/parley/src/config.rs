@@ -20,7 +20,6 @@ pub use parley_accounts::{normalize_host, AccountJid, AccountJidError};
 pub use parley_http::ConsiderSecure;
 pub use parley_router::ResourceConflict;
 pub use schema::*;
-pub use trust::ProxyNet;
 use validate::{Quoted, Violation};
 pub use validate::{
     MIN_ATTRIBUTES, MIN_DEPTH, MIN_NAMESPACE_DECLARATIONS, MIN_READ_BYTES_PER_S,

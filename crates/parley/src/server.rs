@@ -454,7 +454,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         None => None,
     };
     ready.store(true, Ordering::Release);
-    info!(hosts = ?config.server.hosts, workers = n, storage = %redact_url(&storage_url), "Parley started");
+    info!(hosts = ?config.server.hosts, workers = n, storage = %parley_storage::redact_password(&storage_url), "Parley started");
     Ok(Running {
         c2s: bound.0,
         direct_tls: bound.1,
@@ -466,16 +466,6 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         workers,
         cluster,
     })
-}
-
-/// Storage URLs may carry a password (`postgres://user:pw@…`); logs get the rest.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// The failed-authentication limits from `[auth]`. A delayed failure answer comes within
