@@ -4,6 +4,10 @@
 //! Every error names the file and the dotted key it is about (and the line, when the problem
 //! was found while parsing), because an operator fixing a config at 3am should not have to
 //! guess which of two `listen` keys is meant.
+//!
+//! This file loads; `schema` holds the serde structs and their defaults, `validate` (with
+//! `validate/cluster`, `trust` and `http_limits`) the rules, each naming its key, and `error`
+//! the errors and the mapping of toml spans to keys and lines.
 
 use std::path::Path;
 
