@@ -468,8 +468,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     })
 }
 
-/// The failed-authentication limits from `[auth]`. A delayed failure answer comes within
-/// half of `auth_timeout`, so that the client still has time to try again.
+/// The failed-authentication limits from `[auth]`, delays kept within the auth timeout.
 fn auth_limit_config(
     a: &crate::config::AuthConfig,
     auth_timeout: Duration,
@@ -480,10 +479,11 @@ fn auth_limit_config(
         ip_refuse_after: a.failure_ip_refuse_after,
         account_delay_after: a.failure_account_delay_after,
         account_refuse_after: a.failure_account_refuse_after,
-        base_delay: Duration::from_millis(a.failure_delay_ms).min(auth_timeout / 2),
-        max_delay: Duration::from_millis(a.failure_max_delay_ms).min(auth_timeout / 2),
+        base_delay: Duration::from_millis(a.failure_delay_ms),
+        max_delay: Duration::from_millis(a.failure_max_delay_ms),
         table_size: a.failure_table_size,
     }
+    .within_auth_timeout(auth_timeout)
 }
 
 /// The `[quotas]` and `[users]` bounds of the user layer.
