@@ -32,6 +32,7 @@ use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use std::time::Duration;
 
+use parley_accounts::AccountJid;
 use parley_cluster::node::Node;
 use parley_router::Router;
 use parley_user::Users;
@@ -433,16 +434,12 @@ async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "node": state.node, "nodes": list }))
 }
 
-/// `user@host` of an account this server serves, from a path segment.
-fn account(state: &AdminState, jid: &str) -> Result<(String, String), Box<HttpResponse>> {
-    let bare = jid::BareJid::new(jid)
-        .ok()
-        .filter(|b| b.node().is_some() && state.router.serves(b.domain().as_str()))
-        .ok_or_else(|| Box::new(bad_request("not an account JID of this server")))?;
-    Ok((
-        bare.node().map_or("", |n| n.as_str()).to_owned(),
-        bare.domain().as_str().to_owned(),
-    ))
+/// `user@host` of an account this server serves, from a path segment (the same rules as
+/// the CLI's, in `parley-accounts`).
+fn account(state: &AdminState, jid: &str) -> Result<AccountJid, Box<HttpResponse>> {
+    let hosts: Vec<&str> = state.router.hosts().collect();
+    AccountJid::parse(jid, &hosts)
+        .map_err(|_| Box::new(bad_request("not an account JID of this server")))
 }
 
 fn token_view(t: &parley_storage::TokenRecord) -> serde_json::Value {
@@ -454,6 +451,10 @@ fn token_view(t: &parley_storage::TokenRecord) -> serde_json::Value {
         "expires": t.expires_ms,
         "last_used": t.last_used_ms,
     })
+}
+
+fn no_such_account() -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
 }
 
 fn storage_error(e: parley_storage::StorageError) -> HttpResponse {
@@ -478,7 +479,7 @@ async fn issue_token(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let (username, host) = match account(&state, &path.into_inner()) {
+    let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
     };
@@ -494,20 +495,14 @@ async fn issue_token(
     if let Err(e) = admin_input::short("purpose", purpose, admin_input::MAX_PURPOSE_CHARS) {
         return admin_input::bad(&e);
     }
-    match state.storage.account(&username, &host).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
-        }
-        Err(e) => return storage_error(e),
-    }
     let purpose = body.purpose.unwrap_or_else(|| "login".to_owned());
-    match parley_session::tokens::issue(&*state.storage, &username, &host, ttl, &purpose).await {
+    match parley_accounts::tokens::issue(&*state.storage, &account, ttl, &purpose).await {
         Ok(issued) => {
             let mut view = token_view(&issued.record);
             view["token"] = serde_json::Value::String(issued.token);
             HttpResponse::Created().json(view)
         }
+        Err(parley_storage::StorageError::NotFound { .. }) => no_such_account(),
         Err(e) => storage_error(e),
     }
 }
@@ -521,11 +516,11 @@ async fn list_tokens(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let (username, host) = match account(&state, &path.into_inner()) {
+    let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
     };
-    match state.storage.tokens_of(&username, &host).await {
+    match parley_accounts::tokens::list(&*state.storage, &account).await {
         Ok(list) => HttpResponse::Ok().json(serde_json::json!({
             "tokens": list.iter().map(token_view).collect::<Vec<_>>()
         })),
@@ -542,11 +537,11 @@ async fn revoke_user_tokens(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let (username, host) = match account(&state, &path.into_inner()) {
+    let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
     };
-    match state.storage.tokens_revoke_user(&username, &host).await {
+    match parley_accounts::tokens::revoke_all(&*state.storage, &account).await {
         Ok(n) => HttpResponse::Ok().json(serde_json::json!({ "revoked": n })),
         Err(e) => storage_error(e),
     }
@@ -561,7 +556,7 @@ async fn revoke_token(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    match state.storage.token_revoke(&path.into_inner()).await {
+    match parley_accounts::tokens::revoke(&*state.storage, &path.into_inner()).await {
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "revoked": 1 })),
         Ok(false) => HttpResponse::NotFound().json(serde_json::json!({"error": "no such token"})),
         Err(e) => storage_error(e),
@@ -715,7 +710,7 @@ async fn signout(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let (username, host) = match account(&state, &path.into_inner()) {
+    let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
     };
@@ -733,16 +728,16 @@ async fn signout(
     // cannot be revoked one by one), then tokens, so that no session can come back.
     if let Err(e) = state
         .storage
-        .set_signed_out(&username, &host, parley_router::now_ms())
+        .set_signed_out(&account.username, &account.host, parley_router::now_ms())
         .await
     {
         return storage_error(e);
     }
-    let tokens = match state.storage.tokens_revoke_user(&username, &host).await {
+    let tokens = match parley_accounts::tokens::revoke_all(&*state.storage, &account).await {
         Ok(n) => n,
         Err(e) => return storage_error(e),
     };
-    let bare = format!("{username}@{host}");
+    let bare = account.to_string();
     let sessions =
         end_user_sessions(&state, &bare, reason, parley_router::SessionStatus::Revoked).await;
     HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
@@ -759,22 +754,30 @@ async fn delete_user(
     if !authorized(&req, &state) {
         return unauthorized();
     }
-    let (username, host) = match account(&state, &path.into_inner()) {
+    let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
     };
-    match state.storage.delete_account(&username, &host).await {
+    match parley_accounts::admin::delete(&*state.storage, &account).await {
         Ok(()) => {}
-        Err(parley_storage::StorageError::NotFound { .. }) => {
-            return HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
+        Err(parley_accounts::AccountError::Account { source, .. }) => {
+            return match source {
+                parley_storage::StorageError::NotFound { .. } => no_such_account(),
+                e => storage_error(e),
+            }
         }
-        Err(e) => return storage_error(e),
+        Err(e) => {
+            // Deleting reports only storage failures; anything else is a bug worth a log.
+            tracing::warn!(error = %e, "admin API account deletion failed");
+            return HttpResponse::InternalServerError()
+                .json(serde_json::json!({"error": "account deletion failed"}));
+        }
     }
     let reason = parley_router::CloseReason::with_text(
         parley_proto::stream_error::StreamCondition::NotAuthorized,
         "the account was removed",
     );
-    let bare = format!("{username}@{host}");
+    let bare = account.to_string();
     let sessions =
         end_user_sessions(&state, &bare, reason, parley_router::SessionStatus::Removed).await;
     HttpResponse::Ok().json(serde_json::json!({"removed": bare, "sessions": sessions}))
@@ -806,18 +809,20 @@ async fn prebind(
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"error": "the HTTP listener ([http] listen) is disabled"}));
     };
-    let (username, host) = match account(&state, &body.jid) {
+    let account = match account(&state, &body.jid) {
         Ok(a) => a,
         Err(resp) => return *resp,
     };
-    match state.storage.account(&username, &host).await {
+    match state
+        .storage
+        .account(&account.username, &account.host)
+        .await
+    {
         Ok(Some(_)) => {}
-        Ok(None) => {
-            return HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
-        }
+        Ok(None) => return no_such_account(),
         Err(e) => return storage_error(e),
     }
-    let Ok(user) = jid::BareJid::new(&format!("{username}@{host}")) else {
+    let Ok(user) = jid::BareJid::new(&account.to_string()) else {
         return bad_request("not an account JID");
     };
     match crate::bosh::prebind(web, user, body.resource.clone()).await {

@@ -14,10 +14,13 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use parley_session::SessionEnv;
 
 /// When a client on the HTTP listener counts as encrypted (it never speaks TLS to Parley
-/// itself: TLS ends at a reverse proxy in front of it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// itself: TLS ends at a reverse proxy in front of it). Read from `[http] consider_secure`
+/// as `"loopback"`, `"always"` or `"never"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConsiderSecure {
     /// Connections from loopback (a reverse proxy on the same host) count as encrypted.
+    #[default]
     Loopback,
     /// Every connection counts as encrypted (the proxy is elsewhere on a trusted network).
     Always,

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod accounts;
+
 use crate::config::{Config, LogConfig, LogFormat, EMBEDDED_ORIGIN};
-use crate::users;
 
 /// The Parley XMPP server.
 #[derive(Debug, Parser)]
@@ -199,11 +200,11 @@ fn run_token(config: &Config, command: TokenCommand) -> Result<Vec<String>, Stri
                 return Err("--ttl must be at least 1 second".into());
             }
             let ttl = ttl.map(std::time::Duration::from_secs);
-            crate::tokens::issue(config, &jid, ttl, &purpose)
+            accounts::token_issue(config, &jid, ttl, &purpose)
                 .map(|(token, _)| vec![token])
                 .map_err(|e| e.to_string())
         }
-        TokenCommand::List { jid } => crate::tokens::list(config, &jid)
+        TokenCommand::List { jid } => accounts::token_list(config, &jid)
             .map(|list| {
                 list.into_iter()
                     .map(|t| {
@@ -219,12 +220,12 @@ fn run_token(config: &Config, command: TokenCommand) -> Result<Vec<String>, Stri
                     .collect()
             })
             .map_err(|e| e.to_string()),
-        TokenCommand::Revoke { id } => match crate::tokens::revoke(config, &id) {
+        TokenCommand::Revoke { id } => match accounts::token_revoke(config, &id) {
             Ok(true) => Ok(vec!["revoked".into()]),
             Ok(false) => Err("no such token".into()),
             Err(e) => Err(e.to_string()),
         },
-        TokenCommand::RevokeAll { jid } => crate::tokens::revoke_all(config, &jid)
+        TokenCommand::RevokeAll { jid } => accounts::token_revoke_all(config, &jid)
             .map(|n| vec![format!("revoked {n} tokens")])
             .map_err(|e| e.to_string()),
     }
@@ -350,14 +351,14 @@ fn list_nodes(config: &Config) -> Result<Vec<String>, String> {
 fn run_user(config: &Config, command: UserCommand) -> ExitCode {
     let result = match command {
         UserCommand::Add { jid, password } => {
-            users::add(config, &jid, password).map(|account| println!("added {account}"))
+            accounts::add(config, &jid, password).map(|account| println!("added {account}"))
         }
         UserCommand::Del { jid } => {
-            users::delete(config, &jid).map(|account| println!("deleted {account}"))
+            accounts::delete(config, &jid).map(|account| println!("deleted {account}"))
         }
-        UserCommand::Passwd { jid, password } => users::passwd(config, &jid, password)
+        UserCommand::Passwd { jid, password } => accounts::passwd(config, &jid, password)
             .map(|account| println!("changed the password of {account}")),
-        UserCommand::List { host } => users::list(config, host.as_deref()).map(|accounts| {
+        UserCommand::List { host } => accounts::list(config, host.as_deref()).map(|accounts| {
             let mut out = io::stdout().lock();
             for account in accounts {
                 // A closed pipe (`| head`) is not an error worth reporting.
@@ -369,7 +370,7 @@ fn run_user(config: &Config, command: UserCommand) -> ExitCode {
         UserCommand::Import => {
             let mut input = io::stdin().lock();
             let mut errors = io::stderr();
-            match users::import(config, &mut input, &mut errors) {
+            match accounts::import(config, &mut input, &mut errors) {
                 Ok(summary) => {
                     println!("{summary}");
                     return if summary.invalid == 0 {

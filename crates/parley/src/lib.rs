@@ -6,5 +6,3 @@
 pub mod cli;
 pub mod config;
 pub mod server;
-pub mod tokens;
-pub mod users;

@@ -15,7 +15,7 @@ use parley_cluster::auth::ClusterSecret;
 use parley_cluster::etcd_access::{EtcdAccess, EtcdAccessConfig};
 use parley_cluster::node::{ClusterSettings, Node};
 use parley_cluster::peer::LinkConfig;
-use parley_http::{admin_server, web_server, AdminState, ConsiderSecure, WebState};
+use parley_http::{admin_server, web_server, AdminState, WebState};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::oneshot;
 use tracing::info;
 
-use crate::config::{Config, ResourceConflict};
+use crate::config::Config;
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -300,11 +300,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             require_encryption: c2s.require_encryption,
             auth_timeout: Duration::from_secs(c2s.auth_timeout_s),
             max_auth_attempts: c2s.max_auth_attempts,
-            resource_conflict: match c2s.resource_conflict {
-                ResourceConflict::KickOld => parley_router::ResourceConflict::KickOld,
-                ResourceConflict::KickNew => parley_router::ResourceConflict::KickNew,
-                ResourceConflict::Random => parley_router::ResourceConflict::Random,
-            },
+            resource_conflict: c2s.resource_conflict,
             send_queue_stanzas: c2s.send_queue_stanzas,
             send_queue_bytes: c2s.send_queue_bytes,
             scram_iterations: config.sasl.scram_iterations,
@@ -386,11 +382,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     env.clone(),
                     handles.clone(),
                     config.http.origins.clone(),
-                    match config.http.consider_secure {
-                        crate::config::ConsiderSecure::Loopback => ConsiderSecure::Loopback,
-                        crate::config::ConsiderSecure::Always => ConsiderSecure::Always,
-                        crate::config::ConsiderSecure::Never => ConsiderSecure::Never,
-                    },
+                    config.http.consider_secure,
                     config.http.public_url.clone(),
                 )
                 .with_trusted_proxies(
@@ -462,7 +454,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         None => None,
     };
     ready.store(true, Ordering::Release);
-    info!(hosts = ?config.server.hosts, workers = n, storage = %redact_url(&storage_url), "Parley started");
+    info!(hosts = ?config.server.hosts, workers = n, storage = %parley_storage::redact_password(&storage_url), "Parley started");
     Ok(Running {
         c2s: bound.0,
         direct_tls: bound.1,
@@ -476,18 +468,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     })
 }
 
-/// Storage URLs may carry a password (`postgres://user:pw@…`); logs get the rest.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// The failed-authentication limits from `[auth]`. A delayed failure answer comes within
-/// half of `auth_timeout`, so that the client still has time to try again.
+/// The failed-authentication limits from `[auth]`, delays kept within the auth timeout.
 fn auth_limit_config(
     a: &crate::config::AuthConfig,
     auth_timeout: Duration,
@@ -498,10 +479,11 @@ fn auth_limit_config(
         ip_refuse_after: a.failure_ip_refuse_after,
         account_delay_after: a.failure_account_delay_after,
         account_refuse_after: a.failure_account_refuse_after,
-        base_delay: Duration::from_millis(a.failure_delay_ms).min(auth_timeout / 2),
-        max_delay: Duration::from_millis(a.failure_max_delay_ms).min(auth_timeout / 2),
+        base_delay: Duration::from_millis(a.failure_delay_ms),
+        max_delay: Duration::from_millis(a.failure_max_delay_ms),
         table_size: a.failure_table_size,
     }
+    .within_auth_timeout(auth_timeout)
 }
 
 /// The `[quotas]` and `[users]` bounds of the user layer.

@@ -17,7 +17,9 @@ use crate::directory::Directory;
 use crate::handle::{SessionHandle, SessionId};
 
 /// What to do when a client binds a resource that is already bound (RFC 6120 §7.7.2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Read from `[c2s] resource_conflict` as `"kick_old"`, `"kick_new"` or `"random"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResourceConflict {
     /// Close the old session with `<conflict/>` and bind the new one.
     #[default]

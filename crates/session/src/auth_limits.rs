@@ -205,6 +205,15 @@ impl AuthLimits {
 }
 
 impl AuthLimitConfig {
+    /// These limits with every delay capped at half of `auth_timeout`: a client whose
+    /// failure answer is delayed still has time to try again before its unauthenticated
+    /// connection times out.
+    pub fn within_auth_timeout(mut self, auth_timeout: Duration) -> Self {
+        self.base_delay = self.base_delay.min(auth_timeout / 2);
+        self.max_delay = self.max_delay.min(auth_timeout / 2);
+        self
+    }
+
     /// The delay for the `n`th failure when delays start past `after`: the base, doubling,
     /// capped.
     fn delay_for(&self, n: u32, after: u32) -> Duration {
@@ -295,6 +304,18 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delays_stay_within_half_the_auth_timeout() {
+        let c = AuthLimitConfig::default().within_auth_timeout(Duration::from_secs(4));
+        assert_eq!(c.base_delay, Duration::from_millis(250));
+        assert_eq!(c.max_delay, Duration::from_secs(2));
+        let c = AuthLimitConfig::default().within_auth_timeout(Duration::from_millis(200));
+        assert_eq!(
+            (c.base_delay, c.max_delay),
+            (Duration::from_millis(100), Duration::from_millis(100))
+        );
+    }
 
     fn limits() -> AuthLimits {
         AuthLimits::new(AuthLimitConfig {

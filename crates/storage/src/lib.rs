@@ -360,8 +360,8 @@ fn parse_url(url: &str) -> Result<Location> {
 }
 
 /// Replaces the password of a `scheme://user:password@host` URL so that error messages
-/// (which end up in logs) never carry it.
-fn redact_password(url: &str) -> String {
+/// (which end up in logs) never carry it. The server logs its storage URL through it too.
+pub fn redact_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };

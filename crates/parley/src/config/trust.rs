@@ -6,53 +6,12 @@
 //! merely risky (plain c2s on a public address) is a warning, printed by `check config`
 //! and logged by `serve`, because tests and LAN setups use it on purpose.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
+use parley_http::proxy::Cidr;
+
 use super::{ClusterConfig, Config, ConsiderSecure, Quoted, Violation};
-
-/// A reverse proxy's address or network (`10.0.0.0/8`, `192.0.2.7`, `fd00::/8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProxyNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl ProxyNet {
-    /// Parses `addr` or `addr/prefix`.
-    pub fn parse(s: &str) -> Option<ProxyNet> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (s.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(ProxyNet { addr, prefix })
-    }
-
-    /// Whether `ip` is inside this network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
 
 fn public(addr: &SocketAddr) -> bool {
     !addr.ip().is_loopback()
@@ -215,7 +174,8 @@ impl Config {
     pub(super) fn check_exposure(&self) -> Result<(), Violation> {
         let mut proxies = Vec::with_capacity(self.http.trusted_proxies.len());
         for (i, p) in self.http.trusted_proxies.iter().enumerate() {
-            let net = ProxyNet::parse(p).ok_or_else(|| {
+            // The listener's own parser, so that what is checked here is what it believes.
+            let net: Cidr = p.parse().map_err(|_| {
                 Violation::new(
                     &format!("http.trusted_proxies[{i}]"),
                     Quoted(p),
@@ -270,15 +230,6 @@ impl Config {
             .map(|(key, value, why)| format!("{key} = {value}: {why}"))
             .collect()
     }
-
-    /// `[http] trusted_proxies`, parsed (validation has checked each).
-    pub fn trusted_proxies(&self) -> Vec<ProxyNet> {
-        self.http
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| ProxyNet::parse(p))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -306,6 +257,15 @@ mod tests {
 
     fn ok(s: &str) -> Config {
         Config::from_toml_str(&with_secret(s), "test.toml").unwrap()
+    }
+
+    /// `trusted_proxies` entries are read by the HTTP listener's own parser.
+    struct ProxyNet;
+
+    impl ProxyNet {
+        fn parse(s: &str) -> Option<Cidr> {
+            s.parse().ok()
+        }
     }
 
     #[test]

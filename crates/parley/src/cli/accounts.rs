@@ -1,0 +1,252 @@
+//! The glue behind `parley user …` and `parley token …`: reads passwords from the terminal,
+//! opens the configured storage on a small single-threaded runtime and calls
+//! `parley-accounts`, the same code the admin API runs. Passwords are never printed or
+//! logged.
+
+use std::future::Future;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_accounts::{admin, import, tokens, AccountError, AccountJid, ImportSummary};
+use parley_storage::{AccountInfo, Storage, StorageError, TokenRecord};
+
+use crate::config::Config;
+
+/// Why an account or token command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// What the account operation said (its message names the account).
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The storage could not be opened.
+    #[error("cannot open storage: {0}")]
+    Open(StorageError),
+    /// The async runtime could not be built.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+}
+
+impl From<parley_accounts::AccountJidError> for UserError {
+    fn from(e: parley_accounts::AccountJidError) -> Self {
+        UserError::Account(e.into())
+    }
+}
+
+/// Creates `jid` with `password` (prompted for when `None`, see [`obtain_password`]).
+pub fn add(config: &Config, jid: &str, password: Option<String>) -> Result<AccountJid, UserError> {
+    let account = config.account_jid(jid)?;
+    let password = obtain_password(password)?;
+    let credentials = parley_accounts::derive_credentials(&password, config.sasl.scram_iterations)?;
+    with_storage(config, |storage| async move {
+        admin::create(&*storage, &account, &credentials).await?;
+        Ok(account)
+    })
+}
+
+/// Deletes `jid` and its credentials.
+pub fn delete(config: &Config, jid: &str) -> Result<AccountJid, UserError> {
+    let account = config.account_jid(jid)?;
+    with_storage(config, |storage| async move {
+        admin::delete(&*storage, &account).await?;
+        Ok(account)
+    })
+}
+
+/// Replaces the credentials of `jid` with ones for `password` (prompted for when `None`).
+pub fn passwd(
+    config: &Config,
+    jid: &str,
+    password: Option<String>,
+) -> Result<AccountJid, UserError> {
+    let account = config.account_jid(jid)?;
+    let password = obtain_password(password)?;
+    let credentials = parley_accounts::derive_credentials(&password, config.sasl.scram_iterations)?;
+    with_storage(config, |storage| async move {
+        admin::set_credentials(&*storage, &account, &credentials).await?;
+        Ok(account)
+    })
+}
+
+/// All accounts, or those of `host`, sorted by host then username.
+pub fn list(config: &Config, host: Option<&str>) -> Result<Vec<AccountInfo>, UserError> {
+    let host = admin::host_filter(&config.server.hosts, host)?;
+    with_storage(config, |storage| async move {
+        Ok(admin::list(&*storage, host.as_deref()).await?)
+    })
+}
+
+/// Imports `JID PASSWORD` lines from `input`, reporting rejected lines to `errors` (see
+/// [`parley_accounts::import::prepare`]). Credentials are derived before the store opens.
+pub fn import(
+    config: &Config,
+    input: &mut dyn BufRead,
+    errors: &mut dyn Write,
+) -> Result<ImportSummary, UserError> {
+    let prepared = import::prepare(
+        &config.server.hosts,
+        config.sasl.scram_iterations,
+        input,
+        errors,
+    )?;
+    with_storage(config, |storage| async move {
+        Ok(import::store(&*storage, &prepared).await?)
+    })
+}
+
+/// Issues a token for `jid`; returns the token string (printed once, never stored).
+pub fn token_issue(
+    config: &Config,
+    jid: &str,
+    ttl: Option<Duration>,
+    purpose: &str,
+) -> Result<(String, TokenRecord), UserError> {
+    let account = config.account_jid(jid)?;
+    with_storage(config, |storage| async move {
+        let issued = tokens::issue(&*storage, &account, ttl, purpose)
+            .await
+            .map_err(|e| AccountError::account("token issue", &account, e))?;
+        Ok((issued.token, issued.record))
+    })
+}
+
+/// The tokens of `jid`.
+pub fn token_list(config: &Config, jid: &str) -> Result<Vec<TokenRecord>, UserError> {
+    let account = config.account_jid(jid)?;
+    with_storage(config, |storage| async move {
+        Ok(tokens::list(&*storage, &account)
+            .await
+            .map_err(|e| AccountError::account("token list", &account, e))?)
+    })
+}
+
+/// Revokes the token with this id (or the id inside a whole token string).
+pub fn token_revoke(config: &Config, id_or_token: &str) -> Result<bool, UserError> {
+    let id = tokens::token_id(id_or_token);
+    with_storage(config, |storage| async move {
+        Ok(tokens::revoke(&*storage, &id)
+            .await
+            .map_err(|e| AccountError::account("token revoke", &id, e))?)
+    })
+}
+
+/// Revokes every token of `jid`.
+pub fn token_revoke_all(config: &Config, jid: &str) -> Result<u64, UserError> {
+    let account = config.account_jid(jid)?;
+    with_storage(config, |storage| async move {
+        Ok(tokens::revoke_all(&*storage, &account)
+            .await
+            .map_err(|e| AccountError::account("token revoke-all", &account, e))?)
+    })
+}
+
+/// The password given on the command line, or else one read from the terminal (twice,
+/// compared) or, when standard input is not a terminal, its first line.
+pub fn obtain_password(given: Option<String>) -> Result<String, UserError> {
+    let read_error = |source| AccountError::Read {
+        what: "the password",
+        source,
+    };
+    let password = match given {
+        Some(password) => password,
+        None if io::stdin().is_terminal() => {
+            let first = rpassword::prompt_password("Password: ").map_err(read_error)?;
+            let again = rpassword::prompt_password("Repeat password: ").map_err(read_error)?;
+            if first != again {
+                return Err(AccountError::Password("the two entries differ".to_owned()).into());
+            }
+            first
+        }
+        None => {
+            let mut line = String::new();
+            let read = io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(read_error)?;
+            if read == 0 {
+                return Err(AccountError::Password(
+                    "none given: use --password or write it to standard input".to_owned(),
+                )
+                .into());
+            }
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        return Err(AccountError::Password("must not be empty".to_owned()).into());
+    }
+    Ok(password)
+}
+
+/// Opens the configured storage on a fresh current-thread runtime and runs `f` on it.
+fn with_storage<T, F, Fut>(config: &Config, f: F) -> Result<T, UserError>
+where
+    F: FnOnce(Arc<dyn Storage>) -> Fut,
+    Fut: Future<Output = Result<T, UserError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(UserError::Runtime)?;
+    let url = config.storage_url();
+    runtime.block_on(async move {
+        let storage = parley_storage::open(&url).await.map_err(UserError::Open)?;
+        f(storage).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_in(dir: &std::path::Path) -> Config {
+        let mut config = Config::default();
+        config.server.hosts = vec!["localhost".into(), "example.org".into()];
+        config.storage.url = Some(format!("sqlite://{}", dir.join("t.db").display()));
+        config.sasl.scram_iterations = 4096;
+        config
+    }
+
+    #[test]
+    fn account_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let created = add(&config, "Alice@LocalHost", Some("pw".into())).unwrap();
+        assert_eq!(created.to_string(), "alice@localhost");
+        let e = add(&config, "alice@localhost", Some("pw".into())).unwrap_err();
+        assert_eq!(e.to_string(), "account alice@localhost already exists");
+        passwd(&config, "alice@localhost", Some("new".into())).unwrap();
+        let listed = list(&config, Some("LOCALHOST")).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(list(&config, Some("example.net")).is_err());
+        delete(&config, "alice@localhost").unwrap();
+        let e = delete(&config, "alice@localhost").unwrap_err();
+        assert_eq!(e.to_string(), "account alice@localhost does not exist");
+    }
+
+    #[test]
+    fn import_skips_existing_and_counts_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        add(&config, "a@localhost", Some("x".into())).unwrap();
+        let input = "a@localhost pw\nb@localhost pw\nc@example.org pw\nd@else.where pw\n";
+        let mut errors = Vec::new();
+        let summary = import(&config, &mut input.as_bytes(), &mut errors).unwrap();
+        assert_eq!(
+            summary,
+            ImportSummary {
+                imported: 2,
+                skipped_existing: 1,
+                invalid: 1
+            }
+        );
+        assert_eq!(
+            summary.to_string(),
+            "imported 2, skipped 1 existing, 1 invalid"
+        );
+        let errors = String::from_utf8(errors).unwrap();
+        assert!(errors.starts_with("line 4: "), "{errors}");
+        let e = token_issue(&config, "nobody@localhost", None, "login").unwrap_err();
+        assert_eq!(e.to_string(), "account nobody@localhost does not exist");
+    }
+}
