@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use actix::{Actor, Addr, Context, Handler, Message};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use jid::{BareJid, FullJid, Jid, ResourcePart};
 use parley_proto::ns;
 use parley_proto::stanza_error::{StanzaCondition, StanzaError};
@@ -50,12 +50,12 @@ impl Handler<Close> for TestSession {
 struct Take;
 
 impl Handler<Take> for TestSession {
-    type Result = (Vec<Element>, Vec<CloseReason>);
+    type Result = actix::MessageResult<Take>;
     fn handle(&mut self, _: Take, _: &mut Context<Self>) -> Self::Result {
-        (
+        actix::MessageResult((
             std::mem::take(&mut self.got),
             std::mem::take(&mut self.closed),
-        )
+        ))
     }
 }
 
