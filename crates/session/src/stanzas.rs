@@ -92,7 +92,7 @@ impl Session {
         if let Target::To(dest @ Dest::Foreign(_)) = target {
             // Whatever its kind: the router's hook for other domains, or (none yet)
             // remote-server-not-found, RFC 6120 §10.4.3.
-            self.to_router(el, dest, ctx);
+            self.hand_to_router(el, dest, ctx);
             return;
         }
         match kind {
@@ -122,7 +122,7 @@ impl Session {
     /// stanza addressed to itself, or the error for a refusal — is written now, in order
     /// with the session's other replies (never through its mailbox). True when a session
     /// took it (for XEP-0280 received copies).
-    fn to_router(&mut self, el: Element, dest: Dest, ctx: &mut Context<Self>) -> bool {
+    fn hand_to_router(&mut self, el: Element, dest: Dest, ctx: &mut Context<Self>) -> bool {
         match self.env.router.route_to(dest, el, Origin::Session(self.id)) {
             Routed::Session => true,
             Routed::Loopback(el) => {
@@ -228,7 +228,7 @@ impl Session {
             // Another account's bare JID (RFC 6121 §8.5.2.1.3), or a full JID (§8.5.3): the
             // router's road, to a session or to the user's actor, whose table answers.
             Target::To(dest) => {
-                self.to_router(el, dest, ctx);
+                self.hand_to_router(el, dest, ctx);
             }
             Target::OwnAccount => {}
         }
@@ -337,7 +337,7 @@ impl Session {
         match target {
             // RFC 6121 §8.5.2: to the user's own bare JID.
             Target::OwnAccount => {
-                self.to_router(el, Dest::Bare(me.to_bare()), ctx);
+                self.hand_to_router(el, Dest::Bare(me.to_bare()), ctx);
             }
             Target::To(Dest::Full(full)) => {
                 let bare = full.to_bare();
@@ -346,7 +346,7 @@ impl Session {
                 let copy = carbons.then(|| (el.clone(), full.resource().as_str().to_owned()));
                 // §8.5.3.1 straight to the session, or §8.5.3.2 the user actor's rules
                 // (which do their own carbons).
-                let delivered = self.to_router(el, Dest::Full(full), ctx);
+                let delivered = self.hand_to_router(el, Dest::Full(full), ctx);
                 if let (true, Some((message, resource))) = (delivered, copy) {
                     // XEP-0280: delivered straight to one resource; the user's other
                     // carbons-enabled resources get a <received/> copy.
@@ -356,7 +356,7 @@ impl Session {
                 }
             }
             Target::To(dest) => {
-                self.to_router(el, dest, ctx);
+                self.hand_to_router(el, dest, ctx);
             }
         }
     }
@@ -375,13 +375,13 @@ impl Session {
             // Errors about presence go straight to their addressee (to a resource that is
             // gone, the user's table drops them, RFC 6121 §8.5.3.2.2).
             if let Target::To(dest @ Dest::Full(_)) = target {
-                self.to_router(el, dest, ctx);
+                self.hand_to_router(el, dest, ctx);
             }
             return;
         }
         if let Target::To(dest @ Dest::Server(_)) = target {
             // Presence to the server itself: the router drops it.
-            self.to_router(el, dest, ctx);
+            self.hand_to_router(el, dest, ctx);
             return;
         }
         let broadcast = matches!(target, Target::OwnAccount)
