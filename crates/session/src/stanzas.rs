@@ -216,7 +216,7 @@ impl Session {
                 if changed {
                     self.publish_flags();
                 }
-                return self.forward_to_user(el);
+                return self.forward_to_user(el, ctx);
             }
             return self.account_iq(el, ctx);
         }
@@ -312,12 +312,19 @@ impl Session {
     }
 
     /// Hands a stanza from this client to its own user actor.
-    fn forward_to_user(&mut self, stanza: Element) {
-        if let Some(b) = self.bound() {
-            b.user.send(FromClient {
-                resource: b.jid.resource().as_str().to_owned(),
-                stanza,
-            });
+    /// A refusal (the user layer is congested) is written to the client now, in order.
+    fn forward_to_user(&mut self, stanza: Element, ctx: &mut Context<Self>) {
+        let Some(b) = self.bound() else {
+            return;
+        };
+        let sent = b.user.try_send(FromClient {
+            resource: b.jid.resource().as_str().to_owned(),
+            stanza,
+        });
+        if let Err(refused) = sent {
+            if let Some(reply) = error_reply(&refused.stanza, &refused.error) {
+                self.send(&reply, ctx);
+            }
         }
     }
 
@@ -332,7 +339,7 @@ impl Session {
     ) {
         // XEP-0280: the user's other carbons-enabled resources get a <sent/> copy.
         if self.bound().is_some_and(|b| b.user.carbons_enabled() > 0) && eligible_for_carbons(&el) {
-            self.forward_to_user(el.clone());
+            self.forward_to_user(el.clone(), ctx);
         }
         match target {
             // RFC 6121 §8.5.2: to the user's own bare JID.
@@ -413,7 +420,7 @@ impl Session {
             }
         }
         // Broadcasts, directed presence and subscriptions all need the user's roster.
-        self.forward_to_user(el);
+        self.forward_to_user(el, ctx);
     }
 
     /// Keeps this session's copy of its presence state (Prosody's `presence`, `priority`)

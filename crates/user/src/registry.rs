@@ -152,6 +152,16 @@ impl UserLink {
         self.users.send(&self.jid, msg);
     }
 
+    /// Like [`send`](Self::send), but a stanza the user layer has no room for comes back,
+    /// so that a session can write the error to its client in order with its other replies.
+    pub fn try_send<M>(&self, msg: M) -> Result<(), Box<Refused>>
+    where
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        self.users.try_send(&self.jid, msg)
+    }
+
     /// How many of the user's resources have carbons enabled.
     pub fn carbons_enabled(&self) -> usize {
         self.users.carbons_enabled(&self.jid)
