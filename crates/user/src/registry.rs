@@ -685,3 +685,26 @@ impl Users {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_xml::Limits;
+
+    fn el(xml: &str) -> Element {
+        Element::parse(xml.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn rfc6121_8_5_1_an_absent_account_refuses_what_its_table_bounces_and_drops_the_rest() {
+        let message = el("<message xmlns='jabber:client' type='chat' from='a@x/r' to='nobody@x'/>");
+        let refused = no_account(message).expect_err("chat is bounced");
+        assert_eq!(refused.error.condition, StanzaCondition::ServiceUnavailable);
+        let iq = el("<iq xmlns='jabber:client' type='get' id='1' from='a@x/r' to='nobody@x'/>");
+        assert!(no_account(iq).is_err());
+        let presence = el("<presence xmlns='jabber:client' from='a@x/r' to='nobody@x'/>");
+        assert!(no_account(presence).is_ok(), "presence is dropped");
+        let error = el("<message xmlns='jabber:client' type='error' from='a@x/r' to='nobody@x'/>");
+        assert!(no_account(error).is_ok(), "an error is never answered");
+    }
+}
