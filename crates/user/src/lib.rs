@@ -32,8 +32,10 @@ pub use actor::UserActor;
 pub use blocklist::SYNC_ID as BLOCKLIST_SYNC_ID;
 pub use bounds::Queued;
 pub use carbons::eligible_for_carbons;
+// `Inbound` (a stanza addressed to a user) is not exported: such stanzas reach user actors
+// only through the router's road, via the registry's `UserSink`.
 pub use messages::{
-    Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Inbound, Vanished,
+    Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Vanished,
 };
 pub use placement::{Placement, ToWire, UserWire, WireState};
 pub use registry::{UserConfig, UserLink, Users};
