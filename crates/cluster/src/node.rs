@@ -33,7 +33,7 @@ use parley_router::{
     ClaimFuture, ClaimOutcome, CloseReason, DeliverError, Directory, RemoteSessions,
     ResourceConflict, Router, SessionFlags, SessionHandle, SessionId, Undelivered,
 };
-use parley_user::{Inbound, Placement, UserWire, Users, Vanished};
+use parley_user::{Placement, UserWire, Users, Vanished};
 use parley_xml::{Element, Limits};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, Notify};

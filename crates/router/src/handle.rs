@@ -254,8 +254,9 @@ impl SessionHandle {
     }
 
     /// Hands a stanza to the session without waiting. Refused once the session has `limit`
-    /// stanzas in flight; the caller then bounces the stanza and the session is told to close.
-    pub fn deliver(&self, stanza: Element) -> Result<(), Box<Undelivered>> {
+    /// stanzas in flight (the session is told to close). Only the router's road calls this,
+    /// so that what a refusal means is decided in one place.
+    pub(crate) fn deliver(&self, stanza: Element) -> Result<(), Box<Undelivered>> {
         let (deliver, pending) = match &self.reach {
             Reach::Local {
                 deliver, pending, ..

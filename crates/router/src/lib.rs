@@ -1,18 +1,28 @@
-//! The routing table: which session owns which JID, and the messages the router sends to sessions.
+//! The router: where every stanza goes, and what its sender hears when it cannot get there.
 //!
-//! Like Prosody's `full_sessions`/`bare_sessions` tables, the router maps a bound full JID to
-//! the handle of the session actor that owns it, and keeps per bare JID the resources with
-//! their availability and priority so that stanzas to a bare JID follow RFC 6121 §8.5.
-//! Everything here is synchronous and lock-protected: looking a JID up never waits on an actor
-//! or on storage, which keeps the stanza hot path free of I/O.
+//! Like Prosody's `stanza_router`, one road ([`Router::route`], `road.rs`) decides for
+//! every stanza, whoever sends it — a client's session, a user actor, a cluster node link:
+//! a session that owns the full JID (on this node, or on another through the
+//! [`Directory`]), the addressee's user actor (through the [`UserSink`] the user registry
+//! installs; its RFC 6121 §8.5 table decides from there), the server's own address, or a
+//! domain we do not serve (the [`Foreign`] hook; none yet, so `remote-server-not-found`).
+//! It is also the one place that decides what a failed delivery means ([`DeliverError`])
+//! and that answers refusals ([`Router::bounce`]); [`SessionHandle`]s cannot be delivered
+//! to from outside this crate.
 //!
-//! The router knows nothing about sockets, stream parsing or how a session talks to its client:
-//! a session is only a [`SessionHandle`], a pair of actix recipients.
+//! Underneath is the routing table, like Prosody's `full_sessions`: which session owns
+//! which full JID, with resource-conflict policy applied under its write lock. Everything
+//! here is synchronous: routing never waits on an actor or on storage, which keeps the
+//! stanza hot path free of I/O.
+//!
+//! The router knows nothing about sockets, stream parsing, rosters or how a session talks
+//! to its client: a session is only a [`SessionHandle`], and a user only a [`UserSink`].
 
 mod directory;
 mod handle;
 mod meta;
 pub mod metrics;
+mod road;
 mod table;
 
 pub use directory::{ClaimFuture, ClaimOutcome, Directory, SessionFlags};
@@ -21,6 +31,7 @@ pub use handle::{
     SessionId, Undelivered,
 };
 pub use meta::{now_ms, SessionMeta, SessionStatus};
+pub use road::{Dest, Foreign, Origin, Refused, Routed, UserSink, Wake};
 pub use table::{
     BindOutcome, EndedSession, ResourceConflict, ResourceInfo, Router, HISTORY_PER_USER,
     HISTORY_TOTAL,

@@ -1,7 +1,8 @@
 //! The local routing table: bare JID → bound resources and the sessions that own them.
 //!
 //! Availability, priorities and bare-JID routing belong to the user actor (parley-user);
-//! this table only answers "which session owns this full JID".
+//! this table only answers "which session owns this full JID" (and delivers to it in place
+//! for the road in `road.rs`).
 //!
 //! One map keyed by bare JID holds each user's few resources in a small vector, so a full-JID
 //! lookup is one hash probe and a short scan, and a user costs one entry however many
@@ -9,12 +10,14 @@
 //! the write lock, so that two binds of one full JID can never both win.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use jid::{BareJid, FullJid, ResourcePart};
+use parley_xml::Element;
 
 use crate::directory::Directory;
-use crate::handle::{SessionHandle, SessionId};
+use crate::handle::{SessionHandle, SessionId, Undelivered};
+use crate::road::{Foreign, UserSink};
 
 /// What to do when a client binds a resource that is already bound (RFC 6120 §7.7.2.2).
 /// Read from `[c2s] resource_conflict` as `"kick_old"`, `"kick_new"` or `"random"`.
@@ -63,6 +66,10 @@ pub struct Router {
     hosts: HashSet<String>,
     users: RwLock<HashMap<BareJid, Vec<ResourceInfo>>>,
     directory: OnceLock<Arc<dyn Directory>>,
+    /// The user actors' entrance ([`UserSink`]), installed by the user registry.
+    pub(crate) user_sink: OnceLock<Weak<dyn UserSink>>,
+    /// Domains we do not serve ([`Foreign`]): none until s2s or components exist.
+    pub(crate) foreign: OnceLock<Arc<dyn Foreign>>,
     history: std::sync::Mutex<History>,
     /// Most resources one account may bind on this node (`quotas.resources_per_account`).
     max_resources: std::sync::atomic::AtomicUsize,
@@ -105,6 +112,8 @@ impl Router {
             hosts: hosts.into_iter().collect(),
             users: RwLock::new(HashMap::new()),
             directory: OnceLock::new(),
+            user_sink: OnceLock::new(),
+            foreign: OnceLock::new(),
             history: std::sync::Mutex::new(History::default()),
             max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
@@ -259,6 +268,33 @@ impl Router {
             .map(|r| r.handle.clone())
     }
 
+    /// Delivers to the session on this node that owns `jid` (only if it is session `only`,
+    /// when given), using its handle in place under the read lock: no handle is cloned on
+    /// the hot path. A stanza for `origin` itself comes back as [`Local::Loopback`].
+    pub(crate) fn deliver_local(
+        &self,
+        jid: &FullJid,
+        stanza: Element,
+        origin: Option<SessionId>,
+        only: Option<SessionId>,
+    ) -> Local {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let owner = users
+            .get(&jid.to_bare())
+            .and_then(|list| list.iter().find(|r| r.resource == jid.resource().as_str()))
+            .map(|r| &r.handle)
+            .filter(|h| only.is_none_or(|id| h.id == id));
+        match owner {
+            None => Local::Absent(stanza),
+            Some(h) if Some(h.id) == origin => Local::Loopback(stanza),
+            // Delivering is a counter and a non-blocking channel push: fine under the lock.
+            Some(h) => match h.deliver(stanza) {
+                Ok(()) => Local::Delivered,
+                Err(undelivered) => Local::Failed(undelivered),
+            },
+        }
+    }
+
     /// Every bound session on this node (for shutdown and the admin API).
     pub fn all_sessions(&self) -> Vec<SessionHandle> {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
@@ -305,6 +341,18 @@ impl Router {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         users.values().map(Vec::len).sum()
     }
+}
+
+/// What became of a delivery to this node's table.
+pub(crate) enum Local {
+    /// Handed to the owning session.
+    Delivered,
+    /// The owner is the origin session itself.
+    Loopback(Element),
+    /// The owner refused it.
+    Failed(Box<Undelivered>),
+    /// No session here owns the full JID (or not the one asked for).
+    Absent(Element),
 }
 
 fn fresh(resources: &[ResourceInfo], generate: &mut impl FnMut() -> ResourcePart) -> ResourcePart {

@@ -1,33 +1,32 @@
-//! What a bound session does with the stanzas its client sends (RFC 6120 §8, RFC 6121 §8.5).
+//! What a bound session does with the stanzas its client sends (RFC 6120 §8), and with the
+//! stanzas routed to it.
 //!
-//! Every stanza gets its `from` checked and stamped with the session's full JID, then goes to
-//! exactly one place: the server itself (`serve.rs`), another session through the router, or
-//! back to the client as an error. An error stanza is never answered with another error.
+//! The session keeps only its client's own duties: the `from` check and stamp (RFC 6120
+//! §8.1.2.1), the blocklist (XEP-0191), its mirror of the client's presence, the carbons
+//! hand-off (XEP-0280) and the iqs the server answers itself (`serve.rs`). Everything else
+//! takes the router's road ([`parley_router::Router::route_to`]), which hands back what is
+//! for this session itself — its own stanza addressed to itself, or the error for a
+//! refusal — to be written in order with the session's other replies. An error stanza is
+//! never answered with another error.
 
 use actix::Context;
-use jid::{BareJid, FullJid, Jid};
+use jid::{FullJid, Jid};
 use parley_proto::ns;
 use parley_proto::stanza::StanzaKind;
 use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
 use parley_proto::stream_error::StreamCondition;
-use parley_router::{CloseReason, DeliverError, SessionHandle};
-use parley_user::{eligible_for_carbons, CarbonReceived, FromClient, Inbound};
+use parley_router::{CloseReason, Dest, Origin, Routed};
+use parley_user::{eligible_for_carbons, CarbonReceived, FromClient};
 use parley_xml::Element;
 
 use crate::session::{Phase, Session};
 
-/// Where a stanza is addressed, after parsing its `to`.
+/// Where a stanza is addressed, after reading its `to`.
 enum Target {
     /// No `to`: the sender's own account.
     OwnAccount,
-    /// A domain we serve.
-    Server(String),
-    /// A bare JID on a domain we serve.
-    Bare(BareJid),
-    /// A full JID on a domain we serve.
-    Full(FullJid),
-    /// A domain we do not serve (no s2s yet).
-    Remote,
+    /// Anywhere else, as the router reads it.
+    To(Dest),
 }
 
 impl Session {
@@ -74,17 +73,12 @@ impl Session {
         el.set_attr("from", me.to_string());
         let target = match el.attr("to") {
             None => Target::OwnAccount,
-            Some(to) => match Jid::new(to) {
+            Some(to) => match self.env.router.dest(to) {
                 Err(_) => {
                     // RFC 6120 §8.3.3.8.
                     return self.bounce(&el, StanzaCondition::JidMalformed, ctx);
                 }
-                Ok(jid) if !self.env.router.serves(jid.domain().as_str()) => Target::Remote,
-                Ok(jid) => match (jid.node().is_some(), jid.try_into_full()) {
-                    (_, Ok(full)) => Target::Full(full),
-                    (true, Err(bare)) => Target::Bare(bare),
-                    (false, Err(bare)) => Target::Server(bare.domain().as_str().to_owned()),
-                },
+                Ok(dest) => Target::To(dest),
             },
         };
         // XEP-0191 §3.6: nothing goes to an address the user blocks.
@@ -95,9 +89,11 @@ impl Session {
         if to_blocked {
             return self.bounce_with(&el, parley_proto::blocking::blocked_error(), ctx);
         }
-        if let Target::Remote = target {
-            // RFC 6120 §10.4.3: no server-to-server connections yet.
-            return self.bounce(&el, StanzaCondition::RemoteServerNotFound, ctx);
+        if let Target::To(dest @ Dest::Foreign(_)) = target {
+            // Whatever its kind: the router's hook for other domains, or (none yet)
+            // remote-server-not-found, RFC 6120 §10.4.3.
+            self.hand_to_router(el, dest, ctx);
+            return;
         }
         match kind {
             StanzaKind::Iq => self.route_iq(el, target, &me, ctx),
@@ -122,45 +118,30 @@ impl Session {
         }
     }
 
-    /// Hands `el` to a session; bounces it if that session is overloaded. Gives the stanza
-    /// back if the session is gone, so that the caller can apply the next routing rule.
-    fn deliver(
-        &mut self,
-        handle: &SessionHandle,
-        el: Element,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), Element> {
-        if handle.id == self.id {
-            self.send(&el, ctx);
-            return Ok(());
-        }
-        match handle.deliver(el) {
-            Ok(()) => Ok(()),
-            Err(undelivered) => match undelivered.error {
-                DeliverError::Overloaded => {
-                    self.bounce_with(
-                        &undelivered.stanza,
-                        StanzaError::with_text(
-                            StanzaCondition::ResourceConstraint,
-                            "the recipient is not reading its stream",
-                        ),
-                        ctx,
-                    );
-                    Ok(())
-                }
-                DeliverError::Gone => Err(undelivered.stanza),
-            },
+    /// Hands a client stanza to the router. What comes back for this session — its own
+    /// stanza addressed to itself, or the error for a refusal — is written now, in order
+    /// with the session's other replies (never through its mailbox). True when a session
+    /// took it (for XEP-0280 received copies).
+    fn hand_to_router(&mut self, el: Element, dest: Dest, ctx: &mut Context<Self>) -> bool {
+        match self.env.router.route_to(dest, el, Origin::Session(self.id)) {
+            Routed::Session => true,
+            Routed::Loopback(el) => {
+                self.send(&el, ctx);
+                true
+            }
+            Routed::Bounced(error) => {
+                self.send(&error, ctx);
+                false
+            }
+            Routed::User | Routed::Foreign | Routed::Refused | Routed::Dropped => false,
         }
     }
 
     /// A stanza reached this session after it started closing (it was routed before the
-    /// session unregistered). Its user's actor applies the rules for a full JID whose
-    /// resource is gone (RFC 6121 §8.5.3.2): nothing is lost silently.
+    /// session unregistered): the router applies the rules for a full JID whose resource is
+    /// gone (RFC 6121 §8.5.3.2), so nothing is lost silently.
     pub(crate) fn undeliverable(&mut self, el: Element) {
-        let Some(to) = el.attr("to").and_then(|t| FullJid::new(t).ok()) else {
-            return;
-        };
-        self.env.users.send(&to.to_bare(), Inbound { stanza: el });
+        self.env.router.gone(el);
     }
 
     // ----- iq (RFC 6120 §8.2.3) ------------------------------------------------------------------
@@ -194,8 +175,8 @@ impl Session {
         }
         let own = match &target {
             Target::OwnAccount => true,
-            Target::Bare(bare) => *bare == me.to_bare(),
-            _ => false,
+            Target::To(Dest::Bare(bare)) => *bare == me.to_bare(),
+            Target::To(_) => false,
         };
         if own {
             // The roster and carbons are the user's state; the rest the session answers.
@@ -235,25 +216,21 @@ impl Session {
                 if changed {
                     self.publish_flags();
                 }
-                return self.forward_to_user(el);
+                return self.forward_to_user(el, ctx);
             }
             return self.account_iq(el, ctx);
         }
         match target {
-            Target::Server(domain) => self.server_iq(el, &domain, ctx),
-            // RFC 6121 §8.5.2.1.3: another account's bare JID: its user actor answers.
-            Target::Bare(bare) => self.env.users.send(&bare, Inbound { stanza: el }),
-            Target::Full(full) => match self.env.router.lookup(&full) {
-                Some(handle) => {
-                    if let (Err(el), true) = (self.deliver(&handle, el, ctx), request) {
-                        self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx);
-                    }
-                }
-                // RFC 6121 §8.5.3.2.3 (iq): no such resource.
-                None if request => self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx),
-                None => {}
-            },
-            Target::OwnAccount | Target::Remote => {}
+            Target::To(Dest::Server(server)) if server.resource().is_none() => {
+                let domain = server.domain().as_str().to_owned();
+                self.server_iq(el, &domain, ctx)
+            }
+            // Another account's bare JID (RFC 6121 §8.5.2.1.3), or a full JID (§8.5.3): the
+            // router's road, to a session or to the user's actor, whose table answers.
+            Target::To(dest) => {
+                self.hand_to_router(el, dest, ctx);
+            }
+            Target::OwnAccount => {}
         }
     }
 
@@ -314,9 +291,8 @@ impl Session {
                 StanzaCondition::ResourceConstraint,
                 "the recipient's session is starting; try again",
             );
-            if let Some(reply) = error_reply(&el, &err) {
-                self.send_back(reply);
-            }
+            // Answered on the client's behalf, past its own checks.
+            self.env.router.bounce(&el, err);
             return;
         }
         if !own && from.is_some_and(|f| b.blocked.blocks_str(f)) {
@@ -326,49 +302,29 @@ impl Session {
                 _ => false,
             };
             if refuse {
+                // Answered on the client's behalf, past its own checks.
                 let err = StanzaError::new(StanzaCondition::ServiceUnavailable);
-                if let Some(reply) = error_reply(&el, &err) {
-                    self.send_back(reply);
-                }
+                self.env.router.bounce(&el, err);
             }
             return;
         }
         self.send(&el, ctx)
     }
 
-    /// Routes a reply this session makes on its client's behalf (an error to a blocked
-    /// sender), past the client's own checks.
-    fn send_back(&mut self, reply: Element) {
-        let Some(to) = reply.attr("to").and_then(|t| Jid::new(t).ok()) else {
+    /// Hands a stanza from this client to its own user actor.
+    /// A refusal (the user layer is congested) is written to the client now, in order.
+    fn forward_to_user(&mut self, stanza: Element, ctx: &mut Context<Self>) {
+        let Some(b) = self.bound() else {
             return;
         };
-        if !self.env.router.serves(to.domain().as_str()) {
-            return;
-        }
-        match to.try_into_full() {
-            Ok(full) => match self.env.router.lookup(&full) {
-                Some(handle) => {
-                    let _ = handle.deliver(reply);
-                }
-                None => self
-                    .env
-                    .users
-                    .send(&full.to_bare(), Inbound { stanza: reply }),
-            },
-            Err(bare) if bare.node().is_some() => {
-                self.env.users.send(&bare, Inbound { stanza: reply })
+        let sent = b.user.try_send(FromClient {
+            resource: b.jid.resource().as_str().to_owned(),
+            stanza,
+        });
+        if let Err(refused) = sent {
+            if let Some(reply) = error_reply(&refused.stanza, &refused.error) {
+                self.send(&reply, ctx);
             }
-            Err(_) => {}
-        }
-    }
-
-    /// Hands a stanza from this client to its own user actor.
-    fn forward_to_user(&mut self, stanza: Element) {
-        if let Some(b) = self.bound() {
-            b.user.send(FromClient {
-                resource: b.jid.resource().as_str().to_owned(),
-                stanza,
-            });
         }
     }
 
@@ -383,39 +339,32 @@ impl Session {
     ) {
         // XEP-0280: the user's other carbons-enabled resources get a <sent/> copy.
         if self.bound().is_some_and(|b| b.user.carbons_enabled() > 0) && eligible_for_carbons(&el) {
-            self.forward_to_user(el.clone());
+            self.forward_to_user(el.clone(), ctx);
         }
         match target {
-            Target::OwnAccount => self.env.users.send(&me.to_bare(), Inbound { stanza: el }),
-            Target::Bare(bare) => self.env.users.send(&bare, Inbound { stanza: el }),
-            Target::Server(_) => self.bounce(&el, StanzaCondition::ServiceUnavailable, ctx),
-            Target::Full(full) => {
+            // RFC 6121 §8.5.2: to the user's own bare JID.
+            Target::OwnAccount => {
+                self.hand_to_router(el, Dest::Bare(me.to_bare()), ctx);
+            }
+            Target::To(Dest::Full(full)) => {
                 let bare = full.to_bare();
                 let carbons =
                     eligible_for_carbons(&el) && self.env.users.carbons_enabled(&bare) > 0;
-                let copy = carbons.then(|| el.clone());
-                match self.env.router.lookup(&full) {
-                    Some(handle) => match self.deliver(&handle, el, ctx) {
-                        Ok(()) => {
-                            // XEP-0280: delivered straight to one resource; the user's other
-                            // carbons-enabled resources get a <received/> copy.
-                            if let Some(message) = copy {
-                                self.env.users.send_if_running(
-                                    &bare,
-                                    CarbonReceived {
-                                        resource: full.resource().as_str().to_owned(),
-                                        message,
-                                    },
-                                );
-                            }
-                        }
-                        Err(el) => self.env.users.send(&bare, Inbound { stanza: el }),
-                    },
-                    // RFC 6121 §8.5.3.2.1: the user actor applies the bare-JID rules.
-                    None => self.env.users.send(&bare, Inbound { stanza: el }),
+                let copy = carbons.then(|| (el.clone(), full.resource().as_str().to_owned()));
+                // §8.5.3.1 straight to the session, or §8.5.3.2 the user actor's rules
+                // (which do their own carbons).
+                let delivered = self.hand_to_router(el, Dest::Full(full), ctx);
+                if let (true, Some((message, resource))) = (delivered, copy) {
+                    // XEP-0280: delivered straight to one resource; the user's other
+                    // carbons-enabled resources get a <received/> copy.
+                    self.env
+                        .users
+                        .send_if_running(&bare, CarbonReceived { resource, message });
                 }
             }
-            Target::Remote => {}
+            Target::To(dest) => {
+                self.hand_to_router(el, dest, ctx);
+            }
         }
     }
 
@@ -430,15 +379,16 @@ impl Session {
     ) {
         let ty = el.attr("type").unwrap_or("available").to_owned();
         if ty == "error" {
-            // Errors about presence go straight to their addressee.
-            if let Target::Full(full) = target {
-                if let Some(handle) = self.env.router.lookup(&full) {
-                    let _ = self.deliver(&handle, el, ctx);
-                }
+            // Errors about presence go straight to their addressee (to a resource that is
+            // gone, the user's table drops them, RFC 6121 §8.5.3.2.2).
+            if let Target::To(dest @ Dest::Full(_)) = target {
+                self.hand_to_router(el, dest, ctx);
             }
             return;
         }
-        if matches!(target, Target::Server(_) | Target::Remote) {
+        if let Target::To(dest @ Dest::Server(_)) = target {
+            // Presence to the server itself: the router drops it.
+            self.hand_to_router(el, dest, ctx);
             return;
         }
         let broadcast = matches!(target, Target::OwnAccount)
@@ -458,7 +408,7 @@ impl Session {
         }
         // RFC 6121 §4.6: the directed presence still on, mirrored like the broadcast one.
         let directed_to = match &target {
-            Target::Bare(_) | Target::Full(_) => el.attr("to").map(str::to_owned),
+            Target::To(Dest::Bare(_) | Dest::Full(_)) => el.attr("to").map(str::to_owned),
             _ => None,
         };
         if let Some(b) = self.bound_mut() {
@@ -470,7 +420,7 @@ impl Session {
             }
         }
         // Broadcasts, directed presence and subscriptions all need the user's roster.
-        self.forward_to_user(el);
+        self.forward_to_user(el, ctx);
     }
 
     /// Keeps this session's copy of its presence state (Prosody's `presence`, `priority`)

@@ -9,8 +9,8 @@ use actix::fut::{wrap_future, ActorFutureExt};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use jid::{BareJid, FullJid, Jid};
 use parley_proto::ns;
-use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
-use parley_router::SessionHandle;
+use parley_proto::stanza_error::{StanzaCondition, StanzaError};
+use parley_router::{SessionHandle, Wake};
 use parley_storage::{OfflineMessage, RosterItem};
 use parley_xml::{Element, Limits};
 use tracing::{debug, warn};
@@ -38,6 +38,15 @@ pub(crate) struct Resource {
     pub(crate) carbons: bool,
     /// Entities that got directed presence and no subscription covers (RFC 6121 §4.6).
     pub(crate) directed: Vec<Jid>,
+}
+
+impl Resource {
+    /// Whether the resource's session can still take stanzas. A session that stopped (or a
+    /// node that left) may be listed until its detach arrives; routing skips it, so that a
+    /// stanza it handed back (RFC 6121 §8.5.3.2) does not come back to it.
+    pub(crate) fn reachable(&self) -> bool {
+        self.handle.connected()
+    }
 }
 
 /// The user's roster, cached for the actor's lifetime; storage is written through.
@@ -138,33 +147,32 @@ impl UserActor {
         self.resources.iter().any(|r| r.available)
     }
 
-    /// Sends a stanza generated for (or routed by) this user to wherever its `to` points:
-    /// a bound full JID directly, anything else to that user's actor. `start` decides whether
-    /// an idle user's actor is started for it (subscriptions must persist; broadcasts to
-    /// offline users need not).
+    /// Sends a stanza generated for (or routed by) this user along the router's road to
+    /// wherever its `to` points. `wake` decides whether an idle user's actor is started for
+    /// it (subscriptions must persist; broadcasts to offline users need not).
     ///
     /// Nothing goes to an address the user blocks (XEP-0191 §3.6).
-    pub(crate) fn route_out(&self, stanza: Element, start: bool) {
+    pub(crate) fn route_out(&self, stanza: Element, wake: Wake) {
         if stanza
             .attr("to")
             .is_some_and(|to| self.blocklist.blocks_str(to))
         {
             return;
         }
-        self.users.route(stanza, start);
+        self.users.router().send(stanza, wake);
     }
 
     /// Answers `stanza`'s sender with an error (never for errors), even a sender the user
     /// blocks: XEP-0191 §3.5 wants it told.
     pub(crate) fn bounce(&self, stanza: &Element, err: StanzaError) {
-        if let Some(reply) = error_reply(stanza, &err) {
-            self.users.route(reply, false);
-        }
+        self.users.router().bounce(stanza, err);
     }
 
-    /// Delivers to one of our resources; an overloaded session is closed by its handle.
+    /// Delivers to one of our resources through the router: an overloaded session gets the
+    /// sender `resource-constraint`, a gone one falls to RFC 6121 §8.5.3.2 (back here,
+    /// where [`Resource::reachable`] keeps it from being picked again).
     pub(crate) fn deliver(&self, r: &Resource, stanza: Element) {
-        let _ = r.handle.deliver(stanza);
+        self.users.router().deliver(&r.handle, stanza);
     }
 
     fn schedule_idle(&mut self, ctx: &mut Context<Self>) {
@@ -345,7 +353,7 @@ impl UserActor {
                 let top = self
                     .resources
                     .iter()
-                    .filter(|r| r.available && r.priority >= 0)
+                    .filter(|r| r.available && r.priority >= 0 && r.reachable())
                     .map(|r| r.priority)
                     .max();
                 match top {
@@ -356,7 +364,11 @@ impl UserActor {
             }
             Action::AllNonNegative => self.deliver_message(stanza, |r| r.priority >= 0),
             Action::AllAvailable => {
-                for r in self.resources.iter().filter(|r| r.available) {
+                for r in self
+                    .resources
+                    .iter()
+                    .filter(|r| r.available && r.reachable())
+                {
                     let mut copy = stanza.clone();
                     copy.set_attr("to", r.full.to_string());
                     self.deliver(r, copy);
@@ -377,7 +389,7 @@ impl UserActor {
         let targets: Vec<&Resource> = self
             .resources
             .iter()
-            .filter(|r| r.available && pick(r))
+            .filter(|r| r.available && r.reachable() && pick(r))
             .collect();
         for r in &targets {
             self.deliver(r, stanza.clone());

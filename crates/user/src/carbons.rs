@@ -85,7 +85,11 @@ impl UserActor {
             Direction::Sent => "sent",
             Direction::Received => "received",
         };
-        for r in self.resources.iter().filter(|r| r.carbons && to(r)) {
+        for r in self
+            .resources
+            .iter()
+            .filter(|r| r.carbons && r.reachable() && to(r))
+        {
             let copy = Element::new("message", ns::CLIENT)
                 .with_attr("from", self.jid.to_string())
                 .with_attr("to", r.full.to_string())

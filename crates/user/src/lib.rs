@@ -1,17 +1,22 @@
 //! The user actor: one per bare JID that has sessions or traffic.
 //!
 //! A [`UserActor`] aggregates the user's resources (connected, available, interested, priority,
-//! last presence, carbons), owns the cached roster and the subscription state machine, and is
-//! the one place where stanzas addressed to the user's bare JID are routed ([`routing::TABLE`],
-//! RFC 6121 §8.5). Sessions reach user actors through the [`Users`] registry, which starts an
-//! actor on first use and lets it stop when idle.
+//! last presence, carbons), owns the cached roster, the subscription state machine and the
+//! blocklist (XEP-0191), and applies the RFC 6121 §8.5 table ([`routing::TABLE`]) to what the
+//! router hands it: stanzas to the user's bare JID, to a full JID no session owns, or from a
+//! session that was gone. The [`Users`] registry starts an actor on first use, lets it stop
+//! when idle, and is the router's [`UserSink`](parley_router::UserSink): the only way in for
+//! stanzas addressed to a user.
 //!
-//! The crate knows nothing about sockets or stream parsing: sessions are [`SessionHandle`]s.
+//! Everything an actor sends — to its own resources, to contacts, errors — takes the
+//! router's road (`parley_router::Router::send`, `deliver`, `bounce`); the crate never
+//! decides what a failed delivery means. It knows nothing about sockets or stream parsing:
+//! sessions are [`SessionHandle`]s.
 //!
 //! [`SessionHandle`]: parley_router::SessionHandle
 
 mod actor;
-mod blocking;
+mod blocklist;
 mod bounds;
 mod carbons;
 mod messages;
@@ -24,11 +29,13 @@ mod size;
 pub mod subscription;
 
 pub use actor::UserActor;
-pub use blocking::SYNC_ID as BLOCKLIST_SYNC_ID;
+pub use blocklist::SYNC_ID as BLOCKLIST_SYNC_ID;
 pub use bounds::Queued;
 pub use carbons::eligible_for_carbons;
+// `Inbound` (a stanza addressed to a user) is not exported: such stanzas reach user actors
+// only through the router's road, via the registry's `UserSink`.
 pub use messages::{
-    Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Inbound, Vanished,
+    Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Vanished,
 };
 pub use placement::{Placement, ToWire, UserWire, WireState};
 pub use registry::{UserConfig, UserLink, Users};

@@ -79,7 +79,8 @@ pub struct FromClient {
     pub stanza: Element,
 }
 
-/// A stanza addressed to this user: to the bare JID, or to a full JID that no session owns.
+/// A stanza addressed to this user: to the bare JID, or to a full JID that no session owns
+/// (or whose session is gone). Sent only by the registry, as the router's `UserSink`.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Inbound {

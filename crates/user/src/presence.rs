@@ -5,6 +5,7 @@ use actix::{AsyncContext, Context};
 use jid::{BareJid, Jid};
 use parley_proto::ns;
 use parley_proto::stanza_error::{StanzaCondition, StanzaError};
+use parley_router::Wake;
 use parley_storage::{RosterItem, Subscription};
 use parley_xml::Element;
 use tracing::warn;
@@ -74,7 +75,7 @@ impl UserActor {
             if has_from(item.subscription) {
                 let mut copy = stanza.clone();
                 copy.set_attr("to", item.jid.clone());
-                self.route_out(copy, false);
+                self.route_out(copy, Wake::IfRunning);
             }
         }
         // §4.2.2 / §4.4.2: every available resource sees it, the sender included; a new
@@ -115,7 +116,7 @@ impl UserActor {
                     .with_attr("type", "probe")
                     .with_attr("from", full.to_string())
                     .with_attr("to", item.jid.clone());
-                self.route_out(probe, false);
+                self.route_out(probe, Wake::IfRunning);
             }
         }
         // XEP-0160: stored messages go to the first resource able to take bare-JID messages.
@@ -143,7 +144,7 @@ impl UserActor {
             if has_from(item.subscription) {
                 let mut copy = unavailable.clone();
                 copy.set_attr("to", item.jid.clone());
-                self.route_out(copy, false);
+                self.route_out(copy, Wake::IfRunning);
             }
         }
         // §4.5.2: the user's available resources, and the sender while it is still here.
@@ -160,7 +161,7 @@ impl UserActor {
         for target in directed {
             let mut copy = unavailable.clone();
             copy.set_attr("to", target.to_string());
-            self.route_out(copy, false);
+            self.route_out(copy, Wake::IfRunning);
         }
     }
 
@@ -174,7 +175,7 @@ impl UserActor {
             if has_from(item.subscription) {
                 let mut copy = unavailable.clone();
                 copy.set_attr("to", item.jid.clone());
-                self.route_out(copy, false);
+                self.route_out(copy, Wake::IfRunning);
             }
         }
         for other in self.resources.iter().filter(|o| o.available) {
@@ -220,7 +221,7 @@ impl UserActor {
                 r.directed.push(to);
             }
         }
-        self.route_out(stanza, false);
+        self.route_out(stanza, Wake::IfRunning);
     }
 
     /// RFC 6121 §4.3.2: a contact probes us; it gets the presence of each available resource
@@ -242,7 +243,7 @@ impl UserActor {
                 let mut copy = p.clone();
                 copy.set_attr("from", r.full.to_string());
                 copy.set_attr("to", from.to_string());
-                self.route_out(copy, false);
+                self.route_out(copy, Wake::IfRunning);
             }
         }
     }
@@ -271,7 +272,7 @@ impl UserActor {
             };
             p.set_attr("from", r.full.to_string());
             p.set_attr("to", to.to_string());
-            self.route_out(p, false);
+            self.route_out(p, Wake::IfRunning);
         }
     }
 
@@ -313,7 +314,7 @@ impl UserActor {
         if let Some(id) = stanza.attr("id") {
             routed.set_attr("id", id);
         }
-        self.route_out(routed, true);
+        self.route_out(routed, Wake::Start);
         match kind {
             // §3.1.5: an approved contact gets our current presence.
             Kind::Subscribed => self.send_presence_to(&contact, true),
@@ -350,7 +351,7 @@ impl UserActor {
                 .with_attr("type", reply.as_str())
                 .with_attr("from", self.jid.to_string())
                 .with_attr("to", key.clone());
-            self.route_out(answer, true);
+            self.route_out(answer, Wake::Start);
             self.send_presence_to(&contact, true);
         }
         if !out.forward {

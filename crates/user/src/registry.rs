@@ -1,4 +1,5 @@
-//! The registry of running user actors: get-or-start, and a safe idle stop.
+//! The registry of running user actors: get-or-start, a safe idle stop, and the router's
+//! [`UserSink`]: the entrance through which the router hands stanzas to user actors.
 //!
 //! Every send to a user actor happens under the registry lock, and an actor leaves the
 //! registry under the write lock only when no session is attached or attaching. So a stanza
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Handler, Message};
 use actix_rt::ArbiterHandle;
 use jid::BareJid;
-use parley_proto::stanza_error::{error_reply, StanzaCondition, StanzaError};
-use parley_router::{Router, SessionHandle, SessionId};
+use parley_proto::stanza_error::{StanzaCondition, StanzaError};
+use parley_router::{Refused, Router, SessionHandle, SessionId, UserSink, Wake};
 use parley_storage::Storage;
 use parley_xml::Element;
 
@@ -151,10 +152,59 @@ impl UserLink {
         self.users.send(&self.jid, msg);
     }
 
+    /// Like [`send`](Self::send), but a stanza the user layer has no room for comes back,
+    /// so that a session can write the error to its client in order with its other replies.
+    pub fn try_send<M>(&self, msg: M) -> Result<(), Box<Refused>>
+    where
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        self.users.try_send(&self.jid, msg)
+    }
+
     /// How many of the user's resources have carbons enabled.
     pub fn carbons_enabled(&self) -> usize {
         self.users.carbons_enabled(&self.jid)
     }
+}
+
+/// Where a message for a user actor goes: this node's actor, or (handed over) another's.
+enum Placed<M> {
+    /// The user's actor runs here: the message, to send locally.
+    Here(M),
+    /// Forwarded to the owning node; a refused stanza comes back as a refusal.
+    Away(Result<(), Box<Refused>>),
+}
+
+/// The router hands stanzas for users here: to a bare JID, to a full JID that no session
+/// owns, or from a session that is gone (RFC 6121 §8.5.2, §8.5.3.2).
+impl UserSink for Users {
+    fn to_user(&self, user: &BareJid, stanza: Element, wake: Wake) -> Result<(), Box<Refused>> {
+        match wake {
+            Wake::Start => self.try_send(user, Inbound { stanza }),
+            // Not running: a presence or an error for a user nobody is there to show it to.
+            Wake::IfRunning => self.try_send_if_running(user, Inbound { stanza }).map(drop),
+        }
+    }
+}
+
+/// RFC 6121 §8.5.1: what the server does with a stanza for an account that does not exist,
+/// exactly as the user actor's table says.
+fn no_account(stanza: Element) -> Result<(), Box<Refused>> {
+    let Some(class) = Class::of(&stanza) else {
+        return Ok(());
+    };
+    match routing::decide(Addressed::NoAccount, class, false).action {
+        Action::Bounce(condition) => Err(Refused::new(stanza, StanzaError::new(condition))),
+        _ => Ok(()),
+    }
+}
+
+fn refuse_check(jid: &BareJid, stanza: Element) -> Box<Refused> {
+    if parley_router::metrics::refuse("existence_checks", jid.domain().as_str()) {
+        warn!(domain = %jid.domain(), "too many account lookups in flight: refusing stanzas");
+    }
+    Refused::new(stanza, congested())
 }
 
 /// The refusal for a stanza the user layer has no room for.
@@ -174,19 +224,23 @@ impl Users {
         workers: Vec<ArbiterHandle>,
     ) -> Arc<Users> {
         assert!(!workers.is_empty(), "user actors need at least one worker");
-        Arc::new_cyclic(|me| Users {
-            me: me.clone(),
-            router,
-            storage,
-            workers,
-            map: RwLock::new(HashMap::new()),
-            placement: OnceLock::new(),
-            absent: Mutex::new(AbsentCache::new(
-                config.absent_cache_entries,
-                config.absent_cache_ttl,
-            )),
-            checks: Mutex::new(Checks::default()),
-            config,
+        Arc::new_cyclic(|me: &Weak<Users>| {
+            let sink: Weak<dyn UserSink> = me.clone();
+            router.set_user_sink(sink);
+            Users {
+                me: me.clone(),
+                router,
+                storage,
+                workers,
+                map: RwLock::new(HashMap::new()),
+                placement: OnceLock::new(),
+                absent: Mutex::new(AbsentCache::new(
+                    config.absent_cache_entries,
+                    config.absent_cache_ttl,
+                )),
+                checks: Mutex::new(Checks::default()),
+                config,
+            }
         })
     }
 
@@ -200,31 +254,33 @@ impl Users {
         self.placement.get()?.remote_owner(jid)
     }
 
-    /// Sends to the owner on another node; true when `jid` is owned elsewhere (whether or
-    /// not the link took the message: a refused stanza is bounced).
-    fn forwarded<M: ToWire>(&self, jid: &BareJid, msg: M, start: bool) -> Result<(), M> {
+    /// Sends to the owner on another node when `jid` is owned elsewhere; hands `msg` back
+    /// when it is ours. A stanza the link refuses comes back as a refusal.
+    fn forwarded<M: ToWire>(&self, jid: &BareJid, msg: M, start: bool) -> Placed<M> {
         let Some(placement) = self.placement.get() else {
-            return Err(msg);
+            return Placed::Here(msg);
         };
         let Some(node) = placement.remote_owner(jid) else {
-            return Err(msg);
+            return Placed::Here(msg);
         };
         let mut wire = msg.to_wire();
         if let UserWire::Inbound { start: s, .. } = &mut wire {
             *s = start;
         }
-        if let Err(wire) = placement.forward(&node, jid, wire) {
-            if let Some(stanza) = wire.stanza() {
-                self.bounce(
-                    &stanza,
+        match placement.forward(&node, jid, wire) {
+            Ok(()) => Placed::Away(Ok(())),
+            // Only stanzas are ever refused to their sender; attach and detach messages
+            // carry none, and their node's loss is handled by membership (`Vanished`).
+            Err(wire) => Placed::Away(wire.stanza().map_or(Ok(()), |stanza| {
+                Err(Refused::new(
+                    stanza,
                     StanzaError::with_text(
                         StanzaCondition::ResourceConstraint,
                         "the cluster link to the recipient's node is congested",
                     ),
-                );
-            }
+                ))
+            })),
         }
-        Ok(())
     }
 
     fn worker(&self, jid: &BareJid) -> &ArbiterHandle {
@@ -256,7 +312,7 @@ impl Users {
 
     /// Hands `msg` to a running actor, unless its mailbox is full: then a stanza is refused
     /// with `resource-constraint` (RFC 6120 §8.3.3.18) rather than queued without bound.
-    fn deliver_to<M>(&self, jid: &BareJid, entry: &Entry, msg: M)
+    fn deliver_to<M>(&self, jid: &BareJid, entry: &Entry, msg: M) -> Result<(), Box<Refused>>
     where
         M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
@@ -270,19 +326,21 @@ impl Users {
                 if parley_router::metrics::refuse("user_mailbox", jid.as_str()) {
                     warn!(user = %jid, "user actor mailbox full: refusing stanzas");
                 }
-                return self.bounce(stanza, congested());
+                // A copy only on this path, which a flood takes; the message is dropped.
+                return Err(Refused::new(stanza.clone(), congested()));
             }
         }
         entry.addr.do_send(msg);
+        Ok(())
     }
 
     /// A stanza to `jid`, whose actor is not running here: started only if the account
     /// exists. Absent accounts are remembered for `users.absent_cache_ttl_ms`; others are
     /// looked up once (one cheap query, not an actor loading a whole user), while stanzas
     /// to the same user wait in order.
-    fn inbound_unknown(&self, jid: &BareJid, stanza: Element) {
+    fn inbound_unknown(&self, jid: &BareJid, stanza: Element) -> Result<(), Box<Refused>> {
         if self.absent_lock().is_absent(jid, Instant::now()) {
-            return self.no_account(&stanza);
+            return no_account(stanza);
         }
         let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
         let size = crate::size::approx_bytes(&stanza);
@@ -292,15 +350,15 @@ impl Users {
         if let Some(queue) = waiting.get_mut(jid) {
             if queue.len() >= c.mailbox_stanzas || full_bytes {
                 drop(checks);
-                return self.refuse_check(jid, &stanza);
+                return Err(refuse_check(jid, stanza));
             }
             *bytes += size;
             queue.push(stanza);
-            return;
+            return Ok(());
         }
         if waiting.len() >= c.max_existence_checks || full_bytes {
             drop(checks);
-            return self.refuse_check(jid, &stanza);
+            return Err(refuse_check(jid, stanza));
         }
         *bytes += size;
         waiting.insert(jid.clone(), vec![stanza]);
@@ -312,13 +370,7 @@ impl Users {
             let exists = storage.account(user, host).await.map(|a| a.is_some());
             users.checked(&j, exists);
         });
-    }
-
-    fn refuse_check(&self, jid: &BareJid, stanza: &Element) {
-        if parley_router::metrics::refuse("existence_checks", jid.domain().as_str()) {
-            warn!(domain = %jid.domain(), "too many account lookups in flight: refusing stanzas");
-        }
-        self.bounce(stanza, congested());
+        Ok(())
     }
 
     /// The existence check of `jid` is done: its stanzas go to a fresh actor, or get the
@@ -334,8 +386,10 @@ impl Users {
         match exists {
             Ok(false) => {
                 self.absent_lock().insert(jid.clone(), Instant::now());
-                for stanza in &queue {
-                    self.no_account(stanza);
+                for stanza in queue {
+                    if let Err(refused) = no_account(stanza) {
+                        self.router.bounce(&refused.stanza, refused.error);
+                    }
                 }
             }
             other => {
@@ -345,22 +399,11 @@ impl Users {
                     warn!(user = %jid, error = %e, "checking whether an account exists failed");
                 }
                 for stanza in queue {
-                    self.start_and_send(jid, Inbound { stanza });
+                    if let Err(refused) = self.start_and_send(jid, Inbound { stanza }) {
+                        self.router.bounce(&refused.stanza, refused.error);
+                    }
                 }
             }
-        }
-    }
-
-    /// RFC 6121 §8.5.1: what the server does with a stanza for an account that does not
-    /// exist, exactly as the user actor's table says.
-    fn no_account(&self, stanza: &Element) {
-        let Some(class) = Class::of(stanza) else {
-            return;
-        };
-        if let Action::Bounce(condition) =
-            routing::decide(Addressed::NoAccount, class, false).action
-        {
-            self.bounce(stanza, StanzaError::new(condition));
         }
     }
 
@@ -375,21 +418,32 @@ impl Users {
         self.absent_lock().forget(jid);
     }
 
-    /// Sends `msg` to `jid`'s actor, starting it if needed.
+    /// Sends `msg` to `jid`'s actor, starting it if needed. A stanza it carries that the
+    /// user layer has no room for is refused to its sender through the router.
     pub fn send<M>(&self, jid: &BareJid, msg: M)
     where
         M: Message<Result = ()> + ToWire + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
-        let Err(msg) = self.forwarded(jid, msg, true) else {
-            return;
-        };
-        self.send_local(jid, msg);
+        if let Err(refused) = self.try_send(jid, msg) {
+            self.router.bounce(&refused.stanza, refused.error);
+        }
+    }
+
+    fn try_send<M>(&self, jid: &BareJid, msg: M) -> Result<(), Box<Refused>>
+    where
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        match self.forwarded(jid, msg, true) {
+            Placed::Away(result) => result,
+            Placed::Here(msg) => self.send_local(jid, msg),
+        }
     }
 
     /// Sends `msg` to `jid`'s actor on this node, starting it if needed, whoever owns it.
     /// A stanza to a user whose actor is not running waits for an existence check first.
-    fn send_local<M>(&self, jid: &BareJid, msg: M)
+    fn send_local<M>(&self, jid: &BareJid, msg: M) -> Result<(), Box<Refused>>
     where
         M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
@@ -406,41 +460,53 @@ impl Users {
         }
     }
 
-    fn start_and_send<M>(&self, jid: &BareJid, msg: M)
+    fn start_and_send<M>(&self, jid: &BareJid, msg: M) -> Result<(), Box<Refused>>
     where
         M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(jid.clone()).or_insert_with(|| self.start(jid));
-        self.deliver_to(jid, entry, msg);
+        self.deliver_to(jid, entry, msg)
     }
 
     /// Sends `msg` only if `jid`'s actor is running (the user has sessions or recent
-    /// traffic). Returns whether it was sent.
+    /// traffic). Returns whether it was sent; a stanza it carries that the user layer has
+    /// no room for is refused to its sender through the router.
     pub fn send_if_running<M>(&self, jid: &BareJid, msg: M) -> bool
     where
         M: Message<Result = ()> + ToWire + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
-        let Err(msg) = self.forwarded(jid, msg, false) else {
-            return true;
-        };
-        self.send_if_running_local(jid, msg)
+        match self.try_send_if_running(jid, msg) {
+            Ok(sent) => sent,
+            Err(refused) => {
+                self.router.bounce(&refused.stanza, refused.error);
+                true
+            }
+        }
     }
 
-    fn send_if_running_local<M>(&self, jid: &BareJid, msg: M) -> bool
+    fn try_send_if_running<M>(&self, jid: &BareJid, msg: M) -> Result<bool, Box<Refused>>
+    where
+        M: Message<Result = ()> + ToWire + Queued + Send + 'static,
+        UserActor: Handler<M>,
+    {
+        match self.forwarded(jid, msg, false) {
+            Placed::Away(result) => result.map(|()| true),
+            Placed::Here(msg) => self.send_if_running_local(jid, msg),
+        }
+    }
+
+    fn send_if_running_local<M>(&self, jid: &BareJid, msg: M) -> Result<bool, Box<Refused>>
     where
         M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         match map.get(jid) {
-            Some(entry) => {
-                self.deliver_to(jid, entry, msg);
-                true
-            }
-            None => false,
+            Some(entry) => self.deliver_to(jid, entry, msg).map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -458,7 +524,8 @@ impl Users {
             handle,
             state,
         };
-        if let Err(msg) = self.forwarded(jid, msg, true) {
+        // An attach carries no stanza: forwarded, nothing can come back to bounce.
+        if let Placed::Here(msg) = self.forwarded(jid, msg, true) {
             self.attach_local(jid, msg);
         }
         UserLink {
@@ -502,39 +569,53 @@ impl Users {
                     },
                 )
             }
-            UserWire::Detach { resource, session } => self.send_local(
+            UserWire::Detach { resource, session } => self.answer(self.send_local(
                 jid,
                 Detach {
                     resource,
                     session: SessionId(session),
                 },
-            ),
+            )),
             UserWire::FromClient { resource, xml } => {
                 if let Some(stanza) = parse(&xml) {
-                    self.send_local(jid, FromClient { resource, stanza });
+                    self.answer(self.send_local(jid, FromClient { resource, stanza }));
                 }
             }
             UserWire::Inbound { xml, start } => {
                 if let Some(stanza) = parse(&xml) {
                     if start {
-                        self.send_local(jid, Inbound { stanza });
+                        self.answer(self.send_local(jid, Inbound { stanza }));
                     } else {
-                        self.send_if_running_local(jid, Inbound { stanza });
+                        // Not running: a presence or an error nobody here is left to see.
+                        self.answer(
+                            self.send_if_running_local(jid, Inbound { stanza })
+                                .map(drop),
+                        );
                     }
                 }
             }
             UserWire::CarbonReceived { resource, xml } => {
                 if let Some(message) = parse(&xml) {
-                    self.send_if_running_local(jid, CarbonReceived { resource, message });
+                    // Not running: the user has no resource left to copy to.
+                    let copied =
+                        self.send_if_running_local(jid, CarbonReceived { resource, message });
+                    self.answer(copied.map(drop));
                 }
             }
+        }
+    }
+
+    /// Answers a refusal to its sender through the router.
+    fn answer(&self, result: Result<(), Box<Refused>>) {
+        if let Err(refused) = result {
+            self.router.bounce(&refused.stanza, refused.error);
         }
     }
 
     /// A session of a lost node is gone: its user's actor (here, the owner) tells whoever
     /// saw it available.
     pub fn vanished(&self, jid: &BareJid, msg: Vanished) {
-        self.send_local(jid, msg);
+        self.answer(self.send_local(jid, msg));
     }
 
     /// Hands off every running actor whose user `owned_here` no longer claims (membership
@@ -550,43 +631,9 @@ impl Users {
         moving.len()
     }
 
-    /// Routes a stanza generated by the user layer to wherever its `to` points: a bound full
-    /// JID (on any node) directly, anything else to that user's actor. `start` decides
-    /// whether an idle user's actor is started for it.
-    pub fn route(&self, stanza: Element, start: bool) {
-        let Some(to) = stanza.attr("to").and_then(|t| jid::Jid::new(t).ok()) else {
-            return;
-        };
-        if !self.router.serves(to.domain().as_str()) {
-            // No server-to-server connections yet: remote contacts are unreachable.
-            return;
-        }
-        if let Ok(full) = to.clone().try_into_full() {
-            if let Some(handle) = self.router.lookup(&full) {
-                if let Err(undelivered) = handle.deliver(stanza) {
-                    self.send_if_running(
-                        &full.to_bare(),
-                        Inbound {
-                            stanza: undelivered.stanza,
-                        },
-                    );
-                }
-                return;
-            }
-        }
-        let bare = to.to_bare();
-        if start {
-            self.send(&bare, Inbound { stanza });
-        } else {
-            self.send_if_running(&bare, Inbound { stanza });
-        }
-    }
-
-    /// Answers `stanza`'s sender with an error (never for errors).
-    pub fn bounce(&self, stanza: &Element, err: StanzaError) {
-        if let Some(reply) = error_reply(stanza, &err) {
-            self.route(reply, false);
-        }
+    /// The router, whose road every stanza of the user layer takes.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
     }
 
     /// How many of `jid`'s resources have carbons enabled (0 when the user is not running).
@@ -636,5 +683,28 @@ impl Users {
     /// Number of running user actors.
     pub fn running(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_xml::Limits;
+
+    fn el(xml: &str) -> Element {
+        Element::parse(xml.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn rfc6121_8_5_1_an_absent_account_refuses_what_its_table_bounces_and_drops_the_rest() {
+        let message = el("<message xmlns='jabber:client' type='chat' from='a@x/r' to='nobody@x'/>");
+        let refused = no_account(message).expect_err("chat is bounced");
+        assert_eq!(refused.error.condition, StanzaCondition::ServiceUnavailable);
+        let iq = el("<iq xmlns='jabber:client' type='get' id='1' from='a@x/r' to='nobody@x'/>");
+        assert!(no_account(iq).is_err());
+        let presence = el("<presence xmlns='jabber:client' from='a@x/r' to='nobody@x'/>");
+        assert!(no_account(presence).is_ok(), "presence is dropped");
+        let error = el("<message xmlns='jabber:client' type='error' from='a@x/r' to='nobody@x'/>");
+        assert!(no_account(error).is_ok(), "an error is never answered");
     }
 }

@@ -8,6 +8,7 @@ use actix::{AsyncContext, Context};
 use jid::BareJid;
 use parley_proto::ns;
 use parley_proto::stanza_error::{iq_result, StanzaCondition, StanzaError};
+use parley_router::Wake;
 use parley_storage::{RosterChange, RosterItem, Subscription};
 use parley_xml::Element;
 use tracing::warn;
@@ -332,7 +333,7 @@ impl UserActor {
                     .with_attr("type", "unsubscribe")
                     .with_attr("from", me.clone())
                     .with_attr("to", jid),
-                true,
+                Wake::Start,
             );
         }
         let pending = self.roster.pending_in.iter().any(|(j, _)| j == jid);
@@ -343,7 +344,7 @@ impl UserActor {
                         .with_attr("type", "unavailable")
                         .with_attr("from", r.full.to_string())
                         .with_attr("to", contact.to_string());
-                    self.route_out(p, false);
+                    self.route_out(p, Wake::IfRunning);
                 }
             }
             self.route_out(
@@ -351,7 +352,7 @@ impl UserActor {
                     .with_attr("type", "unsubscribed")
                     .with_attr("from", me)
                     .with_attr("to", jid),
-                true,
+                Wake::Start,
             );
         }
         self.roster.pending_in.retain(|(j, _)| j != jid);

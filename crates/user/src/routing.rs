@@ -2,8 +2,9 @@
 //! session owns, is handled. Written as a table, like Prosody's `doc/stanza_routing.txt`: the
 //! first row that matches decides, and every row names its rule.
 //!
-//! Stanzas to a full JID that a session owns never come here: sessions deliver them directly
-//! (§8.5.3.1).
+//! Stanzas to a full JID that a session owns never come here: the router delivers them
+//! directly (§8.5.3.1). This is the only copy of the table: the router and the sessions
+//! hand everything else to the user actor, which decides with it.
 
 use parley_proto::stanza::stanza_type;
 use parley_proto::stanza_error::StanzaCondition;

@@ -99,7 +99,10 @@ impl Node {
                 let (Ok(full), Some(stanza)) = (FullJid::new(&jid), parse(&xml)) else {
                     return;
                 };
-                self.to_local_session(&full, SessionId(session), stanza);
+                // Through the router, which decides what a refusal means (§8.5.3.2 when the
+                // session is gone or no longer owns the JID).
+                self.router
+                    .to_local_session(&full, SessionId(session), stanza);
             }
             Body::ToUser { user, msg } => {
                 let Ok(jid) = BareJid::new(&user) else {
@@ -186,27 +189,6 @@ impl Node {
         }
     }
 
-    /// A stanza for a session of this node, sent by a node that saw it in the registry.
-    fn to_local_session(&self, full: &FullJid, session: SessionId, stanza: Element) {
-        match self.router.lookup_local(full) {
-            Some(h) if h.id == session => match h.deliver(stanza) {
-                Ok(()) => {}
-                Err(u) if u.error == DeliverError::Overloaded => self.users.bounce(
-                    &u.stanza,
-                    StanzaError::with_text(
-                        StanzaCondition::ResourceConstraint,
-                        "the recipient is not reading its stream",
-                    ),
-                ),
-                // RFC 6121 §8.5.3.2: the resource is gone; its user's rules apply.
-                Err(u) => self
-                    .users
-                    .send(&full.to_bare(), Inbound { stanza: u.stanza }),
-            },
-            _ => self.users.send(&full.to_bare(), Inbound { stanza }),
-        }
-    }
-
     /// A frame a link refused or gave up: its stanza is bounced, never dropped silently.
     pub(super) fn undeliverable(&self, body: Body) {
         let stanza = match body {
@@ -216,7 +198,7 @@ impl Node {
         };
         if let Some(stanza) = stanza {
             self.metrics.bounced.fetch_add(1, Ordering::Relaxed);
-            self.users.bounce(
+            self.router.bounce(
                 &stanza,
                 StanzaError::with_text(
                     StanzaCondition::RecipientUnavailable,

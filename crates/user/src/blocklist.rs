@@ -16,6 +16,7 @@ use jid::Jid;
 use parley_proto::blocking::{payload, Command};
 use parley_proto::ns;
 use parley_proto::stanza_error::{error_reply, iq_result, StanzaCondition, StanzaError};
+use parley_router::Wake;
 use parley_xml::Element;
 use tracing::warn;
 
@@ -124,7 +125,7 @@ impl UserActor {
                     .with_attr("type", "unavailable")
                     .with_attr("from", r.full.to_string())
                     .with_attr("to", target);
-                self.users.route(unavailable, false);
+                self.users.router().send(unavailable, Wake::IfRunning);
             }
         }
         self.blocklist.add(new);
@@ -154,7 +155,7 @@ impl UserActor {
                     copy.set_attr("from", r.full.to_string());
                     copy.set_attr("to", contact.as_str());
                     // Through the filter: another item may still block this contact.
-                    self.route_out(copy, false);
+                    self.route_out(copy, Wake::IfRunning);
                 }
             }
         }
