@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use parley_proto::ns;
 use parley_session::limits::{ConnPermit, Refusal};
-use parley_session::Session;
+use parley_session::{Session, Unit};
 use parley_xml::Element;
 use rand::RngCore;
 use tokio::io::ReadBuf;
@@ -43,7 +43,7 @@ use tokio::sync::Notify;
 
 use crate::bosh_limits::{BoshLimits, ByteBudget, CreationRate, RateRefusal, Reservation};
 use crate::framed::{Channel, FramedConnection};
-use crate::listener::WebState;
+use crate::web_state::WebState;
 
 mod open;
 mod prebind;
@@ -67,6 +67,15 @@ pub const INACTIVITY: u64 = 60;
 /// Bytes of output queued for the client, at most (the actor's writes wait past it).
 const MAX_OUTBOUND_BYTES: usize = 1 << 20;
 
+/// How the session's stream ended, as the actor told it (never read from its bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A close without an error (or the client is gone).
+    Closed,
+    /// A stream error: the terminate body says `remote-stream-error` (XEP-0206 §6).
+    StreamError,
+}
+
 #[derive(Default)]
 struct Inner {
     /// The next RID to process.
@@ -76,10 +85,8 @@ struct Inner {
     /// Elements from the actor not yet sent.
     out: VecDeque<String>,
     out_bytes: usize,
-    /// `<open/>` answers of the actor that the BOSH layer answers itself.
-    swallow_open: usize,
-    /// The actor wrote `<close/>` or a stream error: the session ends after it is sent.
-    ending: bool,
+    /// How the actor ended its stream, once it has: the session ends after it is sent.
+    end: Option<End>,
     /// Input for the actor.
     inbound: VecDeque<Vec<u8>>,
     /// Bytes in `inbound` not read yet (counted in the node-wide budget too).
@@ -136,10 +143,6 @@ impl BoshSession {
             ns::FRAMING,
             self.host
         );
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .swallow_open += 1;
         self.feed(open.into_bytes());
     }
 
@@ -180,7 +183,7 @@ impl Channel for BoshSession {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(&self, cx: &mut Context<'_>, unit: Unit, data: &[u8]) -> Poll<io::Result<usize>> {
         let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if i.gone {
             return Poll::Ready(Err(io::Error::new(
@@ -192,19 +195,23 @@ impl Channel for BoshSession {
             i.actor_write = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let text = String::from_utf8_lossy(data).into_owned();
-        let framing = text.starts_with("<open ") && text.contains(ns::FRAMING);
-        if framing && i.swallow_open > 0 {
-            // The stream header: BOSH answers with body attributes instead.
-            i.swallow_open -= 1;
-        } else if text.starts_with("<close ") && text.contains(ns::FRAMING) {
-            i.ending = true;
-        } else {
-            if text.starts_with("<stream:error") {
-                i.ending = true;
+        match unit {
+            // The stream header: BOSH answers with body attributes instead (XEP-0206 §4).
+            Unit::Header => {}
+            // XEP-0124 §13: the end is the terminate body, not an element in it.
+            Unit::Close => {
+                i.end.get_or_insert(End::Closed);
             }
-            i.out_bytes += text.len();
-            i.out.push_back(text);
+            Unit::StreamError(_) | Unit::Element => {
+                if matches!(unit, Unit::StreamError(_)) {
+                    // Set with the element itself, so that no answer can carry the error
+                    // without the terminate around it.
+                    i.end = Some(End::StreamError);
+                }
+                let text = String::from_utf8_lossy(data).into_owned();
+                i.out_bytes += text.len();
+                i.out.push_back(text);
+            }
         }
         drop(i);
         self.notify.notify_waiters();
@@ -212,7 +219,11 @@ impl Channel for BoshSession {
     }
 
     fn shutdown(&self) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).ending = true;
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end
+            .get_or_insert(End::Closed);
         self.notify.notify_waiters();
     }
 }
@@ -433,7 +444,7 @@ pub async fn http_bind(
         Ok(read) => read,
         Err(refusal) => {
             refused(refusal.reason(), state.client_addr(&req).map(|a| a.ip()));
-            return crate::listener::cors_response(&req, &state, refusal.response());
+            return crate::origin::cors_response(&req, &state, refusal.response());
         }
     };
     let parsed = crate::bosh_limits::parse(body.clone(), body_limits(&state), &bosh.parsers).await;
@@ -460,7 +471,7 @@ pub async fn http_bind(
                         }) {
                             Ok(permit) => Some(permit),
                             Err(refused) => {
-                                return crate::listener::cors_response(&req, &state, *refused)
+                                return crate::origin::cors_response(&req, &state, *refused)
                             }
                         },
                     };
@@ -471,7 +482,7 @@ pub async fn http_bind(
         // XEP-0124 §17.1: not a body: bad-request.
         _ => terminate("bad-request"),
     };
-    crate::listener::cors_response(&req, &state, xml(resp))
+    crate::origin::cors_response(&req, &state, xml(resp))
 }
 
 /// A request another node forwarded for one of this node's sessions.
@@ -588,14 +599,14 @@ async fn create(
 }
 
 /// The answer's `<body>` around the elements.
-fn wrap(attrs: &str, elements: &[String], end: bool) -> String {
+fn wrap(attrs: &str, elements: &[String], end: Option<End>) -> String {
     let mut out = format!(
         "<body xmlns='{NS_HTTPBIND}' xmlns:stream='{}' {attrs}",
         ns::STREAM
     );
-    if end {
+    if let Some(end) = end {
         out.push_str(" type='terminate'");
-        if elements.iter().any(|e| e.starts_with("<stream:error")) {
+        if end == End::StreamError {
             // XEP-0206 §6.
             out.push_str(" condition='remote-stream-error'");
         }
@@ -644,9 +655,9 @@ impl Drop for Waiting<'_> {
 }
 
 /// Waits for output (or `wait`, or a newer request past `hold`); returns the elements and
-/// whether the stream ended. Only the oldest waiting request takes output; older ones past
+/// how the stream ended, if it did. Only the oldest waiting request takes output; older ones past
 /// `hold` step aside at once with what there is.
-async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String>, bool) {
+async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String>, Option<End>) {
     let deadline = tokio::time::Instant::now() + wait;
     session
         .inner
@@ -663,19 +674,19 @@ async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String
             let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
             let oldest = i.held.keys().next() == Some(&rid);
             let step_aside = oldest && i.held.len() as u64 > HOLD;
-            let ready = !i.out.is_empty() || i.ending || i.gone;
+            let end = i.end.or(i.gone.then_some(End::Closed));
+            let ready = !i.out.is_empty() || end.is_some();
             if oldest && (ready || step_aside) {
                 let elements: Vec<String> = i.out.drain(..).collect();
                 i.out_bytes = 0;
                 if let Some(w) = i.actor_write.take() {
                     w.wake();
                 }
-                let end = i.ending || i.gone;
                 return (elements, end);
             }
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return (Vec::new(), false);
+            return (Vec::new(), None);
         }
     }
 }
@@ -794,7 +805,7 @@ async fn answer(session: Arc<BoshSession>, rid: u64, state: &WebState) -> String
     let (elements, end) = collect(&session, rid, wait).await;
     let resp = wrap("", &elements, end);
     cache(&session, rid, &resp);
-    if end {
+    if end.is_some() {
         state.bosh.remove(&session.sid);
     }
     resp

@@ -14,11 +14,14 @@ pub mod bosh_limits;
 pub mod delegate;
 mod framed;
 pub mod listener;
+mod origin;
 pub mod proxy;
 pub mod web_client;
+pub mod web_state;
 pub mod ws;
 
-pub use listener::{web_server, ConsiderSecure, WebState};
+pub use listener::web_server;
+pub use web_state::{ConsiderSecure, WebState};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! What a bound session does with the stanzas its client sends (RFC 6120 §8, RFC 6121 §8.5).
 //!
 //! Every stanza gets its `from` checked and stamped with the session's full JID, then goes to
-//! exactly one place: the server itself (`serve.rs`), another session through the router, or
+//! exactly one place: the server itself (`server_iq.rs`), another session through the router, or
 //! back to the client as an error. An error stanza is never answered with another error.
 
 use actix::Context;
