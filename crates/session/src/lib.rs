@@ -31,3 +31,6 @@ pub use bind::{BindError, PrebindReply};
 pub use connection::{Connection, Framing, Security, Unit};
 pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv};
 pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};
+
+#[cfg(test)]
+mod duplex_tests;
