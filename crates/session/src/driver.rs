@@ -46,16 +46,6 @@ pub(crate) enum CloseStage {
     Draining,
 }
 
-/// What the driver does after the output step.
-enum Next {
-    /// Go on: process input, then read.
-    Read,
-    /// Wait for a wake-up (the connection, a timer or a message).
-    Wait,
-    /// The session is over.
-    Done,
-}
-
 /// The actor future that drives a session's I/O.
 pub(crate) struct Driver;
 
@@ -83,10 +73,8 @@ impl Session {
         }
         let mut reads = 0;
         loop {
-            match self.write_step(ctx, task) {
-                Next::Read => {}
-                Next::Wait => return Poll::Pending,
-                Next::Done => return Poll::Ready(()),
+            if let Some(done) = self.write_step(ctx, task) {
+                return done;
             }
             if self.io == Io::Running {
                 self.process_events(ctx);
@@ -116,8 +104,13 @@ impl Session {
     }
 
     /// Output first, so that answers to what was just read go out before more is read;
-    /// then the step of a TLS start or a close that the flushed output allows.
-    fn write_step(&mut self, ctx: &mut Context<Self>, task: &mut task::Context<'_>) -> Next {
+    /// then the step of a TLS start or a close that the flushed output allows. Some(result)
+    /// when the driver returns (waits for a wake-up, or the session is over).
+    fn write_step(
+        &mut self,
+        ctx: &mut Context<Self>,
+        task: &mut task::Context<'_>,
+    ) -> Option<Poll<()>> {
         while !self.outbox.is_empty() {
             let written = if self.framed {
                 let unit = self.outbox.front_kind();
@@ -127,30 +120,32 @@ impl Session {
                 self.conn.poll_write(task, self.outbox.front())
             };
             match written {
-                Poll::Ready(Ok(0)) => return self.lost(ctx, "connection closed while writing"),
+                Poll::Ready(Ok(0)) => {
+                    return Some(self.lost(ctx, "connection closed while writing"))
+                }
                 Poll::Ready(Ok(n)) => self.outbox.consume(n),
-                Poll::Ready(Err(e)) => return self.lost(ctx, &e.to_string()),
+                Poll::Ready(Err(e)) => return Some(self.lost(ctx, &e.to_string())),
                 Poll::Pending => break,
             }
         }
         let flushed = self.outbox.is_empty()
             && match self.conn.poll_flush(task) {
                 Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(e)) => return self.lost(ctx, &e.to_string()),
+                Poll::Ready(Err(e)) => return Some(self.lost(ctx, &e.to_string())),
                 Poll::Pending => false,
             };
         match self.io {
-            Io::Running | Io::Closing(CloseStage::Draining) => Next::Read,
-            Io::StartingTls | Io::Closing(CloseStage::Flushing) if !flushed => Next::Wait,
+            Io::Running | Io::Closing(CloseStage::Draining) => None,
+            Io::StartingTls | Io::Closing(CloseStage::Flushing) if !flushed => Some(Poll::Pending),
             Io::StartingTls => {
                 if let Err(e) = self.conn.start_tls() {
-                    return self.lost(ctx, &format!("starting TLS: {e}"));
+                    return Some(self.lost(ctx, &format!("starting TLS: {e}")));
                 }
                 // RFC 6120 §5.4.3.3: nothing sent before the handshake counts.
                 self.parser.reset();
                 self.stream = StreamState::AwaitingHeader;
                 self.io = Io::Running;
-                Next::Read
+                None
             }
             Io::Closing(CloseStage::Flushing) => {
                 self.io = Io::Closing(CloseStage::ShuttingDown);
@@ -160,13 +155,15 @@ impl Session {
         }
     }
 
-    fn shut_down(&mut self, task: &mut task::Context<'_>) -> Next {
+    /// Shuts the write side down once the close is flushed; None once it is (then the
+    /// driver drains the client's side).
+    fn shut_down(&mut self, task: &mut task::Context<'_>) -> Option<Poll<()>> {
         match self.conn.poll_shutdown(task) {
             Poll::Ready(_) => {
                 self.io = Io::Closing(CloseStage::Draining);
-                Next::Read
+                None
             }
-            Poll::Pending => Next::Wait,
+            Poll::Pending => Some(Poll::Pending),
         }
     }
 
@@ -211,12 +208,11 @@ impl Session {
             ctx.stop();
             return Some(Poll::Ready(()));
         }
-        self.lost(ctx, &why);
-        Some(Poll::Ready(()))
+        Some(self.lost(ctx, &why))
     }
 
     /// The connection is gone without a proper close.
-    fn lost(&mut self, ctx: &mut Context<Self>, why: &str) -> Next {
+    fn lost(&mut self, ctx: &mut Context<Self>, why: &str) -> Poll<()> {
         if !matches!(self.io, Io::Closing(_)) {
             self.end.get_or_insert(EndCause::Abandoned);
             let _enter = self.span.enter();
@@ -224,7 +220,7 @@ impl Session {
         }
         self.outbox.clear();
         ctx.stop();
-        Next::Done
+        Poll::Ready(())
     }
 
     fn process_events(&mut self, ctx: &mut Context<Self>) {

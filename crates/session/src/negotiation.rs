@@ -227,7 +227,7 @@ pub(crate) enum Unauthed {
     StartTls,
     /// RFC 6120 §6.4: a SASL element (`auth`, `response`, `abort`, …), by name.
     Sasl(String),
-    /// RFC 6120 §5.3.1, §6.4.1: `<auth/>` while TLS must come first.
+    /// RFC 6120 §5.3.1, §6.5.4: `<auth/>` while TLS must come first.
     EncryptionRequired,
     /// RFC 6120 §5.3.1: anything but `<starttls/>` while TLS must come first.
     TlsFirst,
@@ -329,7 +329,7 @@ impl Session {
                 "abort" => self.sasl_fail(SaslFailure::Aborted, None, ctx),
                 _ => self.sasl_fail(SaslFailure::MalformedRequest, None, ctx),
             },
-            // RFC 6120 §6.4.5 (<encryption-required/>) and §5.3.1: TLS is
+            // RFC 6120 §6.5.4 (<encryption-required/>) and §5.3.1: TLS is
             // mandatory-to-negotiate here.
             Unauthed::EncryptionRequired => self.sasl_fail(
                 SaslFailure::EncryptionRequired,
