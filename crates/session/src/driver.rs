@@ -17,7 +17,7 @@ use parley_xml::Event;
 use tokio::io::ReadBuf;
 use tracing::debug;
 
-use crate::phase::{EndCause, StreamState};
+use crate::phase::{EndCause, Phase, StartTls, StreamState};
 use crate::session::Session;
 
 thread_local! {
@@ -29,12 +29,11 @@ thread_local! {
 /// Reads handled in one poll before the driver yields to other sessions on the thread.
 const READ_BUDGET: usize = 16;
 
-/// The I/O state of the connection.
+/// The I/O state of the connection. A TLS start is not one of them: it is a step of the
+/// unauthenticated phase ([`StartTls`]), so that it cannot be written for a later one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Io {
     Running,
-    /// `<proceed/>` is queued; the handshake starts once it is flushed.
-    StartingTls,
     /// The closing tag is queued; flush, shut the write side, then wait for the client.
     Closing(CloseStage),
 }
@@ -76,9 +75,9 @@ impl Session {
             if let Some(done) = self.write_step(ctx, task) {
                 return done;
             }
-            if self.io == Io::Running {
+            if self.running() {
                 self.process_events(ctx);
-                if self.io != Io::Running {
+                if !self.running() {
                     continue;
                 }
                 if self.paused || self.outbox.input_paused() {
@@ -135,18 +134,21 @@ impl Session {
                 Poll::Pending => false,
             };
         match self.io {
-            Io::Running | Io::Closing(CloseStage::Draining) => None,
-            Io::StartingTls | Io::Closing(CloseStage::Flushing) if !flushed => Some(Poll::Pending),
-            Io::StartingTls => {
+            Io::Running if !self.starting_tls() => None,
+            Io::Running | Io::Closing(CloseStage::Flushing) if !flushed => Some(Poll::Pending),
+            Io::Running => {
                 if let Err(e) = self.conn.start_tls() {
                     return Some(self.lost(ctx, &format!("starting TLS: {e}")));
                 }
                 // RFC 6120 §5.4.3.3: nothing sent before the handshake counts.
                 self.parser.reset();
                 self.stream = StreamState::AwaitingHeader;
-                self.io = Io::Running;
+                if let Some(u) = self.unauthed_mut() {
+                    u.starttls = StartTls::Idle;
+                }
                 None
             }
+            Io::Closing(CloseStage::Draining) => None,
             Io::Closing(CloseStage::Flushing) => {
                 self.io = Io::Closing(CloseStage::ShuttingDown);
                 self.shut_down(task)
@@ -225,7 +227,7 @@ impl Session {
 
     fn process_events(&mut self, ctx: &mut Context<Self>) {
         // Input whose answers cannot be queued waits in the parser (bounded by what was read).
-        while self.io == Io::Running && !self.paused && !self.outbox.input_paused() {
+        while self.running() && !self.paused && !self.outbox.input_paused() {
             match self.parser.next_event() {
                 Ok(Some(Event::StreamOpen(header))) => self.on_stream_open(header, ctx),
                 Ok(Some(Event::Stanza(el))) if self.framed && el.ns() == ns::FRAMING => {
@@ -242,6 +244,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `<proceed/>` is queued (RFC 6120 §5.4.2.3): nothing more is read or written on the
+    /// plain connection until the handshake starts.
+    fn starting_tls(&self) -> bool {
+        matches!(&self.phase, Phase::Unauthed(u) if u.starttls == StartTls::Proceeding)
+    }
+
+    /// Input is processed and output written now: not closing, not starting TLS.
+    pub(crate) fn running(&self) -> bool {
+        self.io == Io::Running && !self.starting_tls()
     }
 
     /// Pauses input while an asynchronous step (a storage lookup) is under way.

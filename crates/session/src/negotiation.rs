@@ -13,8 +13,7 @@ use parley_router::CloseReason;
 use parley_xml::{Element, StreamHeader};
 
 use crate::connection::Unit;
-use crate::driver::Io;
-use crate::phase::{EndCause, Phase, StreamState};
+use crate::phase::{EndCause, Phase, StartTls, StreamState};
 use crate::session::Session;
 
 /// What a connection may be offered now, from its transport and the node's settings.
@@ -362,7 +361,9 @@ impl Session {
             return self.close(CloseReason::Clean, ctx);
         }
         self.send_nonza(&Element::new("proceed", ns::TLS));
-        self.io = Io::StartingTls;
+        if let Some(u) = self.unauthed_mut() {
+            u.starttls = StartTls::Proceeding;
+        }
     }
 }
 

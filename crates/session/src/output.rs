@@ -56,7 +56,7 @@ impl Session {
     /// Writes what the socket takes without waiting; true if anything was written. The
     /// driver (woken after every push) does the rest.
     fn write_now(&mut self) -> bool {
-        if self.io != Io::Running {
+        if !self.running() {
             return false;
         }
         let mut cx = task::Context::from_waker(Waker::noop());

@@ -61,6 +61,19 @@ pub struct Unauthed {
     /// SASL exchanges started (`<auth/>` elements), whatever became of them.
     pub(crate) auths: u32,
     pub(crate) sasl: SaslState,
+    /// Where STARTTLS is: only this phase has the step, so a TLS start after
+    /// authentication cannot be written.
+    pub(crate) starttls: StartTls,
+}
+
+/// STARTTLS (RFC 6120 §5.4) as far as the session is concerned.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartTls {
+    /// Not asked for (or done: the connection is TLS now).
+    #[default]
+    Idle,
+    /// `<proceed/>` is queued; the handshake starts once it is flushed.
+    Proceeding,
 }
 
 /// The SASL exchange in progress (RFC 6120 §6.4).
