@@ -12,7 +12,7 @@ use actix_web::HttpResponse;
 use parley_session::limits::{ConnPermit, Refusal};
 use tracing::warn;
 
-use crate::listener::WebState;
+use crate::web_state::WebState;
 
 /// A permit for a new session from `peer`, or the HTTP answer that refuses it. `body` and
 /// `content_type` are what the refusal carries (a BOSH terminate body, or plain text).

@@ -26,7 +26,7 @@
 //!   the session ends with `policy-violation` (XEP-0124 §11). Body size, node-wide bytes,
 //!   session creation per IP and in total are bounded in [`crate::bosh_limits`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -35,21 +35,23 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use parley_proto::ns;
 use parley_session::limits::{ConnPermit, Refusal};
-use parley_session::Session;
+use parley_session::{Session, Unit};
 use parley_xml::Element;
-use rand::RngCore;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
-use crate::bosh_limits::{BoshLimits, ByteBudget, CreationRate, RateRefusal, Reservation};
+use crate::bosh_limits::{ByteBudget, RateRefusal, Reservation};
 use crate::framed::{Channel, FramedConnection};
-use crate::listener::WebState;
+use crate::web_state::WebState;
 
 mod open;
 mod prebind;
+mod table;
 
 use open::{body_limits, refused, Open};
 pub use prebind::prebind;
+pub use table::BoshTable;
+use table::InFlight;
 
 /// XEP-0124's namespace.
 pub const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
@@ -67,6 +69,15 @@ pub const INACTIVITY: u64 = 60;
 /// Bytes of output queued for the client, at most (the actor's writes wait past it).
 const MAX_OUTBOUND_BYTES: usize = 1 << 20;
 
+/// How the session's stream ended, as the actor told it (never read from its bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A close without an error (or the client is gone).
+    Closed,
+    /// A stream error: the terminate body says `remote-stream-error` (XEP-0206 §6).
+    StreamError,
+}
+
 #[derive(Default)]
 struct Inner {
     /// The next RID to process.
@@ -76,10 +87,8 @@ struct Inner {
     /// Elements from the actor not yet sent.
     out: VecDeque<String>,
     out_bytes: usize,
-    /// `<open/>` answers of the actor that the BOSH layer answers itself.
-    swallow_open: usize,
-    /// The actor wrote `<close/>` or a stream error: the session ends after it is sent.
-    ending: bool,
+    /// How the actor ended its stream, once it has: the session ends after it is sent.
+    end: Option<End>,
     /// Input for the actor.
     inbound: VecDeque<Vec<u8>>,
     /// Bytes in `inbound` not read yet (counted in the node-wide budget too).
@@ -136,10 +145,6 @@ impl BoshSession {
             ns::FRAMING,
             self.host
         );
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .swallow_open += 1;
         self.feed(open.into_bytes());
     }
 
@@ -180,7 +185,7 @@ impl Channel for BoshSession {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(&self, cx: &mut Context<'_>, unit: Unit, data: &[u8]) -> Poll<io::Result<usize>> {
         let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if i.gone {
             return Poll::Ready(Err(io::Error::new(
@@ -192,19 +197,23 @@ impl Channel for BoshSession {
             i.actor_write = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let text = String::from_utf8_lossy(data).into_owned();
-        let framing = text.starts_with("<open ") && text.contains(ns::FRAMING);
-        if framing && i.swallow_open > 0 {
-            // The stream header: BOSH answers with body attributes instead.
-            i.swallow_open -= 1;
-        } else if text.starts_with("<close ") && text.contains(ns::FRAMING) {
-            i.ending = true;
-        } else {
-            if text.starts_with("<stream:error") {
-                i.ending = true;
+        match unit {
+            // The stream header: BOSH answers with body attributes instead (XEP-0206 §4).
+            Unit::Header => {}
+            // XEP-0124 §13: the end is the terminate body, not an element in it.
+            Unit::Close => {
+                i.end.get_or_insert(End::Closed);
             }
-            i.out_bytes += text.len();
-            i.out.push_back(text);
+            Unit::StreamError(_) | Unit::Element => {
+                if matches!(unit, Unit::StreamError(_)) {
+                    // Set with the element itself, so that no answer can carry the error
+                    // without the terminate around it.
+                    i.end = Some(End::StreamError);
+                }
+                let text = String::from_utf8_lossy(data).into_owned();
+                i.out_bytes += text.len();
+                i.out.push_back(text);
+            }
         }
         drop(i);
         self.notify.notify_waiters();
@@ -212,130 +221,12 @@ impl Channel for BoshSession {
     }
 
     fn shutdown(&self) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).ending = true;
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end
+            .get_or_insert(End::Closed);
         self.notify.notify_waiters();
-    }
-}
-
-/// The BOSH sessions of this node.
-pub struct BoshTable {
-    sessions: Mutex<HashMap<String, Arc<BoshSession>>>,
-    limits: BoshLimits,
-    /// Bytes of BOSH input held node-wide.
-    budget: Arc<ByteBudget>,
-    /// Session creations per client IP.
-    rate: CreationRate,
-    /// Large bodies being parsed off the HTTP worker.
-    parsers: tokio::sync::Semaphore,
-    /// In a cluster: this node's id (SIDs start with it) and the node, to forward requests
-    /// for sessions of other nodes.
-    cluster: std::sync::OnceLock<Arc<parley_cluster::node::Node>>,
-    /// HTTP requests being answered (held, waiting their turn, or forwarded).
-    in_flight: std::sync::atomic::AtomicUsize,
-}
-
-/// Counts a request in flight for as long as it lives.
-struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl std::fmt::Debug for BoshTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BoshTable").finish_non_exhaustive()
-    }
-}
-
-impl Default for BoshTable {
-    fn default() -> Self {
-        BoshTable::new(BoshLimits::default())
-    }
-}
-
-impl BoshTable {
-    /// An empty table with these bounds.
-    pub fn new(limits: BoshLimits) -> BoshTable {
-        BoshTable {
-            sessions: Mutex::default(),
-            budget: ByteBudget::new(limits.pending_bytes),
-            rate: CreationRate::new(&limits),
-            parsers: tokio::sync::Semaphore::new(limits.parse_threads),
-            limits,
-            cluster: std::sync::OnceLock::new(),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    /// Bytes of BOSH input held now (bodies read or waiting, input not yet read).
-    pub fn pending_bytes(&self) -> usize {
-        self.budget.used()
-    }
-
-    fn get(&self, sid: &str) -> Option<Arc<BoshSession>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sid)
-            .cloned()
-    }
-
-    fn remove(&self, sid: &str) {
-        if let Some(s) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(sid)
-        {
-            s.end_input();
-        }
-    }
-
-    /// Ends sessions idle past the inactivity bound. Called every second.
-    pub fn sweep(&self) {
-        let idle: Vec<String> = {
-            let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            map.values()
-                .filter(|s| {
-                    let i = s.inner.lock().unwrap_or_else(|e| e.into_inner());
-                    i.held.is_empty()
-                        && i.last_request
-                            .is_some_and(|t| t.elapsed() > Duration::from_secs(INACTIVITY))
-                })
-                .map(|s| s.sid.clone())
-                .collect()
-        };
-        for sid in idle {
-            self.remove(&sid);
-        }
-        self.rate.sweep(Instant::now());
-    }
-
-    /// Number of BOSH sessions.
-    pub fn len(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// HTTP requests being answered now (for `/metrics`).
-    pub fn requests_in_flight(&self) -> usize {
-        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -347,67 +238,6 @@ fn xml(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/xml; charset=utf-8")
         .body(body)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-impl BoshTable {
-    /// Joins the table to the cluster: SIDs name their node, and requests for another
-    /// node's sessions are forwarded to it over the node link (no sticky balancing needed).
-    pub fn set_cluster(&self, node: Arc<parley_cluster::node::Node>) {
-        let _ = self.cluster.set(node);
-    }
-
-    /// A new session for `host`, expecting RID `next_rid`, registered in the table; None
-    /// when the table holds `bosh_max_sessions` already.
-    fn open(&self, host: &str, next_rid: u64, wait: u64) -> Option<(String, Arc<BoshSession>)> {
-        let sid = self.new_sid();
-        let session = Arc::new(BoshSession {
-            sid: sid.clone(),
-            host: host.to_owned(),
-            inner: Mutex::new(Inner {
-                next_rid,
-                wait,
-                last_request: Some(Instant::now()),
-                ..Inner::default()
-            }),
-            notify: Notify::new(),
-            budget: self.budget.clone(),
-        });
-        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.limits.max_sessions {
-            return None;
-        }
-        map.insert(sid.clone(), session.clone());
-        Some((sid, session))
-    }
-
-    /// A new SID: 128 random bits, after the owning node's id in a cluster.
-    fn new_sid(&self) -> String {
-        let mut b = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut b);
-        match self.cluster.get() {
-            Some(node) => format!("{}.{}", hex(node.id().as_bytes()), hex(&b)),
-            None => hex(&b),
-        }
-    }
-
-    /// The node that owns `sid`, when it is another one.
-    fn remote_owner(&self, sid: &str) -> Option<(Arc<parley_cluster::node::Node>, String)> {
-        let node = self.cluster.get()?;
-        let (tag, _) = sid.split_once('.')?;
-        let bytes: Option<Vec<u8>> = (0..tag.len())
-            .step_by(2)
-            .map(|i| {
-                tag.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect();
-        let owner = String::from_utf8(bytes?).ok()?;
-        (!node.is_me(&owner)).then(|| (node.clone(), owner))
-    }
 }
 
 /// A request's `<body/>` (XEP-0124 §7), or None for anything else (§17.1 bad-request).
@@ -433,7 +263,7 @@ pub async fn http_bind(
         Ok(read) => read,
         Err(refusal) => {
             refused(refusal.reason(), state.client_addr(&req).map(|a| a.ip()));
-            return crate::listener::cors_response(&req, &state, refusal.response());
+            return crate::origin::cors_response(&req, &state, refusal.response());
         }
     };
     let parsed = crate::bosh_limits::parse(body.clone(), body_limits(&state), &bosh.parsers).await;
@@ -460,7 +290,7 @@ pub async fn http_bind(
                         }) {
                             Ok(permit) => Some(permit),
                             Err(refused) => {
-                                return crate::listener::cors_response(&req, &state, *refused)
+                                return crate::origin::cors_response(&req, &state, *refused)
                             }
                         },
                     };
@@ -471,7 +301,7 @@ pub async fn http_bind(
         // XEP-0124 §17.1: not a body: bad-request.
         _ => terminate("bad-request"),
     };
-    crate::listener::cors_response(&req, &state, xml(resp))
+    crate::origin::cors_response(&req, &state, xml(resp))
 }
 
 /// A request another node forwarded for one of this node's sessions.
@@ -588,14 +418,14 @@ async fn create(
 }
 
 /// The answer's `<body>` around the elements.
-fn wrap(attrs: &str, elements: &[String], end: bool) -> String {
+fn wrap(attrs: &str, elements: &[String], end: Option<End>) -> String {
     let mut out = format!(
         "<body xmlns='{NS_HTTPBIND}' xmlns:stream='{}' {attrs}",
         ns::STREAM
     );
-    if end {
+    if let Some(end) = end {
         out.push_str(" type='terminate'");
-        if elements.iter().any(|e| e.starts_with("<stream:error")) {
+        if end == End::StreamError {
             // XEP-0206 §6.
             out.push_str(" condition='remote-stream-error'");
         }
@@ -644,9 +474,9 @@ impl Drop for Waiting<'_> {
 }
 
 /// Waits for output (or `wait`, or a newer request past `hold`); returns the elements and
-/// whether the stream ended. Only the oldest waiting request takes output; older ones past
+/// how the stream ended, if it did. Only the oldest waiting request takes output; older ones past
 /// `hold` step aside at once with what there is.
-async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String>, bool) {
+async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String>, Option<End>) {
     let deadline = tokio::time::Instant::now() + wait;
     session
         .inner
@@ -663,19 +493,19 @@ async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String
             let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
             let oldest = i.held.keys().next() == Some(&rid);
             let step_aside = oldest && i.held.len() as u64 > HOLD;
-            let ready = !i.out.is_empty() || i.ending || i.gone;
+            let end = i.end.or(i.gone.then_some(End::Closed));
+            let ready = !i.out.is_empty() || end.is_some();
             if oldest && (ready || step_aside) {
                 let elements: Vec<String> = i.out.drain(..).collect();
                 i.out_bytes = 0;
                 if let Some(w) = i.actor_write.take() {
                     w.wake();
                 }
-                let end = i.ending || i.gone;
                 return (elements, end);
             }
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return (Vec::new(), false);
+            return (Vec::new(), None);
         }
     }
 }
@@ -794,7 +624,7 @@ async fn answer(session: Arc<BoshSession>, rid: u64, state: &WebState) -> String
     let (elements, end) = collect(&session, rid, wait).await;
     let resp = wrap("", &elements, end);
     cache(&session, rid, &resp);
-    if end {
+    if end.is_some() {
         state.bosh.remove(&session.sid);
     }
     resp

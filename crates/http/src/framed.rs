@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use parley_proto::sasl::ChannelBindings;
-use parley_session::{Connection, Framing, Security};
+use parley_session::{Connection, Framing, Security, Unit};
 use tokio::io::ReadBuf;
 
 /// The transport's half, shared with the session's connection.
 pub(crate) trait Channel: Send + Sync + 'static {
     /// Input for the session, as for [`Connection::poll_read`]; EOF when the client left.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
-    /// One serialized element from the session (bounded: Pending while the transport holds
-    /// too much).
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// One serialized element from the session, and what it is (bounded: Pending while the
+    /// transport holds too much).
+    fn poll_write(&self, cx: &mut Context<'_>, unit: Unit, data: &[u8]) -> Poll<io::Result<usize>>;
     /// The session is done writing (closed its stream, or is gone).
     fn shutdown(&self);
 }
@@ -46,7 +46,16 @@ impl<C: Channel> Connection for FramedConnection<C> {
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.channel.poll_write(cx, data)
+        self.channel.poll_write(cx, Unit::Element, data)
+    }
+
+    fn poll_write_unit(
+        &mut self,
+        cx: &mut Context<'_>,
+        unit: Unit,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.channel.poll_write(cx, unit, data)
     }
 
     fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -10,6 +10,7 @@
 //! `"partial": true`.
 
 pub mod admin_input;
+mod admin_sessions;
 mod admit;
 pub mod bosh;
 pub mod bosh_limits;
@@ -17,11 +18,21 @@ pub mod delegate;
 mod framed;
 pub mod listener;
 pub mod metrics;
+mod origin;
 pub mod proxy;
+mod records;
 pub mod web_client;
+pub mod web_state;
 pub mod ws;
 
-pub use listener::{web_server, ConsiderSecure, WebState};
+pub use listener::web_server;
+pub use records::{answer_queries, ended_records, local_records, SessionRecord};
+pub use web_state::{ConsiderSecure, WebState};
+
+use admin_sessions::{
+    delete_session, end_user_sessions, nodes, revoke_reason, session_by_id, sessions,
+    user_sessions, RevokeRequest,
+};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,13 +41,12 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use std::time::Duration;
 
 use parley_accounts::AccountJid;
 use parley_cluster::node::Node;
 use parley_router::Router;
 use parley_user::Users;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 /// What the admin endpoint reads.
@@ -60,208 +70,6 @@ pub struct AdminState {
     pub web: Option<Arc<WebState>>,
     /// `[admin]` bounds and where `/metrics` is served.
     pub policy: admin_input::AdminPolicy,
-}
-
-/// One session as the API shows it: Prosody's session fields plus node, ip and times.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SessionRecord {
-    /// Full JID (`full_jid`).
-    pub jid: String,
-    /// `username`.
-    pub username: String,
-    /// `host`.
-    pub host: String,
-    /// `resource`.
-    pub resource: String,
-    /// `type`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Session id on its node.
-    pub session: String,
-    /// The node holding it.
-    pub node: String,
-    /// Client address.
-    pub ip: Option<String>,
-    /// TLS in use.
-    pub secure: Option<bool>,
-    /// Presence priority.
-    pub priority: i8,
-    /// `presence`: "unavailable", "available", or the `<show/>` value.
-    pub presence: String,
-    /// Bound (always true for a listed session).
-    pub connected: bool,
-    /// Sent initial presence.
-    pub available: bool,
-    /// Asked for the roster.
-    pub interested: bool,
-    /// Lifecycle status.
-    pub status: String,
-    /// Times, unix milliseconds.
-    pub created: Option<i64>,
-    /// Last time the client sent anything.
-    pub last_active: Option<i64>,
-    /// Last state change.
-    pub updated: Option<i64>,
-    /// When it must end (max lifetime or its token's expiry), unix ms.
-    #[serde(default)]
-    pub expires: Option<i64>,
-    /// When its connection was found lost (abandoned), unix ms.
-    #[serde(default)]
-    pub abandoned: Option<i64>,
-    /// True when the holding node did not answer and this comes from the registry alone.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub partial: bool,
-}
-
-/// The sessions of this node, as records.
-pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<SessionRecord> {
-    let mut out: Vec<SessionRecord> = router
-        .bound_handles()
-        .into_iter()
-        .filter(|(jid, _)| user.is_none_or(|u| jid.to_bare().as_str() == u))
-        .map(|(jid, handle)| record(&jid, handle.id, handle.meta().map(|m| &**m), node, true))
-        .collect();
-    out.sort_by(|a, b| a.jid.cmp(&b.jid));
-    out
-}
-
-/// The sessions that ended on this node recently (bounded history per user).
-pub fn ended_records(router: &Router, node: &str, user: Option<&str>) -> Vec<SessionRecord> {
-    let bare = user.and_then(|u| jid::BareJid::new(u).ok());
-    if user.is_some() && bare.is_none() {
-        return Vec::new();
-    }
-    router
-        .ended(bare.as_ref())
-        .into_iter()
-        .map(|e| record(&e.jid, e.id, Some(&e.meta), node, false))
-        .collect()
-}
-
-/// One session's record; `live` is false for an ended one (no longer connected or
-/// available, whatever it last was).
-fn record(
-    jid: &jid::FullJid,
-    id: parley_router::SessionId,
-    meta: Option<&parley_router::SessionMeta>,
-    node: &str,
-    live: bool,
-) -> SessionRecord {
-    let (flags, show) = meta.map(|m| m.state()).unwrap_or_default();
-    let available = live && flags.available;
-    SessionRecord {
-        username: jid.node().map_or("", |n| n.as_str()).to_owned(),
-        host: jid.domain().as_str().to_owned(),
-        resource: jid.resource().as_str().to_owned(),
-        jid: jid.to_string(),
-        kind: meta.map_or("c2s", |m| m.kind).to_owned(),
-        session: id.to_string(),
-        node: node.to_owned(),
-        ip: meta.and_then(|m| m.ip).map(|ip| ip.ip().to_string()),
-        secure: meta.map(|m| m.secure()),
-        priority: flags.priority,
-        presence: presence_word(available, show),
-        connected: live,
-        available,
-        interested: flags.interested,
-        status: meta.map_or("active", |m| m.status().as_str()).to_owned(),
-        created: meta.map(|m| m.created_ms),
-        last_active: meta.map(|m| m.last_active_ms()),
-        updated: meta.map(|m| m.updated_ms()),
-        expires: meta.and_then(|m| m.expire_at_ms),
-        abandoned: meta.and_then(|m| m.abandon_at_ms()),
-        partial: false,
-    }
-}
-
-fn presence_word(available: bool, show: Option<String>) -> String {
-    match (available, show) {
-        (false, _) => "unavailable".to_owned(),
-        (true, Some(show)) if !show.trim().is_empty() => show.trim().to_owned(),
-        (true, _) => "available".to_owned(),
-    }
-}
-
-/// What a node asks its peers for.
-#[derive(Debug, Serialize, Deserialize)]
-struct Query {
-    user: Option<String>,
-    /// Include ended sessions (history).
-    #[serde(default)]
-    history: bool,
-}
-
-/// Makes `node` answer peers' session queries from `router`.
-pub fn answer_queries(node: &Arc<Node>, router: Arc<Router>) {
-    let id = node.id().to_owned();
-    node.set_query_answer(move |what| {
-        let user = serde_json::from_str::<Query>(what)
-            .ok()
-            .and_then(|q| q.user);
-        serde_json::to_string(&local_records(&router, &id, user.as_deref()))
-            .unwrap_or_else(|_| "[]".to_owned())
-    });
-}
-
-/// Every session cluster-wide (or of one user), sorted by JID; with `history`, the
-/// recently ended ones too.
-async fn cluster_records(
-    state: &AdminState,
-    user: Option<&str>,
-    history: bool,
-) -> Vec<SessionRecord> {
-    let mut all = local_records(&state.router, &state.node, user);
-    if history {
-        all.extend(ended_records(&state.router, &state.node, user));
-    }
-    let Some(node) = &state.cluster else {
-        return all;
-    };
-    let what = serde_json::to_string(&Query {
-        user: user.map(str::to_owned),
-        history,
-    })
-    .unwrap_or_default();
-    for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
-        match answer.and_then(|a| serde_json::from_str::<Vec<SessionRecord>>(&a).ok()) {
-            Some(records) => all.extend(records),
-            None => {
-                // The peer did not answer: what the registry says of its sessions.
-                let cache = node.cache().read().unwrap_or_else(|e| e.into_inner());
-                for (bare, resource, e) in cache.all_sessions() {
-                    if e.node != peer || user.is_some_and(|u| u != bare) {
-                        continue;
-                    }
-                    let (username, host) = bare.split_once('@').unwrap_or(("", bare));
-                    all.push(SessionRecord {
-                        jid: format!("{bare}/{resource}"),
-                        username: username.to_owned(),
-                        host: host.to_owned(),
-                        resource: resource.to_owned(),
-                        kind: "c2s".to_owned(),
-                        session: format!("{:016x}", e.session),
-                        node: e.node.clone(),
-                        ip: None,
-                        secure: None,
-                        priority: e.priority,
-                        presence: presence_word(e.available, None),
-                        connected: true,
-                        available: e.available,
-                        interested: e.interested,
-                        status: "active".to_owned(),
-                        created: None,
-                        last_active: None,
-                        updated: None,
-                        expires: None,
-                        abandoned: None,
-                        partial: true,
-                    });
-                }
-            }
-        }
-    }
-    all.sort_by(|a, b| (&a.jid, &a.node).cmp(&(&b.jid, &b.node)));
-    all
 }
 
 pub(crate) fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
@@ -316,126 +124,7 @@ pub(crate) async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> H
     metrics::response(&state)
 }
 
-#[derive(Debug, Deserialize)]
-struct SessionsQuery {
-    user: Option<String>,
-    node: Option<String>,
-    status: Option<String>,
-    /// Taken as text so that a bad number gets a 400 naming `limit`.
-    limit: Option<String>,
-    after: Option<String>,
-}
-
-const MAX_PAGE: usize = 1000;
-
-async fn sessions(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    query: web::Query<SessionsQuery>,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    let limit = match admin_input::page_limit(query.limit.as_deref(), 100, MAX_PAGE) {
-        Ok(limit) => limit,
-        Err(e) => return admin_input::bad(&e),
-    };
-    for (field, value) in [
-        ("user", &query.user),
-        ("node", &query.node),
-        ("after", &query.after),
-    ] {
-        if let Err(e) = admin_input::short(field, value.as_deref(), admin_input::MAX_JID_BYTES) {
-            return admin_input::bad(&e);
-        }
-    }
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(s) => match parley_router::SessionStatus::parse(s) {
-            Some(st) => Some(st.as_str()),
-            None => {
-                return bad_request(
-                    "status must be one of active, ended, expired, removed, replaced, revoked, abandoned",
-                )
-            }
-        },
-    };
-    let user = query.user.as_deref().map(str::to_lowercase);
-    let history = status.is_some_and(|s| s != "active");
-    let all = cluster_records(&state, user.as_deref(), history).await;
-    let filtered: Vec<SessionRecord> = all
-        .into_iter()
-        .filter(|r| query.node.as_ref().is_none_or(|n| &r.node == n))
-        .filter(|r| status.is_none_or(|s| r.status == s))
-        .collect();
-    let total = filtered.len();
-    let page: Vec<SessionRecord> = filtered
-        .into_iter()
-        .filter(|r| {
-            query
-                .after
-                .as_ref()
-                .is_none_or(|a| r.jid.as_str() > a.as_str())
-        })
-        .take(limit + 1)
-        .collect();
-    let next = (page.len() > limit).then(|| page[limit - 1].jid.clone());
-    let page = &page[..page.len().min(limit)];
-    HttpResponse::Ok().json(serde_json::json!({
-        "sessions": page,
-        "total": total,
-        "next": next,
-    }))
-}
-
-async fn user_sessions(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    path: web::Path<String>,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    let user = path.into_inner().to_lowercase();
-    let records = cluster_records(&state, Some(&user), false).await;
-    HttpResponse::Ok().json(serde_json::json!({ "user": user, "sessions": records }))
-}
-
-async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    let list = match &state.cluster {
-        None => vec![serde_json::json!({
-            "id": state.node,
-            "sessions": state.router.session_count(),
-            "ready": is_ready(&state),
-            "self": true,
-        })],
-        Some(n) => {
-            let links = n.links();
-            n.nodes()
-                .into_iter()
-                .map(|v| {
-                    let link = links.iter().find(|l| l.node == v.id);
-                    serde_json::json!({
-                        "id": v.id,
-                        "addr": v.info.addr,
-                        "version": v.info.version,
-                        "started": v.info.started_ms,
-                        "sessions": v.sessions,
-                        "self": v.id == state.node,
-                        "link_up": link.map(|l| l.up),
-                    })
-                })
-                .collect()
-        }
-    };
-    HttpResponse::Ok().json(serde_json::json!({ "node": state.node, "nodes": list }))
-}
-
-/// `user@host` of an account this server serves, from a path segment (the same rules as
-/// the CLI's, in `parley-accounts`).
+/// `user@host` of an account this server serves, from a path segment.
 fn account(state: &AdminState, jid: &str) -> Result<AccountJid, Box<HttpResponse>> {
     let hosts: Vec<&str> = state.router.hosts().collect();
     AccountJid::parse(jid, &hosts)
@@ -560,142 +249,6 @@ async fn revoke_token(
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "revoked": 1 })),
         Ok(false) => HttpResponse::NotFound().json(serde_json::json!({"error": "no such token"})),
         Err(e) => storage_error(e),
-    }
-}
-
-/// `GET /api/v1/sessions/{id}`: one session, live or recently ended, on any node.
-async fn session_by_id(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    path: web::Path<String>,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    let id = path.into_inner().to_lowercase();
-    let all = cluster_records(&state, None, true).await;
-    match all.into_iter().find(|r| r.session == id) {
-        Some(r) => HttpResponse::Ok().json(r),
-        None => HttpResponse::NotFound().json(serde_json::json!({"error": "no such session"})),
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RevokeRequest {
-    /// A stream error condition (default `policy-violation`).
-    condition: Option<String>,
-    /// Human-readable text sent with it.
-    reason: Option<String>,
-}
-
-fn revoke_reason(r: &RevokeRequest) -> Result<parley_router::CloseReason, Box<HttpResponse>> {
-    use parley_proto::stream_error::StreamCondition;
-    admin_input::short("reason", r.reason.as_deref(), admin_input::MAX_REASON_CHARS)
-        .map_err(|e| Box::new(admin_input::bad(&e)))?;
-    let condition = match r.condition.as_deref() {
-        None => StreamCondition::PolicyViolation,
-        Some(c) => c.parse::<StreamCondition>().map_err(|_| {
-            Box::new(bad_request(
-                "condition must be an RFC 6120 stream error condition",
-            ))
-        })?,
-    };
-    Ok(match &r.reason {
-        Some(text) => parley_router::CloseReason::with_text(condition, text.clone()),
-        None => parley_router::CloseReason::condition(condition),
-    })
-}
-
-/// Revokes one live session wherever it is; whether it was found.
-fn revoke_session(
-    state: &AdminState,
-    jid: &jid::FullJid,
-    id: u64,
-    node: &str,
-    reason: parley_router::CloseReason,
-    status: parley_router::SessionStatus,
-) -> bool {
-    if node == state.node {
-        match state.router.lookup_local(jid) {
-            Some(h) if h.id.0 == id => {
-                if let Some(m) = h.meta() {
-                    m.end(status);
-                }
-                h.close(reason);
-                true
-            }
-            _ => false,
-        }
-    } else {
-        state
-            .cluster
-            .as_ref()
-            .is_some_and(|n| n.revoke_remote(node, jid, id, reason, status))
-    }
-}
-
-/// Ends every live session of `bare` on every node with `reason` and `status`; how many.
-async fn end_user_sessions(
-    state: &AdminState,
-    bare: &str,
-    reason: parley_router::CloseReason,
-    status: parley_router::SessionStatus,
-) -> usize {
-    let mut ended = 0;
-    for r in cluster_records(state, Some(bare), false).await {
-        if let (Ok(jid), Ok(num)) = (
-            jid::FullJid::new(&r.jid),
-            u64::from_str_radix(&r.session, 16),
-        ) {
-            if revoke_session(state, &jid, num, &r.node, reason.clone(), status) {
-                ended += 1;
-            }
-        }
-    }
-    ended
-}
-
-/// `DELETE /api/v1/sessions/{id}` `{condition?, reason?}`: closes the session with that
-/// stream error and marks it revoked.
-async fn delete_session(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    let body: RevokeRequest = match admin_input::optional_json(&body) {
-        Ok(body) => body,
-        Err(e) => return admin_input::bad(&e),
-    };
-    let reason = match revoke_reason(&body) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    let id = path.into_inner().to_lowercase();
-    let all = cluster_records(&state, None, false).await;
-    let Some(r) = all.into_iter().find(|r| r.session == id) else {
-        return HttpResponse::NotFound().json(serde_json::json!({"error": "no such live session"}));
-    };
-    let (Ok(jid), Ok(num)) = (
-        jid::FullJid::new(&r.jid),
-        u64::from_str_radix(&r.session, 16),
-    ) else {
-        return bad_request("bad session record");
-    };
-    if revoke_session(
-        &state,
-        &jid,
-        num,
-        &r.node,
-        reason,
-        parley_router::SessionStatus::Revoked,
-    ) {
-        HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
-    } else {
-        HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::listener::WebState;
+use crate::web_state::WebState;
 
 /// Where the page loads Converse.js from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,14 +17,14 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use futures_util::StreamExt;
-use parley_session::Session;
+use parley_session::{Session, Unit};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::framed::{Channel, FramedConnection};
-use crate::listener::same_origin;
-use crate::listener::WebState;
+use crate::origin::same_origin;
+use crate::web_state::WebState;
 
 /// Frames received and not yet taken by the session, at most.
 const MAX_INBOUND_FRAMES: usize = 8;
@@ -81,7 +81,13 @@ impl Channel for Bridge {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        _unit: Unit,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // RFC 7395: every unit, the header and the close included, is one text frame.
         let mut out = self.outbound.lock().unwrap_or_else(|e| e.into_inner());
         if out.closed {
             return Poll::Ready(Err(io::Error::new(

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use parley_proto::sasl::ChannelBindings;
+use parley_proto::stream_error::StreamCondition;
 use tokio::io::ReadBuf;
 
 /// How the bytes of a connection are protected.
@@ -30,12 +31,41 @@ pub enum Framing {
     Framed,
 }
 
+/// What one unit the session writes is: a transport that speaks the start and the end of
+/// the stream itself (BOSH: they are attributes of its `<body/>`, XEP-0206 §5–§6) learns
+/// them from here, never by reading the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// The stream header: `<open/>` (RFC 7395 §3.3.2) or `<stream:stream>` (RFC 6120 §4.7).
+    Header,
+    /// A stanza or a negotiation element (features, SASL, STARTTLS answers).
+    Element,
+    /// The stream error the stream ends with (RFC 6120 §4.9), with its condition.
+    StreamError(StreamCondition),
+    /// The end of the stream: `<close/>` (RFC 7395 §3.6) or `</stream:stream>` (RFC 6120
+    /// §4.4). Nothing is written after it.
+    Close,
+}
+
 /// A client connection as a session sees it.
 pub trait Connection: Unpin + 'static {
     /// Reads whatever is available into `buf` (RFC 6120 streams are byte streams: any cut is fine).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
     /// Writes a prefix of `data`.
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Writes a prefix of one unit of the session's output, saying what it is. A framed
+    /// connection ([`Framing::Framed`]) gets exactly one whole unit per call; a byte stream
+    /// may get several at once (then `unit` is the first one's kind). The default ignores
+    /// the kind: bytes are bytes.
+    fn poll_write_unit(
+        &mut self,
+        cx: &mut Context<'_>,
+        unit: Unit,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let _ = unit;
+        self.poll_write(cx, data)
+    }
     /// Flushes buffered output (TLS records).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Shuts the write side down after the final `</stream:stream>`.

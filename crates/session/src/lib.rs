@@ -8,18 +8,29 @@
 //!
 //! The phase of a session is a type ([`Phase`]): unauthed → authed → bound → established.
 
+mod actor;
 mod auth;
 pub mod auth_limits;
+mod bind;
 mod bounds;
 mod connection;
+mod driver;
 mod env;
 pub mod limits;
+mod negotiation;
 mod outbox;
-mod serve;
+mod output;
+mod phase;
+mod sasl;
+mod server_iq;
 mod session;
 mod stanzas;
 
 pub mod tokens;
-pub use connection::{Connection, Framing, Security};
+pub use bind::{BindError, PrebindReply};
+pub use connection::{Connection, Framing, Security, Unit};
 pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv};
-pub use session::{EndCause, Phase, Session, SessionType};
+pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};
+
+#[cfg(test)]
+mod duplex_tests;

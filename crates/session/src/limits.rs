@@ -97,7 +97,7 @@ pub fn refusal_stream(host: &str, refusal: Refusal) -> Vec<u8> {
         "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{id}' from='{}' version='1.0' xml:lang='en'><stream:error>",
         ns::CLIENT,
         ns::STREAM,
-        host.replace('&', "&amp;").replace('\'', "&apos;").replace('<', "&lt;"),
+        parley_xml::escape::attr(host),
     )
     .into_bytes();
     let err = StreamError::with_text(refusal.condition(), refusal.text()).to_element();

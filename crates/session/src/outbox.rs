@@ -7,16 +7,18 @@
 
 use std::collections::VecDeque;
 
+use crate::connection::Unit;
+
 /// Returned when a push would exceed a bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
-/// Outbound bytes, with the end offset of each stanza in them.
+/// Outbound bytes, with the end offset and the kind of each unit in them.
 #[derive(Debug, Default)]
 pub struct Outbox {
     buf: Vec<u8>,
     written: usize,
-    ends: VecDeque<usize>,
+    ends: VecDeque<(usize, Unit)>,
     max_stanzas: usize,
     max_bytes: usize,
 }
@@ -45,15 +47,21 @@ impl Outbox {
             self.buf.truncate(start);
             return Err(Full);
         }
-        self.ends.push_back(self.buf.len());
+        self.ends.push_back((self.buf.len(), Unit::Element));
         Ok(())
     }
 
     /// Appends control data (stream headers, errors, the closing tag) without any bound: the
     /// session must always be able to say why it closes.
     pub fn push_unbounded(&mut self, data: &[u8]) {
+        self.push_unit(Unit::Element, data);
+    }
+
+    /// Like [`push_unbounded`](Self::push_unbounded), for a unit of kind `unit` (a header,
+    /// a stream error, the close).
+    pub fn push_unit(&mut self, unit: Unit, data: &[u8]) {
         self.buf.extend_from_slice(data);
-        self.ends.push_back(self.buf.len());
+        self.ends.push_back((self.buf.len(), unit));
     }
 
     /// Whether the session should stop taking input: the queue is at least half full (in
@@ -84,14 +92,23 @@ impl Outbox {
     /// The rest of the next unit (one stanza or stream-level element): what a framed
     /// transport sends as one message.
     pub fn front_unit(&self) -> &[u8] {
-        let end = self.ends.front().copied().unwrap_or(self.buf.len());
+        let end = self.ends.front().map_or(self.buf.len(), |&(end, _)| end);
         &self.buf[self.written..end]
+    }
+
+    /// The kind of the next unit.
+    pub fn front_kind(&self) -> Unit {
+        self.ends.front().map_or(Unit::Element, |&(_, unit)| unit)
     }
 
     /// Records that `n` bytes of [`front`](Self::front) were written.
     pub fn consume(&mut self, n: usize) {
         self.written += n;
-        while self.ends.front().is_some_and(|&end| end <= self.written) {
+        while self
+            .ends
+            .front()
+            .is_some_and(|&(end, _)| end <= self.written)
+        {
             self.ends.pop_front();
         }
         if self.written == self.buf.len() {
@@ -105,7 +122,7 @@ impl Outbox {
         } else if self.written > 64 * 1024 && self.written > self.buf.len() / 2 {
             // A slow reader with a steady trickle: reclaim the written prefix.
             self.buf.drain(..self.written);
-            for end in self.ends.iter_mut() {
+            for (end, _) in self.ends.iter_mut() {
                 *end -= self.written;
             }
             self.written = 0;
@@ -155,6 +172,34 @@ mod tests {
         assert!(!o.input_paused());
         o.push_unbounded(&[b'x'; 50]);
         assert!(o.input_paused(), "half of the bytes");
+    }
+
+    #[test]
+    fn rfc7395_3_6_units_keep_their_kind_until_written() {
+        let mut o = Outbox::new(10, 1000);
+        o.push_unit(Unit::Header, b"<open/>");
+        o.push_with(|b| b.extend_from_slice(b"<a/>")).unwrap();
+        o.push_unit(Unit::Close, b"<close/>");
+        assert_eq!(
+            (o.front_unit(), o.front_kind()),
+            (&b"<open/>"[..], Unit::Header)
+        );
+        o.consume(3);
+        assert_eq!(
+            o.front_kind(),
+            Unit::Header,
+            "a unit keeps its kind while partly written"
+        );
+        o.consume(4);
+        assert_eq!(
+            (o.front_unit(), o.front_kind()),
+            (&b"<a/>"[..], Unit::Element)
+        );
+        o.consume(4);
+        assert_eq!(
+            (o.front_unit(), o.front_kind()),
+            (&b"<close/>"[..], Unit::Close)
+        );
     }
 
     #[test]

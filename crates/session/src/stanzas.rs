@@ -3,7 +3,7 @@
 //!
 //! The session keeps only its client's own duties: the `from` check and stamp (RFC 6120
 //! §8.1.2.1), the blocklist (XEP-0191), its mirror of the client's presence, the carbons
-//! hand-off (XEP-0280) and the iqs the server answers itself (`serve.rs`). Everything else
+//! hand-off (XEP-0280) and the iqs the server answers itself (`server_iq.rs`). Everything else
 //! takes the router's road ([`parley_router::Router::route_to`]), which hands back what is
 //! for this session itself — its own stanza addressed to itself, or the error for a
 //! refusal — to be written in order with the session's other replies. An error stanza is

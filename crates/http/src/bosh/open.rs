@@ -7,7 +7,7 @@ use parley_xml::Limits;
 
 use super::{BoshSession, HOLD};
 use crate::bosh_limits::{BoshLimits, Reservation};
-use crate::listener::WebState;
+use crate::web_state::WebState;
 
 /// Logs a refusal the first time `offender` earns it (every time, it is counted).
 pub(super) fn refused(reason: &'static str, offender: Option<std::net::IpAddr>) {

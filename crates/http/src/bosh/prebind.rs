@@ -1,15 +1,19 @@
 //! Prebind: a BOSH session the admin API creates, authenticated and bound, for a web site
 //! to hand to its page (Converse.js `prebind_url`).
+//!
+//! The bind is the session's own ([`Session::prebound`]): this module only creates the BOSH
+//! session, starts the actor on it and waits for the actor to say which full JID it bound.
 
 use std::time::Duration;
 
-use parley_proto::ns;
 use parley_session::Session;
-use parley_xml::{Element, Limits};
 
-use super::{collect, open::refused, MAX_WAIT};
+use super::{open::refused, MAX_WAIT};
 use crate::framed::FramedConnection;
-use crate::listener::WebState;
+use crate::web_state::WebState;
+
+/// How long a prebind waits for its session to bind (a cluster claim included).
+const BIND_WAIT: Duration = Duration::from_secs(10);
 
 /// A BOSH session created for a user the caller vouches for (XEP-0124 §7 session,
 /// authenticated and bound without the client): Converse.js `prebind_url` attaches to it.
@@ -25,48 +29,22 @@ pub async fn prebind(
         refused("bosh_max_sessions", None);
         return Err("the node holds [http] bosh_max_sessions BOSH sessions".into());
     };
-    let conn = FramedConnection::new(session.clone(), None, true);
+    let conn = FramedConnection::new(session, None, true);
     let env = state.env.clone();
+    let (reply, bound) = tokio::sync::oneshot::channel();
     state.next_worker().spawn_fn(move || {
         use actix::Actor;
-        Session::new_authenticated(env, Box::new(conn), user).start();
+        Session::prebound(env, Box::new(conn), user, resource, reply).start();
     });
-    session.feed_open();
-    let resource = resource
-        .map(|r| format!("<resource>{}</resource>", parley_xml::escape::text(&r)))
-        .unwrap_or_default();
-    session.feed(
-        format!(
-            "<iq xmlns='jabber:client' type='set' id='prebind'><bind xmlns='{}'>{resource}</bind></iq>",
-            ns::BIND
-        )
-        .into_bytes(),
-    );
-    // The features and the bind answer go to nobody but this function.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        // No client request exists yet: RID 0 is the oldest waiter.
-        let (elements, end) = collect(&session, 0, Duration::from_secs(10)).await;
-        for e in &elements {
-            if let Ok(el) = Element::parse(e.as_bytes(), &Limits::default()) {
-                if el.is("iq", ns::CLIENT) && el.attr("id") == Some("prebind") {
-                    let jid = el
-                        .get_child("bind", ns::BIND)
-                        .and_then(|b| b.get_child("jid", ns::BIND))
-                        .map(|j| j.text());
-                    return match (el.attr("type"), jid) {
-                        (Some("result"), Some(jid)) => Ok((jid, sid, rid)),
-                        _ => {
-                            state.bosh.remove(&sid);
-                            Err(format!("binding failed: {el}"))
-                        }
-                    };
-                }
-            }
-        }
-        if end || tokio::time::Instant::now() >= deadline {
+    match tokio::time::timeout(BIND_WAIT, bound).await {
+        Ok(Ok(Ok(jid))) => Ok((jid.to_string(), sid, rid)),
+        Ok(Ok(Err(e))) => {
             state.bosh.remove(&sid);
-            return Err("the session ended before it was bound".into());
+            Err(format!("binding failed: {e}"))
+        }
+        Ok(Err(_)) | Err(_) => {
+            state.bosh.remove(&sid);
+            Err("the session ended before it was bound".into())
         }
     }
 }

@@ -1,0 +1,264 @@
+//! The admin API's session endpoints: list (`/api/v1/sessions`, per user, per node), look
+//! one up, and revoke one or all of a user's, cluster-wide from any node.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::records::{cluster_records, SessionRecord};
+use crate::{admin_input, authorized, bad_request, is_ready, unauthorized, AdminState};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SessionsQuery {
+    user: Option<String>,
+    node: Option<String>,
+    status: Option<String>,
+    /// Taken as text so that a bad number gets a 400 naming `limit`.
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+const MAX_PAGE: usize = 1000;
+
+pub(crate) async fn sessions(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: web::Query<SessionsQuery>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let limit = match admin_input::page_limit(query.limit.as_deref(), 100, MAX_PAGE) {
+        Ok(limit) => limit,
+        Err(e) => return admin_input::bad(&e),
+    };
+    for (field, value) in [
+        ("user", &query.user),
+        ("node", &query.node),
+        ("after", &query.after),
+    ] {
+        if let Err(e) = admin_input::short(field, value.as_deref(), admin_input::MAX_JID_BYTES) {
+            return admin_input::bad(&e);
+        }
+    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => match parley_router::SessionStatus::parse(s) {
+            Some(st) => Some(st.as_str()),
+            None => {
+                return bad_request(
+                    "status must be one of active, ended, expired, removed, replaced, revoked, abandoned",
+                )
+            }
+        },
+    };
+    let user = query.user.as_deref().map(str::to_lowercase);
+    let history = status.is_some_and(|s| s != "active");
+    let all = cluster_records(&state, user.as_deref(), history).await;
+    let filtered: Vec<SessionRecord> = all
+        .into_iter()
+        .filter(|r| query.node.as_ref().is_none_or(|n| &r.node == n))
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .collect();
+    let total = filtered.len();
+    let page: Vec<SessionRecord> = filtered
+        .into_iter()
+        .filter(|r| {
+            query
+                .after
+                .as_ref()
+                .is_none_or(|a| r.jid.as_str() > a.as_str())
+        })
+        .take(limit + 1)
+        .collect();
+    let next = (page.len() > limit).then(|| page[limit - 1].jid.clone());
+    let page = &page[..page.len().min(limit)];
+    HttpResponse::Ok().json(serde_json::json!({
+        "sessions": page,
+        "total": total,
+        "next": next,
+    }))
+}
+
+pub(crate) async fn user_sessions(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let user = path.into_inner().to_lowercase();
+    let records = cluster_records(&state, Some(&user), false).await;
+    HttpResponse::Ok().json(serde_json::json!({ "user": user, "sessions": records }))
+}
+
+pub(crate) async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let list = match &state.cluster {
+        None => vec![serde_json::json!({
+            "id": state.node,
+            "sessions": state.router.session_count(),
+            "ready": is_ready(&state),
+            "self": true,
+        })],
+        Some(n) => {
+            let links = n.links();
+            n.nodes()
+                .into_iter()
+                .map(|v| {
+                    let link = links.iter().find(|l| l.node == v.id);
+                    serde_json::json!({
+                        "id": v.id,
+                        "addr": v.info.addr,
+                        "version": v.info.version,
+                        "started": v.info.started_ms,
+                        "sessions": v.sessions,
+                        "self": v.id == state.node,
+                        "link_up": link.map(|l| l.up),
+                    })
+                })
+                .collect()
+        }
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "node": state.node, "nodes": list }))
+}
+
+/// `GET /api/v1/sessions/{id}`: one session, live or recently ended, on any node.
+pub(crate) async fn session_by_id(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let id = path.into_inner().to_lowercase();
+    let all = cluster_records(&state, None, true).await;
+    match all.into_iter().find(|r| r.session == id) {
+        Some(r) => HttpResponse::Ok().json(r),
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": "no such session"})),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RevokeRequest {
+    /// A stream error condition (default `policy-violation`).
+    pub(crate) condition: Option<String>,
+    /// Human-readable text sent with it.
+    pub(crate) reason: Option<String>,
+}
+
+pub(crate) fn revoke_reason(
+    r: &RevokeRequest,
+) -> Result<parley_router::CloseReason, Box<HttpResponse>> {
+    use parley_proto::stream_error::StreamCondition;
+    admin_input::short("reason", r.reason.as_deref(), admin_input::MAX_REASON_CHARS)
+        .map_err(|e| Box::new(admin_input::bad(&e)))?;
+    let condition = match r.condition.as_deref() {
+        None => StreamCondition::PolicyViolation,
+        Some(c) => c.parse::<StreamCondition>().map_err(|_| {
+            Box::new(bad_request(
+                "condition must be an RFC 6120 stream error condition",
+            ))
+        })?,
+    };
+    Ok(match &r.reason {
+        Some(text) => parley_router::CloseReason::with_text(condition, text.clone()),
+        None => parley_router::CloseReason::condition(condition),
+    })
+}
+
+/// Revokes one live session wherever it is; whether it was found.
+pub(crate) fn revoke_session(
+    state: &AdminState,
+    jid: &jid::FullJid,
+    id: u64,
+    node: &str,
+    reason: parley_router::CloseReason,
+    status: parley_router::SessionStatus,
+) -> bool {
+    if node == state.node {
+        match state.router.lookup_local(jid) {
+            Some(h) if h.id.0 == id => {
+                if let Some(m) = h.meta() {
+                    m.end(status);
+                }
+                h.close(reason);
+                true
+            }
+            _ => false,
+        }
+    } else {
+        state
+            .cluster
+            .as_ref()
+            .is_some_and(|n| n.revoke_remote(node, jid, id, reason, status))
+    }
+}
+
+/// Ends every live session of `bare` on every node with `reason` and `status`; how many.
+pub(crate) async fn end_user_sessions(
+    state: &AdminState,
+    bare: &str,
+    reason: parley_router::CloseReason,
+    status: parley_router::SessionStatus,
+) -> usize {
+    let mut ended = 0;
+    for r in cluster_records(state, Some(bare), false).await {
+        if let (Ok(jid), Ok(num)) = (
+            jid::FullJid::new(&r.jid),
+            u64::from_str_radix(&r.session, 16),
+        ) {
+            if revoke_session(state, &jid, num, &r.node, reason.clone(), status) {
+                ended += 1;
+            }
+        }
+    }
+    ended
+}
+
+/// `DELETE /api/v1/sessions/{id}` `{condition?, reason?}`: closes the session with that
+/// stream error and marks it revoked.
+pub(crate) async fn delete_session(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let body: RevokeRequest = match admin_input::optional_json(&body) {
+        Ok(body) => body,
+        Err(e) => return admin_input::bad(&e),
+    };
+    let reason = match revoke_reason(&body) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let id = path.into_inner().to_lowercase();
+    let all = cluster_records(&state, None, false).await;
+    let Some(r) = all.into_iter().find(|r| r.session == id) else {
+        return HttpResponse::NotFound().json(serde_json::json!({"error": "no such live session"}));
+    };
+    let (Ok(jid), Ok(num)) = (
+        jid::FullJid::new(&r.jid),
+        u64::from_str_radix(&r.session, 16),
+    ) else {
+        return bad_request("bad session record");
+    };
+    if revoke_session(
+        &state,
+        &jid,
+        num,
+        &r.node,
+        reason,
+        parley_router::SessionStatus::Revoked,
+    ) {
+        HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
+    } else {
+        HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
+    }
+}

@@ -1,0 +1,213 @@
+//! Sessions as the admin API shows them: records of this node's live and recently ended
+//! sessions, and the cluster-wide view assembled from every node's answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_cluster::node::Node;
+use parley_router::Router;
+use serde::{Deserialize, Serialize};
+
+use crate::AdminState;
+
+/// One session as the API shows it: Prosody's session fields plus node, ip and times.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionRecord {
+    /// Full JID (`full_jid`).
+    pub jid: String,
+    /// `username`.
+    pub username: String,
+    /// `host`.
+    pub host: String,
+    /// `resource`.
+    pub resource: String,
+    /// `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Session id on its node.
+    pub session: String,
+    /// The node holding it.
+    pub node: String,
+    /// Client address.
+    pub ip: Option<String>,
+    /// TLS in use.
+    pub secure: Option<bool>,
+    /// Presence priority.
+    pub priority: i8,
+    /// `presence`: "unavailable", "available", or the `<show/>` value.
+    pub presence: String,
+    /// Bound (always true for a listed session).
+    pub connected: bool,
+    /// Sent initial presence.
+    pub available: bool,
+    /// Asked for the roster.
+    pub interested: bool,
+    /// Lifecycle status.
+    pub status: String,
+    /// Times, unix milliseconds.
+    pub created: Option<i64>,
+    /// Last time the client sent anything.
+    pub last_active: Option<i64>,
+    /// Last state change.
+    pub updated: Option<i64>,
+    /// When it must end (max lifetime or its token's expiry), unix ms.
+    #[serde(default)]
+    pub expires: Option<i64>,
+    /// When its connection was found lost (abandoned), unix ms.
+    #[serde(default)]
+    pub abandoned: Option<i64>,
+    /// True when the holding node did not answer and this comes from the registry alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The sessions of this node, as records.
+pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<SessionRecord> {
+    let mut out: Vec<SessionRecord> = router
+        .bound_handles()
+        .into_iter()
+        .filter(|(jid, _)| user.is_none_or(|u| jid.to_bare().as_str() == u))
+        .map(|(jid, handle)| record(&jid, handle.id, handle.meta().map(|m| &**m), node, true))
+        .collect();
+    out.sort_by(|a, b| a.jid.cmp(&b.jid));
+    out
+}
+
+/// The sessions that ended on this node recently (bounded history per user).
+pub fn ended_records(router: &Router, node: &str, user: Option<&str>) -> Vec<SessionRecord> {
+    let bare = user.and_then(|u| jid::BareJid::new(u).ok());
+    if user.is_some() && bare.is_none() {
+        return Vec::new();
+    }
+    router
+        .ended(bare.as_ref())
+        .into_iter()
+        .map(|e| record(&e.jid, e.id, Some(&e.meta), node, false))
+        .collect()
+}
+
+/// One session's record; `live` is false for an ended one (no longer connected or
+/// available, whatever it last was).
+fn record(
+    jid: &jid::FullJid,
+    id: parley_router::SessionId,
+    meta: Option<&parley_router::SessionMeta>,
+    node: &str,
+    live: bool,
+) -> SessionRecord {
+    let (flags, show) = meta.map(|m| m.state()).unwrap_or_default();
+    let available = live && flags.available;
+    SessionRecord {
+        username: jid.node().map_or("", |n| n.as_str()).to_owned(),
+        host: jid.domain().as_str().to_owned(),
+        resource: jid.resource().as_str().to_owned(),
+        jid: jid.to_string(),
+        kind: meta.map_or("c2s", |m| m.kind).to_owned(),
+        session: id.to_string(),
+        node: node.to_owned(),
+        ip: meta.and_then(|m| m.ip).map(|ip| ip.ip().to_string()),
+        secure: meta.map(|m| m.secure()),
+        priority: flags.priority,
+        presence: presence_word(available, show),
+        connected: live,
+        available,
+        interested: flags.interested,
+        status: meta.map_or("active", |m| m.status().as_str()).to_owned(),
+        created: meta.map(|m| m.created_ms),
+        last_active: meta.map(|m| m.last_active_ms()),
+        updated: meta.map(|m| m.updated_ms()),
+        expires: meta.and_then(|m| m.expire_at_ms),
+        abandoned: meta.and_then(|m| m.abandon_at_ms()),
+        partial: false,
+    }
+}
+
+fn presence_word(available: bool, show: Option<String>) -> String {
+    match (available, show) {
+        (false, _) => "unavailable".to_owned(),
+        (true, Some(show)) if !show.trim().is_empty() => show.trim().to_owned(),
+        (true, _) => "available".to_owned(),
+    }
+}
+
+/// What a node asks its peers for.
+#[derive(Debug, Serialize, Deserialize)]
+struct Query {
+    user: Option<String>,
+    /// Include ended sessions (history).
+    #[serde(default)]
+    history: bool,
+}
+
+/// Makes `node` answer peers' session queries from `router`.
+pub fn answer_queries(node: &Arc<Node>, router: Arc<Router>) {
+    let id = node.id().to_owned();
+    node.set_query_answer(move |what| {
+        let user = serde_json::from_str::<Query>(what)
+            .ok()
+            .and_then(|q| q.user);
+        serde_json::to_string(&local_records(&router, &id, user.as_deref()))
+            .unwrap_or_else(|_| "[]".to_owned())
+    });
+}
+
+/// Every session cluster-wide (or of one user), sorted by JID; with `history`, the
+/// recently ended ones too.
+pub(crate) async fn cluster_records(
+    state: &AdminState,
+    user: Option<&str>,
+    history: bool,
+) -> Vec<SessionRecord> {
+    let mut all = local_records(&state.router, &state.node, user);
+    if history {
+        all.extend(ended_records(&state.router, &state.node, user));
+    }
+    let Some(node) = &state.cluster else {
+        return all;
+    };
+    let what = serde_json::to_string(&Query {
+        user: user.map(str::to_owned),
+        history,
+    })
+    .unwrap_or_default();
+    for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
+        match answer.and_then(|a| serde_json::from_str::<Vec<SessionRecord>>(&a).ok()) {
+            Some(records) => all.extend(records),
+            None => {
+                // The peer did not answer: what the registry says of its sessions.
+                let cache = node.cache().read().unwrap_or_else(|e| e.into_inner());
+                for (bare, resource, e) in cache.all_sessions() {
+                    if e.node != peer || user.is_some_and(|u| u != bare) {
+                        continue;
+                    }
+                    let (username, host) = bare.split_once('@').unwrap_or(("", bare));
+                    all.push(SessionRecord {
+                        jid: format!("{bare}/{resource}"),
+                        username: username.to_owned(),
+                        host: host.to_owned(),
+                        resource: resource.to_owned(),
+                        kind: "c2s".to_owned(),
+                        session: format!("{:016x}", e.session),
+                        node: e.node.clone(),
+                        ip: None,
+                        secure: None,
+                        priority: e.priority,
+                        presence: presence_word(e.available, None),
+                        connected: true,
+                        available: e.available,
+                        interested: e.interested,
+                        status: "active".to_owned(),
+                        created: None,
+                        last_active: None,
+                        updated: None,
+                        expires: None,
+                        abandoned: None,
+                        partial: true,
+                    });
+                }
+            }
+        }
+    }
+    all.sort_by(|a, b| (&a.jid, &a.node).cmp(&(&b.jid, &b.node)));
+    all
+}

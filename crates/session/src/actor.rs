@@ -1,0 +1,120 @@
+//! The session as an actor: its start and end, and the messages it accepts.
+//!
+//! | message | sent by |
+//! |---|---|
+//! | [`Deliver`] | other sessions, user actors and the node (through a [`parley_router::SessionHandle`]) |
+//! | [`Close`] | the router (a replaced resource), the admin API, sign-out, the node |
+//! | [`Resync`] | the node (`parley-cluster`), when the owner of the user's actor changed and the new one needs this resource again |
+
+use actix::{Actor, AsyncContext, Context, Handler};
+use parley_proto::stream_error::StreamCondition;
+use parley_router::{Close, CloseReason, Deliver, Resync, SessionStatus};
+use parley_user::Attach;
+use tracing::{debug, info};
+
+use crate::driver::{Driver, Io};
+use crate::phase::{EndCause, Phase};
+use crate::session::Session;
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        {
+            let _enter = self.span.enter();
+            debug!(secure = self.secure(), "connection accepted");
+        }
+        ctx.spawn(Driver);
+        if let Some(at) = self.meta.expire_at_ms {
+            self.expire_at(at, ctx);
+        }
+        if let Some(idle) = self.env.config.idle_timeout {
+            self.watch_idle(idle, ctx);
+        }
+        if let Some((resource, reply)) = self.prebind.take() {
+            self.prebind(resource, reply, ctx);
+        }
+        let timeout = self.env.config.auth_timeout;
+        self.auth_timer = Some(ctx.run_later(timeout, |act, ctx| {
+            if matches!(act.phase, Phase::Unauthed(_)) {
+                act.close(
+                    CloseReason::with_text(
+                        StreamCondition::ConnectionTimeout,
+                        "authentication took too long",
+                    ),
+                    ctx,
+                );
+            }
+        }));
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> actix::Running {
+        self.unregister();
+        actix::Running::Stop
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let end = self.end.unwrap_or(EndCause::Abandoned);
+        self.meta.end(match end {
+            EndCause::Abandoned => SessionStatus::Abandoned,
+            EndCause::Replaced => SessionStatus::Replaced,
+            EndCause::Ended | EndCause::Error(_) | EndCause::Closed => SessionStatus::Ended,
+        });
+        if let Some(b) = self.bound() {
+            self.env
+                .router
+                .record_end(b.jid.clone(), self.id, self.meta.clone());
+        }
+        let _enter = self.span.enter();
+        info!(end = ?end, status = self.meta.status().as_str(), "session ended");
+    }
+}
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        self.pending.taken();
+        if matches!(self.io, Io::Closing(_)) {
+            // Routed before this session unregistered: nothing may be lost silently.
+            return self.undeliverable(msg.stanza);
+        }
+        parley_router::metrics::STANZAS_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.deliver_to_client(msg.stanza, ctx);
+    }
+}
+
+impl Handler<Resync> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Resync, ctx: &mut Context<Self>) {
+        if matches!(self.io, Io::Closing(_)) {
+            return;
+        }
+        let handle = self.session_handle(ctx);
+        if let Some(b) = self.bound() {
+            if b.detached {
+                return;
+            }
+            b.user.send(Attach {
+                resource: b.jid.resource().as_str().to_owned(),
+                handle,
+                state: b.attach_state(),
+            });
+        }
+    }
+}
+
+impl Handler<Close> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
+        if let CloseReason::Error(e) = &msg.reason {
+            if e.condition == StreamCondition::Conflict {
+                self.end = Some(EndCause::Replaced);
+                self.meta.end(SessionStatus::Replaced);
+            }
+        }
+        self.close(msg.reason, ctx);
+    }
+}
