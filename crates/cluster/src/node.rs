@@ -30,8 +30,8 @@ use jid::{BareJid, FullJid};
 use parley_proto::stanza_error::{StanzaCondition, StanzaError};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{
-    ClaimFuture, ClaimOutcome, CloseReason, DeliverError, Directory, RemoteSessions,
-    ResourceConflict, Router, SessionFlags, SessionHandle, SessionId, Undelivered,
+    ClaimFuture, ClaimOutcome, CloseReason, Directory, RemoteSessions, ResourceConflict, Router,
+    SessionFlags, SessionHandle, SessionId, Undelivered,
 };
 use parley_user::{Placement, UserWire, Users, Vanished};
 use parley_xml::{Element, Limits};

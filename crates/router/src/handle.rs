@@ -108,6 +108,25 @@ pub struct Undelivered {
     pub stanza: Element,
 }
 
+impl Undelivered {
+    /// The recipient is gone (a seam reports it; only the router decides what follows).
+    pub fn gone(stanza: Element) -> Box<Undelivered> {
+        Box::new(Undelivered {
+            error: DeliverError::Gone,
+            stanza,
+        })
+    }
+
+    /// The way to the recipient is full (a seam reports it; only the router decides what
+    /// follows).
+    pub fn overloaded(stanza: Element) -> Box<Undelivered> {
+        Box::new(Undelivered {
+            error: DeliverError::Overloaded,
+            stanza,
+        })
+    }
+}
+
 /// What the router keeps for a session: its id and how to reach it. A local session is a
 /// pair of actix recipients with the gauge of stanzas in flight towards it; a session on
 /// another cluster node is reached through that node's link ([`RemoteSessions`]).

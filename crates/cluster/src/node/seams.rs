@@ -45,10 +45,7 @@ impl RemoteSessions for Detached {
         _: SessionId,
         stanza: Element,
     ) -> Result<(), Box<Undelivered>> {
-        Err(Box::new(Undelivered {
-            error: DeliverError::Gone,
-            stanza,
-        }))
+        Err(Undelivered::gone(stanza))
     }
     fn close(&self, _: &str, _: &FullJid, _: SessionId, _: CloseReason) {}
     fn alive(&self, _: &str) -> bool {
@@ -69,20 +66,17 @@ impl RemoteSessions for Node {
             session: session.0,
             xml: stanza.to_string(),
         };
-        let error = {
-            let links = self.links.read().unwrap_or_else(|e| e.into_inner());
-            match links.get(node) {
-                None => DeliverError::Gone,
-                Some((_, link)) => {
-                    self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
-                    match link.send(body) {
-                        Ok(()) => return Ok(()),
-                        Err(_) => DeliverError::Overloaded,
-                    }
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        match links.get(node) {
+            None => Err(Undelivered::gone(stanza)),
+            Some((_, link)) => {
+                self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                match link.send(body) {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(Undelivered::overloaded(stanza)),
                 }
             }
-        };
-        Err(Box::new(Undelivered { error, stanza }))
+        }
     }
 
     fn close(&self, node: &str, jid: &FullJid, session: SessionId, reason: CloseReason) {
