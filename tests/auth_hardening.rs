@@ -6,8 +6,9 @@
 //! growing delays and then `<temporary-auth-failure/>` (RFC 6120 §6.5), over TCP and
 //! WebSocket.
 
+use parking_lot::Mutex;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -119,7 +120,7 @@ async fn case_sensitive_backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                     let user = json["user"].as_str().unwrap_or_default().to_owned();
                     let ok =
                         matches!(user.as_str(), "ALICE" | "bob") && json["password"] == "right";
-                    seen.lock().unwrap().push(user);
+                    seen.lock().push(user);
                     let status = if ok { "200 OK" } else { "401 Unauthorized" };
                     let reply = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
                     let _ = s.write_all(reply.as_bytes()).await;
@@ -146,7 +147,7 @@ async fn delegated_backend_is_asked_about_the_normalized_localpart_it_binds() {
     let mut c = plain(&server, "Bob", "right").await.expect("bob said yes");
     c.open().await.unwrap();
     assert_eq!(c.bind(Some("d")).await.unwrap(), "bob@localhost/d");
-    assert_eq!(*asked.lock().unwrap(), ["alice", "bob"]);
+    assert_eq!(*asked.lock(), ["alice", "bob"]);
 }
 
 // ----- SCRAM ---------------------------------------------------------------------------------

@@ -467,7 +467,7 @@ fn registry_holds(key: &str) -> bool {
 struct Proxy {
     addr: SocketAddr,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    conns: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Proxy {
@@ -476,7 +476,7 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conns = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
         let (c, list) = (cut.clone(), conns.clone());
         tokio::spawn(async move {
             loop {
@@ -491,7 +491,7 @@ impl Proxy {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
                     }
                 });
-                list.lock().unwrap().push(task);
+                list.lock().push(task);
             }
         });
         Proxy { addr, cut, conns }
@@ -499,7 +499,7 @@ impl Proxy {
 
     fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::Release);
-        for task in self.conns.lock().unwrap().drain(..) {
+        for task in self.conns.lock().drain(..) {
             task.abort();
         }
     }

@@ -1,7 +1,8 @@
 //! The registry against a real etcd started by the test kit (cluster issue: one owner per full
 //! JID cluster-wide, keys under the node lease, the watch cache).
 
-use std::sync::{Arc, RwLock};
+use parking_lot::RwLock;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_cluster::etcd::{Claim, EtcdRegistry};
@@ -101,7 +102,7 @@ async fn a_dead_nodes_keys_vanish_within_ttl_plus_two_seconds() {
         Claim::Won
     );
     eventually("the cache sees the session", Duration::from_secs(5), || {
-        cache.read().unwrap().lookup("bob@localhost", "r").is_some()
+        cache.read().lookup("bob@localhost", "r").is_some()
     })
     .await;
     let died = Instant::now();
@@ -110,7 +111,7 @@ async fn a_dead_nodes_keys_vanish_within_ttl_plus_two_seconds() {
         "the dead node's keys vanish",
         Duration::from_secs(4),
         || {
-            let c = cache.read().unwrap();
+            let c = cache.read();
             c.lookup("bob@localhost", "r").is_none() && c.nodes().all(|(id, _)| id != "doomed")
         },
     )
@@ -132,7 +133,7 @@ async fn revoking_the_lease_deletes_the_keys_at_once() {
     leaving.revoke().await.unwrap();
     let cache = RwLock::new(Cache::default());
     observer.load(&cache).await.unwrap();
-    let c = cache.read().unwrap();
+    let c = cache.read();
     assert!(c.lookup("carol@localhost", "r").is_none());
     assert!(c.nodes().all(|(id, _)| id != "leaving"));
 }
@@ -171,7 +172,6 @@ async fn claims_updates_releases_and_take_over() {
     eventually("the cache sees the update", Duration::from_secs(5), || {
         cache
             .read()
-            .unwrap()
             .lookup("dave@localhost", "r")
             .is_some_and(|e| e.available && e.priority == 5)
     })
@@ -199,7 +199,6 @@ async fn claims_updates_releases_and_take_over() {
         || {
             cache
                 .read()
-                .unwrap()
                 .lookup("dave@localhost", "r")
                 .is_some_and(|e| e.node == "b")
         },
@@ -209,11 +208,7 @@ async fn claims_updates_releases_and_take_over() {
     assert!(!a.release("dave@localhost", "r").await.unwrap());
     assert!(b.release("dave@localhost", "r").await.unwrap());
     eventually("the cache sees the release", Duration::from_secs(5), || {
-        cache
-            .read()
-            .unwrap()
-            .lookup("dave@localhost", "r")
-            .is_none()
+        cache.read().lookup("dave@localhost", "r").is_none()
     })
     .await;
     sync.abort();

@@ -3,18 +3,14 @@
 //! password) verifies them; the CLI and the admin API issue and revoke them. Storage keeps
 //! only a hash of each secret; tokens are never logged.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parley_proto::token;
 use parley_storage::{Storage, StorageError, TokenRecord};
 
 use crate::AccountJid;
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use parley_proto::clock::now_ms;
 
 /// A token just issued: the string for the client (shown once) and its record.
 #[derive(Debug, Clone)]

@@ -2,8 +2,9 @@
 //! under it, ownership claims by transaction, and the list-then-watch loop that keeps a
 //! node's [`Cache`] current.
 
+use parking_lot::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
@@ -304,10 +305,7 @@ impl EtcdRegistry {
             .iter()
             .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
             .collect();
-        let _ = cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .reset(&self.layout, kvs, revision);
+        let _ = cache.write().reset(&self.layout, kvs, revision);
         Ok(revision)
     }
 
@@ -370,11 +368,7 @@ impl EtcdSync {
             .iter()
             .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
             .collect();
-        let events =
-            cache
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .reset(&self.layout, kvs, revision);
+        let events = cache.write().reset(&self.layout, kvs, revision);
         // Sent even when empty: every cache change wakes frames waiting for a claim to show.
         let _ = self.events.send(events);
         let mut stream = self
@@ -413,11 +407,7 @@ impl EtcdSync {
                 })
                 .collect();
             if !changes.is_empty() {
-                let events = cache.write().unwrap_or_else(|e| e.into_inner()).apply(
-                    &self.layout,
-                    &changes,
-                    rev,
-                );
+                let events = cache.write().apply(&self.layout, &changes, rev);
                 let _ = self.events.send(events);
             }
         }

@@ -20,10 +20,11 @@
 //!   renewal the node stops binding, closes its sessions with `<reset/>`, reports not-ready,
 //!   and registers again with a new lease once etcd answers.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use jid::{BareJid, FullJid};
@@ -268,10 +269,7 @@ impl Node {
             tokio::spawn(writer(Arc::downgrade(&node), writes_rx)),
             tokio::spawn(fence_loop(Arc::downgrade(&node))),
         ];
-        node.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(tasks);
+        node.tasks.lock().extend(tasks);
         info!(node = %node.me, lease_ttl_s = node.settings.lease_ttl_s, "joined the cluster");
         Ok(node)
     }
@@ -293,7 +291,7 @@ impl Node {
 
     /// The live nodes, with the sessions each holds.
     pub fn nodes(&self) -> Vec<NodeView> {
-        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        let cache = self.cache.read();
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for (_, _, e) in cache.all_sessions() {
             *counts.entry(e.node.as_str()).or_default() += 1;
@@ -310,7 +308,7 @@ impl Node {
 
     /// The state of every outgoing link.
     pub fn links(&self) -> Vec<LinkState> {
-        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let links = self.links.read();
         let mut out: Vec<LinkState> = links
             .iter()
             .map(|(node, (addr, link))| LinkState {
@@ -325,12 +323,12 @@ impl Node {
 
     /// Sets how this node answers peers' admin queries (its local session records).
     pub fn set_query_answer(&self, answer: impl Fn(&str) -> String + Send + Sync + 'static) {
-        *self.answer.write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(answer));
+        *self.answer.write() = Some(Box::new(answer));
     }
 
     /// Sets how this node answers BOSH requests other nodes forward to it.
     pub fn set_bosh_handler(&self, handler: BoshHandler) {
-        *self.bosh.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+        *self.bosh.write() = Some(handler);
     }
 
     /// Whether `node` is this node.
@@ -348,10 +346,7 @@ impl Node {
     ) -> Option<String> {
         let id: u128 = rand::random();
         let (tx, rx) = oneshot::channel();
-        self.queries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (Arc::from(node), tx));
+        self.queries.lock().insert(id, (Arc::from(node), tx));
         let answer = match self.send_to(node, Body::BoshRequest { id, body }) {
             Ok(()) => tokio::time::timeout(timeout, rx)
                 .await
@@ -359,10 +354,7 @@ impl Node {
                 .and_then(Result::ok),
             Err(_) => None,
         };
-        self.queries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.queries.lock().remove(&id);
         answer
     }
 
@@ -376,7 +368,6 @@ impl Node {
         let peers: Vec<Arc<str>> = self
             .members
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|n| ***n != *self.me)
             .cloned()
@@ -385,10 +376,7 @@ impl Node {
         for peer in peers {
             let id: u128 = rand::random();
             let (tx, rx) = oneshot::channel();
-            self.queries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, (peer.clone(), tx));
+            self.queries.lock().insert(id, (peer.clone(), tx));
             let sent = self.send_to(
                 &peer,
                 Body::Query {
@@ -407,10 +395,7 @@ impl Node {
                     .and_then(Result::ok),
                 None => None,
             };
-            self.queries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            self.queries.lock().remove(&id);
             out.push((peer.to_string(), answer));
         }
         out
@@ -443,11 +428,7 @@ impl Node {
     /// key of this node disappears at once.
     pub async fn leave(&self) {
         self.stopping.store(true, Ordering::Release);
-        let reg = self
-            .registry
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let reg = self.registry.write().take();
         if let Some(reg) = reg {
             match tokio::time::timeout(Duration::from_secs(3), reg.revoke()).await {
                 Ok(Ok(())) => info!(node = %self.me, "left the cluster (lease revoked)"),
@@ -455,15 +436,10 @@ impl Node {
                 Err(_) => warn!("revoking the lease timed out; keys expire with it"),
             }
         }
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for task in self.tasks.lock().drain(..) {
             task.abort();
         }
-        if let Some(sync) = self.sync.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(sync) = self.sync.lock().take() {
             sync.abort();
         }
     }
@@ -478,10 +454,7 @@ impl Node {
     }
 
     fn current(&self) -> Option<Arc<EtcdRegistry>> {
-        self.registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.registry.read().clone()
     }
 
     fn start_sync(&self) {
@@ -489,24 +462,19 @@ impl Node {
             return;
         };
         let task = reg.spawn_sync(self.cache.clone(), self.events.clone());
-        if let Some(old) = self
-            .sync
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(task)
-        {
+        if let Some(old) = self.sync.lock().replace(task) {
             old.abort();
         }
     }
 
     fn owner_of(&self, user: &str) -> Option<Arc<str>> {
-        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        let members = self.members.read();
         owner(user, members.iter().map(|m| &**m))
             .and_then(|o| members.iter().find(|m| &***m == o).cloned())
     }
 
     fn send_to(&self, node: &str, body: Body) -> Result<(), Body> {
-        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let links = self.links.read();
         let Some((_, link)) = links.get(node) else {
             return Err(body);
         };

@@ -12,11 +12,12 @@
 //! full queue (by frames or by bytes) or a frame over the size bound is refused at once, and
 //! the caller bounces it.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_router::metrics::refuse;
@@ -154,7 +155,7 @@ impl PeerLink {
             return Err(QueueFull(body));
         };
         {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = self.queue.lock();
             if q.frames.len() >= self.config.max_queued
                 || q.bytes + bytes.len() > self.config.max_queued_bytes
             {
@@ -169,19 +170,12 @@ impl PeerLink {
 
     /// Takes every frame still queued (the peer left the cluster), for bouncing.
     pub fn take_queued(&self) -> Vec<Body> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain_bodies()
+        self.queue.lock().drain_bodies()
     }
 
     /// Whether the link is connected (and authenticated).
     pub fn is_up(&self) -> bool {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .down_since
-            .is_none()
+        self.queue.lock().down_since.is_none()
     }
 }
 
@@ -194,7 +188,7 @@ impl Drop for PeerLink {
 /// Gives up the waiting frames if the link has been down longer than the hold bound.
 fn expire(queue: &Mutex<Queue>, hold: Duration, undeliverable: &Undeliverable) {
     let expired: Vec<Body> = {
-        let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = queue.lock();
         match q.down_since {
             Some(since) if since.elapsed() >= hold => q.drain_bodies(),
             _ => Vec::new(),
@@ -239,7 +233,7 @@ async fn run(
                         }
                     }
                 }
-                let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut q = queue.lock();
                 q.down_since.get_or_insert_with(Instant::now);
             }
             Err(e) => debug!(%addr, error = %e, "node link connect failed"),
@@ -282,14 +276,14 @@ async fn serve(
     )
     .await
     .map_err(Served::Refused)?;
-    queue.lock().unwrap_or_else(|e| e.into_inner()).down_since = None;
+    queue.lock().down_since = None;
     let mut probe = [0u8; 1];
     // Frames queued meanwhile go out in one write, so that a burst costs one syscall.
     const BATCH: usize = 256;
     let mut out = Vec::new();
     loop {
         let batch: Vec<Vec<u8>> = {
-            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = queue.lock();
             let n = q.frames.len().min(BATCH);
             let batch: Vec<Vec<u8>> = q.frames.drain(..n).collect();
             q.bytes -= batch.iter().map(Vec::len).sum::<usize>();
@@ -315,7 +309,7 @@ async fn serve(
         }
         if let Err(e) = stream.write_all(&out).await {
             // Not known to be sent: back to the front, to go out on the next connection.
-            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = queue.lock();
             for frame in batch.into_iter().rev() {
                 q.bytes += frame.len();
                 q.frames.push_front(frame);
@@ -351,7 +345,7 @@ struct Slot {
 
 impl Slot {
     fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Slot> {
-        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = counts.lock();
         let n = c.entry(ip).or_default();
         if *n >= max {
             return None;
@@ -366,7 +360,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.counts.lock();
         if let Some(n) = c.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {

@@ -26,9 +26,10 @@
 //!   the session ends with `policy-violation` (XEP-0124 §11). Body size, node-wide bytes,
 //!   session creation per IP and in total are bounded in [`crate::bosh_limits`].
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -122,14 +123,14 @@ struct BoshSession {
 
 impl Drop for BoshSession {
     fn drop(&mut self) {
-        let unread = self.inner.get_mut().map_or(0, |i| i.in_bytes);
+        let unread = self.inner.get_mut().in_bytes;
         self.budget.sub(unread);
     }
 }
 
 impl BoshSession {
     fn feed(&self, data: Vec<u8>) {
-        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self.inner.lock();
         self.budget.add(data.len());
         i.in_bytes += data.len();
         i.pending += data.len();
@@ -149,7 +150,7 @@ impl BoshSession {
     }
 
     fn end_input(&self) {
-        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self.inner.lock();
         i.in_closed = true;
         i.gone = true;
         if let Some(w) = i.actor_read.take() {
@@ -162,7 +163,7 @@ impl BoshSession {
 
 impl Channel for BoshSession {
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self.inner.lock();
         let Some(front) = i.inbound.front() else {
             if i.in_closed {
                 return Poll::Ready(Ok(()));
@@ -186,7 +187,7 @@ impl Channel for BoshSession {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, unit: Unit, data: &[u8]) -> Poll<io::Result<usize>> {
-        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self.inner.lock();
         if i.gone {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -205,9 +206,9 @@ impl Channel for BoshSession {
                 i.end.get_or_insert(End::Closed);
             }
             Unit::StreamError(_) | Unit::Element => {
-                if matches!(unit, Unit::StreamError(_)) {
-                    // Set with the element itself, so that no answer can carry the error
-                    // without the terminate around it.
+                // A stream error's end is set with the element itself, so that no answer
+                // can carry the error without the terminate around it.
+                if let Unit::StreamError(_) = unit {
                     i.end = Some(End::StreamError);
                 }
                 let text = String::from_utf8_lossy(data).into_owned();
@@ -221,11 +222,7 @@ impl Channel for BoshSession {
     }
 
     fn shutdown(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .end
-            .get_or_insert(End::Closed);
+        self.inner.lock().end.get_or_insert(End::Closed);
         self.notify.notify_waiters();
     }
 }
@@ -443,7 +440,7 @@ fn wrap(attrs: &str, elements: &[String], end: Option<End>) -> String {
 }
 
 fn cache(session: &BoshSession, rid: u64, resp: &str) {
-    let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let mut i = session.inner.lock();
     i.cache.push_back((rid, resp.to_owned()));
     while i.cache.len() as u64 > REQUESTS {
         i.cache.pop_front();
@@ -462,12 +459,7 @@ struct Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.session
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .held
-            .remove(&self.rid);
+        self.session.inner.lock().held.remove(&self.rid);
         // The next oldest may now take what is waiting.
         self.session.notify.notify_waiters();
     }
@@ -478,19 +470,14 @@ impl Drop for Waiting<'_> {
 /// `hold` step aside at once with what there is.
 async fn collect(session: &BoshSession, rid: u64, wait: Duration) -> (Vec<String>, Option<End>) {
     let deadline = tokio::time::Instant::now() + wait;
-    session
-        .inner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .held
-        .insert(rid, ());
+    session.inner.lock().held.insert(rid, ());
     let _waiting = Waiting { session, rid };
     // An older request held past `hold` must answer now.
     session.notify.notify_waiters();
     loop {
         let notified = session.notify.notified();
         {
-            let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut i = session.inner.lock();
             let oldest = i.held.keys().next() == Some(&rid);
             let step_aside = oldest && i.held.len() as u64 > HOLD;
             let end = i.end.or(i.gone.then_some(End::Closed));
@@ -531,7 +518,7 @@ async fn request(
     loop {
         let notified = session.notify.notified();
         let take_over = {
-            let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut i = session.inner.lock();
             if rid < i.next_rid {
                 if let Some((_, resp)) = i.cache.iter().find(|(r, _)| *r == rid) {
                     // §14.3: a repeated request gets the same answer.
@@ -611,16 +598,11 @@ async fn answer(session: Arc<BoshSession>, rid: u64, state: &WebState) -> String
     struct Answering<'a>(&'a BoshSession, u64);
     impl Drop for Answering<'_> {
         fn drop(&mut self) {
-            self.0
-                .inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .answering
-                .remove(&self.1);
+            self.0.inner.lock().answering.remove(&self.1);
         }
     }
     let _answering = Answering(&session, rid);
-    let wait = Duration::from_secs(session.inner.lock().unwrap_or_else(|e| e.into_inner()).wait);
+    let wait = Duration::from_secs(session.inner.lock().wait);
     let (elements, end) = collect(&session, rid, wait).await;
     let resp = wrap("", &elements, end);
     cache(&session, rid, &resp);

@@ -15,10 +15,11 @@
 //!   `bosh_parse_threads` at once, so that one client's large bodies never stall the HTTP
 //!   worker that every other BOSH and WebSocket client shares.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header;
@@ -282,7 +283,7 @@ impl CreationRate {
     /// Takes one token from `ip`'s bucket.
     pub(crate) fn allow(&self, ip: IpAddr, now: Instant) -> Result<(), RateRefusal> {
         let key = ip_key(ip);
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.buckets.lock();
         if !map.contains_key(&key) && map.len() >= self.capacity {
             self.prune(&mut map, now);
             if map.len() >= self.capacity {
@@ -306,7 +307,7 @@ impl CreationRate {
 
     /// Forgets buckets that have refilled (they would start full anyway).
     pub(crate) fn sweep(&self, now: Instant) {
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.buckets.lock();
         self.prune(&mut map, now);
     }
 
@@ -364,7 +365,7 @@ mod tests {
         );
         // Refilled buckets are forgotten.
         r.sweep(t0 + Duration::from_secs(10));
-        assert!(r.buckets.lock().unwrap().is_empty());
+        assert!(r.buckets.lock().is_empty());
     }
 
     #[test]
@@ -381,7 +382,7 @@ mod tests {
             r.allow("203.0.113.1".parse().unwrap(), t0),
             Err(RateRefusal::TableFull)
         );
-        assert_eq!(r.buckets.lock().unwrap().len(), 1024);
+        assert_eq!(r.buckets.lock().len(), 1024);
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Snapshot {
             .chain(std::iter::once(f64::INFINITY));
         let cluster = state.cluster.as_ref().map(|n| {
             let c = &n.metrics;
-            let cache = n.cache().read().unwrap_or_else(|e| e.into_inner());
+            let cache = n.cache().read();
             Cluster {
                 etcd_claims: load(&c.etcd_claims),
                 etcd_batches: load(&c.etcd_batches),

@@ -175,7 +175,7 @@ pub(crate) async fn cluster_records(
             Some(records) => all.extend(records),
             None => {
                 // The peer did not answer: what the registry says of its sessions.
-                let cache = node.cache().read().unwrap_or_else(|e| e.into_inner());
+                let cache = node.cache().read();
                 for (bare, resource, e) in cache.all_sessions() {
                     if e.node != peer || user.is_some_and(|u| u != bare) {
                         continue;

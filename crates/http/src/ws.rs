@@ -8,9 +8,10 @@
 //! session has not taken what it got, and the session's writes wait while the frames queued
 //! for the socket exceed a byte bound.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use actix_web::http::header;
@@ -59,7 +60,7 @@ struct Bridge {
 
 impl Channel for Bridge {
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut inb = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inb = self.inbound.lock();
         let Some(front) = inb.frames.front() else {
             if inb.closed {
                 return Poll::Ready(Ok(()));
@@ -88,7 +89,7 @@ impl Channel for Bridge {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         // RFC 7395: every unit, the header and the close included, is one text frame.
-        let mut out = self.outbound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.outbound.lock();
         if out.closed {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -109,10 +110,7 @@ impl Channel for Bridge {
     }
 
     fn shutdown(&self) {
-        self.outbound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed = true;
+        self.outbound.lock().closed = true;
         self.pump.notify_one();
     }
 }
@@ -194,7 +192,7 @@ async fn pump(
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
     let close_in = |bridge: &Bridge| {
-        let mut inb = bridge.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inb = bridge.inbound.lock();
         inb.closed = true;
         if let Some(w) = inb.session.take() {
             w.wake();
@@ -203,7 +201,7 @@ async fn pump(
     loop {
         // Output first, so that answers go out before more input is read.
         let (frames, closed) = {
-            let mut out = bridge.outbound.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = bridge.outbound.lock();
             let frames: Vec<String> = out.frames.drain(..).collect();
             out.bytes = 0;
             if let Some(w) = out.session.take() {
@@ -228,7 +226,7 @@ async fn pump(
             return;
         }
         let room = {
-            let inb = bridge.inbound.lock().unwrap_or_else(|e| e.into_inner());
+            let inb = bridge.inbound.lock();
             inb.frames.len() < MAX_INBOUND_FRAMES
         };
         let notified = bridge.pump.notified();
@@ -240,7 +238,7 @@ async fn pump(
             _ = notified => {}
             msg = stream.next() => match msg {
                 Some(Ok(AggregatedMessage::Text(text))) => {
-                    let mut inb = bridge.inbound.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut inb = bridge.inbound.lock();
                     inb.frames.push_back(text.as_bytes().to_vec());
                     if let Some(w) = inb.session.take() {
                         w.wake();

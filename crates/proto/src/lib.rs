@@ -2,11 +2,12 @@
 //! stanza errors, stanza helpers, the SASL (SCRAM with -PLUS, PLAIN, OAUTHBEARER)
 //! state machines, token strings, HS256 JWT verification and XEP-0191 payloads.
 //!
-//! Everything here is pure: no sockets, no async, no actors, no clock (callers pass
-//! the time in). That keeps the protocol rules testable from literal bytes and
+//! Everything here is pure: no sockets, no async, no actors, and no rule reads the clock
+//! (callers pass the time in; `clock` is the workspace's one reading of it, for callers). That keeps the protocol rules testable from literal bytes and
 //! reusable by the server, the test kit and the load generator alike.
 
 pub mod blocking;
+pub mod clock;
 pub mod datetime;
 pub mod jwt;
 pub mod ns;

@@ -5,22 +5,14 @@
 //! once per read batch); the admin endpoint reads it through the router without asking the
 //! session actor anything.
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::directory::SessionFlags;
 
-/// Milliseconds since the Unix epoch (0 for a clock before 1970): the workspace's one
-/// wall-clock helper, which the user actor, session tokens and the node call too, so that
-/// every stored or compared time is on the same scale. Only deadlines stored as data use
-/// it; timers use the monotonic clock.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// The workspace's one wall clock, re-exported where sessions and nodes already look.
+pub use parley_proto::clock::now_ms;
 
 /// Where a session is in its life (the Session model of the web-sessions issue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +120,7 @@ impl SessionMeta {
     /// Routing state or presence changed; `show` is the presence's `<show/>` (None for plain
     /// available or unavailable).
     pub fn set_state(&self, flags: SessionFlags, show: Option<String>) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (flags, show);
+        *self.state.lock() = (flags, show);
         self.updated_ms.store(now_ms(), Ordering::Relaxed);
     }
 
@@ -149,7 +141,7 @@ impl SessionMeta {
 
     /// Marks how the session ends, if nothing did before; returns whether this call did.
     pub fn end(&self, status: SessionStatus) -> bool {
-        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.status.lock();
         if *s != SessionStatus::Active {
             return false;
         }
@@ -163,7 +155,7 @@ impl SessionMeta {
 
     /// The current status.
     pub fn status(&self) -> SessionStatus {
-        *self.status.lock().unwrap_or_else(|e| e.into_inner())
+        *self.status.lock()
     }
 
     /// When the connection was found lost (abandoned sessions), unix ms.
@@ -173,6 +165,6 @@ impl SessionMeta {
 
     /// Routing flags and presence show.
     pub fn state(&self) -> (SessionFlags, Option<String>) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.state.lock().clone()
     }
 }

@@ -46,25 +46,25 @@ pub fn routing_buckets() -> ([u64; LATENCY_BOUNDS_US.len() + 1], u64) {
 /// Reasons are `&'static str` so that the set stays bounded whatever an attacker sends: no
 /// label value ever comes from input.
 pub fn count_refusal(reason: &'static str) {
-    let mut map = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = REFUSALS.lock();
     *map.entry(reason).or_insert(0) += 1;
 }
 
 /// Every refusal reason seen so far with its count, sorted by name.
 pub fn refusals() -> Vec<(&'static str, u64)> {
-    let map = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = REFUSALS.lock();
     map.iter().map(|(k, v)| (*k, *v)).collect()
 }
 
-static REFUSALS: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
+static REFUSALS: parking_lot::Mutex<std::collections::BTreeMap<&'static str, u64>> =
+    parking_lot::Mutex::new(std::collections::BTreeMap::new());
 
 /// How many (reason, offender) pairs [`refuse`] remembers before it forgets them all; a
 /// bound so that a spray of source addresses cannot grow it.
 pub const LOG_ONCE_CAPACITY: usize = 4096;
 
-static LOGGED: std::sync::Mutex<Option<std::collections::HashSet<(&'static str, String)>>> =
-    std::sync::Mutex::new(None);
+static LOGGED: parking_lot::Mutex<Option<std::collections::HashSet<(&'static str, String)>>> =
+    parking_lot::Mutex::new(None);
 
 /// Counts a refusal and says whether to log it: true the first time a given offender (an IP
 /// address, an account, a peer address — never a secret) is refused for `reason`, false after
@@ -72,7 +72,7 @@ static LOGGED: std::sync::Mutex<Option<std::collections::HashSet<(&'static str, 
 /// [`LOG_ONCE_CAPACITY`]; when full it starts afresh (an offender may then be logged again).
 pub fn refuse(reason: &'static str, offender: &str) -> bool {
     count_refusal(reason);
-    let mut guard = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = LOGGED.lock();
     let set = guard.get_or_insert_with(Default::default);
     if set.len() >= LOG_ONCE_CAPACITY {
         set.clear();

@@ -226,11 +226,7 @@ impl Router {
     /// A stanza a session accepted but cannot show its client (it is closing): the rules
     /// for a resource that is gone apply (RFC 6121 §8.5.3.2). Nothing is lost silently.
     pub fn gone(&self, stanza: Element) {
-        let undelivered = Undelivered {
-            error: DeliverError::Gone,
-            stanza,
-        };
-        if let Err(refused) = self.undelivered(undelivered, None, Wake::Start) {
+        if let Err(refused) = self.undelivered(*Undelivered::gone(stanza), None, Wake::Start) {
             self.answer(*refused);
         }
     }

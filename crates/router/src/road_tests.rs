@@ -3,7 +3,8 @@
 //! [`RemoteSessions`], a recording [`Foreign`] hook, and real session actors. Each test
 //! waits on a message round trip with the session actors, never on the clock.
 
-use std::sync::{Arc, Mutex, Weak};
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use jid::{BareJid, FullJid, Jid, ResourcePart};
@@ -68,10 +69,7 @@ struct Users {
 
 impl UserSink for Users {
     fn to_user(&self, user: &BareJid, stanza: Element, wake: Wake) -> Result<(), Box<Refused>> {
-        self.got
-            .lock()
-            .unwrap()
-            .push((user.clone(), stanza.clone(), wake));
+        self.got.lock().push((user.clone(), stanza.clone(), wake));
         match self.refuse {
             Some(c) => Err(Refused::new(stanza, StanzaError::new(c))),
             None => Ok(()),
@@ -81,7 +79,7 @@ impl UserSink for Users {
 
 impl Users {
     fn take(&self) -> Vec<(BareJid, Element, Wake)> {
-        std::mem::take(&mut self.got.lock().unwrap())
+        std::mem::take(&mut self.got.lock())
     }
 }
 
@@ -104,7 +102,7 @@ impl RemoteSessions for Link {
             return Err(Box::new(Undelivered { error, stanza }));
         }
         let entry = (node.to_owned(), jid.clone(), session, stanza);
-        self.got.lock().unwrap().push(entry);
+        self.got.lock().push(entry);
         Ok(())
     }
     fn close(&self, _: &str, _: &FullJid, _: SessionId, _: CloseReason) {}
@@ -142,7 +140,7 @@ struct S2s {
 
 impl Foreign for S2s {
     fn send(&self, to: &Jid, stanza: Element) -> Result<(), Box<Refused>> {
-        self.got.lock().unwrap().push((to.clone(), stanza));
+        self.got.lock().push((to.clone(), stanza));
         Ok(())
     }
 }
@@ -280,7 +278,7 @@ async fn rfc6121_8_5_3_1_a_full_jid_bound_on_another_node_goes_over_its_link() {
     let w = world();
     let routed = w.router.route(chat(ALICE, "bob@example.org/remote"), ME);
     assert!(matches!(routed, Routed::Session));
-    let got = w.link.got.lock().unwrap();
+    let got = w.link.got.lock();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, "node-b");
     assert_eq!(got[0].1.as_str(), "bob@example.org/remote");
@@ -354,7 +352,7 @@ async fn a_foreign_domain_goes_to_the_installed_hook() {
     w.router.set_foreign(s2s.clone());
     let routed = w.router.route(chat(ALICE, "carol@elsewhere.net/x"), ME);
     assert!(matches!(routed, Routed::Foreign));
-    let got = s2s.got.lock().unwrap();
+    let got = s2s.got.lock();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0.as_str(), "carol@elsewhere.net/x");
 }

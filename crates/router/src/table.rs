@@ -9,8 +9,9 @@
 //! resources it binds. Resource-conflict policy (RFC 6120 §7.7.2.2) is applied here, under
 //! the write lock, so that two binds of one full JID can never both win.
 
+use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use jid::{BareJid, FullJid, ResourcePart};
 use parley_xml::Element;
@@ -70,7 +71,7 @@ pub struct Router {
     pub(crate) user_sink: OnceLock<Weak<dyn UserSink>>,
     /// Domains we do not serve ([`Foreign`]): none until s2s or components exist.
     pub(crate) foreign: OnceLock<Arc<dyn Foreign>>,
-    history: std::sync::Mutex<History>,
+    history: parking_lot::Mutex<History>,
     /// Most resources one account may bind on this node (`quotas.resources_per_account`).
     max_resources: std::sync::atomic::AtomicUsize,
 }
@@ -114,7 +115,7 @@ impl Router {
             directory: OnceLock::new(),
             user_sink: OnceLock::new(),
             foreign: OnceLock::new(),
-            history: std::sync::Mutex::new(History::default()),
+            history: parking_lot::Mutex::new(History::default()),
             max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
     }
@@ -128,7 +129,7 @@ impl Router {
     /// Records a session that ended (its meta carries the final status and times).
     pub fn record_end(&self, jid: FullJid, id: SessionId, meta: Arc<crate::meta::SessionMeta>) {
         let bare = jid.to_bare();
-        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut h = self.history.lock();
         let list = h.per_user.entry(bare.clone()).or_default();
         list.push_back(EndedSession { jid, id, meta });
         if list.len() > HISTORY_PER_USER {
@@ -149,7 +150,7 @@ impl Router {
 
     /// Recently ended sessions (of one user, or all), oldest first per user.
     pub fn ended(&self, user: Option<&BareJid>) -> Vec<EndedSession> {
-        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let h = self.history.lock();
         match user {
             Some(u) => h
                 .per_user
@@ -194,7 +195,7 @@ impl Router {
         policy: ResourceConflict,
         mut generate: impl FnMut() -> ResourcePart,
     ) -> BindOutcome {
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let mut users = self.users.write();
         let resources = users.entry(bare.clone()).or_default();
         let taken = |r: &str, list: &[ResourceInfo]| list.iter().position(|x| x.resource == r);
         // Checked under the write lock, so concurrent binds cannot both pass the bound; a
@@ -243,7 +244,7 @@ impl Router {
     /// its successor).
     pub fn unbind(&self, jid: &FullJid, id: SessionId) {
         let bare = jid.to_bare();
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let mut users = self.users.write();
         if let Some(resources) = users.get_mut(&bare) {
             resources.retain(|r| !(r.resource == jid.resource().as_str() && r.handle.id == id));
             if resources.is_empty() {
@@ -260,7 +261,7 @@ impl Router {
 
     /// The session on this node that owns `jid`.
     pub fn lookup_local(&self, jid: &FullJid) -> Option<SessionHandle> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.read();
         users
             .get(&jid.to_bare())?
             .iter()
@@ -278,7 +279,7 @@ impl Router {
         origin: Option<SessionId>,
         only: Option<SessionId>,
     ) -> Local {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.read();
         let owner = users
             .get(&jid.to_bare())
             .and_then(|list| list.iter().find(|r| r.resource == jid.resource().as_str()))
@@ -297,7 +298,7 @@ impl Router {
 
     /// Every bound session on this node (for shutdown and the admin API).
     pub fn all_sessions(&self) -> Vec<SessionHandle> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.read();
         users
             .values()
             .flat_map(|list| list.iter().map(|r| r.handle.clone()))
@@ -306,7 +307,7 @@ impl Router {
 
     /// Every bound full JID on this node with its session id, sorted by JID (admin API).
     pub fn bound(&self) -> Vec<(FullJid, SessionId)> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.read();
         let mut out: Vec<(FullJid, SessionId)> = users
             .iter()
             .flat_map(|(bare, list)| {
@@ -323,7 +324,7 @@ impl Router {
 
     /// Every bound full JID on this node with its session's handle.
     pub fn bound_handles(&self) -> Vec<(FullJid, SessionHandle)> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.read();
         users
             .iter()
             .flat_map(|(bare, list)| {
@@ -338,7 +339,7 @@ impl Router {
 
     /// Number of bound resources on this node.
     pub fn session_count(&self) -> usize {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = self.users.read();
         users.values().map(Vec::len).sum()
     }
 }

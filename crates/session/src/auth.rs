@@ -135,9 +135,7 @@ impl Session {
         user: Option<BareJid>,
         ctx: &mut Context<Self>,
     ) {
-        let now_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now_s = parley_proto::clock::now_s();
         let claims = match jwt::verify(token, policy, now_s) {
             Ok(claims) => claims,
             Err(e) => return self.jwt_refused(user, JwtRefusal::Token(e), ctx),

@@ -16,11 +16,11 @@
 //! entry's size does not depend on input. The table is per node: in a cluster each node
 //! counts on its own.
 
+use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The limits, from the `[auth]` config section.
@@ -144,7 +144,7 @@ impl AuthLimits {
     pub fn check(&self, ip: Option<IpAddr>, account: Option<&str>, now: Instant) -> Gate {
         let addr = ip.map(Addr::from);
         let acct = account.map(|a| self.account_key(a));
-        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let table = self.table.lock();
         let count = |key: Key| table.failures(key, now, self.config.window);
         if let Some(addr) = addr {
             if count(Key::Ip(addr)) >= self.config.ip_refuse_after {
@@ -165,7 +165,7 @@ impl AuthLimits {
         let addr = ip.map(Addr::from);
         let acct = account.map(|a| self.account_key(a));
         let cfg = &self.config;
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table.lock();
         let mut delay = Duration::ZERO;
         if let Some(addr) = addr {
             let n = table.record(Key::Ip(addr), now, cfg);
@@ -188,13 +188,13 @@ impl AuthLimits {
             return;
         };
         let acct = self.account_key(account);
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table.lock();
         table.entries.remove(&Key::Pair(acct, addr));
     }
 
     /// Entries held now (for tests and metrics).
     pub fn len(&self) -> usize {
-        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let table = self.table.lock();
         table.entries.len()
     }
 
@@ -414,7 +414,7 @@ mod tests {
             l.check(newest, None, t + Duration::from_secs(10)),
             Gate::RefusedIp
         );
-        let queue = l.table.lock().unwrap().order.len();
+        let queue = l.table.lock().order.len();
         assert!(queue <= 2 * 100 + 16, "{queue}");
     }
 

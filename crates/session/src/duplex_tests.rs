@@ -2,10 +2,11 @@
 //! SQLite store, the router and user registry a node runs. Each test waits on what the
 //! session writes (a bounded read is only a guard against a hang), never on the clock.
 
+use parking_lot::Mutex;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ impl Connection for DuplexConn {
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.io).poll_write(cx, data);
         if let Poll::Ready(Ok(_)) = written {
-            self.units.lock().unwrap().push(unit);
+            self.units.lock().push(unit);
         }
         written
     }
@@ -303,7 +304,7 @@ async fn rfc7395_3_6_framed_session_tells_its_connection_how_the_stream_ended() 
         .await;
     c.until("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
         .await;
-    let units = units.lock().unwrap().clone();
+    let units = units.lock().clone();
     assert_eq!(
         units,
         [

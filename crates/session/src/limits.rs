@@ -11,10 +11,11 @@
 //! address counts with its whole /64 (one host is routinely given a /64, so per-address limits
 //! would mean nothing there), and an IPv4-mapped IPv6 address is its IPv4 address.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_proto::stream_error::StreamCondition;
@@ -248,7 +249,7 @@ impl ConnLimiter {
             });
         };
         let key = ip_key(ip);
-        let mut table = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.by_ip.lock();
         if table.entries.len() >= table.sweep_at {
             table
                 .entries
@@ -288,7 +289,7 @@ impl ConnLimiter {
     fn release(&self, key: Option<IpAddr>) {
         self.total.fetch_sub(1, Ordering::Relaxed);
         let Some(key) = key else { return };
-        let mut table = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.by_ip.lock();
         if let Some(entry) = table.entries.get_mut(&key) {
             entry.open = entry.open.saturating_sub(1);
             // An entry whose bucket is still refilling stays, or closing and reopening would
@@ -488,7 +489,7 @@ mod tests {
         }
         let later = t0 + Duration::from_secs(1);
         drop(l.acquire_at(ip("192.0.2.1"), later).unwrap());
-        let table = l.by_ip.lock().unwrap();
+        let table = l.by_ip.lock();
         assert!(table.entries.len() <= SWEEP_MIN, "{}", table.entries.len());
     }
 

@@ -138,7 +138,7 @@ pub struct Bound {
     /// Whether the user actor's copy of the blocklist has arrived; until then stanzas
     /// from other sessions wait in `held_back`, so that none slips past the list.
     pub blocklist_synced: bool,
-    /// Stanzas that arrived before the blocklist (bounded by [`HELD_BACK_MAX`]).
+    /// Stanzas that arrived before the blocklist (bounded by `HELD_BACK_MAX`).
     pub held_back: Vec<Element>,
     /// Where the client sent directed presence that is still on (RFC 6121 §4.6), so that a
     /// user actor that takes over on another node knows whom to tell when it goes.

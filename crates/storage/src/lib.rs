@@ -385,13 +385,6 @@ pub fn redact_password(url: &str) -> String {
     )
 }
 
-/// Current time as unix seconds; a clock before 1970 counts as 0.
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +481,6 @@ mod tests {
 
     #[test]
     fn now_is_after_2020() {
-        assert!(now_unix() > 1_577_836_800);
+        assert!(parley_proto::clock::now_s() > 1_577_836_800);
     }
 }

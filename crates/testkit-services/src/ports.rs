@@ -6,9 +6,9 @@
 //! listener. So ports come from below the ephemeral range instead, each handed out once per
 //! test process, and only after a bind shows nobody holds it.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::net::TcpListener;
-use std::sync::Mutex;
 
 /// The band used; below Linux's default ephemeral range (32768–60999) and clear of the
 /// ports `cluster/local` (15432, 16000–16500, 23790, 23800) and the benchmark comparison
@@ -23,7 +23,7 @@ static HANDED_OUT: Mutex<Option<(u16, HashSet<u16>)>> = Mutex::new(None);
 /// Each process starts at an offset derived from its pid, so test binaries run side by
 /// side rarely meet; when they do, the bind check skips the taken port.
 pub fn free_port() -> u16 {
-    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = HANDED_OUT.lock();
     let span = u32::from(LAST - FIRST);
     let (next, seen) = guard.get_or_insert_with(|| {
         let offset = (std::process::id().wrapping_mul(2_654_435_761) % span) as u16;

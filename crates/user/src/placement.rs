@@ -69,7 +69,7 @@ pub enum UserWire {
         /// The stanza.
         xml: String,
     },
-    /// [`Inbound`]; `start` says whether an idle actor is started for it.
+    /// `Inbound`; `start` says whether an idle actor is started for it.
     Inbound {
         /// The stanza.
         xml: String,

@@ -7,10 +7,11 @@
 //! actor before its removal (and the actor drains its mailbox before stopping) or starts a new
 //! one.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Handler, Message};
@@ -342,7 +343,7 @@ impl Users {
         if self.absent_lock().is_absent(jid, Instant::now()) {
             return no_account(stanza);
         }
-        let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut checks = self.checks.lock();
         let size = crate::size::approx_bytes(&stanza);
         let c = &self.config;
         let full_bytes = checks.bytes + size > c.mailbox_bytes;
@@ -377,7 +378,7 @@ impl Users {
     /// RFC 6121 §8.5.1 answer for an account that does not exist.
     fn checked(&self, jid: &BareJid, exists: parley_storage::Result<bool>) {
         let queue = {
-            let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+            let mut checks = self.checks.lock();
             let queue = checks.waiting.remove(jid).unwrap_or_default();
             let size: usize = queue.iter().map(crate::size::approx_bytes).sum();
             checks.bytes = checks.bytes.saturating_sub(size);
@@ -387,9 +388,7 @@ impl Users {
             Ok(false) => {
                 self.absent_lock().insert(jid.clone(), Instant::now());
                 for stanza in queue {
-                    if let Err(refused) = no_account(stanza) {
-                        self.router.bounce(&refused.stanza, refused.error);
-                    }
+                    self.answer(no_account(stanza));
                 }
             }
             other => {
@@ -399,16 +398,14 @@ impl Users {
                     warn!(user = %jid, error = %e, "checking whether an account exists failed");
                 }
                 for stanza in queue {
-                    if let Err(refused) = self.start_and_send(jid, Inbound { stanza }) {
-                        self.router.bounce(&refused.stanza, refused.error);
-                    }
+                    self.answer(self.start_and_send(jid, Inbound { stanza }));
                 }
             }
         }
     }
 
-    fn absent_lock(&self) -> std::sync::MutexGuard<'_, AbsentCache> {
-        self.absent.lock().unwrap_or_else(|e| e.into_inner())
+    fn absent_lock(&self) -> parking_lot::MutexGuard<'_, AbsentCache> {
+        self.absent.lock()
     }
 
     /// An account was created (or proved to exist by a login): stanzas to it are no longer
@@ -425,9 +422,7 @@ impl Users {
         M: Message<Result = ()> + ToWire + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
-        if let Err(refused) = self.try_send(jid, msg) {
-            self.router.bounce(&refused.stanza, refused.error);
-        }
+        self.answer(self.try_send(jid, msg));
     }
 
     fn try_send<M>(&self, jid: &BareJid, msg: M) -> Result<(), Box<Refused>>
@@ -449,7 +444,7 @@ impl Users {
         UserActor: Handler<M>,
     {
         {
-            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            let map = self.map.read();
             if let Some(entry) = map.get(jid) {
                 return self.deliver_to(jid, entry, msg);
             }
@@ -465,7 +460,7 @@ impl Users {
         M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.write();
         let entry = map.entry(jid.clone()).or_insert_with(|| self.start(jid));
         self.deliver_to(jid, entry, msg)
     }
@@ -503,7 +498,7 @@ impl Users {
         M: Message<Result = ()> + Queued + Send + 'static,
         UserActor: Handler<M>,
     {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.read();
         match map.get(jid) {
             Some(entry) => self.deliver_to(jid, entry, msg).map(|()| true),
             None => Ok(false),
@@ -537,7 +532,7 @@ impl Users {
     fn attach_local(&self, jid: &BareJid, msg: Attach) {
         // A login proves the account exists.
         self.account_created(jid);
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.write();
         let entry = map.entry(jid.clone()).or_insert_with(|| self.start(jid));
         entry.attached.fetch_add(1, Ordering::AcqRel);
         entry.addr.do_send(msg);
@@ -621,7 +616,7 @@ impl Users {
     /// Hands off every running actor whose user `owned_here` no longer claims (membership
     /// changed): they leave the registry at once, so that later sends go to the new owner.
     pub fn hand_off(&self, owned_here: impl Fn(&BareJid) -> bool) -> usize {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.write();
         let moving: Vec<BareJid> = map.keys().filter(|j| !owned_here(j)).cloned().collect();
         for jid in &moving {
             if let Some(entry) = map.remove(jid) {
@@ -643,14 +638,14 @@ impl Users {
                 return placement.carbons_enabled(jid);
             }
         }
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.read();
         map.get(jid)
             .map_or(0, |e| e.carbons.load(Ordering::Acquire))
     }
 
     /// Removes `jid`'s actor if it is `addr` and nothing is attached or attaching.
     pub(crate) fn retire(&self, jid: &BareJid, addr: &Addr<UserActor>) -> bool {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.write();
         match map.get(jid) {
             Some(e) if &e.addr == addr && e.attached.load(Ordering::Acquire) == 0 => {
                 map.remove(jid);
@@ -669,7 +664,7 @@ impl Users {
         let all = async {
             for _ in 0..2 {
                 let addrs: Vec<Addr<UserActor>> = {
-                    let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+                    let map = self.map.read();
                     map.values().map(|e| e.addr.clone()).collect()
                 };
                 for addr in addrs {
@@ -682,7 +677,7 @@ impl Users {
 
     /// Number of running user actors.
     pub fn running(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.map.read().len()
     }
 }
 

@@ -12,10 +12,7 @@ impl Node {
         self.metrics.fences.fetch_add(1, Ordering::Relaxed);
         self.ready.store(false, Ordering::Release);
         warn!(node = %self.me, "lease not renewed in time: fencing this node");
-        self.registry
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.registry.write().take();
         let _ = self.writes.send(WriteOp::Reset);
         // No two owners of one full JID: our keys are about to expire, so our sessions go
         // first. Their clients reconnect through the load balancer to a healthy node.
@@ -34,7 +31,7 @@ impl Node {
                 if reg.load(&self.cache).await.is_err() {
                     return false;
                 }
-                *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Some(reg);
+                *self.registry.write() = Some(reg);
                 self.start_sync();
                 self.membership_changed();
                 self.fenced.store(false, Ordering::Release);

@@ -60,11 +60,7 @@ impl Node {
     }
 
     fn judge(&self, from: &str, body: &Body) -> Verdict {
-        judge(
-            &self.cache.read().unwrap_or_else(|e| e.into_inner()),
-            from,
-            body,
-        )
+        judge(&self.cache.read(), from, body)
     }
 
     /// Waits (up to `cluster.registry_wait_ms`) for the registry to show the sender's claim.
@@ -143,13 +139,12 @@ impl Node {
                 let json = self
                     .answer
                     .read()
-                    .unwrap_or_else(|e| e.into_inner())
                     .as_ref()
                     .map_or_else(|| "null".to_owned(), |a| a(&what));
                 let _ = self.send_to(from, Body::Answer { id, json });
             }
             Body::BoshRequest { id, body } => {
-                let handler = self.bosh.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let handler = self.bosh.read().clone();
                 let Some(handler) = handler else {
                     return;
                 };
@@ -167,7 +162,7 @@ impl Node {
             Body::BoshResponse { id, body: json } | Body::Answer { id, json } => {
                 // Only the node that was asked may answer.
                 let tx = {
-                    let mut queries = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut queries = self.queries.lock();
                     match queries.get(&id) {
                         Some((asked, _)) if **asked == *from => queries.remove(&id),
                         _ => None,

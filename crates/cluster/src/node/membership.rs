@@ -29,11 +29,7 @@ impl Node {
         if *entry.node == *self.me {
             return;
         }
-        let node_alive = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .has_node(&entry.node);
+        let node_alive = self.cache.read().has_node(&entry.node);
         if node_alive {
             // A live node released it; its Detach travels over the link.
             return;
@@ -58,7 +54,7 @@ impl Node {
     /// The set of live nodes changed: links follow, user actors move to their new owners.
     pub(super) fn membership_changed(&self) {
         let (new, addrs): (Vec<Arc<str>>, HashMap<String, String>) = {
-            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            let cache = self.cache.read();
             let mut ids: Vec<Arc<str>> = cache.nodes().map(|(id, _)| Arc::from(id)).collect();
             ids.sort();
             let addrs = cache
@@ -67,17 +63,14 @@ impl Node {
                 .collect();
             (ids, addrs)
         };
-        let old = std::mem::replace(
-            &mut *self.members.write().unwrap_or_else(|e| e.into_inner()),
-            new.clone(),
-        );
+        let old = std::mem::replace(&mut *self.members.write(), new.clone());
         info!(node = %self.me, members = ?new, "cluster membership");
         // Links: one per live peer, at its advertised address.
         let mut given_up = Vec::new();
         {
             // Link tasks run on the links runtime.
             let _links_rt = self.links_rt.handle().enter();
-            let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+            let mut links = self.links.write();
             links.retain(|id, (addr, link)| {
                 let keep = addrs.get(&**id) == Some(addr);
                 if !keep {

@@ -66,7 +66,7 @@ impl RemoteSessions for Node {
             session: session.0,
             xml: stanza.to_string(),
         };
-        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let links = self.links.read();
         match links.get(node) {
             None => Err(Undelivered::gone(stanza)),
             Some((_, link)) => {
@@ -92,11 +92,7 @@ impl RemoteSessions for Node {
     }
 
     fn alive(&self, node: &str) -> bool {
-        self.members
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|m| **m == *node)
+        self.members.read().iter().any(|m| **m == *node)
     }
 }
 
@@ -122,7 +118,6 @@ impl Placement for Node {
     fn carbons_enabled(&self, user: &BareJid) -> usize {
         self.cache
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .resources(user.as_str())
             .filter(|(_, e)| e.carbons)
             .count()
@@ -132,7 +127,7 @@ impl Placement for Node {
 impl Directory for Node {
     fn lookup(&self, jid: &FullJid) -> Option<SessionHandle> {
         let entry = {
-            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            let cache = self.cache.read();
             let e = cache.lookup(jid.to_bare().as_str(), jid.resource().as_str())?;
             if *e.node == *self.me {
                 // Ours: the local table is authoritative (it is gone or not yet claimed).

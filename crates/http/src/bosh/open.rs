@@ -42,7 +42,7 @@ impl Open {
         limits: &BoshLimits,
     ) -> Result<Open, &'static str> {
         let bytes = held.bytes();
-        let mut i = session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = session.inner.lock();
         // XEP-0124 §11: more simultaneous requests than `requests` (hold + 1).
         if i.open as u64 > HOLD {
             return Err("bosh_requests_per_session");
@@ -61,7 +61,7 @@ impl Open {
 
     /// The body is about to be fed to the actor (where it counts as input instead).
     pub(super) fn fed(&mut self) {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self.session.inner.lock();
         i.pending -= self.bytes;
         self.bytes = 0;
         self.held = None;
@@ -70,7 +70,7 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        let mut i = self.session.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self.session.inner.lock();
         i.open -= 1;
         i.pending -= self.bytes;
     }

@@ -1,8 +1,9 @@
 //! The table of this node's BOSH sessions: creation within its bounds, SIDs (naming the
 //! owning node in a cluster), the inactivity sweep, and the counts `/metrics` shows.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -76,20 +77,11 @@ impl BoshTable {
     }
 
     pub(super) fn get(&self, sid: &str) -> Option<Arc<BoshSession>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sid)
-            .cloned()
+        self.sessions.lock().get(sid).cloned()
     }
 
     pub(super) fn remove(&self, sid: &str) {
-        if let Some(s) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(sid)
-        {
+        if let Some(s) = self.sessions.lock().remove(sid) {
             s.end_input();
         }
     }
@@ -97,10 +89,10 @@ impl BoshTable {
     /// Ends sessions idle past the inactivity bound. Called every second.
     pub fn sweep(&self) {
         let idle: Vec<String> = {
-            let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let map = self.sessions.lock();
             map.values()
                 .filter(|s| {
-                    let i = s.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    let i = s.inner.lock();
                     i.held.is_empty()
                         && i.last_request
                             .is_some_and(|t| t.elapsed() > Duration::from_secs(INACTIVITY))
@@ -116,10 +108,7 @@ impl BoshTable {
 
     /// Number of BOSH sessions.
     pub fn len(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.sessions.lock().len()
     }
 
     /// Whether there are none.
@@ -165,7 +154,7 @@ impl BoshTable {
             notify: Notify::new(),
             budget: self.budget.clone(),
         });
-        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.sessions.lock();
         if map.len() >= self.limits.max_sessions {
             return None;
         }

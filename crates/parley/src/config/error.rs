@@ -51,7 +51,7 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
-    /// A well-formed value that breaks a rule (see [`Config::validate`]).
+    /// A well-formed value that breaks a rule (see `Config::validate`).
     #[error("{origin}: {key} = {value}: {reason}")]
     Invalid {
         /// The file.

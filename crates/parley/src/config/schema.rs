@@ -329,7 +329,7 @@ impl Default for AuthConfig {
 pub struct HttpConfig {
     /// Where the listener binds; unset disables it.
     pub listen: Option<SocketAddr>,
-    /// Browser origins allowed to connect (`Origin` header), e.g. "https://example.org";
+    /// Browser origins allowed to connect (`Origin` header), e.g. `"https://example.org"`;
     /// "*" allows any. Requests without an `Origin` (native clients) are always allowed.
     pub origins: Vec<String>,
     /// When an HTTP client counts as encrypted.

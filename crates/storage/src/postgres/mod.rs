@@ -24,7 +24,7 @@ use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::migrate::{self, Migration};
 use crate::shared::{backend, impl_sql_storage, UserLock};
-use crate::{now_unix, redact_password, Result, StorageError};
+use crate::{redact_password, Result, StorageError};
 
 mod sql;
 use sql::*;
@@ -138,7 +138,7 @@ async fn migrate_with(conn: &mut PgConnection, migrations: &[Migration]) -> Resu
         }
         sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
             .bind(migration.version)
-            .bind(now_unix())
+            .bind(parley_proto::clock::now_s())
             .execute(&mut *tx)
             .await
             .map_err(backend)?;

@@ -16,7 +16,7 @@ macro_rules! sql_storage_methods {
                 creds: &[ScramCredentials],
             ) -> Result<()> {
                 let mut tx = self.begin_write().await?;
-                if insert_accounts(&mut tx, &[(host, username)], now_unix())
+                if insert_accounts(&mut tx, &[(host, username)], parley_proto::clock::now_s())
                     .await?
                     .is_empty()
                 {
@@ -52,7 +52,7 @@ macro_rules! sql_storage_methods {
                         .map(|a| (a.host.as_str(), a.username.as_str()))
                         .collect();
                     let mut tx = self.begin_write().await?;
-                    let created = insert_accounts(&mut tx, &keys, now_unix()).await?;
+                    let created = insert_accounts(&mut tx, &keys, parley_proto::clock::now_s()).await?;
                     let mut rows = Vec::new();
                     for account in &firsts {
                         if created.contains(&(account.host.clone(), account.username.clone())) {
@@ -114,7 +114,7 @@ macro_rules! sql_storage_methods {
             ) -> Result<()> {
                 let mut tx = self.begin_write().await?;
                 let touched = sqlx::query(TOUCH_PASSWORD)
-                    .bind(now_unix())
+                    .bind(parley_proto::clock::now_s())
                     .bind(host)
                     .bind(username)
                     .execute(&mut *tx)

@@ -93,7 +93,7 @@ macro_rules! impl_sql_storage {
                 SERVER_SECRET_KEY,
             };
             use $crate::{
-                now_unix, AccountInfo, ImportReport, NewAccount, OfflineMessage, Result, Roster,
+                AccountInfo, ImportReport, NewAccount, OfflineMessage, Result, Roster,
                 RosterChange, RosterItem, Storage, StorageError, TokenRecord,
             };
 

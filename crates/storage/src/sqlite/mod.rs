@@ -27,7 +27,7 @@ use sqlx::{Sqlite, Transaction};
 use crate::migrate::{self, Migration};
 use crate::shared::sql::DELETE_PENDING_IN;
 use crate::shared::{backend, impl_sql_storage, UserLock};
-use crate::{now_unix, redact_password, Result, StorageError};
+use crate::{redact_password, Result, StorageError};
 
 mod sql;
 use sql::*;
@@ -201,7 +201,7 @@ async fn migrate_with(pool: &SqlitePool, migrations: &[Migration]) -> Result<usi
         }
         sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
             .bind(migration.version)
-            .bind(now_unix())
+            .bind(parley_proto::clock::now_s())
             .execute(&mut *tx)
             .await
             .map_err(backend)?;

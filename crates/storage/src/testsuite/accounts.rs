@@ -53,12 +53,12 @@ pub(super) async fn create_and_read_back(storage: &dyn Storage, run: &Run) {
     let host = run.host("create");
     let sha1 = fake_credentials(ScramHash::Sha1, "alice");
     let sha256 = fake_credentials(ScramHash::Sha256, "alice");
-    let before = now_unix();
+    let before = parley_proto::clock::now_s();
     storage
         .create_account("alice", &host, &[sha1.clone(), sha256.clone()])
         .await
         .unwrap();
-    let after = now_unix();
+    let after = parley_proto::clock::now_s();
 
     let info = account_info(storage, "alice", &host).await;
     assert_eq!(info.username, "alice");
@@ -304,7 +304,7 @@ pub(super) async fn set_credentials_replaces_every_hash(storage: &dyn Storage, r
         .set_credentials("alice", &host, &[new_sha1.clone(), new_sha256.clone()])
         .await
         .unwrap();
-    let after_call = now_unix();
+    let after_call = parley_proto::clock::now_s();
 
     expect_credentials(storage, "alice", &host, &new_sha1, "set: SHA-1").await;
     expect_credentials(storage, "alice", &host, &new_sha256, "set: SHA-256").await;

@@ -1,5 +1,5 @@
 //! The backend-independent test suite: every [`Storage`] implementation's tests call
-//! [`run_all`] on a freshly opened store.
+//! [`run_all`](crate::testsuite::run_all) on a freshly opened store.
 //!
 //! Each check works under hosts carrying a random per-run tag, so the suite also passes
 //! on a database that already holds data (a reused PostgreSQL test database, say).
@@ -10,8 +10,8 @@ use parley_proto::sasl::{ScramCredentials, ScramHash};
 use rand::Rng;
 
 use crate::{
-    now_unix, AccountInfo, ImportReport, NewAccount, OfflineMessage, Roster, RosterChange,
-    RosterItem, Storage, StorageError, Subscription,
+    AccountInfo, ImportReport, NewAccount, OfflineMessage, Roster, RosterChange, RosterItem,
+    Storage, StorageError, Subscription,
 };
 
 mod accounts;
