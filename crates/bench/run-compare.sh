@@ -2,7 +2,9 @@
 # Reproduces docs/benchmarks.md: installs the reference servers where missing (Debian/Ubuntu),
 # builds Parley and the load generator in release mode, and runs every scenario against
 # Parley, Prosody and ejabberd side by side (about 8 minutes on 2 cores).
-# Extra arguments go to `parley-bench compare` (e.g. --servers parley,prosody --quick).
+# Extra arguments go to `parley-bench compare` (e.g. --servers parley,prosody --quick). To judge
+# a change against the old code in the same run, add the old binary as a server:
+#   --servers parley,parley-baseline,prosody --baseline-bin /path/to/old/parley
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -65,7 +65,7 @@ struct AttackArgs {
 
 #[derive(Debug, Args)]
 struct Compare {
-    /// Servers to compare, in order (parley, prosody, ejabberd).
+    /// Servers to compare, in order (parley, parley-baseline, prosody, ejabberd).
     #[arg(long, value_delimiter = ',', default_value = "parley,prosody,ejabberd")]
     servers: Vec<String>,
     /// Accounts provisioned on every server.
@@ -80,6 +80,10 @@ struct Compare {
     /// The Parley binary.
     #[arg(long, default_value = "target/release/parley")]
     parley_bin: std::path::PathBuf,
+    /// A baseline Parley build, compared as server `parley-baseline` (e.g. the binary of the
+    /// last commit on main), so that a change is judged in the same run.
+    #[arg(long)]
+    baseline_bin: Option<std::path::PathBuf>,
     /// The reference Prosody launcher.
     #[arg(long, default_value = "../shared/reference/prosody/run-prosody.sh")]
     prosody_launcher: std::path::PathBuf,
@@ -336,13 +340,12 @@ fn run_compare(c: &Compare) -> ExitCode {
     for s in &c.servers {
         servers.push(match s.as_str() {
             "parley" => Server::Parley,
+            "parley-baseline" => Server::ParleyBaseline,
             "prosody" => Server::Prosody,
             "ejabberd" => Server::Ejabberd,
-            other => {
-                return fail(&BenchError::Options(format!(
-                    "--servers: unknown server `{other}` (parley, prosody, ejabberd)"
-                )))
-            }
+            other => return fail(&BenchError::Options(format!(
+                "--servers: unknown server `{other}` (parley, parley-baseline, prosody, ejabberd)"
+            ))),
         });
     }
     let absolute =
@@ -353,6 +356,7 @@ fn run_compare(c: &Compare) -> ExitCode {
         quick: c.quick,
         workdir: c.workdir.clone(),
         parley_bin: absolute(&c.parley_bin),
+        baseline_bin: c.baseline_bin.as_deref().map(absolute),
         prosody_launcher: absolute(&c.prosody_launcher),
         out: c.out.clone(),
         command_line: std::env::args()

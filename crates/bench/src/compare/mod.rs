@@ -32,6 +32,9 @@ use crate::{BenchError, ChatResult, IdleResult, LoginResult, PresenceResult, Tar
 pub enum Server {
     /// This project.
     Parley,
+    /// This project's baseline build (`--baseline-bin`, e.g. the last release), run with the
+    /// same settings so that a change is judged against the old code in the same run.
+    ParleyBaseline,
     /// Prosody 0.12 through `../shared/reference/prosody`.
     Prosody,
     /// ejabberd 23.01 from Debian.
@@ -43,6 +46,7 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Parley => "Parley",
+            Server::ParleyBaseline => "Parley (baseline)",
             Server::Prosody => "Prosody",
             Server::Ejabberd => "ejabberd",
         }
@@ -54,6 +58,7 @@ impl Server {
     fn port(self) -> u16 {
         match self {
             Server::Parley => 15222,
+            Server::ParleyBaseline => 16222,
             Server::Prosody => 25222,
             Server::Ejabberd => 27222,
         }
@@ -73,6 +78,8 @@ pub struct CompareOpts {
     pub workdir: PathBuf,
     /// The Parley release binary.
     pub parley_bin: PathBuf,
+    /// The baseline build's binary (for [`Server::ParleyBaseline`]).
+    pub baseline_bin: Option<PathBuf>,
     /// The reference Prosody launcher (`run-prosody.sh`); its `prosody.cfg.lua` is used.
     pub prosody_launcher: PathBuf,
     /// Where the report goes (SVGs beside it, in `benchmarks/`).
@@ -243,12 +250,18 @@ pub fn compare(opts: &CompareOpts) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn parley_dir(opts: &CompareOpts) -> PathBuf {
-    opts.workdir.join("parley")
-}
-
-fn parley_config(opts: &CompareOpts) -> PathBuf {
-    parley_dir(opts).join("parley.toml")
+/// The binary and scratch directory of Parley or its baseline build.
+fn parley_build(server: Server, opts: &CompareOpts) -> Result<(&Path, PathBuf), BenchError> {
+    match server {
+        Server::ParleyBaseline => {
+            let bin = opts
+                .baseline_bin
+                .as_deref()
+                .ok_or_else(|| other("--servers parley-baseline needs --baseline-bin"))?;
+            Ok((bin, opts.workdir.join("parley-baseline")))
+        }
+        _ => Ok((&opts.parley_bin, opts.workdir.join("parley"))),
+    }
 }
 
 fn ejabberd(opts: &CompareOpts) -> ejabberd::Ejabberd {
@@ -266,19 +279,20 @@ fn usernames(n: usize) -> Vec<String> {
 
 fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchError> {
     match server {
-        Server::Parley => {
-            let dir = parley_dir(opts);
+        Server::Parley | Server::ParleyBaseline => {
+            let (bin, dir) = parley_build(server, opts)?;
+            let config_path = dir.join("parley.toml");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("parley dir", e))?;
             let config = format!(
                 "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{dir}\"\n\n[c2s]\nlisten = [\"127.0.0.1:{port}\"]\ndirect_tls = []\nrequire_encryption = false\n\n[sasl]\nscram_iterations = 4096\n\n[limits]\nmax_connections_per_ip = 10000000\nconnection_rate_per_ip = 10000000\nconnection_burst_per_ip = 10000000\nmax_sessions = 10000000\nread_bytes_per_s = 1073741824\nread_burst_bytes = 1073741824\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"warn\"\n",
                 dir = dir.display(),
-                port = Server::Parley.port()
+                port = server.port()
             );
-            std::fs::write(parley_config(opts), config).map_err(|e| BenchError::io("config", e))?;
-            let mut child = Command::new(&opts.parley_bin)
+            std::fs::write(&config_path, config).map_err(|e| BenchError::io("config", e))?;
+            let mut child = Command::new(bin)
                 .arg("--config")
-                .arg(parley_config(opts))
+                .arg(&config_path)
                 .args(["user", "import"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
@@ -366,11 +380,12 @@ fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchE
 
 fn start(server: Server, opts: &CompareOpts) -> Result<Started, BenchError> {
     match server {
-        Server::Parley => {
+        Server::Parley | Server::ParleyBaseline => {
+            let (bin, dir) = parley_build(server, opts)?;
             let cmd = format!(
                 "ulimit -n 20000; exec taskset -c 0 {} --config {} serve",
-                opts.parley_bin.display(),
-                parley_config(opts).display()
+                bin.display(),
+                dir.join("parley.toml").display()
             );
             let child = Command::new("sh")
                 .args(["-c", &cmd])
@@ -379,7 +394,7 @@ fn start(server: Server, opts: &CompareOpts) -> Result<Started, BenchError> {
                 .spawn()
                 .map_err(|e| BenchError::io("parley serve", e))?;
             let pid = child.id();
-            wait_port(Server::Parley.port(), Duration::from_secs(20))?;
+            wait_port(server.port(), Duration::from_secs(20))?;
             Ok(Started {
                 pid,
                 child: Some(child),

@@ -36,6 +36,41 @@ fn cpu_per_100k(r: &ChatResult) -> Option<f64> {
     (r.delivered > 0).then(|| cpu / r.delivered as f64 * 100_000.0)
 }
 
+/// Parley against its own baseline build: the cost per stanza and the latency at every
+/// offered load, side by side, so that a change shows whether the chat path got dearer.
+fn baseline(out: &mut String, p: &Figures, b: &Figures) {
+    let _ = writeln!(out, "## Parley against its baseline build\n");
+    let _ = writeln!(
+        out,
+        "| chat load | CPU s per 100k stanzas: now / baseline | one-way p99 (ms): now / baseline |"
+    );
+    let _ = writeln!(out, "|---|---|---|");
+    let p99 = |r: Option<&ChatResult>| r.map(|r| r.latency.p99_us as f64 / 1000.0);
+    let _ = writeln!(
+        out,
+        "| max | {} / {} | {} / {} |",
+        fmt_opt(p.chat_max.as_ref().and_then(cpu_per_100k), 2),
+        fmt_opt(b.chat_max.as_ref().and_then(cpu_per_100k), 2),
+        fmt_opt(p99(p.chat_max.as_ref()), 2),
+        fmt_opt(p99(b.chat_max.as_ref()), 2),
+    );
+    for r in &p.chat_rates {
+        let Some(rate) = offered_rate(r) else {
+            continue;
+        };
+        let old = b.chat_rates.iter().find(|o| offered_rate(o) == Some(rate));
+        let _ = writeln!(
+            out,
+            "| {rate:.0} msg/s | {} / {} | {} / {} |",
+            fmt_opt(cpu_per_100k(r), 2),
+            fmt_opt(old.and_then(cpu_per_100k), 2),
+            fmt_opt(p99(Some(r)), 2),
+            fmt_opt(p99(old), 2),
+        );
+    }
+    let _ = writeln!(out);
+}
+
 /// One row: a label and one formatted cell per server.
 fn row(out: &mut String, label: &str, cells: impl Iterator<Item = String>) {
     let cells: Vec<String> = cells.collect();
@@ -221,6 +256,10 @@ pub(super) fn render(opts: &CompareOpts, results: &[(Server, Figures)], took: Du
         .map(|(_, f)| f);
     for (server, reference) in results.iter().filter(|(s, _)| *s != Server::Parley) {
         let Some(p) = parley else { break };
+        if *server == Server::ParleyBaseline {
+            baseline(&mut out, p, reference);
+            continue;
+        }
         let _ = writeln!(out, "## Parley against {}\n", server.name());
         let _ = writeln!(out, "| figure | ratio | target | met |");
         let _ = writeln!(out, "|---|---|---|---|");
