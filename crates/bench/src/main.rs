@@ -343,9 +343,11 @@ fn run_compare(c: &Compare) -> ExitCode {
             "parley-baseline" => Server::ParleyBaseline,
             "prosody" => Server::Prosody,
             "ejabberd" => Server::Ejabberd,
-            other => return fail(&BenchError::Options(format!(
+            other => {
+                return fail(&BenchError::Options(format!(
                 "--servers: unknown server `{other}` (parley, parley-baseline, prosody, ejabberd)"
-            ))),
+            )))
+            }
         });
     }
     let absolute =

@@ -2,7 +2,7 @@
 //!
 //! | message | sent by |
 //! |---|---|
-//! | [`Deliver`] | other sessions, user actors and the node (through a [`parley_router::SessionHandle`]) |
+//! | [`Deliver`] | only the router ([`parley_router::Router`]), for other sessions, user actors and node links |
 //! | [`Close`] | the router (a replaced resource), the admin API, sign-out, the node |
 //! | [`Resync`] | the node (`parley-cluster`), when the owner of the user's actor changed and the new one needs this resource again |
 

@@ -22,7 +22,7 @@ use parley_proto::sasl::ScramCredentials;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
-use crate::migrate::{self, Migration};
+use crate::migrate::Migration;
 use crate::shared::{backend, impl_sql_storage, UserLock};
 use crate::{redact_password, Result, StorageError};
 
@@ -113,38 +113,9 @@ async fn migrate_with(conn: &mut PgConnection, migrations: &[Migration]) -> Resu
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    sqlx::query(CREATE_SCHEMA_VERSION)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let pending = migrate::pending(migrations, current)?;
-    for migration in pending {
-        tracing::info!(
-            version = migration.version,
-            description = migration.description,
-            "applying storage migration"
-        );
-        for statement in migration.statements {
-            sqlx::query(statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    StorageError::Backend(format!("migration {}: {e}", migration.version))
-                })?;
-        }
-        sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
-            .bind(migration.version)
-            .bind(parley_proto::clock::now_s())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-    }
+    let applied = sql_storage::apply_pending(&mut tx, migrations).await?;
     tx.commit().await.map_err(backend)?;
-    Ok(pending.len())
+    Ok(applied)
 }
 
 /// Serialises one kind of write for one user until the transaction ends, across nodes.

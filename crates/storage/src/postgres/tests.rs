@@ -6,7 +6,7 @@ use super::*;
 
 #[test]
 fn migrations_are_numbered_in_sequence() {
-    migrate::assert_well_formed(MIGRATIONS);
+    crate::migrate::assert_well_formed(MIGRATIONS);
 }
 
 #[tokio::test]

@@ -52,7 +52,8 @@ macro_rules! sql_storage_methods {
                         .map(|a| (a.host.as_str(), a.username.as_str()))
                         .collect();
                     let mut tx = self.begin_write().await?;
-                    let created = insert_accounts(&mut tx, &keys, parley_proto::clock::now_s()).await?;
+                    let now = parley_proto::clock::now_s();
+                    let created = insert_accounts(&mut tx, &keys, now).await?;
                     let mut rows = Vec::new();
                     for account in &firsts {
                         if created.contains(&(account.host.clone(), account.username.clone())) {

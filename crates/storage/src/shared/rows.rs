@@ -5,6 +5,47 @@
 /// is expanded.
 macro_rules! sql_rows {
     (conn = $conn:ty, row = $row:ty) => {
+        /// Applies the migrations above the database's version, inside the caller's
+        /// transaction (which already holds the backend's migration lock); returns how many
+        /// ran.
+        pub(super) async fn apply_pending(
+            conn: &mut $conn,
+            migrations: &[$crate::migrate::Migration],
+        ) -> Result<usize> {
+            sqlx::query(CREATE_SCHEMA_VERSION)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+            let pending = $crate::migrate::pending(migrations, current)?;
+            for migration in pending {
+                tracing::info!(
+                    version = migration.version,
+                    description = migration.description,
+                    "applying storage migration"
+                );
+                for statement in migration.statements {
+                    sqlx::query(statement)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| {
+                            StorageError::Backend(format!("migration {}: {e}", migration.version))
+                        })?;
+                }
+                sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
+                    .bind(migration.version)
+                    .bind(parley_proto::clock::now_s())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+            }
+            Ok(pending.len())
+        }
+
         /// The roster version, 0 for a user whose roster never changed.
         async fn roster_version(conn: &mut $conn, username: &str, host: &str) -> Result<i64> {
             let version: Option<i64> = sqlx::query_scalar(SELECT_ROSTER_VERSION)

@@ -24,7 +24,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use crate::migrate::{self, Migration};
+use crate::migrate::Migration;
 use crate::shared::sql::DELETE_PENDING_IN;
 use crate::shared::{backend, impl_sql_storage, UserLock};
 use crate::{redact_password, Result, StorageError};
@@ -176,38 +176,9 @@ async fn migrate(pool: &SqlitePool) -> Result<usize> {
 /// process opening the same file waits here and then finds nothing left to apply.
 async fn migrate_with(pool: &SqlitePool, migrations: &[Migration]) -> Result<usize> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-    sqlx::query(CREATE_SCHEMA_VERSION)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let pending = migrate::pending(migrations, current)?;
-    for migration in pending {
-        tracing::info!(
-            version = migration.version,
-            description = migration.description,
-            "applying storage migration"
-        );
-        for statement in migration.statements {
-            sqlx::query(statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    StorageError::Backend(format!("migration {}: {e}", migration.version))
-                })?;
-        }
-        sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
-            .bind(migration.version)
-            .bind(parley_proto::clock::now_s())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-    }
+    let applied = sql_storage::apply_pending(&mut tx, migrations).await?;
     tx.commit().await.map_err(backend)?;
-    Ok(pending.len())
+    Ok(applied)
 }
 
 /// Nothing to take: `BEGIN IMMEDIATE` already holds the database's one write lock.

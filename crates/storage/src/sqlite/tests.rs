@@ -22,7 +22,7 @@ async fn count_schema_versions(storage: &SqliteStorage) -> i64 {
 
 #[test]
 fn migrations_are_numbered_in_sequence() {
-    migrate::assert_well_formed(MIGRATIONS);
+    crate::migrate::assert_well_formed(MIGRATIONS);
 }
 
 #[tokio::test]
