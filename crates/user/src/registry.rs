@@ -8,7 +8,7 @@
 //! one.
 
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -118,6 +118,9 @@ pub struct Users {
     absent: Mutex<AbsentCache>,
     /// Existence checks in flight, with the stanzas waiting on each.
     checks: Mutex<Checks>,
+    /// Woken whenever an existence check finishes, so that shutdown can wait for stanzas
+    /// that are between two user actors (an account lookup) without polling.
+    check_done: tokio::sync::Notify,
 }
 
 /// Stanzas to users whose account is being looked up, bounded in users, stanzas per user
@@ -240,6 +243,7 @@ impl Users {
                     config.absent_cache_ttl,
                 )),
                 checks: Mutex::new(Checks::default()),
+                check_done: tokio::sync::Notify::new(),
                 config,
             }
         })
@@ -402,6 +406,8 @@ impl Users {
                 }
             }
         }
+        // After the stanzas reached their actor, so a drain that wakes sees the actor.
+        self.check_done.notify_waiters();
     }
 
     fn absent_lock(&self) -> parking_lot::MutexGuard<'_, AbsentCache> {
@@ -658,21 +664,42 @@ impl Users {
     /// Waits (up to `limit`) until every running actor has finished the storage work it
     /// started. Called at shutdown before the worker threads stop.
     pub async fn drain(&self, limit: Duration) {
-        // Two rounds: a stanza one actor forwards to another while the first round passes
-        // (a subscription going from the user's actor to the contact's) is handled in the
-        // second. Chains between user actors are never longer than that.
+        // A stanza one actor forwards to another while a round passes (a subscription going
+        // from the user's actor to the contact's) may first wait for the contact's account
+        // lookup and then start a new actor. So: wait for the lookups, drain every actor,
+        // and repeat until a round starts no lookup and no actor.
         let all = async {
-            for _ in 0..2 {
-                let addrs: Vec<Addr<UserActor>> = {
+            loop {
+                self.checks_finished().await;
+                let addrs: HashSet<Addr<UserActor>> = {
                     let map = self.map.read();
                     map.values().map(|e| e.addr.clone()).collect()
                 };
-                for addr in addrs {
+                for addr in &addrs {
                     let _ = addr.send(crate::messages::Drain).await;
+                }
+                let settled = self.checks.lock().waiting.is_empty()
+                    && self.map.read().values().all(|e| addrs.contains(&e.addr));
+                if settled {
+                    break;
                 }
             }
         };
         let _ = actix_rt::time::timeout(limit, all).await;
+    }
+
+    /// Returns once no account lookup is in flight.
+    async fn checks_finished(&self) {
+        loop {
+            // Registered before the check, so a lookup finishing in between still wakes us.
+            let done = self.check_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.checks.lock().waiting.is_empty() {
+                return;
+            }
+            done.await;
+        }
     }
 
     /// Number of running user actors.
