@@ -11,7 +11,7 @@ use parley_user::UserWire;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Largest accepted frame body by default (`cluster.max_frame_bytes`): a maximal stanza
 /// (256 KiB by default) plus ample headroom.
@@ -139,6 +139,31 @@ pub enum Body {
     Ping(u64),
     /// Answer to [`Body::Ping`].
     Pong(u64),
+    /// A client resumed (XEP-0198 §5) on the sender a session the receiver may hold:
+    /// asks for its state; answered with [`Body::ResumeState`] carrying the same id.
+    ResumeTake {
+        /// Correlates the answer: random, so that no other node can guess it.
+        id: u128,
+        /// The session's Stream Management id.
+        previd: String,
+        /// The user who authenticated on the resuming stream.
+        user: String,
+    },
+    /// Answer to [`Body::ResumeTake`]: the session's state (the session crate's encoding),
+    /// empty when the receiver had none to give.
+    ResumeState {
+        /// The request's id.
+        id: u128,
+        /// The state.
+        state: Vec<u8>,
+    },
+    /// The sender took (or, `ok` false, gave up taking) the session it asked for.
+    ResumeCommit {
+        /// The session's Stream Management id.
+        previd: String,
+        /// Whether the claim moved to the sender.
+        ok: bool,
+    },
 }
 
 /// Errors reading or writing frames.

@@ -148,6 +148,23 @@ pub struct NodeView {
 /// A query or BOSH forward waiting for its answer: the node asked, and the answer's way.
 type Pending = (Arc<str>, oneshot::Sender<String>);
 
+/// How this node gives up sessions that clients resume on other nodes (XEP-0198 §5): the
+/// session layer's `export` (state for `previd` of `user`, None if it has none) and
+/// `commit` (`previd`, the node that took it, whether the claim moved).
+#[derive(Clone)]
+pub struct ResumeHandler {
+    /// Exports a session.
+    #[allow(clippy::type_complexity)]
+    pub take: Arc<
+        dyn Fn(String, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>
+            + Send
+            + Sync,
+    >,
+    /// Settles an export.
+    #[allow(clippy::type_complexity)]
+    pub commit: Arc<dyn Fn(String, String, bool) + Send + Sync>,
+}
+
 /// This server's membership of the cluster.
 pub struct Node {
     me: Arc<str>,
@@ -179,6 +196,11 @@ pub struct Node {
     #[allow(clippy::type_complexity)]
     answer: RwLock<Option<Box<dyn Fn(&str) -> String + Send + Sync>>>,
     bosh: RwLock<Option<BoshHandler>>,
+    /// The session layer's side of cross-node resumption.
+    resume: RwLock<Option<ResumeHandler>>,
+    /// Pending resume takes: random id → (the node asked, the answer's way).
+    #[allow(clippy::type_complexity)]
+    takes: Mutex<HashMap<u128, (Arc<str>, oneshot::Sender<Vec<u8>>)>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     me_weak: Weak<Node>,
 }
@@ -231,6 +253,8 @@ impl Node {
             home: Handle::current(),
             answer: RwLock::new(None),
             bosh: RwLock::new(None),
+            resume: RwLock::new(None),
+            takes: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             me_weak: me.clone(),
             settings,
@@ -329,6 +353,66 @@ impl Node {
     /// Sets how this node answers BOSH requests other nodes forward to it.
     pub fn set_bosh_handler(&self, handler: BoshHandler) {
         *self.bosh.write() = Some(handler);
+    }
+
+    /// Sets how this node gives up sessions resumed elsewhere.
+    pub fn set_resume_handler(&self, handler: ResumeHandler) {
+        *self.resume.write() = Some(handler);
+    }
+
+    /// Asks `node` for session `previd` of `user` (XEP-0198 §5 across nodes): its state,
+    /// or None if it had none to give or did not answer within `timeout`.
+    pub async fn take_session(
+        &self,
+        node: &str,
+        previd: &str,
+        user: &str,
+        timeout: Duration,
+    ) -> Option<Vec<u8>> {
+        let id: u128 = rand::random();
+        let (tx, rx) = oneshot::channel();
+        self.takes.lock().insert(id, (Arc::from(node), tx));
+        let body = Body::ResumeTake {
+            id,
+            previd: previd.to_owned(),
+            user: user.to_owned(),
+        };
+        let answer = match self.send_to(node, body) {
+            Ok(()) => tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        self.takes.lock().remove(&id);
+        answer.filter(|s| !s.is_empty())
+    }
+
+    /// Tells `node` whether this node took session `previd` for good.
+    pub fn commit_session(&self, node: &str, previd: &str, ok: bool) {
+        let _ = self.send_to(
+            node,
+            Body::ResumeCommit {
+                previd: previd.to_owned(),
+                ok,
+            },
+        );
+    }
+
+    /// The other live nodes, in placement order.
+    pub fn peers(&self) -> Vec<String> {
+        self.members
+            .read()
+            .iter()
+            .filter(|n| ***n != *self.me)
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// A handle to session `session` on `node`.
+    pub fn remote_session(&self, node: &str, jid: &FullJid, session: SessionId) -> Option<SessionHandle> {
+        let me: Arc<dyn RemoteSessions> = self.me_weak.upgrade()?;
+        Some(SessionHandle::remote(session, Arc::from(node), jid.clone(), me))
     }
 
     /// Whether `node` is this node.

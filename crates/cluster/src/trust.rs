@@ -50,6 +50,9 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
         | Body::Answer { .. }
         | Body::BoshRequest { .. }
         | Body::BoshResponse { .. }
+        | Body::ResumeTake { .. }
+        | Body::ResumeState { .. }
+        | Body::ResumeCommit { .. }
         | Body::Ping(_)
         | Body::Pong(_) => Verdict::Accept,
         Body::ToUser { user, msg } => match msg {

@@ -5,4 +5,5 @@
 
 pub mod cli;
 pub mod config;
+mod resume;
 pub mod server;

@@ -370,6 +370,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             )),
         },
     });
+    if let Some(node) = &cluster {
+        crate::resume::install(node, &env);
+    }
     let mut bound = (Vec::new(), Vec::new());
     let listeners = c2s
         .listen

@@ -261,6 +261,28 @@ impl<T> Unacked<T> {
         self.queue.drain(..).map(|(t, _)| t).collect()
     }
 
+    /// Stanzas acknowledged in all since enable (not wrapped).
+    pub fn ever_acked(&self) -> u64 {
+        self.ever_acked
+    }
+
+    /// A queue carried over from another node: `acked` (and `ever_acked`, see
+    /// [`Unacked::ever_acked`]) so far, and what was sent after it.
+    pub fn restore(
+        acked: u32,
+        ever_acked: u64,
+        items: impl IntoIterator<Item = (T, usize)>,
+    ) -> Unacked<T> {
+        let queue: VecDeque<(T, usize)> = items.into_iter().collect();
+        let bytes = queue.iter().map(|(_, s)| s).sum();
+        Unacked {
+            acked,
+            ever_acked,
+            queue,
+            bytes,
+        }
+    }
+
     /// Starts counting at `acked`, with nothing acknowledged before here.
     pub fn starting_at(acked: u32) -> Unacked<T> {
         Unacked {

@@ -18,6 +18,8 @@ pub static SM_HIBERNATING: AtomicU64 = AtomicU64::new(0);
 pub static SM_UNACKED: AtomicU64 = AtomicU64::new(0);
 /// Sessions resumed (XEP-0198 §5) on the node that held them.
 pub static SM_RESUMES_LOCAL: AtomicU64 = AtomicU64::new(0);
+/// Sessions resumed here that another node held (XEP-0198 §5 across the cluster).
+pub static SM_RESUMES_REMOTE: AtomicU64 = AtomicU64::new(0);
 /// Resumes answered with `<failed/>` (unknown, expired or another user's id).
 pub static SM_RESUMES_FAILED: AtomicU64 = AtomicU64::new(0);
 

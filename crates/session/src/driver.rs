@@ -43,6 +43,13 @@ pub(crate) enum Io {
     /// The client resumed on another connection, and this actor handed the session over:
     /// what still arrives here goes on to the successor until the actor stops.
     Moved,
+    /// The session's state went to another node that the client resumed on; until that
+    /// node commits (or the timer runs out), stanzas are kept after the first `exported`
+    /// of the queue (see `remote.rs`).
+    Exporting {
+        timer: actix::SpawnHandle,
+        exported: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +164,7 @@ impl Session {
             }
             Io::Closing(CloseStage::Draining) => None,
             // Nothing to drive: the connection is gone.
-            Io::Hibernating(_) | Io::Moved => Some(Poll::Ready(())),
+            Io::Hibernating(_) | Io::Moved | Io::Exporting { .. } => Some(Poll::Ready(())),
             Io::Closing(CloseStage::Flushing) => {
                 self.io = Io::Closing(CloseStage::ShuttingDown);
                 self.shut_down(task)

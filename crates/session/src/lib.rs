@@ -21,6 +21,7 @@ mod negotiation;
 mod outbox;
 mod output;
 mod phase;
+mod remote;
 mod resume;
 pub mod resumption;
 mod sasl;
@@ -33,6 +34,7 @@ pub mod tokens;
 pub use bind::{BindError, PrebindReply};
 pub use connection::{Connection, Framing, Security, Unit};
 pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv, SmConfig};
+pub use remote::{BoxFuture, RemoteResume};
 pub use resumption::Resumptions;
 pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};
 

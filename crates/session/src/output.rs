@@ -30,8 +30,8 @@ impl Session {
             return;
         }
         // XEP-0198: counted and kept until acknowledged; a hibernating session only keeps it.
-        match self.sm_count_out(stanza, ctx) {
-            Counted::Write => {}
+        let ask = match self.sm_count_out(stanza, ctx) {
+            Counted::Write { ask } => ask,
             Counted::Held => return,
             Counted::Full(el) if !matches!(self.io, Io::Running) => return self.refuse_held(el),
             Counted::Full(el) => {
@@ -46,8 +46,11 @@ impl Session {
                 self.env.router.gone(el);
                 return;
             }
-        }
+        };
         self.write_stanza(stanza, ctx);
+        if ask {
+            self.request_ack(ctx);
+        }
     }
 
     /// Queues `stanza` on the connection, uncounted (a resume sends the SM queue again
@@ -162,8 +165,10 @@ impl Session {
         match self.io {
             Io::Closing(_) | Io::Moved => return,
             // A drain leaves a hibernating session as it is: its client resumes it elsewhere.
-            Io::Hibernating(_) if matches!(reason, CloseReason::Move { .. }) => return,
-            Io::Hibernating(_) => {
+            Io::Hibernating(_) | Io::Exporting { .. } if matches!(reason, CloseReason::Move { .. }) => {
+                return
+            }
+            Io::Hibernating(_) | Io::Exporting { .. } => {
                 // No connection to say anything on: the session just ends.
                 self.wake_from_hibernation(ctx);
                 self.end.get_or_insert(match &reason {

@@ -54,6 +54,22 @@ pub(crate) struct Transfer {
     established: bool,
 }
 
+impl Transfer {
+    pub(crate) fn new(
+        id: SessionId,
+        meta: Arc<SessionMeta>,
+        bound: Bound,
+        established: bool,
+    ) -> Transfer {
+        Transfer {
+            id,
+            meta,
+            bound,
+            established,
+        }
+    }
+}
+
 impl Handler<TakeOver> for Session {
     type Result = Option<Box<Transfer>>;
 
@@ -118,6 +134,10 @@ impl Session {
         };
         let user = user.clone();
         match self.env.resumptions.lookup(&previd, &user) {
+            // Perhaps another node's (the id names it), or one that moved there.
+            Lookup::Unknown if self.env.resumptions.remote().is_some() => {
+                self.resume_remote(previd, h, user, ctx)
+            }
             Lookup::Unknown => self.resume_failed(None),
             Lookup::Ended { h } => self.resume_failed(Some(h)),
             Lookup::Live { session, addr } => {
@@ -127,7 +147,11 @@ impl Session {
                 ctx.wait(wrap_future::<_, Self>(ask).map(move |res, act, ctx| {
                     act.resume();
                     match res {
-                        Ok(Some(t)) => act.resumed(&previd, h, *t, ctx),
+                        Ok(Some(t)) => {
+                            parley_router::metrics::SM_RESUMES_LOCAL
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            act.resumed(&previd, h, *t, ctx)
+                        }
                         _ => act.resume_failed(None),
                     }
                 }));
@@ -135,7 +159,7 @@ impl Session {
         }
     }
 
-    fn resume_failed(&mut self, h: Option<u32>) {
+    pub(crate) fn resume_failed(&mut self, h: Option<u32>) {
         parley_router::metrics::SM_RESUMES_FAILED
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send_nonza(&sm::failed(StanzaCondition::ItemNotFound, h, None));
@@ -143,7 +167,7 @@ impl Session {
 
     /// The session is ours now: answer `<resumed/>` and send again what the client's `h`
     /// does not cover.
-    fn resumed(&mut self, previd: &str, h: u32, t: Transfer, ctx: &mut Context<Self>) {
+    pub(crate) fn resumed(&mut self, previd: &str, h: u32, t: Transfer, ctx: &mut Context<Self>) {
         self.id = t.id;
         self.meta = t.meta;
         self.meta.resumed(self.secure());
@@ -176,7 +200,6 @@ impl Session {
         let before = s.out.len();
         let acked = s.out.ack(h);
         let again: Vec<_> = s.out.iter().map(|q| q.stanza.clone()).collect();
-        parley_router::metrics::SM_RESUMES_LOCAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send_nonza(&sm::resumed(previd, inbound));
         match acked {
             Ok(_) => parley_router::metrics::sm_unacked(before, again.len()),

@@ -14,12 +14,15 @@ use jid::BareJid;
 use parking_lot::Mutex;
 use parley_router::SessionId;
 
+use crate::remote::{BoxFuture, Commit, Export, RemoteResume};
 use crate::session::Session;
 
 /// Resumable sessions of this node.
 pub struct Resumptions {
     node: String,
     inner: Mutex<Inner>,
+    /// The cluster, when there is one: sessions held by other nodes.
+    remote: std::sync::OnceLock<std::sync::Arc<dyn RemoteResume>>,
 }
 
 impl std::fmt::Debug for Resumptions {
@@ -76,6 +79,49 @@ impl Resumptions {
                 order: VecDeque::new(),
                 remember,
             }),
+            remote: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs the cluster's side of resumption (once, at start-up).
+    pub fn set_remote(&self, remote: std::sync::Arc<dyn RemoteResume>) {
+        let _ = self.remote.set(remote);
+    }
+
+    pub(crate) fn remote(&self) -> Option<std::sync::Arc<dyn RemoteResume>> {
+        self.remote.get().cloned()
+    }
+
+    /// Another node asks for session `previd` of `user` (its client resumed there): the
+    /// session's exported state, or None when this node does not hold it (or it is not
+    /// that user's, or it is being exported already).
+    pub fn export(&self, previd: &str, user: &str) -> BoxFuture<Option<Vec<u8>>> {
+        let Ok(user) = BareJid::new(user) else {
+            return Box::pin(async { None });
+        };
+        let Lookup::Live { addr, .. } = self.lookup(previd, &user) else {
+            return Box::pin(async { None });
+        };
+        Box::pin(async move { addr.send(Export { user }).await.ok().flatten() })
+    }
+
+    /// The node `node` says whether it took session `previd` for good.
+    pub fn commit(&self, previd: &str, node: &str, ok: bool) {
+        let addr = self.inner.lock().live.get(previd).map(|l| l.addr.clone());
+        if let Some(addr) = addr {
+            addr.do_send(Commit {
+                ok,
+                node: node.to_owned(),
+            });
+        }
+    }
+
+    /// The session `id` moved to another node: this node no longer holds it, and has
+    /// nothing to say about it later (the other node does).
+    pub(crate) fn forget(&self, id: &str, session: SessionId) {
+        let mut inner = self.inner.lock();
+        if inner.live.get(id).is_some_and(|l| l.session == session) {
+            inner.live.remove(id);
         }
     }
 

@@ -77,8 +77,9 @@ pub(crate) struct Queued {
 
 /// What sending a stanza did to the queue.
 pub(crate) enum Counted {
-    /// Queued (or SM is off): write it.
-    Write,
+    /// Queued (or SM is off): write it, then ask for an ack when `ask` (after the stanza,
+    /// so that the answer can cover it).
+    Write { ask: bool },
     /// The session hibernates: it waits in the queue and is not written.
     Held,
     /// The queue is full: the stanza is refused.
@@ -256,10 +257,10 @@ impl Session {
             (c.max_queue, c.max_queue_bytes, c.ack_every)
         };
         let Some(s) = self.sm_mut() else {
-            return Counted::Write;
+            return Counted::Write { ask: false };
         };
         if !sm::counts(stanza) {
-            return Counted::Write;
+            return Counted::Write { ask: false };
         }
         let size = parley_user::size::approx_bytes(stanza);
         if s.out.len() >= max || s.out.bytes() + size > max_bytes {
@@ -277,13 +278,16 @@ impl Session {
             return Counted::Held;
         }
         s.since_request += 1;
-        match s.ask {
-            Ask::Outstanding => {}
-            _ if s.since_request >= every => self.request_ack(ctx),
-            Ask::Idle => self.arm_ack_request(ctx),
-            Ask::Armed(_) => {}
-        }
-        Counted::Write
+        let ask = match s.ask {
+            Ask::Outstanding => false,
+            _ if s.since_request >= every => true,
+            Ask::Idle => {
+                self.arm_ack_request(ctx);
+                false
+            }
+            Ask::Armed(_) => false,
+        };
+        Counted::Write { ask }
     }
 
     /// Sends `<r/>` (§4) now.
@@ -362,10 +366,16 @@ impl Session {
 
     /// Leaves hibernation (the session ends or moves on); the gauge follows.
     pub(crate) fn wake_from_hibernation(&mut self, ctx: &mut Context<Self>) {
-        if let Io::Hibernating(timer) = self.io {
-            ctx.cancel_future(timer);
-            parley_router::metrics::SM_HIBERNATING
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        match self.io {
+            Io::Hibernating(timer) => {
+                ctx.cancel_future(timer);
+                parley_router::metrics::SM_HIBERNATING
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Io::Exporting { timer, .. } => {
+                ctx.cancel_future(timer);
+            }
+            _ => {}
         }
     }
 

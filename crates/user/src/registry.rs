@@ -8,7 +8,7 @@
 //! one.
 
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -671,15 +671,19 @@ impl Users {
         let all = async {
             loop {
                 self.checks_finished().await;
-                let addrs: HashSet<Addr<UserActor>> = {
+                let drained: HashMap<BareJid, Addr<UserActor>> = {
                     let map = self.map.read();
-                    map.values().map(|e| e.addr.clone()).collect()
+                    map.iter().map(|(j, e)| (j.clone(), e.addr.clone())).collect()
                 };
-                for addr in &addrs {
+                for addr in drained.values() {
                     let _ = addr.send(crate::messages::Drain).await;
                 }
                 let settled = self.checks.lock().waiting.is_empty()
-                    && self.map.read().values().all(|e| addrs.contains(&e.addr));
+                    && self
+                        .map
+                        .read()
+                        .iter()
+                        .all(|(j, e)| drained.get(j) == Some(&e.addr));
                 if settled {
                     break;
                 }

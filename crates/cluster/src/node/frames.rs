@@ -30,6 +30,9 @@ fn kind(body: &Body) -> &'static str {
         Body::Answer { .. } => "Answer",
         Body::BoshRequest { .. } => "BoshRequest",
         Body::BoshResponse { .. } => "BoshResponse",
+        Body::ResumeTake { .. } => "ResumeTake",
+        Body::ResumeState { .. } => "ResumeState",
+        Body::ResumeCommit { .. } => "ResumeCommit",
         Body::Ping(_) => "Ping",
         Body::Pong(_) => "Pong",
     }
@@ -174,6 +177,41 @@ impl Node {
                     }
                     // Late (its caller gave up) or not ours to answer.
                     None => self.refused(from, "link_stray_answer", "Answer"),
+                }
+            }
+            Body::ResumeTake { id, previd, user } => {
+                let handler = self.resume.read().clone();
+                let me = self.me_weak.clone();
+                let from = from.to_owned();
+                // The session layer answers on the node's home runtime, not the links thread.
+                self.home.spawn(async move {
+                    let state = match handler {
+                        Some(h) => (h.take)(previd, user).await.unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    if let Some(node) = me.upgrade() {
+                        let _ = node.send_to(&from, Body::ResumeState { id, state });
+                    }
+                });
+            }
+            Body::ResumeState { id, state } => {
+                let tx = {
+                    let mut takes = self.takes.lock();
+                    match takes.get(&id) {
+                        Some((asked, _)) if **asked == *from => takes.remove(&id),
+                        _ => None,
+                    }
+                };
+                match tx {
+                    Some((_, tx)) => {
+                        let _ = tx.send(state);
+                    }
+                    None => self.refused(from, "link_stray_answer", "ResumeState"),
+                }
+            }
+            Body::ResumeCommit { previd, ok } => {
+                if let Some(h) = self.resume.read().as_ref() {
+                    (h.commit)(previd, from.to_owned(), ok);
                 }
             }
             Body::Ping(n) => {

@@ -102,6 +102,57 @@ impl Node {
         ClaimOutcome::Taken
     }
 
+    /// Moves the claim on `jid` from session `session` on node `from` to the same session
+    /// on this node (a client resumed it here, XEP-0198 §5), in one transaction guarded by
+    /// the holder's value: false when the claim is anyone else's by now.
+    pub async fn adopt_session(&self, jid: &FullJid, session: SessionId, from: &str) -> bool {
+        if self.fenced.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(reg) = self.current() else {
+            return false;
+        };
+        let (bare, resource) = key_of(jid);
+        let entry = SessionEntry {
+            node: self.me.to_string(),
+            session: session.0,
+            priority: 0,
+            available: false,
+            interested: false,
+            carbons: false,
+        };
+        self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+        let (holder, raw) = match reg.claim(&bare, &resource, &entry).await {
+            // Released meanwhile (the old node's lease ran out): ours now.
+            Ok(Claim::Won) => {
+                self.claimed(bare, resource, entry);
+                return true;
+            }
+            Ok(Claim::Taken(holder, raw)) => (holder, raw),
+            Err(e) => {
+                self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "adopting a resumed session's claim failed");
+                return false;
+            }
+        };
+        if holder.node != from || holder.session != session.0 {
+            return false;
+        }
+        self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+        match reg.take_over(&bare, &resource, &raw, &entry).await {
+            Ok(true) => {
+                self.claimed(bare, resource, entry);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "adopting a resumed session's claim failed");
+                false
+            }
+        }
+    }
+
     fn claimed(&self, bare: String, resource: String, entry: SessionEntry) -> ClaimOutcome {
         let _ = self.writes.send(WriteOp::Claimed {
             key: (bare, resource),
