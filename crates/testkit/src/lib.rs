@@ -10,6 +10,7 @@ mod barrier;
 mod client;
 pub mod cluster;
 pub mod im;
+pub mod sm;
 mod server;
 
 mod bin;
