@@ -162,6 +162,11 @@ impl BoshSession {
 }
 
 impl Channel for BoshSession {
+    /// XEP-0206 sessions recover by RID (XEP-0124 §14), not by Stream Management.
+    fn stream_management(&self) -> bool {
+        false
+    }
+
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut i = self.inner.lock();
         let Some(front) = i.inbound.front() else {

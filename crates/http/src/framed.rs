@@ -20,6 +20,10 @@ pub(crate) trait Channel: Send + Sync + 'static {
     fn poll_write(&self, cx: &mut Context<'_>, unit: Unit, data: &[u8]) -> Poll<io::Result<usize>>;
     /// The session is done writing (closed its stream, or is gone).
     fn shutdown(&self);
+    /// Whether the session may offer Stream Management (XEP-0198) over this transport.
+    fn stream_management(&self) -> bool {
+        true
+    }
 }
 
 /// A framed connection over a web transport.
@@ -95,6 +99,10 @@ impl<C: Channel> Connection for FramedConnection<C> {
 
     fn framing(&self) -> Framing {
         Framing::Framed
+    }
+
+    fn stream_management(&self) -> bool {
+        self.channel.stream_management()
     }
 }
 

@@ -309,6 +309,20 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             idle_timeout: (c2s.idle_timeout_s > 0).then(|| Duration::from_secs(c2s.idle_timeout_s)),
             max_sasl_attempts: c2s.max_sasl_attempts,
             max_stream_opens: c2s.max_stream_opens,
+            sm: parley_session::SmConfig {
+                enabled: c2s.stream_management,
+                resume_timeout: Duration::from_secs(c2s.resume_timeout_s),
+                max_resume_timeout: Duration::from_secs(c2s.max_resume_timeout_s),
+                max_queue: c2s.sm_max_queue,
+                max_queue_bytes: c2s.sm_max_queue_bytes,
+                ack_every: c2s.sm_ack_every,
+                ack_delay: Duration::from_millis(c2s.sm_ack_delay_ms),
+                location: (!c2s.resume_location.is_empty()).then(|| c2s.resume_location.clone()),
+                remember_ended: c2s.sm_remember_ended,
+            },
+            ping_interval: (c2s.ping_interval_s > 0)
+                .then(|| Duration::from_secs(c2s.ping_interval_s)),
+            ping_timeout: Duration::from_secs(c2s.ping_timeout_s),
             read_rate: parley_session::limits::ReadRate {
                 bytes_per_s: config.limits.read_bytes_per_s,
                 burst_bytes: config.limits.read_burst_bytes,
@@ -329,6 +343,10 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         users: users.clone(),
         storage,
         server_secret,
+        resumptions: Arc::new(parley_session::Resumptions::new(
+            &node_id,
+            c2s.sm_remember_ended,
+        )),
         tls_available: true,
         auth_limits: Arc::new(parley_session::auth_limits::AuthLimits::new(
             auth_limit_config(&config.auth, Duration::from_secs(c2s.auth_timeout_s)),

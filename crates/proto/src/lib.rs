@@ -12,6 +12,7 @@ pub mod datetime;
 pub mod jwt;
 pub mod ns;
 pub mod sasl;
+pub mod sm;
 pub mod stanza;
 pub mod stanza_error;
 pub mod stream_error;

@@ -21,6 +21,8 @@ pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 /// Legacy session establishment (RFC 3921 §3, kept for old clients).
 pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// Stream Management (XEP-0198), version 3.
+pub const SM: &str = crate::sm::NS;
 /// XMPP Ping (XEP-0199).
 pub const PING: &str = "urn:xmpp:ping";
 /// Service Discovery information (XEP-0030).

@@ -19,6 +19,8 @@ pub use parley_proto::clock::now_ms;
 pub enum SessionStatus {
     /// Connected.
     Active,
+    /// Its connection was lost and it waits for its client to resume it (XEP-0198 §5).
+    Hibernating,
     /// The client closed it.
     Ended,
     /// Past its lifetime, idle too long, or its token expired.
@@ -38,6 +40,7 @@ impl SessionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             SessionStatus::Active => "active",
+            SessionStatus::Hibernating => "hibernating",
             SessionStatus::Ended => "ended",
             SessionStatus::Expired => "expired",
             SessionStatus::Removed => "removed",
@@ -51,6 +54,7 @@ impl SessionStatus {
     pub fn parse(s: &str) -> Option<SessionStatus> {
         [
             SessionStatus::Active,
+            SessionStatus::Hibernating,
             SessionStatus::Ended,
             SessionStatus::Expired,
             SessionStatus::Removed,
@@ -139,15 +143,40 @@ impl SessionMeta {
         self.updated_ms.load(Ordering::Relaxed)
     }
 
+    /// The connection was lost and the session waits for a resume (XEP-0198 §5); the
+    /// time is shown as `abandoned` until the client is back.
+    pub fn hibernate(&self) {
+        let mut s = self.status.lock();
+        if *s == SessionStatus::Active {
+            *s = SessionStatus::Hibernating;
+            let now = now_ms();
+            self.updated_ms.store(now, Ordering::Relaxed);
+            self.abandon_at_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// The client resumed the session on a new connection (`secure`: that one's TLS).
+    pub fn resumed(&self, secure: bool) {
+        let mut s = self.status.lock();
+        if *s == SessionStatus::Hibernating {
+            *s = SessionStatus::Active;
+            self.abandon_at_ms.store(0, Ordering::Relaxed);
+        }
+        self.secure.store(secure, Ordering::Relaxed);
+        let now = now_ms();
+        self.updated_ms.store(now, Ordering::Relaxed);
+        self.last_active_ms.store(now, Ordering::Relaxed);
+    }
+
     /// Marks how the session ends, if nothing did before; returns whether this call did.
     pub fn end(&self, status: SessionStatus) -> bool {
         let mut s = self.status.lock();
-        if *s != SessionStatus::Active {
+        if !matches!(*s, SessionStatus::Active | SessionStatus::Hibernating) {
             return false;
         }
         *s = status;
         self.updated_ms.store(now_ms(), Ordering::Relaxed);
-        if status == SessionStatus::Abandoned {
+        if status == SessionStatus::Abandoned && self.abandon_at_ms.load(Ordering::Relaxed) == 0 {
             self.abandon_at_ms.store(now_ms(), Ordering::Relaxed);
         }
         true

@@ -12,6 +12,24 @@ pub static STANZAS_IN: AtomicU64 = AtomicU64::new(0);
 /// Stanzas handed to clients' outbound queues.
 pub static STANZAS_OUT: AtomicU64 = AtomicU64::new(0);
 
+/// Sessions hibernating now (XEP-0198 §5: connection lost, waiting for a resume).
+pub static SM_HIBERNATING: AtomicU64 = AtomicU64::new(0);
+/// Stanzas held unacknowledged in Stream Management queues now.
+pub static SM_UNACKED: AtomicU64 = AtomicU64::new(0);
+/// Sessions resumed (XEP-0198 §5) on the node that held them.
+pub static SM_RESUMES_LOCAL: AtomicU64 = AtomicU64::new(0);
+/// Resumes answered with `<failed/>` (unknown, expired or another user's id).
+pub static SM_RESUMES_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// A Stream Management queue went from `before` to `after` stanzas.
+pub fn sm_unacked(before: usize, after: usize) {
+    if after >= before {
+        SM_UNACKED.fetch_add((after - before) as u64, Ordering::Relaxed);
+    } else {
+        SM_UNACKED.fetch_sub((before - after) as u64, Ordering::Relaxed);
+    }
+}
+
 /// Upper bounds of the routing-latency buckets, in microseconds.
 pub const LATENCY_BOUNDS_US: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 10_000, 100_000];
 

@@ -253,6 +253,20 @@ impl Router {
         }
     }
 
+    /// Points `jid`, owned by session `id`, at another actor under the same id (a resumed
+    /// session moved to its new connection, XEP-0198 §5). False when `id` no longer owns it.
+    pub fn rehandle(&self, jid: &FullJid, id: SessionId, handle: SessionHandle) -> bool {
+        let mut users = self.users.write();
+        let Some(r) = users.get_mut(&jid.to_bare()).and_then(|list| {
+            list.iter_mut()
+                .find(|r| r.resource == jid.resource().as_str() && r.handle.id == id)
+        }) else {
+            return false;
+        };
+        r.handle = handle;
+        true
+    }
+
     /// The session that owns `jid`, on this node or (in a cluster) on another.
     pub fn lookup(&self, jid: &FullJid) -> Option<SessionHandle> {
         self.lookup_local(jid)

@@ -5,6 +5,7 @@
 //! | [`Deliver`] | only the router ([`parley_router::Router`]), for other sessions, user actors and node links |
 //! | [`Close`] | the router (a replaced resource), the admin API, sign-out, the node |
 //! | [`Resync`] | the node (`parley-cluster`), when the owner of the user's actor changed and the new one needs this resource again |
+//! | [`crate::resume::TakeOver`] | a session on a new connection of the same user that resumes this one (XEP-0198 §5) |
 
 use actix::{Actor, AsyncContext, Context, Handler};
 use parley_proto::stream_error::StreamCondition;
@@ -55,10 +56,16 @@ impl Actor for Session {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         let end = self.end.unwrap_or(EndCause::Abandoned);
+        if end == EndCause::Resumed {
+            // The session goes on in another actor, with its record.
+            return;
+        }
         self.meta.end(match end {
             EndCause::Abandoned => SessionStatus::Abandoned,
             EndCause::Replaced => SessionStatus::Replaced,
-            EndCause::Ended | EndCause::Error(_) | EndCause::Closed => SessionStatus::Ended,
+            EndCause::Ended | EndCause::Error(_) | EndCause::Closed | EndCause::Resumed => {
+                SessionStatus::Ended
+            }
         });
         if let Some(b) = self.bound() {
             self.env
@@ -75,6 +82,13 @@ impl Handler<Deliver> for Session {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         self.pending.taken();
+        if self.io == Io::Moved {
+            // Routed here before the hand-over: on to the session's new actor.
+            return match &self.successor {
+                Some(next) => self.env.router.deliver(next, msg.stanza),
+                None => self.undeliverable(msg.stanza),
+            };
+        }
         if matches!(self.io, Io::Closing(_)) {
             // Routed before this session unregistered: nothing may be lost silently.
             return self.undeliverable(msg.stanza);
@@ -88,7 +102,7 @@ impl Handler<Resync> for Session {
     type Result = ();
 
     fn handle(&mut self, _msg: Resync, ctx: &mut Context<Self>) {
-        if matches!(self.io, Io::Closing(_)) {
+        if matches!(self.io, Io::Closing(_) | Io::Moved) {
             return;
         }
         let handle = self.session_handle(ctx);

@@ -260,6 +260,7 @@ impl Session {
             AttachState::default(),
         );
         self.phase = Phase::Bound(Bound::new(jid.clone(), user));
+        self.watch_peer(ctx);
         match requester {
             Requester::Client(iq) => {
                 // RFC 6120 §7.6.1: the result carries the full JID.

@@ -84,4 +84,43 @@ pub trait Connection: Unpin + 'static {
     fn framing(&self) -> Framing {
         Framing::Stream
     }
+    /// Whether Stream Management (XEP-0198) is offered on this transport. BOSH has its own
+    /// recovery (RIDs, XEP-0124 §14) and says no.
+    fn stream_management(&self) -> bool {
+        true
+    }
+}
+
+/// What a hibernating session holds instead of a connection (XEP-0198 §5): the socket was
+/// released when it died; nothing reads or writes here again.
+pub(crate) struct Gone;
+
+impl Connection for Gone {
+    fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_write(&mut self, _cx: &mut Context<'_>, _data: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::NotConnected.into()))
+    }
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn security(&self) -> Security {
+        Security::Plain
+    }
+    fn can_starttls(&self) -> bool {
+        false
+    }
+    fn start_tls(&mut self) -> io::Result<()> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn channel_bindings(&self) -> ChannelBindings {
+        ChannelBindings::default()
+    }
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }

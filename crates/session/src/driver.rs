@@ -36,6 +36,13 @@ pub(crate) enum Io {
     Running,
     /// The closing tag is queued; flush, shut the write side, then wait for the client.
     Closing(CloseStage),
+    /// The connection died under Stream Management with resumption (XEP-0198 §5): no
+    /// connection; stanzas wait in the unacknowledged queue until the client resumes or
+    /// the timer (this handle) ends the session.
+    Hibernating(actix::SpawnHandle),
+    /// The client resumed on another connection, and this actor handed the session over:
+    /// what still arrives here goes on to the successor until the actor stops.
+    Moved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +156,8 @@ impl Session {
                 None
             }
             Io::Closing(CloseStage::Draining) => None,
+            // Nothing to drive: the connection is gone.
+            Io::Hibernating(_) | Io::Moved => Some(Poll::Ready(())),
             Io::Closing(CloseStage::Flushing) => {
                 self.io = Io::Closing(CloseStage::ShuttingDown);
                 self.shut_down(task)
@@ -200,6 +209,7 @@ impl Session {
             Poll::Pending => return Some(Poll::Pending),
             Poll::Ready(Ok(n)) if n > 0 => {
                 self.shaper.consumed(n);
+                self.reads = self.reads.wrapping_add(1);
                 return None;
             }
             Poll::Ready(Ok(_)) => "connection closed by peer without </stream:stream>".to_owned(),
@@ -213,12 +223,18 @@ impl Session {
         Some(self.lost(ctx, &why))
     }
 
-    /// The connection is gone without a proper close.
-    fn lost(&mut self, ctx: &mut Context<Self>, why: &str) -> Poll<()> {
-        if !matches!(self.io, Io::Closing(_)) {
+    /// The connection is gone without a proper close. A resumable session hibernates
+    /// (XEP-0198 §5); any other ends.
+    pub(crate) fn lost(&mut self, ctx: &mut Context<Self>, why: &str) -> Poll<()> {
+        if self.io == Io::Running {
+            {
+                let _enter = self.span.enter();
+                debug!(reason = why, "connection lost");
+            }
+            if self.hibernate(ctx) {
+                return Poll::Ready(());
+            }
             self.end.get_or_insert(EndCause::Abandoned);
-            let _enter = self.span.enter();
-            debug!(reason = why, "connection lost");
         }
         self.outbox.clear();
         ctx.stop();

@@ -112,6 +112,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         auth_limits: Arc::new(AuthLimits::new(AuthLimitConfig::default())),
         external_auth: None,
         conn_limiter: ConnLimiter::new(ConnLimits::default()),
+        resumptions: Arc::new(crate::resumption::Resumptions::new("test", 16)),
     })
 }
 

@@ -44,6 +44,55 @@ pub struct SessionConfig {
     pub max_stream_opens: u32,
     /// The read rate of each session (back-pressure past it).
     pub read_rate: ReadRate,
+    /// Stream Management (XEP-0198).
+    pub sm: SmConfig,
+    /// Dead-peer detection: a bound connection silent this long gets a ping (XEP-0199, or
+    /// `<r/>` under Stream Management); None: never.
+    pub ping_interval: Option<Duration>,
+    /// A pinged connection that sends nothing for this long is treated as gone.
+    pub ping_timeout: Duration,
+}
+
+/// `[c2s]` Stream Management settings (XEP-0198).
+#[derive(Debug, Clone)]
+pub struct SmConfig {
+    /// Whether `<sm/>` is offered.
+    pub enabled: bool,
+    /// How long a session whose connection died waits for its client to resume it, when
+    /// the client asked for no shorter time.
+    pub resume_timeout: Duration,
+    /// The longest a client's `max` may make it.
+    pub max_resume_timeout: Duration,
+    /// Stanzas kept for a client until it acknowledges them; past it a connected client is
+    /// disconnected and a hibernating session refuses more.
+    pub max_queue: usize,
+    /// The same bound in bytes.
+    pub max_queue_bytes: usize,
+    /// The server asks for an ack (`<r/>`) once this many stanzas are unacknowledged…
+    pub ack_every: u32,
+    /// …or this long after the first unacknowledged one.
+    pub ack_delay: Duration,
+    /// Where clients should reconnect to resume (`<enabled location/>`); None: anywhere,
+    /// the right answer behind a load balancer.
+    pub location: Option<String>,
+    /// Ended resumable sessions remembered, so that a late resume learns its `h`.
+    pub remember_ended: usize,
+}
+
+impl Default for SmConfig {
+    fn default() -> Self {
+        SmConfig {
+            enabled: true,
+            resume_timeout: Duration::from_secs(300),
+            max_resume_timeout: Duration::from_secs(3600),
+            max_queue: 500,
+            max_queue_bytes: 2 << 20,
+            ack_every: 5,
+            ack_delay: Duration::from_secs(2),
+            location: None,
+            remember_ended: 10_000,
+        }
+    }
 }
 
 /// `[auth] jwt_secret`, its leeway, and the `aud`, `iss` and lifetime rules.
@@ -86,6 +135,9 @@ impl Default for SessionConfig {
             max_sasl_attempts: 5,
             max_stream_opens: 10,
             read_rate: ReadRate::default(),
+            sm: SmConfig::default(),
+            ping_interval: Some(Duration::from_secs(120)),
+            ping_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -114,4 +166,6 @@ pub struct SessionEnv {
     pub external_auth: Option<std::sync::Arc<dyn ExternalAuth>>,
     /// Connection limits shared by every transport of the node.
     pub conn_limiter: Arc<ConnLimiter>,
+    /// Resumable sessions of this node, by Stream Management id (XEP-0198 §5).
+    pub resumptions: Arc<crate::resumption::Resumptions>,
 }

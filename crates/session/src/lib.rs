@@ -21,15 +21,19 @@ mod negotiation;
 mod outbox;
 mod output;
 mod phase;
+mod resume;
+pub mod resumption;
 mod sasl;
 mod server_iq;
 mod session;
+mod sm;
 mod stanzas;
 
 pub mod tokens;
 pub use bind::{BindError, PrebindReply};
 pub use connection::{Connection, Framing, Security, Unit};
-pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv};
+pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv, SmConfig};
+pub use resumption::Resumptions;
 pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};
 
 #[cfg(test)]

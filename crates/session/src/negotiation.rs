@@ -32,6 +32,8 @@ pub(crate) struct Offer {
     pub channel_bindings: Vec<ChannelBindingType>,
     /// The largest stanza accepted (XEP-0478).
     pub max_stanza_bytes: usize,
+    /// Stream Management (XEP-0198) is on and this transport takes it.
+    pub sm: bool,
 }
 
 /// How far negotiation is, as far as the features are concerned.
@@ -212,6 +214,11 @@ pub(crate) fn features(stage: Stage, offer: &Offer) -> Vec<Element> {
                 Element::new("session", ns::SESSION)
                     .with_child(Element::new("optional", ns::SESSION)),
             );
+            // XEP-0198 §2: offered once authenticated; enabled after the bind, or used at
+            // once to resume.
+            if offer.sm {
+                features.push(Element::new("sm", ns::SM));
+            }
             features.push(limits_feature(offer.max_stanza_bytes));
         }
         Stage::Bound => {}
@@ -260,6 +267,7 @@ impl Session {
             delegated: self.env.external_auth.is_some(),
             channel_bindings: self.conn.channel_bindings().types(),
             max_stanza_bytes: self.env.config.limits.max_stanza_bytes,
+            sm: self.env.config.sm.enabled && self.conn.stream_management(),
         }
     }
 
@@ -306,7 +314,11 @@ impl Session {
     pub(crate) fn on_element(&mut self, el: Element, ctx: &mut Context<Self>) {
         match &self.phase {
             Phase::Unauthed(_) => self.on_unauthed_element(el, ctx),
+            Phase::Authed { .. } if el.ns() == ns::SM => self.on_sm_authed(el, ctx),
             Phase::Authed { .. } => self.on_authed_element(el, ctx),
+            Phase::Bound(_) | Phase::Established(_) if el.ns() == ns::SM => {
+                self.on_sm_bound(el, ctx)
+            }
             Phase::Bound(_) | Phase::Established(_) => self.on_stanza(el, ctx),
         }
     }

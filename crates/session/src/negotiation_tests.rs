@@ -41,6 +41,7 @@ fn plain() -> Offer {
         delegated: false,
         channel_bindings: Vec::new(),
         max_stanza_bytes: 262_144,
+        sm: true,
     }
 }
 
@@ -218,6 +219,18 @@ fn rfc6120_7_2_after_sasl_bind_is_offered() {
     assert!(features.iter().any(|f| f.is("bind", ns::BIND)));
     assert!(features.iter().any(|f| f.is("ver", ns::ROSTER_VER)));
     assert!(super::features(Stage::Bound, &plain()).is_empty());
+}
+
+#[test]
+fn xep0198_2_sm_is_offered_after_sasl_only_where_the_transport_takes_it() {
+    let sm = |f: &[Element]| f.iter().any(|f| f.is("sm", ns::SM));
+    assert!(sm(&features(Stage::Authed, &plain())));
+    assert!(!sm(&features(Stage::Unauthed, &plain())));
+    let bosh = Offer {
+        sm: false,
+        ..plain()
+    };
+    assert!(!sm(&features(Stage::Authed, &bosh)));
 }
 
 #[test]

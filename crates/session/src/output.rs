@@ -17,6 +17,7 @@ use crate::connection::Unit;
 use crate::driver::{CloseStage, Io};
 use crate::phase::{EndCause, Phase};
 use crate::session::Session;
+use crate::sm::Counted;
 
 /// How long a closing session waits for the client's side of the close.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -25,9 +26,36 @@ impl Session {
     /// Prosody's `session.send(stanza)`: queues a stanza for the client. A full queue means
     /// the client is not reading; it is disconnected with `<policy-violation/>`.
     pub fn send(&mut self, stanza: &Element, ctx: &mut Context<Self>) {
-        if matches!(self.io, Io::Closing(_)) {
+        if matches!(self.io, Io::Closing(_) | Io::Moved) {
             return;
         }
+        // XEP-0198: counted and kept until acknowledged; a hibernating session only keeps it.
+        match self.sm_count_out(stanza, ctx) {
+            Counted::Write => {}
+            Counted::Held => return,
+            Counted::Full(el) if matches!(self.io, Io::Hibernating(_)) => {
+                return self.refuse_held(el)
+            }
+            Counted::Full(el) => {
+                self.close(
+                    CloseReason::with_text(
+                        StreamCondition::PolicyViolation,
+                        "too many unacknowledged stanzas",
+                    ),
+                    ctx,
+                );
+                // The queue went back to the router with the close; this one follows it.
+                self.env.router.gone(el);
+                return;
+            }
+        }
+        self.write_stanza(stanza, ctx);
+    }
+
+    /// Queues `stanza` on the connection, uncounted (a resume sends the SM queue again
+    /// this way). A full queue means the client is not reading; it is disconnected with
+    /// `<policy-violation/>`.
+    pub(crate) fn write_stanza(&mut self, stanza: &Element, ctx: &mut Context<Self>) {
         // RFC 7395 §3.4: each framed stanza carries its own xmlns='jabber:client'.
         let content_ns = self.content_ns();
         let mut pushed = self
@@ -133,8 +161,21 @@ impl Session {
     /// client's header was never answered, RFC 6120 §4.9.1.2), then `</stream:stream>`, and
     /// closes the connection once the client has closed its side or a grace period passed.
     pub fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
-        if matches!(self.io, Io::Closing(_)) {
-            return;
+        match self.io {
+            Io::Closing(_) | Io::Moved => return,
+            Io::Hibernating(_) => {
+                // No connection to say anything on: the session just ends.
+                self.wake_from_hibernation(ctx);
+                self.end.get_or_insert(match &reason {
+                    CloseReason::Error(e) => EndCause::Error(e.condition),
+                    _ => EndCause::Closed,
+                });
+                self.io = Io::Closing(CloseStage::Draining);
+                self.unregister();
+                ctx.stop();
+                return;
+            }
+            Io::Running => {}
         }
         if self.notopen() && !matches!(reason, CloseReason::Clean) {
             let from = self.default_host();
@@ -221,6 +262,53 @@ impl Session {
         });
     }
 
+    /// Dead-peer detection (`[c2s] ping_interval_s`): a bound connection that sent nothing
+    /// for a whole interval is pinged (XEP-0199 §4.2; `<r/>` under Stream Management, which
+    /// the client must answer too); one that still sends nothing within `ping_timeout_s`
+    /// is treated as gone, so that stanzas stop going into a dead socket: a resumable
+    /// session hibernates with them in its queue, any other ends.
+    pub(crate) fn watch_peer(&mut self, ctx: &mut Context<Self>) {
+        let Some(every) = self.env.config.ping_interval else {
+            return;
+        };
+        let timeout = self.env.config.ping_timeout;
+        let mut seen = self.reads;
+        ctx.run_interval(every, move |act, ctx| {
+            if act.io != Io::Running || act.bound().is_none() {
+                return;
+            }
+            if act.reads != seen {
+                seen = act.reads;
+                return;
+            }
+            act.ping_peer(ctx);
+            let at = act.reads;
+            ctx.run_later(timeout, move |act, ctx| {
+                if act.io == Io::Running && act.reads == at {
+                    let _ = act.lost(ctx, "no answer to a ping");
+                }
+            });
+        });
+    }
+
+    fn ping_peer(&mut self, ctx: &mut Context<Self>) {
+        if self.sm().is_some() {
+            return self.request_ack(ctx);
+        }
+        let Some(b) = self.bound() else {
+            return;
+        };
+        let bytes: [u8; 6] = rand::random();
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let ping = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", format!("ping-{id}"))
+            .with_attr("from", b.jid.domain().as_str())
+            .with_attr("to", b.jid.as_str())
+            .with_child(Element::new("ping", ns::PING));
+        self.send(&ping, ctx);
+    }
+
     /// Removes the session from the routing table. Called as soon as the session starts
     /// closing, so that nothing new is routed to it, and again (harmlessly) when it stops.
     pub(crate) fn unregister(&mut self) {
@@ -245,5 +333,7 @@ impl Session {
         for el in held_back {
             self.undeliverable(el);
         }
+        // Sent but never acknowledged (XEP-0198): the same.
+        self.release_unacked();
     }
 }

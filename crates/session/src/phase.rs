@@ -115,7 +115,7 @@ impl fmt::Debug for SaslState {
 /// State of a bound resource: the Prosody fields `full_jid`, `priority`, `presence`,
 /// `interested`. The user actor holds the authoritative copy for routing; these mirror it for
 /// this session's own view.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Bound {
     /// The bound full JID.
     pub jid: FullJid,
@@ -143,6 +143,8 @@ pub struct Bound {
     /// Where the client sent directed presence that is still on (RFC 6121 §4.6), so that a
     /// user actor that takes over on another node knows whom to tell when it goes.
     pub directed: Vec<String>,
+    /// Stream Management (XEP-0198): only a bound resource has it.
+    pub(crate) sm: crate::sm::Sm,
 }
 
 impl Bound {
@@ -161,6 +163,7 @@ impl Bound {
             blocklist_synced: false,
             held_back: Vec::new(),
             directed: Vec::new(),
+            sm: crate::sm::Sm::Off,
         }
     }
 
@@ -207,4 +210,7 @@ pub enum EndCause {
     Error(parley_proto::stream_error::StreamCondition),
     /// The server closed the stream without an error.
     Closed,
+    /// The client resumed the session on another connection (XEP-0198 §5): the session
+    /// goes on there, with its record.
+    Resumed,
 }

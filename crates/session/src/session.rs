@@ -61,6 +61,12 @@ pub struct Session {
     pub(crate) opens: u32,
     /// A prebound session's bind, done when the actor starts (taken then).
     pub(crate) prebind: Option<(Option<String>, PrebindReply)>,
+    /// After a resume moved the session to another actor (`Io::Moved`): where what still
+    /// arrives here goes.
+    pub(crate) successor: Option<SessionHandle>,
+    /// Reads that returned data, for dead-peer detection (a counter is cheaper than a
+    /// clock reading per read).
+    pub(crate) reads: u64,
 }
 
 impl Session {
@@ -105,6 +111,8 @@ impl Session {
             read_gate: ReadGate::Open,
             opens: 0,
             prebind: None,
+            successor: None,
+            reads: 0,
             conn,
             env,
             span,
@@ -206,9 +214,14 @@ impl Session {
     }
 
     pub(crate) fn session_handle(&self, ctx: &Context<Self>) -> SessionHandle {
+        self.session_handle_as(self.id, ctx)
+    }
+
+    /// A handle to this actor under session id `id` (a resume takes over another's id).
+    pub(crate) fn session_handle_as(&self, id: SessionId, ctx: &Context<Self>) -> SessionHandle {
         let addr = ctx.address();
         SessionHandle::new(
-            self.id,
+            id,
             addr.clone().recipient(),
             addr.clone().recipient(),
             self.pending.clone(),

@@ -80,6 +80,7 @@ pub async fn serve_c2s(
             }
         };
         let _ = stream.set_nodelay(true);
+        keepalive(&stream, &env);
         let std_stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {
@@ -155,4 +156,21 @@ fn refuse_connection(
         .await;
         LINGERING.fetch_sub(1, Ordering::Relaxed);
     });
+}
+
+/// TCP keepalive on a client socket, so that the kernel too finds a peer that vanished
+/// (a phone that lost its network sends no FIN): probes start after `[c2s] ping_interval_s`
+/// of silence (the XEP-0199 pings cover the same ground at the XMPP level) and repeat
+/// every third of `ping_timeout_s`.
+fn keepalive(stream: &tokio::net::TcpStream, env: &parley_session::SessionEnv) {
+    let Some(idle) = env.config.ping_interval else {
+        return;
+    };
+    let every = (env.config.ping_timeout / 3).max(std::time::Duration::from_secs(1));
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(every);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        debug!(error = %e, "cannot set TCP keepalive");
+    }
 }

@@ -25,7 +25,7 @@ mod presence;
 mod registry;
 mod roster;
 pub mod routing;
-mod size;
+pub mod size;
 pub mod subscription;
 
 pub use actor::UserActor;

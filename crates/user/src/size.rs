@@ -1,4 +1,5 @@
-//! A cheap estimate of the memory a stanza holds, for the user-actor mailbox bound: names,
+//! A cheap estimate of the memory a stanza holds, for the user-actor mailbox and the
+//! Stream Management queue bounds: names,
 //! namespaces, attributes and text, counted without serializing anything.
 
 use parley_xml::{Element, Node};
@@ -7,7 +8,7 @@ use parley_xml::{Element, Node};
 const ELEMENT_OVERHEAD: usize = 64;
 
 /// About how many bytes `el` occupies in memory.
-pub(crate) fn approx_bytes(el: &Element) -> usize {
+pub fn approx_bytes(el: &Element) -> usize {
     let mut total = ELEMENT_OVERHEAD + el.name().len() + el.ns().len();
     for (k, v) in el.attrs() {
         total += k.len() + v.len() + 2 * std::mem::size_of::<String>();

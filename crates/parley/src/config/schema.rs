@@ -209,6 +209,28 @@ pub struct C2sConfig {
     pub max_sasl_attempts: u32,
     /// Stream headers (the first and every restart; RFC 7395 `<open/>`) per connection.
     pub max_stream_opens: u32,
+    /// Offer Stream Management (XEP-0198).
+    pub stream_management: bool,
+    /// Seconds a session whose connection died waits for a resume (XEP-0198 §5).
+    pub resume_timeout_s: u64,
+    /// The longest wait a client's `<enable max/>` may ask for.
+    pub max_resume_timeout_s: u64,
+    /// Unacknowledged stanzas kept per session.
+    pub sm_max_queue: usize,
+    /// Unacknowledged bytes kept per session.
+    pub sm_max_queue_bytes: usize,
+    /// The server asks for an ack after this many unacknowledged stanzas…
+    pub sm_ack_every: u32,
+    /// …or this many milliseconds after the first one.
+    pub sm_ack_delay_ms: u64,
+    /// Where clients should reconnect to resume (`<enabled location/>`); empty: anywhere.
+    pub resume_location: String,
+    /// Ended resumable sessions remembered, so that a late resume learns its `h`.
+    pub sm_remember_ended: usize,
+    /// Seconds of silence after which a bound connection is pinged; 0: never.
+    pub ping_interval_s: u64,
+    /// Seconds a pinged connection has to send something before it counts as gone.
+    pub ping_timeout_s: u64,
 }
 
 impl Default for C2sConfig {
@@ -230,6 +252,17 @@ impl Default for C2sConfig {
             idle_timeout_s: 0,
             max_sasl_attempts: 5,
             max_stream_opens: 10,
+            stream_management: true,
+            resume_timeout_s: 300,
+            max_resume_timeout_s: 3600,
+            sm_max_queue: 500,
+            sm_max_queue_bytes: 2_097_152,
+            sm_ack_every: 5,
+            sm_ack_delay_ms: 2000,
+            resume_location: String::new(),
+            sm_remember_ended: 10_000,
+            ping_interval_s: 120,
+            ping_timeout_s: 30,
         }
     }
 }

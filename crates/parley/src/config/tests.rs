@@ -125,6 +125,17 @@ fn limits_keys_are_documented_and_checked() {
     for key in [
         "max_sasl_attempts =",
         "max_stream_opens =",
+        "stream_management =",
+        "resume_timeout_s =",
+        "max_resume_timeout_s =",
+        "sm_max_queue =",
+        "sm_max_queue_bytes =",
+        "sm_ack_every =",
+        "sm_ack_delay_ms =",
+        "resume_location =",
+        "sm_remember_ended =",
+        "ping_interval_s =",
+        "ping_timeout_s =",
         "[limits]",
         "max_connections_per_ip =",
         "connection_rate_per_ip =",
@@ -141,6 +152,12 @@ fn limits_keys_are_documented_and_checked() {
     let cases = [
         ("[c2s]\nmax_sasl_attempts = 0", "c2s.max_sasl_attempts = 0"),
         ("[c2s]\nmax_stream_opens = 2", "c2s.max_stream_opens = 2"),
+        ("[c2s]\nsm_max_queue = 0", "c2s.sm_max_queue = 0"),
+        ("[c2s]\nresume_timeout_s = 0", "c2s.resume_timeout_s = 0"),
+        (
+            "[c2s]\nping_interval_s = 10\nping_timeout_s = 0",
+            "c2s.ping_timeout_s = 0",
+        ),
         (
             "[limits]\nmax_connections_per_ip = 0",
             "limits.max_connections_per_ip = 0",

@@ -335,6 +335,25 @@ impl Config {
                 "must be at least 3: a client opens the stream, then restarts it after STARTTLS and after SASL",
             ));
         }
+        for (key, value) in [
+            ("c2s.resume_timeout_s", c2s.resume_timeout_s),
+            ("c2s.max_resume_timeout_s", c2s.max_resume_timeout_s),
+            ("c2s.sm_max_queue", c2s.sm_max_queue as u64),
+            ("c2s.sm_max_queue_bytes", c2s.sm_max_queue_bytes as u64),
+            ("c2s.sm_ack_every", u64::from(c2s.sm_ack_every)),
+            ("c2s.sm_ack_delay_ms", c2s.sm_ack_delay_ms),
+        ] {
+            if value == 0 {
+                return Err(Violation::new(key, 0, "must be greater than 0"));
+            }
+        }
+        if c2s.ping_interval_s > 0 && c2s.ping_timeout_s == 0 {
+            return Err(Violation::new(
+                "c2s.ping_timeout_s",
+                0,
+                "must be greater than 0 while c2s.ping_interval_s is set",
+            ));
+        }
         self.limits.check(c2s.max_stanza_bytes)?;
         if c2s.send_queue_stanzas == 0 {
             return Err(Violation::new(
