@@ -253,9 +253,9 @@ async fn sm_feature_is_offered_after_authentication_only_xep0198_2() {
     );
 }
 
-/// XEP-0198 §2 and §3 with `stream_management = false`: no `<sm/>` feature, and an
-/// `<enable/>` is answered with `<failed><unexpected-request/></failed>` without ending the
-/// stream.
+/// XEP-0198 §2 and §6 with `stream_management = false`: no `<sm/>` feature, and an
+/// `<enable/>` is answered with `<failed/>` carrying `<feature-not-implemented/>` (RFC 6120
+/// §8.3.3.3: the feature is not implemented here) without ending the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sm_off_is_not_offered_and_enable_fails_xep0198_2() {
     let server = TestServer::start(|cfg| cfg.c2s.stream_management = false);
@@ -263,7 +263,7 @@ async fn sm_off_is_not_offered_and_enable_fails_xep0198_2() {
     let features = c.features.clone().expect("features");
     assert!(!sm::offered(&features), "SM is off: {features}");
     c.bind(Some("a")).await.expect("bind");
-    expect_failed(&mut c, &sm::enable(true), "unexpected-request").await;
+    expect_failed(&mut c, &sm::enable(true), "feature-not-implemented").await;
     ok(c.sync().await);
 }
 
@@ -286,7 +286,10 @@ async fn enable_with_resume_returns_an_id_and_the_asked_max_xep0198_3() {
         );
         assert_eq!(enabled.attr("max"), Some("60"), "{enabled}");
         let id = enabled.attr("id").unwrap_or_default().to_owned();
-        assert!(!id.is_empty(), "XEP-0198 §3: an id to resume with: {enabled}");
+        assert!(
+            !id.is_empty(),
+            "XEP-0198 §3: an id to resume with: {enabled}"
+        );
         ids.push(id);
         ok(c.sync().await);
     }
@@ -348,7 +351,10 @@ async fn enable_before_bind_is_unexpected_request_xep0198_3() {
     let server = TestServer::start(no_server_acks);
     let mut c = Client::authed(server.c2s(), "alice").await;
     expect_failed(&mut c, &sm::enable(true), "unexpected-request").await;
-    let jid = c.bind(Some("late")).await.expect("bind after the failed enable");
+    let jid = c
+        .bind(Some("late"))
+        .await
+        .expect("bind after the failed enable");
     assert_eq!(jid, full("alice", "late"));
     ok(c.sm_enable_resumable().await);
 }
@@ -418,8 +424,15 @@ async fn server_requests_an_ack_after_ack_every_stanzas_xep0198_4() {
             .expect_match_with_skipped("the server's <r/>", |el| sm::is(el, "r"))
             .await);
         a.clear_stash();
-        let bodies: Vec<String> = before.iter().filter(|el| is_message(el)).map(body).collect();
-        assert_eq!(bodies, round, "XEP-0198 §4: <r/> right after the third: {before:?}");
+        let bodies: Vec<String> = before
+            .iter()
+            .filter(|el| is_message(el))
+            .map(body)
+            .collect();
+        assert_eq!(
+            bodies, round,
+            "XEP-0198 §4: <r/> right after the third: {before:?}"
+        );
         assert_eq!(
             before.iter().filter(|el| is_stanza(el)).count(),
             3,
@@ -449,7 +462,11 @@ async fn server_requests_an_ack_after_the_delay_xep0198_4() {
         .expect_match_with_skipped("the server's delayed <r/>", |el| sm::is(el, "r"))
         .await);
     a.clear_stash();
-    let bodies: Vec<String> = before.iter().filter(|el| is_message(el)).map(body).collect();
+    let bodies: Vec<String> = before
+        .iter()
+        .filter(|el| is_message(el))
+        .map(body)
+        .collect();
     assert_eq!(bodies, ["lonely"], "{before:?}");
     a.send(&sm::ack(1)).await;
     assert_eq!(ok(a.sm_server_count().await), 0);
@@ -504,8 +521,13 @@ async fn malformed_h_is_a_stream_error_xep0198_4() {
             .await
             .unwrap_or_else(|e| panic!("{bad}: expected a stream error: {e}"));
         assert!(
-            ["undefined-condition", "bad-format", "invalid-xml", "policy-violation"]
-                .contains(&condition.as_str()),
+            [
+                "undefined-condition",
+                "bad-format",
+                "invalid-xml",
+                "policy-violation"
+            ]
+            .contains(&condition.as_str()),
             "{bad}: {condition}"
         );
     }
@@ -552,8 +574,10 @@ async fn resume_resends_unacked_stanzas_once_in_order_xep0198_5() {
 
     let mut d = Client::login(server.c2s(), "alice", Some("desk")).await;
     d.available().await;
-    ok(d.expect_match("desk's own presence", |el| is_presence(el, &desk, "available"))
-        .await);
+    ok(d.expect_match("desk's own presence", |el| {
+        is_presence(el, &desk, "available")
+    })
+    .await);
     let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
     a.available().await;
     ok(a.expect_each(
@@ -564,8 +588,10 @@ async fn resume_resends_unacked_stanzas_once_in_order_xep0198_5() {
         ],
     )
     .await);
-    ok(d.expect_match("phone's presence", |el| is_presence(el, &phone, "available"))
-        .await);
+    ok(d.expect_match("phone's presence", |el| {
+        is_presence(el, &phone, "available")
+    })
+    .await);
     let id = ok(a.sm_enable_resumable().await);
 
     let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
@@ -589,10 +615,7 @@ async fn resume_resends_unacked_stanzas_once_in_order_xep0198_5() {
     b.send(&ping("while-away", Some(&phone))).await;
 
     let mut a = Client::authed(server.c2s(), "alice").await;
-    assert!(
-        a.features.as_ref().is_some_and(sm::offered),
-        "XEP-0198 §2"
-    );
+    assert!(a.features.as_ref().is_some_and(sm::offered), "XEP-0198 §2");
     // The client says it handled two stanzas (more than its <a h='1'/>, less than it got):
     // 1 and 2 are not sent again, 3 is.
     expect_resumed(&mut a, &id, 2, 2).await;
@@ -602,7 +625,11 @@ async fn resume_resends_unacked_stanzas_once_in_order_xep0198_5() {
         })
         .await);
     a.clear_stash();
-    let resent: Vec<String> = before.iter().filter(|el| is_message(el)).map(body).collect();
+    let resent: Vec<String> = before
+        .iter()
+        .filter(|el| is_message(el))
+        .map(body)
+        .collect();
     assert_eq!(
         resent,
         ["3", "4", "5"],
@@ -651,12 +678,10 @@ async fn resume_resends_unacked_stanzas_once_in_order_xep0198_5() {
         is_presence(el, &phone, "available") && el.has_child("status", ns::CLIENT)
     })
     .await);
-    ok(
-        d.expect_none_yet("unavailable presence from phone", |el| {
-            is_presence(el, &phone, "unavailable")
-        })
-        .await,
-    );
+    ok(d.expect_none_yet("unavailable presence from phone", |el| {
+        is_presence(el, &phone, "unavailable")
+    })
+    .await);
 }
 
 /// XEP-0198 §5: resuming an id the server does not know is `<failed/>` with
@@ -666,7 +691,10 @@ async fn resume_of_an_unknown_id_is_item_not_found_xep0198_5() {
     let server = TestServer::start(no_server_acks);
     let mut c = Client::authed(server.c2s(), "alice").await;
     expect_failed(&mut c, &sm::resume("bogus", 0), "item-not-found").await;
-    let jid = c.bind(Some("fresh")).await.expect("bind after the failed resume");
+    let jid = c
+        .bind(Some("fresh"))
+        .await
+        .expect("bind after the failed resume");
     assert_eq!(jid, full("alice", "fresh"));
     ok(c.sync().await);
 }
@@ -684,21 +712,30 @@ async fn resume_of_another_users_session_is_item_not_found_xep0198_5() {
 
     let mut thief = Client::authed(server.c2s(), "bob").await;
     let failed = expect_failed(&mut thief, &sm::resume(&id, 0), "item-not-found").await;
-    assert_eq!(failed.attr("h"), None, "nothing about alice's session: {failed}");
+    assert_eq!(
+        failed.attr("h"),
+        None,
+        "nothing about alice's session: {failed}"
+    );
     let jid = thief.bind(Some("b")).await.expect("bind");
     assert_eq!(jid, full("bob", "b"));
 
     let mut a = Client::authed(server.c2s(), "alice").await;
     expect_resumed(&mut a, &id, 0, 0).await;
     let pong = ok(a.request(&ping(&next_id("after"), None)).await);
-    assert_eq!(pong.attr("to"), Some(full("alice", "phone").as_str()), "{pong}");
+    assert_eq!(
+        pong.attr("to"),
+        Some(full("alice", "phone").as_str()),
+        "{pong}"
+    );
 }
 
 /// XEP-0198 §5 (the server "MAY" end a session nobody resumed within `max`) with RFC 6121
 /// §4.5.2 and XEP-0160: after `resume_timeout_s` the hibernating session ends: contacts get
 /// its unavailable presence, an iq queued for it is answered with `<service-unavailable/>`,
-/// and the messages it never acknowledged are stored offline and delivered, with XEP-0203
-/// delay stamps, at the user's next login.
+/// a late `<resume/>` fails with `<item-not-found/>` and the server's `h`, and the messages
+/// it never acknowledged are stored offline and delivered, with XEP-0203 delay stamps, at
+/// the user's next login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
     let server = TestServer::start(|cfg| {
@@ -712,13 +749,20 @@ async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
 
     let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
     b.available().await;
-    ok(b.expect_match("bob's own presence", |el| is_presence(el, &bob, "available"))
-        .await);
+    ok(b.expect_match("bob's own presence", |el| {
+        is_presence(el, &bob, "available")
+    })
+    .await);
     let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
     a.available().await;
-    ok(b.expect_match("alice's presence", |el| is_presence(el, &phone, "available"))
-        .await);
-    ok(a.sm_enable_resumable().await);
+    ok(b.expect_match("alice's presence", |el| {
+        is_presence(el, &phone, "available")
+    })
+    .await);
+    let id = ok(a.sm_enable_resumable().await);
+    // One stanza from the client: the h a late resume is told.
+    a.send(&chat(&bob, "chat", "from phone")).await;
+    ok(b.expect_message_body("from phone").await);
     for text in ["1", "2"] {
         b.send(&numbered(&phone, text)).await;
     }
@@ -726,10 +770,12 @@ async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
     a.abort();
     b.send(&ping("to-sleeper", Some(&phone))).await;
 
-    ok(b.expect_match("alice's unavailable presence after the timeout", |el| {
-        is_presence(el, &phone, "unavailable")
-    })
-    .await);
+    ok(
+        b.expect_match("alice's unavailable presence after the timeout", |el| {
+            is_presence(el, &phone, "unavailable")
+        })
+        .await,
+    );
     let reply = ok(b
         .expect_match("the error for the queued ping", |el| {
             el.attr("id") == Some("to-sleeper")
@@ -740,6 +786,13 @@ async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
         Some("service-unavailable"),
         "{reply}"
     );
+
+    // Too late: item-not-found, with the count the server had handled so that the client
+    // knows what to send again (§5).
+    let mut late = Client::authed(server.c2s(), "alice").await;
+    let failed = expect_failed(&mut late, &sm::resume(&id, 2), "item-not-found").await;
+    assert_eq!(sm::h(&failed), Some(1), "{failed}");
+    drop(late);
 
     let mut a = Client::login(server.c2s(), "alice", Some("laptop")).await;
     a.available().await;
@@ -753,8 +806,10 @@ async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
         assert_eq!(msg.attr("from"), Some(bob.as_str()), "{msg}");
         assert_delayed(msg, started);
     }
-    ok(a.expect_none_before_user_sync("a message delivered twice", is_message)
-        .await);
+    ok(
+        a.expect_none_before_user_sync("a message delivered twice", is_message)
+            .await,
+    );
 }
 
 /// XEP-0198 §5 with RFC 6120 §7.7.2.2: when the client binds the same resource on a new
@@ -776,10 +831,12 @@ async fn binding_the_same_resource_takes_over_unacked_stanzas_xep0198_5() {
     let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
     assert_eq!(a.jid.as_deref(), Some(phone.as_str()));
     assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
-    ok(b.expect_none_before_ping("an error for the taken-over messages", |el| {
-        el.attr("type") == Some("error")
-    })
-    .await);
+    ok(
+        b.expect_none_before_ping("an error for the taken-over messages", |el| {
+            el.attr("type") == Some("error")
+        })
+        .await,
+    );
 }
 
 /// XEP-0198 §5 ("the server SHOULD NOT keep more than it can"): with `sm_max_queue = 3`, a
@@ -825,6 +882,8 @@ async fn hibernating_queue_is_bounded_xep0198_5() {
     let mut a = Client::authed(server.c2s(), "alice").await;
     expect_resumed(&mut a, &id, 0, 0).await;
     assert_eq!(next_bodies(&mut a, 3).await, ["1", "2", "3"]);
+    // Acknowledged, so that the ping's result fits in the three-stanza queue.
+    a.send(&sm::ack(3)).await;
     ok(a.expect_none_before_ping("a refused message", is_message)
         .await);
 }
@@ -956,9 +1015,8 @@ async fn admin_api_lists_a_hibernating_session_xep0198_5() {
 
 // ----- RFC 7395: WebSocket -------------------------------------------------------------------
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(http: SocketAddr) -> Ws {
     let mut req = format!("ws://{http}/xmpp-websocket")
@@ -1036,7 +1094,10 @@ async fn websocket_session_enables_and_resumes_xep0198_5() {
     let web = full("alice", "web");
 
     let (mut ws, features) = ws_authed(http).await;
-    assert!(sm::offered(&features), "XEP-0198 §2 over WebSocket: {features}");
+    assert!(
+        sm::offered(&features),
+        "XEP-0198 §2 over WebSocket: {features}"
+    );
     ws_send(
         &mut ws,
         &Element::new("iq", ns::CLIENT)
@@ -1100,11 +1161,14 @@ async fn slixmpp_client_resumes_after_its_connection_is_cut_xep0198_5() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "sm_resume.py failed:\n{text}");
+    eprintln!("sm_resume.py:\n{text}");
     for line in ["ENABLED", "RESUMED alice@localhost/", "GOT while away"] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
     assert!(
-        String::from_utf8_lossy(&out.stdout).trim_end().ends_with("OK"),
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end()
+            .ends_with("OK"),
         "{text}"
     );
 }

@@ -10,8 +10,8 @@ mod barrier;
 mod client;
 pub mod cluster;
 pub mod im;
-pub mod sm;
 mod server;
+pub mod sm;
 
 mod bin;
 pub use bin::{parley_binary, workspace_root};
