@@ -54,11 +54,26 @@ pub struct Snapshot {
     pub refusals: Vec<(&'static str, u64)>,
     /// Times a session stopped reading because of the read-rate limit.
     pub reads_throttled: u64,
+    /// Stream Management (XEP-0198).
+    pub sm: StreamManagement,
     /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
     /// last bound is +Inf) and the sum of all observations in seconds.
     pub routing: (Vec<(f64, u64)>, f64),
     /// Node figures, in a cluster.
     pub cluster: Option<Cluster>,
+}
+
+/// The Stream Management part of a [`Snapshot`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamManagement {
+    /// Sessions waiting for a resume now.
+    pub hibernating: u64,
+    /// Stanzas unacknowledged in all queues now.
+    pub unacked: u64,
+    /// Sessions resumed on this node.
+    pub resumes_local: u64,
+    /// Resumes answered with `<failed/>`.
+    pub resumes_failed: u64,
 }
 
 /// The BOSH part of a [`Snapshot`].
@@ -155,6 +170,12 @@ impl Snapshot {
             stanzas_out: load(&m::STANZAS_OUT),
             refusals: m::refusals(),
             reads_throttled: load(&parley_session::limits::READS_THROTTLED),
+            sm: StreamManagement {
+                hibernating: load(&m::SM_HIBERNATING),
+                unacked: load(&m::SM_UNACKED),
+                resumes_local: load(&m::SM_RESUMES_LOCAL),
+                resumes_failed: load(&m::SM_RESUMES_FAILED),
+            },
             routing: (bounds.zip(buckets).collect(), sum_us as f64 / 1e6),
             cluster,
             node,
@@ -247,6 +268,38 @@ impl Collector for Snapshot {
             None,
             Gauge,
             here(u64::from(self.ready)),
+        )?;
+        family(
+            &mut enc,
+            "sm_hibernating_sessions",
+            "Sessions whose connection died, waiting for a resume (XEP-0198).",
+            None,
+            Gauge,
+            here(self.sm.hibernating),
+        )?;
+        family(
+            &mut enc,
+            "sm_unacked_stanzas",
+            "Stanzas sent to clients and not yet acknowledged (XEP-0198), in all queues.",
+            None,
+            Gauge,
+            here(self.sm.unacked),
+        )?;
+        family(
+            &mut enc,
+            "sm_resumes",
+            "Sessions resumed (XEP-0198 §5), by where the session was held.",
+            None,
+            Counter,
+            labelled(node, "where", [("local", self.sm.resumes_local)]),
+        )?;
+        family(
+            &mut enc,
+            "sm_resumes_failed",
+            "Resumes answered with <failed/> (unknown, expired or another user's id).",
+            None,
+            Counter,
+            here(self.sm.resumes_failed),
         )?;
         if let Some(b) = &self.bosh {
             family(
@@ -430,6 +483,12 @@ mod tests {
             stanzas_out: 9,
             refusals: vec![("auth_failures_ip", 3), ("c2s_conn_per_ip", 1)],
             reads_throttled: 4,
+            sm: StreamManagement {
+                hibernating: 2,
+                unacked: 5,
+                resumes_local: 3,
+                resumes_failed: 1,
+            },
             routing: (
                 parley_router::metrics::LATENCY_BOUNDS_US
                     .iter()
@@ -463,6 +522,10 @@ mod tests {
             "parley_refusals_total{node=\"n1\",reason=\"auth_failures_ip\"} 3",
             "parley_refusals_total{node=\"n1\",reason=\"c2s_conn_per_ip\"} 1",
             "parley_reads_throttled_total{node=\"n1\"} 4",
+            "parley_sm_hibernating_sessions{node=\"n1\"} 2",
+            "parley_sm_unacked_stanzas{node=\"n1\"} 5",
+            "parley_sm_resumes_total{node=\"n1\",where=\"local\"} 3",
+            "parley_sm_resumes_failed_total{node=\"n1\"} 1",
             "# TYPE parley_routing_seconds histogram",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");

@@ -47,6 +47,18 @@ pub enum CloseReason {
     Error(StreamError),
     /// A stanza (usually a prepared `<stream:error/>`) sent as-is before `</stream:stream>`.
     Stanza(Element),
+    /// The node is draining: the client is asked to reconnect at `host` (RFC 6120
+    /// §4.9.3.19 `<see-other-host/>`) or, over WebSocket, at `uri` (RFC 7395 §3.6.1
+    /// `see-other-uri`). A resumable session (XEP-0198) keeps its state, so that the client
+    /// resumes it where it reconnects.
+    /// Without a `host`, the close is `<system-shutdown/>` (the client reconnects where it
+    /// connected, a load balancer's address).
+    Move {
+        /// `host[:port]` for `<see-other-host/>`.
+        host: Option<String>,
+        /// A `wss://` URI for WebSocket clients, when one is configured.
+        uri: Option<String>,
+    },
 }
 
 impl CloseReason {

@@ -89,7 +89,7 @@ impl Handler<Deliver> for Session {
                 None => self.undeliverable(msg.stanza),
             };
         }
-        if matches!(self.io, Io::Closing(_)) {
+        if matches!(self.io, Io::Closing(_)) && !self.hibernate_on_close {
             // Routed before this session unregistered: nothing may be lost silently.
             return self.undeliverable(msg.stanza);
         }

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{self, Poll};
 
 use actix::fut::ActorFuture;
-use actix::{ActorContext, Context};
+use actix::Context;
 use parley_proto::ns;
 use parley_proto::stream_error::StreamError;
 use parley_router::CloseReason;
@@ -217,7 +217,7 @@ impl Session {
         };
         if draining {
             // The client closed its side after ours: the close is complete.
-            ctx.stop();
+            self.finish(ctx);
             return Some(Poll::Ready(()));
         }
         Some(self.lost(ctx, &why))
@@ -237,7 +237,7 @@ impl Session {
             self.end.get_or_insert(EndCause::Abandoned);
         }
         self.outbox.clear();
-        ctx.stop();
+        self.finish(ctx);
         Poll::Ready(())
     }
 

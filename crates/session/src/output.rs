@@ -26,16 +26,14 @@ impl Session {
     /// Prosody's `session.send(stanza)`: queues a stanza for the client. A full queue means
     /// the client is not reading; it is disconnected with `<policy-violation/>`.
     pub fn send(&mut self, stanza: &Element, ctx: &mut Context<Self>) {
-        if matches!(self.io, Io::Closing(_) | Io::Moved) {
+        if self.io == Io::Moved || matches!(self.io, Io::Closing(_)) && !self.hibernate_on_close {
             return;
         }
         // XEP-0198: counted and kept until acknowledged; a hibernating session only keeps it.
         match self.sm_count_out(stanza, ctx) {
             Counted::Write => {}
             Counted::Held => return,
-            Counted::Full(el) if matches!(self.io, Io::Hibernating(_)) => {
-                return self.refuse_held(el)
-            }
+            Counted::Full(el) if !matches!(self.io, Io::Running) => return self.refuse_held(el),
             Counted::Full(el) => {
                 self.close(
                     CloseReason::with_text(
@@ -163,6 +161,8 @@ impl Session {
     pub fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
         match self.io {
             Io::Closing(_) | Io::Moved => return,
+            // A drain leaves a hibernating session as it is: its client resumes it elsewhere.
+            Io::Hibernating(_) if matches!(reason, CloseReason::Move { .. }) => return,
             Io::Hibernating(_) => {
                 // No connection to say anything on: the session just ends.
                 self.wake_from_hibernation(ctx);
@@ -181,9 +181,43 @@ impl Session {
             let from = self.default_host();
             self.send_header(&from);
         }
+        let mut framed_close = None;
         match &reason {
             CloseReason::Clean => {
                 self.end.get_or_insert(EndCause::Closed);
+            }
+            CloseReason::Move { host, uri } => {
+                self.span
+                    .in_scope(|| info!(host = ?host, "asking the client to move"));
+                let condition = match (uri, host) {
+                    // RFC 7395 §3.6.1: the framing's own redirect.
+                    (Some(uri), _) if self.framed => {
+                        framed_close = Some(uri.clone());
+                        None
+                    }
+                    (_, Some(host)) => {
+                        let condition = StreamCondition::SeeOtherHost;
+                        let child = Element::new(condition.as_str(), ns::STREAM_ERRORS)
+                            .with_text(host.as_str());
+                        self.send_stream_level(Unit::StreamError(condition), "error", &[child]);
+                        Some(condition)
+                    }
+                    (_, None) => {
+                        let condition = StreamCondition::SystemShutdown;
+                        let child = Element::new(condition.as_str(), ns::STREAM_ERRORS);
+                        self.send_stream_level(Unit::StreamError(condition), "error", &[child]);
+                        Some(condition)
+                    }
+                };
+                // A resumable session outlives its connection: the client resumes it on
+                // the node it moves to (see `finish`).
+                self.hibernate_on_close = self.resumable();
+                if !self.hibernate_on_close {
+                    self.end.get_or_insert(match condition {
+                        Some(c) => EndCause::Error(c),
+                        None => EndCause::Closed,
+                    });
+                }
             }
             CloseReason::Error(err) => {
                 self.end.get_or_insert(EndCause::Error(err.condition));
@@ -212,7 +246,14 @@ impl Session {
         if !self.notopen() || !matches!(reason, CloseReason::Clean) {
             if self.framed {
                 // RFC 7395 §3.6.
-                let close = format!("<close xmlns='{}'/>", ns::FRAMING);
+                let close = match framed_close {
+                    Some(uri) => format!(
+                        "<close xmlns='{}' see-other-uri='{}'/>",
+                        ns::FRAMING,
+                        parley_xml::escape::attr(&uri)
+                    ),
+                    None => format!("<close xmlns='{}'/>", ns::FRAMING),
+                };
                 self.outbox.push_unit(Unit::Close, close.as_bytes());
             } else {
                 self.outbox.push_unit(Unit::Close, b"</stream:stream>");
@@ -220,13 +261,30 @@ impl Session {
         }
         self.io = Io::Closing(CloseStage::Flushing);
         self.paused = false;
-        self.unregister();
+        if !self.hibernate_on_close {
+            self.unregister();
+        }
         ctx.run_later(CLOSE_GRACE, |act, ctx| {
-            let _enter = act.span.enter();
-            debug!("close grace period over");
-            ctx.stop();
+            if !matches!(act.io, Io::Closing(_)) {
+                return;
+            }
+            act.span.in_scope(|| debug!("close grace period over"));
+            act.finish(ctx);
         });
         self.wake();
+    }
+
+    /// The connection is done with (closed, lost, or out of grace): the actor stops, or a
+    /// session moved away by a drain hibernates until its client resumes it.
+    pub(crate) fn finish(&mut self, ctx: &mut Context<Self>) {
+        if self.hibernate_on_close {
+            self.hibernate_on_close = false;
+            self.io = Io::Running;
+            if self.hibernate(ctx) {
+                return;
+            }
+        }
+        ctx.stop();
     }
 
     /// Ends the session (status expired) at unix time `at_ms`: its lifetime or its token's.

@@ -67,6 +67,9 @@ pub struct Session {
     /// Reads that returned data, for dead-peer detection (a counter is cheaper than a
     /// clock reading per read).
     pub(crate) reads: u64,
+    /// A drain asked the client to move (`CloseReason::Move`) and the session is resumable:
+    /// when the connection is done, it hibernates instead of ending.
+    pub(crate) hibernate_on_close: bool,
 }
 
 impl Session {
@@ -113,6 +116,7 @@ impl Session {
             prebind: None,
             successor: None,
             reads: 0,
+            hibernate_on_close: false,
             conn,
             env,
             span,

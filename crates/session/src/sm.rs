@@ -249,7 +249,8 @@ impl Session {
 
     /// Counts `stanza` as sent to the client (§4) and keeps it until it is acknowledged.
     pub(crate) fn sm_count_out(&mut self, stanza: &Element, ctx: &mut Context<Self>) -> Counted {
-        let hibernating = matches!(self.io, Io::Hibernating(_));
+        // Also while a drain's close is flushing: the session will hibernate.
+        let hibernating = self.io != Io::Running;
         let (max, max_bytes, every) = {
             let c = &self.env.config.sm;
             (c.max_queue, c.max_queue_bytes, c.ack_every)
@@ -323,6 +324,12 @@ impl Session {
         if let Some(s) = self.sm_mut() {
             s.inbound = s.inbound.wrapping_add(1);
         }
+    }
+
+    /// Whether the session enabled resumption (§5).
+    pub(crate) fn resumable(&self) -> bool {
+        self.sm()
+            .is_some_and(|s| matches!(s.resume, Resumption::Yes { .. }))
     }
 
     /// The connection died: a resumable session hibernates (§5) and waits for its client;

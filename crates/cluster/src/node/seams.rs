@@ -31,6 +31,11 @@ pub(super) fn to_remote_close(reason: CloseReason) -> RemoteClose {
             condition: StreamCondition::UndefinedCondition.as_str().to_owned(),
             text: None,
         },
+        // Drains are per node: a peer never moves another node's clients.
+        CloseReason::Move { .. } => RemoteClose::Error {
+            condition: StreamCondition::SystemShutdown.as_str().to_owned(),
+            text: None,
+        },
     }
 }
 
