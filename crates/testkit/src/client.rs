@@ -288,17 +288,21 @@ impl Client {
     /// Expects the server to close with a stream error; returns its condition. Also checks
     /// that `</stream:stream>` and the end of the connection follow (RFC 6120 §4.9.1.1).
     pub async fn expect_stream_error(&mut self) -> Result<String, ClientError> {
-        let condition = loop {
+        let el = self.expect_stream_error_element().await?;
+        let condition = el
+            .children()
+            .find(|c| c.ns() == ns::STREAM_ERRORS && c.name() != "text")
+            .map(|c| c.name().to_owned());
+        condition.ok_or_else(|| ClientError::Unexpected(format!("no condition in {el}")))
+    }
+
+    /// [`Client::expect_stream_error`], returning the whole `<stream:error/>` for rules about
+    /// its text or application-specific condition (RFC 6120 §4.9.4).
+    pub async fn expect_stream_error_element(&mut self) -> Result<Element, ClientError> {
+        let error = loop {
             match self.recv().await? {
                 Received::Header(_) => continue,
-                Received::Element(el) if el.is("error", ns::STREAM) => {
-                    let cond = el
-                        .children()
-                        .find(|c| c.ns() == ns::STREAM_ERRORS && c.name() != "text")
-                        .map(|c| c.name().to_owned())
-                        .ok_or_else(|| ClientError::Unexpected(format!("no condition in {el}")))?;
-                    break cond;
-                }
+                Received::Element(el) if el.is("error", ns::STREAM) => break el,
                 Received::Element(el) if el.is("features", ns::STREAM) => continue,
                 other => {
                     return Err(ClientError::Unexpected(format!(
@@ -316,7 +320,7 @@ impl Client {
             }
         }
         self.expect_eof().await?;
-        Ok(condition)
+        Ok(error)
     }
 
     /// Expects the connection to end (after the client closes its side too).

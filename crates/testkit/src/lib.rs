@@ -11,6 +11,7 @@ mod client;
 pub mod cluster;
 pub mod im;
 mod server;
+pub mod sm;
 
 mod bin;
 pub use bin::{parley_binary, workspace_root};
