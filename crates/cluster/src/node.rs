@@ -156,7 +156,11 @@ pub struct ResumeHandler {
     /// Exports a session.
     #[allow(clippy::type_complexity)]
     pub take: Arc<
-        dyn Fn(String, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>
+        dyn Fn(
+                String,
+                String,
+            )
+                -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>
             + Send
             + Sync,
     >,
@@ -410,9 +414,19 @@ impl Node {
     }
 
     /// A handle to session `session` on `node`.
-    pub fn remote_session(&self, node: &str, jid: &FullJid, session: SessionId) -> Option<SessionHandle> {
+    pub fn remote_session(
+        &self,
+        node: &str,
+        jid: &FullJid,
+        session: SessionId,
+    ) -> Option<SessionHandle> {
         let me: Arc<dyn RemoteSessions> = self.me_weak.upgrade()?;
-        Some(SessionHandle::remote(session, Arc::from(node), jid.clone(), me))
+        Some(SessionHandle::remote(
+            session,
+            Arc::from(node),
+            jid.clone(),
+            me,
+        ))
     }
 
     /// Whether `node` is this node.

@@ -70,8 +70,10 @@ pub struct StreamManagement {
     pub hibernating: u64,
     /// Stanzas unacknowledged in all queues now.
     pub unacked: u64,
-    /// Sessions resumed on this node.
+    /// Sessions resumed on this node that it held.
     pub resumes_local: u64,
+    /// Sessions resumed on this node that another node held.
+    pub resumes_remote: u64,
     /// Resumes answered with `<failed/>`.
     pub resumes_failed: u64,
 }
@@ -174,6 +176,7 @@ impl Snapshot {
                 hibernating: load(&m::SM_HIBERNATING),
                 unacked: load(&m::SM_UNACKED),
                 resumes_local: load(&m::SM_RESUMES_LOCAL),
+                resumes_remote: load(&m::SM_RESUMES_REMOTE),
                 resumes_failed: load(&m::SM_RESUMES_FAILED),
             },
             routing: (bounds.zip(buckets).collect(), sum_us as f64 / 1e6),
@@ -291,7 +294,14 @@ impl Collector for Snapshot {
             "Sessions resumed (XEP-0198 §5), by where the session was held.",
             None,
             Counter,
-            labelled(node, "where", [("local", self.sm.resumes_local)]),
+            labelled(
+                node,
+                "where",
+                [
+                    ("local", self.sm.resumes_local),
+                    ("remote", self.sm.resumes_remote),
+                ],
+            ),
         )?;
         family(
             &mut enc,
@@ -487,6 +497,7 @@ mod tests {
                 hibernating: 2,
                 unacked: 5,
                 resumes_local: 3,
+                resumes_remote: 2,
                 resumes_failed: 1,
             },
             routing: (
@@ -525,6 +536,7 @@ mod tests {
             "parley_sm_hibernating_sessions{node=\"n1\"} 2",
             "parley_sm_unacked_stanzas{node=\"n1\"} 5",
             "parley_sm_resumes_total{node=\"n1\",where=\"local\"} 3",
+            "parley_sm_resumes_total{node=\"n1\",where=\"remote\"} 2",
             "parley_sm_resumes_failed_total{node=\"n1\"} 1",
             "# TYPE parley_routing_seconds histogram",
         ] {

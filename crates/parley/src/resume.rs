@@ -16,7 +16,8 @@ const TAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects `env`'s resumptions and `node` both ways.
 pub fn install(node: &Arc<Node>, env: &Arc<SessionEnv>) {
-    env.resumptions.set_remote(Arc::new(ClusterResume(node.clone())));
+    env.resumptions
+        .set_remote(Arc::new(ClusterResume(node.clone())));
     let (take_env, commit_env) = (env.clone(), env.clone());
     node.set_resume_handler(ResumeHandler {
         take: Arc::new(move |previd, user| take_env.resumptions.export(&previd, &user)),
@@ -38,7 +39,11 @@ impl RemoteResume for ClusterResume {
         // The node the id names first; then the others, since a session that was resumed
         // once lives on under its first id wherever it went.
         let mut order: Vec<String> = hint.map(str::to_owned).into_iter().collect();
-        order.extend(node.peers().into_iter().filter(|p| Some(p.as_str()) != hint));
+        order.extend(
+            node.peers()
+                .into_iter()
+                .filter(|p| Some(p.as_str()) != hint),
+        );
         Box::pin(async move {
             for peer in order {
                 if let Some(state) = node.take_session(&peer, &previd, &user, TAKE_TIMEOUT).await {

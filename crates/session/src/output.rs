@@ -165,7 +165,9 @@ impl Session {
         match self.io {
             Io::Closing(_) | Io::Moved => return,
             // A drain leaves a hibernating session as it is: its client resumes it elsewhere.
-            Io::Hibernating(_) | Io::Exporting { .. } if matches!(reason, CloseReason::Move { .. }) => {
+            Io::Hibernating(_) | Io::Exporting { .. }
+                if matches!(reason, CloseReason::Move { .. }) =>
+            {
                 return
             }
             Io::Hibernating(_) | Io::Exporting { .. } => {

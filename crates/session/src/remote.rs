@@ -55,8 +55,12 @@ pub trait RemoteResume: Send + Sync + 'static {
     /// Asks the cluster for session `previd` of `user` (first `hint`, the node its id
     /// names, then the others): its exported state, or None when no node has it to give.
     /// Returns the node that gave it.
-    fn take(&self, hint: Option<&str>, previd: &str, user: &BareJid)
-        -> BoxFuture<Option<(String, Vec<u8>)>>;
+    fn take(
+        &self,
+        hint: Option<&str>,
+        previd: &str,
+        user: &BareJid,
+    ) -> BoxFuture<Option<(String, Vec<u8>)>>;
     /// Moves the cluster-wide claim on `jid`, session `session`, from node `from` to this
     /// node, in one transaction; false when the claim is no longer `from`'s.
     fn adopt(&self, jid: &FullJid, session: SessionId, from: &str) -> BoxFuture<bool>;

@@ -480,10 +480,14 @@ impl Handler<Attach> for UserActor {
             .iter()
             .position(|r| r.name == msg.resource && r.handle.id == msg.handle.id)
         {
-            // The same session attaching again (membership changed twice): keep what this
-            // actor knows, count the attach once.
+            // The same session attaching again (membership changed twice, or a resume
+            // moved it to a new connection or node): keep what this actor knows, count the
+            // attach once. The blocklist goes again: the session may have moved before its
+            // first copy reached it, and holds stanzas back until one does.
             self.resources[i].handle = msg.handle;
             self.release_attached();
+            let r = &self.resources[i];
+            self.sync_blocklist(r);
             return;
         }
         if let Some(i) = self.resources.iter().position(|r| r.name == msg.resource) {

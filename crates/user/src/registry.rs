@@ -673,7 +673,9 @@ impl Users {
                 self.checks_finished().await;
                 let drained: HashMap<BareJid, Addr<UserActor>> = {
                     let map = self.map.read();
-                    map.iter().map(|(j, e)| (j.clone(), e.addr.clone())).collect()
+                    map.iter()
+                        .map(|(j, e)| (j.clone(), e.addr.clone()))
+                        .collect()
                 };
                 for addr in drained.values() {
                     let _ = addr.send(crate::messages::Drain).await;

@@ -1,0 +1,221 @@
+//! XEP-0198 §5 across a cluster, against real processes (two or three `parley` nodes, a real
+//! etcd and PostgreSQL): a client whose connection died resumes its session on whichever
+//! node the load balancer picks, with nothing lost and nothing repeated; two resumes at
+//! once have exactly one winner; a session whose node is gone cannot be resumed.
+
+use std::net::SocketAddr;
+
+use parley_proto::ns;
+use parley_testkit::cluster::{add_users, ClusterNode};
+use parley_testkit::im::{body, chat};
+use parley_testkit::{shared_etcd, shared_pg, sm, Client, Received};
+use parley_xml::Element;
+
+fn random_prefix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    format!("/r{:x}{:x}", n, std::process::id())
+}
+
+/// `n` nodes; the server never asks for acks by itself in these tests (the counts stay
+/// the test's to decide).
+fn cluster(n: usize) -> Vec<ClusterNode> {
+    let db = shared_pg().database();
+    add_users(&db, &["alice", "bob"]);
+    let etcd = shared_etcd().endpoint.clone();
+    let prefix = random_prefix();
+    let extra = "sm_ack_every = 100000\nsm_ack_delay_ms = 3600000";
+    let nodes: Vec<ClusterNode> = (1..=n)
+        .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, extra))
+        .collect();
+    parley_testkit::cluster::wait_members(&nodes, n);
+    nodes
+}
+
+fn ok<T>(r: Result<T, parley_testkit::ClientError>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn is_message(el: &Element) -> bool {
+    el.is("message", ns::CLIENT) && el.get_child("body", ns::CLIENT).is_some()
+}
+
+async fn next_bodies(c: &mut Client, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(body(&ok(c.expect_match("a message", is_message).await)));
+    }
+    out
+}
+
+async fn send_numbered(b: &mut Client, to: &str, range: std::ops::RangeInclusive<u32>) {
+    for i in range {
+        b.send(&chat(to, "chat", &i.to_string())).await;
+    }
+    // Everything sent has been routed once bob's own stream answers a round trip.
+    ok(b.sync().await);
+}
+
+/// Resumes `previd` on `addr` with the client's count `h`; returns the client and the
+/// server's answer.
+async fn resume_on(addr: SocketAddr, previd: &str, h: u32) -> (Client, Element) {
+    let mut c = Client::authed(addr, "alice").await;
+    let answer = ok(c.sm_send_for_answer(&sm::resume(previd, h)).await);
+    (c, answer)
+}
+
+/// XEP-0198 §5 on another node: alice's session on n1 hibernates; she resumes on n2 and
+/// gets exactly what she had not handled, in order, then what bob sends next (the routing
+/// moved with her). Later she resumes the same session back on n1 under the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_a_session_resumes_on_another_node() {
+    let nodes = cluster(2);
+    let phone = "alice@localhost/phone";
+    let mut a = Client::login(nodes[0].c2s, "alice", Some("phone")).await;
+    let id = ok(a.sm_enable_resumable().await);
+    let mut b = Client::login(nodes[1].c2s, "bob", Some("b")).await;
+    send_numbered(&mut b, phone, 1..=3).await;
+    assert_eq!(next_bodies(&mut a, 3).await, ["1", "2", "3"]);
+    a.abort();
+    send_numbered(&mut b, phone, 4..=5).await;
+
+    let (mut a, answer) = resume_on(nodes[1].c2s, &id, 1).await;
+    assert!(
+        sm::is(&answer, "resumed"),
+        "XEP-0198 §5 on another node: {answer}"
+    );
+    assert_eq!(answer.attr("previd"), Some(id.as_str()));
+    assert_eq!(
+        next_bodies(&mut a, 4).await,
+        ["2", "3", "4", "5"],
+        "everything after h=1, once, in order"
+    );
+    send_numbered(&mut b, phone, 6..=6).await;
+    assert_eq!(
+        next_bodies(&mut a, 1).await,
+        ["6"],
+        "routing follows the session"
+    );
+    // Nothing more: anything repeated would have come before bob's last message.
+    ok(a.expect_none_yet("a repeated message", is_message).await);
+    let count = ok(a.sm_server_count().await);
+    assert_eq!(count, 0, "alice sent no stanza since <enable/>");
+
+    // Handled 6 in all; back on n1 under the same id.
+    a.send(&sm::ack(6)).await;
+    ok(a.sm_server_count().await);
+    a.abort();
+    send_numbered(&mut b, phone, 7..=7).await;
+    let (mut a, answer) = resume_on(nodes[0].c2s, &id, 6).await;
+    assert!(
+        sm::is(&answer, "resumed"),
+        "a moved session resumes again: {answer}"
+    );
+    assert_eq!(next_bodies(&mut a, 1).await, ["7"]);
+}
+
+/// What became of a connection that resumed, once bob has sent one more message.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    /// It holds the session: the message came.
+    Holds,
+    /// Another resume took the session from it: its connection was dropped.
+    Dropped,
+}
+
+async fn fate(mut c: Client) -> Fate {
+    loop {
+        match c.recv().await {
+            Ok(Received::Element(el)) if is_message(&el) && body(&el) == "after" => {
+                return Fate::Holds
+            }
+            // The connection is dropped without a word (it is presumed dead): EOF, or a
+            // TLS stream cut without close_notify.
+            Ok(Received::Eof | Received::Close) | Err(parley_testkit::ClientError::Io(_)) => {
+                return Fate::Dropped
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// XEP-0198 §5, a race: two connections resume the same session at once on two other
+/// nodes. The session ends up in exactly one place: each resume either fails with
+/// `<item-not-found/>` or wins, and when both win (the second took the session from the
+/// first, as a resume over a live connection does) the first connection is dropped; the
+/// next message reaches exactly one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_two_resumes_at_once_have_one_winner() {
+    let nodes = cluster(3);
+    let mut a = Client::login(nodes[0].c2s, "alice", Some("phone")).await;
+    let id = ok(a.sm_enable_resumable().await);
+    a.abort();
+    let (x, y) = tokio::join!(
+        resume_on(nodes[1].c2s, &id, 0),
+        resume_on(nodes[2].c2s, &id, 0)
+    );
+    let mut resumed = Vec::new();
+    for (c, answer) in [x, y] {
+        if sm::is(&answer, "resumed") {
+            resumed.push(c);
+        } else {
+            assert_eq!(
+                sm::failed_condition(&answer).as_deref(),
+                Some("item-not-found"),
+                "{answer}"
+            );
+        }
+    }
+    assert!(!resumed.is_empty(), "one of the two resumes wins");
+    let mut b = Client::login(nodes[0].c2s, "bob", Some("b")).await;
+    b.send(&chat("alice@localhost/phone", "chat", "after"))
+        .await;
+
+    let mut fates = Vec::new();
+    for f in futures_join(resumed.into_iter().map(fate).collect()).await {
+        fates.push(f);
+    }
+    fates.sort_by_key(|f| *f == Fate::Dropped);
+    assert_eq!(
+        fates[0],
+        Fate::Holds,
+        "exactly one holds the session: {fates:?}"
+    );
+    assert!(fates[1..].iter().all(|f| *f == Fate::Dropped), "{fates:?}");
+}
+
+/// Runs the futures side by side and returns their outputs in order.
+async fn futures_join<F: std::future::Future<Output = Fate> + Send + 'static>(
+    futs: Vec<F>,
+) -> Vec<Fate> {
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+/// XEP-0198 §5 when the node that held the session is gone (SIGKILL): nothing can be
+/// resumed; the answer is `<failed><item-not-found/></failed>` and the client binds afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_the_holders_loss_fails_the_resume() {
+    let mut nodes = cluster(2);
+    let mut a = Client::login(nodes[0].c2s, "alice", Some("phone")).await;
+    let id = ok(a.sm_enable_resumable().await);
+    a.abort();
+    nodes[0].kill();
+    let (mut a, answer) = resume_on(nodes[1].c2s, &id, 0).await;
+    assert!(sm::is(&answer, "failed"), "{answer}");
+    assert_eq!(
+        sm::failed_condition(&answer).as_deref(),
+        Some("item-not-found")
+    );
+    assert!(
+        a.bind(Some("phone")).await.is_ok(),
+        "the client binds afresh"
+    );
+}
