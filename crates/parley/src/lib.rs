@@ -5,4 +5,5 @@
 
 pub mod cli;
 pub mod config;
+mod drain;
 pub mod server;
