@@ -3,7 +3,7 @@
 //!
 //! A refusal is plain HTTP, before any session exists: `429 Too Many Requests` when the
 //! client's address holds too many connections or opens them too fast, `503 Service
-//! Unavailable` when the node is full; both with `Retry-After`.
+//! Unavailable` when the node is full or draining; all with `Retry-After`.
 
 use std::net::SocketAddr;
 
@@ -32,6 +32,9 @@ pub(crate) fn admit(
     let (status, retry_after) = match refusal {
         Refusal::PerIp | Refusal::Rate => (StatusCode::TOO_MANY_REQUESTS, "1"),
         Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "10"),
+        // The node is going away: the load balancer (its `/ready` is false already) sends
+        // the retry to another node.
+        Refusal::Draining => (StatusCode::SERVICE_UNAVAILABLE, "1"),
     };
     let (text, content_type) = body(refusal);
     Err(Box::new(

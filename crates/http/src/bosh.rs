@@ -357,11 +357,13 @@ async fn handle(
 }
 
 /// XEP-0124 §17.2 has no condition for "too many": `policy-violation` for the client's own
-/// excess, `undefined-condition` when the node is full (the HTTP status says which).
+/// excess, `undefined-condition` when the node is full (the HTTP status says which);
+/// `system-shutdown` (§17.2) when the node is draining.
 fn bosh_condition(refusal: Refusal) -> &'static str {
     match refusal {
         Refusal::PerIp | Refusal::Rate => "policy-violation",
         Refusal::Full => "undefined-condition",
+        Refusal::Draining => "system-shutdown",
     }
 }
 

@@ -9,6 +9,7 @@
 //! does not answer in time is represented by what the registry holds for it, marked
 //! `"partial": true`.
 
+mod admin_drain;
 pub mod admin_input;
 mod admin_sessions;
 mod admit;
@@ -25,6 +26,7 @@ pub mod web_client;
 pub mod web_state;
 pub mod ws;
 
+pub use admin_drain::NodeDrain;
 pub use listener::web_server;
 pub use records::{answer_queries, ended_records, local_records, SessionRecord};
 pub use web_state::{ConsiderSecure, WebState};
@@ -70,6 +72,8 @@ pub struct AdminState {
     pub web: Option<Arc<WebState>>,
     /// `[admin]` bounds and where `/metrics` is served.
     pub policy: admin_input::AdminPolicy,
+    /// The node's drain (`POST /api/v1/nodes/{id}/drain`); None: it cannot be drained.
+    pub drain: Option<Arc<dyn NodeDrain>>,
 }
 
 pub(crate) fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
@@ -100,7 +104,14 @@ async fn health() -> HttpResponse {
 }
 
 fn is_ready(state: &AdminState) -> bool {
-    state.ready.load(Ordering::Acquire) && state.cluster.as_ref().is_none_or(|n| n.healthy())
+    // A draining node stays unready even if the node registers again after a fence.
+    state.ready.load(Ordering::Acquire)
+        && state.cluster.as_ref().is_none_or(|n| n.healthy())
+        && !draining(state)
+}
+
+fn draining(state: &AdminState) -> bool {
+    state.drain.as_ref().is_some_and(|d| d.draining())
 }
 
 async fn ready(state: web::Data<AdminState>) -> HttpResponse {
@@ -411,6 +422,10 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
                 }
             })
             .route("/api/v1/nodes", web::get().to(nodes))
+            .route(
+                "/api/v1/nodes/{id}/drain",
+                web::post().to(admin_drain::drain),
+            )
             .route("/api/v1/sessions", web::get().to(sessions))
             .route("/api/v1/sessions/{id}", web::get().to(session_by_id))
             .route("/api/v1/sessions/{id}", web::delete().to(delete_session))

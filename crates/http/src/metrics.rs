@@ -44,6 +44,10 @@ pub struct Snapshot {
     pub user_actors: u64,
     /// Whether the node accepts clients.
     pub ready: bool,
+    /// Whether the node is draining now.
+    pub draining: bool,
+    /// Drains started on this node (0 or 1 in one process: a drain ends with an exit).
+    pub drains: u64,
     /// BOSH figures, when the client HTTP listener runs.
     pub bosh: Option<Bosh>,
     /// Stanzas received from clients.
@@ -163,6 +167,8 @@ impl Snapshot {
             sessions,
             user_actors: state.users.running() as u64,
             ready: crate::is_ready(state),
+            draining: crate::draining(state),
+            drains: load(&m::DRAINS),
             bosh: state.web.as_ref().map(|web| Bosh {
                 sessions: web.bosh.len() as u64,
                 pending_bytes: web.bosh.pending_bytes() as u64,
@@ -271,6 +277,22 @@ impl Collector for Snapshot {
             None,
             Gauge,
             here(u64::from(self.ready)),
+        )?;
+        family(
+            &mut enc,
+            "draining",
+            "Whether the node is draining (refusing new clients, asking its clients to move).",
+            None,
+            Gauge,
+            here(u64::from(self.draining)),
+        )?;
+        family(
+            &mut enc,
+            "drains",
+            "Drains started on this node (SIGTERM, the admin API or `parley node drain`).",
+            None,
+            Counter,
+            here(self.drains),
         )?;
         family(
             &mut enc,
@@ -489,6 +511,7 @@ mod tests {
             sessions: vec![("n1".into(), 2)],
             user_actors: 1,
             ready: true,
+            drains: 1,
             stanzas_in: 7,
             stanzas_out: 9,
             refusals: vec![("auth_failures_ip", 3), ("c2s_conn_per_ip", 1)],
@@ -527,6 +550,9 @@ mod tests {
             "parley_sessions{type=\"c2s\",node=\"n1\"} 2",
             "parley_user_actors{node=\"n1\"} 1",
             "parley_ready{node=\"n1\"} 1",
+            "parley_draining{node=\"n1\"} 0",
+            "# TYPE parley_drains_total counter",
+            "parley_drains_total{node=\"n1\"} 1",
             "# TYPE parley_stanzas_in_total counter",
             "parley_stanzas_in_total{node=\"n1\"} 7",
             "parley_stanzas_out_total{node=\"n1\"} 9",

@@ -1,4 +1,5 @@
-//! The command line: `parley serve`, `parley user …`, `parley check config`.
+//! The command line: `parley serve`, `parley user …`, `parley check config`, and the
+//! commands that ask a running node through its admin API (`sessions`, `cluster`, `node`).
 //!
 //! Errors go to stderr as `error: …` with exit code 1; results go to stdout so that
 //! `parley user list` can be piped.
@@ -44,6 +45,9 @@ pub enum Command {
     /// The cluster, through the admin API (`[admin] listen` and `token`).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The running node, through its admin API (`[admin] listen` and `token`).
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Authentication tokens (`secret-token:…`) in the configured storage.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -87,6 +91,21 @@ pub enum TokenCommand {
 pub enum ClusterCommand {
     /// Print the live nodes: id, peer address, sessions, version, link state, one per line.
     Nodes,
+}
+
+/// `parley node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Drain the node, as SIGTERM does: it turns not-ready, refuses new clients, asks its
+    /// clients to move (`[c2s] redirect_host`, `[http] redirect_ws_uri`), waits for them
+    /// (at most `[cluster] drain_timeout_s`), leaves the cluster and exits with status 0.
+    /// Returns as soon as the drain has started.
+    Drain {
+        /// The node's id; it must be the node whose admin endpoint the config names
+        /// (default: that node, whatever its id).
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 /// `parley sessions …`.
@@ -182,6 +201,7 @@ pub fn run(cli: Cli) -> ExitCode {
             run_user(&config, command)
         }
         Command::Cluster(ClusterCommand::Nodes) => print_lines(list_nodes(&config)),
+        Command::Node(NodeCommand::Drain { node }) => print_lines(drain_node(&config, node)),
         Command::Token(command) => {
             init_tracing(&config.log, Some("warn"));
             print_lines(run_token(&config, command))
@@ -249,6 +269,12 @@ fn print_lines(result: Result<Vec<String>, String>) -> ExitCode {
 
 /// A GET with the bearer token on the configured admin endpoint; the JSON answer.
 fn admin_get(config: &Config, path: &str) -> Result<serde_json::Value, String> {
+    admin_request(config, "GET", path)
+}
+
+/// A request (without a body) with the bearer token on the configured admin endpoint; the
+/// JSON answer of a 2xx, else an error carrying the endpoint's own message.
+fn admin_request(config: &Config, method: &str, path: &str) -> Result<serde_json::Value, String> {
     use std::io::{Read, Write};
     let addr = config
         .admin
@@ -265,7 +291,7 @@ fn admin_get(config: &Config, path: &str) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
     let mut response = String::new();
@@ -274,13 +300,19 @@ fn admin_get(config: &Config, path: &str) -> Result<serde_json::Value, String> {
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.split_whitespace().nth(1).unwrap_or("?");
     match status {
-        "200" => {}
+        "200" | "202" => {}
         "401" => {
             return Err(format!(
                 "admin endpoint {addr} refused the token ([admin] token)"
             ))
         }
-        other => return Err(format!("admin endpoint {addr} answered HTTP {other}")),
+        other => {
+            let said = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|j| j["error"].as_str().map(|e| format!(": {e}")))
+                .unwrap_or_default();
+            return Err(format!("admin endpoint {addr} answered HTTP {other}{said}"));
+        }
     }
     serde_json::from_str(body).map_err(|e| format!("admin endpoint {addr}: {e}"))
 }
@@ -318,6 +350,34 @@ fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, S
             None => return Ok(out),
         }
     }
+}
+
+/// `POST /api/v1/nodes/{id}/drain` on the configured admin endpoint; without `node`, the
+/// id that endpoint reports for itself.
+fn drain_node(config: &Config, node: Option<String>) -> Result<Vec<String>, String> {
+    let id = match node {
+        Some(id) => id,
+        None => admin_get(config, "/api/v1/nodes")?["node"]
+            .as_str()
+            .ok_or("the admin endpoint did not say which node it is")?
+            .to_owned(),
+    };
+    let valid = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid {
+        return Err(format!("--node {id:?} is not a node id"));
+    }
+    let json = admin_request(config, "POST", &format!("/api/v1/nodes/{id}/drain"))?;
+    let what = if json["started"].as_bool() == Some(false) {
+        "was draining already"
+    } else {
+        "is draining"
+    };
+    Ok(vec![format!(
+        "node {id} {what}: it exits once its sessions have moved, or after [cluster] drain_timeout_s"
+    )])
 }
 
 /// `GET /api/v1/nodes`.
@@ -436,6 +496,20 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["parley", "--config", "y.toml", "check", "config"]).unwrap();
         assert_eq!(cli.config, Some(PathBuf::from("y.toml")));
+    }
+
+    #[test]
+    fn node_drain_takes_an_optional_node_id() {
+        let cli = Cli::try_parse_from(["parley", "node", "drain"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Node(NodeCommand::Drain { node: None })
+        ));
+        let cli = Cli::try_parse_from(["parley", "node", "drain", "--node", "n1"]).unwrap();
+        match cli.command {
+            Command::Node(NodeCommand::Drain { node }) => assert_eq!(node.as_deref(), Some("n1")),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

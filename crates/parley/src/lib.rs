@@ -5,5 +5,9 @@
 
 pub mod cli;
 pub mod config;
+<<<<<<< HEAD
 mod resume;
+=======
+mod drain;
+>>>>>>> drain
 pub mod server;

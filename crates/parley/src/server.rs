@@ -1,4 +1,5 @@
-//! Start-up wiring: storage, TLS, router, worker arbiters and listeners.
+//! Start-up wiring: storage, TLS, router, worker arbiters and listeners; and the end of a
+//! node's life: a drain (SIGTERM, the admin API; see `drain.rs`) or a plain shutdown.
 //!
 //! The server runs its actix system on a thread of its own, so that the same code serves
 //! `parley serve` (which blocks until a signal) and integration tests (which start servers
@@ -27,6 +28,8 @@ use tokio::sync::oneshot;
 use tracing::info;
 
 use crate::config::Config;
+use crate::drain::{DrainPlan, DrainSwitch};
+use parley_http::NodeDrain;
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -51,11 +54,20 @@ pub struct ServerHandle {
     pub admin: Option<SocketAddr>,
     /// The bound HTTP listener (WebSocket), if enabled.
     pub http: Option<SocketAddr>,
+    drain: Arc<DrainSwitch>,
+    /// Fires (or is dropped) when the server thread ends by itself, after a drain.
+    done: Option<oneshot::Receiver<()>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
+    /// Starts draining the node (what SIGTERM does): false when it was draining already.
+    /// The server thread ends by itself once the drain is over.
+    pub fn drain(&self) -> bool {
+        self.drain.start()
+    }
+
     /// Closes every session with `<system-shutdown/>`, stops listening and waits for the
     /// server thread to end.
     pub fn stop(mut self) {
@@ -78,22 +90,40 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM. Blocks the calling thread.
+/// Runs the server until it has drained (after SIGTERM or SIGINT, or a drain asked through
+/// the admin API) or a second signal stops it at once. Blocks the calling thread; returning
+/// Ok means exit status 0, which tells an orchestrator to start the node again.
 pub fn run(config: Config) -> Result<(), ServerError> {
-    let handle = start(config)?;
+    let mut handle = start(config)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ServerError::Start(format!("signal runtime: {e}")))?;
+    let mut done = handle
+        .done
+        .take()
+        .ok_or_else(|| ServerError::Start("the server has no completion signal".into()))?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| ServerError::Start(format!("installing the SIGTERM handler: {e}")))?;
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            // A drain asked through the admin API is over.
+            _ = &mut done => return Ok(()),
+        };
+        if handle.drain() {
+            info!("{signal}: draining (a second SIGTERM or SIGINT stops at once)");
+        }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT during the drain: stopping now"),
+            _ = term.recv() => info!("SIGTERM during the drain: stopping now"),
+            _ = &mut done => {}
         }
         Ok::<(), ServerError>(())
     })?;
+    // After a finished drain the thread has ended and this only joins it; otherwise it cuts
+    // the drain short: what is left is closed with <system-shutdown/>.
     handle.stop();
     Ok(())
 }
@@ -101,7 +131,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// Starts the server on its own thread and returns once every listener is bound.
 pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
     let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("parley".into())
         .spawn(move || {
@@ -120,19 +151,30 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                     running.router.clone(),
                     running.admin,
                     running.http,
+                    running.drain.clone(),
                 )));
-                let _ = stop_rx.await;
+                let drain = running.drain.clone();
+                let draining = tokio::select! {
+                    _ = &mut stop_rx => false,
+                    () = drain.requested() => true,
+                };
+                if draining {
+                    running.drain(&mut stop_rx).await;
+                }
                 running.shutdown().await;
             });
+            let _ = done_tx.send(());
         })
         .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok((c2s, direct_tls, router, admin, http))) => Ok(ServerHandle {
+        Ok(Ok((c2s, direct_tls, router, admin, http, drain))) => Ok(ServerHandle {
             c2s,
             direct_tls,
             router,
             admin,
             http,
+            drain,
+            done: Some(done_rx),
             stop: Some(stop_tx),
             thread: Some(thread),
         }),
@@ -159,9 +201,37 @@ struct Running {
     ready: Arc<AtomicBool>,
     workers: Vec<Arbiter>,
     cluster: Option<Arc<Node>>,
+    drain: Arc<DrainSwitch>,
+    drain_plan: DrainPlan,
 }
 
 impl Running {
+    /// The drain proper, between the switch (readiness false, listeners refusing) and the
+    /// shutdown: in a cluster, clients are asked to move and the node stays a member until
+    /// it is empty or the drain timeout has passed; `stop` cuts it short. A single node has
+    /// nowhere to send clients or hand sessions to: its drain is the plain shutdown.
+    async fn drain(&self, stop: &mut oneshot::Receiver<()>) {
+        if self.cluster.is_none() {
+            info!("drain of a single node: shutting down");
+            return;
+        }
+        info!(
+            sessions = self.router.session_count(),
+            timeout_s = self.drain_plan.timeout.as_secs(),
+            reason = ?self.drain_plan.reason,
+            "draining: asking clients to move"
+        );
+        tokio::select! {
+            empty = crate::drain::move_sessions(&self.router, &self.drain_plan) => if !empty {
+                tracing::warn!(
+                    sessions = self.router.session_count(),
+                    "drain timeout ([cluster] drain_timeout_s): ending the sessions left"
+                );
+            },
+            _ = stop => info!("stop requested during the drain"),
+        }
+    }
+
     async fn shutdown(self) {
         // Load balancers stop sending clients first.
         self.ready.store(false, Ordering::Release);
@@ -370,9 +440,24 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             )),
         },
     });
+<<<<<<< HEAD
     if let Some(node) = &cluster {
         crate::resume::install(node, &env);
     }
+=======
+    let drain = DrainSwitch::new(
+        env.conn_limiter.clone(),
+        (!c2s.redirect_host.is_empty()).then(|| c2s.redirect_host.clone()),
+        ready.clone(),
+    );
+    let drain_plan = DrainPlan {
+        reason: CloseReason::Move {
+            host: (!c2s.redirect_host.is_empty()).then(|| c2s.redirect_host.clone()),
+            uri: config.http.redirect_ws_uri.clone(),
+        },
+        timeout: Duration::from_secs(config.cluster.as_ref().map_or(0, |c| c.drain_timeout_s)),
+    };
+>>>>>>> drain
     let mut bound = (Vec::new(), Vec::new());
     let listeners = c2s
         .listen
@@ -458,6 +543,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     metrics_elsewhere: config.admin.metrics_listen.is_some(),
                     max_token_ttl_s: config.admin.max_token_ttl_s,
                 },
+                drain: Some(drain.clone()),
             };
             if let Some(metrics_addr) = config.admin.metrics_listen {
                 let (local, server) =
@@ -486,6 +572,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         ready,
         workers,
         cluster,
+        drain,
+        drain_plan,
     })
 }
 

@@ -23,6 +23,9 @@ pub static SM_RESUMES_REMOTE: AtomicU64 = AtomicU64::new(0);
 /// Resumes answered with `<failed/>` (unknown, expired or another user's id).
 pub static SM_RESUMES_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Drains started on this node (SIGTERM, the admin API, `parley node drain`).
+pub static DRAINS: AtomicU64 = AtomicU64::new(0);
+
 /// A Stream Management queue went from `before` to `after` stanzas.
 pub fn sm_unacked(before: usize, after: usize) {
     if after >= before {

@@ -7,6 +7,11 @@
 //! the session holds the permit until it ends, so the counts can never drift from the sessions
 //! that exist. Refusals are counted with [`parley_router::metrics::refuse`].
 //!
+//! The limiter is also where a draining node stops taking clients: once
+//! [`ConnLimiter::start_draining`] is called every new connection is refused
+//! ([`Refusal::Draining`]) on every transport at once, with the address clients should go to
+//! instead when one is configured.
+//!
 //! Addresses are grouped as an attacker controls them: an IPv4 address is one key, an IPv6
 //! address counts with its whole /64 (one host is routinely given a /64, so per-address limits
 //! would mean nothing there), and an IPv4-mapped IPv6 address is its IPv4 address.
@@ -14,8 +19,8 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parley_proto::stream_error::StreamCondition;
@@ -53,6 +58,8 @@ pub enum Refusal {
     Rate,
     /// The node holds `max_sessions` sessions.
     Full,
+    /// The node is draining (shutting down or restarting): it takes no new clients.
+    Draining,
 }
 
 impl Refusal {
@@ -62,16 +69,20 @@ impl Refusal {
             Refusal::PerIp => "conn_per_ip",
             Refusal::Rate => "conn_rate_per_ip",
             Refusal::Full => "sessions_total",
+            Refusal::Draining => "draining",
         }
     }
 
     /// RFC 6120 §4.9.3: `<policy-violation/>` (§4.9.3.14) when the client's own behaviour
     /// broke a local policy (too many connections, too fast); `<resource-constraint/>`
-    /// (§4.9.3.17) when the server is full, which is no fault of this client.
+    /// (§4.9.3.17) when the server is full, which is no fault of this client;
+    /// `<system-shutdown/>` (§4.9.3.21) when the node is draining and no other address is
+    /// known (with one, [`refusal_stream`] sends `<see-other-host/>` instead).
     pub fn condition(self) -> StreamCondition {
         match self {
             Refusal::PerIp | Refusal::Rate => StreamCondition::PolicyViolation,
             Refusal::Full => StreamCondition::ResourceConstraint,
+            Refusal::Draining => StreamCondition::SystemShutdown,
         }
     }
 
@@ -81,6 +92,7 @@ impl Refusal {
             Refusal::PerIp => "too many connections from your address",
             Refusal::Rate => "too many new connections from your address; slow down",
             Refusal::Full => "the server has no room for more sessions; try again later",
+            Refusal::Draining => "this node is shutting down; connect again",
         }
     }
 }
@@ -89,7 +101,11 @@ impl Refusal {
 /// header, the stream error and the closing tag. RFC 6120 §4.9.1.2: an error before the
 /// client's header still comes inside a stream of ours. Written once, without waiting for
 /// the client, so a refusal costs no session.
-pub fn refusal_stream(host: &str, refusal: Refusal) -> Vec<u8> {
+///
+/// A draining node with a `redirect` (`host[:port]`, usually the load balancer) answers
+/// `<see-other-host/>` (RFC 6120 §4.9.3.19, which allows it right after our header) so that
+/// the client reconnects there at once.
+pub fn refusal_stream(host: &str, refusal: Refusal, redirect: Option<&str>) -> Vec<u8> {
     use parley_proto::ns;
     use parley_proto::stream_error::StreamError;
     let id: [u8; 16] = rand::random();
@@ -101,9 +117,19 @@ pub fn refusal_stream(host: &str, refusal: Refusal) -> Vec<u8> {
         parley_xml::escape::attr(host),
     )
     .into_bytes();
-    let err = StreamError::with_text(refusal.condition(), refusal.text()).to_element();
-    for child in err.children() {
-        child.write_to(&mut out, Some(ns::CLIENT));
+    match redirect.filter(|_| refusal == Refusal::Draining) {
+        Some(to) => {
+            let see_other =
+                parley_xml::Element::new(StreamCondition::SeeOtherHost.as_str(), ns::STREAM_ERRORS)
+                    .with_text(to);
+            see_other.write_to(&mut out, Some(ns::CLIENT));
+        }
+        None => {
+            let err = StreamError::with_text(refusal.condition(), refusal.text()).to_element();
+            for child in err.children() {
+                child.write_to(&mut out, Some(ns::CLIENT));
+            }
+        }
     }
     out.extend_from_slice(b"</stream:error></stream:stream>");
     out
@@ -189,6 +215,9 @@ pub struct ConnLimiter {
     limits: ConnLimits,
     by_ip: Mutex<ByIp>,
     total: AtomicUsize,
+    draining: AtomicBool,
+    /// Where refused clients are sent while draining (set once, with the drain).
+    redirect: OnceLock<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -211,7 +240,27 @@ impl ConnLimiter {
                 sweep_at: SWEEP_MIN,
             }),
             total: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            redirect: OnceLock::new(),
         })
+    }
+
+    /// From now on every new connection is refused with [`Refusal::Draining`]; a c2s
+    /// refusal names `redirect` (`host[:port]`) as the place to go, when given. True the
+    /// first time, false when the node was draining already (the first redirect stays).
+    pub fn start_draining(&self, redirect: Option<String>) -> bool {
+        let _ = self.redirect.set(redirect);
+        !self.draining.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Where refused clients are sent while draining.
+    pub fn redirect(&self) -> Option<&str> {
+        self.redirect.get().and_then(Option::as_deref)
     }
 
     /// The limits in force.
@@ -237,6 +286,9 @@ impl ConnLimiter {
         ip: Option<IpAddr>,
         now: Instant,
     ) -> Result<ConnPermit, Refusal> {
+        if self.is_draining() {
+            return Err(Refusal::Draining);
+        }
         let reserved = self.total.fetch_add(1, Ordering::Relaxed);
         if reserved >= self.limits.max_sessions {
             self.total.fetch_sub(1, Ordering::Relaxed);
@@ -504,5 +556,40 @@ mod tests {
         assert_eq!(b.available(t0 + Duration::from_secs(2)), 2000);
         // Never more than the burst.
         assert_eq!(b.available(t0 + Duration::from_secs(60)), 4000);
+    }
+
+    #[test]
+    fn a_draining_node_refuses_every_new_connection_and_keeps_the_ones_it_has() {
+        let l = limiter(10, 1000, 1000, 100);
+        let held = l.acquire(ip("192.0.2.1")).unwrap();
+        assert!(l.start_draining(Some("lb.example.org:5222".into())));
+        assert!(!l.start_draining(None), "a second drain is not a new one");
+        assert_eq!(l.redirect(), Some("lb.example.org:5222"));
+        assert_eq!(l.acquire(ip("192.0.2.2")).unwrap_err(), Refusal::Draining);
+        // Sessions the admin API creates (no address) are refused too.
+        assert_eq!(l.acquire(None).unwrap_err(), Refusal::Draining);
+        assert_eq!(l.sessions(), 1);
+        drop(held);
+        assert_eq!(l.sessions(), 0);
+    }
+
+    /// RFC 6120 §4.9.3.19: a draining node with somewhere to send clients says so with
+    /// `<see-other-host/>`; without, §4.9.3.21 `<system-shutdown/>`.
+    #[test]
+    fn rfc6120_4_9_3_19_a_refusal_while_draining_names_the_other_host() {
+        let text = |redirect| {
+            String::from_utf8(refusal_stream("localhost", Refusal::Draining, redirect)).unwrap()
+        };
+        let moved = text(Some("lb.example.org:5222"));
+        assert!(
+            moved.contains("<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>lb.example.org:5222</see-other-host>")
+                || moved.contains("<see-other-host xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\">lb.example.org:5222</see-other-host>"),
+            "{moved}"
+        );
+        assert!(text(None).contains("<system-shutdown"), "{}", text(None));
+        // Other refusals ignore the redirect.
+        let full =
+            String::from_utf8(refusal_stream("localhost", Refusal::Full, Some("x"))).unwrap();
+        assert!(full.contains("<resource-constraint") && !full.contains("see-other-host"));
     }
 }

@@ -19,7 +19,7 @@ mod ports;
 pub use etcd::{shared_etcd, EtcdServer};
 pub use etcd_tls::{EtcdTlsFiles, ETCD_PASSWORD, ETCD_USER};
 pub use haproxy::Haproxy;
-pub use http::http_get;
+pub use http::{http_get, http_request};
 pub use pg::{shared_pg, PgServer};
 pub use poll::{poll_until, poll_until_reporting};
 pub use ports::free_port;

@@ -1,6 +1,6 @@
 //! Real multi-process clusters for tests: N `parley` processes sharing one etcd and one
 //! PostgreSQL database, each on its own loopback ports, started, killed (SIGKILL), stopped
-//! (SIGTERM) and restarted by the test.
+//! or drained (SIGTERM, the admin API) and restarted by the test.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -300,6 +300,33 @@ prefix = "{prefix}"
         started.elapsed()
     }
 
+    /// Sends SIGTERM (which drains the node) without waiting for the process to exit.
+    pub fn signal_term(&self) {
+        if let Some(child) = self.child.as_ref() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Waits (up to `limit`) for the process to exit by itself; its exit status. Panics
+    /// with the node's log if it is still running then.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let log_path = self.dir.path().join("parley.log");
+        let id = self.id.clone();
+        let Some(child) = self.child.as_mut() else {
+            panic!("node {id} is not running");
+        };
+        let status = crate::poll_until_reporting(
+            &format!("node {id} exits"),
+            limit,
+            || child.try_wait().ok().flatten(),
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        );
+        self.child = None;
+        status
+    }
+
     /// Whether the process is running.
     pub fn running(&mut self) -> bool {
         self.child
@@ -326,6 +353,12 @@ prefix = "{prefix}"
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// POST (empty body) on the admin endpoint with the token: (status, body).
+    pub fn post(&self, path: &str) -> (u16, String) {
+        parley_testkit_services::http_request(self.admin, "POST", path, Some(ADMIN_TOKEN))
+            .expect("admin endpoint answers")
     }
 
     /// GET without a token.

@@ -120,8 +120,9 @@ static LINGERING: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns a connection away without starting a session. On the STARTTLS port the client gets
 /// a whole stream with the error (RFC 6120 §4.9.3.14 `<policy-violation/>` or §4.9.3.17
-/// `<resource-constraint/>`, see [`Refusal::condition`]), written in one non-blocking write
-/// into the fresh socket's empty buffer. A direct-TLS connection is closed without a word:
+/// `<resource-constraint/>`, see [`Refusal::condition`]; while the node drains, §4.9.3.19
+/// `<see-other-host/>` naming `[c2s] redirect_host` when set, else `<system-shutdown/>`),
+/// written in one non-blocking write into the fresh socket's empty buffer. A direct-TLS connection is closed without a word:
 /// saying why would cost a TLS handshake per refused attempt, which is what a flood wants.
 fn refuse_connection(
     stream: tokio::net::TcpStream,
@@ -137,7 +138,11 @@ fn refuse_connection(
         return;
     }
     let host = env.router.hosts().next().unwrap_or("localhost").to_owned();
-    let _ = stream.try_write(&limits::refusal_stream(&host, refusal));
+    let _ = stream.try_write(&limits::refusal_stream(
+        &host,
+        refusal,
+        env.conn_limiter.redirect(),
+    ));
     if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
         LINGERING.fetch_sub(1, Ordering::Relaxed);
         return;

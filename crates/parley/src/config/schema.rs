@@ -95,6 +95,9 @@ pub struct ClusterConfig {
     pub send_queue_bytes: usize,
     /// How long a frame about a peer's session waits for its claim to show in the registry.
     pub registry_wait_ms: u64,
+    /// Seconds a drain (SIGTERM, the admin API, `parley node drain`) waits for the node to
+    /// empty before it leaves the cluster anyway.
+    pub drain_timeout_s: u64,
 }
 
 impl Default for ClusterConfig {
@@ -122,6 +125,7 @@ impl Default for ClusterConfig {
             max_frame_bytes: 4 << 20,
             send_queue_bytes: 64 << 20,
             registry_wait_ms: 2_000,
+            drain_timeout_s: 60,
         }
     }
 }
@@ -231,6 +235,10 @@ pub struct C2sConfig {
     pub ping_interval_s: u64,
     /// Seconds a pinged connection has to send something before it counts as gone.
     pub ping_timeout_s: u64,
+    /// Where a draining node sends its TCP clients (`<see-other-host/>`, RFC 6120
+    /// §4.9.3.19), `host` or `host:port`, usually the load balancer; empty:
+    /// `<system-shutdown/>`.
+    pub redirect_host: String,
 }
 
 impl Default for C2sConfig {
@@ -263,6 +271,7 @@ impl Default for C2sConfig {
             sm_remember_ended: 10_000,
             ping_interval_s: 120,
             ping_timeout_s: 30,
+            redirect_host: String::new(),
         }
     }
 }
@@ -393,6 +402,9 @@ pub struct HttpConfig {
     pub bosh_sessions_per_ip_per_minute: u32,
     /// Large BOSH bodies parsed at once, off the HTTP worker.
     pub bosh_parse_threads: usize,
+    /// Where a draining node sends its WebSocket clients (`<close see-other-uri/>`, RFC 7395
+    /// §3.6.1); unset: they are told `<system-shutdown/>` (or `c2s.redirect_host`).
+    pub redirect_ws_uri: Option<String>,
 }
 
 /// The Converse.js release the chat page loads by default (the one the browser tests run).
@@ -416,6 +428,7 @@ impl Default for HttpConfig {
             bosh_sessions_per_ip_burst: 20,
             bosh_sessions_per_ip_per_minute: 60,
             bosh_parse_threads: 2,
+            redirect_ws_uri: None,
         }
     }
 }

@@ -679,3 +679,34 @@ fn served_host_normalizes() {
     );
     assert_eq!(config.served_host("example.org"), None);
 }
+
+/// The drain keys are documented, default to "no redirect, 60 s", and a bad value is refused
+/// naming its key (the addresses are written to clients verbatim).
+#[test]
+fn drain_keys_are_documented_and_checked() {
+    let doc = include_str!("../../../../config/parley.toml");
+    for key in ["redirect_host =", "redirect_ws_uri =", "drain_timeout_s ="] {
+        assert!(
+            doc.contains(key),
+            "config/parley.toml does not document {key}"
+        );
+    }
+    const S: &str = "secret = \"0123456789abcdef0123456789abcdef\"\n";
+    let c = parse(&format!("[cluster]\n{S}")).unwrap();
+    assert_eq!(c.cluster.unwrap().drain_timeout_s, 60);
+    assert_eq!(Config::default().c2s.redirect_host, "");
+    assert_eq!(Config::default().http.redirect_ws_uri, None);
+    let ok = parse(&format!(
+        "[c2s]\nredirect_host = \"lb.example.org:5222\"\n\
+         [http]\nredirect_ws_uri = \"wss://lb.example.org/xmpp-websocket\"\n\
+         [cluster]\n{S}drain_timeout_s = 120\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.c2s.redirect_host, "lb.example.org:5222");
+    let e = err(&format!("[cluster]\n{S}drain_timeout_s = 0\n"));
+    assert!(e.contains("cluster.drain_timeout_s = 0"), "{e}");
+    let e = err("[c2s]\nredirect_host = \"lb example\"\n");
+    assert!(e.contains("c2s.redirect_host"), "{e}");
+    let e = err("[http]\nredirect_ws_uri = \"https://lb.example.org/ws\"\n");
+    assert!(e.contains("http.redirect_ws_uri"), "{e}");
+}
