@@ -5,9 +5,6 @@
 
 pub mod cli;
 pub mod config;
-<<<<<<< HEAD
-mod resume;
-=======
 mod drain;
->>>>>>> drain
+mod resume;
 pub mod server;

@@ -440,11 +440,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             )),
         },
     });
-<<<<<<< HEAD
     if let Some(node) = &cluster {
         crate::resume::install(node, &env);
     }
-=======
     let drain = DrainSwitch::new(
         env.conn_limiter.clone(),
         (!c2s.redirect_host.is_empty()).then(|| c2s.redirect_host.clone()),
@@ -457,7 +455,6 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         },
         timeout: Duration::from_secs(config.cluster.as_ref().map_or(0, |c| c.drain_timeout_s)),
     };
->>>>>>> drain
     let mut bound = (Vec::new(), Vec::new());
     let listeners = c2s
         .listen
