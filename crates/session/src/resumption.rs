@@ -3,7 +3,7 @@
 //! A session that enabled resumption registers here under an id that is unguessable (128
 //! random bits) and names the node that holds it (`<random>.<node>`), so that a node the
 //! client resumes on can tell whose session it is. A resume looks the id up here and asks
-//! the holder for the session's state ([`crate::resume`]). Ids of sessions that ended are
+//! the holder for the session's state (`resume.rs`). Ids of sessions that ended are
 //! remembered for a while (bounded by `[c2s] sm_remember_ended`), so that a late resume is
 //! told the `h` the server had reached (§5: the client may then resend what was lost).
 

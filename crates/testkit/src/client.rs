@@ -577,6 +577,19 @@ impl Client {
         c
     }
 
+    /// [`Client::authed`] that reports instead of panicking: for clients that reconnect
+    /// while nodes come and go (a refused or dropped connection is an answer, not a bug).
+    pub async fn try_authed(addr: SocketAddr, user: &str) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await.map_err(ClientError::Io)?;
+        let mut c = Client::over(stream);
+        c.open().await?;
+        c.starttls().await?;
+        c.open().await?;
+        c.auth(Mechanism::ScramSha256, user, "password").await?;
+        c.open().await?;
+        Ok(c)
+    }
+
     /// [`Client::authed`], then binds `resource`.
     pub async fn login(addr: SocketAddr, user: &str, resource: Option<&str>) -> Client {
         let mut c = Client::authed(addr, user).await;

@@ -300,6 +300,13 @@ prefix = "{prefix}"
         started.elapsed()
     }
 
+    /// Starts the node's process again (same id, ports and config) after it exited, and
+    /// waits until it is ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "node {} is still running", self.id);
+        self.launch();
+    }
+
     /// Sends SIGTERM (which drains the node) without waiting for the process to exit.
     pub fn signal_term(&self) {
         if let Some(child) = self.child.as_ref() {
