@@ -2,7 +2,7 @@
 //! drained through the CLI (the admin API) or SIGTERM turns not-ready, refuses new
 //! connections, asks its clients to move (RFC 6120 §4.9.3.19 `<see-other-host/>`, RFC 7395
 //! §3.6.1 `see-other-uri`), keeps the sessions that hibernated (XEP-0198 §5) until its drain
-//! timeout, and exits with status 0.
+//! timeout, and exits with status 0. A single node's drain is the plain shutdown.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use parley_proto::ns;
 use parley_testkit::cluster::{add_users, wait_members, ClusterNode, Extra};
-use parley_testkit::{shared_etcd, shared_pg, Client, Received};
+use parley_testkit::{shared_etcd, shared_pg, Client, Received, TestServer};
 use parley_xml::{Element, Limits};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -254,6 +254,28 @@ async fn rfc7395_3_6_1_sigterm_moves_tcp_and_websocket_clients_and_exits_once_em
     assert!(
         took < Duration::from_secs(DRAIN_TIMEOUT / 2),
         "an empty node exits at once, not after its drain timeout: {took:?}"
+    );
+}
+
+/// A single node (no `[cluster]`) has nowhere to send clients or hand sessions to: its
+/// drain is the plain shutdown, `<system-shutdown/>` (RFC 6120 §4.9.3.21) for everyone, and
+/// a session with resumption enabled ends instead of hibernating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_9_3_21_a_single_node_drain_is_a_shutdown() {
+    let server = TestServer::start(|c| c.c2s.redirect_host = REDIRECT.to_owned());
+    let mut c = Client::login(server.c2s(), "alice", Some("phone")).await;
+    enable_resumption(&mut c).await;
+    c.available().await;
+    c.sync().await.expect("sync");
+    assert!(server.handle.drain(), "the first drain starts");
+    assert!(!server.handle.drain(), "a second one joins it");
+    assert_eq!(stream_error(&mut c).await.0, "system-shutdown");
+    drop(c);
+    let router = server.handle.router.clone();
+    wait_for(
+        "no session left, none hibernating",
+        Duration::from_secs(10),
+        || router.session_count() == 0,
     );
 }
 
