@@ -104,7 +104,8 @@ fn sessions(node: &ClusterNode) -> Vec<serde_json::Value> {
 /// (RFC 6120 §4.9.3.19); a new TCP connection is refused with the same redirect, right after
 /// our stream header, and a WebSocket upgrade with 503; a session with resumption enabled
 /// (XEP-0198 §5) hibernates on the draining node, which stays a member serving it until
-/// `[cluster] drain_timeout_s`, then leaves the cluster and exits with status 0.
+/// `[cluster] drain_timeout_s` (a SIGTERM meanwhile joins the drain, as after Kubernetes'
+/// preStop hook), then leaves the cluster and exits with status 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6120_4_9_3_19_a_drained_node_redirects_keeps_hibernating_sessions_then_exits() {
     const DRAIN_TIMEOUT: u64 = 6;
@@ -135,6 +136,9 @@ async fn rfc6120_4_9_3_19_a_drained_node_redirects_keeps_hibernating_sessions_th
         parley_testkit::cluster::http_get(nodes[0].admin, "/ready", None).map(|r| r.0),
         Some(503)
     );
+    // Kubernetes sends SIGTERM once the preStop drain command returns: it joins the drain
+    // instead of cutting it short (checked below: n1 still waits for its drain timeout).
+    nodes[0].signal_term();
 
     assert_eq!(
         stream_error(&mut plain).await,
