@@ -2,7 +2,7 @@
 //! drained through the CLI (the admin API) or SIGTERM turns not-ready, refuses new
 //! connections, asks its clients to move (RFC 6120 §4.9.3.19 `<see-other-host/>`, RFC 7395
 //! §3.6.1 `see-other-uri`), keeps the sessions that hibernated (XEP-0198 §5) until its drain
-//! timeout, and exits with status 0.
+//! timeout, and exits with status 0. A single node's drain is the plain shutdown.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use parley_proto::ns;
 use parley_testkit::cluster::{add_users, wait_members, ClusterNode, Extra};
-use parley_testkit::{shared_etcd, shared_pg, Client, Received};
+use parley_testkit::{shared_etcd, shared_pg, Client, Received, TestServer};
 use parley_xml::{Element, Limits};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -104,7 +104,8 @@ fn sessions(node: &ClusterNode) -> Vec<serde_json::Value> {
 /// (RFC 6120 §4.9.3.19); a new TCP connection is refused with the same redirect, right after
 /// our stream header, and a WebSocket upgrade with 503; a session with resumption enabled
 /// (XEP-0198 §5) hibernates on the draining node, which stays a member serving it until
-/// `[cluster] drain_timeout_s`, then leaves the cluster and exits with status 0.
+/// `[cluster] drain_timeout_s` (a SIGTERM meanwhile joins the drain, as after Kubernetes'
+/// preStop hook), then leaves the cluster and exits with status 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6120_4_9_3_19_a_drained_node_redirects_keeps_hibernating_sessions_then_exits() {
     const DRAIN_TIMEOUT: u64 = 6;
@@ -135,6 +136,9 @@ async fn rfc6120_4_9_3_19_a_drained_node_redirects_keeps_hibernating_sessions_th
         parley_testkit::cluster::http_get(nodes[0].admin, "/ready", None).map(|r| r.0),
         Some(503)
     );
+    // Kubernetes sends SIGTERM once the preStop drain command returns: it joins the drain
+    // instead of cutting it short (checked below: n1 still waits for its drain timeout).
+    nodes[0].signal_term();
 
     assert_eq!(
         stream_error(&mut plain).await,
@@ -254,6 +258,28 @@ async fn rfc7395_3_6_1_sigterm_moves_tcp_and_websocket_clients_and_exits_once_em
     assert!(
         took < Duration::from_secs(DRAIN_TIMEOUT / 2),
         "an empty node exits at once, not after its drain timeout: {took:?}"
+    );
+}
+
+/// A single node (no `[cluster]`) has nowhere to send clients or hand sessions to: its
+/// drain is the plain shutdown, `<system-shutdown/>` (RFC 6120 §4.9.3.21) for everyone, and
+/// a session with resumption enabled ends instead of hibernating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_9_3_21_a_single_node_drain_is_a_shutdown() {
+    let server = TestServer::start(|c| c.c2s.redirect_host = REDIRECT.to_owned());
+    let mut c = Client::login(server.c2s(), "alice", Some("phone")).await;
+    enable_resumption(&mut c).await;
+    c.available().await;
+    c.sync().await.expect("sync");
+    assert!(server.handle.drain(), "the first drain starts");
+    assert!(!server.handle.drain(), "a second one joins it");
+    assert_eq!(stream_error(&mut c).await.0, "system-shutdown");
+    drop(c);
+    let router = server.handle.router.clone();
+    wait_for(
+        "no session left, none hibernating",
+        Duration::from_secs(10),
+        || router.session_count() == 0,
     );
 }
 

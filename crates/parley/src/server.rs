@@ -114,6 +114,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         };
         if handle.drain() {
             info!("{signal}: draining (a second SIGTERM or SIGINT stops at once)");
+        } else {
+            // Kubernetes' SIGTERM after a preStop `parley node drain`: it joins that drain.
+            info!("{signal}: already draining (a second SIGTERM or SIGINT stops at once)");
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => info!("SIGINT during the drain: stopping now"),
