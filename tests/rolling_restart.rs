@@ -26,6 +26,9 @@ use parley_xml::Element;
 const PAIRS: usize = 20;
 /// Between two messages of one client: a steady trickle while nodes restart.
 const PACE: Duration = Duration::from_millis(150);
+/// Messages each client receives between two restarts (and before the first, after the
+/// last).
+const TRAFFIC: usize = 30;
 
 fn random_prefix() -> String {
     let n = std::time::SystemTime::now()
@@ -52,6 +55,9 @@ struct Shared {
     /// Clients logged in so far, and the signal that one more did.
     ready: std::sync::atomic::AtomicUsize,
     ready_changed: tokio::sync::Notify,
+    /// Messages received by all clients, and the signal that one more was.
+    received: std::sync::atomic::AtomicUsize,
+    received_changed: tokio::sync::Notify,
     /// Numbers each client sent (1..=n), by client index.
     sent: Vec<AtomicU32>,
 }
@@ -76,8 +82,12 @@ struct SmClient {
 
 impl SmClient {
     fn message(&self, n: u32) -> Element {
-        chat(&format!("{}@localhost/r", self.partner), "chat", &n.to_string())
-            .with_attr("id", format!("{}-{n}", self.user))
+        chat(
+            &format!("{}@localhost/r", self.partner),
+            "chat",
+            &n.to_string(),
+        )
+        .with_attr("id", format!("{}-{n}", self.user))
     }
 
     async fn write(conn: &mut Conn, el: &Element) -> Result<(), ClientError> {
@@ -159,7 +169,10 @@ impl SmClient {
     /// The server handled `h` of our stanzas in all.
     fn acked(&mut self, h: u32) {
         let newly = h.wrapping_sub(self.out_acked) as usize;
-        assert!(newly <= self.out.len(), "the server acknowledged more than we sent");
+        assert!(
+            newly <= self.out.len(),
+            "the server acknowledged more than we sent"
+        );
         self.out.drain(..newly);
         self.out_acked = h;
     }
@@ -192,12 +205,7 @@ impl SmClient {
     }
 }
 
-async fn run_client(
-    lb: SocketAddr,
-    me: usize,
-    partner: usize,
-    shared: Arc<Shared>,
-) -> Report {
+async fn run_client(lb: SocketAddr, me: usize, partner: usize, shared: Arc<Shared>) -> Report {
     let mut cl = SmClient {
         lb,
         user: format!("u{me}"),
@@ -210,6 +218,15 @@ async fn run_client(
     let mut conn = cl.login().await;
     shared.ready.fetch_add(1, Ordering::AcqRel);
     shared.ready_changed.notify_waiters();
+    // Nobody sends before everybody is bound: a message to a resource not yet bound would
+    // go to offline storage, which these clients never read.
+    loop {
+        let changed = shared.ready_changed.notified();
+        if shared.ready.load(Ordering::Acquire) == shared.sent.len() {
+            break;
+        }
+        changed.await;
+    }
     let mut tick = tokio::time::interval(PACE);
     let mut asked_last = false;
     let mut quiet = 0;
@@ -229,7 +246,15 @@ async fn run_client(
         }
         let alive = tokio::select! {
             got = conn.c.recv() => match got {
-                Ok(Received::Element(el)) => cl.handle(&mut conn, el).await,
+                Ok(Received::Element(el)) => {
+                    let before = cl.report.received.len();
+                    let alive = cl.handle(&mut conn, el).await;
+                    if cl.report.received.len() > before {
+                        shared.received.fetch_add(1, Ordering::AcqRel);
+                        shared.received_changed.notify_waiters();
+                    }
+                    alive
+                }
                 Ok(Received::Header(_)) => true,
                 Ok(Received::Close | Received::Eof) | Err(ClientError::Io(_)) => false,
                 // Quiet for the kit's bound: ask the server where it stands, and after
@@ -275,7 +300,10 @@ async fn xep0198_5_a_rolling_restart_loses_nothing_and_logs_nobody_out() {
         .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, extra))
         .collect();
     parley_testkit::cluster::wait_members(&nodes, 3);
-    let servers: Vec<_> = nodes.iter().map(|n| (n.id.as_str(), n.c2s, n.admin)).collect();
+    let servers: Vec<_> = nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.c2s, n.admin))
+        .collect();
     let haproxy = Haproxy::start("tcp", &servers);
     let lb = haproxy.addr;
 
@@ -283,6 +311,8 @@ async fn xep0198_5_a_rolling_restart_loses_nothing_and_logs_nobody_out() {
         stop: AtomicBool::new(false),
         ready: std::sync::atomic::AtomicUsize::new(0),
         ready_changed: tokio::sync::Notify::new(),
+        received: std::sync::atomic::AtomicUsize::new(0),
+        received_changed: tokio::sync::Notify::new(),
         sent: (0..2 * PAIRS).map(|_| AtomicU32::new(0)).collect(),
     });
     let clients: Vec<_> = (0..2 * PAIRS)
@@ -301,8 +331,20 @@ async fn xep0198_5_a_rolling_restart_loses_nothing_and_logs_nobody_out() {
         changed.await;
     }
     eprintln!("rolling restart: {} clients in", 2 * PAIRS);
-    // Every node in turn: drain (SIGTERM), wait for it to exit, start it again.
+    // Every node in turn: drain (SIGTERM), wait for it to exit, start it again; between
+    // two, the clients exchange a round of messages (each about TRAFFIC of them).
+    let traffic = |shared: Arc<Shared>| async move {
+        let target = shared.received.load(Ordering::Acquire) + 2 * PAIRS * TRAFFIC;
+        loop {
+            let changed = shared.received_changed.notified();
+            if shared.received.load(Ordering::Acquire) >= target {
+                return;
+            }
+            changed.await;
+        }
+    };
     for i in 0..nodes.len() {
+        traffic(shared.clone()).await;
         eprintln!("rolling restart: draining node {}", i + 1);
         let mut node = nodes.remove(i);
         node = tokio::task::spawn_blocking(move || {
@@ -317,6 +359,7 @@ async fn xep0198_5_a_rolling_restart_loses_nothing_and_logs_nobody_out() {
         eprintln!("rolling restart: node {} is back", i + 1);
         nodes.insert(i, node);
     }
+    traffic(shared.clone()).await;
     shared.stop.store(true, Ordering::Release);
 
     let mut lost = 0;

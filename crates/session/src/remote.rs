@@ -119,9 +119,10 @@ impl Handler<Export> for Session {
     type Result = Option<Vec<u8>>;
 
     fn handle(&mut self, msg: Export, ctx: &mut Context<Self>) -> Self::Result {
-        if !matches!(self.io, Io::Running | Io::Hibernating(_)) {
+        if !self.can_hand_over() {
             return None;
         }
+        self.hibernate_on_close = false;
         let b = self.bound()?;
         if !self.resumable() || b.jid.to_bare() != msg.user {
             return None;

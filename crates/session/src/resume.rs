@@ -74,7 +74,7 @@ impl Handler<TakeOver> for Session {
     type Result = Option<Box<Transfer>>;
 
     fn handle(&mut self, msg: TakeOver, ctx: &mut Context<Self>) -> Self::Result {
-        if !matches!(self.io, Io::Running | Io::Hibernating(_)) {
+        if !self.can_hand_over() {
             return None;
         }
         let b = self.bound()?;
@@ -94,6 +94,7 @@ impl Handler<TakeOver> for Session {
                 state: b.attach_state(),
             });
         }
+        self.hibernate_on_close = false;
         self.wake_from_hibernation(ctx);
         if let Some(s) = self.sm_mut() {
             if let Ask::Armed(h) = s.ask {
@@ -127,6 +128,17 @@ impl Handler<TakeOver> for Session {
 }
 
 impl Session {
+    /// Whether this session can be handed to a resuming connection now: connected,
+    /// hibernating, or closing because a drain asked its client to move (the client may
+    /// come back before this node has seen the old connection end).
+    pub(crate) fn can_hand_over(&self) -> bool {
+        match self.io {
+            Io::Running | Io::Hibernating(_) => true,
+            Io::Closing(_) => self.hibernate_on_close,
+            Io::Moved | Io::Exporting { .. } => false,
+        }
+    }
+
     /// §5: `<resume previd h/>` on an authenticated stream.
     pub(crate) fn on_resume(&mut self, previd: String, h: u32, ctx: &mut Context<Self>) {
         let Phase::Authed { user } = &self.phase else {
