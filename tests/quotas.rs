@@ -477,13 +477,16 @@ impl Process {
         parley_testkit::cluster::add_users(&db, &["alice"]);
         let c2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // Its own web port too: the default (5280) may be another server's on this machine.
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config = dir.path().join("parley.toml");
         let mut f = std::fs::File::create(&config).expect("config");
         write!(
             f,
             "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{data}\"\nworkers = 2\n\
              [c2s]\nlisten = [\"{c2s}\"]\ndirect_tls = []\n[sasl]\nscram_iterations = 4096\n\
-             [admin]\nlisten = \"{admin}\"\n[storage]\nurl = \"{db}\"\n[log]\nlevel = \"warn\"\n",
+             [admin]\nlisten = \"{admin}\"\n[http]\nlisten = \"{http}\"\n[storage]\nurl = \"{db}\"\n\
+             [log]\nlevel = \"warn\"\n",
             data = dir.path().display(),
         )
         .expect("write config");
