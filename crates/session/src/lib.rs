@@ -34,7 +34,7 @@ pub mod tokens;
 pub use bind::{BindError, PrebindReply};
 pub use connection::{Connection, Framing, Security, Unit};
 pub use env::{ExternalAuth, JwtSettings, SessionConfig, SessionEnv, SmConfig};
-pub use remote::{BoxFuture, RemoteResume};
+pub use remote::{read_state, BoxFuture, RemoteResume};
 pub use resumption::Resumptions;
 pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};
 

@@ -110,6 +110,25 @@ pub(crate) struct Commit {
     pub(crate) node: String,
 }
 
+/// Reads a session state another node sent as the resuming node does before adopting it:
+/// the full JID it would bind, or None for bytes it refuses. Public for the fuzz target
+/// (`fuzz/fuzz_targets/resume_state.rs`): the bytes come from a peer node.
+pub fn read_state(bytes: &[u8]) -> Option<String> {
+    let state: WireState = postcard::from_bytes(bytes).ok()?;
+    let jid = FullJid::new(&state.jid).ok()?;
+    let stanzas = state
+        .presence
+        .iter()
+        .chain(&state.held_back)
+        .chain(state.queue.iter().map(|(xml, _)| xml));
+    for xml in stanzas {
+        // Unreadable stanzas are skipped by the adoption, never trusted.
+        let _ = parse(xml);
+    }
+    let _ = parley_proto::blocking::Blocklist::new(state.blocked);
+    Some(jid.to_string())
+}
+
 fn parse(xml: &str) -> Option<Element> {
     // Written by a peer node from stanzas it had accepted under its limits.
     Element::parse(xml.as_bytes(), &Limits::trusted_copies()).ok()
@@ -407,5 +426,56 @@ impl Session {
             act.resumed(&previd, h, t, ctx);
             act.publish_flags();
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> WireState {
+        WireState {
+            jid: "alice@localhost/phone".into(),
+            session: 7,
+            created_ms: 1_700_000_000_000,
+            established: true,
+            priority: 5,
+            presence: Some("<presence xmlns='jabber:client'><show>away</show></presence>".into()),
+            interested: true,
+            carbons: false,
+            blocked: vec!["spam@example.org".into()],
+            blocklist_requested: false,
+            blocklist_synced: true,
+            held_back: Vec::new(),
+            directed: vec!["room@conference.localhost/me".into()],
+            inbound: 3,
+            acked: u32::MAX,
+            ever_acked: 4_294_967_295,
+            queue: vec![(
+                "<message xmlns='jabber:client' to='alice@localhost/phone'><body>1</body></message>"
+                    .into(),
+                1_700_000_000_500,
+            )],
+            timeout_ms: 300_000,
+        }
+    }
+
+    /// XEP-0198 §5 across nodes: what one node exports, the other reads back; bytes that
+    /// are not a state, or a state for a bare JID, are refused.
+    #[test]
+    fn xep0198_5_a_state_reads_back_and_garbage_is_refused() {
+        let bytes = postcard::to_allocvec(&state()).unwrap();
+        assert_eq!(read_state(&bytes).as_deref(), Some("alice@localhost/phone"));
+        assert_eq!(read_state(b""), None);
+        assert_eq!(read_state(&bytes[..bytes.len() / 2]), None);
+        let bare = WireState {
+            jid: "alice@localhost".into(),
+            ..state()
+        };
+        assert_eq!(read_state(&postcard::to_allocvec(&bare).unwrap()), None);
+        // The fuzz target starts from this state (fuzz/seeds/resume_state).
+        if let Ok(dir) = std::env::var("PARLEY_FUZZ_SEED_DIR") {
+            std::fs::write(std::path::Path::new(&dir).join("state"), &bytes).unwrap();
+        }
     }
 }
