@@ -7,11 +7,15 @@
 // --admin-token) for a fresh token and answers {jid, password: token}; the page is then
 // reloaded and must log in again the same way.
 // With --site, the page is the server's own chat page instead (see useSite below).
+// With --resume, the XEP-0198 test: a dialogue with tests/browser.rs over stdin/stdout
+// (see resumeDialogue below).
 // Prints what happened; exits 0 only if every step succeeded.
 import http from 'node:http';
+import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import readline from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -139,6 +143,155 @@ async function useSite(page) {
   if (transport === 'bosh' && (boshRequests < 2 || websockets > 0)) fail(`not BOSH: ${boshRequests} /http-bind requests, ${websockets} WebSockets`);
   if (transport !== 'bosh' && websockets < 1) fail('no WebSocket was opened');
   console.log(`transport ${transport}: ${boshRequests} BOSH requests, ${websockets} WebSockets`);
+}
+
+// --resume: Converse.js with XEP-0198 over WebSocket, its connection dropped by the network.
+// The page reaches the server (--ws) through a TCP relay here, the test's "network": "drop"
+// resets both TCP connections of every WebSocket (RST, no close frame, no </stream>) and
+// refuses new ones until "back". (Chromium's own offline mode, playwright's
+// context.setOffline, fails new requests but leaves an open WebSocket alone: Converse would
+// never notice.) A dialogue with tests/browser.rs, one line each way per step, so that the
+// test can act on the server between steps (the peer's message while the connection is
+// down) and check its side (the admin API, /metrics):
+//   -> READY <full JID> <SM id>       logged in, SM enabled with resume, chat with --peer open
+//   <- drop
+//   -> DROPPED                        the WebSocket was reset and Converse noticed (it is
+//                                     retrying, refused)
+//   <- back
+//   -> RESUMED <full JID> <SM id>     the relay accepts again; Converse reconnected and
+//                                     resumed (it did not bind)
+//   <- expect <text>                  (any number of times)
+//   -> SHOWN <count> <text>           <text> is in the chat with --peer, <count> times
+//   <- done
+// Every wait is bounded by --deadline; the WebSocket frames are shown if a step fails.
+function relay(target) {
+  const pairs = new Set();
+  let up = true;
+  const server = net.createServer((page) => {
+    if (!up) { page.resetAndDestroy(); return; }
+    const xmpp = net.connect(target.port, target.hostname);
+    const pair = [page, xmpp];
+    pairs.add(pair);
+    page.pipe(xmpp);
+    xmpp.pipe(page);
+    const end = () => { pairs.delete(pair); page.destroy(); xmpp.destroy(); };
+    page.on('error', end).on('close', end);
+    xmpp.on('error', end).on('close', end);
+  });
+  return {
+    listen: () => new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server.address().port))),
+    // The network goes away: both ends see a reset, as after a cable pull noticed late.
+    cut: () => {
+      up = false;
+      for (const [page, xmpp] of pairs) { page.resetAndDestroy(); xmpp.resetAndDestroy(); }
+      pairs.clear();
+    },
+    restore: () => { up = true; },
+    close: () => server.close(),
+  };
+}
+
+async function resumeDialogue(page) {
+  const commands = readline.createInterface({ input: process.stdin });
+  const lines = commands[Symbol.asyncIterator]();
+  const left = () => Math.max(1, deadline - Date.now());
+  const next = async (expected) => {
+    const timer = new Promise((_, no) => setTimeout(() => no(new Error('timeout')), left()));
+    const { value, done } = await Promise.race([lines.next(), timer])
+      .catch(() => fail(`no "${expected}" from the test`));
+    if (done) fail(`the test closed stdin before "${expected}"`);
+    if (!value.startsWith(expected)) fail(`expected "${expected}" from the test, got "${value}"`);
+    return value.slice(expected.length).trim();
+  };
+  const state = () => page.evaluate(() => window.parleyTest.state());
+  let sockets = 0;
+  let open = 0;
+  let binds = 0;
+  page.on('websocket', (ws) => {
+    sockets += 1;
+    open += 1;
+    const n = sockets;
+    ws.on('framesent', (f) => { if (String(f.payload).includes('urn:ietf:params:xml:ns:xmpp-bind')) binds += 1; });
+    ws.on('framesent', (f) => traffic.push(`ws${n} -> ${String(f.payload).slice(0, 600)}`));
+    ws.on('framereceived', (f) => traffic.push(`ws${n} <- ${String(f.payload).slice(0, 600)}`));
+    ws.on('close', () => { open -= 1; traffic.push(`ws${n} closed`); });
+    if (process.env.PARLEY_TRACE) {
+      ws.on('framesent', (f) => console.error(`ws${n} -> ${f.payload}`));
+      ws.on('framereceived', (f) => console.error(`ws${n} <- ${f.payload}`));
+    }
+  });
+  const network = relay(new URL(args.ws));
+  const port = await network.listen();
+  const ws = new URL(args.ws);
+  ws.host = `127.0.0.1:${port}`;
+  const q = new URLSearchParams({ jid: args.jid, password: args.password, ws: ws.href, smacks: '1' });
+  if (process.env.PARLEY_TRACE) q.set('loglevel', 'debug');
+  await page.goto(`http://127.0.0.1:${args['page-port']}/?${q}`);
+  await page.waitForFunction(() => {
+    const s = window.parleyTest.state && window.parleyTest.state();
+    return s && s.connected && s.smacks_enabled && s.smacks_stream_id;
+  }, null, { timeout: left() })
+    .catch(async () => fail(`Converse.js did not connect with XEP-0198 resumption: ${JSON.stringify(await state().catch(() => null))}`));
+  // The chat with the peer is open before the drop, so that its messages are shown in it.
+  await page.evaluate((peer) => window.parleyTest.api.chats.open(peer), args.peer);
+  await page.waitForSelector(`converse-chats [data-jid="${args.peer}"], converse-chats converse-chat`, { timeout: left() })
+    .catch(() => fail(`the chat with ${args.peer} did not open`));
+  const before = await state();
+  console.log(`READY ${before.jid} ${before.smacks_stream_id}`);
+
+  await next('drop');
+  const attempts = await page.evaluate(() => window.parleyTest.attempts);
+  network.cut();
+  await page.waitForFunction((n) => window.parleyTest.attempts > n, attempts, { timeout: left() })
+    .catch(async () => fail(`Converse did not notice its connection dropped: ${JSON.stringify(await state())}`));
+  console.log(`DROPPED`);
+  console.error(`dropped: Converse's state ${JSON.stringify(await state())}, ${open} WebSocket(s) open`);
+
+  await next('back');
+  network.restore();
+  await page.waitForFunction(() => window.parleyTest.reconnected > 0 || window.parleyTest.resumeFailed > 0, null, { timeout: left() })
+    .catch(async () => fail(`Converse did not reconnect: ${JSON.stringify(await state())}`));
+  const after = await state();
+  const failed = await page.evaluate(() => window.parleyTest.resumeFailed);
+  if (failed) fail(`Converse's <resume/> failed and it bound a new session: ${JSON.stringify(after)}`);
+  if (!after.resumed) fail(`Converse reconnected but bound anew instead of resuming: ${JSON.stringify(after)}`);
+  if (binds !== 1) fail(`${binds} resource binding requests over ${sockets} WebSockets: the reconnection bound again`);
+  console.log(`RESUMED ${after.jid} ${after.smacks_stream_id}`);
+
+  for (;;) {
+    const line = await next('');
+    if (line === 'done') break;
+    if (!line.startsWith('expect ')) fail(`unknown command "${line}"`);
+    const text = line.slice('expect '.length);
+    const shown = () => page.evaluate((t) => [...document.querySelectorAll('converse-chats .chat-msg__text')]
+      .filter((e) => e.textContent.trim() === t).length, text);
+    await page.waitForFunction(
+      (t) => [...document.querySelectorAll('converse-chats .chat-msg__text')].some((e) => e.textContent.trim() === t),
+      text, { timeout: left() },
+    ).catch(async () => fail(`"${text}" is not shown; the chat shows ${JSON.stringify(await page.evaluate(() => [...document.querySelectorAll('converse-chats .chat-msg__text')].map((e) => e.textContent.trim())))}`));
+    console.log(`SHOWN ${await shown()} ${text}`);
+  }
+  commands.close();
+  network.close();
+}
+
+if (args.resume) {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error(`page error: ${e.stack || e}`));
+    page.on('console', (m) => { if (process.env.PARLEY_TRACE || m.type() === 'error' || m.type() === 'warning') console.error(`console ${m.type()}: ${m.text()}`); });
+    await resumeDialogue(page);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  console.log('OK');
+  process.exit(0);
 }
 
 if (args.site) {
