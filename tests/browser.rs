@@ -417,16 +417,18 @@ fn converse_resumes_its_session_after_the_websocket_drops_xep0198_5() {
         failed_before,
         "and no failed one"
     );
-    // Only the session id is compared: after a resume on the same node the admin API's record
-    // is the resuming connection's own, never updated afterwards (created at the resume,
-    // presence "unavailable", secure false, and still "active" when the session hibernates
-    // again), a server bug this test found (the routing table gets the new connection's
-    // handle with its own SessionMeta, while the session goes on writing the transferred one).
+    // The record goes on too: same session, same creation time, and the state the client
+    // had (its presence was re-sent after the resume).
     let after = session_record(admin, &jid, "active");
     assert_eq!(
         after["session"], before["session"],
         "the session that hibernated is the one that goes on: {after}"
     );
+    assert_eq!(
+        after["created"], before["created"],
+        "the record is the session's: {after}"
+    );
+    assert_eq!(after["available"], before["available"], "{after}");
     let sessions = user_sessions(admin, "alice@localhost");
     assert_eq!(
         sessions

@@ -424,7 +424,6 @@ impl Session {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let t = Transfer::new(id, std::sync::Arc::new(meta), bound, state.established);
             act.resumed(&previd, h, t, ctx);
-            act.publish_flags();
         }));
     }
 }

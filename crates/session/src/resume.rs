@@ -196,6 +196,11 @@ impl Session {
         } else {
             Phase::Bound(t.bound)
         };
+        // The handle the routing table got was made before this actor had the session's
+        // record: the admin API reads the record through it.
+        let handle = self.session_handle(ctx);
+        self.env.router.rehandle(&jid, self.id, handle);
+        self.publish_flags();
         if let Some(t) = self.auth_timer.take() {
             ctx.cancel_future(t);
         }
