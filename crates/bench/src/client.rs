@@ -318,8 +318,18 @@ impl Conn {
         offset: usize,
         deadline: Instant,
     ) -> Result<(Conn, Element), BenchError> {
-        let target = &shared.target;
         let (addr, source) = shared.endpoints_for(offset);
+        Conn::establish_at(shared, addr, source, deadline).await
+    }
+
+    /// [`Conn::establish`] to a given server address.
+    async fn establish_at(
+        shared: &Shared,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        deadline: Instant,
+    ) -> Result<(Conn, Element), BenchError> {
+        let target = &shared.target;
         let mut conn = Conn::connect_to(addr, source).await?;
         let features = conn.open_stream(&target.domain, deadline).await?;
         if !target.starttls {
@@ -574,6 +584,26 @@ impl Session {
         })
     }
 
+    /// The server address this session is connected to.
+    pub fn addr(&self) -> SocketAddr {
+        self.conn.addr
+    }
+
+    /// Drops the connection without closing the stream or TLS, and with a TCP reset
+    /// rather than a FIN (`SO_LINGER` 0), as when a client's network goes away: the
+    /// server sees the connection die, not a client that said goodbye, so a session under
+    /// XEP-0198 resumption hibernates instead of ending.
+    pub fn abort(self) {
+        let tcp = match &self.conn.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        // Without the reset the cut is still abrupt for XMPP (no `</stream:stream>`),
+        // only a FIN instead of a RST: nothing to do about a failure here.
+        let _ = tcp.set_zero_linger();
+        drop(self);
+    }
+
     /// The bare part of [`Session::jid`].
     pub fn bare_jid(&self) -> &str {
         self.jid.split('/').next().unwrap_or(&self.jid)
@@ -674,6 +704,62 @@ impl Session {
                 addr: self.conn.addr,
             },
         )
+    }
+}
+
+/// A connection that has authenticated and restarted its stream but bound no resource:
+/// where a client resumes a XEP-0198 session (§5) instead of binding a new one.
+pub struct Unbound {
+    conn: Conn,
+    /// The stream features after authentication (`<sm xmlns='urn:xmpp:sm:3'/>` among
+    /// them when the server offers Stream Management).
+    pub features: Element,
+}
+
+impl Unbound {
+    /// Connects to `addr` (not round-robin: a resume goes to the node the caller chose),
+    /// negotiates STARTTLS when the target asks for it, and authenticates as user number
+    /// `offset`.
+    pub async fn connect(
+        shared: &Shared,
+        addr: SocketAddr,
+        offset: usize,
+    ) -> Result<Unbound, BenchError> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let target = &shared.target;
+        let (_, source) = shared.next_endpoints();
+        let (mut conn, features) = Conn::establish_at(shared, addr, source, deadline).await?;
+        let user = target.username(offset);
+        conn.authenticate(shared, &features, &user, AuthGoal::Login, deadline)
+            .await?;
+        let features = conn.open_stream(&target.domain, deadline).await?;
+        Ok(Unbound { conn, features })
+    }
+
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), BenchError> {
+        self.conn.send(data).await
+    }
+
+    /// Reads stanzas and nonzas until `pred` accepts one (see [`Reader::stanza_until`]).
+    pub async fn stanza_until(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        pred: impl FnMut(&Element) -> bool,
+    ) -> Result<Element, BenchError> {
+        self.conn
+            .with_reader(async |r| r.stanza_until(deadline, what, pred).await)
+            .await
+    }
+
+    /// The session this connection took over once the server said `<resumed/>`; whatever
+    /// the server sent after it is still in the parser.
+    pub fn into_session(self, jid: String) -> Session {
+        Session {
+            conn: self.conn,
+            jid,
+            next_id: 0,
+        }
     }
 }
 

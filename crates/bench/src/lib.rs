@@ -2,13 +2,15 @@
 //!
 //! Thousands of raw-XML client sessions per process on tokio ([`client`]), SASL with
 //! SCRAM-SHA-1, SCRAM-SHA-256 (with a shared SaltedPassword cache, [`scram`]) or PLAIN,
-//! optional STARTTLS. Four scenarios, each a library function returning a serde result
+//! optional STARTTLS. Five scenarios, each a library function returning a serde result
 //! and a `parley-bench run SCENARIO` subcommand printing it as a JSON line:
 //!
 //! - [`idle()`]: server RSS per held session;
 //! - [`login()`]: sessions established per second and login latency;
 //! - [`chat()`]: delivered messages per second, or one-way latency at a fixed rate;
-//! - [`presence()`]: presence broadcast and probe times for a user with R contacts.
+//! - [`presence()`]: presence broadcast and probe times for a user with R contacts;
+//! - [`resume()`]: XEP-0198 stream resumption after a cut connection, on the same
+//!   server address or another node of a cluster.
 //!
 //! Every load loop is bounded in count and time, and only loopback addresses are ever
 //! targeted ([`Target::validate`]). Scenarios read the server's CPU seconds and RSS from
@@ -30,6 +32,7 @@ pub mod login;
 pub mod presence;
 pub mod proc;
 pub mod provision;
+pub mod resume;
 pub mod scram;
 pub mod stats;
 pub mod target;
@@ -41,5 +44,6 @@ pub use idle::{idle, IdleLevel, IdleOpts, IdleResult};
 pub use login::{login, LoginOpts, LoginResult};
 pub use presence::{presence, PresenceOpts, PresenceResult, PresenceRound};
 pub use proc::{proc_sample, ProcSample};
+pub use resume::{resume, ResumeOpts, ResumeResult};
 pub use stats::{LatencySummary, Usage};
 pub use target::{parse_source_ips, Mech, Shared, Target, TargetEcho};

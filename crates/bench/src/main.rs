@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use parley_bench::{
-    chat, cluster, idle, login, parse_source_ips, presence, provision, BenchError, ChatMode,
-    ChatOpts, ClusterOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, Target,
+    chat, cluster, idle, login, parse_source_ips, presence, provision, resume, BenchError,
+    ChatMode, ChatOpts, ClusterOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, ResumeOpts, Target,
 };
 use serde::Serialize;
 
@@ -38,6 +38,12 @@ enum Command {
         before: std::path::PathBuf,
         /// The JSON of the run after.
         after: std::path::PathBuf,
+    },
+    /// Render `run resume` results as one markdown table (for docs/benchmarks.md).
+    ResumeReport {
+        /// LABEL=FILE: the row's label and the JSON `run resume --json` printed.
+        #[arg(required = true)]
+        runs: Vec<String>,
     },
 }
 
@@ -222,6 +228,30 @@ enum Scenario {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// XEP-0198: enable resumption, receive M messages without acking them, cut the TCP
+    /// connection, reconnect, `<resume h='0'/>`; time to `<resumed/>` and to every message
+    /// again, and check each comes back exactly once.
+    Resume {
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// Clients at once (client W is user number W).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Messages unacknowledged at the cut.
+        #[arg(long, default_value_t = 5)]
+        messages: usize,
+        /// Resume on this address (host:port, e.g. another cluster node) instead of the one
+        /// the session was on.
+        #[arg(long)]
+        resume_target: Option<String>,
+        /// Seconds to wait for the messages after `<resume/>`.
+        #[arg(long, default_value_t = 10.0)]
+        wait: f64,
+        /// Milliseconds the session stays connected after the messages arrived, before
+        /// the cut.
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
+    },
     /// A user with R online contacts goes available; time to broadcast and probes.
     Presence {
         #[arg(long, default_value_t = 100)]
@@ -274,6 +304,7 @@ fn main() -> ExitCode {
         Command::Provision(_) => Some(1),
         Command::Compare(c) => return run_compare(c),
         Command::AttackReport { before, after } => return attack_report(before, after),
+        Command::ResumeReport { runs } => return resume_report(runs),
         Command::Attack(_) => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -290,7 +321,7 @@ fn main() -> ExitCode {
             Command::Run(run) => run_scenario(run).await,
             Command::Provision(p) => run_provision(p).await,
             Command::Attack(a) => run_attack(a).await,
-            Command::Compare(_) | Command::AttackReport { .. } => {
+            Command::Compare(_) | Command::AttackReport { .. } | Command::ResumeReport { .. } => {
                 unreachable!("handled before the runtime starts")
             }
         }
@@ -331,6 +362,32 @@ fn attack_report(before: &std::path::Path, after: &std::path::Path) -> ExitCode 
             ExitCode::SUCCESS
         }
         (Err(e), _) | (_, Err(e)) => fail(&e),
+    }
+}
+
+fn resume_report(runs: &[String]) -> ExitCode {
+    let load = |spec: &String| -> Result<(String, parley_bench::ResumeResult), BenchError> {
+        let (label, path) = spec
+            .split_once('=')
+            .ok_or_else(|| BenchError::Options(format!("`{spec}` is not LABEL=FILE")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BenchError::io(format!("reading {path}"), e))?;
+        // The file may hold stderr-free output of several commands: the last line is ours.
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let result =
+            serde_json::from_str(line).map_err(|e| BenchError::Options(format!("{path}: {e}")))?;
+        Ok((label.to_owned(), result))
+    };
+    match runs.iter().map(load).collect::<Result<Vec<_>, _>>() {
+        Ok(rows) => {
+            print!("{}", parley_bench::resume::report(&rows));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 
@@ -514,6 +571,33 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
             }
             print(&result, run.json)
         }
+        Scenario::Resume {
+            iterations,
+            concurrency,
+            messages,
+            resume_target,
+            wait,
+            hold_ms,
+        } => {
+            let resume_target = match resume_target {
+                Some(a) => Some(
+                    resolve(std::slice::from_ref(&a))?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| BenchError::Options(format!("`{a}` resolves to nothing")))?,
+                ),
+                None => None,
+            };
+            let opts = ResumeOpts {
+                iterations,
+                concurrency,
+                messages,
+                resume_target,
+                wait_s: wait,
+                hold_ms,
+            };
+            print(&resume(&t, &opts).await?, run.json)
+        }
         Scenario::Presence {
             contacts,
             rounds,
@@ -598,6 +682,38 @@ mod tests {
         ));
         let t = target(&run.target).unwrap();
         assert_eq!(t.addrs[1].port(), 5223);
+    }
+
+    #[test]
+    fn resume_takes_a_second_address_after_the_scenario() {
+        let cli = Cli::try_parse_from([
+            "parley-bench",
+            "run",
+            "--starttls",
+            "--target",
+            "127.0.0.1:16001",
+            "resume",
+            "--concurrency",
+            "10",
+            "--resume-target",
+            "127.0.0.1:16002",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.target.starttls);
+        assert!(matches!(
+            run.scenario,
+            Scenario::Resume {
+                iterations: 200,
+                concurrency: 10,
+                messages: 5,
+                resume_target: Some(ref a),
+                hold_ms: 0,
+                ..
+            } if a == "127.0.0.1:16002"
+        ));
     }
 
     #[test]

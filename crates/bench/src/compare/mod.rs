@@ -221,17 +221,20 @@ pub fn compare(opts: &CompareOpts) -> Result<(), BenchError> {
         results.push((server, figures));
     }
     let mut report = render(opts, &results, started_at.elapsed());
-    // The cluster figures come from their own run (crates/bench/run-cluster.sh); the report
-    // carries the latest of them.
-    let cluster = opts
-        .out
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("benchmarks")
-        .join("cluster.md");
-    if let Ok(section) = std::fs::read_to_string(&cluster) {
-        report.push('\n');
-        report.push_str(&section);
+    // The cluster and stream resumption figures come from their own runs
+    // (crates/bench/run-cluster.sh, crates/bench/run-resume.sh); the report carries the
+    // latest of them.
+    for name in ["cluster.md", "resume.md"] {
+        let path = opts
+            .out
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("benchmarks")
+            .join(name);
+        if let Ok(section) = std::fs::read_to_string(&path) {
+            report.push('\n');
+            report.push_str(&section);
+        }
     }
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir.join("benchmarks")).map_err(|e| BenchError::io("out", e))?;

@@ -121,36 +121,42 @@ impl Node {
             interested: false,
             carbons: false,
         };
-        self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
-        let (holder, raw) = match reg.claim(&bare, &resource, &entry).await {
-            // Released meanwhile (the old node's lease ran out): ours now.
-            Ok(Claim::Won) => {
-                self.claimed(bare, resource, entry);
-                return true;
-            }
-            Ok(Claim::Taken(holder, raw)) => (holder, raw),
-            Err(e) => {
-                self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "adopting a resumed session's claim failed");
+        // The holder's node may rewrite its entry meanwhile (a batched flags update): the
+        // guarded take-over then fails on a value that still names the holder, and is
+        // tried again on the fresh value.
+        for _ in 0..5 {
+            self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+            let (holder, raw) = match reg.claim(&bare, &resource, &entry).await {
+                // Released meanwhile (the old node's lease ran out): ours now.
+                Ok(Claim::Won) => {
+                    self.claimed(bare, resource, entry);
+                    return true;
+                }
+                Ok(Claim::Taken(holder, raw)) => (holder, raw),
+                Err(e) => {
+                    self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "adopting a resumed session's claim failed");
+                    return false;
+                }
+            };
+            if holder.node != from || holder.session != session.0 {
                 return false;
             }
-        };
-        if holder.node != from || holder.session != session.0 {
-            return false;
-        }
-        self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
-        match reg.take_over(&bare, &resource, &raw, &entry).await {
-            Ok(true) => {
-                self.claimed(bare, resource, entry);
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "adopting a resumed session's claim failed");
-                false
+            self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
+            match reg.take_over(&bare, &resource, &raw, &entry).await {
+                Ok(true) => {
+                    self.claimed(bare, resource, entry);
+                    return true;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "adopting a resumed session's claim failed");
+                    return false;
+                }
             }
         }
+        false
     }
 
     fn claimed(&self, bare: String, resource: String, entry: SessionEntry) -> ClaimOutcome {
