@@ -52,6 +52,9 @@ struct Report {
 struct Shared {
     /// Senders stop sending once set.
     stop: AtomicBool,
+    /// Clients that have seen `stop` (and so send nothing more): a receiver's count of what
+    /// its partner sent is final only once all have.
+    stopped: std::sync::atomic::AtomicUsize,
     /// Clients logged in so far, and the signal that one more did.
     ready: std::sync::atomic::AtomicUsize,
     ready_changed: tokio::sync::Notify,
@@ -235,13 +238,16 @@ async fn run_client(lb: SocketAddr, me: usize, partner: usize, shared: Arc<Share
         if stopping && !asked_last {
             // The last messages: ask the server to confirm them rather than wait for it.
             asked_last = true;
+            shared.stopped.fetch_add(1, Ordering::AcqRel);
             if SmClient::write(&mut conn, &sm::request()).await.is_err() {
                 let previd = conn.previd.clone();
                 conn = cl.reconnect(previd).await;
             }
         }
+        // Read in this order: once every client has stopped, the partner's count is final.
+        let all_stopped = shared.stopped.load(Ordering::Acquire) == shared.sent.len();
         let expected = shared.sent[partner].load(Ordering::Acquire);
-        if stopping && cl.report.received.len() as u32 >= expected && cl.out.is_empty() {
+        if all_stopped && cl.report.received.len() as u32 >= expected && cl.out.is_empty() {
             return cl.report;
         }
         let alive = tokio::select! {
@@ -309,6 +315,7 @@ async fn xep0198_5_a_rolling_restart_loses_nothing_and_logs_nobody_out() {
 
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
+        stopped: std::sync::atomic::AtomicUsize::new(0),
         ready: std::sync::atomic::AtomicUsize::new(0),
         ready_changed: tokio::sync::Notify::new(),
         received: std::sync::atomic::AtomicUsize::new(0),

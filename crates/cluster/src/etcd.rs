@@ -390,7 +390,17 @@ impl EtcdSync {
                 );
                 return Ok(());
             }
-            let rev = resp.header().map_or(0, |h| h.revision());
+            // The events' own revision, not the header's: the header carries the store's
+            // revision when the response was sent, which a later response of the same
+            // watch may share (etcd splits a burst of events over several responses), and
+            // the cache ignores a response at or below the revision it has seen: a
+            // header revision would drop the second half of such a burst.
+            let rev = resp
+                .events()
+                .iter()
+                .filter_map(|ev| ev.kv().map(|kv| kv.mod_revision()))
+                .max()
+                .unwrap_or(0);
             let changes: Vec<Change> = resp
                 .events()
                 .iter()
