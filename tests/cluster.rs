@@ -23,20 +23,12 @@ struct Cluster {
     nodes: Vec<ClusterNode>,
 }
 
-fn random_prefix() -> String {
-    let n: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    format!("/t{:x}{:x}", n, std::process::id())
-}
-
 impl Cluster {
     fn start(n: usize, ttl_s: u64, c2s_extra: &str) -> Cluster {
         let db = shared_pg().database();
         add_users(&db, &["alice", "bob", "carol", "dave"]);
         let etcd = shared_etcd().endpoint.clone();
-        let prefix = random_prefix();
+        let prefix = parley_testkit::cluster::random_prefix("t");
         let nodes = (1..=n)
             .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, ttl_s, c2s_extra))
             .collect();
@@ -522,7 +514,7 @@ async fn a_node_cut_off_from_etcd_fences_itself_before_its_lease_expires() {
     let etcd = shared_etcd().endpoint.clone();
     let etcd_addr: SocketAddr = etcd.trim_start_matches("http://").parse().unwrap();
     let proxy = Proxy::start(etcd_addr).await;
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("t");
     let healthy = ClusterNode::start("n1", &etcd, &prefix, &db, TTL, "");
     let mut cut_off = ClusterNode::start(
         "n2",
@@ -581,7 +573,7 @@ async fn an_etcd_restart_keeps_sessions_and_rebuilds_the_registry() {
     let mut etcd = parley_testkit::EtcdServer::start();
     let db = shared_pg().database();
     add_users(&db, &["alice", "bob", "carol"]);
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("t");
     let n1 = ClusterNode::start("n1", &etcd.endpoint, &prefix, &db, 10, "");
     let n2 = ClusterNode::start("n2", &etcd.endpoint, &prefix, &db, 10, "");
     let mut alice = online(n1.c2s, "alice", "a", 0).await;
@@ -698,7 +690,7 @@ async fn node_links_over_mutual_tls() {
     let db = shared_pg().database();
     add_users(&db, &["alice", "bob"]);
     let etcd = shared_etcd().endpoint.clone();
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("t");
     let mut nodes = Vec::new();
     for id in ["n1", "n2"] {
         let key = KeyPair::generate().unwrap();

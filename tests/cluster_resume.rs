@@ -11,21 +11,13 @@ use parley_testkit::im::{body, chat};
 use parley_testkit::{shared_etcd, shared_pg, sm, Client, Received};
 use parley_xml::Element;
 
-fn random_prefix() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    format!("/r{:x}{:x}", n, std::process::id())
-}
-
 /// `n` nodes; the server never asks for acks by itself in these tests (the counts stay
 /// the test's to decide).
 fn cluster(n: usize) -> Vec<ClusterNode> {
     let db = shared_pg().database();
     add_users(&db, &["alice", "bob"]);
     let etcd = shared_etcd().endpoint.clone();
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("r");
     let extra = "sm_ack_every = 100000\nsm_ack_delay_ms = 3600000";
     let nodes: Vec<ClusterNode> = (1..=n)
         .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, extra))

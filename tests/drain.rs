@@ -21,14 +21,6 @@ const REDIRECT: &str = "lb.example.org:5222";
 /// Where it sends its WebSocket clients.
 const REDIRECT_WS: &str = "wss://lb.example.org/xmpp-websocket";
 
-fn random_prefix() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    format!("/d{:x}{:x}", n, std::process::id())
-}
-
 fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     parley_testkit::poll_until(what, within, || done().then_some(()));
 }
@@ -38,7 +30,7 @@ fn cluster(ids: &[&str], drain_timeout_s: u64) -> Vec<ClusterNode> {
     let db = shared_pg().database();
     add_users(&db, &["alice", "bob", "carol"]);
     let etcd = shared_etcd().endpoint.clone();
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("d");
     let extra = Extra {
         c2s: format!("redirect_host = \"{REDIRECT}\""),
         cluster: format!("drain_timeout_s = {drain_timeout_s}"),

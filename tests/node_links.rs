@@ -19,23 +19,11 @@ use parley_xml::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn random_prefix() -> String {
-    format!("/trust{:032x}", rand_u128())
-}
-
-fn rand_u128() -> u128 {
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .expect("urandom");
-    u128::from_le_bytes(b)
-}
-
 /// One node (`n1`) of a fresh cluster, with extra `[cluster]` TOML; its key prefix.
 fn one_node(cluster_extra: &str, ttl_s: u64) -> (ClusterNode, String) {
     let db = shared_pg().database();
     add_users(&db, &["alice", "bob"]);
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("trust");
     let extra = Extra {
         cluster: cluster_extra.to_owned(),
         ..Extra::default()

@@ -30,14 +30,6 @@ const PACE: Duration = Duration::from_millis(150);
 /// last).
 const TRAFFIC: usize = 30;
 
-fn random_prefix() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    format!("/rr{:x}{:x}", n, std::process::id())
-}
-
 /// What one client saw.
 #[derive(Debug, Default)]
 struct Report {
@@ -299,7 +291,7 @@ async fn xep0198_5_a_rolling_restart_loses_nothing_and_logs_nobody_out() {
     let users: Vec<String> = (0..2 * PAIRS).map(|i| format!("u{i}")).collect();
     add_users(&db, &users.iter().map(String::as_str).collect::<Vec<_>>());
     let etcd = shared_etcd().endpoint.clone();
-    let prefix = random_prefix();
+    let prefix = parley_testkit::cluster::random_prefix("rr");
     // The server asks for acks often, so that queues stay short while nodes come and go.
     let extra = "sm_ack_every = 3\nsm_ack_delay_ms = 500";
     let mut nodes: Vec<ClusterNode> = (1..=3)

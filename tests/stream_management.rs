@@ -844,11 +844,26 @@ async fn binding_the_same_resource_takes_over_unacked_stanzas_xep0198_5() {
 /// to the sender; a resume then gets exactly the three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hibernating_queue_is_bounded_xep0198_5() {
+    hibernating_queue_keeps_three(|cfg| cfg.c2s.sm_max_queue = 3, "").await;
+}
+
+/// The same bound in bytes (`sm_max_queue_bytes`): three messages of about 1 KiB fit in
+/// 5,500 bytes as the server counts them (about 1.5 KB each), a fourth does not, whatever
+/// the stanza count allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hibernating_queue_is_bounded_in_bytes_xep0198_5() {
+    let padding = "x".repeat(1000);
+    hibernating_queue_keeps_three(|cfg| cfg.c2s.sm_max_queue_bytes = 5500, &padding).await;
+}
+
+/// Five numbered messages (each with `padding` in a `<subject/>`) to a hibernating session
+/// whose queue keeps three: 4 and 5 are refused to the sender, 1 to 3 come on resume.
+async fn hibernating_queue_keeps_three(bound: impl FnOnce(&mut Config), padding: &str) {
     let server = TestServer::start(|cfg| {
         cfg.admin.token = Some(ADMIN_TOKEN.into());
-        cfg.c2s.sm_max_queue = 3;
         cfg.c2s.sm_ack_every = 1;
         cfg.c2s.sm_ack_delay_ms = 60_000;
+        bound(cfg);
     });
     let admin = server.handle.admin.expect("admin endpoint");
     let phone = full("alice", "phone");
@@ -859,7 +874,11 @@ async fn hibernating_queue_is_bounded_xep0198_5() {
 
     let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
     for i in 1..=5 {
-        b.send(&numbered(&phone, &i.to_string())).await;
+        let mut msg = numbered(&phone, &i.to_string());
+        if !padding.is_empty() {
+            msg.push_child(Element::new("subject", ns::CLIENT).with_text(padding));
+        }
+        b.send(&msg).await;
     }
     for refused in ["m-4", "m-5"] {
         let err = ok(b
@@ -882,7 +901,7 @@ async fn hibernating_queue_is_bounded_xep0198_5() {
     let mut a = Client::authed(server.c2s(), "alice").await;
     expect_resumed(&mut a, &id, 0, 0).await;
     assert_eq!(next_bodies(&mut a, 3).await, ["1", "2", "3"]);
-    // Acknowledged, so that the ping's result fits in the three-stanza queue.
+    // Acknowledged, so that the ping's result fits in the queue.
     a.send(&sm::ack(3)).await;
     ok(a.expect_none_before_ping("a refused message", is_message)
         .await);

@@ -55,6 +55,7 @@ use crate::registry::{Cache, Event, Layout, NodeInfo, SessionEntry};
 mod fencing;
 mod frames;
 mod membership;
+mod pending;
 mod seams;
 mod writer;
 
@@ -146,8 +147,6 @@ pub struct NodeView {
 }
 
 /// A query or BOSH forward waiting for its answer: the node asked, and the answer's way.
-type Pending = (Arc<str>, oneshot::Sender<String>);
-
 /// How this node gives up sessions that clients resume on other nodes (XEP-0198 §5): the
 /// session layer's `export` (state for `previd` of `user`, None if it has none) and
 /// `commit` (`previd`, the node that took it, whether the claim moved).
@@ -189,8 +188,8 @@ pub struct Node {
     stopping: AtomicBool,
     /// Counters.
     pub metrics: ClusterMetrics,
-    /// Pending queries and BOSH forwards: random id → (the node asked, the answer's way).
-    queries: Mutex<HashMap<u128, Pending>>,
+    /// Pending admin queries and BOSH forwards.
+    queries: pending::Pending<String>,
     /// Woken whenever the registry cache changes (frames waiting for a claim to show).
     cache_changed: Notify,
     /// The runtime thread of link I/O, away from the lease keep-alive.
@@ -202,9 +201,8 @@ pub struct Node {
     bosh: RwLock<Option<BoshHandler>>,
     /// The session layer's side of cross-node resumption.
     resume: RwLock<Option<ResumeHandler>>,
-    /// Pending resume takes: random id → (the node asked, the answer's way).
-    #[allow(clippy::type_complexity)]
-    takes: Mutex<HashMap<u128, (Arc<str>, oneshot::Sender<Vec<u8>>)>>,
+    /// Pending resume takes.
+    takes: pending::Pending<Vec<u8>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     me_weak: Weak<Node>,
 }
@@ -251,14 +249,14 @@ impl Node {
             fenced: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             metrics: ClusterMetrics::default(),
-            queries: Mutex::new(HashMap::new()),
+            queries: pending::Pending::new(),
             cache_changed: Notify::new(),
             links_rt,
             home: Handle::current(),
             answer: RwLock::new(None),
             bosh: RwLock::new(None),
             resume: RwLock::new(None),
-            takes: Mutex::new(HashMap::new()),
+            takes: pending::Pending::new(),
             tasks: Mutex::new(Vec::new()),
             me_weak: me.clone(),
             settings,
@@ -373,22 +371,17 @@ impl Node {
         user: &str,
         timeout: Duration,
     ) -> Option<Vec<u8>> {
-        let id: u128 = rand::random();
-        let (tx, rx) = oneshot::channel();
-        self.takes.lock().insert(id, (Arc::from(node), tx));
-        let body = Body::ResumeTake {
-            id,
-            previd: previd.to_owned(),
-            user: user.to_owned(),
-        };
-        let answer = match self.send_to(node, body) {
-            Ok(()) => tokio::time::timeout(timeout, rx)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(_) => None,
-        };
-        self.takes.lock().remove(&id);
+        let answer = self
+            .takes
+            .ask(Arc::from(node), timeout, |id| {
+                let body = Body::ResumeTake {
+                    id,
+                    previd: previd.to_owned(),
+                    user: user.to_owned(),
+                };
+                self.send_to(node, body).is_ok()
+            })
+            .await;
         answer.filter(|s| !s.is_empty())
     }
 
@@ -442,18 +435,11 @@ impl Node {
         body: String,
         timeout: Duration,
     ) -> Option<String> {
-        let id: u128 = rand::random();
-        let (tx, rx) = oneshot::channel();
-        self.queries.lock().insert(id, (Arc::from(node), tx));
-        let answer = match self.send_to(node, Body::BoshRequest { id, body }) {
-            Ok(()) => tokio::time::timeout(timeout, rx)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(_) => None,
-        };
-        self.queries.lock().remove(&id);
-        answer
+        self.queries
+            .ask(Arc::from(node), timeout, |id| {
+                self.send_to(node, Body::BoshRequest { id, body }).is_ok()
+            })
+            .await
     }
 
     /// Asks every other live node `what`; returns each node's answer, or None for a node
@@ -472,9 +458,7 @@ impl Node {
             .collect();
         let mut waits = Vec::new();
         for peer in peers {
-            let id: u128 = rand::random();
-            let (tx, rx) = oneshot::channel();
-            self.queries.lock().insert(id, (peer.clone(), tx));
+            let (id, rx) = self.queries.open(peer.clone());
             let sent = self.send_to(
                 &peer,
                 Body::Query {
@@ -486,14 +470,7 @@ impl Node {
         }
         let mut out = Vec::new();
         for (peer, id, rx) in waits {
-            let answer = match rx {
-                Some(rx) => tokio::time::timeout(timeout, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => None,
-            };
-            self.queries.lock().remove(&id);
+            let answer = self.queries.wait(id, rx, timeout).await;
             out.push((peer.to_string(), answer));
         }
         out

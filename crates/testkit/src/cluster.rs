@@ -43,6 +43,18 @@ pub enum Secret {
     Omitted,
 }
 
+/// A fresh etcd key prefix for one test cluster, starting with `/{tag}`: tests that run
+/// side by side (and runs that follow one another on the same etcd) never share keys.
+pub fn random_prefix(tag: &str) -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64;
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("/{tag}{nanos:x}{:x}{n:x}", std::process::id())
+}
+
 /// The secret generated for the test cluster under `prefix`: random per test process.
 pub fn cluster_secret(prefix: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -221,32 +221,23 @@ pub fn compare(opts: &CompareOpts) -> Result<(), BenchError> {
         results.push((server, figures));
     }
     let mut report = render(opts, &results, started_at.elapsed());
+    let dir = opts
+        .out
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("benchmarks");
     // The cluster and stream resumption figures come from their own runs
     // (crates/bench/run-cluster.sh, crates/bench/run-resume.sh); the report carries the
     // latest of them.
     for name in ["cluster.md", "resume.md"] {
-        let path = opts
-            .out
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("benchmarks")
-            .join(name);
-        if let Ok(section) = std::fs::read_to_string(&path) {
+        if let Ok(section) = std::fs::read_to_string(dir.join(name)) {
             report.push('\n');
             report.push_str(&section);
         }
     }
-    if let Some(dir) = opts.out.parent() {
-        std::fs::create_dir_all(dir.join("benchmarks")).map_err(|e| BenchError::io("out", e))?;
-    }
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("out", e))?;
     for (name, chart) in charts(&results) {
-        let path = opts
-            .out
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("benchmarks")
-            .join(name);
-        std::fs::write(&path, chart.render()).map_err(|e| BenchError::io("svg", e))?;
+        std::fs::write(dir.join(name), chart.render()).map_err(|e| BenchError::io("svg", e))?;
     }
     std::fs::write(&opts.out, report).map_err(|e| BenchError::io("report", e))?;
     eprintln!("wrote {}", opts.out.display());

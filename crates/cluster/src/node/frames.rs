@@ -163,20 +163,9 @@ impl Node {
                 });
             }
             Body::BoshResponse { id, body: json } | Body::Answer { id, json } => {
-                // Only the node that was asked may answer.
-                let tx = {
-                    let mut queries = self.queries.lock();
-                    match queries.get(&id) {
-                        Some((asked, _)) if **asked == *from => queries.remove(&id),
-                        _ => None,
-                    }
-                };
-                match tx {
-                    Some((_, tx)) => {
-                        let _ = tx.send(json);
-                    }
-                    // Late (its caller gave up) or not ours to answer.
-                    None => self.refused(from, "link_stray_answer", "Answer"),
+                // Only the node that was asked may answer; a late one is a stray.
+                if !self.queries.answer(id, from, json) {
+                    self.refused(from, "link_stray_answer", "Answer");
                 }
             }
             Body::ResumeTake { id, previd, user } => {
@@ -195,18 +184,8 @@ impl Node {
                 });
             }
             Body::ResumeState { id, state } => {
-                let tx = {
-                    let mut takes = self.takes.lock();
-                    match takes.get(&id) {
-                        Some((asked, _)) if **asked == *from => takes.remove(&id),
-                        _ => None,
-                    }
-                };
-                match tx {
-                    Some((_, tx)) => {
-                        let _ = tx.send(state);
-                    }
-                    None => self.refused(from, "link_stray_answer", "ResumeState"),
+                if !self.takes.answer(id, from, state) {
+                    self.refused(from, "link_stray_answer", "ResumeState");
                 }
             }
             Body::ResumeCommit { previd, ok } => {

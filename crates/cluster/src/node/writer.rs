@@ -28,31 +28,45 @@ pub(super) enum WriteOp {
     Reset,
 }
 
+/// Whom a claim may take a full JID from when another session holds it.
+#[derive(Clone, Copy)]
+pub(super) enum Holder<'a> {
+    /// A bind: the resource-conflict policy decides (our own stale key is always taken).
+    Policy(ResourceConflict),
+    /// A resumed session (XEP-0198 §5): only from this very session on node `from`, and
+    /// without telling it to close (it handed itself over).
+    Adopt { from: &'a str },
+}
+
+/// Guarded take-overs tried before a claim gives up: each retry follows a holder that
+/// rewrote its entry in between (a batched flags update).
+const TAKE_OVER_TRIES: usize = 5;
+
 impl Node {
-    async fn claim_now(
-        &self,
-        jid: FullJid,
-        session: SessionId,
-        policy: ResourceConflict,
-    ) -> ClaimOutcome {
-        if self.fenced.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
-            return ClaimOutcome::Unavailable;
-        }
-        let Some(reg) = self.current() else {
-            return ClaimOutcome::Unavailable;
-        };
-        let (bare, resource) = key_of(&jid);
-        let entry = SessionEntry {
+    /// The entry a claim writes: this node, `session`, no flags yet.
+    fn fresh_entry(&self, session: SessionId) -> SessionEntry {
+        SessionEntry {
             node: self.me.to_string(),
             session: session.0,
             priority: 0,
             available: false,
             interested: false,
             carbons: false,
+        }
+    }
+
+    async fn claim_now(&self, jid: &FullJid, session: SessionId, may: Holder<'_>) -> ClaimOutcome {
+        if self.fenced.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
+            return ClaimOutcome::Unavailable;
+        }
+        let Some(reg) = self.current() else {
+            return ClaimOutcome::Unavailable;
         };
-        for _ in 0..3 {
+        let (bare, resource) = key_of(jid);
+        let entry = self.fresh_entry(session);
+        for _ in 0..TAKE_OVER_TRIES {
             self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
-            let holder = match reg.claim(&bare, &resource, &entry).await {
+            let (holder, raw) = match reg.claim(&bare, &resource, &entry).await {
                 Ok(Claim::Won) => return self.claimed(bare, resource, entry),
                 Ok(Claim::Taken(holder, raw)) => (holder, raw),
                 Err(e) => {
@@ -61,17 +75,22 @@ impl Node {
                     return ClaimOutcome::Unavailable;
                 }
             };
-            let (holder, raw) = holder;
             // Our own key (a local session this bind already replaced, or one whose release
             // is still queued): the local table has decided, take it.
             let ours = *holder.node == *self.me;
-            if !ours && policy != ResourceConflict::KickOld {
+            let (take, tell) = match may {
+                Holder::Policy(policy) => (ours || policy == ResourceConflict::KickOld, !ours),
+                Holder::Adopt { from } => {
+                    (holder.node == from && holder.session == session.0, false)
+                }
+            };
+            if !take {
                 return ClaimOutcome::Taken;
             }
             self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
             match reg.take_over(&bare, &resource, &raw, &entry).await {
                 Ok(true) => {
-                    if !ours {
+                    if tell {
                         // RFC 6120 §7.7.2.2: the old session is told why it goes.
                         let _ = self.send_to(
                             &holder.node,
@@ -104,59 +123,10 @@ impl Node {
 
     /// Moves the claim on `jid` from session `session` on node `from` to the same session
     /// on this node (a client resumed it here, XEP-0198 §5), in one transaction guarded by
-    /// the holder's value: false when the claim is anyone else's by now.
+    /// the holder's value: false when the claim is anyone else's by now. A claim released
+    /// meanwhile (the old node's lease ran out) is simply ours.
     pub async fn adopt_session(&self, jid: &FullJid, session: SessionId, from: &str) -> bool {
-        if self.fenced.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
-            return false;
-        }
-        let Some(reg) = self.current() else {
-            return false;
-        };
-        let (bare, resource) = key_of(jid);
-        let entry = SessionEntry {
-            node: self.me.to_string(),
-            session: session.0,
-            priority: 0,
-            available: false,
-            interested: false,
-            carbons: false,
-        };
-        // The holder's node may rewrite its entry meanwhile (a batched flags update): the
-        // guarded take-over then fails on a value that still names the holder, and is
-        // tried again on the fresh value.
-        for _ in 0..5 {
-            self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
-            let (holder, raw) = match reg.claim(&bare, &resource, &entry).await {
-                // Released meanwhile (the old node's lease ran out): ours now.
-                Ok(Claim::Won) => {
-                    self.claimed(bare, resource, entry);
-                    return true;
-                }
-                Ok(Claim::Taken(holder, raw)) => (holder, raw),
-                Err(e) => {
-                    self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(error = %e, "adopting a resumed session's claim failed");
-                    return false;
-                }
-            };
-            if holder.node != from || holder.session != session.0 {
-                return false;
-            }
-            self.metrics.etcd_claims.fetch_add(1, Ordering::Relaxed);
-            match reg.take_over(&bare, &resource, &raw, &entry).await {
-                Ok(true) => {
-                    self.claimed(bare, resource, entry);
-                    return true;
-                }
-                Ok(false) => continue,
-                Err(e) => {
-                    self.metrics.etcd_errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(error = %e, "adopting a resumed session's claim failed");
-                    return false;
-                }
-            }
-        }
-        false
+        self.claim_now(jid, session, Holder::Adopt { from }).await == ClaimOutcome::Won
     }
 
     fn claimed(&self, bare: String, resource: String, entry: SessionEntry) -> ClaimOutcome {
@@ -206,14 +176,7 @@ async fn claim_batch(
         }
         return;
     };
-    let entry = |session: SessionId| SessionEntry {
-        node: node.me.to_string(),
-        session: session.0,
-        priority: 0,
-        available: false,
-        interested: false,
-        carbons: false,
-    };
+    let entry = |session: SessionId| node.fresh_entry(session);
     let mut claims = claims;
     let mut alone = Vec::new();
     while !claims.is_empty() {
@@ -246,7 +209,7 @@ async fn claim_batch(
     for (jid, session, policy, reply) in claims {
         let node = node.clone();
         tokio::spawn(async move {
-            let _ = reply.send(node.claim_now(jid, session, policy).await);
+            let _ = reply.send(node.claim_now(&jid, session, Holder::Policy(policy)).await);
         });
     }
 }
