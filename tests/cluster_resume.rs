@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use parley_proto::ns;
-use parley_testkit::cluster::{add_users, ClusterNode};
+use parley_testkit::cluster::{add_users, befriend_at, ClusterNode, Extra};
 use parley_testkit::im::{body, chat};
 use parley_testkit::{shared_etcd, shared_pg, sm, Client, Received};
 use parley_xml::Element;
@@ -14,17 +14,33 @@ use parley_xml::Element;
 /// `n` nodes; the server never asks for acks by itself in these tests (the counts stay
 /// the test's to decide).
 fn cluster(n: usize) -> Vec<ClusterNode> {
+    cluster_with_faults(n, "")
+}
+
+/// [`cluster`], with the fault points `faults` (see `parley_session::faults`) on the first
+/// node, and alice and bob contacts of each other.
+fn cluster_with_faults(n: usize, faults: &str) -> Vec<ClusterNode> {
     let db = shared_pg().database();
     add_users(&db, &["alice", "bob"]);
+    befriend_at(&db, "alice", "bob");
     let etcd = shared_etcd().endpoint.clone();
     let prefix = parley_testkit::cluster::random_prefix("r");
-    let extra = "sm_ack_every = 100000\nsm_ack_delay_ms = 3600000";
     let nodes: Vec<ClusterNode> = (1..=n)
-        .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, extra))
+        .map(|i| {
+            let extra = Extra {
+                c2s: "sm_ack_every = 100000\nsm_ack_delay_ms = 3600000".into(),
+                faults: if i == 1 { faults.into() } else { String::new() },
+                ..Extra::default()
+            };
+            ClusterNode::start_with(&format!("n{i}"), &etcd, &prefix, &db, 10, &extra)
+        })
         .collect();
     parley_testkit::cluster::wait_members(&nodes, n);
     nodes
 }
+
+/// The exit code of a node that reached a fault point that ends it.
+const FAULT_EXIT: i32 = 86;
 
 fn ok<T>(r: Result<T, parley_testkit::ClientError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -210,4 +226,149 @@ async fn xep0198_5_the_holders_loss_fails_the_resume() {
         a.bind(Some("phone")).await.is_ok(),
         "the client binds afresh"
     );
+}
+
+/// Logs in `user`/`resource` on `addr` and sends initial presence; returns the client once
+/// its own presence came back.
+async fn online(addr: SocketAddr, user: &str, resource: &str) -> Client {
+    let mut c = Client::login(addr, user, Some(resource)).await;
+    c.available().await;
+    let me = format!("{user}@localhost/{resource}");
+    ok(
+        c.expect_match("the client's own presence", |el| is_presence(el, &me, None))
+            .await,
+    );
+    c
+}
+
+fn is_presence(el: &Element, from: &str, ty: Option<&str>) -> bool {
+    el.is("presence", ns::CLIENT) && el.attr("from") == Some(from) && el.attr("type") == ty
+}
+
+/// XEP-0198 §5, a race across nodes: the resume reaches the node holding the session in
+/// the same instant as the hibernation timeout (fault point `sm-timeout-at-take` on n1:
+/// the timer is handled first). One winner: the session ends on n1 (bob sees alice's
+/// resource leave, her unacknowledged messages go offline), and the resume on n2 fails
+/// with `<item-not-found/>`; the client binds afresh there and gets the messages once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_a_resume_meeting_the_timeout_on_another_node_has_one_winner() {
+    let nodes = cluster_with_faults(2, "sm-timeout-at-take");
+    let phone = "alice@localhost/phone";
+    let mut b = online(nodes[1].c2s, "bob", "b").await;
+    let mut a = online(nodes[0].c2s, "alice", "phone").await;
+    ok(
+        b.expect_match("alice's presence", |el| is_presence(el, phone, None))
+            .await,
+    );
+    let id = ok(a.sm_enable_resumable().await);
+    send_numbered(&mut b, phone, 1..=2).await;
+    assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
+    a.abort();
+
+    let (mut late, answer) = resume_on(nodes[1].c2s, &id, 0).await;
+    assert_eq!(
+        sm::failed_condition(&answer).as_deref(),
+        Some("item-not-found"),
+        "the timeout won: {answer}"
+    );
+    ok(
+        b.expect_match("alice's unavailable presence: the session ended", |el| {
+            is_presence(el, phone, Some("unavailable"))
+        })
+        .await,
+    );
+    assert!(
+        late.bind(Some("phone")).await.is_ok(),
+        "the client binds afresh"
+    );
+    late.available().await;
+    assert_eq!(
+        next_bodies(&mut late, 2).await,
+        ["1", "2"],
+        "from offline storage"
+    );
+    ok(late
+        .expect_none_before_user_sync("a message delivered twice", is_message)
+        .await);
+}
+
+/// XEP-0198 §5 when the node holding the session dies as another node asks for it (fault
+/// point `exit-at-take` on n1): nothing was handed over, so nothing can be resumed. The
+/// resume on n2 fails with `<item-not-found/>` (within the take's time limit) and the client
+/// binds afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_the_holder_dying_before_its_export_fails_the_resume() {
+    let mut nodes = cluster_with_faults(2, "exit-at-take");
+    let mut a = Client::login(nodes[0].c2s, "alice", Some("phone")).await;
+    let id = ok(a.sm_enable_resumable().await);
+    a.abort();
+    let (mut a, answer) = resume_on(nodes[1].c2s, &id, 0).await;
+    assert_eq!(
+        sm::failed_condition(&answer).as_deref(),
+        Some("item-not-found"),
+        "{answer}"
+    );
+    let status = nodes[0].wait_exit(std::time::Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(FAULT_EXIT),
+        "n1 died at the fault point"
+    );
+    assert!(
+        a.bind(Some("phone")).await.is_ok(),
+        "the client binds afresh"
+    );
+}
+
+/// XEP-0198 §5 when the node holding the session dies in the middle of the hand-over, after
+/// it exported the session and before it heard that the other node adopted it (fault point
+/// `exit-at-commit` on n1). The resuming node had everything it needed: the resume
+/// succeeds with every unacknowledged message once, the session goes on on n2, and when
+/// n1's lease expires nobody announces alice's resource as gone (its claim had moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_the_holder_dying_after_its_export_leaves_one_session() {
+    let mut nodes = cluster_with_faults(2, "exit-at-commit");
+    let phone = "alice@localhost/phone";
+    let mut b = online(nodes[1].c2s, "bob", "b").await;
+    let mut a = online(nodes[0].c2s, "alice", "phone").await;
+    ok(
+        b.expect_match("alice's presence", |el| is_presence(el, phone, None))
+            .await,
+    );
+    let id = ok(a.sm_enable_resumable().await);
+    send_numbered(&mut b, phone, 1..=3).await;
+    assert_eq!(next_bodies(&mut a, 3).await, ["1", "2", "3"]);
+    a.abort();
+    send_numbered(&mut b, phone, 4..=5).await;
+
+    let (mut a, answer) = resume_on(nodes[1].c2s, &id, 1).await;
+    assert!(sm::is(&answer, "resumed"), "{answer}");
+    assert_eq!(next_bodies(&mut a, 4).await, ["2", "3", "4", "5"]);
+    let status = nodes[0].wait_exit(std::time::Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(FAULT_EXIT),
+        "n1 died at the fault point"
+    );
+    parley_testkit::cluster::wait_members(&nodes[1..], 1);
+
+    send_numbered(&mut b, phone, 6..=6).await;
+    assert_eq!(
+        next_bodies(&mut a, 1).await,
+        ["6"],
+        "the session goes on on n2"
+    );
+    b.send(&chat("alice@localhost", "chat", "bare")).await;
+    assert_eq!(
+        next_bodies(&mut a, 1).await,
+        ["bare"],
+        "and its user actor knows it"
+    );
+    ok(
+        b.expect_none_before_ping("alice's resource announced gone", |el| {
+            is_presence(el, phone, Some("unavailable"))
+        })
+        .await,
+    );
+    ok(a.expect_none_yet("a repeated message", is_message).await);
 }

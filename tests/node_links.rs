@@ -326,6 +326,53 @@ async fn a_peer_authenticated_as_b_cannot_close_detach_or_attach_a_session_of_c(
     assert_eq!(again, session, "the same session is alive");
 }
 
+/// A frame that waits for the registry holds up only its own user's line, not its link: B
+/// attaches a resource of alice that the registry does not show (it waits up to 30 s), then
+/// sends bob a stanza. Bob gets it while alice's attach is still waiting (nothing refused
+/// yet); the attach is refused in the end, and alice's session is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_waiting_for_the_registry_holds_up_only_its_users_line() {
+    let (node, prefix) = one_node("registry_wait_ms = 30000", 10);
+    let mut alice = online(&node, "alice").await;
+    let mut bob = online(&node, "bob").await;
+    let (bob_jid, bob_session) = session_of(&node, "bob");
+    let mut b = authenticated(&node, &prefix, "nodeB").await;
+    send(
+        &mut b,
+        &Body::ToUser {
+            user: "alice@localhost".into(),
+            msg: UserWire::Attach {
+                resource: "later".into(),
+                session: 7,
+                state: WireState {
+                    available: false,
+                    priority: 0,
+                    presence: None,
+                    interested: false,
+                    carbons: false,
+                    directed: vec![],
+                },
+            },
+        },
+    )
+    .await;
+    send(&mut b, &to_session(&bob_jid, bob_session, "overtakes")).await;
+    bob.expect_match("the stanza behind another user's waiting frame", |e| {
+        parley_testkit::im::body(e) == "overtakes"
+    })
+    .await
+    .expect("a waiting frame does not hold up its link");
+    assert_eq!(
+        refusals(&node, "link_not_own_session"),
+        0,
+        "alice's attach is still waiting: bob's stanza went past it"
+    );
+    let (alice_jid, alice_session) = session_of(&node, "alice");
+    assert!(alice_jid.ends_with("/res"), "{alice_jid}");
+    alice.sync().await.expect("alice's session works");
+    assert_eq!(session_of(&node, "alice").1, alice_session);
+}
+
 /// A frame announcing more than `cluster.max_frame_bytes` cuts the link off before it is
 /// buffered; nothing after it is acted on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -812,6 +812,89 @@ async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
     );
 }
 
+/// XEP-0198 §5, a race: a resume that reaches the hibernating session in the same instant
+/// as its timeout (the fault point `sm-timeout-at-take` hands the actor the timer first,
+/// which no outside client could line up). Exactly one of the two wins: the session ends
+/// (bob sees alice's resource leave once, her unacknowledged messages go offline once),
+/// and the resume fails with `<item-not-found/>` and the server's `h`. The resuming
+/// connection gets nothing of the old session, and the client binds afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_meeting_the_timeout_has_one_winner_xep0198_5() {
+    use parley_session::faults::{Fault, Faults};
+    let server = TestServer::start(|cfg| {
+        no_server_acks(cfg);
+        cfg.admin.token = Some(ADMIN_TOKEN.into());
+        cfg.faults = Faults::of(&[Fault::TimeoutAtTake]);
+    });
+    befriend_alice_and_bob(&server);
+    let admin = server.handle.admin.expect("admin endpoint");
+    let started = unix_now();
+    let phone = full("alice", "phone");
+    let bob = full("bob", "b");
+    let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
+    b.available().await;
+    ok(b.expect_match("bob's own presence", |el| {
+        is_presence(el, &bob, "available")
+    })
+    .await);
+    let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
+    a.available().await;
+    ok(b.expect_match("alice's presence", |el| {
+        is_presence(el, &phone, "available")
+    })
+    .await);
+    let id = ok(a.sm_enable_resumable().await);
+    a.send(&chat(&bob, "chat", "from phone")).await;
+    ok(b.expect_message_body("from phone").await);
+    for text in ["1", "2"] {
+        b.send(&numbered(&phone, text)).await;
+    }
+    assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
+    a.abort();
+    wait_for_status(admin, &phone, "hibernating");
+
+    let mut late = Client::authed(server.c2s(), "alice").await;
+    let failed = expect_failed(&mut late, &sm::resume(&id, 0), "item-not-found").await;
+    assert_eq!(
+        sm::h(&failed),
+        Some(1),
+        "the timeout won: the late resume learns the server's h: {failed}"
+    );
+    ok(
+        b.expect_match("alice's unavailable presence: the session ended", |el| {
+            is_presence(el, &phone, "unavailable")
+        })
+        .await,
+    );
+    wait_for_status(admin, &phone, "abandoned");
+
+    // The same connection binds afresh and gets the two messages once, from offline storage.
+    assert!(
+        late.bind(Some("phone")).await.is_ok(),
+        "the client binds afresh"
+    );
+    late.available().await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(ok(late
+            .expect_match("an offline message", is_message)
+            .await));
+    }
+    assert_eq!(got.iter().map(body).collect::<Vec<_>>(), ["1", "2"]);
+    for msg in &got {
+        assert_delayed(msg, started);
+    }
+    ok(late
+        .expect_none_before_user_sync("a message delivered twice", is_message)
+        .await);
+    ok(
+        b.expect_none_before_ping("a second unavailable presence", |el| {
+            is_presence(el, &phone, "unavailable")
+        })
+        .await,
+    );
+}
+
 /// XEP-0198 §5 with RFC 6120 §7.7.2.2: when the client binds the same resource on a new
 /// connection instead of resuming, the new session replaces the hibernating one and gets
 /// the stanzas the old one never had acknowledged.

@@ -54,6 +54,7 @@ use crate::registry::{Cache, Event, Layout, NodeInfo, SessionEntry};
 
 mod fencing;
 mod frames;
+mod held;
 mod membership;
 mod pending;
 mod seams;
@@ -99,6 +100,11 @@ pub struct ClusterSettings {
     /// How long a frame about a session waits for the registry to show that its sender
     /// holds it (`cluster.registry_wait_ms`).
     pub registry_wait: Duration,
+    /// Frames of one peer held at once while they wait for the registry
+    /// (`cluster.registry_wait_frames`); past it the peer's link waits.
+    pub registry_wait_frames: usize,
+    /// Their bytes (`cluster.registry_wait_bytes`).
+    pub registry_wait_bytes: usize,
 }
 
 /// Counters for `/metrics`.
@@ -192,6 +198,8 @@ pub struct Node {
     queries: pending::Pending<String>,
     /// Woken whenever the registry cache changes (frames waiting for a claim to show).
     cache_changed: Notify,
+    /// Frames waiting for a claim to show, in lines per peer and user.
+    held: held::Held,
     /// The runtime thread of link I/O, away from the lease keep-alive.
     links_rt: LinksRuntime,
     /// The runtime the node was started on (etcd, BOSH handlers).
@@ -251,6 +259,10 @@ impl Node {
             metrics: ClusterMetrics::default(),
             queries: pending::Pending::new(),
             cache_changed: Notify::new(),
+            held: held::Held::new(held::HeldBounds {
+                frames: settings.registry_wait_frames,
+                bytes: settings.registry_wait_bytes,
+            }),
             links_rt,
             home: Handle::current(),
             answer: RwLock::new(None),
@@ -272,8 +284,9 @@ impl Node {
         };
         let addr = node.settings.peer_listen;
         let listening = node.links_rt.handle().spawn(async move {
-            listen(addr, config, move |from, body| {
-                weak.upgrade().and_then(|node| node.on_frame(from, body))
+            listen(addr, config, move |from, body, bytes| {
+                weak.upgrade()
+                    .and_then(|node| node.on_frame(from, body, bytes))
             })
             .await
         });

@@ -332,9 +332,9 @@ pub struct ListenConfig {
     pub max_per_address: usize,
 }
 
-/// What the listener does with a frame: handled at once (None), or a future the link awaits
-/// before it reads the peer's next frame, so that a frame that must wait (e.g. for the
-/// registry to show a claim) keeps its place in the peer's order.
+/// What the listener does with a frame (given with its length on the wire): handled at once
+/// (None), or a future the link awaits before it reads the peer's next frame (back-pressure,
+/// e.g. while the frames held for the registry are at their bound).
 pub type FrameWait = Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
 
 /// Counts the connections open per address; the slot is given back on drop.
@@ -377,7 +377,7 @@ impl Drop for Slot {
 pub async fn listen(
     addr: SocketAddr,
     config: ListenConfig,
-    on_frame: impl Fn(&str, Body) -> FrameWait + Send + Sync + 'static,
+    on_frame: impl Fn(&str, Body, usize) -> FrameWait + Send + Sync + 'static,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -448,7 +448,7 @@ async fn receive(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     config: &ListenConfig,
     deadline: tokio::time::Instant,
-    on_frame: &(dyn Fn(&str, Body) -> FrameWait + Send + Sync),
+    on_frame: &(dyn Fn(&str, Body, usize) -> FrameWait + Send + Sync),
 ) -> Result<(), Received> {
     let mut decoder = Decoder::with_limit(config.max_frame);
     let peer = auth::accept(
@@ -463,8 +463,11 @@ async fn receive(
     decoder.set_limit(config.max_frame);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        let mut before = decoder.buffered();
         while let Some(body) = decoder.next_frame().map_err(Received::Closed)? {
-            if let Some(wait) = on_frame(&peer, body) {
+            let bytes = before - decoder.buffered();
+            before = decoder.buffered();
+            if let Some(wait) = on_frame(&peer, body, bytes) {
                 wait.await;
             }
         }
@@ -547,7 +550,7 @@ mod tests {
         let (addr, server) = listen(
             "127.0.0.1:0".parse().unwrap(),
             listen_config(None),
-            move |peer, body| {
+            move |peer, body, _| {
                 let _ = tx.send((peer.to_owned(), body));
                 None
             },
@@ -577,7 +580,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!link.is_up());
         let (tx, mut rx) = unbounded_channel();
-        let (_, server) = listen(addr, listen_config(None), move |_, body| {
+        let (_, server) = listen(addr, listen_config(None), move |_, body, _| {
             let _ = tx.send(body);
             None
         })
@@ -654,7 +657,7 @@ mod tests {
         let (addr, server) = listen(
             "127.0.0.1:0".parse().unwrap(),
             listen_config(None),
-            move |_, body| {
+            move |_, body, _| {
                 let _ = tx.send(body);
                 None
             },
@@ -709,7 +712,7 @@ mod tests {
         let (tx, mut rx) = unbounded_channel();
         let mut config = listen_config(Some(tls(&ours)));
         config.auth.secret = None;
-        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), config, move |p, b| {
+        let (addr, server) = listen("127.0.0.1:0".parse().unwrap(), config, move |p, b, _| {
             let _ = tx.send((p.to_owned(), b));
             None
         })

@@ -6,7 +6,7 @@
 //! acted on only when the registry — the one source of truth, written under each node's own
 //! lease — shows X holding that session, and X is the sender. The registry cache can trail a
 //! claim by a watch round trip, so a frame whose evidence is not there yet waits (bounded,
-//! `cluster.registry_wait_ms`) in its link's order; past that it is refused, counted and
+//! `cluster.registry_wait_ms`) in its user's order; past that it is refused, counted and
 //! logged once per peer, and never acted on.
 
 use crate::link::Body;

@@ -180,6 +180,11 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => {
+            let mut config = config;
+            config.faults = match parley_session::faults::Faults::from_env() {
+                Ok(f) => f,
+                Err(e) => return fail(&e),
+            };
             init_tracing(&config.log, None);
             tracing::info!(
                 config = %config_path.map_or_else(|| EMBEDDED_ORIGIN.into(), |p| p.display().to_string()),

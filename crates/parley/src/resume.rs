@@ -9,6 +9,7 @@ use std::time::Duration;
 use jid::{BareJid, FullJid};
 use parley_cluster::node::{Node, ResumeHandler};
 use parley_router::{SessionHandle, SessionId};
+use parley_session::faults::Fault;
 use parley_session::{BoxFuture, RemoteResume, SessionEnv};
 
 /// How long a node waits for another's answer to a take.
@@ -20,8 +21,14 @@ pub fn install(node: &Arc<Node>, env: &Arc<SessionEnv>) {
         .set_remote(Arc::new(ClusterResume(node.clone())));
     let (take_env, commit_env) = (env.clone(), env.clone());
     node.set_resume_handler(ResumeHandler {
-        take: Arc::new(move |previd, user| take_env.resumptions.export(&previd, &user)),
-        commit: Arc::new(move |previd, from, ok| commit_env.resumptions.commit(&previd, &from, ok)),
+        take: Arc::new(move |previd, user| {
+            take_env.config.faults.exit_if(Fault::ExitAtTake);
+            take_env.resumptions.export(&previd, &user)
+        }),
+        commit: Arc::new(move |previd, from, ok| {
+            commit_env.config.faults.exit_if(Fault::ExitAtCommit);
+            commit_env.resumptions.commit(&previd, &from, ok)
+        }),
     });
 }
 

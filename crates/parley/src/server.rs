@@ -346,6 +346,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 },
                 max_links_per_address: c.max_links_per_address,
                 registry_wait: Duration::from_millis(c.registry_wait_ms),
+                registry_wait_frames: c.registry_wait_frames,
+                registry_wait_bytes: c.registry_wait_bytes,
                 tls: match (&c.tls_cert, &c.tls_key, &c.tls_ca) {
                     (Some(cert), Some(key), Some(ca)) => Some(
                         parley_cluster::link_tls::LinkTls::load(cert, key, ca)
@@ -396,6 +398,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             ping_interval: (c2s.ping_interval_s > 0)
                 .then(|| Duration::from_secs(c2s.ping_interval_s)),
             ping_timeout: Duration::from_secs(c2s.ping_timeout_s),
+            faults: config.faults.clone(),
             read_rate: parley_session::limits::ReadRate {
                 bytes_per_s: config.limits.read_bytes_per_s,
                 burst_bytes: config.limits.read_burst_bytes,

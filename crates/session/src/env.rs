@@ -51,6 +51,8 @@ pub struct SessionConfig {
     pub ping_interval: Option<Duration>,
     /// A pinged connection that sends nothing for this long is treated as gone.
     pub ping_timeout: Duration,
+    /// Fault points for tests (empty in service; see [`crate::faults`]).
+    pub faults: crate::faults::Faults,
 }
 
 /// `[c2s]` Stream Management settings (XEP-0198).
@@ -138,6 +140,7 @@ impl Default for SessionConfig {
             sm: SmConfig::default(),
             ping_interval: Some(Duration::from_secs(120)),
             ping_timeout: Duration::from_secs(30),
+            faults: crate::faults::Faults::default(),
         }
     }
 }

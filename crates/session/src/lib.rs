@@ -16,6 +16,7 @@ mod bounds;
 mod connection;
 mod driver;
 mod env;
+pub mod faults;
 pub mod limits;
 mod negotiation;
 mod outbox;

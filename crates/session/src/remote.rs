@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::driver::Io;
+use crate::faults::Fault;
 use crate::phase::{Bound, EndCause, Phase};
 use crate::resume::Transfer;
 use crate::session::Session;
@@ -138,6 +139,9 @@ impl Handler<Export> for Session {
     type Result = Option<Vec<u8>>;
 
     fn handle(&mut self, msg: Export, ctx: &mut Context<Self>) -> Self::Result {
+        if self.env.config.faults.on(Fault::TimeoutAtTake) {
+            self.hibernation_over(ctx);
+        }
         if !self.can_hand_over() {
             return None;
         }

@@ -27,6 +27,7 @@ use parley_user::Attach;
 use tracing::info;
 
 use crate::driver::Io;
+use crate::faults::Fault;
 use crate::phase::{Bound, EndCause, Phase};
 use crate::resumption::Lookup;
 use crate::session::Session;
@@ -74,6 +75,9 @@ impl Handler<TakeOver> for Session {
     type Result = Option<Box<Transfer>>;
 
     fn handle(&mut self, msg: TakeOver, ctx: &mut Context<Self>) -> Self::Result {
+        if self.env.config.faults.on(Fault::TimeoutAtTake) {
+            self.hibernation_over(ctx);
+        }
         if !self.can_hand_over() {
             return None;
         }
@@ -155,6 +159,7 @@ impl Session {
             Lookup::Live { session, addr } => {
                 let handle = self.session_handle_as(session, ctx);
                 self.pause();
+                let act_user = user.clone();
                 let ask = addr.send(TakeOver { user, handle });
                 ctx.wait(wrap_future::<_, Self>(ask).map(move |res, act, ctx| {
                     act.resume();
@@ -164,7 +169,15 @@ impl Session {
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             act.resumed(&previd, h, *t, ctx)
                         }
-                        _ => act.resume_failed(None),
+                        // Ended meanwhile (the hibernation timeout came first): the
+                        // client learns the server's `h` all the same.
+                        _ => {
+                            let h = match act.env.resumptions.lookup(&previd, &act_user) {
+                                Lookup::Ended { h } => Some(h),
+                                _ => None,
+                            };
+                            act.resume_failed(h)
+                        }
                     }
                 }));
             }

@@ -383,12 +383,15 @@ impl Session {
     /// resource is gone (it broadcasts the unavailable presence), then the queue follows on
     /// the same road to the same actor (see [`Session::release_unacked`]), so that none of
     /// it is offered to the resource that just left.
-    fn hibernation_over(&mut self, ctx: &mut Context<Self>) {
+    pub(crate) fn hibernation_over(&mut self, ctx: &mut Context<Self>) {
         if !matches!(self.io, Io::Hibernating(_)) {
             return;
         }
         self.span.in_scope(|| info!("not resumed in time"));
         self.wake_from_hibernation(ctx);
+        // Nothing can take the session from here on, even one that a drain had asked to
+        // move (see `can_hand_over`).
+        self.hibernate_on_close = false;
         self.end = Some(EndCause::Abandoned);
         self.meta.end(SessionStatus::Abandoned);
         self.io = Io::Closing(crate::driver::CloseStage::Draining);

@@ -28,6 +28,9 @@ pub struct Extra {
     pub http: String,
     /// The node-link secret (`[cluster] secret`).
     pub secret: Secret,
+    /// Fault points the node's process gets in `PARLEY_FAULTS` (comma-separated names;
+    /// see `parley_session::faults`).
+    pub faults: String,
 }
 
 /// Which node-link secret a test node gets.
@@ -87,6 +90,7 @@ pub struct ClusterNode {
     config: PathBuf,
     child: Option<Child>,
     dir: TempDir,
+    faults: String,
 }
 
 impl ClusterNode {
@@ -163,6 +167,7 @@ impl ClusterNode {
             cluster: cluster_extra,
             http: http_extra,
             secret,
+            faults,
         } = extra;
         let secret = match secret {
             Secret::Generated => format!("secret = \"{}\"", cluster_secret(prefix)),
@@ -235,6 +240,7 @@ prefix = "{prefix}"
             config,
             child: None,
             dir,
+            faults: faults.clone(),
         }
     }
 
@@ -249,6 +255,7 @@ prefix = "{prefix}"
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
+            .env("PARLEY_FAULTS", &self.faults)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -408,6 +415,26 @@ pub fn wait_members(nodes: &[ClusterNode], n: usize) {
 }
 
 pub use parley_testkit_services::http_get;
+
+/// Makes `a` and `b` (local users) contacts with a subscription both ways, in the database
+/// at `url`, before either logs in.
+pub fn befriend_at(url: &str, a: &str, b: &str) {
+    crate::server::with_storage_at(url, |storage| async move {
+        for (owner, contact) in [(a, b), (b, a)] {
+            let item = parley_storage::RosterItem {
+                jid: format!("{contact}@localhost"),
+                name: None,
+                subscription: parley_storage::Subscription::Both,
+                ask: false,
+                groups: Vec::new(),
+            };
+            storage
+                .roster_put(owner, "localhost", &item)
+                .await
+                .expect("roster_put");
+        }
+    });
+}
 
 /// Creates accounts (password `password`) in the database at `url`.
 pub fn add_users(url: &str, users: &[&str]) {

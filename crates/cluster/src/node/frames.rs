@@ -1,12 +1,14 @@
 //! Frames from peers' links: each is judged first ([`crate::trust`]: may the sender ask
 //! this in its own name?), then acted on, refused (counted, logged once per peer, never
-//! acted on), or held in its link's order until the registry shows the sender's claim.
+//! acted on), or held in its user's order until the registry shows the sender's claim.
 //!
 //! This runs on the links thread: what it does is hand messages to actors (thread-safe
-//! `do_send`s) and parse stanzas, never wait on etcd.
+//! `do_send`s) and parse stanzas, never wait on etcd. A frame that waits for the registry
+//! waits in a line of its sender and user (`held.rs`), not in its link.
 
 use parley_router::metrics::refuse;
 
+use super::held::Joined;
 use super::*;
 use crate::peer::FrameWait;
 use crate::trust::{judge, Verdict, NOT_IN_REGISTRY};
@@ -38,27 +40,83 @@ fn kind(body: &Body) -> &'static str {
     }
 }
 
+/// The user a frame is about (the bare JID as the peer wrote it), for the frames whose
+/// order per user matters and that may wait; None for the rest.
+fn user_of(body: &Body) -> Option<&str> {
+    match body {
+        Body::ToUser { user, .. } => Some(user),
+        Body::ToSession { jid, .. } | Body::Close { jid, .. } => {
+            Some(jid.split_once('/').map_or(jid.as_str(), |(bare, _)| bare))
+        }
+        _ => None,
+    }
+}
+
 impl Node {
-    /// A frame from the authenticated node `from`: acted on now, refused, or a wait the link
-    /// runs before reading the sender's next frame.
-    pub(super) fn on_frame(&self, from: &str, body: Body) -> FrameWait {
+    /// A frame (`bytes` long on the wire) from the authenticated node `from`: acted on now,
+    /// refused, or held in its user's line ([`super::held`]). Only when that peer's held
+    /// frames are at their bound is there a wait, which the link runs before it reads on.
+    pub(super) fn on_frame(&self, from: &str, body: Body, bytes: usize) -> FrameWait {
         self.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-        match self.judge(from, &body) {
-            Verdict::Accept => {
-                self.act(from, body);
-                None
-            }
-            Verdict::Refuse(reason) => {
-                self.refused(from, reason, kind(&body));
-                None
-            }
-            Verdict::Wait => {
+        match self.admit(from, body, bytes) {
+            Ok(()) => None,
+            Err(body) => {
                 let node = self.me_weak.upgrade()?;
                 let from = from.to_owned();
-                Some(Box::pin(
-                    async move { node.wait_then_act(from, body).await },
-                ))
+                Some(Box::pin(async move {
+                    let mut body = body;
+                    loop {
+                        node.held.room(&from, bytes).await;
+                        match node.admit(&from, body, bytes) {
+                            Ok(()) => return,
+                            Err(again) => body = again,
+                        }
+                    }
+                }))
             }
+        }
+    }
+
+    /// Acts on, refuses, or holds a frame; gives it back when its peer has no room to hold it.
+    fn admit(&self, from: &str, body: Body, bytes: usize) -> Result<(), Body> {
+        let body = match user_of(&body) {
+            Some(user) => {
+                let user = user.to_owned();
+                match self.held.join(from, &user, body, bytes) {
+                    Joined::Queued => return Ok(()),
+                    Joined::Full(body) => return Err(body),
+                    Joined::Free(body) => body,
+                }
+            }
+            None => body,
+        };
+        match self.judge(from, &body) {
+            Verdict::Accept => self.act(from, body),
+            Verdict::Refuse(reason) => self.refused(from, reason, kind(&body)),
+            Verdict::Wait => {
+                // Only frames about a user wait (see `trust::judge`).
+                let user = user_of(&body).unwrap_or_default().to_owned();
+                if !self.held.open(from, &user, bytes) {
+                    return Err(body);
+                }
+                let Some(node) = self.me_weak.upgrade() else {
+                    return Ok(());
+                };
+                let from = from.to_owned();
+                tokio::spawn(async move { node.work_line(from, user, body, bytes).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// Works through the line of `user` from `from`, starting with its head: each frame
+    /// waits for its claim if it must, then is acted on (or refused), in order.
+    async fn work_line(&self, from: String, user: String, head: Body, bytes: usize) {
+        let mut next = Some((head, bytes));
+        while let Some((body, bytes)) = next {
+            self.wait_then_act(&from, body).await;
+            self.held.done(&from, bytes);
+            next = self.held.next(&from, &user);
         }
     }
 
@@ -67,20 +125,20 @@ impl Node {
     }
 
     /// Waits (up to `cluster.registry_wait_ms`) for the registry to show the sender's claim.
-    async fn wait_then_act(&self, from: String, body: Body) {
+    async fn wait_then_act(&self, from: &str, body: Body) {
         let deadline = tokio::time::Instant::now() + self.settings.registry_wait;
         loop {
             // Registered before looking, so that a change in between is not missed.
             let changed = self.cache_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.judge(&from, &body) {
-                Verdict::Accept => return self.act(&from, body),
-                Verdict::Refuse(reason) => return self.refused(&from, reason, kind(&body)),
+            match self.judge(from, &body) {
+                Verdict::Accept => return self.act(from, body),
+                Verdict::Refuse(reason) => return self.refused(from, reason, kind(&body)),
                 Verdict::Wait => {}
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return self.refused(&from, NOT_IN_REGISTRY, kind(&body));
+                return self.refused(from, NOT_IN_REGISTRY, kind(&body));
             }
         }
     }

@@ -45,6 +45,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[cluster]`: membership of a cluster; absent for a single node (no etcd needed).
     pub cluster: Option<ClusterConfig>,
+    /// Fault points for tests: never read from a file (a test sets them in code, or a
+    /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
+    #[serde(skip)]
+    pub faults: parley_session::faults::Faults,
 }
 
 /// `[cluster]`.
@@ -95,6 +99,11 @@ pub struct ClusterConfig {
     pub send_queue_bytes: usize,
     /// How long a frame about a peer's session waits for its claim to show in the registry.
     pub registry_wait_ms: u64,
+    /// Frames of one peer that may wait for the registry at once (in lines per user); past
+    /// it the peer's link stops reading until one is done.
+    pub registry_wait_frames: usize,
+    /// Their bytes on the wire.
+    pub registry_wait_bytes: usize,
     /// Seconds a drain (SIGTERM, the admin API, `parley node drain`) waits for the node to
     /// empty before it leaves the cluster anyway.
     pub drain_timeout_s: u64,
@@ -125,6 +134,8 @@ impl Default for ClusterConfig {
             max_frame_bytes: 4 << 20,
             send_queue_bytes: 64 << 20,
             registry_wait_ms: 2_000,
+            registry_wait_frames: 10_000,
+            registry_wait_bytes: 16 << 20,
             drain_timeout_s: 60,
         }
     }

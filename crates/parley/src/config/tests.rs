@@ -344,12 +344,16 @@ fn node_links_must_be_authenticated_and_bounded() {
     assert_eq!(c.max_frame_bytes, 4 << 20);
     assert_eq!(c.send_queue_bytes, 64 << 20);
     assert_eq!(c.registry_wait_ms, 2_000);
+    assert_eq!(c.registry_wait_frames, 10_000);
+    assert_eq!(c.registry_wait_bytes, 16 << 20);
     for (kv, key) in [
         ("handshake_timeout_ms = 0", "cluster.handshake_timeout_ms"),
         ("max_links_per_address = 0", "cluster.max_links_per_address"),
         ("max_frame_bytes = 100", "cluster.max_frame_bytes"),
         ("send_queue_bytes = 70000", "cluster.send_queue_bytes"),
         ("registry_wait_ms = 0", "cluster.registry_wait_ms"),
+        ("registry_wait_frames = 0", "cluster.registry_wait_frames"),
+        ("registry_wait_bytes = 1000", "cluster.registry_wait_bytes"),
     ] {
         let e = err(&format!("[cluster]\n{S}{kv}\n"));
         assert!(e.contains(key), "{key} in {e}");

@@ -172,6 +172,20 @@ impl ClusterConfig {
                 "must be from 100 to 30000 milliseconds",
             ));
         }
+        if !(1..=1_000_000).contains(&self.registry_wait_frames) {
+            return Err(Violation::new(
+                "cluster.registry_wait_frames",
+                self.registry_wait_frames,
+                "must be from 1 to 1000000",
+            ));
+        }
+        if self.registry_wait_bytes < self.max_frame_bytes || self.registry_wait_bytes > (4 << 30) {
+            return Err(Violation::new(
+                "cluster.registry_wait_bytes",
+                self.registry_wait_bytes,
+                "must be at least cluster.max_frame_bytes and at most 4 GiB",
+            ));
+        }
         Ok(())
     }
 }
