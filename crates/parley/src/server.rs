@@ -48,6 +48,8 @@ pub struct ServerHandle {
     pub c2s: Vec<SocketAddr>,
     /// Bound direct-TLS c2s addresses.
     pub direct_tls: Vec<SocketAddr>,
+    /// Bound component (XEP-0114) addresses.
+    pub component: Vec<SocketAddr>,
     /// The routing table, for tests and the admin API.
     pub router: Arc<Router>,
     /// The bound admin endpoint, if enabled.
@@ -149,8 +151,11 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                     }
                 };
                 let _ = ready_tx.send(Ok((
-                    running.c2s.clone(),
-                    running.direct_tls.clone(),
+                    [
+                        running.c2s.clone(),
+                        running.direct_tls.clone(),
+                        running.component.clone(),
+                    ],
                     running.router.clone(),
                     running.admin,
                     running.http,
@@ -170,9 +175,10 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         })
         .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok((c2s, direct_tls, router, admin, http, drain))) => Ok(ServerHandle {
+        Ok(Ok(([c2s, direct_tls, component], router, admin, http, drain))) => Ok(ServerHandle {
             c2s,
             direct_tls,
+            component,
             router,
             admin,
             http,
@@ -197,6 +203,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
 struct Running {
     c2s: Vec<SocketAddr>,
     direct_tls: Vec<SocketAddr>,
+    component: Vec<SocketAddr>,
     router: Arc<Router>,
     users: Arc<Users>,
     admin: Option<SocketAddr>,
@@ -284,6 +291,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     .map_err(|e| err("tls", &e))?;
     let router = Arc::new(Router::new(config.server.hosts.iter().cloned()));
     router.set_max_resources(config.quotas.resources_per_account);
+    let component_secrets = config.component_secrets().map_err(ServerError::Start)?;
+    router.set_components(component_secrets.iter().map(|(d, _)| d.clone()));
     let n = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -424,6 +433,15 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             c2s.sm_remember_ended,
         )),
         tls_available: true,
+        components: parley_session::ComponentSettings {
+            secrets: component_secrets.into_iter().collect(),
+            limits: Limits {
+                max_stanza_bytes: config.component.max_stanza_bytes,
+                max_depth: c2s.max_depth,
+                max_attrs: c2s.max_attributes,
+                max_namespace_declarations: c2s.max_namespace_declarations,
+            },
+        },
         auth_limits: Arc::new(parley_session::auth_limits::AuthLimits::new(
             auth_limit_config(&config.auth, Duration::from_secs(c2s.auth_timeout_s)),
         )),
@@ -461,19 +479,31 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         },
         timeout: Duration::from_secs(config.cluster.as_ref().map_or(0, |c| c.drain_timeout_s)),
     };
-    let mut bound = (Vec::new(), Vec::new());
+    let mut bound = (Vec::new(), Vec::new(), Vec::new());
     let listeners = c2s
         .listen
         .iter()
         .map(|a| (*a, ListenerKind::StartTls))
-        .chain(c2s.direct_tls.iter().map(|a| (*a, ListenerKind::DirectTls)));
+        .chain(c2s.direct_tls.iter().map(|a| (*a, ListenerKind::DirectTls)))
+        .chain(
+            config
+                .component
+                .listen
+                .iter()
+                .map(|a| (*a, ListenerKind::Component)),
+        );
     for (addr, kind) in listeners {
-        let listener = bind_listener(addr).map_err(|e| err("c2s", &e))?;
-        let local = listener.local_addr().map_err(|e| err("c2s", &e))?;
+        let what = match kind {
+            ListenerKind::Component => "component",
+            _ => "c2s",
+        };
+        let listener = bind_listener(addr).map_err(|e| err(what, &e))?;
+        let local = listener.local_addr().map_err(|e| err(what, &e))?;
         info!(%local, ?kind, "listening");
         match kind {
             ListenerKind::StartTls => bound.0.push(local),
             ListenerKind::DirectTls => bound.1.push(local),
+            ListenerKind::Component => bound.2.push(local),
         }
         actix_rt::spawn(serve_c2s(
             listener,
@@ -568,6 +598,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     Ok(Running {
         c2s: bound.0,
         direct_tls: bound.1,
+        component: bound.2,
         router,
         users,
         admin,

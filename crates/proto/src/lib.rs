@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod clock;
+pub mod component;
 pub mod datetime;
 pub mod jwt;
 pub mod ns;

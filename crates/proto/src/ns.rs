@@ -7,6 +7,8 @@
 pub const CLIENT: &str = "jabber:client";
 /// Server-to-server content namespace (RFC 6120 §4.8.3).
 pub const SERVER: &str = "jabber:server";
+/// XEP-0114: the content namespace of a component's stream to the server.
+pub const COMPONENT: &str = "jabber:component:accept";
 /// Stream namespace, usually bound to the `stream:` prefix (RFC 6120 §4.8.1).
 pub const STREAM: &str = "http://etherx.jabber.org/streams";
 /// Stream error conditions (RFC 6120 §4.9.3).

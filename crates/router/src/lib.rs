@@ -5,7 +5,8 @@
 //! a session that owns the full JID (on this node, or on another through the
 //! [`Directory`]), the addressee's user actor (through the [`UserSink`] the user registry
 //! installs; its RFC 6121 §8.5 table decides from there), the server's own address, or a
-//! domain we do not serve (the [`Foreign`] hook; none yet, so `remote-server-not-found`).
+//! component's domain (XEP-0114: its connection, on any node), or a domain we do not serve
+//! (the [`Foreign`] hook; none yet, so `remote-server-not-found`).
 //! It is also the one place that decides what a failed delivery means ([`DeliverError`])
 //! and that answers refusals ([`Router::bounce`]); [`SessionHandle`]s cannot be delivered
 //! to from outside this crate.
@@ -31,7 +32,9 @@ pub use handle::{
     SessionId, Undelivered,
 };
 pub use meta::{now_ms, SessionMeta, SessionStatus};
-pub use road::{Dest, Foreign, Origin, Refused, Routed, UserSink, Wake};
+pub use road::{
+    component_jid, Dest, Foreign, Origin, Refused, Routed, UserSink, Wake, COMPONENT_RESOURCE,
+};
 pub use table::{
     BindOutcome, EndedSession, ResourceConflict, ResourceInfo, Router, HISTORY_PER_USER,
     HISTORY_TOTAL,

@@ -73,6 +73,25 @@ pub enum Routed {
     Dropped,
 }
 
+/// The full JID under which a component's connection is bound in the routing table and
+/// claimed in the cluster registry: its domain, with a resource no client can bind there
+/// (a component's domain is never one of the served hosts).
+pub fn component_jid(domain: &str) -> Option<FullJid> {
+    FullJid::new(&format!("{domain}/{COMPONENT_RESOURCE}")).ok()
+}
+
+/// The resource of [`component_jid`].
+pub const COMPONENT_RESOURCE: &str = "component";
+
+/// What the sender of a stanza hears when the component's connection did not take it.
+fn component_refusal(undelivered: Undelivered) -> Box<Refused> {
+    let condition = match undelivered.error {
+        DeliverError::Overloaded => StanzaCondition::ResourceConstraint,
+        DeliverError::Gone => StanzaCondition::ServiceUnavailable,
+    };
+    Refused::new(undelivered.stanza, StanzaError::new(condition))
+}
+
 /// A stanza that goes no further, and the error its sender gets (none if it is itself an
 /// error).
 #[derive(Debug)]
@@ -209,10 +228,20 @@ impl Router {
     }
 
     /// A stanza for local session `id`, bound to `jid`, sent by a node that saw it there in
-    /// the registry. If that session no longer owns `jid`, RFC 6121 §8.5.3.2 applies.
+    /// the registry. If that session no longer owns `jid`, RFC 6121 §8.5.3.2 applies (for
+    /// a component's connection: `service-unavailable`, there is no user to fall back to).
     pub fn to_local_session(&self, jid: &FullJid, id: SessionId, stanza: Element) {
+        let component = self.is_component(jid.domain().as_str());
         let result = match self.deliver_local(jid, stanza, None, Some(id)) {
             Local::Delivered => Ok(Routed::Session),
+            Local::Loopback(stanza) | Local::Absent(stanza) if component => Err(Refused::new(
+                stanza,
+                StanzaError::with_text(
+                    StanzaCondition::ServiceUnavailable,
+                    "the component is not connected",
+                ),
+            )),
+            Local::Failed(undelivered) if component => Err(component_refusal(*undelivered)),
             Local::Loopback(stanza) | Local::Absent(stanza) => {
                 self.to_user(&jid.to_bare(), stanza, Wake::Start)
             }
@@ -263,6 +292,9 @@ impl Router {
             // RFC 6121 §8.5.2: the user's actor decides.
             Dest::Bare(bare) => self.to_user(&bare, stanza, wake),
             Dest::Server(_) => server_rule(stanza),
+            Dest::Foreign(to) if self.is_component(to.domain().as_str()) => {
+                self.to_component(to.domain().as_str(), stanza)
+            }
             Dest::Foreign(to) => match self.foreign.get() {
                 Some(hook) => hook.send(&to, stanza).map(|()| Routed::Foreign),
                 // RFC 6120 §10.4.3: no server-to-server connections yet.
@@ -272,6 +304,26 @@ impl Router {
                 )),
             },
         }
+    }
+
+    /// XEP-0114: the component connection that serves `domain`, on this node or another;
+    /// while none is connected, `service-unavailable` (as Prosody answers for a component
+    /// that is configured but not connected).
+    fn to_component(&self, domain: &str, stanza: Element) -> Result<Routed, Box<Refused>> {
+        let handle = component_jid(domain).and_then(|jid| self.lookup(&jid));
+        let Some(handle) = handle else {
+            return Err(Refused::new(
+                stanza,
+                StanzaError::with_text(
+                    StanzaCondition::ServiceUnavailable,
+                    "the component is not connected",
+                ),
+            ));
+        };
+        handle
+            .deliver(stanza)
+            .map(|()| Routed::Session)
+            .map_err(|undelivered| component_refusal(*undelivered))
     }
 
     /// RFC 6121 §8.5.3: the session that owns `full` if there is one (here, then on another

@@ -515,3 +515,50 @@ async fn without_a_user_layer_a_bare_jid_is_service_unavailable() {
     };
     assert_eq!(condition(&error).as_deref(), Some("service-unavailable"));
 }
+
+// ----- components (XEP-0114) --------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn xep0114_a_components_domain_goes_to_its_connection_not_the_foreign_hook() {
+    let w = world();
+    w.router.set_components(["bot.example.org".to_owned()]);
+    let s2s = Arc::new(S2s::default());
+    w.router.set_foreign(s2s.clone());
+    let (bot, _) = bind(&w.router, "bot.example.org/component", 7, 10);
+    for to in ["bot.example.org", "user@bot.example.org/res"] {
+        let routed = w.router.route(chat(ALICE, to), ME);
+        assert!(matches!(routed, Routed::Session), "{to}: {routed:?}");
+    }
+    let (got, _) = take(&bot).await;
+    assert_eq!(got.len(), 2);
+    assert!(s2s.got.lock().is_empty(), "nothing went to s2s");
+    assert!(w.router.is_component("bot.example.org"));
+    assert_eq!(w.router.components(), ["bot.example.org"]);
+}
+
+#[actix_rt::test]
+async fn xep0114_a_component_that_is_not_connected_is_service_unavailable() {
+    let w = world();
+    w.router.set_components(["bot.example.org".to_owned()]);
+    let routed = w.router.route(chat(ALICE, "user@bot.example.org"), ME);
+    let Routed::Bounced(error) = routed else {
+        panic!("expected a bounce, got {routed:?}");
+    };
+    assert_eq!(condition(&error).as_deref(), Some("service-unavailable"));
+    // A connection that went away meanwhile: the same, never the user actors.
+    bind_handle(&w.router, "bot.example.org/component", gone_handle(8));
+    let routed = w.router.route(chat(ALICE, "bot.example.org"), ME);
+    let Routed::Bounced(error) = routed else {
+        panic!("expected a bounce, got {routed:?}");
+    };
+    assert_eq!(condition(&error).as_deref(), Some("service-unavailable"));
+    let jid = FullJid::new("bot.example.org/component").unwrap();
+    w.router.unbind(&jid, SessionId(8));
+    w.router
+        .to_local_session(&jid, SessionId(8), chat(ALICE, "bot.example.org"));
+    // Only the error goes on, to the sender's account (no session is bound for it here).
+    let got = w.users.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0.as_str(), "alice@example.org");
+    assert_eq!(condition(&got[0].1).as_deref(), Some("service-unavailable"));
+}

@@ -69,8 +69,10 @@ pub struct Router {
     directory: OnceLock<Arc<dyn Directory>>,
     /// The user actors' entrance ([`UserSink`]), installed by the user registry.
     pub(crate) user_sink: OnceLock<Weak<dyn UserSink>>,
-    /// Domains we do not serve ([`Foreign`]): none until s2s or components exist.
+    /// Domains we do not serve ([`Foreign`]): none until s2s exists.
     pub(crate) foreign: OnceLock<Arc<dyn Foreign>>,
+    /// Domains served by external components (XEP-0114), set once at start-up.
+    components: OnceLock<HashSet<String>>,
     history: parking_lot::Mutex<History>,
     /// Most resources one account may bind on this node (`quotas.resources_per_account`).
     max_resources: std::sync::atomic::AtomicUsize,
@@ -115,6 +117,7 @@ impl Router {
             directory: OnceLock::new(),
             user_sink: OnceLock::new(),
             foreign: OnceLock::new(),
+            components: OnceLock::new(),
             history: parking_lot::Mutex::new(History::default()),
             max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
@@ -183,6 +186,30 @@ impl Router {
     /// The domains this node serves.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
         self.hosts.iter().map(String::as_str)
+    }
+
+    /// Declares the domains of external components (XEP-0114; once, at start-up). A
+    /// component connected to any node of the cluster serves its domain.
+    pub fn set_components(&self, domains: impl IntoIterator<Item = String>) {
+        if self.components.set(domains.into_iter().collect()).is_err() {
+            tracing::warn!("component domains were set twice; the second set is ignored");
+        }
+    }
+
+    /// Whether `domain` belongs to an external component.
+    pub fn is_component(&self, domain: &str) -> bool {
+        self.components.get().is_some_and(|c| c.contains(domain))
+    }
+
+    /// The domains of external components, sorted (service discovery lists them).
+    pub fn components(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .components
+            .get()
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Binds a resource for `bare`. `requested` is an already resourceprep'd resource, or None

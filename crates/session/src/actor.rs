@@ -37,7 +37,12 @@ impl Actor for Session {
         }
         let timeout = self.env.config.auth_timeout;
         self.auth_timer = Some(ctx.run_later(timeout, |act, ctx| {
-            if matches!(act.phase, Phase::Unauthed(_)) {
+            let unauthenticated = match &act.phase {
+                Phase::Unauthed(_) => true,
+                Phase::Component(c) => !c.ready(),
+                _ => false,
+            };
+            if unauthenticated {
                 act.close(
                     CloseReason::with_text(
                         StreamCondition::ConnectionTimeout,
@@ -67,10 +72,12 @@ impl Actor for Session {
                 SessionStatus::Ended
             }
         });
-        if let Some(b) = self.bound() {
-            self.env
-                .router
-                .record_end(b.jid.clone(), self.id, self.meta.clone());
+        let jid = self
+            .bound()
+            .map(|b| b.jid.clone())
+            .or_else(|| self.component_jid().cloned());
+        if let Some(jid) = jid {
+            self.env.router.record_end(jid, self.id, self.meta.clone());
         }
         let _enter = self.span.enter();
         info!(end = ?end, status = self.meta.status().as_str(), "session ended");

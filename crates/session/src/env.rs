@@ -171,4 +171,25 @@ pub struct SessionEnv {
     pub conn_limiter: Arc<ConnLimiter>,
     /// Resumable sessions of this node, by Stream Management id (XEP-0198 §5).
     pub resumptions: Arc<crate::resumption::Resumptions>,
+    /// External components (XEP-0114): their domains' secrets and their parser limits.
+    pub components: ComponentSettings,
+}
+
+/// The `[component]` settings a component's session needs.
+#[derive(Clone, Default)]
+pub struct ComponentSettings {
+    /// The shared secret of each component domain (lowercase).
+    pub secrets: std::collections::HashMap<String, String>,
+    /// Parser limits on a component's stream.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for ComponentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("ComponentSettings")
+            .field("domains", &self.secrets.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
 }

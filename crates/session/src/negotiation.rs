@@ -52,7 +52,7 @@ impl Stage {
         match phase {
             Phase::Unauthed(_) => Stage::Unauthed,
             Phase::Authed { .. } => Stage::Authed,
-            Phase::Bound(_) | Phase::Established(_) => Stage::Bound,
+            Phase::Bound(_) | Phase::Established(_) | Phase::Component(_) => Stage::Bound,
         }
     }
 }
@@ -273,6 +273,9 @@ impl Session {
 
     /// RFC 6120 §4.7: validate the client's header, answer with ours and the features.
     pub(crate) fn on_stream_open(&mut self, header: StreamHeader, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Component(_)) {
+            return self.on_component_header(header, ctx);
+        }
         if !self.count_open(ctx) {
             return;
         }
@@ -320,6 +323,7 @@ impl Session {
                 self.on_sm_bound(el, ctx)
             }
             Phase::Bound(_) | Phase::Established(_) => self.on_stanza(el, ctx),
+            Phase::Component(_) => self.on_component_element(el, ctx),
         }
     }
 

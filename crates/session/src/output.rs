@@ -394,6 +394,12 @@ impl Session {
                 });
             }
         }
+        if let Some(jid) = self.component_jid().cloned() {
+            router.unbind(&jid, id);
+            if let Some(dir) = router.directory() {
+                dir.release(&jid, id);
+            }
+        }
         // Held back for the blocklist and never shown: nothing is lost silently.
         for el in held_back {
             self.undeliverable(el);

@@ -25,6 +25,10 @@ pub enum SessionType {
     C2sUnauthed,
     /// An authenticated client connection.
     C2s,
+    /// An external component (XEP-0114) that has not completed its handshake.
+    ComponentUnauthed,
+    /// An external component serving its domain.
+    Component,
 }
 
 impl SessionType {
@@ -33,6 +37,8 @@ impl SessionType {
         match self {
             SessionType::C2sUnauthed => "c2s_unauthed",
             SessionType::C2s => "c2s",
+            SessionType::ComponentUnauthed => "component_unauthed",
+            SessionType::Component => "component",
         }
     }
 }
@@ -51,6 +57,8 @@ pub enum Phase {
     Bound(Bound),
     /// The client has sent initial presence.
     Established(Bound),
+    /// An external component's connection (XEP-0114), not a client's.
+    Component(crate::component::ComponentPhase),
 }
 
 /// State before authentication.

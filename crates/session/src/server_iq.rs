@@ -31,6 +31,18 @@ enum Entity {
 }
 
 impl Session {
+    /// XEP-0030 §4: the server's items are its components (XEP-0114), as Prosody lists
+    /// them; an account has none here.
+    fn disco_items(&self, entity: Entity) -> Element {
+        let mut query = Element::new("query", ns::DISCO_ITEMS);
+        if entity == Entity::Server {
+            for domain in self.env.router.components() {
+                query.push_child(Element::new("item", ns::DISCO_ITEMS).with_attr("jid", domain));
+            }
+        }
+        query
+    }
+
     /// An iq to a domain we serve.
     pub(crate) fn server_iq(&mut self, iq: Element, _domain: &str, ctx: &mut Context<Self>) {
         self.answer_iq(iq, Entity::Server, ctx);
@@ -64,7 +76,7 @@ impl Session {
             },
             (ns::DISCO_ITEMS, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
-                None => Ok(iq_result(&iq).with_child(Element::new("query", ns::DISCO_ITEMS))),
+                None => Ok(iq_result(&iq).with_child(self.disco_items(entity))),
             },
             (ns::VERSION, "query") if get && entity == Entity::Server => Ok(iq_result(&iq)
                 .with_child(

@@ -123,6 +123,17 @@ impl Session {
         }
     }
 
+    /// A connection on a component port (XEP-0114): it negotiates as a component, never as
+    /// a client. Its parser has the `[component]` limits.
+    pub fn component(env: Arc<SessionEnv>, conn: Box<dyn Connection>) -> Session {
+        let limits = env.components.limits.clone();
+        let mut s = Session::new(env, conn);
+        s.parser = StreamParser::new(limits);
+        s.phase = Phase::Component(crate::component::ComponentPhase::AwaitingHeader);
+        s.meta = Arc::new(SessionMeta::new("component", s.ip, false, None));
+        s
+    }
+
     /// A session whose user was authenticated elsewhere (BOSH prebind: the site's backend
     /// vouched for it through the admin API), on a stream that is already open to the
     /// user's domain. When the actor starts it binds `resource` (or a generated one) as a
@@ -156,8 +167,10 @@ impl Session {
 
     /// Prosody's `session.type`.
     pub fn session_type(&self) -> SessionType {
-        match self.phase {
+        match &self.phase {
             Phase::Unauthed(_) => SessionType::C2sUnauthed,
+            Phase::Component(c) if c.ready() => SessionType::Component,
+            Phase::Component(_) => SessionType::ComponentUnauthed,
             _ => SessionType::C2s,
         }
     }
@@ -191,6 +204,7 @@ impl Session {
             Phase::Unauthed(_) => None,
             Phase::Authed { user } => Some(user.clone()),
             Phase::Bound(b) | Phase::Established(b) => Some(b.jid.to_bare()),
+            Phase::Component(_) => None,
         }
     }
 

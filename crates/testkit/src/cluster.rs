@@ -31,6 +31,9 @@ pub struct Extra {
     /// Fault points the node's process gets in `PARLEY_FAULTS` (comma-separated names;
     /// see `parley_session::faults`).
     pub faults: String,
+    /// In `[component]` (its secrets); when set, the node also listens for components on
+    /// [`ClusterNode::component`].
+    pub component: String,
 }
 
 /// Which node-link secret a test node gets.
@@ -87,6 +90,8 @@ pub struct ClusterNode {
     pub peer: SocketAddr,
     /// HTTP listener (WebSocket).
     pub http: SocketAddr,
+    /// Component (XEP-0114) listener, when [`Extra::component`] was set.
+    pub component: SocketAddr,
     config: PathBuf,
     child: Option<Child>,
     dir: TempDir,
@@ -168,6 +173,7 @@ impl ClusterNode {
             http: http_extra,
             secret,
             faults,
+            component: component_extra,
         } = extra;
         let secret = match secret {
             Secret::Generated => format!("secret = \"{}\"", cluster_secret(prefix)),
@@ -182,6 +188,12 @@ impl ClusterNode {
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let peer = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let component = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let component_section = if component_extra.is_empty() {
+            String::new()
+        } else {
+            format!("[component]\nlisten = [\"{component}\"]\n{component_extra}\n")
+        };
         let config = dir.path().join("parley.toml");
         let text = format!(
             r#"[server]
@@ -227,6 +239,8 @@ lease_ttl_s = {ttl_s}
 prefix = "{prefix}"
 {secret}
 {cluster_extra}
+
+{component_section}
 "#,
             data = dir.path().display(),
         );
@@ -237,6 +251,7 @@ prefix = "{prefix}"
             admin,
             peer,
             http,
+            component,
             config,
             child: None,
             dir,
@@ -414,7 +429,7 @@ pub fn wait_members(nodes: &[ClusterNode], n: usize) {
     }
 }
 
-pub use parley_testkit_services::http_get;
+pub use parley_testkit_services::{http_get, http_request};
 
 /// Makes `a` and `b` (local users) contacts with a subscription both ways, in the database
 /// at `url`, before either logs in.

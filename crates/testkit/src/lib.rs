@@ -9,6 +9,7 @@
 mod barrier;
 mod client;
 pub mod cluster;
+pub mod component;
 pub mod im;
 mod server;
 pub mod sm;

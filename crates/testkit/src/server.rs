@@ -61,6 +61,11 @@ impl TestServer {
         self.handle.direct_tls[0]
     }
 
+    /// The component (XEP-0114) address; the test must have set `component.listen`.
+    pub fn component(&self) -> SocketAddr {
+        self.handle.component[0]
+    }
+
     /// Creates an account on `localhost` through the storage the server uses. Safe to call
     /// from inside a tokio test: the storage work runs on a thread of its own, since a
     /// runtime cannot be blocked on from within another.

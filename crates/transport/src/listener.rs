@@ -1,4 +1,5 @@
-//! c2s listeners: accept, then hand each connection to a session on a worker arbiter.
+//! c2s and component listeners: accept, then hand each connection to a session on a worker
+//! arbiter.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +22,8 @@ pub enum ListenerKind {
     StartTls,
     /// TLS from the first byte (XEP-0368).
     DirectTls,
+    /// External components (XEP-0114): plain TCP, a component's stream, never a client's.
+    Component,
 }
 
 /// Binds a listening socket (with SO_REUSEADDR, as servers do).
@@ -99,14 +102,19 @@ pub async fn serve_c2s(
                     return;
                 }
             };
-            let conn = match (kind, tls) {
-                (ListenerKind::DirectTls, Some(tls)) => TcpConnection::direct_tls(stream, tls),
+            let session = match (kind, tls) {
+                (ListenerKind::DirectTls, Some(tls)) => {
+                    Session::new(env, Box::new(TcpConnection::direct_tls(stream, tls)))
+                }
                 (ListenerKind::DirectTls, None) => return,
-                (ListenerKind::StartTls, tls) => TcpConnection::plain(stream, tls),
+                (ListenerKind::StartTls, tls) => {
+                    Session::new(env, Box::new(TcpConnection::plain(stream, tls)))
+                }
+                (ListenerKind::Component, _) => {
+                    Session::component(env, Box::new(TcpConnection::plain(stream, None)))
+                }
             };
-            Session::new(env, Box::new(conn))
-                .with_permit(permit)
-                .start();
+            session.with_permit(permit).start();
         });
     }
 }

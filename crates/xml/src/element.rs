@@ -92,6 +92,21 @@ impl Element {
         }
     }
 
+    /// Moves this element and every descendant in namespace `from` to namespace `to`: a
+    /// stanza read on a stream whose content namespace is not `jabber:client` (a
+    /// component's `jabber:component:accept`, a server's `jabber:server`) becomes the same
+    /// stanza in the namespace the server routes.
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns.as_str() == from {
+            self.ns = Ns::new(to);
+        }
+        for child in &mut self.children {
+            if let Node::Element(e) = child {
+                e.rename_ns(from, to);
+            }
+        }
+    }
+
     /// Removes an attribute, returning its value.
     pub fn remove_attr(&mut self, name: &str) -> Option<String> {
         let i = self.attrs.iter().position(|(k, _)| k == name)?;
@@ -402,6 +417,22 @@ mod tests {
             m.attrs().collect::<Vec<_>>(),
             vec![("to", "juliet@example.com"), ("type", "chat")]
         );
+    }
+
+    #[test]
+    fn rename_ns_moves_the_stanza_and_its_children_in_that_namespace_only() {
+        let mut m = Element::new("message", "jabber:component:accept")
+            .with_child(Element::new("body", "jabber:component:accept").with_text("hi"))
+            .with_child(Element::new(
+                "active",
+                "http://jabber.org/protocol/chatstates",
+            ));
+        m.rename_ns("jabber:component:accept", CLIENT);
+        assert!(m.is("message", CLIENT));
+        assert!(m.get_child("body", CLIENT).is_some());
+        assert!(m
+            .get_child("active", "http://jabber.org/protocol/chatstates")
+            .is_some());
     }
 
     #[test]

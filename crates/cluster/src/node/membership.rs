@@ -40,6 +40,10 @@ impl Node {
         let Ok(jid) = BareJid::new(&bare) else {
             return;
         };
+        if !self.router.serves(jid.domain().as_str()) {
+            // A component's connection (XEP-0114): no user, nobody to tell.
+            return;
+        }
         debug!(user = %jid, %resource, node = %entry.node, "session of a lost node vanished");
         self.users.vanished(
             &jid,

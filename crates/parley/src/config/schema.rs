@@ -45,10 +45,50 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[cluster]`: membership of a cluster; absent for a single node (no etcd needed).
     pub cluster: Option<ClusterConfig>,
+    /// `[component]`: external components (XEP-0114).
+    pub component: ComponentConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]
     pub faults: parley_session::faults::Faults,
+}
+
+/// `[component]`: external components (XEP-0114): gateways, bots, push app servers.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComponentConfig {
+    /// Where components connect (plain TCP, as XEP-0114; keep it on loopback or a private
+    /// network). Empty: no component port.
+    pub listen: Vec<SocketAddr>,
+    /// The shared secret of each component domain.
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// Files whose first line is a component domain's secret.
+    pub secret_files: std::collections::BTreeMap<String, PathBuf>,
+    /// Largest stanza a component may send, in bytes.
+    pub max_stanza_bytes: usize,
+}
+
+impl Default for ComponentConfig {
+    fn default() -> Self {
+        ComponentConfig {
+            listen: Vec::new(),
+            secrets: Default::default(),
+            secret_files: Default::default(),
+            max_stanza_bytes: 262_144,
+        }
+    }
+}
+
+impl std::fmt::Debug for ComponentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("ComponentConfig")
+            .field("listen", &self.listen)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("secret_files", &self.secret_files)
+            .field("max_stanza_bytes", &self.max_stanza_bytes)
+            .finish()
+    }
 }
 
 /// `[cluster]`.

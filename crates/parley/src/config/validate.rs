@@ -7,6 +7,7 @@ use std::fmt;
 use super::{normalize_host, AuthConfig, Config, LimitsConfig, QuotasConfig, UsersConfig};
 
 mod cluster;
+mod component;
 mod drain;
 
 /// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
@@ -122,6 +123,7 @@ impl Config {
             }
         }
         self.check_drain()?;
+        self.check_components()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;
