@@ -114,6 +114,10 @@ async fn parley_sessions_list_uses_the_admin_api() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("alice@localhost/phone "), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with(" c2s"),
+        "the session's type: {stdout}"
+    );
     let out = run(&["sessions", "list", "--user", "bob@localhost"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty(), "bob has no sessions");

@@ -249,7 +249,9 @@ async fn xep0030_4_the_server_lists_its_components() {
 }
 
 /// The admin API lists a connected component as a session of type `component` (Prosody's
-/// `session.type`) on its domain, and `DELETE` closes it; its domain is then unserved.
+/// `session.type`, `direction`, `from_host`, `to_host`), authenticated by `secret`, and
+/// `DELETE` closes it; `GET /api/v1/hosts` shows our host (`local`) and the component's
+/// domain, connected or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_is_a_session_in_the_admin_api() {
     let server = server();
@@ -265,6 +267,39 @@ async fn a_component_is_a_session_in_the_admin_api() {
         .unwrap_or_else(|| panic!("no component in {json}"))
         .clone();
     assert_eq!(record["type"], "component", "{record}");
+    assert_eq!(record["auth"], "secret", "{record}");
+    assert_eq!(record["direction"], "in", "{record}");
+    assert_eq!(record["from_host"], BOT, "{record}");
+    assert_eq!(record["to_host"], "localhost", "{record}");
+    // A client's record names its SASL mechanism and has no stream direction.
+    let _alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    let (_, text) = parley_testkit::cluster::http_get(
+        admin,
+        "/api/v1/users/alice@localhost/sessions",
+        Some(ADMIN_TOKEN),
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let alice = &json["sessions"][0];
+    assert!(
+        alice["auth"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SCRAM-SHA-")),
+        "{alice}"
+    );
+    assert!(alice.get("direction").is_none(), "{alice}");
+    // The hosts: ours (local) and the component's, connected.
+    let (_, text) =
+        parley_testkit::cluster::http_get(admin, "/api/v1/hosts", Some(ADMIN_TOKEN)).unwrap();
+    let hosts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        hosts["hosts"],
+        serde_json::json!([
+            { "host": "localhost", "type": "local" },
+            { "host": BOT, "type": "component", "connected": true },
+        ]),
+        "{hosts}"
+    );
     let id = record["session"].as_str().unwrap().to_owned();
     let (status, text) = parley_testkit::cluster::http_request(
         admin,
@@ -275,6 +310,10 @@ async fn a_component_is_a_session_in_the_admin_api() {
     .unwrap();
     assert!(status == 200 || status == 204, "{status} {text}");
     ok(bot.expect_stream_error().await);
+    let (_, text) =
+        parley_testkit::cluster::http_get(admin, "/api/v1/hosts", Some(ADMIN_TOKEN)).unwrap();
+    let hosts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(hosts["hosts"][1]["connected"], false, "{hosts}");
 }
 
 /// Hostile input: a component's stanza over `component.max_stanza_bytes` ends its stream

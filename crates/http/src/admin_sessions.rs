@@ -125,6 +125,32 @@ pub(crate) async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> Htt
     HttpResponse::Ok().json(serde_json::json!({ "node": state.node, "nodes": list }))
 }
 
+/// `GET /api/v1/hosts`: the hosts this server answers for: its own (Prosody's `local`
+/// sessions, the `server.hosts`) and its components' (XEP-0114), with whether a component
+/// is connected to some node of the cluster.
+pub(crate) async fn hosts(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let mut local: Vec<&str> = state.router.hosts().collect();
+    local.sort_unstable();
+    let mut list: Vec<serde_json::Value> = local
+        .into_iter()
+        .map(|h| serde_json::json!({ "host": h, "type": "local" }))
+        .collect();
+    for domain in state.router.components() {
+        let connected = parley_router::component_jid(&domain)
+            .and_then(|jid| state.router.lookup(&jid))
+            .is_some();
+        list.push(serde_json::json!({
+            "host": domain,
+            "type": "component",
+            "connected": connected,
+        }));
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "hosts": list }))
+}
+
 /// `GET /api/v1/sessions/{id}`: one session, live or recently ended, on any node.
 pub(crate) async fn session_by_id(
     req: HttpRequest,

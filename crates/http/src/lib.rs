@@ -422,6 +422,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
                 }
             })
             .route("/api/v1/nodes", web::get().to(nodes))
+            .route("/api/v1/hosts", web::get().to(admin_sessions::hosts))
             .route(
                 "/api/v1/nodes/{id}/drain",
                 web::post().to(admin_drain::drain),

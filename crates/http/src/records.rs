@@ -56,6 +56,19 @@ pub struct SessionRecord {
     /// When its connection was found lost (abandoned), unix ms.
     #[serde(default)]
     pub abandoned: Option<i64>,
+    /// How the peer authenticated: a SASL mechanism (`SCRAM-SHA-1`, `PLAIN`, …),
+    /// `prebind`, or a component's `secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// For a component's (later a server's) stream: `in` or `out` (Prosody's `direction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// The host the stream is from (Prosody's `from_host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_host: Option<String>,
+    /// The host it is to (Prosody's `to_host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_host: Option<String>,
     /// True when the holding node did not answer and this comes from the registry alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
@@ -118,6 +131,10 @@ fn record(
         updated: meta.map(|m| m.updated_ms()),
         expires: meta.and_then(|m| m.expire_at_ms),
         abandoned: meta.and_then(|m| m.abandon_at_ms()),
+        auth: meta.and_then(|m| m.auth()).map(str::to_owned),
+        direction: meta.and_then(|m| m.link()).map(|l| l.direction.to_owned()),
+        from_host: meta.and_then(|m| m.link()).map(|l| l.from_host.clone()),
+        to_host: meta.and_then(|m| m.link()).map(|l| l.to_host.clone()),
         partial: false,
     }
 }
@@ -186,7 +203,12 @@ pub(crate) async fn cluster_records(
                         username: username.to_owned(),
                         host: host.to_owned(),
                         resource: resource.to_owned(),
-                        kind: "c2s".to_owned(),
+                        kind: if state.router.is_component(host) {
+                            "component"
+                        } else {
+                            "c2s"
+                        }
+                        .to_owned(),
                         session: format!("{:016x}", e.session),
                         node: e.node.clone(),
                         ip: None,
@@ -202,6 +224,10 @@ pub(crate) async fn cluster_records(
                         updated: None,
                         expires: None,
                         abandoned: None,
+                        auth: None,
+                        direction: None,
+                        from_host: None,
+                        to_host: None,
                         partial: true,
                     });
                 }

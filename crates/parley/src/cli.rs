@@ -322,14 +322,16 @@ fn admin_request(config: &Config, method: &str, path: &str) -> Result<serde_json
     serde_json::from_str(body).map_err(|e| format!("admin endpoint {addr}: {e}"))
 }
 
-/// `GET /api/v1/sessions` (every page) or the user's sessions: cluster-wide.
+/// `GET /api/v1/sessions` (every page) or the user's sessions: cluster-wide, one line each:
+/// JID, session id, node, type (Prosody's `session.type`).
 fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, String> {
     let line = |s: &serde_json::Value| {
         format!(
-            "{} {} {}",
+            "{} {} {} {}",
             s["jid"].as_str().unwrap_or("?"),
             s["session"].as_str().unwrap_or("?"),
-            s["node"].as_str().unwrap_or("?")
+            s["node"].as_str().unwrap_or("?"),
+            s["type"].as_str().unwrap_or("?")
         )
     };
     if let Some(u) = &user {

@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod clock;
 pub mod component;
 pub mod datetime;
+pub mod dialback;
 pub mod jwt;
 pub mod ns;
 pub mod sasl;

@@ -31,7 +31,7 @@ pub use handle::{
     Close, CloseReason, Deliver, DeliverError, PendingGauge, RemoteSessions, Resync, SessionHandle,
     SessionId, Undelivered,
 };
-pub use meta::{now_ms, SessionMeta, SessionStatus};
+pub use meta::{now_ms, SessionMeta, SessionStatus, StreamLink};
 pub use road::{
     component_jid, Dest, Foreign, Origin, Refused, Routed, UserSink, Wake, COMPONENT_RESOURCE,
 };

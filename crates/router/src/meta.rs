@@ -86,6 +86,22 @@ pub struct SessionMeta {
     /// When the session must end (max lifetime), unix ms.
     pub expire_at_ms: Option<i64>,
     abandon_at_ms: AtomicI64,
+    /// How the peer authenticated (a SASL mechanism, `prebind`, a component's `secret`).
+    auth: std::sync::OnceLock<&'static str>,
+    /// For a stream between servers or with a component: its direction and hosts.
+    link: std::sync::OnceLock<StreamLink>,
+}
+
+/// Which way a stream between servers (or with a component) goes, and between which hosts
+/// (Prosody's `direction`, `from_host`, `to_host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLink {
+    /// `in` (the peer connected to us) or `out`.
+    pub direction: &'static str,
+    /// The host the stream is from.
+    pub from_host: String,
+    /// The host it is to.
+    pub to_host: String,
 }
 
 impl SessionMeta {
@@ -108,7 +124,29 @@ impl SessionMeta {
             status: Mutex::new(SessionStatus::Active),
             expire_at_ms,
             abandon_at_ms: AtomicI64::new(0),
+            auth: std::sync::OnceLock::new(),
+            link: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records how the peer authenticated (once; later calls are ignored).
+    pub fn set_auth(&self, method: &'static str) {
+        let _ = self.auth.set(method);
+    }
+
+    /// How the peer authenticated, once it has.
+    pub fn auth(&self) -> Option<&'static str> {
+        self.auth.get().copied()
+    }
+
+    /// Records the stream's direction and hosts (once).
+    pub fn set_link(&self, link: StreamLink) {
+        let _ = self.link.set(link);
+    }
+
+    /// The stream's direction and hosts, for a stream between servers or with a component.
+    pub fn link(&self) -> Option<&StreamLink> {
+        self.link.get()
     }
 
     /// The client sent something.

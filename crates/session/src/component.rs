@@ -232,6 +232,12 @@ impl Session {
         if self.secure() {
             self.meta.set_secure();
         }
+        self.meta.set_auth("secret");
+        self.meta.set_link(parley_router::StreamLink {
+            direction: "in",
+            from_host: domain.clone(),
+            to_host: self.env.router.hosts().min().unwrap_or_default().to_owned(),
+        });
         self.phase = Phase::Component(ComponentPhase::Ready { domain, jid });
         self.send_nonza(&component::handshake_ok());
     }

@@ -72,6 +72,8 @@ pub struct Unauthed {
     /// Where STARTTLS is: only this phase has the step, so a TLS start after
     /// authentication cannot be written.
     pub(crate) starttls: StartTls,
+    /// The mechanism of the SASL exchange under way, for the session's record.
+    pub(crate) mechanism: Option<&'static str>,
 }
 
 /// STARTTLS (RFC 6120 §5.4) as far as the session is concerned.

@@ -424,6 +424,10 @@ impl Session {
             }));
             let mut meta = SessionMeta::new("c2s", act.ip, act.secure(), None);
             meta.created_ms = state.created_ms;
+            if let Some(method) = act.meta.auth() {
+                // The resuming connection's own login.
+                meta.set_auth(method);
+            }
             parley_router::metrics::SM_RESUMES_REMOTE
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let t = Transfer::new(id, std::sync::Arc::new(meta), bound, state.established);

@@ -39,6 +39,9 @@ impl Session {
         let Some(payload) = decode_sasl_payload(&el.text()) else {
             return self.sasl_fail(SaslFailure::IncorrectEncoding, None, ctx);
         };
+        if let Some(u) = self.unauthed_mut() {
+            u.mechanism = Some(mechanism.name());
+        }
         match mechanism.hash() {
             None if mechanism == Mechanism::OAuthBearer => self.auth_oauthbearer(&payload, ctx),
             None => self.auth_plain(&payload, ctx),
@@ -374,6 +377,9 @@ impl Session {
             success.push_text(B64.encode(data));
         }
         self.send_nonza(&success);
+        if let Some(method) = self.unauthed_mut().and_then(|u| u.mechanism) {
+            self.meta.set_auth(method);
+        }
         self.span.in_scope(|| info!(user = %user, "authenticated"));
         let ip = self.ip.map(|a| a.ip());
         self.env.auth_limits.succeeded(ip, user.as_str());

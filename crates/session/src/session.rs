@@ -153,6 +153,7 @@ impl Session {
         s.stream = StreamState::Open {
             host: user.domain().as_str().to_owned(),
         };
+        s.meta.set_auth("prebind");
         s.phase = Phase::Authed { user };
         s.prebind = Some((resource, reply));
         s
