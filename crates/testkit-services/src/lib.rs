@@ -1,6 +1,6 @@
 //! Test helpers that need no Parley server: real PostgreSQL and etcd (plain or TLS with
 //! client certificates and a login) started on loopback under watchdogs that stop them with
-//! the test process, HAProxy in front of test nodes, ports handed out once per process, a
+//! the test process, HAProxy in front of test nodes, dnsmasq serving given DNS records, ports handed out once per process, a
 //! minimal HTTP GET, and one bounded poll (`poll_until`) for conditions only a request can
 //! show.
 //!
@@ -8,6 +8,7 @@
 //! the etcd registry) build without compiling the server. Never a dependency of a non-test
 //! crate; `parley-testkit` re-exports all of it.
 
+mod dns;
 mod etcd;
 mod etcd_tls;
 mod haproxy;
@@ -16,6 +17,7 @@ mod pg;
 mod poll;
 mod ports;
 
+pub use dns::{DnsRecord, Dnsmasq};
 pub use etcd::{shared_etcd, EtcdServer};
 pub use etcd_tls::{EtcdTlsFiles, ETCD_PASSWORD, ETCD_USER};
 pub use haproxy::Haproxy;

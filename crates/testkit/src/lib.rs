@@ -20,8 +20,8 @@ pub use client::{Client, ClientError, Received, WriteMode};
 // The services that need no server live in `parley-testkit-services`, so that tests of
 // lower crates can use them without compiling Parley; every test sees them here too.
 pub use parley_testkit_services::{
-    free_port, poll_until, poll_until_reporting, shared_etcd, shared_pg, EtcdServer, EtcdTlsFiles,
-    Haproxy, PgServer, ETCD_PASSWORD, ETCD_USER,
+    free_port, poll_until, poll_until_reporting, shared_etcd, shared_pg, DnsRecord, Dnsmasq,
+    EtcdServer, EtcdTlsFiles, Haproxy, PgServer, ETCD_PASSWORD, ETCD_USER,
 };
 pub use server::TestServer;
 

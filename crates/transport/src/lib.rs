@@ -7,6 +7,7 @@
 
 mod conn;
 mod listener;
+pub mod resolve;
 mod tls;
 
 pub use conn::TcpConnection;
