@@ -1091,7 +1091,8 @@ async fn unanswered_ping_hibernates_a_resumable_session_xep0198_5() {
 // ----- the admin API -------------------------------------------------------------------------
 
 /// XEP-0198 §5 in the session lifecycle: the admin API lists a session waiting for its
-/// client as `hibernating`, and as `active` again once it is resumed.
+/// client as `hibernating`, and as `active` again once it is resumed, with the address of
+/// the connection it resumed on (here another loopback address).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_lists_a_hibernating_session_xep0198_5() {
     let server = TestServer::start(|cfg| {
@@ -1109,10 +1110,15 @@ async fn admin_api_lists_a_hibernating_session_xep0198_5() {
         sleeping["session"], active["session"],
         "one session, another status: {sleeping}"
     );
-    let mut a = Client::authed(server.c2s(), "alice").await;
+    assert_eq!(active["ip"], "127.0.0.1", "{active}");
+    let mut a = Client::authed_from(server.c2s(), [127, 0, 0, 2].into(), "alice").await;
     expect_resumed(&mut a, &id, 0, 0).await;
     let awake = wait_for_status(admin, &phone, "active");
     assert_eq!(awake["session"], active["session"], "{awake}");
+    assert_eq!(
+        awake["ip"], "127.0.0.2",
+        "the resumed connection's address: {awake}"
+    );
 }
 
 // ----- RFC 7395: WebSocket -------------------------------------------------------------------

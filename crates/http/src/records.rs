@@ -118,7 +118,7 @@ fn record(
         kind: meta.map_or("c2s", |m| m.kind).to_owned(),
         session: id.to_string(),
         node: node.to_owned(),
-        ip: meta.and_then(|m| m.ip).map(|ip| ip.ip().to_string()),
+        ip: meta.and_then(|m| m.ip()).map(|ip| ip.ip().to_string()),
         secure: meta.map(|m| m.secure()),
         priority: flags.priority,
         presence: presence_word(available, show),

@@ -72,8 +72,8 @@ impl SessionStatus {
 pub struct SessionMeta {
     /// Prosody's `type` once bound (`c2s`).
     pub kind: &'static str,
-    /// The client's address.
-    pub ip: Option<SocketAddr>,
+    /// The client's address (of its latest connection: a resume moves it).
+    ip: Mutex<Option<SocketAddr>>,
     /// When the connection was accepted (unix ms).
     pub created_ms: i64,
     secure: AtomicBool,
@@ -115,7 +115,7 @@ impl SessionMeta {
         let now = now_ms();
         SessionMeta {
             kind,
-            ip,
+            ip: Mutex::new(ip),
             created_ms: now,
             secure: AtomicBool::new(secure),
             last_active_ms: AtomicI64::new(now),
@@ -193,8 +193,15 @@ impl SessionMeta {
         }
     }
 
-    /// The client resumed the session on a new connection (`secure`: that one's TLS).
-    pub fn resumed(&self, secure: bool) {
+    /// The client's address, of its latest connection.
+    pub fn ip(&self) -> Option<SocketAddr> {
+        *self.ip.lock()
+    }
+
+    /// The client resumed the session on a new connection (`secure`: that one's TLS; `ip`:
+    /// its address).
+    pub fn resumed(&self, secure: bool, ip: Option<SocketAddr>) {
+        *self.ip.lock() = ip;
         let mut s = self.status.lock();
         if *s == SessionStatus::Hibernating {
             *s = SessionStatus::Active;

@@ -195,7 +195,7 @@ impl Session {
     pub(crate) fn resumed(&mut self, previd: &str, h: u32, t: Transfer, ctx: &mut Context<Self>) {
         self.id = t.id;
         self.meta = t.meta;
-        self.meta.resumed(self.secure());
+        self.meta.resumed(self.secure(), self.ip);
         let jid = t.bound.jid.clone();
         self.span = tracing::info_span!(
             "session",

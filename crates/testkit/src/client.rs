@@ -577,6 +577,19 @@ impl Client {
         c
     }
 
+    /// [`Client::authed`] from the loopback address `source` (any of 127.0.0.0/8).
+    pub async fn authed_from(addr: SocketAddr, source: std::net::IpAddr, user: &str) -> Client {
+        let mut c = Client::connect_from(addr, source).await;
+        c.open().await.expect("open");
+        c.starttls().await.expect("starttls");
+        c.open().await.expect("open after TLS");
+        c.auth(Mechanism::ScramSha256, user, "password")
+            .await
+            .expect("auth");
+        c.open().await.expect("open after SASL");
+        c
+    }
+
     /// [`Client::authed`] that reports instead of panicking: for clients that reconnect
     /// while nodes come and go (a refused or dropped connection is an answer, not a bug).
     pub async fn try_authed(addr: SocketAddr, user: &str) -> Result<Client, ClientError> {
