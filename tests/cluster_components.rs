@@ -1,7 +1,8 @@
 //! External components (XEP-0114) in a cluster, against real processes (two `parley` nodes,
 //! a real etcd and PostgreSQL): a component connected to one node serves its domain to
 //! users on every node, both ways; its connection is claimed cluster-wide, so a second one
-//! for the same domain on another node is refused with `<conflict/>` until the first goes.
+//! for the same domain on another node is refused with `<conflict/>` until the first goes;
+//! connections that have not authenticated are listed from any node on request.
 
 use parley_proto::ns;
 use parley_testkit::cluster::{add_users, ClusterNode, Extra};
@@ -31,6 +32,27 @@ async fn xep0114_a_component_on_one_node_serves_every_node_and_is_claimed_cluste
         .map(|i| ClusterNode::start_with(&format!("n{i}"), &etcd, &prefix, &db, 10, &extra))
         .collect();
     parley_testkit::cluster::wait_members(&nodes, 2);
+
+    // Connections that have not authenticated are visible cluster-wide, on request.
+    let (_unauthed, _) = component::open(nodes[0].component, BOT).await;
+    let (_, text) = nodes[1].api("/api/v1/sessions?unbound=true");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let listed: Vec<(String, String)> = json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap().into(),
+                r["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("n1".to_owned(), "component_unauthed".to_owned())],
+        "{json}"
+    );
 
     let mut bot = component::connect(nodes[0].component, BOT, SECRET).await;
     let mut alice = Client::login(nodes[1].c2s, "alice", Some("phone")).await;

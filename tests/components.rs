@@ -371,3 +371,48 @@ async fn slixmpp_component_answers_a_client() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+/// Every session type is visible: `GET /api/v1/sessions?unbound=true` lists connections that
+/// have not authenticated, as Prosody's `c2s_unauthed` and `component_unauthed`, with their
+/// address; one that authenticates leaves the list (and joins the bound sessions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_have_not_authenticated_are_listed_on_request() {
+    let server = server();
+    let admin = server.handle.admin.expect("admin endpoint");
+    let mut c2s = Client::connect(server.c2s()).await;
+    ok(c2s.open().await);
+    let (mut comp, id) = component::open(server.component(), BOT).await;
+    let unbound = || {
+        let (status, text) = parley_testkit::cluster::http_get(
+            admin,
+            "/api/v1/sessions?unbound=true",
+            Some(ADMIN_TOKEN),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut types: Vec<String> = json["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|r| {
+                assert_eq!(r["ip"], "127.0.0.1", "{r}");
+                assert_eq!(r["jid"], "", "{r}");
+            })
+            .map(|r| r["type"].as_str().unwrap().to_owned())
+            .collect();
+        types.sort();
+        types
+    };
+    assert_eq!(unbound(), ["c2s_unauthed", "component_unauthed"]);
+    // The component proves its secret on the same connection: it leaves the list.
+    let proof = Element::new("handshake", ns::COMPONENT).with_text(
+        parley_proto::component::handshake_digest(&id.expect("a stream id"), SECRET),
+    );
+    comp.send_raw(proof.to_bytes_in(Some(ns::COMPONENT)))
+        .await
+        .unwrap();
+    let answer = ok(comp.recv_element().await);
+    assert!(answer.is("handshake", ns::COMPONENT), "{answer}");
+    assert_eq!(unbound(), ["c2s_unauthed"]);
+}

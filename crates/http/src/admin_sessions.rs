@@ -15,6 +15,9 @@ pub(crate) struct SessionsQuery {
     /// Taken as text so that a bad number gets a 400 naming `limit`.
     limit: Option<String>,
     after: Option<String>,
+    /// `true`: the connections that are not bound instead (not authenticated yet, or
+    /// between authentication and bind), at most 1000 per node, oldest first.
+    unbound: Option<bool>,
 }
 
 const MAX_PAGE: usize = 1000;
@@ -51,6 +54,17 @@ pub(crate) async fn sessions(
             }
         },
     };
+    if query.unbound == Some(true) {
+        let list: Vec<SessionRecord> = crate::records::cluster_unbound(&state)
+            .await
+            .into_iter()
+            .filter(|r| query.node.as_ref().is_none_or(|n| &r.node == n))
+            .collect();
+        return HttpResponse::Ok().json(serde_json::json!({
+            "sessions": list,
+            "total": list.len(),
+        }));
+    }
     let user = query.user.as_deref().map(str::to_lowercase);
     let history = status.is_some_and(|s| s != "active");
     let all = cluster_records(&state, user.as_deref(), history).await;

@@ -80,7 +80,15 @@ pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
         .bound_handles()
         .into_iter()
         .filter(|(jid, _)| user.is_none_or(|u| jid.to_bare().as_str() == u))
-        .map(|(jid, handle)| record(&jid, handle.id, handle.meta().map(|m| &**m), node, true))
+        .map(|(jid, handle)| {
+            record(
+                Some(&jid),
+                handle.id,
+                handle.meta().map(|m| &**m),
+                node,
+                true,
+            )
+        })
         .collect();
     out.sort_by(|a, b| a.jid.cmp(&b.jid));
     out
@@ -95,14 +103,14 @@ pub fn ended_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
     router
         .ended(bare.as_ref())
         .into_iter()
-        .map(|e| record(&e.jid, e.id, Some(&e.meta), node, false))
+        .map(|e| record(Some(&e.jid), e.id, Some(&e.meta), node, false))
         .collect()
 }
 
 /// One session's record; `live` is false for an ended one (no longer connected or
 /// available, whatever it last was).
 fn record(
-    jid: &jid::FullJid,
+    jid: Option<&jid::FullJid>,
     id: parley_router::SessionId,
     meta: Option<&parley_router::SessionMeta>,
     node: &str,
@@ -111,10 +119,13 @@ fn record(
     let (flags, show) = meta.map(|m| m.state()).unwrap_or_default();
     let available = live && flags.available;
     SessionRecord {
-        username: jid.node().map_or("", |n| n.as_str()).to_owned(),
-        host: jid.domain().as_str().to_owned(),
-        resource: jid.resource().as_str().to_owned(),
-        jid: jid.to_string(),
+        username: jid
+            .and_then(|j| j.node())
+            .map_or("", |n| n.as_str())
+            .to_owned(),
+        host: jid.map_or("", |j| j.domain().as_str()).to_owned(),
+        resource: jid.map_or("", |j| j.resource().as_str()).to_owned(),
+        jid: jid.map(ToString::to_string).unwrap_or_default(),
         kind: meta.map_or("c2s", |m| m.kind).to_owned(),
         session: id.to_string(),
         node: node.to_owned(),
@@ -147,6 +158,27 @@ fn presence_word(available: bool, show: Option<String>) -> String {
     }
 }
 
+/// The connections of this node that are not bound (not authenticated yet, or between
+/// authentication and bind): Prosody's `c2s_unauthed` and `component_unauthed`, with their
+/// address and times; no JID yet. At most `max` of them, oldest first.
+pub fn unbound_records(router: &Router, node: &str, max: usize) -> Vec<SessionRecord> {
+    router
+        .unbound_streams()
+        .into_iter()
+        .take(max)
+        .map(|(key, meta)| {
+            let mut r = record(None, key, Some(&meta), node, true);
+            if meta.auth().is_none() {
+                r.kind = format!("{}_unauthed", meta.kind);
+            }
+            r
+        })
+        .collect()
+}
+
+/// Unbound connections one node reports, at most.
+pub const MAX_UNBOUND_PER_NODE: usize = 1000;
+
 /// What a node asks its peers for.
 #[derive(Debug, Serialize, Deserialize)]
 struct Query {
@@ -154,18 +186,51 @@ struct Query {
     /// Include ended sessions (history).
     #[serde(default)]
     history: bool,
+    /// Only the unbound connections (`?unbound=true`).
+    #[serde(default)]
+    unbound: bool,
 }
 
 /// Makes `node` answer peers' session queries from `router`.
 pub fn answer_queries(node: &Arc<Node>, router: Arc<Router>) {
     let id = node.id().to_owned();
     node.set_query_answer(move |what| {
-        let user = serde_json::from_str::<Query>(what)
-            .ok()
-            .and_then(|q| q.user);
-        serde_json::to_string(&local_records(&router, &id, user.as_deref()))
-            .unwrap_or_else(|_| "[]".to_owned())
+        let Ok(q) = serde_json::from_str::<Query>(what) else {
+            return "[]".to_owned();
+        };
+        let records = if q.unbound {
+            unbound_records(&router, &id, MAX_UNBOUND_PER_NODE)
+        } else {
+            let mut all = local_records(&router, &id, q.user.as_deref());
+            if q.history {
+                all.extend(ended_records(&router, &id, q.user.as_deref()));
+            }
+            all
+        };
+        serde_json::to_string(&records).unwrap_or_else(|_| "[]".to_owned())
     });
+}
+
+/// Every unbound connection cluster-wide (what the peers that answer report).
+pub(crate) async fn cluster_unbound(state: &AdminState) -> Vec<SessionRecord> {
+    let mut all = unbound_records(&state.router, &state.node, MAX_UNBOUND_PER_NODE);
+    let Some(node) = &state.cluster else {
+        return all;
+    };
+    let what = serde_json::to_string(&Query {
+        user: None,
+        history: false,
+        unbound: true,
+    })
+    .unwrap_or_default();
+    for (_, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
+        if let Some(records) =
+            answer.and_then(|a| serde_json::from_str::<Vec<SessionRecord>>(&a).ok())
+        {
+            all.extend(records);
+        }
+    }
+    all
 }
 
 /// Every session cluster-wide (or of one user), sorted by JID; with `history`, the
@@ -185,6 +250,7 @@ pub(crate) async fn cluster_records(
     let what = serde_json::to_string(&Query {
         user: user.map(str::to_owned),
         history,
+        unbound: false,
     })
     .unwrap_or_default();
     for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {

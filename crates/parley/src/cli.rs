@@ -111,11 +111,15 @@ pub enum NodeCommand {
 /// `parley sessions …`.
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
-    /// Print the bound sessions: full JID, session id and node, one per line.
+    /// Print the bound sessions: full JID, session id, node and type, one per line.
     List {
         /// Only the sessions of this bare JID.
         #[arg(long)]
         user: Option<String>,
+        /// The connections that are not bound instead (not authenticated yet, or between
+        /// authentication and bind): address, session id, node and type.
+        #[arg(long, conflicts_with = "user")]
+        unbound: bool,
     },
 }
 
@@ -211,7 +215,10 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tracing(&config.log, Some("warn"));
             print_lines(run_token(&config, command))
         }
-        Command::Sessions(SessionsCommand::List { user }) => {
+        Command::Sessions(SessionsCommand::List { unbound: true, .. }) => {
+            print_lines(list_unbound(&config))
+        }
+        Command::Sessions(SessionsCommand::List { user, .. }) => {
             print_lines(list_sessions(&config, user))
         }
     }
@@ -357,6 +364,27 @@ fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, S
             None => return Ok(out),
         }
     }
+}
+
+/// `GET /api/v1/sessions?unbound=true`: one line per connection that is not bound.
+fn list_unbound(config: &Config) -> Result<Vec<String>, String> {
+    let json = admin_get(config, "/api/v1/sessions?unbound=true")?;
+    Ok(json["sessions"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|s| {
+                    format!(
+                        "{} {} {} {}",
+                        s["ip"].as_str().unwrap_or("?"),
+                        s["session"].as_str().unwrap_or("?"),
+                        s["node"].as_str().unwrap_or("?"),
+                        s["type"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// `POST /api/v1/nodes/{id}/drain` on the configured admin endpoint; without `node`, the

@@ -74,6 +74,10 @@ pub struct Router {
     /// Domains served by external components (XEP-0114), set once at start-up.
     components: OnceLock<HashSet<String>>,
     history: parking_lot::Mutex<History>,
+    /// Every connection on this node, bound or not, by the key its actor registered under
+    /// (for the admin API's view of connections that have not authenticated). As many as
+    /// the node's connection limit allows.
+    streams: parking_lot::Mutex<HashMap<SessionId, Arc<crate::meta::SessionMeta>>>,
     /// Most resources one account may bind on this node (`quotas.resources_per_account`).
     max_resources: std::sync::atomic::AtomicUsize,
 }
@@ -119,6 +123,7 @@ impl Router {
             foreign: OnceLock::new(),
             components: OnceLock::new(),
             history: parking_lot::Mutex::new(History::default()),
+            streams: parking_lot::Mutex::new(HashMap::new()),
             max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
     }
@@ -186,6 +191,35 @@ impl Router {
     /// The domains this node serves.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
         self.hosts.iter().map(String::as_str)
+    }
+
+    /// A connection's actor started (or its facts changed, after a resume) under `key`.
+    pub fn register_stream(&self, key: SessionId, meta: Arc<crate::meta::SessionMeta>) {
+        self.streams.lock().insert(key, meta);
+    }
+
+    /// The actor registered under `key` stopped.
+    pub fn unregister_stream(&self, key: SessionId) {
+        self.streams.lock().remove(&key);
+    }
+
+    /// The connections on this node that are not bound: not authenticated yet, or between
+    /// authentication and their bind. Their facts, by registration key.
+    pub fn unbound_streams(&self) -> Vec<(SessionId, Arc<crate::meta::SessionMeta>)> {
+        let bound: HashSet<*const crate::meta::SessionMeta> = self
+            .all_sessions()
+            .iter()
+            .filter_map(|h| h.meta().map(Arc::as_ptr))
+            .collect();
+        let mut out: Vec<_> = self
+            .streams
+            .lock()
+            .iter()
+            .filter(|(_, m)| !bound.contains(&Arc::as_ptr(m)))
+            .map(|(k, m)| (*k, m.clone()))
+            .collect();
+        out.sort_by_key(|(_, m)| m.created_ms);
+        out
     }
 
     /// Declares the domains of external components (XEP-0114; once, at start-up). A

@@ -26,6 +26,9 @@ impl Actor for Session {
             debug!(secure = self.secure(), "connection accepted");
         }
         ctx.spawn(Driver);
+        self.env
+            .router
+            .register_stream(self.stream_key, self.meta.clone());
         if let Some(at) = self.meta.expire_at_ms {
             self.expire_at(at, ctx);
         }
@@ -56,6 +59,7 @@ impl Actor for Session {
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> actix::Running {
         self.unregister();
+        self.env.router.unregister_stream(self.stream_key);
         actix::Running::Stop
     }
 

@@ -196,6 +196,10 @@ impl Session {
         self.id = t.id;
         self.meta = t.meta;
         self.meta.resumed(self.secure(), self.ip);
+        // This connection now carries the resumed session's facts.
+        self.env
+            .router
+            .register_stream(self.stream_key, self.meta.clone());
         let jid = t.bound.jid.clone();
         self.span = tracing::info_span!(
             "session",

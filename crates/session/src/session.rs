@@ -70,6 +70,9 @@ pub struct Session {
     /// A drain asked the client to move (`CloseReason::Move`) and the session is resumable:
     /// when the connection is done, it hibernates instead of ending.
     pub(crate) hibernate_on_close: bool,
+    /// The key this actor's connection is registered under in the router's stream table
+    /// (its first session id: a resume gives the actor another).
+    pub(crate) stream_key: SessionId,
 }
 
 impl Session {
@@ -117,6 +120,7 @@ impl Session {
             successor: None,
             reads: 0,
             hibernate_on_close: false,
+            stream_key: id,
             conn,
             env,
             span,
