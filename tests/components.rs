@@ -416,3 +416,18 @@ async fn connections_that_have_not_authenticated_are_listed_on_request() {
     assert!(answer.is("handshake", ns::COMPONENT), "{answer}");
     assert_eq!(unbound(), ["c2s_unauthed"]);
 }
+
+/// RFC 6120 §4.9.1.2 on a component port: when the stream fails before the component's
+/// header was answered, the server's header goes first, and it is a component's
+/// (`jabber:component:accept`), not a client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_component_stream_gets_a_component_header_then_the_error() {
+    let server = server();
+    let mut c = Client::connect(server.component()).await;
+    c.send_raw("<not-a-stream/>").await.unwrap();
+    match ok(c.recv().await) {
+        Received::Header(h) => assert_eq!(h.default_ns.as_deref(), Some(ns::COMPONENT), "{h:?}"),
+        other => panic!("expected the server's header, got {other:?}"),
+    }
+    ok(c.expect_stream_error().await);
+}

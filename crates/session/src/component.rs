@@ -28,7 +28,6 @@ use parley_router::{
 use parley_xml::{Element, StreamHeader};
 use tracing::{info, warn};
 
-use crate::connection::Unit;
 use crate::phase::{Phase, StreamState};
 use crate::session::Session;
 
@@ -89,15 +88,7 @@ impl Session {
             Ok(domain) => domain.clone(),
             Err(_) => self.default_host(),
         };
-        let stream_id = {
-            let bytes: [u8; 16] = rand::random();
-            hex::encode(bytes)
-        };
-        self.outbox.push_unit(
-            Unit::Header,
-            component::header(&stream_id, &from).as_bytes(),
-        );
-        self.wake();
+        let stream_id = self.send_header(&from);
         self.stream = StreamState::Open { host: from };
         let domain = match checked {
             Ok(domain) => domain,

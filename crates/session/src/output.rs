@@ -147,15 +147,22 @@ impl Session {
         self.wake();
     }
 
-    /// Queues the server's stream header from `from` (RFC 6120 §4.7, RFC 7395 §3.3.2).
-    pub(crate) fn send_header(&mut self, from: &str) {
+    /// Queues the server's stream header from `from` (RFC 6120 §4.7, RFC 7395 §3.3.2; a
+    /// component's, XEP-0114 §3); returns the stream id it carries.
+    pub(crate) fn send_header(&mut self, from: &str) -> String {
         let stream_id = {
             let bytes: [u8; 16] = rand::random();
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
-        let header = crate::negotiation::header(self.framed, &stream_id, from);
+        // A component's stream has its own namespace and no version (XEP-0114).
+        let header = if matches!(self.phase, crate::phase::Phase::Component(_)) {
+            parley_proto::component::header(&stream_id, from)
+        } else {
+            crate::negotiation::header(self.framed, &stream_id, from)
+        };
         self.outbox.push_unit(Unit::Header, header.as_bytes());
         self.wake();
+        stream_id
     }
 
     /// Prosody's `session:close(reason)`: sends the reason (opening the stream first if the
