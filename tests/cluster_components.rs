@@ -59,12 +59,7 @@ async fn xep0114_a_component_on_one_node_serves_every_node_and_is_claimed_cluste
     alice
         .send(&chat("echo@bot.localhost", "chat", "across"))
         .await;
-    let got = loop {
-        let el = ok(bot.recv_element().await);
-        if el.name() == "message" {
-            break el;
-        }
-    };
+    let got = ok(component::message(&mut bot, "across").await);
     assert_eq!(got.attr("from"), Some("alice@localhost/phone"), "{got}");
     bot.send(
         &chat("alice@localhost/phone", "chat", "and back").with_attr("from", "echo@bot.localhost"),
@@ -108,12 +103,7 @@ async fn xep0114_a_component_on_one_node_serves_every_node_and_is_claimed_cluste
     }
     let mut moved = moved.expect("n2 takes the domain once n1 released it");
     alice.send(&chat(BOT, "chat", "to n2")).await;
-    loop {
-        let el = ok(moved.recv_element().await);
-        if el.name() == "message" {
-            break;
-        }
-    }
+    ok(component::message(&mut moved, "to n2").await);
     // Gone from both nodes (the server closed its side, so it unbound the domain first):
     // service-unavailable, whichever node the registry still names.
     moved.send_raw("</stream:stream>").await.unwrap();

@@ -241,6 +241,20 @@ async fn online(addr: SocketAddr, user: &str, resource: &str) -> Client {
     c
 }
 
+/// Bob online on n2, then alice online on n1 (bob sees her presence) with resumption
+/// enabled: alice's client, bob's, and alice's SM id.
+async fn alice_on_n1_bob_on_n2(nodes: &[ClusterNode]) -> (Client, Client, String) {
+    let phone = "alice@localhost/phone";
+    let mut b = online(nodes[1].c2s, "bob", "b").await;
+    let mut a = online(nodes[0].c2s, "alice", "phone").await;
+    ok(
+        b.expect_match("alice's presence", |el| is_presence(el, phone, None))
+            .await,
+    );
+    let id = ok(a.sm_enable_resumable().await);
+    (a, b, id)
+}
+
 fn is_presence(el: &Element, from: &str, ty: Option<&str>) -> bool {
     el.is("presence", ns::CLIENT) && el.attr("from") == Some(from) && el.attr("type") == ty
 }
@@ -254,13 +268,7 @@ fn is_presence(el: &Element, from: &str, ty: Option<&str>) -> bool {
 async fn xep0198_5_a_resume_meeting_the_timeout_on_another_node_has_one_winner() {
     let nodes = cluster_with_faults(2, "sm-timeout-at-take");
     let phone = "alice@localhost/phone";
-    let mut b = online(nodes[1].c2s, "bob", "b").await;
-    let mut a = online(nodes[0].c2s, "alice", "phone").await;
-    ok(
-        b.expect_match("alice's presence", |el| is_presence(el, phone, None))
-            .await,
-    );
-    let id = ok(a.sm_enable_resumable().await);
+    let (mut a, mut b, id) = alice_on_n1_bob_on_n2(&nodes).await;
     send_numbered(&mut b, phone, 1..=2).await;
     assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
     a.abort();
@@ -329,13 +337,7 @@ async fn xep0198_5_the_holder_dying_before_its_export_fails_the_resume() {
 async fn xep0198_5_the_holder_dying_after_its_export_leaves_one_session() {
     let mut nodes = cluster_with_faults(2, "exit-at-commit");
     let phone = "alice@localhost/phone";
-    let mut b = online(nodes[1].c2s, "bob", "b").await;
-    let mut a = online(nodes[0].c2s, "alice", "phone").await;
-    ok(
-        b.expect_match("alice's presence", |el| is_presence(el, phone, None))
-            .await,
-    );
-    let id = ok(a.sm_enable_resumable().await);
+    let (mut a, mut b, id) = alice_on_n1_bob_on_n2(&nodes).await;
     send_numbered(&mut b, phone, 1..=3).await;
     assert_eq!(next_bodies(&mut a, 3).await, ["1", "2", "3"]);
     a.abort();

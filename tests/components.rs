@@ -34,18 +34,7 @@ fn ok<T>(r: Result<T, ClientError>) -> T {
 
 /// Waits for the message with `text` in `c`'s stream (a component's: in its namespace).
 async fn component_message(c: &mut Client, text: &str) -> Element {
-    loop {
-        let el = ok(c.recv_element().await);
-        if el.name() == "message" && body_in(&el, ns::COMPONENT) == text {
-            return el;
-        }
-    }
-}
-
-fn body_in(el: &Element, ns: &str) -> String {
-    el.get_child("body", ns)
-        .map(Element::text)
-        .unwrap_or_default()
+    ok(component::message(c, text).await)
 }
 
 /// The stream error a component's connection ends with.

@@ -178,6 +178,38 @@ fn befriend_alice_and_bob(server: &TestServer) {
     }
 }
 
+/// The set-up of the tests of what becomes of a session nobody resumes: alice and bob are
+/// contacts and online; alice enables resumption, sends bob one stanza (so the server's `h`
+/// is 1), gets messages "1" and "2" without acknowledging them, and her connection is cut.
+/// Returns bob's client and alice's SM id.
+async fn alice_handles_two_then_drops(server: &TestServer) -> (Client, String) {
+    befriend_alice_and_bob(server);
+    let phone = full("alice", "phone");
+    let bob = full("bob", "b");
+    let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
+    b.available().await;
+    ok(b.expect_match("bob's own presence", |el| {
+        is_presence(el, &bob, "available")
+    })
+    .await);
+    let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
+    a.available().await;
+    ok(b.expect_match("alice's presence", |el| {
+        is_presence(el, &phone, "available")
+    })
+    .await);
+    let id = ok(a.sm_enable_resumable().await);
+    // One stanza from the client: the h a late resume is told.
+    a.send(&chat(&bob, "chat", "from phone")).await;
+    ok(b.expect_message_body("from phone").await);
+    for text in ["1", "2"] {
+        b.send(&numbered(&phone, text)).await;
+    }
+    assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
+    a.abort();
+    (b, id)
+}
+
 /// A JSON GET on the admin API.
 fn admin_get(admin: SocketAddr, path: &str) -> (u16, serde_json::Value) {
     let (status, text) = parley_testkit::cluster::http_get(admin, path, Some(ADMIN_TOKEN))
@@ -742,32 +774,10 @@ async fn unresumed_session_times_out_and_its_messages_go_offline_xep0198_5() {
         no_server_acks(cfg);
         cfg.c2s.resume_timeout_s = 1;
     });
-    befriend_alice_and_bob(&server);
     let started = unix_now();
     let phone = full("alice", "phone");
     let bob = full("bob", "b");
-
-    let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
-    b.available().await;
-    ok(b.expect_match("bob's own presence", |el| {
-        is_presence(el, &bob, "available")
-    })
-    .await);
-    let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
-    a.available().await;
-    ok(b.expect_match("alice's presence", |el| {
-        is_presence(el, &phone, "available")
-    })
-    .await);
-    let id = ok(a.sm_enable_resumable().await);
-    // One stanza from the client: the h a late resume is told.
-    a.send(&chat(&bob, "chat", "from phone")).await;
-    ok(b.expect_message_body("from phone").await);
-    for text in ["1", "2"] {
-        b.send(&numbered(&phone, text)).await;
-    }
-    assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
-    a.abort();
+    let (mut b, id) = alice_handles_two_then_drops(&server).await;
     b.send(&ping("to-sleeper", Some(&phone))).await;
 
     ok(
@@ -826,31 +836,10 @@ async fn a_resume_meeting_the_timeout_has_one_winner_xep0198_5() {
         cfg.admin.token = Some(ADMIN_TOKEN.into());
         cfg.faults = Faults::of(&[Fault::TimeoutAtTake]);
     });
-    befriend_alice_and_bob(&server);
     let admin = server.handle.admin.expect("admin endpoint");
     let started = unix_now();
     let phone = full("alice", "phone");
-    let bob = full("bob", "b");
-    let mut b = Client::login(server.c2s(), "bob", Some("b")).await;
-    b.available().await;
-    ok(b.expect_match("bob's own presence", |el| {
-        is_presence(el, &bob, "available")
-    })
-    .await);
-    let mut a = Client::login(server.c2s(), "alice", Some("phone")).await;
-    a.available().await;
-    ok(b.expect_match("alice's presence", |el| {
-        is_presence(el, &phone, "available")
-    })
-    .await);
-    let id = ok(a.sm_enable_resumable().await);
-    a.send(&chat(&bob, "chat", "from phone")).await;
-    ok(b.expect_message_body("from phone").await);
-    for text in ["1", "2"] {
-        b.send(&numbered(&phone, text)).await;
-    }
-    assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
-    a.abort();
+    let (mut b, id) = alice_handles_two_then_drops(&server).await;
     wait_for_status(admin, &phone, "hibernating");
 
     let mut late = Client::authed(server.c2s(), "alice").await;

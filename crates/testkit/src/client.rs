@@ -566,28 +566,27 @@ impl Client {
     /// Connects, negotiates STARTTLS and authenticates with SCRAM-SHA-256 (password
     /// `password`), leaving the restarted stream open and unbound.
     pub async fn authed(addr: SocketAddr, user: &str) -> Client {
-        let mut c = Client::connect(addr).await;
-        c.open().await.expect("open");
-        c.starttls().await.expect("starttls");
-        c.open().await.expect("open after TLS");
-        c.auth(Mechanism::ScramSha256, user, "password")
-            .await
-            .expect("auth");
-        c.open().await.expect("open after SASL");
-        c
+        Client::connect(addr).await.authenticate(user).await
     }
 
     /// [`Client::authed`] from the loopback address `source` (any of 127.0.0.0/8).
     pub async fn authed_from(addr: SocketAddr, source: std::net::IpAddr, user: &str) -> Client {
-        let mut c = Client::connect_from(addr, source).await;
-        c.open().await.expect("open");
-        c.starttls().await.expect("starttls");
-        c.open().await.expect("open after TLS");
-        c.auth(Mechanism::ScramSha256, user, "password")
+        Client::connect_from(addr, source)
+            .await
+            .authenticate(user)
+            .await
+    }
+
+    /// STARTTLS and SCRAM-SHA-256 on a fresh connection; panics on any failure.
+    async fn authenticate(mut self, user: &str) -> Client {
+        self.open().await.expect("open");
+        self.starttls().await.expect("starttls");
+        self.open().await.expect("open after TLS");
+        self.auth(Mechanism::ScramSha256, user, "password")
             .await
             .expect("auth");
-        c.open().await.expect("open after SASL");
-        c
+        self.open().await.expect("open after SASL");
+        self
     }
 
     /// [`Client::authed`] that reports instead of panicking: for clients that reconnect

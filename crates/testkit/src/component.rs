@@ -55,3 +55,15 @@ pub async fn connect(addr: SocketAddr, domain: &str, secret: &str) -> Client {
         other => panic!("XEP-0114 §3: expected <handshake/>, got {other:?}"),
     }
 }
+
+/// Reads the component's stream until a message whose body is `text` (in the component's
+/// namespace) arrives; returns it.
+pub async fn message(c: &mut Client, text: &str) -> Result<Element, ClientError> {
+    loop {
+        let el = c.recv_element().await?;
+        let body = el.get_child("body", ns::COMPONENT).map(Element::text);
+        if el.name() == "message" && body.as_deref() == Some(text) {
+            return Ok(el);
+        }
+    }
+}
