@@ -420,3 +420,23 @@ async fn a_broken_component_stream_gets_a_component_header_then_the_error() {
     }
     ok(c.expect_stream_error().await);
 }
+
+/// The client idle limit (`c2s.idle_timeout_s`) is not a component's: a quiet component
+/// keeps its connection while a quiet client's is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_idle_limit_does_not_close_a_component() {
+    let server = TestServer::start(|cfg| {
+        with_component(cfg);
+        cfg.c2s.idle_timeout_s = 1;
+    });
+    let mut bot = component::connect(server.component(), BOT, SECRET).await;
+    let mut idle_client = Client::login(server.c2s(), "bob", Some("idle")).await;
+    // The event that shows the limit ran: the quiet client's stream ends.
+    assert_eq!(
+        ok(idle_client.expect_stream_error().await),
+        "connection-timeout"
+    );
+    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    alice.send(&chat(BOT, "chat", "still there?")).await;
+    component_message(&mut bot, "still there?").await;
+}

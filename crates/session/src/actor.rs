@@ -32,7 +32,10 @@ impl Actor for Session {
         if let Some(at) = self.meta.expire_at_ms {
             self.expire_at(at, ctx);
         }
-        if let Some(idle) = self.env.config.idle_timeout {
+        // A component may be quiet for hours (a gateway nobody uses at night): the client
+        // idle limit is not for it.
+        let component = matches!(self.phase, Phase::Component(_));
+        if let (Some(idle), false) = (self.env.config.idle_timeout, component) {
             self.watch_idle(idle, ctx);
         }
         if let Some((resource, reply)) = self.prebind.take() {

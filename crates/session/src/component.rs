@@ -267,6 +267,7 @@ impl Session {
                 ctx,
             );
         }
+        self.meta.touch();
         parley_router::metrics::STANZAS_IN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.env.router.route(el, Origin::Session(self.id)) {
             Routed::Bounced(reply) | Routed::Loopback(reply) => self.write_stanza(&reply, ctx),
