@@ -74,6 +74,17 @@ async fn xep0114_3_a_component_with_its_secret_serves_its_domain_both_ways() {
     bot.send(&chat("alice@localhost", "chat", "to the account").with_attr("from", BOT))
         .await;
     ok(alice.expect_message_body("to the account").await);
+    // The session's counters (the admin API): the component sent two stanzas and got one.
+    let admin = server.handle.admin.expect("admin endpoint");
+    let (_, text) =
+        parley_testkit::cluster::http_get(admin, "/api/v1/sessions", Some(ADMIN_TOKEN)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let record = json["sessions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["host"] == BOT))
+        .unwrap_or_else(|| panic!("no component in {json}"));
+    assert_eq!(record["stanzas_in"], 2, "{record}");
+    assert_eq!(record["stanzas_out"], 1, "{record}");
 }
 
 /// XEP-0114 §3: a handshake that does not prove the secret ends the stream with

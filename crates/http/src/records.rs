@@ -69,6 +69,12 @@ pub struct SessionRecord {
     /// The host it is to (Prosody's `to_host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_host: Option<String>,
+    /// Stanzas the peer sent on this session so far.
+    #[serde(default)]
+    pub stanzas_in: u64,
+    /// Stanzas delivered to it so far.
+    #[serde(default)]
+    pub stanzas_out: u64,
     /// True when the holding node did not answer and this comes from the registry alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
@@ -146,6 +152,8 @@ fn record(
         direction: meta.and_then(|m| m.link()).map(|l| l.direction.to_owned()),
         from_host: meta.and_then(|m| m.link()).map(|l| l.from_host.clone()),
         to_host: meta.and_then(|m| m.link()).map(|l| l.to_host.clone()),
+        stanzas_in: meta.map_or(0, |m| m.counters().0),
+        stanzas_out: meta.map_or(0, |m| m.counters().1),
         partial: false,
     }
 }
@@ -294,6 +302,8 @@ pub(crate) async fn cluster_records(
                         direction: None,
                         from_host: None,
                         to_host: None,
+                        stanzas_in: 0,
+                        stanzas_out: 0,
                         partial: true,
                     });
                 }

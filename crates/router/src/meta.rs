@@ -7,7 +7,7 @@
 
 use parking_lot::Mutex;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::directory::SessionFlags;
 
@@ -86,6 +86,9 @@ pub struct SessionMeta {
     /// When the session must end (max lifetime), unix ms.
     pub expire_at_ms: Option<i64>,
     abandon_at_ms: AtomicI64,
+    /// Stanzas the peer sent on this session, and stanzas delivered to it.
+    stanzas_in: AtomicU64,
+    stanzas_out: AtomicU64,
     /// How the peer authenticated (a SASL mechanism, `prebind`, a component's `secret`).
     auth: std::sync::OnceLock<&'static str>,
     /// For a stream between servers or with a component: its direction and hosts.
@@ -124,6 +127,8 @@ impl SessionMeta {
             status: Mutex::new(SessionStatus::Active),
             expire_at_ms,
             abandon_at_ms: AtomicI64::new(0),
+            stanzas_in: AtomicU64::new(0),
+            stanzas_out: AtomicU64::new(0),
             auth: std::sync::OnceLock::new(),
             link: std::sync::OnceLock::new(),
         }
@@ -149,9 +154,23 @@ impl SessionMeta {
         self.link.get()
     }
 
-    /// The client sent something.
+    /// The client sent a stanza.
     pub fn touch(&self) {
         self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+        self.stanzas_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stanza was delivered to the session.
+    pub fn delivered(&self) {
+        self.stanzas_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stanzas received from the peer and delivered to it, so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.stanzas_in.load(Ordering::Relaxed),
+            self.stanzas_out.load(Ordering::Relaxed),
+        )
     }
 
     /// TLS is up.

@@ -108,6 +108,7 @@ impl Handler<Deliver> for Session {
             return self.undeliverable(msg.stanza);
         }
         parley_router::metrics::STANZAS_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.meta.delivered();
         self.deliver_to_client(msg.stanza, ctx);
     }
 }
