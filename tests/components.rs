@@ -85,6 +85,17 @@ async fn xep0114_3_a_component_with_its_secret_serves_its_domain_both_ways() {
         .unwrap_or_else(|| panic!("no component in {json}"));
     assert_eq!(record["stanzas_in"], 2, "{record}");
     assert_eq!(record["stanzas_out"], 1, "{record}");
+    // /metrics counts it as a component, not as a client.
+    let (_, metrics) = parley_testkit::cluster::http_get(admin, "/metrics", None).unwrap();
+    let gauge = |ty: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("parley_sessions{") && l.contains(&format!("type=\"{ty}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(gauge("component").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(gauge("c2s").as_deref(), Some("1"), "alice alone: {metrics}");
 }
 
 /// XEP-0114 §3: a handshake that does not prove the secret ends the stream with

@@ -148,8 +148,10 @@ pub struct NodeView {
     pub id: String,
     /// What it registered.
     pub info: NodeInfo,
-    /// Sessions it holds in the registry.
+    /// Sessions it holds in the registry (clients and components).
     pub sessions: usize,
+    /// Of those, components' connections (XEP-0114).
+    pub components: usize,
 }
 
 /// A query or BOSH forward waiting for its answer: the node asked, and the answer's way.
@@ -331,16 +333,24 @@ impl Node {
     /// The live nodes, with the sessions each holds.
     pub fn nodes(&self) -> Vec<NodeView> {
         let cache = self.cache.read();
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for (_, _, e) in cache.all_sessions() {
-            *counts.entry(e.node.as_str()).or_default() += 1;
+        let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (bare, _, e) in cache.all_sessions() {
+            let c = counts.entry(e.node.as_str()).or_default();
+            c.0 += 1;
+            if self.router.is_component(bare) {
+                c.1 += 1;
+            }
         }
         cache
             .nodes()
-            .map(|(id, info)| NodeView {
-                id: id.to_owned(),
-                info: info.clone(),
-                sessions: counts.get(id).copied().unwrap_or(0),
+            .map(|(id, info)| {
+                let (sessions, components) = counts.get(id).copied().unwrap_or_default();
+                NodeView {
+                    id: id.to_owned(),
+                    info: info.clone(),
+                    sessions,
+                    components,
+                }
             })
             .collect()
     }

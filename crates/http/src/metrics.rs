@@ -37,6 +37,8 @@ const PREFIX: &str = "parley";
 pub struct Snapshot {
     /// This node's id: the `node` label of every sample.
     pub node: String,
+    /// Bound components' connections per node (XEP-0114), in the same order as `sessions`.
+    pub components: Vec<(String, u64)>,
     /// Bound client sessions per node: this node's first, then (in a cluster) every other
     /// node as the registry shows it.
     pub sessions: Vec<(String, u64)>,
@@ -131,14 +133,14 @@ impl Snapshot {
     pub fn take(state: &AdminState) -> Snapshot {
         use parley_router::metrics as m;
         let node = state.node.clone();
-        let mut sessions = vec![(node.clone(), state.router.session_count() as u64)];
+        let (clients, comps) = state.router.session_counts();
+        let mut sessions = vec![(node.clone(), clients as u64)];
+        let mut components = vec![(node.clone(), comps as u64)];
         if let Some(n) = &state.cluster {
-            sessions.extend(
-                n.nodes()
-                    .into_iter()
-                    .filter(|v| v.id != node)
-                    .map(|v| (v.id, v.sessions as u64)),
-            );
+            for v in n.nodes().into_iter().filter(|v| v.id != node) {
+                sessions.push((v.id.clone(), (v.sessions - v.components) as u64));
+                components.push((v.id, v.components as u64));
+            }
         }
         let (buckets, sum_us) = m::routing_buckets();
         let bounds = m::LATENCY_BOUNDS_US
@@ -165,6 +167,7 @@ impl Snapshot {
         });
         Snapshot {
             sessions,
+            components,
             user_actors: state.users.running() as u64,
             ready: crate::is_ready(state),
             draining: crate::draining(state),
@@ -255,12 +258,17 @@ impl Collector for Snapshot {
         family(
             &mut enc,
             "sessions",
-            "Bound client sessions, by type and node (this node; in a cluster also every node as the registry shows it).",
+            "Bound sessions, by type (c2s, component) and node (this node; in a cluster also every node as the registry shows it).",
             None,
             Gauge,
             self.sessions
                 .iter()
-                .map(|(n, count)| ([("type", "c2s"), ("node", n.as_str())], *count)),
+                .map(|(n, count)| ([("type", "c2s"), ("node", n.as_str())], *count))
+                .chain(
+                    self.components
+                        .iter()
+                        .map(|(n, count)| ([("type", "component"), ("node", n.as_str())], *count)),
+                ),
         )?;
         family(
             &mut enc,

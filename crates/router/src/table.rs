@@ -417,6 +417,18 @@ impl Router {
         let users = self.users.read();
         users.values().map(Vec::len).sum()
     }
+
+    /// Bound sessions on this node by kind: clients, and components' connections.
+    pub fn session_counts(&self) -> (usize, usize) {
+        let users = self.users.read();
+        users.iter().fold((0, 0), |(c2s, comp), (bare, list)| {
+            if self.is_component(bare.domain().as_str()) {
+                (c2s, comp + list.len())
+            } else {
+                (c2s + list.len(), comp)
+            }
+        })
+    }
 }
 
 /// What became of a delivery to this node's table.
