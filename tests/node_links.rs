@@ -337,25 +337,7 @@ async fn a_frame_waiting_for_the_registry_holds_up_only_its_users_line() {
     let mut bob = online(&node, "bob").await;
     let (bob_jid, bob_session) = session_of(&node, "bob");
     let mut b = authenticated(&node, &prefix, "nodeB").await;
-    send(
-        &mut b,
-        &Body::ToUser {
-            user: "alice@localhost".into(),
-            msg: UserWire::Attach {
-                resource: "later".into(),
-                session: 7,
-                state: WireState {
-                    available: false,
-                    priority: 0,
-                    presence: None,
-                    interested: false,
-                    carbons: false,
-                    directed: vec![],
-                },
-            },
-        },
-    )
-    .await;
+    send(&mut b, &unclaimed_attach("alice@localhost")).await;
     send(&mut b, &to_session(&bob_jid, bob_session, "overtakes")).await;
     bob.expect_match("the stanza behind another user's waiting frame", |e| {
         parley_testkit::im::body(e) == "overtakes"
@@ -371,6 +353,56 @@ async fn a_frame_waiting_for_the_registry_holds_up_only_its_users_line() {
     assert!(alice_jid.ends_with("/res"), "{alice_jid}");
     alice.sync().await.expect("alice's session works");
     assert_eq!(session_of(&node, "alice").1, alice_session);
+}
+
+/// An attach of a resource of `user` that no registry entry backs: it waits for the claim.
+fn unclaimed_attach(user: &str) -> Body {
+    Body::ToUser {
+        user: user.into(),
+        msg: UserWire::Attach {
+            resource: "later".into(),
+            session: 7,
+            state: WireState {
+                available: false,
+                priority: 0,
+                presence: None,
+                interested: false,
+                carbons: false,
+                directed: vec![],
+            },
+        },
+    }
+}
+
+/// The frames a peer may have waiting for the registry are bounded
+/// (`cluster.registry_wait_frames`): with a bound of 2, two attaches that wait fill it; a
+/// third that must wait stops the link, so the peer's next frame, for bob, waits until one
+/// of the first two is refused (after `registry_wait_ms`); then it is delivered: held
+/// back, not dropped. (A frame that need not wait is never held up by the bound.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frames_waiting_for_the_registry_are_bounded_per_peer() {
+    let (node, prefix) = one_node("registry_wait_ms = 500\nregistry_wait_frames = 2", 10);
+    let mut bob = online(&node, "bob").await;
+    let (bob_jid, bob_session) = session_of(&node, "bob");
+    let mut b = authenticated(&node, &prefix, "nodeB").await;
+    send(&mut b, &unclaimed_attach("alice@localhost")).await;
+    send(&mut b, &unclaimed_attach("carol@localhost")).await;
+    // A third that must wait finds the bound full: the link stops reading behind it.
+    send(&mut b, &unclaimed_attach("dave@localhost")).await;
+    send(
+        &mut b,
+        &to_session(&bob_jid, bob_session, "after the bound"),
+    )
+    .await;
+    bob.expect_match("the stanza held behind the full bound", |e| {
+        parley_testkit::im::body(e) == "after the bound"
+    })
+    .await
+    .expect("the frame past the bound is delivered once there is room");
+    assert!(
+        refusals(&node, "link_not_own_session") >= 1,
+        "bob's stanza came only after a waiting attach was refused"
+    );
 }
 
 /// A frame announcing more than `cluster.max_frame_bytes` cuts the link off before it is

@@ -154,15 +154,17 @@ impl SessionMeta {
         self.link.get()
     }
 
-    /// The client sent a stanza.
-    pub fn touch(&self) {
+    /// The peer sent a stanza: counted here and in the node's total.
+    pub fn received(&self) {
         self.last_active_ms.store(now_ms(), Ordering::Relaxed);
         self.stanzas_in.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::STANZAS_IN.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A stanza was delivered to the session.
+    /// A stanza was delivered to the session: counted here and in the node's total.
     pub fn delivered(&self) {
         self.stanzas_out.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::STANZAS_OUT.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Stanzas received from the peer and delivered to it, so far.

@@ -83,6 +83,18 @@ pub fn component_jid(domain: &str) -> Option<FullJid> {
 /// The resource of [`component_jid`].
 pub const COMPONENT_RESOURCE: &str = "component";
 
+/// What the sender of a stanza for a component hears while none is connected (as Prosody
+/// answers for a component that is configured but not connected).
+fn component_absent(stanza: Element) -> Box<Refused> {
+    Refused::new(
+        stanza,
+        StanzaError::with_text(
+            StanzaCondition::ServiceUnavailable,
+            "the component is not connected",
+        ),
+    )
+}
+
 /// What the sender of a stanza hears when the component's connection did not take it.
 fn component_refusal(undelivered: Undelivered) -> Box<Refused> {
     let condition = match undelivered.error {
@@ -234,13 +246,9 @@ impl Router {
         let component = self.is_component(jid.domain().as_str());
         let result = match self.deliver_local(jid, stanza, None, Some(id)) {
             Local::Delivered => Ok(Routed::Session),
-            Local::Loopback(stanza) | Local::Absent(stanza) if component => Err(Refused::new(
-                stanza,
-                StanzaError::with_text(
-                    StanzaCondition::ServiceUnavailable,
-                    "the component is not connected",
-                ),
-            )),
+            Local::Loopback(stanza) | Local::Absent(stanza) if component => {
+                Err(component_absent(stanza))
+            }
             Local::Failed(undelivered) if component => Err(component_refusal(*undelivered)),
             Local::Loopback(stanza) | Local::Absent(stanza) => {
                 self.to_user(&jid.to_bare(), stanza, Wake::Start)
@@ -312,13 +320,7 @@ impl Router {
     fn to_component(&self, domain: &str, stanza: Element) -> Result<Routed, Box<Refused>> {
         let handle = component_jid(domain).and_then(|jid| self.lookup(&jid));
         let Some(handle) = handle else {
-            return Err(Refused::new(
-                stanza,
-                StanzaError::with_text(
-                    StanzaCondition::ServiceUnavailable,
-                    "the component is not connected",
-                ),
-            ));
+            return Err(component_absent(stanza));
         };
         handle
             .deliver(stanza)

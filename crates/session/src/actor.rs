@@ -107,7 +107,6 @@ impl Handler<Deliver> for Session {
             // Routed before this session unregistered: nothing may be lost silently.
             return self.undeliverable(msg.stanza);
         }
-        parley_router::metrics::STANZAS_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.meta.delivered();
         self.deliver_to_client(msg.stanza, ctx);
     }

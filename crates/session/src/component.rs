@@ -47,11 +47,8 @@ pub enum ComponentPhase {
         /// The id the handshake proves the secret with.
         stream_id: String,
     },
-    /// The handshake was right; the routing claim is under way.
-    Claiming {
-        /// The component's domain.
-        domain: String,
-    },
+    /// The handshake was right; the routing claim is under way (input is paused).
+    Claiming,
     /// Serving `domain`, bound as `jid`.
     Ready {
         /// The component's domain.
@@ -122,7 +119,7 @@ impl Session {
                 self.on_component_stanza(el, &domain, ctx)
             }
             // Read no further while the claim is under way (the session is paused).
-            ComponentPhase::Claiming { .. } | ComponentPhase::AwaitingHeader => {}
+            ComponentPhase::Claiming | ComponentPhase::AwaitingHeader => {}
         }
     }
 
@@ -172,9 +169,7 @@ impl Session {
         let Some(dir) = self.env.router.directory().cloned() else {
             return self.component_ready(domain, jid);
         };
-        self.phase = Phase::Component(ComponentPhase::Claiming {
-            domain: domain.clone(),
-        });
+        self.phase = Phase::Component(ComponentPhase::Claiming);
         self.pause();
         let claim = dir.claim(&jid, self.id, ResourceConflict::KickNew);
         let claim = async move {
@@ -267,8 +262,7 @@ impl Session {
                 ctx,
             );
         }
-        self.meta.touch();
-        parley_router::metrics::STANZAS_IN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.meta.received();
         match self.env.router.route(el, Origin::Session(self.id)) {
             Routed::Bounced(reply) | Routed::Loopback(reply) => self.write_stanza(&reply, ctx),
             Routed::Session

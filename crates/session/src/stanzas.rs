@@ -31,11 +31,10 @@ enum Target {
 
 impl Session {
     pub(crate) fn on_stanza(&mut self, el: Element, ctx: &mut Context<Self>) {
-        self.meta.touch();
+        self.meta.received();
         // XEP-0198 §4: handled, whatever becomes of it (an error answer is handling too).
         self.sm_count_in();
         let started = std::time::Instant::now();
-        parley_router::metrics::STANZAS_IN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.route_stanza(el, ctx);
         parley_router::metrics::observe_routing(started.elapsed());
     }

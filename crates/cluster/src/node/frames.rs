@@ -8,7 +8,7 @@
 
 use parley_router::metrics::refuse;
 
-use super::held::Joined;
+use super::held::{user_of, Joined};
 use super::*;
 use crate::peer::FrameWait;
 use crate::trust::{judge, Verdict, NOT_IN_REGISTRY};
@@ -40,18 +40,6 @@ fn kind(body: &Body) -> &'static str {
     }
 }
 
-/// The user a frame is about (the bare JID as the peer wrote it), for the frames whose
-/// order per user matters and that may wait; None for the rest.
-fn user_of(body: &Body) -> Option<&str> {
-    match body {
-        Body::ToUser { user, .. } => Some(user),
-        Body::ToSession { jid, .. } | Body::Close { jid, .. } => {
-            Some(jid.split_once('/').map_or(jid.as_str(), |(bare, _)| bare))
-        }
-        _ => None,
-    }
-}
-
 impl Node {
     /// A frame (`bytes` long on the wire) from the authenticated node `from`: acted on now,
     /// refused, or held in its user's line ([`super::held`]). Only when that peer's held
@@ -79,16 +67,10 @@ impl Node {
 
     /// Acts on, refuses, or holds a frame; gives it back when its peer has no room to hold it.
     fn admit(&self, from: &str, body: Body, bytes: usize) -> Result<(), Body> {
-        let body = match user_of(&body) {
-            Some(user) => {
-                let user = user.to_owned();
-                match self.held.join(from, &user, body, bytes) {
-                    Joined::Queued => return Ok(()),
-                    Joined::Full(body) => return Err(body),
-                    Joined::Free(body) => body,
-                }
-            }
-            None => body,
+        let body = match self.held.join(from, body, bytes) {
+            Joined::Queued => return Ok(()),
+            Joined::Full(body) => return Err(body),
+            Joined::Free(body) => body,
         };
         match self.judge(from, &body) {
             Verdict::Accept => self.act(from, body),

@@ -12,6 +12,7 @@
 //! reading until there is room again: the peer's TCP window fills, and nothing is dropped.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -27,15 +28,38 @@ pub(super) struct HeldBounds {
     pub(super) bytes: usize,
 }
 
-/// A peer and a user (bare JID as the peer wrote it).
-type Key = (String, String);
+/// The user a frame is about (the bare JID as the peer wrote it), for the frames whose
+/// order per user matters and that may wait; None for the rest, which never wait.
+pub(super) fn user_of(body: &Body) -> Option<&str> {
+    match body {
+        Body::ToUser { user, .. } => Some(user),
+        Body::ToSession { jid, .. } | Body::Close { jid, .. } => {
+            Some(jid.split_once('/').map_or(jid.as_str(), |(bare, _)| bare))
+        }
+        _ => None,
+    }
+}
 
+/// One peer's lines: by user, the frames behind the head its waiter works on; and what
+/// they hold, the heads included.
 #[derive(Default)]
-struct Inner {
-    /// Frames that joined a line behind the one its waiter is working on.
-    lines: HashMap<Key, VecDeque<(Body, usize)>>,
-    /// Frames and bytes held per peer, the lines' heads included.
-    load: HashMap<String, (usize, usize)>,
+struct PeerLines {
+    lines: HashMap<String, VecDeque<(Body, usize)>>,
+    frames: usize,
+    bytes: usize,
+}
+
+impl PeerLines {
+    fn fits(&self, bounds: HeldBounds, bytes: usize) -> bool {
+        // An empty peer always takes one frame, however large (one frame is bounded by
+        // `cluster.max_frame_bytes` already).
+        self.frames == 0 || (self.frames < bounds.frames && self.bytes + bytes <= bounds.bytes)
+    }
+
+    fn add(&mut self, bytes: usize) {
+        self.frames += 1;
+        self.bytes += bytes;
+    }
 }
 
 /// What [`Held::join`] did with a frame.
@@ -49,7 +73,10 @@ pub(super) enum Joined {
 }
 
 pub(super) struct Held {
-    inner: Mutex<Inner>,
+    peers: Mutex<HashMap<String, PeerLines>>,
+    /// Lines open on this node, so that the frames of a node with none (nearly all of
+    /// them) pass without taking the lock.
+    open_lines: AtomicUsize,
     /// Signalled whenever a held frame leaves.
     freed: Notify,
     bounds: HeldBounds,
@@ -58,31 +85,41 @@ pub(super) struct Held {
 impl Held {
     pub(super) fn new(bounds: HeldBounds) -> Held {
         Held {
-            inner: Mutex::new(Inner::default()),
+            peers: Mutex::new(HashMap::new()),
+            open_lines: AtomicUsize::new(0),
             freed: Notify::new(),
             bounds,
         }
     }
 
-    fn fits(&self, inner: &Inner, peer: &str, bytes: usize) -> bool {
-        let (frames, held) = inner.load.get(peer).copied().unwrap_or((0, 0));
-        // An empty peer always takes one frame, however large (one frame is bounded by
-        // `cluster.max_frame_bytes` already).
-        frames == 0 || (frames < self.bounds.frames && held + bytes <= self.bounds.bytes)
+    fn fits(&self, peer: &str, bytes: usize) -> bool {
+        self.peers
+            .lock()
+            .get(peer)
+            .is_none_or(|p| p.fits(self.bounds, bytes))
     }
 
-    /// Puts `body` at the end of its user's line when one is waiting.
-    pub(super) fn join(&self, peer: &str, user: &str, body: Body, bytes: usize) -> Joined {
-        let mut inner = self.inner.lock();
-        let key = (peer.to_owned(), user.to_owned());
-        if !inner.lines.contains_key(&key) {
+    /// Puts `body` (from `peer`, `bytes` long) at the end of its user's line when one is
+    /// waiting.
+    pub(super) fn join(&self, peer: &str, body: Body, bytes: usize) -> Joined {
+        if self.open_lines.load(Ordering::Acquire) == 0 {
             return Joined::Free(body);
         }
-        if !self.fits(&inner, peer, bytes) {
+        let Some(user) = user_of(&body) else {
+            return Joined::Free(body);
+        };
+        let mut peers = self.peers.lock();
+        let Some(p) = peers.get_mut(peer) else {
+            return Joined::Free(body);
+        };
+        if !p.lines.contains_key(user) {
+            return Joined::Free(body);
+        }
+        if !p.fits(self.bounds, bytes) {
             return Joined::Full(body);
         }
-        add(&mut inner.load, peer, bytes);
-        if let Some(line) = inner.lines.get_mut(&key) {
+        p.add(bytes);
+        if let Some(line) = p.lines.get_mut(user) {
             line.push_back((body, bytes));
         }
         Joined::Queued
@@ -91,39 +128,42 @@ impl Held {
     /// Opens a line for `user` of `peer` whose head (`bytes` long) the caller waits on;
     /// false when the peer's lines are full.
     pub(super) fn open(&self, peer: &str, user: &str, bytes: usize) -> bool {
-        let mut inner = self.inner.lock();
-        if !self.fits(&inner, peer, bytes) {
+        let mut peers = self.peers.lock();
+        let p = peers.entry(peer.to_owned()).or_default();
+        if !p.fits(self.bounds, bytes) {
             return false;
         }
-        add(&mut inner.load, peer, bytes);
-        inner
-            .lines
-            .insert((peer.to_owned(), user.to_owned()), VecDeque::new());
+        p.add(bytes);
+        p.lines.insert(user.to_owned(), VecDeque::new());
+        self.open_lines.fetch_add(1, Ordering::Release);
         true
     }
 
     /// A held frame of `peer`, `bytes` long, was acted on or refused.
     pub(super) fn done(&self, peer: &str, bytes: usize) {
-        let mut inner = self.inner.lock();
-        if let Some(load) = inner.load.get_mut(peer) {
-            load.0 = load.0.saturating_sub(1);
-            load.1 = load.1.saturating_sub(bytes);
-            if load.0 == 0 {
-                inner.load.remove(peer);
+        let mut peers = self.peers.lock();
+        if let Some(p) = peers.get_mut(peer) {
+            p.frames = p.frames.saturating_sub(1);
+            p.bytes = p.bytes.saturating_sub(bytes);
+            if p.frames == 0 && p.lines.is_empty() {
+                peers.remove(peer);
             }
         }
-        drop(inner);
+        drop(peers);
         self.freed.notify_waiters();
     }
 
     /// The next frame in the line of `user` of `peer`; None, with the line closed, when it
     /// is empty (so that the next frame about that user is judged at once).
     pub(super) fn next(&self, peer: &str, user: &str) -> Option<(Body, usize)> {
-        let mut inner = self.inner.lock();
-        let key = (peer.to_owned(), user.to_owned());
-        let next = inner.lines.get_mut(&key).and_then(VecDeque::pop_front);
-        if next.is_none() {
-            inner.lines.remove(&key);
+        let mut peers = self.peers.lock();
+        let p = peers.get_mut(peer)?;
+        let next = p.lines.get_mut(user).and_then(VecDeque::pop_front);
+        if next.is_none() && p.lines.remove(user).is_some() {
+            self.open_lines.fetch_sub(1, Ordering::Release);
+            if p.frames == 0 && p.lines.is_empty() {
+                peers.remove(peer);
+            }
         }
         next
     }
@@ -134,7 +174,7 @@ impl Held {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if self.fits(&self.inner.lock(), peer, bytes) {
+            if self.fits(peer, bytes) {
                 return;
             }
             freed.await;
@@ -144,22 +184,28 @@ impl Held {
     /// Frames held for `peer` now.
     #[cfg(test)]
     fn frames(&self, peer: &str) -> usize {
-        self.inner.lock().load.get(peer).map_or(0, |l| l.0)
+        self.peers.lock().get(peer).map_or(0, |p| p.frames)
     }
-}
-
-fn add(load: &mut HashMap<String, (usize, usize)>, peer: &str, bytes: usize) {
-    let l = load.entry(peer.to_owned()).or_default();
-    l.0 += 1;
-    l.1 += bytes;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ping(i: u64) -> Body {
-        Body::Ping(i)
+    /// A frame about `user` whose session number marks its order.
+    fn frame(user: &str, i: u64) -> Body {
+        Body::ToSession {
+            jid: format!("{user}/r"),
+            session: i,
+            xml: String::new(),
+        }
+    }
+
+    fn number(b: &Body) -> u64 {
+        match b {
+            Body::ToSession { session, .. } => *session,
+            _ => unreachable!(),
+        }
     }
 
     fn held(frames: usize, bytes: usize) -> Held {
@@ -169,42 +215,45 @@ mod tests {
     #[test]
     fn a_users_frames_queue_behind_its_waiting_line_in_order_and_others_go_free() {
         let h = held(10, 10_000);
+        assert!(matches!(
+            h.join("n2", frame("alice@x", 0), 10),
+            Joined::Free(_)
+        ));
         assert!(h.open("n2", "alice@x", 10));
         assert!(matches!(
-            h.join("n2", "alice@x", ping(1), 10),
+            h.join("n2", frame("alice@x", 1), 10),
             Joined::Queued
         ));
         assert!(matches!(
-            h.join("n2", "alice@x", ping(2), 10),
+            h.join("n2", frame("alice@x", 2), 10),
             Joined::Queued
         ));
-        // Another user, and the same user from another peer: not held up.
+        // Another user, the same user from another peer, a frame about no user: not held up.
         assert!(matches!(
-            h.join("n2", "bob@x", ping(3), 10),
+            h.join("n2", frame("bob@x", 3), 10),
             Joined::Free(_)
         ));
         assert!(matches!(
-            h.join("n3", "alice@x", ping(4), 10),
+            h.join("n3", frame("alice@x", 4), 10),
             Joined::Free(_)
         ));
+        assert!(matches!(h.join("n2", Body::Ping(5), 10), Joined::Free(_)));
         assert_eq!(h.frames("n2"), 3);
         h.done("n2", 10);
         let order: Vec<u64> = std::iter::from_fn(|| {
             let (b, bytes) = h.next("n2", "alice@x")?;
             h.done("n2", bytes);
-            match b {
-                Body::Ping(i) => Some(i),
-                _ => None,
-            }
+            Some(number(&b))
         })
         .collect();
         assert_eq!(order, [1, 2]);
         assert_eq!(h.frames("n2"), 0);
         // The line closed with its last frame: the user's next frame is judged at once.
         assert!(matches!(
-            h.join("n2", "alice@x", ping(5), 10),
+            h.join("n2", frame("alice@x", 6), 10),
             Joined::Free(_)
         ));
+        assert_eq!(h.open_lines.load(Ordering::Acquire), 0);
     }
 
     #[test]
@@ -216,11 +265,11 @@ mod tests {
             "600 + 600 bytes pass the bound"
         );
         assert!(matches!(
-            h.join("n2", "alice@x", ping(1), 100),
+            h.join("n2", frame("alice@x", 1), 100),
             Joined::Queued
         ));
         assert!(
-            matches!(h.join("n2", "alice@x", ping(2), 100), Joined::Full(_)),
+            matches!(h.join("n2", frame("alice@x", 2), 100), Joined::Full(_)),
             "two frames are the bound"
         );
         // Other peers have their own room; an empty peer takes even a large frame.
