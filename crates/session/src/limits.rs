@@ -105,14 +105,23 @@ impl Refusal {
 /// A draining node with a `redirect` (`host[:port]`, usually the load balancer) answers
 /// `<see-other-host/>` (RFC 6120 §4.9.3.19, which allows it right after our header) so that
 /// the client reconnects there at once.
-pub fn refusal_stream(host: &str, refusal: Refusal, redirect: Option<&str>) -> Vec<u8> {
+///
+/// `content_ns` is the namespace of the listener's streams: `jabber:client`, or on a
+/// component port `jabber:component:accept` (XEP-0114), so that a component reads the
+/// refusal as a stream of its own kind.
+pub fn refusal_stream(
+    host: &str,
+    refusal: Refusal,
+    redirect: Option<&str>,
+    content_ns: &str,
+) -> Vec<u8> {
     use parley_proto::ns;
     use parley_proto::stream_error::StreamError;
     let id: [u8; 16] = rand::random();
     let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let mut out = format!(
         "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{id}' from='{}' version='1.0' xml:lang='en'><stream:error>",
-        ns::CLIENT,
+        content_ns,
         ns::STREAM,
         parley_xml::escape::attr(host),
     )
@@ -122,12 +131,12 @@ pub fn refusal_stream(host: &str, refusal: Refusal, redirect: Option<&str>) -> V
             let see_other =
                 parley_xml::Element::new(StreamCondition::SeeOtherHost.as_str(), ns::STREAM_ERRORS)
                     .with_text(to);
-            see_other.write_to(&mut out, Some(ns::CLIENT));
+            see_other.write_to(&mut out, Some(content_ns));
         }
         None => {
             let err = StreamError::with_text(refusal.condition(), refusal.text()).to_element();
             for child in err.children() {
-                child.write_to(&mut out, Some(ns::CLIENT));
+                child.write_to(&mut out, Some(content_ns));
             }
         }
     }
@@ -578,7 +587,13 @@ mod tests {
     #[test]
     fn rfc6120_4_9_3_19_a_refusal_while_draining_names_the_other_host() {
         let text = |redirect| {
-            String::from_utf8(refusal_stream("localhost", Refusal::Draining, redirect)).unwrap()
+            String::from_utf8(refusal_stream(
+                "localhost",
+                Refusal::Draining,
+                redirect,
+                "jabber:client",
+            ))
+            .unwrap()
         };
         let moved = text(Some("lb.example.org:5222"));
         assert!(
@@ -588,8 +603,47 @@ mod tests {
         );
         assert!(text(None).contains("<system-shutdown"), "{}", text(None));
         // Other refusals ignore the redirect.
-        let full =
-            String::from_utf8(refusal_stream("localhost", Refusal::Full, Some("x"))).unwrap();
+        let full = String::from_utf8(refusal_stream(
+            "localhost",
+            Refusal::Full,
+            Some("x"),
+            "jabber:client",
+        ))
+        .unwrap();
         assert!(full.contains("<resource-constraint") && !full.contains("see-other-host"));
+    }
+
+    /// XEP-0114 §3: a refusal on a component port is a component's stream (its content
+    /// namespace `jabber:component:accept`), which a component's parser reads; the error
+    /// itself stays in the streams namespaces.
+    #[test]
+    fn xep0114_3_a_refusal_on_a_component_port_is_a_component_stream() {
+        let out = refusal_stream(
+            "localhost",
+            Refusal::PerIp,
+            None,
+            parley_proto::ns::COMPONENT,
+        );
+        let mut parser = parley_xml::StreamParser::new(parley_xml::Limits::default());
+        parser.feed(&out);
+        match parser.next_event() {
+            Ok(Some(parley_xml::Event::StreamOpen(h))) => {
+                assert_eq!(h.default_ns.as_deref(), Some(parley_proto::ns::COMPONENT))
+            }
+            other => panic!("no stream header: {other:?}"),
+        }
+        match parser.next_event() {
+            Ok(Some(parley_xml::Event::Stanza(err))) => {
+                assert!(err.is("error", parley_proto::ns::STREAM), "{err:?}");
+                assert!(err
+                    .get_child("policy-violation", parley_proto::ns::STREAM_ERRORS)
+                    .is_some());
+            }
+            other => panic!("no stream error: {other:?}"),
+        }
+        assert!(matches!(
+            parser.next_event(),
+            Ok(Some(parley_xml::Event::StreamClose))
+        ));
     }
 }

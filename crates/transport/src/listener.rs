@@ -150,6 +150,10 @@ fn refuse_connection(
         &host,
         refusal,
         env.conn_limiter.redirect(),
+        match kind {
+            ListenerKind::Component => parley_proto::ns::COMPONENT,
+            ListenerKind::StartTls | ListenerKind::DirectTls => parley_proto::ns::CLIENT,
+        },
     ));
     if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
         LINGERING.fetch_sub(1, Ordering::Relaxed);
