@@ -443,6 +443,27 @@ async fn a_broken_component_stream_gets_a_component_header_then_the_error() {
     ok(c.expect_stream_error().await);
 }
 
+/// Hostile input: past `limits.max_connections_per_ip` a connection on the component port
+/// is turned away before any session starts (RFC 6120 §4.9.3.14 `<policy-violation/>`), in a
+/// component's stream (XEP-0114 §3: `jabber:component:accept`), which a component's parser
+/// reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_refused_on_the_component_port_gets_a_component_stream() {
+    let server = TestServer::start(|cfg| {
+        with_component(cfg);
+        cfg.limits.max_connections_per_ip = 1;
+    });
+    // The one place this address may hold.
+    let bot = component::connect(server.component(), BOT, SECRET).await;
+    let mut c = Client::connect(server.component()).await;
+    match ok(c.recv().await) {
+        Received::Header(h) => assert_eq!(h.default_ns.as_deref(), Some(ns::COMPONENT), "{h:?}"),
+        other => panic!("expected the refusal's header, got {other:?}"),
+    }
+    assert_eq!(ok(c.expect_stream_error().await), "policy-violation");
+    drop(bot);
+}
+
 /// The client idle limit (`c2s.idle_timeout_s`) is not a component's: a quiet component
 /// keeps its connection while a quiet client's is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

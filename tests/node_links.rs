@@ -362,14 +362,8 @@ fn unclaimed_attach(user: &str) -> Body {
         msg: UserWire::Attach {
             resource: "later".into(),
             session: 7,
-            state: WireState {
-                available: false,
-                priority: 0,
-                presence: None,
-                interested: false,
-                carbons: false,
-                directed: vec![],
-            },
+            // Unavailable, no presence, nothing asked for.
+            state: WireState::default(),
         },
     }
 }
