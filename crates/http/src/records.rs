@@ -96,8 +96,35 @@ pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
             )
         })
         .collect();
+    if user.is_none() {
+        // Streams between servers bind no JID: they are listed by their hosts.
+        out.extend(server_streams(router, node));
+    }
     out.sort_by(|a, b| a.jid.cmp(&b.jid));
     out
+}
+
+/// This node's server-to-server streams, both ways (Prosody's `s2s_unauthed` until the
+/// stream proved a domain, then `s2s`), named by the host at the other end.
+fn server_streams(router: &Router, node: &str) -> Vec<SessionRecord> {
+    router
+        .unbound_streams()
+        .into_iter()
+        .filter(|(_, meta)| meta.kind == "s2s")
+        .map(|(key, meta)| {
+            let mut r = record(None, key, Some(&meta), node, true);
+            if meta.auth().is_none() {
+                r.kind = "s2s_unauthed".to_owned();
+            }
+            if let Some(link) = meta.link() {
+                r.host = match link.direction {
+                    "out" => link.to_host.clone(),
+                    _ => link.from_host.clone(),
+                };
+            }
+            r
+        })
+        .collect()
 }
 
 /// The sessions that ended on this node recently (bounded history per user).
@@ -173,6 +200,7 @@ pub fn unbound_records(router: &Router, node: &str, max: usize) -> Vec<SessionRe
     router
         .unbound_streams()
         .into_iter()
+        .filter(|(_, meta)| meta.kind != "s2s")
         .take(max)
         .map(|(key, meta)| {
             let mut r = record(None, key, Some(&meta), node, true);

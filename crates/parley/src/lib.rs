@@ -7,4 +7,5 @@ pub mod cli;
 pub mod config;
 mod drain;
 mod resume;
+mod s2s;
 pub mod server;

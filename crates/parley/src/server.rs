@@ -50,6 +50,8 @@ pub struct ServerHandle {
     pub direct_tls: Vec<SocketAddr>,
     /// Bound component (XEP-0114) addresses.
     pub component: Vec<SocketAddr>,
+    /// Bound server-to-server addresses: STARTTLS, then direct TLS.
+    pub s2s: [Vec<SocketAddr>; 2],
     /// The routing table, for tests and the admin API.
     pub router: Arc<Router>,
     /// The bound admin endpoint, if enabled.
@@ -155,6 +157,8 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                         running.c2s.clone(),
                         running.direct_tls.clone(),
                         running.component.clone(),
+                        running.s2s[0].clone(),
+                        running.s2s[1].clone(),
                     ],
                     running.router.clone(),
                     running.admin,
@@ -175,18 +179,21 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         })
         .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(([c2s, direct_tls, component], router, admin, http, drain))) => Ok(ServerHandle {
-            c2s,
-            direct_tls,
-            component,
-            router,
-            admin,
-            http,
-            drain,
-            done: Some(done_rx),
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }),
+        Ok(Ok(([c2s, direct_tls, component, s2s, s2s_tls], router, admin, http, drain))) => {
+            Ok(ServerHandle {
+                c2s,
+                direct_tls,
+                component,
+                s2s: [s2s, s2s_tls],
+                router,
+                admin,
+                http,
+                drain,
+                done: Some(done_rx),
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            })
+        }
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -204,6 +211,7 @@ struct Running {
     c2s: Vec<SocketAddr>,
     direct_tls: Vec<SocketAddr>,
     component: Vec<SocketAddr>,
+    s2s: [Vec<SocketAddr>; 2],
     router: Arc<Router>,
     users: Arc<Users>,
     admin: Option<SocketAddr>,
@@ -372,6 +380,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         }
     };
     let c2s = &config.c2s;
+    let s2s_routes = crate::s2s::routes(config, handles.to_vec())?;
     let env = Arc::new(SessionEnv {
         node: node_id.clone(),
         config: SessionConfig {
@@ -433,6 +442,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             c2s.sm_remember_ended,
         )),
         tls_available: true,
+        s2s: s2s_routes.clone(),
         components: parley_session::ComponentSettings {
             secrets: component_secrets.into_iter().collect(),
             limits: Limits {
@@ -467,6 +477,10 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     if let Some(node) = &cluster {
         crate::resume::install(node, &env);
     }
+    if let Some(routes) = &s2s_routes {
+        routes.install(&env);
+        router.set_foreign(routes.clone());
+    }
     let drain = DrainSwitch::new(
         env.conn_limiter.clone(),
         (!c2s.redirect_host.is_empty()).then(|| c2s.redirect_host.clone()),
@@ -479,7 +493,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         },
         timeout: Duration::from_secs(config.cluster.as_ref().map_or(0, |c| c.drain_timeout_s)),
     };
-    let mut bound = (Vec::new(), Vec::new(), Vec::new());
+    let mut bound = (Vec::new(), Vec::new(), Vec::new(), [Vec::new(), Vec::new()]);
     let listeners = c2s
         .listen
         .iter()
@@ -491,10 +505,19 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 .listen
                 .iter()
                 .map(|a| (*a, ListenerKind::Component)),
+        )
+        .chain(config.s2s.listen.iter().map(|a| (*a, ListenerKind::S2s)))
+        .chain(
+            config
+                .s2s
+                .direct_tls
+                .iter()
+                .map(|a| (*a, ListenerKind::S2sDirectTls)),
         );
     for (addr, kind) in listeners {
         let what = match kind {
             ListenerKind::Component => "component",
+            ListenerKind::S2s | ListenerKind::S2sDirectTls => "s2s",
             _ => "c2s",
         };
         let listener = bind_listener(addr).map_err(|e| err(what, &e))?;
@@ -504,6 +527,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             ListenerKind::StartTls => bound.0.push(local),
             ListenerKind::DirectTls => bound.1.push(local),
             ListenerKind::Component => bound.2.push(local),
+            ListenerKind::S2s => bound.3[0].push(local),
+            ListenerKind::S2sDirectTls => bound.3[1].push(local),
         }
         actix_rt::spawn(serve_c2s(
             listener,
@@ -599,6 +624,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         c2s: bound.0,
         direct_tls: bound.1,
         component: bound.2,
+        s2s: bound.3,
         router,
         users,
         admin,

@@ -13,6 +13,7 @@ pub mod datetime;
 pub mod dialback;
 pub mod jwt;
 pub mod ns;
+pub mod s2s;
 pub mod sasl;
 pub mod sm;
 pub mod stanza;

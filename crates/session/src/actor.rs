@@ -32,11 +32,23 @@ impl Actor for Session {
         if let Some(at) = self.meta.expire_at_ms {
             self.expire_at(at, ctx);
         }
-        // A component may be quiet for hours (a gateway nobody uses at night): the client
-        // idle limit is not for it.
-        let component = matches!(self.phase, Phase::Component(_));
-        if let (Some(idle), false) = (self.env.config.idle_timeout, component) {
+        // A component may be quiet for hours (a gateway nobody uses at night), and so may
+        // a server: the client idle limit is not for them.
+        let client = !matches!(
+            self.phase,
+            Phase::Component(_) | Phase::S2sIn(_) | Phase::S2sOut(_)
+        );
+        if let (Some(idle), true) = (self.env.config.idle_timeout, client) {
             self.watch_idle(idle, ctx);
+        }
+        match &self.phase {
+            Phase::S2sOut(_) => self.start_outgoing(ctx),
+            Phase::S2sIn(_) => {
+                if let Some(idle) = self.env.s2s.as_ref().map(|r| r.settings().idle_timeout) {
+                    self.watch_s2s_idle(idle, ctx);
+                }
+            }
+            _ => {}
         }
         if let Some((resource, reply)) = self.prebind.take() {
             self.prebind(resource, reply, ctx);
@@ -46,6 +58,7 @@ impl Actor for Session {
             let unauthenticated = match &act.phase {
                 Phase::Unauthed(_) => true,
                 Phase::Component(c) => !c.ready(),
+                Phase::S2sIn(s) => !s.authenticated(),
                 _ => false,
             };
             if unauthenticated {

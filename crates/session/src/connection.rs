@@ -124,3 +124,37 @@ impl Connection for Gone {
         None
     }
 }
+
+/// What an outgoing server stream holds while the transport dials: nothing is read or
+/// written until the real connection replaces it (the driver is woken then).
+pub(crate) struct Dialing;
+
+impl Connection for Dialing {
+    fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+    fn poll_write(&mut self, _cx: &mut Context<'_>, _data: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Pending
+    }
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn security(&self) -> Security {
+        Security::Plain
+    }
+    fn can_starttls(&self) -> bool {
+        false
+    }
+    fn start_tls(&mut self) -> io::Result<()> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn channel_bindings(&self) -> ChannelBindings {
+        ChannelBindings::default()
+    }
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+}

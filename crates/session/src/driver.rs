@@ -17,7 +17,7 @@ use parley_xml::Event;
 use tokio::io::ReadBuf;
 use tracing::debug;
 
-use crate::phase::{EndCause, Phase, StartTls, StreamState};
+use crate::phase::{EndCause, StreamState};
 use crate::session::Session;
 
 thread_local! {
@@ -157,9 +157,7 @@ impl Session {
                 // RFC 6120 §5.4.3.3: nothing sent before the handshake counts.
                 self.parser.reset();
                 self.stream = StreamState::AwaitingHeader;
-                if let Some(u) = self.unauthed_mut() {
-                    u.starttls = StartTls::Idle;
-                }
+                self.phase.tls_started();
                 None
             }
             Io::Closing(CloseStage::Draining) => None,
@@ -272,7 +270,7 @@ impl Session {
     /// `<proceed/>` is queued (RFC 6120 §5.4.2.3): nothing more is read or written on the
     /// plain connection until the handshake starts.
     fn starting_tls(&self) -> bool {
-        matches!(&self.phase, Phase::Unauthed(u) if u.starttls == StartTls::Proceeding)
+        self.phase.tls_proceeding()
     }
 
     /// Input is processed and output written now: not closing, not starting TLS.

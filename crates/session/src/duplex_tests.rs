@@ -113,6 +113,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         external_auth: None,
         conn_limiter: ConnLimiter::new(ConnLimits::default()),
         resumptions: Arc::new(crate::resumption::Resumptions::new("test", 16)),
+        s2s: None,
         components: crate::env::ComponentSettings::default(),
     })
 }

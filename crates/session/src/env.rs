@@ -173,6 +173,9 @@ pub struct SessionEnv {
     pub resumptions: Arc<crate::resumption::Resumptions>,
     /// External components (XEP-0114): their domains' secrets and their parser limits.
     pub components: ComponentSettings,
+    /// Server-to-server streams (`[s2s]`): the outgoing routes, with their settings. None:
+    /// federation is off.
+    pub s2s: Option<Arc<crate::s2s::S2sRoutes>>,
 }
 
 /// The `[component]` settings a component's session needs.

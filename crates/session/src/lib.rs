@@ -26,6 +26,7 @@ mod phase;
 mod remote;
 mod resume;
 pub mod resumption;
+pub mod s2s;
 mod sasl;
 mod server_iq;
 mod session;

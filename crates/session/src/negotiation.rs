@@ -52,7 +52,11 @@ impl Stage {
         match phase {
             Phase::Unauthed(_) => Stage::Unauthed,
             Phase::Authed { .. } => Stage::Authed,
-            Phase::Bound(_) | Phase::Established(_) | Phase::Component(_) => Stage::Bound,
+            Phase::Bound(_)
+            | Phase::Established(_)
+            | Phase::Component(_)
+            | Phase::S2sIn(_)
+            | Phase::S2sOut(_) => Stage::Bound,
         }
     }
 }
@@ -273,8 +277,11 @@ impl Session {
 
     /// RFC 6120 §4.7: validate the client's header, answer with ours and the features.
     pub(crate) fn on_stream_open(&mut self, header: StreamHeader, ctx: &mut Context<Self>) {
-        if matches!(self.phase, Phase::Component(_)) {
-            return self.on_component_header(header, ctx);
+        match self.phase {
+            Phase::Component(_) => return self.on_component_header(header, ctx),
+            Phase::S2sIn(_) => return self.on_in_header(header, ctx),
+            Phase::S2sOut(_) => return self.on_out_header(header, ctx),
+            _ => {}
         }
         if !self.count_open(ctx) {
             return;
@@ -324,6 +331,8 @@ impl Session {
             }
             Phase::Bound(_) | Phase::Established(_) => self.on_stanza(el, ctx),
             Phase::Component(_) => self.on_component_element(el, ctx),
+            Phase::S2sIn(_) => self.on_in_element(el, ctx),
+            Phase::S2sOut(_) => self.on_out_element(el, ctx),
         }
     }
 

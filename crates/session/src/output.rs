@@ -155,10 +155,12 @@ impl Session {
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
         // A component's stream has its own namespace and no version (XEP-0114).
-        let header = if matches!(self.phase, crate::phase::Phase::Component(_)) {
-            parley_proto::component::header(&stream_id, from)
-        } else {
-            crate::negotiation::header(self.framed, &stream_id, from)
+        let header = match self.phase {
+            Phase::Component(_) => parley_proto::component::header(&stream_id, from),
+            Phase::S2sIn(_) | Phase::S2sOut(_) => {
+                parley_proto::s2s::header(Some(&stream_id), from, None)
+            }
+            _ => crate::negotiation::header(self.framed, &stream_id, from),
         };
         self.outbox.push_unit(Unit::Header, header.as_bytes());
         self.wake();
@@ -407,6 +409,7 @@ impl Session {
                 dir.release(&jid, id);
             }
         }
+        self.unregister_outgoing();
         // Held back for the blocklist and never shown: nothing is lost silently.
         for el in held_back {
             self.undeliverable(el);

@@ -29,6 +29,10 @@ pub enum SessionType {
     ComponentUnauthed,
     /// An external component serving its domain.
     Component,
+    /// A stream between servers (either way) that has proved no domain yet.
+    S2sUnauthed,
+    /// A stream between servers that proved a domain (dialback).
+    S2s,
 }
 
 impl SessionType {
@@ -39,6 +43,8 @@ impl SessionType {
             SessionType::C2s => "c2s",
             SessionType::ComponentUnauthed => "component_unauthed",
             SessionType::Component => "component",
+            SessionType::S2sUnauthed => "s2s_unauthed",
+            SessionType::S2s => "s2s",
         }
     }
 }
@@ -59,6 +65,30 @@ pub enum Phase {
     Established(Bound),
     /// An external component's connection (XEP-0114), not a client's.
     Component(crate::component::ComponentPhase),
+    /// A stream another server opened to us.
+    S2sIn(crate::s2s::S2sInPhase),
+    /// A stream we opened to another server.
+    S2sOut(Box<crate::s2s::S2sOut>),
+}
+
+impl Phase {
+    /// `<proceed/>` is queued on a stream that takes STARTTLS as the server.
+    pub(crate) fn tls_proceeding(&self) -> bool {
+        match self {
+            Phase::Unauthed(u) => u.starttls == StartTls::Proceeding,
+            Phase::S2sIn(crate::s2s::S2sInPhase::Open(s)) => s.starttls == StartTls::Proceeding,
+            _ => false,
+        }
+    }
+
+    /// The TLS handshake has started: the STARTTLS step is over.
+    pub(crate) fn tls_started(&mut self) {
+        match self {
+            Phase::Unauthed(u) => u.starttls = StartTls::Idle,
+            Phase::S2sIn(crate::s2s::S2sInPhase::Open(s)) => s.starttls = StartTls::Idle,
+            _ => {}
+        }
+    }
 }
 
 /// State before authentication.

@@ -25,7 +25,7 @@ const SERVER_FEATURES: &[&str] = &[
 const ACCOUNT_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Entity {
+pub(crate) enum Entity {
     Server,
     Account,
 }
@@ -55,30 +55,42 @@ impl Session {
     }
 
     fn answer_iq(&mut self, iq: Element, entity: Entity, ctx: &mut Context<Self>) {
+        match self.iq_answer(&iq, entity) {
+            Some(Ok(reply)) => self.send(&reply, ctx),
+            Some(Err(err)) => self.bounce_with(&iq, err, ctx),
+            None => {}
+        }
+    }
+
+    /// What the server answers to `iq` for `entity`: a result, an error, or nothing (for
+    /// results and errors, which are consumed).
+    pub(crate) fn iq_answer(
+        &self,
+        iq: &Element,
+        entity: Entity,
+    ) -> Option<Result<Element, StanzaError>> {
         let ty = iq.attr("type").unwrap_or_default().to_owned();
         if !matches!(ty.as_str(), "get" | "set") {
-            return;
+            return None;
         }
-        let Some(payload) = iq.first_child() else {
-            return;
-        };
+        let payload = iq.first_child()?;
         let (name, payload_ns) = (payload.name().to_owned(), payload.ns().to_owned());
         let node = payload.attr("node").map(str::to_owned);
         let get = ty == "get";
         let reply = match (payload_ns.as_str(), name.as_str()) {
-            (ns::PING, "ping") if get => Ok(iq_result(&iq)),
+            (ns::PING, "ping") if get => Ok(iq_result(iq)),
             // RFC 3921 §3: legacy clients establish a session after binding (to the server or
             // with no `to`); it is a no-op, but refusing it makes them give up.
-            (ns::SESSION, "session") if !get => Ok(iq_result(&iq)),
+            (ns::SESSION, "session") if !get => Ok(iq_result(iq)),
             (ns::DISCO_INFO, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
-                None => Ok(iq_result(&iq).with_child(disco_info(entity))),
+                None => Ok(iq_result(iq).with_child(disco_info(entity))),
             },
             (ns::DISCO_ITEMS, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
-                None => Ok(iq_result(&iq).with_child(self.disco_items(entity))),
+                None => Ok(iq_result(iq).with_child(self.disco_items(entity))),
             },
-            (ns::VERSION, "query") if get && entity == Entity::Server => Ok(iq_result(&iq)
+            (ns::VERSION, "query") if get && entity == Entity::Server => Ok(iq_result(iq)
                 .with_child(
                     Element::new("query", ns::VERSION)
                         .with_child(Element::new("name", ns::VERSION).with_text("Parley"))
@@ -95,10 +107,7 @@ impl Session {
             }
             _ => Err(StanzaError::new(StanzaCondition::ServiceUnavailable)),
         };
-        match reply {
-            Ok(reply) => self.send(&reply, ctx),
-            Err(err) => self.bounce_with(&iq, err, ctx),
-        }
+        Some(reply)
     }
 }
 

@@ -138,6 +138,48 @@ impl Session {
         s
     }
 
+    /// A connection on a server-to-server port: it negotiates as a server stream (RFC 6120
+    /// with `jabber:server`), never as a client. Its parser has the `[s2s]` limits.
+    pub fn s2s_incoming(env: Arc<SessionEnv>, conn: Box<dyn Connection>) -> Session {
+        let limits = env.s2s.as_ref().map(|r| r.settings().limits.clone());
+        let mut s = Session::new(env, conn);
+        if let Some(limits) = limits {
+            s.parser = StreamParser::new(limits);
+        }
+        s.phase = Phase::S2sIn(crate::s2s::S2sInPhase::AwaitingHeader);
+        s.meta = Arc::new(SessionMeta::new("s2s", s.ip, false, None));
+        s
+    }
+
+    /// Our stream from `local` to the server of `remote`, under session id `id` (its lane in
+    /// [`crate::s2s::S2sRoutes`] knows it by that): it dials when the actor starts.
+    pub(crate) fn outgoing(
+        env: Arc<SessionEnv>,
+        id: SessionId,
+        local: String,
+        remote: String,
+    ) -> Session {
+        let limits = env.s2s.as_ref().map(|r| r.settings().limits.clone());
+        let mut s = Session::new(env, Box::new(crate::connection::Dialing));
+        if let Some(limits) = limits {
+            s.parser = StreamParser::new(limits);
+        }
+        s.id = id;
+        s.stream_key = id;
+        s.span = tracing::info_span!(
+            "s2s_out",
+            node = %s.env.node,
+            id = %id,
+            remote = %remote,
+            jid = tracing::field::Empty
+        );
+        let pair = (local, remote);
+        s.meta = Arc::new(SessionMeta::new("s2s", None, false, None));
+        s.meta.set_link(crate::s2s::out_link(&pair));
+        s.phase = Phase::S2sOut(Box::new(crate::s2s::S2sOut::new(pair)));
+        s
+    }
+
     /// A session whose user was authenticated elsewhere (BOSH prebind: the site's backend
     /// vouched for it through the admin API), on a stream that is already open to the
     /// user's domain. When the actor starts it binds `resource` (or a generated one) as a
@@ -176,6 +218,9 @@ impl Session {
             Phase::Unauthed(_) => SessionType::C2sUnauthed,
             Phase::Component(c) if c.ready() => SessionType::Component,
             Phase::Component(_) => SessionType::ComponentUnauthed,
+            Phase::S2sIn(s) if s.authenticated() => SessionType::S2s,
+            Phase::S2sOut(o) if o.step == crate::s2s::S2sOutPhase::Ready => SessionType::S2s,
+            Phase::S2sIn(_) | Phase::S2sOut(_) => SessionType::S2sUnauthed,
             _ => SessionType::C2s,
         }
     }
@@ -209,7 +254,7 @@ impl Session {
             Phase::Unauthed(_) => None,
             Phase::Authed { user } => Some(user.clone()),
             Phase::Bound(b) | Phase::Established(b) => Some(b.jid.to_bare()),
-            Phase::Component(_) => None,
+            Phase::Component(_) | Phase::S2sIn(_) | Phase::S2sOut(_) => None,
         }
     }
 

@@ -90,12 +90,6 @@ impl Session {
         if to_blocked {
             return self.bounce_with(&el, parley_proto::blocking::blocked_error(), ctx);
         }
-        if let Target::To(dest @ Dest::Foreign(_)) = target {
-            // Whatever its kind: the router's hook for other domains, or (none yet)
-            // remote-server-not-found, RFC 6120 §10.4.3.
-            self.hand_to_router(el, dest, ctx);
-            return;
-        }
         match kind {
             StanzaKind::Iq => self.route_iq(el, target, &me, ctx),
             StanzaKind::Message => self.route_message(el, target, &me, ctx),
@@ -382,7 +376,7 @@ impl Session {
         if ty == "error" {
             // Errors about presence go straight to their addressee (to a resource that is
             // gone, the user's table drops them, RFC 6121 §8.5.3.2.2).
-            if let Target::To(dest @ Dest::Full(_)) = target {
+            if let Target::To(dest @ (Dest::Full(_) | Dest::Foreign(_))) = target {
                 self.hand_to_router(el, dest, ctx);
             }
             return;
@@ -409,7 +403,9 @@ impl Session {
         }
         // RFC 6121 §4.6: the directed presence still on, mirrored like the broadcast one.
         let directed_to = match &target {
-            Target::To(Dest::Bare(_) | Dest::Full(_)) => el.attr("to").map(str::to_owned),
+            Target::To(Dest::Bare(_) | Dest::Full(_) | Dest::Foreign(_)) => {
+                el.attr("to").map(str::to_owned)
+            }
             _ => None,
         };
         if let Some(b) = self.bound_mut() {

@@ -602,6 +602,33 @@ impl Client {
         Ok(c)
     }
 
+    /// [`Client::login`] as `user@host` (a server serving `host` besides, or instead of,
+    /// `localhost`).
+    pub async fn login_at(
+        addr: SocketAddr,
+        host: &str,
+        user: &str,
+        resource: Option<&str>,
+    ) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.host = host.to_owned();
+        let mut c = c.authenticate(user).await;
+        c.bind(resource).await.expect("bind");
+        c
+    }
+
+    /// Elements received and not consumed yet (stashed by the `expect_*` helpers while
+    /// they looked for something else), oldest first.
+    pub fn stashed(&self) -> impl Iterator<Item = &Element> {
+        self.stash.iter()
+    }
+
+    /// A connection accepted by the test itself (a test playing a server that Parley
+    /// dials).
+    pub fn accepted(stream: TcpStream) -> Client {
+        Client::over(stream)
+    }
+
     /// [`Client::authed`], then binds `resource`.
     pub async fn login(addr: SocketAddr, user: &str, resource: Option<&str>) -> Client {
         let mut c = Client::authed(addr, user).await;

@@ -61,6 +61,11 @@ impl TestServer {
         self.handle.direct_tls[0]
     }
 
+    /// The server-to-server (STARTTLS) address; the test must have set `s2s.listen`.
+    pub fn s2s(&self) -> SocketAddr {
+        self.handle.s2s[0][0]
+    }
+
     /// The component (XEP-0114) address; the test must have set `component.listen`.
     pub fn component(&self) -> SocketAddr {
         self.handle.component[0]
@@ -70,12 +75,18 @@ impl TestServer {
     /// from inside a tokio test: the storage work runs on a thread of its own, since a
     /// runtime cannot be blocked on from within another.
     pub fn add_user(&self, user: &str, password: &str) {
+        self.add_user_at(user, "localhost", password);
+    }
+
+    /// Creates an account on `host` (one of the server's hosts).
+    pub fn add_user_at(&self, user: &str, host: &str, password: &str) {
+        let host = host.to_owned();
         let iterations = self.config.sasl.scram_iterations;
         let creds = [ScramHash::Sha1, ScramHash::Sha256]
             .map(|h| ScramCredentials::generate(h, password, iterations).expect("credentials"));
         self.with_storage(|storage| async move {
             storage
-                .create_account(user, "localhost", &creds)
+                .create_account(user, &host, &creds)
                 .await
                 .expect("create account");
         });

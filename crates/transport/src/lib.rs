@@ -1,4 +1,5 @@
-//! Sockets: the c2s TCP listeners, TLS (STARTTLS and XEP-0368 direct TLS), certificates and
+//! Sockets: the c2s, component and server-to-server TCP listeners, outgoing server
+//! connections (`dial`, with DNS resolution in `resolve`), TLS (STARTTLS and XEP-0368 direct TLS), certificates and
 //! channel bindings.
 //!
 //! This is the only crate (with parley-http) that touches sockets. Each accepted
@@ -6,10 +7,12 @@
 //! worker arbiters; from then on the session drives the connection itself.
 
 mod conn;
+pub mod dial;
 mod listener;
 pub mod resolve;
 mod tls;
 
 pub use conn::TcpConnection;
+pub use dial::TcpDialer;
 pub use listener::{bind_listener, serve_c2s, ListenerKind};
 pub use tls::{TlsSetup, TransportError};

@@ -24,6 +24,10 @@ pub enum ListenerKind {
     DirectTls,
     /// External components (XEP-0114): plain TCP, a component's stream, never a client's.
     Component,
+    /// Other servers (RFC 6120 server-to-server): plain TCP with STARTTLS.
+    S2s,
+    /// Other servers with TLS from the first byte (XEP-0368 `_xmpps-server`).
+    S2sDirectTls,
 }
 
 /// Binds a listening socket (with SO_REUSEADDR, as servers do).
@@ -106,12 +110,18 @@ pub async fn serve_c2s(
                 (ListenerKind::DirectTls, Some(tls)) => {
                     Session::new(env, Box::new(TcpConnection::direct_tls(stream, tls)))
                 }
-                (ListenerKind::DirectTls, None) => return,
+                (ListenerKind::DirectTls | ListenerKind::S2sDirectTls, None) => return,
                 (ListenerKind::StartTls, tls) => {
                     Session::new(env, Box::new(TcpConnection::plain(stream, tls)))
                 }
                 (ListenerKind::Component, _) => {
                     Session::component(env, Box::new(TcpConnection::plain(stream, None)))
+                }
+                (ListenerKind::S2s, tls) => {
+                    Session::s2s_incoming(env, Box::new(TcpConnection::plain(stream, tls)))
+                }
+                (ListenerKind::S2sDirectTls, Some(tls)) => {
+                    Session::s2s_incoming(env, Box::new(TcpConnection::direct_tls(stream, tls)))
                 }
             };
             session.with_permit(permit).start();
@@ -142,7 +152,7 @@ fn refuse_connection(
     if parley_router::metrics::refuse(refusal.reason(), &peer.ip().to_string()) {
         warn!(ip = %peer.ip(), reason = refusal.reason(), "connection refused");
     }
-    if kind == ListenerKind::DirectTls {
+    if matches!(kind, ListenerKind::DirectTls | ListenerKind::S2sDirectTls) {
         return;
     }
     let host = env.router.hosts().next().unwrap_or("localhost").to_owned();
@@ -152,6 +162,7 @@ fn refuse_connection(
         env.conn_limiter.redirect(),
         match kind {
             ListenerKind::Component => parley_proto::ns::COMPONENT,
+            ListenerKind::S2s | ListenerKind::S2sDirectTls => parley_proto::ns::SERVER,
             ListenerKind::StartTls | ListenerKind::DirectTls => parley_proto::ns::CLIENT,
         },
     ));

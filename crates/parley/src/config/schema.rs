@@ -47,6 +47,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[component]`: external components (XEP-0114).
     pub component: ComponentConfig,
+    /// `[s2s]`: federation with other servers (RFC 6120 server-to-server).
+    pub s2s: S2sConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]
@@ -88,6 +90,73 @@ impl std::fmt::Debug for ComponentConfig {
             .field("secret_files", &self.secret_files)
             .field("max_stanza_bytes", &self.max_stanza_bytes)
             .finish()
+    }
+}
+
+/// `[s2s]`: federation with other XMPP servers. Off while `listen` and `direct_tls` are
+/// both empty: a server that cannot be reached cannot prove its domain (dialback asks the
+/// sender's own server), so there is no outgoing federation without a listener either.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S2sConfig {
+    /// Where other servers connect with STARTTLS (port 5269, `_xmpp-server._tcp`).
+    pub listen: Vec<SocketAddr>,
+    /// Where other servers connect with TLS from the first byte (XEP-0368,
+    /// `_xmpps-server._tcp`).
+    pub direct_tls: Vec<SocketAddr>,
+    /// Static routes, domain → `host:port` (STARTTLS), before DNS: private federations
+    /// and tests.
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// DNS servers for SRV and address lookups (`ip:port`); empty: the system's.
+    pub name_servers: Vec<SocketAddr>,
+    /// TLS is required both ways before anything else.
+    pub require_encryption: bool,
+    /// Remote servers must present a certificate valid for their domain (Prosody's
+    /// `s2s_secure_auth`): dialback is then refused for them.
+    pub require_valid_certificates: bool,
+    /// Per-domain overrides of `require_valid_certificates`.
+    pub require_valid_certificates_for: std::collections::BTreeMap<String, bool>,
+    /// PEM trust anchors for remote servers' certificates; unset: the system's CA bundle.
+    pub ca_file: Option<PathBuf>,
+    /// Largest stanza a remote server may send, in bytes.
+    pub max_stanza_bytes: usize,
+    /// Stanzas waiting for one remote domain's stream; past it `resource-constraint`.
+    pub queue_stanzas: usize,
+    /// The same bound in bytes.
+    pub queue_bytes: usize,
+    /// Seconds an outgoing stream may take from dialing to authenticated.
+    pub connect_timeout_s: u64,
+    /// Seconds a stream may carry no stanza before it is closed.
+    pub idle_timeout_s: u64,
+    /// Dialback checks one stream may have in flight.
+    pub max_pending_verifications: usize,
+}
+
+impl Default for S2sConfig {
+    fn default() -> Self {
+        S2sConfig {
+            listen: Vec::new(),
+            direct_tls: Vec::new(),
+            routes: Default::default(),
+            name_servers: Vec::new(),
+            require_encryption: true,
+            require_valid_certificates: false,
+            require_valid_certificates_for: Default::default(),
+            ca_file: None,
+            max_stanza_bytes: 262_144,
+            queue_stanzas: 1000,
+            queue_bytes: 4 << 20,
+            connect_timeout_s: 20,
+            idle_timeout_s: 600,
+            max_pending_verifications: 64,
+        }
+    }
+}
+
+impl S2sConfig {
+    /// Whether federation is on.
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty() || !self.direct_tls.is_empty()
     }
 }
 

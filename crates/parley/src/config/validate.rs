@@ -9,6 +9,7 @@ use super::{normalize_host, AuthConfig, Config, LimitsConfig, QuotasConfig, User
 mod cluster;
 mod component;
 mod drain;
+mod s2s;
 
 /// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
 pub const MIN_STANZA_BYTES: usize = 10_000;
@@ -124,6 +125,7 @@ impl Config {
         }
         self.check_drain()?;
         self.check_components()?;
+        self.check_s2s()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

@@ -1,0 +1,458 @@
+//! Federation (RFC 6120 server-to-server with XEP-0220 dialback) over real sockets between
+//! real servers: two Parley servers with their own domains and static routes, and a test
+//! playing a hostile server. Covers the streams both ways (STARTTLS, dialback, piggybacked
+//! verification), messages, presence subscriptions and roster state across domains, iq
+//! across domains, bounces for an unreachable domain, the admin API's view of server
+//! streams, and each refusal an incoming stream can earn.
+
+use std::net::SocketAddr;
+
+use parley_proto::{dialback, ns};
+use parley_testkit::im::{chat, error_condition, next_id, presence};
+use parley_testkit::s2s::{self, FakeAuthority};
+use parley_testkit::{free_port, Client, ClientError, TestServer};
+use parley_xml::Element;
+
+const B: &str = "b.example";
+const ADMIN_TOKEN: &str = "s2s-admin-token-0123456789abcdef";
+
+fn ok<T>(r: Result<T, ClientError>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Two servers that federate: `localhost` (alice, bob, carol) and `b.example` (dave,
+/// erin), each with a static route to the other's s2s port, TLS required (the default).
+fn pair() -> (TestServer, TestServer) {
+    let (pa, pb) = (free_port(), free_port());
+    let a = TestServer::start(|c| {
+        c.s2s.listen = vec![loopback(pa)];
+        c.s2s.routes.insert(B.into(), format!("127.0.0.1:{pb}"));
+        c.admin.token = Some(ADMIN_TOKEN.into());
+    });
+    let b = TestServer::start(|c| {
+        c.server.hosts = vec![B.into()];
+        c.s2s.listen = vec![loopback(pb)];
+        c.s2s
+            .routes
+            .insert("localhost".into(), format!("127.0.0.1:{pa}"));
+        c.admin.token = Some(ADMIN_TOKEN.into());
+    });
+    for user in ["dave", "erin"] {
+        b.add_user_at(user, B, "password");
+    }
+    (a, b)
+}
+
+async fn dave(b: &TestServer) -> Client {
+    let mut c = Client::login_at(b.c2s(), B, "dave", Some("laptop")).await;
+    c.available().await;
+    c
+}
+
+/// The server streams an admin sees on a node.
+fn s2s_records(server: &TestServer) -> Vec<serde_json::Value> {
+    let admin = server.handle.admin.expect("admin endpoint");
+    let (_, text) =
+        parley_testkit::cluster::http_get(admin, "/api/v1/sessions", Some(ADMIN_TOKEN)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"].as_str().is_some_and(|t| t.starts_with("s2s")))
+        .cloned()
+        .collect()
+}
+
+/// RFC 6120 §10.4 and XEP-0220 §2: a message to another domain opens a stream to it
+/// (STARTTLS, then dialback: the receiving server asks ours, over a stream of its own, to
+/// verify the key) and is delivered with its `from` intact; the answer comes back over the
+/// stream the other server opened. Both servers list both streams as authenticated by
+/// dialback and encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_10_4_messages_cross_domains_both_ways_over_dialback_streams() {
+    let (a, b) = pair();
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    alice.available().await;
+    let mut dave = dave(&b).await;
+
+    alice.send(&chat("dave@b.example", "chat", "hello b")).await;
+    let got = ok(dave.expect_message_body("hello b").await);
+    assert_eq!(got.attr("from"), Some("alice@localhost/phone"));
+    assert_eq!(got.attr("to"), Some("dave@b.example"));
+
+    dave.send(&chat("alice@localhost/phone", "chat", "hello a"))
+        .await;
+    let back = ok(alice.expect_message_body("hello a").await);
+    assert_eq!(back.attr("from"), Some("dave@b.example/laptop"));
+
+    // A burst on the established stream arrives whole and in order.
+    for i in 0..50 {
+        alice
+            .send(&chat("dave@b.example", "chat", &format!("n{i}")))
+            .await;
+    }
+    for i in 0..50 {
+        ok(dave.expect_message_body(&format!("n{i}")).await);
+    }
+
+    for (server, local, remote) in [(&a, "localhost", B), (&b, B, "localhost")] {
+        let streams = s2s_records(server);
+        let find = |dir: &str| {
+            streams
+                .iter()
+                .find(|r| r["direction"] == dir)
+                .unwrap_or_else(|| panic!("no {dir} stream on {local}: {streams:?}"))
+                .clone()
+        };
+        let (out, inc) = (find("out"), find("in"));
+        assert_eq!(out["type"], "s2s", "{out}");
+        assert_eq!(out["from_host"], local, "{out}");
+        assert_eq!(out["to_host"], remote, "{out}");
+        assert_eq!(out["auth"], "dialback", "{out}");
+        assert_eq!(out["secure"], true, "{out}");
+        assert_eq!(inc["type"], "s2s", "{inc}");
+        assert_eq!(inc["from_host"], remote, "{inc}");
+        assert_eq!(inc["secure"], true, "{inc}");
+    }
+}
+
+/// RFC 6121 §3.1 across domains: a subscription request reaches the contact on the other
+/// server, the approval comes back as a roster push with `subscription='to'` and the
+/// contact's presence; the reverse subscription makes it `both` on each side, and the
+/// rosters say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6121_3_1_presence_subscriptions_work_across_domains_both_ways() {
+    let (a, b) = pair();
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    ok(alice.roster().await);
+    alice.available().await;
+    let mut dave = dave(&b).await;
+    ok(dave.roster().await);
+
+    alice.subscribe("dave@b.example").await;
+    // §3.1.2: the pending request is pushed to alice at once (ask='subscribe').
+    let push = ok(alice.expect_roster_push("dave@b.example").await);
+    let item = parley_testkit::im::push_item(&push).unwrap();
+    assert_eq!(
+        (item.subscription.as_str(), item.ask.as_deref()),
+        ("none", Some("subscribe")),
+        "{push}"
+    );
+    ok(dave
+        .expect_presence_from("alice@localhost", "subscribe")
+        .await);
+    dave.approve("alice@localhost").await;
+    // §3.1.6: the approval from the other server makes it 'to'.
+    let push = ok(alice.expect_roster_push("dave@b.example").await);
+    let item = parley_testkit::im::push_item(&push).unwrap();
+    assert_eq!(item.subscription, "to", "{push}");
+    ok(alice
+        .expect_presence_from("dave@b.example/laptop", "available")
+        .await);
+
+    dave.subscribe("alice@localhost").await;
+    ok(alice
+        .expect_presence_from("dave@b.example", "subscribe")
+        .await);
+    alice.approve("dave@b.example").await;
+    ok(dave
+        .expect_presence_from("alice@localhost/phone", "available")
+        .await);
+
+    let roster_a = ok(alice.roster().await);
+    assert_eq!(
+        roster_a.item("dave@b.example").unwrap().subscription,
+        "both"
+    );
+    let roster_b = ok(dave.roster().await);
+    assert_eq!(
+        roster_b.item("alice@localhost").unwrap().subscription,
+        "both"
+    );
+
+    // Presence updates follow the subscription: dave goes away, alice sees it.
+    dave.send(&presence().with_child(Element::new("show", ns::CLIENT).with_text("away")))
+        .await;
+    let away = ok(alice
+        .expect_presence_from("dave@b.example/laptop", "available")
+        .await);
+    assert_eq!(
+        away.get_child("show", ns::CLIENT).map(|s| s.text()),
+        Some("away".into())
+    );
+}
+
+/// XEP-0199 §4.2 and RFC 6120 §8.2.3 across domains: a ping to the other server is
+/// answered by it, and an iq to a full JID there reaches the client, whose result comes
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0199_iq_requests_and_results_cross_domains() {
+    let (a, b) = pair();
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    let mut dave = dave(&b).await;
+    let id = next_id("ping");
+    let ping = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", id.as_str())
+        .with_attr("to", B)
+        .with_child(Element::new("ping", "urn:xmpp:ping"));
+    let reply = ok(alice.iq(&ping).await);
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    assert_eq!(reply.attr("from"), Some(B));
+
+    let id = next_id("version");
+    let query = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", id.as_str())
+        .with_attr("to", "dave@b.example/laptop")
+        .with_child(Element::new("query", "jabber:iq:version"));
+    alice.send(&query).await;
+    let asked = ok(dave
+        .expect_match("the version query", |el| el.attr("id") == Some(id.as_str()))
+        .await);
+    assert_eq!(asked.attr("from"), Some("alice@localhost/phone"));
+    let answer = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "result")
+        .with_attr("id", id.as_str())
+        .with_attr("to", "alice@localhost/phone");
+    dave.send(&answer).await;
+    let got = ok(alice
+        .expect_match("the version result", |el| {
+            el.attr("id") == Some(id.as_str())
+        })
+        .await);
+    assert_eq!(got.attr("type"), Some("result"));
+    assert_eq!(got.attr("from"), Some("dave@b.example/laptop"));
+
+    // RFC 6121 §8.5.2.2.1 on the other side: an unknown account there is answered by its
+    // server with service-unavailable.
+    alice
+        .send(&chat("nobody@b.example", "chat", "anyone?"))
+        .await;
+    let bounce = ok(alice
+        .expect_match("an error from nobody@b.example", |el| {
+            el.attr("from") == Some("nobody@b.example") && el.attr("type") == Some("error")
+        })
+        .await);
+    assert_eq!(
+        error_condition(&bounce).as_deref(),
+        Some("service-unavailable")
+    );
+}
+
+/// RFC 6120 §8.3.3.15: a domain whose server cannot be reached bounces what was sent to it
+/// with `remote-server-not-found`, each stanza once; the route is gone afterwards, so the
+/// next stanza tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_8_3_3_15_an_unreachable_domain_bounces_remote_server_not_found() {
+    // A port nobody listens on.
+    let closed = free_port();
+    let a = TestServer::start(|c| {
+        c.s2s.listen = vec![loopback(free_port())];
+        c.s2s
+            .routes
+            .insert("gone.example".into(), format!("127.0.0.1:{closed}"));
+    });
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    for round in 0..2 {
+        let ids: Vec<String> = (0..3).map(|i| format!("gone-{round}-{i}")).collect();
+        for id in &ids {
+            alice
+                .send(&chat("x@gone.example", "chat", "hello?").with_attr("id", id.as_str()))
+                .await;
+        }
+        for id in &ids {
+            let err = ok(alice
+                .expect_match("the bounce", |el| {
+                    el.attr("id") == Some(id.as_str()) && el.attr("type") == Some("error")
+                })
+                .await);
+            assert_eq!(
+                error_condition(&err).as_deref(),
+                Some("remote-server-not-found"),
+                "{err}"
+            );
+            assert_eq!(err.attr("from"), Some("x@gone.example"));
+        }
+    }
+}
+
+/// A server where a test plays `evil.example`: no TLS, so the test can speak raw XML, and
+/// a static route to the test's fake authority for `evil.example`.
+async fn hostile(verdict: &'static str) -> (TestServer, FakeAuthority) {
+    let authority = FakeAuthority::start("evil.example", verdict).await;
+    let route = authority.addr.to_string();
+    let server = TestServer::start(move |c| {
+        c.s2s.listen = vec![loopback(free_port())];
+        c.s2s.require_encryption = false;
+        c.s2s.routes.insert("evil.example".into(), route);
+    });
+    (server, authority)
+}
+
+/// Opens a stream as `evil.example` and gets it accepted (the fake authority says yes).
+async fn accepted(server: &TestServer) -> Client {
+    let (mut c, id, features) = ok(s2s::open(server.s2s(), "evil.example", "localhost").await);
+    assert!(
+        features
+            .get_child("dialback", dialback::FEATURE_NS)
+            .is_some(),
+        "XEP-0220 §2.1: dialback is offered: {features}"
+    );
+    assert!(!id.is_empty(), "RFC 6120 §4.7.3: the stream has an id");
+    let answer = ok(s2s::dialback(&mut c, "evil.example", "localhost", "any-key").await);
+    assert!(answer.is("result", dialback::NS), "{answer}");
+    assert_eq!(answer.attr("type"), Some("valid"), "{answer}");
+    c
+}
+
+/// XEP-0220 §2.1.2–§2.2: the receiving server checks the key with the authority, over its
+/// own stream to it, naming this stream's id; a yes authenticates the domain, and a message
+/// from it reaches the local user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0220_2_2_the_key_is_checked_with_the_authority_for_this_stream() {
+    let (server, authority) = hostile("valid").await;
+    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    alice.available().await;
+    let (mut c, id, _) = ok(s2s::open(server.s2s(), "evil.example", "localhost").await);
+    let answer = ok(s2s::dialback(&mut c, "evil.example", "localhost", "the-key").await);
+    assert_eq!(answer.attr("type"), Some("valid"), "{answer}");
+    let checks = authority.checks.lock().clone();
+    let check = checks.first().expect("the authority was asked");
+    assert_eq!(check.attr("id"), Some(id.as_str()));
+    assert_eq!(check.attr("from"), Some("localhost"));
+    assert_eq!(check.attr("to"), Some("evil.example"));
+    assert_eq!(check.text(), "the-key");
+
+    c.send_raw("<message from='mallet@evil.example/x' to='alice@localhost' type='chat'><body>from afar</body></message>")
+        .await
+        .unwrap();
+    let got = ok(alice.expect_message_body("from afar").await);
+    assert_eq!(got.attr("from"), Some("mallet@evil.example/x"));
+}
+
+/// XEP-0220 §2.1.3 and the rule: a key the authority calls invalid is answered
+/// `type='invalid'` and the stream ends with `<not-authorized/>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0220_2_1_3_a_bad_dialback_key_is_not_authorized() {
+    let (server, _authority) = hostile("invalid").await;
+    let (mut c, _, _) = ok(s2s::open(server.s2s(), "evil.example", "localhost").await);
+    let answer = ok(s2s::dialback(&mut c, "evil.example", "localhost", "forged").await);
+    assert_eq!(answer.attr("type"), Some("invalid"), "{answer}");
+    assert_eq!(ok(c.expect_stream_error().await), "not-authorized");
+}
+
+/// RFC 6120 §4.9.3.9: a stanza whose `from` is outside the domain the stream proved ends
+/// the stream with `<invalid-from/>`, and it is not delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_9_3_9_a_spoofed_from_is_invalid_from() {
+    let (server, _authority) = hostile("valid").await;
+    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    alice.available().await;
+    let mut c = accepted(&server).await;
+    c.send_raw("<message from='boss@b.example' to='alice@localhost' type='chat'><body>spoofed</body></message>")
+        .await
+        .unwrap();
+    assert_eq!(ok(c.expect_stream_error().await), "invalid-from");
+    // The spoofed message never arrives: had it been routed, it would have come before the
+    // close, so before this honest one (which then finds it stashed).
+    let mut c = accepted(&server).await;
+    c.send_raw("<message from='mallet@evil.example' to='alice@localhost' type='chat'><body>honest</body></message>")
+        .await
+        .unwrap();
+    let got = ok(alice.expect_message_body("honest").await);
+    assert_eq!(got.attr("from"), Some("mallet@evil.example"));
+    assert!(
+        alice
+            .stashed()
+            .all(|el| parley_testkit::im::body(el) != "spoofed"),
+        "the spoofed message was delivered"
+    );
+}
+
+/// RFC 6120 §4.9.3.6: a stanza to a domain this server does not serve is `<host-unknown/>`;
+/// so is a stream header addressed to one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_9_3_6_a_to_we_do_not_serve_is_host_unknown() {
+    let (server, _authority) = hostile("valid").await;
+    let mut c = accepted(&server).await;
+    c.send_raw("<message from='mallet@evil.example' to='someone@elsewhere.example'><body>x</body></message>")
+        .await
+        .unwrap();
+    assert_eq!(ok(c.expect_stream_error().await), "host-unknown");
+
+    let mut c = Client::connect(server.s2s()).await;
+    c.send_raw(s2s::header("evil.example", "elsewhere.example", None))
+        .await
+        .unwrap();
+    assert_eq!(ok(c.expect_stream_error().await), "host-unknown");
+}
+
+/// RFC 6120 §4.9.3.12 (and XEP-0220 §2.1): a stanza before the stream proved any domain is
+/// `<not-authorized/>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_9_3_12_a_stanza_before_dialback_is_not_authorized() {
+    let (server, _authority) = hostile("valid").await;
+    let (mut c, _, _) = ok(s2s::open(server.s2s(), "evil.example", "localhost").await);
+    c.send_raw("<message from='mallet@evil.example' to='alice@localhost'><body>x</body></message>")
+        .await
+        .unwrap();
+    assert_eq!(ok(c.expect_stream_error().await), "not-authorized");
+}
+
+/// RFC 6120 §13.12 and `[s2s] max_stanza_bytes`: an oversize stanza from a server ends its
+/// stream with `<policy-violation/>`, as a client's would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_13_12_an_oversize_stanza_from_a_server_is_refused() {
+    let authority = FakeAuthority::start("evil.example", "valid").await;
+    let route = authority.addr.to_string();
+    let server = TestServer::start(move |c| {
+        c.s2s.listen = vec![loopback(free_port())];
+        c.s2s.require_encryption = false;
+        c.s2s.max_stanza_bytes = 10_000;
+        c.s2s.routes.insert("evil.example".into(), route);
+    });
+    let mut c = accepted(&server).await;
+    let big = "x".repeat(20_000);
+    c.send_raw(format!(
+        "<message from='mallet@evil.example' to='alice@localhost'><body>{big}</body></message>"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ok(c.expect_stream_error().await), "policy-violation");
+}
+
+/// RFC 6120 §5.3.1 with `[s2s] require_encryption` (the default): STARTTLS is offered as
+/// required, dialback is not offered before it, and anything but `<starttls/>` ends the
+/// stream with `<policy-violation/>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_5_3_1_tls_comes_first_on_an_incoming_server_stream() {
+    let server = TestServer::start(|c| c.s2s.listen = vec![loopback(free_port())]);
+    let (mut c, _, features) = ok(s2s::open(server.s2s(), "evil.example", "localhost").await);
+    let starttls = features
+        .get_child("starttls", ns::TLS)
+        .expect("STARTTLS offered");
+    assert!(
+        starttls.get_child("required", ns::TLS).is_some(),
+        "{features}"
+    );
+    assert!(
+        features
+            .get_child("dialback", dialback::FEATURE_NS)
+            .is_none(),
+        "{features}"
+    );
+    let answer = s2s::dialback(&mut c, "evil.example", "localhost", "k").await;
+    match answer {
+        Ok(el) => assert!(
+            el.is("error", ns::STREAM) && el.children().any(|c| c.name() == "policy-violation"),
+            "{el}"
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
