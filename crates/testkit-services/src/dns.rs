@@ -40,6 +40,13 @@ pub struct Dnsmasq {
 impl Dnsmasq {
     /// Starts dnsmasq serving `records`; returns once it accepts TCP queries.
     pub fn start(records: &[DnsRecord]) -> Dnsmasq {
+        Dnsmasq::start_zone("test", records)
+    }
+
+    /// [`Dnsmasq::start`] authoritative for the names under `zone` instead of `.test`:
+    /// Prosody's resolver (libunbound) answers `.test` itself, so a test that Prosody
+    /// resolves in uses `example` (RFC 2606 too).
+    pub fn start_zone(zone: &str, records: &[DnsRecord]) -> Dnsmasq {
         let port = crate::free_port();
         let mut cmd = std::process::Command::new("dnsmasq");
         cmd.args([
@@ -51,8 +58,8 @@ impl Dnsmasq {
             "--bind-interfaces",
             "--listen-address=127.0.0.1",
             "--pid-file=",
-            "--local=/test/",
         ])
+        .arg(format!("--local=/{zone}/"))
         .arg(format!("--port={port}"));
         for r in records {
             cmd.arg(match r {

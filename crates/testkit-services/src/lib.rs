@@ -1,6 +1,7 @@
 //! Test helpers that need no Parley server: real PostgreSQL and etcd (plain or TLS with
 //! client certificates and a login) started on loopback under watchdogs that stop them with
-//! the test process, HAProxy in front of test nodes, dnsmasq serving given DNS records, ports handed out once per process, a
+//! the test process, HAProxy in front of test nodes, dnsmasq serving given DNS records, a real Prosody (a federation
+//! peer), ports handed out once per process, a
 //! minimal HTTP GET, and one bounded poll (`poll_until`) for conditions only a request can
 //! show.
 //!
@@ -16,6 +17,7 @@ mod http;
 mod pg;
 mod poll;
 mod ports;
+mod prosody;
 
 pub use dns::{DnsRecord, Dnsmasq};
 pub use etcd::{shared_etcd, EtcdServer};
@@ -25,3 +27,4 @@ pub use http::{http_get, http_request};
 pub use pg::{shared_pg, PgServer};
 pub use poll::{poll_until, poll_until_reporting};
 pub use ports::free_port;
+pub use prosody::Prosody;

@@ -162,7 +162,7 @@ pub(crate) fn random_hex() -> String {
 }
 
 /// Whether this process runs as root; `/proc/self` belongs to the effective user.
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 

@@ -1,0 +1,159 @@
+//! Federation with a real peer: Debian's Prosody 0.12 serving `prosody.example` on
+//! loopback, Parley serving `parley.example`, each finding the other through SRV records
+//! on the test's DNS server (dnsmasq). Prosody requires TLS between servers and holds a
+//! self-signed certificate, as does Parley: both sides authenticate with dialback
+//! (XEP-0220). Messages, presence subscriptions both ways with the rosters they leave, and
+//! iq across the two servers.
+
+use std::net::SocketAddr;
+
+use parley_proto::ns;
+use parley_proto::sasl::Mechanism;
+use parley_testkit::im::{chat, next_id};
+use parley_testkit::{free_port, Client, ClientError, DnsRecord, Dnsmasq, Prosody, TestServer};
+use parley_xml::Element;
+
+const PARLEY: &str = "parley.example";
+const PROSODY: &str = "prosody.example";
+
+struct World {
+    parley: TestServer,
+    prosody: Prosody,
+    _dns: Dnsmasq,
+}
+
+fn world() -> World {
+    let (parley_s2s, prosody_port) = (free_port(), free_port());
+    let parley_records = |prosody_port: u16| {
+        vec![
+            DnsRecord::Srv {
+                name: format!("_xmpp-server._tcp.{PARLEY}"),
+                target: Some((PARLEY.into(), parley_s2s)),
+                priority: 0,
+                weight: 0,
+            },
+            DnsRecord::A {
+                name: PARLEY.into(),
+                ip: [127, 0, 0, 1].into(),
+            },
+            DnsRecord::Srv {
+                name: format!("_xmpp-server._tcp.{PROSODY}"),
+                target: Some((PROSODY.into(), prosody_port)),
+                priority: 0,
+                weight: 0,
+            },
+            DnsRecord::A {
+                name: PROSODY.into(),
+                ip: [127, 0, 0, 1].into(),
+            },
+        ]
+    };
+    let dns = Dnsmasq::start_zone("example", &parley_records(prosody_port));
+    let prosody = Prosody::start_on(PROSODY, dns.addr, &[("pat", "pw")], prosody_port);
+    let dns_addr = dns.addr;
+    let parley = TestServer::start(move |c| {
+        c.server.hosts = vec![PARLEY.into()];
+        c.s2s.listen = vec![SocketAddr::from(([127, 0, 0, 1], parley_s2s))];
+        c.s2s.name_servers = vec![dns_addr];
+    });
+    parley.add_user_at("dave", PARLEY, "password");
+    World {
+        parley,
+        prosody,
+        _dns: dns,
+    }
+}
+
+fn ok<T>(r: Result<T, ClientError>, prosody: &Prosody) -> T {
+    r.unwrap_or_else(|e| panic!("{e}\n--- prosody ---\n{}", tail(&prosody.log())))
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Pat's client on Prosody (plain TCP and PLAIN, which this Prosody allows for tests).
+async fn pat(prosody: &Prosody) -> Client {
+    let mut c = Client::connect(prosody.c2s).await;
+    c.host = PROSODY.into();
+    ok(c.open().await, prosody);
+    ok(c.auth(Mechanism::Plain, "pat", "pw").await, prosody);
+    ok(c.open().await, prosody);
+    c.bind(Some("desk")).await.expect("bind on Prosody");
+    c
+}
+
+async fn dave(w: &World) -> Client {
+    Client::login_at(w.parley.c2s(), PARLEY, "dave", Some("laptop")).await
+}
+
+/// RFC 6120 §10.4 with a real peer: a message from Parley reaches Prosody's user (Parley
+/// dials Prosody through its SRV record, STARTTLS, dialback; Prosody checks the key by
+/// dialing back through Parley's SRV record), and the answer comes back the other way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_10_4_parley_and_prosody_exchange_messages() {
+    let w = world();
+    let mut dave = dave(&w).await;
+    dave.available().await;
+    let mut pat = pat(&w.prosody).await;
+    pat.available().await;
+
+    dave.send(&chat("pat@prosody.example", "chat", "hello prosody")).await;
+    let got = ok(pat.expect_message_body("hello prosody").await, &w.prosody);
+    assert_eq!(got.attr("from"), Some("dave@parley.example/laptop"));
+
+    pat.send(&chat("dave@parley.example/laptop", "chat", "hello parley")).await;
+    let back = ok(dave.expect_message_body("hello parley").await, &w.prosody);
+    assert_eq!(back.attr("from"), Some("pat@prosody.example/desk"));
+}
+
+/// RFC 6121 §3.1 with a real peer, both directions: each side's request reaches the other,
+/// each approval comes back, and both rosters end with `both`; presence then flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6121_3_1_subscriptions_with_prosody_both_ways() {
+    let w = world();
+    let p = &w.prosody;
+    let mut dave = dave(&w).await;
+    ok(dave.roster().await, p);
+    dave.available().await;
+    let mut pat = pat(p).await;
+    ok(pat.roster().await, p);
+    pat.available().await;
+
+    dave.subscribe("pat@prosody.example").await;
+    ok(pat.expect_presence_from("dave@parley.example", "subscribe").await, p);
+    pat.approve("dave@parley.example").await;
+    ok(pat.expect_roster_push("dave@parley.example").await, p);
+    ok(dave.expect_presence_from("pat@prosody.example/desk", "available").await, p);
+
+    pat.subscribe("dave@parley.example").await;
+    ok(dave.expect_presence_from("pat@prosody.example", "subscribe").await, p);
+    dave.approve("pat@prosody.example").await;
+    ok(pat.expect_presence_from("dave@parley.example/laptop", "available").await, p);
+
+    let roster = ok(dave.roster().await, p);
+    assert_eq!(roster.item("pat@prosody.example").unwrap().subscription, "both");
+    let roster = ok(pat.roster().await, p);
+    assert_eq!(roster.item("dave@parley.example").unwrap().subscription, "both");
+}
+
+/// XEP-0199 with a real peer: each server answers a ping from the other's user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0199_pings_cross_between_parley_and_prosody() {
+    let w = world();
+    let p = &w.prosody;
+    let mut dave = dave(&w).await;
+    let mut pat = pat(p).await;
+    for (client, to) in [(&mut dave, PROSODY), (&mut pat, PARLEY)] {
+        let id = next_id("ping");
+        let ping = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", id.as_str())
+            .with_attr("to", to)
+            .with_child(Element::new("ping", "urn:xmpp:ping"));
+        let reply = ok(client.iq(&ping).await, p);
+        assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+        assert_eq!(reply.attr("from"), Some(to));
+    }
+}
