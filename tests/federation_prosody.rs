@@ -99,11 +99,13 @@ async fn rfc6120_10_4_parley_and_prosody_exchange_messages() {
     let mut pat = pat(&w.prosody).await;
     pat.available().await;
 
-    dave.send(&chat("pat@prosody.example", "chat", "hello prosody")).await;
+    dave.send(&chat("pat@prosody.example", "chat", "hello prosody"))
+        .await;
     let got = ok(pat.expect_message_body("hello prosody").await, &w.prosody);
     assert_eq!(got.attr("from"), Some("dave@parley.example/laptop"));
 
-    pat.send(&chat("dave@parley.example/laptop", "chat", "hello parley")).await;
+    pat.send(&chat("dave@parley.example/laptop", "chat", "hello parley"))
+        .await;
     let back = ok(dave.expect_message_body("hello parley").await, &w.prosody);
     assert_eq!(back.attr("from"), Some("pat@prosody.example/desk"));
 }
@@ -122,20 +124,42 @@ async fn rfc6121_3_1_subscriptions_with_prosody_both_ways() {
     pat.available().await;
 
     dave.subscribe("pat@prosody.example").await;
-    ok(pat.expect_presence_from("dave@parley.example", "subscribe").await, p);
+    ok(
+        pat.expect_presence_from("dave@parley.example", "subscribe")
+            .await,
+        p,
+    );
     pat.approve("dave@parley.example").await;
     ok(pat.expect_roster_push("dave@parley.example").await, p);
-    ok(dave.expect_presence_from("pat@prosody.example/desk", "available").await, p);
+    ok(
+        dave.expect_presence_from("pat@prosody.example/desk", "available")
+            .await,
+        p,
+    );
 
     pat.subscribe("dave@parley.example").await;
-    ok(dave.expect_presence_from("pat@prosody.example", "subscribe").await, p);
+    ok(
+        dave.expect_presence_from("pat@prosody.example", "subscribe")
+            .await,
+        p,
+    );
     dave.approve("pat@prosody.example").await;
-    ok(pat.expect_presence_from("dave@parley.example/laptop", "available").await, p);
+    ok(
+        pat.expect_presence_from("dave@parley.example/laptop", "available")
+            .await,
+        p,
+    );
 
     let roster = ok(dave.roster().await, p);
-    assert_eq!(roster.item("pat@prosody.example").unwrap().subscription, "both");
+    assert_eq!(
+        roster.item("pat@prosody.example").unwrap().subscription,
+        "both"
+    );
     let roster = ok(pat.roster().await, p);
-    assert_eq!(roster.item("dave@parley.example").unwrap().subscription, "both");
+    assert_eq!(
+        roster.item("dave@parley.example").unwrap().subscription,
+        "both"
+    );
 }
 
 /// XEP-0199 with a real peer: each server answers a ping from the other's user.
@@ -155,5 +179,116 @@ async fn xep0199_pings_cross_between_parley_and_prosody() {
         let reply = ok(client.iq(&ping).await, p);
         assert_eq!(reply.attr("type"), Some("result"), "{reply}");
         assert_eq!(reply.attr("from"), Some(to));
+    }
+}
+
+/// The cluster rules with a real peer: a 3-node Parley cluster serving
+/// `parley.example` (any node accepts Prosody's stream: its SRV records name all three)
+/// federates with Prosody. Users on every node exchange messages with Prosody's user, and
+/// the stanzas to `prosody.example` all leave through one node's stream, the owner by
+/// rendezvous placement: the others forward them over the node links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_a_three_node_cluster_federates_with_prosody_through_one_owner() {
+    use parley_testkit::cluster::{add_users_at, wait_members, ClusterNode, Extra};
+    let db = parley_testkit::shared_pg().database();
+    let users = ["dave", "erin", "fay"];
+    add_users_at(&db, PARLEY, &users);
+    let etcd = parley_testkit::shared_etcd().endpoint.clone();
+    let prefix = parley_testkit::cluster::random_prefix("s2s");
+    let prosody_port = free_port();
+    let extra = Extra {
+        hosts: vec![PARLEY.into()],
+        s2s: Some(format!(
+            "routes = {{ \"{PROSODY}\" = \"127.0.0.1:{prosody_port}\" }}"
+        )),
+        ..Extra::default()
+    };
+    let nodes: Vec<ClusterNode> = (1..=3)
+        .map(|i| ClusterNode::start_with(&format!("n{i}"), &etcd, &prefix, &db, 10, &extra))
+        .collect();
+    wait_members(&nodes, 3);
+    let mut records: Vec<DnsRecord> = nodes
+        .iter()
+        .map(|n| DnsRecord::Srv {
+            name: format!("_xmpp-server._tcp.{PARLEY}"),
+            target: Some((PARLEY.into(), n.s2s.port())),
+            priority: 0,
+            weight: 10,
+        })
+        .collect();
+    records.push(DnsRecord::A {
+        name: PARLEY.into(),
+        ip: [127, 0, 0, 1].into(),
+    });
+    let dns = Dnsmasq::start_zone("example", &records);
+    let prosody = Prosody::start_on(PROSODY, dns.addr, &[("pat", "pw")], prosody_port);
+    let p = &prosody;
+    let mut pat = pat(p).await;
+    pat.available().await;
+
+    let mut clients = Vec::new();
+    for (node, user) in nodes.iter().zip(users) {
+        let mut c = Client::login_at(node.c2s, PARLEY, user, Some("laptop")).await;
+        c.available().await;
+        c.send(&chat(
+            "pat@prosody.example",
+            "chat",
+            &format!("from {user}"),
+        ))
+        .await;
+        clients.push(c);
+    }
+    for user in users {
+        let got = ok(pat.expect_message_body(&format!("from {user}")).await, p);
+        assert_eq!(
+            got.attr("from").map(str::to_owned),
+            Some(format!("{user}@{PARLEY}/laptop"))
+        );
+    }
+    for (c, user) in clients.iter_mut().zip(users) {
+        pat.send(&chat(
+            &format!("{user}@{PARLEY}/laptop"),
+            "chat",
+            &format!("to {user}"),
+        ))
+        .await;
+        ok(c.expect_message_body(&format!("to {user}")).await, p);
+    }
+
+    // One node carried every stanza to prosody.example (dialback checks may open a
+    // stream of a node's own, which carries no stanza).
+    let carriers: Vec<String> = nodes
+        .iter()
+        .filter(|n| {
+            let (_, text) = n.api("/api/v1/sessions");
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            json["sessions"].as_array().unwrap().iter().any(|r| {
+                r["type"] == "s2s"
+                    && r["direction"] == "out"
+                    && r["to_host"] == PROSODY
+                    && r["node"] == n.id.as_str()
+                    && r["stanzas_out"].as_u64() > Some(0)
+            })
+        })
+        .map(|n| n.id.clone())
+        .collect();
+    assert_eq!(carriers.len(), 1, "streams carrying stanzas: {carriers:?}");
+
+    // The owner dies: once the membership shows it, the next node in the ranking takes
+    // the stream, and every survivor reaches Prosody through it.
+    let mut nodes = nodes;
+    let owner = nodes.iter().position(|n| n.id == carriers[0]).unwrap();
+    nodes[owner].kill();
+    let survivors: Vec<ClusterNode> = nodes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != owner)
+        .map(|(_, n)| n)
+        .collect();
+    wait_members(&survivors, 2);
+    for (i, c) in clients.iter_mut().enumerate().filter(|(i, _)| *i != owner) {
+        let text = format!("after the owner, {i}");
+        c.send(&chat("pat@prosody.example", "chat", &text)).await;
+        ok(pat.expect_message_body(&text).await, p);
     }
 }

@@ -11,7 +11,7 @@ use parley_user::UserWire;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Largest accepted frame body by default (`cluster.max_frame_bytes`): a maximal stanza
 /// (256 KiB by default) plus ample headroom.
@@ -163,6 +163,13 @@ pub enum Body {
         previd: String,
         /// Whether the claim moved to the sender.
         ok: bool,
+    },
+    /// A stanza for a domain the cluster does not serve, for the receiver, which owns the
+    /// outgoing server-to-server stream to that domain (rendezvous placement). Serialized
+    /// XML in `jabber:client`.
+    ToDomain {
+        /// The stanza.
+        xml: String,
     },
 }
 

@@ -71,6 +71,10 @@ pub type BoshHandler = Arc<
         + Sync,
 >;
 
+/// Takes a stanza for a domain the cluster does not serve, forwarded by the node that got
+/// it because this node owns the outgoing stream to that domain.
+pub type ForeignHandler = Arc<dyn Fn(Element) + Send + Sync>;
+
 /// The `[cluster]` settings.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
@@ -209,6 +213,8 @@ pub struct Node {
     #[allow(clippy::type_complexity)]
     answer: RwLock<Option<Box<dyn Fn(&str) -> String + Send + Sync>>>,
     bosh: RwLock<Option<BoshHandler>>,
+    /// Where stanzas for other domains that peers forward here go (federation).
+    foreign: RwLock<Option<ForeignHandler>>,
     /// The session layer's side of cross-node resumption.
     resume: RwLock<Option<ResumeHandler>>,
     /// Pending resume takes.
@@ -269,6 +275,7 @@ impl Node {
             home: Handle::current(),
             answer: RwLock::new(None),
             bosh: RwLock::new(None),
+            foreign: RwLock::new(None),
             resume: RwLock::new(None),
             takes: pending::Pending::new(),
             tasks: Mutex::new(Vec::new()),
@@ -378,6 +385,27 @@ impl Node {
     /// Sets how this node answers BOSH requests other nodes forward to it.
     pub fn set_bosh_handler(&self, handler: BoshHandler) {
         *self.bosh.write() = Some(handler);
+    }
+
+    /// Sets where stanzas for other domains that peers forward to this node go.
+    pub fn set_foreign_handler(&self, handler: ForeignHandler) {
+        *self.foreign.write() = Some(handler);
+    }
+
+    /// The node that owns the outgoing server-to-server stream to `domain`, if it is not
+    /// this one: rendezvous over the live members, as for user actors, under a key of its
+    /// own so that a domain and a user never share a placement.
+    pub fn domain_owner(&self, domain: &str) -> Option<Arc<str>> {
+        self.owner_of(&format!("s2s/{domain}"))
+            .filter(|o| **o != *self.me)
+    }
+
+    /// Forwards a stanza for another domain to `node`, the owner of its outgoing stream;
+    /// gives it back when there is no link to that node.
+    pub fn forward_to_domain(&self, node: &str, stanza: Element) -> Result<(), Element> {
+        let xml = stanza.to_string();
+        self.send_to(node, Body::ToDomain { xml })
+            .map_err(|_| stanza)
     }
 
     /// Sets how this node gives up sessions resumed elsewhere.

@@ -53,6 +53,7 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
         | Body::ResumeTake { .. }
         | Body::ResumeState { .. }
         | Body::ResumeCommit { .. }
+        | Body::ToDomain { .. }
         | Body::Ping(_)
         | Body::Pong(_) => Verdict::Accept,
         Body::ToUser { user, msg } => match msg {

@@ -68,3 +68,33 @@ pub(crate) fn routes(
     };
     Ok(Some(S2sRoutes::new(settings, Arc::new(dialer), workers)))
 }
+
+/// The cluster's side of federation: outgoing streams placed on one node per remote
+/// domain, stanzas forwarded to it over the node links.
+struct ClusterPlacement(Arc<parley_cluster::node::Node>);
+
+impl parley_session::s2s::S2sPlacement for ClusterPlacement {
+    fn owner(&self, remote: &str) -> Option<Arc<str>> {
+        self.0.domain_owner(remote)
+    }
+
+    fn forward(&self, node: &str, stanza: parley_xml::Element) -> Result<(), parley_xml::Element> {
+        self.0.forward_to_domain(node, stanza)
+    }
+}
+
+/// Wires the routes into the cluster: placement one way, forwarded stanzas the other
+/// (refused ones bounce to their senders).
+pub(crate) fn join_cluster(
+    routes: &Arc<S2sRoutes>,
+    node: &Arc<parley_cluster::node::Node>,
+    router: &Arc<parley_router::Router>,
+) {
+    routes.set_placement(Arc::new(ClusterPlacement(node.clone())));
+    let (routes, router) = (routes.clone(), router.clone());
+    node.set_foreign_handler(Arc::new(move |stanza| {
+        if let Err(refused) = routes.send_here(stanza) {
+            router.bounce(&refused.stanza, refused.error);
+        }
+    }));
+}

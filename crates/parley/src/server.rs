@@ -480,6 +480,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     if let Some(routes) = &s2s_routes {
         routes.install(&env);
         router.set_foreign(routes.clone());
+        if let Some(node) = &cluster {
+            crate::s2s::join_cluster(routes, node, &router);
+        }
     }
     let drain = DrainSwitch::new(
         env.conn_limiter.clone(),

@@ -101,8 +101,7 @@ impl Prosody {
         let mut args: Vec<String> = Vec::new();
         let program = if as_root {
             args.extend(
-                ["--reuid=prosody", "--regid=prosody", "--init-groups", "--"]
-                    .map(String::from),
+                ["--reuid=prosody", "--regid=prosody", "--init-groups", "--"].map(String::from),
             );
             args.push(prosody.display().to_string());
             std::path::PathBuf::from("setpriv")
@@ -122,8 +121,7 @@ impl Prosody {
                 [c2s_addr, s2s_addr]
                     .iter()
                     .all(|a| {
-                        std::net::TcpStream::connect_timeout(a, Duration::from_millis(200))
-                            .is_ok()
+                        std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok()
                     })
                     .then_some(())
             },

@@ -34,6 +34,11 @@ pub struct Extra {
     /// In `[component]` (its secrets); when set, the node also listens for components on
     /// [`ClusterNode::component`].
     pub component: String,
+    /// In `[s2s]` (e.g. `name_servers`); when set, the node also listens for servers on
+    /// [`ClusterNode::s2s`].
+    pub s2s: Option<String>,
+    /// `[server] hosts`; empty: `localhost`.
+    pub hosts: Vec<String>,
 }
 
 /// Which node-link secret a test node gets.
@@ -92,6 +97,8 @@ pub struct ClusterNode {
     pub http: SocketAddr,
     /// Component (XEP-0114) listener, when [`Extra::component`] was set.
     pub component: SocketAddr,
+    /// Server-to-server listener, when [`Extra::s2s`] was set.
+    pub s2s: SocketAddr,
     config: PathBuf,
     child: Option<Child>,
     dir: TempDir,
@@ -174,7 +181,14 @@ impl ClusterNode {
             secret,
             faults,
             component: component_extra,
+            s2s: s2s_extra,
+            hosts,
         } = extra;
+        let hosts = if hosts.is_empty() {
+            vec!["localhost".to_owned()]
+        } else {
+            hosts.clone()
+        };
         let secret = match secret {
             Secret::Generated => format!("secret = \"{}\"", cluster_secret(prefix)),
             Secret::Given(s) => format!("secret = \"{s}\""),
@@ -194,10 +208,15 @@ impl ClusterNode {
         } else {
             format!("[component]\nlisten = [\"{component}\"]\n{component_extra}\n")
         };
+        let s2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let s2s_section = match s2s_extra {
+            None => String::new(),
+            Some(extra) => format!("[s2s]\nlisten = [\"{s2s}\"]\n{extra}\n"),
+        };
         let config = dir.path().join("parley.toml");
         let text = format!(
             r#"[server]
-hosts = ["localhost"]
+hosts = {hosts:?}
 data_dir = "{data}"
 workers = 2
 
@@ -241,6 +260,7 @@ prefix = "{prefix}"
 {cluster_extra}
 
 {component_section}
+{s2s_section}
 "#,
             data = dir.path().display(),
         );
@@ -252,6 +272,7 @@ prefix = "{prefix}"
             peer,
             http,
             component,
+            s2s,
             config,
             child: None,
             dir,
@@ -453,12 +474,18 @@ pub fn befriend_at(url: &str, a: &str, b: &str) {
 
 /// Creates accounts (password `password`) in the database at `url`.
 pub fn add_users(url: &str, users: &[&str]) {
+    add_users_at(url, "localhost", users);
+}
+
+/// [`add_users`] on `host`.
+pub fn add_users_at(url: &str, host: &str, users: &[&str]) {
+    let host = host.to_owned();
     let creds = [ScramHash::Sha1, ScramHash::Sha256]
         .map(|h| ScramCredentials::generate(h, "password", 4096).expect("credentials"));
     crate::server::with_storage_at(url, |storage| async move {
         for user in users {
             storage
-                .create_account(user, "localhost", &creds)
+                .create_account(user, &host, &creds)
                 .await
                 .expect("create account");
         }

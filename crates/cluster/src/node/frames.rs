@@ -35,6 +35,7 @@ fn kind(body: &Body) -> &'static str {
         Body::ResumeTake { .. } => "ResumeTake",
         Body::ResumeState { .. } => "ResumeState",
         Body::ResumeCommit { .. } => "ResumeCommit",
+        Body::ToDomain { .. } => "ToDomain",
         Body::Ping(_) => "Ping",
         Body::Pong(_) => "Pong",
     }
@@ -233,6 +234,22 @@ impl Node {
                     (h.commit)(previd, from.to_owned(), ok);
                 }
             }
+            Body::ToDomain { xml } => {
+                let Some(stanza) = parse(&xml) else {
+                    return;
+                };
+                let handler = self.foreign.read().clone();
+                match handler {
+                    Some(h) => h(stanza),
+                    None => self.router.bounce(
+                        &stanza,
+                        StanzaError::with_text(
+                            StanzaCondition::RemoteServerNotFound,
+                            "this node does not federate",
+                        ),
+                    ),
+                }
+            }
             Body::Ping(n) => {
                 let _ = self.send_to(from, Body::Pong(n));
             }
@@ -246,6 +263,25 @@ impl Node {
         let stanza = match body {
             Body::ToSession { xml, .. } => parse(&xml),
             Body::ToUser { msg, .. } => msg.stanza(),
+            Body::ToDomain { xml } => {
+                // The owner of the stream is gone: this node takes the stanza out itself.
+                if let Some(stanza) = parse(&xml) {
+                    match self.foreign.read().clone() {
+                        Some(h) => h(stanza),
+                        None => {
+                            self.metrics.bounced.fetch_add(1, Ordering::Relaxed);
+                            self.router.bounce(
+                                &stanza,
+                                StanzaError::with_text(
+                                    StanzaCondition::RemoteServerTimeout,
+                                    "the cluster node holding the stream to that domain cannot be reached",
+                                ),
+                            );
+                        }
+                    }
+                }
+                return;
+            }
             _ => None,
         };
         if let Some(stanza) = stanza {

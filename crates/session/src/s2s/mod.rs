@@ -96,6 +96,17 @@ impl Default for S2sSettings {
     }
 }
 
+/// In a cluster: which node owns the outgoing stream to a remote domain (one at a time,
+/// rendezvous placement over the live nodes, as for user actors), and the node link that
+/// takes stanzas there. The cluster crate implements it; the binary installs it.
+pub trait S2sPlacement: Send + Sync + 'static {
+    /// The owner of `remote`'s stream when it is another node; None when it is this one.
+    fn owner(&self, remote: &str) -> Option<std::sync::Arc<str>>;
+    /// Hands `stanza` to `node`'s outgoing stream; gives it back when `node` cannot be
+    /// reached (the stanza then leaves from here).
+    fn forward(&self, node: &str, stanza: parley_xml::Element) -> Result<(), parley_xml::Element>;
+}
+
 /// A connection to a remote server, made by the transport.
 pub struct Dialed {
     /// The connection: plain (STARTTLS may follow) or TLS from the first byte.

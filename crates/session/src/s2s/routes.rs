@@ -23,7 +23,7 @@ use parley_router::{Foreign, Refused, SessionId};
 use parley_xml::Element;
 use tracing::debug;
 
-use super::{Dialer, S2sSettings};
+use super::{Dialer, S2sPlacement, S2sSettings};
 use crate::env::SessionEnv;
 use crate::session::Session;
 
@@ -91,6 +91,7 @@ pub struct S2sRoutes {
     workers: Vec<ArbiterHandle>,
     next: AtomicUsize,
     lanes: Mutex<HashMap<Pair, Lane>>,
+    placement: OnceLock<Arc<dyn S2sPlacement>>,
 }
 
 impl std::fmt::Debug for S2sRoutes {
@@ -116,6 +117,7 @@ impl S2sRoutes {
             workers,
             next: AtomicUsize::new(0),
             lanes: Mutex::new(HashMap::new()),
+            placement: OnceLock::new(),
         })
     }
 
@@ -123,6 +125,11 @@ impl S2sRoutes {
     /// the environment holds the routes).
     pub fn install(&self, env: &Arc<SessionEnv>) {
         let _ = self.env.set(Arc::downgrade(env));
+    }
+
+    /// Places outgoing streams on the cluster's nodes (once, at start-up, in a cluster).
+    pub fn set_placement(&self, placement: Arc<dyn S2sPlacement>) {
+        let _ = self.placement.set(placement);
     }
 
     /// The settings.
@@ -153,7 +160,8 @@ impl S2sRoutes {
             let make =
                 move |_: &mut actix::Context<Session>| Session::outgoing(env, id, local, remote);
             let addr = match self.workers.len() {
-                0 => Session::create(make),
+                // Off an arbiter (a node link's thread) there is nowhere to start it.
+                0 => Session::start_in_arbiter(&actix_rt::Arbiter::try_current()?, make),
                 n => {
                     let worker = &self.workers[self.next.fetch_add(1, Ordering::Relaxed) % n];
                     Session::start_in_arbiter(worker, make)
@@ -257,8 +265,22 @@ fn notify(lane: &mut Lane) {
     }
 }
 
-impl Foreign for S2sRoutes {
-    fn send(&self, to: &Jid, stanza: Element) -> Result<(), Box<Refused>> {
+impl S2sRoutes {
+    /// A stanza another node of the cluster forwarded because this node owns the stream
+    /// to its domain: it leaves from here, whatever this node now thinks of the placement
+    /// (two views of a changing membership must not bounce it back and forth).
+    pub fn send_here(&self, stanza: Element) -> Result<(), Box<Refused>> {
+        let to = stanza.attr("to").and_then(|t| Jid::new(t).ok());
+        let Some(to) = to else {
+            return Err(Refused::new(
+                stanza,
+                StanzaError::new(StanzaCondition::JidMalformed),
+            ));
+        };
+        self.enqueue(&to, stanza)
+    }
+
+    fn enqueue(&self, to: &Jid, stanza: Element) -> Result<(), Box<Refused>> {
         let refuse = |stanza, condition| Err(Refused::new(stanza, StanzaError::new(condition)));
         let Some(env) = self.env.get().and_then(Weak::upgrade) else {
             return refuse(stanza, StanzaCondition::RemoteServerNotFound);
@@ -283,5 +305,23 @@ impl Foreign for S2sRoutes {
         lane.queue.push_back(Queued { stanza, bytes });
         notify(lane);
         Ok(())
+    }
+}
+
+impl Foreign for S2sRoutes {
+    fn send(&self, to: &Jid, stanza: Element) -> Result<(), Box<Refused>> {
+        let owner = self
+            .placement
+            .get()
+            .and_then(|p| Some((p, p.owner(to.domain().as_str())?)));
+        let stanza = match owner {
+            Some((placement, node)) => match placement.forward(&node, stanza) {
+                Ok(()) => return Ok(()),
+                // The owner is out of reach: this node takes the stream meanwhile.
+                Err(stanza) => stanza,
+            },
+            None => stanza,
+        };
+        self.enqueue(to, stanza)
     }
 }
