@@ -456,3 +456,111 @@ async fn rfc6120_5_3_1_tls_comes_first_on_an_incoming_server_stream() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// The admin API closes a server stream by its id (`DELETE /api/v1/sessions/{id}`, as for
+/// any session), its record ends as revoked, and the next stanza to that domain opens a
+/// new stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_closes_a_server_stream_and_federation_goes_on() {
+    let (a, b) = pair();
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    let mut dave = dave(&b).await;
+    alice.send(&chat("dave@b.example", "chat", "first")).await;
+    ok(dave.expect_message_body("first").await);
+    let out = s2s_records(&a)
+        .into_iter()
+        .find(|r| r["direction"] == "out")
+        .expect("an outgoing stream");
+    let id = out["session"].as_str().unwrap().to_owned();
+    let admin = a.handle.admin.unwrap();
+    let (status, body) = parley_testkit::cluster::http_request(
+        admin,
+        "DELETE",
+        &format!("/api/v1/sessions/{id}"),
+        Some(ADMIN_TOKEN),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    parley_testkit::poll_until(
+        "the closed stream leaves the list",
+        std::time::Duration::from_secs(10),
+        || (!s2s_records(&a).iter().any(|r| r["session"] == id.as_str())).then_some(()),
+    );
+    alice.send(&chat("dave@b.example", "chat", "second")).await;
+    ok(dave.expect_message_body("second").await);
+}
+
+/// `[s2s] idle_timeout_s`: a stream that carried nothing for that long is closed, and the
+/// next stanza opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_stream_is_closed_and_reopened_when_needed() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = TestServer::start(|c| {
+        c.s2s.listen = vec![loopback(pa)];
+        c.s2s.routes.insert(B.into(), format!("127.0.0.1:{pb}"));
+        c.s2s.idle_timeout_s = 1;
+        c.admin.token = Some(ADMIN_TOKEN.into());
+    });
+    let b = TestServer::start(|c| {
+        c.server.hosts = vec![B.into()];
+        c.s2s.listen = vec![loopback(pb)];
+        c.s2s
+            .routes
+            .insert("localhost".into(), format!("127.0.0.1:{pa}"));
+    });
+    b.add_user_at("dave", B, "password");
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    let mut dave = dave(&b).await;
+    alice.send(&chat("dave@b.example", "chat", "before")).await;
+    ok(dave.expect_message_body("before").await);
+    parley_testkit::poll_until(
+        "the idle outgoing stream is closed",
+        std::time::Duration::from_secs(10),
+        || (!s2s_records(&a).iter().any(|r| r["direction"] == "out")).then_some(()),
+    );
+    alice.send(&chat("dave@b.example", "chat", "after")).await;
+    ok(dave.expect_message_body("after").await);
+}
+
+/// `[s2s] queue_stanzas` and `connect_timeout_s` against a server that accepts the
+/// connection and never answers: past the queue bound a stanza bounces at once with
+/// `resource-constraint`; the queued ones bounce with `remote-server-timeout` (RFC 6120
+/// §8.3.3.16) when the stream is not up in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_8_3_3_16_a_silent_server_times_out_and_the_queue_is_bounded() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let route = silent.local_addr().unwrap().to_string();
+    // Accepts and holds connections without a word.
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s);
+        }
+    });
+    let a = TestServer::start(move |c| {
+        c.s2s.listen = vec![loopback(free_port())];
+        c.s2s.routes.insert("silent.example".into(), route);
+        c.s2s.queue_stanzas = 2;
+        c.s2s.connect_timeout_s = 1;
+    });
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    for i in 0..3 {
+        alice
+            .send(&chat("x@silent.example", "chat", "hi").with_attr("id", format!("q{i}")))
+            .await;
+    }
+    let condition_of = |el: &Element| error_condition(el).unwrap_or_default();
+    let third = ok(alice
+        .expect_match("the bounce past the bound", |el| {
+            el.attr("id") == Some("q2")
+        })
+        .await);
+    assert_eq!(condition_of(&third), "resource-constraint", "{third}");
+    for id in ["q0", "q1"] {
+        let err = ok(alice
+            .expect_match("a timeout bounce", |el| el.attr("id") == Some(id))
+            .await);
+        assert_eq!(condition_of(&err), "remote-server-timeout", "{err}");
+    }
+    held.abort();
+}

@@ -550,6 +550,21 @@ impl Node {
         .is_ok()
     }
 
+    /// Asks `node` to close its server-to-server stream `session` (the admin API).
+    pub fn close_remote_stream(&self, node: &str, session: u64, reason: CloseReason) -> bool {
+        self.send_to(
+            node,
+            Body::Close {
+                // No JID: a stream between servers, named by its key alone.
+                jid: String::new(),
+                session,
+                reason: to_remote_close(reason),
+                status: Some(parley_router::SessionStatus::Revoked.as_str().to_owned()),
+            },
+        )
+        .is_ok()
+    }
+
     /// Clean leave (SIGTERM), after the sessions are closed: revokes the lease so that every
     /// key of this node disappears at once.
     pub async fn leave(&self) {

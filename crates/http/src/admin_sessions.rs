@@ -283,6 +283,29 @@ pub(crate) async fn delete_session(
     let Some(r) = all.into_iter().find(|r| r.session == id) else {
         return HttpResponse::NotFound().json(serde_json::json!({"error": "no such live session"}));
     };
+    if r.kind.starts_with("s2s") {
+        // A stream between servers binds no JID: it is closed by its key.
+        let Ok(num) = u64::from_str_radix(&r.session, 16) else {
+            return bad_request("bad session record");
+        };
+        let closed = if r.node == state.node {
+            state.router.close_stream(
+                parley_router::SessionId(num),
+                reason,
+                parley_router::SessionStatus::Revoked,
+            )
+        } else {
+            state
+                .cluster
+                .as_ref()
+                .is_some_and(|n| n.close_remote_stream(&r.node, num, reason))
+        };
+        return if closed {
+            HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
+        } else {
+            HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
+        };
+    }
     let (Ok(jid), Ok(num)) = (
         jid::FullJid::new(&r.jid),
         u64::from_str_radix(&r.session, 16),

@@ -78,6 +78,9 @@ pub struct Router {
     /// (for the admin API's view of connections that have not authenticated). As many as
     /// the node's connection limit allows.
     streams: parking_lot::Mutex<HashMap<SessionId, Arc<crate::meta::SessionMeta>>>,
+    /// How to close the streams that bind no JID (between servers), by registration key,
+    /// for the admin API.
+    closers: parking_lot::Mutex<HashMap<SessionId, actix::Recipient<crate::handle::Close>>>,
     /// Most resources one account may bind on this node (`quotas.resources_per_account`).
     max_resources: std::sync::atomic::AtomicUsize,
 }
@@ -124,6 +127,7 @@ impl Router {
             components: OnceLock::new(),
             history: parking_lot::Mutex::new(History::default()),
             streams: parking_lot::Mutex::new(HashMap::new()),
+            closers: parking_lot::Mutex::new(HashMap::new()),
             max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
     }
@@ -201,6 +205,34 @@ impl Router {
     /// The actor registered under `key` stopped.
     pub fn unregister_stream(&self, key: SessionId) {
         self.streams.lock().remove(&key);
+        self.closers.lock().remove(&key);
+    }
+
+    /// A stream that binds no JID (between servers) can be closed by its key with `close`.
+    pub fn register_stream_closer(
+        &self,
+        key: SessionId,
+        close: actix::Recipient<crate::handle::Close>,
+    ) {
+        self.closers.lock().insert(key, close);
+    }
+
+    /// Closes the unbound stream registered under `key` (the admin API); false if there is
+    /// none. `status` is what its record ends with.
+    pub fn close_stream(
+        &self,
+        key: SessionId,
+        reason: crate::handle::CloseReason,
+        status: crate::meta::SessionStatus,
+    ) -> bool {
+        let Some(close) = self.closers.lock().get(&key).cloned() else {
+            return false;
+        };
+        if let Some(meta) = self.streams.lock().get(&key) {
+            meta.end(status);
+        }
+        close.do_send(crate::handle::Close { reason });
+        true
     }
 
     /// The connections on this node that are not bound: not authenticated yet, or between

@@ -41,6 +41,12 @@ impl Actor for Session {
         if let (Some(idle), true) = (self.env.config.idle_timeout, client) {
             self.watch_idle(idle, ctx);
         }
+        if matches!(self.phase, Phase::S2sIn(_) | Phase::S2sOut(_)) {
+            // Streams between servers bind no JID: the admin API closes them by key.
+            self.env
+                .router
+                .register_stream_closer(self.stream_key, ctx.address().recipient());
+        }
         match &self.phase {
             Phase::S2sOut(_) => self.start_outgoing(ctx),
             Phase::S2sIn(_) => {

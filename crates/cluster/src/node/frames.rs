@@ -164,6 +164,16 @@ impl Node {
                 reason,
                 status,
             } => {
+                if jid.is_empty() {
+                    // A stream between servers (the admin API names it by its key).
+                    let status = status
+                        .as_deref()
+                        .and_then(parley_router::SessionStatus::parse)
+                        .unwrap_or(parley_router::SessionStatus::Revoked);
+                    self.router
+                        .close_stream(SessionId(session), from_remote_close(reason), status);
+                    return;
+                }
                 let Ok(full) = FullJid::new(&jid) else {
                     return;
                 };
