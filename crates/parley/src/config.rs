@@ -12,6 +12,8 @@
 use std::path::Path;
 
 mod error;
+#[cfg(test)]
+mod federation_tests;
 mod http_limits;
 mod schema;
 #[cfg(test)]

@@ -118,6 +118,17 @@ fn documented_example_mentions_every_key() {
         "[component]",
         "secrets =",
         "secret_files =",
+        "[s2s]",
+        "direct_tls =",
+        "routes =",
+        "name_servers =",
+        "require_valid_certificates =",
+        "require_valid_certificates_for =",
+        "ca_file =",
+        "queue_stanzas =",
+        "queue_bytes =",
+        "connect_timeout_s =",
+        "max_pending_verifications =",
     ] {
         assert!(
             doc.contains(key),
@@ -720,71 +731,4 @@ fn drain_keys_are_documented_and_checked() {
     assert!(e.contains("c2s.redirect_host"), "{e}");
     let e = err("[http]\nredirect_ws_uri = \"https://lb.example.org/ws\"\n");
     assert!(e.contains("http.redirect_ws_uri"), "{e}");
-}
-
-#[test]
-fn component_secrets_read_inline_and_from_files_normalized() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gw.secret");
-    std::fs::write(&file, "file-secret-0123456789\nignored\n").unwrap();
-    let c = parse(&format!(
-        "[component]\nlisten = [\"127.0.0.1:5347\"]\n\
-         secrets = {{ \"Bot.Localhost\" = \"inline-secret-0123456789\" }}\n\
-         secret_files = {{ \"gw.localhost\" = \"{}\" }}\n",
-        file.display()
-    ))
-    .unwrap();
-    let mut secrets = c.component_secrets().unwrap();
-    secrets.sort();
-    assert_eq!(
-        secrets,
-        [
-            (
-                "bot.localhost".to_owned(),
-                "inline-secret-0123456789".to_owned()
-            ),
-            (
-                "gw.localhost".to_owned(),
-                "file-secret-0123456789".to_owned()
-            ),
-        ]
-    );
-    assert!(
-        !format!("{:?}", c.component).contains("inline-secret"),
-        "never the secrets"
-    );
-}
-
-#[test]
-fn component_rules_name_their_key() {
-    let cases = [
-        (
-            "[component]\nsecrets = { \"bot.localhost\" = \"short\" }\n",
-            "component.secrets.\"bot.localhost\"",
-        ),
-        (
-            "[component]\nsecrets = { \"localhost\" = \"long-enough-secret-0123\" }\n",
-            "is one of server.hosts",
-        ),
-        (
-            "[component]\nsecret_files = { \"bot.localhost\" = \"/nonexistent/secret\" }\n",
-            "component.secret_files.\"bot.localhost\"",
-        ),
-        (
-            "[component]\nlisten = [\"127.0.0.1:5347\"]\n",
-            "component.listen",
-        ),
-        (
-            "[component]\nmax_stanza_bytes = 100\n",
-            "component.max_stanza_bytes",
-        ),
-        (
-            "[component]\nsecrets = { \"bot..localhost\" = \"long-enough-secret-0123\" }\n",
-            "component.secrets.\"bot..localhost\"",
-        ),
-    ];
-    for (toml, key) in cases {
-        let e = err(toml);
-        assert!(e.contains(key), "{key} in {e}");
-    }
 }
