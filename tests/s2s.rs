@@ -564,3 +564,107 @@ async fn rfc6120_8_3_3_16_a_silent_server_times_out_and_the_queue_is_bounded() {
     }
     held.abort();
 }
+
+/// Two federating servers with certificates from one CA, both requiring valid certificates
+/// (dialback refused): `localhost` and `b.example`.
+fn certified_pair(pki: &parley_testkit::DomainPki) -> (TestServer, TestServer) {
+    let (pa, pb) = (free_port(), free_port());
+    let (ca, leaf_a, leaf_b) = (pki.ca.clone(), pki.leaves[0].clone(), pki.leaves[1].clone());
+    let ca_b = ca.clone();
+    let a = TestServer::start(move |c| {
+        c.tls.cert = Some(leaf_a.0);
+        c.tls.key = Some(leaf_a.1);
+        c.s2s.listen = vec![loopback(pa)];
+        c.s2s.routes.insert(B.into(), format!("127.0.0.1:{pb}"));
+        c.s2s.ca_file = Some(ca);
+        c.s2s.require_valid_certificates = true;
+        c.admin.token = Some(ADMIN_TOKEN.into());
+    });
+    let b = TestServer::start(move |c| {
+        c.server.hosts = vec![B.into()];
+        c.tls.cert = Some(leaf_b.0);
+        c.tls.key = Some(leaf_b.1);
+        c.s2s.listen = vec![loopback(pb)];
+        c.s2s
+            .routes
+            .insert("localhost".into(), format!("127.0.0.1:{pa}"));
+        c.s2s.ca_file = Some(ca_b);
+        c.s2s.require_valid_certificates = true;
+        c.admin.token = Some(ADMIN_TOKEN.into());
+    });
+    b.add_user_at("dave", B, "password");
+    (a, b)
+}
+
+/// XEP-0178 §2: servers whose certificates are valid for their domains authenticate each
+/// stream with SASL EXTERNAL. Both servers here refuse dialback
+/// (`require_valid_certificates`), so the messages that cross prove EXTERNAL did it both
+/// ways, and every stream says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0178_2_servers_with_valid_certificates_authenticate_with_sasl_external() {
+    let pki = parley_testkit::DomainPki::new(&["localhost", B]);
+    let (a, b) = certified_pair(&pki);
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    let mut dave = dave(&b).await;
+    alice
+        .send(&chat("dave@b.example", "chat", "certified"))
+        .await;
+    ok(dave.expect_message_body("certified").await);
+    dave.send(&chat("alice@localhost/phone", "chat", "certified too"))
+        .await;
+    ok(alice.expect_message_body("certified too").await);
+    for server in [&a, &b] {
+        let streams = s2s_records(server);
+        assert_eq!(streams.len(), 2, "{streams:?}");
+        for r in &streams {
+            assert_eq!(r["auth"], "EXTERNAL", "{r}");
+            assert_eq!(r["type"], "s2s", "{r}");
+        }
+    }
+}
+
+/// `[s2s] require_valid_certificates` against a server with a self-signed certificate:
+/// our TLS check refuses it, and the message bounces with `remote-server-not-found`; its
+/// stream to us is refused dialback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0178_a_self_signed_peer_is_refused_where_valid_certificates_are_required() {
+    let pki = parley_testkit::DomainPki::new(&["localhost"]);
+    let (pa, pb) = (free_port(), free_port());
+    let (ca, leaf) = (pki.ca.clone(), pki.leaves[0].clone());
+    let a = TestServer::start(move |c| {
+        c.tls.cert = Some(leaf.0);
+        c.tls.key = Some(leaf.1);
+        c.s2s.listen = vec![loopback(pa)];
+        c.s2s.routes.insert(B.into(), format!("127.0.0.1:{pb}"));
+        c.s2s.ca_file = Some(ca);
+        c.s2s.require_valid_certificates = true;
+    });
+    let b = TestServer::start(|c| {
+        c.server.hosts = vec![B.into()];
+        c.s2s.listen = vec![loopback(pb)];
+        c.s2s
+            .routes
+            .insert("localhost".into(), format!("127.0.0.1:{pa}"));
+    });
+    b.add_user_at("dave", B, "password");
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    let mut dave = dave(&b).await;
+    alice
+        .send(&chat("dave@b.example", "chat", "to a self-signed server").with_attr("id", "ss1"))
+        .await;
+    let err = ok(alice
+        .expect_match("the bounce", |el| el.attr("id") == Some("ss1"))
+        .await);
+    assert_eq!(
+        error_condition(&err).as_deref(),
+        Some("remote-server-not-found"),
+        "{err}"
+    );
+    // The other way, b.example's dialback is refused: its message bounces back to dave.
+    dave.send(&chat("alice@localhost", "chat", "from self-signed").with_attr("id", "ss2"))
+        .await;
+    let err = ok(dave
+        .expect_match("the bounce", |el| el.attr("id") == Some("ss2"))
+        .await);
+    assert_eq!(err.attr("type"), Some("error"), "{err}");
+}

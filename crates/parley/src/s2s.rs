@@ -18,6 +18,7 @@ use crate::server::ServerError;
 pub(crate) fn routes(
     config: &Config,
     workers: Vec<ArbiterHandle>,
+    tls: &parley_transport::TlsSetup,
 ) -> Result<Option<Arc<S2sRoutes>>, ServerError> {
     let s = &config.s2s;
     if !s.enabled() {
@@ -47,6 +48,8 @@ pub(crate) fn routes(
         Arc::new(resolver),
         s.ca_file.as_deref(),
         secure.clone(),
+        // Our certificate goes out as a client certificate, for SASL EXTERNAL (XEP-0178).
+        Some(tls),
         connect_timeout,
     )
     .map_err(|e| err("s2s.ca_file", &e))?;

@@ -380,7 +380,16 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         }
     };
     let c2s = &config.c2s;
-    let s2s_routes = crate::s2s::routes(config, handles.to_vec())?;
+    let s2s_routes = crate::s2s::routes(config, handles.to_vec(), &tls)?;
+    // Server ports ask the connecting server for its certificate (XEP-0178).
+    let s2s_tls = if config.s2s.enabled() {
+        Some(
+            tls.for_servers(config.s2s.ca_file.as_deref())
+                .map_err(|e| err("s2s.ca_file", &e))?,
+        )
+    } else {
+        None
+    };
     let env = Arc::new(SessionEnv {
         node: node_id.clone(),
         config: SessionConfig {
@@ -533,11 +542,15 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             ListenerKind::S2s => bound.3[0].push(local),
             ListenerKind::S2sDirectTls => bound.3[1].push(local),
         }
+        let listener_tls = match kind {
+            ListenerKind::S2s | ListenerKind::S2sDirectTls => s2s_tls.clone(),
+            _ => Some(tls.clone()),
+        };
         actix_rt::spawn(serve_c2s(
             listener,
             kind,
             env.clone(),
-            Some(tls.clone()),
+            listener_tls,
             handles.clone(),
         ));
     }

@@ -93,10 +93,24 @@ pub fn check_header(
 }
 
 /// What an incoming stream is offered (RFC 6120 §4.3.2): STARTTLS while plain (required
-/// when `require_encryption`), and dialback (XEP-0220 §2.1, with `<errors/>` for §2.4) once
-/// nothing must come first.
-pub fn features(secure: bool, can_starttls: bool, require_encryption: bool) -> Vec<Element> {
+/// when `require_encryption`); once nothing must come first, SASL EXTERNAL when the peer's
+/// certificate is valid for the domain it names (`external`, XEP-0178 §2), and dialback
+/// (XEP-0220 §2.1, with `<errors/>` for §2.4).
+pub fn features(
+    secure: bool,
+    can_starttls: bool,
+    require_encryption: bool,
+    external: bool,
+) -> Vec<Element> {
     let mut features = Vec::new();
+    if secure && external {
+        // Only between servers: clients are never offered EXTERNAL, so it is not one of
+        // the c2s mechanisms of `crate::sasl`.
+        features.push(
+            Element::new("mechanisms", ns::SASL)
+                .with_child(Element::new("mechanism", ns::SASL).with_text("EXTERNAL")),
+        );
+    }
     if !secure && can_starttls {
         let mut starttls = Element::new("starttls", ns::TLS);
         if require_encryption {
@@ -118,20 +132,24 @@ pub fn features(secure: bool, can_starttls: bool, require_encryption: bool) -> V
 pub enum Next {
     /// `<starttls/>` (RFC 6120 §5.4.2.1).
     StartTls,
+    /// SASL EXTERNAL with our certificate (XEP-0178 §2).
+    External,
     /// Authenticate with dialback (XEP-0220 §2.1.1).
     Dialback,
     /// Nothing we can do: the stream cannot be secured or authenticated as required.
     GiveUp(&'static str),
 }
 
-/// RFC 6120 §5.3.1 and XEP-0220 §2.1: TLS first when offered and we can; then dialback
-/// (a peer that does not announce the feature may still speak it: XEP-0220 §2.1, legacy
-/// servers, so it is tried after TLS whatever the list says).
+/// RFC 6120 §5.3.1, XEP-0178 §2 and XEP-0220 §2.1: TLS first when offered and we can;
+/// then SASL EXTERNAL when offered over TLS and we present a certificate (`external`);
+/// otherwise dialback (a peer that does not announce the feature may still speak it:
+/// XEP-0220 §2.1, legacy servers, so it is tried whatever the list says).
 pub fn next_step(
     features: &Element,
     secure: bool,
     can_starttls: bool,
     require_encryption: bool,
+    external: bool,
 ) -> Next {
     let offers_tls = features.get_child("starttls", ns::TLS).is_some();
     if !secure && offers_tls && can_starttls {
@@ -142,7 +160,47 @@ pub fn next_step(
             "the remote server does not offer STARTTLS, and [s2s] require_encryption is on",
         );
     }
+    let offers_external = features
+        .get_child("mechanisms", ns::SASL)
+        .is_some_and(|m| m.children().any(|c| c.text().trim() == "EXTERNAL"));
+    if secure && external && offers_external {
+        return Next::External;
+    }
     Next::Dialback
+}
+
+/// XEP-0178 §2: our `<auth mechanism='EXTERNAL'>` naming our domain as the authorization
+/// identity.
+pub fn external_auth(local: &str) -> Element {
+    use base64::Engine;
+    Element::new("auth", ns::SASL)
+        .with_attr("mechanism", "EXTERNAL")
+        .with_text(base64::engine::general_purpose::STANDARD.encode(local))
+}
+
+/// An `<auth/>` that is not a well-formed SASL EXTERNAL request (XEP-0178 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a well-formed SASL EXTERNAL request")]
+pub struct NotExternal;
+
+/// Reads a peer's `<auth/>` for XEP-0178: `Ok(None)` for EXTERNAL with no authorization
+/// identity (`=` or empty: the domain of the stream header), `Ok(Some(domain))` for one
+/// given, Err for another mechanism or a malformed one.
+pub fn read_external(auth: &Element) -> Result<Option<String>, NotExternal> {
+    use base64::Engine;
+    if !auth.is("auth", ns::SASL) || auth.attr("mechanism") != Some("EXTERNAL") {
+        return Err(NotExternal);
+    }
+    let text = auth.text();
+    let text = text.trim();
+    if text.is_empty() || text == "=" {
+        return Ok(None);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| NotExternal)?;
+    let s = String::from_utf8(bytes).map_err(|_| NotExternal)?;
+    domain(&s).map(Some).ok_or(NotExternal)
 }
 
 #[cfg(test)]
@@ -238,13 +296,13 @@ mod tests {
 
     #[test]
     fn rfc6120_5_3_1_starttls_comes_first_and_dialback_only_after_it_when_required() {
-        let plain = features(false, true, true);
+        let plain = features(false, true, true, false);
         assert_eq!(plain.len(), 1);
         assert!(plain[0].get_child("required", ns::TLS).is_some());
-        let secure = features(true, false, true);
+        let secure = features(true, false, true, false);
         assert!(secure[0].is("dialback", dialback::FEATURE_NS));
         // Encryption optional: both, STARTTLS not marked required.
-        let optional = features(false, true, false);
+        let optional = features(false, true, false, false);
         assert_eq!(optional.len(), 2);
         assert!(optional[0].get_child("required", ns::TLS).is_none());
     }
@@ -254,12 +312,68 @@ mod tests {
         let with_tls =
             Element::new("features", ns::STREAM).with_child(Element::new("starttls", ns::TLS));
         let without = Element::new("features", ns::STREAM);
-        assert_eq!(next_step(&with_tls, false, true, true), Next::StartTls);
-        assert_eq!(next_step(&with_tls, true, true, true), Next::Dialback);
+        assert_eq!(
+            next_step(&with_tls, false, true, true, true),
+            Next::StartTls
+        );
+        assert_eq!(next_step(&with_tls, true, true, true, true), Next::Dialback);
         assert!(matches!(
-            next_step(&without, false, true, true),
+            next_step(&without, false, true, true, true),
             Next::GiveUp(_)
         ));
-        assert_eq!(next_step(&without, false, true, false), Next::Dialback);
+        assert_eq!(
+            next_step(&without, false, true, false, true),
+            Next::Dialback
+        );
+    }
+
+    #[test]
+    fn xep0178_2_external_is_offered_over_tls_for_a_valid_certificate_and_taken_when_we_present_one(
+    ) {
+        let offered = features(true, false, true, true);
+        let mechs = offered[0]
+            .get_child("mechanism", ns::SASL)
+            .map(|m| m.text());
+        assert_eq!(mechs.as_deref(), Some("EXTERNAL"), "{offered:?}");
+        assert!(
+            offered[1].is("dialback", dialback::FEATURE_NS),
+            "dialback stays offered"
+        );
+        assert!(
+            features(false, true, true, true)
+                .iter()
+                .all(|f| f.ns() != ns::SASL),
+            "never before TLS"
+        );
+        let f = Element::new("features", ns::STREAM).with_child(offered[0].clone());
+        assert_eq!(next_step(&f, true, false, true, true), Next::External);
+        assert_eq!(
+            next_step(&f, true, false, true, false),
+            Next::Dialback,
+            "no certificate of ours"
+        );
+    }
+
+    #[test]
+    fn xep0178_2_the_authorization_identity_reads_back() {
+        assert_eq!(
+            read_external(&external_auth("a.example")),
+            Ok(Some("a.example".into()))
+        );
+        let bare = |t: &str| {
+            Element::new("auth", ns::SASL)
+                .with_attr("mechanism", "EXTERNAL")
+                .with_text(t)
+        };
+        assert_eq!(read_external(&bare("=")), Ok(None));
+        assert_eq!(read_external(&bare("")), Ok(None));
+        assert_eq!(read_external(&bare("!!")), Err(NotExternal));
+        // "dXNlckBhLmV4YW1wbGU=" is "user@a.example": not a domain.
+        assert_eq!(
+            read_external(&bare("dXNlckBhLmV4YW1wbGU=")),
+            Err(NotExternal)
+        );
+        let plain = Element::new("auth", ns::SASL).with_attr("mechanism", "PLAIN");
+        assert_eq!(read_external(&plain), Err(NotExternal));
     }
 }

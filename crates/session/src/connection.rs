@@ -89,6 +89,17 @@ pub trait Connection: Unpin + 'static {
     fn stream_management(&self) -> bool {
         true
     }
+    /// Server streams (XEP-0178): whether the peer presented, over TLS, a certificate valid
+    /// for `domain` under the configured trust anchors. False where there is none.
+    fn peer_certificate_valid_for(&self, domain: &str) -> bool {
+        let _ = domain;
+        false
+    }
+    /// Server streams (XEP-0178): whether this (outgoing) connection presents our
+    /// certificate to the peer, so that SASL EXTERNAL can be tried.
+    fn presents_certificate(&self) -> bool {
+        false
+    }
 }
 
 /// What a hibernating session holds instead of a connection (XEP-0198 §5): the socket was

@@ -217,3 +217,46 @@ pub(crate) fn tls_exchange(
         Err(e) => Err(e),
     }
 }
+
+/// A test CA and a certificate from it for each of some XMPP domains, in a directory of
+/// its own (server-to-server tests of XEP-0178).
+pub struct DomainPki {
+    /// The CA certificate (PEM): `[s2s] ca_file`.
+    pub ca: PathBuf,
+    /// For each domain given, in order: its certificate and key (PEM), for `[tls]`.
+    pub leaves: Vec<(PathBuf, PathBuf)>,
+    _dir: tempfile::TempDir,
+}
+
+impl DomainPki {
+    /// Makes the CA and one certificate per domain (server and client authentication, as
+    /// a server's certificate serves both ends of server-to-server TLS).
+    pub fn new(domains: &[&str]) -> DomainPki {
+        let dir = tempfile::tempdir().expect("temp dir for certificates");
+        let authority = ca("parley test XMPP CA");
+        let ca_path = write(dir.path(), "ca.pem", &authority.0.pem());
+        let leaves = domains
+            .iter()
+            .map(|d| {
+                let (pem, key) = leaf(
+                    Some(d),
+                    &[d],
+                    vec![
+                        ExtendedKeyUsagePurpose::ServerAuth,
+                        ExtendedKeyUsagePurpose::ClientAuth,
+                    ],
+                    &authority,
+                );
+                (
+                    write(dir.path(), &format!("{d}.crt"), &pem),
+                    write(dir.path(), &format!("{d}.key"), &key),
+                )
+            })
+            .collect();
+        DomainPki {
+            ca: ca_path,
+            leaves,
+            _dir: dir,
+        }
+    }
+}

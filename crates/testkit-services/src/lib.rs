@@ -21,7 +21,7 @@ mod prosody;
 
 pub use dns::{DnsRecord, Dnsmasq};
 pub use etcd::{shared_etcd, EtcdServer};
-pub use etcd_tls::{EtcdTlsFiles, ETCD_PASSWORD, ETCD_USER};
+pub use etcd_tls::{DomainPki, EtcdTlsFiles, ETCD_PASSWORD, ETCD_USER};
 pub use haproxy::Haproxy;
 pub use http::{http_get, http_request};
 pub use pg::{shared_pg, PgServer};

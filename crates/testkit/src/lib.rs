@@ -22,7 +22,7 @@ pub use client::{Client, ClientError, Received, WriteMode};
 // lower crates can use them without compiling Parley; every test sees them here too.
 pub use parley_testkit_services::{
     free_port, poll_until, poll_until_reporting, shared_etcd, shared_pg, DnsRecord, Dnsmasq,
-    EtcdServer, EtcdTlsFiles, Haproxy, PgServer, Prosody, ETCD_PASSWORD, ETCD_USER,
+    DomainPki, EtcdServer, EtcdTlsFiles, Haproxy, PgServer, Prosody, ETCD_PASSWORD, ETCD_USER,
 };
 pub use server::TestServer;
 

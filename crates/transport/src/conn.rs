@@ -30,6 +30,8 @@ pub struct TcpConnection {
     tls: Option<Arc<TlsSetup>>,
     peer: Option<SocketAddr>,
     bindings: ChannelBindings,
+    /// The certificate chain the peer presented (server ports ask for one, XEP-0178).
+    peer_certs: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 impl TcpConnection {
@@ -40,6 +42,7 @@ impl TcpConnection {
             state: State::Plain(stream),
             tls,
             bindings: ChannelBindings::default(),
+            peer_certs: Vec::new(),
         }
     }
 
@@ -50,6 +53,7 @@ impl TcpConnection {
             state: State::Handshaking(Box::new(tls.acceptor.accept(stream))),
             tls: Some(tls),
             bindings: ChannelBindings::default(),
+            peer_certs: Vec::new(),
         }
     }
 
@@ -64,6 +68,14 @@ impl TcpConnection {
                 }
                 Poll::Ready(Ok(stream)) => {
                     self.bindings = self.compute_bindings(&stream);
+                    if self.tls.as_ref().is_some_and(|t| t.peer_check.is_some()) {
+                        self.peer_certs = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                            .unwrap_or_default();
+                    }
                     self.state = State::Tls(Box::new(stream));
                 }
             }
@@ -169,5 +181,12 @@ impl Connection for TcpConnection {
 
     fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    fn peer_certificate_valid_for(&self, domain: &str) -> bool {
+        match self.tls.as_ref().and_then(|t| t.peer_check.as_ref()) {
+            Some(check) => crate::s2s_tls::valid_for(check, &self.peer_certs, domain),
+            None => false,
+        }
     }
 }

@@ -23,7 +23,6 @@ use parley_session::{Connection, Security};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::future::Future;
@@ -36,11 +35,9 @@ use tracing::debug;
 use crate::resolve::S2sResolver;
 use crate::tls::TransportError;
 
-/// The system's CA bundle on Debian and Ubuntu (`ca-certificates`).
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 /// Dials remote servers over TCP, with TLS.
 pub struct TcpDialer {
+    presents: bool,
     resolver: Arc<S2sResolver>,
     starttls: TlsConnector,
     direct: TlsConnector,
@@ -55,59 +52,43 @@ impl std::fmt::Debug for TcpDialer {
 
 impl TcpDialer {
     /// A dialer resolving with `resolver`, trusting `ca_file` (else the system's CA
-    /// bundle), insisting on valid certificates for `secure`, and giving each TCP attempt
+    /// bundle), insisting on valid certificates for `secure`, presenting `identity` (our
+    /// certificate chain and key, for SASL EXTERNAL, XEP-0178) and giving each TCP attempt
     /// `attempt_timeout`.
     pub fn new(
         resolver: Arc<S2sResolver>,
         ca_file: Option<&std::path::Path>,
         secure: SecureDomains,
+        identity: Option<&crate::TlsSetup>,
         attempt_timeout: Duration,
     ) -> Result<TcpDialer, TransportError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        let bundle = ca_file.map_or_else(
-            || std::path::PathBuf::from(SYSTEM_CA_BUNDLE),
-            |p| p.to_owned(),
-        );
-        match CertificateDer::pem_file_iter(&bundle) {
-            Ok(certs) => {
-                for cert in certs.flatten() {
-                    let _ = roots.add(cert);
-                }
-            }
-            Err(e) if ca_file.is_some() => {
-                return Err(TransportError::File {
-                    path: bundle,
-                    reason: format!("reading CA certificates: {e}"),
-                })
-            }
-            Err(e) => debug!(error = %e, "no system CA bundle: no remote certificate validates"),
-        }
-        let webpki = if roots.is_empty() {
-            None
-        } else {
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| TransportError::Tls(e.to_string()))?,
-            )
-        };
+        let webpki =
+            crate::s2s_tls::verifier(crate::s2s_tls::load_roots(ca_file)?, provider.clone())?;
         let verifier = Arc::new(S2sVerifier {
             webpki,
             secure,
             provider: provider.clone(),
         });
         let config = |alpn: Vec<Vec<u8>>| -> Result<TlsConnector, TransportError> {
-            let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+            let c = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
                 .map_err(|e| TransportError::Tls(e.to_string()))?
                 .dangerous()
-                .with_custom_certificate_verifier(verifier.clone())
-                .with_no_client_auth();
+                .with_custom_certificate_verifier(verifier.clone());
+            let mut c = match identity {
+                Some(tls) => {
+                    let (chain, key) = tls.client_identity();
+                    c.with_client_auth_cert(chain, key)
+                        .map_err(|e| TransportError::Tls(e.to_string()))?
+                }
+                None => c.with_no_client_auth(),
+            };
             c.alpn_protocols = alpn;
             Ok(TlsConnector::from(Arc::new(c)))
         };
         Ok(TcpDialer {
+            presents: identity.is_some(),
             resolver,
             starttls: config(Vec::new())?,
             // XEP-0368 §3: direct TLS to a server names its protocol.
@@ -122,6 +103,7 @@ impl Dialer for TcpDialer {
         let resolver = self.resolver.clone();
         let (starttls, direct) = (self.starttls.clone(), self.direct.clone());
         let attempt_timeout = self.attempt_timeout;
+        let presents = self.presents;
         let remote = remote.to_owned();
         Box::pin(async move {
             let name = ServerName::try_from(remote.clone())
@@ -144,11 +126,12 @@ impl Dialer for TcpDialer {
                     match tokio::time::timeout(attempt_timeout, TcpStream::connect(addr)).await {
                         Ok(Ok(stream)) => {
                             let _ = stream.set_nodelay(true);
-                            let conn = if target.direct_tls {
+                            let mut conn = if target.direct_tls {
                                 OutgoingConnection::direct_tls(stream, &direct, name.clone())
                             } else {
                                 OutgoingConnection::plain(stream, starttls.clone(), name.clone())
                             };
+                            conn.presents = presents;
                             return Ok(Dialed {
                                 conn: Box::new(conn),
                                 target: format!("{}:{} ({addr})", target.host, target.port),
@@ -255,6 +238,8 @@ enum State {
 /// Our connection to a remote server: plain until STARTTLS, or TLS from the first byte.
 struct OutgoingConnection {
     state: State,
+    /// Our certificate goes to the peer as a client certificate (XEP-0178).
+    presents: bool,
     connector: Option<TlsConnector>,
     name: ServerName<'static>,
     peer: Option<SocketAddr>,
@@ -265,6 +250,7 @@ impl OutgoingConnection {
         OutgoingConnection {
             peer: stream.peer_addr().ok(),
             state: State::Plain(stream),
+            presents: false,
             connector: Some(connector),
             name,
         }
@@ -274,6 +260,7 @@ impl OutgoingConnection {
         OutgoingConnection {
             peer: stream.peer_addr().ok(),
             state: State::Handshaking(Box::new(connector.connect(name.clone(), stream))),
+            presents: false,
             connector: None,
             name,
         }
@@ -376,5 +363,9 @@ impl Connection for OutgoingConnection {
 
     fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    fn presents_certificate(&self) -> bool {
+        self.presents && !matches!(self.state, State::Plain(_))
     }
 }

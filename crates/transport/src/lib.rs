@@ -10,6 +10,7 @@ mod conn;
 pub mod dial;
 mod listener;
 pub mod resolve;
+mod s2s_tls;
 mod tls;
 
 pub use conn::TcpConnection;

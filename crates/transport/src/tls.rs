@@ -40,6 +40,12 @@ pub struct TlsSetup {
     pub(crate) acceptor: TlsAcceptor,
     /// RFC 5929 §4.1 `tls-server-end-point`: the certificate's hash.
     pub(crate) server_end_point: Vec<u8>,
+    /// The certificate chain and key, for the server-stream variant of this set-up and
+    /// for the certificate outgoing server streams present (XEP-0178).
+    pub(crate) identity: Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// On a server-to-server port: what a peer's certificate is checked against
+    /// (XEP-0178), see `s2s_tls.rs`. None elsewhere.
+    pub(crate) peer_check: Option<Arc<rustls::client::WebPkiServerVerifier>>,
 }
 
 impl std::fmt::Debug for TlsSetup {
@@ -78,7 +84,7 @@ impl TlsSetup {
             .with_safe_default_protocol_versions()
             .map_err(|e| TransportError::Tls(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
+            .with_single_cert(certs.clone(), key.clone_key())
             .map_err(|e| {
                 TransportError::Tls(format!(
                     "{} and {}: {e}",
@@ -89,6 +95,8 @@ impl TlsSetup {
         Ok(Arc::new(TlsSetup {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             server_end_point,
+            identity: Arc::new((certs, key)),
+            peer_check: None,
         }))
     }
 }

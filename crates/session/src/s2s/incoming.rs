@@ -36,11 +36,30 @@ pub enum S2sInPhase {
     Open(S2sIn),
 }
 
+/// SASL EXTERNAL (XEP-0178) on an incoming stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum External {
+    /// Not offered: no TLS, no `from`, or no certificate valid for it.
+    Unavailable,
+    /// Offered: the peer's certificate is valid for the `from` of its header.
+    Offered,
+    /// Tried and refused once; a second try ends the stream.
+    Failed,
+    /// Succeeded: the stream restarts, authenticated.
+    Succeeded,
+}
+
 /// An open incoming stream.
 #[derive(Debug)]
 pub struct S2sIn {
     /// The id of our header: dialback keys on this stream are computed over it.
     pub(crate) stream_id: String,
+    /// Our domain the header addressed.
+    pub(crate) local: String,
+    /// The domain the peer named in its header, if it did.
+    pub(crate) peer: Option<String>,
+    /// Where SASL EXTERNAL is.
+    pub(crate) external: External,
     /// STARTTLS (RFC 6120 §5.4) as far as the session is concerned.
     pub(crate) starttls: StartTls,
     /// (remote, local) domain pairs the stream proved with dialback.
@@ -95,11 +114,15 @@ impl Session {
         if let Err(e) = checked {
             return self.close(e.into(), ctx);
         }
-        let authed = match &mut self.phase {
-            Phase::S2sIn(S2sInPhase::Open(s)) => std::mem::take(&mut s.authed),
-            _ => Vec::new(),
+        let (authed, after_sasl) = match &mut self.phase {
+            Phase::S2sIn(S2sInPhase::Open(s)) => (
+                std::mem::take(&mut s.authed),
+                s.external == External::Succeeded,
+            ),
+            _ => (Vec::new(), false),
         };
-        if !authed.is_empty() {
+        let Ok(opened) = checked else { return };
+        if !authed.is_empty() && !after_sasl {
             // RFC 6120 §4.3.3: only TLS restarts a stream, and it comes before dialback.
             return self.close(
                 CloseReason::with_text(
@@ -109,15 +132,32 @@ impl Session {
                 ctx,
             );
         }
+        // XEP-0178 §2: EXTERNAL when the certificate is valid for the domain the header
+        // names; once it succeeded, the restarted stream keeps what it proved.
+        let external = match (&opened.from, after_sasl) {
+            (_, true) => External::Succeeded,
+            (Some(from), false) if self.secure() && self.conn.peer_certificate_valid_for(from) => {
+                External::Offered
+            }
+            _ => External::Unavailable,
+        };
         self.phase = Phase::S2sIn(S2sInPhase::Open(S2sIn {
             stream_id,
+            local: opened.to,
+            peer: opened.from,
+            external,
             starttls: StartTls::Idle,
-            authed: Vec::new(),
+            authed,
             checking: Vec::new(),
         }));
         let (required, _) = self.in_settings();
         let can_tls = self.conn.can_starttls() && self.env.tls_available;
-        let features = s2s::features(self.secure(), can_tls, required);
+        let features = s2s::features(
+            self.secure(),
+            can_tls,
+            required,
+            external == External::Offered,
+        );
         self.send_stream_level(Unit::Element, "features", &features);
     }
 
@@ -143,6 +183,9 @@ impl Session {
         if el.ns() == dialback::NS {
             return self.on_in_dialback(&el, ctx);
         }
+        if el.is("auth", ns::SASL) {
+            return self.on_in_external(&el, ctx);
+        }
         self.on_in_stanza(el, ctx);
     }
 
@@ -157,6 +200,71 @@ impl Session {
         if let Some(s) = self.s2s_in() {
             s.starttls = StartTls::Proceeding;
         }
+    }
+
+    /// XEP-0178 §2: `<auth mechanism='EXTERNAL'/>`, accepted when it was offered (the
+    /// certificate is valid for the header's `from`) and names that domain or none.
+    fn on_in_external(&mut self, el: &Element, ctx: &mut Context<Self>) {
+        let Some(s) = self.s2s_in() else { return };
+        let peer = s.peer.clone();
+        let claimed = s2s::read_external(el);
+        let right = s.external == External::Offered
+            && match (&claimed, &peer) {
+                (Ok(None), Some(_)) => true,
+                (Ok(Some(d)), Some(p)) => d == p,
+                _ => false,
+            };
+        if !right {
+            let again = s.external == External::Failed;
+            if s.external == External::Offered {
+                s.external = External::Failed;
+            }
+            self.send_nonza(
+                &Element::new("failure", ns::SASL)
+                    .with_child(Element::new("not-authorized", ns::SASL)),
+            );
+            if again {
+                self.close(
+                    CloseReason::with_text(
+                        StreamCondition::NotAuthorized,
+                        "SASL EXTERNAL failed twice",
+                    ),
+                    ctx,
+                );
+            }
+            return;
+        }
+        let remote = peer.unwrap_or_default();
+        let local = s.local.clone();
+        s.external = External::Succeeded;
+        if !s.authed.contains(&(remote.clone(), local.clone())) {
+            s.authed.push((remote.clone(), local.clone()));
+        }
+        self.proved(&remote, &local, "EXTERNAL");
+        self.send_nonza(&Element::new("success", ns::SASL));
+        // RFC 6120 §6.4.6: the stream restarts; what the peer pipelined is kept.
+        self.parser.restart();
+        self.stream = StreamState::AwaitingHeader;
+    }
+
+    /// The stream proved `remote` (to `local`) by `method`: the first time, the admin view
+    /// and the log learn it.
+    fn proved(&mut self, remote: &str, local: &str, method: &'static str) {
+        if self.meta.auth().is_some() {
+            return;
+        }
+        self.meta.set_auth(method);
+        if self.secure() {
+            self.meta.set_secure();
+        }
+        self.meta.set_link(StreamLink {
+            direction: "in",
+            from_host: remote.to_owned(),
+            to_host: local.to_owned(),
+        });
+        self.span.record("jid", tracing::field::display(remote));
+        self.span
+            .in_scope(|| info!(method, "incoming server stream authenticated"));
     }
 
     fn on_in_dialback(&mut self, el: &Element, ctx: &mut Context<Self>) {
@@ -265,25 +373,10 @@ impl Session {
         let answer = dialback::result_answer(&done.local, &done.remote, done.verdict);
         match done.verdict {
             Verdict::Valid => {
-                let first = s.authed.is_empty();
                 if !s.authed.contains(&pair) {
                     s.authed.push(pair);
                 }
-                if first {
-                    self.meta.set_auth("dialback");
-                    if self.secure() {
-                        self.meta.set_secure();
-                    }
-                    self.meta.set_link(StreamLink {
-                        direction: "in",
-                        from_host: done.remote.clone(),
-                        to_host: done.local.clone(),
-                    });
-                    self.span
-                        .record("jid", tracing::field::display(&done.remote));
-                    self.span
-                        .in_scope(|| info!("incoming server stream authenticated"));
-                }
+                self.proved(&done.remote, &done.local, "dialback");
                 self.send_nonza(&answer);
             }
             // §2.4: the authority could not be asked; the peer may try again.

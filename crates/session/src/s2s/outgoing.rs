@@ -38,6 +38,12 @@ pub enum S2sOutPhase {
     },
     /// `<starttls/>` is out; waiting for `<proceed/>`.
     StartingTls,
+    /// `<auth mechanism='EXTERNAL'/>` is out (XEP-0178); dialback on this stream id if it
+    /// fails.
+    External {
+        /// The id a dialback key would be computed over.
+        stream_id: String,
+    },
     /// `<db:result/>` is out; waiting for the verdict.
     Dialback,
     /// Authenticated: stanzas flow.
@@ -54,6 +60,8 @@ pub struct S2sOut {
     pub(crate) failure: StanzaCondition,
     /// The last time a stanza was written (unix ms), for the idle close.
     pub(crate) last_used_ms: i64,
+    /// SASL EXTERNAL succeeded: the restarted stream is authenticated.
+    pub(crate) external_done: bool,
 }
 
 impl std::fmt::Debug for S2sOut {
@@ -75,6 +83,7 @@ impl S2sOut {
             verifying: Vec::new(),
             failure: StanzaCondition::RemoteServerNotFound,
             last_used_ms: parley_router::now_ms(),
+            external_done: false,
         }
     }
 
@@ -180,6 +189,9 @@ impl Session {
                 self.on_out_features(&el, &stream_id, ctx)
             }
             S2sOutPhase::StartingTls if el.is("proceed", ns::TLS) => self.out_start_tls(ctx),
+            S2sOutPhase::External { stream_id } if el.ns() == ns::SASL => {
+                self.on_out_external(&el, &stream_id, ctx)
+            }
             _ if el.ns() == dialback::NS => self.on_out_dialback(&el, ctx),
             _ => self.give_up_closing(
                 StanzaCondition::RemoteServerNotFound,
@@ -192,13 +204,29 @@ impl Session {
 
     fn on_out_features(&mut self, features: &Element, stream_id: &str, ctx: &mut Context<Self>) {
         let secure = self.secure();
+        if self.s2s_out().is_some_and(|o| o.external_done) {
+            // XEP-0178 §2: the stream restarted after <success/>: authenticated.
+            return self.out_ready("EXTERNAL", ctx);
+        }
         let can_tls = self.conn.can_starttls();
         let required = self
             .env
             .s2s
             .as_ref()
             .is_none_or(|r| r.settings().require_encryption);
-        match s2s::next_step(features, secure, can_tls, required) {
+        let external = self.conn.presents_certificate();
+        match s2s::next_step(features, secure, can_tls, required, external) {
+            Next::External => {
+                if secure {
+                    self.meta.set_secure();
+                }
+                let Some(out) = self.s2s_out() else { return };
+                let local = out.pair.0.clone();
+                out.step = S2sOutPhase::External {
+                    stream_id: stream_id.to_owned(),
+                };
+                self.send_nonza(&s2s::external_auth(&local));
+            }
             Next::StartTls => {
                 self.send_nonza(&Element::new("starttls", ns::TLS));
                 if let Some(out) = self.s2s_out() {
@@ -215,15 +243,57 @@ impl Session {
                 if secure {
                     self.meta.set_secure();
                 }
-                let Some(out) = self.s2s_out() else { return };
-                let (local, remote) = out.pair.clone();
-                out.step = S2sOutPhase::Dialback;
-                // XEP-0185 §2: the key names this stream and both domains.
-                let key = dialback::key(&self.env.server_secret, &remote, &local, stream_id);
-                self.send_nonza(&dialback::result_request(&local, &remote, &key));
-                self.take_lane(ctx);
+                self.out_dialback(stream_id, ctx);
             }
         }
+    }
+
+    /// XEP-0220 §2.1.1: our key for this stream; checks for other streams may ride it now.
+    fn out_dialback(&mut self, stream_id: &str, ctx: &mut Context<Self>) {
+        let Some(out) = self.s2s_out() else { return };
+        let (local, remote) = out.pair.clone();
+        out.step = S2sOutPhase::Dialback;
+        // XEP-0185 §2: the key names this stream and both domains.
+        let key = dialback::key(&self.env.server_secret, &remote, &local, stream_id);
+        self.send_nonza(&dialback::result_request(&local, &remote, &key));
+        self.take_lane(ctx);
+    }
+
+    /// XEP-0178 §2: `<success/>` restarts the stream, authenticated; `<failure/>` leaves
+    /// dialback (unless the peer's domain must be authenticated by certificate only).
+    fn on_out_external(&mut self, el: &Element, stream_id: &str, ctx: &mut Context<Self>) {
+        if el.name() == "success" {
+            if let Some(out) = self.s2s_out() {
+                out.external_done = true;
+            }
+            self.parser.restart();
+            return self.send_out_header();
+        }
+        let remote = self.s2s_out().map(|o| o.pair.1.clone()).unwrap_or_default();
+        let strict = self
+            .env
+            .s2s
+            .as_ref()
+            .is_some_and(|r| r.settings().secure_domains.required(&remote));
+        if strict {
+            return self.give_up_closing(
+                StanzaCondition::RemoteServerNotFound,
+                StreamCondition::PolicyViolation,
+                "the remote server refused SASL EXTERNAL, and dialback is not allowed with it",
+                ctx,
+            );
+        }
+        self.out_dialback(stream_id, ctx);
+    }
+
+    /// The stream is authenticated (by `method`): what waits in the lane goes out.
+    fn out_ready(&mut self, method: &'static str, ctx: &mut Context<Self>) {
+        let Some(out) = self.s2s_out() else { return };
+        out.step = S2sOutPhase::Ready;
+        self.meta.set_auth(method);
+        self.span
+            .in_scope(|| info!(method, "outgoing server stream authenticated"));
+        self.take_lane(ctx);
     }
 
     /// RFC 6120 §5.4.3.3: `<proceed/>`: the handshake starts, and the stream restarts
@@ -249,11 +319,7 @@ impl Session {
                 if from == remote && to == local && out.step == S2sOutPhase::Dialback =>
             {
                 if verdict == Verdict::Valid {
-                    out.step = S2sOutPhase::Ready;
-                    self.meta.set_auth("dialback");
-                    self.span
-                        .in_scope(|| info!("outgoing server stream authenticated"));
-                    self.take_lane(ctx);
+                    self.out_ready("dialback", ctx);
                 } else {
                     self.give_up_closing(
                         StanzaCondition::RemoteServerNotFound,
