@@ -668,3 +668,97 @@ async fn xep0178_a_self_signed_peer_is_refused_where_valid_certificates_are_requ
         .await);
     assert_eq!(err.attr("type"), Some("error"), "{err}");
 }
+
+/// RFC 6121 across domains, beyond subscriptions: a message from another domain to a user
+/// with no session is stored and delivered at login (XEP-0160); at login the user's server
+/// probes the contact's domain for presence (§4.3); carbons (XEP-0280) copy a remote
+/// message to the user's other resource; and a blocked remote contact's message is refused
+/// with `service-unavailable` and never shown (XEP-0191 §3.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6121_offline_probes_carbons_and_blocking_work_across_domains() {
+    let (a, b) = pair();
+    // A mutual subscription first.
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    ok(alice.roster().await);
+    alice.available().await;
+    let mut dave = dave(&b).await;
+    ok(dave.roster().await);
+    alice.subscribe("dave@b.example").await;
+    ok(dave
+        .expect_presence_from("alice@localhost", "subscribe")
+        .await);
+    dave.approve("alice@localhost").await;
+    dave.subscribe("alice@localhost").await;
+    ok(alice
+        .expect_presence_from("dave@b.example", "subscribe")
+        .await);
+    alice.approve("dave@b.example").await;
+    ok(dave
+        .expect_presence_from("alice@localhost/phone", "available")
+        .await);
+
+    // Offline storage: alice leaves; dave's message waits for her.
+    drop(alice);
+    ok(dave
+        .expect_presence_from("alice@localhost/phone", "unavailable")
+        .await);
+    dave.send(&chat("alice@localhost", "chat", "while you were away"))
+        .await;
+    // Probes: alice comes back and learns dave's presence from his server.
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    ok(alice.carbons(true).await);
+    alice.available().await;
+    let stored = ok(alice.expect_message_body("while you were away").await);
+    assert_eq!(stored.attr("from"), Some("dave@b.example/laptop"));
+    ok(alice
+        .expect_presence_from("dave@b.example/laptop", "available")
+        .await);
+
+    // Carbons: a second resource of alice's gets a copy of dave's message to the first.
+    let mut tablet = Client::login(a.c2s(), "alice", Some("tablet")).await;
+    ok(tablet.carbons(true).await);
+    tablet.available().await;
+    dave.send(&chat("alice@localhost/phone", "chat", "to your phone"))
+        .await;
+    ok(alice.expect_message_body("to your phone").await);
+    let copy = ok(tablet
+        .expect_match("a received carbon", |el| {
+            parley_testkit::im::carbon_kind(el) == Some("received")
+        })
+        .await);
+    let inner = parley_testkit::im::carbon_inner(&copy).expect("forwarded message");
+    assert_eq!(inner.attr("from"), Some("dave@b.example/laptop"), "{copy}");
+
+    // Blocking: alice blocks dave; his next message is refused and never reaches her.
+    alice.block(&["dave@b.example"]).await;
+    assert_eq!(
+        dave.refused_chat("alice@localhost/phone", "blocked?").await,
+        "service-unavailable"
+    );
+    dave.send(&chat("alice@localhost/phone", "chat", "still blocked"))
+        .await;
+    alice.unblock(&["dave@b.example"]).await;
+    dave.send(&chat("alice@localhost/phone", "chat", "unblocked"))
+        .await;
+    ok(alice.expect_message_body("unblocked").await);
+    assert!(
+        alice.stashed().all(|el| !matches!(
+            parley_testkit::im::body(el).as_str(),
+            "blocked?" | "still blocked"
+        )),
+        "a blocked message was shown"
+    );
+}
+
+/// A server that opens a stream and never authenticates is closed at the authentication
+/// deadline (`c2s.auth_timeout_s`) with `<connection-timeout/>`, as a slow client is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_9_3_4_a_server_that_never_authenticates_times_out() {
+    let server = TestServer::start(|c| {
+        c.s2s.listen = vec![loopback(free_port())];
+        c.s2s.require_encryption = false;
+        c.c2s.auth_timeout_s = 1;
+    });
+    let (mut c, _, _) = ok(s2s::open(server.s2s(), "slow.example", "localhost").await);
+    assert_eq!(ok(c.expect_stream_error().await), "connection-timeout");
+}

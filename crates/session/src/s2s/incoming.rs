@@ -17,7 +17,8 @@ use parley_proto::dialback::{self, Dialback, Verdict};
 use parley_proto::ns;
 use parley_proto::s2s;
 use parley_proto::stream_error::StreamCondition;
-use parley_router::{CloseReason, Origin, StreamLink, Wake};
+use parley_router::{CloseReason, Origin, Routed, StreamLink, Wake};
+use parley_user::{eligible_for_carbons, CarbonReceived};
 use parley_xml::{Element, StreamHeader};
 use tracing::info;
 
@@ -466,7 +467,22 @@ impl Session {
             }
             return;
         }
-        let _ = self.env.router.route(el, Origin::Server(Wake::Start));
+        // XEP-0280 §5.2: a message delivered straight to one resource is copied to the
+        // user's other carbons-enabled resources, as for a local sender.
+        let carbon = match to.try_as_full() {
+            Ok(full) if el.name() == "message" && eligible_for_carbons(&el) => {
+                let bare = full.to_bare();
+                (self.env.users.carbons_enabled(&bare) > 0)
+                    .then(|| (bare, full.resource().as_str().to_owned(), el.clone()))
+            }
+            _ => None,
+        };
+        let routed = self.env.router.route(el, Origin::Server(Wake::Start));
+        if let (Routed::Session, Some((bare, resource, message))) = (routed, carbon) {
+            self.env
+                .users
+                .send_if_running(&bare, CarbonReceived { resource, message });
+        }
     }
 }
 
