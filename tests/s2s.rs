@@ -118,6 +118,14 @@ async fn rfc6120_10_4_messages_cross_domains_both_ways_over_dialback_streams() {
         assert_eq!(inc["type"], "s2s", "{inc}");
         assert_eq!(inc["from_host"], remote, "{inc}");
         assert_eq!(inc["secure"], true, "{inc}");
+        // /metrics counts both streams as type="s2s".
+        let admin = server.handle.admin.unwrap();
+        let (_, metrics) = parley_testkit::cluster::http_get(admin, "/metrics", None).unwrap();
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("parley_sessions{") && l.contains("type=\"s2s\""))
+            .unwrap_or_else(|| panic!("no s2s gauge in {metrics}"));
+        assert!(line.ends_with(" 2"), "{line}");
     }
 }
 

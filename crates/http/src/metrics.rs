@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub node: String,
     /// Bound components' connections per node (XEP-0114), in the same order as `sessions`.
     pub components: Vec<(String, u64)>,
+    /// Authenticated server-to-server streams of this node, both directions (they bind no
+    /// JID, so the registry does not show other nodes').
+    pub s2s: u64,
     /// Bound client sessions per node: this node's first, then (in a cluster) every other
     /// node as the registry shows it.
     pub sessions: Vec<(String, u64)>,
@@ -165,9 +168,16 @@ impl Snapshot {
                 registry_sessions: cache.session_count() as u64,
             }
         });
+        let s2s = state
+            .router
+            .unbound_streams()
+            .iter()
+            .filter(|(_, meta)| meta.kind == "s2s" && meta.auth().is_some())
+            .count() as u64;
         Snapshot {
             sessions,
             components,
+            s2s,
             user_actors: state.users.running() as u64,
             ready: crate::is_ready(state),
             draining: crate::draining(state),
@@ -258,7 +268,7 @@ impl Collector for Snapshot {
         family(
             &mut enc,
             "sessions",
-            "Bound sessions, by type (c2s, component) and node (this node; in a cluster also every node as the registry shows it).",
+            "Bound sessions, by type (c2s, component; s2s: authenticated server streams of this node only) and node (this node; in a cluster also every node as the registry shows it).",
             None,
             Gauge,
             self.sessions
@@ -268,7 +278,8 @@ impl Collector for Snapshot {
                     self.components
                         .iter()
                         .map(|(n, count)| ([("type", "component"), ("node", n.as_str())], *count)),
-                ),
+                )
+                .chain(std::iter::once(([("type", "s2s"), ("node", node)], self.s2s))),
         )?;
         family(
             &mut enc,
