@@ -481,6 +481,28 @@ async fn the_admin_api_closes_a_server_stream_and_federation_goes_on() {
         .expect("an outgoing stream");
     let id = out["session"].as_str().unwrap().to_owned();
     let admin = a.handle.admin.unwrap();
+    // `parley sessions list` names server streams by their hosts.
+    let config = a.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("[admin]\nlisten = \"{admin}\"\ntoken = \"{ADMIN_TOKEN}\"\n"),
+    )
+    .unwrap();
+    let listed = std::process::Command::new(parley_testkit::parley_binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["sessions", "list"])
+        .output()
+        .expect("run parley");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for hosts in ["localhost->b.example ", "b.example->localhost "] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(hosts) && l.ends_with(" s2s")),
+            "{hosts} in {listed}"
+        );
+    }
     let (status, body) = parley_testkit::cluster::http_request(
         admin,
         "DELETE",

@@ -333,9 +333,18 @@ fn admin_request(config: &Config, method: &str, path: &str) -> Result<serde_json
 /// JID, session id, node, type (Prosody's `session.type`).
 fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, String> {
     let line = |s: &serde_json::Value| {
+        // A server stream binds no JID: it is named by its hosts, in its direction.
+        let who = match s["jid"].as_str() {
+            Some(jid) if !jid.is_empty() => jid.to_owned(),
+            _ => format!(
+                "{}->{}",
+                s["from_host"].as_str().unwrap_or("?"),
+                s["to_host"].as_str().unwrap_or("?")
+            ),
+        };
         format!(
             "{} {} {} {}",
-            s["jid"].as_str().unwrap_or("?"),
+            who,
             s["session"].as_str().unwrap_or("?"),
             s["node"].as_str().unwrap_or("?"),
             s["type"].as_str().unwrap_or("?")
