@@ -209,6 +209,40 @@ pub fn verify_answer(from: &str, to: &str, id: &str, verdict: Verdict) -> Elemen
     )
 }
 
+/// A dialback element as a server stream carries it: with the `db:` prefix that the
+/// stream header declares (XEP-0220's examples), because some servers (ejabberd) match the
+/// qualified name `db:result` and ignore an unprefixed `<result xmlns='jabber:server:
+/// dialback'/>`, which a namespace-aware reader sees as the same element. Children (the
+/// §2.4 error) are written in the stream's content namespace.
+pub fn to_wire(el: &Element) -> Vec<u8> {
+    use parley_xml::escape;
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"<db:");
+    out.extend_from_slice(el.name().as_bytes());
+    for (k, v) in el.attrs() {
+        out.push(b' ');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"='");
+        out.extend_from_slice(escape::attr(v).as_bytes());
+        out.push(b'\'');
+    }
+    let text = el.text();
+    let children: Vec<&Element> = el.children().collect();
+    if text.is_empty() && children.is_empty() {
+        out.extend_from_slice(b"/>");
+        return out;
+    }
+    out.push(b'>');
+    for child in children {
+        child.write_to(&mut out, Some(crate::ns::SERVER));
+    }
+    out.extend_from_slice(escape::text(&text).as_bytes());
+    out.extend_from_slice(b"</db:");
+    out.extend_from_slice(el.name().as_bytes());
+    out.push(b'>');
+    out
+}
+
 fn with_error(el: Element, verdict: Verdict) -> Element {
     if verdict != Verdict::Error {
         return el;
@@ -226,6 +260,41 @@ mod tests {
 
     fn el(xml: &str) -> Element {
         Element::parse(xml.as_bytes(), &parley_xml::Limits::default()).expect("test XML")
+    }
+
+    /// XEP-0220 §2.1.1 (the examples' form): written with the `db:` prefix of the stream
+    /// header, and read back as the same element inside such a stream.
+    #[test]
+    fn xep0220_2_1_1_elements_go_out_with_the_db_prefix() {
+        let request = result_request("a.example", "b.example", "k&y");
+        let wire = String::from_utf8(to_wire(&request)).unwrap();
+        assert_eq!(
+            wire,
+            "<db:result from='a.example' to='b.example'>k&amp;y</db:result>"
+        );
+        let answer = result_answer("b.example", "a.example", Verdict::Error);
+        let wire = String::from_utf8(to_wire(&answer)).unwrap();
+        assert!(wire.starts_with("<db:result "), "{wire}");
+        let stream = format!(
+            "<stream:stream xmlns='jabber:server' xmlns:stream='{}' xmlns:db='{NS}'>{wire}",
+            crate::ns::STREAM
+        );
+        let mut p = parley_xml::StreamParser::new(parley_xml::Limits::default());
+        p.feed(stream.as_bytes());
+        assert!(matches!(
+            p.next_event(),
+            Ok(Some(parley_xml::Event::StreamOpen(_)))
+        ));
+        let Ok(Some(parley_xml::Event::Stanza(back))) = p.next_event() else {
+            panic!("no element in {stream}");
+        };
+        assert_eq!(parse(&back), parse(&answer));
+        let error = back
+            .get_child("error", crate::ns::SERVER)
+            .expect("the §2.4 error");
+        assert!(error
+            .get_child("item-not-found", crate::ns::STANZA_ERRORS)
+            .is_some());
     }
 
     /// XEP-0185 §2, against an independent computation (Python's `hmac` and `hashlib`:

@@ -37,7 +37,12 @@ use crate::tls::TransportError;
 
 /// Dials remote servers over TCP, with TLS.
 pub struct TcpDialer {
-    presents: bool,
+    /// Our certificate chain, when it validates under the trust anchors: EXTERNAL is tried
+    /// for the local domains it is valid for. A certificate we cannot validate ourselves
+    /// (self-signed) would only buy a SASL failure, after which some servers (ejabberd)
+    /// accept no dialback on the stream.
+    presents: Option<Arc<Vec<rustls_pki_types::CertificateDer<'static>>>>,
+    own_check: Option<Arc<WebPkiServerVerifier>>,
     resolver: Arc<S2sResolver>,
     starttls: TlsConnector,
     direct: TlsConnector,
@@ -65,6 +70,7 @@ impl TcpDialer {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let webpki =
             crate::s2s_tls::verifier(crate::s2s_tls::load_roots(ca_file)?, provider.clone())?;
+        let own_check = webpki.clone();
         let verifier = Arc::new(S2sVerifier {
             webpki,
             secure,
@@ -88,7 +94,8 @@ impl TcpDialer {
             Ok(TlsConnector::from(Arc::new(c)))
         };
         Ok(TcpDialer {
-            presents: identity.is_some(),
+            presents: identity.map(|tls| Arc::new(tls.client_identity().0)),
+            own_check,
             resolver,
             starttls: config(Vec::new())?,
             // XEP-0368 §3: direct TLS to a server names its protocol.
@@ -99,11 +106,14 @@ impl TcpDialer {
 }
 
 impl Dialer for TcpDialer {
-    fn dial(&self, _local: &str, remote: &str) -> DialFuture {
+    fn dial(&self, local: &str, remote: &str) -> DialFuture {
         let resolver = self.resolver.clone();
         let (starttls, direct) = (self.starttls.clone(), self.direct.clone());
         let attempt_timeout = self.attempt_timeout;
-        let presents = self.presents;
+        let presents = match (&self.presents, &self.own_check) {
+            (Some(chain), Some(check)) => crate::s2s_tls::valid_for(check, chain, local),
+            _ => false,
+        };
         let remote = remote.to_owned();
         Box::pin(async move {
             let name = ServerName::try_from(remote.clone())

@@ -283,7 +283,7 @@ impl Session {
                 } else {
                     Verdict::Invalid
                 };
-                self.send_nonza(&dialback::verify_answer(&to, &from, &id, verdict));
+                self.send_dialback(&dialback::verify_answer(&to, &from, &id, verdict));
             }
             Ok(Dialback::ResultAnswer { .. } | Dialback::VerifyAnswer { .. }) => self.close(
                 CloseReason::with_text(
@@ -319,7 +319,7 @@ impl Session {
         let pair = (remote.clone(), local.clone());
         if !ours {
             // §2.4: not a domain of ours.
-            self.send_nonza(&dialback::result_answer(&local, &remote, Verdict::Error));
+            self.send_dialback(&dialback::result_answer(&local, &remote, Verdict::Error));
             return;
         }
         if secure_only {
@@ -378,12 +378,12 @@ impl Session {
                     s.authed.push(pair);
                 }
                 self.proved(&done.remote, &done.local, "dialback");
-                self.send_nonza(&answer);
+                self.send_dialback(&answer);
             }
             // §2.4: the authority could not be asked; the peer may try again.
-            Verdict::Error => self.send_nonza(&answer),
+            Verdict::Error => self.send_dialback(&answer),
             Verdict::Invalid => {
-                self.send_nonza(&answer);
+                self.send_dialback(&answer);
                 self.close(
                     CloseReason::with_text(
                         StreamCondition::NotAuthorized,

@@ -163,3 +163,14 @@ impl Session {
         });
     }
 }
+
+impl Session {
+    /// Queues a dialback element with the `db:` prefix our stream header declares (see
+    /// [`parley_proto::dialback::to_wire`]); like every negotiation element, not refused by
+    /// the output bounds.
+    pub(crate) fn send_dialback(&mut self, el: &parley_xml::Element) {
+        self.outbox
+            .push_unbounded(&parley_proto::dialback::to_wire(el));
+        self.wake();
+    }
+}

@@ -255,7 +255,7 @@ impl Session {
         out.step = S2sOutPhase::Dialback;
         // XEP-0185 §2: the key names this stream and both domains.
         let key = dialback::key(&self.env.server_secret, &remote, &local, stream_id);
-        self.send_nonza(&dialback::result_request(&local, &remote, &key));
+        self.send_dialback(&dialback::result_request(&local, &remote, &key));
         self.take_lane(ctx);
     }
 
@@ -371,7 +371,7 @@ impl Session {
         let (stanzas, verifies) = routes.take(&pair, id, ready);
         for v in verifies {
             let key = dialback::verify_request(&pair.0, &pair.1, &v.id, &v.key);
-            self.send_nonza(&key);
+            self.send_dialback(&key);
             if let Some(out) = self.s2s_out() {
                 out.verifying.push(v);
             }
