@@ -2,27 +2,21 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use parley_proto::sasl::ChannelBindings;
 use parley_session::{Connection, Security};
 use rustls::ProtocolVersion;
-use std::future::Future;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::Accept;
 
 use crate::tls::TlsSetup;
+use crate::tls_state::TlsState;
 
-enum State {
-    Plain(TcpStream),
-    Handshaking(Box<Accept<TcpStream>>),
-    Tls(Box<TlsStream<TcpStream>>),
-    Failed,
-}
+type State = TlsState<Accept<TcpStream>, TlsStream<TcpStream>>;
 
 /// A client TCP connection, plain until STARTTLS, or TLS from the first byte (XEP-0368).
 pub struct TcpConnection {
@@ -39,7 +33,7 @@ impl TcpConnection {
     pub fn plain(stream: TcpStream, tls: Option<Arc<TlsSetup>>) -> TcpConnection {
         TcpConnection {
             peer: stream.peer_addr().ok(),
-            state: State::Plain(stream),
+            state: TlsState::Plain(stream),
             tls,
             bindings: ChannelBindings::default(),
             peer_certs: Vec::new(),
@@ -50,129 +44,102 @@ impl TcpConnection {
     pub fn direct_tls(stream: TcpStream, tls: Arc<TlsSetup>) -> TcpConnection {
         TcpConnection {
             peer: stream.peer_addr().ok(),
-            state: State::Handshaking(Box::new(tls.acceptor.accept(stream))),
+            state: TlsState::Handshaking(Box::new(tls.acceptor.accept(stream))),
             tls: Some(tls),
             bindings: ChannelBindings::default(),
             peer_certs: Vec::new(),
         }
     }
 
-    /// Drives a pending handshake. Ready(Ok) once the stream is usable.
+    /// Drives a pending handshake. Ready(Ok) once the stream is usable; what the
+    /// handshake established (channel bindings, the peer's certificates) is read then.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let State::Handshaking(accept) = &mut self.state {
-            match Pin::new(accept.as_mut()).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    self.state = State::Failed;
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Ready(Ok(stream)) => {
-                    self.bindings = self.compute_bindings(&stream);
-                    if self.tls.as_ref().is_some_and(|t| t.peer_check.is_some()) {
-                        self.peer_certs = stream
+        let done = match self.state.poll_handshake(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(())),
+            Poll::Ready(Ok(Some(stream))) => {
+                let certs = self
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.peer_check.is_some())
+                    .then(|| {
+                        stream
                             .get_ref()
                             .1
                             .peer_certificates()
                             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-                            .unwrap_or_default();
-                    }
-                    self.state = State::Tls(Box::new(stream));
-                }
+                            .unwrap_or_default()
+                    });
+                (compute_bindings(self.tls.as_deref(), stream), certs)
             }
+        };
+        self.bindings = done.0;
+        if let Some(certs) = done.1 {
+            self.peer_certs = certs;
         }
-        match self.state {
-            State::Failed => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "TLS handshake failed",
-            ))),
-            _ => Poll::Ready(Ok(())),
-        }
+        Poll::Ready(Ok(()))
     }
+}
 
-    fn compute_bindings(&self, stream: &TlsStream<TcpStream>) -> ChannelBindings {
-        let (_, conn) = stream.get_ref();
-        // RFC 9266: tls-exporter is defined for TLS 1.3.
-        let tls_exporter = (conn.protocol_version() == Some(ProtocolVersion::TLSv1_3))
-            .then(|| {
-                conn.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
-                    .ok()
-                    .map(|k| k.to_vec())
-            })
-            .flatten();
-        ChannelBindings {
-            tls_exporter,
-            tls_server_end_point: self.tls.as_ref().map(|t| t.server_end_point.clone()),
-        }
+/// RFC 9266 `tls-exporter` (TLS 1.3 only) and RFC 5929 `tls-server-end-point`, from a
+/// completed handshake.
+fn compute_bindings(tls: Option<&TlsSetup>, stream: &TlsStream<TcpStream>) -> ChannelBindings {
+    let (_, conn) = stream.get_ref();
+    let tls_exporter = (conn.protocol_version() == Some(ProtocolVersion::TLSv1_3))
+        .then(|| {
+            conn.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+                .ok()
+                .map(|k| k.to_vec())
+        })
+        .flatten();
+    ChannelBindings {
+        tls_exporter,
+        tls_server_end_point: tls.map(|t| t.server_end_point.clone()),
     }
 }
 
 impl Connection for TcpConnection {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            other => return other,
-        }
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            State::Handshaking(_) | State::Failed => Poll::Pending,
+            Poll::Ready(Ok(())) => self.state.poll_read(cx, buf),
+            other => other,
         }
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         match self.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_write(cx, data),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
-            State::Handshaking(_) | State::Failed => Poll::Pending,
+            Poll::Ready(Ok(())) => self.state.poll_write(cx, data),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_flush(cx),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            State::Handshaking(_) | State::Failed => Poll::Ready(Ok(())),
-        }
+        self.state.poll_flush(cx)
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            State::Handshaking(_) | State::Failed => Poll::Ready(Ok(())),
-        }
+        self.state.poll_shutdown(cx)
     }
 
     fn security(&self) -> Security {
-        match self.state {
-            State::Plain(_) => Security::Plain,
-            _ => Security::Tls,
+        if self.state.is_plain() {
+            Security::Plain
+        } else {
+            Security::Tls
         }
     }
 
     fn can_starttls(&self) -> bool {
-        matches!(self.state, State::Plain(_)) && self.tls.is_some()
+        self.state.is_plain() && self.tls.is_some()
     }
 
     fn start_tls(&mut self) -> io::Result<()> {
         let Some(tls) = self.tls.clone() else {
             return Err(io::Error::other("no TLS configuration"));
         };
-        match std::mem::replace(&mut self.state, State::Failed) {
-            State::Plain(stream) => {
-                self.state = State::Handshaking(Box::new(tls.acceptor.accept(stream)));
-                Ok(())
-            }
-            other => {
-                self.state = other;
-                Err(io::Error::other("TLS is already active"))
-            }
-        }
+        self.state.start(|stream| tls.acceptor.accept(stream))
     }
 
     fn channel_bindings(&self) -> ChannelBindings {

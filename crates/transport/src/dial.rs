@@ -12,7 +12,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,8 +24,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use std::future::Future;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::{Connect, TlsConnector};
@@ -34,6 +32,7 @@ use tracing::debug;
 
 use crate::resolve::S2sResolver;
 use crate::tls::TransportError;
+use crate::tls_state::TlsState;
 
 /// Dials remote servers over TCP, with TLS.
 pub struct TcpDialer {
@@ -209,12 +208,7 @@ impl ServerCertVerifier for S2sVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        crate::s2s_tls::tls12_signature(&self.provider, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -223,27 +217,15 @@ impl ServerCertVerifier for S2sVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        crate::s2s_tls::tls13_signature(&self.provider, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        crate::s2s_tls::schemes(&self.provider)
     }
 }
 
-enum State {
-    Plain(TcpStream),
-    Handshaking(Box<Connect<TcpStream>>),
-    Tls(Box<TlsStream<TcpStream>>),
-    Failed,
-}
+type State = TlsState<Connect<TcpStream>, TlsStream<TcpStream>>;
 
 /// Our connection to a remote server: plain until STARTTLS, or TLS from the first byte.
 struct OutgoingConnection {
@@ -259,7 +241,7 @@ impl OutgoingConnection {
     fn plain(stream: TcpStream, connector: TlsConnector, name: ServerName<'static>) -> Self {
         OutgoingConnection {
             peer: stream.peer_addr().ok(),
-            state: State::Plain(stream),
+            state: TlsState::Plain(stream),
             presents: false,
             connector: Some(connector),
             name,
@@ -269,7 +251,7 @@ impl OutgoingConnection {
     fn direct_tls(stream: TcpStream, connector: &TlsConnector, name: ServerName<'static>) -> Self {
         OutgoingConnection {
             peer: stream.peer_addr().ok(),
-            state: State::Handshaking(Box::new(connector.connect(name.clone(), stream))),
+            state: TlsState::Handshaking(Box::new(connector.connect(name.clone(), stream))),
             presents: false,
             connector: None,
             name,
@@ -277,94 +259,52 @@ impl OutgoingConnection {
     }
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let State::Handshaking(connect) = &mut self.state {
-            match Pin::new(connect.as_mut()).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    self.state = State::Failed;
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Ready(Ok(stream)) => self.state = State::Tls(Box::new(stream)),
-            }
-        }
-        match self.state {
-            State::Failed => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "TLS handshake failed",
-            ))),
-            _ => Poll::Ready(Ok(())),
-        }
+        self.state.poll_handshake(cx).map_ok(|_| ())
     }
 }
 
 impl Connection for OutgoingConnection {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            other => return other,
-        }
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            State::Handshaking(_) | State::Failed => Poll::Pending,
+            Poll::Ready(Ok(())) => self.state.poll_read(cx, buf),
+            other => other,
         }
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         match self.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_write(cx, data),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
-            State::Handshaking(_) | State::Failed => Poll::Pending,
+            Poll::Ready(Ok(())) => self.state.poll_write(cx, data),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_flush(cx),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            State::Handshaking(_) | State::Failed => Poll::Ready(Ok(())),
-        }
+        self.state.poll_flush(cx)
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.state {
-            State::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            State::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            State::Handshaking(_) | State::Failed => Poll::Ready(Ok(())),
-        }
+        self.state.poll_shutdown(cx)
     }
 
     fn security(&self) -> Security {
-        match self.state {
-            State::Plain(_) => Security::Plain,
-            _ => Security::Tls,
+        if self.state.is_plain() {
+            Security::Plain
+        } else {
+            Security::Tls
         }
     }
 
     fn can_starttls(&self) -> bool {
-        matches!(self.state, State::Plain(_)) && self.connector.is_some()
+        self.state.is_plain() && self.connector.is_some()
     }
 
     fn start_tls(&mut self) -> io::Result<()> {
         let Some(connector) = self.connector.clone() else {
             return Err(io::Error::other("no TLS configuration"));
         };
-        match std::mem::replace(&mut self.state, State::Failed) {
-            State::Plain(stream) => {
-                self.state =
-                    State::Handshaking(Box::new(connector.connect(self.name.clone(), stream)));
-                Ok(())
-            }
-            other => {
-                self.state = other;
-                Err(io::Error::other("TLS is already active"))
-            }
-        }
+        let name = self.name.clone();
+        self.state.start(|stream| connector.connect(name, stream))
     }
 
     fn channel_bindings(&self) -> ChannelBindings {
@@ -376,6 +316,6 @@ impl Connection for OutgoingConnection {
     }
 
     fn presents_certificate(&self) -> bool {
-        self.presents && !matches!(self.state, State::Plain(_))
+        self.presents && !self.state.is_plain()
     }
 }

@@ -12,6 +12,7 @@ mod listener;
 pub mod resolve;
 mod s2s_tls;
 mod tls;
+mod tls_state;
 
 pub use conn::TcpConnection;
 pub use dial::TcpDialer;

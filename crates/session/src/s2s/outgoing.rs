@@ -206,7 +206,7 @@ impl Session {
         let secure = self.secure();
         if self.s2s_out().is_some_and(|o| o.external_done) {
             // XEP-0178 §2: the stream restarted after <success/>: authenticated.
-            return self.out_ready("EXTERNAL", ctx);
+            return self.out_ready("EXTERNAL");
         }
         let can_tls = self.conn.can_starttls();
         let required = self
@@ -243,20 +243,20 @@ impl Session {
                 if secure {
                     self.meta.set_secure();
                 }
-                self.out_dialback(stream_id, ctx);
+                self.out_dialback(stream_id);
             }
         }
     }
 
     /// XEP-0220 §2.1.1: our key for this stream; checks for other streams may ride it now.
-    fn out_dialback(&mut self, stream_id: &str, ctx: &mut Context<Self>) {
+    fn out_dialback(&mut self, stream_id: &str) {
         let Some(out) = self.s2s_out() else { return };
         let (local, remote) = out.pair.clone();
         out.step = S2sOutPhase::Dialback;
         // XEP-0185 §2: the key names this stream and both domains.
         let key = dialback::key(&self.env.server_secret, &remote, &local, stream_id);
         self.send_dialback(&dialback::result_request(&local, &remote, &key));
-        self.take_lane(ctx);
+        self.take_lane();
     }
 
     /// XEP-0178 §2: `<success/>` restarts the stream, authenticated; `<failure/>` leaves
@@ -283,17 +283,17 @@ impl Session {
                 ctx,
             );
         }
-        self.out_dialback(stream_id, ctx);
+        self.out_dialback(stream_id);
     }
 
     /// The stream is authenticated (by `method`): what waits in the lane goes out.
-    fn out_ready(&mut self, method: &'static str, ctx: &mut Context<Self>) {
+    fn out_ready(&mut self, method: &'static str) {
         let Some(out) = self.s2s_out() else { return };
         out.step = S2sOutPhase::Ready;
         self.meta.set_auth(method);
         self.span
             .in_scope(|| info!(method, "outgoing server stream authenticated"));
-        self.take_lane(ctx);
+        self.take_lane();
     }
 
     /// RFC 6120 §5.4.3.3: `<proceed/>`: the handshake starts, and the stream restarts
@@ -319,7 +319,7 @@ impl Session {
                 if from == remote && to == local && out.step == S2sOutPhase::Dialback =>
             {
                 if verdict == Verdict::Valid {
-                    self.out_ready("dialback", ctx);
+                    self.out_ready("dialback");
                 } else {
                     self.give_up_closing(
                         StanzaCondition::RemoteServerNotFound,
@@ -357,7 +357,7 @@ impl Session {
 
     /// Takes what waits in the lane: `db:verify` requests once the stream is open, stanzas
     /// once it is authenticated.
-    fn take_lane(&mut self, ctx: &mut Context<Self>) {
+    fn take_lane(&mut self) {
         let Some(routes) = self.env.s2s.clone() else {
             return;
         };
@@ -398,7 +398,6 @@ impl Session {
             self.meta.delivered();
         }
         self.wake();
-        let _ = ctx;
     }
 
     /// The stream cannot be used: what waits bounces with `condition` once the actor
@@ -468,8 +467,8 @@ impl Session {
 impl Handler<Flush> for Session {
     type Result = ();
 
-    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
-        self.take_lane(ctx);
+    fn handle(&mut self, _: Flush, _ctx: &mut Context<Self>) {
+        self.take_lane();
     }
 }
 
