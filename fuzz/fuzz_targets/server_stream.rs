@@ -1,8 +1,9 @@
 //! A server-to-server stream (RFC 6120 with `jabber:server`, XEP-0220) as Parley reads
 //! it, both ways: bytes through the stream parser with small limits, the header through
 //! `parley_proto::s2s::check_header`, dialback elements through `dialback::parse` and the
-//! key check, features through the initiator's choice (`s2s::next_step`), and stanzas
-//! through the namespace move they pass before they are routed.
+//! key check, SASL EXTERNAL requests through `s2s::read_external` (XEP-0178), features
+//! through the initiator's choice (`s2s::next_step`), and stanzas through the namespace
+//! move they pass before they are routed.
 //!
 //! Invariants: no panic; a header is accepted only for a domain we serve, and its `from`
 //! only as a bare domain; a parsed dialback element names bare, lowercase domains; a key
@@ -43,7 +44,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Event::Stanza(el) if !opened => {
-                let _ = s2s::next_step(&el, false, true, true);
+                let _ = s2s::next_step(&el, false, true, true, true);
+                let _ = s2s::next_step(&el, true, false, true, true);
             }
             Event::Stanza(el) if el.ns() == dialback::NS => match dialback::parse(&el) {
                 Ok(Dialback::ResultRequest { from, to, key })
@@ -59,6 +61,12 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Err(_) => {}
             },
+            Event::Stanza(el) if el.ns() == ns::SASL => {
+                // XEP-0178: an authorization identity is only ever a bare domain.
+                if let Ok(Some(d)) = s2s::read_external(&el) {
+                    assert!(bare_domain(&d), "{el}");
+                }
+            }
             Event::Stanza(mut el) => {
                 el.rename_ns(ns::SERVER, ns::CLIENT);
                 assert!(no_server_ns_left(&el), "{el}");
