@@ -115,6 +115,7 @@ async fn rfc6120_10_4_messages_cross_domains_both_ways_over_dialback_streams() {
         assert_eq!(out["to_host"], remote, "{out}");
         assert_eq!(out["auth"], "dialback", "{out}");
         assert_eq!(out["secure"], true, "{out}");
+        assert_eq!(out["ip"], "127.0.0.1", "the address dialed: {out}");
         assert_eq!(inc["type"], "s2s", "{inc}");
         assert_eq!(inc["from_host"], remote, "{inc}");
         assert_eq!(inc["secure"], true, "{inc}");

@@ -219,6 +219,12 @@ impl SessionMeta {
         *self.ip.lock()
     }
 
+    /// The connection's peer became known after the session started (an outgoing server
+    /// stream learns it when its dial succeeds).
+    pub fn set_ip(&self, ip: Option<SocketAddr>) {
+        *self.ip.lock() = ip;
+    }
+
     /// The client resumed the session on a new connection (`secure`: that one's TLS; `ip`:
     /// its address).
     pub fn resumed(&self, secure: bool, ip: Option<SocketAddr>) {
