@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod clock;
 pub mod component;
+pub mod csi;
 pub mod datetime;
 pub mod dialback;
 pub mod jwt;

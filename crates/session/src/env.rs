@@ -51,6 +51,10 @@ pub struct SessionConfig {
     pub ping_interval: Option<Duration>,
     /// A pinged connection that sends nothing for this long is treated as gone.
     pub ping_timeout: Duration,
+    /// Client State Indication (XEP-0352): stanzas held for an inactive client, at most…
+    pub csi_max_held: usize,
+    /// …and their bytes; past either, they all go out.
+    pub csi_max_held_bytes: usize,
     /// Fault points for tests (empty in service; see [`crate::faults`]).
     pub faults: crate::faults::Faults,
 }
@@ -140,6 +144,8 @@ impl Default for SessionConfig {
             sm: SmConfig::default(),
             ping_interval: Some(Duration::from_secs(120)),
             ping_timeout: Duration::from_secs(30),
+            csi_max_held: 500,
+            csi_max_held_bytes: 1 << 20,
             faults: crate::faults::Faults::default(),
         }
     }

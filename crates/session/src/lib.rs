@@ -15,6 +15,7 @@ mod bind;
 mod bounds;
 mod component;
 mod connection;
+mod csi;
 mod driver;
 mod env;
 pub mod faults;

@@ -223,6 +223,8 @@ pub(crate) fn features(stage: Stage, offer: &Offer) -> Vec<Element> {
             if offer.sm {
                 features.push(Element::new("sm", ns::SM));
             }
+            // XEP-0352 §3.
+            features.push(Element::new("csi", parley_proto::csi::NS));
             features.push(limits_feature(offer.max_stanza_bytes));
         }
         Stage::Bound => {}
@@ -328,6 +330,9 @@ impl Session {
             Phase::Authed { .. } => self.on_authed_element(el, ctx),
             Phase::Bound(_) | Phase::Established(_) if el.ns() == ns::SM => {
                 self.on_sm_bound(el, ctx)
+            }
+            Phase::Bound(_) | Phase::Established(_) if el.ns() == parley_proto::csi::NS => {
+                self.on_csi(el, ctx)
             }
             Phase::Bound(_) | Phase::Established(_) => self.on_stanza(el, ctx),
             Phase::Component(_) => self.on_component_element(el, ctx),

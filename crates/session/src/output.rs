@@ -410,6 +410,7 @@ impl Session {
             }
         }
         self.unregister_outgoing();
+        held_back.extend(self.release_csi());
         // Held back for the blocklist and never shown: nothing is lost silently.
         for el in held_back {
             self.undeliverable(el);

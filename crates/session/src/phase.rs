@@ -185,6 +185,8 @@ pub struct Bound {
     pub directed: Vec<String>,
     /// Stream Management (XEP-0198): only a bound resource has it.
     pub(crate) sm: crate::sm::Sm,
+    /// Client State Indication (XEP-0352).
+    pub(crate) csi: crate::csi::Csi,
 }
 
 impl Bound {
@@ -204,6 +206,7 @@ impl Bound {
             held_back: Vec::new(),
             directed: Vec::new(),
             sm: crate::sm::Sm::Off,
+            csi: crate::csi::Csi::Active,
         }
     }
 

@@ -145,6 +145,8 @@ impl Handler<Export> for Session {
         if !self.can_hand_over() {
             return None;
         }
+        // XEP-0352 holds join the SM queue that travels with the session.
+        self.flush_csi(ctx);
         self.hibernate_on_close = false;
         let b = self.bound()?;
         if !self.resumable() || b.jid.to_bare() != msg.user {

@@ -81,6 +81,8 @@ impl Handler<TakeOver> for Session {
         if !self.can_hand_over() {
             return None;
         }
+        // XEP-0352 holds join the SM queue that travels with the session.
+        self.flush_csi(ctx);
         let b = self.bound()?;
         let resumable = matches!(&b.sm, Sm::On(s) if matches!(s.resume, Resumption::Yes { .. }));
         if !resumable || b.jid.to_bare() != msg.user {

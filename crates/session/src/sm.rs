@@ -345,6 +345,8 @@ impl Session {
         }) else {
             return false;
         };
+        // XEP-0352 holds go into the SM queue, which is what a resume sends again.
+        self.flush_csi(ctx);
         if let Some(s) = self.sm_mut() {
             if let Ask::Armed(h) = s.ask {
                 ctx.cancel_future(h);

@@ -303,7 +303,7 @@ impl Session {
             }
             return;
         }
-        self.send(&el, ctx)
+        self.send_or_hold(el, ctx)
     }
 
     /// Hands a stanza from this client to its own user actor.

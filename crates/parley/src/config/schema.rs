@@ -343,6 +343,10 @@ pub struct C2sConfig {
     pub sm_max_queue: usize,
     /// Unacknowledged bytes kept per session.
     pub sm_max_queue_bytes: usize,
+    /// Client State Indication (XEP-0352): stanzas held for an inactive client.
+    pub csi_max_held: usize,
+    /// Their bytes.
+    pub csi_max_held_bytes: usize,
     /// The server asks for an ack after this many unacknowledged stanzas…
     pub sm_ack_every: u32,
     /// …or this many milliseconds after the first one.
@@ -385,6 +389,8 @@ impl Default for C2sConfig {
             max_resume_timeout_s: 3600,
             sm_max_queue: 500,
             sm_max_queue_bytes: 2_097_152,
+            csi_max_held: 500,
+            csi_max_held_bytes: 1_048_576,
             sm_ack_every: 5,
             sm_ack_delay_ms: 2000,
             resume_location: String::new(),

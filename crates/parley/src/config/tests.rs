@@ -148,6 +148,8 @@ fn limits_keys_are_documented_and_checked() {
         "max_resume_timeout_s =",
         "sm_max_queue =",
         "sm_max_queue_bytes =",
+        "csi_max_held =",
+        "csi_max_held_bytes =",
         "sm_ack_every =",
         "sm_ack_delay_ms =",
         "resume_location =",
@@ -171,6 +173,7 @@ fn limits_keys_are_documented_and_checked() {
         ("[c2s]\nmax_sasl_attempts = 0", "c2s.max_sasl_attempts = 0"),
         ("[c2s]\nmax_stream_opens = 2", "c2s.max_stream_opens = 2"),
         ("[c2s]\nsm_max_queue = 0", "c2s.sm_max_queue = 0"),
+        ("[c2s]\ncsi_max_held = 0", "c2s.csi_max_held = 0"),
         ("[c2s]\nresume_timeout_s = 0", "c2s.resume_timeout_s = 0"),
         (
             "[c2s]\nping_interval_s = 10\nping_timeout_s = 0",

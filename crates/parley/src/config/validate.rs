@@ -346,6 +346,8 @@ impl Config {
             ("c2s.max_resume_timeout_s", c2s.max_resume_timeout_s),
             ("c2s.sm_max_queue", c2s.sm_max_queue as u64),
             ("c2s.sm_max_queue_bytes", c2s.sm_max_queue_bytes as u64),
+            ("c2s.csi_max_held", c2s.csi_max_held as u64),
+            ("c2s.csi_max_held_bytes", c2s.csi_max_held_bytes as u64),
             ("c2s.sm_ack_every", u64::from(c2s.sm_ack_every)),
             ("c2s.sm_ack_delay_ms", c2s.sm_ack_delay_ms),
         ] {
