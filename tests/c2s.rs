@@ -970,3 +970,42 @@ async fn a_reading_client_survives_bursts_beyond_its_queue_bound() {
         assert!(body.starts_with(&prefix), "in order: {i} got {body:.10}");
     }
 }
+
+/// XEP-0202 §3-§4: the server answers `<time/>` for its domain with its UTC offset and a
+/// XEP-0082 UTC time (here: within the test's own clock, to the second), and lists
+/// `urn:xmpp:time` in its disco#info.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entity_time_of_the_server_xep0202_3() {
+    let server = TestServer::start(|_| {});
+    let mut c = login(&server, "alice", "a").await;
+    let before = parley_testkit::im::unix_now();
+    let iq = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", "t1")
+        .with_attr("to", "localhost")
+        .with_child(Element::new("time", "urn:xmpp:time"));
+    let reply = ask(&mut c, &iq).await;
+    let after = parley_testkit::im::unix_now();
+    assert_eq!(reply.attr("type"), Some("result"), "{reply}");
+    let time = reply.get_child("time", "urn:xmpp:time").expect("<time/>");
+    assert_eq!(
+        time.get_child("tzo", "urn:xmpp:time")
+            .map(|t| t.text())
+            .as_deref(),
+        Some("+00:00")
+    );
+    let utc = time
+        .get_child("utc", "urn:xmpp:time")
+        .map(|t| t.text())
+        .unwrap_or_default();
+    let t = parley_testkit::im::parse_utc_stamp(&utc).unwrap_or_else(|| panic!("XEP-0082: {utc}"));
+    assert!(
+        t >= before.floor() - 1.0 && t <= after + 1.0,
+        "{utc} outside the test"
+    );
+    let info = ask(&mut c, &disco_info("d-time", "localhost")).await;
+    assert!(
+        features(&info).iter().any(|f| f == "urn:xmpp:time"),
+        "{info}"
+    );
+}

@@ -29,6 +29,15 @@ pub fn xep0082(unix_ms: i64) -> String {
     )
 }
 
+/// XEP-0202 §3: the entity's time, `<time><tzo/><utc/></time>`; a server keeps UTC, so
+/// its offset is `Z`'s `+00:00`.
+pub fn entity_time(unix_ms: i64) -> parley_xml::Element {
+    use parley_xml::Element;
+    Element::new("time", crate::ns::TIME)
+        .with_child(Element::new("tzo", crate::ns::TIME).with_text("+00:00"))
+        .with_child(Element::new("utc", crate::ns::TIME).with_text(xep0082(unix_ms)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

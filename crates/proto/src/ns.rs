@@ -27,6 +27,8 @@ pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const SM: &str = crate::sm::NS;
 /// XMPP Ping (XEP-0199).
 pub const PING: &str = "urn:xmpp:ping";
+/// XEP-0202 entity time.
+pub const TIME: &str = "urn:xmpp:time";
 /// Service Discovery information (XEP-0030).
 pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 /// Service Discovery items (XEP-0030).

@@ -1,6 +1,7 @@
 //! The iq requests the server answers itself: to its domain, and for the client's own account.
 //!
-//! XEP-0199 ping, XEP-0030 disco#info/items and XEP-0092 software version. A namespace the
+//! XEP-0199 ping, XEP-0030 disco#info/items, XEP-0092 software version and XEP-0202 entity
+//! time. A namespace the
 //! server knows, asked with a type it does not implement, gets `feature-not-implemented`;
 //! anything else gets `service-unavailable` (RFC 6120 §8.4). Results and errors addressed to
 //! the server are consumed silently.
@@ -18,6 +19,7 @@ const SERVER_FEATURES: &[&str] = &[
     ns::DISCO_ITEMS,
     ns::PING,
     ns::VERSION,
+    ns::TIME,
     ns::CARBONS,
     ns::BLOCKING,
 ];
@@ -99,6 +101,10 @@ impl Session {
                                 .with_text(env!("CARGO_PKG_VERSION")),
                         ),
                 )),
+            // XEP-0202 §3.
+            (ns::TIME, "time") if get && entity == Entity::Server => Ok(iq_result(iq).with_child(
+                parley_proto::datetime::entity_time(parley_proto::clock::now_ms()),
+            )),
             (ns::PING, "ping") | (ns::DISCO_INFO, "query") | (ns::DISCO_ITEMS, "query") => {
                 Err(StanzaError::new(StanzaCondition::FeatureNotImplemented))
             }
