@@ -425,6 +425,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             ping_interval: (c2s.ping_interval_s > 0)
                 .then(|| Duration::from_secs(c2s.ping_interval_s)),
             ping_timeout: Duration::from_secs(c2s.ping_timeout_s),
+            private_namespaces: config.quotas.private_namespaces,
             csi_max_held: c2s.csi_max_held,
             csi_max_held_bytes: c2s.csi_max_held_bytes,
             faults: config.faults.clone(),

@@ -51,6 +51,8 @@ pub struct SessionConfig {
     pub ping_interval: Option<Duration>,
     /// A pinged connection that sends nothing for this long is treated as gone.
     pub ping_timeout: Duration,
+    /// Namespaces one account may keep in private XML storage (XEP-0049).
+    pub private_namespaces: usize,
     /// Client State Indication (XEP-0352): stanzas held for an inactive client, at most…
     pub csi_max_held: usize,
     /// …and their bytes; past either, they all go out.
@@ -144,6 +146,7 @@ impl Default for SessionConfig {
             sm: SmConfig::default(),
             ping_interval: Some(Duration::from_secs(120)),
             ping_timeout: Duration::from_secs(30),
+            private_namespaces: 100,
             csi_max_held: 500,
             csi_max_held_bytes: 1 << 20,
             faults: crate::faults::Faults::default(),

@@ -24,6 +24,7 @@ mod negotiation;
 mod outbox;
 mod output;
 mod phase;
+mod private;
 mod remote;
 mod resume;
 pub mod resumption;

@@ -20,6 +20,7 @@ const SERVER_FEATURES: &[&str] = &[
     ns::PING,
     ns::VERSION,
     ns::TIME,
+    crate::private::NS,
     ns::CARBONS,
     ns::BLOCKING,
 ];

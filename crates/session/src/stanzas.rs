@@ -173,6 +173,17 @@ impl Session {
             Target::To(Dest::Bare(bare)) => *bare == me.to_bare(),
             Target::To(_) => false,
         };
+        if request
+            && el
+                .first_child()
+                .is_some_and(|q| q.is("query", crate::private::NS))
+        {
+            // XEP-0049 §3: only the account's own storage, never another entity's.
+            if !own {
+                return self.bounce_with(&el, StanzaError::new(StanzaCondition::Forbidden), ctx);
+            }
+            return self.private_iq(el, ctx);
+        }
         if own {
             // The roster and carbons are the user's state; the rest the session answers.
             let user_ns = el.first_child().is_some_and(|c| {

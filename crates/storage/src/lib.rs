@@ -288,6 +288,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// whether or not the account exists, and outlives the account, so that a re-created
     /// account does not revive old JWTs.
     async fn set_signed_out(&self, username: &str, host: &str, at_ms: i64) -> Result<()>;
+
+    /// XEP-0049: the element a user stored under namespace `ns`, as XML.
+    async fn private_get(&self, username: &str, host: &str, ns: &str) -> Result<Option<String>>;
+
+    /// XEP-0049: stores (or replaces) `xml` under `ns`; false, storing nothing, when that
+    /// would make the user store more than `max_namespaces` namespaces.
+    async fn private_set(
+        &self,
+        username: &str,
+        host: &str,
+        ns: &str,
+        xml: &str,
+        max_namespaces: usize,
+    ) -> Result<bool>;
     /// When the user last signed out everywhere (unix ms), if ever.
     async fn signed_out_at(&self, username: &str, host: &str) -> Result<Option<i64>>;
 }

@@ -642,6 +642,9 @@ pub struct QuotasConfig {
     pub resources_per_account: usize,
     /// Bytes of offline messages stored per user; past it, `<service-unavailable/>`.
     pub offline_bytes: usize,
+    /// Namespaces one account may keep in private XML storage (XEP-0049); past it,
+    /// `<resource-constraint/>`.
+    pub private_namespaces: usize,
 }
 
 impl Default for QuotasConfig {
@@ -656,6 +659,7 @@ impl Default for QuotasConfig {
             directed_presence: 100,
             resources_per_account: 10,
             offline_bytes: 1 << 20,
+            private_namespaces: 100,
         }
     }
 }

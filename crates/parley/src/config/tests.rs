@@ -149,6 +149,7 @@ fn limits_keys_are_documented_and_checked() {
         "sm_max_queue =",
         "sm_max_queue_bytes =",
         "csi_max_held =",
+        "private_namespaces =",
         "csi_max_held_bytes =",
         "sm_ack_every =",
         "sm_ack_delay_ms =",

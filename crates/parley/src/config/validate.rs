@@ -574,6 +574,7 @@ impl QuotasConfig {
             1,
         )?;
         at_least("quotas.offline_bytes", self.offline_bytes, 1024)?;
+        at_least("quotas.private_namespaces", self.private_namespaces, 1)?;
         Ok(())
     }
 }

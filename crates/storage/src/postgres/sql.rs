@@ -135,6 +135,17 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (host, username)
             )"#],
     },
+    Migration {
+        version: 6,
+        description: "private XML storage (XEP-0049)",
+        statements: &[r#"CREATE TABLE private_xml (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                ns TEXT COLLATE "C" NOT NULL,
+                xml TEXT NOT NULL,
+                PRIMARY KEY (host, username, ns)
+            )"#],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -94,6 +94,7 @@ macro_rules! sql_storage_methods {
                 lock_user(&mut tx, UserLock::Roster, username, host).await?;
                 lock_user(&mut tx, UserLock::Offline, username, host).await?;
                 lock_user(&mut tx, UserLock::Blocklist, username, host).await?;
+                lock_user(&mut tx, UserLock::Private, username, host).await?;
                 for statement in DELETE_USER_DATA {
                     sqlx::query(statement)
                         .bind(host)
@@ -654,6 +655,63 @@ macro_rules! sql_storage_methods {
                     .map_err(backend)?;
                 row.map(|r| r.try_get::<i64, _>("at_ms").map_err(backend))
                     .transpose()
+            }
+
+            async fn private_get(
+                &self,
+                username: &str,
+                host: &str,
+                ns: &str,
+            ) -> Result<Option<String>> {
+                sqlx::query_scalar(SELECT_PRIVATE)
+                    .bind(host)
+                    .bind(username)
+                    .bind(ns)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)
+            }
+
+            async fn private_set(
+                &self,
+                username: &str,
+                host: &str,
+                ns: &str,
+                xml: &str,
+                max_namespaces: usize,
+            ) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                // Serializes one user's writes, so that two new namespaces stored at once
+                // cannot both pass the count.
+                lock_user(&mut tx, UserLock::Private, username, host).await?;
+                let has: i64 = sqlx::query_scalar(HAS_PRIVATE)
+                    .bind(host)
+                    .bind(username)
+                    .bind(ns)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                if has == 0 {
+                    let count: i64 = sqlx::query_scalar(COUNT_PRIVATE)
+                        .bind(host)
+                        .bind(username)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    if count as usize >= max_namespaces {
+                        return Ok(false);
+                    }
+                }
+                sqlx::query(UPSERT_PRIVATE)
+                    .bind(host)
+                    .bind(username)
+                    .bind(ns)
+                    .bind(xml)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                Ok(true)
             }
         }
     };

@@ -47,6 +47,8 @@ pub(crate) enum UserLock {
     /// Blocklist changes touch several rows of one user in whatever order the caller
     /// lists them; two such changes at once could each wait for a row the other holds.
     Blocklist = 3,
+    /// Private XML storage (XEP-0049): the namespace count is checked, then written.
+    Private = 4,
 }
 
 pub(crate) fn backend(error: sqlx::Error) -> StorageError {

@@ -147,4 +147,19 @@ pub(crate) const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM offline_messages WHERE host = $1 AND username = $2",
     "DELETE FROM tokens WHERE host = $1 AND username = $2",
     "DELETE FROM blocklist WHERE host = $1 AND username = $2",
+    "DELETE FROM private_xml WHERE host = $1 AND username = $2",
 ];
+
+/// XEP-0049: one stored element by namespace.
+pub(crate) const SELECT_PRIVATE: &str =
+    "SELECT xml FROM private_xml WHERE host = $1 AND username = $2 AND ns = $3";
+/// How many namespaces a user stores.
+pub(crate) const COUNT_PRIVATE: &str =
+    "SELECT COUNT(*) FROM private_xml WHERE host = $1 AND username = $2";
+/// Whether a user stores this namespace already (a replacement adds nothing to the count).
+pub(crate) const HAS_PRIVATE: &str =
+    "SELECT COUNT(*) FROM private_xml WHERE host = $1 AND username = $2 AND ns = $3";
+/// Stores or replaces one element (both dialects speak `ON CONFLICT`).
+pub(crate) const UPSERT_PRIVATE: &str = "INSERT INTO private_xml (host, username, ns, xml)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (host, username, ns) DO UPDATE SET xml = excluded.xml";

@@ -141,6 +141,17 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (host, username)
             )"],
     },
+    Migration {
+        version: 6,
+        description: "private XML storage (XEP-0049)",
+        statements: &["CREATE TABLE private_xml (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                ns TEXT NOT NULL,
+                xml TEXT NOT NULL,
+                PRIMARY KEY (host, username, ns)
+            )"],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -18,6 +18,7 @@ mod accounts;
 mod blocking;
 mod offline;
 pub mod postgres;
+mod private;
 mod roster;
 mod tokens;
 
@@ -54,6 +55,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     blocking::xep0191_blocklists_report_changes_and_go_with_the_account(s, &run).await;
     tokens::tokens_keep_only_a_hash_and_die_with_the_password(s, &run).await;
     tokens::signed_out_time_only_moves_forward_and_outlives_the_account(s, &run).await;
+    private::xep0049_private_storage_is_per_user_bounded_and_goes_with_the_account(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that

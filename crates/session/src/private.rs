@@ -1,0 +1,123 @@
+//! Private XML storage (XEP-0049): a client keeps elements of its own namespaces on the
+//! server (bookmarks of old clients, preferences), one per namespace, readable only by the
+//! account itself. Stored in the shared storage, so any node answers.
+//!
+//! Each request pauses the session's input while storage answers, so that a `get` after a
+//! `set` on one stream sees the `set`. Bounds: an element is at most a stanza
+//! (`[c2s] max_stanza_bytes`), and an account stores at most `[quotas] private_namespaces`
+//! namespaces (past it, `resource-constraint`).
+
+use actix::fut::{wrap_future, ActorFutureExt};
+use actix::{AsyncContext, Context};
+use parley_proto::ns;
+use parley_proto::stanza_error::{iq_result, StanzaCondition, StanzaError};
+use parley_xml::{Element, Limits};
+use tracing::warn;
+
+use crate::session::Session;
+
+/// The namespace of `<query/>`.
+pub(crate) const NS: &str = "jabber:iq:private";
+
+/// XEP-0049 §3: namespaces no client may store data under.
+fn reserved(ns_name: &str) -> bool {
+    ns_name.is_empty()
+        || ns_name == NS
+        || ns_name == ns::CLIENT
+        || ns_name == ns::SERVER
+        || ns_name.starts_with("jabber:iq:")
+        || ns_name.starts_with("urn:ietf:params:xml:ns:xmpp")
+}
+
+impl Session {
+    /// An iq whose payload is `<query xmlns='jabber:iq:private'/>`, to the user's own
+    /// account (the caller checked).
+    pub(crate) fn private_iq(&mut self, iq: Element, ctx: &mut Context<Self>) {
+        let Some(user) = self.user() else { return };
+        let get = iq.attr("type") == Some("get");
+        let Some(query) = iq.first_child() else {
+            return;
+        };
+        let children: Vec<Element> = query.children().cloned().collect();
+        let bad = children.is_empty()
+            || (get && children.len() != 1)
+            || children.iter().any(|c| reserved(c.ns()));
+        if bad {
+            // §3: a reserved namespace, no namespace, or not one element to get.
+            return self.bounce_with(
+                &iq,
+                StanzaError::with_text(
+                    StanzaCondition::NotAcceptable,
+                    "private storage takes elements of the client's own namespaces",
+                ),
+                ctx,
+            );
+        }
+        let storage = self.env.storage.clone();
+        let max = self.env.config.private_namespaces;
+        let (username, host) = (
+            user.node()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            user.domain().as_str().to_owned(),
+        );
+        self.pause();
+        let work = async move {
+            if get {
+                let wanted = &children[0];
+                let stored = storage.private_get(&username, &host, wanted.ns()).await?;
+                let found = stored
+                    .and_then(|xml| Element::parse(xml.as_bytes(), &Limits::trusted_copies()).ok());
+                Ok(Answer::Got(found.unwrap_or_else(|| wanted.clone())))
+            } else {
+                for child in &children {
+                    let xml = child.to_string();
+                    if !storage
+                        .private_set(&username, &host, child.ns(), &xml, max)
+                        .await?
+                    {
+                        return Ok(Answer::Full);
+                    }
+                }
+                Ok(Answer::Stored)
+            }
+        };
+        ctx.wait(wrap_future::<_, Self>(work).map(
+            move |answer: Result<Answer, parley_storage::StorageError>, act, ctx| {
+                act.resume();
+                match answer {
+                    Ok(Answer::Got(el)) => {
+                        let reply =
+                            iq_result(&iq).with_child(Element::new("query", NS).with_child(el));
+                        act.send(&reply, ctx);
+                    }
+                    Ok(Answer::Stored) => act.send(&iq_result(&iq), ctx),
+                    Ok(Answer::Full) => act.bounce_with(
+                        &iq,
+                        StanzaError::with_text(
+                            StanzaCondition::ResourceConstraint,
+                            "too many private storage namespaces for this account",
+                        ),
+                        ctx,
+                    ),
+                    Err(e) => {
+                        act.span
+                            .in_scope(|| warn!(error = %e, "private storage failed"));
+                        act.bounce_with(
+                            &iq,
+                            StanzaError::new(StanzaCondition::InternalServerError),
+                            ctx,
+                        );
+                    }
+                }
+            },
+        ));
+    }
+}
+
+/// What storage said.
+enum Answer {
+    Got(Element),
+    Stored,
+    Full,
+}
