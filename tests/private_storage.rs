@@ -1,7 +1,8 @@
-//! Private XML storage (XEP-0049) over real sockets: store and read back (from another
-//! session of the account, and after a restart of the server), replace, an empty answer for
-//! nothing stored, reserved namespaces refused, another account's storage forbidden, and
-//! the per-account bound on namespaces.
+//! Account data over real sockets. Private XML storage (XEP-0049): store and read back
+//! (from another session of the account, and after a restart of the server), replace, an
+//! empty answer for nothing stored, reserved namespaces refused, another account's storage
+//! forbidden, the per-account bound on namespaces. vCard-temp (XEP-0054): set by the
+//! owner, read by anyone from the owner's bare JID.
 
 use parley_proto::ns;
 use parley_testkit::im::error_condition;
@@ -166,5 +167,124 @@ async fn xep0049_3_reserved_namespaces_other_accounts_and_the_bound_are_refused(
         error_condition(&full).as_deref(),
         Some("resource-constraint"),
         "{full}"
+    );
+}
+
+fn vcard_iq(id: &str, ty: &str, to: Option<&str>, card: Element) -> Element {
+    let mut iq = Element::new("iq", ns::CLIENT)
+        .with_attr("type", ty)
+        .with_attr("id", id)
+        .with_child(card);
+    if let Some(to) = to {
+        iq.set_attr("to", to);
+    }
+    iq
+}
+
+fn card(full_name: &str) -> Element {
+    Element::new("vCard", "vcard-temp")
+        .with_child(Element::new("FN", "vcard-temp").with_text(full_name))
+        .with_child(Element::new("NICKNAME", "vcard-temp").with_text("ali"))
+}
+
+fn full_name(reply: &Element) -> Option<String> {
+    reply
+        .get_child("vCard", "vcard-temp")?
+        .get_child("FN", "vcard-temp")
+        .map(|f| f.text())
+}
+
+/// XEP-0054 §3.1-§3.3: a user stores her vCard and reads it back; others read it from her
+/// bare JID (answered by her server, from that JID); an account without one gives an empty
+/// vCard, one that does not exist `service-unavailable`; only the owner writes it, and it
+/// cannot be reached as private storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0054_3_vcards_are_set_by_their_owner_and_read_by_anyone() {
+    let server = TestServer::start(|_| {});
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    let set = ask(
+        &mut alice,
+        &vcard_iq("v1", "set", None, card("Alice Liddell")),
+    )
+    .await;
+    assert_eq!(set.attr("type"), Some("result"), "{set}");
+    let own = ask(
+        &mut alice,
+        &vcard_iq("v2", "get", None, Element::new("vCard", "vcard-temp")),
+    )
+    .await;
+    assert_eq!(full_name(&own).as_deref(), Some("Alice Liddell"), "{own}");
+
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    let hers = ask(
+        &mut bob,
+        &vcard_iq(
+            "v3",
+            "get",
+            Some("alice@localhost"),
+            Element::new("vCard", "vcard-temp"),
+        ),
+    )
+    .await;
+    assert_eq!(hers.attr("from"), Some("alice@localhost"), "{hers}");
+    assert_eq!(full_name(&hers).as_deref(), Some("Alice Liddell"), "{hers}");
+    let none = ask(
+        &mut bob,
+        &vcard_iq(
+            "v4",
+            "get",
+            Some("carol@localhost"),
+            Element::new("vCard", "vcard-temp"),
+        ),
+    )
+    .await;
+    assert_eq!(none.attr("type"), Some("result"), "{none}");
+    assert!(none.get_child("vCard", "vcard-temp").is_some(), "{none}");
+    assert_eq!(full_name(&none), None);
+    let nobody = ask(
+        &mut bob,
+        &vcard_iq(
+            "v5",
+            "get",
+            Some("nobody@localhost"),
+            Element::new("vCard", "vcard-temp"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        error_condition(&nobody).as_deref(),
+        Some("service-unavailable"),
+        "{nobody}"
+    );
+    let forged = ask(
+        &mut bob,
+        &vcard_iq("v6", "set", Some("alice@localhost"), card("Mallory")),
+    )
+    .await;
+    assert_eq!(
+        error_condition(&forged).as_deref(),
+        Some("forbidden"),
+        "{forged}"
+    );
+    let sneaky = ask(&mut alice, &private_iq("v7", "set", None, vec![card("x")])).await;
+    assert_eq!(
+        error_condition(&sneaky).as_deref(),
+        Some("not-acceptable"),
+        "{sneaky}"
+    );
+    let still = ask(
+        &mut bob,
+        &vcard_iq(
+            "v8",
+            "get",
+            Some("alice@localhost"),
+            Element::new("vCard", "vcard-temp"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        full_name(&still).as_deref(),
+        Some("Alice Liddell"),
+        "{still}"
     );
 }

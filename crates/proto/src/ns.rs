@@ -27,6 +27,8 @@ pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const SM: &str = crate::sm::NS;
 /// XMPP Ping (XEP-0199).
 pub const PING: &str = "urn:xmpp:ping";
+/// XEP-0054 vCard-temp (also the storage key of an account's vCard).
+pub const VCARD: &str = "vcard-temp";
 /// XEP-0202 entity time.
 pub const TIME: &str = "urn:xmpp:time";
 /// Service Discovery information (XEP-0030).

@@ -1,6 +1,8 @@
 //! Private XML storage (XEP-0049): a client keeps elements of its own namespaces on the
 //! server (bookmarks of old clients, preferences), one per namespace, readable only by the
-//! account itself. Stored in the shared storage, so any node answers.
+//! account itself. Stored in the shared storage, so any node answers. The account's own
+//! vCard (XEP-0054) is kept the same way, under the reserved key `vcard-temp`; others read
+//! it through the account's user actor.
 //!
 //! Each request pauses the session's input while storage answers, so that a `get` after a
 //! `set` on one stream sees the `set`. Bounds: an element is at most a stanza
@@ -18,11 +20,14 @@ use crate::session::Session;
 
 /// The namespace of `<query/>`.
 pub(crate) const NS: &str = "jabber:iq:private";
+/// XEP-0054's namespace, and the storage key of the account's vCard.
+pub(crate) const VCARD: &str = ns::VCARD;
 
 /// XEP-0049 §3: namespaces no client may store data under.
 fn reserved(ns_name: &str) -> bool {
     ns_name.is_empty()
         || ns_name == NS
+        || ns_name == VCARD
         || ns_name == ns::CLIENT
         || ns_name == ns::SERVER
         || ns_name.starts_with("jabber:iq:")
@@ -68,7 +73,8 @@ impl Session {
                 let stored = storage.private_get(&username, &host, wanted.ns()).await?;
                 let found = stored
                     .and_then(|xml| Element::parse(xml.as_bytes(), &Limits::trusted_copies()).ok());
-                Ok(Answer::Got(found.unwrap_or_else(|| wanted.clone())))
+                let el = found.unwrap_or_else(|| wanted.clone());
+                Ok(Answer::Payload(Element::new("query", NS).with_child(el)))
             } else {
                 for child in &children {
                     let xml = child.to_string();
@@ -82,15 +88,53 @@ impl Session {
                 Ok(Answer::Stored)
             }
         };
+        self.answer_from_storage(iq, work, ctx);
+    }
+
+    /// XEP-0054 §3.1-§3.2: the account's own vCard, read or written (the caller checked
+    /// that the iq is to the account itself).
+    pub(crate) fn own_vcard_iq(&mut self, iq: Element, ctx: &mut Context<Self>) {
+        let Some(user) = self.user() else { return };
+        let Some(card) = iq.first_child().cloned() else {
+            return;
+        };
+        let get = iq.attr("type") == Some("get");
+        let storage = self.env.storage.clone();
+        let (username, host) = (
+            user.node()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            user.domain().as_str().to_owned(),
+        );
+        self.pause();
+        let work = async move {
+            if get {
+                Ok(Answer::Payload(
+                    parley_user::read_vcard(&*storage, &username, &host).await?,
+                ))
+            } else {
+                // The vCard is always kept: it does not compete with private namespaces.
+                storage
+                    .private_set(&username, &host, VCARD, &card.to_string(), usize::MAX)
+                    .await?;
+                Ok(Answer::Stored)
+            }
+        };
+        self.answer_from_storage(iq, work, ctx);
+    }
+
+    /// Answers `iq` with what `work` finds in storage; input waits meanwhile.
+    fn answer_from_storage(
+        &mut self,
+        iq: Element,
+        work: impl std::future::Future<Output = Result<Answer, parley_storage::StorageError>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
         ctx.wait(wrap_future::<_, Self>(work).map(
             move |answer: Result<Answer, parley_storage::StorageError>, act, ctx| {
                 act.resume();
                 match answer {
-                    Ok(Answer::Got(el)) => {
-                        let reply =
-                            iq_result(&iq).with_child(Element::new("query", NS).with_child(el));
-                        act.send(&reply, ctx);
-                    }
+                    Ok(Answer::Payload(el)) => act.send(&iq_result(&iq).with_child(el), ctx),
                     Ok(Answer::Stored) => act.send(&iq_result(&iq), ctx),
                     Ok(Answer::Full) => act.bounce_with(
                         &iq,
@@ -117,7 +161,10 @@ impl Session {
 
 /// What storage said.
 enum Answer {
-    Got(Element),
+    /// The result's payload.
+    Payload(Element),
+    /// Stored: an empty result.
     Stored,
+    /// Past the account's bound.
     Full,
 }

@@ -21,6 +21,7 @@ const SERVER_FEATURES: &[&str] = &[
     ns::VERSION,
     ns::TIME,
     crate::private::NS,
+    ns::VCARD,
     ns::CARBONS,
     ns::BLOCKING,
 ];

@@ -184,6 +184,19 @@ impl Session {
             }
             return self.private_iq(el, ctx);
         }
+        if request
+            && el
+                .first_child()
+                .is_some_and(|q| q.is("vCard", crate::private::VCARD))
+        {
+            if own {
+                return self.own_vcard_iq(el, ctx);
+            }
+            if ty == "set" {
+                // XEP-0054 §3.2: a vCard is written only by its owner.
+                return self.bounce_with(&el, StanzaError::new(StanzaCondition::Forbidden), ctx);
+            }
+        }
         if own {
             // The roster and carbons are the user's state; the rest the session answers.
             let user_ns = el.first_child().is_some_and(|c| {

@@ -379,6 +379,7 @@ impl UserActor {
             Action::Drop => {}
             Action::Subscription => self.inbound_subscription(stanza, ctx),
             Action::Probe => self.answer_probe(&stanza),
+            Action::AccountIq if is_vcard_get(&stanza) => self.vcard_get(stanza, ctx),
             Action::AccountIq => self.account_iq(&stanza),
         }
     }
@@ -404,6 +405,7 @@ impl UserActor {
 
     /// An iq to this user's bare JID from someone else: the server answers for the account.
     fn account_iq(&self, iq: &Element) {
+        // (A vCard get is answered by `vcard_get`.)
         let roster = iq.first_child().is_some_and(|q| q.ns() == ns::ROSTER);
         // RFC 6121 §2.1.5 / §2.3.3: nobody else reads or writes a user's roster.
         let condition = if roster {
@@ -680,4 +682,9 @@ impl Handler<Drain> for UserActor {
     // Storage work runs under `ctx.wait`, which holds the mailbox: by the time this message
     // is handled, every earlier write has finished.
     fn handle(&mut self, _msg: Drain, _ctx: &mut Context<Self>) {}
+}
+
+/// XEP-0054 §3.1: a request for the account's vCard.
+fn is_vcard_get(iq: &Element) -> bool {
+    iq.attr("type") == Some("get") && iq.first_child().is_some_and(|c| c.is("vCard", ns::VCARD))
 }

@@ -27,11 +27,13 @@ mod roster;
 pub mod routing;
 pub mod size;
 pub mod subscription;
+mod vcard;
 
 pub use actor::UserActor;
 pub use blocklist::SYNC_ID as BLOCKLIST_SYNC_ID;
 pub use bounds::Queued;
 pub use carbons::eligible_for_carbons;
+pub use vcard::read_vcard;
 // `Inbound` (a stanza addressed to a user) is not exported: such stanzas reach user actors
 // only through the router's road, via the registry's `UserSink`.
 pub use messages::{
