@@ -1009,3 +1009,76 @@ async fn entity_time_of_the_server_xep0202_3() {
         "{info}"
     );
 }
+
+/// XEP-0215 §3.1-§3.3: the configured STUN and TURN servers are listed (all, or of one
+/// `type`), TURN ones with TURN REST API credentials for the asking account, valid for
+/// `credential_ttl_s`; `urn:xmpp:extdisco:2` is in disco#info. Without services: no
+/// feature, and the request is `service-unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_services_with_turn_credentials_xep0215_3() {
+    const EXT: &str = "urn:xmpp:extdisco:2";
+    let server = TestServer::start(|c| {
+        c.external_services.services = vec![
+            "stun:turn.example.org:3478:udp".into(),
+            "turn:turn.example.org:3478:udp".into(),
+        ];
+        c.external_services.turn_secret = Some("turn-secret-0123456789".into());
+        c.external_services.credential_ttl_s = 600;
+    });
+    let mut c = login(&server, "alice", "a").await;
+    let ask_services = |id: &str, ty: Option<&str>| {
+        let mut q = Element::new("services", EXT);
+        if let Some(t) = ty {
+            q.set_attr("type", t);
+        }
+        Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", id)
+            .with_attr("to", "localhost")
+            .with_child(q)
+    };
+    let now = parley_testkit::im::unix_now() as i64;
+    let reply = ask(&mut c, &ask_services("e1", None)).await;
+    let services: Vec<&Element> = reply
+        .get_child("services", EXT)
+        .map(|s| s.children().collect())
+        .unwrap_or_default();
+    assert_eq!(services.len(), 2, "{reply}");
+    assert_eq!(services[0].attr("type"), Some("stun"));
+    assert_eq!(services[0].attr("username"), None, "{reply}");
+    let turn = services[1];
+    assert_eq!(turn.attr("host"), Some("turn.example.org"));
+    assert_eq!(turn.attr("port"), Some("3478"));
+    let username = turn.attr("username").expect("TURN credentials");
+    let (expiry, who) = username.split_once(':').expect("expiry:jid");
+    assert_eq!(who, "alice@localhost");
+    let expiry: i64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 610).contains(&expiry), "{username}");
+    let (_, password) = parley_proto::extdisco::turn_credentials(
+        b"turn-secret-0123456789",
+        "alice@localhost",
+        expiry,
+    );
+    assert_eq!(turn.attr("password"), Some(password.as_str()));
+    let stun_only = ask(&mut c, &ask_services("e2", Some("stun"))).await;
+    assert_eq!(
+        stun_only
+            .get_child("services", EXT)
+            .map(|s| s.children().count()),
+        Some(1),
+        "{stun_only}"
+    );
+    let info = ask(&mut c, &disco_info("d-ext", "localhost")).await;
+    assert!(features(&info).iter().any(|f| f == EXT), "{info}");
+
+    let plain = TestServer::start(|_| {});
+    let mut c = login(&plain, "alice", "a").await;
+    let none = ask(&mut c, &ask_services("e3", None)).await;
+    assert_eq!(
+        parley_testkit::im::error_condition(&none).as_deref(),
+        Some("service-unavailable"),
+        "{none}"
+    );
+    let info = ask(&mut c, &disco_info("d-ext2", "localhost")).await;
+    assert!(!features(&info).iter().any(|f| f == EXT), "{info}");
+}

@@ -426,6 +426,20 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 .then(|| Duration::from_secs(c2s.ping_interval_s)),
             ping_timeout: Duration::from_secs(c2s.ping_timeout_s),
             private_namespaces: config.quotas.private_namespaces,
+            external_services: parley_session::ExternalServices {
+                services: config
+                    .external_services
+                    .services
+                    .iter()
+                    .filter_map(|s| parley_proto::extdisco::Service::parse(s))
+                    .collect(),
+                turn_secret: config
+                    .external_services
+                    .turn_secret
+                    .as_ref()
+                    .map(|s| s.as_bytes().to_vec()),
+                credential_ttl: Duration::from_secs(config.external_services.credential_ttl_s),
+            },
             csi_max_held: c2s.csi_max_held,
             csi_max_held_bytes: c2s.csi_max_held_bytes,
             faults: config.faults.clone(),

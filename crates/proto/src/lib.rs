@@ -12,6 +12,7 @@ pub mod component;
 pub mod csi;
 pub mod datetime;
 pub mod dialback;
+pub mod extdisco;
 pub mod jwt;
 pub mod ns;
 pub mod s2s;

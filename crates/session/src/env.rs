@@ -53,6 +53,8 @@ pub struct SessionConfig {
     pub ping_timeout: Duration,
     /// Namespaces one account may keep in private XML storage (XEP-0049).
     pub private_namespaces: usize,
+    /// STUN and TURN servers announced to clients (XEP-0215).
+    pub external_services: ExternalServices,
     /// Client State Indication (XEP-0352): stanzas held for an inactive client, at most…
     pub csi_max_held: usize,
     /// …and their bytes; past either, they all go out.
@@ -103,6 +105,28 @@ impl Default for SmConfig {
     }
 }
 
+/// `[external_services]` (XEP-0215).
+#[derive(Clone, Default)]
+pub struct ExternalServices {
+    /// The services, in the order configured.
+    pub services: Vec<parley_proto::extdisco::Service>,
+    /// The secret shared with the TURN servers, for time-limited credentials.
+    pub turn_secret: Option<Vec<u8>>,
+    /// How long such credentials are valid.
+    pub credential_ttl: Duration,
+}
+
+impl std::fmt::Debug for ExternalServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("ExternalServices")
+            .field("services", &self.services)
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "…"))
+            .field("credential_ttl", &self.credential_ttl)
+            .finish()
+    }
+}
+
 /// `[auth] jwt_secret`, its leeway, and the `aud`, `iss` and lifetime rules.
 pub type JwtSettings = parley_proto::jwt::JwtPolicy;
 
@@ -147,6 +171,7 @@ impl Default for SessionConfig {
             ping_interval: Some(Duration::from_secs(120)),
             ping_timeout: Duration::from_secs(30),
             private_namespaces: 100,
+            external_services: ExternalServices::default(),
             csi_max_held: 500,
             csi_max_held_bytes: 1 << 20,
             faults: crate::faults::Faults::default(),

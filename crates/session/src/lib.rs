@@ -38,7 +38,10 @@ mod stanzas;
 pub mod tokens;
 pub use bind::{BindError, PrebindReply};
 pub use connection::{Connection, Framing, Security, Unit};
-pub use env::{ComponentSettings, ExternalAuth, JwtSettings, SessionConfig, SessionEnv, SmConfig};
+pub use env::{
+    ComponentSettings, ExternalAuth, ExternalServices, JwtSettings, SessionConfig, SessionEnv,
+    SmConfig,
+};
 pub use remote::{read_state, BoxFuture, RemoteResume};
 pub use resumption::Resumptions;
 pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};

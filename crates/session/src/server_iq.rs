@@ -47,6 +47,42 @@ impl Session {
         query
     }
 
+    /// XEP-0215: the services asked for (all, those of a `type`, or for `<credentials/>`
+    /// the ones named), with TURN credentials for the asking account when a secret is set.
+    fn external_services(&self, request: &Element) -> Element {
+        use parley_proto::extdisco;
+        let cfg = &self.env.config.external_services;
+        let user = self.user().map(|u| u.to_string()).unwrap_or_default();
+        let expires = parley_proto::clock::now_s() + cfg.credential_ttl.as_secs() as i64;
+        let turn = cfg
+            .turn_secret
+            .as_deref()
+            .map(|s| (s, user.as_str(), expires));
+        let chosen: Vec<extdisco::Service> = match request.name() {
+            "credentials" => cfg
+                .services
+                .iter()
+                .filter(|s| {
+                    request.children().any(|want| {
+                        want.attr("host") == Some(s.host.as_str())
+                            && want.attr("type").is_none_or(|t| t == s.kind)
+                    })
+                })
+                .cloned()
+                .collect(),
+            _ => cfg.services.clone(),
+        };
+        let mut answer = extdisco::services_element(&chosen, request.attr("type"), turn);
+        if request.name() == "credentials" {
+            let mut creds = Element::new("credentials", extdisco::NS);
+            for s in answer.children() {
+                creds.push_child(s.clone());
+            }
+            answer = creds;
+        }
+        answer
+    }
+
     /// An iq to a domain we serve.
     pub(crate) fn server_iq(&mut self, iq: Element, _domain: &str, ctx: &mut Context<Self>) {
         self.answer_iq(iq, Entity::Server, ctx);
@@ -88,7 +124,18 @@ impl Session {
             (ns::SESSION, "session") if !get => Ok(iq_result(iq)),
             (ns::DISCO_INFO, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
-                None => Ok(iq_result(iq).with_child(disco_info(entity))),
+                None => {
+                    let mut info = disco_info(entity);
+                    if entity == Entity::Server
+                        && !self.env.config.external_services.services.is_empty()
+                    {
+                        info.push_child(
+                            Element::new("feature", ns::DISCO_INFO)
+                                .with_attr("var", parley_proto::extdisco::NS),
+                        );
+                    }
+                    Ok(iq_result(iq).with_child(info))
+                }
             },
             (ns::DISCO_ITEMS, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
@@ -103,6 +150,14 @@ impl Session {
                                 .with_text(env!("CARGO_PKG_VERSION")),
                         ),
                 )),
+            // XEP-0215 §3.1 and §3.3.
+            (parley_proto::extdisco::NS, "services" | "credentials")
+                if get
+                    && entity == Entity::Server
+                    && !self.env.config.external_services.services.is_empty() =>
+            {
+                Ok(iq_result(iq).with_child(self.external_services(payload)))
+            }
             // XEP-0202 §3.
             (ns::TIME, "time") if get && entity == Entity::Server => Ok(iq_result(iq).with_child(
                 parley_proto::datetime::entity_time(parley_proto::clock::now_ms()),

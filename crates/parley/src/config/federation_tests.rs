@@ -1,5 +1,6 @@
-//! Unit tests of the federation sections (`[component]`, `[s2s]`): every rule names its
-//! key, and what the server reads from them comes out normalized.
+//! Unit tests of the sections for other servers and services (`[component]`, `[s2s]`,
+//! `[external_services]`): every rule names its key, and what the server reads from them
+//! comes out normalized.
 
 use super::*;
 
@@ -131,4 +132,27 @@ fn s2s_routes_are_read_normalized() {
         !Config::default().s2s.enabled(),
         "federation is off by default"
     );
+}
+
+#[test]
+fn external_services_rules_name_their_key() {
+    let cases = [
+        (
+            "[external_services]\nservices = [\"stun:stun.example.org:3478\", \"ftp:x:1\"]\n",
+            "external_services.services[1]",
+        ),
+        (
+            "[external_services]\nturn_secret = \"short\"\n",
+            "external_services.turn_secret",
+        ),
+        (
+            "[external_services]\ncredential_ttl_s = 1\n",
+            "external_services.credential_ttl_s",
+        ),
+    ];
+    for (toml, key) in cases {
+        let e = err(toml);
+        assert!(e.contains(key), "{key} in {e}");
+        assert!(!e.contains("short\""), "the secret is not echoed: {e}");
+    }
 }

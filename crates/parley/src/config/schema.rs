@@ -49,6 +49,8 @@ pub struct Config {
     pub component: ComponentConfig,
     /// `[s2s]`: federation with other servers (RFC 6120 server-to-server).
     pub s2s: S2sConfig,
+    /// `[external_services]`: STUN and TURN servers announced to clients (XEP-0215).
+    pub external_services: ExternalServicesConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]
@@ -157,6 +159,40 @@ impl S2sConfig {
     /// Whether federation is on.
     pub fn enabled(&self) -> bool {
         !self.listen.is_empty() || !self.direct_tls.is_empty()
+    }
+}
+
+/// `[external_services]`: STUN and TURN servers for calls, announced to clients
+/// (XEP-0215), with time-limited TURN credentials when the TURN server's secret is given.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExternalServicesConfig {
+    /// Each `type:host:port[:transport]`, type stun, stuns, turn or turns.
+    pub services: Vec<String>,
+    /// The secret shared with the TURN server (its `static-auth-secret`).
+    pub turn_secret: Option<String>,
+    /// Seconds TURN credentials are valid.
+    pub credential_ttl_s: u64,
+}
+
+impl Default for ExternalServicesConfig {
+    fn default() -> Self {
+        ExternalServicesConfig {
+            services: Vec::new(),
+            turn_secret: None,
+            credential_ttl_s: 86_400,
+        }
+    }
+}
+
+impl std::fmt::Debug for ExternalServicesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("ExternalServicesConfig")
+            .field("services", &self.services)
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "…"))
+            .field("credential_ttl_s", &self.credential_ttl_s)
+            .finish()
     }
 }
 

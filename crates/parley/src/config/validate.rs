@@ -126,6 +126,7 @@ impl Config {
         self.check_drain()?;
         self.check_components()?;
         self.check_s2s()?;
+        self.check_external_services()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

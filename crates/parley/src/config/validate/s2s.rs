@@ -5,6 +5,36 @@ use super::{normalize_host, Quoted, Violation, MIN_STANZA_BYTES};
 use crate::config::Config;
 
 impl Config {
+    /// `[external_services]` (XEP-0215): entries that parse, a secret long enough to
+    /// matter, a credential lifetime from a minute to a week.
+    pub(super) fn check_external_services(&self) -> Result<(), Violation> {
+        let e = &self.external_services;
+        for (i, s) in e.services.iter().enumerate() {
+            if parley_proto::extdisco::Service::parse(s).is_none() {
+                return Err(Violation::new(
+                    &format!("external_services.services[{i}]"),
+                    Quoted(s),
+                    "must be \"type:host:port\" or \"type:host:port:transport\" (type stun, stuns, turn or turns; transport udp or tcp)",
+                ));
+            }
+        }
+        if e.turn_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(Violation::new(
+                "external_services.turn_secret",
+                "\"…\"",
+                "must be at least 16 bytes",
+            ));
+        }
+        if !(60..=604_800).contains(&e.credential_ttl_s) {
+            return Err(Violation::new(
+                "external_services.credential_ttl_s",
+                e.credential_ttl_s,
+                "must be from 60 to 604800 seconds",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn check_s2s(&self) -> Result<(), Violation> {
         let s = &self.s2s;
         for (domain, target) in &s.routes {
