@@ -2,7 +2,8 @@
 //! (from another session of the account, and after a restart of the server), replace, an
 //! empty answer for nothing stored, reserved namespaces refused, another account's storage
 //! forbidden, the per-account bound on namespaces. vCard-temp (XEP-0054): set by the
-//! owner, read by anyone from the owner's bare JID.
+//! owner, read by anyone from the owner's bare JID. Last activity (XEP-0012): the
+//! server's uptime, an account's time since its last resource left, for contacts only.
 
 use parley_proto::ns;
 use parley_testkit::im::error_condition;
@@ -287,4 +288,96 @@ async fn xep0054_3_vcards_are_set_by_their_owner_and_read_by_anyone() {
         Some("Alice Liddell"),
         "{still}"
     );
+}
+
+fn last_iq(id: &str, to: &str) -> Element {
+    Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", id)
+        .with_attr("to", to)
+        .with_child(Element::new("query", "jabber:iq:last"))
+}
+
+fn seconds(reply: &Element) -> Option<i64> {
+    reply
+        .get_child("query", "jabber:iq:last")?
+        .attr("seconds")?
+        .parse()
+        .ok()
+}
+
+/// XEP-0012 §4-§5: the server's last activity is its uptime; an account's is `0` while it
+/// is online and, once its last resource left, the time since then with the status it left
+/// with, both told only to a contact allowed to see its presence (others: `forbidden`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0012_last_activity_of_the_server_and_of_an_account() {
+    use parley_storage::{RosterItem, Subscription};
+    let server = TestServer::start(|_| {});
+    let both = |jid: &str| RosterItem {
+        jid: jid.to_owned(),
+        name: None,
+        subscription: Subscription::Both,
+        ask: false,
+        groups: Vec::new(),
+    };
+    server.put_roster("alice", &[both("bob@localhost")]);
+    server.put_roster("bob", &[both("alice@localhost")]);
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    bob.available().await;
+    let up = ask(&mut bob, &last_iq("l0", "localhost")).await;
+    assert!(seconds(&up).is_some_and(|s| s >= 0), "{up}");
+
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    alice.available().await;
+    // Bob sees her come online: her user actor has handled her presence.
+    bob.expect_presence_from("alice@localhost/a", "available")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let online = ask(&mut bob, &last_iq("l1", "alice@localhost")).await;
+    assert_eq!(seconds(&online), Some(0), "{online}");
+    alice
+        .send(
+            &Element::new("presence", ns::CLIENT)
+                .with_attr("type", "unavailable")
+                .with_child(Element::new("status", ns::CLIENT).with_text("gone fishing")),
+        )
+        .await;
+    ok_presence_gone(&mut bob).await;
+    let gone = ask(&mut bob, &last_iq("l2", "alice@localhost")).await;
+    let query = gone.get_child("query", "jabber:iq:last").expect("query");
+    assert!(
+        seconds(&gone).is_some_and(|s| (0..5).contains(&s)),
+        "{gone}"
+    );
+    assert_eq!(query.text(), "gone fishing");
+
+    let mut carol = Client::login(server.c2s(), "carol", Some("c")).await;
+    let stranger = ask(&mut carol, &last_iq("l3", "alice@localhost")).await;
+    assert_eq!(
+        error_condition(&stranger).as_deref(),
+        Some("forbidden"),
+        "{stranger}"
+    );
+
+    // Kept in storage: after a restart, a fresh user actor still knows.
+    drop((alice, bob, carol));
+    let server = server.restart();
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    let later = ask(&mut bob, &last_iq("l4", "alice@localhost")).await;
+    assert!(seconds(&later).is_some_and(|s| s >= 0), "{later}");
+    assert_eq!(
+        later
+            .get_child("query", "jabber:iq:last")
+            .map(|q| q.text())
+            .as_deref(),
+        Some("gone fishing"),
+        "{later}"
+    );
+}
+
+/// Waits until bob has seen alice go unavailable: her user actor has recorded it.
+async fn ok_presence_gone(bob: &mut Client) {
+    bob.expect_presence_from("alice@localhost/a", "unavailable")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }

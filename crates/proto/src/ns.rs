@@ -29,6 +29,8 @@ pub const SM: &str = crate::sm::NS;
 pub const PING: &str = "urn:xmpp:ping";
 /// XEP-0054 vCard-temp (also the storage key of an account's vCard).
 pub const VCARD: &str = "vcard-temp";
+/// XEP-0012 last activity.
+pub const LAST: &str = "jabber:iq:last";
 /// XEP-0202 entity time.
 pub const TIME: &str = "urn:xmpp:time";
 /// Service Discovery information (XEP-0030).

@@ -114,6 +114,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         conn_limiter: ConnLimiter::new(ConnLimits::default()),
         resumptions: Arc::new(crate::resumption::Resumptions::new("test", 16)),
         s2s: None,
+        started_ms: 0,
         components: crate::env::ComponentSettings::default(),
     })
 }

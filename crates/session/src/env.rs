@@ -210,6 +210,8 @@ pub struct SessionEnv {
     /// Server-to-server streams (`[s2s]`): the outgoing routes, with their settings. None:
     /// federation is off.
     pub s2s: Option<Arc<crate::s2s::S2sRoutes>>,
+    /// When the node started (unix ms): its uptime is its last activity (XEP-0012 §5).
+    pub started_ms: i64,
 }
 
 /// The `[component]` settings a component's session needs.

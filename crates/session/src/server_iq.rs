@@ -20,6 +20,7 @@ const SERVER_FEATURES: &[&str] = &[
     ns::PING,
     ns::VERSION,
     ns::TIME,
+    ns::LAST,
     crate::private::NS,
     ns::VCARD,
     ns::CARBONS,
@@ -157,6 +158,13 @@ impl Session {
                     && !self.env.config.external_services.services.is_empty() =>
             {
                 Ok(iq_result(iq).with_child(self.external_services(payload)))
+            }
+            // XEP-0012 §5: a server's last activity is its uptime.
+            (ns::LAST, "query") if get && entity == Entity::Server => {
+                let up = (parley_proto::clock::now_ms() - self.env.started_ms).max(0) / 1000;
+                Ok(iq_result(iq).with_child(
+                    Element::new("query", ns::LAST).with_attr("seconds", up.to_string()),
+                ))
             }
             // XEP-0202 §3.
             (ns::TIME, "time") if get && entity == Entity::Server => Ok(iq_result(iq).with_child(

@@ -78,6 +78,11 @@ pub struct UserActor {
     mailbox: Arc<crate::bounds::MailboxGauge>,
     lifecycle: Lifecycle,
     pub(crate) exists: bool,
+    /// XEP-0012: when the last available resource left while this actor ran (unix s) and
+    /// the status it left with; storage has it for later actors.
+    pub(crate) last_activity: Option<(i64, String)>,
+    /// `last_activity` changed and is not written yet.
+    pub(crate) last_activity_unsaved: bool,
     pub(crate) roster: RosterCache,
     /// XEP-0191: whom the user blocks.
     pub(crate) blocklist: parley_proto::blocking::Blocklist,
@@ -113,6 +118,8 @@ impl UserActor {
             mailbox,
             lifecycle: Lifecycle::Loading,
             exists: false,
+            last_activity: None,
+            last_activity_unsaved: false,
             roster: RosterCache::default(),
             blocklist: Default::default(),
             offline_waiting: false,
@@ -380,6 +387,9 @@ impl UserActor {
             Action::Subscription => self.inbound_subscription(stanza, ctx),
             Action::Probe => self.answer_probe(&stanza),
             Action::AccountIq if is_vcard_get(&stanza) => self.vcard_get(stanza, ctx),
+            Action::AccountIq if crate::last::is_last_get(&stanza) => {
+                self.last_activity(stanza, ctx)
+            }
             Action::AccountIq => self.account_iq(&stanza),
         }
     }
@@ -578,6 +588,7 @@ impl Handler<Detach> for UserActor {
             // for this message.
             self.release_attached();
         }
+        self.write_last_activity(ctx);
         self.schedule_idle(ctx);
     }
 }
@@ -589,7 +600,10 @@ impl Handler<FromClient> for UserActor {
         self.mailbox.taken(&msg.stanza);
         let stanza = msg.stanza;
         match stanza.name() {
-            "presence" => self.client_presence(&msg.resource, stanza, ctx),
+            "presence" => {
+                self.client_presence(&msg.resource, stanza, ctx);
+                self.write_last_activity(ctx);
+            }
             "iq" => {
                 let payload_ns = stanza.first_child().map(|c| c.ns().to_owned());
                 match payload_ns.as_deref() {
@@ -659,6 +673,7 @@ impl Handler<Vanished> for UserActor {
                 "announcing a resource of a lost node unavailable");
             self.announce_gone(&full);
         }
+        self.write_last_activity(ctx);
         self.schedule_idle(ctx);
     }
 }

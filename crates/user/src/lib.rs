@@ -19,6 +19,7 @@ mod actor;
 mod blocklist;
 mod bounds;
 mod carbons;
+mod last;
 mod messages;
 pub mod placement;
 mod presence;

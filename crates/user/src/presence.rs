@@ -131,6 +131,7 @@ impl UserActor {
         let Some(r) = self.resource_mut(resource) else {
             return;
         };
+        let was_available = r.available;
         r.available = false;
         r.presence = None;
         let directed = std::mem::take(&mut r.directed);
@@ -140,6 +141,10 @@ impl UserActor {
         });
         let mut unavailable = unavailable;
         unavailable.set_attr("from", full.to_string());
+        if was_available && !self.resources.iter().any(|o| o.available) {
+            // XEP-0012: the account's last activity ends now.
+            self.record_last_activity(&unavailable);
+        }
         for item in self.roster.items.values() {
             if has_from(item.subscription) {
                 let mut copy = unavailable.clone();
