@@ -1082,3 +1082,36 @@ async fn external_services_with_turn_credentials_xep0215_3() {
     let info = ask(&mut c, &disco_info("d-ext2", "localhost")).await;
     assert!(!features(&info).iter().any(|f| f == EXT), "{info}");
 }
+
+/// XEP-0115 §6.2-§6.3: once authenticated, the stream features carry the server's
+/// capabilities (`<c hash='sha-1' node ver/>`); the `ver` is the §5.1 hash of the server's
+/// disco#info, and disco#info for `node#ver` answers the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_capabilities_in_the_stream_features_xep0115_6_3() {
+    const CAPS: &str = "http://jabber.org/protocol/caps";
+    let server = TestServer::start(|_| {});
+    let mut c = Client::authed(server.c2s(), "alice").await;
+    let features = c.features.clone().expect("features after SASL");
+    let caps = features
+        .get_child("c", CAPS)
+        .unwrap_or_else(|| panic!("no caps in {features}"));
+    assert_eq!(caps.attr("hash"), Some("sha-1"));
+    let (node, ver) = (
+        caps.attr("node").unwrap(),
+        caps.attr("ver").unwrap().to_owned(),
+    );
+    c.bind(Some("a")).await.expect("bind");
+    let info = ask(&mut c, &disco_info("d-caps", "localhost")).await;
+    let query = info.get_child("query", ns::DISCO_INFO).expect("query");
+    assert_eq!(parley_proto::caps::ver(query), ver, "the hash of {info}");
+    let by_node = disco_info("d-caps-node", "localhost");
+    let mut by_node = by_node;
+    let node_ver = format!("{node}#{ver}");
+    if let Some(q) = by_node.get_child_mut("query", ns::DISCO_INFO) {
+        q.set_attr("node", node_ver.as_str());
+    }
+    let answer = ask(&mut c, &by_node).await;
+    let q = answer.get_child("query", ns::DISCO_INFO).expect("query");
+    assert_eq!(q.attr("node"), Some(node_ver.as_str()), "{answer}");
+    assert_eq!(parley_proto::caps::ver(q), ver);
+}

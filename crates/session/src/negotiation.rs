@@ -34,6 +34,9 @@ pub(crate) struct Offer {
     pub max_stanza_bytes: usize,
     /// Stream Management (XEP-0198) is on and this transport takes it.
     pub sm: bool,
+    /// The server's entity capabilities `<c/>` (XEP-0115 §6.3), announced once
+    /// authenticated.
+    pub caps: Option<Element>,
 }
 
 /// How far negotiation is, as far as the features are concerned.
@@ -225,6 +228,9 @@ pub(crate) fn features(stage: Stage, offer: &Offer) -> Vec<Element> {
             }
             // XEP-0352 §3.
             features.push(Element::new("csi", parley_proto::csi::NS));
+            if let Some(c) = &offer.caps {
+                features.push(c.clone());
+            }
             features.push(limits_feature(offer.max_stanza_bytes));
         }
         Stage::Bound => {}
@@ -274,6 +280,8 @@ impl Session {
             channel_bindings: self.conn.channel_bindings().types(),
             max_stanza_bytes: self.env.config.limits.max_stanza_bytes,
             sm: self.env.config.sm.enabled && self.conn.stream_management(),
+            caps: matches!(self.phase, Phase::Authed { .. })
+                .then(|| parley_proto::caps::element(&self.server_info())),
         }
     }
 

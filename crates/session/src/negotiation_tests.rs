@@ -42,6 +42,7 @@ fn plain() -> Offer {
         channel_bindings: Vec::new(),
         max_stanza_bytes: 262_144,
         sm: true,
+        caps: None,
     }
 }
 

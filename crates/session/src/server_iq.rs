@@ -84,6 +84,27 @@ impl Session {
         answer
     }
 
+    /// The server's disco#info (XEP-0030): its fixed features, and the configured ones.
+    pub(crate) fn server_info(&self) -> Element {
+        let mut info = disco_info(Entity::Server);
+        if !self.env.config.external_services.services.is_empty() {
+            info.push_child(
+                Element::new("feature", ns::DISCO_INFO)
+                    .with_attr("var", parley_proto::extdisco::NS),
+            );
+        }
+        info
+    }
+
+    /// XEP-0115 §6.2: `node#ver` of the server's capabilities.
+    fn caps_node(&self) -> String {
+        format!(
+            "{}#{}",
+            parley_proto::caps::NODE,
+            parley_proto::caps::ver(&self.server_info())
+        )
+    }
+
     /// An iq to a domain we serve.
     pub(crate) fn server_iq(&mut self, iq: Element, _domain: &str, ctx: &mut Context<Self>) {
         self.answer_iq(iq, Entity::Server, ctx);
@@ -124,19 +145,16 @@ impl Session {
             // with no `to`); it is a no-op, but refusing it makes them give up.
             (ns::SESSION, "session") if !get => Ok(iq_result(iq)),
             (ns::DISCO_INFO, "query") if get => match node {
-                Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
-                None => {
-                    let mut info = disco_info(entity);
-                    if entity == Entity::Server
-                        && !self.env.config.external_services.services.is_empty()
-                    {
-                        info.push_child(
-                            Element::new("feature", ns::DISCO_INFO)
-                                .with_attr("var", parley_proto::extdisco::NS),
-                        );
-                    }
+                // XEP-0115 §6.2: the node of the server's caps names the same answer.
+                Some(node) if entity == Entity::Server && node == self.caps_node() => {
+                    let info = self.server_info().with_attr("node", node);
                     Ok(iq_result(iq).with_child(info))
                 }
+                Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
+                None if entity == Entity::Server => {
+                    Ok(iq_result(iq).with_child(self.server_info()))
+                }
+                None => Ok(iq_result(iq).with_child(disco_info(entity))),
             },
             (ns::DISCO_ITEMS, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),
