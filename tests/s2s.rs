@@ -793,3 +793,70 @@ async fn rfc6120_4_9_3_4_a_server_that_never_authenticates_times_out() {
     let (mut c, _, _) = ok(s2s::open(server.s2s(), "slow.example", "localhost").await);
     assert_eq!(ok(c.expect_stream_error().await), "connection-timeout");
 }
+
+/// XEP-0368 between servers: `b.example` publishes only an `_xmpps-server` SRV record (on
+/// the test's DNS server), so `localhost` finds it by SRV and connects with TLS from the
+/// first byte to its direct-TLS port; the message crosses and the stream is encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0368_a_server_found_by_xmpps_srv_is_reached_with_direct_tls() {
+    use parley_testkit::{DnsRecord, Dnsmasq};
+    let (pa, pb, pb_tls) = (free_port(), free_port(), free_port());
+    let dns = Dnsmasq::start_zone(
+        "example",
+        &[
+            DnsRecord::Srv {
+                name: format!("_xmpps-server._tcp.{B}"),
+                target: Some((B.into(), pb_tls)),
+                priority: 0,
+                weight: 0,
+            },
+            DnsRecord::A {
+                name: B.into(),
+                ip: [127, 0, 0, 1].into(),
+            },
+        ],
+    );
+    let dns_addr = dns.addr;
+    let a = TestServer::start(move |c| {
+        c.s2s.listen = vec![loopback(pa)];
+        c.s2s.name_servers = vec![dns_addr];
+        c.admin.token = Some(ADMIN_TOKEN.into());
+    });
+    let b = TestServer::start(|c| {
+        c.server.hosts = vec![B.into()];
+        c.s2s.listen = vec![loopback(pb)];
+        c.s2s.direct_tls = vec![loopback(pb_tls)];
+        c.s2s
+            .routes
+            .insert("localhost".into(), format!("127.0.0.1:{pa}"));
+    });
+    b.add_user_at("dave", B, "password");
+    let mut alice = Client::login(a.c2s(), "alice", Some("phone")).await;
+    let mut dave = dave(&b).await;
+    alice
+        .send(&chat("dave@b.example", "chat", "over direct TLS"))
+        .await;
+    ok(dave.expect_message_body("over direct TLS").await);
+    let out = s2s_records(&a)
+        .into_iter()
+        .find(|r| r["direction"] == "out")
+        .expect("an outgoing stream");
+    assert_eq!(out["secure"], true, "{out}");
+    assert_eq!(out["ip"], "127.0.0.1", "{out}");
+}
+
+/// XEP-0220 §2.4 and hostile dialback: a request to be accepted for one of *our* streams
+/// to a domain we do not serve is answered `type='error'` (the stream stays up); an answer
+/// nobody asked for ends the stream with `<unsupported-stanza-type/>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0220_2_4_misdirected_requests_and_unasked_answers() {
+    let (server, _authority) = hostile("valid").await;
+    let (mut c, _, _) = ok(s2s::open(server.s2s(), "evil.example", "localhost").await);
+    let answer = ok(s2s::dialback(&mut c, "evil.example", "elsewhere.example", "k").await);
+    assert_eq!(answer.attr("type"), Some("error"), "{answer}");
+    assert!(answer.get_child("error", ns::SERVER).is_some(), "{answer}");
+    c.send_raw("<db:result from='evil.example' to='localhost' type='valid'/>")
+        .await
+        .unwrap();
+    assert_eq!(ok(c.expect_stream_error().await), "unsupported-stanza-type");
+}

@@ -170,9 +170,9 @@ impl Snapshot {
         });
         let s2s = state
             .router
-            .unbound_streams()
+            .server_streams()
             .iter()
-            .filter(|(_, meta)| meta.kind == "s2s" && meta.auth().is_some())
+            .filter(|(_, meta)| meta.auth().is_some())
             .count() as u64;
         Snapshot {
             sessions,

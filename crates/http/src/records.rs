@@ -108,9 +108,8 @@ pub fn local_records(router: &Router, node: &str, user: Option<&str>) -> Vec<Ses
 /// stream proved a domain, then `s2s`), named by the host at the other end.
 fn server_streams(router: &Router, node: &str) -> Vec<SessionRecord> {
     router
-        .unbound_streams()
+        .server_streams()
         .into_iter()
-        .filter(|(_, meta)| meta.kind == "s2s")
         .map(|(key, meta)| {
             let mut r = record(None, key, Some(&meta), node, true);
             if meta.auth().is_none() {

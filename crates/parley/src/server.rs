@@ -470,6 +470,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         tls_available: true,
         s2s: s2s_routes.clone(),
         started_ms: parley_proto::clock::now_ms(),
+        server_caps: Default::default(),
         components: parley_session::ComponentSettings {
             secrets: component_secrets.into_iter().collect(),
             limits: Limits {

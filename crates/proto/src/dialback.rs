@@ -127,8 +127,7 @@ pub enum DialbackError {
 
 /// A bare domain, nameprep'd (lowercased), or None for anything else.
 fn domain(s: Option<&str>) -> Option<String> {
-    let jid = jid::Jid::new(s?).ok()?;
-    (jid.node().is_none() && jid.resource().is_none()).then(|| jid.domain().as_str().to_owned())
+    crate::s2s::domain(s?)
 }
 
 /// Reads a dialback element.

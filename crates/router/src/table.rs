@@ -217,6 +217,16 @@ impl Router {
         self.closers.lock().insert(key, close);
     }
 
+    /// The streams that registered a closer (between servers), with their facts: read
+    /// without walking every connection of the node.
+    pub fn server_streams(&self) -> Vec<(SessionId, Arc<crate::meta::SessionMeta>)> {
+        let keys: Vec<SessionId> = self.closers.lock().keys().copied().collect();
+        let streams = self.streams.lock();
+        keys.into_iter()
+            .filter_map(|k| streams.get(&k).map(|m| (k, m.clone())))
+            .collect()
+    }
+
     /// Closes the unbound stream registered under `key` (the admin API); false if there is
     /// none. `status` is what its record ends with.
     pub fn close_stream(

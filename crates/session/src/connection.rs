@@ -102,50 +102,30 @@ pub trait Connection: Unpin + 'static {
     }
 }
 
-/// What a hibernating session holds instead of a connection (XEP-0198 §5): the socket was
-/// released when it died; nothing reads or writes here again.
-pub(crate) struct Gone;
-
-impl Connection for Gone {
-    fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_write(&mut self, _cx: &mut Context<'_>, _data: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(Err(io::ErrorKind::NotConnected.into()))
-    }
-    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn security(&self) -> Security {
-        Security::Plain
-    }
-    fn can_starttls(&self) -> bool {
-        false
-    }
-    fn start_tls(&mut self) -> io::Result<()> {
-        Err(io::ErrorKind::NotConnected.into())
-    }
-    fn channel_bindings(&self) -> ChannelBindings {
-        ChannelBindings::default()
-    }
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        None
-    }
+/// What a session holds while it has no connection: the socket of a hibernating one
+/// (XEP-0198 §5) was released when it died, and reads end, writes fail; an outgoing server
+/// stream is still being dialed, and nothing is read or written until the real connection
+/// replaces this one (the driver is woken then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoConnection {
+    Gone,
+    Dialing,
 }
 
-/// What an outgoing server stream holds while the transport dials: nothing is read or
-/// written until the real connection replaces it (the driver is woken then).
-pub(crate) struct Dialing;
+pub(crate) use NoConnection::{Dialing, Gone};
 
-impl Connection for Dialing {
+impl Connection for NoConnection {
     fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Poll::Pending
+        match self {
+            Gone => Poll::Ready(Ok(())),
+            Dialing => Poll::Pending,
+        }
     }
     fn poll_write(&mut self, _cx: &mut Context<'_>, _data: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Pending
+        match self {
+            Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+            Dialing => Poll::Pending,
+        }
     }
     fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))

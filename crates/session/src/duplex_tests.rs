@@ -115,6 +115,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         resumptions: Arc::new(crate::resumption::Resumptions::new("test", 16)),
         s2s: None,
         started_ms: 0,
+        server_caps: Default::default(),
         components: crate::env::ComponentSettings::default(),
     })
 }

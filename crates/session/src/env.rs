@@ -212,6 +212,9 @@ pub struct SessionEnv {
     pub s2s: Option<Arc<crate::s2s::S2sRoutes>>,
     /// When the node started (unix ms): its uptime is its last activity (XEP-0012 §5).
     pub started_ms: i64,
+    /// The server's `<c/>` (XEP-0115): its disco#info is fixed for the node's life, so the
+    /// hash is computed on the first login, not on each.
+    pub server_caps: std::sync::OnceLock<parley_xml::Element>,
 }
 
 /// The `[component]` settings a component's session needs.

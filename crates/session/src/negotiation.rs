@@ -280,8 +280,12 @@ impl Session {
             channel_bindings: self.conn.channel_bindings().types(),
             max_stanza_bytes: self.env.config.limits.max_stanza_bytes,
             sm: self.env.config.sm.enabled && self.conn.stream_management(),
-            caps: matches!(self.phase, Phase::Authed { .. })
-                .then(|| parley_proto::caps::element(&self.server_info())),
+            caps: matches!(self.phase, Phase::Authed { .. }).then(|| {
+                self.env
+                    .server_caps
+                    .get_or_init(|| parley_proto::caps::element(&self.server_info()))
+                    .clone()
+            }),
         }
     }
 

@@ -60,12 +60,7 @@ impl Session {
         }
         let storage = self.env.storage.clone();
         let max = self.env.config.private_namespaces;
-        let (username, host) = (
-            user.node()
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default(),
-            user.domain().as_str().to_owned(),
-        );
+        let (username, host) = account_parts(&user);
         self.pause();
         let work = async move {
             if get {
@@ -100,12 +95,7 @@ impl Session {
         };
         let get = iq.attr("type") == Some("get");
         let storage = self.env.storage.clone();
-        let (username, host) = (
-            user.node()
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default(),
-            user.domain().as_str().to_owned(),
-        );
+        let (username, host) = account_parts(&user);
         self.pause();
         let work = async move {
             if get {
@@ -167,4 +157,14 @@ enum Answer {
     Stored,
     /// Past the account's bound.
     Full,
+}
+
+/// The storage keys of an account: its localpart and domain.
+fn account_parts(user: &jid::BareJid) -> (String, String) {
+    (
+        user.node()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
+        user.domain().as_str().to_owned(),
+    )
 }

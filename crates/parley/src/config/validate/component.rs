@@ -89,16 +89,20 @@ impl Config {
                  component.secret_files",
             ));
         }
-        if let Some(cluster) = &self.cluster {
-            if cluster.max_frame_bytes < c.max_stanza_bytes + 4096 {
-                return Err(Violation::new(
-                    "cluster.max_frame_bytes",
-                    cluster.max_frame_bytes,
-                    "must exceed component.max_stanza_bytes by at least 4096 bytes",
-                ));
-            }
+        self.check_frame_room("component.max_stanza_bytes", c.max_stanza_bytes)
+    }
+
+    /// A stanza of `bytes` (the bound named `key`) must fit a node-link frame with room
+    /// for its envelope, since any stanza may cross to another node.
+    pub(super) fn check_frame_room(&self, key: &str, bytes: usize) -> Result<(), Violation> {
+        match &self.cluster {
+            Some(cluster) if cluster.max_frame_bytes < bytes + 4096 => Err(Violation::new(
+                "cluster.max_frame_bytes",
+                cluster.max_frame_bytes,
+                format!("must exceed {key} by at least 4096 bytes"),
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Every component domain (normalized) with its secret, files read. Call after

@@ -106,16 +106,7 @@ impl Config {
                 ));
             }
         }
-        if let Some(cluster) = &self.cluster {
-            if cluster.max_frame_bytes < s.max_stanza_bytes + 4096 {
-                return Err(Violation::new(
-                    "cluster.max_frame_bytes",
-                    cluster.max_frame_bytes,
-                    "must exceed s2s.max_stanza_bytes by at least 4096 bytes",
-                ));
-            }
-        }
-        Ok(())
+        self.check_frame_room("s2s.max_stanza_bytes", s.max_stanza_bytes)
     }
 
     /// The static routes, domains normalized (call after validation).
