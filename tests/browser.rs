@@ -78,7 +78,7 @@ fn echo_user(c2s: std::net::SocketAddr, jid: &str) -> Reaped {
 }
 
 /// Runs the Converse.js driver; panics with its output unless it succeeded.
-fn converse(args: &[&str]) {
+fn converse(args: &[&str]) -> String {
     let started = Instant::now();
     let out = Command::new("node")
         .arg(workspace_root().join("tests/browser/converse.mjs"))
@@ -96,6 +96,7 @@ fn converse(args: &[&str]) {
         started.elapsed()
     );
     assert!(text.contains("OK"), "{text}");
+    text
 }
 
 const ADMIN: &str = "browser-admin-token-0123456789";
@@ -138,12 +139,12 @@ impl Site {
     }
 
     /// Runs Converse.js with `args` (transport and login), chatting with bob.
-    fn converse(&self, args: &[&str]) {
+    fn converse(&self, args: &[&str]) -> String {
         let page_port = self.page_port.to_string();
         let mut all = vec!["--page-port", &page_port, "--peer", "bob@localhost"];
         all.extend(["--admin-token", ADMIN]);
         all.extend(args);
-        converse(&all);
+        converse(&all)
     }
 }
 
@@ -160,6 +161,28 @@ fn converse_js_over_websocket_chats_with_a_slixmpp_user() {
         "--password",
         "password",
     ]);
+}
+
+/// XEP-0313 with a real browser client: after Converse.js chatted with the slixmpp user,
+/// a fresh browser profile (no local cache) logs in again and the opened chat shows the
+/// conversation, which Converse fetched from the server's archive.
+#[test]
+fn converse_js_shows_archived_history_after_a_reload_with_no_local_cache() {
+    let site = Site::start();
+    let out = site.converse(&[
+        "--ws",
+        &site.websocket(),
+        "--jid",
+        "alice@localhost/converse",
+        "--password",
+        "password",
+        "--history",
+        "1",
+    ]);
+    assert!(
+        out.contains("history shown from the archive after a reload with no local cache"),
+        "{out}"
+    );
 }
 
 /// How a web site logs its users in without storing XMPP passwords: Converse.js fetches

@@ -313,3 +313,53 @@ fn slixmpp_roster_pushes_and_mutual_subscription_rfc6121() {
     }
     assert!(output.trim_end().ends_with("OK"), "{output}");
 }
+
+/// XEP-0313, XEP-0359, XEP-0059 and XEP-0441 with a real client library
+/// (tests/clients/mam.py): slixmpp's plugins read the conversation back from a new client,
+/// page by page; the recipient's archive ids equal the stanza-ids it was given; and
+/// preferences set through slixmpp are obeyed.
+#[test]
+fn slixmpp_reads_the_archive_with_its_xep0313_and_xep0441_plugins() {
+    require_slixmpp();
+    let binary = parley_testkit::parley_binary();
+    let password = "correct horse 5";
+    let users = [("alice@localhost", password), ("bob@localhost", password)];
+    let mut deployment = deploy(&binary, &users);
+    let script = workspace_root().join("tests/clients/mam.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &deployment.c2s_port.to_string(),
+        ])
+        .args([
+            "--alice",
+            users[0].0,
+            "--bob",
+            users[1].0,
+            "--password",
+            password,
+        ])
+        .args(["--deadline", "30"]);
+    let (status, output) = run_with_limit(cmd, SCRIPT_LIMIT);
+    deployment.server.stop();
+    let server_log = deployment.server.log();
+    let status = status.unwrap_or_else(|| {
+        panic!("mam.py did not stop within {SCRIPT_LIMIT:?}:\n{output}\n--- server log ---\n{server_log}")
+    });
+    assert!(
+        status.success(),
+        "mam.py failed ({status}):\n{output}\n--- server log ---\n{server_log}"
+    );
+    for line in [
+        "bob received 5 messages with stanza-ids",
+        "alice's new client read 5 archived messages in pages of 2",
+        "bob's archive ids equal the stanza-ids he was given",
+        "preferences set through XEP-0441 are obeyed",
+    ] {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+    assert!(output.trim_end().ends_with("OK"), "{output}");
+}

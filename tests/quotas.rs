@@ -291,7 +291,8 @@ async fn xep0280_a_blocked_senders_message_is_never_carbon_copied() {
 async fn xep0160_offline_storage_past_the_byte_quota_is_refused() {
     let server = TestServer::start(|c| c.quotas.offline_bytes = 1024);
     let mut alice = online(&server, "alice", "a").await;
-    let text = |i: usize| format!("{i}{}", "x".repeat(400));
+    // Two fit in 1024 bytes with their markup and <stanza-id/> (XEP-0359), three do not.
+    let text = |i: usize| format!("{i}{}", "x".repeat(300));
     for i in 0..2 {
         alice.send(&chat(&bare("bob"), "chat", &text(i))).await;
     }

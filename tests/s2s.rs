@@ -766,8 +766,12 @@ async fn rfc6121_offline_probes_carbons_and_blocking_work_across_domains() {
         dave.refused_chat("alice@localhost/phone", "blocked?").await,
         "service-unavailable"
     );
-    dave.send(&chat("alice@localhost/phone", "chat", "still blocked"))
-        .await;
+    // Refused too (waited for, so that the unblock below cannot overtake it).
+    assert_eq!(
+        dave.refused_chat("alice@localhost/phone", "still blocked")
+            .await,
+        "service-unavailable"
+    );
     alice.unblock(&["dave@b.example"]).await;
     dave.send(&chat("alice@localhost/phone", "chat", "unblocked"))
         .await;

@@ -7,6 +7,9 @@
 // --admin-token) for a fresh token and answers {jid, password: token}; the page is then
 // reloaded and must log in again the same way.
 // With --site, the page is the server's own chat page instead (see useSite below).
+// With --history, after the echo the browser starts afresh (a new profile: no local cache,
+// as on a new device or after the site data is cleared), logs in again and opens the chat
+// with --peer, which must show both messages, fetched from the server's archive (XEP-0313).
 // With --resume, the XEP-0198 test: a dialogue with tests/browser.rs over stdin/stdout
 // (see resumeDialogue below).
 // Prints what happened; exits 0 only if every step succeeded.
@@ -344,6 +347,23 @@ try {
     `echo: ${text}`, { timeout: left() },
   ).catch(async () => fail(`no echo from ${args.peer}: got ${JSON.stringify(await page.evaluate(() => window.parleyTest.received))}`));
   console.log(`${args.peer} answered`);
+  if (args.history) {
+    const fresh = await browser.newContext();
+    const again = await fresh.newPage();
+    again.on('pageerror', (e) => console.error(`page error: ${e}`));
+    await again.goto(`http://127.0.0.1:${args['page-port']}/?${q}`);
+    await again.waitForFunction(() => window.parleyTest && window.parleyTest.connected, null, { timeout: left() })
+      .catch(() => fail('no login in the fresh browser profile'));
+    await again.evaluate((peer) => window.parleyTest.api.chats.open(peer), args.peer);
+    const shown = () => again.evaluate(() => [...document.querySelectorAll('converse-chats .chat-msg__text')].map((e) => e.textContent.trim()));
+    await again.waitForFunction(
+      (texts) => texts.every((t) => [...document.querySelectorAll('converse-chats .chat-msg__text')].some((e) => e.textContent.trim() === t)),
+      [text, `echo: ${text}`], { timeout: left() },
+    ).catch(async () => fail(`the archived conversation is not shown after the reload: ${JSON.stringify(await shown())}`));
+    const live = await again.evaluate(() => window.parleyTest.received.length);
+    console.log(`history shown from the archive after a reload with no local cache (${live} live messages)`);
+    await fresh.close();
+  }
   if (args['token-url'] || args['prebind-api']) {
     // A page reload: the site logs the user in again without any password.
     await page.reload();

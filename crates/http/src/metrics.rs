@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub reads_throttled: u64,
     /// Stream Management (XEP-0198).
     pub sm: StreamManagement,
+    /// Message archive (XEP-0313): records archived, batches committed, batches failed.
+    pub archive: (u64, u64, u64),
     /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
     /// last bound is +Inf) and the sum of all observations in seconds.
     pub routing: (Vec<(f64, u64)>, f64),
@@ -191,6 +193,11 @@ impl Snapshot {
             stanzas_out: load(&m::STANZAS_OUT),
             refusals: m::refusals(),
             reads_throttled: load(&parley_session::limits::READS_THROTTLED),
+            archive: (
+                load(&m::ARCHIVED),
+                load(&m::ARCHIVE_BATCHES),
+                load(&m::ARCHIVE_FAILED_BATCHES),
+            ),
             sm: StreamManagement {
                 hibernating: load(&m::SM_HIBERNATING),
                 unacked: load(&m::SM_UNACKED),
@@ -312,6 +319,26 @@ impl Collector for Snapshot {
             None,
             Counter,
             here(self.drains),
+        )?;
+        family(
+            &mut enc,
+            "archived_messages",
+            "Messages archived (XEP-0313), one per local party.",
+            None,
+            Counter,
+            here(self.archive.0),
+        )?;
+        family(
+            &mut enc,
+            "archive_batches",
+            "Archive writer transactions, by outcome (a failed one's messages were delivered unarchived).",
+            None,
+            Counter,
+            labelled(
+                node,
+                "result",
+                [("ok", self.archive.1), ("failed", self.archive.2)],
+            ),
         )?;
         family(
             &mut enc,
@@ -535,6 +562,7 @@ mod tests {
             stanzas_out: 9,
             refusals: vec![("auth_failures_ip", 3), ("c2s_conn_per_ip", 1)],
             reads_throttled: 4,
+            archive: (6, 2, 1),
             sm: StreamManagement {
                 hibernating: 2,
                 unacked: 5,
@@ -583,6 +611,9 @@ mod tests {
             "parley_sm_resumes_total{node=\"n1\",where=\"local\"} 3",
             "parley_sm_resumes_total{node=\"n1\",where=\"remote\"} 2",
             "parley_sm_resumes_failed_total{node=\"n1\"} 1",
+            "parley_archived_messages_total{node=\"n1\"} 6",
+            "parley_archive_batches_total{node=\"n1\",result=\"ok\"} 2",
+            "parley_archive_batches_total{node=\"n1\",result=\"failed\"} 1",
             "# TYPE parley_routing_seconds histogram",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");

@@ -15,6 +15,7 @@ mod error;
 #[cfg(test)]
 mod federation_tests;
 mod http_limits;
+mod mam;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ mod trust;
 mod validate;
 
 pub use error::ConfigError;
+pub use mam::MamConfig;
 pub use parley_accounts::{normalize_host, AccountJid, AccountJidError};
 pub use parley_http::ConsiderSecure;
 pub use parley_router::ResourceConflict;

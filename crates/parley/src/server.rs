@@ -442,6 +442,11 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             },
             csi_max_held: c2s.csi_max_held,
             csi_max_held_bytes: c2s.csi_max_held_bytes,
+            mam: parley_session::mam::MamSettings {
+                default_page: config.mam.default_page,
+                max_page: config.mam.max_page,
+                max_prefs_jids: config.mam.max_prefs_jids,
+            },
             faults: config.faults.clone(),
             read_rate: parley_session::limits::ReadRate {
                 bytes_per_s: config.limits.read_bytes_per_s,
@@ -461,6 +466,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         },
         router: router.clone(),
         users: users.clone(),
+        archive: archive_writer(config, &storage),
         storage,
         server_secret,
         resumptions: Arc::new(parley_session::Resumptions::new(
@@ -673,6 +679,32 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
 }
 
 /// The failed-authentication limits from `[auth]`, delays kept within the auth timeout.
+/// The message archive's writer (XEP-0313), unless `[mam] enabled = false`.
+fn archive_writer(
+    config: &Config,
+    storage: &Arc<dyn parley_storage::Storage>,
+) -> Option<Arc<parley_session::archive::writer::ArchiveWriter>> {
+    use parley_session::archive::writer::{ArchiveWriter, WriterSettings};
+    let mam = &config.mam;
+    mam.enabled.then(|| {
+        ArchiveWriter::start(
+            storage.clone(),
+            WriterSettings {
+                policy: parley_storage::ArchivePolicy {
+                    default: mam.default_mode(),
+                    max_items: mam.max_items,
+                    max_bytes: mam.max_bytes,
+                },
+                queue_items: mam.queue_items,
+                queue_bytes: mam.queue_bytes,
+                batch: mam.batch,
+                retention: (mam.retention_days > 0)
+                    .then(|| Duration::from_secs(mam.retention_days * 86_400)),
+            },
+        )
+    })
+}
+
 fn auth_limit_config(
     a: &crate::config::AuthConfig,
     auth_timeout: Duration,

@@ -15,6 +15,7 @@ pub mod datetime;
 pub mod dialback;
 pub mod extdisco;
 pub mod jwt;
+pub mod mam;
 pub mod ns;
 pub mod s2s;
 pub mod sasl;

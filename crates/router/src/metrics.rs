@@ -26,6 +26,23 @@ pub static SM_RESUMES_FAILED: AtomicU64 = AtomicU64::new(0);
 /// Drains started on this node (SIGTERM, the admin API, `parley node drain`).
 pub static DRAINS: AtomicU64 = AtomicU64::new(0);
 
+/// Records archived (XEP-0313: one per local party of a message).
+pub static ARCHIVED: AtomicU64 = AtomicU64::new(0);
+/// Archive writer transactions that committed.
+pub static ARCHIVE_BATCHES: AtomicU64 = AtomicU64::new(0);
+/// Archive writer transactions that failed (their messages were delivered unarchived).
+pub static ARCHIVE_FAILED_BATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// The archive writer wrote (or failed to write) a batch of `records`.
+pub fn archive_batch(records: usize, ok: bool) {
+    if ok {
+        ARCHIVED.fetch_add(records as u64, Ordering::Relaxed);
+        ARCHIVE_BATCHES.fetch_add(1, Ordering::Relaxed);
+    } else {
+        ARCHIVE_FAILED_BATCHES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A Stream Management queue went from `before` to `after` stanzas.
 pub fn sm_unacked(before: usize, after: usize) {
     if after >= before {

@@ -263,6 +263,28 @@ impl Session {
             );
         }
         self.meta.received();
+        if el.name() != "message" {
+            return self.route_from_component(el, ctx);
+        }
+        // XEP-0359 §3, then XEP-0313: archived for a local recipient before delivery.
+        self.strip_forged_ids(&mut el);
+        let recipient = el
+            .attr("to")
+            .and_then(|to| Jid::new(to).ok())
+            .and_then(|to| {
+                (to.node().is_some() && self.env.router.serves(to.domain().as_str()))
+                    .then(|| to.to_bare().to_string())
+            });
+        let parties = crate::archive::Parties {
+            sender: None,
+            recipient,
+        };
+        self.archive_then(el, parties, ctx, |act, el, _, ctx| {
+            act.route_from_component(el, ctx)
+        });
+    }
+
+    fn route_from_component(&mut self, el: Element, ctx: &mut Context<Self>) {
         match self.env.router.route(el, Origin::Session(self.id)) {
             Routed::Bounced(reply) | Routed::Loopback(reply) => self.write_stanza(&reply, ctx),
             Routed::Session

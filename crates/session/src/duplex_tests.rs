@@ -116,6 +116,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         s2s: None,
         started_ms: 0,
         server_caps: Default::default(),
+        archive: None,
         components: crate::env::ComponentSettings::default(),
     })
 }

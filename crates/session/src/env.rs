@@ -59,6 +59,8 @@ pub struct SessionConfig {
     pub csi_max_held: usize,
     /// …and their bytes; past either, they all go out.
     pub csi_max_held_bytes: usize,
+    /// `[mam]`: page sizes and the preferences' bound (XEP-0313).
+    pub mam: crate::mam::MamSettings,
     /// Fault points for tests (empty in service; see [`crate::faults`]).
     pub faults: crate::faults::Faults,
 }
@@ -174,6 +176,7 @@ impl Default for SessionConfig {
             external_services: ExternalServices::default(),
             csi_max_held: 500,
             csi_max_held_bytes: 1 << 20,
+            mam: crate::mam::MamSettings::default(),
             faults: crate::faults::Faults::default(),
         }
     }
@@ -215,6 +218,8 @@ pub struct SessionEnv {
     /// The server's `<c/>` (XEP-0115): its disco#info is fixed for the node's life, so the
     /// hash is computed on the first login, not on each.
     pub server_caps: std::sync::OnceLock<parley_xml::Element>,
+    /// The message archive's writer (XEP-0313); None: `[mam] enabled = false`.
+    pub archive: Option<Arc<crate::archive::writer::ArchiveWriter>>,
 }
 
 /// The `[component]` settings a component's session needs.

@@ -9,6 +9,7 @@
 //! The phase of a session is a type ([`Phase`]): unauthed → authed → bound → established.
 
 mod actor;
+pub mod archive;
 mod auth;
 pub mod auth_limits;
 mod bind;
@@ -20,6 +21,7 @@ mod driver;
 mod env;
 pub mod faults;
 pub mod limits;
+pub mod mam;
 mod negotiation;
 mod outbox;
 mod output;

@@ -160,7 +160,7 @@ enum Answer {
 }
 
 /// The storage keys of an account: its localpart and domain.
-fn account_parts(user: &jid::BareJid) -> (String, String) {
+pub(crate) fn account_parts(user: &jid::BareJid) -> (String, String) {
     (
         user.node()
             .map(|n| n.as_str().to_owned())

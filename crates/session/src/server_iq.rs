@@ -154,7 +154,19 @@ impl Session {
                 None if entity == Entity::Server => {
                     Ok(iq_result(iq).with_child(self.server_info()))
                 }
-                None => Ok(iq_result(iq).with_child(disco_info(entity))),
+                None => {
+                    let mut info = disco_info(entity);
+                    if self.env.archive.is_some() {
+                        // XEP-0313 §7 and XEP-0359 §6: the account's archive stamps ids.
+                        use parley_proto::mam;
+                        for feature in [mam::NS, mam::NS_EXTENDED, mam::SID] {
+                            info.push_child(
+                                Element::new("feature", ns::DISCO_INFO).with_attr("var", feature),
+                            );
+                        }
+                    }
+                    Ok(iq_result(iq).with_child(info))
+                }
             },
             (ns::DISCO_ITEMS, "query") if get => match node {
                 Some(_) => Err(StanzaError::new(StanzaCondition::ItemNotFound)),

@@ -19,6 +19,7 @@ use parley_router::{CloseReason, Dest, Origin, Routed};
 use parley_user::{eligible_for_carbons, CarbonReceived, FromClient};
 use parley_xml::Element;
 
+use crate::archive::{Parties, Stamped};
 use crate::session::{Phase, Session};
 
 /// Where a stanza is addressed, after reading its `to`.
@@ -197,6 +198,18 @@ impl Session {
                 return self.bounce_with(&el, StanzaError::new(StanzaCondition::Forbidden), ctx);
             }
         }
+        let mam = request
+            && el
+                .first_child()
+                .is_some_and(|q| q.ns() == parley_proto::mam::NS);
+        if mam && own {
+            return self.mam_iq(el, ctx);
+        }
+        if mam && matches!(target, Target::To(Dest::Bare(_))) {
+            // XEP-0313 §4: an account's archive is its own; rooms and other servers'
+            // archives are reached by routing.
+            return self.bounce_with(&el, StanzaError::new(StanzaCondition::Forbidden), ctx);
+        }
         if own {
             // The roster and carbons are the user's state; the rest the session answers.
             let user_ns = el.first_child().is_some_and(|c| {
@@ -351,14 +364,49 @@ impl Session {
 
     fn route_message(
         &mut self,
-        el: Element,
+        mut el: Element,
         target: Target,
         me: &FullJid,
         ctx: &mut Context<Self>,
     ) {
-        // XEP-0280: the user's other carbons-enabled resources get a <sent/> copy.
+        // XEP-0359 §3, then XEP-0313: archived for its local parties before it goes on.
+        self.strip_forged_ids(&mut el);
+        let recipient = match &target {
+            Target::OwnAccount => Some(me.to_bare().to_string()),
+            Target::To(Dest::Bare(bare)) => Some(bare.to_string()),
+            Target::To(Dest::Full(full)) => Some(full.to_bare().to_string()),
+            Target::To(_) => None,
+        };
+        let parties = Parties {
+            sender: Some(me.to_bare().to_string()),
+            recipient,
+        };
+        let me = me.clone();
+        self.archive_then(el, parties, ctx, move |act, el, stamped, ctx| {
+            act.deliver_message(el, target, &me, stamped, ctx)
+        });
+    }
+
+    fn deliver_message(
+        &mut self,
+        el: Element,
+        target: Target,
+        me: &FullJid,
+        stamped: Stamped,
+        ctx: &mut Context<Self>,
+    ) {
+        // XEP-0280: the user's other carbons-enabled resources get a <sent/> copy, with the
+        // id of the sender's archive copy (XEP-0313 §5.1.2).
         if self.bound().is_some_and(|b| b.user.carbons_enabled() > 0) && eligible_for_carbons(&el) {
-            self.forward_to_user(el.clone(), ctx);
+            let mut copy = el.clone();
+            let bare = me.to_bare();
+            let has_own = copy.children().any(|c| {
+                c.is("stanza-id", parley_proto::mam::SID) && c.attr("by") == Some(bare.as_str())
+            });
+            if let (Some(id), false) = (&stamped.sender_id, has_own) {
+                copy.push_child(parley_proto::mam::stanza_id(bare.as_str(), id));
+            }
+            self.forward_to_user(copy, ctx);
         }
         match target {
             // RFC 6121 §8.5.2: to the user's own bare JID.

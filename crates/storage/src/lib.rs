@@ -1,6 +1,6 @@
 //! Persistent state of a Parley deployment: accounts, their SCRAM credentials,
 //! per-deployment secrets, and each user's roster, pending subscription requests,
-//! offline messages and blocklist.
+//! offline messages, blocklist, private XML and message archive.
 //!
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use parley_proto::sasl::{ScramCredentials, ScramHash};
 
+mod archive;
 mod migrate;
 mod model;
 mod postgres;
@@ -35,6 +36,7 @@ pub mod testsuite;
 /// empty, so it never collides with a contact.
 pub(crate) const TOMBSTONE_FLOOR_JID: &str = "";
 
+pub use archive::{Archive, ArchivePage, ArchivePolicy, ArchiveRecord, ArchivedRow};
 pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
@@ -113,7 +115,7 @@ pub struct ImportReport {
 
 /// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
-pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+pub trait Storage: Archive + Send + Sync + std::fmt::Debug + 'static {
     /// Creates an account with one credential row per hash in `creds`.
     ///
     /// Usernames and hosts arrive already normalized (nodeprep/nameprep) by the caller.

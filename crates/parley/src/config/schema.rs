@@ -51,6 +51,8 @@ pub struct Config {
     pub s2s: S2sConfig,
     /// `[external_services]`: STUN and TURN servers announced to clients (XEP-0215).
     pub external_services: ExternalServicesConfig,
+    /// `[mam]`: the message archive (XEP-0313).
+    pub mam: super::MamConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]

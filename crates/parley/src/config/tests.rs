@@ -167,6 +167,15 @@ fn limits_keys_are_documented_and_checked() {
         "max_sessions =",
         "read_bytes_per_s =",
         "read_burst_bytes =",
+        "[mam]",
+        "retention_days =",
+        "max_items =",
+        "max_bytes =",
+        "default_page =",
+        "max_page =",
+        "max_prefs_jids =",
+        "queue_items =",
+        "batch =",
     ] {
         assert!(
             doc.contains(key),
@@ -178,6 +187,13 @@ fn limits_keys_are_documented_and_checked() {
         ("[c2s]\nmax_stream_opens = 2", "c2s.max_stream_opens = 2"),
         ("[c2s]\nsm_max_queue = 0", "c2s.sm_max_queue = 0"),
         ("[c2s]\ncsi_max_held = 0", "c2s.csi_max_held = 0"),
+        ("[mam]\nmax_items = 0", "mam.max_items = 0"),
+        ("[mam]\nbatch = 0", "mam.batch = 0"),
+        ("[mam]\ndefault_page = 300", "mam.default_page = 300"),
+        (
+            "[mam]\ndefault = \"sometimes\"",
+            "mam.default = \"sometimes\"",
+        ),
         ("[c2s]\nresume_timeout_s = 0", "c2s.resume_timeout_s = 0"),
         (
             "[c2s]\nping_interval_s = 10\nping_timeout_s = 0",

@@ -467,6 +467,22 @@ impl Session {
             }
             return;
         }
+        if el.name() != "message" {
+            return self.route_from_server(el, &to);
+        }
+        // XEP-0359 §3, then XEP-0313: archived for a local recipient before delivery.
+        self.strip_forged_ids(&mut el);
+        let parties = crate::archive::Parties {
+            sender: None,
+            recipient: (to_host && to.node().is_some()).then(|| to.to_bare().to_string()),
+        };
+        self.archive_then(el, parties, ctx, move |act, el, _, _| {
+            act.route_from_server(el, &to)
+        });
+    }
+
+    /// Routes a checked stanza from the peer.
+    fn route_from_server(&mut self, el: Element, to: &Jid) {
         // XEP-0280 §5.2: a message delivered straight to one resource is copied to the
         // user's other carbons-enabled resources, as for a local sender.
         let carbon = match to.try_as_full() {

@@ -146,6 +146,42 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (host, username, ns)
             )"#],
     },
+    Migration {
+        version: 7,
+        description: "message archive (XEP-0313) with preferences and per-account totals",
+        statements: &[
+            r#"CREATE TABLE archive (
+                seq BIGSERIAL PRIMARY KEY,
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                stamp_ms BIGINT NOT NULL,
+                with_bare TEXT COLLATE "C" NOT NULL,
+                with_resource TEXT COLLATE "C" NOT NULL,
+                size BIGINT NOT NULL,
+                stanza TEXT NOT NULL
+            )"#,
+            "CREATE UNIQUE INDEX archive_by_id ON archive (host, username, id)",
+            "CREATE INDEX archive_by_owner ON archive (host, username, seq)",
+            "CREATE INDEX archive_by_with ON archive (host, username, with_bare, seq)",
+            "CREATE INDEX archive_by_stamp ON archive (host, username, stamp_ms)",
+            r#"CREATE TABLE archive_stats (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                items BIGINT NOT NULL,
+                bytes BIGINT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"#,
+            r#"CREATE TABLE archive_prefs (
+                host TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                default_mode TEXT NOT NULL,
+                always_jids TEXT NOT NULL,
+                never_jids TEXT NOT NULL,
+                PRIMARY KEY (host, username)
+            )"#,
+        ],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

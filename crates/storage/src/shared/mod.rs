@@ -22,9 +22,11 @@
 
 use parley_proto::sasl::ScramCredentials;
 
+mod archive;
 mod methods;
 mod rows;
 pub(crate) mod sql;
+pub(crate) use archive::sql_archive_methods;
 pub(crate) use methods::sql_storage_methods;
 pub(crate) use rows::sql_rows;
 
@@ -49,6 +51,9 @@ pub(crate) enum UserLock {
     Blocklist = 3,
     /// Private XML storage (XEP-0049): the namespace count is checked, then written.
     Private = 4,
+    /// The message archive: appends, trims and expiry of one account (batches lock their
+    /// accounts in sorted order, so two nodes' batches cannot wait for each other).
+    Archive = 5,
 }
 
 pub(crate) fn backend(error: sqlx::Error) -> StorageError {
@@ -106,6 +111,7 @@ macro_rules! impl_sql_storage {
 
             $crate::shared::sql_rows!(conn = $conn, row = $row);
             $crate::shared::sql_storage_methods!($store);
+            $crate::shared::sql_archive_methods!($store, conn = $conn, row = $row);
         }
     };
 }

@@ -148,7 +148,54 @@ pub(crate) const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM tokens WHERE host = $1 AND username = $2",
     "DELETE FROM blocklist WHERE host = $1 AND username = $2",
     "DELETE FROM private_xml WHERE host = $1 AND username = $2",
+    "DELETE FROM archive WHERE host = $1 AND username = $2",
+    "DELETE FROM archive_stats WHERE host = $1 AND username = $2",
+    "DELETE FROM archive_prefs WHERE host = $1 AND username = $2",
 ];
+
+// ----- message archive (XEP-0313) ------------------------------------------------------------
+
+pub(crate) const ACCOUNT_EXISTS: &str =
+    "SELECT COUNT(*) FROM accounts WHERE host = $1 AND username = $2";
+/// XEP-0191 §3.4 matching: the full JID, the bare JID, the domain and domain/resource.
+pub(crate) const BLOCKS_ANY: &str = "SELECT COUNT(*) FROM blocklist
+    WHERE host = $1 AND username = $2 AND jid IN ($3, $4, $5, $6)";
+pub(crate) const IN_ROSTER: &str =
+    "SELECT COUNT(*) FROM roster_items WHERE host = $1 AND username = $2 AND jid = $3";
+pub(crate) const SELECT_ARCHIVE_PREFS: &str =
+    "SELECT default_mode, always_jids, never_jids FROM archive_prefs
+    WHERE host = $1 AND username = $2";
+pub(crate) const UPSERT_ARCHIVE_PREFS: &str =
+    "INSERT INTO archive_prefs (host, username, default_mode, always_jids, never_jids)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (host, username) DO UPDATE SET default_mode = excluded.default_mode,
+        always_jids = excluded.always_jids, never_jids = excluded.never_jids";
+pub(crate) const INSERT_ARCHIVE: &str = "INSERT INTO archive
+    (host, username, id, stamp_ms, with_bare, with_resource, size, stanza)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// Counts one more message; the row's lock serialises the account's appends and trims.
+pub(crate) const BUMP_ARCHIVE_STATS: &str =
+    "INSERT INTO archive_stats (host, username, items, bytes)
+    VALUES ($1, $2, 1, $3)
+    ON CONFLICT (host, username) DO UPDATE
+    SET items = archive_stats.items + 1, bytes = archive_stats.bytes + excluded.bytes
+    RETURNING items, bytes";
+pub(crate) const SELECT_ARCHIVE_STATS: &str =
+    "SELECT items, bytes FROM archive_stats WHERE host = $1 AND username = $2";
+pub(crate) const OLDEST_ARCHIVED: &str =
+    "SELECT seq, size FROM archive WHERE host = $1 AND username = $2 ORDER BY seq LIMIT $3";
+pub(crate) const DELETE_ARCHIVED_UPTO: &str =
+    "DELETE FROM archive WHERE host = $1 AND username = $2 AND seq <= $3";
+pub(crate) const SHRINK_ARCHIVE_STATS: &str =
+    "UPDATE archive_stats SET items = items - $3, bytes = bytes - $4
+    WHERE host = $1 AND username = $2";
+pub(crate) const ARCHIVE_SEQ_OF: &str =
+    "SELECT seq FROM archive WHERE host = $1 AND username = $2 AND id = $3";
+pub(crate) const ARCHIVE_OWNERS: &str = "SELECT host, username FROM archive_stats";
+pub(crate) const EXPIRE_ARCHIVED: &str =
+    "DELETE FROM archive WHERE host = $1 AND username = $2 AND stamp_ms < $3 RETURNING size";
+pub(crate) const DELETE_EMPTY_ARCHIVE_STATS: &str =
+    "DELETE FROM archive_stats WHERE host = $1 AND username = $2 AND items <= 0";
 
 /// XEP-0049: one stored element by namespace.
 pub(crate) const SELECT_PRIVATE: &str =

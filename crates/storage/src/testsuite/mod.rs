@@ -15,6 +15,7 @@ use crate::{
 };
 
 mod accounts;
+mod archive;
 mod blocking;
 mod offline;
 pub mod postgres;
@@ -56,6 +57,9 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     tokens::tokens_keep_only_a_hash_and_die_with_the_password(s, &run).await;
     tokens::signed_out_time_only_moves_forward_and_outlives_the_account(s, &run).await;
     private::xep0049_private_storage_is_per_user_bounded_and_goes_with_the_account(s, &run).await;
+    archive::xep0313_appends_filters_and_pages(s, &run).await;
+    archive::xep0441_preferences_and_blocks_decide(s, &run).await;
+    archive::xep0313_archives_are_bounded_expire_and_go_with_the_account(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that

@@ -1,0 +1,94 @@
+//! `[mam]`: the message archive (XEP-0313): whether it runs, what an account that set no
+//! preferences keeps, how long and how much each account keeps, the page sizes of queries,
+//! and the bounds of the archive writer's queue. Kept apart from `schema.rs` to keep that
+//! file readable; the rules are checked here too.
+
+use serde::Deserialize;
+
+use super::validate::{Quoted, Violation};
+
+/// `[mam]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MamConfig {
+    /// Archive messages and answer queries.
+    pub enabled: bool,
+    /// For accounts that never set preferences: "always", "roster" or "never".
+    pub default: String,
+    /// Days a message is kept; 0 keeps messages until the account's bounds push them out.
+    pub retention_days: u64,
+    /// Messages kept per account; past it the oldest go.
+    pub max_items: u64,
+    /// Bytes of XML kept per account; past it the oldest go.
+    pub max_bytes: u64,
+    /// Results in a page when the client asks for no size.
+    pub default_page: usize,
+    /// Most results in one page (XEP-0059 lets the server return fewer than asked).
+    pub max_page: usize,
+    /// JIDs an account may list in its preferences.
+    pub max_prefs_jids: usize,
+    /// Messages waiting for the archive writer, per node.
+    pub queue_items: usize,
+    /// Bytes of messages waiting for the archive writer, per node.
+    pub queue_bytes: usize,
+    /// Records written in one transaction.
+    pub batch: usize,
+}
+
+impl Default for MamConfig {
+    fn default() -> Self {
+        MamConfig {
+            enabled: true,
+            default: "always".to_owned(),
+            retention_days: 365,
+            max_items: 100_000,
+            max_bytes: 100 << 20,
+            default_page: 50,
+            max_page: 250,
+            max_prefs_jids: 1000,
+            queue_items: 10_000,
+            queue_bytes: 32 << 20,
+            batch: 256,
+        }
+    }
+}
+
+impl MamConfig {
+    /// The server's default as the archive reads it (checked when the file is read).
+    pub fn default_mode(&self) -> parley_proto::mam::Default {
+        parley_proto::mam::Default::parse(&self.default)
+            .unwrap_or(parley_proto::mam::Default::Always)
+    }
+
+    pub(super) fn check(&self) -> Result<(), Violation> {
+        if parley_proto::mam::Default::parse(&self.default).is_none() {
+            return Err(Violation::new(
+                "mam.default",
+                Quoted(&self.default),
+                "must be \"always\", \"roster\" or \"never\"",
+            ));
+        }
+        let positive = [
+            ("mam.max_items", self.max_items),
+            ("mam.max_bytes", self.max_bytes),
+            ("mam.default_page", self.default_page as u64),
+            ("mam.max_page", self.max_page as u64),
+            ("mam.queue_items", self.queue_items as u64),
+            ("mam.queue_bytes", self.queue_bytes as u64),
+            ("mam.batch", self.batch as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(Violation::new(key, value, "must be at least 1"));
+            }
+        }
+        if self.default_page > self.max_page {
+            return Err(Violation::new(
+                "mam.default_page",
+                self.default_page,
+                format!("must not exceed mam.max_page ({})", self.max_page),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,457 @@
+//! The [`Archive`](crate::Archive) method bodies both SQL backends share, expanded inside
+//! [`super::impl_sql_storage!`] next to the `Storage` ones.
+//!
+//! Queries are assembled from the filters present, with numbered placeholders that both
+//! dialects bind; everything a client sends is bound, never spliced into the SQL.
+
+/// `impl Archive for $store`.
+macro_rules! sql_archive_methods {
+    ($store:ty, conn = $conn:ty, row = $row:ty) => {
+        /// A value bound to a placeholder of an assembled query.
+        enum Bind {
+            Text(String),
+            Int(i64),
+        }
+
+        /// The WHERE clause of a query and its binds ($1 host, $2 username first).
+        struct Filter {
+            sql: String,
+            binds: Vec<Bind>,
+        }
+
+        impl Filter {
+            fn new(username: &str, host: &str) -> Filter {
+                Filter {
+                    sql: "host = $1 AND username = $2".to_owned(),
+                    binds: vec![Bind::Text(host.to_owned()), Bind::Text(username.to_owned())],
+                }
+            }
+
+            fn push(&mut self, clause: &str, value: Bind) {
+                self.binds.push(value);
+                self.sql.push_str(&format!(" AND {clause} ${}", self.binds.len()));
+            }
+
+            fn push_in(&mut self, column: &str, values: &[String]) {
+                let mut list = Vec::with_capacity(values.len());
+                for v in values {
+                    self.binds.push(Bind::Text(v.clone()));
+                    list.push(format!("${}", self.binds.len()));
+                }
+                self.sql
+                    .push_str(&format!(" AND {column} IN ({})", list.join(", ")));
+            }
+
+            /// Runs `sql` (which uses this filter) with the filter's binds.
+            async fn fetch_all(&self, conn: &mut $conn, sql: &str) -> Result<Vec<$row>> {
+                let mut q = sqlx::query(sql);
+                for b in &self.binds {
+                    q = match b {
+                        Bind::Text(s) => q.bind(s.as_str()),
+                        Bind::Int(i) => q.bind(*i),
+                    };
+                }
+                q.fetch_all(conn).await.map_err(backend)
+            }
+        }
+
+        /// An archive id: XEP-0313 §5.2 wants it unique in the archive and unpredictable.
+        fn new_archive_id() -> String {
+            const ALPHABET: &[u8] =
+                b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let mut bytes = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            bytes
+                .iter()
+                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+                .collect()
+        }
+
+        async fn archive_seq(
+            conn: &mut $conn,
+            username: &str,
+            host: &str,
+            id: &str,
+        ) -> Result<Option<i64>> {
+            sqlx::query_scalar(ARCHIVE_SEQ_OF)
+                .bind(host)
+                .bind(username)
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+                .map_err(backend)
+        }
+
+        async fn count_of(conn: &mut $conn, sql: &str, binds: &[&str]) -> Result<i64> {
+            let mut q = sqlx::query_scalar::<_, i64>(sql);
+            for b in binds {
+                q = q.bind(b);
+            }
+            q.fetch_one(conn).await.map_err(backend)
+        }
+
+        async fn prefs_of(
+            conn: &mut $conn,
+            username: &str,
+            host: &str,
+        ) -> Result<Option<parley_proto::mam::Prefs>> {
+            use parley_proto::mam::{Default as D, Prefs};
+            let row = sqlx::query(SELECT_ARCHIVE_PREFS)
+                .bind(host)
+                .bind(username)
+                .fetch_optional(conn)
+                .await
+                .map_err(backend)?;
+            row.map(|r| {
+                let mode: String = r.try_get("default_mode").map_err(backend)?;
+                let always: String = r.try_get("always_jids").map_err(backend)?;
+                let never: String = r.try_get("never_jids").map_err(backend)?;
+                Ok(Prefs {
+                    default: D::parse(&mode).ok_or_else(|| {
+                        StorageError::Backend(format!("corrupt archive default `{mode}`"))
+                    })?,
+                    always: Prefs::from_lines(&always),
+                    never: Prefs::from_lines(&never),
+                })
+            })
+            .transpose()
+        }
+
+        /// Pushes out the account's oldest messages until it is within `policy` again; the
+        /// caller holds the account's lock and has counted the newest in `(items, bytes)`.
+        async fn trim_archive(
+            conn: &mut $conn,
+            username: &str,
+            host: &str,
+            (items, bytes): (i64, i64),
+            policy: &$crate::archive::ArchivePolicy,
+        ) -> Result<()> {
+            let max_items = i64::try_from(policy.max_items).unwrap_or(i64::MAX);
+            let max_bytes = i64::try_from(policy.max_bytes).unwrap_or(i64::MAX);
+            if items <= max_items && bytes <= max_bytes {
+                return Ok(());
+            }
+            // Enough rows to cover the item excess, and a few for the bytes one: a message
+            // is usually small, so one more read is rare.
+            let want = (items - max_items).max(0) + 16;
+            let oldest: Vec<(i64, i64)> = sqlx::query_as(OLDEST_ARCHIVED)
+                .bind(host)
+                .bind(username)
+                .bind(want)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(backend)?;
+            let (mut gone_items, mut gone_bytes, mut upto) = (0i64, 0i64, None);
+            for (seq, size) in oldest {
+                if items - gone_items <= max_items && bytes - gone_bytes <= max_bytes {
+                    break;
+                }
+                gone_items += 1;
+                gone_bytes += size;
+                upto = Some(seq);
+            }
+            let Some(upto) = upto else { return Ok(()) };
+            sqlx::query(DELETE_ARCHIVED_UPTO)
+                .bind(host)
+                .bind(username)
+                .bind(upto)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+            sqlx::query(SHRINK_ARCHIVE_STATS)
+                .bind(host)
+                .bind(username)
+                .bind(gone_items)
+                .bind(gone_bytes)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::archive::Archive for $store {
+            async fn archive_append(
+                &self,
+                records: &[$crate::archive::ArchiveRecord],
+                policy: &$crate::archive::ArchivePolicy,
+            ) -> Result<Vec<Option<String>>> {
+                use parley_proto::mam::Prefs;
+                let mut ids = vec![None; records.len()];
+                if records.is_empty() {
+                    return Ok(ids);
+                }
+                // Accounts in sorted order (stable, so one account's messages keep theirs):
+                // locks are then taken in one order by every batch on every node.
+                let mut order: Vec<usize> = (0..records.len()).collect();
+                order.sort_by(|&a, &b| {
+                    (&records[a].host, &records[a].username)
+                        .cmp(&(&records[b].host, &records[b].username))
+                });
+                let mut tx = self.begin_write().await?;
+                // Per account of the batch: whether it exists, and its preferences.
+                let mut owners: HashMap<(&str, &str), Option<Prefs>> = HashMap::new();
+                for i in order {
+                    let r = &records[i];
+                    let key = (r.host.as_str(), r.username.as_str());
+                    if !owners.contains_key(&key) {
+                        lock_user(&mut tx, UserLock::Archive, &r.username, &r.host).await?;
+                        let exists = count_of(&mut tx, ACCOUNT_EXISTS, &[&r.host, &r.username])
+                            .await?
+                            > 0;
+                        let prefs = if exists {
+                            Some(
+                                prefs_of(&mut tx, &r.username, &r.host)
+                                    .await?
+                                    .unwrap_or_else(|| Prefs::with_default(policy.default)),
+                            )
+                        } else {
+                            None
+                        };
+                        owners.insert(key, prefs);
+                    }
+                    let Some(prefs) = owners.get(&key).cloned().flatten() else {
+                        continue;
+                    };
+                    let with = &r.with;
+                    let domain = with.bare.rsplit('@').next().unwrap_or_default().to_owned();
+                    let (full, domain_res) = match &with.resource {
+                        Some(res) => (format!("{}/{res}", with.bare), format!("{domain}/{res}")),
+                        None => (with.bare.clone(), domain.clone()),
+                    };
+                    let blocked: i64 = sqlx::query_scalar(BLOCKS_ANY)
+                        .bind(&r.host)
+                        .bind(&r.username)
+                        .bind(&full)
+                        .bind(&with.bare)
+                        .bind(&domain)
+                        .bind(&domain_res)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    if blocked > 0 {
+                        continue;
+                    }
+                    let in_roster = if prefs.default == parley_proto::mam::Default::Roster {
+                        count_of(&mut tx, IN_ROSTER, &[&r.host, &r.username, &with.bare]).await? > 0
+                    } else {
+                        false
+                    };
+                    if !prefs.archives(with, || in_roster) {
+                        continue;
+                    }
+                    let id = new_archive_id();
+                    let size = i64::try_from(r.stanza.len()).unwrap_or(i64::MAX);
+                    sqlx::query(INSERT_ARCHIVE)
+                        .bind(&r.host)
+                        .bind(&r.username)
+                        .bind(&id)
+                        .bind(r.stamp_ms)
+                        .bind(&with.bare)
+                        .bind(with.resource.as_deref().unwrap_or_default())
+                        .bind(size)
+                        .bind(&r.stanza)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    let totals: (i64, i64) = sqlx::query_as(BUMP_ARCHIVE_STATS)
+                        .bind(&r.host)
+                        .bind(&r.username)
+                        .bind(size)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    trim_archive(&mut tx, &r.username, &r.host, totals, policy).await?;
+                    ids[i] = Some(id);
+                }
+                tx.commit().await.map_err(backend)?;
+                Ok(ids)
+            }
+
+            async fn archive_query(
+                &self,
+                username: &str,
+                host: &str,
+                query: &parley_proto::mam::Query,
+            ) -> Result<Option<$crate::archive::ArchivePage>> {
+                use parley_proto::mam::Page;
+                use $crate::archive::{ArchivePage, ArchivedRow};
+                let mut tx = self.begin_read().await?;
+                let mut filter = Filter::new(username, host);
+                if let Some(with) = &query.with {
+                    filter.push("with_bare =", Bind::Text(with.bare.clone()));
+                    if let Some(res) = &with.resource {
+                        filter.push("with_resource =", Bind::Text(res.clone()));
+                    }
+                }
+                if let Some(start) = query.start {
+                    filter.push("stamp_ms >=", Bind::Int(start));
+                }
+                if let Some(end) = query.end {
+                    filter.push("stamp_ms <=", Bind::Int(end));
+                }
+                for (id, clause) in [(&query.after_id, "seq >"), (&query.before_id, "seq <")] {
+                    if let Some(id) = id {
+                        let Some(seq) = archive_seq(&mut tx, username, host, id).await? else {
+                            return Ok(None);
+                        };
+                        filter.push(clause, Bind::Int(seq));
+                    }
+                }
+                if !query.ids.is_empty() {
+                    filter.push_in("id", &query.ids);
+                }
+                let unfiltered = filter.binds.len() == 2;
+                let count: i64 = if unfiltered {
+                    sqlx::query_as::<_, (i64, i64)>(SELECT_ARCHIVE_STATS)
+                        .bind(host)
+                        .bind(username)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend)?
+                        .map_or(0, |(items, _)| items)
+                } else {
+                    let sql = format!("SELECT COUNT(*) FROM archive WHERE {}", filter.sql);
+                    let rows = filter.fetch_all(&mut tx, &sql).await?;
+                    match rows.first() {
+                        Some(row) => row.try_get::<i64, _>(0).map_err(backend)?,
+                        None => 0,
+                    }
+                };
+                let count = u64::try_from(count).unwrap_or(0);
+                let limit = i64::try_from(query.max).unwrap_or(i64::MAX - 1) + 1;
+                let (backward, offset) = match &query.page {
+                    Page::First => (false, 0),
+                    Page::Index(n) => (false, i64::try_from(*n).unwrap_or(i64::MAX)),
+                    Page::Last => (true, 0),
+                    Page::After(id) | Page::Before(id) => {
+                        let Some(seq) = archive_seq(&mut tx, username, host, id).await? else {
+                            return Ok(None);
+                        };
+                        let backward = matches!(query.page, Page::Before(_));
+                        filter.push(if backward { "seq <" } else { "seq >" }, Bind::Int(seq));
+                        (backward, 0)
+                    }
+                };
+                let mut items = Vec::new();
+                let mut more = false;
+                if query.max > 0 {
+                    let sql = format!(
+                        "SELECT id, stamp_ms, stanza FROM archive WHERE {} ORDER BY seq {} LIMIT {limit} OFFSET {offset}",
+                        filter.sql,
+                        if backward { "DESC" } else { "ASC" },
+                    );
+                    let rows = filter.fetch_all(&mut tx, &sql).await?;
+                    more = rows.len() > query.max;
+                    for row in rows.iter().take(query.max) {
+                        items.push(ArchivedRow {
+                            id: row.try_get("id").map_err(backend)?,
+                            stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
+                            stanza: row.try_get("stanza").map_err(backend)?,
+                        });
+                    }
+                    if backward {
+                        items.reverse();
+                    }
+                }
+                let first_index = match &query.page {
+                    Page::First => Some(0),
+                    Page::Index(n) => Some(*n),
+                    Page::Last => Some(count.saturating_sub(items.len() as u64)),
+                    _ => None,
+                };
+                Ok(Some(ArchivePage {
+                    complete: if query.max == 0 { count == 0 } else { !more },
+                    items,
+                    count,
+                    first_index: first_index.filter(|_| query.max > 0),
+                }))
+            }
+
+            async fn archive_prefs(
+                &self,
+                username: &str,
+                host: &str,
+            ) -> Result<Option<parley_proto::mam::Prefs>> {
+                let mut conn = self.pool.acquire().await.map_err(backend)?;
+                prefs_of(&mut conn, username, host).await
+            }
+
+            async fn archive_set_prefs(
+                &self,
+                username: &str,
+                host: &str,
+                prefs: &parley_proto::mam::Prefs,
+            ) -> Result<()> {
+                use parley_proto::mam::Prefs;
+                sqlx::query(UPSERT_ARCHIVE_PREFS)
+                    .bind(host)
+                    .bind(username)
+                    .bind(prefs.default.as_str())
+                    .bind(Prefs::lines(&prefs.always))
+                    .bind(Prefs::lines(&prefs.never))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+
+            async fn archive_expire(&self, before_ms: i64) -> Result<u64> {
+                let owners: Vec<(String, String)> = sqlx::query_as(ARCHIVE_OWNERS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                let mut total = 0u64;
+                // One short transaction per account, so that expiry never holds the
+                // archive of many accounts at once.
+                for (host, username) in owners {
+                    let mut tx = self.begin_write().await?;
+                    lock_user(&mut tx, UserLock::Archive, &username, &host).await?;
+                    let sizes: Vec<i64> = sqlx::query_scalar(EXPIRE_ARCHIVED)
+                        .bind(&host)
+                        .bind(&username)
+                        .bind(before_ms)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    if !sizes.is_empty() {
+                        let n = sizes.len() as i64;
+                        sqlx::query(SHRINK_ARCHIVE_STATS)
+                            .bind(&host)
+                            .bind(&username)
+                            .bind(n)
+                            .bind(sizes.iter().sum::<i64>())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        sqlx::query(DELETE_EMPTY_ARCHIVE_STATS)
+                            .bind(&host)
+                            .bind(&username)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        total += sizes.len() as u64;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                }
+                Ok(total)
+            }
+
+            async fn archive_size(&self, username: &str, host: &str) -> Result<(u64, u64)> {
+                let row: Option<(i64, i64)> = sqlx::query_as(SELECT_ARCHIVE_STATS)
+                    .bind(host)
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                let (items, bytes) = row.unwrap_or((0, 0));
+                Ok((
+                    u64::try_from(items).unwrap_or(0),
+                    u64::try_from(bytes).unwrap_or(0),
+                ))
+            }
+        }
+    };
+}
+
+pub(crate) use sql_archive_methods;

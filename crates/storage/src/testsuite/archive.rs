@@ -1,0 +1,350 @@
+//! Suite checks for the message archive (XEP-0313): appends and the rules that decide
+//! them, every filter and page, the bounds, expiry, and the account's deletion.
+
+use parley_proto::mam::{Default as ArchiveDefault, Page, Prefs, Query, With};
+
+use super::*;
+use crate::{ArchivePolicy, ArchiveRecord};
+
+const ALWAYS: ArchivePolicy = ArchivePolicy {
+    default: ArchiveDefault::Always,
+    max_items: 1000,
+    max_bytes: 1 << 20,
+};
+
+fn record(owner: &str, host: &str, with: &str, stamp_ms: i64, body: &str) -> ArchiveRecord {
+    ArchiveRecord {
+        username: owner.to_owned(),
+        host: host.to_owned(),
+        with: With::parse(with).unwrap(),
+        stamp_ms,
+        stanza: format!("<message xmlns='jabber:client' type='chat'><body>{body}</body></message>"),
+    }
+}
+
+fn all(max: usize) -> Query {
+    Query {
+        query_id: None,
+        with: None,
+        start: None,
+        end: None,
+        after_id: None,
+        before_id: None,
+        ids: Vec::new(),
+        max,
+        page: Page::First,
+        flip: false,
+    }
+}
+
+fn bodies(page: &crate::ArchivePage) -> Vec<String> {
+    page.items
+        .iter()
+        .map(|r| {
+            let start = r.stanza.find("<body>").unwrap() + 6;
+            let end = r.stanza.find("</body>").unwrap();
+            r.stanza[start..end].to_owned()
+        })
+        .collect()
+}
+
+async fn append(storage: &dyn Storage, records: &[ArchiveRecord]) -> Vec<Option<String>> {
+    storage.archive_append(records, &ALWAYS).await.unwrap()
+}
+
+/// XEP-0313 §3-§4: ids are unique and unpredictable, order is arrival order, and every
+/// filter and page of XEP-0059 returns what it names, with `complete`, `count` and
+/// `first_index` right; an unknown id is None (item-not-found).
+pub(super) async fn xep0313_appends_filters_and_pages(storage: &dyn Storage, run: &Run) {
+    let host = run.host("mam");
+    storage.create_account("alice", &host, &[]).await.unwrap();
+    let mut records = Vec::new();
+    for i in 0..10 {
+        let with = if i % 2 == 0 {
+            "bob@x.example/phone"
+        } else {
+            "carol@x.example"
+        };
+        records.push(record(
+            "alice",
+            &host,
+            with,
+            1000 + i * 100,
+            &format!("m{i}"),
+        ));
+    }
+    // One batch, with a record for an account that does not exist: not kept.
+    records.push(record("nobody", &host, "bob@x.example", 5000, "lost"));
+    let ids = append(storage, &records).await;
+    assert_eq!(ids[10], None, "no account, no archive");
+    let ids: Vec<String> = ids[..10].iter().map(|i| i.clone().unwrap()).collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), 10);
+    assert!(ids.iter().all(|id| id.len() >= 16), "{ids:?}");
+    assert_eq!(storage.archive_size("alice", &host).await.unwrap().0, 10);
+
+    let q = |f: &dyn Fn(&mut Query)| {
+        let mut q = all(4);
+        f(&mut q);
+        q
+    };
+    let h = host.as_str();
+    let run_q = |q: Query| async move { storage.archive_query("alice", h, &q).await.unwrap() };
+    // First page, forward.
+    let p = run_q(q(&|_| {})).await.unwrap();
+    assert_eq!(bodies(&p), ["m0", "m1", "m2", "m3"]);
+    assert_eq!((p.complete, p.count, p.first_index), (false, 10, Some(0)));
+    // After the last of it, then to the end.
+    let p2 = run_q(q(&|q| q.page = Page::After(ids[3].clone())))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&p2), ["m4", "m5", "m6", "m7"]);
+    assert!(!p2.complete);
+    let p3 = run_q(q(&|q| q.page = Page::After(ids[7].clone())))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&p3), ["m8", "m9"]);
+    assert!(p3.complete, "the last page paging forward is complete");
+    // The last page, then backward.
+    let last = run_q(q(&|q| q.page = Page::Last)).await.unwrap();
+    assert_eq!(bodies(&last), ["m6", "m7", "m8", "m9"]);
+    assert_eq!((last.complete, last.first_index), (false, Some(6)));
+    let back = run_q(q(&|q| q.page = Page::Before(ids[2].clone())))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&back), ["m0", "m1"]);
+    assert!(back.complete, "the first page paging backward is complete");
+    let idx = run_q(q(&|q| q.page = Page::Index(8))).await.unwrap();
+    assert_eq!(
+        (bodies(&idx), idx.first_index, idx.complete),
+        (vec!["m8".to_owned(), "m9".to_owned()], Some(8), true)
+    );
+    // §4.1.1: a bare `with` matches every resource, a full one only itself.
+    let bob = run_q(q(&|q| {
+        q.with = With::parse("bob@x.example");
+        q.max = 10;
+    }))
+    .await
+    .unwrap();
+    assert_eq!(bodies(&bob), ["m0", "m2", "m4", "m6", "m8"]);
+    assert_eq!(bob.count, 5);
+    let other_res = run_q(q(&|q| q.with = With::parse("bob@x.example/laptop")))
+        .await
+        .unwrap();
+    assert_eq!(other_res.count, 0);
+    assert!(other_res.items.is_empty() && other_res.complete);
+    let carol_full = run_q(q(&|q| q.with = With::parse("carol@x.example/any")))
+        .await
+        .unwrap();
+    assert_eq!(
+        carol_full.count, 0,
+        "a full `with` does not match bare-addressed messages"
+    );
+    // §4.1.2: start and end are inclusive.
+    let window = run_q(q(&|q| {
+        q.start = Some(1200);
+        q.end = Some(1400);
+    }))
+    .await
+    .unwrap();
+    assert_eq!(bodies(&window), ["m2", "m3", "m4"]);
+    // after-id / before-id bound the set; RSM pages inside it.
+    let between = run_q(q(&|q| {
+        q.after_id = Some(ids[1].clone());
+        q.before_id = Some(ids[8].clone());
+        q.page = Page::Last;
+        q.max = 3;
+    }))
+    .await
+    .unwrap();
+    assert_eq!(bodies(&between), ["m5", "m6", "m7"]);
+    assert_eq!(between.count, 6);
+    // ids: just those, in archive order.
+    let picked = run_q(q(&|q| {
+        q.ids = vec![ids[7].clone(), ids[2].clone(), "nope".into()]
+    }))
+    .await
+    .unwrap();
+    assert_eq!(bodies(&picked), ["m2", "m7"]);
+    // max 0: the count only.
+    let count_only = run_q(q(&|q| q.max = 0)).await.unwrap();
+    assert!(count_only.items.is_empty());
+    assert_eq!(count_only.count, 10);
+    // Unknown ids: item-not-found.
+    for f in [
+        &(|q: &mut Query| q.page = Page::After("unknown".into())) as &dyn Fn(&mut Query),
+        &|q: &mut Query| q.before_id = Some("unknown".into()),
+        &|q: &mut Query| q.after_id = Some("unknown".into()),
+    ] {
+        assert!(run_q(q(f)).await.is_none());
+    }
+    // Another account does not see alice's ids.
+    storage.create_account("bob", &host, &[]).await.unwrap();
+    let mut other = all(4);
+    other.page = Page::After(ids[0].clone());
+    assert!(storage
+        .archive_query("bob", &host, &other)
+        .await
+        .unwrap()
+        .is_none());
+    // Hostile text is bound, never spliced.
+    let mut hostile = all(4);
+    hostile.with = Some(With {
+        bare: "x' OR '1'='1".into(),
+        resource: None,
+    });
+    hostile.ids = vec!["') OR 1=1 --".into()];
+    let p = storage
+        .archive_query("alice", &host, &hostile)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.count, 0);
+}
+
+/// XEP-0441 §2 and XEP-0191 §3.4: preferences (with the server's default for accounts
+/// that set none) and blocks decide what is kept; preferences round-trip.
+pub(super) async fn xep0441_preferences_and_blocks_decide(storage: &dyn Storage, run: &Run) {
+    let host = run.host("mamprefs");
+    storage.create_account("alice", &host, &[]).await.unwrap();
+    assert_eq!(storage.archive_prefs("alice", &host).await.unwrap(), None);
+    let never_default = ArchivePolicy {
+        default: ArchiveDefault::Never,
+        ..ALWAYS
+    };
+    let ids = storage
+        .archive_append(&[record("alice", &host, "bob@x", 1, "a")], &never_default)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        [None],
+        "the server's default applies to accounts without prefs"
+    );
+
+    let prefs = Prefs {
+        default: ArchiveDefault::Roster,
+        always: vec!["always@x".into()],
+        never: vec!["never@x".into()],
+    };
+    storage
+        .archive_set_prefs("alice", &host, &prefs)
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.archive_prefs("alice", &host).await.unwrap(),
+        Some(prefs)
+    );
+    storage
+        .roster_put("alice", &host, &item("friend@x", Subscription::Both, &[]))
+        .await
+        .unwrap();
+    storage
+        .blocklist_add("alice", &host, &["x/evil".into(), "troll@y".into()])
+        .await
+        .unwrap();
+    let ids = append(
+        storage,
+        &[
+            record("alice", &host, "friend@x/phone", 1, "friend"),
+            record("alice", &host, "stranger@x", 2, "stranger"),
+            record("alice", &host, "always@x", 3, "always"),
+            record("alice", &host, "never@x", 4, "never"),
+            // Blocked by domain/resource and by bare JID.
+            record("alice", &host, "friend2@x/evil", 5, "blocked-domain-res"),
+            record("alice", &host, "troll@y/r", 6, "blocked-bare"),
+        ],
+    )
+    .await;
+    let kept: Vec<bool> = ids.iter().map(Option::is_some).collect();
+    assert_eq!(kept, [true, false, true, false, false, false]);
+}
+
+/// Bounds: past `max_items` or `max_bytes` the oldest messages go (the totals follow);
+/// expiry drops what is older than the cut; the archive goes with the account.
+pub(super) async fn xep0313_archives_are_bounded_expire_and_go_with_the_account(
+    storage: &dyn Storage,
+    run: &Run,
+) {
+    let host = run.host("mambounds");
+    storage.create_account("alice", &host, &[]).await.unwrap();
+    let small = ArchivePolicy {
+        max_items: 3,
+        ..ALWAYS
+    };
+    for i in 0..5 {
+        storage
+            .archive_append(
+                &[record("alice", &host, "bob@x", i, &format!("m{i}"))],
+                &small,
+            )
+            .await
+            .unwrap();
+    }
+    let p = storage
+        .archive_query("alice", &host, &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bodies(&p), ["m2", "m3", "m4"]);
+    assert_eq!(storage.archive_size("alice", &host).await.unwrap().0, 3);
+    let size = record("alice", &host, "bob@x", 0, "m0").stanza.len() as u64;
+    let by_bytes = ArchivePolicy {
+        max_bytes: size * 2,
+        ..ALWAYS
+    };
+    storage
+        .archive_append(&[record("alice", &host, "bob@x", 9, "m9")], &by_bytes)
+        .await
+        .unwrap();
+    let p = storage
+        .archive_query("alice", &host, &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bodies(&p), ["m4", "m9"]);
+    assert_eq!(
+        storage.archive_size("alice", &host).await.unwrap(),
+        (2, size * 2)
+    );
+
+    // Expiry (global across the run's hosts: only what is older than the cut goes).
+    storage.create_account("bob", &host, &[]).await.unwrap();
+    append(
+        storage,
+        &[
+            record("bob", &host, "alice@x", 5, "old"),
+            record("bob", &host, "alice@x", i64::MAX / 2, "new"),
+        ],
+    )
+    .await;
+    let gone = storage.archive_expire(6).await.unwrap();
+    assert!(gone >= 2, "alice's m4 and bob's old went: {gone}");
+    let p = storage
+        .archive_query("bob", &host, &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bodies(&p), ["new"]);
+    assert_eq!(storage.archive_size("bob", &host).await.unwrap().0, 1);
+    let p = storage
+        .archive_query("alice", &host, &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bodies(&p), ["m9"]);
+
+    storage
+        .archive_set_prefs("bob", &host, &Prefs::with_default(ArchiveDefault::Roster))
+        .await
+        .unwrap();
+    storage.delete_account("bob", &host).await.unwrap();
+    assert_eq!(storage.archive_size("bob", &host).await.unwrap(), (0, 0));
+    assert_eq!(storage.archive_prefs("bob", &host).await.unwrap(), None);
+    let p = storage
+        .archive_query("bob", &host, &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(p.items.is_empty());
+}
