@@ -363,3 +363,53 @@ fn slixmpp_reads_the_archive_with_its_xep0313_and_xep0441_plugins() {
     }
     assert!(output.trim_end().ends_with("OK"), "{output}");
 }
+
+/// XEP-0384 over XEP-0163 with real clients (tests/clients/omemo_chat.py): two slixmpp clients
+/// with the slixmpp-omemo plugin become mutual contacts, publish their OMEMO device lists
+/// and bundles to their PEP services (open access, through publish-options), fetch each
+/// other's, and exchange encrypted messages that each decrypts.
+#[test]
+fn slixmpp_omemo_clients_exchange_encrypted_messages_over_pep() {
+    require_slixmpp();
+    let binary = parley_testkit::parley_binary();
+    let password = "correct horse 6";
+    let users = [("alice@localhost", password), ("bob@localhost", password)];
+    let mut deployment = deploy(&binary, &users);
+    let script = workspace_root().join("tests/clients/omemo_chat.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &deployment.c2s_port.to_string(),
+        ])
+        .args([
+            "--alice",
+            users[0].0,
+            "--bob",
+            users[1].0,
+            "--password",
+            password,
+        ])
+        .args(["--deadline", "40"]);
+    let (status, output) = run_with_limit(cmd, Duration::from_secs(60));
+    deployment.server.stop();
+    let server_log = deployment.server.log();
+    let status = status.unwrap_or_else(|| {
+        panic!("omemo_chat.py did not stop in time:\n{output}\n--- server log ---\n{server_log}")
+    });
+    assert!(
+        status.success(),
+        "omemo_chat.py failed ({status}):\n{output}\n--- server log ---\n{server_log}"
+    );
+    for line in [
+        "both clients published their OMEMO device lists and bundles",
+        "each client got the other's device list from the PEP service",
+        "bob decrypted alice's message",
+        "alice decrypted bob's answer",
+    ] {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+    assert!(output.trim_end().ends_with("OK"), "{output}");
+}

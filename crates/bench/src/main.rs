@@ -71,7 +71,8 @@ struct AttackArgs {
 
 #[derive(Debug, Args)]
 struct Compare {
-    /// Servers to compare, in order (parley, parley-baseline, prosody, ejabberd).
+    /// Servers to compare, in order (parley, parley-baseline, parley-noarchive, prosody,
+    /// ejabberd).
     #[arg(long, value_delimiter = ',', default_value = "parley,prosody,ejabberd")]
     servers: Vec<String>,
     /// Accounts provisioned on every server.
@@ -398,11 +399,12 @@ fn run_compare(c: &Compare) -> ExitCode {
         servers.push(match s.as_str() {
             "parley" => Server::Parley,
             "parley-baseline" => Server::ParleyBaseline,
+            "parley-noarchive" => Server::ParleyNoArchive,
             "prosody" => Server::Prosody,
             "ejabberd" => Server::Ejabberd,
             other => {
                 return fail(&BenchError::Options(format!(
-                "--servers: unknown server `{other}` (parley, parley-baseline, prosody, ejabberd)"
+                "--servers: unknown server `{other}` (parley, parley-baseline, parley-noarchive, prosody, ejabberd)"
             )))
             }
         });

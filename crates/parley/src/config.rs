@@ -16,6 +16,7 @@ mod error;
 mod federation_tests;
 mod http_limits;
 mod mam;
+mod pep;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use mam::MamConfig;
 pub use parley_accounts::{normalize_host, AccountJid, AccountJidError};
 pub use parley_http::ConsiderSecure;
 pub use parley_router::ResourceConflict;
+pub use pep::PepConfig;
 pub use schema::*;
 use validate::{Quoted, Violation};
 pub use validate::{

@@ -739,6 +739,7 @@ fn user_config(config: &Config) -> UserConfig {
         absent_cache_entries: u.absent_cache_entries,
         absent_cache_ttl: std::time::Duration::from_millis(u.absent_cache_ttl_ms),
         max_existence_checks: u.existence_checks,
+        pep: config.pep.limits(),
         ..UserConfig::default()
     }
 }

@@ -17,6 +17,7 @@ pub mod extdisco;
 pub mod jwt;
 pub mod mam;
 pub mod ns;
+pub mod pubsub;
 pub mod s2s;
 pub mod sasl;
 pub mod sm;

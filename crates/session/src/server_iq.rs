@@ -155,7 +155,18 @@ impl Session {
                     Ok(iq_result(iq).with_child(self.server_info()))
                 }
                 None => {
-                    let mut info = disco_info(entity);
+                    let mut info = match entity {
+                        // XEP-0163 §6.1: the account is a PEP service too.
+                        Entity::Account => parley_user::pep_account_info()
+                            .with_child(
+                                Element::new("feature", ns::DISCO_INFO)
+                                    .with_attr("var", ns::DISCO_ITEMS),
+                            )
+                            .with_child(
+                                Element::new("feature", ns::DISCO_INFO).with_attr("var", ns::PING),
+                            ),
+                        Entity::Server => disco_info(entity),
+                    };
                     if self.env.archive.is_some() {
                         // XEP-0313 §7 and XEP-0359 §6: the account's archive stamps ids.
                         use parley_proto::mam;

@@ -205,6 +205,11 @@ impl Session {
         if mam && own {
             return self.mam_iq(el, ctx);
         }
+        if own && !request {
+            // An answer to a question the account's own services asked (the PEP
+            // service's capabilities query, XEP-0115 §6.2): the user actor's.
+            return self.forward_to_user(el, ctx);
+        }
         if mam && matches!(target, Target::To(Dest::Bare(_))) {
             // XEP-0313 §4: an account's archive is its own; rooms and other servers'
             // archives are reached by routing.
@@ -212,8 +217,13 @@ impl Session {
         }
         if own {
             // The roster and carbons are the user's state; the rest the session answers.
+            // PEP (XEP-0163) is the account's pubsub service, run by its user actor.
             let user_ns = el.first_child().is_some_and(|c| {
-                c.ns() == ns::ROSTER || c.ns() == ns::CARBONS || c.ns() == ns::BLOCKING
+                c.ns() == ns::ROSTER
+                    || c.ns() == ns::CARBONS
+                    || c.ns() == ns::BLOCKING
+                    || c.ns() == parley_proto::pubsub::NS
+                    || c.ns() == parley_proto::pubsub::NS_OWNER
             });
             if user_ns {
                 let roster_get = ty == "get" && el.has_child("query", ns::ROSTER);

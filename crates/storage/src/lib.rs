@@ -1,6 +1,6 @@
 //! Persistent state of a Parley deployment: accounts, their SCRAM credentials,
 //! per-deployment secrets, and each user's roster, pending subscription requests,
-//! offline messages, blocklist, private XML and message archive.
+//! offline messages, blocklist, private XML, message archive and PEP nodes.
 //!
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
@@ -23,6 +23,7 @@ use parley_proto::sasl::{ScramCredentials, ScramHash};
 mod archive;
 mod migrate;
 mod model;
+mod pep;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -40,6 +41,7 @@ pub use archive::{Archive, ArchivePage, ArchivePolicy, ArchiveRecord, ArchivedRo
 pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
+pub use pep::{Pep, PepItemRow};
 
 use postgres::PgStorage;
 use sqlite::SqliteStorage;
@@ -115,7 +117,7 @@ pub struct ImportReport {
 
 /// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
-pub trait Storage: Archive + Send + Sync + std::fmt::Debug + 'static {
+pub trait Storage: Archive + Pep + Send + Sync + std::fmt::Debug + 'static {
     /// Creates an account with one credential row per hash in `creds`.
     ///
     /// Usernames and hosts arrive already normalized (nodeprep/nameprep) by the caller.

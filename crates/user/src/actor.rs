@@ -91,6 +91,8 @@ pub struct UserActor {
     pub(crate) resources: Vec<Resource>,
     idle: Option<SpawnHandle>,
     pub(crate) next_id: u64,
+    /// The account's PEP service state (XEP-0163): contacts' interest, caps, node list.
+    pub(crate) pep: crate::pep::PepState,
 }
 
 impl std::fmt::Debug for UserActor {
@@ -126,6 +128,7 @@ impl UserActor {
             resources: Vec::new(),
             idle: None,
             next_id: 0,
+            pep: Default::default(),
         }
     }
 
@@ -334,6 +337,10 @@ impl UserActor {
         let Some(class) = Class::of(&stanza) else {
             return;
         };
+        // The answer to the PEP service's own capabilities query (XEP-0115 §6.2).
+        if class == Class::IqResponse && self.pep_caps_answer(&stanza, ctx) {
+            return;
+        }
         if self.sent_by_blocked(&stanza) {
             // XEP-0191 §3.5: messages and iq requests are refused, the rest dropped.
             let refuse = match stanza.name() {
@@ -354,6 +361,10 @@ impl UserActor {
             Some(to) if to.resource().is_some() => Addressed::FullMissing,
             _ => Addressed::Bare,
         };
+        if class == Class::Presence && addressed != Addressed::NoAccount {
+            // XEP-0163 §4: a contact's resource and what it wants notifications for.
+            self.pep_contact_presence(&stanza, ctx);
+        }
         let rule = routing::decide(addressed, class, self.any_available());
         match rule.action {
             Action::HighestPriority => {
@@ -387,6 +398,13 @@ impl UserActor {
             Action::Subscription => self.inbound_subscription(stanza, ctx),
             Action::Probe => self.answer_probe(&stanza),
             Action::AccountIq if is_vcard_get(&stanza) => self.vcard_get(stanza, ctx),
+            Action::AccountIq if crate::pep::is_pubsub(&stanza) => {
+                let from = stanza.attr("from").unwrap_or_default().to_owned();
+                self.pep_iq(stanza, crate::pep::Requester::Other(from), ctx)
+            }
+            Action::AccountIq if crate::pep::is_disco_info_get(&stanza) => {
+                self.account_disco_info(&stanza)
+            }
             Action::AccountIq if crate::last::is_last_get(&stanza) => {
                 self.last_activity(stanza, ctx)
             }
@@ -601,8 +619,19 @@ impl Handler<FromClient> for UserActor {
         let stanza = msg.stanza;
         match stanza.name() {
             "presence" => {
+                // Initial or updated broadcast presence: the resource's PEP interest.
+                let broadcast = stanza.attr("to").is_none()
+                    && stanza.attr("type").is_none_or(|t| t == "available");
                 self.client_presence(&msg.resource, stanza, ctx);
                 self.write_last_activity(ctx);
+                if broadcast {
+                    self.pep_own_presence(&msg.resource, ctx);
+                }
+            }
+            "iq" if !crate::pep::is_request(&stanza) => {
+                // An own resource's answer: to the PEP service's capabilities query (or to
+                // a push, which needs nothing more).
+                self.pep_caps_answer(&stanza, ctx);
             }
             "iq" => {
                 let payload_ns = stanza.first_child().map(|c| c.ns().to_owned());
@@ -610,6 +639,9 @@ impl Handler<FromClient> for UserActor {
                     Some(ns::ROSTER) => self.roster_iq(&msg.resource, stanza, ctx),
                     Some(ns::CARBONS) => self.carbons_iq(&msg.resource, &stanza),
                     Some(ns::BLOCKING) => self.blocking_iq(&msg.resource, stanza, ctx),
+                    Some(parley_proto::pubsub::NS | parley_proto::pubsub::NS_OWNER) => {
+                        self.pep_iq(stanza, crate::pep::Requester::Owner, ctx)
+                    }
                     _ => self.bounce(
                         &stanza,
                         StanzaError::new(StanzaCondition::ServiceUnavailable),

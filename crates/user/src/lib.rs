@@ -2,7 +2,7 @@
 //!
 //! A [`UserActor`] aggregates the user's resources (connected, available, interested, priority,
 //! last presence, carbons), owns the cached roster, the subscription state machine and the
-//! blocklist (XEP-0191), and applies the RFC 6121 §8.5 table ([`routing::TABLE`]) to what the
+//! blocklist (XEP-0191), runs the account's PEP service (XEP-0163), and applies the RFC 6121 §8.5 table ([`routing::TABLE`]) to what the
 //! router hands it: stanzas to the user's bare JID, to a full JID no session owns, or from a
 //! session that was gone. The [`Users`] registry starts an actor on first use, lets it stop
 //! when idle, and is the router's [`UserSink`](parley_router::UserSink): the only way in for
@@ -21,6 +21,7 @@ mod bounds;
 mod carbons;
 mod last;
 mod messages;
+mod pep;
 pub mod placement;
 mod presence;
 mod registry;
@@ -34,6 +35,7 @@ pub use actor::UserActor;
 pub use blocklist::SYNC_ID as BLOCKLIST_SYNC_ID;
 pub use bounds::Queued;
 pub use carbons::eligible_for_carbons;
+pub use pep::{account_info as pep_account_info, PepLimits};
 pub use vcard::read_vcard;
 // `Inbound` (a stanza addressed to a user) is not exported: such stanzas reach user actors
 // only through the router's road, via the registry's `UserSink`.

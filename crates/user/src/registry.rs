@@ -70,6 +70,8 @@ pub struct UserConfig {
     pub max_existence_checks: usize,
     /// How long an actor with no resources lingers before stopping.
     pub idle_timeout: Duration,
+    /// `[pep]` bounds of each account's PEP service (XEP-0163).
+    pub pep: crate::pep::PepLimits,
 }
 
 impl Default for UserConfig {
@@ -91,6 +93,7 @@ impl Default for UserConfig {
             absent_cache_ttl: Duration::from_secs(5),
             max_existence_checks: 256,
             idle_timeout: Duration::from_secs(30),
+            pep: crate::pep::PepLimits::default(),
         }
     }
 }

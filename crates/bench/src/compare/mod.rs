@@ -35,6 +35,9 @@ pub enum Server {
     /// This project's baseline build (`--baseline-bin`, e.g. the last release), run with the
     /// same settings so that a change is judged against the old code in the same run.
     ParleyBaseline,
+    /// This project's binary with the message archive off (`[mam] enabled = false`), so
+    /// that the archive's cost per stanza is measured in the same run.
+    ParleyNoArchive,
     /// Prosody 0.12 through `../shared/reference/prosody`.
     Prosody,
     /// ejabberd 23.01 from Debian.
@@ -47,6 +50,7 @@ impl Server {
         match self {
             Server::Parley => "Parley",
             Server::ParleyBaseline => "Parley (baseline)",
+            Server::ParleyNoArchive => "Parley (archive off)",
             Server::Prosody => "Prosody",
             Server::Ejabberd => "ejabberd",
         }
@@ -59,6 +63,7 @@ impl Server {
         match self {
             Server::Parley => 15222,
             Server::ParleyBaseline => 16222,
+            Server::ParleyNoArchive => 18222,
             Server::Prosody => 25222,
             Server::Ejabberd => 27222,
         }
@@ -254,6 +259,7 @@ fn parley_build(server: Server, opts: &CompareOpts) -> Result<(&Path, PathBuf), 
                 .ok_or_else(|| other("--servers parley-baseline needs --baseline-bin"))?;
             Ok((bin, opts.workdir.join("parley-baseline")))
         }
+        Server::ParleyNoArchive => Ok((&opts.parley_bin, opts.workdir.join("parley-noarchive"))),
         _ => Ok((&opts.parley_bin, opts.workdir.join("parley"))),
     }
 }
@@ -273,15 +279,20 @@ fn usernames(n: usize) -> Vec<String> {
 
 fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchError> {
     match server {
-        Server::Parley | Server::ParleyBaseline => {
+        Server::Parley | Server::ParleyBaseline | Server::ParleyNoArchive => {
             let (bin, dir) = parley_build(server, opts)?;
             let config_path = dir.join("parley.toml");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("parley dir", e))?;
             let config = format!(
-                "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{dir}\"\n\n[c2s]\nlisten = [\"127.0.0.1:{port}\"]\ndirect_tls = []\nrequire_encryption = false\n\n[sasl]\nscram_iterations = 4096\n\n[limits]\nmax_connections_per_ip = 10000000\nconnection_rate_per_ip = 10000000\nconnection_burst_per_ip = 10000000\nmax_sessions = 10000000\nread_bytes_per_s = 1073741824\nread_burst_bytes = 1073741824\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"warn\"\n",
+                "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{dir}\"\n\n[c2s]\nlisten = [\"127.0.0.1:{port}\"]\ndirect_tls = []\nrequire_encryption = false\n\n[sasl]\nscram_iterations = 4096\n\n[limits]\nmax_connections_per_ip = 10000000\nconnection_rate_per_ip = 10000000\nconnection_burst_per_ip = 10000000\nmax_sessions = 10000000\nread_bytes_per_s = 1073741824\nread_burst_bytes = 1073741824\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"warn\"\n{archive}",
                 dir = dir.display(),
-                port = server.port()
+                port = server.port(),
+                archive = if server == Server::ParleyNoArchive {
+                    "\n[mam]\nenabled = false\n"
+                } else {
+                    ""
+                },
             );
             std::fs::write(&config_path, config).map_err(|e| BenchError::io("config", e))?;
             let mut child = Command::new(bin)
@@ -374,7 +385,7 @@ fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchE
 
 fn start(server: Server, opts: &CompareOpts) -> Result<Started, BenchError> {
     match server {
-        Server::Parley | Server::ParleyBaseline => {
+        Server::Parley | Server::ParleyBaseline | Server::ParleyNoArchive => {
             let (bin, dir) = parley_build(server, opts)?;
             let cmd = format!(
                 "ulimit -n 20000; exec taskset -c 0 {} --config {} serve",

@@ -36,6 +36,75 @@ fn cpu_per_100k(r: &ChatResult) -> Option<f64> {
     (r.delivered > 0).then(|| cpu / r.delivered as f64 * 100_000.0)
 }
 
+/// The message archive's cost (XEP-0313): Parley as configured by default (every chat
+/// message archived for both parties before it is routed) against the same binary with
+/// `[mam] enabled = false`, at every offered load.
+fn archive_cost(out: &mut String, p: &Figures, off: &Figures) {
+    let _ = writeln!(
+        out,
+        "## The message archive's cost
+"
+    );
+    let _ = writeln!(
+        out,
+        "Same binary, same run: archive on (the default) against `[mam] enabled = false`. \
+         Every chat message of the generator has a body, so each is archived twice (sender and recipient).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| chat load | CPU s per 100k stanzas: archive on / off | added | one-way p99 (ms): on / off |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    let p99 = |r: Option<&ChatResult>| r.map(|r| r.latency.p99_us as f64 / 1000.0);
+    let added = |on: Option<f64>, off: Option<f64>| match (on, off) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:+.0} %", (a / b - 1.0) * 100.0),
+        _ => "–".to_owned(),
+    };
+    let on_max = p.chat_max.as_ref().and_then(cpu_per_100k);
+    let off_max = off.chat_max.as_ref().and_then(cpu_per_100k);
+    let _ = writeln!(
+        out,
+        "| max | {} / {} | {} | {} / {} |",
+        fmt_opt(on_max, 2),
+        fmt_opt(off_max, 2),
+        added(on_max, off_max),
+        fmt_opt(p99(p.chat_max.as_ref()), 2),
+        fmt_opt(p99(off.chat_max.as_ref()), 2),
+    );
+    for r in &p.chat_rates {
+        let Some(rate) = offered_rate(r) else {
+            continue;
+        };
+        let other = rate_result(off, rate as u32);
+        let (a, b) = (cpu_per_100k(r), other.and_then(cpu_per_100k));
+        let _ = writeln!(
+            out,
+            "| {rate:.0} msg/s | {} / {} | {} | {} / {} |",
+            fmt_opt(a, 2),
+            fmt_opt(b, 2),
+            added(a, b),
+            fmt_opt(p99(Some(r)), 2),
+            fmt_opt(p99(other), 2),
+        );
+    }
+    let at_1k = rate_result(p, 1000).and_then(cpu_per_100k);
+    let off_1k = rate_result(off, 1000).and_then(cpu_per_100k);
+    let verdict = match (at_1k, off_1k) {
+        (Some(a), Some(b)) if b > 0.0 => {
+            if a / b - 1.0 <= 0.20 {
+                "met"
+            } else {
+                "**not met**"
+            }
+        }
+        _ => "not measured",
+    };
+    let _ = writeln!(
+        out,
+        "\nTarget (issue 14): archive writes add at most 20 % CPU per delivered chat stanza at 1000 msg/s: {verdict}.\n"
+    );
+}
+
 /// Parley against its own baseline build: the cost per stanza and the latency at every
 /// offered load, side by side, so that a change shows whether the chat path got dearer.
 fn baseline(out: &mut String, p: &Figures, b: &Figures) {
@@ -258,6 +327,10 @@ pub(super) fn render(opts: &CompareOpts, results: &[(Server, Figures)], took: Du
         let Some(p) = parley else { break };
         if *server == Server::ParleyBaseline {
             baseline(&mut out, p, reference);
+            continue;
+        }
+        if *server == Server::ParleyNoArchive {
+            archive_cost(&mut out, p, reference);
             continue;
         }
         let _ = writeln!(out, "## Parley against {}\n", server.name());

@@ -53,6 +53,8 @@ pub struct Config {
     pub external_services: ExternalServicesConfig,
     /// `[mam]`: the message archive (XEP-0313).
     pub mam: super::MamConfig,
+    /// `[pep]`: each account's personal eventing service (XEP-0163).
+    pub pep: super::PepConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]

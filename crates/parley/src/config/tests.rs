@@ -167,6 +167,8 @@ fn limits_keys_are_documented_and_checked() {
         "max_sessions =",
         "read_bytes_per_s =",
         "read_burst_bytes =",
+        "[pep]",
+        "max_nodes =",
         "[mam]",
         "retention_days =",
         "max_items =",
@@ -188,6 +190,8 @@ fn limits_keys_are_documented_and_checked() {
         ("[c2s]\nsm_max_queue = 0", "c2s.sm_max_queue = 0"),
         ("[c2s]\ncsi_max_held = 0", "c2s.csi_max_held = 0"),
         ("[mam]\nmax_items = 0", "mam.max_items = 0"),
+        ("[pep]\nmax_nodes = 0", "pep.max_nodes = 0"),
+        ("[pep]\nmax_items = 0", "pep.max_items = 0"),
         ("[mam]\nbatch = 0", "mam.batch = 0"),
         ("[mam]\ndefault_page = 300", "mam.default_page = 300"),
         (

@@ -128,6 +128,7 @@ impl Config {
         self.check_s2s()?;
         self.check_external_services()?;
         self.mam.check()?;
+        self.pep.check()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

@@ -96,6 +96,7 @@ macro_rules! sql_storage_methods {
                 lock_user(&mut tx, UserLock::Blocklist, username, host).await?;
                 lock_user(&mut tx, UserLock::Private, username, host).await?;
                 lock_user(&mut tx, UserLock::Archive, username, host).await?;
+                lock_user(&mut tx, UserLock::Pep, username, host).await?;
                 for statement in DELETE_USER_DATA {
                     sqlx::query(statement)
                         .bind(host)

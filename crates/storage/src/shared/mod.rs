@@ -24,10 +24,12 @@ use parley_proto::sasl::ScramCredentials;
 
 mod archive;
 mod methods;
+mod pep;
 mod rows;
 pub(crate) mod sql;
 pub(crate) use archive::sql_archive_methods;
 pub(crate) use methods::sql_storage_methods;
+pub(crate) use pep::sql_pep_methods;
 pub(crate) use rows::sql_rows;
 
 use crate::StorageError;
@@ -54,6 +56,8 @@ pub(crate) enum UserLock {
     /// The message archive: appends, trims and expiry of one account (batches lock their
     /// accounts in sorted order, so two nodes' batches cannot wait for each other).
     Archive = 5,
+    /// PEP nodes and items (XEP-0163): the node count is checked, then written.
+    Pep = 6,
 }
 
 pub(crate) fn backend(error: sqlx::Error) -> StorageError {
@@ -112,6 +116,7 @@ macro_rules! impl_sql_storage {
             $crate::shared::sql_rows!(conn = $conn, row = $row);
             $crate::shared::sql_storage_methods!($store);
             $crate::shared::sql_archive_methods!($store, conn = $conn, row = $row);
+            $crate::shared::sql_pep_methods!($store, conn = $conn, row = $row);
         }
     };
 }

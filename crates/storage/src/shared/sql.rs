@@ -151,6 +151,8 @@ pub(crate) const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM archive WHERE host = $1 AND username = $2",
     "DELETE FROM archive_stats WHERE host = $1 AND username = $2",
     "DELETE FROM archive_prefs WHERE host = $1 AND username = $2",
+    "DELETE FROM pep_items WHERE host = $1 AND username = $2",
+    "DELETE FROM pep_nodes WHERE host = $1 AND username = $2",
 ];
 
 // ----- message archive (XEP-0313) ------------------------------------------------------------
@@ -210,3 +212,38 @@ pub(crate) const HAS_PRIVATE: &str =
 pub(crate) const UPSERT_PRIVATE: &str = "INSERT INTO private_xml (host, username, ns, xml)
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (host, username, ns) DO UPDATE SET xml = excluded.xml";
+
+// ----- personal eventing (XEP-0163) ------------------------------------------------------------
+
+pub(crate) const HAS_PEP_NODE: &str =
+    "SELECT COUNT(*) FROM pep_nodes WHERE host = $1 AND username = $2 AND node = $3";
+pub(crate) const COUNT_PEP_NODES: &str =
+    "SELECT COUNT(*) FROM pep_nodes WHERE host = $1 AND username = $2";
+pub(crate) const SELECT_PEP_NODE: &str = "SELECT node, access_model, persist_items, max_items,
+    send_last, roster_groups FROM pep_nodes WHERE host = $1 AND username = $2 AND node = $3";
+pub(crate) const SELECT_PEP_NODES: &str = "SELECT node, access_model, persist_items, max_items,
+    send_last, roster_groups FROM pep_nodes WHERE host = $1 AND username = $2 ORDER BY node";
+pub(crate) const UPSERT_PEP_NODE: &str = "INSERT INTO pep_nodes
+    (host, username, node, access_model, persist_items, max_items, send_last, roster_groups)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (host, username, node) DO UPDATE SET access_model = excluded.access_model,
+        persist_items = excluded.persist_items, max_items = excluded.max_items,
+        send_last = excluded.send_last, roster_groups = excluded.roster_groups";
+/// Keeps the node's newest `$4` items.
+pub(crate) const TRIM_PEP_ITEMS: &str = "DELETE FROM pep_items
+    WHERE host = $1 AND username = $2 AND node = $3 AND seq NOT IN (
+        SELECT seq FROM pep_items WHERE host = $1 AND username = $2 AND node = $3
+        ORDER BY seq DESC LIMIT $4)";
+pub(crate) const DELETE_PEP_ITEM: &str =
+    "DELETE FROM pep_items WHERE host = $1 AND username = $2 AND node = $3 AND id = $4";
+pub(crate) const INSERT_PEP_ITEM: &str = "INSERT INTO pep_items
+    (host, username, node, id, stamp_ms, payload) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const SELECT_PEP_ITEMS: &str = "SELECT id, stamp_ms, payload FROM pep_items
+    WHERE host = $1 AND username = $2 AND node = $3 ORDER BY seq";
+pub(crate) const DELETE_PEP_NODE_ITEMS: &str =
+    "DELETE FROM pep_items WHERE host = $1 AND username = $2 AND node = $3";
+pub(crate) const DELETE_PEP_NODE: &str =
+    "DELETE FROM pep_nodes WHERE host = $1 AND username = $2 AND node = $3";
+pub(crate) const SELECT_CAPS: &str = "SELECT features FROM caps_cache WHERE ver = $1";
+pub(crate) const UPSERT_CAPS: &str = "INSERT INTO caps_cache (ver, features, stored_ms)
+    VALUES ($1, $2, $3) ON CONFLICT (ver) DO NOTHING";

@@ -188,6 +188,39 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 8,
+        description: "personal eventing (XEP-0163) nodes and items, entity capabilities cache",
+        statements: &[
+            "CREATE TABLE pep_nodes (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                node TEXT NOT NULL,
+                access_model TEXT NOT NULL,
+                persist_items BIGINT NOT NULL,
+                max_items BIGINT NOT NULL,
+                send_last TEXT NOT NULL,
+                roster_groups TEXT NOT NULL,
+                PRIMARY KEY (host, username, node)
+            )",
+            "CREATE TABLE pep_items (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                node TEXT NOT NULL,
+                id TEXT NOT NULL,
+                stamp_ms BIGINT NOT NULL,
+                payload TEXT NOT NULL
+            )",
+            "CREATE UNIQUE INDEX pep_items_by_id ON pep_items (host, username, node, id)",
+            "CREATE INDEX pep_items_by_node ON pep_items (host, username, node, seq)",
+            "CREATE TABLE caps_cache (
+                ver TEXT NOT NULL PRIMARY KEY,
+                features TEXT NOT NULL,
+                stored_ms BIGINT NOT NULL
+            )",
+        ],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
