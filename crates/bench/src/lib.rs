@@ -21,6 +21,7 @@
 //! docs/benchmarks.md), [`cluster()`] (same-node vs cross-node costs of a running cluster)
 //! and [`attack`] (what each hostile client costs the server, for docs/security.md).
 
+pub mod archive;
 pub mod attack;
 pub mod chat;
 pub mod client;

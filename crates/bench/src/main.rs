@@ -39,12 +39,33 @@ enum Command {
         /// The JSON of the run after.
         after: std::path::PathBuf,
     },
+    /// Fill one account's archive straight in a store and time the paged queries clients
+    /// make (XEP-0313), printing JSON.
+    Archive(ArchiveArgs),
     /// Render `run resume` results as one markdown table (for docs/benchmarks.md).
     ResumeReport {
         /// LABEL=FILE: the row's label and the JSON `run resume --json` printed.
         #[arg(required = true)]
         runs: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+struct ArchiveArgs {
+    /// The store, e.g. sqlite:///tmp/archive-bench.db or postgres://…
+    #[arg(long)]
+    storage_url: String,
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// The account whose archive is filled.
+    #[arg(long, default_value = "archive")]
+    user: String,
+    /// Messages archived before the queries.
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: usize,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
 }
 
 #[derive(Debug, Args)]
@@ -302,7 +323,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Run(run) => run.threads,
-        Command::Provision(_) => Some(1),
+        Command::Provision(_) | Command::Archive(_) => Some(1),
         Command::Compare(c) => return run_compare(c),
         Command::AttackReport { before, after } => return attack_report(before, after),
         Command::ResumeReport { runs } => return resume_report(runs),
@@ -322,6 +343,17 @@ fn main() -> ExitCode {
             Command::Run(run) => run_scenario(run).await,
             Command::Provision(p) => run_provision(p).await,
             Command::Attack(a) => run_attack(a).await,
+            Command::Archive(a) => {
+                let result = parley_bench::archive::run(
+                    &a.storage_url,
+                    &a.domain,
+                    &a.user,
+                    a.messages,
+                    a.queries,
+                )
+                .await?;
+                print(&result, false)
+            }
             Command::Compare(_) | Command::AttackReport { .. } | Command::ResumeReport { .. } => {
                 unreachable!("handled before the runtime starts")
             }

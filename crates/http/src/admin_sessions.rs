@@ -245,8 +245,23 @@ pub(crate) async fn end_user_sessions(
     reason: parley_router::CloseReason,
     status: parley_router::SessionStatus,
 ) -> usize {
+    end_user_sessions_but(state, bare, None, reason, status).await
+}
+
+/// [`end_user_sessions`], sparing this node's session `keep`.
+pub(crate) async fn end_user_sessions_but(
+    state: &AdminState,
+    bare: &str,
+    keep: Option<u64>,
+    reason: parley_router::CloseReason,
+    status: parley_router::SessionStatus,
+) -> usize {
     let mut ended = 0;
+    let kept = keep.map(|k| format!("{k:016x}"));
     for r in cluster_records(state, Some(bare), false).await {
+        if r.node == state.node && Some(&r.session) == kept.as_ref() {
+            continue;
+        }
         if let (Ok(jid), Ok(num)) = (
             jid::FullJid::new(&r.jid),
             u64::from_str_radix(&r.session, 16),
@@ -323,5 +338,22 @@ pub(crate) async fn delete_session(
         HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
     } else {
         HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
+    }
+}
+
+/// The admin API's road for ending an account's sessions, offered to sessions for account
+/// self-service (XEP-0077): built by the binary whether or not the admin listener runs.
+pub struct AdminSessions(pub AdminState);
+
+impl parley_session::AccountSessions for AdminSessions {
+    fn end_sessions(
+        &self,
+        bare: String,
+        keep: Option<u64>,
+        reason: parley_router::CloseReason,
+        status: parley_router::SessionStatus,
+    ) -> parley_session::BoxFuture<usize> {
+        let state = self.0.clone();
+        Box::pin(async move { end_user_sessions_but(&state, &bare, keep, reason, status).await })
     }
 }

@@ -12,6 +12,7 @@
 mod admin_drain;
 pub mod admin_input;
 mod admin_sessions;
+pub use admin_sessions::AdminSessions;
 mod admit;
 pub mod bosh;
 pub mod bosh_limits;

@@ -467,6 +467,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         router: router.clone(),
         users: users.clone(),
         archive: archive_writer(config, &storage),
+        account_sessions: Default::default(),
         storage,
         server_secret,
         resumptions: Arc::new(parley_session::Resumptions::new(
@@ -626,24 +627,29 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         }
         None => None,
     };
+    let admin_state = AdminState {
+        node: node_id.clone(),
+        cluster: cluster.clone(),
+        router: router.clone(),
+        users: users.clone(),
+        token: config.admin.token.clone(),
+        ready: ready.clone(),
+        storage: env.storage.clone(),
+        web: web_state.clone(),
+        policy: parley_http::admin_input::AdminPolicy {
+            metrics_auth: config.admin.metrics_auth,
+            metrics_elsewhere: config.admin.metrics_listen.is_some(),
+            max_token_ttl_s: config.admin.max_token_ttl_s,
+        },
+        drain: Some(drain.clone()),
+    };
+    // XEP-0077 self-service ends sessions by the admin API's road, listener or not.
+    let _ = env
+        .account_sessions
+        .set(Arc::new(parley_http::AdminSessions(admin_state.clone())));
     let admin = match config.admin.listen {
         Some(addr) => {
-            let state = AdminState {
-                node: node_id.clone(),
-                cluster: cluster.clone(),
-                router: router.clone(),
-                users: users.clone(),
-                token: config.admin.token.clone(),
-                ready: ready.clone(),
-                storage: env.storage.clone(),
-                web: web_state.clone(),
-                policy: parley_http::admin_input::AdminPolicy {
-                    metrics_auth: config.admin.metrics_auth,
-                    metrics_elsewhere: config.admin.metrics_listen.is_some(),
-                    max_token_ttl_s: config.admin.max_token_ttl_s,
-                },
-                drain: Some(drain.clone()),
-            };
+            let state = admin_state;
             if let Some(metrics_addr) = config.admin.metrics_listen {
                 let (local, server) =
                     parley_http::admin_input::metrics_server(state.clone(), metrics_addr)

@@ -117,6 +117,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         started_ms: 0,
         server_caps: Default::default(),
         archive: None,
+        account_sessions: Default::default(),
         components: crate::env::ComponentSettings::default(),
     })
 }

@@ -220,6 +220,9 @@ pub struct SessionEnv {
     pub server_caps: std::sync::OnceLock<parley_xml::Element>,
     /// The message archive's writer (XEP-0313); None: `[mam] enabled = false`.
     pub archive: Option<Arc<crate::archive::writer::ArchiveWriter>>,
+    /// Ends an account's sessions on every node (XEP-0077 self-service); set once by the
+    /// binary after the admin road is built.
+    pub account_sessions: std::sync::OnceLock<Arc<dyn crate::register::AccountSessions>>,
 }
 
 /// The `[component]` settings a component's session needs.

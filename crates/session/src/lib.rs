@@ -27,6 +27,7 @@ mod outbox;
 mod output;
 mod phase;
 mod private;
+mod register;
 mod remote;
 mod resume;
 pub mod resumption;
@@ -44,6 +45,7 @@ pub use env::{
     ComponentSettings, ExternalAuth, ExternalServices, JwtSettings, SessionConfig, SessionEnv,
     SmConfig,
 };
+pub use register::AccountSessions;
 pub use remote::{read_state, BoxFuture, RemoteResume};
 pub use resumption::Resumptions;
 pub use session::{Bound, EndCause, Phase, Session, SessionType, Unauthed};

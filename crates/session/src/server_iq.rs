@@ -25,6 +25,7 @@ const SERVER_FEATURES: &[&str] = &[
     ns::VCARD,
     ns::CARBONS,
     ns::BLOCKING,
+    crate::register::NS,
 ];
 /// Features an account's bare JID supports, answered by the server on its behalf.
 const ACCOUNT_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];

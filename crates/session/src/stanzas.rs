@@ -198,6 +198,16 @@ impl Session {
                 return self.bounce_with(&el, StanzaError::new(StanzaCondition::Forbidden), ctx);
             }
         }
+        // XEP-0077: the account's own registration, asked of its server or itself.
+        let to_server = matches!(&target, Target::To(Dest::Server(s)) if s.resource().is_none());
+        if request
+            && (own || to_server)
+            && el
+                .first_child()
+                .is_some_and(|q| q.is("query", crate::register::NS))
+        {
+            return self.register_iq(el, ctx);
+        }
         let mam = request
             && el
                 .first_child()
