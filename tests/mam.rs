@@ -99,6 +99,15 @@ async fn run(c: &mut Client, archive: &str, iq: &Element) -> Result<(Vec<Hit>, E
     Ok((hits, fin))
 }
 
+/// Waits until `c`'s own messages are archived: a session's archive query runs only after
+/// its own messages are committed (read-your-writes), and the recipients' copies are
+/// written in the same batches.
+async fn settle(c: &mut Client, archive: &str) {
+    run(c, archive, &query(&[], &[("max", "0")]))
+        .await
+        .expect("settled");
+}
+
 fn bodies(hits: &[Hit]) -> Vec<&str> {
     hits.iter().map(|h| h.body.as_str()).collect()
 }
@@ -166,6 +175,7 @@ async fn xep0313_both_parties_archive_page_and_stanza_ids_cannot_be_forged() {
         )
         .await;
 
+    settle(&mut alice, "alice@localhost").await;
     // Bob's archive: the ids he was given, in order.
     let (hits, fin) = run(&mut bob, "bob@localhost", &query(&[], &[("max", "10")]))
         .await
@@ -449,6 +459,7 @@ async fn xep0313_offline_messages_and_carbons_carry_archive_ids() {
         .and_then(|f| f.get_child("message", ns::CLIENT))
         .expect("forwarded message");
     let alice_id = stanza_id_by(inner, "alice@localhost").expect("sender's archive id");
+    settle(&mut alice, "alice@localhost").await;
     let (hits, _) = run(&mut alice2, "alice@localhost", &query(&[], &[]))
         .await
         .unwrap();
@@ -513,6 +524,7 @@ async fn xep0313_any_node_answers_for_parties_on_different_nodes() {
         .await;
     let got = ok(bob.expect_message_body("across nodes").await);
     let bob_id = stanza_id_by(&got, "bob@localhost").expect("stanza-id");
+    settle(&mut alice, "alice@localhost").await;
     let (hits, _) = run(&mut bob, "bob@localhost", &query(&[], &[]))
         .await
         .unwrap();

@@ -5,6 +5,9 @@
 # Extra arguments go to `parley-bench compare` (e.g. --servers parley,prosody --quick). To judge
 # a change against the old code in the same run, add the old binary as a server:
 #   --servers parley,parley-baseline,prosody --baseline-bin /path/to/old/parley
+# The message archive's cost: add the same binary with the archive off, as the recorded run
+# does:
+#   --servers parley,parley-noarchive,prosody,ejabberd
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

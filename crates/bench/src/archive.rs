@@ -106,6 +106,7 @@ pub async fn run(
             .map(|i| ArchiveRecord {
                 username: user.to_owned(),
                 host: domain.to_owned(),
+                id: parley_proto::mam::new_id(),
                 with: With {
                     bare: format!("contact{}@{domain}", i % 100),
                     resource: Some("phone".to_owned()),
@@ -118,11 +119,11 @@ pub async fn run(
             })
             .collect();
         n += records.len();
-        let got = storage
-            .archive_append(&records, &policy)
+        storage
+            .archive_insert(&records, &policy)
             .await
             .map_err(storage_err)?;
-        ids.extend(got.into_iter().flatten());
+        ids.extend(records.into_iter().map(|r| r.id));
     }
     let fill = started.elapsed();
     let mut rng = rand::thread_rng();

@@ -704,6 +704,7 @@ fn archive_writer(
                 queue_items: mam.queue_items,
                 queue_bytes: mam.queue_bytes,
                 batch: mam.batch,
+                linger: Duration::from_millis(mam.batch_linger_ms),
                 retention: (mam.retention_days > 0)
                     .then(|| Duration::from_secs(mam.retention_days * 86_400)),
             },

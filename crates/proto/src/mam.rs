@@ -72,6 +72,17 @@ pub fn strip_stanza_ids(msg: &mut Element, ours: impl Fn(&str) -> bool) -> usize
     removed
 }
 
+/// A new archive id: XEP-0313 §5.2 wants it unique in the archive and unpredictable
+/// (16 characters of 62: 95 bits).
+pub fn new_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 /// XEP-0359 §4: `<stanza-id by='…' id='…'/>`.
 pub fn stanza_id(by: &str, id: &str) -> Element {
     Element::new("stanza-id", SID)

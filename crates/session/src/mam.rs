@@ -56,6 +56,9 @@ impl Session {
         let Some(payload) = iq.first_child().cloned() else {
             return;
         };
+        if payload.name() == "query" && self.query_after_archiving(&iq, ctx) {
+            return;
+        }
         let get = iq.attr("type") == Some("get");
         let settings = self.env.config.mam;
         let storage = self.env.storage.clone();
@@ -95,6 +98,8 @@ impl Session {
                 };
                 Box::pin(async move {
                     storage.archive_set_prefs(&username, &host, &prefs).await?;
+                    // Stored: this node decides with them from the next message on.
+                    writer.forget(&username, &host);
                     Ok((Answer::Prefs(prefs), None))
                 })
             }

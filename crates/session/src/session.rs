@@ -73,6 +73,8 @@ pub struct Session {
     /// The key this actor's connection is registered under in the router's stream table
     /// (its first session id: a resume gives the actor another).
     pub(crate) stream_key: SessionId,
+    /// Messages on their way to the archive, and the XEP-0198 acks that wait for them.
+    pub(crate) archiving: crate::archive::Archiving,
 }
 
 impl Session {
@@ -121,6 +123,7 @@ impl Session {
             reads: 0,
             hibernate_on_close: false,
             stream_key: id,
+            archiving: Default::default(),
             conn,
             env,
             span,

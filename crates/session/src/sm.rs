@@ -155,7 +155,8 @@ impl Session {
             ),
             ClientNonza::Request => {
                 let h = self.sm().map_or(0, |s| s.inbound);
-                self.send_nonza(&sm::ack(h));
+                // XEP-0313 durability: counted messages are acknowledged once archived.
+                self.ack_when_archived(h, ctx);
             }
             ClientNonza::Ack { h } => self.on_ack(h, ctx),
             ClientNonza::Resume { .. } => self.sm_failed(

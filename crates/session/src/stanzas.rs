@@ -322,7 +322,13 @@ impl Session {
                 "unblock" => b.blocked.remove(&items),
                 _ => {}
             }
-            if !b.blocklist_requested {
+            let requested = b.blocklist_requested;
+            // Stored: the archive decides with the new blocklist from the next message on.
+            if let (Some(w), Some(user)) = (self.env.archive.clone(), self.user()) {
+                let (username, host) = crate::private::account_parts(&user);
+                w.forget(&username, &host);
+            }
+            if !requested {
                 return;
             }
             return self.send(&el, ctx);

@@ -3,12 +3,15 @@
 //! [`Storage`](crate::Storage) (a supertrait, so `Arc<dyn Storage>` reaches it), written
 //! once for both SQL backends in `shared/archive.rs`.
 //!
-//! Appends come in batches (the archive writer gathers the messages of many sessions into
-//! one transaction) and decide per record whether it is kept: the owner must have an
-//! account, must not block the other party (XEP-0191), and its preferences (or the
-//! server's default) must allow it. A kept record pushes out the owner's oldest messages
-//! when the account is over its item or byte bound.
+//! The archive writer decides per record whether it is kept ([`decide`]: the owner must
+//! have an account, must not block the other party (XEP-0191), and its preferences or the
+//! server's default must allow it), from what [`Archive::archive_owner`] reads once per
+//! owner, then writes the kept records of many sessions in one batch
+//! ([`Archive::archive_insert`]: one multi-row insert and one multi-row totals update per
+//! batch, whatever its size). A batch that leaves an account over its item or byte bound
+//! pushes out the account's oldest messages.
 
+use parley_proto::blocking::Blocklist;
 use parley_proto::mam::{Default as ArchiveDefault, Prefs, Query, With};
 
 use crate::Result;
@@ -19,12 +22,49 @@ pub struct ArchiveRecord {
     /// The archive's owner (normalized).
     pub username: String,
     pub host: String,
+    /// Its id in the owner's archive, chosen before the message is routed (so that the
+    /// delivered copy carries it): [`parley_proto::mam::new_id`].
+    pub id: String,
     /// The other party: for an outgoing message its recipient, else its sender.
     pub with: With,
     /// Unix ms.
     pub stamp_ms: i64,
     /// The message as XML.
     pub stanza: String,
+}
+
+/// What decides an owner's records: read once per owner (and cached by the writer).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArchiveOwner {
+    /// The account exists.
+    pub exists: bool,
+    /// Its preferences, if it set any.
+    pub prefs: Option<Prefs>,
+    /// Whom it blocks (XEP-0191).
+    pub blocklist: Vec<String>,
+    /// Its roster's JIDs, read only when the `roster` default applies.
+    pub roster: Vec<String>,
+}
+
+/// Whether `owner` keeps a message with `with` (XEP-0441 with the server's `default`, and
+/// never one with an entity it blocks).
+pub fn decide(owner: &ArchiveOwner, default: ArchiveDefault, with: &With) -> bool {
+    if !owner.exists {
+        return false;
+    }
+    let full = with
+        .resource
+        .as_ref()
+        .map(|r| format!("{}/{r}", with.bare))
+        .unwrap_or_else(|| with.bare.clone());
+    if Blocklist::new(owner.blocklist.iter().cloned()).blocks_str(&full) {
+        return false;
+    }
+    let prefs = owner
+        .prefs
+        .clone()
+        .unwrap_or_else(|| Prefs::with_default(default));
+    prefs.archives(with, || owner.roster.contains(&with.bare))
 }
 
 /// The server's archiving rules, from `[mam]`.
@@ -63,13 +103,18 @@ pub struct ArchivePage {
 /// The message archive part of a store.
 #[async_trait::async_trait]
 pub trait Archive: Send + Sync {
-    /// Archives what the rules allow of `records`, in one transaction; for each record its
-    /// archive id, or None when it was not kept (no account, blocked, preferences).
-    async fn archive_append(
+    /// What decides `username@host`'s records; its roster only when `with_roster`.
+    async fn archive_owner(
         &self,
-        records: &[ArchiveRecord],
-        policy: &ArchivePolicy,
-    ) -> Result<Vec<Option<String>>>;
+        username: &str,
+        host: &str,
+        with_roster: bool,
+    ) -> Result<ArchiveOwner>;
+
+    /// Writes `records` (already decided) in one transaction, then trims the accounts that
+    /// passed `policy`'s bounds.
+    async fn archive_insert(&self, records: &[ArchiveRecord], policy: &ArchivePolicy)
+        -> Result<()>;
 
     /// One page of the account's archive; None when an id the query names (a cursor,
     /// `after-id` or `before-id`) is not in it (XEP-0313 §4.1.3: `item-not-found`).

@@ -37,7 +37,10 @@ pub mod testsuite;
 /// empty, so it never collides with a contact.
 pub(crate) const TOMBSTONE_FLOOR_JID: &str = "";
 
-pub use archive::{Archive, ArchivePage, ArchivePolicy, ArchiveRecord, ArchivedRow};
+pub use archive::{
+    decide as archive_decide, Archive, ArchiveOwner, ArchivePage, ArchivePolicy, ArchiveRecord,
+    ArchivedRow,
+};
 pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };

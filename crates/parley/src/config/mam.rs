@@ -33,6 +33,9 @@ pub struct MamConfig {
     pub queue_bytes: usize,
     /// Records written in one transaction.
     pub batch: usize,
+    /// Milliseconds a batch waits for more records after its first (they share one commit;
+    /// only acknowledgements wait, never delivery).
+    pub batch_linger_ms: u64,
 }
 
 impl Default for MamConfig {
@@ -49,6 +52,7 @@ impl Default for MamConfig {
             queue_items: 10_000,
             queue_bytes: 32 << 20,
             batch: 256,
+            batch_linger_ms: 2,
         }
     }
 }
@@ -81,6 +85,13 @@ impl MamConfig {
             if value == 0 {
                 return Err(Violation::new(key, value, "must be at least 1"));
             }
+        }
+        if self.batch_linger_ms > 1000 {
+            return Err(Violation::new(
+                "mam.batch_linger_ms",
+                self.batch_linger_ms,
+                "must be at most 1000",
+            ));
         }
         if self.default_page > self.max_page {
             return Err(Violation::new(

@@ -1,23 +1,26 @@
 //! Archiving on a message's way in (XEP-0313, XEP-0359): the session that receives a
 //! message from its peer — a client, a server or a component — removes the stanza ids our
-//! server stamps (nobody may forge them), archives the message for its local parties, and
-//! only then routes it, with the recipient's `<stanza-id/>`.
+//! server stamps (nobody may forge them), chooses the archive ids of the message's local
+//! parties, routes it at once with the recipient's `<stanza-id/>`, and hands the records to
+//! the node's archive writer.
 //!
 //! Every node shares one database, so the sender's session writes the recipient's copy
-//! too, wherever the recipient's sessions are. Input pauses meanwhile (and only input): the
-//! client's next
-//! stanza, and its `<r/>` (XEP-0198), wait for the write, so an acknowledged message is in
-//! both archives. Carbons, offline storage and the archive then carry the same id.
+//! too, wherever the recipient's sessions are. The client's XEP-0198 `<a/>` that counts a
+//! message is sent only once the message is committed (`ack_when_archived`), so an
+//! acknowledged message is in both archives; delivery never waits for the database.
+//! Carbons, offline storage and the archive carry the same id because it exists before the
+//! message is routed.
 //!
-//! A failed write delivers the message unarchived (counted and logged): losing the
-//! message because its copy could not be kept would be worse.
+//! At most 64 (`MAX_IN_FLIGHT`) of a session's messages wait for the writer; past it the
+//! session reads nothing more until one commits. A failed write leaves the message
+//! delivered and unarchived (counted and logged): losing the message because its copy
+//! could not be kept would be worse.
 
 use actix::fut::{wrap_future, ActorFutureExt};
 use actix::{AsyncContext, Context};
 use parley_proto::mam::{self, With};
 use parley_storage::ArchiveRecord;
 use parley_xml::Element;
-use tracing::warn;
 
 use crate::session::Session;
 
@@ -58,9 +61,9 @@ impl Session {
         });
     }
 
-    /// Archives `el` for `parties` when it is worth keeping, then hands it to `then`
-    /// stamped with the recipient's `<stanza-id/>`; `then` runs at once when there is
-    /// nothing to archive.
+    /// Archives `el` for `parties` when it is worth keeping, handing it to `then` at once
+    /// stamped with the recipient's `<stanza-id/>` (for a message to oneself, the one
+    /// copy's); the records go to the writer.
     pub(crate) fn archive_then<F>(
         &mut self,
         mut el: Element,
@@ -68,13 +71,12 @@ impl Session {
         ctx: &mut Context<Self>,
         then: F,
     ) where
-        F: FnOnce(&mut Session, Element, Stamped, &mut Context<Session>) + 'static,
+        F: FnOnce(&mut Session, Element, Stamped, &mut Context<Session>),
     {
         let writer = match &self.env.archive {
             Some(w) if el.name() == "message" && mam::archivable(&el) => w.clone(),
             _ => return then(self, el, Stamped::default(), ctx),
         };
-        // A message to oneself is one conversation: one copy, its id on the delivery.
         let to_self = parties.sender.is_some() && parties.sender == parties.recipient;
         if to_self {
             parties.recipient = None;
@@ -83,68 +85,159 @@ impl Session {
         let to = el.attr("to").and_then(With::parse);
         let stanza = el.to_string();
         let now = parley_proto::clock::now_ms();
-        let mut records = Vec::with_capacity(2);
         let record = |owner: &str, with: With| {
             let (username, host) = split(owner);
             ArchiveRecord {
                 username,
                 host,
+                id: mam::new_id(),
                 with,
                 stamp_ms: now,
                 stanza: stanza.clone(),
             }
         };
-        let sender = parties.sender.as_deref().and_then(|owner| {
+        let mut records = Vec::with_capacity(2);
+        let mut stamped = Stamped::default();
+        if let Some(owner) = parties.sender.as_deref() {
             // No `to`: the sender's own bare JID (RFC 6120 §10.3.1).
-            let with = to.clone().or_else(|| With::parse(owner))?;
-            records.push(record(owner, with));
-            Some((records.len() - 1, owner.to_owned()))
-        });
-        let recipient = parties.recipient.as_deref().and_then(|owner| {
-            records.push(record(owner, from.clone()?));
-            Some((records.len() - 1, owner.to_owned()))
-        });
-        if records.is_empty() {
-            return then(self, el, Stamped::default(), ctx);
-        }
-        self.pause();
-        let work = async move { writer.append(records).await };
-        // Only input waits (`pause`): stanzas routed to this session meanwhile are still
-        // delivered, so that archiving one's own message never holds up what one receives
-        // (nor fills this session's mailbox).
-        ctx.spawn(wrap_future::<_, Self>(work).map(move |answer, act, ctx| {
-            act.resume();
-            let ids = match answer {
-                Ok(ids) => ids,
-                Err(e) => {
-                    act.span
-                        .in_scope(|| warn!(error = %e, "message delivered unarchived"));
-                    Vec::new()
+            if let Some(with) = to.clone().or_else(|| With::parse(owner)) {
+                let r = record(owner, with);
+                stamped.sender_id = Some(r.id.clone());
+                if to_self {
+                    el.push_child(mam::stanza_id(owner, &r.id));
                 }
-            };
-            let id_of = |slot: &Option<(usize, String)>| {
-                slot.as_ref()
-                    .and_then(|(i, owner)| Some((ids.get(*i)?.clone()?, owner.clone())))
-            };
-            let sent = id_of(&sender);
-            // The recipient sees its own archive's id (for a message to oneself, the one
-            // copy's).
-            let delivered = if to_self {
-                sent.clone()
-            } else {
-                id_of(&recipient)
-            };
-            if let Some((id, owner)) = delivered {
-                el.push_child(mam::stanza_id(&owner, &id));
+                records.push(r);
             }
-            then(
-                act,
-                el,
-                Stamped {
-                    sender_id: sent.map(|(id, _)| id),
-                },
-                ctx,
-            );
+        }
+        if let (Some(owner), Some(with)) = (parties.recipient.as_deref(), from) {
+            let r = record(owner, with);
+            el.push_child(mam::stanza_id(owner, &r.id));
+            records.push(r);
+        }
+        then(self, el, stamped, ctx);
+        if !records.is_empty() {
+            self.archive_submit(&writer, records, ctx);
+        }
+    }
+
+    /// Hands `records` to the writer; this session's acks wait for them.
+    fn archive_submit(
+        &mut self,
+        writer: &writer::ArchiveWriter,
+        records: Vec<ArchiveRecord>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.archiving.submitted += 1;
+        let seq = self.archiving.submitted;
+        let progress = self.archiving.progress.clone();
+        if let Err(queue) = writer.submit(records, progress, seq) {
+            // The queue is full: this message goes in when there is room; input waits.
+            ctx.spawn(wrap_future::<_, Self>(queue));
+        }
+        if self.archiving.in_flight() >= MAX_IN_FLIGHT && !self.archiving.paused {
+            self.archiving.paused = true;
+            self.pause();
+            self.wait_for_archive(ctx);
+        }
+    }
+
+    /// Wakes this session when every message it handed over so far is written: for paused
+    /// input, deferred acks and waiting queries. One waiter at a time.
+    fn wait_for_archive(&mut self, ctx: &mut Context<Self>) {
+        if self.archiving.waiting {
+            return;
+        }
+        self.archiving.waiting = true;
+        let target = self.archiving.submitted;
+        let reached = self.archiving.progress.clone().reached(target);
+        ctx.spawn(wrap_future::<_, Self>(reached).map(|(), act, ctx| {
+            act.archiving.waiting = false;
+            act.archive_caught_up(ctx);
         }));
+    }
+
+    /// Some of this session's messages are written: acks, queries and input that waited.
+    fn archive_caught_up(&mut self, ctx: &mut Context<Self>) {
+        if self.archiving.paused && self.archiving.in_flight() < MAX_IN_FLIGHT {
+            self.archiving.paused = false;
+            self.resume();
+        }
+        let committed = self.archiving.committed();
+        while let Some(&(upto, h)) = self.archiving.deferred.front() {
+            if upto > committed {
+                break;
+            }
+            self.archiving.deferred.pop_front();
+            self.send_nonza(&parley_proto::sm::ack(h));
+        }
+        if self.archiving.in_flight() == 0 {
+            for iq in std::mem::take(&mut self.archiving.queries) {
+                self.mam_iq(iq, ctx);
+            }
+        }
+        if !self.archiving.deferred.is_empty()
+            || !self.archiving.queries.is_empty()
+            || self.archiving.paused
+        {
+            self.wait_for_archive(ctx);
+        }
+    }
+
+    /// Read-your-writes: an archive query waits until this session's own messages are
+    /// committed; true when `iq` was kept for then.
+    pub(crate) fn query_after_archiving(&mut self, iq: &Element, ctx: &mut Context<Self>) -> bool {
+        if self.archiving.in_flight() == 0 || self.archiving.queries.len() >= MAX_IN_FLIGHT {
+            return false;
+        }
+        self.archiving.queries.push(iq.clone());
+        self.wait_for_archive(ctx);
+        true
+    }
+
+    /// XEP-0198 §4 with XEP-0313: answers `<r/>` with `h` once every message handled before
+    /// it is committed.
+    pub(crate) fn ack_when_archived(&mut self, h: u32, ctx: &mut Context<Self>) {
+        if self.archiving.in_flight() == 0 && self.archiving.deferred.is_empty() {
+            return self.send_nonza(&parley_proto::sm::ack(h));
+        }
+        let upto = self.archiving.submitted;
+        if self.archiving.deferred.len() >= MAX_IN_FLIGHT {
+            // A client asking faster than the database commits: the newest answer covers
+            // the older ones (h only grows), so the oldest waiting one is dropped.
+            self.archiving.deferred.pop_front();
+        }
+        self.archiving.deferred.push_back((upto, h));
+        self.wait_for_archive(ctx);
+    }
+}
+
+/// Messages of one session waiting for the archive writer at most.
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
+
+/// A session's messages on their way to the archive, and the acks that wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct Archiving {
+    /// Messages handed to the writer, in order; the writer raises `progress` as it writes.
+    submitted: u64,
+    progress: std::sync::Arc<writer::Progress>,
+    /// A waiter for `progress` is spawned.
+    waiting: bool,
+    /// Input paused because too many wait.
+    paused: bool,
+    /// `<a h/>` answers waiting for the messages handed over before their `<r/>`.
+    deferred: std::collections::VecDeque<(u64, u32)>,
+    /// Archive queries waiting for this session's own messages to be committed.
+    queries: Vec<Element>,
+}
+
+impl Archiving {
+    fn committed(&self) -> u64 {
+        self.progress
+            .committed
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn in_flight(&self) -> usize {
+        usize::try_from(self.submitted.saturating_sub(self.committed())).unwrap_or(usize::MAX)
     }
 }

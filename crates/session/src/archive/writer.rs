@@ -1,28 +1,31 @@
 //! The archive writer: one per node, it gathers the messages that sessions archive
-//! (XEP-0313) into batches, one storage transaction each, so that archiving costs a commit
-//! per batch rather than per message. A session waits for its batch before it counts its
-//! client's stanza handled (XEP-0198), so an acknowledged message is in the archive.
+//! (XEP-0313) into batches and writes each batch with a fixed number of statements
+//! (one multi-row insert, one multi-row totals update), whatever its size. A session hands
+//! its message over and goes on; the client's XEP-0198 acknowledgement of that message
+//! waits for the batch to commit (see `mod.rs`).
 //!
-//! The queue is bounded in jobs (`[mam] queue_items`) and in bytes (`[mam] queue_bytes`);
-//! a session that finds it full waits, and so reads nothing more from its client. The
-//! writer also expires messages older than `[mam] retention_days`, hourly.
+//! What decides a record (the owner's account, preferences and blocklist) is read once per
+//! owner and kept for [`OWNER_TTL`]: a change made on this node (preferences, blocklist) is
+//! applied at once ([`ArchiveWriter::forget`]), one made on another node within that time.
+//! Delivery never depends on it.
+//!
+//! Bounds: jobs waiting (`[mam] queue_items`), bytes waiting (`[mam] queue_bytes`), records
+//! per transaction (`[mam] batch`), owners remembered ([`MAX_OWNERS`]). The writer also
+//! expires messages older than `[mam] retention_days`, hourly.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parley_storage::{ArchivePolicy, ArchiveRecord, Storage, StorageError};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use parley_proto::mam::Default as ArchiveDefault;
+use parley_storage::{ArchiveOwner, ArchivePolicy, ArchiveRecord, Storage, StorageError};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-/// Why an append did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    /// The database failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The writer is gone (the node is stopping).
-    #[error("the archive writer stopped")]
-    Stopped,
-}
+/// How long what decides an owner's records is trusted without reading it again.
+pub const OWNER_TTL: Duration = Duration::from_secs(10);
+/// Owners remembered at once; past it the memory starts afresh.
+pub const MAX_OWNERS: usize = 10_000;
 
 /// The writer's settings, from `[mam]`.
 #[derive(Debug, Clone, Copy)]
@@ -34,21 +37,59 @@ pub struct WriterSettings {
     pub queue_bytes: usize,
     /// Records per transaction at most.
     pub batch: usize,
+    /// How long a batch waits for more records after its first (they share one commit).
+    pub linger: Duration,
     /// Messages older than this go; None keeps them.
     pub retention: Option<Duration>,
 }
 
+/// How far one session's messages are written: the writer raises `committed` (the
+/// session's sequence number of its last message written, or given up on) and wakes
+/// whoever waits. Nobody waits unless the session needs to (an ack, a query, too many in
+/// flight), so a batch wakes no session thread for nothing.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub committed: std::sync::atomic::AtomicU64,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Progress {
+    /// Resolves once the session's message `seq` is written (or given up on).
+    pub async fn reached(self: Arc<Self>, seq: u64) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.committed.load(Ordering::Acquire) >= seq {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 struct Job {
     records: Vec<ArchiveRecord>,
-    reply: oneshot::Sender<Result<Vec<Option<String>>, ArchiveError>>,
+    progress: Arc<Progress>,
+    seq: u64,
     /// The job's bytes in the queue, released when it is written.
     _bytes: OwnedSemaphorePermit,
+}
+
+enum Msg {
+    Append(Job),
+    /// An owner's preferences or blocklist changed on this node.
+    Forget {
+        host: String,
+        username: String,
+    },
 }
 
 /// The handle sessions append through.
 #[derive(Debug)]
 pub struct ArchiveWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
     bytes: Arc<Semaphore>,
     max_bytes: usize,
     policy: ArchivePolicy,
@@ -76,76 +117,186 @@ impl ArchiveWriter {
         self.policy
     }
 
-    /// Archives `records` (one message, for its one or two local parties); for each its
-    /// archive id, or None when the rules kept it out. Waits while the queue is full.
-    pub async fn append(
+    /// Queues `records` (one message, for its one or two local parties, with their ids),
+    /// the session's message `seq`: `progress` reaches `seq` once they are written. Ok when
+    /// queued at once; Err with a future that queues them once there is room.
+    pub fn submit(
         &self,
         records: Vec<ArchiveRecord>,
-    ) -> Result<Vec<Option<String>>, ArchiveError> {
+        progress: Arc<Progress>,
+        seq: u64,
+    ) -> Result<(), std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> {
         let size: usize = records.iter().map(|r| r.stanza.len()).sum();
         // A message larger than the whole bound still goes, alone.
         let permits = u32::try_from(size.clamp(1, self.max_bytes)).unwrap_or(u32::MAX);
-        let bytes = self
-            .bytes
-            .clone()
-            .acquire_many_owned(permits)
-            .await
-            .map_err(|_| ArchiveError::Stopped)?;
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
+        if let Ok(bytes) = self.bytes.clone().try_acquire_many_owned(permits) {
+            let job = Job {
                 records,
-                reply,
+                progress,
+                seq,
                 _bytes: bytes,
-            })
-            .await
-            .map_err(|_| ArchiveError::Stopped)?;
-        answer.await.map_err(|_| ArchiveError::Stopped)?
+            };
+            match self.jobs.try_send(Msg::Append(job)) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(Msg::Append(job))) => {
+                    let jobs = self.jobs.clone();
+                    return Err(Box::pin(async move {
+                        give_up_unless_sent(jobs.send(Msg::Append(job)).await)
+                    }));
+                }
+                Err(e) => {
+                    // The writer is gone: nothing will be written.
+                    give_up_unless_sent(Err(mpsc::error::SendError(e.into_inner())));
+                    return Ok(());
+                }
+            }
+        }
+        let (bytes, jobs) = (self.bytes.clone(), self.jobs.clone());
+        Err(Box::pin(async move {
+            let Ok(bytes) = bytes.acquire_many_owned(permits).await else {
+                return progress_done(&progress, seq);
+            };
+            let job = Job {
+                records,
+                progress,
+                seq,
+                _bytes: bytes,
+            };
+            give_up_unless_sent(jobs.send(Msg::Append(job)).await)
+        }))
     }
+
+    /// Reads `username@host`'s preferences and blocklist afresh for its next records.
+    pub fn forget(&self, username: &str, host: &str) {
+        // Full queue: the owner's state is read again within OWNER_TTL anyway.
+        let _ = self.jobs.try_send(Msg::Forget {
+            host: host.to_owned(),
+            username: username.to_owned(),
+        });
+    }
+}
+
+/// A job that could not be queued is given up on: its session's acks must not wait for it.
+fn give_up_unless_sent(sent: Result<(), mpsc::error::SendError<Msg>>) {
+    if let Err(mpsc::error::SendError(Msg::Append(job))) = sent {
+        progress_done(&job.progress, job.seq);
+    }
+}
+
+fn progress_done(progress: &Progress, seq: u64) {
+    progress
+        .committed
+        .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+    progress.notify.notify_waiters();
+}
+
+type Owners = HashMap<(String, String), (Arc<ArchiveOwner>, Instant)>;
+
+/// What decides `host/username`'s records: remembered, or read (with the roster only when
+/// the `roster` default applies).
+async fn owner(
+    storage: &dyn Storage,
+    owners: &mut Owners,
+    default: ArchiveDefault,
+    host: &str,
+    username: &str,
+) -> Result<Arc<ArchiveOwner>, StorageError> {
+    let key = (host.to_owned(), username.to_owned());
+    if let Some((o, at)) = owners.get(&key) {
+        if at.elapsed() < OWNER_TTL {
+            return Ok(o.clone());
+        }
+    }
+    let mut o = storage.archive_owner(username, host, false).await?;
+    let effective = o.prefs.as_ref().map_or(default, |p| p.default);
+    if effective == ArchiveDefault::Roster {
+        o = storage.archive_owner(username, host, true).await?;
+    }
+    if owners.len() >= MAX_OWNERS {
+        owners.clear();
+    }
+    let o = Arc::new(o);
+    owners.insert(key, (o.clone(), Instant::now()));
+    Ok(o)
 }
 
 async fn write_loop(
     storage: Arc<dyn Storage>,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Msg>,
     settings: WriterSettings,
 ) {
+    let mut owners: Owners = HashMap::new();
     while let Some(first) = rx.recv().await {
-        // Whatever else is waiting joins this transaction, up to the batch size.
-        let mut jobs = vec![first];
-        let mut records = jobs[0].records.len();
-        while records < settings.batch {
-            match rx.try_recv() {
-                Ok(job) => {
-                    records += job.records.len();
+        // Whatever comes within the linger joins this transaction, up to the batch size.
+        let mut jobs = Vec::new();
+        let mut records = 0;
+        let take =
+            |msg: Msg, jobs: &mut Vec<Job>, records: &mut usize, owners: &mut Owners| match msg {
+                Msg::Append(job) => {
+                    *records += job.records.len();
                     jobs.push(job);
                 }
+                Msg::Forget { host, username } => {
+                    owners.remove(&(host, username));
+                }
+            };
+        take(first, &mut jobs, &mut records, &mut owners);
+        if !jobs.is_empty() && records < settings.batch && !settings.linger.is_zero() {
+            // Sleeping, not waiting on the queue: messages that come meanwhile wake nobody,
+            // and are all taken at once.
+            tokio::time::sleep(settings.linger).await;
+        }
+        while records < settings.batch {
+            match rx.try_recv() {
+                Ok(msg) => take(msg, &mut jobs, &mut records, &mut owners),
                 Err(_) => break,
             }
         }
-        let all: Vec<ArchiveRecord> = jobs.iter().flat_map(|j| j.records.clone()).collect();
-        let result = storage.archive_append(&all, &settings.policy).await;
-        parley_router::metrics::archive_batch(all.len(), result.is_ok());
-        match result {
-            Ok(ids) => {
-                let mut ids = ids.into_iter();
-                for job in jobs {
-                    let mine: Vec<Option<String>> = ids.by_ref().take(job.records.len()).collect();
-                    // A session that stopped waiting is no error.
-                    let _ = job.reply.send(Ok(mine));
-                }
-            }
+        if jobs.is_empty() {
+            continue;
+        }
+        match write_batch(&*storage, &mut owners, &settings, &jobs).await {
+            Ok(kept) => parley_router::metrics::archive_batch(kept, true),
             Err(e) => {
-                tracing::warn!(error = %e, records = all.len(), "archive batch failed");
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(ArchiveError::Storage(StorageError::Backend(
-                            e.to_string(),
-                        ))));
-                }
+                // The messages stay delivered without their copies; their acks go.
+                parley_router::metrics::archive_batch(0, false);
+                tracing::warn!(error = %e, records, "archive batch failed: messages delivered unarchived");
             }
         }
+        for job in &jobs {
+            job.progress
+                .committed
+                .fetch_max(job.seq, std::sync::atomic::Ordering::AcqRel);
+        }
+        for job in &jobs {
+            job.progress.notify.notify_waiters();
+        }
     }
+}
+
+/// Decides every record of `jobs` and writes the kept ones; how many were kept.
+async fn write_batch(
+    storage: &dyn Storage,
+    owners: &mut Owners,
+    settings: &WriterSettings,
+    jobs: &[Job],
+) -> Result<usize, StorageError> {
+    let mut kept = Vec::new();
+    for r in jobs.iter().flat_map(|j| j.records.iter()) {
+        let o = owner(
+            storage,
+            owners,
+            settings.policy.default,
+            &r.host,
+            &r.username,
+        )
+        .await?;
+        if parley_storage::archive_decide(&o, settings.policy.default, &r.with) {
+            kept.push(r.clone());
+        }
+    }
+    storage.archive_insert(&kept, &settings.policy).await?;
+    Ok(kept.len())
 }
 
 /// Drops expired messages hourly (every node does; each account's expiry is one short

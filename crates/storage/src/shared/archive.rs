@@ -44,27 +44,20 @@ macro_rules! sql_archive_methods {
 
             /// Runs `sql` (which uses this filter) with the filter's binds.
             async fn fetch_all(&self, conn: &mut $conn, sql: &str) -> Result<Vec<$row>> {
-                let mut q = sqlx::query(sql);
-                for b in &self.binds {
-                    q = match b {
-                        Bind::Text(s) => q.bind(s.as_str()),
-                        Bind::Int(i) => q.bind(*i),
-                    };
-                }
-                q.fetch_all(conn).await.map_err(backend)
+                run_binds(conn, sql, &self.binds).await
             }
         }
 
-        /// An archive id: XEP-0313 §5.2 wants it unique in the archive and unpredictable.
-        fn new_archive_id() -> String {
-            const ALPHABET: &[u8] =
-                b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-            let mut bytes = [0u8; 16];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            bytes
-                .iter()
-                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-                .collect()
+        /// Runs `sql` with `binds`; the rows it returns.
+        async fn run_binds(conn: &mut $conn, sql: &str, binds: &[Bind]) -> Result<Vec<$row>> {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.as_str()),
+                    Bind::Int(i) => q.bind(*i),
+                };
+            }
+            q.fetch_all(conn).await.map_err(backend)
         }
 
         async fn archive_seq(
@@ -80,14 +73,6 @@ macro_rules! sql_archive_methods {
                 .fetch_optional(conn)
                 .await
                 .map_err(backend)
-        }
-
-        async fn count_of(conn: &mut $conn, sql: &str, binds: &[&str]) -> Result<i64> {
-            let mut q = sqlx::query_scalar::<_, i64>(sql);
-            for b in binds {
-                q = q.bind(b);
-            }
-            q.fetch_one(conn).await.map_err(backend)
         }
 
         async fn prefs_of(
@@ -171,101 +156,117 @@ macro_rules! sql_archive_methods {
 
         #[async_trait::async_trait]
         impl $crate::archive::Archive for $store {
-            async fn archive_append(
+            async fn archive_owner(
+                &self,
+                username: &str,
+                host: &str,
+                with_roster: bool,
+            ) -> Result<$crate::archive::ArchiveOwner> {
+                let mut conn = self.pool.acquire().await.map_err(backend)?;
+                let exists: i64 = sqlx::query_scalar(ACCOUNT_EXISTS)
+                    .bind(host)
+                    .bind(username)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                let prefs = prefs_of(&mut conn, username, host).await?;
+                let blocklist: Vec<String> = sqlx::query_scalar(SELECT_BLOCKLIST)
+                    .bind(host)
+                    .bind(username)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                let roster: Vec<String> = if with_roster {
+                    sqlx::query_scalar(ROSTER_JIDS)
+                        .bind(host)
+                        .bind(username)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(backend)?
+                } else {
+                    Vec::new()
+                };
+                Ok($crate::archive::ArchiveOwner {
+                    exists: exists > 0,
+                    prefs,
+                    blocklist,
+                    roster,
+                })
+            }
+
+            async fn archive_insert(
                 &self,
                 records: &[$crate::archive::ArchiveRecord],
                 policy: &$crate::archive::ArchivePolicy,
-            ) -> Result<Vec<Option<String>>> {
-                use parley_proto::mam::Prefs;
-                let mut ids = vec![None; records.len()];
+            ) -> Result<()> {
                 if records.is_empty() {
-                    return Ok(ids);
+                    return Ok(());
                 }
-                // Accounts in sorted order (stable, so one account's messages keep theirs):
-                // locks are then taken in one order by every batch on every node.
-                let mut order: Vec<usize> = (0..records.len()).collect();
-                order.sort_by(|&a, &b| {
-                    (&records[a].host, &records[a].username)
-                        .cmp(&(&records[b].host, &records[b].username))
-                });
+                // Per account: messages and bytes added, in sorted order, so that every
+                // batch on every node takes the accounts' locks in one order.
+                let mut totals: std::collections::BTreeMap<(&str, &str), (i64, i64)> =
+                    Default::default();
+                for r in records {
+                    let t = totals.entry((r.host.as_str(), r.username.as_str())).or_default();
+                    t.0 += 1;
+                    t.1 += i64::try_from(r.stanza.len()).unwrap_or(i64::MAX);
+                }
                 let mut tx = self.begin_write().await?;
-                // Per account of the batch: whether it exists, and its preferences.
-                let mut owners: HashMap<(&str, &str), Option<Prefs>> = HashMap::new();
-                for i in order {
-                    let r = &records[i];
-                    let key = (r.host.as_str(), r.username.as_str());
-                    if !owners.contains_key(&key) {
-                        lock_user(&mut tx, UserLock::Archive, &r.username, &r.host).await?;
-                        let exists = count_of(&mut tx, ACCOUNT_EXISTS, &[&r.host, &r.username])
-                            .await?
-                            > 0;
-                        let prefs = if exists {
-                            Some(
-                                prefs_of(&mut tx, &r.username, &r.host)
-                                    .await?
-                                    .unwrap_or_else(|| Prefs::with_default(policy.default)),
-                            )
-                        } else {
-                            None
-                        };
-                        owners.insert(key, prefs);
+                for (host, username) in totals.keys() {
+                    lock_user(&mut tx, UserLock::Archive, username, host).await?;
+                }
+                // 100 rows of 8 values: far below either dialect's limit on placeholders.
+                for chunk in records.chunks(100) {
+                    let mut sql = String::from(INSERT_ARCHIVE_HEAD);
+                    let mut binds = Vec::with_capacity(chunk.len() * 8);
+                    for (i, r) in chunk.iter().enumerate() {
+                        let n = i * 8;
+                        if i > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8
+                        ));
+                        binds.extend([
+                            Bind::Text(r.host.clone()),
+                            Bind::Text(r.username.clone()),
+                            Bind::Text(r.id.clone()),
+                            Bind::Int(r.stamp_ms),
+                            Bind::Text(r.with.bare.clone()),
+                            Bind::Text(r.with.resource.clone().unwrap_or_default()),
+                            Bind::Int(i64::try_from(r.stanza.len()).unwrap_or(i64::MAX)),
+                            Bind::Text(r.stanza.clone()),
+                        ]);
                     }
-                    let Some(prefs) = owners.get(&key).cloned().flatten() else {
-                        continue;
-                    };
-                    let with = &r.with;
-                    let domain = with.bare.rsplit('@').next().unwrap_or_default().to_owned();
-                    let (full, domain_res) = match &with.resource {
-                        Some(res) => (format!("{}/{res}", with.bare), format!("{domain}/{res}")),
-                        None => (with.bare.clone(), domain.clone()),
-                    };
-                    let blocked: i64 = sqlx::query_scalar(BLOCKS_ANY)
-                        .bind(&r.host)
-                        .bind(&r.username)
-                        .bind(&full)
-                        .bind(&with.bare)
-                        .bind(&domain)
-                        .bind(&domain_res)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    if blocked > 0 {
-                        continue;
+                    run_binds(&mut tx, &sql, &binds).await?;
+                }
+                let mut sql = String::from(BUMP_ARCHIVE_STATS_HEAD);
+                let mut binds = Vec::with_capacity(totals.len() * 4);
+                for (i, ((host, username), (items, bytes))) in totals.iter().enumerate() {
+                    let n = i * 4;
+                    if i > 0 {
+                        sql.push_str(", ");
                     }
-                    let in_roster = if prefs.default == parley_proto::mam::Default::Roster {
-                        count_of(&mut tx, IN_ROSTER, &[&r.host, &r.username, &with.bare]).await? > 0
-                    } else {
-                        false
-                    };
-                    if !prefs.archives(with, || in_roster) {
-                        continue;
-                    }
-                    let id = new_archive_id();
-                    let size = i64::try_from(r.stanza.len()).unwrap_or(i64::MAX);
-                    sqlx::query(INSERT_ARCHIVE)
-                        .bind(&r.host)
-                        .bind(&r.username)
-                        .bind(&id)
-                        .bind(r.stamp_ms)
-                        .bind(&with.bare)
-                        .bind(with.resource.as_deref().unwrap_or_default())
-                        .bind(size)
-                        .bind(&r.stanza)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    let totals: (i64, i64) = sqlx::query_as(BUMP_ARCHIVE_STATS)
-                        .bind(&r.host)
-                        .bind(&r.username)
-                        .bind(size)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    trim_archive(&mut tx, &r.username, &r.host, totals, policy).await?;
-                    ids[i] = Some(id);
+                    sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                    binds.extend([
+                        Bind::Text((*host).to_owned()),
+                        Bind::Text((*username).to_owned()),
+                        Bind::Int(*items),
+                        Bind::Int(*bytes),
+                    ]);
+                }
+                sql.push_str(BUMP_ARCHIVE_STATS_TAIL);
+                let rows = run_binds(&mut tx, &sql, &binds).await?;
+                for row in rows {
+                    let host: String = row.try_get("host").map_err(backend)?;
+                    let username: String = row.try_get("username").map_err(backend)?;
+                    let items: i64 = row.try_get("items").map_err(backend)?;
+                    let bytes: i64 = row.try_get("bytes").map_err(backend)?;
+                    trim_archive(&mut tx, &username, &host, (items, bytes), policy).await?;
                 }
                 tx.commit().await.map_err(backend)?;
-                Ok(ids)
+                Ok(())
             }
 
             async fn archive_query(

@@ -159,11 +159,8 @@ pub(crate) const DELETE_USER_DATA: &[&str] = &[
 
 pub(crate) const ACCOUNT_EXISTS: &str =
     "SELECT COUNT(*) FROM accounts WHERE host = $1 AND username = $2";
-/// XEP-0191 §3.4 matching: the full JID, the bare JID, the domain and domain/resource.
-pub(crate) const BLOCKS_ANY: &str = "SELECT COUNT(*) FROM blocklist
-    WHERE host = $1 AND username = $2 AND jid IN ($3, $4, $5, $6)";
-pub(crate) const IN_ROSTER: &str =
-    "SELECT COUNT(*) FROM roster_items WHERE host = $1 AND username = $2 AND jid = $3";
+pub(crate) const ROSTER_JIDS: &str =
+    "SELECT jid FROM roster_items WHERE host = $1 AND username = $2";
 pub(crate) const SELECT_ARCHIVE_PREFS: &str =
     "SELECT default_mode, always_jids, never_jids FROM archive_prefs
     WHERE host = $1 AND username = $2";
@@ -172,16 +169,16 @@ pub(crate) const UPSERT_ARCHIVE_PREFS: &str =
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (host, username) DO UPDATE SET default_mode = excluded.default_mode,
         always_jids = excluded.always_jids, never_jids = excluded.never_jids";
-pub(crate) const INSERT_ARCHIVE: &str = "INSERT INTO archive
-    (host, username, id, stamp_ms, with_bare, with_resource, size, stanza)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-/// Counts one more message; the row's lock serialises the account's appends and trims.
-pub(crate) const BUMP_ARCHIVE_STATS: &str =
-    "INSERT INTO archive_stats (host, username, items, bytes)
-    VALUES ($1, $2, 1, $3)
-    ON CONFLICT (host, username) DO UPDATE
-    SET items = archive_stats.items + 1, bytes = archive_stats.bytes + excluded.bytes
-    RETURNING items, bytes";
+/// The head of a multi-row archive insert; rows of 8 placeholders follow.
+pub(crate) const INSERT_ARCHIVE_HEAD: &str = "INSERT INTO archive
+    (host, username, id, stamp_ms, with_bare, with_resource, size, stanza) VALUES ";
+/// The head of a multi-row totals update; rows of 4 placeholders follow, then
+/// [`BUMP_ARCHIVE_STATS_TAIL`]. The rows' locks serialise an account's appends and trims.
+pub(crate) const BUMP_ARCHIVE_STATS_HEAD: &str =
+    "INSERT INTO archive_stats (host, username, items, bytes) VALUES ";
+pub(crate) const BUMP_ARCHIVE_STATS_TAIL: &str = " ON CONFLICT (host, username) DO UPDATE
+    SET items = archive_stats.items + excluded.items, bytes = archive_stats.bytes + excluded.bytes
+    RETURNING host, username, items, bytes";
 pub(crate) const SELECT_ARCHIVE_STATS: &str =
     "SELECT items, bytes FROM archive_stats WHERE host = $1 AND username = $2";
 pub(crate) const OLDEST_ARCHIVED: &str =
