@@ -161,7 +161,7 @@ impl Session {
             first: page.items.first().map(|r| r.id.clone()),
             last: page.items.last().map(|r| r.id.clone()),
             first_index: page.first_index,
-            count: Some(page.count),
+            count: page.count,
         };
         let mut items = page.items;
         // XEP-0313 §4.3.1: a flipped page lists its items newest first.

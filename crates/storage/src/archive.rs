@@ -94,8 +94,10 @@ pub struct ArchivePage {
     /// The page reaches the end it moves towards (the newest paging forward, the oldest
     /// paging backward).
     pub complete: bool,
-    /// How many messages match the filter, all pages together.
-    pub count: u64,
+    /// How many messages match the filter, all pages together; None for a query bounded in
+    /// time, whose count would visit every message in the bounds (XEP-0313 §4.3 leaves the
+    /// count optional).
+    pub count: Option<u64>,
     /// The position of the first item among them, when known without another count.
     pub first_index: Option<u64>,
 }

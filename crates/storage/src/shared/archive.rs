@@ -303,7 +303,10 @@ macro_rules! sql_archive_methods {
                     filter.push_in("id", &query.ids);
                 }
                 let unfiltered = filter.binds.len() == 2;
-                let count: i64 = if unfiltered {
+                let timed = query.start.is_some() || query.end.is_some();
+                let count: i64 = if timed {
+                    -1
+                } else if unfiltered {
                     sqlx::query_as::<_, (i64, i64)>(SELECT_ARCHIVE_STATS)
                         .bind(host)
                         .bind(username)
@@ -319,7 +322,7 @@ macro_rules! sql_archive_methods {
                         None => 0,
                     }
                 };
-                let count = u64::try_from(count).unwrap_or(0);
+                let count = u64::try_from(count).ok();
                 let limit = i64::try_from(query.max).unwrap_or(i64::MAX - 1) + 1;
                 let (backward, offset) = match &query.page {
                     Page::First => (false, 0),
@@ -358,11 +361,15 @@ macro_rules! sql_archive_methods {
                 let first_index = match &query.page {
                     Page::First => Some(0),
                     Page::Index(n) => Some(*n),
-                    Page::Last => Some(count.saturating_sub(items.len() as u64)),
+                    Page::Last => count.map(|c| c.saturating_sub(items.len() as u64)),
                     _ => None,
                 };
                 Ok(Some(ArchivePage {
-                    complete: if query.max == 0 { count == 0 } else { !more },
+                    complete: if query.max == 0 {
+                        count == Some(0)
+                    } else {
+                        !more
+                    },
                     items,
                     count,
                     first_index: first_index.filter(|_| query.max > 0),
