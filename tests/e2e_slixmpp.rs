@@ -3,7 +3,9 @@
 //! log in over STARTTLS with SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 6120 §5, §6; RFC 5802, RFC
 //! 7677), bind, send presence and chat between their full JIDs (RFC 6121 §8.5.3.1); and three
 //! slixmpp clients (tests/clients/roster_presence.py) that exercise roster pushes and a mutual
-//! presence subscription (RFC 6121 §2, §3, §4).
+//! presence subscription (RFC 6121 §2, §3, §4); slixmpp's XEP-0313 and XEP-0441 plugins
+//! reading the archive back (tests/clients/mam.py); and two slixmpp-omemo clients exchanging
+//! OMEMO messages over PEP (tests/clients/omemo_chat.py).
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
@@ -314,20 +316,16 @@ fn slixmpp_roster_pushes_and_mutual_subscription_rfc6121() {
     assert!(output.trim_end().ends_with("OK"), "{output}");
 }
 
-/// XEP-0313, XEP-0359, XEP-0059 and XEP-0441 with a real client library
-/// (tests/clients/mam.py): slixmpp's plugins read the conversation back from a new client,
-/// page by page; the recipient's archive ids equal the stanza-ids it was given; and
-/// preferences set through slixmpp are obeyed.
-#[test]
-fn slixmpp_reads_the_archive_with_its_xep0313_and_xep0441_plugins() {
+/// Runs `tests/clients/{script}` as alice and bob (both with `password`) against a fresh
+/// server, within `deadline` seconds, and checks that it succeeded and printed every line of
+/// `expect` (each a step it verified) and `OK` last.
+fn run_pair_script(script: &str, password: &str, deadline: u64, expect: &[&str]) {
     require_slixmpp();
     let binary = parley_testkit::parley_binary();
-    let password = "correct horse 5";
     let users = [("alice@localhost", password), ("bob@localhost", password)];
     let mut deployment = deploy(&binary, &users);
-    let script = workspace_root().join("tests/clients/mam.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(&script)
+    cmd.arg(workspace_root().join("tests/clients").join(script))
         .args([
             "--host",
             "127.0.0.1",
@@ -342,26 +340,43 @@ fn slixmpp_reads_the_archive_with_its_xep0313_and_xep0441_plugins() {
             "--password",
             password,
         ])
-        .args(["--deadline", "30"]);
-    let (status, output) = run_with_limit(cmd, SCRIPT_LIMIT);
+        .args(["--deadline", &deadline.to_string()]);
+    let limit = Duration::from_secs(deadline + 20);
+    let (status, output) = run_with_limit(cmd, limit);
     deployment.server.stop();
     let server_log = deployment.server.log();
     let status = status.unwrap_or_else(|| {
-        panic!("mam.py did not stop within {SCRIPT_LIMIT:?}:\n{output}\n--- server log ---\n{server_log}")
+        panic!(
+            "{script} did not stop within {limit:?}:\n{output}\n--- server log ---\n{server_log}"
+        )
     });
     assert!(
         status.success(),
-        "mam.py failed ({status}):\n{output}\n--- server log ---\n{server_log}"
+        "{script} failed ({status}):\n{output}\n--- server log ---\n{server_log}"
     );
-    for line in [
-        "bob received 5 messages with stanza-ids",
-        "alice's new client read 5 archived messages in pages of 2",
-        "bob's archive ids equal the stanza-ids he was given",
-        "preferences set through XEP-0441 are obeyed",
-    ] {
+    for line in expect {
         assert!(output.contains(line), "missing {line:?} in:\n{output}");
     }
     assert!(output.trim_end().ends_with("OK"), "{output}");
+}
+
+/// XEP-0313, XEP-0359, XEP-0059 and XEP-0441 with a real client library
+/// (tests/clients/mam.py): slixmpp's plugins read the conversation back from a new client,
+/// page by page; the recipient's archive ids equal the stanza-ids it was given; and
+/// preferences set through slixmpp are obeyed.
+#[test]
+fn slixmpp_reads_the_archive_with_its_xep0313_and_xep0441_plugins() {
+    run_pair_script(
+        "mam.py",
+        "correct horse 5",
+        30,
+        &[
+            "bob received 5 messages with stanza-ids",
+            "alice's new client read 5 archived messages in pages of 2",
+            "bob's archive ids equal the stanza-ids he was given",
+            "preferences set through XEP-0441 are obeyed",
+        ],
+    );
 }
 
 /// XEP-0384 over XEP-0163 with real clients (tests/clients/omemo_chat.py): two slixmpp clients
@@ -370,46 +385,15 @@ fn slixmpp_reads_the_archive_with_its_xep0313_and_xep0441_plugins() {
 /// other's, and exchange encrypted messages that each decrypts.
 #[test]
 fn slixmpp_omemo_clients_exchange_encrypted_messages_over_pep() {
-    require_slixmpp();
-    let binary = parley_testkit::parley_binary();
-    let password = "correct horse 6";
-    let users = [("alice@localhost", password), ("bob@localhost", password)];
-    let mut deployment = deploy(&binary, &users);
-    let script = workspace_root().join("tests/clients/omemo_chat.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &deployment.c2s_port.to_string(),
-        ])
-        .args([
-            "--alice",
-            users[0].0,
-            "--bob",
-            users[1].0,
-            "--password",
-            password,
-        ])
-        .args(["--deadline", "40"]);
-    let (status, output) = run_with_limit(cmd, Duration::from_secs(60));
-    deployment.server.stop();
-    let server_log = deployment.server.log();
-    let status = status.unwrap_or_else(|| {
-        panic!("omemo_chat.py did not stop in time:\n{output}\n--- server log ---\n{server_log}")
-    });
-    assert!(
-        status.success(),
-        "omemo_chat.py failed ({status}):\n{output}\n--- server log ---\n{server_log}"
+    run_pair_script(
+        "omemo_chat.py",
+        "correct horse 6",
+        40,
+        &[
+            "both clients published their OMEMO device lists and bundles",
+            "each client got the other's device list from the PEP service",
+            "bob decrypted alice's message",
+            "alice decrypted bob's answer",
+        ],
     );
-    for line in [
-        "both clients published their OMEMO device lists and bundles",
-        "each client got the other's device list from the PEP service",
-        "bob decrypted alice's message",
-        "alice decrypted bob's answer",
-    ] {
-        assert!(output.contains(line), "missing {line:?} in:\n{output}");
-    }
-    assert!(output.trim_end().ends_with("OK"), "{output}");
 }
