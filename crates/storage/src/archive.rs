@@ -40,8 +40,8 @@ pub struct ArchiveOwner {
     pub exists: bool,
     /// Its preferences, if it set any.
     pub prefs: Option<Prefs>,
-    /// Whom it blocks (XEP-0191).
-    pub blocklist: Vec<String>,
+    /// Whom it blocks (XEP-0191), built once per read: the writer checks it per record.
+    pub blocklist: Blocklist,
     /// Its roster's JIDs, read only when the `roster` default applies.
     pub roster: Vec<String>,
 }
@@ -57,14 +57,14 @@ pub fn decide(owner: &ArchiveOwner, default: ArchiveDefault, with: &With) -> boo
         .as_ref()
         .map(|r| format!("{}/{r}", with.bare))
         .unwrap_or_else(|| with.bare.clone());
-    if Blocklist::new(owner.blocklist.iter().cloned()).blocks_str(&full) {
+    if owner.blocklist.blocks_str(&full) {
         return false;
     }
-    let prefs = owner
-        .prefs
-        .clone()
-        .unwrap_or_else(|| Prefs::with_default(default));
-    prefs.archives(with, || owner.roster.contains(&with.bare))
+    let in_roster = || owner.roster.contains(&with.bare);
+    match &owner.prefs {
+        Some(prefs) => prefs.archives(with, in_roster),
+        None => Prefs::with_default(default).archives(with, in_roster),
+    }
 }
 
 /// The server's archiving rules, from `[mam]`.

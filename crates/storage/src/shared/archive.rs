@@ -189,7 +189,7 @@ macro_rules! sql_archive_methods {
                 Ok($crate::archive::ArchiveOwner {
                     exists: exists > 0,
                     prefs,
-                    blocklist,
+                    blocklist: parley_proto::blocking::Blocklist::new(blocklist),
                     roster,
                 })
             }
