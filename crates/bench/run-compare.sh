@@ -7,7 +7,8 @@
 #   --servers parley,parley-baseline,prosody --baseline-bin /path/to/old/parley
 # The message archive's cost: add the same binary with the archive off, as the recorded run
 # does:
-#   --servers parley,parley-noarchive,prosody,ejabberd
+#   --servers parley,parley-noarchive,prosody,prosody-mam,ejabberd
+# (prosody-mam: the reference Prosody with mod_mam added, beside Parley's archive)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -93,7 +93,7 @@ struct AttackArgs {
 #[derive(Debug, Args)]
 struct Compare {
     /// Servers to compare, in order (parley, parley-baseline, parley-noarchive, prosody,
-    /// ejabberd).
+    /// prosody-mam, ejabberd).
     #[arg(long, value_delimiter = ',', default_value = "parley,prosody,ejabberd")]
     servers: Vec<String>,
     /// Accounts provisioned on every server.
@@ -433,10 +433,11 @@ fn run_compare(c: &Compare) -> ExitCode {
             "parley-baseline" => Server::ParleyBaseline,
             "parley-noarchive" => Server::ParleyNoArchive,
             "prosody" => Server::Prosody,
+            "prosody-mam" => Server::ProsodyMam,
             "ejabberd" => Server::Ejabberd,
             other => {
                 return fail(&BenchError::Options(format!(
-                "--servers: unknown server `{other}` (parley, parley-baseline, parley-noarchive, prosody, ejabberd)"
+                "--servers: unknown server `{other}` (parley, parley-baseline, parley-noarchive, prosody, prosody-mam, ejabberd)"
             )))
             }
         });

@@ -97,6 +97,12 @@ impl Config {
             ),
         }
     }
+    /// The storage tuning in effect (`[storage]`).
+    pub fn storage_options(&self) -> parley_storage::StorageOptions {
+        parley_storage::StorageOptions {
+            sqlite_writer_cache_kib: self.storage.sqlite_cache_mib.saturating_mul(1024),
+        }
+    }
     /// Parses a user-supplied account JID: bare, with a node, on one of `server.hosts`;
     /// the result is normalized (nodeprep lowercases the node, nameprep the domain).
     pub fn account_jid(&self, input: &str) -> Result<AccountJid, AccountJidError> {

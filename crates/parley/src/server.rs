@@ -283,7 +283,7 @@ impl Running {
 async fn setup(config: &Config) -> Result<Running, ServerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| ServerError::Start(format!("{what}: {e}"));
     let storage_url = config.storage_url();
-    let storage = parley_storage::open(&storage_url)
+    let storage = parley_storage::open_with(&storage_url, config.storage_options())
         .await
         .map_err(|e| err("storage", &e))?;
     let server_secret = storage

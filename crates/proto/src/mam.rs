@@ -72,15 +72,30 @@ pub fn strip_stanza_ids(msg: &mut Element, ours: impl Fn(&str) -> bool) -> usize
     removed
 }
 
-/// A new archive id: XEP-0313 §5.2 wants it unique in the archive and unpredictable
-/// (16 characters of 62: 95 bits).
+/// A new archive id: XEP-0313 §5.2 wants it unique in the archive and unpredictable.
+/// 20 characters of 62, in ASCII order: 8 of the time in milliseconds (so ids sort by
+/// time, and the store's id index grows at one end instead of at every account's place
+/// in it) and 12 random (71 bits, unguessable and unique however many ids share a
+/// millisecond).
 pub fn new_id() -> String {
+    new_id_at(crate::clock::now_ms())
+}
+
+/// [`new_id`] for a given time (Unix ms; before 1970 counts as 1970).
+pub fn new_id_at(now_ms: i64) -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut id = [0u8; 20];
+    let mut t = u64::try_from(now_ms).unwrap_or(0);
+    for slot in id[..8].iter_mut().rev() {
+        *slot = ALPHABET[(t % 62) as usize];
+        t /= 62;
+    }
     let mut rng = rand::thread_rng();
-    (0..16)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    for slot in &mut id[8..] {
+        *slot = ALPHABET[rng.gen_range(0..ALPHABET.len())];
+    }
+    id.iter().map(|&b| b as char).collect()
 }
 
 /// XEP-0359 §4: `<stanza-id by='…' id='…'/>`.

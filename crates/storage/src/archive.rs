@@ -10,6 +10,12 @@
 //! ([`Archive::archive_insert`]: one multi-row insert and one multi-row totals update per
 //! batch, whatever its size). A batch that leaves an account over its item or byte bound
 //! pushes out the account's oldest messages.
+//!
+//! Stamps never go back within an account's archive: a record stamped before the account's
+//! newest (messages race between sessions, batches and nodes' clocks) is stored with the
+//! newest stamp instead. The archive's order and its times then agree, so a `start` or `end`
+//! filter is one step through the time index to a range of the sequence, whatever the
+//! archive's size, and never a scan.
 
 use parley_proto::blocking::Blocklist;
 use parley_proto::mam::{Default as ArchiveDefault, Prefs, Query, With};

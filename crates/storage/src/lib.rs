@@ -322,10 +322,32 @@ pub trait Storage: Archive + Pep + Send + Sync + std::fmt::Debug + 'static {
 ///   nodes may open (and migrate) it at once;
 /// * anything else: [`StorageError::BadUrl`].
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>> {
+    open_with(url, StorageOptions::default()).await
+}
+
+/// Tuning that changes how fast, never what, the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// SQLite: the page cache of the one connection that writes, in KiB (`[storage]
+    /// sqlite_cache_mib`). Archive batches touch every active account's index pages; a
+    /// cache that holds them saves reading them again for each batch.
+    pub sqlite_writer_cache_kib: u32,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_writer_cache_kib: 16 * 1024,
+        }
+    }
+}
+
+/// [`open`] with `options`.
+pub async fn open_with(url: &str, options: StorageOptions) -> Result<Arc<dyn Storage>> {
     match parse_url(url)? {
         Location::SqliteMemory => Ok(Arc::new(SqliteStorage::open_memory().await?)),
         Location::SqliteFile(path) => {
-            let (storage, _applied) = SqliteStorage::open_file(url, path).await?;
+            let (storage, _applied) = SqliteStorage::open_file_with(url, path, options).await?;
             Ok(Arc::new(storage))
         }
         Location::Postgres => {

@@ -40,6 +40,9 @@ pub enum Server {
     ParleyNoArchive,
     /// Prosody 0.12 through `../shared/reference/prosody`.
     Prosody,
+    /// The same Prosody with `mod_mam` added to its modules (its default storage and
+    /// policy), so that Parley's archive is measured beside another archive.
+    ProsodyMam,
     /// ejabberd 23.01 from Debian.
     Ejabberd,
 }
@@ -52,7 +55,16 @@ impl Server {
             Server::ParleyBaseline => "Parley (baseline)",
             Server::ParleyNoArchive => "Parley (archive off)",
             Server::Prosody => "Prosody",
+            Server::ProsodyMam => "Prosody with mod_mam",
             Server::Ejabberd => "ejabberd",
+        }
+    }
+
+    /// Its scratch directory under the work directory.
+    fn dir_name(self) -> &'static str {
+        match self {
+            Server::ProsodyMam => "prosody-mam",
+            _ => "prosody",
         }
     }
 
@@ -65,6 +77,7 @@ impl Server {
             Server::ParleyBaseline => 16222,
             Server::ParleyNoArchive => 18222,
             Server::Prosody => 25222,
+            Server::ProsodyMam => 26222,
             Server::Ejabberd => 27222,
         }
     }
@@ -332,8 +345,8 @@ fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchE
                 Ok::<(), BenchError>(())
             })
         }
-        Server::Prosody => {
-            let dir = opts.workdir.join("prosody");
+        Server::Prosody | Server::ProsodyMam => {
+            let dir = opts.workdir.join(server.dir_name());
             let _ = std::fs::remove_dir_all(&dir);
             let data = dir.join("data");
             prosody::provision_accounts(&data, "localhost", &usernames(opts.users), "pw", 4096)
@@ -408,16 +421,27 @@ fn start(server: Server, opts: &CompareOpts) -> Result<Started, BenchError> {
                 }),
             })
         }
-        Server::Prosody => {
+        Server::Prosody | Server::ProsodyMam => {
             // Not through run-prosody.sh: its `runuser` goes through PAM, which resets the
             // open-file limit to 1024 and caps Prosody near 1000 sessions. `setpriv` keeps the
-            // limit; the config is the reference one.
-            let dir = opts.workdir.join("prosody");
-            let config = opts
+            // limit; the config is the reference one (with `mam` added for ProsodyMam).
+            let dir = opts.workdir.join(server.dir_name());
+            let reference = opts
                 .prosody_launcher
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join("prosody.cfg.lua");
+            let config = if server == Server::ProsodyMam {
+                let text = std::fs::read_to_string(&reference)
+                    .map_err(|e| BenchError::io("prosody config", e))?;
+                let with_mam = prosody::with_module(&text, "mam")
+                    .ok_or_else(|| other("no modules_enabled list in the Prosody config"))?;
+                let path = dir.join("prosody-mam.cfg.lua");
+                std::fs::write(&path, with_mam).map_err(|e| BenchError::io("config", e))?;
+                path
+            } else {
+                reference
+            };
             let chown = Command::new("chown")
                 .args(["-R", "prosody:prosody"])
                 .arg(&dir)
@@ -433,14 +457,14 @@ fn start(server: Server, opts: &CompareOpts) -> Result<Started, BenchError> {
             let child = Command::new("sh")
                 .args(["-c", &cmd])
                 .env("PROSODY_DIR", &dir)
-                .env("PROSODY_C2S", Server::Prosody.port().to_string())
-                .env("PROSODY_HTTP", "25280")
+                .env("PROSODY_C2S", server.port().to_string())
+                .env("PROSODY_HTTP", server.port().wrapping_add(58).to_string())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| BenchError::io("prosody", e))?;
             let pid = child.id();
-            wait_port(Server::Prosody.port(), Duration::from_secs(30))?;
+            wait_port(server.port(), Duration::from_secs(30))?;
             Ok(Started {
                 pid,
                 child: Some(child),

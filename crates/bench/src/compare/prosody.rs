@@ -118,9 +118,30 @@ pub fn write_roster(data: &Path, host: &str, owner: &str, contacts: &[String]) -
     fs::write(dir.join(format!("{owner}.dat")), roster_file(contacts))
 }
 
+/// `config` (a Prosody config) with `module` added to its `modules_enabled` list; None
+/// without such a list.
+pub fn with_module(config: &str, module: &str) -> Option<String> {
+    let start = config.find("modules_enabled = {")? + "modules_enabled = {".len();
+    let mut out = String::with_capacity(config.len() + module.len() + 4);
+    out.push_str(&config[..start]);
+    out.push_str(&format!(" \"{module}\";"));
+    out.push_str(&config[start..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_module_joins_the_enabled_list() {
+        let cfg = "admins = { }\nmodules_enabled = { \"disco\"; \"roster\"; }\n";
+        assert_eq!(
+            with_module(cfg, "mam").unwrap(),
+            "admins = { }\nmodules_enabled = { \"mam\"; \"disco\"; \"roster\"; }\n"
+        );
+        assert_eq!(with_module("admins = { }", "mam"), None);
+    }
 
     /// The account file carries RFC 5802 keys: StoredKey = H(HMAC(SaltedPassword, "Client
     /// Key")), checked here against the RFC 5802 §5 example (user "user", password

@@ -105,6 +105,48 @@ fn archive_cost(out: &mut String, p: &Figures, off: &Figures) {
     );
 }
 
+/// Two archiving servers: Parley (its archive on by default) against Prosody with
+/// `mod_mam` added to its reference config (default storage and policy), chat at every load.
+fn archives_side_by_side(out: &mut String, p: &Figures, mam: &Figures) {
+    let _ = writeln!(out, "## Parley against Prosody with mod_mam\n");
+    let _ = writeln!(
+        out,
+        "Both archive every chat message for sender and recipient (Parley by default; Prosody's \
+         reference config with `mam` added, its default `internal` storage).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| chat load | CPU s per 100k stanzas: Parley / Prosody+mam | one-way p99 (ms): Parley / Prosody+mam |"
+    );
+    let _ = writeln!(out, "|---|---|---|");
+    let p99 = |r: Option<&ChatResult>| r.map(|r| r.latency.p99_us as f64 / 1000.0);
+    let _ = writeln!(
+        out,
+        "| max ({} / {} stanzas/s) | {} / {} | {} / {} |",
+        fmt_opt(p.chat_max.as_ref().map(|c| c.delivered_per_s), 0),
+        fmt_opt(mam.chat_max.as_ref().map(|c| c.delivered_per_s), 0),
+        fmt_opt(p.chat_max.as_ref().and_then(cpu_per_100k), 2),
+        fmt_opt(mam.chat_max.as_ref().and_then(cpu_per_100k), 2),
+        fmt_opt(p99(p.chat_max.as_ref()), 2),
+        fmt_opt(p99(mam.chat_max.as_ref()), 2),
+    );
+    for r in &p.chat_rates {
+        let Some(rate) = offered_rate(r) else {
+            continue;
+        };
+        let other = rate_result(mam, rate as u32);
+        let _ = writeln!(
+            out,
+            "| {rate:.0} msg/s | {} / {} | {} / {} |",
+            fmt_opt(cpu_per_100k(r), 2),
+            fmt_opt(other.and_then(cpu_per_100k), 2),
+            fmt_opt(p99(Some(r)), 2),
+            fmt_opt(p99(other), 2),
+        );
+    }
+    let _ = writeln!(out);
+}
+
 /// Parley against its own baseline build: the cost per stanza and the latency at every
 /// offered load, side by side, so that a change shows whether the chat path got dearer.
 fn baseline(out: &mut String, p: &Figures, b: &Figures) {
@@ -331,6 +373,10 @@ pub(super) fn render(opts: &CompareOpts, results: &[(Server, Figures)], took: Du
         }
         if *server == Server::ParleyNoArchive {
             archive_cost(&mut out, p, reference);
+            continue;
+        }
+        if *server == Server::ProsodyMam {
+            archives_side_by_side(&mut out, p, reference);
             continue;
         }
         let _ = writeln!(out, "## Parley against {}\n", server.name());

@@ -763,11 +763,24 @@ impl Default for AdminConfig {
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Storage URL; `None` means `sqlite://{data_dir}/parley.db` (see [`Config::storage_url`]).
     pub url: Option<String>,
+    /// SQLite: the page cache of the connection that writes, in MiB (reading connections
+    /// keep SQLite's default of 2 MiB each).
+    pub sqlite_cache_mib: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            sqlite_cache_mib: parley_storage::StorageOptions::default().sqlite_writer_cache_kib
+                / 1024,
+        }
+    }
 }
 
 /// `[log]`.

@@ -759,3 +759,18 @@ fn drain_keys_are_documented_and_checked() {
     let e = err("[http]\nredirect_ws_uri = \"https://lb.example.org/ws\"\n");
     assert!(e.contains("http.redirect_ws_uri"), "{e}");
 }
+
+#[test]
+fn storage_sqlite_cache_is_bounded_and_reaches_the_store() {
+    let c = Config::from_toml_str("[storage]\nsqlite_cache_mib = 64\n", "t").unwrap();
+    assert_eq!(c.storage_options().sqlite_writer_cache_kib, 64 * 1024);
+    assert_eq!(
+        Config::from_toml_str("", "t").unwrap().storage_options(),
+        parley_storage::StorageOptions::default()
+    );
+    let e = err("[storage]\nsqlite_cache_mib = 0\n");
+    assert!(
+        e.starts_with("test.toml: storage.sqlite_cache_mib = 0: must be between 1 and 65536"),
+        "{e}"
+    );
+}

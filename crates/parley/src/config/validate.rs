@@ -149,6 +149,13 @@ impl Config {
                 "must be at least 16 characters (it guards the whole server)",
             ));
         }
+        if !(1..=65_536).contains(&self.storage.sqlite_cache_mib) {
+            return Err(Violation::new(
+                "storage.sqlite_cache_mib",
+                self.storage.sqlite_cache_mib,
+                "must be between 1 and 65536",
+            ));
+        }
         if self.roster.max_items == 0 {
             return Err(Violation::new(
                 "roster.max_items",

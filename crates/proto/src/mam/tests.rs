@@ -281,3 +281,25 @@ fn xep0441_preferences_decide_and_round_trip() {
     )
     .is_err());
 }
+
+/// XEP-0313 §5.2: ids are unique and unpredictable; ours also sort by time (ASCII order), so
+/// the store's id index grows at one end.
+#[test]
+fn xep0313_5_2_ids_are_unpredictable_and_sort_by_time() {
+    let ids: Vec<String> = (0..1000).map(|_| new_id_at(1_800_000_000_000)).collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "one millisecond, a thousand distinct ids"
+    );
+    assert!(ids.iter().all(|id| id.len() == 20 && id.is_ascii()));
+    let (a, b, c) = (
+        new_id_at(999),
+        new_id_at(1000),
+        new_id_at(1_800_000_000_000),
+    );
+    assert!(a < b && b < c, "{a} {b} {c}");
+    assert_eq!(&new_id_at(-5)[..8], "00000000");
+    assert_eq!(&new_id_at(62)[..8], "00000010");
+}

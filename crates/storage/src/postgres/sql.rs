@@ -215,6 +215,29 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             )"#,
         ],
     },
+    Migration {
+        version: 9,
+        description:
+            "archive stamps never go back within an account; the id index leads with the id",
+        statements: &[
+            "ALTER TABLE archive_stats ADD COLUMN last_stamp BIGINT NOT NULL DEFAULT 0",
+            "UPDATE archive SET stamp_ms = m.s
+                FROM (SELECT seq AS q,
+                    MAX(stamp_ms) OVER (PARTITION BY host, username ORDER BY seq) AS s
+                    FROM archive) AS m
+                WHERE archive.seq = m.q AND archive.stamp_ms <> m.s",
+            "UPDATE archive_stats SET last_stamp = COALESCE((SELECT MAX(a.stamp_ms) FROM archive a
+                WHERE a.host = archive_stats.host AND a.username = archive_stats.username), 0)",
+            // Ids now start with their time: keyed first by id, the index grows at one end
+            // instead of at every account's place in it (one page written per batch, not
+            // one per record). Unique per account still.
+            "DROP INDEX archive_by_id",
+            "CREATE UNIQUE INDEX archive_by_id ON archive (id, host, username)",
+            // Ties of a stamp in the archive's order, as SQLite's index has them (the rowid).
+            "DROP INDEX archive_by_stamp",
+            "CREATE INDEX archive_by_stamp ON archive (host, username, stamp_ms, seq)",
+        ],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

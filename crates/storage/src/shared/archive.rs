@@ -75,6 +75,23 @@ macro_rules! sql_archive_methods {
                 .map_err(backend)
         }
 
+        /// The sequence number `sql` (`ARCHIVE_SEQ_FROM_STAMP` or `…_UNTIL_STAMP`) finds.
+        async fn archive_seq_by_stamp(
+            conn: &mut $conn,
+            sql: &str,
+            username: &str,
+            host: &str,
+            stamp_ms: i64,
+        ) -> Result<Option<i64>> {
+            sqlx::query_scalar(sql)
+                .bind(host)
+                .bind(username)
+                .bind(stamp_ms)
+                .fetch_optional(conn)
+                .await
+                .map_err(backend)
+        }
+
         async fn prefs_of(
             conn: &mut $conn,
             username: &str,
@@ -202,12 +219,15 @@ macro_rules! sql_archive_methods {
                 if records.is_empty() {
                     return Ok(());
                 }
-                // Per account: messages and bytes added, in sorted order, so that every
-                // batch on every node takes the accounts' locks in one order.
-                let mut totals: std::collections::BTreeMap<(&str, &str), (i64, i64)> =
+                // Per account: messages and bytes added, and its newest stamp, in sorted
+                // order, so that every batch on every node takes the accounts' locks in one
+                // order.
+                let mut totals: std::collections::BTreeMap<(&str, &str), (i64, i64, i64)> =
                     Default::default();
                 for r in records {
-                    let t = totals.entry((r.host.as_str(), r.username.as_str())).or_default();
+                    let t = totals
+                        .entry((r.host.as_str(), r.username.as_str()))
+                        .or_insert((0, 0, i64::MIN));
                     t.0 += 1;
                     t.1 += i64::try_from(r.stanza.len()).unwrap_or(i64::MAX);
                 }
@@ -215,11 +235,53 @@ macro_rules! sql_archive_methods {
                 for (host, username) in totals.keys() {
                     lock_user(&mut tx, UserLock::Archive, username, host).await?;
                 }
+                // Each account's newest stamp so far, in one statement per 100 accounts.
+                let keys: Vec<(&str, &str)> = totals.keys().copied().collect();
+                let mut lasts: std::collections::HashMap<(String, String), i64> =
+                    Default::default();
+                for chunk in keys.chunks(100) {
+                    let mut sql = String::from(SELECT_ARCHIVE_LAST_STAMPS_HEAD);
+                    let mut binds = Vec::with_capacity(chunk.len() * 2);
+                    for (i, (host, username)) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("(${}, ${})", i * 2 + 1, i * 2 + 2));
+                        binds.extend([
+                            Bind::Text((*host).to_owned()),
+                            Bind::Text((*username).to_owned()),
+                        ]);
+                    }
+                    sql.push(')');
+                    for row in run_binds(&mut tx, &sql, &binds).await? {
+                        let host: String = row.try_get("host").map_err(backend)?;
+                        let username: String = row.try_get("username").map_err(backend)?;
+                        let last: i64 = row.try_get("last_stamp").map_err(backend)?;
+                        lasts.insert((host, username), last);
+                    }
+                }
+                for ((host, username), t) in totals.iter_mut() {
+                    if let Some(last) = lasts.get(&((*host).to_owned(), (*username).to_owned())) {
+                        t.2 = *last;
+                    }
+                }
+                // Stamps never go back within an archive (see the module's doc): each record
+                // is stamped no earlier than the account's newest before it.
+                let stamps: Vec<i64> = records
+                    .iter()
+                    .map(|r| {
+                        let t = totals
+                            .get_mut(&(r.host.as_str(), r.username.as_str()))
+                            .expect("every record's account is counted");
+                        t.2 = t.2.max(r.stamp_ms);
+                        t.2
+                    })
+                    .collect();
                 // 100 rows of 8 values: far below either dialect's limit on placeholders.
-                for chunk in records.chunks(100) {
+                for (chunk, stamps) in records.chunks(100).zip(stamps.chunks(100)) {
                     let mut sql = String::from(INSERT_ARCHIVE_HEAD);
                     let mut binds = Vec::with_capacity(chunk.len() * 8);
-                    for (i, r) in chunk.iter().enumerate() {
+                    for (i, (r, stamp)) in chunk.iter().zip(stamps).enumerate() {
                         let n = i * 8;
                         if i > 0 {
                             sql.push_str(", ");
@@ -232,7 +294,7 @@ macro_rules! sql_archive_methods {
                             Bind::Text(r.host.clone()),
                             Bind::Text(r.username.clone()),
                             Bind::Text(r.id.clone()),
-                            Bind::Int(r.stamp_ms),
+                            Bind::Int(*stamp),
                             Bind::Text(r.with.bare.clone()),
                             Bind::Text(r.with.resource.clone().unwrap_or_default()),
                             Bind::Int(i64::try_from(r.stanza.len()).unwrap_or(i64::MAX)),
@@ -242,18 +304,22 @@ macro_rules! sql_archive_methods {
                     run_binds(&mut tx, &sql, &binds).await?;
                 }
                 let mut sql = String::from(BUMP_ARCHIVE_STATS_HEAD);
-                let mut binds = Vec::with_capacity(totals.len() * 4);
-                for (i, ((host, username), (items, bytes))) in totals.iter().enumerate() {
-                    let n = i * 4;
+                let mut binds = Vec::with_capacity(totals.len() * 5);
+                for (i, ((host, username), (items, bytes, last))) in totals.iter().enumerate() {
+                    let n = i * 5;
                     if i > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                    sql.push_str(&format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        n + 1, n + 2, n + 3, n + 4, n + 5
+                    ));
                     binds.extend([
                         Bind::Text((*host).to_owned()),
                         Bind::Text((*username).to_owned()),
                         Bind::Int(*items),
                         Bind::Int(*bytes),
+                        Bind::Int(*last),
                     ]);
                 }
                 sql.push_str(BUMP_ARCHIVE_STATS_TAIL);
@@ -285,11 +351,20 @@ macro_rules! sql_archive_methods {
                         filter.push("with_resource =", Bind::Text(res.clone()));
                     }
                 }
-                if let Some(start) = query.start {
-                    filter.push("stamp_ms >=", Bind::Int(start));
-                }
-                if let Some(end) = query.end {
-                    filter.push("stamp_ms <=", Bind::Int(end));
+                // Stamps follow the archive's order (`archive_insert` keeps them from going
+                // back), so a time filter is a range of the sequence, found through the
+                // time index: paging then walks the sequence index only.
+                for (stamp, sql, clause) in [
+                    (query.start, ARCHIVE_SEQ_FROM_STAMP, "seq >="),
+                    (query.end, ARCHIVE_SEQ_UNTIL_STAMP, "seq <="),
+                ] {
+                    if let Some(stamp) = stamp {
+                        match archive_seq_by_stamp(&mut tx, sql, username, host, stamp).await? {
+                            Some(seq) => filter.push(clause, Bind::Int(seq)),
+                            // Nothing that late (or early): an empty range.
+                            None => filter.push("seq <", Bind::Int(0)),
+                        }
+                    }
                 }
                 for (id, clause) in [(&query.after_id, "seq >"), (&query.before_id, "seq <")] {
                     if let Some(id) = id {

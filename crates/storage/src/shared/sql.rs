@@ -175,9 +175,10 @@ pub(crate) const INSERT_ARCHIVE_HEAD: &str = "INSERT INTO archive
 /// The head of a multi-row totals update; rows of 4 placeholders follow, then
 /// [`BUMP_ARCHIVE_STATS_TAIL`]. The rows' locks serialise an account's appends and trims.
 pub(crate) const BUMP_ARCHIVE_STATS_HEAD: &str =
-    "INSERT INTO archive_stats (host, username, items, bytes) VALUES ";
+    "INSERT INTO archive_stats (host, username, items, bytes, last_stamp) VALUES ";
 pub(crate) const BUMP_ARCHIVE_STATS_TAIL: &str = " ON CONFLICT (host, username) DO UPDATE
-    SET items = archive_stats.items + excluded.items, bytes = archive_stats.bytes + excluded.bytes
+    SET items = archive_stats.items + excluded.items, bytes = archive_stats.bytes + excluded.bytes,
+        last_stamp = excluded.last_stamp
     RETURNING host, username, items, bytes";
 pub(crate) const SELECT_ARCHIVE_STATS: &str =
     "SELECT items, bytes FROM archive_stats WHERE host = $1 AND username = $2";
@@ -190,6 +191,17 @@ pub(crate) const SHRINK_ARCHIVE_STATS: &str =
     WHERE host = $1 AND username = $2";
 pub(crate) const ARCHIVE_SEQ_OF: &str =
     "SELECT seq FROM archive WHERE host = $1 AND username = $2 AND id = $3";
+/// The first message stamped at or after `$3` (stamps never go back within an archive, so
+/// it starts the range of the sequence a `start` filter keeps), through the time index.
+pub(crate) const ARCHIVE_SEQ_FROM_STAMP: &str = "SELECT seq FROM archive
+    WHERE host = $1 AND username = $2 AND stamp_ms >= $3 ORDER BY stamp_ms ASC, seq ASC LIMIT 1";
+/// The last message stamped at or before `$3`: the end of an `end` filter's range.
+pub(crate) const ARCHIVE_SEQ_UNTIL_STAMP: &str = "SELECT seq FROM archive
+    WHERE host = $1 AND username = $2 AND stamp_ms <= $3 ORDER BY stamp_ms DESC, seq DESC LIMIT 1";
+/// The newest stamp of the accounts of a batch, read under the batch's locks: followed by
+/// `($1, $2), ($3, $4)…` and `)`.
+pub(crate) const SELECT_ARCHIVE_LAST_STAMPS_HEAD: &str =
+    "SELECT host, username, last_stamp FROM archive_stats WHERE (host, username) IN (VALUES ";
 pub(crate) const ARCHIVE_OWNERS: &str = "SELECT host, username FROM archive_stats";
 pub(crate) const EXPIRE_ARCHIVED: &str =
     "DELETE FROM archive WHERE host = $1 AND username = $2 AND stamp_ms < $3 RETURNING size";

@@ -124,6 +124,7 @@ async fn schema_one_database_is_upgraded_in_place() {
         let pool = SqlitePool::connect_with(options).await.unwrap();
         assert_eq!(migrate_with(&pool, &MIGRATIONS[..1]).await.unwrap(), 1);
         let old = SqliteStorage {
+            writer: pool.clone(),
             pool,
             location: "schema one".into(),
         };
@@ -184,6 +185,53 @@ async fn schema_one_database_is_upgraded_in_place() {
         storage.offline_take("alice", "localhost").await.unwrap(),
         vec![msg]
     );
+}
+
+/// An archive written before migration 9 (stamps in any order) comes out of it with stamps
+/// that never go back in archive order, and the account's newest stamp carries over to the
+/// next batch, so time filters (XEP-0313 §4.1.2) find every message.
+#[tokio::test]
+async fn archives_before_migration_nine_get_ordered_stamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        migrate_with(&pool, &MIGRATIONS[..8]).await.unwrap();
+        for (seq, stamp) in [(1, 100), (2, 300), (3, 200), (4, 400)] {
+            sqlx::query(
+                "INSERT INTO archive (seq, host, username, id, stamp_ms, with_bare, with_resource, size, stanza)
+                 VALUES ($1, 'localhost', 'alice', $2, $3, 'bob@localhost', '', 1, '<message/>')",
+            )
+            .bind(seq)
+            .bind(format!("id{seq}"))
+            .bind(stamp)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO archive_stats (host, username, items, bytes) VALUES ('localhost', 'alice', 4, 4)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let (storage, applied) = SqliteStorage::open_file(&url, path).await.unwrap();
+    assert_eq!(applied, MIGRATIONS.len() - 8);
+    let stamps: Vec<i64> = sqlx::query_scalar("SELECT stamp_ms FROM archive ORDER BY seq")
+        .fetch_all(&storage.pool)
+        .await
+        .unwrap();
+    assert_eq!(stamps, [100, 300, 300, 400]);
+    let last: i64 = sqlx::query_scalar("SELECT last_stamp FROM archive_stats")
+        .fetch_one(&storage.pool)
+        .await
+        .unwrap();
+    assert_eq!(last, 400);
 }
 
 /// Two stores on one file stand for two processes (a node and the admin CLI): the

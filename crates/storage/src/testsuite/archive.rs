@@ -106,7 +106,7 @@ pub(super) async fn xep0313_appends_filters_and_pages(storage: &dyn Storage, run
     let ids: Vec<String> = ids[..10].iter().map(|i| i.clone().unwrap()).collect();
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), 10);
-    assert!(ids.iter().all(|id| id.len() == 16), "{ids:?}");
+    assert!(ids.iter().all(|id| id.len() == 20), "{ids:?}");
     assert_eq!(storage.archive_size("alice", &host).await.unwrap().0, 10);
 
     let q = |f: &dyn Fn(&mut Query)| {
@@ -396,4 +396,80 @@ pub(super) async fn xep0313_archives_are_bounded_expire_and_go_with_the_account(
         .unwrap()
         .unwrap();
     assert!(p.items.is_empty());
+}
+
+/// XEP-0313 §4.1.2 with stamps that race: messages routed moments apart reach the archive
+/// in another order (other sessions, batches, nodes' clocks). The archive keeps arrival
+/// order and stores a late-stamped record with the account's newest stamp, so that `start`
+/// and `end` (inclusive) cut the archive's order in one place and every message is in
+/// exactly one of two adjacent windows.
+pub(super) async fn xep0313_time_filters_follow_archive_order(storage: &dyn Storage, run: &Run) {
+    let host = run.host("mamtime");
+    storage.create_account("dana", &host, &[]).await.unwrap();
+    let h = host.as_str();
+    // Arrival order m0..m5; m2 and m4 were stamped before the message ahead of them.
+    let stamps = [1000, 2000, 1500, 3000, 2500, 4000];
+    let first: Vec<_> = stamps[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| record("dana", h, "erin@x.example", *s, &format!("m{i}")))
+        .collect();
+    let second: Vec<_> = stamps[3..]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| record("dana", h, "erin@x.example", *s, &format!("m{}", i + 3)))
+        .collect();
+    // Two batches: the newest stamp carries over from one to the next.
+    append(storage, &first).await;
+    append(storage, &second).await;
+    let everything = storage
+        .archive_query("dana", h, &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bodies(&everything), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    let stored: Vec<i64> = everything.items.iter().map(|r| r.stamp_ms).collect();
+    assert_eq!(
+        stored,
+        [1000, 2000, 2000, 3000, 3000, 4000],
+        "stamps never go back"
+    );
+    let window = |start: Option<i64>, end: Option<i64>| {
+        let mut q = all(10);
+        q.start = start;
+        q.end = end;
+        async move { bodies(&storage.archive_query("dana", h, &q).await.unwrap().unwrap()) }
+    };
+    assert_eq!(
+        window(Some(2000), None).await,
+        ["m1", "m2", "m3", "m4", "m5"]
+    );
+    assert_eq!(window(None, Some(1999)).await, ["m0"]);
+    assert_eq!(window(Some(2001), Some(3000)).await, ["m3", "m4"]);
+    assert_eq!(
+        window(None, Some(3000)).await,
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+    assert_eq!(window(Some(3001), None).await, ["m5"]);
+    // Outside the archive's times: empty, and complete.
+    assert!(window(Some(9000), None).await.is_empty());
+    assert!(window(None, Some(10)).await.is_empty());
+    let mut past = all(10);
+    past.end = Some(10);
+    let page = storage
+        .archive_query("dana", h, &past)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(page.complete && page.items.is_empty());
+    // RSM paging inside a window stays inside it.
+    let mut q = all(2);
+    q.start = Some(2000);
+    q.end = Some(3000);
+    let p1 = storage.archive_query("dana", h, &q).await.unwrap().unwrap();
+    assert_eq!(bodies(&p1), ["m1", "m2"]);
+    q.page = Page::After(p1.items[1].id.clone());
+    let p2 = storage.archive_query("dana", h, &q).await.unwrap().unwrap();
+    assert_eq!(bodies(&p2), ["m3", "m4"]);
+    assert!(p2.complete);
 }

@@ -61,6 +61,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     archive::xep0313_appends_filters_and_pages(s, &run).await;
     archive::xep0441_preferences_and_blocks_decide(s, &run).await;
     archive::xep0313_archives_are_bounded_expire_and_go_with_the_account(s, &run).await;
+    archive::xep0313_time_filters_follow_archive_order(s, &run).await;
     pep::xep0163_nodes_items_and_bounds(s, &run).await;
     pep::xep0115_caps_cache(s, &run).await;
 }
