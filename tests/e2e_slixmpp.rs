@@ -139,6 +139,11 @@ struct Deployment {
 /// Writes a config on free loopback ports, creates `users` (JID, password) with
 /// `parley user add`, starts `parley serve` and waits until it listens.
 fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
+    deploy_with(binary, users, "")
+}
+
+/// [`deploy`] with `extra` appended to the config (whole TOML sections).
+fn deploy_with(binary: &Path, users: &[(&str, &str)], extra: &str) -> Deployment {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().expect("UTF-8 temp path");
@@ -156,7 +161,7 @@ fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
              [http]\nlisten = \"127.0.0.1:0\"\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [sasl]\nscram_iterations = 4096\n\n\
-             [limits]\nmax_connections_per_ip = 100000\nconnection_rate_per_ip = 100000\nconnection_burst_per_ip = 100000\n"
+             [limits]\nmax_connections_per_ip = 100000\nconnection_rate_per_ip = 100000\nconnection_burst_per_ip = 100000\n\n{extra}"
         ),
     )
     .expect("write config");
@@ -320,10 +325,15 @@ fn slixmpp_roster_pushes_and_mutual_subscription_rfc6121() {
 /// server, within `deadline` seconds, and checks that it succeeded and printed every line of
 /// `expect` (each a step it verified) and `OK` last.
 fn run_pair_script(script: &str, password: &str, deadline: u64, expect: &[&str]) {
+    run_pair_script_with(script, password, deadline, expect, "")
+}
+
+/// [`run_pair_script`] with `extra` TOML sections in the server's config.
+fn run_pair_script_with(script: &str, password: &str, deadline: u64, expect: &[&str], extra: &str) {
     require_slixmpp();
     let binary = parley_testkit::parley_binary();
     let users = [("alice@localhost", password), ("bob@localhost", password)];
-    let mut deployment = deploy(&binary, &users);
+    let mut deployment = deploy_with(&binary, &users, extra);
     let mut cmd = Command::new("python3");
     cmd.arg(workspace_root().join("tests/clients").join(script))
         .args([
@@ -394,6 +404,42 @@ fn slixmpp_omemo_clients_exchange_encrypted_messages_over_pep() {
             "each client got the other's device list from the PEP service",
             "bob decrypted alice's message",
             "alice decrypted bob's answer",
+        ],
+    );
+}
+
+/// XEP-0077 with a real client library (tests/clients/register.py): slixmpp's plugin
+/// registers a new account in band (`[register] mode = "open"`), which then logs in and
+/// chats; its password change works and its removal ends the account.
+#[test]
+fn slixmpp_registers_changes_and_removes_an_account_with_its_xep0077_plugin() {
+    run_pair_script_with(
+        "register.py",
+        "correct horse 7",
+        30,
+        &[
+            "carl registered in band and logged in",
+            "alice received carl's message",
+            "carl changed his password and logged in with the new one",
+            "carl removed his account and can no longer log in",
+        ],
+        "[register]\nmode = \"open\"\n",
+    );
+}
+
+/// XEP-0054, XEP-0084 (with XEP-0115 +notify), XEP-0402 and XEP-0352 with a real client
+/// library (tests/clients/account_data.py): each step through slixmpp's own plugin.
+#[test]
+fn slixmpp_vcard_avatar_bookmarks_and_csi_plugins_work() {
+    run_pair_script(
+        "account_data.py",
+        "correct horse 8",
+        40,
+        &[
+            "bob read alice's vCard (XEP-0054)",
+            "bob got alice's avatar through PEP (XEP-0084)",
+            "alice stored and read back a bookmark (XEP-0402)",
+            "bob, inactive, got only alice's latest presence, flushed by her message (XEP-0352)",
         ],
     );
 }

@@ -10,6 +10,7 @@ pub mod account;
 pub mod admin;
 pub mod credentials;
 pub mod import;
+pub mod invites;
 pub mod tokens;
 
 pub use account::{normalize_host, served_host, AccountJid, AccountJidError};

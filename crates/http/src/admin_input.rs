@@ -36,6 +36,8 @@ pub struct AdminPolicy {
     pub metrics_elsewhere: bool,
     /// Longest token lifetime the API grants (`max_token_ttl_s`).
     pub max_token_ttl_s: u64,
+    /// An invitation's lifetime when the request names none (`[register] invite_ttl_s`).
+    pub invite_ttl_s: u64,
 }
 
 impl Default for AdminPolicy {
@@ -44,6 +46,7 @@ impl Default for AdminPolicy {
             metrics_auth: false,
             metrics_elsewhere: false,
             max_token_ttl_s: 365 * 24 * 3600,
+            invite_ttl_s: 7 * 24 * 3600,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod admin_drain;
 pub mod admin_input;
+mod admin_invites;
 mod admin_sessions;
 pub use admin_sessions::AdminSessions;
 mod admit;
@@ -90,7 +91,7 @@ pub(crate) fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
     bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
 }
 
-fn unauthorized() -> HttpResponse {
+pub(crate) fn unauthorized() -> HttpResponse {
     HttpResponse::Unauthorized()
         .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
         .json(serde_json::json!({"error": "a valid bearer token is required"}))
@@ -158,7 +159,7 @@ fn no_such_account() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
 }
 
-fn storage_error(e: parley_storage::StorageError) -> HttpResponse {
+pub(crate) fn storage_error(e: parley_storage::StorageError) -> HttpResponse {
     tracing::warn!(error = %e, "admin API storage error");
     HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "storage unavailable"}))
 }
@@ -442,6 +443,12 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
                 web::delete().to(revoke_user_tokens),
             )
             .route("/api/v1/tokens/{id}", web::delete().to(revoke_token))
+            .route("/api/v1/invites", web::post().to(admin_invites::issue))
+            .route("/api/v1/invites", web::get().to(admin_invites::list))
+            .route(
+                "/api/v1/invites/{id}",
+                web::delete().to(admin_invites::revoke),
+            )
     })
     .workers(1)
     .disable_signals()

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub sm: StreamManagement,
     /// Message archive (XEP-0313): records archived, batches committed, batches failed.
     pub archive: (u64, u64, u64),
+    /// In-band registrations: accounts created, refused after their checks.
+    pub signups: (u64, u64),
     /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
     /// last bound is +Inf) and the sum of all observations in seconds.
     pub routing: (Vec<(f64, u64)>, f64),
@@ -198,6 +200,7 @@ impl Snapshot {
                 load(&m::ARCHIVE_BATCHES),
                 load(&m::ARCHIVE_FAILED_BATCHES),
             ),
+            signups: (load(&m::SIGNUPS), load(&m::SIGNUPS_FAILED)),
             sm: StreamManagement {
                 hibernating: load(&m::SM_HIBERNATING),
                 unacked: load(&m::SM_UNACKED),
@@ -338,6 +341,18 @@ impl Collector for Snapshot {
                 node,
                 "result",
                 [("ok", self.archive.1), ("failed", self.archive.2)],
+            ),
+        )?;
+        family(
+            &mut enc,
+            "registrations",
+            "Accounts registered in band (XEP-0077), by outcome (failed: name taken, invitation spent, storage).",
+            None,
+            Counter,
+            labelled(
+                node,
+                "result",
+                [("ok", self.signups.0), ("failed", self.signups.1)],
             ),
         )?;
         family(
@@ -563,6 +578,7 @@ mod tests {
             refusals: vec![("auth_failures_ip", 3), ("c2s_conn_per_ip", 1)],
             reads_throttled: 4,
             archive: (6, 2, 1),
+            signups: (4, 1),
             sm: StreamManagement {
                 hibernating: 2,
                 unacked: 5,
@@ -614,6 +630,8 @@ mod tests {
             "parley_archived_messages_total{node=\"n1\"} 6",
             "parley_archive_batches_total{node=\"n1\",result=\"ok\"} 2",
             "parley_archive_batches_total{node=\"n1\",result=\"failed\"} 1",
+            "parley_registrations_total{node=\"n1\",result=\"ok\"} 4",
+            "parley_registrations_total{node=\"n1\",result=\"failed\"} 1",
             "# TYPE parley_routing_seconds histogram",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");

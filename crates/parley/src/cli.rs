@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod accounts;
+mod invites;
 
 use crate::config::{Config, LogConfig, LogFormat, EMBEDDED_ORIGIN};
 
@@ -51,6 +52,10 @@ pub enum Command {
     /// Authentication tokens (`secret-token:…`) in the configured storage.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Invitations to register an account in band (XEP-0401, XEP-0445), in the
+    /// configured storage.
+    #[command(subcommand)]
+    Invite(invites::InviteCommand),
 }
 
 /// `parley token …`.
@@ -211,6 +216,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Cluster(ClusterCommand::Nodes) => print_lines(list_nodes(&config)),
         Command::Node(NodeCommand::Drain { node }) => print_lines(drain_node(&config, node)),
+        Command::Invite(command) => {
+            init_tracing(&config.log, Some("warn"));
+            print_lines(invites::run(&config, command))
+        }
         Command::Token(command) => {
             init_tracing(&config.log, Some("warn"));
             print_lines(run_token(&config, command))

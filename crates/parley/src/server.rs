@@ -468,6 +468,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         users: users.clone(),
         archive: archive_writer(config, &storage),
         account_sessions: Default::default(),
+        signup: Arc::new(parley_session::signup::SignupLimiter::new(
+            config.register.settings(),
+        )),
         storage,
         server_secret,
         resumptions: Arc::new(parley_session::Resumptions::new(
@@ -640,6 +643,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             metrics_auth: config.admin.metrics_auth,
             metrics_elsewhere: config.admin.metrics_listen.is_some(),
             max_token_ttl_s: config.admin.max_token_ttl_s,
+            invite_ttl_s: config.register.invite_ttl_s,
         },
         drain: Some(drain.clone()),
     };

@@ -18,6 +18,7 @@ pub mod jwt;
 pub mod mam;
 pub mod ns;
 pub mod pubsub;
+pub mod register;
 pub mod s2s;
 pub mod sasl;
 pub mod sm;

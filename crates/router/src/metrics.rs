@@ -33,6 +33,21 @@ pub static ARCHIVE_BATCHES: AtomicU64 = AtomicU64::new(0);
 /// Archive writer transactions that failed (their messages were delivered unarchived).
 pub static ARCHIVE_FAILED_BATCHES: AtomicU64 = AtomicU64::new(0);
 
+/// Accounts registered in band (XEP-0077 §3.1).
+pub static SIGNUPS: AtomicU64 = AtomicU64::new(0);
+/// In-band registrations refused after the checks of the request (name taken, invitation
+/// spent, storage failed).
+pub static SIGNUPS_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// An in-band registration created an account, or failed.
+pub fn signup(ok: bool) {
+    if ok {
+        SIGNUPS.fetch_add(1, Ordering::Relaxed);
+    } else {
+        SIGNUPS_FAILED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The archive writer wrote (or failed to write) a batch of `records`.
 pub fn archive_batch(records: usize, ok: bool) {
     if ok {

@@ -72,7 +72,7 @@ pub enum Gate {
 
 /// An address as counted: IPv4 whole, IPv6 by its /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Addr {
+pub(crate) enum Addr {
     V4(u32),
     V6Prefix(u64),
 }

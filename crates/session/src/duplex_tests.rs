@@ -118,6 +118,7 @@ async fn env(require_encryption: bool) -> Arc<SessionEnv> {
         server_caps: Default::default(),
         archive: None,
         account_sessions: Default::default(),
+        signup: Arc::new(crate::signup::SignupLimiter::new(Default::default())),
         components: crate::env::ComponentSettings::default(),
     })
 }

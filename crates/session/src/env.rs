@@ -223,6 +223,8 @@ pub struct SessionEnv {
     /// Ends an account's sessions on every node (XEP-0077 self-service); set once by the
     /// binary after the admin road is built.
     pub account_sessions: std::sync::OnceLock<Arc<dyn crate::register::AccountSessions>>,
+    /// In-band registration of new accounts: its settings and per-address counts.
+    pub signup: Arc<crate::signup::SignupLimiter>,
 }
 
 /// The `[component]` settings a component's session needs.

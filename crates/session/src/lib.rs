@@ -35,6 +35,7 @@ pub mod s2s;
 mod sasl;
 mod server_iq;
 mod session;
+pub mod signup;
 mod sm;
 mod stanzas;
 

@@ -37,6 +37,8 @@ pub(crate) struct Offer {
     /// The server's entity capabilities `<c/>` (XEP-0115 §6.3), announced once
     /// authenticated.
     pub caps: Option<Element>,
+    /// In-band registration of new accounts is on (XEP-0077 §8, XEP-0445 §3).
+    pub signup: bool,
 }
 
 /// How far negotiation is, as far as the features are concerned.
@@ -211,6 +213,10 @@ pub(crate) fn features(stage: Stage, offer: &Offer) -> Vec<Element> {
                 }
                 features.push(limits_feature(offer.max_stanza_bytes));
             }
+            // XEP-0077 §8: registration once TLS is done where TLS is required.
+            if offer.signup && (offer.secure || !offer.require_encryption) {
+                features.extend(parley_proto::register::features(true));
+            }
         }
         Stage::Authed => {
             // RFC 6120 §7.2.
@@ -249,6 +255,8 @@ pub(crate) enum Unauthed {
     EncryptionRequired,
     /// RFC 6120 §5.3.1: anything but `<starttls/>` while TLS must come first.
     TlsFirst,
+    /// XEP-0077 §3.1 / XEP-0445 §4: a registration iq (`jabber:iq:register`, `<preauth/>`).
+    Signup,
     /// Anything else: a stanza before authentication (RFC 6120 §6.4.1, §7.1).
     NotAuthorized,
 }
@@ -264,6 +272,8 @@ pub(crate) fn unauthed(el: &Element, tls_required: bool) -> Unauthed {
         Unauthed::EncryptionRequired
     } else if tls_required {
         Unauthed::TlsFirst
+    } else if parley_proto::register::is_request(el) {
+        Unauthed::Signup
     } else {
         Unauthed::NotAuthorized
     }
@@ -286,6 +296,7 @@ impl Session {
                     .get_or_init(|| parley_proto::caps::element(&self.server_info()))
                     .clone()
             }),
+            signup: self.env.signup.settings().mode != crate::signup::SignupMode::Off,
         }
     }
 
@@ -370,6 +381,7 @@ impl Session {
                 Some("use STARTTLS before authenticating"),
                 ctx,
             ),
+            Unauthed::Signup => self.on_signup_iq(el, ctx),
             Unauthed::TlsFirst => self.close(
                 CloseReason::with_text(
                     StreamCondition::PolicyViolation,

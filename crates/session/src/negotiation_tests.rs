@@ -43,6 +43,7 @@ fn plain() -> Offer {
         max_stanza_bytes: 262_144,
         sm: true,
         caps: None,
+        signup: false,
     }
 }
 
@@ -258,4 +259,37 @@ fn rfc6120_5_3_1_stanza_before_required_tls_is_a_policy_violation() {
 fn rfc6120_6_4_1_stanza_before_auth_is_not_authorized() {
     let iq = el("<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>");
     assert_eq!(unauthed(&iq, false), Unauthed::NotAuthorized);
+}
+
+/// XEP-0077 §8 and XEP-0445 §3: registration is offered before authentication only where it
+/// is on, and not on a plain connection that must start TLS first.
+#[test]
+fn xep0077_8_registration_feature_only_when_on_and_after_required_tls() {
+    let register = |f: &[Element]| {
+        f.iter()
+            .filter(|e| e.name() == "register")
+            .map(|e| e.ns().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(register(&features(Stage::Unauthed, &plain())).is_empty());
+    let on = Offer {
+        signup: true,
+        ..plain()
+    };
+    assert!(
+        register(&features(Stage::Unauthed, &on)).is_empty(),
+        "TLS first"
+    );
+    let secure = Offer {
+        secure: true,
+        ..on.clone()
+    };
+    assert_eq!(
+        register(&features(Stage::Unauthed, &secure)),
+        [
+            parley_proto::register::FEATURE_NS,
+            parley_proto::register::INVITE_FEATURE_NS
+        ]
+    );
+    assert!(register(&features(Stage::Authed, &secure)).is_empty());
 }

@@ -104,6 +104,11 @@ pub struct Unauthed {
     pub(crate) starttls: StartTls,
     /// The mechanism of the SASL exchange under way, for the session's record.
     pub(crate) mechanism: Option<&'static str>,
+    /// Registration iqs received (XEP-0077; bounded by `signup::MAX_REQUESTS`).
+    pub(crate) signup_requests: u32,
+    /// The hash of the invitation the client showed (XEP-0445 `<preauth/>`), live when
+    /// shown; its use is taken when the account is created.
+    pub(crate) invite: Option<String>,
 }
 
 /// STARTTLS (RFC 6120 §5.4) as far as the session is concerned.

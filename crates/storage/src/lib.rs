@@ -21,6 +21,7 @@ use std::sync::Arc;
 use parley_proto::sasl::{ScramCredentials, ScramHash};
 
 mod archive;
+mod invites;
 mod migrate;
 mod model;
 mod pep;
@@ -41,6 +42,7 @@ pub use archive::{
     decide as archive_decide, Archive, ArchiveOwner, ArchivePage, ArchivePolicy, ArchiveRecord,
     ArchivedRow,
 };
+pub use invites::{InviteRecord, Invites};
 pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
@@ -120,7 +122,7 @@ pub struct ImportReport {
 
 /// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
-pub trait Storage: Archive + Pep + Send + Sync + std::fmt::Debug + 'static {
+pub trait Storage: Archive + Pep + Invites + Send + Sync + std::fmt::Debug + 'static {
     /// Creates an account with one credential row per hash in `creds`.
     ///
     /// Usernames and hosts arrive already normalized (nodeprep/nameprep) by the caller.

@@ -55,6 +55,8 @@ pub struct Config {
     pub mam: super::MamConfig,
     /// `[pep]`: each account's personal eventing service (XEP-0163).
     pub pep: super::PepConfig,
+    /// `[register]`: in-band registration of new accounts (XEP-0077, XEP-0445).
+    pub register: super::RegisterConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]

@@ -774,3 +774,35 @@ fn storage_sqlite_cache_is_bounded_and_reaches_the_store() {
         "{e}"
     );
 }
+
+#[test]
+fn register_section_reaches_sessions_and_names_bad_keys() {
+    use parley_session::signup::SignupMode;
+    let c = Config::from_toml_str(
+        "[register]\nmode = \"invite\"\nmin_password_length = 12\nper_ip_max = 1\n",
+        "t",
+    )
+    .unwrap();
+    let s = c.register.settings();
+    assert_eq!(
+        (s.mode, s.min_password_length, s.per_ip_max),
+        (SignupMode::Invite, 12, 1)
+    );
+    assert_eq!(
+        Config::from_toml_str("", "t")
+            .unwrap()
+            .register
+            .settings()
+            .mode,
+        SignupMode::Off
+    );
+    let e = err("[register]\nmode = \"everyone\"\n");
+    assert!(e.contains("mode") && e.contains("everyone"), "{e}");
+    let e = err("[register]\nmin_password_length = 0\n");
+    assert!(
+        e.starts_with("test.toml: register.min_password_length = 0"),
+        "{e}"
+    );
+    let e = err("[register]\ninvite_ttl_s = 0\n");
+    assert!(e.starts_with("test.toml: register.invite_ttl_s = 0"), "{e}");
+}

@@ -129,6 +129,7 @@ impl Config {
         self.check_external_services()?;
         self.mam.check()?;
         self.pep.check()?;
+        self.register.check()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

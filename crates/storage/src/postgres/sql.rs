@@ -238,6 +238,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX archive_by_stamp ON archive (host, username, stamp_ms, seq)",
         ],
     },
+    Migration {
+        version: 10,
+        description: "invitations to register (XEP-0401/0445): only a hash of each secret",
+        statements: &[r#"CREATE TABLE invites (
+                id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                host TEXT COLLATE "C" NOT NULL,
+                secret_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT NOT NULL,
+                uses_left BIGINT NOT NULL
+            )"#],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -23,11 +23,13 @@
 use parley_proto::sasl::ScramCredentials;
 
 mod archive;
+mod invites;
 mod methods;
 mod pep;
 mod rows;
 pub(crate) mod sql;
 pub(crate) use archive::sql_archive_methods;
+pub(crate) use invites::sql_invite_methods;
 pub(crate) use methods::sql_storage_methods;
 pub(crate) use pep::sql_pep_methods;
 pub(crate) use rows::sql_rows;
@@ -117,6 +119,7 @@ macro_rules! impl_sql_storage {
             $crate::shared::sql_storage_methods!($store);
             $crate::shared::sql_archive_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_pep_methods!($store, conn = $conn, row = $row);
+            $crate::shared::sql_invite_methods!($store, conn = $conn, row = $row);
         }
     };
 }

@@ -256,3 +256,23 @@ pub(crate) const DELETE_PEP_NODE: &str =
 pub(crate) const SELECT_CAPS: &str = "SELECT features FROM caps_cache WHERE ver = $1";
 pub(crate) const UPSERT_CAPS: &str = "INSERT INTO caps_cache (ver, features, stored_ms)
     VALUES ($1, $2, $3) ON CONFLICT (ver) DO NOTHING";
+
+// ----- invitations (XEP-0401 / XEP-0445) ----------------------------------------------------
+
+/// Spent or expired as of `$1`.
+pub(crate) const PRUNE_INVITES: &str =
+    "DELETE FROM invites WHERE uses_left <= 0 OR expires_ms <= $1";
+pub(crate) const INSERT_INVITE: &str = "INSERT INTO invites
+    (id, host, secret_hash, created_ms, expires_ms, uses_left) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const SELECT_LIVE_INVITE: &str =
+    "SELECT id, host, secret_hash, created_ms, expires_ms, uses_left
+    FROM invites WHERE secret_hash = $1 AND host = $2 AND expires_ms > $3 AND uses_left > 0";
+/// One use, only while live: two registrations racing for the last use cannot both have it.
+pub(crate) const TAKE_INVITE: &str = "UPDATE invites SET uses_left = uses_left - 1
+    WHERE secret_hash = $1 AND host = $2 AND expires_ms > $3 AND uses_left > 0";
+pub(crate) const GIVE_BACK_INVITE: &str =
+    "UPDATE invites SET uses_left = uses_left + 1 WHERE secret_hash = $1";
+pub(crate) const SELECT_INVITES: &str =
+    "SELECT id, host, secret_hash, created_ms, expires_ms, uses_left
+    FROM invites ORDER BY created_ms, id";
+pub(crate) const DELETE_INVITE: &str = "DELETE FROM invites WHERE id = $1";

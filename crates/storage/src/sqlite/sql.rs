@@ -241,6 +241,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             "CREATE UNIQUE INDEX archive_by_id ON archive (id, host, username)",
         ],
     },
+    Migration {
+        version: 10,
+        description: "invitations to register (XEP-0401/0445): only a hash of each secret",
+        statements: &[r#"CREATE TABLE invites (
+                id TEXT NOT NULL PRIMARY KEY,
+                host TEXT NOT NULL,
+                secret_hash TEXT NOT NULL UNIQUE,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT NOT NULL,
+                uses_left BIGINT NOT NULL
+            )"#],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -17,6 +17,7 @@ use crate::{
 mod accounts;
 mod archive;
 mod blocking;
+mod invites;
 mod offline;
 mod pep;
 pub mod postgres;
@@ -64,6 +65,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     archive::xep0313_time_filters_follow_archive_order(s, &run).await;
     pep::xep0163_nodes_items_and_bounds(s, &run).await;
     pep::xep0115_caps_cache(s, &run).await;
+    invites::xep0445_invites_are_counted_bounded_in_time_and_revocable(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that
