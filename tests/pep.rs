@@ -479,3 +479,202 @@ async fn xep0163_a_contact_on_another_node_is_notified() {
     let got = ok(bob.iq(&items_iq("alice@localhost", TUNE)).await);
     assert_eq!(titles(&got), ["across"]);
 }
+
+fn private(ty: &str, child: Element) -> Element {
+    Element::new("iq", ns::CLIENT)
+        .with_attr("type", ty)
+        .with_attr("id", next_id("private"))
+        .with_child(Element::new("query", "jabber:iq:private").with_child(child))
+}
+
+/// The conferences of a legacy bookmarks answer: (jid, name, autojoin, nick).
+fn legacy_conferences(reply: &Element) -> Vec<(String, String, String, String)> {
+    let storage = reply
+        .get_child("query", "jabber:iq:private")
+        .and_then(|q| q.get_child("storage", LEGACY))
+        .expect("a storage element");
+    storage
+        .children()
+        .filter(|c| c.is("conference", LEGACY))
+        .map(|c| {
+            (
+                c.attr("jid").unwrap_or_default().to_owned(),
+                c.attr("name").unwrap_or_default().to_owned(),
+                c.attr("autojoin").unwrap_or_default().to_owned(),
+                c.get_child("nick", LEGACY)
+                    .map(|n| n.text())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+const LEGACY: &str = "storage:bookmarks";
+const BOOKMARKS: &str = "urn:xmpp:bookmarks:1";
+
+/// XEP-0411 §4-§5: a client on PEP native bookmarks (XEP-0402) and one on private XML
+/// storage (XEP-0048) see the same rooms. A PEP bookmark shows in the legacy element; a
+/// legacy write publishes changed rooms and retracts removed ones (the other resource, which
+/// asked for notifications, is told), keeps its URLs, and reads back as written.
+#[tokio::test]
+async fn xep0411_legacy_and_pep_bookmarks_are_one_list() {
+    let server = TestServer::start(|_| {});
+    let modern_info = client_info("modern client", &[BOOKMARKS]);
+    let mut modern = Client::login(server.c2s(), "alice", Some("modern")).await;
+    available_with_caps(&mut modern, &modern_info, None).await;
+    answer_caps_query(&mut modern, &modern_info).await;
+    let mut legacy = Client::login(server.c2s(), "alice", Some("legacy")).await;
+    legacy.available().await;
+
+    // XEP-0411 §3: the account says it keeps both forms in step.
+    let info = ok(legacy
+        .iq(&Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", next_id("disco"))
+            .with_attr("to", "alice@localhost")
+            .with_child(Element::new("query", ns::DISCO_INFO)))
+        .await);
+    let query = info.get_child("query", ns::DISCO_INFO).expect("disco#info");
+    assert!(
+        query
+            .children()
+            .any(|f| f.attr("var") == Some("urn:xmpp:bookmarks-conversion:0")),
+        "{info}"
+    );
+    // Nothing yet: the legacy read gets its empty element back.
+    let empty = ok(legacy
+        .iq(&private("get", Element::new("storage", LEGACY)))
+        .await);
+    assert!(legacy_conferences(&empty).is_empty());
+
+    let conf = Element::new("conference", BOOKMARKS)
+        .with_attr("name", "Tea")
+        .with_attr("autojoin", "true")
+        .with_child(Element::new("nick", BOOKMARKS).with_text("alice"));
+    let options = [
+        ("pubsub#persist_items", "true"),
+        ("pubsub#max_items", "max"),
+        ("pubsub#send_last_published_item", "never"),
+        ("pubsub#access_model", "whitelist"),
+    ];
+    let r = ok(modern
+        .iq(&publish(BOOKMARKS, "tea@rooms.example", conf, &options))
+        .await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    expect_event(&mut modern, &modern_info, "alice@localhost", BOOKMARKS).await;
+    let seen = ok(legacy
+        .iq(&private("get", Element::new("storage", LEGACY)))
+        .await);
+    assert_eq!(
+        legacy_conferences(&seen),
+        [(
+            "tea@rooms.example".to_owned(),
+            "Tea".to_owned(),
+            "true".to_owned(),
+            "alice".to_owned()
+        )]
+    );
+
+    // The legacy client writes: tea is renamed, cake is new, a URL rides along.
+    let written = Element::new("storage", LEGACY)
+        .with_child(
+            Element::new("conference", LEGACY)
+                .with_attr("jid", "tea@rooms.example")
+                .with_attr("name", "Tea time")
+                .with_attr("autojoin", "true")
+                .with_child(Element::new("nick", LEGACY).with_text("alice")),
+        )
+        .with_child(
+            Element::new("conference", LEGACY)
+                .with_attr("jid", "cake@rooms.example")
+                .with_attr("name", "Cake")
+                .with_attr("autojoin", "false"),
+        )
+        .with_child(
+            Element::new("url", LEGACY)
+                .with_attr("name", "home")
+                .with_attr("url", "https://example.org/"),
+        );
+    let r = ok(legacy.iq(&private("set", written)).await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    // The modern resource is notified of both publications, and reads both rooms.
+    for _ in 0..2 {
+        let msg = expect_event(&mut modern, &modern_info, "alice@localhost", BOOKMARKS).await;
+        let event = msg.get_child("event", NS_EVENT).unwrap();
+        let items = event.get_child("items", NS_EVENT).expect("items");
+        assert!(items.has_child("item", NS_EVENT), "{event}");
+    }
+    let r = ok(modern.iq(&items_iq("alice@localhost", BOOKMARKS)).await);
+    let items = r
+        .get_child("pubsub", NS)
+        .and_then(|p| p.get_child("items", NS))
+        .expect("items");
+    let mut ids: Vec<(String, String)> = items
+        .children()
+        .map(|i| {
+            (
+                i.attr("id").unwrap_or_default().to_owned(),
+                i.get_child("conference", BOOKMARKS)
+                    .and_then(|c| c.attr("name"))
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            ("cake@rooms.example".to_owned(), "Cake".to_owned()),
+            ("tea@rooms.example".to_owned(), "Tea time".to_owned())
+        ]
+    );
+    // Read back: both rooms, and the URL.
+    let back = ok(legacy
+        .iq(&private("get", Element::new("storage", LEGACY)))
+        .await);
+    assert_eq!(legacy_conferences(&back).len(), 2);
+    let storage = back
+        .get_child("query", "jabber:iq:private")
+        .and_then(|q| q.get_child("storage", LEGACY))
+        .unwrap();
+    assert!(storage.has_child("url", LEGACY), "{back}");
+
+    // Removing cake in the legacy list retracts it in PEP.
+    let fewer = Element::new("storage", LEGACY).with_child(
+        Element::new("conference", LEGACY)
+            .with_attr("jid", "tea@rooms.example")
+            .with_attr("name", "Tea time")
+            .with_attr("autojoin", "true")
+            .with_child(Element::new("nick", LEGACY).with_text("alice")),
+    );
+    let r = ok(legacy.iq(&private("set", fewer)).await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let msg = expect_event(&mut modern, &modern_info, "alice@localhost", BOOKMARKS).await;
+    let event = msg.get_child("event", NS_EVENT).unwrap();
+    let retracted = event
+        .get_child("items", NS_EVENT)
+        .and_then(|i| i.get_child("retract", NS_EVENT))
+        .and_then(|r| r.attr("id"))
+        .map(str::to_owned);
+    assert_eq!(retracted.as_deref(), Some("cake@rooms.example"), "{event}");
+    let r = ok(modern.iq(&items_iq("alice@localhost", BOOKMARKS)).await);
+    let left: Vec<String> = r
+        .get_child("pubsub", NS)
+        .and_then(|p| p.get_child("items", NS))
+        .unwrap()
+        .children()
+        .filter_map(|i| i.attr("id").map(str::to_owned))
+        .collect();
+    assert_eq!(left, ["tea@rooms.example"]);
+    // The answers to the server's own publications never reach the legacy client.
+    let _ = ok(legacy
+        .iq(&private("get", Element::new("storage", LEGACY)))
+        .await);
+    assert!(
+        !legacy.stashed().any(|el| el
+            .attr("id")
+            .is_some_and(|id| id.starts_with("parley-xep0411-"))),
+        "sync answers leaked to the client"
+    );
+}

@@ -7,6 +7,7 @@
 //! reusable by the server, the test kit and the load generator alike.
 
 pub mod blocking;
+pub mod bookmarks;
 pub mod caps;
 pub mod clock;
 pub mod component;

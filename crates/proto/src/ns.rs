@@ -63,3 +63,6 @@ pub const BLOCKING: &str = "urn:xmpp:blocking";
 pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 /// The namespace implicitly bound to the `xml:` prefix (`xml:lang`).
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// XEP-0004 data forms.
+pub const DATA_FORMS: &str = "jabber:x:data";

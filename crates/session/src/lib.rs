@@ -13,6 +13,7 @@ pub mod archive;
 mod auth;
 pub mod auth_limits;
 mod bind;
+mod bookmarks;
 mod bounds;
 mod component;
 mod connection;

@@ -192,6 +192,8 @@ pub struct Bound {
     pub(crate) sm: crate::sm::Sm,
     /// Client State Indication (XEP-0352).
     pub(crate) csi: crate::csi::Csi,
+    /// XEP-0411: iqs a legacy bookmarks write sent to the PEP service, not answered yet.
+    pub(crate) bookmark_syncs: u32,
 }
 
 impl Bound {
@@ -212,6 +214,7 @@ impl Bound {
             directed: Vec::new(),
             sm: crate::sm::Sm::Off,
             csi: crate::csi::Csi::Active,
+            bookmark_syncs: 0,
         }
     }
 

@@ -61,16 +61,24 @@ impl Session {
         let storage = self.env.storage.clone();
         let max = self.env.config.private_namespaces;
         let (username, host) = account_parts(&user);
+        // XEP-0411: while this session's own legacy write is being mirrored, private
+        // storage has the newest bookmarks.
+        let mirroring = self.bound().is_some_and(|b| b.bookmark_syncs > 0);
         self.pause();
         let work = async move {
             if get {
                 let wanted = &children[0];
                 let stored = storage.private_get(&username, &host, wanted.ns()).await?;
-                let found = stored
+                let mut found = stored
                     .and_then(|xml| Element::parse(xml.as_bytes(), &Limits::trusted_copies()).ok());
+                if crate::bookmarks::is_legacy(wanted) && !mirroring {
+                    found =
+                        crate::bookmarks::read_legacy(&*storage, &username, &host, found).await?;
+                }
                 let el = found.unwrap_or_else(|| wanted.clone());
                 Ok(Answer::Payload(Element::new("query", NS).with_child(el)))
             } else {
+                let mut sync = Vec::new();
                 for child in &children {
                     let xml = child.to_string();
                     if !storage
@@ -79,8 +87,12 @@ impl Session {
                     {
                         return Ok(Answer::Full);
                     }
+                    if crate::bookmarks::is_legacy(child) {
+                        sync = crate::bookmarks::sync_payloads(&*storage, &username, &host, child)
+                            .await?;
+                    }
                 }
-                Ok(Answer::Stored)
+                Ok(Answer::StoredThen(sync))
             }
         };
         self.answer_from_storage(iq, work, ctx);
@@ -126,6 +138,11 @@ impl Session {
                 match answer {
                     Ok(Answer::Payload(el)) => act.send(&iq_result(&iq).with_child(el), ctx),
                     Ok(Answer::Stored) => act.send(&iq_result(&iq), ctx),
+                    Ok(Answer::StoredThen(sync)) => {
+                        // Before the answer: what the client asks next comes after them.
+                        act.send_bookmark_sync(sync, ctx);
+                        act.send(&iq_result(&iq), ctx);
+                    }
                     Ok(Answer::Full) => act.bounce_with(
                         &iq,
                         StanzaError::with_text(
@@ -155,6 +172,8 @@ enum Answer {
     Payload(Element),
     /// Stored: an empty result.
     Stored,
+    /// Stored; first these XEP-0411 payloads go to the account's PEP service.
+    StoredThen(Vec<Element>),
     /// Past the account's bound.
     Full,
 }

@@ -303,6 +303,10 @@ impl Session {
                 .strip_prefix(f)
                 .is_some_and(|rest| rest.starts_with('/'))
         });
+        if own && self.took_bookmark_sync_answer(&el) {
+            return;
+        }
+        let Some(b) = self.bound_mut() else { return };
         let push = (own && el.name() == "iq" && el.attr("type") == Some("set"))
             .then(|| el.first_child().filter(|c| c.ns() == ns::BLOCKING))
             .flatten();
@@ -371,7 +375,7 @@ impl Session {
 
     /// Hands a stanza from this client to its own user actor.
     /// A refusal (the user layer is congested) is written to the client now, in order.
-    fn forward_to_user(&mut self, stanza: Element, ctx: &mut Context<Self>) {
+    pub(crate) fn forward_to_user(&mut self, stanza: Element, ctx: &mut Context<Self>) {
         let Some(b) = self.bound() else {
             return;
         };

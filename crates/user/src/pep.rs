@@ -113,7 +113,8 @@ pub fn account_info() -> Element {
     let mut q = Element::new("query", ns::DISCO_INFO)
         .with_child(identity("account", "registered"))
         .with_child(identity("pubsub", "pep"));
-    for f in [ns::DISCO_INFO].iter().chain(pubsub::FEATURES) {
+    let conversion = parley_proto::bookmarks::CONVERSION_FEATURE;
+    for f in [ns::DISCO_INFO, conversion].iter().chain(pubsub::FEATURES) {
         q.push_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", *f));
     }
     q
