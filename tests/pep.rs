@@ -678,3 +678,178 @@ async fn xep0411_legacy_and_pep_bookmarks_are_one_list() {
         "sync answers leaked to the client"
     );
 }
+
+const AVATAR_DATA: &str = "urn:xmpp:avatar:data";
+const AVATAR_META: &str = "urn:xmpp:avatar:metadata";
+const UPDATE: &str = "vcard-temp:x:update";
+
+fn vcard_iq(ty: &str, to: Option<&str>, card: Element) -> Element {
+    let mut iq = Element::new("iq", ns::CLIENT)
+        .with_attr("type", ty)
+        .with_attr("id", next_id("vcard"))
+        .with_child(card);
+    if let Some(to) = to {
+        iq.set_attr("to", to);
+    }
+    iq
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    parley_proto::avatar::sha1_hex(data)
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Waits for a presence of alice's naming `hash` (earlier ones, without it, pass by).
+async fn presence_with_hash(bob: &mut Client, hash: &str) {
+    ok(bob
+        .expect_match(&format!("alice's presence with hash {hash}"), |el| {
+            el.is("presence", ns::CLIENT)
+                && el
+                    .attr("from")
+                    .is_some_and(|f| f.starts_with("alice@localhost/"))
+                && el
+                    .get_child("x", UPDATE)
+                    .and_then(|x| x.get_child("photo", UPDATE))
+                    .is_some_and(|p| p.text() == hash)
+        })
+        .await);
+}
+
+/// The hash of alice's next presence that bob receives.
+async fn next_presence_hash(bob: &mut Client) -> Option<String> {
+    let p = ok(bob
+        .expect_match("alice's presence", |el| {
+            el.is("presence", ns::CLIENT)
+                && el
+                    .attr("from")
+                    .is_some_and(|f| f.starts_with("alice@localhost/"))
+                && el.attr("type").is_none()
+        })
+        .await);
+    p.get_child("x", UPDATE)
+        .and_then(|x| x.get_child("photo", UPDATE))
+        .map(|p| p.text())
+}
+
+/// XEP-0398 §4 with XEP-0153 §3 and XEP-0084 §4: a vCard photo becomes the PEP avatar (a
+/// contact that asked for metadata is notified and fetches the image); the avatar's hash
+/// rides in the account's presence; a PEP avatar published later goes into the vCard and
+/// the presence is sent again with its hash; the account advertises the conversion.
+#[tokio::test]
+async fn xep0398_vcard_and_pep_avatars_are_one_avatar() {
+    let server = TestServer::start(|_| {});
+    server.put_roster("alice", &[item("bob@localhost", Subscription::Both)]);
+    server.put_roster("bob", &[item("alice@localhost", Subscription::Both)]);
+    // bob comes online after alice, so that alice's PEP service sees his presence and
+    // capabilities (see docs/pep.md, "Not built yet", for contacts online before).
+    let wants = client_info("bob's client", &[AVATAR_META]);
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    alice.available().await;
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    available_with_caps(&mut bob, &wants, None).await;
+    answer_caps_query(&mut bob, &wants).await;
+    assert_eq!(next_presence_hash(&mut bob).await, None, "no avatar yet");
+
+    // A vCard-based client stores a photo.
+    let first = b"\x89PNG first image".to_vec();
+    let card = Element::new("vCard", ns::VCARD)
+        .with_child(Element::new("FN", ns::VCARD).with_text("Alice"))
+        .with_child(
+            Element::new("PHOTO", ns::VCARD)
+                .with_child(Element::new("TYPE", ns::VCARD).with_text("image/png"))
+                .with_child(Element::new("BINVAL", ns::VCARD).with_text(b64(&first))),
+        );
+    let r = ok(alice.iq(&vcard_iq("set", None, card)).await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let msg = expect_event(&mut bob, &wants, "alice@localhost", AVATAR_META).await;
+    let info = msg
+        .get_child("event", NS_EVENT)
+        .and_then(|e| e.get_child("items", NS_EVENT))
+        .and_then(|i| i.get_child("item", NS_EVENT))
+        .and_then(|i| i.get_child("metadata", AVATAR_META))
+        .and_then(|m| m.get_child("info", AVATAR_META))
+        .expect("avatar info");
+    assert_eq!(info.attr("id"), Some(sha1_hex(&first).as_str()));
+    assert_eq!(info.attr("bytes"), Some(first.len().to_string().as_str()));
+    let r = ok(bob.iq(&items_iq("alice@localhost", AVATAR_DATA)).await);
+    let data = r
+        .get_child("pubsub", NS)
+        .and_then(|p| p.get_child("items", NS))
+        .and_then(|i| i.get_child("item", NS))
+        .and_then(|i| i.get_child("data", AVATAR_DATA))
+        .map(|d| d.text());
+    assert_eq!(data, Some(b64(&first)));
+    // XEP-0153: alice's presence (she names no hash) now carries the avatar's.
+    presence_with_hash(&mut bob, &sha1_hex(&first)).await;
+
+    // A PEP client publishes another avatar: the vCard follows, the presence again.
+    let second = b"\x89PNG second image, larger".to_vec();
+    let id = sha1_hex(&second);
+    let r = ok(alice
+        .iq(&publish(
+            AVATAR_DATA,
+            &id,
+            Element::new("data", AVATAR_DATA).with_text(b64(&second)),
+            &[],
+        ))
+        .await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let meta = Element::new("metadata", AVATAR_META).with_child(
+        Element::new("info", AVATAR_META)
+            .with_attr("id", id.as_str())
+            .with_attr("bytes", second.len().to_string())
+            .with_attr("type", "image/png"),
+    );
+    let r = ok(alice.iq(&publish(AVATAR_META, &id, meta, &[])).await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    presence_with_hash(&mut bob, &id).await;
+    let r = ok(bob
+        .iq(&vcard_iq(
+            "get",
+            Some("alice@localhost"),
+            Element::new("vCard", ns::VCARD),
+        ))
+        .await);
+    let binval = r
+        .get_child("vCard", ns::VCARD)
+        .and_then(|v| v.get_child("PHOTO", ns::VCARD))
+        .and_then(|p| p.get_child("BINVAL", ns::VCARD))
+        .map(|b| b.text());
+    assert_eq!(binval, Some(b64(&second)), "{r}");
+    assert!(
+        r.get_child("vCard", ns::VCARD)
+            .unwrap()
+            .has_child("FN", ns::VCARD),
+        "the rest of the vCard stays"
+    );
+
+    // A XEP-0153 client naming its own hash is left alone.
+    alice
+        .send(
+            &Element::new("presence", ns::CLIENT).with_child(
+                Element::new("x", UPDATE)
+                    .with_child(Element::new("photo", UPDATE).with_text("clientsays")),
+            ),
+        )
+        .await;
+    presence_with_hash(&mut bob, "clientsays").await;
+
+    let info = ok(alice
+        .iq(&Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", next_id("disco"))
+            .with_attr("to", "alice@localhost")
+            .with_child(Element::new("query", ns::DISCO_INFO)))
+        .await);
+    assert!(
+        info.get_child("query", ns::DISCO_INFO)
+            .unwrap()
+            .children()
+            .any(|f| f.attr("var") == Some("urn:xmpp:pep-vcard-conversion:0")),
+        "{info}"
+    );
+}

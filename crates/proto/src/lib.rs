@@ -6,6 +6,7 @@
 //! (callers pass the time in; `clock` is the workspace's one reading of it, for callers). That keeps the protocol rules testable from literal bytes and
 //! reusable by the server, the test kit and the load generator alike.
 
+pub mod avatar;
 pub mod blocking;
 pub mod bookmarks;
 pub mod caps;

@@ -1,3 +1,6 @@
+//! The account's PEP data kept in step with what older clients write elsewhere: the vCard
+//! photo as the PEP avatar (XEP-0398, `avatar_sync`), and bookmarks (XEP-0411, below).
+//!
 //! Bookmarks compatibility (XEP-0411): a client that keeps its bookmarks in private XML
 //! storage (XEP-0048, `storage:bookmarks`) and one that uses PEP native bookmarks
 //! (XEP-0402) see the same rooms.
@@ -58,7 +61,7 @@ pub(crate) async fn sync_payloads(
             .iter()
             .any(|(j, p)| j == jid && p.to_string() == payload.to_string());
         if !same {
-            out.push(publish(jid, payload.clone()));
+            out.push(publish(NODE, jid, payload.clone(), PUBLISH_OPTIONS));
         }
     }
     for (jid, _) in &current {
@@ -76,7 +79,20 @@ pub(crate) async fn sync_payloads(
     Ok(out)
 }
 
-fn publish(jid: &str, payload: Element) -> Element {
+/// A `<pubsub><publish/></pubsub>` payload of one item, with `options` when there are some.
+pub(crate) fn publish(node: &str, id: &str, payload: Element, options: &[(&str, &str)]) -> Element {
+    let publish = Element::new("pubsub", pubsub::NS).with_child(
+        Element::new("publish", pubsub::NS)
+            .with_attr("node", node)
+            .with_child(
+                Element::new("item", pubsub::NS)
+                    .with_attr("id", id)
+                    .with_child(payload),
+            ),
+    );
+    if options.is_empty() {
+        return publish;
+    }
     let mut form = Element::new("x", ns::DATA_FORMS)
         .with_attr("type", "submit")
         .with_child(
@@ -87,24 +103,14 @@ fn publish(jid: &str, payload: Element) -> Element {
                     Element::new("value", ns::DATA_FORMS).with_text(pubsub::PUBLISH_OPTIONS),
                 ),
         );
-    for (var, value) in PUBLISH_OPTIONS {
+    for (var, value) in options {
         form.push_child(
             Element::new("field", ns::DATA_FORMS)
                 .with_attr("var", *var)
                 .with_child(Element::new("value", ns::DATA_FORMS).with_text(*value)),
         );
     }
-    Element::new("pubsub", pubsub::NS)
-        .with_child(
-            Element::new("publish", pubsub::NS)
-                .with_attr("node", NODE)
-                .with_child(
-                    Element::new("item", pubsub::NS)
-                        .with_attr("id", jid)
-                        .with_child(payload),
-                ),
-        )
-        .with_child(Element::new("publish-options", pubsub::NS).with_child(form))
+    publish.with_child(Element::new("publish-options", pubsub::NS).with_child(form))
 }
 
 fn parsed(rows: Vec<parley_storage::PepItemRow>) -> Vec<(String, Element)> {
@@ -117,19 +123,60 @@ fn parsed(rows: Vec<parley_storage::PepItemRow>) -> Vec<(String, Element)> {
         .collect()
 }
 
+/// XEP-0398 §4: the PEP publications that make a vCard's new photo the account's avatar
+/// (data, then metadata, under the image's SHA-1), or that disable the avatar when the photo
+/// that was the avatar is removed. Nothing when PEP already has that avatar.
+pub(crate) async fn avatar_sync(
+    storage: &dyn Storage,
+    username: &str,
+    host: &str,
+    before: &Element,
+    card: &Element,
+) -> Result<Vec<Element>, parley_storage::StorageError> {
+    use parley_proto::avatar;
+    let current = storage
+        .pep_items(username, host, avatar::METADATA_NODE, Some(1), &[])
+        .await?
+        .pop()
+        .and_then(|r| Element::parse(r.payload.as_bytes(), &Limits::trusted_copies()).ok())
+        .and_then(|p| avatar::metadata_info(&p))
+        .map(|(id, _)| id);
+    Ok(match (avatar::photo_of(card), current) {
+        (Some(photo), current) if current.as_deref() != Some(photo.sha1.as_str()) => vec![
+            publish(
+                avatar::DATA_NODE,
+                &photo.sha1,
+                avatar::data_payload(&photo),
+                &[],
+            ),
+            publish(
+                avatar::METADATA_NODE,
+                &photo.sha1,
+                avatar::metadata_payload(&photo),
+                &[],
+            ),
+        ],
+        (None, Some(id)) if avatar::photo_of(before).is_some_and(|p| p.sha1 == id) => {
+            vec![publish(
+                avatar::METADATA_NODE,
+                "none",
+                Element::new("metadata", avatar::METADATA_NODE),
+                &[],
+            )]
+        }
+        _ => Vec::new(),
+    })
+}
+
 /// Whether `el` is the legacy bookmarks element.
 pub(crate) fn is_legacy(el: &Element) -> bool {
     el.is("storage", LEGACY_NS)
 }
 
 impl Session {
-    /// Sends the sync iqs (payloads from [`sync_payloads`]) to the account's PEP service,
-    /// from this resource.
-    pub(crate) fn send_bookmark_sync(
-        &mut self,
-        payloads: Vec<Element>,
-        ctx: &mut actix::Context<Self>,
-    ) {
+    /// Sends sync iqs (`<pubsub/>` payloads: [`sync_payloads`], the vCard avatar's) to the
+    /// account's PEP service, from this resource; their answers are dropped.
+    pub(crate) fn send_pep_sync(&mut self, payloads: Vec<Element>, ctx: &mut actix::Context<Self>) {
         let Some(b) = self.bound_mut() else { return };
         let (full, bare) = (b.jid.to_string(), b.jid.to_bare().to_string());
         let mut iqs = Vec::with_capacity(payloads.len());

@@ -115,11 +115,16 @@ impl Session {
                     parley_user::read_vcard(&*storage, &username, &host).await?,
                 ))
             } else {
+                let before = parley_user::read_vcard(&*storage, &username, &host).await?;
                 // The vCard is always kept: it does not compete with private namespaces.
                 storage
                     .private_set(&username, &host, VCARD, &card.to_string(), usize::MAX)
                     .await?;
-                Ok(Answer::Stored)
+                // XEP-0398 §4: its photo becomes the PEP avatar too.
+                let sync =
+                    crate::bookmarks::avatar_sync(&*storage, &username, &host, &before, &card)
+                        .await?;
+                Ok(Answer::StoredThen(sync))
             }
         };
         self.answer_from_storage(iq, work, ctx);
@@ -137,10 +142,9 @@ impl Session {
                 act.resume();
                 match answer {
                     Ok(Answer::Payload(el)) => act.send(&iq_result(&iq).with_child(el), ctx),
-                    Ok(Answer::Stored) => act.send(&iq_result(&iq), ctx),
                     Ok(Answer::StoredThen(sync)) => {
                         // Before the answer: what the client asks next comes after them.
-                        act.send_bookmark_sync(sync, ctx);
+                        act.send_pep_sync(sync, ctx);
                         act.send(&iq_result(&iq), ctx);
                     }
                     Ok(Answer::Full) => act.bounce_with(
@@ -170,9 +174,8 @@ impl Session {
 enum Answer {
     /// The result's payload.
     Payload(Element),
-    /// Stored: an empty result.
-    Stored,
-    /// Stored; first these XEP-0411 payloads go to the account's PEP service.
+    /// Stored: an empty result, after these payloads went to the account's PEP service
+    /// (XEP-0411 bookmarks, XEP-0398 avatar; usually none).
     StoredThen(Vec<Element>),
     /// Past the account's bound.
     Full,

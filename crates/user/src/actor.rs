@@ -93,6 +93,9 @@ pub struct UserActor {
     pub(crate) next_id: u64,
     /// The account's PEP service state (XEP-0163): contacts' interest, caps, node list.
     pub(crate) pep: crate::pep::PepState,
+    /// The account's avatar (XEP-0084 metadata id, the image's SHA-1), added to its
+    /// presence for vCard-based clients (XEP-0153, XEP-0398 §4).
+    pub(crate) avatar: Option<String>,
 }
 
 impl std::fmt::Debug for UserActor {
@@ -129,6 +132,7 @@ impl UserActor {
             idle: None,
             next_id: 0,
             pep: Default::default(),
+            avatar: None,
         }
     }
 
@@ -458,18 +462,21 @@ impl Actor for UserActor {
             let pending = storage.pending_in(&user, &host).await?;
             let offline = storage.offline_count(&user, &host).await?;
             let blocklist = storage.blocklist(&user, &host).await?;
+            let avatar = crate::avatar::stored_avatar(&*storage, &user, &host).await?;
             Ok::<_, parley_storage::StorageError>((
                 account.is_some(),
                 roster,
                 pending,
                 offline,
                 blocklist,
+                avatar,
             ))
         };
         ctx.wait(wrap_future::<_, Self>(load).map(|res, act, ctx| {
             match res {
-                Ok((exists, roster, pending, offline, blocklist)) => {
+                Ok((exists, roster, pending, offline, blocklist, avatar)) => {
                     act.exists = exists;
+                    act.avatar = avatar;
                     act.blocklist = parley_proto::blocking::Blocklist::new(blocklist);
                     act.roster.version = roster.version;
                     act.roster.items = roster

@@ -16,6 +16,7 @@
 //! [`SessionHandle`]: parley_router::SessionHandle
 
 mod actor;
+mod avatar;
 mod blocklist;
 mod bounds;
 mod carbons;

@@ -113,8 +113,15 @@ pub fn account_info() -> Element {
     let mut q = Element::new("query", ns::DISCO_INFO)
         .with_child(identity("account", "registered"))
         .with_child(identity("pubsub", "pep"));
-    let conversion = parley_proto::bookmarks::CONVERSION_FEATURE;
-    for f in [ns::DISCO_INFO, conversion].iter().chain(pubsub::FEATURES) {
+    let conversions = [
+        parley_proto::bookmarks::CONVERSION_FEATURE,
+        parley_proto::avatar::CONVERSION_FEATURE,
+    ];
+    for f in [ns::DISCO_INFO]
+        .iter()
+        .chain(&conversions)
+        .chain(pubsub::FEATURES)
+    {
         q.push_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", *f));
     }
     q
@@ -306,7 +313,7 @@ impl UserActor {
             Ok::<_, parley_storage::StorageError>(Ok(outcome))
         };
         // One request at a time: a read after a publish sees it.
-        ctx.wait(wrap_future::<_, Self>(answer).map(move |res, act, _ctx| {
+        ctx.wait(wrap_future::<_, Self>(answer).map(move |res, act, ctx| {
             let outcome = match res {
                 Ok(Ok(o)) => o,
                 Ok(Err(err)) => return act.bounce(&iq, err),
@@ -339,6 +346,9 @@ impl UserActor {
                 }
                 Outcome::Published { node, config, item } => {
                     act.pep_reply(&iq, Some(pubsub::publish_result(&node, &item.id)));
+                    if node == parley_proto::avatar::METADATA_NODE {
+                        act.avatar_published(&item.payload, ctx);
+                    }
                     act.pep_notify(&node, &config, pubsub::event_items(&node, &[item]));
                 }
                 Outcome::Event {

@@ -45,7 +45,7 @@ impl UserActor {
     }
 
     /// RFC 6121 §4.2 (initial), §4.4 (update), §4.5 (unavailable): broadcast presence.
-    fn broadcast_presence(
+    pub(crate) fn broadcast_presence(
         &mut self,
         resource: &str,
         stanza: Element,
@@ -58,6 +58,8 @@ impl UserActor {
             }
             return;
         }
+        // XEP-0153 / XEP-0398 §4: the avatar's hash, unless the client names one itself.
+        let stanza = self.with_avatar_hash(stanza);
         let priority = stanza
             .get_child("priority", ns::CLIENT)
             .and_then(|p| p.text().trim().parse::<i8>().ok())
