@@ -780,6 +780,38 @@ async fn subscription_handshake_then_presence_exchange_rfc6121_3_1_4_2_4_3() {
         .await);
 }
 
+/// RFC 6121 §4.3.1-§4.3.2: the first available resource's probes go out from the bare JID
+/// (so that the answers pass the user's actor, where the PEP service learns who is online,
+/// XEP-0163 §4.3.3); a second resource's go out from its full JID, so it gets the contact's
+/// presence and the first resource does not get it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_resource_is_probed_for_alone_rfc6121_4_3() {
+    let server = TestServer::start(|_| {});
+    befriend(&server, "alice", "bob").await;
+    let mut b = login(&server, "bob", "b").await;
+    b.available().await;
+    ok(b.sync().await);
+    let mut a1 = login(&server, "alice", "a1").await;
+    a1.available().await;
+    ok(a1
+        .expect_presence_from(&full("bob", "b"), "available")
+        .await);
+    let mut a2 = login(&server, "alice", "a2").await;
+    a2.available().await;
+    ok(a2
+        .expect_presence_from(&full("bob", "b"), "available")
+        .await);
+    // The answer to a bare-JID probe would have reached a1 along with a2's; bob's actor
+    // answers this ping after such a probe.
+    a1.clear_stash();
+    ok(a1.sync_via(&bare("bob")).await);
+    ok(a1
+        .expect_none_yet("bob's presence again", |el| {
+            is_presence_from(el, &full("bob", "b"), "available")
+        })
+        .await);
+}
+
 /// RFC 6121 §4.2.2: a resource's initial presence goes to the user's other available
 /// resources, and (as the spec has it, RFC 6121 being silent) the newly available resource is
 /// told the presence of the user's other available resources.

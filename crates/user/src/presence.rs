@@ -111,12 +111,25 @@ impl UserActor {
                 }
             }
         }
-        // §4.2.2 / §4.3.1: probe the contacts we are subscribed to (to/both).
+        // §4.2.2 / §4.3.1: probe the contacts we are subscribed to (to/both). From the bare
+        // JID when this is the only available resource: the answers then come through this
+        // actor (which delivers them to that one resource), so the PEP service learns which
+        // contacts are online and what their capabilities ask for (XEP-0163 §4.3.3). A later
+        // resource probes from its full JID, so that the others do not get them again.
+        let alone = !self
+            .resources
+            .iter()
+            .any(|o| o.available && o.name != resource);
+        let prober = if alone {
+            self.jid.to_string()
+        } else {
+            full.to_string()
+        };
         for item in self.roster.items.values() {
             if has_to(item.subscription) {
                 let probe = Element::new("presence", ns::CLIENT)
                     .with_attr("type", "probe")
-                    .with_attr("from", full.to_string())
+                    .with_attr("from", prober.as_str())
                     .with_attr("to", item.jid.clone());
                 self.route_out(probe, Wake::IfRunning);
             }
