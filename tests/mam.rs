@@ -548,3 +548,98 @@ async fn xep0313_any_node_answers_for_parties_on_different_nodes() {
     .unwrap();
     assert_eq!(hits[0].id, bob_id);
 }
+
+/// A failed archive write (here the table is gone, as if the disk refused it) loses no
+/// message: the message is delivered, the sender's XEP-0198 acknowledgement still comes
+/// (nothing waits forever for a write that failed), the failure is counted in
+/// `parley_archive_batches_total{result="failed"}`, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_archive_write_delivers_and_acknowledges() {
+    let server = TestServer::start(|_| {});
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    bob.available().await;
+    // Another connection to the same file breaks the archive under the running server.
+    let url = server.config.storage.url.clone().unwrap();
+    let path = url.trim_start_matches("sqlite://").to_owned();
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE archive")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    let enabled = ok(alice.sm_send_for_answer(&sm::enable(false)).await);
+    assert!(sm::is(&enabled, "enabled"), "{enabled}");
+    alice
+        .send(&chat("bob@localhost", "chat", "kept anyway"))
+        .await;
+    alice.send(&sm::request()).await;
+    let a = ok(alice.expect_match("the ack", |el| sm::is(el, "a")).await);
+    assert_eq!(sm::h(&a), Some(1), "{a}");
+    let got = ok(bob
+        .expect_match("the message", |el| body(el) == "kept anyway")
+        .await);
+    assert_eq!(got.attr("from"), Some("alice@localhost/a"));
+    let metrics = parley_testkit::http_get(server.handle.admin.unwrap(), "/metrics");
+    let failed = metrics
+        .lines()
+        .find(|l| l.starts_with("parley_archive_batches_total") && l.contains("failed"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(failed >= 1, "{metrics}");
+    // The server goes on: another message, another ack.
+    alice
+        .send(&chat("bob@localhost", "chat", "still here"))
+        .await;
+    alice.send(&sm::request()).await;
+    let a = ok(alice
+        .expect_match("the second ack", |el| sm::is(el, "a"))
+        .await);
+    assert_eq!(sm::h(&a), Some(2), "{a}");
+}
+
+/// `[mam] max_in_flight_per_session`: a session at its bound stops reading until the
+/// writer catches up, and nothing is lost or reordered: with a bound of one message and
+/// batches that wait, twenty messages all arrive in order, are acknowledged, and are
+/// archived in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_at_its_archive_bound_waits_and_loses_nothing() {
+    let server = TestServer::start(|c| {
+        c.mam.max_in_flight_per_session = 1;
+        c.mam.batch_linger_ms = 20;
+    });
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    bob.available().await;
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    let enabled = ok(alice.sm_send_for_answer(&sm::enable(false)).await);
+    assert!(sm::is(&enabled, "enabled"), "{enabled}");
+    let sent: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    for b in &sent {
+        alice.send(&chat("bob@localhost", "chat", b)).await;
+    }
+    alice.send(&sm::request()).await;
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let m = ok(bob
+            .expect_match("a message", |el| !body(el).is_empty())
+            .await);
+        got.push(body(&m));
+    }
+    assert_eq!(got, sent);
+    let a = ok(alice.expect_match("the ack", |el| sm::is(el, "a")).await);
+    assert_eq!(sm::h(&a), Some(20), "{a}");
+    let (hits, _) = run(&mut alice, "alice@localhost", &query(&[], &[("max", "50")]))
+        .await
+        .unwrap();
+    let archived: Vec<&str> = bodies(&hits);
+    assert_eq!(
+        archived,
+        sent.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}

@@ -446,6 +446,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 default_page: config.mam.default_page,
                 max_page: config.mam.max_page,
                 max_prefs_jids: config.mam.max_prefs_jids,
+                max_in_flight: config.mam.max_in_flight_per_session,
             },
             faults: config.faults.clone(),
             read_rate: parley_session::limits::ReadRate {
@@ -709,6 +710,8 @@ fn archive_writer(
                 queue_bytes: mam.queue_bytes,
                 batch: mam.batch,
                 linger: Duration::from_millis(mam.batch_linger_ms),
+                owner_cache_entries: mam.owner_cache_entries,
+                owner_ttl: Duration::from_secs(mam.owner_cache_ttl_s),
                 retention: (mam.retention_days > 0)
                     .then(|| Duration::from_secs(mam.retention_days * 86_400)),
             },

@@ -26,6 +26,9 @@ pub struct MamSettings {
     pub max_page: usize,
     /// JIDs the preferences may list.
     pub max_prefs_jids: usize,
+    /// Messages one session may have waiting for the archive writer (`[mam]
+    /// max_in_flight_per_session`); past it, input pauses.
+    pub max_in_flight: usize,
 }
 
 impl std::default::Default for MamSettings {
@@ -34,6 +37,7 @@ impl std::default::Default for MamSettings {
             default_page: 50,
             max_page: 250,
             max_prefs_jids: 1000,
+            max_in_flight: 64,
         }
     }
 }

@@ -28,3 +28,19 @@ pub use server::TestServer;
 
 /// How long a test waits for any single thing the server should send.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One plain HTTP/1.1 GET on loopback (`Connection: close`); the response body. For
+/// endpoints such as `/metrics` that need no token.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read response");
+    out.split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_owned())
+}

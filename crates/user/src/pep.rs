@@ -11,9 +11,9 @@
 //! in storage for every node. When a contact or an own resource comes online wanting a
 //! node, it gets the node's last item (XEP-0163 §4.3.3 "last published item").
 //!
-//! Bounds: `[pep] max_nodes` per account, `[pep] max_items` per node, contacts' resources
-//! tracked per actor (`MAX_TRACKED`), capability hashes cached per actor (`MAX_CAPS`) and
-//! disco queries in flight (`MAX_PENDING`).
+//! Bounds (all `[pep]`): `max_nodes` per account, `max_items` per node, contacts' resources
+//! tracked per actor (`max_tracked_resources`), capability hashes cached per actor
+//! (`max_caps_cached`) and disco queries in flight (`max_caps_queries`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,12 +31,6 @@ use tracing::warn;
 
 use crate::actor::UserActor;
 
-/// Contacts' available resources remembered per account.
-const MAX_TRACKED: usize = 4096;
-/// Capability hashes remembered per actor (storage has them all).
-const MAX_CAPS: usize = 512;
-/// Capability queries in flight per actor.
-const MAX_PENDING: usize = 64;
 /// The iq id prefix of capability queries, so that their answers are recognised.
 const CAPS_QUERY: &str = "pep-caps";
 
@@ -47,6 +41,12 @@ pub struct PepLimits {
     pub max_nodes: usize,
     /// The largest `pubsub#max_items` a node may ask for (`max` means this).
     pub max_items: u64,
+    /// Contacts' available resources remembered per account (`[pep] max_tracked_resources`).
+    pub max_tracked: usize,
+    /// Capability hashes remembered per actor; storage has them all (`[pep] max_caps_cached`).
+    pub max_caps: usize,
+    /// Capability queries in flight per actor (`[pep] max_caps_queries`).
+    pub max_pending: usize,
 }
 
 impl Default for PepLimits {
@@ -54,6 +54,9 @@ impl Default for PepLimits {
         PepLimits {
             max_nodes: 64,
             max_items: 256,
+            max_tracked: 4096,
+            max_caps: 512,
+            max_pending: 64,
         }
     }
 }
@@ -458,7 +461,9 @@ impl UserActor {
         }
         let ver = pubsub::caps_of(presence).filter(|(_, _, hash)| hash == "sha-1");
         let known = self.pep.contacts.get(&from).cloned();
-        if !self.pep.contacts.contains_key(&from) && self.pep.contacts.len() >= MAX_TRACKED {
+        if !self.pep.contacts.contains_key(&from)
+            && self.pep.contacts.len() >= self.users.config.pep.max_tracked
+        {
             return;
         }
         let new_ver = ver.as_ref().map(|(_, v, _)| v.clone());
@@ -513,12 +518,14 @@ impl UserActor {
                 Ok(None) => {
                     if let Some(waiting) = act.pep.waiting.get_mut(&ver) {
                         // Already asked of another resource with the same hash.
-                        if waiting.len() < MAX_TRACKED && !waiting.contains(&full) {
+                        if waiting.len() < act.users.config.pep.max_tracked
+                            && !waiting.contains(&full)
+                        {
                             waiting.push(full);
                         }
                         return;
                     }
-                    if act.pep.pending.len() >= MAX_PENDING {
+                    if act.pep.pending.len() >= act.users.config.pep.max_pending {
                         return;
                     }
                     act.pep.waiting.insert(ver.clone(), Vec::new());
@@ -543,7 +550,7 @@ impl UserActor {
     }
 
     fn pep_cache_caps(&mut self, ver: String, features: &[String]) {
-        if self.pep.caps.len() >= MAX_CAPS {
+        if self.pep.caps.len() >= self.users.config.pep.max_caps {
             self.pep.caps.clear();
         }
         let nodes: Vec<String> = features
@@ -573,7 +580,7 @@ impl UserActor {
             // §5.4 steps 7-8: a hash that does not verify is not cached, but what the
             // resource answered holds for that resource (clients that announce a stale
             // hash exist). The others that announced the hash are asked in turn.
-            if self.pep.by_jid.len() < MAX_TRACKED {
+            if self.pep.by_jid.len() < self.users.config.pep.max_tracked {
                 let nodes = pubsub::notify_nodes(info);
                 self.pep.by_jid.insert(full.clone(), Arc::new(nodes));
                 self.pep_send_last(full, ver.clone(), ctx);

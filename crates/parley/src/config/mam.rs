@@ -36,6 +36,14 @@ pub struct MamConfig {
     /// Milliseconds a batch waits for more records after its first (they share one commit;
     /// only acknowledgements wait, never delivery).
     pub batch_linger_ms: u64,
+    /// Accounts whose preferences and blocklist the writer remembers at once.
+    pub owner_cache_entries: usize,
+    /// Seconds the writer trusts what it remembers of an account (a change on another node
+    /// is seen within this; one on this node at once).
+    pub owner_cache_ttl_s: u64,
+    /// Messages one session may have waiting for the writer; past it the session stops
+    /// reading its client until some are written.
+    pub max_in_flight_per_session: usize,
 }
 
 impl Default for MamConfig {
@@ -53,6 +61,9 @@ impl Default for MamConfig {
             queue_bytes: 32 << 20,
             batch: 256,
             batch_linger_ms: 2,
+            owner_cache_entries: 10_000,
+            owner_cache_ttl_s: 10,
+            max_in_flight_per_session: 64,
         }
     }
 }
@@ -80,11 +91,23 @@ impl MamConfig {
             ("mam.queue_items", self.queue_items as u64),
             ("mam.queue_bytes", self.queue_bytes as u64),
             ("mam.batch", self.batch as u64),
+            ("mam.owner_cache_entries", self.owner_cache_entries as u64),
+            (
+                "mam.max_in_flight_per_session",
+                self.max_in_flight_per_session as u64,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(Violation::new(key, value, "must be at least 1"));
             }
+        }
+        if self.owner_cache_ttl_s > 3600 {
+            return Err(Violation::new(
+                "mam.owner_cache_ttl_s",
+                self.owner_cache_ttl_s,
+                "must be at most 3600",
+            ));
         }
         if self.batch_linger_ms > 1000 {
             return Err(Violation::new(

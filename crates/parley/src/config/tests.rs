@@ -806,3 +806,43 @@ fn register_section_reaches_sessions_and_names_bad_keys() {
     let e = err("[register]\ninvite_ttl_s = 0\n");
     assert!(e.starts_with("test.toml: register.invite_ttl_s = 0"), "{e}");
 }
+
+#[test]
+fn archive_writer_and_pep_memory_bounds_have_keys() {
+    let c = Config::from_toml_str(
+        "[mam]\nowner_cache_entries = 5\nowner_cache_ttl_s = 0\nmax_in_flight_per_session = 2\n\
+         [pep]\nmax_tracked_resources = 7\nmax_caps_cached = 8\nmax_caps_queries = 9\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.mam.owner_cache_entries,
+            c.mam.owner_cache_ttl_s,
+            c.mam.max_in_flight_per_session
+        ),
+        (5, 0, 2)
+    );
+    let l = c.pep.limits();
+    assert_eq!((l.max_tracked, l.max_caps, l.max_pending), (7, 8, 9));
+    for (toml, key) in [
+        (
+            "[mam]\nowner_cache_entries = 0\n",
+            "mam.owner_cache_entries",
+        ),
+        ("[mam]\nowner_cache_ttl_s = 3601\n", "mam.owner_cache_ttl_s"),
+        (
+            "[mam]\nmax_in_flight_per_session = 0\n",
+            "mam.max_in_flight_per_session",
+        ),
+        (
+            "[pep]\nmax_tracked_resources = 0\n",
+            "pep.max_tracked_resources",
+        ),
+        ("[pep]\nmax_caps_cached = 0\n", "pep.max_caps_cached"),
+        ("[pep]\nmax_caps_queries = 0\n", "pep.max_caps_queries"),
+    ] {
+        let e = err(toml);
+        assert!(e.contains(key), "{toml}: {e}");
+    }
+}

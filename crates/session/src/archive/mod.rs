@@ -11,8 +11,8 @@
 //! Carbons, offline storage and the archive carry the same id because it exists before the
 //! message is routed.
 //!
-//! At most 64 (`MAX_IN_FLIGHT`) of a session's messages wait for the writer; past it the
-//! session reads nothing more until one commits. A failed write leaves the message
+//! At most `[mam] max_in_flight_per_session` (64) of a session's messages wait for the
+//! writer; past it the session reads nothing more until one commits. A failed write leaves the message
 //! delivered and unarchived (counted and logged): losing the message because its copy
 //! could not be kept would be worse.
 
@@ -134,7 +134,8 @@ impl Session {
             // The queue is full: this message goes in when there is room; input waits.
             ctx.spawn(wrap_future::<_, Self>(queue));
         }
-        if self.archiving.in_flight() >= MAX_IN_FLIGHT && !self.archiving.paused {
+        if self.archiving.in_flight() >= self.env.config.mam.max_in_flight && !self.archiving.paused
+        {
             self.archiving.paused = true;
             self.pause();
             self.wait_for_archive(ctx);
@@ -158,7 +159,7 @@ impl Session {
 
     /// Some of this session's messages are written: acks, queries and input that waited.
     fn archive_caught_up(&mut self, ctx: &mut Context<Self>) {
-        if self.archiving.paused && self.archiving.in_flight() < MAX_IN_FLIGHT {
+        if self.archiving.paused && self.archiving.in_flight() < self.env.config.mam.max_in_flight {
             self.archiving.paused = false;
             self.resume();
         }
@@ -186,7 +187,9 @@ impl Session {
     /// Read-your-writes: an archive query waits until this session's own messages are
     /// committed; true when `iq` was kept for then.
     pub(crate) fn query_after_archiving(&mut self, iq: &Element, ctx: &mut Context<Self>) -> bool {
-        if self.archiving.in_flight() == 0 || self.archiving.queries.len() >= MAX_IN_FLIGHT {
+        if self.archiving.in_flight() == 0
+            || self.archiving.queries.len() >= self.env.config.mam.max_in_flight
+        {
             return false;
         }
         self.archiving.queries.push(iq.clone());
@@ -201,7 +204,7 @@ impl Session {
             return self.send_nonza(&parley_proto::sm::ack(h));
         }
         let upto = self.archiving.submitted;
-        if self.archiving.deferred.len() >= MAX_IN_FLIGHT {
+        if self.archiving.deferred.len() >= self.env.config.mam.max_in_flight {
             // A client asking faster than the database commits: the newest answer covers
             // the older ones (h only grows), so the oldest waiting one is dropped.
             self.archiving.deferred.pop_front();
@@ -210,9 +213,6 @@ impl Session {
         self.wait_for_archive(ctx);
     }
 }
-
-/// Messages of one session waiting for the archive writer at most.
-pub(crate) const MAX_IN_FLIGHT: usize = 64;
 
 /// A session's messages on their way to the archive, and the acks that wait for them.
 #[derive(Debug, Default)]

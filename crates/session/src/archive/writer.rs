@@ -5,12 +5,12 @@
 //! waits for the batch to commit (see `mod.rs`).
 //!
 //! What decides a record (the owner's account, preferences and blocklist) is read once per
-//! owner and kept for [`OWNER_TTL`]: a change made on this node (preferences, blocklist) is
+//! owner and kept for `[mam] owner_cache_ttl_s`: a change made on this node (preferences, blocklist) is
 //! applied at once ([`ArchiveWriter::forget`]), one made on another node within that time.
 //! Delivery never depends on it.
 //!
 //! Bounds: jobs waiting (`[mam] queue_items`), bytes waiting (`[mam] queue_bytes`), records
-//! per transaction (`[mam] batch`), owners remembered ([`MAX_OWNERS`]). The writer also
+//! per transaction (`[mam] batch`), owners remembered (`[mam] owner_cache_entries`). The writer also
 //! expires messages older than `[mam] retention_days`, hourly.
 
 use std::collections::HashMap;
@@ -21,11 +21,6 @@ use std::time::{Duration, Instant};
 use parley_proto::mam::Default as ArchiveDefault;
 use parley_storage::{ArchiveOwner, ArchivePolicy, ArchiveRecord, Storage, StorageError};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-
-/// How long what decides an owner's records is trusted without reading it again.
-pub const OWNER_TTL: Duration = Duration::from_secs(10);
-/// Owners remembered at once; past it the memory starts afresh.
-pub const MAX_OWNERS: usize = 10_000;
 
 /// The writer's settings, from `[mam]`.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +36,12 @@ pub struct WriterSettings {
     pub linger: Duration,
     /// Messages older than this go; None keeps them.
     pub retention: Option<Duration>,
+    /// Owners remembered at once (`[mam] owner_cache_entries`); past it the memory starts
+    /// afresh.
+    pub owner_cache_entries: usize,
+    /// How long what decides an owner's records is trusted without reading it again
+    /// (`[mam] owner_cache_ttl_s`).
+    pub owner_ttl: Duration,
 }
 
 /// How far one session's messages are written: the writer raises `committed` (the
@@ -168,7 +169,7 @@ impl ArchiveWriter {
 
     /// Reads `username@host`'s preferences and blocklist afresh for its next records.
     pub fn forget(&self, username: &str, host: &str) {
-        // Full queue: the owner's state is read again within OWNER_TTL anyway.
+        // Full queue: the owner's state is read again within the owner TTL anyway.
         let _ = self.jobs.try_send(Msg::Forget {
             host: host.to_owned(),
             username: username.to_owned(),
@@ -197,13 +198,14 @@ type Owners = HashMap<(String, String), (Arc<ArchiveOwner>, Instant)>;
 async fn owner(
     storage: &dyn Storage,
     owners: &mut Owners,
-    default: ArchiveDefault,
+    settings: &WriterSettings,
     host: &str,
     username: &str,
 ) -> Result<Arc<ArchiveOwner>, StorageError> {
+    let default = settings.policy.default;
     let key = (host.to_owned(), username.to_owned());
     if let Some((o, at)) = owners.get(&key) {
-        if at.elapsed() < OWNER_TTL {
+        if at.elapsed() < settings.owner_ttl {
             return Ok(o.clone());
         }
     }
@@ -212,7 +214,7 @@ async fn owner(
     if effective == ArchiveDefault::Roster {
         o = storage.archive_owner(username, host, true).await?;
     }
-    if owners.len() >= MAX_OWNERS {
+    if owners.len() >= settings.owner_cache_entries {
         owners.clear();
     }
     let o = Arc::new(o);
@@ -283,14 +285,7 @@ async fn write_batch(
 ) -> Result<usize, StorageError> {
     let mut kept = Vec::new();
     for r in jobs.iter().flat_map(|j| j.records.iter()) {
-        let o = owner(
-            storage,
-            owners,
-            settings.policy.default,
-            &r.host,
-            &r.username,
-        )
-        .await?;
+        let o = owner(storage, owners, settings, &r.host, &r.username).await?;
         if parley_storage::archive_decide(&o, settings.policy.default, &r.with) {
             kept.push(r.clone());
         }
