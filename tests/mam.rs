@@ -585,7 +585,8 @@ async fn a_failed_archive_write_delivers_and_acknowledges() {
         .expect_match("the message", |el| body(el) == "kept anyway")
         .await);
     assert_eq!(got.attr("from"), Some("alice@localhost/a"));
-    let metrics = parley_testkit::http_get(server.handle.admin.unwrap(), "/metrics");
+    let (_, metrics) =
+        parley_testkit::http_get(server.handle.admin.unwrap(), "/metrics", None).unwrap();
     let failed = metrics
         .lines()
         .find(|l| l.starts_with("parley_archive_batches_total") && l.contains("failed"))

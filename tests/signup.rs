@@ -369,3 +369,40 @@ async fn invite_cli_issues_lists_and_revokes() {
     let (good, _, err) = run(&["invite", "revoke", &id]);
     assert!(!good && err.contains("no such invitation"), "{err}");
 }
+
+/// In a cluster (two `parley` nodes, a real etcd and PostgreSQL): an invitation issued
+/// through one node's admin API registers an account on the other node, the account logs
+/// in on the first, and the invitation is spent for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0445_an_invitation_from_one_node_registers_on_another() {
+    use parley_testkit::cluster::{ClusterNode, ADMIN_TOKEN};
+    let db = parley_testkit::shared_pg().database();
+    let etcd = parley_testkit::shared_etcd().endpoint.clone();
+    let prefix = parley_testkit::cluster::random_prefix("signup");
+    let invite_only = "\n[register]\nmode = \"invite\"\n";
+    let nodes: Vec<ClusterNode> = (1..=2)
+        .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, invite_only))
+        .collect();
+    parley_testkit::cluster::wait_members(&nodes, 2);
+    let (status, body) =
+        parley_testkit::http_request(nodes[0].admin, "POST", "/api/v1/invites", Some(ADMIN_TOKEN))
+            .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+
+    let (mut c, features) = unauthed(nodes[1].c2s).await;
+    assert!(has_feature(&features, INVITE_FEATURE_NS));
+    assert_eq!(outcome(&ok(c.iq(&preauth("p", &token)).await)), "result");
+    assert_eq!(
+        outcome(&ok(c.iq(&register("r", "hana", "long enough pw")).await)),
+        "result"
+    );
+    assert!(login_works(nodes[0].c2s, "hana", "long enough pw").await);
+    let (mut again, _) = unauthed(nodes[0].c2s).await;
+    assert_eq!(
+        outcome(&ok(again.iq(&preauth("p", &token)).await)),
+        "item-not-found",
+        "spent on every node"
+    );
+}

@@ -149,10 +149,15 @@ mem=$(awk '/MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo)
     echo
     cat crates/bench/resume-notes.md
 } >docs/benchmarks/resume.md
-# The section is the last of docs/benchmarks.md (parley-bench compare appends it last too).
+# The section comes last but for the CSI one (crates/bench/run-csi.sh), as parley-bench
+# compare appends them.
 sed -i '/^## Stream resumption (XEP-0198)/,$d' docs/benchmarks.md
 # Trailing blank lines off, so that the section follows after exactly one.
 sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' docs/benchmarks.md
 printf '\n' >>docs/benchmarks.md
 cat docs/benchmarks/resume.md >>docs/benchmarks.md
+if [ -f docs/benchmarks/csi.md ]; then
+    printf '\n' >>docs/benchmarks.md
+    cat docs/benchmarks/csi.md >>docs/benchmarks.md
+fi
 cat docs/benchmarks/resume.md

@@ -9,6 +9,8 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -58,11 +60,38 @@ pub enum Incoming {
     Eof,
 }
 
+/// Socket reads that returned data, and their bytes, as one reader counts them (see
+/// [`SessionReader::count_reads`]). Atomics, so that another task may sample them while
+/// the reader runs.
+#[derive(Debug, Default)]
+pub struct ReadCounters {
+    pub reads: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl ReadCounters {
+    /// `(reads, bytes)` now.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A reader that counts its reads, with a buffer of its own: large enough that one read
+/// takes whatever the server wrote at once, so that a read stands for one wake-up.
+struct Counting {
+    counters: Arc<ReadCounters>,
+    buf: Box<[u8]>,
+}
+
 /// The reading side: socket half (or whole socket) plus the stream parser.
 pub struct Reader<R> {
     io: R,
     parser: StreamParser,
     addr: SocketAddr,
+    counting: Option<Counting>,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -82,8 +111,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     })
                 }
             }
-            let mut buf = [0u8; READ_CHUNK];
-            let n = match tokio::time::timeout_at(deadline, self.io.read(&mut buf)).await {
+            let mut stack = [0u8; READ_CHUNK];
+            let buf: &mut [u8] = match &mut self.counting {
+                Some(c) => &mut c.buf,
+                None => &mut stack,
+            };
+            let n = match tokio::time::timeout_at(deadline, self.io.read(buf)).await {
                 Err(_) => {
                     return Err(BenchError::Timeout(format!(
                         "waiting for data from {}",
@@ -98,6 +131,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 return Ok(Incoming::Eof);
             }
             self.parser.feed(&buf[..n]);
+            if let Some(c) = &self.counting {
+                c.counters.reads.fetch_add(1, Ordering::Relaxed);
+                c.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
         }
     }
 
@@ -225,6 +262,7 @@ impl Conn {
             io: &mut self.stream,
             parser: std::mem::replace(&mut self.parser, StreamParser::new(limits())),
             addr: self.addr,
+            counting: None,
         };
         let result = f(&mut reader).await;
         self.parser = reader.parser;
@@ -695,6 +733,7 @@ impl Session {
                     io: read,
                     parser: self.conn.parser,
                     addr: self.conn.addr,
+                    counting: None,
                 },
                 jid: self.jid.clone(),
                 next_id: self.next_id,
@@ -775,6 +814,17 @@ impl SessionReader {
     /// parser.
     pub async fn recv(&mut self, deadline: Instant) -> Result<Incoming, BenchError> {
         self.inner.recv(deadline).await
+    }
+
+    /// From now on, counts every read that returns data and its bytes, reading up to
+    /// `chunk` bytes at a time.
+    pub fn count_reads(&mut self, chunk: usize) -> Arc<ReadCounters> {
+        let counters = Arc::new(ReadCounters::default());
+        self.inner.counting = Some(Counting {
+            counters: counters.clone(),
+            buf: vec![0; chunk.max(1)].into_boxed_slice(),
+        });
+        counters
     }
 
     /// Puts the halves back together.

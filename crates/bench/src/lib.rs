@@ -2,7 +2,7 @@
 //!
 //! Thousands of raw-XML client sessions per process on tokio ([`client`]), SASL with
 //! SCRAM-SHA-1, SCRAM-SHA-256 (with a shared SaltedPassword cache, [`scram`]) or PLAIN,
-//! optional STARTTLS. Five scenarios, each a library function returning a serde result
+//! optional STARTTLS. Six scenarios, each a library function returning a serde result
 //! and a `parley-bench run SCENARIO` subcommand printing it as a JSON line:
 //!
 //! - [`idle()`]: server RSS per held session;
@@ -10,7 +10,9 @@
 //! - [`chat()`]: delivered messages per second, or one-way latency at a fixed rate;
 //! - [`presence()`]: presence broadcast and probe times for a user with R contacts;
 //! - [`resume()`]: XEP-0198 stream resumption after a cut connection, on the same
-//!   server address or another node of a cluster.
+//!   server address or another node of a cluster;
+//! - [`csi()`]: what an inactive client (XEP-0352) with chatty contacts receives, and
+//!   how often the server wakes it, with and without `<inactive/>`.
 //!
 //! Every load loop is bounded in count and time, and only loopback addresses are ever
 //! targeted ([`Target::validate`]). Scenarios read the server's CPU seconds and RSS from
@@ -27,9 +29,11 @@ pub mod chat;
 pub mod client;
 pub mod cluster;
 pub mod compare;
+pub mod csi;
 mod error;
 pub mod idle;
 pub mod login;
+pub mod perf;
 pub mod presence;
 pub mod proc;
 pub mod provision;
@@ -40,11 +44,12 @@ pub mod target;
 
 pub use chat::{chat, ChatMode, ChatOpts, ChatResult};
 pub use cluster::{cluster, ClusterOpts, ClusterResult};
+pub use csi::{csi, CsiOpts, CsiResult};
 pub use error::BenchError;
 pub use idle::{idle, IdleLevel, IdleOpts, IdleResult};
 pub use login::{login, LoginOpts, LoginResult};
 pub use presence::{presence, PresenceOpts, PresenceResult, PresenceRound};
-pub use proc::{proc_sample, ProcSample};
+pub use proc::{proc_io, proc_sample, ProcIo, ProcSample};
 pub use resume::{resume, ResumeOpts, ResumeResult};
 pub use stats::{LatencySummary, Usage};
 pub use target::{parse_source_ips, Mech, Shared, Target, TargetEcho};

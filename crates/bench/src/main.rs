@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use parley_bench::{
-    chat, cluster, idle, login, parse_source_ips, presence, provision, resume, BenchError,
-    ChatMode, ChatOpts, ClusterOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, ResumeOpts, Target,
+    chat, cluster, csi, idle, login, parse_source_ips, presence, provision, resume, BenchError,
+    ChatMode, ChatOpts, ClusterOpts, CsiOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, ResumeOpts,
+    Target,
 };
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Load generator for XMPP servers on this machine (loopback targets only).
@@ -23,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run one scenario against a running server.
     Run(Run),
-    /// Create accounts or rosters directly in a Parley store.
+    /// Create accounts or rosters directly in a Parley store or a Prosody data directory.
     Provision(Provision),
     /// Run every scenario against Parley, Prosody and ejabberd, side by side, and write
     /// docs/benchmarks.md.
@@ -45,6 +47,12 @@ enum Command {
     /// Render `run resume` results as one markdown table (for docs/benchmarks.md).
     ResumeReport {
         /// LABEL=FILE: the row's label and the JSON `run resume --json` printed.
+        #[arg(required = true)]
+        runs: Vec<String>,
+    },
+    /// Render `run csi` results as one markdown table (for docs/benchmarks.md).
+    CsiReport {
+        /// LABEL=FILE: the server's label and the JSON `run csi --json` printed.
         #[arg(required = true)]
         runs: Vec<String>,
     },
@@ -274,6 +282,31 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         hold_ms: u64,
     },
+    /// XEP-0352: a watcher with N chatty contacts (mutual subscriptions provisioned as for
+    /// `presence`: the watcher is --first, its contacts the N after it), once active and
+    /// once inactive; what reaches it and how often the server writes to it.
+    Csi {
+        #[arg(long, default_value_t = 200)]
+        contacts: usize,
+        /// Presence updates per second, all contacts together.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Chat states (no body) per second to the watcher, all contacts together; 0: none.
+        #[arg(long, default_value_t = 20.0)]
+        chat_state_rate: f64,
+        /// Seconds of sending per phase.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Count the server's socket writes with `perf stat` (needs --server-pid, perf
+        /// and root).
+        #[arg(long)]
+        count_syscalls: bool,
+        /// Seconds to wait for presences still on their way.
+        #[arg(long, default_value_t = 5.0)]
+        settle: f64,
+    },
     /// A user with R online contacts goes available; time to broadcast and probes.
     Presence {
         #[arg(long, default_value_t = 100)]
@@ -289,8 +322,16 @@ enum Scenario {
 struct Provision {
     /// The store, e.g. sqlite:///tmp/parley/parley.db (provision before the server
     /// starts: a running server caches rosters).
+    #[arg(
+        long,
+        required_unless_present = "prosody_data",
+        conflicts_with = "prosody_data"
+    )]
+    storage_url: Option<String>,
+    /// Instead of a Parley store: a Prosody 0.12 data directory (`internal` storage,
+    /// SCRAM-SHA-1 keys only), written before Prosody starts.
     #[arg(long)]
-    storage_url: String,
+    prosody_data: Option<std::path::PathBuf>,
     #[arg(long, default_value = "localhost")]
     domain: String,
     #[arg(long, default_value = "user")]
@@ -326,7 +367,8 @@ fn main() -> ExitCode {
         Command::Provision(_) | Command::Archive(_) => Some(1),
         Command::Compare(c) => return run_compare(c),
         Command::AttackReport { before, after } => return attack_report(before, after),
-        Command::ResumeReport { runs } => return resume_report(runs),
+        Command::ResumeReport { runs } => return report(runs, parley_bench::resume::report),
+        Command::CsiReport { runs } => return report(runs, parley_bench::csi::report),
         Command::Attack(_) => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -354,7 +396,10 @@ fn main() -> ExitCode {
                 .await?;
                 print(&result, false)
             }
-            Command::Compare(_) | Command::AttackReport { .. } | Command::ResumeReport { .. } => {
+            Command::Compare(_)
+            | Command::AttackReport { .. }
+            | Command::ResumeReport { .. }
+            | Command::CsiReport { .. } => {
                 unreachable!("handled before the runtime starts")
             }
         }
@@ -398,8 +443,12 @@ fn attack_report(before: &std::path::Path, after: &std::path::Path) -> ExitCode 
     }
 }
 
-fn resume_report(runs: &[String]) -> ExitCode {
-    let load = |spec: &String| -> Result<(String, parley_bench::ResumeResult), BenchError> {
+/// Loads `LABEL=FILE` results of one scenario and prints them as `render` makes them.
+fn report<T: DeserializeOwned>(
+    runs: &[String],
+    render: impl Fn(&[(String, T)]) -> String,
+) -> ExitCode {
+    let load = |spec: &String| -> Result<(String, T), BenchError> {
         let (label, path) = spec
             .split_once('=')
             .ok_or_else(|| BenchError::Options(format!("`{spec}` is not LABEL=FILE")))?;
@@ -417,7 +466,7 @@ fn resume_report(runs: &[String]) -> ExitCode {
     };
     match runs.iter().map(load).collect::<Result<Vec<_>, _>>() {
         Ok(rows) => {
-            print!("{}", parley_bench::resume::report(&rows));
+            print!("{}", render(&rows));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
@@ -633,6 +682,26 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
             };
             print(&resume(&t, &opts).await?, run.json)
         }
+        Scenario::Csi {
+            contacts,
+            rate,
+            chat_state_rate,
+            duration,
+            concurrency,
+            count_syscalls,
+            settle,
+        } => {
+            let opts = CsiOpts {
+                contacts,
+                rate,
+                chat_state_rate,
+                duration_s: duration,
+                concurrency,
+                count_syscalls,
+                settle_s: settle,
+            };
+            print(&csi(&t, &opts).await?, run.json)
+        }
         Scenario::Presence {
             contacts,
             rounds,
@@ -654,7 +723,14 @@ async fn run_provision(p: Provision) -> Result<(), BenchError> {
     target.user_prefix = p.user_prefix;
     target.first_user = p.first;
     target.password = p.password;
-    let storage = provision::open(&p.storage_url).await?;
+    if let Some(data) = &p.prosody_data {
+        return provision_prosody(data, &target, &p.what);
+    }
+    let url = p
+        .storage_url
+        .as_deref()
+        .expect("clap requires one of the two");
+    let storage = provision::open(url).await?;
     match p.what {
         ProvisionWhat::Accounts { count, iterations } => {
             let report = provision::accounts(storage.as_ref(), &target, count, iterations).await?;
@@ -667,6 +743,47 @@ async fn run_provision(p: Provision) -> Result<(), BenchError> {
             provision::presence_rosters(storage.as_ref(), &target, contacts).await?;
             eprintln!(
                 "provision: {} and {contacts} contacts subscribed both ways",
+                target.bare_jid(0)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `provision --prosody-data`: the same accounts and rosters as files Prosody reads.
+fn provision_prosody(
+    data: &std::path::Path,
+    target: &Target,
+    what: &ProvisionWhat,
+) -> Result<(), BenchError> {
+    use parley_bench::compare::prosody;
+    match *what {
+        ProvisionWhat::Accounts { count, iterations } => {
+            let users: Vec<String> = (0..count).map(|i| target.username(i)).collect();
+            let created = prosody::provision_accounts(
+                data,
+                &target.domain,
+                &users,
+                &target.password,
+                iterations,
+            )
+            .map_err(|e| BenchError::io("writing Prosody accounts", e))?;
+            eprintln!(
+                "provision: {created} Prosody accounts created, {} already there",
+                count - created
+            );
+        }
+        ProvisionWhat::Roster { contacts } => {
+            prosody::presence_rosters(
+                data,
+                &target.domain,
+                &target.user_prefix,
+                target.first_user,
+                contacts,
+            )
+            .map_err(|e| BenchError::io("writing Prosody rosters", e))?;
+            eprintln!(
+                "provision: {} and {contacts} contacts subscribed both ways (Prosody)",
                 target.bare_jid(0)
             );
         }
@@ -749,6 +866,49 @@ mod tests {
                 ..
             } if a == "127.0.0.1:16002"
         ));
+    }
+
+    #[test]
+    fn csi_takes_its_defaults_and_provision_one_destination() {
+        let cli = Cli::try_parse_from(["parley-bench", "run", "--first", "9", "csi"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.target.first, 9);
+        assert!(matches!(
+            run.scenario,
+            Scenario::Csi {
+                contacts: 200,
+                count_syscalls: false,
+                ..
+            }
+        ));
+        for both_or_none in [
+            &["parley-bench", "provision", "roster", "--contacts", "2"][..],
+            &[
+                "parley-bench",
+                "provision",
+                "--storage-url",
+                "sqlite::memory:",
+                "--prosody-data",
+                "/tmp/x",
+                "roster",
+                "--contacts",
+                "2",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(both_or_none).is_err());
+        }
+        assert!(Cli::try_parse_from([
+            "parley-bench",
+            "provision",
+            "--prosody-data",
+            "/tmp/x",
+            "accounts",
+            "--count",
+            "3"
+        ])
+        .is_ok());
     }
 
     #[test]

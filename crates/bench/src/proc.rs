@@ -1,4 +1,5 @@
-//! Server-side figures from `/proc/<pid>`: CPU seconds (user + system) and resident memory.
+//! Server-side figures from `/proc/<pid>`: CPU seconds (user + system), resident memory
+//! and I/O system call counts.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,41 @@ pub fn proc_sample(pid: u32) -> Result<ProcSample, BenchError> {
     Ok(ProcSample {
         cpu_seconds: ticks as f64 / clock_ticks_per_second() as f64,
         rss_kib,
+    })
+}
+
+/// The system call counters of `/proc/<pid>/io` (proc(5)), all threads together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcIo {
+    /// read(2)-family calls (read, readv, pread).
+    pub syscr: u64,
+    /// write(2)-family calls (write, writev, pwrite). Not send(2), sendto(2) or
+    /// sendmsg(2): socket writes made with those do not count here.
+    pub syscw: u64,
+}
+
+/// Reads `/proc/<pid>/io` (needs the same user as the process, or root).
+pub fn proc_io(pid: u32) -> Result<ProcIo, BenchError> {
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/io")).map_err(|e| BenchError::Proc {
+            pid,
+            reason: format!("io: {e}"),
+        })?;
+    parse_io(&text).ok_or_else(|| BenchError::Proc {
+        pid,
+        reason: "no syscr/syscw in io".into(),
+    })
+}
+
+pub(crate) fn parse_io(text: &str) -> Option<ProcIo> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(ProcIo {
+        syscr: field("syscr")?,
+        syscw: field("syscw")?,
     })
 }
 
@@ -102,6 +138,15 @@ mod tests {
         let status = "Name:\tparley\nVmPeak:\t  900 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
         assert_eq!(parse_vm_rss(status), Some(12345));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn io_counters_are_read_by_name() {
+        let io = "rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 4\nread_bytes: 0\nwrite_bytes: 0\n";
+        assert_eq!(parse_io(io), Some(ProcIo { syscr: 3, syscw: 4 }));
+        assert_eq!(parse_io("rchar: 10\n"), None);
+        let own = proc_io(std::process::id()).unwrap();
+        assert!(own.syscr > 0);
     }
 
     #[test]

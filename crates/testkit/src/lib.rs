@@ -21,26 +21,11 @@ pub use client::{Client, ClientError, Received, WriteMode};
 // The services that need no server live in `parley-testkit-services`, so that tests of
 // lower crates can use them without compiling Parley; every test sees them here too.
 pub use parley_testkit_services::{
-    free_port, poll_until, poll_until_reporting, shared_etcd, shared_pg, DnsRecord, Dnsmasq,
-    DomainPki, EtcdServer, EtcdTlsFiles, Haproxy, PgServer, Prosody, ETCD_PASSWORD, ETCD_USER,
+    free_port, http_get, http_request, poll_until, poll_until_reporting, shared_etcd, shared_pg,
+    DnsRecord, Dnsmasq, DomainPki, EtcdServer, EtcdTlsFiles, Haproxy, PgServer, Prosody,
+    ETCD_PASSWORD, ETCD_USER,
 };
 pub use server::TestServer;
 
 /// How long a test waits for any single thing the server should send.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// One plain HTTP/1.1 GET on loopback (`Connection: close`); the response body. For
-/// endpoints such as `/metrics` that need no token.
-pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read response");
-    out.split_once("\r\n\r\n")
-        .map_or(out.clone(), |(_, b)| b.to_owned())
-}

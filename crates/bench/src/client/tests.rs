@@ -47,6 +47,7 @@ async fn rfc6120_4_2_reader_reassembles_split_input() {
         io: client,
         parser: StreamParser::new(limits()),
         addr: "127.0.0.1:5222".parse().unwrap(),
+        counting: None,
     };
     tokio::spawn(async move {
         let xml = b"<stream:stream xmlns='jabber:client' \
@@ -71,4 +72,37 @@ async fn rfc6120_4_2_reader_reassembles_split_input() {
         reader.recv(deadline).await.unwrap(),
         Incoming::Close
     ));
+}
+
+/// A counting reader counts socket reads, not stanzas: one write of several stanzas is
+/// one read when the buffer holds it all.
+#[tokio::test]
+async fn counted_reads_carry_many_stanzas() {
+    let (mut server, client) = tokio::io::duplex(1 << 16);
+    let counters = Arc::new(ReadCounters::default());
+    let mut reader = Reader {
+        io: client,
+        parser: StreamParser::new(limits()),
+        addr: "127.0.0.1:5222".parse().unwrap(),
+        counting: Some(Counting {
+            counters: counters.clone(),
+            buf: vec![0; 4096].into_boxed_slice(),
+        }),
+    };
+    let burst = b"<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' id='x' version='1.0'>\
+        <presence from='a@b/c'/><presence from='d@b/c'/><presence from='e@b/c'/>";
+    server.write_all(burst).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    assert!(matches!(
+        reader.recv(deadline).await.unwrap(),
+        Incoming::Header(_)
+    ));
+    for _ in 0..3 {
+        reader.stanza(deadline, "presence").await.unwrap();
+    }
+    assert_eq!(counters.get(), (1, burst.len() as u64));
+    server.write_all(b"<presence from='f@b/c'/>").await.unwrap();
+    reader.stanza(deadline, "presence").await.unwrap();
+    assert_eq!(counters.get().0, 2);
 }

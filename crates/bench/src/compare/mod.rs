@@ -244,10 +244,10 @@ pub fn compare(opts: &CompareOpts) -> Result<(), BenchError> {
         .parent()
         .unwrap_or(Path::new("."))
         .join("benchmarks");
-    // The cluster and stream resumption figures come from their own runs
-    // (crates/bench/run-cluster.sh, crates/bench/run-resume.sh); the report carries the
+    // The cluster, stream resumption and CSI figures come from their own runs
+    // (crates/bench/run-cluster.sh, run-resume.sh, run-csi.sh); the report carries the
     // latest of them.
-    for name in ["cluster.md", "resume.md"] {
+    for name in ["cluster.md", "resume.md", "csi.md"] {
         if let Ok(section) = std::fs::read_to_string(dir.join(name)) {
             report.push('\n');
             report.push_str(&section);
@@ -352,21 +352,8 @@ fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchE
             prosody::provision_accounts(&data, "localhost", &usernames(opts.users), "pw", 4096)
                 .map_err(|e| BenchError::io("prosody accounts", e))?;
             for (first, n) in s.presence {
-                let owner = format!("user{first}");
-                let contacts: Vec<String> = (first + 1..=first + n)
-                    .map(|i| format!("user{i}@localhost"))
-                    .collect();
-                prosody::write_roster(&data, "localhost", &owner, &contacts)
+                prosody::presence_rosters(&data, "localhost", "user", first, n)
                     .map_err(|e| BenchError::io("prosody roster", e))?;
-                for i in first + 1..=first + n {
-                    prosody::write_roster(
-                        &data,
-                        "localhost",
-                        &format!("user{i}"),
-                        &[format!("{owner}@localhost")],
-                    )
-                    .map_err(|e| BenchError::io("prosody roster", e))?;
-                }
             }
             Ok(())
         }

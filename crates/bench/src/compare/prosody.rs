@@ -118,6 +118,31 @@ pub fn write_roster(data: &Path, host: &str, owner: &str, contacts: &[String]) -
     fs::write(dir.join(format!("{owner}.dat")), roster_file(contacts))
 }
 
+/// The presence scenario's rosters on disk: user `{prefix}{first}` and users
+/// `{prefix}{first + 1}` ..= `{prefix}{first + contacts}` hold each other with `both`.
+pub fn presence_rosters(
+    data: &Path,
+    host: &str,
+    prefix: &str,
+    first: usize,
+    contacts: usize,
+) -> io::Result<()> {
+    let owner = format!("{prefix}{first}");
+    let jids: Vec<String> = (first + 1..=first + contacts)
+        .map(|i| format!("{prefix}{i}@{host}"))
+        .collect();
+    write_roster(data, host, &owner, &jids)?;
+    for i in first + 1..=first + contacts {
+        write_roster(
+            data,
+            host,
+            &format!("{prefix}{i}"),
+            &[format!("{owner}@{host}")],
+        )?;
+    }
+    Ok(())
+}
+
 /// `config` (a Prosody config) with `module` added to its `modules_enabled` list; None
 /// without such a list.
 pub fn with_module(config: &str, module: &str) -> Option<String> {
@@ -164,6 +189,21 @@ mod tests {
         let file = account_file("pw", "s", 4096);
         assert!(file.starts_with("return {\n\t[\"iteration_count\"] = 4096;"));
         assert!(file.contains("[\"salt\"] = \"s\";"));
+    }
+
+    #[test]
+    fn presence_rosters_are_mutual() {
+        let dir = tempfile::tempdir().unwrap();
+        presence_rosters(dir.path(), "localhost", "user", 5, 2).unwrap();
+        let roster = |u: &str| {
+            fs::read_to_string(dir.path().join(format!("localhost/roster/{u}.dat"))).unwrap()
+        };
+        assert_eq!(
+            roster("user5"),
+            roster_file(&["user6@localhost".into(), "user7@localhost".into()])
+        );
+        assert_eq!(roster("user7"), roster_file(&["user5@localhost".into()]));
+        assert!(!dir.path().join("localhost/roster/user8.dat").exists());
     }
 
     #[test]

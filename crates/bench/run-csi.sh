@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Reproduces the "Client State Indication (XEP-0352)" section of docs/benchmarks.md: builds
+# Parley and the load generator in release mode, starts a single Parley and the reference
+# Prosody 0.12 (mod_csi_simple) side by side, provisions the same accounts and rosters on
+# both (user1 watches user2..user201, mutual `both` subscriptions), and runs
+# `parley-bench run csi` against each: the contacts change their presence (and send some
+# chat states) while the watcher is active, then again after its <inactive/>; what reaches
+# the watcher, how often the server writes (perf stat on its syscalls, so run as root with
+# perf installed), and whether the flush on <active/> leaves the watcher up to date.
+# Servers are pinned to CPU 0, the generator to CPU 1, as in `parley-bench compare`.
+# Writes docs/benchmarks/csi.md (with crates/bench/csi-notes.md) and replaces the section at
+# the end of docs/benchmarks.md. Extra arguments go to every `parley-bench run csi` (e.g.
+# --rate 400 --duration 5).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+EXTRA_ARGS=("$@")
+WORK=${WORK:-/tmp/parley-csi}
+OUT=target/csi-bench
+PARLEY_PORT=17422
+PROSODY_PORT=17522
+CONTACTS=200
+USERS=$((CONTACTS + 1))
+# The reference launcher sits beside the repository (../shared) or beside its worktree.
+PROSODY_LAUNCHER=${PROSODY_LAUNCHER:-../shared/reference/prosody/run-prosody.sh}
+[ -x "$PROSODY_LAUNCHER" ] || PROSODY_LAUNCHER=../../shared/reference/prosody/run-prosody.sh
+PROSODY_CONFIG=$(cd "$(dirname "$PROSODY_LAUNCHER")" && pwd)/prosody.cfg.lua
+
+for tool in prosody perf taskset setpriv; do
+    command -v "$tool" >/dev/null || { echo "run-csi: $tool is missing" >&2; exit 1; }
+done
+
+cargo build --release -p parley -p parley-bench
+# What the Parley binary was built from, for the record.
+dirty=$(git diff --quiet HEAD -- crates ':!crates/bench' Cargo.toml Cargo.lock || echo " (with uncommitted changes)")
+ulimit -n 20000
+bench=$PWD/target/release/parley-bench
+parley=$PWD/target/release/parley
+rm -rf "$WORK" "$OUT"
+mkdir -p "$WORK/parley" "$WORK/prosody/data" "$WORK/prosody/certs" "$OUT"
+
+pids_to_stop=()
+cleanup() {
+    for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 1 150); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "run-csi: nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# Parley, one node, with the settings of `parley-bench compare` (plain TCP, SCRAM-SHA-1
+# with 4096 iterations, no rate limits) and its default CSI bounds.
+cat >"$WORK/parley/parley.toml" <<EOF
+[server]
+hosts = ["localhost"]
+data_dir = "$WORK/parley"
+
+[c2s]
+listen = ["127.0.0.1:$PARLEY_PORT"]
+direct_tls = []
+require_encryption = false
+
+[sasl]
+scram_iterations = 4096
+
+[limits]
+max_connections_per_ip = 10000000
+connection_rate_per_ip = 10000000
+connection_burst_per_ip = 10000000
+max_sessions = 10000000
+read_bytes_per_s = 1073741824
+read_burst_bytes = 1073741824
+
+[admin]
+listen = "127.0.0.1:0"
+
+[http]
+listen = "127.0.0.1:0"
+
+[log]
+level = "warn"
+EOF
+for i in $(seq 1 $USERS); do echo "user$i@localhost pw"; done \
+    | "$parley" --config "$WORK/parley/parley.toml" user import >/dev/null
+# Rosters go straight into the store, before the server starts (it caches them).
+"$bench" provision --storage-url "sqlite://$WORK/parley/parley.db" roster --contacts $CONTACTS
+taskset -c 0 "$parley" --config "$WORK/parley/parley.toml" serve >"$WORK/parley/log" 2>&1 &
+parley_pid=$!
+pids_to_stop+=("$parley_pid")
+
+# Prosody: the reference config (mod_csi_simple with its defaults), accounts and rosters
+# written as its `internal` storage files. Not through run-prosody.sh, whose runuser resets
+# the open-file limit: setpriv keeps it, as in `parley-bench compare`; exec all the way
+# down, so that $! is Prosody's own pid.
+"$bench" provision --prosody-data "$WORK/prosody/data" accounts --count $USERS
+"$bench" provision --prosody-data "$WORK/prosody/data" roster --contacts $CONTACTS
+chown -R prosody:prosody "$WORK/prosody"
+PROSODY_DIR="$WORK/prosody" PROSODY_C2S=$PROSODY_PORT PROSODY_HTTP=17580 \
+    taskset -c 0 setpriv --reuid=prosody --regid=prosody --init-groups \
+    prosody --config "$PROSODY_CONFIG" >"$WORK/prosody/stdout.log" 2>&1 &
+prosody_pid=$!
+pids_to_stop+=("$prosody_pid")
+
+wait_port $PARLEY_PORT
+wait_port $PROSODY_PORT
+
+run() {
+    local label=$1 pid=$2 port=$3
+    echo "== $label" >&2
+    taskset -c 1 "$bench" run --json --server-pid "$pid" --target "127.0.0.1:$port" \
+        csi --contacts $CONTACTS --count-syscalls "${EXTRA_ARGS[@]}" \
+        | tail -n 1 >"$OUT/$label.json"
+}
+run parley "$parley_pid" $PARLEY_PORT
+run prosody "$prosody_pid" $PROSODY_PORT
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+mem=$(awk '/MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo)
+{
+    echo "## Client State Indication (XEP-0352)"
+    echo
+    echo "Generated by \`crates/bench/run-csi.sh\` on $(date -u +%Y-%m-%d): $(nproc) × $cpu, $mem GiB RAM, Linux $(uname -r). Servers on CPU 0, the generator on CPU 1. Parley $(git rev-parse --short HEAD)$dirty release build with the settings of the comparison above and its default CSI bounds (\`[c2s] csi_max_held = 500\` stanzas, \`csi_max_held_bytes\` = 1 MiB); Prosody $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo 0.12) with the reference config (\`mod_csi_simple\`, its defaults: \`csi_queue_size = 256\`, \`csi_resume_inactive_delay = 5\` s)."
+    echo
+    echo "One watcher (user1) with $CONTACTS contacts (user2..user$USERS, mutual \`both\` subscriptions), all logged in and available over plain TCP; the watcher waits for every contact's presence. Then two phases of 10 s each: first with the watcher active (no CSI element sent), then after it sent \`<inactive xmlns='urn:xmpp:csi:0'/>\`. In each the contacts change their presence 200 times a second in all (round-robin, each contact alternating \`<show>away</show>\` and \`<show>chat</show>\` with a status, one update a second each), and 20 times a second one of them sends the watcher a chat state without a body (\`<message type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>\`, to its full JID): the small talk a phone gets from an open conversation, which both servers may hold as well. A phase ends when every contact's roster query after its updates is answered (the server has taken every update in) and, when active, the watcher holds every contact's latest presence. The watcher reads into a 256 KiB buffer, so one read takes whatever the server wrote at once: \"reads with data\" counts the times the server woke the client (its radio, on a phone). At the end of the inactive phase the watcher sends \`<active/>\` and a ping: what comes before the pong is the flush, after which the watcher must hold every contact's latest \`<show/>\` (\"mismatches\" counts the contacts for which it does not)."
+    echo
+    echo "Server columns are the whole server process during the phase, so they include the contacts' own sessions (each presence update is echoed to its sender, and each contact's roster query is answered): those are the same in both phases, the difference is the watcher's. \"Server socket writes\" counts the write, writev, sendto and sendmsg system calls of the server (\`perf stat\` on their tracepoints); \`syscw\` (from \`/proc/PID/io\`) counts only the write(2) family and misses send(2), which is how both servers write to sockets, so it is shown as measured but says next to nothing here."
+    echo
+    echo "Command: \`crates/bench/run-csi.sh\`; one row is \`target/release/parley-bench run --server-pid PID --target 127.0.0.1:$PARLEY_PORT csi --contacts $CONTACTS --count-syscalls\` (defaults: \`--rate 200 --chat-state-rate 20 --duration 10\`)${EXTRA_ARGS[*]:+, with \`${EXTRA_ARGS[*]}\`}."
+    echo
+    "$bench" csi-report "Parley=$OUT/parley.json" "Prosody=$OUT/prosody.json"
+    echo
+    cat crates/bench/csi-notes.md
+} >docs/benchmarks/csi.md
+# The section is the last of docs/benchmarks.md (parley-bench compare appends it last too).
+sed -i '/^## Client State Indication (XEP-0352)/,$d' docs/benchmarks.md
+# Trailing blank lines off, so that the section follows after exactly one.
+sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' docs/benchmarks.md
+printf '\n' >>docs/benchmarks.md
+cat docs/benchmarks/csi.md >>docs/benchmarks.md
+cat docs/benchmarks/csi.md
