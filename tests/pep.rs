@@ -857,3 +857,71 @@ async fn xep0398_vcard_and_pep_avatars_are_one_avatar() {
         "{info}"
     );
 }
+
+/// XEP-0398 and XEP-0411 in a cluster (two `parley` nodes, a real etcd and PostgreSQL):
+/// alice stores a vCard photo on one node; bob, a contact on the other, is notified of the
+/// avatar, gets alice's presence with its hash and reads the photo from her vCard there;
+/// alice's legacy bookmarks written on one node are read by her own client on the other as
+/// PEP bookmarks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0398_and_xep0411_across_nodes() {
+    let db = shared_pg().database();
+    add_users(&db, &["alice", "bob"]);
+    befriend_at(&db, "alice", "bob");
+    let etcd = shared_etcd().endpoint.clone();
+    let prefix = parley_testkit::cluster::random_prefix("avatar");
+    let nodes: Vec<ClusterNode> = (1..=2)
+        .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, ""))
+        .collect();
+    parley_testkit::cluster::wait_members(&nodes, 2);
+    let wants = client_info("bob's client", &[AVATAR_META]);
+    let mut bob = Client::login(nodes[1].c2s, "bob", Some("n2")).await;
+    available_with_caps(&mut bob, &wants, None).await;
+    answer_caps_query(&mut bob, &wants).await;
+    let mut alice = Client::login(nodes[0].c2s, "alice", Some("n1")).await;
+    alice.available().await;
+
+    let image = b"\x89PNG across nodes".to_vec();
+    let card = Element::new("vCard", ns::VCARD).with_child(
+        Element::new("PHOTO", ns::VCARD)
+            .with_child(Element::new("TYPE", ns::VCARD).with_text("image/png"))
+            .with_child(Element::new("BINVAL", ns::VCARD).with_text(b64(&image))),
+    );
+    let r = ok(alice.iq(&vcard_iq("set", None, card)).await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    expect_event(&mut bob, &wants, "alice@localhost", AVATAR_META).await;
+    presence_with_hash(&mut bob, &sha1_hex(&image)).await;
+    let r = ok(bob
+        .iq(&vcard_iq(
+            "get",
+            Some("alice@localhost"),
+            Element::new("vCard", ns::VCARD),
+        ))
+        .await);
+    let binval = r
+        .get_child("vCard", ns::VCARD)
+        .and_then(|v| v.get_child("PHOTO", ns::VCARD))
+        .and_then(|p| p.get_child("BINVAL", ns::VCARD))
+        .map(|b| b.text());
+    assert_eq!(binval, Some(b64(&image)), "{r}");
+
+    // Legacy bookmarks written on n1, read as PEP on n2.
+    let written = Element::new("storage", LEGACY).with_child(
+        Element::new("conference", LEGACY)
+            .with_attr("jid", "tea@rooms.example")
+            .with_attr("name", "Tea")
+            .with_attr("autojoin", "true"),
+    );
+    let r = ok(alice.iq(&private("set", written)).await);
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let mut alice2 = Client::login(nodes[1].c2s, "alice", Some("n2")).await;
+    let r = ok(alice2.iq(&items_iq("alice@localhost", BOOKMARKS)).await);
+    let ids: Vec<String> = r
+        .get_child("pubsub", NS)
+        .and_then(|p| p.get_child("items", NS))
+        .expect("items")
+        .children()
+        .filter_map(|i| i.attr("id").map(str::to_owned))
+        .collect();
+    assert_eq!(ids, ["tea@rooms.example"]);
+}
