@@ -706,6 +706,28 @@ fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// The `<BINVAL/>` of the photo in a vCard answer.
+fn photo_binval(reply: &Element) -> Option<String> {
+    reply
+        .get_child("vCard", ns::VCARD)
+        .and_then(|v| v.get_child("PHOTO", ns::VCARD))
+        .and_then(|p| p.get_child("BINVAL", ns::VCARD))
+        .map(|b| b.text())
+}
+
+/// A vCard whose photo is `image` (PNG), with `others` before it.
+fn photo_card(image: &[u8], others: Vec<Element>) -> Element {
+    let mut card = Element::new("vCard", ns::VCARD);
+    for o in others {
+        card.push_child(o);
+    }
+    card.with_child(
+        Element::new("PHOTO", ns::VCARD)
+            .with_child(Element::new("TYPE", ns::VCARD).with_text("image/png"))
+            .with_child(Element::new("BINVAL", ns::VCARD).with_text(b64(image))),
+    )
+}
+
 /// Waits for a presence of alice's naming `hash` (earlier ones, without it, pass by).
 async fn presence_with_hash(bob: &mut Client, hash: &str) {
     ok(bob
@@ -759,13 +781,10 @@ async fn xep0398_vcard_and_pep_avatars_are_one_avatar() {
 
     // A vCard-based client stores a photo.
     let first = b"\x89PNG first image".to_vec();
-    let card = Element::new("vCard", ns::VCARD)
-        .with_child(Element::new("FN", ns::VCARD).with_text("Alice"))
-        .with_child(
-            Element::new("PHOTO", ns::VCARD)
-                .with_child(Element::new("TYPE", ns::VCARD).with_text("image/png"))
-                .with_child(Element::new("BINVAL", ns::VCARD).with_text(b64(&first))),
-        );
+    let card = photo_card(
+        &first,
+        vec![Element::new("FN", ns::VCARD).with_text("Alice")],
+    );
     let r = ok(alice.iq(&vcard_iq("set", None, card)).await);
     assert_eq!(r.attr("type"), Some("result"), "{r}");
     let msg = expect_event(&mut bob, &wants, "alice@localhost", AVATAR_META).await;
@@ -818,11 +837,7 @@ async fn xep0398_vcard_and_pep_avatars_are_one_avatar() {
             Element::new("vCard", ns::VCARD),
         ))
         .await);
-    let binval = r
-        .get_child("vCard", ns::VCARD)
-        .and_then(|v| v.get_child("PHOTO", ns::VCARD))
-        .and_then(|p| p.get_child("BINVAL", ns::VCARD))
-        .map(|b| b.text());
+    let binval = photo_binval(&r);
     assert_eq!(binval, Some(b64(&second)), "{r}");
     assert!(
         r.get_child("vCard", ns::VCARD)
@@ -882,11 +897,7 @@ async fn xep0398_and_xep0411_across_nodes() {
     alice.available().await;
 
     let image = b"\x89PNG across nodes".to_vec();
-    let card = Element::new("vCard", ns::VCARD).with_child(
-        Element::new("PHOTO", ns::VCARD)
-            .with_child(Element::new("TYPE", ns::VCARD).with_text("image/png"))
-            .with_child(Element::new("BINVAL", ns::VCARD).with_text(b64(&image))),
-    );
+    let card = photo_card(&image, Vec::new());
     let r = ok(alice.iq(&vcard_iq("set", None, card)).await);
     assert_eq!(r.attr("type"), Some("result"), "{r}");
     expect_event(&mut bob, &wants, "alice@localhost", AVATAR_META).await;
@@ -898,11 +909,7 @@ async fn xep0398_and_xep0411_across_nodes() {
             Element::new("vCard", ns::VCARD),
         ))
         .await);
-    let binval = r
-        .get_child("vCard", ns::VCARD)
-        .and_then(|v| v.get_child("PHOTO", ns::VCARD))
-        .and_then(|p| p.get_child("BINVAL", ns::VCARD))
-        .map(|b| b.text());
+    let binval = photo_binval(&r);
     assert_eq!(binval, Some(b64(&image)), "{r}");
 
     // Legacy bookmarks written on n1, read as PEP on n2.

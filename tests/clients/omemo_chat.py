@@ -24,6 +24,8 @@ from slixmpp import JID, ClientXMPP
 from slixmpp.plugins import register_plugin
 from slixmpp_omemo import TrustLevel, XEP_0384
 
+import pair
+
 
 class MemoryStorage(Storage):
     """The OMEMO library's key-value storage, in memory (each run starts fresh)."""
@@ -181,38 +183,5 @@ async def run(args: argparse.Namespace) -> list:
                 c.abort()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--alice", required=True)
-    parser.add_argument("--bob", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--deadline", type=float, default=45.0)
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    budget = max(args.deadline - 8.0, 1.0)
-
-    async def bounded() -> list:
-        return await asyncio.wait_for(run(args), budget)
-
-    try:
-        failures = asyncio.run(bounded())
-    except asyncio.TimeoutError:
-        failures = [f"did not finish within {args.deadline} s"]
-    except Exception as e:  # noqa: BLE001 - report, do not crash without a verdict
-        failures = [f"{type(e).__name__}: {e}"]
-    if failures:
-        for f in failures:
-            print(f"FAIL: {f}")
-        return 1
-    print("OK")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pair.main(run, __doc__, deadline=45.0))

@@ -8,11 +8,11 @@ cancels his registration; a login after that fails. Exits 0 only if every step h
 prints what failed otherwise. Never runs longer than --deadline seconds.
 """
 
-import argparse
 import asyncio
-import logging
 import ssl
 import sys
+
+import pair
 
 from slixmpp import ClientXMPP
 
@@ -115,46 +115,9 @@ async def run(args):
         else:
             print("carl removed his account and can no longer log in")
     finally:
-        for c in clients:
-            try:
-                c.disconnect(wait=0)
-            except Exception:  # noqa: BLE001 - a failed goodbye must not hide the verdict
-                c.abort()
+        pair.close_all(clients)
     return failures
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--alice", required=True)
-    parser.add_argument("--bob", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--deadline", type=float, default=30.0)
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    budget = max(args.deadline - 8.0, 1.0)
-
-    async def bounded():
-        return await asyncio.wait_for(run(args), budget)
-
-    try:
-        failures = asyncio.run(bounded())
-    except asyncio.TimeoutError:
-        failures = [f"did not finish within {args.deadline} s"]
-    except Exception as e:  # noqa: BLE001 - report, do not crash without a verdict
-        failures = [f"{type(e).__name__}: {e}"]
-    if failures:
-        for f in failures:
-            print(f"FAIL: {f}")
-        return 1
-    print("OK")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pair.main(run, __doc__))
