@@ -10,25 +10,8 @@ use parley_testkit::{Client, ClientError, TestServer};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 
-/// One HTTP/1.1 request to the admin endpoint: (status, JSON body).
 fn admin(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    parley_testkit::admin_json(addr, ADMIN, method, path, body)
 }
 
 fn issue(server: &TestServer, jid: &str, body: &str) -> (String, String) {
