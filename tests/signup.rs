@@ -389,3 +389,30 @@ async fn xep0445_an_invitation_from_one_node_registers_on_another() {
         "spent on every node"
     );
 }
+
+/// Open registration's per-address limit holds for the whole cluster: with one account per
+/// address allowed, a registration on one node uses it up for the other node too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_limit_holds_across_nodes() {
+    use parley_testkit::cluster::ClusterNode;
+    let db = parley_testkit::shared_pg().database();
+    let etcd = parley_testkit::shared_etcd().endpoint.clone();
+    let prefix = parley_testkit::cluster::random_prefix("signup-limit");
+    let open = "\n[register]\nmode = \"open\"\nper_ip_max = 1\n";
+    let nodes: Vec<ClusterNode> = (1..=2)
+        .map(|i| ClusterNode::start(&format!("n{i}"), &etcd, &prefix, &db, 10, open))
+        .collect();
+    parley_testkit::cluster::wait_members(&nodes, 2);
+    let (mut c, _) = unauthed(nodes[0].c2s).await;
+    assert_eq!(
+        outcome(&ok(c.iq(&register("r", "ida", "long enough pw")).await)),
+        "result"
+    );
+    let (mut c, _) = unauthed(nodes[1].c2s).await;
+    assert_eq!(
+        outcome(&ok(c.iq(&register("r", "jon", "long enough pw")).await)),
+        "resource-constraint"
+    );
+    assert!(login_works(nodes[1].c2s, "ida", "long enough pw").await);
+    assert!(!login_works(nodes[1].c2s, "jon", "long enough pw").await);
+}

@@ -6,7 +6,9 @@
 //!   admin API): the client shows it with `<preauth token='…'/>` first, then registers.
 //!   Each invitation allows a set number of accounts until it expires.
 //! * `open`: anyone, at most `per_ip_max` accounts per address (IPv6 by /64) in
-//!   `per_ip_period_s` on this node; a registration with an invitation is not counted.
+//!   `per_ip_period_s`, counted in storage for the whole cluster (at most
+//!   `max_tracked_addresses` addresses at once); a registration with an invitation is not
+//!   counted, and a count is given back when the name was taken.
 //!
 //! Usernames must be valid localparts (nodeprep, as every JID here) and are stored
 //! normalized; passwords go through SASLprep and must have `min_password_length`
@@ -15,13 +17,11 @@
 //! the server's key derivation in a loop. Input pauses while storage works, so nothing the
 //! client sends next (its SASL `<auth/>`) overtakes the new account.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::fut::{wrap_future, ActorFutureExt};
 use actix::{AsyncContext, Context};
-use parking_lot::Mutex;
 use parley_proto::register::{self, Request};
 use parley_proto::stanza_error::{iq_result, StanzaCondition, StanzaError};
 use parley_proto::stream_error::StreamCondition;
@@ -54,11 +54,12 @@ pub struct SignupSettings {
     pub mode: SignupMode,
     /// Fewest characters a new password may have.
     pub min_password_length: usize,
-    /// Accounts one address may register per period (open mode, without invitation).
+    /// Accounts one address may register per period (open mode, without invitation),
+    /// counted in storage for the whole cluster.
     pub per_ip_max: u32,
     pub per_ip_period: Duration,
-    /// Addresses remembered at once; when full, registrations without invitation wait
-    /// for old entries to expire (refused meanwhile) rather than forget a recent one.
+    /// Addresses counted at once; when full, registrations from new addresses wait for old
+    /// windows to end (refused meanwhile) rather than forget a recent one.
     pub max_tracked: usize,
 }
 
@@ -74,68 +75,30 @@ impl Default for SignupSettings {
     }
 }
 
-/// Registrations per address on this node, in fixed windows.
+/// Registration as this node runs it: its settings (the per-address counts live in storage,
+/// so that they hold for the whole cluster).
 #[derive(Debug)]
 pub struct SignupLimiter {
     settings: SignupSettings,
-    table: Mutex<HashMap<Addr, (Instant, u32)>>,
 }
 
 impl SignupLimiter {
     pub fn new(settings: SignupSettings) -> SignupLimiter {
-        SignupLimiter {
-            settings,
-            table: Mutex::new(HashMap::new()),
-        }
+        SignupLimiter { settings }
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &SignupSettings {
         &self.settings
     }
+}
 
-    /// Whether `ip` may register one more account at `now`.
-    pub fn allows(&self, ip: Option<IpAddr>, now: Instant) -> bool {
-        let Some(addr) = ip.map(Addr::from) else {
-            return true;
-        };
-        let mut table = self.table.lock();
-        let period = self.settings.per_ip_period;
-        match table.get(&addr) {
-            Some((since, n)) if now.duration_since(*since) < period => {
-                *n < self.settings.per_ip_max
-            }
-            Some(_) => true,
-            None => {
-                if table.len() >= self.settings.max_tracked {
-                    table.retain(|_, (since, _)| now.duration_since(*since) < period);
-                }
-                table.len() < self.settings.max_tracked
-            }
-        }
-    }
-
-    /// Counts a registration from `ip` at `now`.
-    pub fn registered(&self, ip: Option<IpAddr>, now: Instant) {
-        let Some(addr) = ip.map(Addr::from) else {
-            return;
-        };
-        let mut table = self.table.lock();
-        let period = self.settings.per_ip_period;
-        let entry = table.entry(addr).or_insert((now, 0));
-        if now.duration_since(entry.0) >= period {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-    }
-
-    /// Addresses remembered now.
-    pub fn len(&self) -> usize {
-        self.table.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+/// The key an address is counted under: IPv4 whole, IPv6 by its /64 (one host usually holds
+/// a whole /64), as the other per-address limits count.
+pub fn address_key(ip: IpAddr) -> String {
+    match Addr::from(ip) {
+        Addr::V4(v4) => format!("4:{}", std::net::Ipv4Addr::from(v4)),
+        Addr::V6Prefix(p) => format!("6:{p:016x}"),
     }
 }
 
@@ -143,8 +106,10 @@ impl SignupLimiter {
 enum Grant {
     /// Take one use of the invitation with this hash.
     Invite(String),
-    /// Counted against the address.
-    Address,
+    /// Counted against the address (its key), cluster-wide.
+    Address(String),
+    /// Nothing to count (a connection without an address: in-process).
+    Free,
 }
 
 impl Session {
@@ -273,16 +238,10 @@ impl Session {
                 );
                 return self.bounce_with(&iq, err, ctx);
             }
-            (None, _) => {
-                if !self.env.signup.allows(ip, Instant::now()) {
-                    let err = StanzaError::with_text(
-                        StanzaCondition::ResourceConstraint,
-                        "too many accounts registered from your address; try again later",
-                    );
-                    return self.bounce_with(&iq, err, ctx);
-                }
-                Grant::Address
-            }
+            (None, _) => match ip {
+                Some(ip) => Grant::Address(address_key(ip)),
+                None => Grant::Free,
+            },
         };
         let credentials = match parley_accounts::credentials::derive_credentials(
             &password,
@@ -299,19 +258,34 @@ impl Session {
         let Some(user) = user else { return };
         let now = parley_proto::clock::now_ms();
         self.pause();
+        let (period, max, tracked) = (
+            i64::try_from(settings.per_ip_period.as_millis()).unwrap_or(i64::MAX),
+            settings.per_ip_max,
+            settings.max_tracked,
+        );
         let work = async move {
-            if let Grant::Invite(hash) = &grant {
-                if !storage.invite_take(hash, &domain, now).await? {
-                    return Ok(Err(StanzaCondition::ItemNotFound));
+            match &grant {
+                Grant::Invite(hash) => {
+                    if !storage.invite_take(hash, &domain, now).await? {
+                        return Ok(Err(StanzaCondition::ItemNotFound));
+                    }
                 }
+                Grant::Address(key) => {
+                    if !storage.signup_take(key, now, period, max, tracked).await? {
+                        return Ok(Err(StanzaCondition::ResourceConstraint));
+                    }
+                }
+                Grant::Free => {}
             }
             match storage.create_account(&user, &domain, &credentials).await {
                 Ok(()) => Ok(Ok(grant)),
                 Err(e) => {
-                    if let Grant::Invite(hash) = &grant {
-                        // The use goes back: no account came of it.
-                        let _ = storage.invite_give_back(hash).await;
-                    }
+                    // The use or the count goes back: no account came of it.
+                    let _ = match &grant {
+                        Grant::Invite(hash) => storage.invite_give_back(hash).await,
+                        Grant::Address(key) => storage.signup_give_back(key).await,
+                        Grant::Free => Ok(()),
+                    };
                     match e {
                         parley_storage::StorageError::AlreadyExists { .. } => {
                             Ok(Err(StanzaCondition::Conflict))
@@ -325,13 +299,8 @@ impl Session {
             act.resume();
             match res {
                 Ok(Ok(grant)) => {
-                    match grant {
-                        Grant::Address => act.env.signup.registered(ip, Instant::now()),
-                        Grant::Invite(_) => {
-                            if let Phase::Unauthed(u) = &mut act.phase {
-                                u.invite = None;
-                            }
-                        }
+                    if let (Grant::Invite(_), Phase::Unauthed(u)) = (grant, &mut act.phase) {
+                        u.invite = None;
                     }
                     parley_router::metrics::signup(true);
                     act.span.in_scope(
@@ -348,6 +317,10 @@ impl Session {
                         StanzaCondition::ItemNotFound => {
                             StanzaError::with_text(condition, "the invitation is spent or expired")
                         }
+                        StanzaCondition::ResourceConstraint => StanzaError::with_text(
+                            condition,
+                            "too many accounts registered from your address; try again later",
+                        ),
                         c => StanzaError::new(c),
                     };
                     act.bounce_with(&iq, err, ctx);
@@ -367,49 +340,16 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn limiter(max: u32, tracked: usize) -> SignupLimiter {
-        SignupLimiter::new(SignupSettings {
-            mode: SignupMode::Open,
-            per_ip_max: max,
-            per_ip_period: Duration::from_secs(60),
-            max_tracked: tracked,
-            ..SignupSettings::default()
-        })
-    }
-
     #[test]
-    fn per_address_limit_counts_a_window_and_ipv6_by_64() {
-        let l = limiter(2, 100);
-        let t = Instant::now();
-        let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let same_64: IpAddr = "2001:db8::ffff".parse().unwrap();
-        assert!(l.allows(Some(a), t));
-        l.registered(Some(a), t);
-        l.registered(Some(same_64), t);
-        assert!(!l.allows(Some(a), t), "two from the /64");
-        assert!(l.allows(Some("2001:db8:1::1".parse().unwrap()), t));
-        assert!(
-            l.allows(Some(a), t + Duration::from_secs(61)),
-            "a new window"
+    fn addresses_are_counted_whole_or_by_their_64() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), "4:192.0.2.7");
+        assert_eq!(
+            key("::ffff:192.0.2.7"),
+            "4:192.0.2.7",
+            "a mapped IPv4 is IPv4"
         );
-        assert!(l.allows(None, t), "no address (in-process): not counted");
-    }
-
-    #[test]
-    fn a_full_table_refuses_new_addresses_until_entries_expire() {
-        let l = limiter(5, 2);
-        let t = Instant::now();
-        l.registered(Some("10.0.0.1".parse().unwrap()), t);
-        l.registered(Some("10.0.0.2".parse().unwrap()), t);
-        assert!(!l.allows(Some("10.0.0.3".parse().unwrap()), t));
-        assert!(
-            l.allows(Some("10.0.0.1".parse().unwrap()), t),
-            "known ones go on"
-        );
-        assert!(l.allows(
-            Some("10.0.0.3".parse().unwrap()),
-            t + Duration::from_secs(61)
-        ));
-        assert_eq!(l.len(), 0, "expired entries were dropped");
+        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff"), "one /64");
+        assert_ne!(key("2001:db8::1"), key("2001:db8:0:1::1"));
     }
 }

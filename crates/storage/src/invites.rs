@@ -7,6 +7,10 @@
 //! Taking a use is one conditional update, so two registrations racing for the last use
 //! cannot both have it. Issuing drops the invitations that are spent or expired, so the
 //! table holds only the live ones an operator made.
+//!
+//! The per-address count of open registration lives here too, so that it holds for the
+//! whole cluster: one row per address with its window, taken by one conditional upsert,
+//! bounded in rows (`max_tracked`), expired windows dropped on every take.
 
 use crate::Result;
 
@@ -50,4 +54,21 @@ pub trait Invites: Send + Sync {
 
     /// Deletes one invitation by id; whether it existed.
     async fn invite_revoke(&self, id: &str) -> Result<bool>;
+
+    /// Counts one in-band registration from `address` (an address as counted: IPv4 whole,
+    /// IPv6 by its /64), cluster-wide: only if it made fewer than `max` in its window (which
+    /// starts at its first registration and lasts `period_ms`), and, for an address not
+    /// counted yet, only if fewer than `max_tracked` addresses are (expired windows go
+    /// first). Whether it was counted.
+    async fn signup_take(
+        &self,
+        address: &str,
+        now_ms: i64,
+        period_ms: i64,
+        max: u32,
+        max_tracked: usize,
+    ) -> Result<bool>;
+
+    /// Gives back a count taken for a registration that did not happen.
+    async fn signup_give_back(&self, address: &str) -> Result<()>;
 }

@@ -27,11 +27,11 @@ pub struct RegisterConfig {
     pub mode: RegisterMode,
     /// Fewest characters of a new account's password.
     pub min_password_length: usize,
-    /// Accounts one address (IPv6: its /64) may register per period on one node, without
+    /// Accounts one address (IPv6: its /64) may register per period, cluster-wide, without
     /// an invitation.
     pub per_ip_max: u32,
     pub per_ip_period_s: u64,
-    /// Addresses the per-address count remembers at once.
+    /// Addresses the per-address count (in storage) holds at once.
     pub max_tracked_addresses: usize,
     /// Lifetime of an invitation when its issuer names none.
     pub invite_ttl_s: u64,

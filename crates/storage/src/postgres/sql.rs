@@ -250,6 +250,15 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 uses_left BIGINT NOT NULL
             )"#],
     },
+    Migration {
+        version: 11,
+        description: "per-address counts of in-band registrations, for the whole cluster",
+        statements: &[r#"CREATE TABLE signup_counts (
+                address TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                window_start_ms BIGINT NOT NULL,
+                count BIGINT NOT NULL
+            )"#],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

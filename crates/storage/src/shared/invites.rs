@@ -90,6 +90,55 @@ macro_rules! sql_invite_methods {
                 rows.iter().map(invite_of).collect()
             }
 
+            async fn signup_take(
+                &self,
+                address: &str,
+                now_ms: i64,
+                period_ms: i64,
+                max: u32,
+                max_tracked: usize,
+            ) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(EXPIRE_SIGNUP_COUNTS)
+                    .bind(now_ms.saturating_sub(period_ms))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                let known: Option<i64> = sqlx::query_scalar(SELECT_SIGNUP_COUNT)
+                    .bind(address)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                if known.is_none() {
+                    let tracked: i64 = sqlx::query_scalar(COUNT_SIGNUP_ADDRESSES)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    if usize::try_from(tracked).unwrap_or(usize::MAX) >= max_tracked {
+                        return Ok(false);
+                    }
+                }
+                let done = sqlx::query(TAKE_SIGNUP)
+                    .bind(address)
+                    .bind(now_ms)
+                    .bind(i64::from(max))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn signup_give_back(&self, address: &str) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(GIVE_BACK_SIGNUP)
+                    .bind(address)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)
+            }
+
             async fn invite_revoke(&self, id: &str) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(DELETE_INVITE)

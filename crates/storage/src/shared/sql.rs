@@ -276,3 +276,19 @@ pub(crate) const SELECT_INVITES: &str =
     "SELECT id, host, secret_hash, created_ms, expires_ms, uses_left
     FROM invites ORDER BY created_ms, id";
 pub(crate) const DELETE_INVITE: &str = "DELETE FROM invites WHERE id = $1";
+
+// ----- per-address registration counts ----------------------------------------------------------
+
+/// Windows that started at or before `$1` are over.
+pub(crate) const EXPIRE_SIGNUP_COUNTS: &str =
+    "DELETE FROM signup_counts WHERE window_start_ms <= $1";
+pub(crate) const SELECT_SIGNUP_COUNT: &str = "SELECT count FROM signup_counts WHERE address = $1";
+pub(crate) const COUNT_SIGNUP_ADDRESSES: &str = "SELECT COUNT(*) FROM signup_counts";
+/// A new address starts its window; a known one (its window still on, the expired ones are
+/// gone) counts one more only while under `$3`: no row changes when it is at its limit.
+pub(crate) const TAKE_SIGNUP: &str = "INSERT INTO signup_counts (address, window_start_ms, count)
+    VALUES ($1, $2, 1)
+    ON CONFLICT (address) DO UPDATE SET count = signup_counts.count + 1
+    WHERE signup_counts.count < $3";
+pub(crate) const GIVE_BACK_SIGNUP: &str =
+    "UPDATE signup_counts SET count = count - 1 WHERE address = $1 AND count > 0";

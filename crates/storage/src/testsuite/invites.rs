@@ -77,3 +77,59 @@ pub(super) async fn xep0445_invites_are_counted_bounded_in_time_and_revocable(
         .collect();
     assert_eq!(ids, [live.id.clone()]);
 }
+
+/// XEP-0077 open registration's per-address count: `max` per window, a new window once the
+/// old one is over, a count given back for a registration that did not happen, and no
+/// new address past `max_tracked` (a known one still counts).
+pub(super) async fn signup_counts_are_windowed_bounded_and_given_back(
+    storage: &dyn Storage,
+    run: &Run,
+) {
+    let a = format!("4:{}-a", run.tag);
+    let b = format!("4:{}-b", run.tag);
+    let period = 1_000;
+    // Every run of the suite has a fresh database, so the table holds only this check's rows.
+    let t0 = 1_000_000_i64;
+    assert!(storage.signup_take(&a, t0, period, 2, 100).await.unwrap());
+    assert!(storage
+        .signup_take(&a, t0 + 10, period, 2, 100)
+        .await
+        .unwrap());
+    assert!(
+        !storage
+            .signup_take(&a, t0 + 20, period, 2, 100)
+            .await
+            .unwrap(),
+        "at its limit"
+    );
+    storage.signup_give_back(&a).await.unwrap();
+    assert!(
+        storage
+            .signup_take(&a, t0 + 30, period, 2, 100)
+            .await
+            .unwrap(),
+        "given back"
+    );
+    assert!(!storage
+        .signup_take(&a, t0 + 40, period, 2, 100)
+        .await
+        .unwrap());
+    // A new window once the first is over.
+    assert!(storage
+        .signup_take(&a, t0 + period + 1, period, 2, 100)
+        .await
+        .unwrap());
+    // A full table refuses a new address, not a known one.
+    assert!(!storage
+        .signup_take(&b, t0 + period + 2, period, 2, 1)
+        .await
+        .unwrap());
+    assert!(storage
+        .signup_take(&a, t0 + period + 3, period, 2, 1)
+        .await
+        .unwrap());
+    assert!(storage
+        .signup_take(&b, t0 + period + 4, period, 2, 2)
+        .await
+        .unwrap());
+}

@@ -66,6 +66,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     pep::xep0163_nodes_items_and_bounds(s, &run).await;
     pep::xep0115_caps_cache(s, &run).await;
     invites::xep0445_invites_are_counted_bounded_in_time_and_revocable(s, &run).await;
+    invites::signup_counts_are_windowed_bounded_and_given_back(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that
