@@ -71,9 +71,9 @@ impl Session {
                 let stored = storage.private_get(&username, &host, wanted.ns()).await?;
                 let mut found = stored
                     .and_then(|xml| Element::parse(xml.as_bytes(), &Limits::trusted_copies()).ok());
-                if crate::bookmarks::is_legacy(wanted) && !mirroring {
+                if crate::pep_sync::is_legacy(wanted) && !mirroring {
                     found =
-                        crate::bookmarks::read_legacy(&*storage, &username, &host, found).await?;
+                        crate::pep_sync::read_legacy(&*storage, &username, &host, found).await?;
                 }
                 let el = found.unwrap_or_else(|| wanted.clone());
                 Ok(Answer::Payload(Element::new("query", NS).with_child(el)))
@@ -87,8 +87,8 @@ impl Session {
                     {
                         return Ok(Answer::Full);
                     }
-                    if crate::bookmarks::is_legacy(child) {
-                        sync = crate::bookmarks::sync_payloads(&*storage, &username, &host, child)
+                    if crate::pep_sync::is_legacy(child) {
+                        sync = crate::pep_sync::sync_payloads(&*storage, &username, &host, child)
                             .await?;
                     }
                 }
@@ -122,7 +122,7 @@ impl Session {
                     .await?;
                 // XEP-0398 §4: its photo becomes the PEP avatar too.
                 let sync =
-                    crate::bookmarks::avatar_sync(&*storage, &username, &host, &before, &card)
+                    crate::pep_sync::avatar_sync(&*storage, &username, &host, &before, &card)
                         .await?;
                 Ok(Answer::StoredThen(sync))
             }
