@@ -675,7 +675,7 @@ async fn xep0411_legacy_and_pep_bookmarks_are_one_list() {
     loop {
         let el = ok(legacy.recv_element().await);
         let id = el.attr("id").unwrap_or_default().to_owned();
-        assert!(!id.starts_with("parley-xep0411-"), "leaked: {el}");
+        assert!(!id.starts_with("parley-pep-sync-"), "leaked: {el}");
         if id == get_id {
             break;
         }

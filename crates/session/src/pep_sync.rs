@@ -25,7 +25,7 @@ use crate::session::Session;
 
 /// The id prefix of the iqs a legacy write sends to the account's PEP service; their
 /// answers are this session's, not the client's.
-pub(crate) const SYNC_ID_PREFIX: &str = "parley-xep0411-";
+pub(crate) const SYNC_ID_PREFIX: &str = "parley-pep-sync-";
 
 /// The legacy element to answer a read with: built from the PEP node when there is one.
 pub(crate) async fn read_legacy(
@@ -181,11 +181,11 @@ impl Session {
         let (full, bare) = (b.jid.to_string(), b.jid.to_bare().to_string());
         let mut iqs = Vec::with_capacity(payloads.len());
         for payload in payloads {
-            b.bookmark_syncs += 1;
+            b.pep_syncs += 1;
             iqs.push(
                 Element::new("iq", ns::CLIENT)
                     .with_attr("type", "set")
-                    .with_attr("id", format!("{SYNC_ID_PREFIX}{}", b.bookmark_syncs))
+                    .with_attr("id", format!("{SYNC_ID_PREFIX}{}", b.pep_syncs))
                     .with_attr("from", full.as_str())
                     .with_attr("to", bare.as_str())
                     .with_child(payload),
@@ -197,7 +197,7 @@ impl Session {
     }
 
     /// An answer to a sync iq: ours, not the client's. True when it was one.
-    pub(crate) fn took_bookmark_sync_answer(&mut self, el: &Element) -> bool {
+    pub(crate) fn took_pep_sync_answer(&mut self, el: &Element) -> bool {
         let ours = el.name() == "iq"
             && matches!(el.attr("type"), Some("result" | "error"))
             && el
@@ -214,7 +214,7 @@ impl Session {
             });
         }
         if let Some(b) = self.bound_mut() {
-            b.bookmark_syncs = b.bookmark_syncs.saturating_sub(1);
+            b.pep_syncs = b.pep_syncs.saturating_sub(1);
         }
         true
     }

@@ -192,8 +192,9 @@ pub struct Bound {
     pub(crate) sm: crate::sm::Sm,
     /// Client State Indication (XEP-0352).
     pub(crate) csi: crate::csi::Csi,
-    /// XEP-0411: iqs a legacy bookmarks write sent to the PEP service, not answered yet.
-    pub(crate) bookmark_syncs: u32,
+    /// Iqs a legacy bookmarks write (XEP-0411) or a vCard photo (XEP-0398) sent to the
+    /// account's PEP service, not answered yet.
+    pub(crate) pep_syncs: u32,
 }
 
 impl Bound {
@@ -214,7 +215,7 @@ impl Bound {
             directed: Vec::new(),
             sm: crate::sm::Sm::Off,
             csi: crate::csi::Csi::Active,
-            bookmark_syncs: 0,
+            pep_syncs: 0,
         }
     }
 

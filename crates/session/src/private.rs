@@ -63,7 +63,7 @@ impl Session {
         let (username, host) = account_parts(&user);
         // XEP-0411: while this session's own legacy write is being mirrored, private
         // storage has the newest bookmarks.
-        let mirroring = self.bound().is_some_and(|b| b.bookmark_syncs > 0);
+        let mirroring = self.bound().is_some_and(|b| b.pep_syncs > 0);
         self.pause();
         let work = async move {
             if get {

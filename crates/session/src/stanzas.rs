@@ -303,7 +303,7 @@ impl Session {
                 .strip_prefix(f)
                 .is_some_and(|rest| rest.starts_with('/'))
         });
-        if own && self.took_bookmark_sync_answer(&el) {
+        if own && self.took_pep_sync_answer(&el) {
             return;
         }
         let Some(b) = self.bound_mut() else { return };
