@@ -35,7 +35,7 @@ use crate::client::{Incoming, ReadCounters, Session, SessionReader, SessionWrite
 use crate::idle::close_all;
 use crate::perf::{SyscallCounter, SyscallCounts};
 use crate::proc::proc_io;
-use crate::stats::{run_pool, Meter, Usage};
+use crate::stats::{Meter, Usage};
 use crate::target::{Shared, Target, TargetEcho};
 use crate::BenchError;
 
@@ -550,28 +550,8 @@ pub async fn csi(target: &Target, opts: &CsiOpts) -> Result<CsiResult, BenchErro
         ));
     }
     eprintln!("csi: logging in {} contacts", opts.contacts);
-    let sh = shared.clone();
-    let logins = run_pool(opts.contacts, opts.concurrency, move |i| {
-        let sh = sh.clone();
-        async move {
-            let mut s = Session::login(&sh, i + 1, "contact").await?;
-            s.available().await?;
-            Ok::<_, BenchError>(s)
-        }
-    })
-    .await;
-    let mut contacts = Vec::with_capacity(opts.contacts);
-    let mut failure = None;
-    for r in logins {
-        match r {
-            Ok(s) => contacts.push(s),
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    if let Some(e) = failure {
-        close_all(contacts, opts.concurrency).await;
-        return Err(e);
-    }
+    let mut contacts =
+        crate::presence::login_contacts(&shared, opts.contacts, opts.concurrency).await?;
     let watcher = match Session::login(&shared, 0, "watcher").await {
         Ok(w) => w,
         Err(e) => {

@@ -74,28 +74,7 @@ pub async fn presence(target: &Target, opts: &PresenceOpts) -> Result<PresenceRe
     }
     let owner_bare = target.bare_jid(0);
     eprintln!("presence: logging in {} contacts", opts.contacts);
-    let sh = shared.clone();
-    let logins = run_pool(opts.contacts, opts.concurrency, move |i| {
-        let sh = sh.clone();
-        async move {
-            let mut s = Session::login(&sh, i + 1, "contact").await?;
-            s.available().await?;
-            Ok::<_, BenchError>(s)
-        }
-    })
-    .await;
-    let mut contacts = Vec::with_capacity(opts.contacts);
-    let mut failure = None;
-    for r in logins {
-        match r {
-            Ok(s) => contacts.push(s),
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    if let Some(e) = failure {
-        close_all(contacts, opts.concurrency).await;
-        return Err(e);
-    }
+    let contacts = login_contacts(&shared, opts.contacts, opts.concurrency).await?;
 
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Seen>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -264,4 +243,36 @@ async fn watch_owner(
         };
         let _ = seen.send((available, Instant::now()));
     }
+}
+
+/// Logs in users 1..=`n` (resource `contact`) and makes each available, `concurrency` at a
+/// time; on any failure the ones logged in are closed and the first error returned.
+pub(crate) async fn login_contacts(
+    shared: &Shared,
+    n: usize,
+    concurrency: usize,
+) -> Result<Vec<Session>, BenchError> {
+    let sh = shared.clone();
+    let logins = run_pool(n, concurrency, move |i| {
+        let sh = sh.clone();
+        async move {
+            let mut s = Session::login(&sh, i + 1, "contact").await?;
+            s.available().await?;
+            Ok::<_, BenchError>(s)
+        }
+    })
+    .await;
+    let mut contacts = Vec::with_capacity(n);
+    let mut failure = None;
+    for r in logins {
+        match r {
+            Ok(s) => contacts.push(s),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    if let Some(e) = failure {
+        close_all(contacts, concurrency).await;
+        return Err(e);
+    }
+    Ok(contacts)
 }

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::session::Session;
 
 /// `jabber:iq:register`.
-pub const NS: &str = "jabber:iq:register";
+pub const NS: &str = parley_proto::register::NS;
 
 /// Ends an account's sessions on every node: the admin API's road, offered to sessions for
 /// account self-service.
@@ -51,27 +51,28 @@ enum Ask {
     Remove,
 }
 
+/// A logged-in client's request, read by the protocol crate (XEP-0077 §3.2-§3.3): a
+/// password change must name the account's own username.
 fn read(iq: &Element, username: &str) -> Result<Ask, StanzaError> {
-    let query = iq.first_child().filter(|q| q.is("query", NS));
-    let Some(query) = query else {
-        return Err(StanzaError::new(StanzaCondition::BadRequest));
-    };
-    if iq.attr("type") == Some("get") {
-        return Ok(Ask::Form);
-    }
-    if query.has_child("remove", NS) {
-        return Ok(Ask::Remove);
-    }
-    let field = |name: &str| query.get_child(name, NS).map(Element::text);
-    match (field("username"), field("password")) {
-        (Some(u), Some(p)) if u == username => Ok(Ask::Change(p)),
-        (Some(_), Some(_)) => Err(StanzaError::with_text(
+    use parley_proto::register::Request;
+    match parley_proto::register::parse(iq) {
+        Ok(Request::Form) => Ok(Ask::Form),
+        Ok(Request::Remove) => Ok(Ask::Remove),
+        Ok(Request::Register {
+            username: u,
+            password,
+        }) if u == username => Ok(Ask::Change(password)),
+        Ok(Request::Register { .. }) => Err(StanzaError::with_text(
             StanzaCondition::BadRequest,
             "the username must be the account's own",
         )),
-        _ => Err(StanzaError::with_text(
+        Ok(Request::Preauth { .. }) => Err(StanzaError::with_text(
             StanzaCondition::BadRequest,
-            "a password change takes <username/> and <password/>; a removal <remove/>",
+            "an invitation is for registering a new account",
+        )),
+        Err(e) => Err(StanzaError::with_text(
+            StanzaCondition::BadRequest,
+            e.to_string(),
         )),
     }
 }
@@ -88,9 +89,7 @@ impl Session {
         let password = match ask {
             Ask::Form => {
                 // §3.2: the form of a registered account.
-                let q = Element::new("query", NS)
-                    .with_child(Element::new("registered", NS))
-                    .with_child(Element::new("username", NS).with_text(username));
+                let q = parley_proto::register::form_registered(&username);
                 return self.send(&iq_result(&iq).with_child(q), ctx);
             }
             Ask::Remove => None,
