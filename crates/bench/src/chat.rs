@@ -372,6 +372,11 @@ async fn receive_loop(
             out.errors += 1;
             continue;
         }
+        // Stored offline during an earlier run against the same data (the server's
+        // delayed-delivery stamp, XEP-0203): its send time is not this run's latency.
+        if el.get_child("delay", "urn:xmpp:delay").is_some() {
+            continue;
+        }
         let Some(body) = el.get_child("body", ns::CLIENT) else {
             continue;
         };

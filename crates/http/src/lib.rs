@@ -24,6 +24,7 @@ pub mod metrics;
 mod origin;
 pub mod proxy;
 mod records;
+mod upload;
 pub mod web_client;
 pub mod web_state;
 pub mod ws;

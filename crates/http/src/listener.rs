@@ -1,7 +1,8 @@
 //! The client-facing HTTP listener (`[http] listen`): XMPP over WebSocket (RFC 7395) at
 //! `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, connection-method discovery
 //! (XEP-0156) at `/.well-known/host-meta` and `/.well-known/host-meta.json`, CORS for the
-//! origins the operator allows, and the built-in chat page (`/`, [`crate::web_client`]).
+//! origins the operator allows, the built-in chat page (`/`, [`crate::web_client`]), and
+//! uploaded files (`/upload/…`, XEP-0363, the private `upload` module).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +66,9 @@ pub fn web_server(state: Arc<WebState>, addr: SocketAddr) -> std::io::Result<(So
             .route("/.well-known/host-meta", web::get().to(host_meta))
             .route("/.well-known/host-meta.json", web::get().to(host_meta_json))
             .route("/", web::get().to(crate::web_client::page))
+            .route("/upload/{tail:.*}", web::put().to(crate::upload::put))
+            .route("/upload/{tail:.*}", web::get().to(crate::upload::get))
+            .route("/upload/{tail:.*}", web::head().to(crate::upload::get))
             .route(
                 &format!("{}/{{tail:.*}}", crate::web_client::ASSETS_PATH),
                 web::get().to(crate::web_client::asset),

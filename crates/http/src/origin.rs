@@ -54,7 +54,7 @@ pub(crate) fn cors(req: &HttpRequest, state: &WebState, mut resp: HttpResponse) 
             h.insert(header::VARY, header::HeaderValue::from_static("Origin"));
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                header::HeaderValue::from_static("GET, POST, OPTIONS"),
+                header::HeaderValue::from_static("GET, HEAD, POST, PUT, OPTIONS"),
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,

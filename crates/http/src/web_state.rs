@@ -50,6 +50,8 @@ pub struct WebState {
     /// `[http] trusted_proxies`: whose forwarding headers are believed, and (with
     /// [`ConsiderSecure::Always`] and a non-empty list) the only peers that count as encrypted.
     pub trusted: crate::proxy::TrustedProxies,
+    /// HTTP file upload (XEP-0363), when `[upload]` is on.
+    pub uploads: Option<Arc<parley_upload::Uploads>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -80,7 +82,14 @@ impl WebState {
             bosh: Arc::new(crate::bosh::BoshTable::default()),
             web_client: None,
             trusted: crate::proxy::TrustedProxies::default(),
+            uploads: None,
         }
+    }
+
+    /// Carries and serves uploaded files (XEP-0363, the `upload` module).
+    pub fn with_uploads(mut self, uploads: Option<Arc<parley_upload::Uploads>>) -> Self {
+        self.uploads = uploads;
+        self
     }
 
     /// Believes `X-Forwarded-*` and `Forwarded` from these peers only.

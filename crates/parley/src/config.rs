@@ -22,6 +22,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 mod trust;
+mod upload;
 mod validate;
 
 pub use error::ConfigError;
@@ -32,6 +33,7 @@ pub use parley_router::ResourceConflict;
 pub use pep::PepConfig;
 pub use register::{RegisterConfig, RegisterMode};
 pub use schema::*;
+pub use upload::UploadConfig;
 use validate::{Quoted, Violation};
 pub use validate::{
     MIN_ATTRIBUTES, MIN_DEPTH, MIN_NAMESPACE_DECLARATIONS, MIN_READ_BYTES_PER_S,

@@ -9,3 +9,4 @@ mod drain;
 mod resume;
 mod s2s;
 pub mod server;
+mod upload;

@@ -301,6 +301,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     router.set_max_resources(config.quotas.resources_per_account);
     let component_secrets = config.component_secrets().map_err(ServerError::Start)?;
     router.set_components(component_secrets.iter().map(|(d, _)| d.clone()));
+    let uploads = crate::upload::start(config, storage.clone(), server_secret.clone(), &router)
+        .map_err(|e| err("upload directory ([upload] dir)", &e))?;
     let n = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -610,7 +612,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                             ),
                         },
                     }
-                })),
+                }))
+                .with_uploads(uploads.clone()),
             );
             web_state = Some(state.clone());
             if let Some(node) = &cluster {
@@ -626,6 +629,9 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             let (local, server) = web_server(state, addr)
                 .map_err(|e| err(&format!("http listener {addr} ([http] listen)"), &e))?;
             info!(%local, "HTTP listener (WebSocket) listening");
+            if let Some(uploads) = &uploads {
+                crate::upload::base_url_after_bind(uploads, local);
+            }
             actix_rt::spawn(server);
             Some(local)
         }

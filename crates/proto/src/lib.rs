@@ -28,6 +28,7 @@ pub mod stanza;
 pub mod stanza_error;
 pub mod stream_error;
 pub mod token;
+pub mod upload;
 
 pub use stanza::{stanza_type, StanzaKind};
 pub use stanza_error::{error_reply, iq_result, is_error, ErrorType, StanzaCondition, StanzaError};

@@ -33,7 +33,8 @@ pub use handle::{
 };
 pub use meta::{now_ms, SessionMeta, SessionStatus, StreamLink};
 pub use road::{
-    component_jid, Dest, Foreign, Origin, Refused, Routed, UserSink, Wake, COMPONENT_RESOURCE,
+    component_jid, Dest, Foreign, Origin, Refused, Routed, Service, UserSink, Wake,
+    COMPONENT_RESOURCE,
 };
 pub use table::{
     BindOutcome, EndedSession, ResourceConflict, ResourceInfo, Router, HISTORY_PER_USER,

@@ -62,6 +62,8 @@ pub enum Routed {
     User,
     /// Handed to the hook for domains this server does not serve.
     Foreign,
+    /// Handed to a service the server runs itself ([`Service`]).
+    Service,
     /// Addressed to the origin session itself: it writes the stanza to its client now.
     Loopback(Element),
     /// Refused: the origin session writes this error to its client now.
@@ -134,6 +136,21 @@ pub trait UserSink: Send + Sync + 'static {
 pub trait Foreign: Send + Sync + 'static {
     /// Takes a stanza for `to`. Refused at once when it cannot be sent.
     fn send(&self, to: &Jid, stanza: Element) -> Result<(), Box<Refused>>;
+}
+
+/// A service the server runs itself on a domain of its own (XEP-0363 file upload): it
+/// takes every stanza addressed to that domain and answers through the router. Services
+/// run on every node, so a stanza never leaves the node it arrived on to reach one.
+pub trait Service: Send + Sync + 'static {
+    /// Takes a stanza addressed to the service's domain. It must not block: work that
+    /// waits (storage) goes to a task, which answers with [`Router::send`].
+    fn accept(&self, stanza: Element);
+}
+
+impl std::fmt::Debug for dyn Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Service")
+    }
 }
 
 impl std::fmt::Debug for dyn UserSink {
@@ -300,6 +317,12 @@ impl Router {
             // RFC 6121 §8.5.2: the user's actor decides.
             Dest::Bare(bare) => self.to_user(&bare, stanza, wake),
             Dest::Server(_) => server_rule(stanza),
+            Dest::Foreign(to) if self.service(to.domain().as_str()).is_some() => {
+                if let Some(service) = self.service(to.domain().as_str()) {
+                    service.accept(stanza);
+                }
+                Ok(Routed::Service)
+            }
             Dest::Foreign(to) if self.is_component(to.domain().as_str()) => {
                 self.to_component(to.domain().as_str(), stanza)
             }

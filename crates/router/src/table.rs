@@ -73,6 +73,9 @@ pub struct Router {
     pub(crate) foreign: OnceLock<Arc<dyn Foreign>>,
     /// Domains served by external components (XEP-0114), set once at start-up.
     components: OnceLock<HashSet<String>>,
+    /// Domains of the services the server runs itself ([`crate::road::Service`]), set
+    /// once at start-up.
+    services: OnceLock<HashMap<String, Arc<dyn crate::road::Service>>>,
     history: parking_lot::Mutex<History>,
     /// Every connection on this node, bound or not, by the key its actor registered under
     /// (for the admin API's view of connections that have not authenticated). As many as
@@ -125,6 +128,7 @@ impl Router {
             user_sink: OnceLock::new(),
             foreign: OnceLock::new(),
             components: OnceLock::new(),
+            services: OnceLock::new(),
             history: parking_lot::Mutex::new(History::default()),
             streams: parking_lot::Mutex::new(HashMap::new()),
             closers: parking_lot::Mutex::new(HashMap::new()),
@@ -270,6 +274,35 @@ impl Router {
         if self.components.set(domains.into_iter().collect()).is_err() {
             tracing::warn!("component domains were set twice; the second set is ignored");
         }
+    }
+
+    /// Declares the services the server runs itself, by domain (once, at start-up).
+    pub fn set_services(&self, services: HashMap<String, Arc<dyn crate::road::Service>>) {
+        if self.services.set(services).is_err() {
+            tracing::warn!("service domains were set twice; the second set is ignored");
+        }
+    }
+
+    /// The service on `domain`, if the server runs one there.
+    pub fn service(&self, domain: &str) -> Option<&Arc<dyn crate::road::Service>> {
+        self.services.get().and_then(|s| s.get(domain))
+    }
+
+    /// The domains of the services the server runs for `host` (`x.host`), sorted:
+    /// service discovery lists them.
+    pub fn services_of(&self, host: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .services
+            .get()
+            .map(|s| {
+                s.keys()
+                    .filter(|d| d.strip_suffix(host).is_some_and(|p| p.ends_with('.')))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Whether `domain` belongs to an external component.

@@ -290,6 +290,7 @@ impl Session {
             Routed::Session
             | Routed::User
             | Routed::Foreign
+            | Routed::Service
             | Routed::Refused
             | Routed::Dropped => {}
         }

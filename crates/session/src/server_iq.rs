@@ -38,11 +38,15 @@ pub(crate) enum Entity {
 
 impl Session {
     /// XEP-0030 §4: the server's items are its components (XEP-0114), as Prosody lists
-    /// them; an account has none here.
+    /// them, and the services it runs itself for this host (XEP-0363 upload); an account
+    /// has none here.
     fn disco_items(&self, entity: Entity) -> Element {
         let mut query = Element::new("query", ns::DISCO_ITEMS);
         if entity == Entity::Server {
-            for domain in self.env.router.components() {
+            let host = self.host().unwrap_or_default().to_owned();
+            let mut domains = self.env.router.components();
+            domains.extend(self.env.router.services_of(&host));
+            for domain in domains {
                 query.push_child(Element::new("item", ns::DISCO_ITEMS).with_attr("jid", domain));
             }
         }

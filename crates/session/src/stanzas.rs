@@ -129,7 +129,11 @@ impl Session {
                 self.send(&error, ctx);
                 false
             }
-            Routed::User | Routed::Foreign | Routed::Refused | Routed::Dropped => false,
+            Routed::User
+            | Routed::Foreign
+            | Routed::Service
+            | Routed::Refused
+            | Routed::Dropped => false,
         }
     }
 

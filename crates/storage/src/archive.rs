@@ -13,9 +13,10 @@
 //!
 //! Stamps never go back within an account's archive: a record stamped before the account's
 //! newest (messages race between sessions, batches and nodes' clocks) is stored with the
-//! newest stamp instead. The archive's order and its times then agree, so a `start` or `end`
-//! filter is one step through the time index to a range of the sequence, whatever the
-//! archive's size, and never a scan.
+//! newest stamp instead. The archive's order and its times then agree: the archive is paged
+//! in `(stamp_ms, seq)` order, which is the order of `seq`, through the time index (or the
+//! contact's index, which also ends with the stamp), so a `start` or `end` filter is a range
+//! of the same index that pages, and no index keyed by the sequence alone is kept.
 
 use parley_proto::blocking::Blocklist;
 use parley_proto::mam::{Default as ArchiveDefault, Prefs, Query, With};
@@ -144,4 +145,73 @@ pub trait Archive: Send + Sync {
 
     /// The account's totals: (messages, bytes).
     async fn archive_size(&self, username: &str, host: &str) -> Result<(u64, u64)>;
+}
+
+/// What a batch adds to each of its accounts: `(items, bytes, newest stamp)`, keyed by
+/// `(host, username)` in sorted order, so that every batch on every node takes the
+/// accounts' locks in one order. The newest stamp starts at `i64::MIN`, for
+/// [`stamp_batch`] to raise.
+pub(crate) fn batch_totals(
+    records: &[ArchiveRecord],
+) -> std::collections::BTreeMap<(&str, &str), (i64, i64, i64)> {
+    let mut totals = std::collections::BTreeMap::new();
+    for r in records {
+        let t = totals
+            .entry((r.host.as_str(), r.username.as_str()))
+            .or_insert((0, 0, i64::MIN));
+        t.0 += 1;
+        t.1 += i64::try_from(r.stanza.len()).unwrap_or(i64::MAX);
+    }
+    totals
+}
+
+/// The stamp each record is stored with: never earlier than its account's newest before
+/// it (`totals` holds each account's newest stamp so far, as read under the batch's locks,
+/// and ends with the batch's newest).
+pub(crate) fn stamp_batch<'a>(
+    records: &'a [ArchiveRecord],
+    totals: &mut std::collections::BTreeMap<(&'a str, &'a str), (i64, i64, i64)>,
+) -> Vec<i64> {
+    records
+        .iter()
+        .map(|r| {
+            let t = totals
+                .get_mut(&(r.host.as_str(), r.username.as_str()))
+                .expect("every record's account is counted");
+            t.2 = t.2.max(r.stamp_ms);
+            t.2
+        })
+        .collect()
+}
+
+/// How many of an account's oldest messages to read to trim it back within `policy`,
+/// given its totals `(items, bytes)` after a batch; None when it is within them. Enough
+/// rows to cover the item excess, and a few for the bytes: a message is usually small, so
+/// one more read is rare.
+pub(crate) fn trim_reads((items, bytes): (i64, i64), policy: &ArchivePolicy) -> Option<i64> {
+    let max_items = i64::try_from(policy.max_items).unwrap_or(i64::MAX);
+    let max_bytes = i64::try_from(policy.max_bytes).unwrap_or(i64::MAX);
+    (items > max_items || bytes > max_bytes).then(|| (items - max_items).max(0) + 16)
+}
+
+/// Of an account's oldest messages `(stamp_ms, seq, size)`, oldest first, the ones to
+/// delete to be within `policy` again: `((stamp_ms, seq) of the last to delete, items,
+/// bytes)`, or None for none.
+pub(crate) fn trim_upto(
+    (items, bytes): (i64, i64),
+    policy: &ArchivePolicy,
+    oldest: &[(i64, i64, i64)],
+) -> Option<((i64, i64), i64, i64)> {
+    let max_items = i64::try_from(policy.max_items).unwrap_or(i64::MAX);
+    let max_bytes = i64::try_from(policy.max_bytes).unwrap_or(i64::MAX);
+    let (mut gone_items, mut gone_bytes, mut upto) = (0i64, 0i64, None);
+    for &(stamp, seq, size) in oldest {
+        if items - gone_items <= max_items && bytes - gone_bytes <= max_bytes {
+            break;
+        }
+        gone_items += 1;
+        gone_bytes += size;
+        upto = Some((stamp, seq));
+    }
+    upto.map(|u| (u, gone_items, gone_bytes))
 }

@@ -32,6 +32,7 @@ mod sqlite;
 /// crates' tests only: it never ships in the server.
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+mod uploads;
 
 /// The `jid` of the one removal record per user that is no removal: its version is the
 /// newest of the records pruned, below which changes can no longer be replayed. No JID is
@@ -47,6 +48,7 @@ pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
 pub use pep::{Pep, PepItemRow};
+pub use uploads::{UploadAdded, UploadQuota, UploadRecord, Uploads};
 
 use postgres::PgStorage;
 use sqlite::SqliteStorage;
@@ -122,7 +124,9 @@ pub struct ImportReport {
 
 /// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
-pub trait Storage: Archive + Pep + Invites + Send + Sync + std::fmt::Debug + 'static {
+pub trait Storage:
+    Archive + Pep + Invites + Uploads + Send + Sync + std::fmt::Debug + 'static
+{
     /// Creates an account with one credential row per hash in `creds`.
     ///
     /// Usernames and hosts arrive already normalized (nodeprep/nameprep) by the caller.

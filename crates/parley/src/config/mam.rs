@@ -60,7 +60,7 @@ impl Default for MamConfig {
             queue_items: 10_000,
             queue_bytes: 32 << 20,
             batch: 256,
-            batch_linger_ms: 2,
+            batch_linger_ms: 20,
             owner_cache_entries: 10_000,
             owner_cache_ttl_s: 10,
             max_in_flight_per_session: 64,

@@ -846,3 +846,56 @@ fn archive_writer_and_pep_memory_bounds_have_keys() {
         assert!(e.contains(key), "{toml}: {e}");
     }
 }
+
+#[test]
+fn upload_section_is_checked_and_documented() {
+    let c = Config::from_toml_str(
+        "[http]\nlisten = \"127.0.0.1:5280\"\n[upload]\nenabled = true\nmax_file_bytes = 5\n\
+         allowed_types = [\"image/*\", \"application/pdf\"]\n",
+        "t",
+    )
+    .unwrap();
+    let s = c.upload.settings(Path::new("/data"));
+    assert_eq!(s.max_file_bytes, 5);
+    assert_eq!(s.dir, Path::new("/data/uploads"));
+    assert!(s.allows("image/webp") && !s.allows("text/html"));
+    let mut off = Config::from_toml_str("[upload]\nenabled = true\n", "t").unwrap();
+    off.http.listen = None;
+    let e = off.validate().unwrap_err().to_string();
+    assert!(e.contains("upload.enabled"), "{e}");
+    for (toml, key) in [
+        ("subdomain = \"up load\"", "upload.subdomain"),
+        ("max_file_bytes = 0", "upload.max_file_bytes"),
+        ("quota_files = 0", "upload.quota_files"),
+        ("expire_after_days = 0", "upload.expire_after_days"),
+        ("slot_ttl_s = 1", "upload.slot_ttl_s"),
+        ("allowed_types = [\"Image/PNG\"]", "upload.allowed_types"),
+        ("allowed_types = [\"*\"]", "upload.allowed_types"),
+        ("url = \"ftp://x\"", "upload.url"),
+        ("url = \"https://x/\"", "upload.url"),
+    ] {
+        let e = err(&format!(
+            "[http]\nlisten = \"127.0.0.1:5280\"\n[upload]\nenabled = true\n{toml}\n"
+        ));
+        assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");
+    }
+    let doc = include_str!("../../../../config/parley.toml");
+    for key in [
+        "[upload]",
+        "enabled =",
+        "subdomain =",
+        "max_file_bytes =",
+        "quota_bytes =",
+        "quota_files =",
+        "expire_after_days =",
+        "slot_ttl_s =",
+        "allowed_types =",
+        "# dir =",
+        "# url =",
+    ] {
+        assert!(
+            doc.contains(key),
+            "config/parley.toml does not document {key}"
+        );
+    }
+}

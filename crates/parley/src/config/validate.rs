@@ -130,6 +130,7 @@ impl Config {
         self.mam.check()?;
         self.pep.check()?;
         self.register.check()?;
+        self.upload.check(self.http.listen.is_some())?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

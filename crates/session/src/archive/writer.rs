@@ -243,16 +243,25 @@ async fn write_loop(
                 }
             };
         take(first, &mut jobs, &mut records, &mut owners);
+        let drain = |rx: &mut mpsc::Receiver<Msg>,
+                     jobs: &mut Vec<Job>,
+                     records: &mut usize,
+                     owners: &mut Owners| {
+            while *records < settings.batch {
+                match rx.try_recv() {
+                    Ok(msg) => take(msg, jobs, records, owners),
+                    Err(_) => break,
+                }
+            }
+        };
+        // A backlog of a batch or more is written at once: lingering then would only cap
+        // the writer at one batch per linger.
+        drain(&mut rx, &mut jobs, &mut records, &mut owners);
         if !jobs.is_empty() && records < settings.batch && !settings.linger.is_zero() {
             // Sleeping, not waiting on the queue: messages that come meanwhile wake nobody,
             // and are all taken at once.
             tokio::time::sleep(settings.linger).await;
-        }
-        while records < settings.batch {
-            match rx.try_recv() {
-                Ok(msg) => take(msg, &mut jobs, &mut records, &mut owners),
-                Err(_) => break,
-            }
+            drain(&mut rx, &mut jobs, &mut records, &mut owners);
         }
         if jobs.is_empty() {
             continue;
@@ -306,5 +315,70 @@ async fn expire_loop(storage: Arc<dyn Storage>, retention: Duration) {
             Ok(n) => tracing::info!(messages = n, "expired archived messages"),
             Err(e) => tracing::warn!(error = %e, "archive expiry failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_proto::mam::With;
+
+    fn record(n: usize) -> ArchiveRecord {
+        ArchiveRecord {
+            username: "alice".into(),
+            host: "localhost".into(),
+            id: parley_proto::mam::new_id(),
+            with: With {
+                bare: "bob@localhost".into(),
+                resource: None,
+            },
+            stamp_ms: 1_700_000_000_000 + n as i64,
+            stanza: format!("<message xmlns='jabber:client'><body>{n}</body></message>"),
+        }
+    }
+
+    /// A backlog of a batch or more is written at once: the linger only gathers a batch
+    /// that is not full yet. (It once slept after every first record, which capped the
+    /// writer at one batch per linger and stalled senders under load.)
+    #[tokio::test]
+    async fn full_batches_are_written_without_lingering() {
+        let storage = parley_storage::open("sqlite::memory:").await.unwrap();
+        storage
+            .create_account("alice", "localhost", &[])
+            .await
+            .unwrap();
+        let writer = ArchiveWriter::start(
+            storage.clone(),
+            WriterSettings {
+                policy: ArchivePolicy {
+                    default: ArchiveDefault::Always,
+                    max_items: 1000,
+                    max_bytes: 1 << 20,
+                },
+                queue_items: 100,
+                queue_bytes: 1 << 20,
+                batch: 2,
+                // Longer than any test run: a batch that waited for it would never come.
+                linger: Duration::from_secs(86_400),
+                retention: None,
+                owner_cache_entries: 10,
+                owner_ttl: Duration::from_secs(60),
+            },
+        );
+        let progress = Arc::new(Progress::default());
+        // Queued before the writer's task first runs (this test's runtime has one thread):
+        // two full batches wait.
+        for seq in 1..=4 {
+            assert!(writer
+                .submit(vec![record(seq as usize)], progress.clone(), seq)
+                .is_ok());
+        }
+        tokio::time::timeout(Duration::from_secs(60), progress.clone().reached(4))
+            .await
+            .expect("both full batches written without waiting for the linger");
+        assert_eq!(
+            storage.archive_size("alice", "localhost").await.unwrap().0,
+            4
+        );
     }
 }

@@ -273,4 +273,13 @@ async fn delete_blocked(
         .map_err(backend)
 }
 
+/// Archive batches go through sqlx: a fixed number of multi-row statements each.
+async fn archive_insert_backend(
+    store: &PgStorage,
+    records: &[crate::archive::ArchiveRecord],
+    policy: &crate::archive::ArchivePolicy,
+) -> Result<()> {
+    sql_storage::archive_insert_sqlx(store, records, policy).await
+}
+
 impl_sql_storage!(PgStorage, conn = PgConnection, row = PgRow);

@@ -32,6 +32,17 @@ macro_rules! sql_archive_methods {
                 self.sql.push_str(&format!(" AND {clause} ${}", self.binds.len()));
             }
 
+            /// `(stamp_ms, seq) op (stamp, seq)`: a place in the archive's order, which both
+            /// the time index and the contact index hold (stamps never go back within an
+            /// archive, so it is the order of `seq`).
+            fn push_place(&mut self, op: &str, (stamp, seq): (i64, i64)) {
+                self.binds.push(Bind::Int(stamp));
+                self.binds.push(Bind::Int(seq));
+                let n = self.binds.len();
+                self.sql
+                    .push_str(&format!(" AND (stamp_ms, seq) {op} (${}, ${n})", n - 1));
+            }
+
             fn push_in(&mut self, column: &str, values: &[String]) {
                 let mut list = Vec::with_capacity(values.len());
                 for v in values {
@@ -60,33 +71,17 @@ macro_rules! sql_archive_methods {
             q.fetch_all(conn).await.map_err(backend)
         }
 
-        async fn archive_seq(
+        /// The place `(stamp_ms, seq)` of the account's message `id`.
+        async fn archive_place(
             conn: &mut $conn,
             username: &str,
             host: &str,
             id: &str,
-        ) -> Result<Option<i64>> {
-            sqlx::query_scalar(ARCHIVE_SEQ_OF)
+        ) -> Result<Option<(i64, i64)>> {
+            sqlx::query_as(ARCHIVE_SEQ_OF)
                 .bind(host)
                 .bind(username)
                 .bind(id)
-                .fetch_optional(conn)
-                .await
-                .map_err(backend)
-        }
-
-        /// The sequence number `sql` (`ARCHIVE_SEQ_FROM_STAMP` or `…_UNTIL_STAMP`) finds.
-        async fn archive_seq_by_stamp(
-            conn: &mut $conn,
-            sql: &str,
-            username: &str,
-            host: &str,
-            stamp_ms: i64,
-        ) -> Result<Option<i64>> {
-            sqlx::query_scalar(sql)
-                .bind(host)
-                .bind(username)
-                .bind(stamp_ms)
                 .fetch_optional(conn)
                 .await
                 .map_err(backend)
@@ -125,38 +120,29 @@ macro_rules! sql_archive_methods {
             conn: &mut $conn,
             username: &str,
             host: &str,
-            (items, bytes): (i64, i64),
+            totals: (i64, i64),
             policy: &$crate::archive::ArchivePolicy,
         ) -> Result<()> {
-            let max_items = i64::try_from(policy.max_items).unwrap_or(i64::MAX);
-            let max_bytes = i64::try_from(policy.max_bytes).unwrap_or(i64::MAX);
-            if items <= max_items && bytes <= max_bytes {
+            let Some(want) = $crate::archive::trim_reads(totals, policy) else {
                 return Ok(());
-            }
-            // Enough rows to cover the item excess, and a few for the bytes one: a message
-            // is usually small, so one more read is rare.
-            let want = (items - max_items).max(0) + 16;
-            let oldest: Vec<(i64, i64)> = sqlx::query_as(OLDEST_ARCHIVED)
+            };
+            let oldest: Vec<(i64, i64, i64)> = sqlx::query_as(OLDEST_ARCHIVED)
                 .bind(host)
                 .bind(username)
                 .bind(want)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(backend)?;
-            let (mut gone_items, mut gone_bytes, mut upto) = (0i64, 0i64, None);
-            for (seq, size) in oldest {
-                if items - gone_items <= max_items && bytes - gone_bytes <= max_bytes {
-                    break;
-                }
-                gone_items += 1;
-                gone_bytes += size;
-                upto = Some(seq);
-            }
-            let Some(upto) = upto else { return Ok(()) };
+            let Some(((stamp, seq), gone_items, gone_bytes)) =
+                $crate::archive::trim_upto(totals, policy, &oldest)
+            else {
+                return Ok(());
+            };
             sqlx::query(DELETE_ARCHIVED_UPTO)
                 .bind(host)
                 .bind(username)
-                .bind(upto)
+                .bind(stamp)
+                .bind(seq)
                 .execute(&mut *conn)
                 .await
                 .map_err(backend)?;
@@ -168,6 +154,109 @@ macro_rules! sql_archive_methods {
                 .execute(&mut *conn)
                 .await
                 .map_err(backend)?;
+            Ok(())
+        }
+
+        /// [`Archive::archive_insert`](crate::Archive::archive_insert) through sqlx: a
+        /// fixed number of multi-row statements per batch, whatever its size.
+        pub(super) async fn archive_insert_sqlx(
+            store: &$store,
+            records: &[$crate::archive::ArchiveRecord],
+            policy: &$crate::archive::ArchivePolicy,
+        ) -> Result<()> {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let mut totals = $crate::archive::batch_totals(records);
+            let mut tx = store.begin_write().await?;
+            for (host, username) in totals.keys() {
+                lock_user(&mut tx, UserLock::Archive, username, host).await?;
+            }
+            // Each account's newest stamp so far, in one statement per 100 accounts.
+            let keys: Vec<(&str, &str)> = totals.keys().copied().collect();
+            let mut lasts: std::collections::HashMap<(String, String), i64> = Default::default();
+            for chunk in keys.chunks(100) {
+                let mut sql = String::from(SELECT_ARCHIVE_LAST_STAMPS_HEAD);
+                let mut binds = Vec::with_capacity(chunk.len() * 2);
+                for (i, (host, username)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${})", i * 2 + 1, i * 2 + 2));
+                    binds.extend([
+                        Bind::Text((*host).to_owned()),
+                        Bind::Text((*username).to_owned()),
+                    ]);
+                }
+                sql.push(')');
+                for row in run_binds(&mut tx, &sql, &binds).await? {
+                    let host: String = row.try_get("host").map_err(backend)?;
+                    let username: String = row.try_get("username").map_err(backend)?;
+                    let last: i64 = row.try_get("last_stamp").map_err(backend)?;
+                    lasts.insert((host, username), last);
+                }
+            }
+            for ((host, username), t) in totals.iter_mut() {
+                if let Some(last) = lasts.get(&((*host).to_owned(), (*username).to_owned())) {
+                    t.2 = *last;
+                }
+            }
+            let stamps = $crate::archive::stamp_batch(records, &mut totals);
+            // 100 rows of 8 values: far below either dialect's limit on placeholders.
+            for (chunk, stamps) in records.chunks(100).zip(stamps.chunks(100)) {
+                let mut sql = String::from(INSERT_ARCHIVE_HEAD);
+                let mut binds = Vec::with_capacity(chunk.len() * 8);
+                for (i, (r, stamp)) in chunk.iter().zip(stamps).enumerate() {
+                    let n = i * 8;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8
+                    ));
+                    binds.extend([
+                        Bind::Text(r.host.clone()),
+                        Bind::Text(r.username.clone()),
+                        Bind::Text(r.id.clone()),
+                        Bind::Int(*stamp),
+                        Bind::Text(r.with.bare.clone()),
+                        Bind::Text(r.with.resource.clone().unwrap_or_default()),
+                        Bind::Int(i64::try_from(r.stanza.len()).unwrap_or(i64::MAX)),
+                        Bind::Text(r.stanza.clone()),
+                    ]);
+                }
+                run_binds(&mut tx, &sql, &binds).await?;
+            }
+            let mut sql = String::from(BUMP_ARCHIVE_STATS_HEAD);
+            let mut binds = Vec::with_capacity(totals.len() * 5);
+            for (i, ((host, username), (items, bytes, last))) in totals.iter().enumerate() {
+                let n = i * 5;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    n + 1, n + 2, n + 3, n + 4, n + 5
+                ));
+                binds.extend([
+                    Bind::Text((*host).to_owned()),
+                    Bind::Text((*username).to_owned()),
+                    Bind::Int(*items),
+                    Bind::Int(*bytes),
+                    Bind::Int(*last),
+                ]);
+            }
+            sql.push_str(BUMP_ARCHIVE_STATS_TAIL);
+            let rows = run_binds(&mut tx, &sql, &binds).await?;
+            for row in rows {
+                let host: String = row.try_get("host").map_err(backend)?;
+                let username: String = row.try_get("username").map_err(backend)?;
+                let items: i64 = row.try_get("items").map_err(backend)?;
+                let bytes: i64 = row.try_get("bytes").map_err(backend)?;
+                trim_archive(&mut tx, &username, &host, (items, bytes), policy).await?;
+            }
+            tx.commit().await.map_err(backend)?;
             Ok(())
         }
 
@@ -216,123 +305,7 @@ macro_rules! sql_archive_methods {
                 records: &[$crate::archive::ArchiveRecord],
                 policy: &$crate::archive::ArchivePolicy,
             ) -> Result<()> {
-                if records.is_empty() {
-                    return Ok(());
-                }
-                // Per account: messages and bytes added, and its newest stamp, in sorted
-                // order, so that every batch on every node takes the accounts' locks in one
-                // order.
-                let mut totals: std::collections::BTreeMap<(&str, &str), (i64, i64, i64)> =
-                    Default::default();
-                for r in records {
-                    let t = totals
-                        .entry((r.host.as_str(), r.username.as_str()))
-                        .or_insert((0, 0, i64::MIN));
-                    t.0 += 1;
-                    t.1 += i64::try_from(r.stanza.len()).unwrap_or(i64::MAX);
-                }
-                let mut tx = self.begin_write().await?;
-                for (host, username) in totals.keys() {
-                    lock_user(&mut tx, UserLock::Archive, username, host).await?;
-                }
-                // Each account's newest stamp so far, in one statement per 100 accounts.
-                let keys: Vec<(&str, &str)> = totals.keys().copied().collect();
-                let mut lasts: std::collections::HashMap<(String, String), i64> =
-                    Default::default();
-                for chunk in keys.chunks(100) {
-                    let mut sql = String::from(SELECT_ARCHIVE_LAST_STAMPS_HEAD);
-                    let mut binds = Vec::with_capacity(chunk.len() * 2);
-                    for (i, (host, username)) in chunk.iter().enumerate() {
-                        if i > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("(${}, ${})", i * 2 + 1, i * 2 + 2));
-                        binds.extend([
-                            Bind::Text((*host).to_owned()),
-                            Bind::Text((*username).to_owned()),
-                        ]);
-                    }
-                    sql.push(')');
-                    for row in run_binds(&mut tx, &sql, &binds).await? {
-                        let host: String = row.try_get("host").map_err(backend)?;
-                        let username: String = row.try_get("username").map_err(backend)?;
-                        let last: i64 = row.try_get("last_stamp").map_err(backend)?;
-                        lasts.insert((host, username), last);
-                    }
-                }
-                for ((host, username), t) in totals.iter_mut() {
-                    if let Some(last) = lasts.get(&((*host).to_owned(), (*username).to_owned())) {
-                        t.2 = *last;
-                    }
-                }
-                // Stamps never go back within an archive (see the module's doc): each record
-                // is stamped no earlier than the account's newest before it.
-                let stamps: Vec<i64> = records
-                    .iter()
-                    .map(|r| {
-                        let t = totals
-                            .get_mut(&(r.host.as_str(), r.username.as_str()))
-                            .expect("every record's account is counted");
-                        t.2 = t.2.max(r.stamp_ms);
-                        t.2
-                    })
-                    .collect();
-                // 100 rows of 8 values: far below either dialect's limit on placeholders.
-                for (chunk, stamps) in records.chunks(100).zip(stamps.chunks(100)) {
-                    let mut sql = String::from(INSERT_ARCHIVE_HEAD);
-                    let mut binds = Vec::with_capacity(chunk.len() * 8);
-                    for (i, (r, stamp)) in chunk.iter().zip(stamps).enumerate() {
-                        let n = i * 8;
-                        if i > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8
-                        ));
-                        binds.extend([
-                            Bind::Text(r.host.clone()),
-                            Bind::Text(r.username.clone()),
-                            Bind::Text(r.id.clone()),
-                            Bind::Int(*stamp),
-                            Bind::Text(r.with.bare.clone()),
-                            Bind::Text(r.with.resource.clone().unwrap_or_default()),
-                            Bind::Int(i64::try_from(r.stanza.len()).unwrap_or(i64::MAX)),
-                            Bind::Text(r.stanza.clone()),
-                        ]);
-                    }
-                    run_binds(&mut tx, &sql, &binds).await?;
-                }
-                let mut sql = String::from(BUMP_ARCHIVE_STATS_HEAD);
-                let mut binds = Vec::with_capacity(totals.len() * 5);
-                for (i, ((host, username), (items, bytes, last))) in totals.iter().enumerate() {
-                    let n = i * 5;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${})",
-                        n + 1, n + 2, n + 3, n + 4, n + 5
-                    ));
-                    binds.extend([
-                        Bind::Text((*host).to_owned()),
-                        Bind::Text((*username).to_owned()),
-                        Bind::Int(*items),
-                        Bind::Int(*bytes),
-                        Bind::Int(*last),
-                    ]);
-                }
-                sql.push_str(BUMP_ARCHIVE_STATS_TAIL);
-                let rows = run_binds(&mut tx, &sql, &binds).await?;
-                for row in rows {
-                    let host: String = row.try_get("host").map_err(backend)?;
-                    let username: String = row.try_get("username").map_err(backend)?;
-                    let items: i64 = row.try_get("items").map_err(backend)?;
-                    let bytes: i64 = row.try_get("bytes").map_err(backend)?;
-                    trim_archive(&mut tx, &username, &host, (items, bytes), policy).await?;
-                }
-                tx.commit().await.map_err(backend)?;
-                Ok(())
+                archive_insert_backend(self, records, policy).await
             }
 
             async fn archive_query(
@@ -352,26 +325,19 @@ macro_rules! sql_archive_methods {
                     }
                 }
                 // Stamps follow the archive's order (`archive_insert` keeps them from going
-                // back), so a time filter is a range of the sequence, found through the
-                // time index: paging then walks the sequence index only.
-                for (stamp, sql, clause) in [
-                    (query.start, ARCHIVE_SEQ_FROM_STAMP, "seq >="),
-                    (query.end, ARCHIVE_SEQ_UNTIL_STAMP, "seq <="),
-                ] {
-                    if let Some(stamp) = stamp {
-                        match archive_seq_by_stamp(&mut tx, sql, username, host, stamp).await? {
-                            Some(seq) => filter.push(clause, Bind::Int(seq)),
-                            // Nothing that late (or early): an empty range.
-                            None => filter.push("seq <", Bind::Int(0)),
-                        }
-                    }
+                // back), so a time filter is a range of the indexes that page the archive.
+                if let Some(start) = query.start {
+                    filter.push("stamp_ms >=", Bind::Int(start));
                 }
-                for (id, clause) in [(&query.after_id, "seq >"), (&query.before_id, "seq <")] {
+                if let Some(end) = query.end {
+                    filter.push("stamp_ms <=", Bind::Int(end));
+                }
+                for (id, op) in [(&query.after_id, ">"), (&query.before_id, "<")] {
                     if let Some(id) = id {
-                        let Some(seq) = archive_seq(&mut tx, username, host, id).await? else {
+                        let Some(place) = archive_place(&mut tx, username, host, id).await? else {
                             return Ok(None);
                         };
-                        filter.push(clause, Bind::Int(seq));
+                        filter.push_place(op, place);
                     }
                 }
                 if !query.ids.is_empty() {
@@ -404,21 +370,21 @@ macro_rules! sql_archive_methods {
                     Page::Index(n) => (false, i64::try_from(*n).unwrap_or(i64::MAX)),
                     Page::Last => (true, 0),
                     Page::After(id) | Page::Before(id) => {
-                        let Some(seq) = archive_seq(&mut tx, username, host, id).await? else {
+                        let Some(place) = archive_place(&mut tx, username, host, id).await? else {
                             return Ok(None);
                         };
                         let backward = matches!(query.page, Page::Before(_));
-                        filter.push(if backward { "seq <" } else { "seq >" }, Bind::Int(seq));
+                        filter.push_place(if backward { "<" } else { ">" }, place);
                         (backward, 0)
                     }
                 };
                 let mut items = Vec::new();
                 let mut more = false;
                 if query.max > 0 {
+                    let dir = if backward { "DESC" } else { "ASC" };
                     let sql = format!(
-                        "SELECT id, stamp_ms, stanza FROM archive WHERE {} ORDER BY seq {} LIMIT {limit} OFFSET {offset}",
+                        "SELECT id, stamp_ms, stanza FROM archive WHERE {} ORDER BY stamp_ms {dir}, seq {dir} LIMIT {limit} OFFSET {offset}",
                         filter.sql,
-                        if backward { "DESC" } else { "ASC" },
                     );
                     let rows = filter.fetch_all(&mut tx, &sql).await?;
                     more = rows.len() > query.max;

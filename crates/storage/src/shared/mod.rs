@@ -18,7 +18,9 @@
 //!   per-user advisory locks; SQLite's `BEGIN IMMEDIATE` already serialises every writer),
 //!   and the batch writes `insert_accounts`, `insert_credentials`, `insert_roster_groups`,
 //!   `put_pending_in`, `insert_blocked`, `delete_blocked` (one statement over arrays on
-//!   PostgreSQL, one statement per row on SQLite).
+//!   PostgreSQL, one statement per row on SQLite);
+//! * `archive_insert_backend`: PostgreSQL's is the shared `archive_insert_sqlx`; SQLite's
+//!   hands a file's batches to a thread of their own (`sqlite/archive_thread.rs`).
 
 use parley_proto::sasl::ScramCredentials;
 
@@ -28,11 +30,13 @@ mod methods;
 mod pep;
 mod rows;
 pub(crate) mod sql;
+mod uploads;
 pub(crate) use archive::sql_archive_methods;
 pub(crate) use invites::sql_invite_methods;
 pub(crate) use methods::sql_storage_methods;
 pub(crate) use pep::sql_pep_methods;
 pub(crate) use rows::sql_rows;
+pub(crate) use uploads::sql_upload_methods;
 
 use crate::StorageError;
 
@@ -60,6 +64,8 @@ pub(crate) enum UserLock {
     Archive = 5,
     /// PEP nodes and items (XEP-0163): the node count is checked, then written.
     Pep = 6,
+    /// Uploaded files (XEP-0363): the quota is checked, then the file recorded.
+    Uploads = 7,
 }
 
 pub(crate) fn backend(error: sqlx::Error) -> StorageError {
@@ -120,6 +126,7 @@ macro_rules! impl_sql_storage {
             $crate::shared::sql_archive_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_pep_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_invite_methods!($store, conn = $conn, row = $row);
+            $crate::shared::sql_upload_methods!($store, conn = $conn, row = $row);
         }
     };
 }

@@ -182,22 +182,18 @@ pub(crate) const BUMP_ARCHIVE_STATS_TAIL: &str = " ON CONFLICT (host, username) 
     RETURNING host, username, items, bytes";
 pub(crate) const SELECT_ARCHIVE_STATS: &str =
     "SELECT items, bytes FROM archive_stats WHERE host = $1 AND username = $2";
-pub(crate) const OLDEST_ARCHIVED: &str =
-    "SELECT seq, size FROM archive WHERE host = $1 AND username = $2 ORDER BY seq LIMIT $3";
-pub(crate) const DELETE_ARCHIVED_UPTO: &str =
-    "DELETE FROM archive WHERE host = $1 AND username = $2 AND seq <= $3";
+/// An account's oldest messages, in the archive's order: `(stamp_ms, seq)`, which the time
+/// index holds (stamps never go back within an archive, so it is the order of `seq`).
+pub(crate) const OLDEST_ARCHIVED: &str = "SELECT stamp_ms, seq, size FROM archive
+    WHERE host = $1 AND username = $2 ORDER BY stamp_ms, seq LIMIT $3";
+pub(crate) const DELETE_ARCHIVED_UPTO: &str = "DELETE FROM archive
+    WHERE host = $1 AND username = $2 AND (stamp_ms, seq) <= ($3, $4)";
 pub(crate) const SHRINK_ARCHIVE_STATS: &str =
     "UPDATE archive_stats SET items = items - $3, bytes = bytes - $4
     WHERE host = $1 AND username = $2";
+/// A message's place in its archive, `(stamp_ms, seq)`, from its id.
 pub(crate) const ARCHIVE_SEQ_OF: &str =
-    "SELECT seq FROM archive WHERE host = $1 AND username = $2 AND id = $3";
-/// The first message stamped at or after `$3` (stamps never go back within an archive, so
-/// it starts the range of the sequence a `start` filter keeps), through the time index.
-pub(crate) const ARCHIVE_SEQ_FROM_STAMP: &str = "SELECT seq FROM archive
-    WHERE host = $1 AND username = $2 AND stamp_ms >= $3 ORDER BY stamp_ms ASC, seq ASC LIMIT 1";
-/// The last message stamped at or before `$3`: the end of an `end` filter's range.
-pub(crate) const ARCHIVE_SEQ_UNTIL_STAMP: &str = "SELECT seq FROM archive
-    WHERE host = $1 AND username = $2 AND stamp_ms <= $3 ORDER BY stamp_ms DESC, seq DESC LIMIT 1";
+    "SELECT stamp_ms, seq FROM archive WHERE host = $1 AND username = $2 AND id = $3";
 /// The newest stamp of the accounts of a batch, read under the batch's locks: followed by
 /// `($1, $2), ($3, $4)…` and `)`.
 pub(crate) const SELECT_ARCHIVE_LAST_STAMPS_HEAD: &str =
@@ -292,3 +288,18 @@ pub(crate) const TAKE_SIGNUP: &str = "INSERT INTO signup_counts (address, window
     WHERE signup_counts.count < $3";
 pub(crate) const GIVE_BACK_SIGNUP: &str =
     "UPDATE signup_counts SET count = count - 1 WHERE address = $1 AND count > 0";
+
+/// XEP-0363: bytes and number of an account's files alive at `$3`.
+/// (PostgreSQL's SUM of BIGINT is NUMERIC: cast back.)
+pub(crate) const UPLOAD_USAGE: &str =
+    "SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0), COUNT(*) FROM uploads
+    WHERE host = $1 AND username = $2 AND expires_ms > $3";
+/// A new file; nothing when its id is taken.
+pub(crate) const INSERT_UPLOAD: &str = "INSERT INTO uploads
+    (id, host, username, filename, content_type, size, created_ms, expires_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+pub(crate) const SELECT_UPLOAD: &str = "SELECT id, host, username, filename, content_type,
+    size, created_ms, expires_ms FROM uploads WHERE id = $1";
+/// Up to `$2` files expired at `$1`, deleted; their ids.
+pub(crate) const EXPIRE_UPLOADS: &str = "DELETE FROM uploads WHERE id IN
+    (SELECT id FROM uploads WHERE expires_ms <= $1 ORDER BY expires_ms LIMIT $2) RETURNING id";

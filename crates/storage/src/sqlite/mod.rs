@@ -29,6 +29,7 @@ use crate::shared::sql::DELETE_PENDING_IN;
 use crate::shared::{backend, impl_sql_storage, UserLock};
 use crate::{redact_password, Result, StorageError};
 
+mod archive_thread;
 mod sql;
 use sql::*;
 
@@ -49,6 +50,8 @@ pub(crate) struct SqliteStorage {
     /// commit emptied the others' caches, and every batch read its index pages afresh
     /// (32 KB read per archived message, measured).
     writer: SqlitePool,
+    /// A file's archive batches (`archive_thread.rs`); None for an in-memory database.
+    archive: Option<archive_thread::ArchiveThread>,
     /// For `Debug` and logs: the file path, or `:memory:`.
     location: String,
 }
@@ -83,6 +86,7 @@ impl SqliteStorage {
         migrate(&pool).await?;
         Ok(Self {
             writer: pool.clone(),
+            archive: None,
             pool,
             location: ":memory:".into(),
         })
@@ -135,11 +139,17 @@ impl SqliteStorage {
             ));
         enable_wal(&pool, &path).await?;
         let applied = migrate(&pool).await?;
+        let archive = archive_thread::ArchiveThread::start(
+            &path,
+            BUSY_TIMEOUT,
+            tuning.sqlite_writer_cache_kib,
+        )?;
         tracing::info!(path = %path.display(), migrations_applied = applied, "opened SQLite storage");
         Ok((
             Self {
                 pool,
                 writer,
+                archive: Some(archive),
                 location: path.display().to_string(),
             },
             applied,
@@ -361,6 +371,18 @@ async fn delete_blocked(
         }
     }
     Ok(removed)
+}
+
+/// A file's archive batches go to its archive thread; an in-memory database's through sqlx.
+async fn archive_insert_backend(
+    store: &SqliteStorage,
+    records: &[crate::archive::ArchiveRecord],
+    policy: &crate::archive::ArchivePolicy,
+) -> Result<()> {
+    match &store.archive {
+        Some(thread) => thread.insert(records, policy).await,
+        None => sql_storage::archive_insert_sqlx(store, records, policy).await,
+    }
 }
 
 impl_sql_storage!(SqliteStorage, conn = SqliteConnection, row = SqliteRow);

@@ -262,6 +262,37 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 count BIGINT NOT NULL
             )"#],
     },
+    Migration {
+        version: 12,
+        description: "the archive is paged in (stamp, seq) order: no index keyed by seq alone",
+        statements: &[
+            // Every index is a page written per account and commit: the time index pages
+            // the archive now (stamps follow the sequence), so the sequence index goes, and
+            // the contact index ends with the stamp to page the same way (SQLite's indexes
+            // end with the rowid, which is `seq`).
+            "DROP INDEX archive_by_owner",
+            "DROP INDEX archive_by_with",
+            "CREATE INDEX archive_by_with ON archive (host, username, with_bare, stamp_ms)",
+        ],
+    },
+    Migration {
+        version: 13,
+        description: "files shared by HTTP upload (XEP-0363): owner, name, type, size, expiry",
+        statements: &[
+            r#"CREATE TABLE uploads (
+                id TEXT NOT NULL PRIMARY KEY,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                filename TEXT NOT NULL,
+                content_type TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT NOT NULL
+            )"#,
+            "CREATE INDEX uploads_by_owner ON uploads (host, username, expires_ms)",
+            "CREATE INDEX uploads_by_expiry ON uploads (expires_ms)",
+        ],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -125,6 +125,7 @@ async fn schema_one_database_is_upgraded_in_place() {
         assert_eq!(migrate_with(&pool, &MIGRATIONS[..1]).await.unwrap(), 1);
         let old = SqliteStorage {
             writer: pool.clone(),
+            archive: None,
             pool,
             location: "schema one".into(),
         };

@@ -24,6 +24,7 @@ pub mod postgres;
 mod private;
 mod roster;
 mod tokens;
+mod uploads;
 
 /// Runs every check against `storage`, panicking on the first failure.
 pub async fn run_all(storage: Arc<dyn Storage>) {
@@ -67,6 +68,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     pep::xep0115_caps_cache(s, &run).await;
     invites::xep0445_invites_are_counted_bounded_in_time_and_revocable(s, &run).await;
     invites::signup_counts_are_windowed_bounded_and_given_back(s, &run).await;
+    uploads::xep0363_uploads_are_quota_bound_and_expire(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that
