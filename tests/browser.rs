@@ -3,7 +3,8 @@
 //! slixmpp user (tests/clients/echo.py) connected over TCP.
 //!
 //! One test drops Converse's WebSocket under it and checks that Converse resumes its XEP-0198
-//! session: same full JID, nothing lost, nothing twice.
+//! session: same full JID, nothing lost, nothing twice. Another sends a file (XEP-0363) that
+//! the slixmpp user's side downloads intact.
 //!
 //! The last test is the issue's "done when": a new user opens the cluster's own chat page
 //! (`[http] web_client`) through a round-robin HAProxy in front of three nodes and chats.
@@ -183,6 +184,39 @@ fn converse_js_shows_archived_history_after_a_reload_with_no_local_cache() {
         out.contains("history shown from the archive after a reload with no local cache"),
         "{out}"
     );
+}
+
+/// XEP-0363 with a real browser client (the issue's "send a file that the other user
+/// downloads intact"): Converse.js finds the upload service, gets a slot, PUTs a file
+/// from its page's origin and sends its URL to the slixmpp user, whose download of it is
+/// byte for byte what Converse sent.
+#[test]
+fn converse_js_sends_a_file_that_the_peer_downloads_intact() {
+    require_browser_kit();
+    let page_port = parley_testkit::free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let server = TestServer::start(|c| {
+        c.http.origins = vec![origin.clone()];
+        c.admin.token = Some(ADMIN.into());
+        c.upload.enabled = true;
+    });
+    let _bob = echo_user(server.c2s(), "bob@localhost");
+    let site = Site {
+        server,
+        page_port,
+        _bob,
+    };
+    let out = site.converse(&[
+        "--ws",
+        &site.websocket(),
+        "--jid",
+        "alice@localhost/converse",
+        "--password",
+        "password",
+        "--upload",
+        "1",
+    ]);
+    assert!(out.contains("the peer's download is intact"), "{out}");
 }
 
 /// How a web site logs its users in without storing XMPP passwords: Converse.js fetches

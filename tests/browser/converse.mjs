@@ -347,6 +347,26 @@ try {
     `echo: ${text}`, { timeout: left() },
   ).catch(async () => fail(`no echo from ${args.peer}: got ${JSON.stringify(await page.evaluate(() => window.parleyTest.received))}`));
   console.log(`${args.peer} answered`);
+  if (args.upload) {
+    // XEP-0363 through Converse's own code: it finds upload.DOMAIN in the server's
+    // disco#items, asks for a slot, PUTs the file from the page's origin (CORS), and sends
+    // the download URL, which the peer echoes back; then the file is fetched as the peer
+    // would and compared byte for byte.
+    const content = `Parley upload test ${Date.now()}\n${'0123456789abcdef'.repeat(256)}`;
+    await page.evaluate(async ({ peer, content }) => {
+      const chat = await window.parleyTest.api.chats.open(peer);
+      await chat.sendFiles([new File([content], 'parley test.txt', { type: 'text/plain' })]);
+    }, { peer: args.peer, content });
+    const isUrl = (m) => m.body && m.body.startsWith('echo: http') && m.body.includes('/upload/');
+    await page.waitForFunction((src) => window.parleyTest.received.some(new Function(`return (${src})`)()), isUrl.toString(), { timeout: left() })
+      .catch(async () => fail(`no file URL came back: ${JSON.stringify(await page.evaluate(() => window.parleyTest))}`));
+    const url = (await page.evaluate((src) => window.parleyTest.received.find(new Function(`return (${src})`)()).body, isUrl.toString())).slice('echo: '.length);
+    console.log(`Converse.js uploaded the file: ${url}`);
+    const res = await fetch(url);
+    const got = await res.text();
+    if (res.status !== 200 || got !== content) fail(`the download differs: status ${res.status}, ${got.length} of ${content.length} characters`);
+    console.log(`the peer's download is intact (${got.length} bytes, ${res.headers.get('content-type')})`);
+  }
   if (args.history) {
     const fresh = await browser.newContext();
     const again = await fresh.newPage();

@@ -69,6 +69,13 @@ pub fn web_server(state: Arc<WebState>, addr: SocketAddr) -> std::io::Result<(So
             .route("/upload/{tail:.*}", web::put().to(crate::upload::put))
             .route("/upload/{tail:.*}", web::get().to(crate::upload::get))
             .route("/upload/{tail:.*}", web::head().to(crate::upload::get))
+            // A web client's PUT from its own origin is preflighted (CORS).
+            .route(
+                "/upload/{tail:.*}",
+                web::route()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .to(preflight),
+            )
             .route(
                 &format!("{}/{{tail:.*}}", crate::web_client::ASSETS_PATH),
                 web::get().to(crate::web_client::asset),

@@ -3,7 +3,7 @@
 //! ([`Uploads`]): a PUT's grant, its size while the body streams in, the owner's quota when
 //! it is recorded, and a GET's file while it is alive.
 //!
-//! A PUT writes to a partial file named for its id and a random suffix, then renames it into
+//! A PUT writes to a partial file named for its id and a random suffix, then links it into
 //! place and records it; nothing is recorded, and the partial file goes, when the body is
 //! longer or shorter than the grant, the quota is passed, or the id is taken. Bytes are never
 //! served before their record exists.
@@ -286,10 +286,17 @@ impl Uploads {
         };
         let target = self.files.path(&grant.id).ok_or(PutError::BadUrl)?;
         // In place first, recorded second: a record never points at missing bytes. Bytes
-        // without a record (a crash between the two) are never served.
-        tokio::fs::rename(&partial.path, &target)
-            .await
-            .map_err(internal)?;
+        // without a record (a crash between the two) are never served. Linked, not
+        // renamed: a second PUT of the same slot racing this one finds the name taken
+        // instead of replacing the bytes.
+        match tokio::fs::hard_link(&partial.path, &target).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(PutError::Exists)
+            }
+            Err(e) => return Err(internal(e)),
+        }
+        let _ = tokio::fs::remove_file(&partial.path).await;
         let added = self
             .storage
             .upload_add(&record, self.quota())
@@ -298,10 +305,8 @@ impl Uploads {
         match added {
             Ok(UploadAdded::Added) => Ok(()),
             other => {
-                // The bytes are this PUT's own only if the id was new.
-                if !matches!(other, Ok(UploadAdded::Exists)) {
-                    self.files.remove(&grant.id).await;
-                }
+                // The bytes in place are this PUT's own (the link above made them).
+                self.files.remove(&grant.id).await;
                 match other {
                     Ok(UploadAdded::OverQuota) => Err(PutError::OverQuota),
                     Ok(UploadAdded::Exists) => Err(PutError::Exists),
@@ -489,6 +494,28 @@ mod tests {
         assert!(u.file(&whole.id, &name, 61_000).await.unwrap().is_none());
         assert_eq!(u.expire(61_000).await.unwrap(), 1);
         assert_eq!(files(dir.path()), 0);
+    }
+
+    /// Two PUTs of one slot at once: one is stored, the other refused, and the bytes are
+    /// the stored one's.
+    #[tokio::test]
+    async fn a_slot_used_twice_at_once_keeps_the_first_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = uploads(dir.path()).await;
+        let g = grant(3, i64::MAX);
+        let mut first = u.begin(g.clone()).await.unwrap();
+        let mut second = u.begin(g.clone()).await.unwrap();
+        first.write(b"one").await.unwrap();
+        second.write(b"two").await.unwrap();
+        u.finish(first, 0).await.unwrap();
+        assert!(matches!(u.finish(second, 0).await, Err(PutError::Exists)));
+        let name = upload::path_segment(&g.filename);
+        let file = u.file(&g.id, &name, 0).await.unwrap().unwrap();
+        assert_eq!(std::fs::read(&file.path).unwrap(), b"one");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("files")).unwrap().count(),
+            1
+        );
     }
 
     #[tokio::test]
