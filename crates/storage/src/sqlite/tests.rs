@@ -434,3 +434,82 @@ async fn imports_twenty_thousand_accounts() {
         }
     );
 }
+
+/// A file has two writing connections (the archive's thread and the pool's writer): they
+/// take turns on SQLite's one write lock, so archive batches racing roster writes all
+/// commit, none fails busy, and the archive's totals match its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_thread_and_pool_writer_take_turns() {
+    use crate::archive::{Archive, ArchivePolicy, ArchiveRecord};
+    use parley_proto::mam::{Default as ArchiveDefault, With};
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    let (store, _) = SqliteStorage::open_file(&url, path).await.unwrap();
+    assert!(
+        store.archive.is_some(),
+        "a file's archive has its own thread"
+    );
+    let store = Arc::new(store);
+    store
+        .create_account("alice", "localhost", &[])
+        .await
+        .unwrap();
+    let policy = ArchivePolicy {
+        default: ArchiveDefault::Always,
+        max_items: 1_000_000,
+        max_bytes: u64::MAX,
+    };
+    let archive = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for batch in 0..50_i64 {
+                let records: Vec<ArchiveRecord> = (0..20_i64)
+                    .map(|n| ArchiveRecord {
+                        username: "alice".into(),
+                        host: "localhost".into(),
+                        id: parley_proto::mam::new_id(),
+                        with: With {
+                            bare: "bob@localhost".into(),
+                            resource: None,
+                        },
+                        stamp_ms: batch * 100 + n,
+                        stanza: format!("<message><body>{batch}/{n}</body></message>"),
+                    })
+                    .collect();
+                store.archive_insert(&records, &policy).await?;
+            }
+            Ok::<_, StorageError>(())
+        })
+    };
+    let rosters = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for i in 0..200_usize {
+                let item = RosterItem {
+                    jid: format!("c{i}@localhost"),
+                    name: None,
+                    subscription: crate::Subscription::None,
+                    ask: false,
+                    groups: vec![],
+                };
+                store.roster_put("alice", "localhost", &item).await?;
+            }
+            Ok::<_, StorageError>(())
+        })
+    };
+    archive.await.unwrap().expect("every archive batch commits");
+    rosters.await.unwrap().expect("every roster write commits");
+    assert_eq!(
+        store.archive_size("alice", "localhost").await.unwrap().0,
+        1000
+    );
+    assert_eq!(
+        store
+            .roster("alice", "localhost")
+            .await
+            .unwrap()
+            .items
+            .len(),
+        200
+    );
+}
