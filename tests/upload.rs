@@ -416,3 +416,69 @@ async fn xep0363_slots_work_on_any_node_of_a_cluster() {
         );
     }
 }
+
+/// Hostile: slots taken in advance and sent all at once. Uploads in progress count against
+/// the quota and are bounded per account (`max_uploads_per_user`), so the fifth open PUT is
+/// refused (429) before a byte is written; clients that go away mid-body leave no partial
+/// files behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0363_uploads_in_progress_are_bounded_and_cleaned_up() {
+    let server = TestServer::start(|c| c.upload.enabled = true);
+    let http_addr = server.handle.http.unwrap();
+    let uploads_dir = server.config.server.data_dir.join("uploads");
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    let mut puts = Vec::new();
+    for n in 0..5 {
+        let name = format!("f{n}.txt");
+        let (put, _) = urls(&request_slot(&mut alice, &name, "1000", Some("text/plain")).await);
+        puts.push(put);
+    }
+    // Four PUTs that send their headers and half a body, then wait.
+    let mut open = Vec::new();
+    for put in &puts[..4] {
+        let mut s = TcpStream::connect(http_addr).unwrap();
+        write!(
+            s,
+            "PUT {} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n",
+            target(put)
+        )
+        .unwrap();
+        s.write_all(&[b'x'; 500]).unwrap();
+        open.push(s);
+    }
+    let partials = || {
+        std::fs::read_dir(&uploads_dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".partial-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    parley_testkit::poll_until("four uploads in progress", parley_testkit::TIMEOUT, || {
+        (partials() == 4).then_some(())
+    });
+    let (status, _, _) = http(
+        http_addr,
+        "PUT",
+        &target(&puts[4]),
+        &[("Content-Length", "1000"), ("Content-Type", "text/plain")],
+        &[b'y'; 1000],
+    );
+    assert_eq!(status, 429, "a fifth upload at once is refused");
+    drop(open);
+    parley_testkit::poll_until(
+        "abandoned uploads cleaned up",
+        parley_testkit::TIMEOUT,
+        || (partials() == 0).then_some(()),
+    );
+    // Their places are free again.
+    let (status, _, _) = http(
+        http_addr,
+        "PUT",
+        &target(&puts[4]),
+        &[("Content-Length", "1000"), ("Content-Type", "text/plain")],
+        &[b'y'; 1000],
+    );
+    assert_eq!(status, 201);
+}

@@ -33,6 +33,7 @@ fn put_refused(e: &PutError) -> HttpResponse {
         PutError::WrongSize | PutError::WrongType => HttpResponse::BadRequest(),
         PutError::Exists => HttpResponse::Conflict(),
         PutError::OverQuota => HttpResponse::PayloadTooLarge(),
+        PutError::Busy => HttpResponse::TooManyRequests(),
         PutError::Internal(_) => HttpResponse::InternalServerError(),
     };
     if let PutError::Internal(reason) = e {
@@ -69,7 +70,7 @@ pub(crate) async fn put(
         Ok(g) => g,
         Err(e) => return cors(&req, &state, put_refused(&e)),
     };
-    let mut partial = match uploads.begin(grant).await {
+    let mut partial = match uploads.begin(grant, now).await {
         Ok(p) => p,
         Err(e) => return cors(&req, &state, put_refused(&e)),
     };

@@ -9,6 +9,7 @@
 //! server secret all nodes share. A file is recorded in storage once its bytes are in,
 //! counted against its owner's quota until it expires.
 
+mod inflight;
 mod service;
 mod settings;
 mod store;

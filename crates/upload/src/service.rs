@@ -18,13 +18,19 @@ use crate::Uploads;
 #[derive(Debug)]
 pub struct UploadService {
     uploads: Arc<Uploads>,
+    /// Slot requests whose quota is being read, bounded (`[upload] max_slot_lookups`).
+    lookups: Arc<tokio::sync::Semaphore>,
     /// Held weakly: the router holds the service.
     router: Weak<Router>,
 }
 
 impl UploadService {
     pub fn new(uploads: Arc<Uploads>, router: &Arc<Router>) -> Arc<UploadService> {
+        let lookups = Arc::new(tokio::sync::Semaphore::new(
+            uploads.settings().max_slot_lookups.max(1),
+        ));
         Arc::new(UploadService {
+            lookups,
             uploads,
             router: Arc::downgrade(router),
         })
@@ -104,8 +110,16 @@ impl UploadService {
             );
             return self.answer(&router, iq, Some(error));
         }
+        let Ok(lookup) = self.lookups.clone().try_acquire_owned() else {
+            let error = StanzaError::with_text(
+                StanzaCondition::ResourceConstraint,
+                "too many slot requests at once; retry",
+            );
+            return self.answer(&router, iq, Some(error));
+        };
         let uploads = self.uploads.clone();
         tokio::spawn(async move {
+            let _lookup = lookup;
             let now = parley_proto::clock::now_ms();
             let quota = uploads.quota();
             let usage = uploads

@@ -12,6 +12,12 @@ pub struct UploadSettings {
     pub quota_bytes: u64,
     /// Live files one account may have.
     pub quota_files: u64,
+    /// Uploads one account may have in progress at once.
+    pub max_uploads_per_user: usize,
+    /// Bytes of uploads in progress on this node at once.
+    pub max_in_flight_bytes: u64,
+    /// Slot requests whose quota is being read at once (the rest are asked to wait).
+    pub max_slot_lookups: usize,
     /// How long a file is kept after its upload.
     pub expire_after: Duration,
     /// How long a slot's PUT URL may be used.
@@ -46,6 +52,9 @@ mod tests {
             max_file_bytes: 1,
             quota_bytes: 1,
             quota_files: 1,
+            max_uploads_per_user: 1,
+            max_in_flight_bytes: 1,
+            max_slot_lookups: 1,
             expire_after: Duration::from_secs(1),
             slot_ttl: Duration::from_secs(1),
             allowed_types: vec![],

@@ -45,6 +45,9 @@ pub enum PutError {
     /// The owner's quota would be passed.
     #[error("the owner's upload quota is used up")]
     OverQuota,
+    /// Too many uploads in progress (the owner's or the node's): retry later.
+    #[error("too many uploads in progress; retry later")]
+    Busy,
     /// Storage or the file system failed.
     #[error("the file could not be stored: {0}")]
     Internal(String),
@@ -97,13 +100,27 @@ impl FileStore {
     }
 }
 
-/// A PUT's body on its way to the store.
+/// A PUT's body on its way to the store. Dropped before it is placed (the client went
+/// away and the request with it), its partial file goes and its place in progress is given
+/// back.
 #[derive(Debug)]
 pub struct PartialFile {
     grant: Grant,
     path: PathBuf,
     file: Option<tokio::fs::File>,
     written: u64,
+    placed: bool,
+    _place: crate::inflight::Reservation,
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.placed {
+            self.file = None;
+            // Sync on purpose: a drop cannot wait, and removing one file is short.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl PartialFile {
@@ -125,6 +142,7 @@ impl PartialFile {
     async fn discard(&mut self) {
         self.file = None;
         let _ = tokio::fs::remove_file(&self.path).await;
+        self.placed = true;
     }
 }
 
@@ -140,6 +158,7 @@ pub struct Uploads {
     secret: Vec<u8>,
     storage: Arc<dyn Storage>,
     files: FileStore,
+    in_flight: Arc<crate::inflight::InFlight>,
 }
 
 impl Uploads {
@@ -150,7 +169,12 @@ impl Uploads {
         storage: Arc<dyn Storage>,
     ) -> std::io::Result<Arc<Uploads>> {
         let files = FileStore::open(&settings.dir)?;
+        let in_flight = crate::inflight::InFlight::new(
+            settings.max_uploads_per_user,
+            settings.max_in_flight_bytes,
+        );
         Ok(Arc::new(Uploads {
+            in_flight,
             settings,
             base_url: std::sync::OnceLock::new(),
             secret,
@@ -229,10 +253,28 @@ impl Uploads {
         Ok(grant)
     }
 
-    /// Opens the partial file for `grant`'s body.
-    pub async fn begin(&self, grant: Grant) -> Result<PartialFile, PutError> {
+    /// Opens the partial file for `grant`'s body, at `now_ms`, if the owner's recorded files,
+    /// its uploads in progress and this one fit its quota, and the owner and node have room
+    /// for one more upload in progress.
+    pub async fn begin(&self, grant: Grant, now_ms: i64) -> Result<PartialFile, PutError> {
         if self.files.path(&grant.id).is_some_and(|p| p.exists()) {
             return Err(PutError::Exists);
+        }
+        let (place, (others, other_bytes)) = self
+            .in_flight
+            .reserve(&grant.owner, grant.size)
+            .map_err(|_| PutError::Busy)?;
+        let (username, host) = grant.owner.split_once('@').ok_or(PutError::BadUrl)?;
+        let (bytes, files) = self
+            .storage
+            .upload_usage(username, host, now_ms)
+            .await
+            .map_err(|e| PutError::Internal(e.to_string()))?;
+        let quota = self.quota();
+        if bytes.saturating_add(other_bytes).saturating_add(grant.size) > quota.bytes
+            || files.saturating_add(others as u64) >= quota.files
+        {
+            return Err(PutError::OverQuota);
         }
         let path = self.files.partial_path(&grant.id);
         let file = tokio::fs::File::create(&path)
@@ -243,6 +285,8 @@ impl Uploads {
             path,
             file: Some(file),
             written: 0,
+            placed: false,
+            _place: place,
         })
     }
 
@@ -297,6 +341,7 @@ impl Uploads {
             Err(e) => return Err(internal(e)),
         }
         let _ = tokio::fs::remove_file(&partial.path).await;
+        partial.placed = true;
         let added = self
             .storage
             .upload_add(&record, self.quota())
@@ -380,6 +425,9 @@ mod tests {
             max_file_bytes: 100,
             quota_bytes: 150,
             quota_files: 10,
+            max_uploads_per_user: 4,
+            max_in_flight_bytes: 1000,
+            max_slot_lookups: 4,
             expire_after: Duration::from_secs(60),
             slot_ttl: Duration::from_secs(60),
             allowed_types: vec![],
@@ -459,19 +507,19 @@ mod tests {
         let files = |d: &Path| std::fs::read_dir(d.join("files")).unwrap().count();
 
         let short = grant(5, i64::MAX);
-        let mut p = u.begin(short.clone()).await.unwrap();
+        let mut p = u.begin(short.clone(), 0).await.unwrap();
         p.write(b"abc").await.unwrap();
         assert!(matches!(u.finish(p, 0).await, Err(PutError::WrongSize)));
         assert_eq!(files(dir.path()), 0);
 
         let long = grant(2, i64::MAX);
-        let mut p = u.begin(long).await.unwrap();
+        let mut p = u.begin(long, 0).await.unwrap();
         assert!(matches!(p.write(b"abc").await, Err(PutError::WrongSize)));
         u.abandon(p).await;
         assert_eq!(files(dir.path()), 0);
 
         let whole = grant(3, i64::MAX);
-        let mut p = u.begin(whole.clone()).await.unwrap();
+        let mut p = u.begin(whole.clone(), 0).await.unwrap();
         p.write(b"abc").await.unwrap();
         u.finish(p, 1_000).await.unwrap();
         let name = upload::path_segment(&whole.filename);
@@ -503,8 +551,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let u = uploads(dir.path()).await;
         let g = grant(3, i64::MAX);
-        let mut first = u.begin(g.clone()).await.unwrap();
-        let mut second = u.begin(g.clone()).await.unwrap();
+        let mut first = u.begin(g.clone(), 0).await.unwrap();
+        let mut second = u.begin(g.clone(), 0).await.unwrap();
         first.write(b"one").await.unwrap();
         second.write(b"two").await.unwrap();
         u.finish(first, 0).await.unwrap();
@@ -518,23 +566,46 @@ mod tests {
         );
     }
 
+    /// The quota counts recorded files and uploads in progress: a second upload that
+    /// would pass it is refused before a byte is written, even while the first is still
+    /// coming in; uploads in progress are bounded per owner; a dropped upload (the client
+    /// went away) leaves no partial file and gives its place back.
     #[tokio::test]
-    async fn the_quota_is_checked_when_the_file_is_recorded() {
+    async fn uploads_in_progress_count_against_the_quota_and_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let u = uploads(dir.path()).await;
-        for (size, ok) in [(100, true), (60, false), (50, true)] {
-            let g = grant(size, i64::MAX);
-            let mut p = u.begin(g).await.unwrap();
-            p.write(&vec![b'x'; size as usize]).await.unwrap();
-            let done = u.finish(p, 0).await;
-            assert_eq!(done.is_ok(), ok, "{size}: {done:?}");
-            if !ok {
-                assert!(matches!(done, Err(PutError::OverQuota)));
-            }
+        let files = |d: &Path| std::fs::read_dir(d.join("files")).unwrap().count();
+        let first = u.begin(grant(100, i64::MAX), 0).await.unwrap();
+        assert!(matches!(
+            u.begin(grant(60, i64::MAX), 0).await,
+            Err(PutError::OverQuota)
+        ));
+        let mut first = first;
+        first.write(&[b'x'; 100]).await.unwrap();
+        u.finish(first, 0).await.unwrap();
+        assert!(matches!(
+            u.begin(grant(60, i64::MAX), 0).await,
+            Err(PutError::OverQuota)
+        ));
+        let mut fits = u.begin(grant(50, i64::MAX), 0).await.unwrap();
+        fits.write(&[b'y'; 50]).await.unwrap();
+        u.finish(fits, 0).await.unwrap();
+        assert_eq!(files(dir.path()), 2);
+
+        // Four at once for one owner (`max_uploads_per_user`), then busy.
+        let other = |size| Grant {
+            owner: "bob@localhost".into(),
+            ..grant(size, i64::MAX)
+        };
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            open.push(u.begin(other(1), 0).await.unwrap());
         }
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("files")).unwrap().count(),
-            2
-        );
+        assert!(matches!(u.begin(other(1), 0).await, Err(PutError::Busy)));
+        assert_eq!(files(dir.path()), 2 + 4, "four partial files");
+        drop(open);
+        assert_eq!(files(dir.path()), 2, "dropped uploads leave nothing");
+        assert_eq!(u.in_flight.bytes(), 0);
+        assert!(u.begin(other(1), 0).await.is_ok());
     }
 }

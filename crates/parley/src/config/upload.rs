@@ -22,6 +22,12 @@ pub struct UploadConfig {
     pub quota_bytes: u64,
     /// Live files one account may keep.
     pub quota_files: u64,
+    /// Uploads one account may have in progress at once, per node.
+    pub max_uploads_per_user: usize,
+    /// Bytes of uploads in progress on a node at once.
+    pub max_in_flight_bytes: u64,
+    /// Slot requests whose quota a node reads at once; more are asked to wait.
+    pub max_slot_lookups: usize,
     /// Days a file lives after its upload.
     pub expire_after_days: u64,
     /// Seconds a slot's upload URL is valid.
@@ -44,6 +50,9 @@ impl Default for UploadConfig {
             max_file_bytes: 100 * 1024 * 1024,
             quota_bytes: 1024 * 1024 * 1024,
             quota_files: 1000,
+            max_uploads_per_user: 4,
+            max_in_flight_bytes: 1024 * 1024 * 1024,
+            max_slot_lookups: 64,
             expire_after_days: 7,
             slot_ttl_s: 300,
             allowed_types: Vec::new(),
@@ -84,6 +93,12 @@ impl UploadConfig {
             ("upload.max_file_bytes", self.max_file_bytes),
             ("upload.quota_bytes", self.quota_bytes),
             ("upload.quota_files", self.quota_files),
+            (
+                "upload.max_uploads_per_user",
+                self.max_uploads_per_user as u64,
+            ),
+            ("upload.max_in_flight_bytes", self.max_in_flight_bytes),
+            ("upload.max_slot_lookups", self.max_slot_lookups as u64),
         ] {
             if value == 0 {
                 return Err(Violation::new(key, value, "must be at least 1"));
@@ -135,6 +150,9 @@ impl UploadConfig {
             max_file_bytes: self.max_file_bytes,
             quota_bytes: self.quota_bytes,
             quota_files: self.quota_files,
+            max_uploads_per_user: self.max_uploads_per_user,
+            max_in_flight_bytes: self.max_in_flight_bytes,
+            max_slot_lookups: self.max_slot_lookups,
             expire_after: Duration::from_secs(self.expire_after_days * 86_400),
             slot_ttl: Duration::from_secs(self.slot_ttl_s),
             allowed_types: self.allowed_types.clone(),
