@@ -215,6 +215,16 @@ async fn xep0363_4_slot_put_and_get_round_trip() {
     );
     assert_eq!(status, 409);
     assert_eq!(http(http_addr, "GET", &target(&get), &[], b"").2, body);
+    // Counted for operators (docs/metrics.md).
+    let (_, metrics) =
+        parley_testkit::http_get(server.handle.admin.unwrap(), "/metrics", None).expect("metrics");
+    for want in [
+        "parley_uploads_total{",
+        "result=\"stored\"",
+        "parley_upload_bytes_total{",
+    ] {
+        assert!(metrics.contains(want), "{want} in\n{metrics}");
+    }
 }
 
 /// XEP-0363 §5: too large (with the limit), a type not allowed, a bad name, and the quota.

@@ -69,6 +69,8 @@ pub struct Snapshot {
     pub archive: (u64, u64, u64),
     /// In-band registrations: accounts created, refused after their checks.
     pub signups: (u64, u64),
+    /// HTTP uploads (XEP-0363): stored, refused, bytes stored.
+    pub uploads: (u64, u64, u64),
     /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
     /// last bound is +Inf) and the sum of all observations in seconds.
     pub routing: (Vec<(f64, u64)>, f64),
@@ -201,6 +203,11 @@ impl Snapshot {
                 load(&m::ARCHIVE_FAILED_BATCHES),
             ),
             signups: (load(&m::SIGNUPS), load(&m::SIGNUPS_FAILED)),
+            uploads: (
+                load(&m::UPLOADS),
+                load(&m::UPLOADS_REFUSED),
+                load(&m::UPLOAD_BYTES),
+            ),
             sm: StreamManagement {
                 hibernating: load(&m::SM_HIBERNATING),
                 unacked: load(&m::SM_UNACKED),
@@ -354,6 +361,26 @@ impl Collector for Snapshot {
                 "result",
                 [("ok", self.signups.0), ("failed", self.signups.1)],
             ),
+        )?;
+        family(
+            &mut enc,
+            "uploads",
+            "HTTP uploads (XEP-0363) by outcome of their PUT (refused: not a slot, forged or expired, size, type, used, quota, busy, storage).",
+            None,
+            Counter,
+            labelled(
+                node,
+                "result",
+                [("stored", self.uploads.0), ("refused", self.uploads.1)],
+            ),
+        )?;
+        family(
+            &mut enc,
+            "upload",
+            "Bytes of the files stored by HTTP upload (XEP-0363).",
+            Some(&Unit::Bytes),
+            Counter,
+            here(self.uploads.2),
         )?;
         family(
             &mut enc,
@@ -579,6 +606,7 @@ mod tests {
             reads_throttled: 4,
             archive: (6, 2, 1),
             signups: (4, 1),
+            uploads: (3, 2, 1000),
             sm: StreamManagement {
                 hibernating: 2,
                 unacked: 5,
@@ -632,6 +660,9 @@ mod tests {
             "parley_archive_batches_total{node=\"n1\",result=\"failed\"} 1",
             "parley_registrations_total{node=\"n1\",result=\"ok\"} 4",
             "parley_registrations_total{node=\"n1\",result=\"failed\"} 1",
+            "parley_uploads_total{node=\"n1\",result=\"stored\"} 3",
+            "parley_uploads_total{node=\"n1\",result=\"refused\"} 2",
+            "parley_upload_bytes_total{node=\"n1\"} 1000",
             "# TYPE parley_routing_seconds histogram",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");

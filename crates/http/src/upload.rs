@@ -25,8 +25,9 @@ fn id_and_name(req: &HttpRequest) -> Option<(&str, &str)> {
     (!name.contains('/')).then_some((id, name))
 }
 
-/// The one mapping of a refused PUT to its status.
+/// The one mapping of a refused PUT to its status (and the count of refusals).
 fn put_refused(e: &PutError) -> HttpResponse {
+    parley_router::metrics::upload(false, 0);
     let mut resp = match e {
         PutError::BadUrl => HttpResponse::NotFound(),
         PutError::BadSignature | PutError::Expired => HttpResponse::Forbidden(),
@@ -70,6 +71,7 @@ pub(crate) async fn put(
         Ok(g) => g,
         Err(e) => return cors(&req, &state, put_refused(&e)),
     };
+    let size = grant.size;
     let mut partial = match uploads.begin(grant, now).await {
         Ok(p) => p,
         Err(e) => return cors(&req, &state, put_refused(&e)),
@@ -90,7 +92,10 @@ pub(crate) async fn put(
         }
     }
     let resp = match uploads.finish(partial, parley_proto::clock::now_ms()).await {
-        Ok(()) => HttpResponse::Created().finish(),
+        Ok(()) => {
+            parley_router::metrics::upload(true, size);
+            HttpResponse::Created().finish()
+        }
         Err(e) => put_refused(&e),
     };
     cors(&req, &state, resp)

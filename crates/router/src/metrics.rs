@@ -39,6 +39,24 @@ pub static SIGNUPS: AtomicU64 = AtomicU64::new(0);
 /// spent, storage failed).
 pub static SIGNUPS_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Files stored by HTTP upload (XEP-0363).
+pub static UPLOADS: AtomicU64 = AtomicU64::new(0);
+/// Upload PUTs refused (not a slot, forged or expired, size, type, used, quota, busy,
+/// storage).
+pub static UPLOADS_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Bytes of the files stored by HTTP upload.
+pub static UPLOAD_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// An upload of `bytes` was stored (or refused, `bytes` ignored).
+pub fn upload(stored: bool, bytes: u64) {
+    if stored {
+        UPLOADS.fetch_add(1, Ordering::Relaxed);
+        UPLOAD_BYTES.fetch_add(bytes, Ordering::Relaxed);
+    } else {
+        UPLOADS_REFUSED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// An in-band registration created an account, or failed.
 pub fn signup(ok: bool) {
     if ok {
