@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub signups: (u64, u64),
     /// HTTP uploads (XEP-0363): stored, refused, bytes stored.
     pub uploads: (u64, u64, u64),
+    /// Push notifications sent to app servers (XEP-0357).
+    pub pushes: u64,
     /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
     /// last bound is +Inf) and the sum of all observations in seconds.
     pub routing: (Vec<(f64, u64)>, f64),
@@ -203,6 +205,7 @@ impl Snapshot {
                 load(&m::ARCHIVE_FAILED_BATCHES),
             ),
             signups: (load(&m::SIGNUPS), load(&m::SIGNUPS_FAILED)),
+            pushes: load(&m::PUSHES),
             uploads: (
                 load(&m::UPLOADS),
                 load(&m::UPLOADS_REFUSED),
@@ -381,6 +384,14 @@ impl Collector for Snapshot {
             Some(&Unit::Bytes),
             Counter,
             here(self.uploads.2),
+        )?;
+        family(
+            &mut enc,
+            "push_notifications",
+            "Push notifications (XEP-0357) sent to app servers.",
+            None,
+            Counter,
+            here(self.pushes),
         )?;
         family(
             &mut enc,
@@ -607,6 +618,7 @@ mod tests {
             archive: (6, 2, 1),
             signups: (4, 1),
             uploads: (3, 2, 1000),
+            pushes: 7,
             sm: StreamManagement {
                 hibernating: 2,
                 unacked: 5,
@@ -663,6 +675,7 @@ mod tests {
             "parley_uploads_total{node=\"n1\",result=\"stored\"} 3",
             "parley_uploads_total{node=\"n1\",result=\"refused\"} 2",
             "parley_upload_bytes_total{node=\"n1\"} 1000",
+            "parley_push_notifications_total{node=\"n1\"} 7",
             "# TYPE parley_routing_seconds histogram",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");

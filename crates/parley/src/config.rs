@@ -17,6 +17,7 @@ mod federation_tests;
 mod http_limits;
 mod mam;
 mod pep;
+mod push;
 mod register;
 mod schema;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use parley_accounts::{normalize_host, AccountJid, AccountJidError};
 pub use parley_http::ConsiderSecure;
 pub use parley_router::ResourceConflict;
 pub use pep::PepConfig;
+pub use push::PushConfig;
 pub use register::{RegisterConfig, RegisterMode};
 pub use schema::*;
 pub use upload::UploadConfig;

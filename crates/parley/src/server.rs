@@ -760,6 +760,7 @@ fn user_config(config: &Config) -> UserConfig {
         absent_cache_ttl: std::time::Duration::from_millis(u.absent_cache_ttl_ms),
         max_existence_checks: u.existence_checks,
         pep: config.pep.limits(),
+        push: config.push.limits(),
         ..UserConfig::default()
     }
 }

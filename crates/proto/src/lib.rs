@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod mam;
 pub mod ns;
 pub mod pubsub;
+pub mod push;
 pub mod register;
 pub mod s2s;
 pub mod sasl;

@@ -57,6 +57,14 @@ pub fn upload(stored: bool, bytes: u64) {
     }
 }
 
+/// Push notifications (XEP-0357) sent to app servers.
+pub static PUSHES: AtomicU64 = AtomicU64::new(0);
+
+/// A push notification went to an app server.
+pub fn push_sent() {
+    PUSHES.fetch_add(1, Ordering::Relaxed);
+}
+
 /// An in-band registration created an account, or failed.
 pub fn signup(ok: bool) {
     if ok {

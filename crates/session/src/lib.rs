@@ -28,6 +28,7 @@ mod output;
 mod pep_sync;
 mod phase;
 mod private;
+mod push;
 mod register;
 mod remote;
 mod resume;

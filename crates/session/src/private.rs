@@ -85,7 +85,9 @@ impl Session {
                         .private_set(&username, &host, child.ns(), &xml, max)
                         .await?
                     {
-                        return Ok(Answer::Full);
+                        return Ok(Answer::Full(
+                            "too many private storage namespaces for this account",
+                        ));
                     }
                     if crate::pep_sync::is_legacy(child) {
                         sync = crate::pep_sync::sync_payloads(&*storage, &username, &host, child)
@@ -131,7 +133,7 @@ impl Session {
     }
 
     /// Answers `iq` with what `work` finds in storage; input waits meanwhile.
-    fn answer_from_storage(
+    pub(crate) fn answer_from_storage(
         &mut self,
         iq: Element,
         work: impl std::future::Future<Output = Result<Answer, parley_storage::StorageError>> + 'static,
@@ -147,12 +149,9 @@ impl Session {
                         act.send_pep_sync(sync, ctx);
                         act.send(&iq_result(&iq), ctx);
                     }
-                    Ok(Answer::Full) => act.bounce_with(
+                    Ok(Answer::Full(text)) => act.bounce_with(
                         &iq,
-                        StanzaError::with_text(
-                            StanzaCondition::ResourceConstraint,
-                            "too many private storage namespaces for this account",
-                        ),
+                        StanzaError::with_text(StanzaCondition::ResourceConstraint, text),
                         ctx,
                     ),
                     Err(e) => {
@@ -171,14 +170,14 @@ impl Session {
 }
 
 /// What storage said.
-enum Answer {
+pub(crate) enum Answer {
     /// The result's payload.
     Payload(Element),
     /// Stored: an empty result, after these payloads went to the account's PEP service
     /// (XEP-0411 bookmarks, XEP-0398 avatar; usually none).
     StoredThen(Vec<Element>),
-    /// Past the account's bound.
-    Full,
+    /// Past the account's bound (the error's text).
+    Full(&'static str),
 }
 
 /// The storage keys of an account: its localpart and domain.

@@ -28,7 +28,13 @@ const SERVER_FEATURES: &[&str] = &[
     crate::register::NS,
 ];
 /// Features an account's bare JID supports, answered by the server on its behalf.
-const ACCOUNT_FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
+const ACCOUNT_FEATURES: &[&str] = &[
+    ns::DISCO_INFO,
+    ns::DISCO_ITEMS,
+    ns::PING,
+    // XEP-0357 §4: the account's server can push.
+    parley_proto::push::NS,
+];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Entity {

@@ -252,6 +252,12 @@ impl Session {
     }
 
     /// The authenticated user, once there is one (Prosody's `username` and `host`).
+    /// Whether the client's connection is gone and the session waits for it to resume
+    /// (XEP-0198).
+    pub(crate) fn hibernating(&self) -> bool {
+        matches!(self.io, crate::driver::Io::Hibernating(_))
+    }
+
     pub fn user(&self) -> Option<BareJid> {
         match &self.phase {
             Phase::Unauthed(_) => None,

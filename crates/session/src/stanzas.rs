@@ -179,6 +179,17 @@ impl Session {
             Target::To(_) => false,
         };
         if request
+            && el.first_child().is_some_and(|q| {
+                q.ns() == parley_proto::push::NS && matches!(q.name(), "enable" | "disable")
+            })
+        {
+            // XEP-0357 §5-§6: the account's own registrations only.
+            if !own {
+                return self.bounce_with(&el, StanzaError::new(StanzaCondition::Forbidden), ctx);
+            }
+            return self.push_iq(el, ctx);
+        }
+        if request
             && el
                 .first_child()
                 .is_some_and(|q| q.is("query", crate::private::NS))
@@ -374,6 +385,7 @@ impl Session {
             }
             return;
         }
+        self.push_if_hibernating(&el);
         self.send_or_hold(el, ctx)
     }
 

@@ -26,6 +26,7 @@ mod migrate;
 mod model;
 mod pep;
 mod postgres;
+mod push;
 mod shared;
 mod sqlite;
 /// Compiled for this crate's tests and, through the `testsuite` feature, for other
@@ -48,6 +49,7 @@ pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
 pub use pep::{Pep, PepItemRow};
+pub use push::{Push, PushRegistration};
 pub use uploads::{UploadAdded, UploadQuota, UploadRecord, Uploads};
 
 use postgres::PgStorage;
@@ -125,7 +127,7 @@ pub struct ImportReport {
 /// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
 pub trait Storage:
-    Archive + Pep + Invites + Uploads + Send + Sync + std::fmt::Debug + 'static
+    Archive + Pep + Invites + Uploads + Push + Send + Sync + std::fmt::Debug + 'static
 {
     /// Creates an account with one credential row per hash in `creds`.
     ///

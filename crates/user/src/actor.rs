@@ -242,7 +242,11 @@ impl UserActor {
                     .await
             })
             .map(move |res, act, _| match res {
-                Ok(true) => act.offline_waiting = true,
+                Ok(true) => {
+                    act.offline_waiting = true;
+                    // XEP-0357 §7: stored because no session can show it.
+                    act.users.push_notify(&act.jid, stanza.attr("from"));
+                }
                 Ok(false) => {
                     // XEP-0160 / RFC 6121 §8.5.2.2.1: a full store answers as if there
                     // were no storage.

@@ -25,6 +25,7 @@ mod messages;
 mod pep;
 pub mod placement;
 mod presence;
+mod push;
 mod registry;
 mod roster;
 pub mod routing;
@@ -37,6 +38,7 @@ pub use blocklist::SYNC_ID as BLOCKLIST_SYNC_ID;
 pub use bounds::Queued;
 pub use carbons::eligible_for_carbons;
 pub use pep::{account_info as pep_account_info, PepLimits};
+pub use push::{PushLimits, ID_PREFIX as PUSH_ID_PREFIX};
 pub use vcard::read_vcard;
 // `Inbound` (a stanza addressed to a user) is not exported: such stanzas reach user actors
 // only through the router's road, via the registry's `UserSink`.

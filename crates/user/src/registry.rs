@@ -72,6 +72,8 @@ pub struct UserConfig {
     pub idle_timeout: Duration,
     /// `[pep]` bounds of each account's PEP service (XEP-0163).
     pub pep: crate::pep::PepLimits,
+    /// `[push]` bounds of push notifications (XEP-0357).
+    pub push: crate::push::PushLimits,
 }
 
 impl Default for UserConfig {
@@ -94,6 +96,7 @@ impl Default for UserConfig {
             max_existence_checks: 256,
             idle_timeout: Duration::from_secs(30),
             pep: crate::pep::PepLimits::default(),
+            push: crate::push::PushLimits::default(),
         }
     }
 }
@@ -110,7 +113,7 @@ pub(crate) struct Entry {
 
 /// All running user actors of this node.
 pub struct Users {
-    me: Weak<Users>,
+    pub(crate) me: Weak<Users>,
     pub(crate) router: Arc<Router>,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) config: UserConfig,
@@ -124,6 +127,8 @@ pub struct Users {
     /// Woken whenever an existence check finishes, so that shutdown can wait for stanzas
     /// that are between two user actors (an account lookup) without polling.
     check_done: tokio::sync::Notify,
+    /// Push notifications waiting or recently sent, per account (XEP-0357).
+    pub(crate) push: crate::push::PushGate,
 }
 
 /// Stanzas to users whose account is being looked up, bounded in users, stanzas per user
@@ -247,6 +252,7 @@ impl Users {
                 )),
                 checks: Mutex::new(Checks::default()),
                 check_done: tokio::sync::Notify::new(),
+                push: crate::push::PushGate::default(),
                 config,
             }
         })

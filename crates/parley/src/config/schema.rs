@@ -57,6 +57,8 @@ pub struct Config {
     pub pep: super::PepConfig,
     /// `[register]`: in-band registration of new accounts (XEP-0077, XEP-0445).
     pub register: super::RegisterConfig,
+    /// `[push]`: push notifications (XEP-0357).
+    pub push: super::PushConfig,
     /// `[upload]`: HTTP file upload (XEP-0363) at `upload.DOMAIN`.
     pub upload: super::UploadConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a

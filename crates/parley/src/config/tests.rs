@@ -905,3 +905,34 @@ fn upload_section_is_checked_and_documented() {
         );
     }
 }
+
+#[test]
+fn push_section_is_checked_and_documented() {
+    let c =
+        Config::from_toml_str("[push]\nmax_registrations = 2\nmin_interval_s = 0\n", "t").unwrap();
+    let l = c.push.limits();
+    assert_eq!(
+        (l.max_registrations, l.min_interval),
+        (2, std::time::Duration::ZERO)
+    );
+    for (toml, key) in [
+        ("max_registrations = 0", "push.max_registrations"),
+        ("min_interval_s = 3601", "push.min_interval_s"),
+        ("max_tracked_accounts = 0", "push.max_tracked_accounts"),
+    ] {
+        let e = err(&format!("[push]\n{toml}\n"));
+        assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");
+    }
+    let doc = include_str!("../../../../config/parley.toml");
+    for key in [
+        "[push]",
+        "max_registrations =",
+        "min_interval_s =",
+        "max_tracked_accounts =",
+    ] {
+        assert!(
+            doc.contains(key),
+            "config/parley.toml does not document {key}"
+        );
+    }
+}

@@ -131,6 +131,7 @@ impl Config {
         self.pep.check()?;
         self.register.check()?;
         self.upload.check(self.http.listen.is_some())?;
+        self.push.check()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

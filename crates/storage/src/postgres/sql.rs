@@ -289,6 +289,19 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX uploads_by_expiry ON uploads (expires_ms)",
         ],
     },
+    Migration {
+        version: 14,
+        description:
+            "push registrations (XEP-0357): app server, node and publish-options per account",
+        statements: &[r#"CREATE TABLE push_registrations (
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                node TEXT NOT NULL,
+                options TEXT NOT NULL,
+                PRIMARY KEY (host, username, jid, node)
+            )"#],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -28,6 +28,7 @@ mod archive;
 mod invites;
 mod methods;
 mod pep;
+mod push;
 mod rows;
 pub(crate) mod sql;
 mod uploads;
@@ -35,6 +36,7 @@ pub(crate) use archive::sql_archive_methods;
 pub(crate) use invites::sql_invite_methods;
 pub(crate) use methods::sql_storage_methods;
 pub(crate) use pep::sql_pep_methods;
+pub(crate) use push::sql_push_methods;
 pub(crate) use rows::sql_rows;
 pub(crate) use uploads::sql_upload_methods;
 
@@ -66,6 +68,8 @@ pub(crate) enum UserLock {
     Pep = 6,
     /// Uploaded files (XEP-0363): the quota is checked, then the file recorded.
     Uploads = 7,
+    /// Push registrations (XEP-0357): the count is checked, then written.
+    Push = 8,
 }
 
 pub(crate) fn backend(error: sqlx::Error) -> StorageError {
@@ -127,6 +131,7 @@ macro_rules! impl_sql_storage {
             $crate::shared::sql_pep_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_invite_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_upload_methods!($store, conn = $conn, row = $row);
+            $crate::shared::sql_push_methods!($store, conn = $conn, row = $row);
         }
     };
 }

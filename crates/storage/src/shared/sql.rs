@@ -148,6 +148,7 @@ pub(crate) const DELETE_USER_DATA: &[&str] = &[
     "DELETE FROM tokens WHERE host = $1 AND username = $2",
     "DELETE FROM blocklist WHERE host = $1 AND username = $2",
     "DELETE FROM private_xml WHERE host = $1 AND username = $2",
+    "DELETE FROM push_registrations WHERE host = $1 AND username = $2",
     "DELETE FROM archive WHERE host = $1 AND username = $2",
     "DELETE FROM archive_stats WHERE host = $1 AND username = $2",
     "DELETE FROM archive_prefs WHERE host = $1 AND username = $2",
@@ -303,3 +304,15 @@ pub(crate) const SELECT_UPLOAD: &str = "SELECT id, host, username, filename, con
 /// Up to `$2` files expired at `$1`, deleted; their ids.
 pub(crate) const EXPIRE_UPLOADS: &str = "DELETE FROM uploads WHERE id IN
     (SELECT id FROM uploads WHERE expires_ms <= $1 ORDER BY expires_ms LIMIT $2) RETURNING id";
+
+/// XEP-0357: an account's registrations other than `($3, $4)`.
+pub(crate) const COUNT_OTHER_PUSH: &str = "SELECT COUNT(*) FROM push_registrations
+    WHERE host = $1 AND username = $2 AND NOT (jid = $3 AND node = $4)";
+pub(crate) const UPSERT_PUSH: &str = "INSERT INTO push_registrations
+    (host, username, jid, node, options) VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (host, username, jid, node) DO UPDATE SET options = excluded.options";
+/// `$4` empty: every node of the jid.
+pub(crate) const DELETE_PUSH: &str = "DELETE FROM push_registrations
+    WHERE host = $1 AND username = $2 AND jid = $3 AND ($4 = '' OR node = $4)";
+pub(crate) const SELECT_PUSH: &str = "SELECT jid, node, options FROM push_registrations
+    WHERE host = $1 AND username = $2 ORDER BY jid, node";

@@ -22,6 +22,7 @@ mod offline;
 mod pep;
 pub mod postgres;
 mod private;
+mod push;
 mod roster;
 mod tokens;
 mod uploads;
@@ -69,6 +70,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     invites::xep0445_invites_are_counted_bounded_in_time_and_revocable(s, &run).await;
     invites::signup_counts_are_windowed_bounded_and_given_back(s, &run).await;
     uploads::xep0363_uploads_are_quota_bound_and_expire(s, &run).await;
+    push::xep0357_registrations_are_bounded_and_removable(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that
