@@ -347,8 +347,8 @@ async fn invite_cli_issues_lists_and_revokes() {
         outcome(&ok(c.iq(&register("r", "frank", "long enough pw")).await)),
         "result"
     );
-    let (good, _, _) = run(&["invite", "revoke", &id]);
-    assert!(good);
+    let (good, out, err) = run(&["invite", "revoke", &id]);
+    assert!(good, "{out}{err}");
     let (good, _, err) = run(&["invite", "revoke", &id]);
     assert!(!good && err.contains("no such invitation"), "{err}");
 }
