@@ -31,9 +31,14 @@ impl Drop for App {
 
 impl App {
     fn start(server: &TestServer) -> App {
+        App::start_at(server.component().port())
+    }
+
+    /// The app server connected to the component port `port`.
+    fn start_at(port: u16) -> App {
         let mut child = Command::new("python3")
             .arg(parley_testkit::workspace_root().join("tests/clients/push_app.py"))
-            .args(["--port", &server.component().port().to_string()])
+            .args(["--port", &port.to_string()])
             .args(["--domain", APP, "--secret", SECRET, "--deadline", "120"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -205,6 +210,34 @@ async fn xep0357_7_a_hibernating_session_is_notified() {
     );
 }
 
+/// Messages written to a connection that turns out to be dead (the phone lost its network
+/// and nothing acknowledged them) are notified when the session starts to hibernate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0357_unacknowledged_messages_are_notified_on_hibernation() {
+    let server = server(0);
+    let app = App::start(&server);
+    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    ok(&mut alice, &enable("n")).await;
+    alice.available().await;
+    alice
+        .sm_enable_resumable()
+        .await
+        .expect("resumable stream management");
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    for text in ["one", "two"] {
+        bob.send(&chat("alice@localhost/phone", "chat", text)).await;
+    }
+    // Read by the client, never acknowledged.
+    alice
+        .expect_message_body("two")
+        .await
+        .expect("the messages");
+    alice.abort();
+    let line = app.next();
+    assert!(line.starts_with("PUSH node=n count=2 "), "{line}");
+    assert!(line.contains("sender=bob@localhost/b"), "{line}");
+}
+
 /// Coalesced: with `[push] min_interval_s`, the first message is notified at once and the
 /// ones that come within the interval after it together at its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,4 +285,42 @@ async fn xep0357_5_bad_requests_are_refused() {
     }
     let reply = alice.iq(&enable("n5")).await.unwrap();
     assert!(reply.to_string().contains("resource-constraint"), "{reply}");
+}
+
+/// Cluster: the phone's session hibernates on one node, the app server is a component
+/// connected to the other, and the sender is on that other node: the notification crosses
+/// the node link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0357_a_session_hibernating_on_another_node_is_notified() {
+    use parley_testkit::cluster::{add_users, random_prefix, wait_members, ClusterNode, Extra};
+    let db = parley_testkit::shared_pg().database();
+    add_users(&db, &["alice", "bob"]);
+    let etcd = parley_testkit::shared_etcd().endpoint.clone();
+    let prefix = random_prefix("push");
+    let extra = Extra {
+        component: format!("secrets = {{ \"{APP}\" = \"{SECRET}\" }}"),
+        ..Extra::default()
+    };
+    let nodes: Vec<ClusterNode> = (1..=2)
+        .map(|i| ClusterNode::start_with(&format!("n{i}"), &etcd, &prefix, &db, 10, &extra))
+        .collect();
+    wait_members(&nodes, 2);
+    let app = App::start_at(nodes[0].component.port());
+    let mut alice = Client::login(nodes[1].c2s, "alice", Some("phone")).await;
+    ok(&mut alice, &enable("cluster-node")).await;
+    alice.available().await;
+    alice
+        .sm_enable_resumable()
+        .await
+        .expect("resumable stream management");
+    alice.abort();
+    let mut bob = Client::login(nodes[0].c2s, "bob", Some("b")).await;
+    bob.send(&chat("alice@localhost/phone", "chat", "across"))
+        .await;
+    let line = app.next();
+    assert!(
+        line.starts_with("PUSH node=cluster-node count=1 "),
+        "{line}"
+    );
+    assert!(line.ends_with("body=no"), "{line}");
 }

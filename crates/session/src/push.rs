@@ -1,8 +1,11 @@
 //! Push notifications (XEP-0357): the account's `<enable/>` and `<disable/>` (§5, §6),
 //! stored for the whole cluster (at most `[push] max_registrations` per account), and the
-//! notification of a message that reaches this session while it hibernates (XEP-0198: the
-//! client's connection is gone, typically a phone whose app was suspended). Messages for
-//! accounts with no session at all are notified by the user actor when it stores them.
+//! notification of messages this session holds for its client while it hibernates
+//! (XEP-0198: the client's connection is gone, typically a phone whose app was suspended):
+//! those unacknowledged when it starts to hibernate (written to a connection that was
+//! already dead, as Prosody's mod_cloud_notify also counts them), and each one that
+//! reaches it afterwards. Messages for accounts with no session at all are notified by the
+//! user actor when it stores them.
 
 use actix::Context;
 use parley_proto::push::{self, Request};
@@ -64,6 +67,26 @@ impl Session {
         }
         if let Some(user) = self.user() {
             self.env.users.push_notify(&user, stanza.attr("from"));
+        }
+    }
+}
+
+impl Session {
+    /// XEP-0357 §7 at the start of a hibernation: the messages with a body the client has
+    /// not acknowledged.
+    pub(crate) fn push_unacked(&self) {
+        let Some(b) = self.bound() else { return };
+        let crate::sm::Sm::On(s) = &b.sm else { return };
+        let with_body = |q: &&crate::sm::Queued| {
+            q.stanza.name() == "message" && q.stanza.has_child("body", parley_proto::ns::CLIENT)
+        };
+        let count = s.out.iter().filter(with_body).count() as u64;
+        let last = s.out.iter().filter(with_body).last();
+        if let Some(last) = last {
+            let user = b.jid.to_bare();
+            self.env
+                .users
+                .push_notify_n(&user, last.stanza.attr("from"), count);
         }
     }
 }

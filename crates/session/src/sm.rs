@@ -360,6 +360,7 @@ impl Session {
         self.outbox.clear();
         let timer = ctx.run_later(timeout, |act, ctx| act.hibernation_over(ctx));
         self.io = Io::Hibernating(timer);
+        self.push_unacked();
         self.meta.hibernate();
         parley_router::metrics::SM_HIBERNATING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.span

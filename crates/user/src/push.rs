@@ -70,6 +70,14 @@ impl Users {
     /// A message from `sender` reached `user` while no session could show it: the account's
     /// app servers get a notification, now or with the next ones (module doc).
     pub fn push_notify(&self, user: &BareJid, sender: Option<&str>) {
+        self.push_notify_n(user, sender, 1);
+    }
+
+    /// [`Users::push_notify`] for `count` messages, the last from `sender`.
+    pub fn push_notify_n(&self, user: &BareJid, sender: Option<&str>, count: u64) {
+        if count == 0 {
+            return;
+        }
         let limits = self.config.push;
         let wait = {
             let mut accounts = self.push.accounts.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,7 +90,7 @@ impl Users {
                 sender: None,
                 scheduled: false,
             });
-            p.count += 1;
+            p.count += count;
             p.sender = sender.map(str::to_owned);
             if p.scheduled {
                 return;
