@@ -108,6 +108,19 @@ fn disable() -> Element {
         .with_child(Element::new("disable", NS).with_attr("jid", APP))
 }
 
+/// alice's phone: registered for push on `node`, online, with resumable stream management
+/// (so that a lost connection hibernates its session).
+async fn phone(c2s: std::net::SocketAddr, node: &str) -> Client {
+    let mut alice = Client::login(c2s, "alice", Some("phone")).await;
+    ok(&mut alice, &enable(node)).await;
+    alice.available().await;
+    alice
+        .sm_enable_resumable()
+        .await
+        .expect("resumable stream management");
+    alice
+}
+
 async fn ok(client: &mut Client, iq: &Element) {
     let reply = client.iq(iq).await.expect("an answer");
     assert_eq!(reply.attr("type"), Some("result"), "{reply}");
@@ -191,13 +204,7 @@ async fn go_offline(mut alice: Client, bob: &mut Client) {
 async fn xep0357_7_a_hibernating_session_is_notified() {
     let server = server(0);
     let app = App::start(&server);
-    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
-    ok(&mut alice, &enable("phone-node")).await;
-    alice.available().await;
-    alice
-        .sm_enable_resumable()
-        .await
-        .expect("resumable stream management");
+    let alice = phone(server.c2s(), "phone-node").await;
     alice.abort();
     let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
     bob.send(&chat("alice@localhost/phone", "chat", "wake up"))
@@ -216,13 +223,7 @@ async fn xep0357_7_a_hibernating_session_is_notified() {
 async fn xep0357_unacknowledged_messages_are_notified_on_hibernation() {
     let server = server(0);
     let app = App::start(&server);
-    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
-    ok(&mut alice, &enable("n")).await;
-    alice.available().await;
-    alice
-        .sm_enable_resumable()
-        .await
-        .expect("resumable stream management");
+    let mut alice = phone(server.c2s(), "n").await;
     let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
     for text in ["one", "two"] {
         bob.send(&chat("alice@localhost/phone", "chat", text)).await;
@@ -244,13 +245,7 @@ async fn xep0357_unacknowledged_messages_are_notified_on_hibernation() {
 async fn xep0357_notifications_are_coalesced() {
     let server = server(3);
     let app = App::start(&server);
-    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
-    ok(&mut alice, &enable("n")).await;
-    alice.available().await;
-    alice
-        .sm_enable_resumable()
-        .await
-        .expect("resumable stream management");
+    let alice = phone(server.c2s(), "n").await;
     alice.abort();
     let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
     bob.send(&chat("alice@localhost/phone", "chat", "1")).await;
@@ -306,13 +301,7 @@ async fn xep0357_a_session_hibernating_on_another_node_is_notified() {
         .collect();
     wait_members(&nodes, 2);
     let app = App::start_at(nodes[0].component.port());
-    let mut alice = Client::login(nodes[1].c2s, "alice", Some("phone")).await;
-    ok(&mut alice, &enable("cluster-node")).await;
-    alice.available().await;
-    alice
-        .sm_enable_resumable()
-        .await
-        .expect("resumable stream management");
+    let alice = phone(nodes[1].c2s, "cluster-node").await;
     alice.abort();
     let mut bob = Client::login(nodes[0].c2s, "bob", Some("b")).await;
     bob.send(&chat("alice@localhost/phone", "chat", "across"))

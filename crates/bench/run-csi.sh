@@ -21,73 +21,27 @@ PARLEY_PORT=17422
 PROSODY_PORT=17522
 CONTACTS=200
 USERS=$((CONTACTS + 1))
-# The reference launcher sits beside the repository (../shared) or beside its worktree.
-PROSODY_LAUNCHER=${PROSODY_LAUNCHER:-../shared/reference/prosody/run-prosody.sh}
-[ -x "$PROSODY_LAUNCHER" ] || PROSODY_LAUNCHER=../../shared/reference/prosody/run-prosody.sh
+SCRIPT=run-csi
+# shellcheck source=crates/bench/lib.sh
+source crates/bench/lib.sh
 PROSODY_CONFIG=$(cd "$(dirname "$PROSODY_LAUNCHER")" && pwd)/prosody.cfg.lua
 
 for tool in prosody perf taskset setpriv; do
     command -v "$tool" >/dev/null || { echo "run-csi: $tool is missing" >&2; exit 1; }
 done
 
-cargo build --release -p parley -p parley-bench
+build_release
 # What the Parley binary was built from, for the record.
 dirty=$(git diff --quiet HEAD -- crates ':!crates/bench' Cargo.toml Cargo.lock || echo " (with uncommitted changes)")
-ulimit -n 20000
-bench=$PWD/target/release/parley-bench
-parley=$PWD/target/release/parley
 rm -rf "$WORK" "$OUT"
 mkdir -p "$WORK/parley" "$WORK/prosody/data" "$WORK/prosody/certs" "$OUT"
 
-pids_to_stop=()
-cleanup() {
-    for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-wait_port() {
-    for _ in $(seq 1 150); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.2
-    done
-    echo "run-csi: nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
+trap stop_started EXIT
 
 # Parley, one node, with the settings of `parley-bench compare` (plain TCP, SCRAM-SHA-1
 # with 4096 iterations, no rate limits) and its default CSI bounds.
-cat >"$WORK/parley/parley.toml" <<EOF
-[server]
-hosts = ["localhost"]
-data_dir = "$WORK/parley"
-
-[c2s]
-listen = ["127.0.0.1:$PARLEY_PORT"]
-direct_tls = []
-require_encryption = false
-
-[sasl]
-scram_iterations = 4096
-
-[limits]
-max_connections_per_ip = 10000000
-connection_rate_per_ip = 10000000
-connection_burst_per_ip = 10000000
-max_sessions = 10000000
-read_bytes_per_s = 1073741824
-read_burst_bytes = 1073741824
-
-[admin]
-listen = "127.0.0.1:0"
-
-[http]
-listen = "127.0.0.1:0"
-
-[log]
-level = "warn"
-EOF
-for i in $(seq 1 $USERS); do echo "user$i@localhost pw"; done \
-    | "$parley" --config "$WORK/parley/parley.toml" user import >/dev/null
+single_parley_config "$WORK/parley" $PARLEY_PORT
+import_users "$WORK/parley/parley.toml" $USERS
 # Rosters go straight into the store, before the server starts (it caches them).
 "$bench" provision --storage-url "sqlite://$WORK/parley/parley.db" roster --contacts $CONTACTS
 taskset -c 0 "$parley" --config "$WORK/parley/parley.toml" serve >"$WORK/parley/log" 2>&1 &

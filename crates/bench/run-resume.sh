@@ -18,58 +18,24 @@ OUT=target/resume-bench
 PARLEY_PORT=17222
 PROSODY_PORT=17322
 USERS=20
-# The reference launcher sits beside the repository (../shared) or beside its worktree.
-PROSODY_LAUNCHER=${PROSODY_LAUNCHER:-../shared/reference/prosody/run-prosody.sh}
-[ -x "$PROSODY_LAUNCHER" ] || PROSODY_LAUNCHER=../../shared/reference/prosody/run-prosody.sh
+SCRIPT=run-resume
+# shellcheck source=crates/bench/lib.sh
+source crates/bench/lib.sh
 
-cargo build --release -p parley -p parley-bench
-ulimit -n 20000
-bench=$PWD/target/release/parley-bench
-parley=$PWD/target/release/parley
+build_release
 rm -rf "$WORK" "$OUT"
 mkdir -p "$WORK/parley" "$WORK/prosody/certs" "$OUT"
 
-pids_to_stop=()
 cleanup() {
-    for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null || true; done
+    stop_started
     cluster/local down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 # Parley, one node: the settings of `parley-bench compare` (plain TCP allowed, STARTTLS
 # offered with the self-signed certificate it makes, SCRAM-SHA-1 with 4096 iterations).
-cat >"$WORK/parley/parley.toml" <<EOF
-[server]
-hosts = ["localhost"]
-data_dir = "$WORK/parley"
-
-[c2s]
-listen = ["127.0.0.1:$PARLEY_PORT"]
-direct_tls = []
-require_encryption = false
-
-[sasl]
-scram_iterations = 4096
-
-[limits]
-max_connections_per_ip = 10000000
-connection_rate_per_ip = 10000000
-connection_burst_per_ip = 10000000
-max_sessions = 10000000
-read_bytes_per_s = 1073741824
-read_burst_bytes = 1073741824
-
-[admin]
-listen = "127.0.0.1:0"
-
-[http]
-listen = "127.0.0.1:0"
-
-[log]
-level = "warn"
-EOF
-for i in $(seq 1 $USERS); do echo "user$i@localhost pw"; done \
-    | "$parley" --config "$WORK/parley/parley.toml" user import >/dev/null
+single_parley_config "$WORK/parley" $PARLEY_PORT
+import_users "$WORK/parley/parley.toml" $USERS
 taskset -c 0 "$parley" --config "$WORK/parley/parley.toml" serve >"$WORK/parley/log" 2>&1 &
 parley_pid=$!
 pids_to_stop+=("$parley_pid")

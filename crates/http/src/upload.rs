@@ -79,15 +79,12 @@ pub(crate) async fn put(
     while let Some(chunk) = body.next().await {
         let written = match chunk {
             Ok(bytes) => partial.write(&bytes).await,
-            // The client went away or sent a broken body.
-            Err(e) => Err(PutError::Internal(format!("reading the body: {e}"))),
+            // A broken body (a bad chunk, the client gone): not the slot's bytes. A failed
+            // disk write stays an internal error.
+            Err(_) => Err(PutError::WrongSize),
         };
         if let Err(e) = written {
             uploads.abandon(partial).await;
-            let e = match e {
-                PutError::Internal(_) => PutError::WrongSize,
-                e => e,
-            };
             return cors(&req, &state, put_refused(&e));
         }
     }

@@ -318,9 +318,9 @@ impl Router {
             Dest::Bare(bare) => self.to_user(&bare, stanza, wake),
             Dest::Server(_) => server_rule(stanza),
             Dest::Foreign(to) if self.service(to.domain().as_str()).is_some() => {
-                if let Some(service) = self.service(to.domain().as_str()) {
-                    service.accept(stanza);
-                }
+                self.service(to.domain().as_str())
+                    .expect("checked by the guard")
+                    .accept(stanza);
                 Ok(Routed::Service)
             }
             Dest::Foreign(to) if self.is_component(to.domain().as_str()) => {

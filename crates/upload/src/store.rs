@@ -342,24 +342,15 @@ impl Uploads {
         }
         let _ = tokio::fs::remove_file(&partial.path).await;
         partial.placed = true;
-        let added = self
-            .storage
-            .upload_add(&record, self.quota())
-            .await
-            .map_err(|e| PutError::Internal(e.to_string()));
-        match added {
-            Ok(UploadAdded::Added) => Ok(()),
-            other => {
-                // The bytes in place are this PUT's own (the link above made them).
-                self.files.remove(&grant.id).await;
-                match other {
-                    Ok(UploadAdded::OverQuota) => Err(PutError::OverQuota),
-                    Ok(UploadAdded::Exists) => Err(PutError::Exists),
-                    Err(e) => Err(e),
-                    Ok(UploadAdded::Added) => unreachable!("handled above"),
-                }
-            }
-        }
+        let refused = match self.storage.upload_add(&record, self.quota()).await {
+            Ok(UploadAdded::Added) => return Ok(()),
+            Ok(UploadAdded::OverQuota) => PutError::OverQuota,
+            Ok(UploadAdded::Exists) => PutError::Exists,
+            Err(e) => PutError::Internal(e.to_string()),
+        };
+        // The bytes in place are this PUT's own (the link above made them).
+        self.files.remove(&grant.id).await;
+        Err(refused)
     }
 
     /// The live file `id` named `name` (as in its URL), at `now_ms`.
