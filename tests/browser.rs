@@ -4,7 +4,9 @@
 //!
 //! One test drops Converse's WebSocket under it and checks that Converse resumes its XEP-0198
 //! session: same full JID, nothing lost, nothing twice. Another sends a file (XEP-0363) that
-//! the slixmpp user's side downloads intact.
+//! the slixmpp user's side downloads intact. In another, two Converse.js users, each in their
+//! own page, create and join a room (XEP-0045), chat in it, and one sends a file into it that
+//! the other downloads intact.
 //!
 //! The last test is the "done when": a new user opens the cluster's own chat page
 //! (`[http] web_client`) through a round-robin HAProxy in front of three nodes and chats.
@@ -217,6 +219,59 @@ fn converse_js_sends_a_file_that_the_peer_downloads_intact() {
         "1",
     ]);
     assert!(out.contains("the peer's download is intact"), "{out}");
+}
+
+/// XEP-0045 §10.1.2, §7.2 and §7.4 with XEP-0363 §4 and §6 in a room, from real web clients
+/// (the "join a room, chat, and send a file that the other user downloads intact"):
+/// alice and bob, each in their own Converse.js page (Chromium, separate profiles), over
+/// WebSocket. Alice opens a room that does not exist: Parley creates it locked (status 201,
+/// `[muc] lock_new_rooms` left at its default, true) and Converse 12 submits the instant-room
+/// form itself (`muc_instant_rooms`), which Parley accepts. Bob then enters the room, and
+/// each page lists the other. Each types a groupchat message that the other's page shows,
+/// from the sender's nick; the room's reflection to the sender (same id, the room's XEP-0359
+/// stanza-id) is taken by Converse for the message it sent, shown once. Alice picks a file with the room's file input: Converse gets a
+/// slot from upload.localhost, PUTs the file from the page's origin (CORS) and sends its URL
+/// to the room; bob's page shows the link, and his click on it downloads the file (an
+/// attachment), byte for byte (and SHA-256) the one alice sent, under its name. Every step
+/// waits on the pages (tests/browser/converse.mjs, `--room`).
+#[test]
+fn converse_js_users_chat_in_a_room_and_share_a_file_xep0045_10_1_2_7_4_xep0363_4_6() {
+    require_browser_kit();
+    let page_port = free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let server = TestServer::start(|c| {
+        c.http.origins = vec![origin.clone()];
+        c.upload.enabled = true;
+    });
+    let ws = format!("ws://{}/xmpp-websocket", server.handle.http.unwrap());
+    let room = format!("{}@conference.localhost", next_id("converse-room"));
+    let out = converse(&[
+        "--page-port",
+        &page_port.to_string(),
+        "--ws",
+        &ws,
+        "--room",
+        &room,
+        "--jid",
+        "alice@localhost/room",
+        "--peer",
+        "bob@localhost/room",
+        "--password",
+        "password",
+        "--deadline",
+        "90",
+    ]);
+    for step in [
+        "Converse submitted the instant-room form (result)",
+        "both pages list both occupants",
+        "bob sees alice's groupchat message",
+        "alice's Converse took the room's reflection for its message (shown once)",
+        "alice sees bob's groupchat message",
+        "bob's Converse took the room's reflection for its message (shown once)",
+        "bob downloaded the file intact from the room",
+    ] {
+        assert!(out.contains(step), "no \"{step}\" in:\n{out}");
+    }
 }
 
 /// How a web site logs its users in without storing XMPP passwords: Converse.js fetches

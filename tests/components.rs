@@ -241,7 +241,8 @@ async fn xep0114_a_domain_without_its_component_is_service_unavailable() {
     );
 }
 
-/// XEP-0030 §4: the server's items list its components.
+/// XEP-0030 §4: the server's items list its components (and its own services: the chat
+/// service, XEP-0045 §6.1, on by default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xep0030_4_the_server_lists_its_components() {
     let server = server();
@@ -256,7 +257,7 @@ async fn xep0030_4_the_server_lists_its_components() {
         .get_child("query", ns::DISCO_ITEMS)
         .map(|q| q.children().filter_map(|i| i.attr("jid")).collect())
         .unwrap_or_default();
-    assert_eq!(items, [BOT], "{reply}");
+    assert_eq!(items, [BOT, "conference.localhost"], "{reply}");
 }
 
 /// The admin API lists a connected component as a session of type `component` (Prosody's

@@ -313,3 +313,42 @@ async fn xep0357_a_session_hibernating_on_another_node_is_notified() {
     );
     assert!(line.ends_with("body=no"), "{line}");
 }
+
+/// XEP-0357 §8: an app server that refuses a notification for good (`item-not-found`, type
+/// cancel: it no longer knows the device) gets no more for that node; the account's other
+/// registrations stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0357_8_a_refusing_app_server_loses_the_registration() {
+    let server = server(0);
+    befriend(&server);
+    let app = App::start(&server);
+    let mut bob = Client::login(server.c2s(), "bob", Some("b")).await;
+    bob.available().await;
+    let mut alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    ok(&mut alice, &enable("gone-device")).await;
+    ok(&mut alice, &enable("kept-device")).await;
+    go_offline(alice, &mut bob).await;
+    bob.send(&chat("alice@localhost", "chat", "first")).await;
+    let mut nodes =
+        [app.next(), app.next()].map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned());
+    nodes.sort();
+    assert_eq!(nodes, ["node=gone-device", "node=kept-device"]);
+    // The refusal removes the registration (written after the app server's answer).
+    let left = tokio::time::timeout(parley_testkit::TIMEOUT, async {
+        loop {
+            let regs = server.with_storage(|s| async move {
+                s.push_registrations("alice", "localhost").await.unwrap()
+            });
+            if regs.len() == 1 {
+                return regs;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the refused registration is removed");
+    assert_eq!(left[0].node, "kept-device");
+    bob.send(&chat("alice@localhost", "chat", "second")).await;
+    let line = app.next();
+    assert!(line.starts_with("PUSH node=kept-device "), "{line}");
+}

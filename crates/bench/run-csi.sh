@@ -91,10 +91,15 @@ mem=$(awk '/MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo)
     echo
     cat crates/bench/csi-notes.md
 } >docs/benchmarks/csi.md
-# The section is the last of docs/benchmarks.md (parley-bench compare appends it last too).
+# The section comes last but for the group chat one (crates/bench/run-muc.sh), as
+# parley-bench compare appends them.
 sed -i '/^## Client State Indication (XEP-0352)/,$d' docs/benchmarks.md
 # Trailing blank lines off, so that the section follows after exactly one.
 sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' docs/benchmarks.md
 printf '\n' >>docs/benchmarks.md
 cat docs/benchmarks/csi.md >>docs/benchmarks.md
+if [ -f docs/benchmarks/muc.md ]; then
+    printf '\n' >>docs/benchmarks.md
+    cat docs/benchmarks/muc.md >>docs/benchmarks.md
+fi
 cat docs/benchmarks/csi.md

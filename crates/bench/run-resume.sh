@@ -115,15 +115,17 @@ mem=$(awk '/MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo)
     echo
     cat crates/bench/resume-notes.md
 } >docs/benchmarks/resume.md
-# The section comes last but for the CSI one (crates/bench/run-csi.sh), as parley-bench
-# compare appends them.
+# The section comes last but for the CSI and group chat ones (crates/bench/run-csi.sh,
+# run-muc.sh), as parley-bench compare appends them.
 sed -i '/^## Stream resumption (XEP-0198)/,$d' docs/benchmarks.md
 # Trailing blank lines off, so that the section follows after exactly one.
 sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' docs/benchmarks.md
 printf '\n' >>docs/benchmarks.md
 cat docs/benchmarks/resume.md >>docs/benchmarks.md
-if [ -f docs/benchmarks/csi.md ]; then
-    printf '\n' >>docs/benchmarks.md
-    cat docs/benchmarks/csi.md >>docs/benchmarks.md
-fi
+for later in csi muc; do
+    if [ -f "docs/benchmarks/$later.md" ]; then
+        printf '\n' >>docs/benchmarks.md
+        cat "docs/benchmarks/$later.md" >>docs/benchmarks.md
+    fi
+done
 cat docs/benchmarks/resume.md

@@ -12,9 +12,12 @@
 // with --peer, which must show both messages, fetched from the server's archive (XEP-0313).
 // With --resume, the XEP-0198 test: a dialogue with tests/browser.rs over stdin/stdout
 // (see resumeDialogue below).
+// With --room, the XEP-0045 test: --jid and --peer, each in their own page, join the room,
+// chat in it, and --jid sends a file into it that --peer downloads (see mucRoom below).
 // Prints what happened; exits 0 only if every step succeeded.
 import http from 'node:http';
 import net from 'node:net';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -276,6 +279,173 @@ async function resumeDialogue(page) {
   }
   commands.close();
   network.close();
+}
+
+// --room ROOM: two users, --jid and --peer (both with --password), each in their own
+// Converse.js page (separate browser contexts: no shared storage), over WebSocket (--ws):
+//  1. --jid opens ROOM, which does not exist: Parley creates it and answers with status 201
+//     (XEP-0045 §10.1); Converse must submit the instant-room form itself (muc_instant_rooms,
+//     an empty <x type="submit"/>, §10.1.2) and get a result, which unlocks the room.
+//  2. --peer opens ROOM and enters it (§7.2; no 201 this time); each page lists the other as
+//     an occupant.
+//  3. Each types a message into the room's text box; the other page shows it, from the
+//     sender's nick (§7.4); the sender's Converse recognises the room's reflection of it
+//     (same id, with the room's XEP-0359 stanza-id) and shows it once.
+//  4. --jid picks a file with the room's own file input (binary, every byte value): Converse
+//     asks upload.DOMAIN for a slot, PUTs the file and sends its URL to the room (XEP-0363
+//     §4, §6). --peer's page shows the link; a click on it downloads the file (Chromium's
+//     download, Content-Disposition: attachment), whose bytes and SHA-256 must be the ones
+//     sent, under the name they were sent with.
+// Each step waits on the pages (their DOM, Converse's models, the stanzas they saw); a step
+// that does not happen before --deadline fails, showing the last of both pages' WebSocket
+// traffic.
+async function mucRoom(browser) {
+  const left = () => Math.max(1, deadline - Date.now());
+  const within = (promise, what) => {
+    let timer;
+    const late = new Promise((_, no) => { timer = setTimeout(() => no(new Error(`timeout: ${what}`)), left()); });
+    return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+  };
+  const room = args.room;
+  const user = async (jid) => {
+    const nick = jid.split('@')[0];
+    const context = await browser.newContext({ acceptDownloads: true });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error(`${nick}: page error: ${e.stack || e}`));
+    page.on('console', (m) => { if (process.env.PARLEY_TRACE || m.type() === 'error') console.error(`${nick}: console ${m.type()}: ${m.text()}`); });
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => traffic.push(`${nick} -> ${String(f.payload).slice(0, 1200)}`));
+      ws.on('framereceived', (f) => traffic.push(`${nick} <- ${String(f.payload).slice(0, 1200)}`));
+      if (process.env.PARLEY_TRACE) {
+        ws.on('framesent', (f) => console.error(`${nick} -> ${f.payload}`));
+        ws.on('framereceived', (f) => console.error(`${nick} <- ${f.payload}`));
+      }
+    });
+    const q = new URLSearchParams({ jid, password: args.password, ws: args.ws, muc: '1' });
+    if (process.env.PARLEY_TRACE) q.set('loglevel', 'debug');
+    await page.goto(`http://127.0.0.1:${args['page-port']}/?${q}`);
+    return { jid, nick, context, page, view: `converse-muc[jid="${room}"]` };
+  };
+  const [alice, bob] = await Promise.all([user(args.jid), user(args.peer)]);
+  for (const u of [alice, bob]) {
+    await u.page.waitForFunction(() => window.parleyTest && window.parleyTest.connected, null, { timeout: left() })
+      .catch(async () => fail(`${u.nick}: Converse.js did not connect: ${JSON.stringify(await u.page.evaluate(() => window.parleyTest.errors))}`));
+  }
+  console.log(`${alice.jid} and ${bob.jid} connected, each in their own page`);
+  const muc = (u) => u.page.evaluate((r) => window.parleyTest.muc(r), room);
+  const entered = async (u) => {
+    // Converse's ROOMSTATUS.ENTERED, then the room's text box to type into.
+    await u.page.waitForFunction((r) => window.parleyTest.muc(r).status === converse.ROOMSTATUS.ENTERED, room, { timeout: left() })
+      .catch(async () => fail(`${u.nick} did not enter ${room}: ${JSON.stringify(await muc(u))}`));
+    await u.page.waitForSelector(`${u.view} textarea.chat-textarea`, { timeout: left() })
+      .catch(() => fail(`${u.nick}: no text box in the room's view`));
+  };
+
+  // 1. The room is created, and Converse configures it as an instant room.
+  await alice.page.evaluate(({ r, nick }) => window.parleyTest.api.rooms.open(r, { nick }).then(() => null), { r: room, nick: alice.nick });
+  await entered(alice);
+  await alice.page.waitForFunction((r) => window.parleyTest.muc(r).answer !== null, room, { timeout: left() })
+    .catch(async () => fail(`${alice.nick}: Converse sent no owner form for the new room, or got no answer: ${JSON.stringify(await muc(alice))}`));
+  const created = await muc(alice);
+  if (!created.self_codes.some((c) => c.includes('201'))) fail(`no status 201 when ${alice.nick} created ${room}: ${JSON.stringify(created)}`);
+  if (created.form.type !== 'submit' || created.form.fields !== 0) fail(`not an instant-room form: ${JSON.stringify(created)}`);
+  if (created.answer !== 'result') fail(`the room refused Converse's instant-room form: ${JSON.stringify(created)}`);
+  console.log(`${alice.nick} created ${room} (status 201) and Converse submitted the instant-room form (result)`);
+
+  // 2. The other user enters the existing room; each page lists the other.
+  await bob.page.evaluate(({ r, nick }) => window.parleyTest.api.rooms.open(r, { nick }).then(() => null), { r: room, nick: bob.nick });
+  await entered(bob);
+  const joined = await muc(bob);
+  if (joined.self_codes.some((c) => c.includes('201'))) fail(`${bob.nick} was told the room is new: ${JSON.stringify(joined)}`);
+  if (joined.form) fail(`${bob.nick}'s Converse configured a room it did not create: ${JSON.stringify(joined)}`);
+  for (const [u, other] of [[alice, bob], [bob, alice]]) {
+    await u.page.waitForFunction(({ r, nick }) => window.parleyTest.muc(r).occupants.includes(nick), { r: room, nick: other.nick }, { timeout: left() })
+      .catch(async () => fail(`${u.nick} does not list ${other.nick} in ${room}: ${JSON.stringify(await muc(u))}`));
+  }
+  console.log(`${bob.nick} entered ${room}; both pages list both occupants`);
+
+  // 3. Groupchat both ways, typed into the room's text box.
+  const say = async (from, to) => {
+    const text = `${from.nick} in the room ${Date.now()}`;
+    const box = await from.page.waitForSelector(`${from.view} textarea.chat-textarea`, { timeout: left() });
+    await box.fill(text);
+    await box.press('Enter');
+    await to.page.waitForFunction(({ view, text }) => [...document.querySelectorAll(`${view} .chat-msg__text`)]
+      .some((e) => e.textContent.trim() === text), { view: to.view, text }, { timeout: left() })
+      .catch(async () => fail(`${to.nick}'s page does not show "${text}"; it shows ${JSON.stringify(await to.page.evaluate((v) => [...document.querySelectorAll(`${v} .chat-msg__text`)].map((e) => e.textContent.trim()), to.view))}`));
+    const seen = await to.page.evaluate(({ r, text }) => {
+      const m = window.parleyTest.room(r).messages.findWhere({ body: text });
+      return m && { type: m.get('type'), nick: m.get('nick'), sender: m.get('sender') };
+    }, { r: room, text });
+    if (!seen || seen.type !== 'groupchat' || seen.nick !== from.nick || seen.sender !== 'them') fail(`"${text}" is shown on ${to.nick}'s page as ${JSON.stringify(seen)}`);
+    console.log(`${to.nick} sees ${from.nick}'s groupchat message`);
+    // The room reflects the message to its sender too (§7.4), with the room's XEP-0359
+    // stanza-id: Converse takes it for the message it sent, which it shows once.
+    const reflected = () => from.page.evaluate(({ r, t }) => {
+      const m = window.parleyTest.room(r).messages.findWhere({ body: t });
+      return m && { received: m.get('received') || null, stanza_id: m.get(`stanza_id ${r}`) || null };
+    }, { r: room, t: text });
+    await from.page.waitForFunction(({ r, t }) => window.parleyTest.room(r).messages.findWhere({ body: t })?.get(`stanza_id ${r}`),
+      { r: room, t: text }, { timeout: left() })
+      .catch(async () => fail(`${from.nick}'s Converse saw no reflection of "${text}" with the room's stanza-id: ${JSON.stringify(await reflected())}`));
+    const shown = await from.page.evaluate(({ view, text }) => [...document.querySelectorAll(`${view} .chat-msg__text`)]
+      .filter((e) => e.textContent.trim() === text).length, { view: from.view, text });
+    if (shown !== 1) fail(`${from.nick}'s own message is shown ${shown} times on their page`);
+    console.log(`${from.nick}'s Converse took the room's reflection for its message (shown once)`);
+  };
+  await say(alice, bob);
+  await say(bob, alice);
+
+  // 4. A file into the room, through the room's own file input; the other user downloads it.
+  const bytes = Buffer.alloc(70000);
+  for (let i = 0; i < bytes.length; i += 1) bytes[i] = (i * 7 + (i >> 8)) & 0xff;
+  const name = `room file ${Date.now()}.bin`;
+  const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
+  await alice.page.waitForSelector(`${alice.view} input.fileupload`, { state: 'attached', timeout: left() })
+    .catch(() => fail(`${alice.nick}: the room has no file button (Converse found no upload service)`));
+  await alice.page.setInputFiles(`${alice.view} input.fileupload`, { name, mimeType: 'application/octet-stream', buffer: bytes });
+  const link = `${bob.view} .chat-msg__text a[href*="/upload/"]`;
+  await bob.page.waitForSelector(link, { timeout: left() })
+    .catch(async () => fail(`no file link on ${bob.nick}'s page; ${alice.nick}'s page shows ${JSON.stringify(await alice.page.evaluate((v) => [...document.querySelectorAll(`${v} .chat-msg__body, ${v} .message`)].map((e) => e.textContent.trim()), alice.view))}`));
+  const url = await bob.page.getAttribute(link, 'href');
+  const got = await bob.page.evaluate(({ r, url }) => {
+    const m = window.parleyTest.room(r).messages.findWhere({ body: url });
+    return m && { type: m.get('type'), nick: m.get('nick'), oob_url: m.get('oob_url') };
+  }, { r: room, url });
+  if (!got || got.type !== 'groupchat' || got.nick !== alice.nick || got.oob_url !== url) fail(`the file's message on ${bob.nick}'s page: ${JSON.stringify(got)} (${url})`);
+  console.log(`${alice.nick}'s Converse uploaded the file into the room: ${url}`);
+  // The link opens in a new tab (target=_blank), where the attachment becomes a download.
+  const download = new Promise((ok) => {
+    const watch = (p) => p.on('download', ok);
+    bob.page.on('download', ok);
+    bob.context.on('page', watch);
+  });
+  await bob.page.click(link);
+  const file = await within(download, 'no download started').catch((e) => fail(`${bob.nick}'s click on the link: ${e.message}`));
+  const saved = await within(file.path(), 'the download did not finish').catch((e) => fail(`${bob.nick}'s download: ${e.message}`));
+  const failure = await file.failure();
+  if (failure) fail(`${bob.nick}'s download failed: ${failure}`);
+  const received = fs.readFileSync(saved);
+  if (file.suggestedFilename() !== name) fail(`downloaded as "${file.suggestedFilename()}", sent as "${name}"`);
+  if (!received.equals(bytes)) fail(`the download differs: ${received.length} bytes (SHA-256 ${sha256(received)}), sent ${bytes.length} (${sha256(bytes)})`);
+  console.log(`${bob.nick} downloaded the file intact from the room (${received.length} bytes, SHA-256 ${sha256(received)}, "${name}")`);
+  await Promise.all([alice.context.close(), bob.context.close()]);
+}
+
+if (args.room) {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    await mucRoom(browser);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  console.log('OK');
+  process.exit(0);
 }
 
 if (args.resume) {

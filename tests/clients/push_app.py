@@ -7,7 +7,9 @@ every pubsub publish with a result, and prints one line per notification:
     PUSH node=N count=C sender=S secret=X body=yes|no
 
 (secret: the publish-options field the client registered; body: whether anything named
-"body" was in the notification). Prints READY once connected; runs until its standard input
+"body" was in the notification). A node whose name starts with "gone-" is a device the app
+server no longer knows: its notifications are answered with <item-not-found/> (type
+cancel), as XEP-0357 §8 describes. Prints READY once connected; runs until its standard input
 closes or --deadline seconds pass.
 """
 
@@ -52,7 +54,14 @@ class App(ComponentXMPP):
             publish.get("node"), field(summary, "message-count"),
             field(summary, "last-message-sender"), field(options, "secret"),
             "yes" if body else "no"), flush=True)
-        iq.reply(clear=True).send()
+        if (publish.get("node") or "").startswith("gone-"):
+            err = iq.reply(clear=True)
+            err["type"] = "error"
+            err["error"]["type"] = "cancel"
+            err["error"]["condition"] = "item-not-found"
+            err.send()
+        else:
+            iq.reply(clear=True).send()
 
 
 async def main():

@@ -56,6 +56,16 @@ enum Command {
         #[arg(required = true)]
         runs: Vec<String>,
     },
+    /// Group chat (XEP-0045): start a Parley cluster and Prosody with mod_muc in turn, run
+    /// `run muc` against each (one room, N occupants, one talking at several loads), and
+    /// write the markdown section for docs/benchmarks.md.
+    Muc(parley_bench::muc::runner::MucArgs),
+    /// Render `run muc` results as the tables of the group chat section.
+    MucReport {
+        /// LABEL=FILE: the server's label and the JSON `run muc --json` printed.
+        #[arg(required = true)]
+        runs: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +317,9 @@ enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         settle: f64,
     },
+    /// XEP-0045: one room, N occupants spread over the targets, one of them talking at
+    /// several offered loads; fan-out latency, server CPU per message, RSS per occupant.
+    Muc(parley_bench::muc::MucOpts),
     /// A user with R online contacts goes available; time to broadcast and probes.
     Presence {
         #[arg(long, default_value_t = 100)]
@@ -369,6 +382,8 @@ fn main() -> ExitCode {
         Command::AttackReport { before, after } => return attack_report(before, after),
         Command::ResumeReport { runs } => return report(runs, parley_bench::resume::report),
         Command::CsiReport { runs } => return report(runs, parley_bench::csi::report),
+        Command::MucReport { runs } => return report(runs, parley_bench::muc::report),
+        Command::Muc(m) => return run_muc(m),
         Command::Attack(_) => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -399,7 +414,9 @@ fn main() -> ExitCode {
             Command::Compare(_)
             | Command::AttackReport { .. }
             | Command::ResumeReport { .. }
-            | Command::CsiReport { .. } => {
+            | Command::CsiReport { .. }
+            | Command::Muc(_)
+            | Command::MucReport { .. } => {
                 unreachable!("handled before the runtime starts")
             }
         }
@@ -502,19 +519,37 @@ fn run_compare(c: &Compare) -> ExitCode {
         baseline_bin: c.baseline_bin.as_deref().map(absolute),
         prosody_launcher: absolute(&c.prosody_launcher),
         out: c.out.clone(),
-        command_line: std::env::args()
-            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
-            .collect::<Vec<_>>()
-            .join(" ")
-            .replace(
-                &std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                "target/release/parley-bench",
-            ),
+        command_line: command_line(),
     };
     match compare(&opts) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// This process's command line as the report shows it (the binary by its usual path).
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(
+            &std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            "target/release/parley-bench",
+        )
+}
+
+fn run_muc(m: &parley_bench::muc::runner::MucArgs) -> ExitCode {
+    match m
+        .to_opts(command_line())
+        .and_then(|opts| parley_bench::muc::runner::run(&opts))
+    {
+        Ok(section) => {
+            print!("{section}");
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(&e),
     }
 }
@@ -702,6 +737,7 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
             };
             print(&csi(&t, &opts).await?, run.json)
         }
+        Scenario::Muc(opts) => print(&parley_bench::muc::muc(&t, &opts).await?, run.json),
         Scenario::Presence {
             contacts,
             rounds,
@@ -909,6 +945,56 @@ mod tests {
             "3"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn muc_runs_as_a_scenario_and_as_a_runner() {
+        let cli = Cli::try_parse_from([
+            "parley-bench",
+            "run",
+            "--target",
+            "127.0.0.1:1,127.0.0.1:2",
+            "muc",
+            "--users",
+            "10",
+            "--rates",
+            "1,5",
+            "--pids",
+            "7,8",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        let Scenario::Muc(opts) = run.scenario else {
+            panic!("not muc")
+        };
+        assert_eq!(
+            (opts.users, opts.rates, opts.pids),
+            (10, vec![1.0, 5.0], vec![7, 8])
+        );
+        let cli = Cli::try_parse_from([
+            "parley-bench",
+            "muc",
+            "--servers",
+            "parley,prosody",
+            "--users",
+            "200",
+        ])
+        .unwrap();
+        let Command::Muc(args) = cli.command else {
+            panic!("not muc")
+        };
+        let opts = args.to_opts("x".into()).unwrap();
+        assert_eq!((opts.nodes, opts.scenario.users), (3, 200));
+        let Command::Muc(bad) =
+            Cli::try_parse_from(["parley-bench", "muc", "--servers", "ejabberd"])
+                .unwrap()
+                .command
+        else {
+            panic!("not muc")
+        };
+        assert!(bad.to_opts("x".into()).is_err());
     }
 
     #[test]

@@ -71,6 +71,66 @@ pub(crate) fn parse_io(text: &str) -> Option<ProcIo> {
     })
 }
 
+/// CPU seconds of `pid` and every live process below it, summed: PostgreSQL works in one
+/// backend process per connection, none of which shows in the postmaster's own counters.
+/// Children that already exited count only once their parent reaped them (`cutime`),
+/// which the postmaster does: its `cutime + cstime` are added too.
+pub fn proc_tree_cpu_seconds(pid: u32) -> Result<f64, BenchError> {
+    let root =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| BenchError::Proc {
+            pid,
+            reason: format!("stat: {e}"),
+        })?;
+    let mut ticks =
+        parse_stat_ticks(&root).unwrap_or(0) + parse_stat_child_ticks(&root).unwrap_or(0);
+    // One pass over /proc for the parent links, then a walk down from `pid`.
+    let mut children: std::collections::HashMap<u32, Vec<(u32, u64)>> = Default::default();
+    let entries = std::fs::read_dir("/proc").map_err(|e| BenchError::Proc {
+        pid,
+        reason: format!("listing /proc: {e}"),
+    })?;
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit between the listing and the read: it is simply not counted.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        if let (Some(ppid), Some(t)) = (parse_stat_ppid(&stat), parse_stat_ticks(&stat)) {
+            children.entry(ppid).or_default().push((child, t));
+        }
+    }
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for &(c, t) in children.get(&p).map_or(&[][..], Vec::as_slice) {
+            ticks += t;
+            todo.push(c);
+        }
+    }
+    Ok(ticks as f64 / clock_ticks_per_second() as f64)
+}
+
+/// The parent pid (field 4 of proc(5) stat).
+pub(crate) fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `cutime + cstime` (fields 16 and 17): the reaped children's CPU, in clock ticks.
+pub(crate) fn parse_stat_child_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(13);
+    // Signed in proc(5), never negative in practice.
+    let cutime: i64 = fields.next()?.parse().ok()?;
+    let cstime: i64 = fields.next()?.parse().ok()?;
+    Some((cutime + cstime).max(0) as u64)
+}
+
 /// `utime + stime` (fields 14 and 15 of proc(5) stat) in clock ticks. The command name
 /// (field 2) is in parentheses and may itself hold spaces and parentheses, so fields are
 /// counted from the last `)`.
@@ -131,6 +191,40 @@ mod tests {
         let stat = "4242 (we) (ird) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0";
         assert_eq!(parse_stat_ticks(stat), Some(325));
         assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn parent_and_reaped_children_fields() {
+        let stat = "4242 (a) b) S 17 4242 4242 0 -1 4194560 1000 0 0 0 250 75 30 12 20 0 9 0";
+        assert_eq!(parse_stat_ppid(stat), Some(17));
+        assert_eq!(parse_stat_child_ticks(stat), Some(42));
+        assert_eq!(parse_stat_ppid("nope"), None);
+    }
+
+    #[test]
+    fn a_process_tree_counts_its_children() {
+        use std::io::BufRead;
+        // The child burns CPU, says so, then waits for its stdin to close: the sample is
+        // taken on its word, not after a guessed delay.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo busy; read _",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "busy");
+        let own = proc_sample(std::process::id()).unwrap().cpu_seconds;
+        let tree = proc_tree_cpu_seconds(std::process::id()).unwrap();
+        drop(child.stdin.take());
+        let _ = child.wait();
+        assert!(tree > own, "tree {tree} own {own}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use parley_user::UserWire;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Largest accepted frame body by default (`cluster.max_frame_bytes`): a maximal stanza
 /// (256 KiB by default) plus ample headroom.
@@ -83,6 +83,15 @@ pub enum Body {
         /// Session id on the receiving node, so that a stanza for a replaced session is
         /// not handed to its successor.
         session: u64,
+        /// The stanza.
+        xml: String,
+    },
+    /// One stanza for several sessions on the receiving node (a chat room's message to its
+    /// occupants there): each gets a copy addressed to its JID, checked against its session
+    /// id as for [`Body::ToSession`]. Serialized XML in `jabber:client`, without `to`.
+    ToSessions {
+        /// Each session's full JID and id on the receiving node.
+        targets: Vec<(String, u64)>,
         /// The stanza.
         xml: String,
     },
@@ -170,6 +179,25 @@ pub enum Body {
     ToDomain {
         /// The stanza.
         xml: String,
+    },
+    /// A stanza for a multi-user chat room (XEP-0045) or its service, for the receiver,
+    /// which owns the room (rendezvous placement). Serialized XML in `jabber:client`.
+    ToRoom {
+        /// The stanza.
+        xml: String,
+    },
+    /// The sender handed a room off to the receiver and finished writing its state: the
+    /// receiver reads it again.
+    RoomReload {
+        /// The room's bare JID.
+        room: String,
+    },
+    /// The admin API acts on a room the receiver owns.
+    RoomControl {
+        /// The room's bare JID.
+        room: String,
+        /// What to do (the room service's encoding).
+        op: String,
     },
 }
 

@@ -75,6 +75,24 @@ pub type BoshHandler = Arc<
 /// it because this node owns the outgoing stream to that domain.
 pub type ForeignHandler = Arc<dyn Fn(Element) + Send + Sync>;
 
+/// The chat-room service (XEP-0045) behind the node, wired by the binary: rooms are
+/// placed on nodes like user actors, and move when the membership changes.
+pub trait RoomHost: Send + Sync + 'static {
+    /// A stanza peer `from` forwarded for a room this node owns (as `from` believes).
+    fn accept(&self, stanza: Element, from: &str);
+    /// A stanza whose room node could not be reached: routed again by placement.
+    fn reroute(&self, stanza: Element);
+    /// A room's previous owner finished its writes: read the room again.
+    fn reload(&self, room: &str);
+    /// The admin API's action on a room this node owns (the service's encoding).
+    fn control(&self, room: &str, op: &str);
+    /// Rooms `owned_here` does not keep leave this node; how many did.
+    fn hand_off(&self, owned_here: &dyn Fn(&str) -> bool) -> usize;
+    /// This node leaves the cluster (its placement no longer counts it): every room goes to
+    /// its next owner; resolves once they have all handed over, their last writes done.
+    fn leave(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+}
+
 /// The `[cluster]` settings.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
@@ -198,6 +216,15 @@ pub struct Node {
     ready: Arc<AtomicBool>,
     fenced: AtomicBool,
     stopping: AtomicBool,
+    /// The node is leaving ([`Node::leave`]): a room stanza a peer forwards goes where this
+    /// node's own view places the room, even back to that peer (which then keeps it), never
+    /// kept here for the sender's sake once this node no longer counts itself a member.
+    leaving: AtomicBool,
+    /// Peers' links to this node open now.
+    links_in: Arc<crate::peer::OpenLinks>,
+    /// Told when a peer's link closes or one of ours empties its queue: what a leaving
+    /// node waits on.
+    quiet: Arc<Notify>,
     /// Counters.
     pub metrics: ClusterMetrics,
     /// Pending admin queries and BOSH forwards.
@@ -215,6 +242,13 @@ pub struct Node {
     bosh: RwLock<Option<BoshHandler>>,
     /// Where stanzas for other domains that peers forward here go (federation).
     foreign: RwLock<Option<ForeignHandler>>,
+    /// The chat-room service, if it runs.
+    rooms: RwLock<Option<Arc<dyn RoomHost>>>,
+    /// Room frames peers sent before the chat-room service was plugged in: peers see this
+    /// node (and forward to the rooms it owns) as soon as it registers, a moment before the
+    /// binary has wired its rooms. Kept in order and handed over by [`Node::set_room_host`];
+    /// None once handed over, or given up after the link hold bound (a node without rooms).
+    early_rooms: Mutex<Option<Vec<(String, Body)>>>,
     /// The session layer's side of cross-node resumption.
     resume: RwLock<Option<ResumeHandler>>,
     /// Pending resume takes.
@@ -249,6 +283,7 @@ impl Node {
         let registry = register(&settings, &layout).await?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
+        let quiet = Arc::new(Notify::new());
         let node = Arc::new_cyclic(|me| Node {
             me: Arc::from(settings.node_id.as_str()),
             layout,
@@ -264,6 +299,9 @@ impl Node {
             ready,
             fenced: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+            links_in: Arc::new(crate::peer::OpenLinks::new(quiet.clone())),
+            quiet: quiet.clone(),
             metrics: ClusterMetrics::default(),
             queries: pending::Pending::new(),
             cache_changed: Notify::new(),
@@ -276,6 +314,8 @@ impl Node {
             answer: RwLock::new(None),
             bosh: RwLock::new(None),
             foreign: RwLock::new(None),
+            rooms: RwLock::new(None),
+            early_rooms: Mutex::new(Some(Vec::new())),
             resume: RwLock::new(None),
             takes: pending::Pending::new(),
             tasks: Mutex::new(Vec::new()),
@@ -290,6 +330,7 @@ impl Node {
             max_frame: node.settings.link.max_frame,
             handshake_timeout: node.settings.link.handshake_timeout,
             max_per_address: node.settings.max_links_per_address,
+            open: node.links_in.clone(),
         };
         let addr = node.settings.peer_listen;
         let listening = node.links_rt.handle().spawn(async move {
@@ -311,11 +352,20 @@ impl Node {
         node.start_sync();
         router.set_directory(node.clone());
         users.set_placement(node.clone());
+        let weak = Arc::downgrade(&node);
+        let hold = node.settings.link.hold;
         let tasks = vec![
             listener,
             tokio::spawn(node.clone().watcher(events_rx)),
             tokio::spawn(writer(Arc::downgrade(&node), writes_rx)),
             tokio::spawn(fence_loop(Arc::downgrade(&node))),
+            // Room frames wait for the room service as long as frames wait for a link.
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                if let Some(node) = weak.upgrade() {
+                    node.rooms_unwired();
+                }
+            }),
         ];
         node.tasks.lock().extend(tasks);
         info!(node = %node.me, lease_ttl_s = node.settings.lease_ttl_s, "joined the cluster");
@@ -390,6 +440,51 @@ impl Node {
     /// Sets where stanzas for other domains that peers forward to this node go.
     pub fn set_foreign_handler(&self, handler: ForeignHandler) {
         *self.foreign.write() = Some(handler);
+    }
+
+    /// Sets the chat-room service rooms forwarded here go to; room frames that came before
+    /// it go to it first, in order.
+    pub fn set_room_host(&self, host: Arc<dyn RoomHost>) {
+        // Under the lock of the early frames, so that none is left behind or overtaken.
+        let mut early = self.early_rooms.lock();
+        *self.rooms.write() = Some(host.clone());
+        for (from, body) in early.take().unwrap_or_default() {
+            self.act_room(&host, &from, body);
+        }
+    }
+
+    /// The node that owns chat room `room` (a bare JID), if it is not this one:
+    /// rendezvous over the live members under a key of its own.
+    pub fn room_owner(&self, room: &str) -> Option<Arc<str>> {
+        self.owner_of(&room_key(room)).filter(|o| **o != *self.me)
+    }
+
+    /// Forwards a stanza for a room to `node`, its owner; gives it back when there is no
+    /// link to that node.
+    pub fn forward_to_room(&self, node: &str, stanza: Element) -> Result<(), Element> {
+        let xml = stanza.to_string();
+        self.send_to(node, Body::ToRoom { xml }).map_err(|_| stanza)
+    }
+
+    /// Tells `node` to read `room` again (this node handed it off).
+    pub fn room_reload(&self, node: &str, room: &str) {
+        let _ = self.send_to(
+            node,
+            Body::RoomReload {
+                room: room.to_owned(),
+            },
+        );
+    }
+
+    /// Asks `node` to act on `room` for the admin API.
+    pub fn room_control(&self, node: &str, room: &str, op: String) {
+        let _ = self.send_to(
+            node,
+            Body::RoomControl {
+                room: room.to_owned(),
+                op,
+            },
+        );
     }
 
     /// The node that owns the outgoing server-to-server stream to `domain`, if it is not
@@ -569,10 +664,14 @@ impl Node {
     /// key of this node disappears at once.
     pub async fn leave(&self) {
         self.stopping.store(true, Ordering::Release);
+        self.leaving.store(true, Ordering::Release);
         let reg = self.registry.write().take();
         if let Some(reg) = reg {
             match tokio::time::timeout(Duration::from_secs(3), reg.revoke()).await {
-                Ok(Ok(())) => info!(node = %self.me, "left the cluster (lease revoked)"),
+                Ok(Ok(())) => {
+                    info!(node = %self.me, "left the cluster (lease revoked)");
+                    self.hand_over().await;
+                }
                 Ok(Err(e)) => warn!(error = %e, "revoking the lease failed; keys expire with it"),
                 Err(_) => warn!("revoking the lease timed out; keys expire with it"),
             }
@@ -583,6 +682,57 @@ impl Node {
         if let Some(sync) = self.sync.lock().take() {
             sync.abort();
         }
+    }
+
+    /// After the lease is revoked: the rooms this node ran go to their next owners (their
+    /// last writes, archive included, done), and the node waits until every peer has seen
+    /// it go — each closes its link here once its membership no longer has this node, after
+    /// the frames it sent before, which are passed on — and its own links have written what
+    /// they hold; all within [`HAND_OVER`]. A room stanza a peer forwarded in those moments
+    /// goes on to the room's next owner instead of being lost with the process.
+    async fn hand_over(&self) {
+        let others = {
+            let mut members = self.members.write();
+            members.retain(|m| **m != *self.me);
+            !members.is_empty()
+        };
+        if !others {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + HAND_OVER;
+        let host = self.rooms.read().clone();
+        if let Some(host) = host {
+            if tokio::time::timeout_at(deadline, host.leave())
+                .await
+                .is_err()
+            {
+                warn!(node = %self.me, "rooms still handing over when leaving");
+            }
+        }
+        // A peer's link closing and one of our queues emptying both tell `quiet`: looked
+        // at again on each, until the deadline.
+        for (_, link) in self.links.read().values() {
+            link.notify_drained(self.quiet.clone());
+        }
+        loop {
+            let changed = self.quiet.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let quiet = self.links_in.open() == 0
+                && self.links.read().values().all(|(_, l)| l.queued() == 0);
+            if quiet {
+                debug!(node = %self.me, "peers closed their links: nothing more to pass on");
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        warn!(
+            node = %self.me,
+            links_in = self.links_in.open(),
+            "peers still linked when leaving; what they send now is lost"
+        );
     }
 
     /// How this node authenticates its links.
@@ -622,6 +772,15 @@ impl Node {
         self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
         link.send(body).map_err(|full| full.0)
     }
+}
+
+/// How long a leaving node waits for its peers to see it go ([`Node::hand_over`]).
+const HAND_OVER: Duration = Duration::from_secs(2);
+
+/// The placement key of a room: apart from user keys, so a room and a user of the same
+/// name are placed independently.
+pub(crate) fn room_key(room: &str) -> String {
+    format!("muc/{room}")
 }
 
 /// Reads back a stanza a node serialized (ours or a peer's). It was accepted under

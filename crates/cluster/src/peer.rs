@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,9 @@ struct Queue {
     bytes: usize,
     /// When the link went down (None while up).
     down_since: Option<Instant>,
+    /// Told whenever the writer takes the last queued frames (a leaving node waits for
+    /// its queues to empty: [`PeerLink::notify_drained`]).
+    drained: Option<Arc<Notify>>,
 }
 
 impl Queue {
@@ -129,6 +133,7 @@ impl PeerLink {
             frames: VecDeque::new(),
             bytes: 0,
             down_since: Some(Instant::now()),
+            drained: None,
         }));
         let wake = Arc::new(Notify::new());
         let task = tokio::spawn(run(
@@ -166,6 +171,16 @@ impl PeerLink {
         }
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// From now on `notify` is told whenever the writer has taken every queued frame.
+    pub fn notify_drained(&self, notify: Arc<Notify>) {
+        self.queue.lock().drained = Some(notify);
+    }
+
+    /// Frames waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().frames.len()
     }
 
     /// Takes every frame still queued (the peer left the cluster), for bouncing.
@@ -282,13 +297,17 @@ async fn serve(
     const BATCH: usize = 256;
     let mut out = Vec::new();
     loop {
-        let batch: Vec<Vec<u8>> = {
+        let (batch, drained) = {
             let mut q = queue.lock();
             let n = q.frames.len().min(BATCH);
             let batch: Vec<Vec<u8>> = q.frames.drain(..n).collect();
             q.bytes -= batch.iter().map(Vec::len).sum::<usize>();
-            batch
+            let drained = q.frames.is_empty().then(|| q.drained.clone()).flatten();
+            (batch, drained)
         };
+        if let Some(d) = drained {
+            d.notify_waiters();
+        }
         if batch.is_empty() {
             tokio::select! {
                 _ = wake.notified() => {}
@@ -330,6 +349,49 @@ pub struct ListenConfig {
     pub handshake_timeout: Duration,
     /// Connections open at once from one IP address (`cluster.max_links_per_address`).
     pub max_per_address: usize,
+    /// Peers' links open now (their handshake done): a node that leaves waits until its
+    /// peers have closed theirs, having sent all they had for it.
+    pub open: Arc<OpenLinks>,
+}
+
+/// Peers' links open now, and who is told when one closes.
+#[derive(Debug, Default)]
+pub struct OpenLinks {
+    count: AtomicUsize,
+    /// Told whenever a link closes.
+    pub closed: Arc<Notify>,
+}
+
+impl OpenLinks {
+    /// Counts open links, telling `closed` when one closes.
+    pub fn new(closed: Arc<Notify>) -> OpenLinks {
+        OpenLinks {
+            count: AtomicUsize::new(0),
+            closed,
+        }
+    }
+
+    /// Links open now.
+    pub fn open(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+}
+
+/// Counts one open link in [`ListenConfig::open`] while it lives.
+struct Open(Arc<OpenLinks>);
+
+impl Open {
+    fn new(links: &Arc<OpenLinks>) -> Open {
+        links.count.fetch_add(1, Ordering::AcqRel);
+        Open(links.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.closed.notify_waiters();
+    }
 }
 
 /// What the listener does with a frame (given with its length on the wire): handled at once
@@ -460,6 +522,7 @@ async fn receive(
     )
     .await
     .map_err(Received::Refused)?;
+    let _open = Open::new(&config.open);
     decoder.set_limit(config.max_frame);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -513,6 +576,7 @@ mod tests {
             max_frame: MAX_FRAME,
             handshake_timeout: Duration::from_secs(5),
             max_per_address: 8,
+            open: Arc::default(),
         }
     }
 

@@ -46,6 +46,7 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
         // Stanzas for our sessions and users, queries, BOSH forwarding, keep-alives: any node
         // may route them (answers are matched to the node they were asked of by the caller).
         Body::ToSession { .. }
+        | Body::ToSessions { .. }
         | Body::Query { .. }
         | Body::Answer { .. }
         | Body::BoshRequest { .. }
@@ -54,6 +55,9 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
         | Body::ResumeState { .. }
         | Body::ResumeCommit { .. }
         | Body::ToDomain { .. }
+        | Body::ToRoom { .. }
+        | Body::RoomReload { .. }
+        | Body::RoomControl { .. }
         | Body::Ping(_)
         | Body::Pong(_) => Verdict::Accept,
         Body::ToUser { user, msg } => match msg {

@@ -12,6 +12,7 @@
 mod admin_drain;
 pub mod admin_input;
 mod admin_invites;
+mod admin_rooms;
 mod admin_sessions;
 pub use admin_sessions::AdminSessions;
 mod admit;
@@ -21,6 +22,7 @@ pub mod delegate;
 mod framed;
 pub mod listener;
 pub mod metrics;
+mod metrics_muc;
 mod origin;
 pub mod proxy;
 mod records;
@@ -77,6 +79,8 @@ pub struct AdminState {
     pub policy: admin_input::AdminPolicy,
     /// The node's drain (`POST /api/v1/nodes/{id}/drain`); None: it cannot be drained.
     pub drain: Option<Arc<dyn NodeDrain>>,
+    /// The chat rooms (XEP-0045), when `[muc]` is on.
+    pub rooms: Option<Arc<parley_muc::Rooms>>,
 }
 
 pub(crate) fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
@@ -449,6 +453,16 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route(
                 "/api/v1/invites/{id}",
                 web::delete().to(admin_invites::revoke),
+            )
+            .route("/api/v1/rooms", web::get().to(admin_rooms::list))
+            .route("/api/v1/rooms/{jid}", web::get().to(admin_rooms::show))
+            .route(
+                "/api/v1/rooms/{jid}",
+                web::delete().to(admin_rooms::destroy),
+            )
+            .route(
+                "/api/v1/rooms/{jid}/occupants/{nick}",
+                web::delete().to(admin_rooms::kick),
             )
     })
     .workers(1)

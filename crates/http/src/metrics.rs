@@ -73,6 +73,8 @@ pub struct Snapshot {
     pub uploads: (u64, u64, u64),
     /// Push notifications sent to app servers (XEP-0357).
     pub pushes: u64,
+    /// Multi-user chat (XEP-0045).
+    pub muc: crate::metrics_muc::Muc,
     /// Routing latency: per bucket (upper bound in seconds, count in that bucket alone; the
     /// last bound is +Inf) and the sum of all observations in seconds.
     pub routing: (Vec<(f64, u64)>, f64),
@@ -135,7 +137,7 @@ pub struct Cluster {
     pub registry_sessions: u64,
 }
 
-fn load(a: &AtomicU64) -> u64 {
+pub(crate) fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
@@ -206,6 +208,7 @@ impl Snapshot {
             ),
             signups: (load(&m::SIGNUPS), load(&m::SIGNUPS_FAILED)),
             pushes: load(&m::PUSHES),
+            muc: crate::metrics_muc::Muc::take(),
             uploads: (
                 load(&m::UPLOADS),
                 load(&m::UPLOADS_REFUSED),
@@ -246,7 +249,7 @@ pub(crate) fn response(state: &AdminState) -> HttpResponse {
 }
 
 /// One metric family: its help and type, then one sample per label set.
-fn family<L, V>(
+pub(crate) fn family<L, V>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -270,7 +273,7 @@ where
 }
 
 /// Samples labelled with this node and one more label.
-fn labelled<'a>(
+pub(crate) fn labelled<'a>(
     node: &'a str,
     key: &'static str,
     samples: impl IntoIterator<Item = (&'a str, u64)> + 'a,
@@ -393,6 +396,7 @@ impl Collector for Snapshot {
             Counter,
             here(self.pushes),
         )?;
+        self.muc.encode(&mut enc, node)?;
         family(
             &mut enc,
             "sm_hibernating_sessions",
@@ -619,6 +623,7 @@ mod tests {
             signups: (4, 1),
             uploads: (3, 2, 1000),
             pushes: 7,
+            muc: crate::metrics_muc::Muc::default(),
             sm: StreamManagement {
                 hibernating: 2,
                 unacked: 5,

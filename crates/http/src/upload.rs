@@ -1,18 +1,26 @@
 //! HTTP file upload (XEP-0363 §6) on the client listener: `PUT /upload/{id}/{name}?…` with a
 //! slot's signed query streams the body into the store, and `GET`/`HEAD
-//! /upload/{id}/{name}` serves a live file (with ranges, its recorded type and length).
-//! The checks are `parley-upload`'s; this file maps its refusals to HTTP statuses, the one
-//! place that does, and carries the bytes.
+//! /upload/{id}/{name}` serves a live file (its recorded type and length, byte ranges,
+//! validators). The checks are `parley-upload`'s, and so is the store — a directory or an
+//! object store, which this file never asks about; this file maps its refusals to HTTP
+//! statuses, the one place that does, and carries the bytes.
 //!
 //! Served files are never interpreted by a browser as part of this site: `nosniff`, a
 //! sandboxing `Content-Security-Policy`, and `Content-Disposition: attachment` for anything
 //! but images, audio and video.
 
-use actix_files::NamedFile;
-use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::time::{Duration, SystemTime};
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{
+    self, ContentDisposition, ContentRangeSpec, DispositionParam, DispositionType, EntityTag,
+    HttpDate,
+};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use parley_upload::PutError;
+use parley_upload::range::{self, Requested};
+use parley_upload::{FileBody, PutError, StoredFile};
 
 use crate::origin::cors;
 use crate::web_state::WebState;
@@ -98,7 +106,8 @@ pub(crate) async fn put(
     cors(&req, &state, resp)
 }
 
-/// `GET`/`HEAD /upload/{id}/{name}`: the file while it lives, else 404.
+/// `GET`/`HEAD /upload/{id}/{name}`: the file while it lives, else 404; a range of it
+/// (206, or 416 past its end); 304 when the client's copy is current.
 pub(crate) async fn get(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse {
     let Some(uploads) = state.uploads.clone() else {
         return HttpResponse::NotFound().finish();
@@ -114,10 +123,46 @@ pub(crate) async fn get(req: HttpRequest, state: web::Data<WebState>) -> HttpRes
             return HttpResponse::InternalServerError().finish();
         }
     };
-    let named = match NamedFile::open_async(&file.path).await {
-        Ok(n) => n,
-        // Recorded but its bytes gone (expired on another node meanwhile).
-        Err(_) => return cors(&req, &state, HttpResponse::NotFound().finish()),
+    let size = file.record.size;
+    let validators = Validators::of(&file);
+    if validators.not_modified(&req) {
+        let mut resp = HttpResponse::NotModified();
+        validators.insert(&mut resp);
+        return cors(&req, &state, resp.finish());
+    }
+    let asked = validators
+        .range_applies(&req)
+        .then(|| req.headers().get(header::RANGE))
+        .flatten()
+        .and_then(|v| v.to_str().ok());
+    let (status, part) = match range::requested(asked, size) {
+        Requested::Whole => (StatusCode::OK, None),
+        Requested::Part(part) => (StatusCode::PARTIAL_CONTENT, Some(part)),
+        Requested::Unsatisfiable => {
+            // RFC 9110 §15.5.17: the size, so that the client can ask again.
+            let resp = HttpResponse::RangeNotSatisfiable()
+                .insert_header(header::ContentRange(ContentRangeSpec::Bytes {
+                    range: None,
+                    instance_length: Some(size),
+                }))
+                .finish();
+            return cors(&req, &state, resp);
+        }
+    };
+    let length = part.as_ref().map_or(size, |p| p.end - p.start);
+    // HEAD answers from the record: the bytes are not read only to be dropped.
+    let body: FileBody = if req.method() == Method::HEAD {
+        futures_util::stream::empty().boxed()
+    } else {
+        match uploads.read(&file, part.clone()).await {
+            Ok(Some(body)) => body,
+            // Recorded but its bytes gone (expired on another node meanwhile).
+            Ok(None) => return cors(&req, &state, HttpResponse::NotFound().finish()),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an uploaded file failed");
+                return HttpResponse::InternalServerError().finish();
+            }
+        }
     };
     let mime: mime::Mime = file
         .record
@@ -137,19 +182,65 @@ pub(crate) async fn get(req: HttpRequest, state: web::Data<WebState>) -> HttpRes
             value: file.record.filename.clone().into_bytes(),
         })],
     };
-    let mut resp = named
-        .set_content_type(mime)
-        .set_content_disposition(disposition)
-        .use_etag(true)
-        .into_response(&req);
-    let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    cors(&req, &state, resp)
+    let mut resp = HttpResponse::build(status);
+    resp.content_type(mime.to_string())
+        .insert_header(disposition)
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ));
+    validators.insert(&mut resp);
+    if let Some(part) = &part {
+        resp.insert_header(header::ContentRange(ContentRangeSpec::Bytes {
+            range: Some((part.start, part.end - 1)),
+            instance_length: Some(size),
+        }));
+    }
+    cors(&req, &state, resp.body(SizedStream::new(length, body)))
+}
+
+/// A file's validators (RFC 9110 §8.8): the bytes under an id never change, so the id is a
+/// strong entity tag, and the upload's time its last modification.
+struct Validators {
+    etag: EntityTag,
+    modified: HttpDate,
+}
+
+impl Validators {
+    fn of(file: &StoredFile) -> Validators {
+        // Whole seconds, as HTTP dates carry them, so that comparisons are exact.
+        let secs = u64::try_from(file.record.created_ms / 1000).unwrap_or(0);
+        Validators {
+            etag: EntityTag::new_strong(file.record.id.clone()),
+            modified: HttpDate::from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+        }
+    }
+
+    fn insert(&self, resp: &mut actix_web::HttpResponseBuilder) {
+        resp.insert_header(header::ETag(self.etag.clone()))
+            .insert_header(header::LastModified(self.modified));
+    }
+
+    /// §13.1.2 and §13.1.3: the client's copy is current (`If-None-Match` decides when
+    /// present, else `If-Modified-Since`).
+    fn not_modified(&self, req: &HttpRequest) -> bool {
+        match req.get_header::<header::IfNoneMatch>() {
+            Some(header::IfNoneMatch::Any) => true,
+            Some(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&self.etag)),
+            None => req
+                .get_header::<header::IfModifiedSince>()
+                .is_some_and(|since| self.modified <= since.0),
+        }
+    }
+
+    /// §13.1.5: a `Range` is served only if `If-Range` (when present) names this file.
+    fn range_applies(&self, req: &HttpRequest) -> bool {
+        match req.get_header::<header::IfRange>() {
+            None => true,
+            Some(header::IfRange::EntityTag(tag)) => tag.strong_eq(&self.etag),
+            Some(header::IfRange::Date(date)) => date == self.modified,
+        }
+    }
 }

@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 mod accounts;
 mod invites;
+mod rooms;
 
 use crate::config::{Config, LogConfig, LogFormat, EMBEDDED_ORIGIN};
 
@@ -56,6 +57,10 @@ pub enum Command {
     /// configured storage.
     #[command(subcommand)]
     Invite(invites::InviteCommand),
+    /// Chat rooms (XEP-0045) of the cluster, through the admin API (`[admin] listen` and
+    /// `token`).
+    #[command(subcommand)]
+    Room(rooms::RoomCommand),
 }
 
 /// `parley token …`.
@@ -220,6 +225,7 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tracing(&config.log, Some("warn"));
             print_lines(invites::run(&config, command))
         }
+        Command::Room(command) => print_lines(rooms::run(&config, command)),
         Command::Token(command) => {
             init_tracing(&config.log, Some("warn"));
             print_lines(run_token(&config, command))
@@ -295,7 +301,11 @@ fn admin_get(config: &Config, path: &str) -> Result<serde_json::Value, String> {
 
 /// A request (without a body) with the bearer token on the configured admin endpoint; the
 /// JSON answer of a 2xx, else an error carrying the endpoint's own message.
-fn admin_request(config: &Config, method: &str, path: &str) -> Result<serde_json::Value, String> {
+pub(crate) fn admin_request(
+    config: &Config,
+    method: &str,
+    path: &str,
+) -> Result<serde_json::Value, String> {
     use std::io::{Read, Write};
     let addr = config
         .admin

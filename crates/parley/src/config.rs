@@ -16,6 +16,7 @@ mod error;
 mod federation_tests;
 mod http_limits;
 mod mam;
+mod muc;
 mod pep;
 mod push;
 mod register;
@@ -28,6 +29,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use mam::MamConfig;
+pub use muc::{MucConfig, MucDefaults};
 pub use parley_accounts::{normalize_host, AccountJid, AccountJidError};
 pub use parley_http::ConsiderSecure;
 pub use parley_router::ResourceConflict;
@@ -35,7 +37,7 @@ pub use pep::PepConfig;
 pub use push::PushConfig;
 pub use register::{RegisterConfig, RegisterMode};
 pub use schema::*;
-pub use upload::UploadConfig;
+pub use upload::{UploadConfig, UploadS3Config, UploadStore};
 use validate::{Quoted, Violation};
 pub use validate::{
     MIN_ATTRIBUTES, MIN_DEPTH, MIN_NAMESPACE_DECLARATIONS, MIN_READ_BYTES_PER_S,

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod drain;
+mod muc;
 mod resume;
 mod s2s;
 pub mod server;

@@ -301,8 +301,15 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     router.set_max_resources(config.quotas.resources_per_account);
     let component_secrets = config.component_secrets().map_err(ServerError::Start)?;
     router.set_components(component_secrets.iter().map(|(d, _)| d.clone()));
-    let uploads = crate::upload::start(config, storage.clone(), server_secret.clone(), &router)
-        .map_err(|e| err("upload directory ([upload] dir)", &e))?;
+    let mut services = std::collections::HashMap::new();
+    let uploads = crate::upload::start(
+        config,
+        storage.clone(),
+        server_secret.clone(),
+        &router,
+        &mut services,
+    )
+    .map_err(|e| err("upload store ([upload] dir or [upload.s3])", &e))?;
     let n = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -518,6 +525,20 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     if let Some(node) = &cluster {
         crate::resume::install(node, &env);
     }
+    let rooms = crate::muc::start(
+        config,
+        &router,
+        &env.storage,
+        env.archive.clone(),
+        handles.to_vec(),
+    );
+    if let Some(rooms) = &rooms {
+        services.extend(crate::muc::services(rooms));
+        if let Some(node) = &cluster {
+            crate::muc::join_cluster(rooms, node);
+        }
+    }
+    router.set_services(services);
     if let Some(routes) = &s2s_routes {
         routes.install(&env);
         router.set_foreign(routes.clone());
@@ -653,6 +674,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             invite_ttl_s: config.register.invite_ttl_s,
         },
         drain: Some(drain.clone()),
+        rooms: rooms.clone(),
     };
     // XEP-0077 self-service ends sessions by the admin API's road, listener or not.
     let _ = env

@@ -1,5 +1,6 @@
-//! Wiring of HTTP file upload (XEP-0363): the file store and slot service from `[upload]`,
-//! plugged into the router on `upload.` and each served host, and into the HTTP listener.
+//! Wiring of HTTP file upload (XEP-0363): the file store (a directory or `[upload.s3]`) and
+//! slot service from `[upload]`, plugged into the router on `upload.` and each served host,
+//! and into the HTTP listener.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,13 +16,14 @@ use crate::config::Config;
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the upload service when `[upload] enabled`, on every served host's `upload.`
-/// domain; its URLs point at `[upload] url` or `[http] public_url` until the listener's
+/// domain (added to `services`, which the caller installs in the router); its URLs point at `[upload] url` or `[http] public_url` until the listener's
 /// own address is known ([`base_url_after_bind`]).
 pub(crate) fn start(
     config: &Config,
     storage: Arc<dyn Storage>,
     secret: Vec<u8>,
     router: &Arc<Router>,
+    services: &mut HashMap<String, Arc<dyn parley_router::Service>>,
 ) -> std::io::Result<Option<Arc<Uploads>>> {
     let c = &config.upload;
     if !c.enabled {
@@ -34,18 +36,39 @@ pub(crate) fn start(
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_owned())
     });
-    let uploads = Uploads::new(c.settings(&config.server.data_dir), secret, storage)?;
+    let settings = c
+        .settings(&config.server.data_dir)
+        .map_err(std::io::Error::other)?;
+    let store = match &settings.store {
+        parley_upload::StoreSettings::Dir(dir) => format!("directory {}", dir.display()),
+        parley_upload::StoreSettings::S3(s3) => format!(
+            "bucket {} at {} ([upload.s3])",
+            s3.bucket,
+            s3.endpoint.as_deref().unwrap_or("Amazon S3")
+        ),
+    };
+    let uploads = Uploads::new(settings, secret, storage)
+        .map_err(|e| std::io::Error::other(format!("{store}: {e}")))?;
+    // An object store that cannot be reached, or refuses the key, is told now rather than
+    // at the first upload; the node starts all the same (the store may come back).
+    let probe = uploads.clone();
+    tokio::spawn(async move {
+        match probe.check_store().await {
+            Ok(()) => tracing::info!(store = %store, "upload store reachable"),
+            Err(e) => tracing::error!(store = %store, error = %e, "upload store not usable"),
+        }
+    });
     if let Some(base) = base {
         uploads.set_base_url(base);
     }
     let service: Arc<dyn parley_router::Service> = UploadService::new(uploads.clone(), router);
-    let services: HashMap<String, Arc<dyn parley_router::Service>> = config
-        .server
-        .hosts
-        .iter()
-        .map(|host| (format!("{}.{host}", c.subdomain), service.clone()))
-        .collect();
-    router.set_services(services);
+    services.extend(
+        config
+            .server
+            .hosts
+            .iter()
+            .map(|host| (format!("{}.{host}", c.subdomain), service.clone())),
+    );
     uploads.start_expiry(EXPIRY_EVERY);
     Ok(Some(uploads))
 }

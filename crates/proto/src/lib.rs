@@ -18,6 +18,7 @@ pub mod dialback;
 pub mod extdisco;
 pub mod jwt;
 pub mod mam;
+pub mod muc;
 pub mod ns;
 pub mod pubsub;
 pub mod push;

@@ -36,6 +36,13 @@ pub fn archivable(msg: &Element) -> bool {
     if matches!(msg.attr("type"), Some("groupchat" | "error" | "headline")) {
         return false;
     }
+    worth_keeping(msg)
+}
+
+/// The content rules of [`archivable`] without the type rule, for a room's archive
+/// (XEP-0313 §5 for MUC) and its history: a body or an encrypted payload, and no hint
+/// against storing.
+pub fn worth_keeping(msg: &Element) -> bool {
     if msg.has_child("no-store", ns::HINTS) || msg.has_child("no-permanent-store", ns::HINTS) {
         return false;
     }

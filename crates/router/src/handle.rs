@@ -176,6 +176,26 @@ pub trait RemoteSessions: Send + Sync + 'static {
         session: SessionId,
         stanza: Element,
     ) -> Result<(), Box<Undelivered>>;
+    /// Queues one stanza for several sessions on `node`, each copy addressed (`to`) to its
+    /// session's JID: a chat room's message to its occupants there. The stanzas refused
+    /// come back, each with its JID. Without a cheaper way, one `deliver` per session.
+    fn deliver_many(
+        &self,
+        node: &str,
+        targets: &[(FullJid, SessionId)],
+        stanza: &Element,
+    ) -> Vec<(FullJid, Box<Undelivered>)> {
+        targets
+            .iter()
+            .filter_map(|(jid, id)| {
+                let mut copy = stanza.clone();
+                copy.set_attr("to", jid.to_string());
+                self.deliver(node, jid, *id, copy)
+                    .err()
+                    .map(|u| (jid.clone(), u))
+            })
+            .collect()
+    }
     /// Asks session `session` (bound to `jid`) on `node` to close.
     fn close(&self, node: &str, jid: &FullJid, session: SessionId, reason: CloseReason);
     /// Whether `node` is still a live member of the cluster.
@@ -273,6 +293,14 @@ impl SessionHandle {
                 jid: Arc::new(jid),
                 nodes,
             },
+        }
+    }
+
+    /// The node and the link layer of a session on another node (None for this node).
+    pub(crate) fn remote_reach(&self) -> Option<(&Arc<str>, &Arc<dyn RemoteSessions>)> {
+        match &self.reach {
+            Reach::Local { .. } => None,
+            Reach::Remote { node, nodes, .. } => Some((node, nodes)),
         }
     }
 

@@ -47,6 +47,26 @@ pub static UPLOADS_REFUSED: AtomicU64 = AtomicU64::new(0);
 /// Bytes of the files stored by HTTP upload.
 pub static UPLOAD_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// Room actors running on this node (XEP-0045).
+pub static MUC_ROOMS_LIVE: AtomicU64 = AtomicU64::new(0);
+/// Occupant seats in the rooms running on this node.
+pub static MUC_OCCUPANTS: AtomicU64 = AtomicU64::new(0);
+/// Rooms created on this node.
+pub static MUC_ROOMS_CREATED: AtomicU64 = AtomicU64::new(0);
+/// Rooms destroyed on this node (by an owner, the admin API, or their last occupant
+/// leaving a temporary room).
+pub static MUC_ROOMS_DESTROYED: AtomicU64 = AtomicU64::new(0);
+/// Joins accepted.
+pub static MUC_JOINS: AtomicU64 = AtomicU64::new(0);
+/// Joins refused (locked, banned, nick taken, members only, full, password).
+pub static MUC_JOINS_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Groupchat messages relayed (once per message, whatever the room's size).
+pub static MUC_MESSAGES: AtomicU64 = AtomicU64::new(0);
+/// Groupchat messages refused for their rate.
+pub static MUC_MESSAGES_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Mediated invitations sent.
+pub static MUC_INVITATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// An upload of `bytes` was stored (or refused, `bytes` ignored).
 pub fn upload(stored: bool, bytes: u64) {
     if stored {

@@ -19,6 +19,9 @@
 //! going through its mailbox, so that the client sees them in order with the session's
 //! other direct replies.
 
+#[path = "fanout.rs"]
+mod fanout;
+
 use std::sync::{Arc, Weak};
 
 use jid::{BareJid, FullJid, Jid};

@@ -398,6 +398,7 @@ impl Session {
         let sent = b.user.try_send(FromClient {
             resource: b.jid.resource().as_str().to_owned(),
             stanza,
+            routed: false,
         });
         if let Err(refused) = sent {
             if let Some(reply) = error_reply(&refused.stanza, &refused.error) {
@@ -532,6 +533,26 @@ impl Session {
                 (Some(to), "unavailable") => b.directed.retain(|d| *d != to),
                 (None, "unavailable") if broadcast => b.directed.clear(),
                 _ => {}
+            }
+        }
+        // Presence to one of the server's own services (a chat room) goes on at once, in
+        // order with what the client sends next (RFC 6120 §10.1: a join reaches the room
+        // before the first message to it); the user's actor only records it, to tell the
+        // room when the resource goes (RFC 6121 §4.6.3).
+        if let Target::To(Dest::Foreign(to)) = &target {
+            if matches!(ty.as_str(), "available" | "unavailable")
+                && self.env.router.service(to.domain().as_str()).is_some()
+            {
+                let copy = el.clone();
+                self.hand_to_router(el, Dest::Foreign(to.clone()), ctx);
+                if let Some(b) = self.bound() {
+                    let _ = b.user.try_send(FromClient {
+                        resource: b.jid.resource().as_str().to_owned(),
+                        stanza: copy,
+                        routed: true,
+                    });
+                }
+                return;
             }
         }
         // Broadcasts, directed presence and subscriptions all need the user's roster.

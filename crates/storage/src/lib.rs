@@ -1,6 +1,7 @@
 //! Persistent state of a Parley deployment: accounts, their SCRAM credentials,
 //! per-deployment secrets, and each user's roster, pending subscription requests,
-//! offline messages, blocklist, private XML, message archive and PEP nodes.
+//! offline messages, blocklist, private XML, message archive and PEP nodes, and the
+//! multi-user chat rooms of the deployment's MUC services.
 //!
 //! The [`Storage`] trait is what the rest of the server programs against; [`open`] picks
 //! a backend from a URL. SQLite (`sqlite://…`, `sqlite::memory:`) is the embedded default
@@ -24,6 +25,7 @@ mod archive;
 mod invites;
 mod migrate;
 mod model;
+mod muc;
 mod pep;
 mod postgres;
 mod push;
@@ -48,6 +50,7 @@ pub use invites::{InviteRecord, Invites};
 pub use model::{
     OfflineMessage, ParseSubscriptionError, Roster, RosterChange, RosterItem, Subscription,
 };
+pub use muc::{Muc, RoomAffiliationRow, RoomCreated, RoomOccupantRow, RoomRecord, RoomState};
 pub use pep::{Pep, PepItemRow};
 pub use push::{Push, PushRegistration};
 pub use uploads::{UploadAdded, UploadQuota, UploadRecord, Uploads};
@@ -127,7 +130,7 @@ pub struct ImportReport {
 /// A storage backend. Every implementation must pass `testsuite::run_all`.
 #[async_trait::async_trait]
 pub trait Storage:
-    Archive + Pep + Invites + Uploads + Push + Send + Sync + std::fmt::Debug + 'static
+    Archive + Pep + Invites + Uploads + Push + Muc + Send + Sync + std::fmt::Debug + 'static
 {
     /// Creates an account with one credential row per hash in `creds`.
     ///

@@ -1,13 +1,13 @@
 //! Test helpers that need no Parley server: real PostgreSQL and etcd (plain or TLS with
 //! client certificates and a login) started on loopback under watchdogs that stop them with
 //! the test process, HAProxy in front of test nodes, dnsmasq serving given DNS records, a real Prosody (a federation
-//! peer), ports handed out once per process, a
+//! peer), a real S3-compatible object store (s3s-fs), ports handed out once per process, a
 //! minimal HTTP GET, and one bounded poll (`poll_until`) for conditions only a request can
 //! show.
 //!
 //! Split from `parley-testkit` so that tests of a lower crate (storage against PostgreSQL,
 //! the etcd registry) build without compiling the server. Never a dependency of a non-test
-//! crate; `parley-testkit` re-exports all of it.
+//! crate; `parley-testkit` re-exports the rest of it (tests take the S3 store from here).
 
 mod dns;
 mod etcd;
@@ -18,6 +18,7 @@ mod pg;
 mod poll;
 mod ports;
 mod prosody;
+mod s3;
 
 pub use dns::{DnsRecord, Dnsmasq};
 pub use etcd::{shared_etcd, EtcdServer};
@@ -28,3 +29,4 @@ pub use pg::{shared_pg, PgServer};
 pub use poll::{poll_until, poll_until_reporting};
 pub use ports::free_port;
 pub use prosody::Prosody;
+pub use s3::{shared_s3, S3Server, S3S_FS_VERSION, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY};

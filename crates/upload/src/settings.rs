@@ -24,8 +24,46 @@ pub struct UploadSettings {
     pub slot_ttl: Duration,
     /// Media types accepted (`image/png`, or `image/*` for a whole kind); empty: any.
     pub allowed_types: Vec<String>,
-    /// The directory the files live in.
-    pub dir: PathBuf,
+    /// Where the files' bytes live.
+    pub store: StoreSettings,
+}
+
+/// Where the files' bytes live (`[upload] store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// One directory (shared by the nodes of a cluster through a shared volume).
+    Dir(PathBuf),
+    /// A bucket of an S3-compatible object store.
+    S3(S3Settings),
+}
+
+/// `[upload.s3]`: an S3-compatible object store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// `https://host[:port]` of the store; None: Amazon S3 for the region.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Keys start with this (`uploads/`), so one bucket can hold other things; empty: none.
+    pub prefix: String,
+    /// Whether an `http://` endpoint is accepted (a store on loopback or a private network).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret key.
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("prefix", &self.prefix)
+            .field("allow_http", &self.allow_http)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UploadSettings {
@@ -58,7 +96,7 @@ mod tests {
             expire_after: Duration::from_secs(1),
             slot_ttl: Duration::from_secs(1),
             allowed_types: vec![],
-            dir: PathBuf::from("/tmp"),
+            store: StoreSettings::Dir(PathBuf::from("/tmp")),
         };
         assert!(s.allows("application/x-anything"));
         s.allowed_types = vec!["image/*".into(), "application/pdf".into()];
@@ -67,5 +105,19 @@ mod tests {
         assert!(!s.allows("application/pdfx"));
         assert!(!s.allows("imagex/png"));
         assert!(!s.allows("text/html"));
+    }
+
+    #[test]
+    fn the_secret_key_is_never_printed() {
+        let s = S3Settings {
+            endpoint: None,
+            bucket: "b".into(),
+            region: "r".into(),
+            access_key_id: "id".into(),
+            secret_access_key: "hunter2".into(),
+            prefix: String::new(),
+            allow_http: false,
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -633,6 +633,9 @@ impl Handler<FromClient> for UserActor {
                 // Initial or updated broadcast presence: the resource's PEP interest.
                 let broadcast = stanza.attr("to").is_none()
                     && stanza.attr("type").is_none_or(|t| t == "available");
+                if msg.routed {
+                    return self.directed_routed(&msg.resource, &stanza);
+                }
                 self.client_presence(&msg.resource, stanza, ctx);
                 self.write_last_activity(ctx);
                 if broadcast {

@@ -77,6 +77,10 @@ pub struct FromClient {
     pub resource: String,
     /// The stanza.
     pub stanza: Element,
+    /// The session already routed it (directed presence to one of the server's own
+    /// services, a chat room: it must reach the room in order with the messages sent after
+    /// it, RFC 6120 §10.1); the actor only keeps its books (RFC 6121 §4.6.3).
+    pub routed: bool,
 }
 
 /// A stanza addressed to this user: to the bare JID, or to a full JID that no session owns

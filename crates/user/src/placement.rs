@@ -68,6 +68,8 @@ pub enum UserWire {
         resource: String,
         /// The stanza.
         xml: String,
+        /// Already routed by the session: only recorded.
+        routed: bool,
     },
     /// `Inbound`; `start` says whether an idle actor is started for it.
     Inbound {
@@ -132,6 +134,7 @@ impl ToWire for FromClient {
         UserWire::FromClient {
             resource: self.resource,
             xml: self.stanza.to_string(),
+            routed: self.routed,
         }
     }
 }

@@ -205,6 +205,22 @@ impl UserActor {
         }
     }
 
+    /// RFC 6121 §4.6.3: directed presence the session routed itself (to one of the server's
+    /// own services): only remembered, so that the target is told when the resource goes.
+    pub(crate) fn directed_routed(&mut self, resource: &str, stanza: &Element) {
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::new(t).ok()) else {
+            return;
+        };
+        let available = stanza.attr("type").is_none();
+        let max = self.users.config.max_directed_presence;
+        if let Some(r) = self.resource_mut(resource) {
+            r.directed.retain(|j| j != &to);
+            if available && r.directed.len() < max {
+                r.directed.push(to);
+            }
+        }
+    }
+
     /// RFC 6121 §4.6: directed presence, remembered when no subscription covers the target.
     fn directed(&mut self, resource: &str, stanza: Element, to: Jid) {
         let covered = self

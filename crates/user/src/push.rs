@@ -59,6 +59,9 @@ struct Pending {
 pub(crate) struct PushGate {
     accounts: Mutex<HashMap<BareJid, Pending>>,
     next_id: AtomicU64,
+    /// Notifications not answered yet: id → (account, app server, node), so that an app
+    /// server's refusal removes the registration it names (bounded like `accounts`).
+    sent: Mutex<HashMap<String, (BareJid, String, String)>>,
 }
 
 impl Users {
@@ -110,6 +113,60 @@ impl Users {
         });
     }
 
+    /// An app server's answer to a notification (an iq result or error to the account,
+    /// with one of our ids): consumed here. XEP-0357 §8: an app server that refuses for
+    /// good (an error of type `cancel` or `auth`: the device is gone, the secret wrong)
+    /// no longer gets notifications for that node; the registration is removed.
+    pub(crate) fn push_answer(&self, user: &BareJid, answer: &parley_xml::Element) -> bool {
+        let Some(id) = answer.attr("id").filter(|i| i.starts_with(ID_PREFIX)) else {
+            return false;
+        };
+        let Some((account, app, node)) = self
+            .push
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+        else {
+            // Not one of ours (or forgotten): the account drops it as before.
+            return false;
+        };
+        let from_app = answer
+            .attr("from")
+            .and_then(|f| jid::Jid::new(f).ok())
+            .is_some_and(|f| f.to_bare().as_str() == app || f.domain().as_str() == app);
+        if &account != user || !from_app {
+            return false;
+        }
+        let refused = answer.attr("type") == Some("error")
+            && parley_proto::stanza_error::StanzaError::from_element(answer).is_some_and(|e| {
+                matches!(
+                    e.error_type,
+                    parley_proto::ErrorType::Cancel | parley_proto::ErrorType::Auth
+                )
+            });
+        if refused {
+            let storage = self.storage.clone();
+            let (username, host) = (
+                user.node().map_or("", |n| n.as_str()).to_owned(),
+                user.domain().as_str().to_owned(),
+            );
+            let user = user.clone();
+            tokio::spawn(async move {
+                match storage
+                    .push_disable(&username, &host, &app, Some(&node))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(%user, app_server = %app, "push registration removed: the app server refused")
+                    }
+                    Err(e) => warn!(%user, error = %e, "push registration not removed"),
+                }
+            });
+        }
+        true
+    }
+
     async fn push_send(self: Arc<Self>, user: BareJid) {
         let (count, sender) = {
             let mut accounts = self.push.accounts.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,6 +209,14 @@ impl Users {
                 sender.as_deref(),
                 options,
             );
+            {
+                let mut sent = self.push.sent.lock().unwrap_or_else(|e| e.into_inner());
+                if sent.len() >= self.config.push.max_tracked {
+                    // Unanswered for long: their app servers never said; start afresh.
+                    sent.clear();
+                }
+                sent.insert(id, (user.clone(), r.jid.clone(), r.node.clone()));
+            }
             parley_router::metrics::push_sent();
             self.router.send(iq, Wake::IfRunning);
         }

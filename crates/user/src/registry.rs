@@ -192,6 +192,12 @@ enum Placed<M> {
 /// owns, or from a session that is gone (RFC 6121 §8.5.2, §8.5.3.2).
 impl UserSink for Users {
     fn to_user(&self, user: &BareJid, stanza: Element, wake: Wake) -> Result<(), Box<Refused>> {
+        if stanza.name() == "iq"
+            && matches!(stanza.attr("type"), Some("result" | "error"))
+            && self.push_answer(user, &stanza)
+        {
+            return Ok(());
+        }
         match wake {
             Wake::Start => self.try_send(user, Inbound { stanza }),
             // Not running: a presence or an error for a user nobody is there to show it to.
@@ -586,9 +592,20 @@ impl Users {
                     session: SessionId(session),
                 },
             )),
-            UserWire::FromClient { resource, xml } => {
+            UserWire::FromClient {
+                resource,
+                xml,
+                routed,
+            } => {
                 if let Some(stanza) = parse(&xml) {
-                    self.answer(self.send_local(jid, FromClient { resource, stanza }));
+                    self.answer(self.send_local(
+                        jid,
+                        FromClient {
+                            resource,
+                            stanza,
+                            routed,
+                        },
+                    ));
                 }
             }
             UserWire::Inbound { xml, start } => {

@@ -22,6 +22,7 @@ mod error;
 pub mod escape;
 mod scan;
 mod scope;
+pub mod size;
 mod stream;
 mod tree;
 

@@ -6,7 +6,15 @@ use parley_testkit::TestServer;
 /// A server that allows plain TCP, with users `user1..user{n}` (password `pw`) whose
 /// SCRAM-SHA-1 and SCRAM-SHA-256 keys are derived once and shared.
 pub fn server_with_users(n: usize) -> TestServer {
-    let server = TestServer::start(|c| c.c2s.require_encryption = false);
+    server_with(n, |_| {})
+}
+
+/// [`server_with_users`] with more of the config changed by `tweak`.
+pub fn server_with(n: usize, tweak: impl FnOnce(&mut parley::config::Config)) -> TestServer {
+    let server = TestServer::start(|c| {
+        c.c2s.require_encryption = false;
+        tweak(c);
+    });
     let target = target_for(&server);
     server.with_storage(|storage| async move {
         let report = provision::accounts(storage.as_ref(), &target, n, 4096)

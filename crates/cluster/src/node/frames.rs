@@ -20,6 +20,7 @@ fn kind(body: &Body) -> &'static str {
         Body::Welcome { .. } => "Welcome",
         Body::Proof { .. } => "Proof",
         Body::ToSession { .. } => "ToSession",
+        Body::ToSessions { .. } => "ToSessions",
         Body::ToUser { msg, .. } => match msg {
             UserWire::Attach { .. } => "ToUser/Attach",
             UserWire::Detach { .. } => "ToUser/Detach",
@@ -36,6 +37,9 @@ fn kind(body: &Body) -> &'static str {
         Body::ResumeState { .. } => "ResumeState",
         Body::ResumeCommit { .. } => "ResumeCommit",
         Body::ToDomain { .. } => "ToDomain",
+        Body::ToRoom { .. } => "ToRoom",
+        Body::RoomReload { .. } => "RoomReload",
+        Body::RoomControl { .. } => "RoomControl",
         Body::Ping(_) => "Ping",
         Body::Pong(_) => "Pong",
     }
@@ -143,6 +147,20 @@ impl Node {
                 // session is gone or no longer owns the JID).
                 self.router
                     .to_local_session(&full, SessionId(session), stanza);
+            }
+            Body::ToSessions { targets, xml } => {
+                let Some(stanza) = parse(&xml) else {
+                    return;
+                };
+                for (jid, session) in targets {
+                    let Ok(full) = FullJid::new(&jid) else {
+                        continue;
+                    };
+                    let mut copy = stanza.clone();
+                    copy.set_attr("to", jid);
+                    self.router
+                        .to_local_session(&full, SessionId(session), copy);
+                }
             }
             Body::ToUser { user, msg } => {
                 let Ok(jid) = BareJid::new(&user) else {
@@ -260,6 +278,9 @@ impl Node {
                     ),
                 }
             }
+            Body::ToRoom { .. } | Body::RoomReload { .. } | Body::RoomControl { .. } => {
+                self.room_frame(from, body);
+            }
             Body::Ping(n) => {
                 let _ = self.send_to(from, Body::Pong(n));
             }
@@ -268,8 +289,95 @@ impl Node {
         }
     }
 
+    /// A frame for the chat-room service: to it, or held until it is plugged in.
+    fn room_frame(&self, from: &str, body: Body) {
+        let host = self.rooms.read().clone();
+        let host = match host {
+            Some(h) => h,
+            None => {
+                let mut early = self.early_rooms.lock();
+                // Looked at again under the lock `set_room_host` takes.
+                let host = self.rooms.read().clone();
+                match (host, early.as_mut()) {
+                    (Some(h), _) => h,
+                    // Bounded like the frames waiting for a claim
+                    // (`cluster.registry_wait_frames`); past it, refused as if no rooms ran.
+                    (None, Some(held)) if held.len() < self.settings.registry_wait_frames => {
+                        debug!(peer = %from, frame = kind(&body), "room frame held until the room service starts");
+                        held.push((from.to_owned(), body));
+                        return;
+                    }
+                    (None, _) => {
+                        drop(early);
+                        return self.no_rooms(body);
+                    }
+                }
+            }
+        };
+        self.act_room(&host, from, body);
+    }
+
+    /// Hands a room frame to the room service.
+    pub(super) fn act_room(&self, host: &Arc<dyn RoomHost>, from: &str, body: Body) {
+        match body {
+            Body::ToRoom { xml } => {
+                let Some(stanza) = parse(&xml) else {
+                    return;
+                };
+                if self.leaving.load(Ordering::Acquire) {
+                    // Peers see this node go a moment after it does: by this node's own
+                    // view, which places rooms elsewhere once the lease is revoked.
+                    host.reroute(stanza);
+                } else {
+                    host.accept(stanza, from);
+                }
+            }
+            Body::RoomReload { room } => host.reload(&room),
+            Body::RoomControl { room, op } => {
+                let h = host.clone();
+                // The room service acts on actors: on the node's home runtime.
+                self.home.spawn(async move { h.control(&room, &op) });
+            }
+            _ => {}
+        }
+    }
+
+    /// The room service never started here (the node runs no rooms): what peers sent for
+    /// rooms is refused.
+    pub(super) fn rooms_unwired(&self) {
+        let held = self.early_rooms.lock().take();
+        for (_, body) in held.into_iter().flatten() {
+            self.no_rooms(body);
+        }
+    }
+
+    fn no_rooms(&self, body: Body) {
+        if let Body::ToRoom { xml } = body {
+            if let Some(stanza) = parse(&xml) {
+                self.router.bounce(
+                    &stanza,
+                    StanzaError::with_text(
+                        StanzaCondition::ServiceUnavailable,
+                        "this node runs no chat rooms",
+                    ),
+                );
+            }
+        }
+    }
+
     /// A frame a link refused or gave up: its stanza is bounced, never dropped silently.
     pub(super) fn undeliverable(&self, body: Body) {
+        if let Body::ToSessions { targets, xml } = body {
+            // Each recipient's copy, as if it had gone alone.
+            for (jid, session) in targets {
+                self.undeliverable(Body::ToSession {
+                    jid,
+                    session,
+                    xml: xml.clone(),
+                });
+            }
+            return;
+        }
         let stanza = match body {
             Body::ToSession { xml, .. } => parse(&xml),
             Body::ToUser { msg, .. } => msg.stanza(),
@@ -288,6 +396,20 @@ impl Node {
                                 ),
                             );
                         }
+                    }
+                }
+                return;
+            }
+            Body::ToRoom { xml } => {
+                // The room's node is gone: placement (which changed with it) finds its new
+                // owner, possibly this node.
+                if let Some(stanza) = parse(&xml) {
+                    match self.rooms.read().clone() {
+                        Some(h) => h.reroute(stanza),
+                        None => self.router.bounce(
+                            &stanza,
+                            StanzaError::new(StanzaCondition::ServiceUnavailable),
+                        ),
                     }
                 }
                 return;

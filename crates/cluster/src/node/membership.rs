@@ -119,6 +119,15 @@ impl Node {
         self.metrics
             .handed_off
             .fetch_add(moved as u64, Ordering::Relaxed);
+        // A leaving node hands its rooms over itself, waiting for them (`Node::hand_over`).
+        let host = self.rooms.read().clone();
+        let host = host.filter(|_| !self.leaving.load(Ordering::Acquire));
+        if let Some(host) = host {
+            let me = self.me.clone();
+            host.hand_off(&|room| {
+                owner(&super::room_key(room), new.iter().map(|m| &**m)).is_none_or(|o| *o == *me)
+            });
+        }
         for (jid, handle) in self.router.bound_handles() {
             let bare = jid.to_bare();
             let before = owner(bare.as_str(), old.iter().map(|m| &**m));

@@ -39,6 +39,10 @@ pub(super) fn to_remote_close(reason: CloseReason) -> RemoteClose {
     }
 }
 
+/// Sessions one `ToSessions` frame names at most: a frame stays far below the frame bound
+/// (`cluster.max_frame_bytes`) whatever the room, and no frame holds the link for long.
+const MAX_TARGETS_PER_FRAME: usize = 256;
+
 /// Stands in when the node is gone (shutdown): nothing can be reached.
 pub(super) struct Detached;
 
@@ -82,6 +86,44 @@ impl RemoteSessions for Node {
                 }
             }
         }
+    }
+
+    /// One frame per 256 sessions (`MAX_TARGETS_PER_FRAME`), the stanza serialized once.
+    fn deliver_many(
+        &self,
+        node: &str,
+        targets: &[(FullJid, SessionId)],
+        stanza: &Element,
+    ) -> Vec<(FullJid, Box<Undelivered>)> {
+        let addressed = |jid: &FullJid| {
+            let mut copy = stanza.clone();
+            copy.set_attr("to", jid.to_string());
+            copy
+        };
+        let links = self.links.read();
+        let Some((_, link)) = links.get(node) else {
+            return targets
+                .iter()
+                .map(|(jid, _)| (jid.clone(), Undelivered::gone(addressed(jid))))
+                .collect();
+        };
+        let xml = stanza.to_string();
+        let mut refused = Vec::new();
+        for chunk in targets.chunks(MAX_TARGETS_PER_FRAME) {
+            let body = Body::ToSessions {
+                targets: chunk.iter().map(|(j, s)| (j.to_string(), s.0)).collect(),
+                xml: xml.clone(),
+            };
+            self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+            if link.send(body).is_err() {
+                refused.extend(
+                    chunk
+                        .iter()
+                        .map(|(jid, _)| (jid.clone(), Undelivered::overloaded(addressed(jid)))),
+                );
+            }
+        }
+        refused
     }
 
     fn close(&self, node: &str, jid: &FullJid, session: SessionId, reason: CloseReason) {

@@ -61,6 +61,8 @@ pub struct Config {
     pub push: super::PushConfig,
     /// `[upload]`: HTTP file upload (XEP-0363) at `upload.DOMAIN`.
     pub upload: super::UploadConfig,
+    /// `[muc]`: multi-user chat (XEP-0045) at `conference.DOMAIN`.
+    pub muc: super::MucConfig,
     /// Fault points for tests: never read from a file (a test sets them in code, or a
     /// debug build reads `PARLEY_FAULTS`; see `parley_session::faults`).
     #[serde(skip)]

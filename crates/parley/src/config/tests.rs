@@ -848,65 +848,6 @@ fn archive_writer_and_pep_memory_bounds_have_keys() {
 }
 
 #[test]
-fn upload_section_is_checked_and_documented() {
-    let c = Config::from_toml_str(
-        "[http]\nlisten = \"127.0.0.1:5280\"\n[upload]\nenabled = true\nmax_file_bytes = 5\n\
-         allowed_types = [\"image/*\", \"application/pdf\"]\n",
-        "t",
-    )
-    .unwrap();
-    let s = c.upload.settings(Path::new("/data"));
-    assert_eq!(s.max_file_bytes, 5);
-    assert_eq!(s.dir, Path::new("/data/uploads"));
-    assert!(s.allows("image/webp") && !s.allows("text/html"));
-    let mut off = Config::from_toml_str("[upload]\nenabled = true\n", "t").unwrap();
-    off.http.listen = None;
-    let e = off.validate().unwrap_err().to_string();
-    assert!(e.contains("upload.enabled"), "{e}");
-    for (toml, key) in [
-        ("subdomain = \"up load\"", "upload.subdomain"),
-        ("max_file_bytes = 0", "upload.max_file_bytes"),
-        ("quota_files = 0", "upload.quota_files"),
-        ("max_uploads_per_user = 0", "upload.max_uploads_per_user"),
-        ("max_in_flight_bytes = 0", "upload.max_in_flight_bytes"),
-        ("max_slot_lookups = 0", "upload.max_slot_lookups"),
-        ("expire_after_days = 0", "upload.expire_after_days"),
-        ("slot_ttl_s = 1", "upload.slot_ttl_s"),
-        ("allowed_types = [\"Image/PNG\"]", "upload.allowed_types"),
-        ("allowed_types = [\"*\"]", "upload.allowed_types"),
-        ("url = \"ftp://x\"", "upload.url"),
-        ("url = \"https://x/\"", "upload.url"),
-    ] {
-        let e = err(&format!(
-            "[http]\nlisten = \"127.0.0.1:5280\"\n[upload]\nenabled = true\n{toml}\n"
-        ));
-        assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");
-    }
-    let doc = include_str!("../../../../config/parley.toml");
-    for key in [
-        "[upload]",
-        "enabled =",
-        "subdomain =",
-        "max_file_bytes =",
-        "quota_bytes =",
-        "quota_files =",
-        "max_uploads_per_user =",
-        "max_in_flight_bytes =",
-        "max_slot_lookups =",
-        "expire_after_days =",
-        "slot_ttl_s =",
-        "allowed_types =",
-        "# dir =",
-        "# url =",
-    ] {
-        assert!(
-            doc.contains(key),
-            "config/parley.toml does not document {key}"
-        );
-    }
-}
-
-#[test]
 fn push_section_is_checked_and_documented() {
     let c =
         Config::from_toml_str("[push]\nmax_registrations = 2\nmin_interval_s = 0\n", "t").unwrap();
@@ -934,5 +875,39 @@ fn push_section_is_checked_and_documented() {
             doc.contains(key),
             "config/parley.toml does not document {key}"
         );
+    }
+}
+
+#[test]
+fn muc_section_is_checked_and_each_bad_value_names_its_key() {
+    let c = Config::from_toml_str(
+        "[muc]\ncreation = \"admins\"\nadmins = [\"boss@example.org\"]\nmessages_per_minute = 60\n\
+         [muc.defaults]\nwhois = \"anyone\"\npersistent = true\n",
+        "t",
+    )
+    .unwrap();
+    let s = c.muc.settings(&c.mam);
+    assert_eq!(s.creation, parley_muc::Creation::Admins);
+    assert_eq!(s.messages_per_second, 1.0);
+    assert!(s.defaults.non_anonymous() && s.defaults.persistent);
+    for (toml, key) in [
+        ("[muc]\ncreation = \"everyone\"", "muc.creation"),
+        ("[muc]\nsubdomain = \"a.b\"", "muc.subdomain"),
+        ("[muc]\nadmins = [\"not a jid@@\"]", "muc.admins"),
+        ("[muc]\nmax_occupants = 0", "muc.max_occupants"),
+        ("[muc]\nmessages_per_minute = 0", "muc.messages_per_minute"),
+        ("[muc]\nmailbox_bytes = 10", "muc.mailbox_bytes"),
+        ("[muc.defaults]\nwhois = \"nobody\"", "muc.defaults.whois"),
+        (
+            "[muc.defaults]\nallow_pm = \"all\"",
+            "muc.defaults.allow_pm",
+        ),
+        (
+            "[muc]\nmax_history = 10\n[muc.defaults]\nhistory_length = 11",
+            "muc.defaults.history_length",
+        ),
+    ] {
+        let e = err(&format!("{toml}\n"));
+        assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");
     }
 }

@@ -132,6 +132,7 @@ impl Config {
         self.register.check()?;
         self.upload.check(self.http.listen.is_some())?;
         self.push.check()?;
+        self.muc.check()?;
         self.check_web_client()?;
         self.check_exposure()?;
         self.check_http_limits()?;

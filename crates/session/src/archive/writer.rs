@@ -72,6 +72,8 @@ impl Progress {
 
 struct Job {
     records: Vec<ArchiveRecord>,
+    /// Already decided by their owner (a chat room's archive): kept without the checks.
+    decided: bool,
     progress: Arc<Progress>,
     seq: u64,
     /// The job's bytes in the queue, released when it is written.
@@ -133,6 +135,7 @@ impl ArchiveWriter {
         if let Ok(bytes) = self.bytes.clone().try_acquire_many_owned(permits) {
             let job = Job {
                 records,
+                decided: false,
                 progress,
                 seq,
                 _bytes: bytes,
@@ -159,12 +162,39 @@ impl ArchiveWriter {
             };
             let job = Job {
                 records,
+                decided: false,
                 progress,
                 seq,
                 _bytes: bytes,
             };
             give_up_unless_sent(jobs.send(Msg::Append(job)).await)
         }))
+    }
+
+    /// Queues records their owner already decided to keep (a chat room's messages,
+    /// XEP-0313 for MUC). Nobody waits for them; when the queue is full they are not kept
+    /// (the message was delivered), and that is counted and logged.
+    pub fn append_decided(&self, records: Vec<ArchiveRecord>) {
+        let size: usize = records.iter().map(|r| r.stanza.len()).sum();
+        let permits = u32::try_from(size.clamp(1, self.max_bytes)).unwrap_or(u32::MAX);
+        let queued = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(permits)
+            .ok()
+            .and_then(|bytes| {
+                let job = Job {
+                    records,
+                    decided: true,
+                    progress: Arc::new(Progress::default()),
+                    seq: 0,
+                    _bytes: bytes,
+                };
+                self.jobs.try_send(Msg::Append(job)).ok()
+            });
+        if queued.is_none() && parley_router::metrics::refuse("archive_full", "room") {
+            tracing::warn!("archive writer full: a room message was delivered unarchived");
+        }
     }
 
     /// Reads `username@host`'s preferences and blocklist afresh for its next records.
@@ -293,7 +323,18 @@ async fn write_batch(
     jobs: &[Job],
 ) -> Result<usize, StorageError> {
     let mut kept = Vec::new();
-    for r in jobs.iter().flat_map(|j| j.records.iter()) {
+    for r in jobs
+        .iter()
+        .filter(|j| j.decided)
+        .flat_map(|j| j.records.iter())
+    {
+        kept.push(r.clone());
+    }
+    for r in jobs
+        .iter()
+        .filter(|j| !j.decided)
+        .flat_map(|j| j.records.iter())
+    {
         let o = owner(storage, owners, settings, &r.host, &r.username).await?;
         if parley_storage::archive_decide(&o, settings.policy.default, &r.with) {
             kept.push(r.clone());

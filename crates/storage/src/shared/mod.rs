@@ -27,6 +27,7 @@ use parley_proto::sasl::ScramCredentials;
 mod archive;
 mod invites;
 mod methods;
+mod muc;
 mod pep;
 mod push;
 mod rows;
@@ -35,6 +36,7 @@ mod uploads;
 pub(crate) use archive::sql_archive_methods;
 pub(crate) use invites::sql_invite_methods;
 pub(crate) use methods::sql_storage_methods;
+pub(crate) use muc::sql_muc_methods;
 pub(crate) use pep::sql_pep_methods;
 pub(crate) use push::sql_push_methods;
 pub(crate) use rows::sql_rows;
@@ -70,6 +72,9 @@ pub(crate) enum UserLock {
     Uploads = 7,
     /// Push registrations (XEP-0357): the count is checked, then written.
     Push = 8,
+    /// Multi-user chat rooms (XEP-0045), keyed by (owner JID, service): the rooms the owner
+    /// has are counted, then one created.
+    MucOwner = 9,
 }
 
 pub(crate) fn backend(error: sqlx::Error) -> StorageError {
@@ -132,6 +137,7 @@ macro_rules! impl_sql_storage {
             $crate::shared::sql_invite_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_upload_methods!($store, conn = $conn, row = $row);
             $crate::shared::sql_push_methods!($store, conn = $conn, row = $row);
+            $crate::shared::sql_muc_methods!($store, conn = $conn, row = $row);
         }
     };
 }

@@ -316,3 +316,58 @@ pub(crate) const DELETE_PUSH: &str = "DELETE FROM push_registrations
     WHERE host = $1 AND username = $2 AND jid = $3 AND ($4 = '' OR node = $4)";
 pub(crate) const SELECT_PUSH: &str = "SELECT jid, node, options FROM push_registrations
     WHERE host = $1 AND username = $2 ORDER BY jid, node";
+
+// ----- multi-user chat (XEP-0045) --------------------------------------------------------------
+
+pub(crate) const SELECT_MUC_ROOM: &str = "SELECT service, name, config, subject, public,
+    persistent, created_ms FROM muc_rooms WHERE service = $1 AND name = $2";
+/// Names are never empty, so `$2 = ''` starts at the first room; `$3` true lists private
+/// rooms too.
+pub(crate) const SELECT_MUC_ROOMS: &str = "SELECT service, name, config, subject, public,
+    persistent, created_ms FROM muc_rooms
+    WHERE service = $1 AND name > $2 AND (public OR $3)
+    ORDER BY name LIMIT $4";
+pub(crate) const COUNT_MUC_ROOMS: &str = "SELECT COUNT(*) FROM muc_rooms WHERE service = $1";
+pub(crate) const HAS_MUC_ROOM: &str =
+    "SELECT COUNT(*) FROM muc_rooms WHERE service = $1 AND name = $2";
+/// The rooms of service `$1` that `$2` owns (the index `muc_affiliations_by_jid`).
+pub(crate) const COUNT_MUC_OWNED: &str = "SELECT COUNT(*) FROM muc_affiliations
+    WHERE service = $1 AND jid = $2 AND affiliation = 'owner'";
+/// Nothing when the room exists: a creation racing another of the same room waits for it,
+/// then finds the room taken.
+pub(crate) const INSERT_MUC_ROOM: &str = "INSERT INTO muc_rooms
+    (service, name, config, subject, public, persistent, created_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (service, name) DO NOTHING";
+pub(crate) const UPDATE_MUC_ROOM: &str = "UPDATE muc_rooms
+    SET config = $3, subject = $4, public = $5, persistent = $6
+    WHERE service = $1 AND name = $2";
+pub(crate) const DELETE_MUC_ROOM: &str = "DELETE FROM muc_rooms WHERE service = $1 AND name = $2";
+pub(crate) const SELECT_MUC_AFFILIATIONS: &str = "SELECT jid, affiliation, nick, reason
+    FROM muc_affiliations WHERE service = $1 AND name = $2 ORDER BY jid";
+pub(crate) const UPSERT_MUC_AFFILIATION: &str = "INSERT INTO muc_affiliations
+    (service, name, jid, affiliation, nick, reason) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (service, name, jid) DO UPDATE SET affiliation = excluded.affiliation,
+        nick = excluded.nick, reason = excluded.reason";
+pub(crate) const DELETE_MUC_AFFILIATION: &str =
+    "DELETE FROM muc_affiliations WHERE service = $1 AND name = $2 AND jid = $3";
+pub(crate) const SELECT_MUC_OCCUPANTS: &str = "SELECT jid, nick, role, presence
+    FROM muc_occupants WHERE service = $1 AND name = $2 ORDER BY jid";
+pub(crate) const UPSERT_MUC_OCCUPANT: &str = "INSERT INTO muc_occupants
+    (service, name, jid, nick, role, presence) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (service, name, jid) DO UPDATE SET nick = excluded.nick,
+        role = excluded.role, presence = excluded.presence";
+pub(crate) const DELETE_MUC_OCCUPANT: &str =
+    "DELETE FROM muc_occupants WHERE service = $1 AND name = $2 AND jid = $3";
+pub(crate) const CLEAR_MUC_OCCUPANTS: &str =
+    "DELETE FROM muc_occupants WHERE service = $1 AND name = $2";
+/// A room's rows besides the room itself, for its destruction (and for a fresh creation,
+/// whatever raced the destruction of an earlier room of the name).
+pub(crate) const DELETE_MUC_ROOM_ROWS: &[&str] = &[
+    "DELETE FROM muc_affiliations WHERE service = $1 AND name = $2",
+    CLEAR_MUC_OCCUPANTS,
+];
+/// A room's archive is the archive of `name@service`: `$1` the service, `$2` the name.
+pub(crate) const DELETE_MUC_ARCHIVE: &[&str] = &[
+    "DELETE FROM archive WHERE host = $1 AND username = $2",
+    "DELETE FROM archive_stats WHERE host = $1 AND username = $2",
+];

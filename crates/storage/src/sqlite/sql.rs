@@ -306,6 +306,45 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (host, username, jid, node)
             )"#],
     },
+    Migration {
+        version: 15,
+        description: "multi-user chat rooms (XEP-0045): configuration, affiliations, occupants",
+        statements: &[
+            // No foreign keys, as for per-user tables: rooms outlive their owners' accounts,
+            // and `muc_destroy_room` deletes a room's rows explicitly.
+            r#"CREATE TABLE muc_rooms (
+                service TEXT NOT NULL,
+                name TEXT NOT NULL,
+                config TEXT NOT NULL,
+                subject TEXT,
+                public BOOLEAN NOT NULL,
+                persistent BOOLEAN NOT NULL,
+                created_ms BIGINT NOT NULL,
+                PRIMARY KEY (service, name)
+            )"#,
+            r#"CREATE TABLE muc_affiliations (
+                service TEXT NOT NULL,
+                name TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                affiliation TEXT NOT NULL
+                    CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+                nick TEXT,
+                reason TEXT,
+                PRIMARY KEY (service, name, jid)
+            )"#,
+            // Counts the rooms a JID owns on a service, for the cap on creations.
+            "CREATE INDEX muc_affiliations_by_jid ON muc_affiliations (service, jid, affiliation)",
+            r#"CREATE TABLE muc_occupants (
+                service TEXT NOT NULL,
+                name TEXT NOT NULL,
+                jid TEXT NOT NULL,
+                nick TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('moderator', 'participant', 'visitor')),
+                presence TEXT NOT NULL,
+                PRIMARY KEY (service, name, jid)
+            )"#,
+        ],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

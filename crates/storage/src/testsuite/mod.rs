@@ -18,6 +18,7 @@ mod accounts;
 mod archive;
 mod blocking;
 mod invites;
+mod muc;
 mod offline;
 mod pep;
 pub mod postgres;
@@ -71,6 +72,11 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     invites::signup_counts_are_windowed_bounded_and_given_back(s, &run).await;
     uploads::xep0363_uploads_are_quota_bound_and_expire(s, &run).await;
     push::xep0357_registrations_are_bounded_and_removable(s, &run).await;
+    muc::xep0045_rooms_are_created_once_and_capped_per_owner(&storage, &run).await;
+    muc::xep0045_room_state_round_trips(s, &run).await;
+    muc::xep0045_listing_pages_and_hides_private_rooms(s, &run).await;
+    muc::xep0045_destroy_removes_everything(s, &run).await;
+    muc::xep0045_rooms_outlive_their_owners_accounts(s, &run).await;
 }
 
 /// Cheap stand-in credentials (no PBKDF2), distinct per `seed` and hash, for tests that
