@@ -151,18 +151,25 @@ pub struct SessionHandle {
 
 #[derive(Clone)]
 enum Reach {
-    Local {
-        deliver: Recipient<Deliver>,
-        close: Recipient<Close>,
-        resync: Option<Recipient<Resync>>,
-        meta: Option<Arc<crate::meta::SessionMeta>>,
-        pending: Arc<PendingGauge>,
-    },
+    /// Shared: the routing table, the user's actor and the cluster registry each keep a
+    /// handle for every session, and a recipient clone costs two allocations (an idle
+    /// session's memory, docs/benchmarks.md).
+    Local(Arc<Local>),
     Remote {
         node: Arc<str>,
         jid: Arc<FullJid>,
         nodes: Arc<dyn RemoteSessions>,
     },
+}
+
+/// The recipients of a session on this node, with the gauge of stanzas in flight to it.
+#[derive(Clone)]
+struct Local {
+    deliver: Recipient<Deliver>,
+    close: Recipient<Close>,
+    resync: Option<Recipient<Resync>>,
+    meta: Option<Arc<crate::meta::SessionMeta>>,
+    pending: Arc<PendingGauge>,
 }
 
 /// How stanzas reach sessions on other nodes: implemented by the cluster layer over node
@@ -245,28 +252,29 @@ impl SessionHandle {
     ) -> SessionHandle {
         SessionHandle {
             id,
-            reach: Reach::Local {
+            reach: Reach::Local(Arc::new(Local {
                 deliver,
                 close,
                 resync: None,
                 meta: None,
                 pending,
-            },
+            })),
         }
     }
 
     /// Adds the recipient of [`Resync`] (sessions that can re-attach to a moved user actor).
     pub fn with_resync(mut self, recipient: Recipient<Resync>) -> SessionHandle {
-        if let Reach::Local { resync, .. } = &mut self.reach {
-            *resync = Some(recipient);
+        if let Reach::Local(local) = &mut self.reach {
+            // Unshared while the handle is being built: no copy is made.
+            Arc::make_mut(local).resync = Some(recipient);
         }
         self
     }
 
     /// Adds the session's admin-visible facts.
     pub fn with_meta(mut self, facts: Arc<crate::meta::SessionMeta>) -> SessionHandle {
-        if let Reach::Local { meta, .. } = &mut self.reach {
-            *meta = Some(facts);
+        if let Reach::Local(local) = &mut self.reach {
+            Arc::make_mut(local).meta = Some(facts);
         }
         self
     }
@@ -274,7 +282,7 @@ impl SessionHandle {
     /// The session's admin-visible facts (local sessions).
     pub fn meta(&self) -> Option<&Arc<crate::meta::SessionMeta>> {
         match &self.reach {
-            Reach::Local { meta, .. } => meta.as_ref(),
+            Reach::Local(local) => local.meta.as_ref(),
             Reach::Remote { .. } => None,
         }
     }
@@ -299,7 +307,7 @@ impl SessionHandle {
     /// The node and the link layer of a session on another node (None for this node).
     pub(crate) fn remote_reach(&self) -> Option<(&Arc<str>, &Arc<dyn RemoteSessions>)> {
         match &self.reach {
-            Reach::Local { .. } => None,
+            Reach::Local(_) => None,
             Reach::Remote { node, nodes, .. } => Some((node, nodes)),
         }
     }
@@ -307,7 +315,7 @@ impl SessionHandle {
     /// The node the session lives on, or None for this node.
     pub fn node(&self) -> Option<&str> {
         match &self.reach {
-            Reach::Local { .. } => None,
+            Reach::Local(_) => None,
             Reach::Remote { node, .. } => Some(node),
         }
     }
@@ -317,9 +325,7 @@ impl SessionHandle {
     /// so that what a refusal means is decided in one place.
     pub(crate) fn deliver(&self, stanza: Element) -> Result<(), Box<Undelivered>> {
         let (deliver, pending) = match &self.reach {
-            Reach::Local {
-                deliver, pending, ..
-            } => (deliver, pending),
+            Reach::Local(local) => (&local.deliver, &local.pending),
             Reach::Remote { node, jid, nodes } => return nodes.deliver(node, jid, self.id, stanza),
         };
         let before = pending.count.fetch_add(1, Ordering::AcqRel);
@@ -349,25 +355,24 @@ impl SessionHandle {
     /// Asks the session to close. Ignored if it is already gone.
     pub fn close(&self, reason: CloseReason) {
         match &self.reach {
-            Reach::Local { close, .. } => close.do_send(Close { reason }),
+            Reach::Local(local) => local.close.do_send(Close { reason }),
             Reach::Remote { node, jid, nodes } => nodes.close(node, jid, self.id, reason),
         }
     }
 
     /// Asks a local session to re-attach to its user's actor ([`Resync`]).
     pub fn resync(&self) {
-        if let Reach::Local {
-            resync: Some(r), ..
-        } = &self.reach
-        {
-            r.do_send(Resync);
+        if let Reach::Local(local) = &self.reach {
+            if let Some(r) = &local.resync {
+                r.do_send(Resync);
+            }
         }
     }
 
     /// Whether the session is still running (for a remote one: whether its node is alive).
     pub fn connected(&self) -> bool {
         match &self.reach {
-            Reach::Local { deliver, .. } => deliver.connected(),
+            Reach::Local(local) => local.deliver.connected(),
             Reach::Remote { node, nodes, .. } => nodes.alive(node),
         }
     }
@@ -376,10 +381,10 @@ impl SessionHandle {
 impl fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.reach {
-            Reach::Local { pending, .. } => f
+            Reach::Local(local) => f
                 .debug_struct("SessionHandle")
                 .field("id", &self.id)
-                .field("pending", &pending.in_flight())
+                .field("pending", &local.pending.in_flight())
                 .finish(),
             Reach::Remote { node, .. } => f
                 .debug_struct("SessionHandle")

@@ -366,6 +366,8 @@ impl Router {
             },
             None => fresh(resources, &mut generate),
         };
+        // One resource per account is the common case: no spare slots kept per idle user.
+        resources.reserve_exact(1);
         resources.push(ResourceInfo {
             resource: resource.as_str().to_owned(),
             handle,

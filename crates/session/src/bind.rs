@@ -253,10 +253,11 @@ impl Session {
         if self.secure() {
             self.meta.set_secure();
         }
+        let handle = self.session_handle(ctx);
         let user = self.env.users.attach(
             &jid.to_bare(),
             jid.resource().as_str(),
-            self.session_handle(ctx),
+            handle,
             AttachState::default(),
         );
         self.phase = Phase::Bound(Bound::new(jid.clone(), user));

@@ -386,6 +386,7 @@ impl Session {
     /// Removes the session from the routing table. Called as soon as the session starts
     /// closing, so that nothing new is routed to it, and again (harmlessly) when it stops.
     pub(crate) fn unregister(&mut self) {
+        self.handle = None;
         let id = self.id;
         let router = self.env.router.clone();
         let mut held_back = Vec::new();

@@ -75,6 +75,10 @@ pub struct Session {
     pub(crate) stream_key: SessionId,
     /// Messages on their way to the archive, and the XEP-0198 acks that wait for them.
     pub(crate) archiving: crate::archive::Archiving,
+    /// The handle given to the router and the user's actor, built once: each build makes
+    /// new recipients (allocations an idle session would keep twice). Dropped when the
+    /// session unregisters, so that the actor holds no address of its own after that.
+    pub(crate) handle: Option<SessionHandle>,
 }
 
 impl Session {
@@ -124,6 +128,7 @@ impl Session {
             hibernate_on_close: false,
             stream_key: id,
             archiving: Default::default(),
+            handle: None,
             conn,
             env,
             span,
@@ -290,8 +295,13 @@ impl Session {
         }
     }
 
-    pub(crate) fn session_handle(&self, ctx: &Context<Self>) -> SessionHandle {
-        self.session_handle_as(self.id, ctx)
+    pub(crate) fn session_handle(&mut self, ctx: &Context<Self>) -> SessionHandle {
+        if let Some(h) = self.handle.as_ref().filter(|h| h.id == self.id) {
+            return h.clone();
+        }
+        let h = self.session_handle_as(self.id, ctx);
+        self.handle = Some(h.clone());
+        h
     }
 
     /// A handle to this actor under session id `id` (a resume takes over another's id).

@@ -72,7 +72,7 @@ impl Session {
                 );
             }
         }
-        el.set_attr("from", me.to_string());
+        el.set_attr("from", me.as_str().to_owned());
         let target = match el.attr("to") {
             None => Target::OwnAccount,
             Some(to) => match self.env.router.dest(to) {
@@ -418,14 +418,19 @@ impl Session {
     ) {
         // XEP-0359 §3, then XEP-0313: archived for its local parties before it goes on.
         self.strip_forged_ids(&mut el);
+        if self.env.archive.is_none() {
+            return self.deliver_message(el, target, me, Stamped::default(), ctx);
+        }
+        // Strings cut from the JIDs: `to_bare` formats a new JID, which showed in the
+        // profile of every routed message.
         let recipient = match &target {
-            Target::OwnAccount => Some(me.to_bare().to_string()),
-            Target::To(Dest::Bare(bare)) => Some(bare.to_string()),
-            Target::To(Dest::Full(full)) => Some(full.to_bare().to_string()),
+            Target::OwnAccount => Some(bare_str(me).to_owned()),
+            Target::To(Dest::Bare(bare)) => Some(bare.as_str().to_owned()),
+            Target::To(Dest::Full(full)) => Some(bare_str(full).to_owned()),
             Target::To(_) => None,
         };
         let parties = Parties {
-            sender: Some(me.to_bare().to_string()),
+            sender: Some(bare_str(me).to_owned()),
             recipient,
         };
         let me = me.clone();
@@ -461,7 +466,7 @@ impl Session {
                 self.hand_to_router(el, Dest::Bare(me.to_bare()), ctx);
             }
             Target::To(Dest::Full(full)) => {
-                let bare = full.to_bare();
+                let bare = Jid::clone(&full).into_bare();
                 let carbons =
                     eligible_for_carbons(&el) && self.env.users.carbons_enabled(&bare) > 0;
                 let copy = carbons.then(|| (el.clone(), full.resource().as_str().to_owned()));
@@ -582,4 +587,11 @@ impl Session {
         };
         Ok(())
     }
+}
+
+/// The bare part of a full JID, `user@host` of `user@host/resource`: a slice, where
+/// `to_bare` would format a new JID.
+fn bare_str(full: &FullJid) -> &str {
+    let s = full.as_str();
+    s.split_once('/').map_or(s, |(bare, _)| bare)
 }

@@ -546,6 +546,9 @@ impl Handler<Attach> for UserActor {
         if state.carbons {
             self.carbons_count.fetch_add(1, Ordering::AcqRel);
         }
+        // Most accounts have one resource: room for exactly one more, not the four slots
+        // of a Vec's first growth (a Resource is a few hundred bytes, kept per idle user).
+        self.resources.reserve_exact(1);
         self.resources.push(Resource {
             name: msg.resource,
             full,

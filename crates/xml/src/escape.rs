@@ -308,6 +308,34 @@ impl Sink for String {
     }
 }
 
+/// Output classes: bytes that [`replacement`] may replace in text (`OUT_TEXT`) and in
+/// attribute values (`OUT_ATTR`). Every byte for which it returns Some is marked here.
+const OUT_TEXT: u8 = 1;
+const OUT_ATTR: u8 = 2;
+const OUT_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = OUT_TEXT | OUT_ATTR;
+        i += 1;
+    }
+    t[b'\t' as usize] = OUT_ATTR;
+    t[b'\n' as usize] = OUT_ATTR;
+    t[b'&' as usize] = OUT_TEXT | OUT_ATTR;
+    t[b'<' as usize] = OUT_TEXT | OUT_ATTR;
+    t[b'>' as usize] = OUT_TEXT;
+    t[b'\'' as usize] = OUT_ATTR;
+    t[b'"' as usize] = OUT_ATTR;
+    t[0xEF] = OUT_TEXT | OUT_ATTR;
+    t
+};
+
+/// Whether the byte may need a replacement in this context (then [`replacement`] decides).
+#[inline]
+fn needs_look(b: u8, attr: bool) -> bool {
+    OUT_CLASS[b as usize] & if attr { OUT_ATTR } else { OUT_TEXT } != 0
+}
+
 /// The reference or character that stands for the character at `s[i]`, and how many
 /// bytes it replaces; None when the byte is written as it is.
 fn replacement(s: &[u8], i: usize, attr: bool) -> Option<(&'static str, usize)> {
@@ -334,7 +362,9 @@ fn replacement(s: &[u8], i: usize, attr: bool) -> Option<(&'static str, usize)> 
 /// `s` escaped, borrowed when nothing needs escaping (the common case).
 fn escaped(s: &str, attr: bool) -> Cow<'_, str> {
     let bytes = s.as_bytes();
-    match (0..bytes.len()).find(|&i| replacement(bytes, i, attr).is_some()) {
+    match (0..bytes.len())
+        .find(|&i| needs_look(bytes[i], attr) && replacement(bytes, i, attr).is_some())
+    {
         None => Cow::Borrowed(s),
         Some(first) => {
             let mut out = String::with_capacity(s.len() + 16);
@@ -352,6 +382,12 @@ fn escape(out: &mut impl Sink, s: &str, attr: bool) {
     let mut last = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Most bytes of a body are plain: one table lookup each, and the full rules only
+        // for the few that may need a reference.
+        if !needs_look(bytes[i], attr) {
+            i += 1;
+            continue;
+        }
         let Some((rep, len)) = replacement(bytes, i, attr) else {
             i += 1;
             continue;
@@ -370,6 +406,22 @@ const REPLACEMENT: &str = "\u{FFFD}";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path skips only bytes that `replacement` would leave alone, in both contexts
+    /// and whatever follows them.
+    #[test]
+    fn output_class_covers_every_replaced_byte() {
+        for b in 0..=255u8 {
+            for next in [[0xBF, 0xBE], [0xBF, 0xBF], [b'a', b'a']] {
+                let s = [b, next[0], next[1]];
+                for attr in [false, true] {
+                    if replacement(&s, 0, attr).is_some() {
+                        assert!(needs_look(b, attr), "byte {b:#x} attr {attr}");
+                    }
+                }
+            }
+        }
+    }
 
     /// Found by the fuzz targets `stream_parser` and `websocket_framing`: the stream error
     /// for a mismatched end tag quoted the peer's control characters in its `<text/>`,

@@ -107,7 +107,28 @@ impl ArchiveThread {
     }
 }
 
+/// The thread's nice value: 19 is the lowest priority (Linux).
+#[cfg(target_os = "linux")]
+pub(crate) const ARCHIVE_NICE: i32 = 19;
+
+/// The archive is background work. A batch is a transaction of a few milliseconds; on a busy
+/// core, the threads that route stanzas must preempt it when a stanza arrives rather than
+/// wait for the scheduler's slice to end (that wait was the archive's share of delivery
+/// latency, docs/benchmarks.md). Back-pressure is unchanged: the writer's queue stays
+/// bounded, and a starved thread slows its senders down rather than dropping anything.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux a thread id names one thread for setpriority(PRIO_PROCESS).
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), ARCHIVE_NICE) {
+            tracing::debug!(error = %e, "cannot lower the archive thread's priority");
+        }
+    }
+}
+
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>) {
+    lower_priority();
     while let Some(batch) = rx.blocking_recv() {
         let result = write(&mut conn, &batch.records, &batch.policy).map_err(sqlite);
         // The asker may have gone (its task was dropped): the batch is written regardless.

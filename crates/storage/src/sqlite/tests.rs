@@ -513,3 +513,54 @@ async fn archive_thread_and_pool_writer_take_turns() {
         200
     );
 }
+
+/// The archive thread runs at the lowest priority (nice 19), so that on a busy core the
+/// threads routing stanzas preempt a batch being written (issue 16: delivery latency with
+/// the archive on). Checked on the thread itself, after it has written a batch.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn archive_thread_runs_at_the_lowest_priority() {
+    use crate::archive::{Archive, ArchivePolicy, ArchiveRecord};
+    use parley_proto::mam::{Default as ArchiveDefault, With};
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    let (store, _) = SqliteStorage::open_file(&url, path).await.unwrap();
+    store
+        .create_account("alice", "localhost", &[])
+        .await
+        .unwrap();
+    let policy = ArchivePolicy {
+        default: ArchiveDefault::Always,
+        max_items: 10,
+        max_bytes: 1 << 20,
+    };
+    let record = ArchiveRecord {
+        username: "alice".into(),
+        host: "localhost".into(),
+        id: parley_proto::mam::new_id(),
+        with: With::parse("bob@localhost").unwrap(),
+        stamp_ms: 1,
+        stanza: "<message xmlns='jabber:client'><body>x</body></message>".into(),
+    };
+    // Answered by the thread, so it has run its start-up by now.
+    store.archive_insert(&[record], &policy).await.unwrap();
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        // The kernel keeps 15 bytes of a thread's name.
+        if comm.trim_end() != "parley-archive-" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // Fields after the parenthesized name: state is field 3, nice field 19 (proc(5)).
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+        nices.push(nice);
+    }
+    assert!(!nices.is_empty(), "the archive thread is running");
+    assert!(
+        nices.iter().all(|&n| n == archive_thread::ARCHIVE_NICE),
+        "archive threads' nice values: {nices:?}"
+    );
+}
