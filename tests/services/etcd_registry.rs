@@ -92,7 +92,11 @@ async fn a_dead_nodes_keys_vanish_within_ttl_plus_two_seconds() {
     let l = layout();
     let watcher = node(&l, "watcher", 10).await;
     let cache = Arc::new(RwLock::new(Cache::default()));
-    let sync = watcher.spawn_sync(cache.clone(), tokio::sync::mpsc::unbounded_channel().0);
+    let sync = watcher.spawn_sync(
+        cache.clone(),
+        tokio::sync::mpsc::unbounded_channel().0,
+        Default::default(),
+    );
     let doomed = node(&l, "doomed", 2).await;
     assert_eq!(
         doomed
@@ -146,7 +150,11 @@ async fn claims_updates_releases_and_take_over() {
     let a = node(&l, "a", 10).await;
     let b = node(&l, "b", 10).await;
     let cache = Arc::new(RwLock::new(Cache::default()));
-    let sync = a.spawn_sync(cache.clone(), tokio::sync::mpsc::unbounded_channel().0);
+    let sync = a.spawn_sync(
+        cache.clone(),
+        tokio::sync::mpsc::unbounded_channel().0,
+        Default::default(),
+    );
 
     assert_eq!(
         a.claim("dave@localhost", "r", &entry("a", 1))

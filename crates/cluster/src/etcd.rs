@@ -1,6 +1,6 @@
 //! The registry in etcd: one lease per node, the node's key and one key per bound resource
-//! under it, ownership claims by transaction, and the list-then-watch loop that keeps a
-//! node's [`Cache`] current.
+//! under it, ownership claims by transaction, and the handle that lists the registry and
+//! starts the watch keeping a node's [`Cache`] current (both in [`crate::etcd_sync`]).
 
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, KvClient, PutOptions, Txn, TxnOp, TxnOpResponse, WatchClient,
 };
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::etcd_access::EtcdAccess;
-use crate::registry::{encode, Cache, Change, Event, Layout, NodeInfo, SessionEntry};
+use crate::etcd_sync::{list_prefix, page_keys, EtcdSync, SyncStatus};
+use crate::registry::{encode, Cache, Event, Layout, NodeInfo, SessionEntry};
 
 /// Errors talking to etcd. Messages name the endpoint list where it helps the operator.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum ClusterError {
     /// etcd did not answer in time.
     #[error("etcd at {0} did not answer in time")]
     Timeout(String),
+    /// etcd did not answer one registry read in time (a page of the list, a watch opening).
+    #[error("etcd did not answer {0} within {1:?}")]
+    Unanswered(&'static str, std::time::Duration),
     /// Neither a cluster secret nor mutual TLS is configured: node links would be open to
     /// anyone who reaches `peer_listen`.
     #[error("node links must be authenticated: set cluster.secret (or cluster.secret_file), or cluster.tls_cert, cluster.tls_key and cluster.tls_ca")]
@@ -73,7 +76,15 @@ pub enum Claim {
 
 /// A node's handle on the registry.
 pub struct EtcdRegistry {
+    /// Leases (grant, keep-alive, revoke).
     client: Client,
+    /// Reads and writes, decoding messages up to `cluster.etcd_max_message_bytes`.
+    kv: KvClient,
+    /// The registry watch, under the same bound: one response carries every delete of a
+    /// leaving node's lease (issue 16).
+    watch: WatchClient,
+    /// Keys per page of a registry list.
+    page: i64,
     layout: Layout,
     node: String,
     lease: i64,
@@ -106,6 +117,9 @@ impl EtcdRegistry {
         ttl_s: i64,
     ) -> Result<EtcdRegistry, ClusterError> {
         let mut client = access.connect(endpoints).await?;
+        let max = access.max_message_bytes();
+        let kv = client.kv_client().max_decoding_message_size(max);
+        let watch = client.watch_client().max_decoding_message_size(max);
         let lease = client.lease_grant(ttl_s, None).await?.id();
         client
             .put(
@@ -127,6 +141,9 @@ impl EtcdRegistry {
         ));
         Ok(EtcdRegistry {
             client,
+            kv,
+            watch,
+            page: page_keys(max),
             layout,
             node: node.to_owned(),
             lease,
@@ -170,7 +187,7 @@ impl EtcdRegistry {
                 Some(PutOptions::new().with_lease(self.lease)),
             )])
             .or_else([TxnOp::get(key.clone(), None)]);
-        let resp = self.client.clone().txn(txn).await?;
+        let resp = self.kv.clone().txn(txn).await?;
         if resp.succeeded() {
             return Ok(Claim::Won);
         }
@@ -209,7 +226,7 @@ impl EtcdRegistry {
             ));
         }
         let txn = Txn::new().when(compares).and_then(ops);
-        Ok(self.client.clone().txn(txn).await?.succeeded())
+        Ok(self.kv.clone().txn(txn).await?.succeeded())
     }
 
     /// Takes a full JID over from its current holder (resource conflict `kick_old`), only if
@@ -233,7 +250,7 @@ impl EtcdRegistry {
                 encode(entry),
                 Some(PutOptions::new().with_lease(self.lease)),
             )]);
-        Ok(self.client.clone().txn(txn).await?.succeeded())
+        Ok(self.kv.clone().txn(txn).await?.succeeded())
     }
 
     /// Rewrites this node's entry (presence flags changed).
@@ -243,7 +260,7 @@ impl EtcdRegistry {
         resource: &str,
         entry: &SessionEntry,
     ) -> Result<(), ClusterError> {
-        self.client
+        self.kv
             .clone()
             .put(
                 self.layout.session(bare, resource),
@@ -279,7 +296,7 @@ impl EtcdRegistry {
             });
         }
         let txn = Txn::new().when(compares).and_then(ops);
-        Ok(self.client.clone().txn(txn).await?.succeeded())
+        Ok(self.kv.clone().txn(txn).await?.succeeded())
     }
 
     /// Deletes the key of a full JID if this node (its lease) still holds it.
@@ -288,47 +305,36 @@ impl EtcdRegistry {
         let txn = Txn::new()
             .when([Compare::lease(key.clone(), CompareOp::Equal, self.lease)])
             .and_then([TxnOp::delete(key, None)]);
-        Ok(self.client.clone().txn(txn).await?.succeeded())
+        Ok(self.kv.clone().txn(txn).await?.succeeded())
     }
 
-    /// Lists the whole registry into `cache` and returns the revision to watch from.
+    /// Lists the whole registry into `cache` (in pages, at one revision) and returns the
+    /// revision to watch from.
     pub async fn load(&self, cache: &RwLock<Cache>) -> Result<i64, ClusterError> {
-        let prefix = self.layout.prefix();
-        let resp = self
-            .client
-            .clone()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let kvs = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
-            .collect();
+        let (revision, kvs) =
+            list_prefix(&mut self.kv.clone(), &self.layout.prefix(), self.page).await?;
         let _ = cache.write().reset(&self.layout, kvs, revision);
         Ok(revision)
     }
 
     /// Keeps `cache` current until the task is dropped: list, then watch from the listed
     /// revision + 1; after a compaction, a cancelled watch or a lost connection, list again.
+    /// `status` says whether the cache is current and counts the lists that failed.
     pub fn spawn_sync(
         &self,
         cache: Arc<RwLock<Cache>>,
         events: tokio::sync::mpsc::UnboundedSender<Vec<Event>>,
+        status: Arc<SyncStatus>,
     ) -> JoinHandle<()> {
-        let mut me = EtcdSync {
-            client: self.client.clone(),
+        let sync = EtcdSync {
+            kv: self.kv.clone(),
+            watch: self.watch.clone(),
+            page: self.page,
             layout: self.layout.clone(),
             events,
+            status,
         };
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = me.run(&cache).await {
-                    warn!(error = %e, "registry watch interrupted; listing again");
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
+        tokio::spawn(sync.run_forever(cache))
     }
 
     /// Revokes the lease: every key of this node disappears at once (clean shutdown).
@@ -347,81 +353,6 @@ impl EtcdRegistry {
 impl Drop for EtcdRegistry {
     fn drop(&mut self) {
         self.keepalive.abort();
-    }
-}
-
-struct EtcdSync {
-    client: Client,
-    layout: Layout,
-    events: tokio::sync::mpsc::UnboundedSender<Vec<Event>>,
-}
-
-impl EtcdSync {
-    async fn run(&mut self, cache: &RwLock<Cache>) -> Result<(), ClusterError> {
-        let resp = self
-            .client
-            .get(self.layout.prefix(), Some(GetOptions::new().with_prefix()))
-            .await?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let kvs = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.to_owned(), kv.value().to_vec())))
-            .collect();
-        let events = cache.write().reset(&self.layout, kvs, revision);
-        // Sent even when empty: every cache change wakes frames waiting for a claim to show.
-        let _ = self.events.send(events);
-        let mut stream = self
-            .client
-            .watch(
-                self.layout.prefix(),
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(revision + 1),
-                ),
-            )
-            .await?;
-        while let Some(resp) = stream.message().await? {
-            if resp.canceled() || resp.compact_revision() > 0 {
-                debug!(
-                    compacted = resp.compact_revision(),
-                    "watch cancelled; re-listing"
-                );
-                return Ok(());
-            }
-            // The events' own revision, not the header's: the header carries the store's
-            // revision when the response was sent, which a later response of the same
-            // watch may share (etcd splits a burst of events over several responses), and
-            // the cache ignores a response at or below the revision it has seen: a
-            // header revision would drop the second half of such a burst.
-            let rev = resp
-                .events()
-                .iter()
-                .filter_map(|ev| ev.kv().map(|kv| kv.mod_revision()))
-                .max()
-                .unwrap_or(0);
-            let changes: Vec<Change> = resp
-                .events()
-                .iter()
-                .filter_map(|ev| {
-                    let kv = ev.kv()?;
-                    let key = kv.key_str().ok()?.to_owned();
-                    Some(match ev.event_type() {
-                        EventType::Put => Change::Put {
-                            key,
-                            value: kv.value().to_vec(),
-                        },
-                        EventType::Delete => Change::Delete { key },
-                    })
-                })
-                .collect();
-            if !changes.is_empty() {
-                let events = cache.write().apply(&self.layout, &changes, rev);
-                let _ = self.events.send(events);
-            }
-        }
-        Ok(())
     }
 }
 

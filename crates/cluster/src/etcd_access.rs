@@ -34,6 +34,15 @@ pub const SYSTEM_CA_BUNDLES: &[&str] = &[
 /// How long the start-up handshake with one endpoint may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest message this node decodes from etcd by default (`cluster.etcd_max_message_bytes`).
+/// etcd-client's own bound is 4 MiB, which one watch response overruns when a node holding
+/// ~80k sessions leaves (etcd sends all its deletes at once, issue 16); reads are paged
+/// ([`crate::etcd_sync`]), but a watch response cannot be.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// The smallest bound accepted: etcd-client's own default, below which nothing gains.
+pub const MIN_MAX_MESSAGE_BYTES: usize = 4 << 20;
+
 /// The system CA bundle, if this host has one.
 pub fn system_ca_bundle() -> Option<PathBuf> {
     SYSTEM_CA_BUNDLES
@@ -95,6 +104,8 @@ struct EtcdTls {
 pub struct EtcdAccess {
     tls: Option<EtcdTls>,
     login: Option<(String, String)>,
+    /// The bound on a decoded message; None: [`DEFAULT_MAX_MESSAGE_BYTES`].
+    max_message: Option<usize>,
 }
 
 impl std::fmt::Debug for EtcdAccess {
@@ -106,6 +117,7 @@ impl std::fmt::Debug for EtcdAccess {
                 &self.tls.as_ref().is_some_and(|t| t.identity.is_some()),
             )
             .field("user", &self.login.as_ref().map(|(u, _)| u))
+            .field("max_message_bytes", &self.max_message_bytes())
             .finish_non_exhaustive()
     }
 }
@@ -149,7 +161,23 @@ impl EtcdAccess {
                 })
             }
         };
-        Ok(EtcdAccess { tls, login })
+        Ok(EtcdAccess {
+            tls,
+            login,
+            max_message: None,
+        })
+    }
+
+    /// Bounds the messages this node decodes from etcd (a range page, a watch response) to
+    /// `bytes` (`cluster.etcd_max_message_bytes`, validated with the configuration).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> EtcdAccess {
+        self.max_message = Some(bytes);
+        self
+    }
+
+    /// The bound on a message decoded from etcd.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
     }
 
     /// Whether a user logs in.

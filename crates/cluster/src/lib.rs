@@ -15,7 +15,9 @@
 //!   that every node computes the same owner without coordination and only the users of a
 //!   lost node move;
 //! - [`etcd`]: the registry in etcd — one lease per node kept alive every TTL/3, ownership
-//!   claims by transaction, release by lease, and the list-then-watch loop;
+//!   claims by transaction, release by lease;
+//! - [`etcd_sync`]: reading the registry — the paged list at one revision, the watch that
+//!   follows it, and whether the cache is current (the node's readiness);
 //! - [`etcd_access`]: TLS (CA, client certificate) and login for etcd, checked at start so
 //!   that a wrong CA, certificate or password is an error naming its key;
 //! - [`fence`]: when a node must fence itself (renewal overdue past 2/3 of the TTL, or the
@@ -34,6 +36,7 @@
 pub mod auth;
 pub mod etcd;
 pub mod etcd_access;
+pub mod etcd_sync;
 pub mod fence;
 pub mod link;
 pub mod link_tls;

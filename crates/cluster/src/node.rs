@@ -19,6 +19,9 @@
 //! - the **fence** (`fencing.rs`) checks the lease every 200 ms: past 2/3 of the TTL without
 //!   renewal the node stops binding, closes its sessions with `<reset/>`, reports not-ready,
 //!   and registers again with a new lease once etcd answers.
+//!
+//! The node is ready ([`Node::healthy`], `sync.rs`) only while its lease is alive and its
+//! registry cache could be listed and is followed by the watch.
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -44,6 +47,7 @@ use tracing::{debug, info, warn};
 use crate::auth::ClusterSecret;
 use crate::etcd::{Claim, ClusterError, EtcdRegistry};
 use crate::etcd_access::EtcdAccess;
+use crate::etcd_sync::SyncStatus;
 use crate::fence::{Fence, Standing};
 use crate::link::{Body, RemoteClose};
 use crate::link_tls::LinkTls;
@@ -58,6 +62,7 @@ mod held;
 mod membership;
 mod pending;
 mod seams;
+mod sync;
 mod writer;
 
 use fencing::{fence_loop, register};
@@ -209,6 +214,8 @@ pub struct Node {
     links: RwLock<HashMap<Arc<str>, (String, PeerLink)>>,
     registry: RwLock<Option<Arc<EtcdRegistry>>>,
     sync: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the cache is current (part of readiness), and failed lists.
+    sync_status: Arc<SyncStatus>,
     events: mpsc::UnboundedSender<Vec<Event>>,
     writes: mpsc::UnboundedSender<WriteOp>,
     router: Arc<Router>,
@@ -292,6 +299,7 @@ impl Node {
             links: RwLock::new(HashMap::new()),
             registry: RwLock::new(Some(Arc::new(registry))),
             sync: Mutex::new(None),
+            sync_status: Arc::new(SyncStatus::default()),
             events: events_tx,
             writes: writes_tx,
             router: router.clone(),
@@ -346,7 +354,7 @@ impl Node {
             .map_err(|e| listen_err(e.to_string()))?
             .map_err(|e| listen_err(e.to_string()))?;
         if let Some(reg) = node.current() {
-            reg.load(&node.cache).await?;
+            node.load_registry(&reg).await?;
         }
         node.membership_changed();
         node.start_sync();
@@ -380,11 +388,6 @@ impl Node {
     /// The registry cache.
     pub fn cache(&self) -> &RwLock<Cache> {
         &self.cache
-    }
-
-    /// Whether the lease is alive (the node is not fenced).
-    pub fn healthy(&self) -> bool {
-        !self.fenced.load(Ordering::Acquire) && self.current().is_some()
     }
 
     /// The live nodes, with the sessions each holds.
@@ -746,16 +749,6 @@ impl Node {
 
     fn current(&self) -> Option<Arc<EtcdRegistry>> {
         self.registry.read().clone()
-    }
-
-    fn start_sync(&self) {
-        let Some(reg) = self.current() else {
-            return;
-        };
-        let task = reg.spawn_sync(self.cache.clone(), self.events.clone());
-        if let Some(old) = self.sync.lock().replace(task) {
-            old.abort();
-        }
     }
 
     fn owner_of(&self, user: &str) -> Option<Arc<str>> {

@@ -22,6 +22,7 @@ pub mod delegate;
 mod framed;
 pub mod listener;
 pub mod metrics;
+mod metrics_cluster;
 mod metrics_muc;
 mod origin;
 pub mod proxy;

@@ -108,34 +108,7 @@ pub struct Bosh {
     pub requests_in_flight: u64,
 }
 
-/// The cluster part of a [`Snapshot`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Cluster {
-    /// Claim transactions sent to etcd.
-    pub etcd_claims: u64,
-    /// Batched write transactions sent to etcd.
-    pub etcd_batches: u64,
-    /// etcd requests that failed.
-    pub etcd_errors: u64,
-    /// Keys written or deleted by batches.
-    pub etcd_batched_keys: u64,
-    /// Each peer link and whether it is connected.
-    pub links: Vec<(String, bool)>,
-    /// Frames queued on node links.
-    pub frames_out: u64,
-    /// Frames received from node links.
-    pub frames_in: u64,
-    /// Stanzas bounced because a link refused or gave them up.
-    pub bounced: u64,
-    /// Times this node fenced itself.
-    pub fences: u64,
-    /// User actors handed to another node.
-    pub handed_off: u64,
-    /// Approximate heap bytes of the registry cache's session entries.
-    pub registry_cache_bytes: u64,
-    /// Session entries in the registry cache.
-    pub registry_sessions: u64,
-}
+pub use crate::metrics_cluster::Cluster;
 
 pub(crate) fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
@@ -160,24 +133,7 @@ impl Snapshot {
             .iter()
             .map(|us| *us as f64 / 1e6)
             .chain(std::iter::once(f64::INFINITY));
-        let cluster = state.cluster.as_ref().map(|n| {
-            let c = &n.metrics;
-            let cache = n.cache().read();
-            Cluster {
-                etcd_claims: load(&c.etcd_claims),
-                etcd_batches: load(&c.etcd_batches),
-                etcd_errors: load(&c.etcd_errors),
-                etcd_batched_keys: load(&c.etcd_batched_keys),
-                links: n.links().into_iter().map(|l| (l.node, l.up)).collect(),
-                frames_out: load(&c.frames_out),
-                frames_in: load(&c.frames_in),
-                bounced: load(&c.bounced),
-                fences: load(&c.fences),
-                handed_off: load(&c.handed_off),
-                registry_cache_bytes: cache.approx_session_bytes() as u64,
-                registry_sessions: cache.session_count() as u64,
-            }
-        });
+        let cluster = state.cluster.as_deref().map(Cluster::take);
         let s2s = state
             .router
             .server_streams()
@@ -508,99 +464,10 @@ impl Collector for Snapshot {
             buckets,
             None,
         )?;
-        let Some(c) = &self.cluster else {
-            return Ok(());
-        };
-        family(
-            &mut enc,
-            "etcd_requests",
-            "etcd requests by kind: claim transactions, batched write transactions, failures.",
-            None,
-            Counter,
-            labelled(
-                node,
-                "op",
-                vec![
-                    ("claim", c.etcd_claims),
-                    ("batch", c.etcd_batches),
-                    ("error", c.etcd_errors),
-                ],
-            ),
-        )?;
-        family(
-            &mut enc,
-            "etcd_batched_keys",
-            "Keys written or deleted by batched transactions.",
-            None,
-            Counter,
-            here(c.etcd_batched_keys),
-        )?;
-        family(
-            &mut enc,
-            "node_link_up",
-            "Whether the link to each peer is connected.",
-            None,
-            Gauge,
-            labelled(
-                node,
-                "peer",
-                c.links
-                    .iter()
-                    .map(|(peer, up)| (peer.as_str(), u64::from(*up))),
-            ),
-        )?;
-        family(
-            &mut enc,
-            "node_link_frames",
-            "Frames sent and received on node links.",
-            None,
-            Counter,
-            labelled(
-                node,
-                "direction",
-                vec![("out", c.frames_out), ("in", c.frames_in)],
-            ),
-        )?;
-        family(
-            &mut enc,
-            "node_link_bounced",
-            "Stanzas bounced because a node link refused or gave them up.",
-            None,
-            Counter,
-            here(c.bounced),
-        )?;
-        family(
-            &mut enc,
-            "fences",
-            "Times this node fenced itself (lease not renewed in time).",
-            None,
-            Counter,
-            here(c.fences),
-        )?;
-        family(
-            &mut enc,
-            "user_actors_handed_off",
-            "User actors handed to another node when ownership moved.",
-            None,
-            Counter,
-            here(c.handed_off),
-        )?;
-        family(
-            &mut enc,
-            "registry_cache",
-            "Approximate heap bytes of the registry cache's session entries.",
-            Some(&Unit::Bytes),
-            Gauge,
-            here(c.registry_cache_bytes),
-        )?;
-        family(
-            &mut enc,
-            "registry_sessions",
-            "Session entries in the registry cache (cluster-wide).",
-            None,
-            Gauge,
-            here(c.registry_sessions),
-        )
+        match &self.cluster {
+            Some(c) => c.encode(&mut enc, node),
+            None => Ok(()),
+        }
     }
 }
 
@@ -736,6 +603,8 @@ mod tests {
                 handed_off: 6,
                 registry_cache_bytes: 4096,
                 registry_sessions: 6,
+                registry_sync_failures: 2,
+                registry_watch_restarts: 3,
             }),
             ..single_node()
         };
@@ -760,6 +629,8 @@ mod tests {
             "# TYPE parley_registry_cache_bytes gauge",
             "parley_registry_cache_bytes{node=\"n1\"} 4096",
             "parley_registry_sessions{node=\"n1\"} 6",
+            "parley_registry_sync_failures_total{node=\"n1\"} 2",
+            "parley_registry_watch_restarts_total{node=\"n1\"} 3",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");
         }

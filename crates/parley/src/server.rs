@@ -346,7 +346,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     password_file: c.etcd_password_file.as_deref(),
                 },
             )
-            .map_err(|e| err("cluster", &e))?;
+            .map_err(|e| err("cluster", &e))?
+            .with_max_message_bytes(c.etcd_max_message_bytes);
             let settings = ClusterSettings {
                 etcd: c.etcd.clone(),
                 etcd_access,

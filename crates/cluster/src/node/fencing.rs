@@ -28,7 +28,7 @@ impl Node {
         match register(&self.settings, &self.layout).await {
             Ok(reg) => {
                 let reg = Arc::new(reg);
-                if reg.load(&self.cache).await.is_err() {
+                if self.load_registry(&reg).await.is_err() {
                     return false;
                 }
                 *self.registry.write() = Some(reg);

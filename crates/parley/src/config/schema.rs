@@ -246,6 +246,8 @@ pub struct ClusterConfig {
     pub etcd_password: Option<String>,
     /// A file whose first line is that password.
     pub etcd_password_file: Option<PathBuf>,
+    /// Largest message decoded from etcd (a registry page, a watch response), in bytes.
+    pub etcd_max_message_bytes: usize,
     /// How long a peer has to complete the link handshake, in milliseconds.
     pub handshake_timeout_ms: u64,
     /// Node-link connections open at once from one IP address.
@@ -286,6 +288,7 @@ impl Default for ClusterConfig {
             etcd_user: None,
             etcd_password: None,
             etcd_password_file: None,
+            etcd_max_message_bytes: parley_cluster::etcd_access::DEFAULT_MAX_MESSAGE_BYTES,
             handshake_timeout_ms: 5_000,
             max_links_per_address: 8,
             max_frame_bytes: 4 << 20,

@@ -109,6 +109,7 @@ fn documented_example_mentions_every_key() {
         "etcd_user =",
         "etcd_password =",
         "etcd_password_file =",
+        "etcd_max_message_bytes =",
         "secret =",
         "secret_file =",
         "registry_wait_ms =",
@@ -391,6 +392,7 @@ fn node_links_must_be_authenticated_and_bounded() {
     assert_eq!(c.registry_wait_ms, 2_000);
     assert_eq!(c.registry_wait_frames, 10_000);
     assert_eq!(c.registry_wait_bytes, 16 << 20);
+    assert_eq!(c.etcd_max_message_bytes, 256 << 20);
     for (kv, key) in [
         ("handshake_timeout_ms = 0", "cluster.handshake_timeout_ms"),
         ("max_links_per_address = 0", "cluster.max_links_per_address"),
@@ -399,6 +401,14 @@ fn node_links_must_be_authenticated_and_bounded() {
         ("registry_wait_ms = 0", "cluster.registry_wait_ms"),
         ("registry_wait_frames = 0", "cluster.registry_wait_frames"),
         ("registry_wait_bytes = 1000", "cluster.registry_wait_bytes"),
+        (
+            "etcd_max_message_bytes = 1000",
+            "cluster.etcd_max_message_bytes",
+        ),
+        (
+            "etcd_max_message_bytes = 4294967296",
+            "cluster.etcd_max_message_bytes",
+        ),
     ] {
         let e = err(&format!("[cluster]\n{S}{kv}\n"));
         assert!(e.contains(key), "{key} in {e}");

@@ -179,6 +179,16 @@ impl ClusterConfig {
                 "must be from 1 to 1000000",
             ));
         }
+        // From etcd-client's own 4 MiB (issue 16: exceeded by the watch response of a
+        // leaving node with ~80k sessions) to 2 GiB, past which gRPC framing cannot go.
+        let max = parley_cluster::etcd_access::MIN_MAX_MESSAGE_BYTES..=(2 << 30);
+        if !max.contains(&self.etcd_max_message_bytes) {
+            return Err(Violation::new(
+                "cluster.etcd_max_message_bytes",
+                self.etcd_max_message_bytes,
+                "must be from 4194304 (4 MiB) to 2147483648 (2 GiB)",
+            ));
+        }
         if self.registry_wait_bytes < self.max_frame_bytes || self.registry_wait_bytes > (4 << 30) {
             return Err(Violation::new(
                 "cluster.registry_wait_bytes",
