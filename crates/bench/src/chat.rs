@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::client::{Incoming, Session, SessionReader, SessionWriter};
 use crate::idle::close_all;
 use crate::stats::{run_pool, unix_nanos, Latencies, LatencySummary, Meter, Usage};
-use crate::target::{Shared, Target, TargetEcho};
+use crate::target::{Shared, Target, TargetEcho, Transport};
 use crate::BenchError;
 
 /// Marks the last message of a sender, so its receiver knows it has seen everything:
@@ -95,6 +95,12 @@ pub struct ChatResult {
     pub latency: LatencySummary,
     /// Server CPU seconds per 100 000 messages delivered in the interval.
     pub server_cpu_s_per_100k: Option<f64>,
+    /// Over BOSH: HTTP requests the server answered in the interval, polls included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_requests: Option<u64>,
+    /// `http_requests / duration_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_requests_per_s: Option<f64>,
     #[serde(flatten)]
     pub usage: Usage,
 }
@@ -163,6 +169,7 @@ pub async fn chat(target: &Target, opts: &ChatOpts) -> Result<ChatResult, BenchE
         opts.duration_s
     );
     let meter = Meter::start(target.server_pid)?;
+    let requests_before = shared.web.http_requests.load(Ordering::Relaxed);
     let start = Instant::now();
     let stop = start + Duration::from_secs_f64(opts.duration_s);
     let hard_stop = stop + Duration::from_secs_f64(opts.drain_s.max(0.0));
@@ -199,6 +206,7 @@ pub async fn chat(target: &Target, opts: &ChatOpts) -> Result<ChatResult, BenchE
 
     tokio::time::sleep_until(stop).await;
     let in_window = delivered.load(Ordering::Relaxed);
+    let requests = shared.web.http_requests.load(Ordering::Relaxed) - requests_before;
     let usage = meter.finish()?;
     let elapsed = start.elapsed().as_secs_f64();
     eprintln!("chat: senders stopped; {in_window} delivered so far, draining");
@@ -247,6 +255,9 @@ pub async fn chat(target: &Target, opts: &ChatOpts) -> Result<ChatResult, BenchE
             .server_cpu_s
             .filter(|_| in_window > 0)
             .map(|cpu| cpu * 100_000.0 / in_window as f64),
+        http_requests: matches!(target.transport, Transport::Bosh { .. }).then_some(requests),
+        http_requests_per_s: matches!(target.transport, Transport::Bosh { .. })
+            .then(|| requests as f64 / elapsed.max(1e-9)),
         usage,
     })
 }

@@ -2,6 +2,10 @@
 //! optional STARTTLS, SASL (SCRAM-SHA-1, SCRAM-SHA-256, PLAIN), resource binding,
 //! presence and raw stanza I/O.
 //!
+//! The target's transport may be WebSocket (RFC 7395, `ws`) or BOSH (XEP-0206,
+//! [`bosh`]) instead of TCP: the client then talks to a pipe whose driver translates
+//! (`framing`), so every scenario runs unchanged over either.
+//!
 //! Thousands of these are open at once, so a session holds only its socket, its parser
 //! (which owns no buffer while idle) and its JID; read buffers live on the stack of
 //! whoever is reading. Stanzas are written as preformatted strings rather than built as
@@ -20,14 +24,20 @@ use parley_proto::sasl::SaslFailure;
 use parley_xml::{Element, Event, Limits, StreamHeader, StreamParser};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpSocket;
+
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+pub mod bosh;
+mod framing;
 mod tls;
+mod transport;
+mod ws;
 
+pub use bosh::WebCounters;
 pub(crate) use tls::tls_config;
 pub use tls::Stream;
+use transport::tcp_connect;
 
 use crate::scram::ScramExchange;
 use crate::target::Shared;
@@ -38,6 +48,10 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 8192;
+
+/// Bytes each way between the client and a web transport's driver: room for a window of
+/// chat messages, so that neither side waits on the other in the common case.
+const PIPE_BYTES: usize = 64 * 1024;
 
 /// The server's stanzas are trusted to be sane; the limits only guard against a runaway.
 fn limits() -> Limits {
@@ -218,31 +232,26 @@ impl Conn {
     /// when the target lists any.
     pub async fn connect(shared: &Shared) -> Result<Conn, BenchError> {
         let (addr, source) = shared.next_endpoints();
-        Conn::connect_to(addr, source).await
+        Conn::open(shared, addr, source).await
     }
 
     /// Connects to `addr`, optionally bound to `source`.
     pub async fn connect_to(addr: SocketAddr, source: Option<IpAddr>) -> Result<Conn, BenchError> {
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        }
-        .map_err(|e| BenchError::io("creating a socket", e))?;
-        if let Some(ip) = source {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .map_err(|e| BenchError::io(format!("binding to {ip}"), e))?;
-        }
-        let stream = tokio::time::timeout(STEP_TIMEOUT, socket.connect(addr))
-            .await
-            .map_err(|_| BenchError::Timeout(format!("connecting to {addr}")))?
-            .map_err(|e| BenchError::io(format!("connecting to {addr}"), e))?;
-        // Stanzas are small and latency is measured: never wait for Nagle.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| BenchError::io("TCP_NODELAY", e))?;
         Ok(Conn {
-            stream: Stream::Plain(stream),
+            stream: Stream::Plain(tcp_connect(addr, source).await?),
+            parser: StreamParser::new(limits()),
+            addr,
+        })
+    }
+
+    /// Connects to `addr` over the target's transport (see [`transport`]).
+    async fn open(
+        shared: &Shared,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+    ) -> Result<Conn, BenchError> {
+        Ok(Conn {
+            stream: transport::connect(shared, addr, source).await?,
             parser: StreamParser::new(limits()),
             addr,
         })
@@ -368,7 +377,7 @@ impl Conn {
         deadline: Instant,
     ) -> Result<(Conn, Element), BenchError> {
         let target = &shared.target;
-        let mut conn = Conn::connect_to(addr, source).await?;
+        let mut conn = Conn::open(shared, addr, source).await?;
         let features = conn.open_stream(&target.domain, deadline).await?;
         if !target.starttls {
             return Ok((conn, features));
@@ -633,12 +642,16 @@ impl Session {
     /// XEP-0198 resumption hibernates instead of ending.
     pub fn abort(self) {
         let tcp = match &self.conn.stream {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.get_ref().0,
+            Stream::Plain(tcp) => Some(tcp),
+            Stream::Tls(tls) => Some(tls.get_ref().0),
+            // A web transport's driver sees its pipe end and ends the session cleanly.
+            Stream::Piped(_) => None,
         };
         // Without the reset the cut is still abrupt for XMPP (no `</stream:stream>`),
         // only a FIN instead of a RST: nothing to do about a failure here.
-        let _ = tcp.set_zero_linger();
+        if let Some(tcp) = tcp {
+            let _ = tcp.set_zero_linger();
+        }
         drop(self);
     }
 

@@ -1,5 +1,7 @@
 //! `login`: sessions established per second at a fixed concurrency, each from TCP
-//! connect to the server's answer after initial presence, then closed cleanly.
+//! connect to the server's answer after initial presence (optionally after a roster
+//! fetch, as a real client does), then closed cleanly; with the server's pid, also the
+//! server's CPU per login.
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Conn, Session};
+use crate::client::{Conn, Session, STEP_TIMEOUT};
 use crate::stats::{run_pool, Latencies, LatencySummary, Meter, Usage};
 use crate::target::{Shared, Target, TargetEcho};
 use crate::BenchError;
@@ -62,6 +64,13 @@ pub struct LoginResult {
     pub logins_per_s: f64,
     /// TCP connect to the answer of the ping sent after initial presence.
     pub latency: LatencySummary,
+    /// Whether each login fetched its roster (RFC 6121 §2.2) before initial presence.
+    #[serde(default)]
+    pub roster: bool,
+    /// Server CPU milliseconds per completed login (connect, SASL, bind, the roster when
+    /// fetched, presence, close), when the server's pid is known.
+    #[serde(default)]
+    pub server_cpu_ms_per_login: Option<f64>,
     #[serde(flatten)]
     pub usage: Usage,
 }
@@ -75,6 +84,18 @@ struct Tally {
 
 /// Runs `count` logins (or fewer, if the time bound ends first), `concurrency` at a time.
 pub async fn login(target: &Target, opts: &LoginOpts) -> Result<LoginResult, BenchError> {
+    login_with(target, opts, false).await
+}
+
+/// [`login`], each login fetching its roster between bind and initial presence when
+/// `roster` is set: what a client does, and what `parley-bench compare` measures. A
+/// separate flag rather than a [`LoginOpts`] field, so that the other runners' options
+/// (the cluster's login storm) keep their meaning.
+pub async fn login_with(
+    target: &Target,
+    opts: &LoginOpts,
+    roster: bool,
+) -> Result<LoginResult, BenchError> {
     let shared = Shared::new(target)?;
     if opts.count == 0 || opts.concurrency == 0 {
         return Err(BenchError::Options(
@@ -133,6 +154,9 @@ pub async fn login(target: &Target, opts: &LoginOpts) -> Result<LoginResult, Ben
                     let t0 = Instant::now();
                     let result = async {
                         let mut s = Session::login(&shared, i % users, &format!("l{w}")).await?;
+                        if roster {
+                            fetch_roster(&mut s).await?;
+                        }
                         s.available().await?;
                         let took = t0.elapsed();
                         s.close().await?;
@@ -180,6 +204,40 @@ pub async fn login(target: &Target, opts: &LoginOpts) -> Result<LoginResult, Ben
         elapsed_s: elapsed,
         logins_per_s: t.completed as f64 / elapsed.max(1e-9),
         latency: t.lat.summary(),
+        roster,
+        server_cpu_ms_per_login: per_login_ms(usage.server_cpu_s, t.completed),
         usage,
     })
+}
+
+/// Server CPU milliseconds per completed login; none without the CPU or without logins.
+pub fn per_login_ms(server_cpu_s: Option<f64>, completed: usize) -> Option<f64> {
+    server_cpu_s
+        .filter(|_| completed > 0)
+        .map(|cpu| cpu * 1000.0 / completed as f64)
+}
+
+/// RFC 6121 §2.1.3: the roster get a client sends after binding; waits for the answer
+/// (a result, or an error from a server without rosters: an answer either way).
+async fn fetch_roster(s: &mut Session) -> Result<(), BenchError> {
+    s.send(b"<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
+        .await?;
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    s.stanza_until(deadline, "roster answer", |el| {
+        el.name() == "iq" && el.attr("id") == Some("roster1")
+    })
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_login() {
+        assert_eq!(per_login_ms(Some(2.0), 1000), Some(2.0));
+        assert_eq!(per_login_ms(Some(2.0), 0), None);
+        assert_eq!(per_login_ms(None, 10), None);
+    }
 }

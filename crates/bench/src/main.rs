@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use parley_bench::{
-    chat, cluster, csi, idle, login, parse_source_ips, presence, provision, resume, BenchError,
-    ChatMode, ChatOpts, ClusterOpts, CsiOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, ResumeOpts,
-    Target,
+    chat, cluster, csi, idle, parse_source_ips, presence, provision, resume, BenchError, ChatMode,
+    ChatOpts, ClusterOpts, CsiOpts, IdleOpts, LoginOpts, Mech, PresenceOpts, ResumeOpts, Target,
+    Transport,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,6 +33,9 @@ enum Command {
     /// Run the attacks of docs/security.md against a Parley binary (a fresh server per
     /// attack) and write the results as JSON.
     Attack(AttackArgs),
+    /// Fill a cluster past one generator process and measure what each session costs
+    /// the registry (docs/scaling.md): `scale fill`, `scale hold`, `scale report`.
+    Scale(parley_bench::scale::ScaleArgs),
     /// Render two `attack` results (before and after) as the markdown table of
     /// docs/security.md.
     AttackReport {
@@ -190,6 +193,13 @@ struct TargetArgs {
     /// Local source addresses, e.g. 127.0.0.1-127.0.0.8; connections go round-robin.
     #[arg(long, global = true)]
     source_ips: Option<String>,
+    /// tcp, ws (RFC 7395) or bosh (XEP-0206); for ws and bosh, --target is the server's
+    /// HTTP listener.
+    #[arg(long, global = true, default_value = "tcp")]
+    transport: String,
+    /// The WebSocket or BOSH path (default /xmpp-websocket or /http-bind).
+    #[arg(long, global = true)]
+    web_path: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +231,9 @@ enum Scenario {
         /// PBKDF2 then counts in the login time).
         #[arg(long)]
         no_prime: bool,
+        /// Fetch the roster between bind and initial presence, as a client does.
+        #[arg(long)]
+        roster: bool,
     },
     /// Messages between pairs: max throughput (--window) or fixed rate (--rate).
     Chat {
@@ -384,6 +397,12 @@ fn main() -> ExitCode {
         Command::CsiReport { runs } => return report(runs, parley_bench::csi::report),
         Command::MucReport { runs } => return report(runs, parley_bench::muc::report),
         Command::Muc(m) => return run_muc(m),
+        Command::Scale(s) => {
+            return match parley_bench::scale::main(s) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Attack(_) => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -416,7 +435,8 @@ fn main() -> ExitCode {
             | Command::ResumeReport { .. }
             | Command::CsiReport { .. }
             | Command::Muc(_)
-            | Command::MucReport { .. } => {
+            | Command::MucReport { .. }
+            | Command::Scale(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }
@@ -587,6 +607,7 @@ fn target(args: &TargetArgs) -> Result<Target, BenchError> {
         password: args.password.clone(),
         server_pid: args.server_pid,
         place_by_user: false,
+        transport: Transport::parse(&args.transport, args.web_path.as_deref())?,
         source_ips: args
             .source_ips
             .as_deref()
@@ -630,6 +651,7 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
             duration,
             users,
             no_prime,
+            roster,
         } => {
             let opts = LoginOpts {
                 count,
@@ -638,7 +660,10 @@ async fn run_scenario(run: Run) -> Result<(), BenchError> {
                 users,
                 prime: !no_prime,
             };
-            print(&login(&t, &opts).await?, run.json)
+            print(
+                &parley_bench::login_with(&t, &opts, roster).await?,
+                run.json,
+            )
         }
         Scenario::Chat {
             pairs,

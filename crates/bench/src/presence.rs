@@ -1,7 +1,7 @@
 //! `presence`: one user with R online contacts (mutual `both` subscriptions, provisioned
 //! beforehand) becomes available; how long until every contact has its presence
 //! (RFC 6121 §4.2.2 broadcast), and until it has every contact's presence (§4.2.2 probes
-//! answered by the server, §4.3).
+//! answered by the server, §4.3); with the server's pid, also the server's CPU per round.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -57,6 +57,12 @@ pub struct PresenceResult {
     pub contacts_all_ms_max: f64,
     pub user_all_ms_p50: f64,
     pub user_all_ms_max: f64,
+    /// Server CPU milliseconds per round (the user's login, its presence to every contact
+    /// and theirs back, its logout and the unavailable presence to every contact), the
+    /// rounds' CPU over their number: one round is often below the kernel's 10 ms CPU
+    /// accounting tick, several together are not.
+    #[serde(default)]
+    pub server_cpu_ms_per_round: Option<f64>,
     #[serde(flatten)]
     pub usage: Usage,
 }
@@ -124,6 +130,10 @@ pub async fn presence(target: &Target, opts: &PresenceOpts) -> Result<PresenceRe
     let user_all: Vec<f64> = rounds.iter().map(|r| r.user_all_ms).collect();
     let (contacts_all_ms_p50, contacts_all_ms_max) = median_max(&contacts_all);
     let (user_all_ms_p50, user_all_ms_max) = median_max(&user_all);
+    let server_cpu_ms_per_round = usage
+        .server_cpu_s
+        .filter(|_| !rounds.is_empty())
+        .map(|cpu| cpu * 1000.0 / rounds.len() as f64);
     Ok(PresenceResult {
         scenario: "presence".into(),
         config: opts.clone(),
@@ -133,6 +143,7 @@ pub async fn presence(target: &Target, opts: &PresenceOpts) -> Result<PresenceRe
         contacts_all_ms_max,
         user_all_ms_p50,
         user_all_ms_max,
+        server_cpu_ms_per_round,
         usage,
     })
 }

@@ -1,4 +1,5 @@
-//! What to load: server addresses, the domain, how to authenticate, which users.
+//! What to load: server addresses, the transport, the domain, how to authenticate, which
+//! users.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use parley_proto::sasl::ScramHash;
 use serde::{Deserialize, Serialize};
 
+use crate::client::WebCounters;
 use crate::scram::ScramCache;
 use crate::BenchError;
 
@@ -46,6 +48,50 @@ impl Mech {
     }
 }
 
+/// How sessions reach the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Transport {
+    /// RFC 6120 over TCP (optionally STARTTLS).
+    #[default]
+    Tcp,
+    /// RFC 7395 XMPP over WebSocket at `path` of the HTTP listener the target addresses name.
+    Ws { path: String },
+    /// XEP-0206 XMPP over BOSH at `path` of the HTTP listener the target addresses name.
+    Bosh { path: String },
+}
+
+impl Transport {
+    /// `tcp`, `ws` or `bosh`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws { .. } => "ws",
+            Transport::Bosh { .. } => "bosh",
+        }
+    }
+
+    /// The transport called `name`, at `path` or the usual path of Parley and Prosody.
+    pub fn parse(name: &str, path: Option<&str>) -> Result<Transport, BenchError> {
+        let path = |default: &str| path.unwrap_or(default).to_owned();
+        match name {
+            "tcp" if path("").is_empty() => Ok(Transport::Tcp),
+            "tcp" => Err(BenchError::Options(
+                "a path needs --transport ws or bosh".into(),
+            )),
+            "ws" => Ok(Transport::Ws {
+                path: path("/xmpp-websocket"),
+            }),
+            "bosh" => Ok(Transport::Bosh {
+                path: path("/http-bind"),
+            }),
+            other => Err(BenchError::Options(format!(
+                "unknown transport `{other}` (tcp, ws, bosh)"
+            ))),
+        }
+    }
+}
+
 /// The server(s) under load and the accounts to use on them.
 ///
 /// Sessions are spread round-robin over `addrs` (several nodes of a cluster, or several
@@ -73,6 +119,9 @@ pub struct Target {
     /// scenario decides which node each user sits on (the `cluster` scenario).
     #[serde(default)]
     pub place_by_user: bool,
+    /// TCP, WebSocket or BOSH; for the web ones `addrs` are HTTP listeners.
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 impl Target {
@@ -90,6 +139,7 @@ impl Target {
             server_pid: None,
             source_ips: Vec::new(),
             place_by_user: false,
+            transport: Transport::Tcp,
         }
     }
 
@@ -110,6 +160,21 @@ impl Target {
         }
         if self.domain.is_empty() {
             return Err(BenchError::Options("empty domain".into()));
+        }
+        match &self.transport {
+            Transport::Tcp => {}
+            // The web transports run over plain HTTP here: TLS would measure TLS twice over.
+            Transport::Ws { .. } | Transport::Bosh { .. } if self.starttls => {
+                return Err(BenchError::Options(
+                    "--starttls is for TCP; the web transports run over plain HTTP".into(),
+                ))
+            }
+            Transport::Ws { path } | Transport::Bosh { path } if !path.starts_with('/') => {
+                return Err(BenchError::Options(format!(
+                    "the web path `{path}` must start with /"
+                )))
+            }
+            Transport::Ws { .. } | Transport::Bosh { .. } => {}
         }
         Ok(())
     }
@@ -135,6 +200,7 @@ impl Target {
             first_user: self.first_user,
             server_pid: self.server_pid,
             source_ips: self.source_ips.iter().map(ToString::to_string).collect(),
+            transport: self.transport.clone(),
         }
     }
 }
@@ -150,6 +216,8 @@ pub struct TargetEcho {
     pub first_user: usize,
     pub server_pid: Option<u32>,
     pub source_ips: Vec<String>,
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 /// Parses `127.0.0.1-127.0.0.8` (an inclusive IPv4 range), a single address, or a
@@ -181,6 +249,8 @@ pub struct Shared {
     pub target: Arc<Target>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub scram: ScramCache,
+    /// What the web transports' drivers count (BOSH requests answered).
+    pub web: Arc<WebCounters>,
     next_conn: Arc<AtomicUsize>,
 }
 
@@ -192,6 +262,7 @@ impl Shared {
             target: Arc::new(target.clone()),
             tls: target.starttls.then(crate::client::tls_config),
             scram: ScramCache::new(),
+            web: Arc::new(WebCounters::default()),
             next_conn: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -271,6 +342,35 @@ mod tests {
         assert_eq!(picks[0].1, "127.0.0.1");
         assert_eq!(picks[2].1, "127.0.0.3");
         assert_eq!(picks[3].1, "127.0.0.1");
+    }
+
+    #[test]
+    fn transports_take_their_usual_paths_and_refuse_tls() {
+        assert_eq!(Transport::parse("tcp", None).unwrap(), Transport::Tcp);
+        assert_eq!(
+            Transport::parse("ws", None).unwrap(),
+            Transport::Ws {
+                path: "/xmpp-websocket".into()
+            }
+        );
+        assert_eq!(
+            Transport::parse("bosh", Some("/bosh")).unwrap(),
+            Transport::Bosh {
+                path: "/bosh".into()
+            }
+        );
+        assert!(Transport::parse("tcp", Some("/x")).is_err());
+        assert!(Transport::parse("xmpp", None).is_err());
+        let mut t = Target::new(vec!["127.0.0.1:5280".parse().unwrap()]);
+        t.transport = Transport::parse("ws", Some("ws")).unwrap();
+        assert!(t.validate().is_err(), "a path without /");
+        t.transport = Transport::parse("bosh", None).unwrap();
+        assert!(t.validate().is_ok());
+        t.starttls = true;
+        assert!(t.validate().is_err(), "STARTTLS over BOSH");
+        let echo = serde_json::to_value(t.echo()).unwrap();
+        assert_eq!(echo["transport"]["kind"], "bosh");
+        assert_eq!(echo["transport"]["path"], "/http-bind");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! TLS for the load generator's client: a configuration that accepts any certificate (the
 //! servers under test use self-signed ones on loopback) and the socket before or after
-//! STARTTLS.
+//! STARTTLS, or the pipe to a web transport.
 
 use std::io;
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -68,10 +68,12 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-/// The socket, before or after STARTTLS.
+/// The socket, before or after STARTTLS, or the pipe to a WebSocket or BOSH driver that
+/// speaks the TCP form of the stream (`framing`).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Piped(DuplexStream),
 }
 
 impl AsyncRead for Stream {
@@ -83,6 +85,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Piped(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -96,6 +99,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Piped(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -103,6 +107,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Piped(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -110,6 +115,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Piped(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

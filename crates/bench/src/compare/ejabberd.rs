@@ -29,15 +29,16 @@ pub fn installed() -> bool {
 
 impl Ejabberd {
     /// The same settings as the other servers: plain TCP allowed (STARTTLS offered, not
-    /// required), no shapers, SCRAM storage (ejabberd derives SCRAM-SHA-1 with 4096
-    /// iterations), local Mnesia storage.
+    /// required, with a self-signed certificate for localhost written by [`Self::start`]),
+    /// no shapers, SCRAM storage (ejabberd derives SCRAM-SHA-1 with 4096 iterations), local
+    /// Mnesia storage.
     pub fn config(&self) -> String {
         format!(
             r#"hosts:
   - localhost
 loglevel: warning
 certfiles:
-  - "/etc/ejabberd/ejabberd.pem"
+  - "{pem}"
 auth_method: internal
 auth_password_format: scram
 shaper: {{}}
@@ -82,8 +83,14 @@ modules:
   mod_admin_extra: {{}}
 "#,
             c2s = self.c2s_port,
-            api = self.api_port
+            api = self.api_port,
+            pem = self.pem().display(),
         )
+    }
+
+    /// The certificate and key file (PEM, both in one, as ejabberd reads them).
+    pub fn pem(&self) -> PathBuf {
+        self.dir.join("localhost.pem")
     }
 
     fn ctl(&self, args: &[&str]) -> io::Result<std::process::Output> {
@@ -137,6 +144,17 @@ modules:
         std::fs::create_dir_all(self.dir.join("db"))?;
         std::fs::create_dir_all(self.dir.join("logs"))?;
         std::fs::write(self.dir.join("ejabberd.yml"), self.config())?;
+        // Not Debian's /etc/ejabberd/ejabberd.pem (whatever key the package's postinst
+        // made): a certificate of our own, like Prosody's, is the same kind for every
+        // server (ECDSA P-256, as Parley generates for itself).
+        let (key, crt) = (
+            self.dir.join("localhost.key"),
+            self.dir.join("localhost.crt"),
+        );
+        super::servers::self_signed_cert(&key, &crt)?;
+        let mut pem = std::fs::read(&crt)?;
+        pem.extend(std::fs::read(&key)?);
+        std::fs::write(self.pem(), pem)?;
         if Path::new("/etc/ejabberd/inetrc").exists() {
             std::fs::copy("/etc/ejabberd/inetrc", self.dir.join("inetrc"))?;
         }
@@ -333,5 +351,7 @@ mod tests {
         assert!(c.contains("port: 45280"));
         assert!(c.contains("shaper: {}"));
         assert!(c.contains("auth_password_format: scram"));
+        assert!(c.contains("  - \"/tmp/x/localhost.pem\""));
+        assert!(c.contains("starttls_required: false"));
     }
 }

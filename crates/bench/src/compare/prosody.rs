@@ -1,6 +1,8 @@
-//! Provisioning the reference Prosody 0.12 directly on disk: `internal_hashed` account files
-//! (SCRAM-SHA-1 keys, hex) and roster files, in its `internal` storage format. Creating 20,000
-//! accounts through `prosodyctl` (one process each) would take most of an hour.
+//! The reference Prosody 0.12: its configuration (Debian's default one, with only what the
+//! benchmark needs changed, see [`debian_config`]), and provisioning directly on disk:
+//! `internal_hashed` account files (SCRAM-SHA-1 keys, hex) and roster files, in its
+//! `internal` storage format. Creating 20,000 accounts through `prosodyctl` (one process
+//! each) would take most of an hour.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -143,15 +145,155 @@ pub fn presence_rosters(
     Ok(())
 }
 
-/// `config` (a Prosody config) with `module` added to its `modules_enabled` list; None
-/// without such a list.
-pub fn with_module(config: &str, module: &str) -> Option<String> {
-    let start = config.find("modules_enabled = {")? + "modules_enabled = {".len();
-    let mut out = String::with_capacity(config.len() + module.len() + 4);
-    out.push_str(&config[..start]);
-    out.push_str(&format!(" \"{module}\";"));
-    out.push_str(&config[start..]);
-    Some(out)
+/// `modules_enabled` of Debian 12's `/etc/prosody/prosody.cfg.lua` (package prosody
+/// 0.12.3-1+deb12u1), in its order: what a stock install loads.
+pub const DEBIAN_MODULES: [&str; 26] = [
+    "disco",
+    "roster",
+    "saslauth",
+    "tls",
+    "blocklist",
+    "bookmarks",
+    "carbons",
+    "dialback",
+    "limits",
+    "pep",
+    "private",
+    "smacks",
+    "vcard4",
+    "vcard_legacy",
+    "csi_simple",
+    "invites",
+    "invites_adhoc",
+    "invites_register",
+    "ping",
+    "register",
+    "time",
+    "uptime",
+    "version",
+    "admin_adhoc",
+    "admin_shell",
+    "posix",
+];
+
+/// Debian's config file, to check [`DEBIAN_MODULES`] against the installed package.
+pub const DEBIAN_CONFIG_PATH: &str = "/etc/prosody/prosody.cfg.lua";
+
+/// Where one benchmark Prosody listens (all on 127.0.0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub c2s: u16,
+    /// Debian's config leaves s2s on (mod_dialback loaded): moved off 5269.
+    pub s2s: u16,
+    /// BOSH and WebSocket, for the web-transport scenarios.
+    pub http: u16,
+}
+
+/// Debian 12's default `/etc/prosody/prosody.cfg.lua`, as an operator who installed the
+/// package runs it, with only what the benchmark needs changed, each change marked
+/// `-- bench:` in the text. Kept: the 26 modules, mod_limits (its s2s limit too),
+/// `info` to a log file and `error` to an error file and syslog, `internal` storage,
+/// `internal_hashed` authentication, Prosody's default garbage collector. Changed: paths
+/// into `dir` (data, pid file, logs, a self-signed certificate in `dir/certs`), loopback
+/// ports, plain TCP allowed (as for every server in the comparison), the
+/// c2s rate limit raised from 10kb/s (which would measure the shaper), and `bosh` and
+/// `websocket` (the web-transport scenarios) plus `extra_modules` (`mam` for the archive
+/// variant) appended to the modules. The `Include "conf.d/*.cfg.lua"` line is left out:
+/// Debian's conf.d only declares `VirtualHost "localhost"` again.
+pub fn debian_config(dir: &Path, ports: Ports, extra_modules: &[&str]) -> String {
+    let dir = dir.display();
+    let mut modules = String::new();
+    for m in DEBIAN_MODULES {
+        let _ = writeln!(modules, "\t{};", lua_str(m));
+    }
+    for m in ["bosh", "websocket"].iter().chain(extra_modules) {
+        let _ = writeln!(
+            modules,
+            "\t{}; -- bench: added (not in Debian's list)",
+            lua_str(m)
+        );
+    }
+    format!(
+        r#"-- Debian 12's /etc/prosody/prosody.cfg.lua (prosody 0.12.3-1+deb12u1) without its comments;
+-- lines marked "bench:" are what parley-bench compare changes or adds.
+admins = {{ }}
+plugin_paths = {{ "/usr/local/lib/prosody/modules" }}
+modules_enabled = {{
+{modules}}}
+modules_disabled = {{
+}}
+pidfile = "{dir}/prosody.pid"; -- bench: Debian's is /run/prosody/prosody.pid
+s2s_secure_auth = true
+limits = {{
+	c2s = {{
+		rate = "100mb/s"; -- bench: Debian's is 10kb/s, a shaper the load would measure
+	}};
+	s2sin = {{
+		rate = "30kb/s";
+	}};
+}}
+authentication = "internal_hashed"
+archive_expires_after = "1w" -- Remove archived messages after 1 week
+log = {{
+	info = "{dir}/prosody.log"; -- bench: Debian's is /var/log/prosody/prosody.log
+	error = "{dir}/prosody.err"; -- bench: Debian's is /var/log/prosody/prosody.err
+	{{ levels = {{ "error" }}; to = "syslog";  }};
+}}
+certificates = "{dir}/certs" -- bench: Debian's is /etc/prosody/certs (empty); here a self-signed localhost one
+-- bench: the following are added (in the foreground with -F, as Debian's prosody.service starts it)
+data_path = "{dir}/data"
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+s2s_ports = {{ {s2s} }}
+http_interfaces = {{ "127.0.0.1" }}
+http_ports = {{ {http} }}
+https_ports = {{ }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+consider_bosh_secure = true
+consider_websocket_secure = true
+VirtualHost "localhost"
+"#,
+        c2s = ports.c2s,
+        s2s = ports.s2s,
+        http = ports.http,
+    )
+}
+
+/// The quoted names in a config's `modules_enabled = { ... }` list, comments skipped;
+/// None without such a list.
+pub fn modules_enabled(config: &str) -> Option<Vec<String>> {
+    let start = config.find("modules_enabled")?;
+    let open = start + config[start..].find('{')? + 1;
+    let close = open + config[open..].find('}')?;
+    let names = config[open..close]
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .flat_map(|l| l.split(';'))
+        .filter_map(|item| {
+            let item = item.trim().trim_end_matches(',');
+            let q = item.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            item.strip_prefix(q)?.strip_suffix(q).map(str::to_owned)
+        })
+        .collect();
+    Some(names)
+}
+
+/// Whether the installed Debian config loads [`DEBIAN_MODULES`]: a sentence for the report.
+pub fn debian_modules_check() -> String {
+    match std::fs::read_to_string(DEBIAN_CONFIG_PATH) {
+        Ok(text) => match modules_enabled(&text) {
+            Some(m) if m == DEBIAN_MODULES => {
+                format!("the same list as this machine's {DEBIAN_CONFIG_PATH}")
+            }
+            Some(m) => format!(
+                "**this machine's {DEBIAN_CONFIG_PATH} differs**: it lists {}",
+                m.join(", ")
+            ),
+            None => format!("no modules_enabled list found in {DEBIAN_CONFIG_PATH}"),
+        },
+        Err(_) => format!("{DEBIAN_CONFIG_PATH} is not on this machine to check against"),
+    }
 }
 
 #[cfg(test)]
@@ -159,13 +301,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_module_joins_the_enabled_list() {
-        let cfg = "admins = { }\nmodules_enabled = { \"disco\"; \"roster\"; }\n";
-        assert_eq!(
-            with_module(cfg, "mam").unwrap(),
-            "admins = { }\nmodules_enabled = { \"mam\"; \"disco\"; \"roster\"; }\n"
-        );
-        assert_eq!(with_module("admins = { }", "mam"), None);
+    fn debian_config_keeps_debian_modules_and_adds_only_marked_ones() {
+        let ports = Ports {
+            c2s: 25222,
+            s2s: 25269,
+            http: 25280,
+        };
+        let cfg = debian_config(Path::new("/tmp/p"), ports, &["mam"]);
+        let mut expected: Vec<String> = DEBIAN_MODULES.iter().map(|m| (*m).to_owned()).collect();
+        expected.extend(["bosh", "websocket", "mam"].map(str::to_owned));
+        assert_eq!(modules_enabled(&cfg).unwrap(), expected);
+        assert!(cfg.contains("c2s_ports = { 25222 }"));
+        assert!(cfg.contains("s2s_ports = { 25269 }"));
+        assert!(cfg.contains("rate = \"100mb/s\""));
+        assert!(cfg.contains("rate = \"30kb/s\""));
+        assert!(cfg.contains("info = \"/tmp/p/prosody.log\""));
+        assert!(cfg.contains("c2s_require_encryption = false"));
+        // No GC tuning: the reference runs with Prosody's defaults.
+        assert!(!cfg.contains("gc ="));
+    }
+
+    #[test]
+    fn modules_enabled_reads_debians_layout() {
+        let cfg = "modules_enabled = {\n\t\t\"disco\"; -- Service discovery\n\t\t\"roster\"; -- Allow \"x\"\n\t\t-- \"bosh\";\n}\nmodules_disabled = { \"s2s\"; }\n";
+        assert_eq!(modules_enabled(cfg).unwrap(), vec!["disco", "roster"]);
+        assert_eq!(modules_enabled("admins = { }"), None);
     }
 
     /// The account file carries RFC 5802 keys: StoredKey = H(HMAC(SaltedPassword, "Client

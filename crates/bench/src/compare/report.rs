@@ -1,198 +1,81 @@
-//! The report of `parley-bench compare`: docs/benchmarks.md with its tables, ratios and SVG
-//! plots, rendered from the figures every server produced (nothing here runs a server).
+//! The report of `parley-bench compare`: docs/benchmarks.md with its tables, the ratios
+//! against the targets and the SVG plots, rendered from the figures every server produced
+//! (nothing here runs a server). How each server was configured and the side tables of
+//! the Parley variants are in sections.rs.
 
+use super::sections::{archive_cost, archives_side_by_side, baseline, configuration, method};
+use super::targets::{absolute_row, fmt_opt, versus_table, Bound, Versus};
 use super::*;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+/// The chat loads issue 16 sets a CPU target at (Parley ÷ Prosody ≤ 1/10).
+const TARGET_RATES: [u32; 3] = [1000, 5000, 20000];
 
-fn presence_median(f: &Figures, contacts: usize) -> Option<f64> {
-    f.presence
-        .iter()
-        .find(|p| p.config.contacts == contacts)
-        .map(|p| median(p.rounds.iter().map(|r| r.contacts_all_ms).collect()))
-}
-
-fn offered_rate(r: &ChatResult) -> Option<f64> {
+pub(super) fn offered_rate(r: &ChatResult) -> Option<f64> {
     match r.config.mode {
         crate::ChatMode::Rate { rate } => Some(rate),
         crate::ChatMode::Max { .. } => None,
     }
 }
 
-fn rate_result(f: &Figures, rate: u32) -> Option<&ChatResult> {
+pub(super) fn rate_result(f: &Figures, rate: u32) -> Option<&ChatResult> {
     f.chat_rates
         .iter()
         .find(|r| offered_rate(r) == Some(f64::from(rate)))
 }
 
-fn cpu_per_100k(r: &ChatResult) -> Option<f64> {
-    let cpu = r.usage.server_cpu_s?;
-    (r.delivered > 0).then(|| cpu / r.delivered as f64 * 100_000.0)
+/// Server CPU µs per delivered stanza: the server's CPU over the sending window over the
+/// stanzas delivered in it (the chat scenario's own figure), so that a server falling
+/// behind is charged for the stanzas it delivered, not for those it still holds.
+pub(super) fn cpu_us(r: &ChatResult) -> Option<f64> {
+    r.server_cpu_s_per_100k.map(|s| s * 10.0)
 }
 
-/// The message archive's cost (XEP-0313): Parley as configured by default (every chat
-/// message archived for both parties before it is routed) against the same binary with
-/// `[mam] enabled = false`, at every offered load.
-fn archive_cost(out: &mut String, p: &Figures, off: &Figures) {
-    let _ = writeln!(
-        out,
-        "## The message archive's cost
-"
-    );
-    let _ = writeln!(
-        out,
-        "Same binary, same run: archive on (the default) against `[mam] enabled = false`. \
-         Every chat message of the generator has a body, so each is archived twice (sender and recipient).\n"
-    );
-    let _ = writeln!(
-        out,
-        "| chat load | CPU s per 100k stanzas: archive on / off | added | one-way p99 (ms): on / off |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|");
-    let p99 = |r: Option<&ChatResult>| r.map(|r| r.latency.p99_us as f64 / 1000.0);
-    let added = |on: Option<f64>, off: Option<f64>| match (on, off) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:+.0} %", (a / b - 1.0) * 100.0),
-        _ => "–".to_owned(),
-    };
-    let on_max = p.chat_max.as_ref().and_then(cpu_per_100k);
-    let off_max = off.chat_max.as_ref().and_then(cpu_per_100k);
-    let _ = writeln!(
-        out,
-        "| max | {} / {} | {} | {} / {} |",
-        fmt_opt(on_max, 2),
-        fmt_opt(off_max, 2),
-        added(on_max, off_max),
-        fmt_opt(p99(p.chat_max.as_ref()), 2),
-        fmt_opt(p99(off.chat_max.as_ref()), 2),
-    );
-    for r in &p.chat_rates {
-        let Some(rate) = offered_rate(r) else {
-            continue;
-        };
-        let other = rate_result(off, rate as u32);
-        let (a, b) = (cpu_per_100k(r), other.and_then(cpu_per_100k));
-        let _ = writeln!(
-            out,
-            "| {rate:.0} msg/s | {} / {} | {} | {} / {} |",
-            fmt_opt(a, 2),
-            fmt_opt(b, 2),
-            added(a, b),
-            fmt_opt(p99(Some(r)), 2),
-            fmt_opt(p99(other), 2),
-        );
-    }
-    let at_1k = rate_result(p, 1000).and_then(cpu_per_100k);
-    let off_1k = rate_result(off, 1000).and_then(cpu_per_100k);
-    let verdict = match (at_1k, off_1k) {
-        (Some(a), Some(b)) if b > 0.0 => {
-            if a / b - 1.0 <= 0.20 {
-                "met"
-            } else {
-                "**not met**"
-            }
-        }
-        _ => "not measured",
-    };
-    let _ = writeln!(
-        out,
-        "\nTarget (issue 14): archive writes add at most 20 % CPU per delivered chat stanza at 1000 msg/s: {verdict}.\n"
-    );
+pub(super) fn p99_ms(r: Option<&ChatResult>) -> Option<f64> {
+    r.map(|r| r.latency.p99_us as f64 / 1000.0)
 }
 
-/// Two archiving servers: Parley (its archive on by default) against Prosody with
-/// `mod_mam` added to its reference config (default storage and policy), chat at every load.
-fn archives_side_by_side(out: &mut String, p: &Figures, mam: &Figures) {
-    let _ = writeln!(out, "## Parley against Prosody with mod_mam\n");
-    let _ = writeln!(
-        out,
-        "Both archive every chat message for sender and recipient (Parley by default; Prosody's \
-         reference config with `mam` added, its default `internal` storage).\n"
-    );
-    let _ = writeln!(
-        out,
-        "| chat load | CPU s per 100k stanzas: Parley / Prosody+mam | one-way p99 (ms): Parley / Prosody+mam |"
-    );
-    let _ = writeln!(out, "|---|---|---|");
-    let p99 = |r: Option<&ChatResult>| r.map(|r| r.latency.p99_us as f64 / 1000.0);
-    let _ = writeln!(
-        out,
-        "| max ({} / {} stanzas/s) | {} / {} | {} / {} |",
-        fmt_opt(p.chat_max.as_ref().map(|c| c.delivered_per_s), 0),
-        fmt_opt(mam.chat_max.as_ref().map(|c| c.delivered_per_s), 0),
-        fmt_opt(p.chat_max.as_ref().and_then(cpu_per_100k), 2),
-        fmt_opt(mam.chat_max.as_ref().and_then(cpu_per_100k), 2),
-        fmt_opt(p99(p.chat_max.as_ref()), 2),
-        fmt_opt(p99(mam.chat_max.as_ref()), 2),
-    );
-    for r in &p.chat_rates {
-        let Some(rate) = offered_rate(r) else {
-            continue;
-        };
-        let other = rate_result(mam, rate as u32);
-        let _ = writeln!(
-            out,
-            "| {rate:.0} msg/s | {} / {} | {} / {} |",
-            fmt_opt(cpu_per_100k(r), 2),
-            fmt_opt(other.and_then(cpu_per_100k), 2),
-            fmt_opt(p99(Some(r)), 2),
-            fmt_opt(p99(other), 2),
-        );
-    }
-    let _ = writeln!(out);
+fn presence_of(f: &Figures, contacts: usize) -> Option<&PresenceResult> {
+    f.presence.iter().find(|p| p.config.contacts == contacts)
 }
 
-/// Parley against its own baseline build: the cost per stanza and the latency at every
-/// offered load, side by side, so that a change shows whether the chat path got dearer.
-fn baseline(out: &mut String, p: &Figures, b: &Figures) {
-    let _ = writeln!(out, "## Parley against its baseline build\n");
-    let _ = writeln!(
-        out,
-        "| chat load | CPU s per 100k stanzas: now / baseline | one-way p99 (ms): now / baseline |"
-    );
-    let _ = writeln!(out, "|---|---|---|");
-    let p99 = |r: Option<&ChatResult>| r.map(|r| r.latency.p99_us as f64 / 1000.0);
-    let _ = writeln!(
-        out,
-        "| max | {} / {} | {} / {} |",
-        fmt_opt(p.chat_max.as_ref().and_then(cpu_per_100k), 2),
-        fmt_opt(b.chat_max.as_ref().and_then(cpu_per_100k), 2),
-        fmt_opt(p99(p.chat_max.as_ref()), 2),
-        fmt_opt(p99(b.chat_max.as_ref()), 2),
-    );
-    for r in &p.chat_rates {
-        let Some(rate) = offered_rate(r) else {
-            continue;
-        };
-        let old = b.chat_rates.iter().find(|o| offered_rate(o) == Some(rate));
-        let _ = writeln!(
-            out,
-            "| {rate:.0} msg/s | {} / {} | {} / {} |",
-            fmt_opt(cpu_per_100k(r), 2),
-            fmt_opt(old.and_then(cpu_per_100k), 2),
-            fmt_opt(p99(Some(r)), 2),
-            fmt_opt(p99(old), 2),
-        );
+fn presence_ms(f: &Figures, contacts: usize) -> Option<f64> {
+    presence_of(f, contacts).map(|p| p.contacts_all_ms_p50)
+}
+
+fn presence_cpu_ms(f: &Figures, contacts: usize) -> Option<f64> {
+    presence_of(f, contacts).and_then(|p| p.server_cpu_ms_per_round)
+}
+
+fn login_cpu_ms(f: &Figures) -> Option<f64> {
+    f.login.as_ref().and_then(|l| l.server_cpu_ms_per_login)
+}
+
+fn rss_tcp(f: &Figures) -> Option<f64> {
+    f.idle.as_ref().map(|i| i.rss_per_session_kib)
+}
+
+fn rss_tls(f: &Figures) -> Option<f64> {
+    f.idle_tls.as_ref().map(|i| i.rss_per_session_kib)
+}
+
+/// A chat run's CPU per stanza, with its losses when there were any.
+fn cpu_cell(r: Option<&ChatResult>) -> String {
+    match r {
+        Some(r) if r.lost > 0 => format!("{} ({} lost)", fmt_opt(cpu_us(r), 1), r.lost),
+        Some(r) => fmt_opt(cpu_us(r), 1),
+        None => "–".into(),
     }
-    let _ = writeln!(out);
 }
 
 /// One row: a label and one formatted cell per server.
-fn row(out: &mut String, label: &str, cells: impl Iterator<Item = String>) {
-    let cells: Vec<String> = cells.collect();
+fn row(
+    out: &mut String,
+    label: &str,
+    results: &[(Server, Figures)],
+    g: &dyn Fn(&Figures) -> String,
+) {
+    let cells: Vec<String> = results.iter().map(|(_, f)| g(f)).collect();
     let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
-}
-
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
-    match v {
-        Some(x) if x.is_finite() => format!("{x:.digits$}"),
-        _ => "–".into(),
-    }
 }
 
 pub(crate) fn machine() -> String {
@@ -223,271 +106,328 @@ pub(crate) fn machine() -> String {
     format!("{cores} × {cpu}{mem}, Linux {kernel}")
 }
 
-fn version_of(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-pub(super) fn render(opts: &CompareOpts, results: &[(Server, Figures)], took: Duration) -> String {
-    let mut out = String::new();
+/// The main table: every figure of every server.
+fn figures(out: &mut String, results: &[(Server, Figures)], sz: &Sizes) {
     let names: Vec<&str> = results.iter().map(|(s, _)| s.name()).collect();
-    let _ = writeln!(out, "# Benchmarks\n");
-    let _ = writeln!(
-        out,
-        "Generated by `parley-bench compare` (crates/bench) in {:.0} s. Do not edit by hand: \
-         rerun the command below. Every figure of every server comes from the same run, on the \
-         same machine, with the same settings.\n",
-        took.as_secs_f64()
-    );
-    let _ = writeln!(out, "## Machine and method\n");
-    let _ = writeln!(out, "- Machine: {}.", machine());
-    let _ = writeln!(
-        out,
-        "- Servers: Parley {} (release build), Prosody {}, ejabberd {}.",
-        env!("CARGO_PKG_VERSION"),
-        version_of("dpkg-query", &["-W", "-f", "${Version}", "prosody"]),
-        version_of("dpkg-query", &["-W", "-f", "${Version}", "ejabberd"]),
-    );
-    let _ = writeln!(
-        out,
-        "- Pinning: each server runs on CPU 0 (`taskset -c 0`), the load generator on CPU 1 \
-         (`taskset -c 1`), so \"per core\" figures are the whole figures.\n\
-         - Same settings for all: plain TCP with STARTTLS offered but not required, SCRAM-SHA-1 \
-         with 4096 iterations stored per account (password `pw`), no shapers or rate limits, \
-         local storage (SQLite, Prosody's files, Mnesia), open-file limit 20000. The generator \
-         caches SCRAM SaltedPasswords, as real clients do, so logins measure the server.\n\
-         - {} accounts (user1…user{}) provisioned on each server; presence rosters are mutual \
-         `both` subscriptions written to each server's storage.\n",
-        opts.users, opts.users
-    );
-    let _ = writeln!(
-        out,
-        "Command (from the repository root, release build first):\n"
-    );
-    let _ = writeln!(out, "    cargo build --release -p parley -p parley-bench");
-    let _ = writeln!(out, "    {}\n", opts.command_line);
     let _ = writeln!(out, "## Figures\n");
     let _ = writeln!(out, "| figure | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
-    let f = |g: &dyn Fn(&Figures) -> String| -> std::vec::IntoIter<String> {
-        results
-            .iter()
-            .map(|(_, x)| g(x))
-            .collect::<Vec<_>>()
-            .into_iter()
-    };
+    row(out, "idle over TCP: RSS per session (KiB)", results, &|x| {
+        fmt_opt(rss_tcp(x), 1)
+    });
     row(
-        &mut out,
-        "idle: RSS per session (KiB)",
-        f(&|x| fmt_opt(x.idle.as_ref().map(|i| i.rss_per_session_kib), 1)),
+        out,
+        "idle over STARTTLS: RSS per session (KiB)",
+        results,
+        &|x| fmt_opt(rss_tls(x), 1),
     );
     row(
-        &mut out,
+        out,
         "idle: server RSS with no sessions (MiB)",
-        f(&|x| {
+        results,
+        &|x| {
             fmt_opt(
                 x.idle
                     .as_ref()
                     .map(|i| i.server_rss_kib_idle as f64 / 1024.0),
                 1,
             )
-        }),
+        },
+    );
+    row(out, "login: logins/s, 50 in flight", results, &|x| {
+        fmt_opt(x.login.as_ref().map(|l| l.logins_per_s), 0)
+    });
+    row(out, "login: p50 / p99 (ms)", results, &|x| match &x.login {
+        Some(l) => format!(
+            "{:.1} / {:.1}",
+            l.latency.p50_us as f64 / 1000.0,
+            l.latency.p99_us as f64 / 1000.0
+        ),
+        None => "–".into(),
+    });
+    row(out, "login: server CPU per login (ms)", results, &|x| {
+        fmt_opt(login_cpu_ms(x), 2)
+    });
+    row(out, "chat: max delivered stanzas/s", results, &|x| {
+        fmt_opt(x.chat_max.as_ref().map(|c| c.delivered_per_s), 0)
+    });
+    row(
+        out,
+        "chat at saturation: server CPU per stanza (µs)",
+        results,
+        &|x| fmt_opt(x.chat_max.as_ref().and_then(cpu_us), 1),
     );
     row(
-        &mut out,
-        "login: sessions/s (connect → presence answered)",
-        f(&|x| fmt_opt(x.login.as_ref().map(|l| l.logins_per_s), 0)),
-    );
-    row(
-        &mut out,
-        "login: p50 / p99 (ms)",
-        f(&|x| match &x.login {
-            Some(l) => format!(
-                "{:.1} / {:.1}",
-                l.latency.p50_us as f64 / 1000.0,
-                l.latency.p99_us as f64 / 1000.0
-            ),
-            None => "–".into(),
-        }),
-    );
-    row(
-        &mut out,
-        "chat: max delivered stanzas/s",
-        f(&|x| fmt_opt(x.chat_max.as_ref().map(|c| c.delivered_per_s), 0)),
-    );
-    row(
-        &mut out,
-        "chat: server CPU s per 100k stanzas (max load)",
-        f(&|x| fmt_opt(x.chat_max.as_ref().and_then(cpu_per_100k), 2)),
-    );
-    row(
-        &mut out,
-        "chat at 5k msg/s: one-way p50 / p99 / p99.9 (ms)",
-        f(&|x| match rate_result(x, 5000) {
+        out,
+        "chat at 5k msg/s: one-way p50 / p99 / p99.9 (ms), lost",
+        results,
+        &|x| match rate_result(x, 5000) {
             Some(r) => format!(
-                "{:.2} / {:.2} / {:.2}",
+                "{:.2} / {:.2} / {:.2}, {}",
                 r.latency.p50_us as f64 / 1000.0,
                 r.latency.p99_us as f64 / 1000.0,
-                r.latency.p999_us as f64 / 1000.0
+                r.latency.p999_us as f64 / 1000.0,
+                r.lost
             ),
             None => "–".into(),
-        }),
+        },
     );
-    row(
-        &mut out,
-        "chat at 5k msg/s: server CPU s per 100k stanzas",
-        f(&|x| fmt_opt(rate_result(x, 5000).and_then(cpu_per_100k), 2)),
-    );
-    let sz = sizes(opts.quick, opts.users);
     for (_, n) in sz.presence {
         row(
-            &mut out,
-            &format!("presence: {n} contacts all have it (ms, median of 5)"),
-            f(&|x| fmt_opt(presence_median(x, n), 2)),
+            out,
+            &format!(
+                "presence to {n} contacts: all have it (ms, median of {})",
+                sz.presence_rounds
+            ),
+            results,
+            &|x| fmt_opt(presence_ms(x, n), 2),
+        );
+        row(
+            out,
+            &format!("presence to {n} contacts: server CPU per round (ms)"),
+            results,
+            &|x| fmt_opt(presence_cpu_ms(x, n), 2),
         );
     }
-    let biggest = sz.presence[1].1;
     let _ = writeln!(out);
-    // Ratios against each reference.
+}
+
+/// The full chat curve: CPU per delivered stanza at every offered load and at saturation.
+fn chat_curve(out: &mut String, results: &[(Server, Figures)], sz: &Sizes) {
+    let names: Vec<&str> = results.iter().map(|(s, _)| s.name()).collect();
+    let _ = writeln!(out, "## Chat: server CPU per delivered stanza (µs)\n");
+    let _ = writeln!(
+        out,
+        "{} pairs; each fixed load for {} s, spread evenly over the senders; saturation: \
+         {} s with 64 messages in flight per sender. The server's CPU over the sending \
+         window, over the stanzas delivered in it. Messages not delivered {} s after the \
+         senders stopped are counted as lost.\n",
+        sz.pairs, sz.rate_duration, sz.duration, 10
+    );
+    let _ = writeln!(out, "| offered load | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
+    for rate in sz.rates {
+        row(out, &format!("{rate} msg/s"), results, &|x| {
+            cpu_cell(rate_result(x, *rate))
+        });
+    }
+    row(out, "saturation", results, &|x| match &x.chat_max {
+        Some(c) => format!("{} ({:.0} stanzas/s)", cpu_cell(Some(c)), c.delivered_per_s),
+        None => "–".into(),
+    });
+    let _ = writeln!(out);
+}
+
+/// The "Parley against …" rows for one reference, with issue 16's targets against
+/// Prosody and the earlier throughput targets.
+fn versus_rows(p: &Figures, r: &Figures, server: Server, sz: &Sizes) -> Vec<Versus> {
+    let prosody = server == Server::Prosody;
+    let pick = |b: Bound| if prosody { b } else { Bound::None };
+    let mut rows = Vec::new();
+    for rate in sz.rates {
+        rows.push(Versus {
+            label: format!("chat at {rate} msg/s: server CPU per stanza (µs)"),
+            parley: rate_result(p, *rate).and_then(cpu_us),
+            reference: rate_result(r, *rate).and_then(cpu_us),
+            digits: 1,
+            bound: if TARGET_RATES.contains(rate) {
+                pick(Bound::OneIn(10))
+            } else {
+                Bound::None
+            },
+        });
+    }
+    rows.push(Versus {
+        label: "chat at saturation: server CPU per stanza (µs)".into(),
+        parley: p.chat_max.as_ref().and_then(cpu_us),
+        reference: r.chat_max.as_ref().and_then(cpu_us),
+        digits: 1,
+        bound: pick(Bound::OneIn(20)),
+    });
+    rows.push(Versus {
+        label: "login: server CPU per login (ms)".into(),
+        parley: login_cpu_ms(p),
+        reference: login_cpu_ms(r),
+        digits: 2,
+        bound: pick(Bound::OneIn(15)),
+    });
+    let biggest = sz.presence[1].1;
+    rows.push(Versus {
+        label: format!("presence to {biggest} contacts: server CPU per round (ms)"),
+        parley: presence_cpu_ms(p, biggest),
+        reference: presence_cpu_ms(r, biggest),
+        digits: 2,
+        bound: pick(Bound::OneIn(10)),
+    });
+    rows.push(Versus {
+        label: format!("presence to {biggest} contacts: time until all have it (ms)"),
+        parley: presence_ms(p, biggest),
+        reference: presence_ms(r, biggest),
+        digits: 2,
+        bound: pick(Bound::OneIn(8)),
+    });
+    rows.push(Versus {
+        label: "idle over TCP: RSS per session (KiB)".into(),
+        parley: rss_tcp(p),
+        reference: rss_tcp(r),
+        digits: 1,
+        bound: pick(Bound::OneIn(5)),
+    });
+    rows.push(Versus {
+        label: "idle over STARTTLS: RSS per session (KiB)".into(),
+        parley: rss_tls(p),
+        reference: rss_tls(r),
+        digits: 1,
+        bound: Bound::None,
+    });
+    rows.push(Versus {
+        label: "login: logins/s, 50 in flight".into(),
+        parley: p.login.as_ref().map(|l| l.logins_per_s),
+        reference: r.login.as_ref().map(|l| l.logins_per_s),
+        digits: 0,
+        bound: pick(Bound::AtLeast(4.0)),
+    });
+    rows.push(Versus {
+        label: "chat: max delivered stanzas/s on one core".into(),
+        parley: p.chat_max.as_ref().map(|c| c.delivered_per_s),
+        reference: r.chat_max.as_ref().map(|c| c.delivered_per_s),
+        digits: 0,
+        bound: if prosody {
+            Bound::AtLeast(5.0)
+        } else {
+            Bound::AtLeast(2.0)
+        },
+    });
+    rows
+}
+
+/// Parley's targets that need no reference.
+fn absolute(out: &mut String, p: &Figures) {
+    let _ = writeln!(out, "## Absolute targets for Parley\n");
+    let _ = writeln!(out, "| figure | value | target | met |\n|---|---|---|---|");
+    let bound = Bound::AtMost(16.0);
+    absolute_row(
+        out,
+        "RSS per idle session over plain TCP (KiB)",
+        &fmt_opt(rss_tcp(p), 1),
+        bound,
+        bound.met(rss_tcp(p)),
+    );
+    let bound = Bound::AtMost(12.0);
+    absolute_row(
+        out,
+        "RSS per idle bound, available session over STARTTLS (KiB)",
+        &fmt_opt(rss_tls(p), 1),
+        bound,
+        bound.met(rss_tls(p)),
+    );
+    let at_5k = rate_result(p, 5000);
+    let bound = Bound::AtMost(1.0);
+    let value = match at_5k {
+        Some(r) => format!("{} ({} lost)", fmt_opt(p99_ms(Some(r)), 2), r.lost),
+        None => "–".into(),
+    };
+    let met = at_5k.and_then(|r| bound.met(p99_ms(Some(r))).map(|ok| ok && r.lost == 0));
+    absolute_row(
+        out,
+        "one-way chat latency p99 at 5k msg/s (ms), nothing lost",
+        &value,
+        bound,
+        met,
+    );
+    let _ = writeln!(out);
+}
+
+pub(super) fn render(opts: &CompareOpts, results: &[(Server, Figures)], took: Duration) -> String {
+    let mut out = String::new();
+    let names: Vec<&str> = results.iter().map(|(s, _)| s.name()).collect();
+    let sz = sizes(opts.quick, opts.users);
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Generated by `parley-bench compare` (crates/bench) in {:.0} s. Do not edit by hand: \
+         rerun the command below. Every figure of every server comes from the same run, on the \
+         same machine, with the same settings.{}\n",
+        took.as_secs_f64(),
+        if opts.quick {
+            " **Quick mode: smaller sizes, not for the record.**"
+        } else {
+            ""
+        }
+    );
+    method(&mut out, opts, &sz);
+    configuration(&mut out, opts, results);
+    figures(&mut out, results, &sz);
+    chat_curve(&mut out, results, &sz);
     let parley = results
         .iter()
         .find(|(s, _)| *s == Server::Parley)
         .map(|(_, f)| f);
-    for (server, reference) in results.iter().filter(|(s, _)| *s != Server::Parley) {
-        let Some(p) = parley else { break };
-        if *server == Server::ParleyBaseline {
-            baseline(&mut out, p, reference);
-            continue;
-        }
-        if *server == Server::ParleyNoArchive {
-            archive_cost(&mut out, p, reference);
-            continue;
-        }
-        if *server == Server::ProsodyMam {
-            archives_side_by_side(&mut out, p, reference);
-            continue;
-        }
-        let _ = writeln!(out, "## Parley against {}\n", server.name());
-        let _ = writeln!(out, "| figure | ratio | target | met |");
-        let _ = writeln!(out, "|---|---|---|---|");
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => Some(a / b),
-            _ => None,
-        };
-        let mut target_row = |label: &str, r: Option<f64>, target: &str, ok: Option<bool>| {
-            let verdict = match ok {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "–",
-            };
-            let _ = writeln!(
-                out,
-                "| {label} | {} | {target} | {verdict} |",
-                fmt_opt(r, 2)
-            );
-        };
-        let rss = ratio(
-            p.idle.as_ref().map(|i| i.rss_per_session_kib),
-            reference.idle.as_ref().map(|i| i.rss_per_session_kib),
-        );
-        let is_prosody = *server == Server::Prosody;
-        target_row(
-            "RSS per idle session, Parley ÷ reference",
-            rss,
-            if is_prosody { "≤ 0.25" } else { "(none)" },
-            rss.filter(|_| is_prosody).map(|r| r <= 0.25),
-        );
-        let logins = ratio(
-            p.login.as_ref().map(|l| l.logins_per_s),
-            reference.login.as_ref().map(|l| l.logins_per_s),
-        );
-        target_row(
-            "logins/s, Parley ÷ reference",
-            logins,
-            if is_prosody { "≥ 4" } else { "(none)" },
-            logins.filter(|_| is_prosody).map(|r| r >= 4.0),
-        );
-        let chat = ratio(
-            p.chat_max.as_ref().map(|c| c.delivered_per_s),
-            reference.chat_max.as_ref().map(|c| c.delivered_per_s),
-        );
-        let chat_target = if is_prosody { 5.0 } else { 2.0 };
-        target_row(
-            "delivered chat stanzas/s per core, Parley ÷ reference",
-            chat,
-            if is_prosody { "≥ 5" } else { "≥ 2" },
-            chat.map(|r| r >= chat_target),
-        );
-        let presence = ratio(
-            presence_median(reference, biggest),
-            presence_median(p, biggest),
-        );
-        target_row(
-            &format!("presence fan-out speed ({biggest} contacts), Parley ÷ reference"),
-            presence,
-            if is_prosody { "≥ 5" } else { "(none)" },
-            presence.filter(|_| is_prosody).map(|r| r >= 5.0),
-        );
-        let _ = writeln!(out);
-    }
     if let Some(p) = parley {
-        let _ = writeln!(out, "## Absolute targets for Parley\n");
-        let _ = writeln!(out, "| figure | value | target | met |\n|---|---|---|---|");
-        let rss = p.idle.as_ref().map(|i| i.rss_per_session_kib);
-        let _ = writeln!(
-            out,
-            "| RSS per idle session over plain TCP (KiB) | {} | ≤ 16 | {} |",
-            fmt_opt(rss, 1),
-            rss.map_or("–", |r| if r <= 16.0 { "yes" } else { "**no**" })
-        );
-        let p99 = rate_result(p, 5000).map(|r| r.latency.p99_us as f64 / 1000.0);
-        let _ = writeln!(
-            out,
-            "| one-way chat latency p99 at 5k msg/s (ms) | {} | ≤ 5 | {} |\n",
-            fmt_opt(p99, 2),
-            p99.map_or("–", |r| if r <= 5.0 { "yes" } else { "**no**" })
-        );
+        for (server, reference) in results {
+            match server {
+                Server::Prosody | Server::Ejabberd => {
+                    let _ = writeln!(out, "## Parley against {}\n", server.name());
+                    if *server == Server::Prosody {
+                        let _ = writeln!(
+                            out,
+                            "Targets of issue 16 (\"Efficiency at every load\") on Parley ÷ \
+                             Prosody; the last two rows are the earlier throughput targets. \
+                             Both servers freshly started for each phase.\n"
+                        );
+                    }
+                    versus_table(
+                        &mut out,
+                        server.name(),
+                        &versus_rows(p, reference, *server, &sz),
+                    );
+                }
+                _ => {}
+            }
+        }
+        absolute(&mut out, p);
+        for (server, other) in results {
+            match server {
+                Server::ParleyNoArchive => archive_cost(&mut out, p, other),
+                Server::ProsodyMam => archives_side_by_side(&mut out, p, other),
+                Server::ParleyBaseline => baseline(&mut out, p, other),
+                _ => {}
+            }
+        }
     }
     let _ = writeln!(out, "## Plots\n");
-    let _ = writeln!(
-        out,
-        "![one-way latency p99 against offered load](benchmarks/latency.svg)\n"
-    );
-    let _ = writeln!(
-        out,
-        "![server RSS against idle sessions](benchmarks/rss.svg)\n"
-    );
+    for (file, alt) in [
+        (
+            "cpu.svg",
+            "server CPU per delivered chat stanza against offered load",
+        ),
+        ("latency.svg", "one-way latency p99 against offered load"),
+        ("rss.svg", "server RSS against idle sessions"),
+    ] {
+        let _ = writeln!(out, "![{alt}](benchmarks/{file})\n");
+    }
     let _ = writeln!(out, "## Latency against offered load (one-way, ms)\n");
     let _ = writeln!(out, "| offered msg/s | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
-    for rate in sizes(opts.quick, opts.users).rates {
+    for rate in sz.rates {
         row(
             &mut out,
             &rate.to_string(),
-            results.iter().map(|(_, x)| match rate_result(x, *rate) {
+            results,
+            &|x| match rate_result(x, *rate) {
                 Some(r) => format!(
-                    "p50 {:.2}, p99 {:.2}, p99.9 {:.2}",
+                    "p50 {:.2}, p99 {:.2}, p99.9 {:.2}, {} lost",
                     r.latency.p50_us as f64 / 1000.0,
                     r.latency.p99_us as f64 / 1000.0,
-                    r.latency.p999_us as f64 / 1000.0
+                    r.latency.p999_us as f64 / 1000.0,
+                    r.lost
                 ),
                 None => "–".into(),
-            }),
+            },
         );
     }
     let _ = writeln!(out);
+    out.push_str(&super::web::render(results));
     let errors: Vec<String> = results
         .iter()
         .flat_map(|(s, f)| f.errors.iter().map(move |e| format!("- {}: {e}", s.name())))
@@ -518,22 +458,32 @@ pub(super) fn render(opts: &CompareOpts, results: &[(Server, Figures)], took: Du
 }
 
 pub(super) fn charts(results: &[(Server, Figures)]) -> Vec<(&'static str, svg::Chart)> {
-    let latency = svg::Chart {
-        title: "One-way chat latency p99 against offered load".into(),
-        x_label: "offered load (messages/s)".into(),
-        y_label: "p99 latency (ms, log scale)".into(),
-        log_y: true,
-        series: results
+    let by_rate = |y: &dyn Fn(&ChatResult) -> Option<f64>| -> Vec<svg::Series> {
+        results
             .iter()
             .map(|(s, f)| svg::Series {
                 name: s.name().into(),
                 points: f
                     .chat_rates
                     .iter()
-                    .filter_map(|r| Some((offered_rate(r)?, r.latency.p99_us as f64 / 1000.0)))
+                    .filter_map(|r| Some((offered_rate(r)?, y(r)?)))
                     .collect(),
             })
-            .collect(),
+            .collect()
+    };
+    let cpu = svg::Chart {
+        title: "Server CPU per delivered chat stanza against offered load".into(),
+        x_label: "offered load (messages/s)".into(),
+        y_label: "server CPU per stanza (µs, log scale)".into(),
+        log_y: true,
+        series: by_rate(&cpu_us),
+    };
+    let latency = svg::Chart {
+        title: "One-way chat latency p99 against offered load".into(),
+        x_label: "offered load (messages/s)".into(),
+        y_label: "p99 latency (ms, log scale)".into(),
+        log_y: true,
+        series: by_rate(&|r| p99_ms(Some(r))),
     };
     let rss = svg::Chart {
         title: "Server RSS against idle sessions".into(),
@@ -558,5 +508,5 @@ pub(super) fn charts(results: &[(Server, Figures)]) -> Vec<(&'static str, svg::C
             })
             .collect(),
     };
-    vec![("latency.svg", latency), ("rss.svg", rss)]
+    vec![("cpu.svg", cpu), ("latency.svg", latency), ("rss.svg", rss)]
 }
