@@ -6,24 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_cluster::etcd::{Claim, EtcdRegistry};
-use parley_cluster::registry::{Cache, Layout, NodeInfo, SessionEntry};
+use parley_cluster::registry::{Cache, Layout, SessionEntry};
+
+mod common;
+use common::{info, layout};
 use parley_testkit_services::{poll_until, shared_etcd};
-
-fn layout() -> Layout {
-    let tag: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    Layout::new(format!("/parley-test/{tag:x}"))
-}
-
-fn info() -> NodeInfo {
-    NodeInfo {
-        addr: "127.0.0.1:7000".into(),
-        version: "test".into(),
-        started_ms: 0,
-    }
-}
 
 fn entry(node: &str, session: u64) -> SessionEntry {
     SessionEntry {

@@ -15,7 +15,10 @@ use parley_cluster::etcd::{Claim, EtcdRegistry};
 use parley_cluster::etcd_access::EtcdAccess;
 use parley_cluster::etcd_client;
 use parley_cluster::etcd_sync::SyncStatus;
-use parley_cluster::registry::{encode, Cache, Layout, NodeInfo, SessionEntry};
+use parley_cluster::registry::{encode, Cache, Layout, SessionEntry};
+
+mod common;
+use common::{info, layout};
 use parley_testkit_services::{poll_until, shared_etcd, EtcdServer};
 
 /// Sessions the big node holds.
@@ -23,22 +26,6 @@ const SESSIONS: usize = 5_000;
 
 /// Keys per transaction while filling (etcd allows 128 operations per transaction).
 const BATCH: usize = 100;
-
-fn layout() -> Layout {
-    let tag: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    Layout::new(format!("/parley-test/{tag:x}"))
-}
-
-fn info() -> NodeInfo {
-    NodeInfo {
-        addr: "127.0.0.1:7000".into(),
-        version: "test".into(),
-        started_ms: 0,
-    }
-}
 
 fn entry(node: &str, session: u64) -> SessionEntry {
     SessionEntry {
