@@ -109,6 +109,7 @@ impl Config {
     pub fn storage_options(&self) -> parley_storage::StorageOptions {
         parley_storage::StorageOptions {
             sqlite_writer_cache_kib: self.storage.sqlite_cache_mib.saturating_mul(1024),
+            sqlite_user_queue: self.storage.sqlite_user_queue,
         }
     }
     /// Parses a user-supplied account JID: bare, with a node, on one of `server.hosts`;

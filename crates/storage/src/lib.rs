@@ -102,6 +102,25 @@ pub struct AccountInfo {
 
 /// An authentication token as stored (mod_tokenauth style): a hash of its secret, never
 /// the secret.
+/// What a user's actor loads before it handles anything, read in one call
+/// ([`Storage::user_state`]) so that a login costs the store one hand-off, not one per
+/// table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserState {
+    /// The account, if it exists (a stanza may start the actor of a user who has none).
+    pub account: Option<AccountInfo>,
+    /// As [`Storage::roster`] reads it.
+    pub roster: Roster,
+    /// As [`Storage::pending_in`] reads it.
+    pub pending_in: Vec<(String, String)>,
+    /// As [`Storage::offline_count`] counts.
+    pub offline_count: usize,
+    /// As [`Storage::blocklist`] reads it.
+    pub blocklist: Vec<String>,
+    /// The newest item of the user's avatar metadata node (XEP-0084), if any.
+    pub avatar_metadata: Option<PepItemRow>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     /// The token's public id.
@@ -175,6 +194,11 @@ pub trait Storage:
         host: &str,
         hash: ScramHash,
     ) -> Result<Option<ScramCredentials>>;
+
+    /// Everything a user's actor reads when it starts ([`UserState`]), from one snapshot
+    /// where the backend has them (a login's reads were eleven statements, each a
+    /// hand-off to the store's thread and back).
+    async fn user_state(&self, username: &str, host: &str) -> Result<UserState>;
 
     /// One account, if it exists.
     async fn account(&self, username: &str, host: &str) -> Result<Option<AccountInfo>>;
@@ -343,12 +367,17 @@ pub struct StorageOptions {
     /// sqlite_cache_mib`). Archive batches touch every active account's index pages; a
     /// cache that holds them saves reading them again for each batch.
     pub sqlite_writer_cache_kib: u32,
+    /// SQLite: requests waiting for the file's user thread (a login's credentials and
+    /// state, private XML writes such as the last activity at logout; `[storage]
+    /// sqlite_user_queue`); a full queue makes the askers wait, it drops nothing.
+    pub sqlite_user_queue: usize,
 }
 
 impl Default for StorageOptions {
     fn default() -> Self {
         Self {
             sqlite_writer_cache_kib: 16 * 1024,
+            sqlite_user_queue: 1024,
         }
     }
 }

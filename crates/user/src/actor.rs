@@ -460,36 +460,27 @@ impl Actor for UserActor {
         let storage = self.users.storage.clone();
         let (user, host) = (self.username().to_owned(), self.host().to_owned());
         // Nothing is handled until the account and roster are known: `wait` holds the mailbox.
-        let load = async move {
-            let account = storage.account(&user, &host).await?;
-            let roster = storage.roster(&user, &host).await?;
-            let pending = storage.pending_in(&user, &host).await?;
-            let offline = storage.offline_count(&user, &host).await?;
-            let blocklist = storage.blocklist(&user, &host).await?;
-            let avatar = crate::avatar::stored_avatar(&*storage, &user, &host).await?;
-            Ok::<_, parley_storage::StorageError>((
-                account.is_some(),
-                roster,
-                pending,
-                offline,
-                blocklist,
-                avatar,
-            ))
-        };
+        // One call: the store answers from one snapshot with one hand-off (a login's
+        // reads were eleven round trips to the store's thread).
+        let load = async move { storage.user_state(&user, &host).await };
         ctx.wait(wrap_future::<_, Self>(load).map(|res, act, ctx| {
             match res {
-                Ok((exists, roster, pending, offline, blocklist, avatar)) => {
-                    act.exists = exists;
-                    act.avatar = avatar;
-                    act.blocklist = parley_proto::blocking::Blocklist::new(blocklist);
-                    act.roster.version = roster.version;
-                    act.roster.items = roster
+                Ok(state) => {
+                    act.exists = state.account.is_some();
+                    act.avatar = state
+                        .avatar_metadata
+                        .as_ref()
+                        .and_then(crate::avatar::avatar_of);
+                    act.blocklist = parley_proto::blocking::Blocklist::new(state.blocklist);
+                    act.roster.version = state.roster.version;
+                    act.roster.items = state
+                        .roster
                         .items
                         .into_iter()
                         .map(|i| (i.jid.clone(), i))
                         .collect();
-                    act.roster.pending_in = pending;
-                    act.offline_waiting = offline > 0;
+                    act.roster.pending_in = state.pending_in;
+                    act.offline_waiting = state.offline_count > 0;
                 }
                 Err(e) => {
                     // Without its roster the user would be shown offline to everyone; better

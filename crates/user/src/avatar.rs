@@ -10,26 +10,17 @@
 use actix::fut::{wrap_future, ActorFutureExt};
 use actix::{AsyncContext, Context};
 use parley_proto::avatar;
-use parley_storage::Storage;
 use parley_xml::{Element, Limits};
 use tracing::warn;
 
 use crate::actor::UserActor;
 
-/// The avatar the account's metadata node names now (its newest item), if any.
-pub(crate) async fn stored_avatar(
-    storage: &dyn Storage,
-    username: &str,
-    host: &str,
-) -> Result<Option<String>, parley_storage::StorageError> {
-    let rows = storage
-        .pep_items(username, host, avatar::METADATA_NODE, Some(1), &[])
-        .await?;
-    Ok(rows
-        .last()
-        .and_then(|r| Element::parse(r.payload.as_bytes(), &Limits::trusted_copies()).ok())
+/// The avatar that `newest`, the newest item of an account's metadata node, names.
+pub(crate) fn avatar_of(newest: &parley_storage::PepItemRow) -> Option<String> {
+    Element::parse(newest.payload.as_bytes(), &Limits::trusted_copies())
+        .ok()
         .and_then(|p| avatar::metadata_info(&p))
-        .map(|(id, _)| id))
+        .map(|(id, _)| id)
 }
 
 impl UserActor {

@@ -782,6 +782,9 @@ pub struct StorageConfig {
     /// SQLite: the page cache of the connection that writes, in MiB (reading connections
     /// keep SQLite's default of 2 MiB each).
     pub sqlite_cache_mib: u32,
+    /// SQLite: requests waiting for the file's user thread (a login's reads, private XML
+    /// writes), in items.
+    pub sqlite_user_queue: usize,
 }
 
 impl Default for StorageConfig {
@@ -790,6 +793,7 @@ impl Default for StorageConfig {
             url: None,
             sqlite_cache_mib: parley_storage::StorageOptions::default().sqlite_writer_cache_kib
                 / 1024,
+            sqlite_user_queue: parley_storage::StorageOptions::default().sqlite_user_queue,
         }
     }
 }

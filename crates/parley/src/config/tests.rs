@@ -783,6 +783,13 @@ fn storage_sqlite_cache_is_bounded_and_reaches_the_store() {
         e.starts_with("test.toml: storage.sqlite_cache_mib = 0: must be between 1 and 65536"),
         "{e}"
     );
+    let c = Config::from_toml_str("[storage]\nsqlite_user_queue = 8\n", "t").unwrap();
+    assert_eq!(c.storage_options().sqlite_user_queue, 8);
+    let e = err("[storage]\nsqlite_user_queue = 0\n");
+    assert!(
+        e.starts_with("test.toml: storage.sqlite_user_queue = 0: must be between 1 and 65536"),
+        "{e}"
+    );
 }
 
 #[test]

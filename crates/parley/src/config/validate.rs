@@ -160,6 +160,13 @@ impl Config {
                 "must be between 1 and 65536",
             ));
         }
+        if !(1..=65_536).contains(&self.storage.sqlite_user_queue) {
+            return Err(Violation::new(
+                "storage.sqlite_user_queue",
+                self.storage.sqlite_user_queue,
+                "must be between 1 and 65536",
+            ));
+        }
         if self.roster.max_items == 0 {
             return Err(Violation::new(
                 "roster.max_items",

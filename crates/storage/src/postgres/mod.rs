@@ -282,4 +282,32 @@ async fn archive_insert_backend(
     sql_storage::archive_insert_sqlx(store, records, policy).await
 }
 
+async fn credentials_backend(
+    store: &PgStorage,
+    username: &str,
+    host: &str,
+    hash: parley_proto::sasl::ScramHash,
+) -> Result<Option<ScramCredentials>> {
+    sql_storage::credentials_sqlx(store, username, host, hash).await
+}
+
+async fn user_state_backend(
+    store: &PgStorage,
+    username: &str,
+    host: &str,
+) -> Result<crate::UserState> {
+    sql_storage::user_state_sqlx(store, username, host).await
+}
+
+async fn private_set_backend(
+    store: &PgStorage,
+    username: &str,
+    host: &str,
+    ns: &str,
+    xml: &str,
+    max_namespaces: usize,
+) -> Result<bool> {
+    sql_storage::private_set_sqlx(store, username, host, ns, xml, max_namespaces).await
+}
+
 impl_sql_storage!(PgStorage, conn = PgConnection, row = PgRow);

@@ -152,29 +152,11 @@ macro_rules! sql_storage_methods {
                 host: &str,
                 hash: ScramHash,
             ) -> Result<Option<ScramCredentials>> {
-                let row = sqlx::query(SELECT_CREDENTIALS)
-                    .bind(host)
-                    .bind(username)
-                    .bind(hash.name())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(backend)?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let iterations: i64 = row.try_get("iterations").map_err(backend)?;
-                let iterations = u32::try_from(iterations).map_err(|_| {
-                    StorageError::Backend(format!(
-                        "corrupt iteration count {iterations} for {username}@{host}"
-                    ))
-                })?;
-                Ok(Some(ScramCredentials {
-                    hash,
-                    salt: row.try_get("salt").map_err(backend)?,
-                    iterations,
-                    stored_key: row.try_get("stored_key").map_err(backend)?,
-                    server_key: row.try_get("server_key").map_err(backend)?,
-                }))
+                credentials_backend(self, username, host, hash).await
+            }
+
+            async fn user_state(&self, username: &str, host: &str) -> Result<UserState> {
+                user_state_backend(self, username, host).await
             }
 
             async fn account(&self, username: &str, host: &str) -> Result<Option<AccountInfo>> {
@@ -682,39 +664,156 @@ macro_rules! sql_storage_methods {
                 xml: &str,
                 max_namespaces: usize,
             ) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                // Serializes one user's writes, so that two new namespaces stored at once
-                // cannot both pass the count.
-                lock_user(&mut tx, UserLock::Private, username, host).await?;
-                let has: i64 = sqlx::query_scalar(HAS_PRIVATE)
+                private_set_backend(self, username, host, ns, xml, max_namespaces).await
+            }
+        }
+
+        /// [`Storage::credentials`] through sqlx.
+        pub(super) async fn credentials_sqlx(
+            store: &$store,
+            username: &str,
+            host: &str,
+            hash: ScramHash,
+        ) -> Result<Option<ScramCredentials>> {
+            let row = sqlx::query(SELECT_CREDENTIALS)
+                .bind(host)
+                .bind(username)
+                .bind(hash.name())
+                .fetch_optional(&store.pool)
+                .await
+                .map_err(backend)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let iterations: i64 = row.try_get("iterations").map_err(backend)?;
+            let iterations = u32::try_from(iterations).map_err(|_| {
+                StorageError::Backend(format!(
+                    "corrupt iteration count {iterations} for {username}@{host}"
+                ))
+            })?;
+            Ok(Some(ScramCredentials {
+                hash,
+                salt: row.try_get("salt").map_err(backend)?,
+                iterations,
+                stored_key: row.try_get("stored_key").map_err(backend)?,
+                server_key: row.try_get("server_key").map_err(backend)?,
+            }))
+        }
+
+        /// [`Storage::private_set`] through sqlx.
+        pub(super) async fn private_set_sqlx(
+            store: &$store,
+            username: &str,
+            host: &str,
+            ns: &str,
+            xml: &str,
+            max_namespaces: usize,
+        ) -> Result<bool> {
+            let mut tx = store.begin_write().await?;
+            // Serializes one user's writes, so that two new namespaces stored at once
+            // cannot both pass the count.
+            lock_user(&mut tx, UserLock::Private, username, host).await?;
+            let has: i64 = sqlx::query_scalar(HAS_PRIVATE)
+                .bind(host)
+                .bind(username)
+                .bind(ns)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if has == 0 {
+                let count: i64 = sqlx::query_scalar(COUNT_PRIVATE)
                     .bind(host)
                     .bind(username)
-                    .bind(ns)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend)?;
-                if has == 0 {
-                    let count: i64 = sqlx::query_scalar(COUNT_PRIVATE)
-                        .bind(host)
-                        .bind(username)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    if count as usize >= max_namespaces {
-                        return Ok(false);
-                    }
+                if count as usize >= max_namespaces {
+                    return Ok(false);
                 }
-                sqlx::query(UPSERT_PRIVATE)
-                    .bind(host)
-                    .bind(username)
-                    .bind(ns)
-                    .bind(xml)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                tx.commit().await.map_err(backend)?;
-                Ok(true)
             }
+            sqlx::query(UPSERT_PRIVATE)
+                .bind(host)
+                .bind(username)
+                .bind(ns)
+                .bind(xml)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(true)
+        }
+
+        /// [`Storage::user_state`] through sqlx: the reads in one snapshot (a read
+        /// transaction), one statement after another.
+        pub(super) async fn user_state_sqlx(
+            store: &$store,
+            username: &str,
+            host: &str,
+        ) -> Result<UserState> {
+            let mut tx = store.begin_read().await?;
+            let account = sqlx::query(SELECT_ACCOUNT)
+                .bind(host)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let account = account.as_ref().map(account_from_row).transpose()?;
+            let version = roster_version(&mut tx, username, host).await?;
+            let items = roster_items_since(&mut tx, username, host, 0).await?;
+            let pending_in = sqlx::query(SELECT_PENDING_IN)
+                .bind(host)
+                .bind(username)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get("jid").map_err(backend)?,
+                        row.try_get("stanza").map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let offline: i64 = sqlx::query_scalar(COUNT_OFFLINE)
+                .bind(host)
+                .bind(username)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let blocklist = sqlx::query_scalar(SELECT_BLOCKLIST)
+                .bind(host)
+                .bind(username)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let avatar = sqlx::query(SELECT_NEWEST_PEP_ITEM)
+                .bind(host)
+                .bind(username)
+                .bind(parley_proto::avatar::METADATA_NODE)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let avatar_metadata = avatar
+                .map(|row| {
+                    Ok::<_, StorageError>($crate::pep::PepItemRow {
+                        id: row.try_get("id").map_err(backend)?,
+                        stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
+                        payload: row.try_get("payload").map_err(backend)?,
+                    })
+                })
+                .transpose()?;
+            tx.commit().await.map_err(backend)?;
+            Ok(UserState {
+                account,
+                roster: Roster {
+                    version,
+                    items: items.into_iter().map(|(_, item)| item).collect(),
+                },
+                pending_in,
+                offline_count: offline_count_from(offline)?,
+                blocklist,
+                avatar_metadata,
+            })
         }
     };
 }

@@ -20,7 +20,10 @@
 //!   `put_pending_in`, `insert_blocked`, `delete_blocked` (one statement over arrays on
 //!   PostgreSQL, one statement per row on SQLite);
 //! * `archive_insert_backend`: PostgreSQL's is the shared `archive_insert_sqlx`; SQLite's
-//!   hands a file's batches to a thread of their own (`sqlite/archive_thread.rs`).
+//!   hands a file's batches to a thread of their own (`sqlite/archive_thread.rs`);
+//! * `credentials_backend`, `user_state_backend` and `private_set_backend`, a login's and
+//!   logout's storage work: PostgreSQL's are the shared `*_sqlx`; SQLite's run a file's on
+//!   a thread of their own (`sqlite/user_thread.rs`).
 
 use parley_proto::sasl::ScramCredentials;
 
@@ -122,7 +125,7 @@ macro_rules! impl_sql_storage {
             };
             use $crate::{
                 AccountInfo, ImportReport, NewAccount, OfflineMessage, Result, Roster,
-                RosterChange, RosterItem, Storage, StorageError, TokenRecord,
+                RosterChange, RosterItem, Storage, StorageError, TokenRecord, UserState,
             };
 
             // The SQL both backends run as written, then the backend's own SQL constants,

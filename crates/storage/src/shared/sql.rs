@@ -246,6 +246,9 @@ pub(crate) const INSERT_PEP_ITEM: &str = "INSERT INTO pep_items
     (host, username, node, id, stamp_ms, payload) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const SELECT_PEP_ITEMS: &str = "SELECT id, stamp_ms, payload FROM pep_items
     WHERE host = $1 AND username = $2 AND node = $3 ORDER BY seq";
+/// The newest item of one node (a user's avatar metadata, read at login).
+pub(crate) const SELECT_NEWEST_PEP_ITEM: &str = "SELECT id, stamp_ms, payload FROM pep_items
+    WHERE host = $1 AND username = $2 AND node = $3 ORDER BY seq DESC LIMIT 1";
 pub(crate) const DELETE_PEP_NODE_ITEMS: &str =
     "DELETE FROM pep_items WHERE host = $1 AND username = $2 AND node = $3";
 pub(crate) const DELETE_PEP_NODE: &str =

@@ -31,6 +31,7 @@ use crate::{redact_password, Result, StorageError};
 
 mod archive_thread;
 mod sql;
+mod user_thread;
 use sql::*;
 
 #[cfg(test)]
@@ -52,6 +53,8 @@ pub(crate) struct SqliteStorage {
     writer: SqlitePool,
     /// A file's archive batches (`archive_thread.rs`); None for an in-memory database.
     archive: Option<archive_thread::ArchiveThread>,
+    /// A file's login work (`user_thread.rs`); None for an in-memory database.
+    user: Option<user_thread::UserThread>,
     /// For `Debug` and logs: the file path, or `:memory:`.
     location: String,
 }
@@ -87,6 +90,7 @@ impl SqliteStorage {
         Ok(Self {
             writer: pool.clone(),
             archive: None,
+            user: None,
             pool,
             location: ":memory:".into(),
         })
@@ -144,12 +148,14 @@ impl SqliteStorage {
             BUSY_TIMEOUT,
             tuning.sqlite_writer_cache_kib,
         )?;
+        let user = user_thread::UserThread::start(&path, BUSY_TIMEOUT, tuning.sqlite_user_queue)?;
         tracing::info!(path = %path.display(), migrations_applied = applied, "opened SQLite storage");
         Ok((
             Self {
                 pool,
                 writer,
                 archive: Some(archive),
+                user: Some(user),
                 location: path.display().to_string(),
             },
             applied,
@@ -382,6 +388,49 @@ async fn archive_insert_backend(
     match &store.archive {
         Some(thread) => thread.insert(records, policy).await,
         None => sql_storage::archive_insert_sqlx(store, records, policy).await,
+    }
+}
+
+/// A file's login work goes to its user thread; an in-memory database's through sqlx.
+async fn credentials_backend(
+    store: &SqliteStorage,
+    username: &str,
+    host: &str,
+    hash: parley_proto::sasl::ScramHash,
+) -> Result<Option<ScramCredentials>> {
+    match &store.user {
+        Some(user) => user.credentials(username, host, hash).await,
+        None => sql_storage::credentials_sqlx(store, username, host, hash).await,
+    }
+}
+
+/// As [`credentials_backend`].
+async fn user_state_backend(
+    store: &SqliteStorage,
+    username: &str,
+    host: &str,
+) -> Result<crate::UserState> {
+    match &store.user {
+        Some(user) => user.user_state(username, host).await,
+        None => sql_storage::user_state_sqlx(store, username, host).await,
+    }
+}
+
+/// As [`credentials_backend`].
+async fn private_set_backend(
+    store: &SqliteStorage,
+    username: &str,
+    host: &str,
+    ns: &str,
+    xml: &str,
+    max_namespaces: usize,
+) -> Result<bool> {
+    match &store.user {
+        Some(user) => {
+            user.private_set(username, host, ns, xml, max_namespaces)
+                .await
+        }
+        None => sql_storage::private_set_sqlx(store, username, host, ns, xml, max_namespaces).await,
     }
 }
 

@@ -126,6 +126,7 @@ async fn schema_one_database_is_upgraded_in_place() {
         let old = SqliteStorage {
             writer: pool.clone(),
             archive: None,
+            user: None,
             pool,
             location: "schema one".into(),
         };

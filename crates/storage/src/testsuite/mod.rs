@@ -18,6 +18,7 @@ mod accounts;
 mod archive;
 mod blocking;
 mod invites;
+mod login;
 mod muc;
 mod offline;
 mod pep;
@@ -43,6 +44,7 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     accounts::delete_cascades_to_credentials(s, &run).await;
     accounts::generated_credentials_round_trip(s, &run).await;
     accounts::server_secret_is_stable(&storage).await;
+    login::user_state_reads_what_the_single_reads_do(s, &run).await;
 
     roster::roster_of_unknown_user_is_empty_version_zero(s, &run).await;
     roster::roster_put_bumps_version_and_replaces(s, &run).await;
