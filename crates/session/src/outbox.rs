@@ -23,8 +23,9 @@ pub struct Outbox {
     max_bytes: usize,
 }
 
-/// Buffers larger than this are released once drained.
-const KEEP_CAPACITY: usize = 1024;
+/// What a queue that was empty reserves on its next push: most bursts (a stanza or a few)
+/// fit, so they are written without growing the buffer.
+const FIRST_CAPACITY: usize = 1024;
 
 impl Outbox {
     /// An empty queue with the given bounds.
@@ -41,6 +42,7 @@ impl Outbox {
     /// Appends one unit (a stanza or stream-level data) written by `write`. Refused past the
     /// bounds; the bytes already written by `write` are then discarded.
     pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Full> {
+        self.reserve_first();
         let start = self.buf.len();
         write(&mut self.buf);
         if self.ends.len() >= self.max_stanzas || self.pending() > self.max_bytes {
@@ -60,8 +62,15 @@ impl Outbox {
     /// Like [`push_unbounded`](Self::push_unbounded), for a unit of kind `unit` (a header,
     /// a stream error, the close).
     pub fn push_unit(&mut self, unit: Unit, data: &[u8]) {
+        self.reserve_first();
         self.buf.extend_from_slice(data);
         self.ends.push_back((self.buf.len(), unit));
+    }
+
+    fn reserve_first(&mut self) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(FIRST_CAPACITY);
+        }
     }
 
     /// Whether the session should stop taking input: the queue is at least half full (in
@@ -112,13 +121,11 @@ impl Outbox {
             self.ends.pop_front();
         }
         if self.written == self.buf.len() {
+            // Drained: an idle session keeps no buffer at all (an allocation per burst is
+            // cheap; a kilobyte held by each of a million idle sessions is not).
             self.written = 0;
-            self.ends.clear();
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf = Vec::new();
-            } else {
-                self.buf.clear();
-            }
+            self.buf = Vec::new();
+            self.ends = VecDeque::new();
         } else if self.written > 64 * 1024 && self.written > self.buf.len() / 2 {
             // A slow reader with a steady trickle: reclaim the written prefix.
             self.buf.drain(..self.written);
@@ -211,5 +218,9 @@ mod tests {
         o.consume(3000);
         assert!(o.is_empty());
         assert_eq!(o.buf.capacity(), 0);
+        // A small burst too: an idle session holds nothing.
+        o.push_unbounded(b"<presence/>");
+        o.consume(11);
+        assert_eq!((o.buf.capacity(), o.ends.capacity()), (0, 0));
     }
 }
