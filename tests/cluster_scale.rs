@@ -118,6 +118,8 @@ async fn a_node_starts_over_a_big_registry_and_survives_a_big_leave() {
     assert_eq!(metric(&n1, "parley_registry_sessions"), SESSIONS as u64);
     assert_eq!(metric(&n1, "parley_registry_sync_failures_total"), 0);
     let restarts = metric(&n1, "parley_registry_watch_restarts_total");
+    let revision = metric(&n1, "parley_registry_revision");
+    assert!(revision > 0, "the cache's etcd revision is exported");
 
     big.revoke().await.expect("the big node leaves");
     wait_for(
@@ -131,5 +133,6 @@ async fn a_node_starts_over_a_big_registry_and_survives_a_big_leave() {
         "the watch decoded the leave without breaking"
     );
     assert_eq!(metric(&n1, "parley_registry_sync_failures_total"), 0);
+    assert!(metric(&n1, "parley_registry_revision") > revision);
     assert_eq!(n1.get("/ready").map(|r| r.0), Some(200));
 }

@@ -77,9 +77,24 @@ for start in range(0, n, 128):  # etcd's default --max-txn-ops
     post("/v3/kv/txn", {"success": [{"requestPut": {
         "key": b("/parley/probe/%027d" % i), "value": b("x" * 110), "lease": lease}}
         for i in range(start, min(n, start + 128))]})
-post("/v3/lease/revoke", {"ID": lease})
+revision = int(post("/v3/lease/revoke", {"ID": lease})["header"]["revision"])
 print("%d keys under one lease, revoked" % n)
+# The revision the revoke made, for `applied_revision` (on stderr: not part of the report).
+print(revision, file=sys.stderr)
 PY
+}
+
+# Waits (up to 60 s) until node K's registry cache holds etcd revision REV
+# (`parley_registry_revision`), instead of guessing how long the watch takes.
+applied_revision() {
+  local k=$1 rev=$2 at
+  for _ in $(seq 600); do
+    at=$(curl -s "http://127.0.0.1:1620$k/metrics" | awk '/^parley_registry_revision/ { print $2 }')
+    [ -n "$at" ] && [ "$at" -ge "$rev" ] && return 0
+    sleep 0.1
+  done
+  echo "run-scale.sh: node$k did not reach etcd revision $rev (at ${at:-?})" >&2
+  return 1
 }
 
 # BUILD=0 skips the build (BENCH and PARLEY_BIN then name the binaries to use).
@@ -123,8 +138,8 @@ done
 
 # 3. The lease burst.
 cluster/local up 1
-lease_burst "$BURST" >"$out/burst.txt"
-sleep 5
+lease_burst "$BURST" >"$out/burst.txt" 2>"$out/burst.rev"
+applied_revision 1 "$(cat "$out/burst.rev")" || true
 grep -oE 'registry watch interrupted.*' cluster/.local/node1/parley.log | sed 's/\x1b\[[0-9;]*m//g' | sort | uniq -c >>"$out/burst.txt" || true
 cluster/local down --purge
 

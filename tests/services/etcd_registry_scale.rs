@@ -172,6 +172,8 @@ async fn a_big_leaving_node_does_not_break_a_running_nodes_watch() {
     .await;
     assert!(status.synced());
     let restarts = status.restarts();
+    let before = status.revision();
+    assert!(before > 0, "the revision the cache holds is reported");
 
     big.revoke().await.unwrap();
     eventually(
@@ -190,6 +192,10 @@ async fn a_big_leaving_node_does_not_break_a_running_nodes_watch() {
     );
     assert_eq!(status.failures(), 0);
     assert!(status.synced());
+    assert!(
+        status.revision() > before,
+        "the revoke's revision is applied and reported"
+    );
 
     // Still following.
     assert_eq!(

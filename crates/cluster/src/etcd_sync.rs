@@ -11,7 +11,7 @@
 //! configured bound, since one response carries every delete of a leaving node's lease.
 
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ pub struct SyncStatus {
     synced: AtomicBool,
     failures: AtomicU64,
     restarts: AtomicU64,
+    /// The newest etcd revision the cache holds (listed or applied from the watch).
+    revision: AtomicI64,
 }
 
 impl SyncStatus {
@@ -76,6 +78,17 @@ impl SyncStatus {
     /// replaced by a new list.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The newest etcd revision the cache holds: what an operator (or a benchmark)
+    /// compares with etcd's own revision to see how far behind the node is.
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// The cache now holds `revision` (a list, or a watch response applied).
+    pub(crate) fn applied(&self, revision: i64) {
+        self.revision.fetch_max(revision, Ordering::AcqRel);
     }
 
     /// The cache was listed and is followed.
@@ -207,6 +220,7 @@ impl EtcdSync {
     async fn open(&mut self, cache: &RwLock<Cache>) -> Result<WatchStream, ClusterError> {
         let (revision, kvs) = list_prefix(&mut self.kv, &self.layout.prefix(), self.page).await?;
         let events = cache.write().reset(&self.layout, kvs, revision);
+        self.status.applied(revision);
         // Sent even when empty: every cache change wakes frames waiting for a claim to show.
         let _ = self.events.send(events);
         let options = WatchOptions::new()
@@ -266,6 +280,7 @@ impl EtcdSync {
                 .collect();
             if !changes.is_empty() {
                 let events = cache.write().apply(&self.layout, &changes, rev);
+                self.status.applied(rev);
                 let _ = self.events.send(events);
             }
         }

@@ -605,6 +605,7 @@ mod tests {
                 registry_sessions: 6,
                 registry_sync_failures: 2,
                 registry_watch_restarts: 3,
+                registry_revision: 42,
             }),
             ..single_node()
         };
@@ -631,6 +632,7 @@ mod tests {
             "parley_registry_sessions{node=\"n1\"} 6",
             "parley_registry_sync_failures_total{node=\"n1\"} 2",
             "parley_registry_watch_restarts_total{node=\"n1\"} 3",
+            "parley_registry_revision{node=\"n1\"} 42",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");
         }

@@ -42,6 +42,8 @@ pub struct Cluster {
     pub registry_sync_failures: u64,
     /// Registry watches that ended and were replaced by a new list.
     pub registry_watch_restarts: u64,
+    /// The newest etcd revision the registry cache holds.
+    pub registry_revision: u64,
 }
 
 impl Cluster {
@@ -64,6 +66,7 @@ impl Cluster {
             registry_sessions: cache.session_count() as u64,
             registry_sync_failures: n.registry_sync().failures(),
             registry_watch_restarts: n.registry_sync().restarts(),
+            registry_revision: u64::try_from(n.registry_sync().revision()).unwrap_or(0),
         }
     }
 
@@ -174,6 +177,14 @@ impl Cluster {
             None,
             Counter,
             here(self.registry_watch_restarts),
+        )?;
+        family(
+            enc,
+            "registry_revision",
+            "The newest etcd revision the registry cache holds; etcd's own revision minus this is how far behind the node is.",
+            None,
+            Gauge,
+            here(self.registry_revision),
         )
     }
 }

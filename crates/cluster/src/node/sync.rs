@@ -23,6 +23,7 @@ impl Node {
     pub(super) async fn load_registry(&self, reg: &EtcdRegistry) -> Result<i64, ClusterError> {
         match reg.load(&self.cache).await {
             Ok(revision) => {
+                self.sync_status.applied(revision);
                 self.sync_status.set_synced();
                 Ok(revision)
             }

@@ -20,9 +20,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::side::{self, sqlite};
 use crate::archive::{batch_totals, stamp_batch, trim_reads, trim_upto};
 use crate::archive::{ArchivePolicy, ArchiveRecord};
 use crate::{Result, StorageError};
@@ -63,26 +64,17 @@ impl ArchiveThread {
     /// Opens a second connection to the (migrated, WAL) database at `path` and starts its
     /// thread, which ends once this handle is dropped and the queue is empty.
     pub(crate) fn start(path: &Path, busy: Duration, cache_kib: u32) -> Result<ArchiveThread> {
-        let conn = Connection::open_with_flags(
+        // The automatic checkpoint is per connection, and this one commits most.
+        let conn = side::connection(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite)?;
-        conn.busy_timeout(busy).map_err(sqlite)?;
-        // The pool's settings (`SqliteStorage::open_file_with`); the automatic checkpoint
-        // is per connection, and this one commits most.
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;
-             PRAGMA wal_autocheckpoint = 4000; PRAGMA cache_size = -{};",
-            cache_kib.max(64)
-        ))
-        .map_err(sqlite)?;
-        conn.set_prepared_statement_cache_capacity(16);
+            busy,
+            &format!(
+                "PRAGMA wal_autocheckpoint = 4000; PRAGMA cache_size = -{};",
+                cache_kib.max(64)
+            ),
+        )?;
         let (batches, rx) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
-            .name("parley-archive-sqlite".into())
-            .spawn(move || run(conn, rx))
-            .map_err(|e| StorageError::Backend(format!("starting the archive thread: {e}")))?;
+        side::spawn("parley-archive-sqlite", move || run(conn, rx))?;
         Ok(ArchiveThread { batches })
     }
 
@@ -217,8 +209,4 @@ fn write(
     }
     give_way();
     tx.commit()
-}
-
-fn sqlite(e: rusqlite::Error) -> StorageError {
-    StorageError::Backend(e.to_string())
 }

@@ -30,6 +30,7 @@ use crate::shared::{backend, impl_sql_storage, UserLock};
 use crate::{redact_password, Result, StorageError};
 
 mod archive_thread;
+mod side;
 mod sql;
 mod user_thread;
 use sql::*;

@@ -30,9 +30,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use parley_proto::sasl::{ScramCredentials, ScramHash};
-use rusqlite::{named_params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::side::{self, sqlite};
 use crate::shared::offline_count_from;
 use crate::shared::sql::{
     COUNT_OFFLINE, COUNT_PRIVATE, HAS_PRIVATE, SELECT_ACCOUNT, SELECT_BLOCKLIST,
@@ -71,20 +72,9 @@ pub(crate) struct UserThread {
 impl UserThread {
     /// Opens a connection to the (migrated, WAL) database at `path` and starts its thread, which ends once this handle is dropped and the queue is empty.
     pub(crate) fn start(path: &Path, busy: Duration, queue: usize) -> Result<UserThread> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite)?;
-        conn.busy_timeout(busy).map_err(sqlite)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;")
-            .map_err(sqlite)?;
-        conn.set_prepared_statement_cache_capacity(16);
+        let conn = side::connection(path, busy, "")?;
         let (requests, rx) = mpsc::channel(queue.max(1));
-        std::thread::Builder::new()
-            .name("parley-user-sqlite".into())
-            .spawn(move || run(conn, rx))
-            .map_err(|e| StorageError::Backend(format!("starting the user thread: {e}")))?;
+        side::spawn("parley-user-sqlite", move || run(conn, rx))?;
         Ok(UserThread { requests })
     }
 
@@ -354,8 +344,4 @@ fn private_set(
         .execute(named_params! {"$1": host, "$2": username, "$3": ns, "$4": xml})?;
     tx.commit()?;
     Ok(true)
-}
-
-fn sqlite(e: rusqlite::Error) -> StorageError {
-    StorageError::Backend(e.to_string())
 }
