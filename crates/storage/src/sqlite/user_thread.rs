@@ -17,10 +17,11 @@
 //! before they began, so a password change or roster push is visible to the next login as
 //! it is through sqlx. Writes begin `IMMEDIATE` with the pool's busy timeout, taking turns
 //! with the other writers (the sqlx writer, the archive thread) as any second writer would.
-//! The thread keeps the normal priority: logins wait for it. In-memory databases (tests)
-//! keep the sqlx path.
+//! Reads and writes each have a thread and connection of their own, so that a login never
+//! waits behind a write that waits for the lock. Both keep the normal priority: logins wait
+//! for them. In-memory databases (tests) keep the sqlx path.
 //!
-//! Bounds: requests waiting for the thread (`[storage] sqlite_user_queue`, items); each
+//! Bounds: requests waiting for each thread (`[storage] sqlite_user_queue`, items); each
 //! carries one username and host, which the session has already bounded by the JID limits
 //! (RFC 7622: 1023 bytes each), and a private write its element, bounded by the stanza
 //! size limit. A full queue makes the asker wait: nothing is dropped.
@@ -64,18 +65,25 @@ enum Request {
     },
 }
 
-/// The handle: requests go in, each answered once.
+/// The handle: requests go in, each answered once. Reads and writes have a thread (and
+/// connection) each: a write may wait for the database's write lock (another writer's
+/// transaction, up to the busy timeout), and logins must not wait behind it.
 pub(crate) struct UserThread {
-    requests: mpsc::Sender<Request>,
+    reads: mpsc::Sender<Request>,
+    writes: mpsc::Sender<Request>,
 }
 
 impl UserThread {
-    /// Opens a connection to the (migrated, WAL) database at `path` and starts its thread, which ends once this handle is dropped and the queue is empty.
+    /// Opens two connections to the (migrated, WAL) database at `path` and starts their
+    /// threads, which end once this handle is dropped and their queues are empty.
     pub(crate) fn start(path: &Path, busy: Duration, queue: usize) -> Result<UserThread> {
+        let (reads, rx) = mpsc::channel(queue.max(1));
         let conn = side::connection(path, busy, "")?;
-        let (requests, rx) = mpsc::channel(queue.max(1));
         side::spawn("parley-user-sqlite", move || run(conn, rx))?;
-        Ok(UserThread { requests })
+        let (writes, rx) = mpsc::channel(queue.max(1));
+        let conn = side::connection(path, busy, "")?;
+        side::spawn("parley-userw-sqlite", move || run(conn, rx))?;
+        Ok(UserThread { reads, writes })
     }
 
     /// See [`crate::Storage::credentials`].
@@ -138,7 +146,11 @@ impl UserThread {
 
     async fn ask<T>(&self, request: Request, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         let gone = || StorageError::Backend("the user thread has stopped".into());
-        self.requests.send(request).await.map_err(|_| gone())?;
+        let queue = match request {
+            Request::Credentials { .. } | Request::UserState { .. } => &self.reads,
+            Request::PrivateSet { .. } => &self.writes,
+        };
+        queue.send(request).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
