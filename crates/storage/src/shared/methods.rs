@@ -685,12 +685,11 @@ macro_rules! sql_storage_methods {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let iterations: i64 = row.try_get("iterations").map_err(backend)?;
-            let iterations = u32::try_from(iterations).map_err(|_| {
-                StorageError::Backend(format!(
-                    "corrupt iteration count {iterations} for {username}@{host}"
-                ))
-            })?;
+            let iterations = iterations_from(
+                row.try_get("iterations").map_err(backend)?,
+                username,
+                host,
+            )?;
             Ok(Some(ScramCredentials {
                 hash,
                 salt: row.try_get("salt").map_err(backend)?,

@@ -96,6 +96,15 @@ pub(crate) fn offline_count_from(count: i64) -> crate::Result<usize> {
         .map_err(|_| StorageError::Backend(format!("corrupt offline message count {count}")))
 }
 
+/// A stored SCRAM iteration count, which must fit the protocol's `u32`.
+pub(crate) fn iterations_from(count: i64, username: &str, host: &str) -> crate::Result<u32> {
+    u32::try_from(count).map_err(|_| {
+        StorageError::Backend(format!(
+            "corrupt iteration count {count} for {username}@{host}"
+        ))
+    })
+}
+
 /// The `(host, username, credentials)` rows that `insert_credentials` takes.
 pub(crate) fn credential_rows<'a>(
     username: &'a str,
@@ -120,8 +129,8 @@ macro_rules! impl_sql_storage {
             use sqlx::Row;
 
             use $crate::shared::{
-                backend, credential_rows, not_found, offline_count_from, UserLock, IMPORT_BATCH,
-                SERVER_SECRET_KEY,
+                backend, credential_rows, iterations_from, not_found, offline_count_from, UserLock,
+                IMPORT_BATCH, SERVER_SECRET_KEY,
             };
             use $crate::{
                 AccountInfo, ImportReport, NewAccount, OfflineMessage, Result, Roster,

@@ -35,12 +35,12 @@ use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior}
 use tokio::sync::{mpsc, oneshot};
 
 use super::side::{self, sqlite};
-use crate::shared::offline_count_from;
 use crate::shared::sql::{
     COUNT_OFFLINE, COUNT_PRIVATE, HAS_PRIVATE, SELECT_ACCOUNT, SELECT_BLOCKLIST,
     SELECT_CREDENTIALS, SELECT_NEWEST_PEP_ITEM, SELECT_PENDING_IN, SELECT_ROSTER_GROUPS,
     SELECT_ROSTER_ITEMS, SELECT_ROSTER_VERSION, UPSERT_PRIVATE,
 };
+use crate::shared::{iterations_from, offline_count_from};
 use crate::{AccountInfo, PepItemRow, Result, Roster, RosterItem, StorageError, UserState};
 
 enum Request {
@@ -214,11 +214,7 @@ fn credentials(
     let Some((salt, iterations, stored_key, server_key)) = row else {
         return Ok(None);
     };
-    let iterations = u32::try_from(iterations).map_err(|_| {
-        StorageError::Backend(format!(
-            "corrupt iteration count {iterations} for {username}@{host}"
-        ))
-    })?;
+    let iterations = iterations_from(iterations, username, host)?;
     Ok(Some(ScramCredentials {
         hash,
         salt,
