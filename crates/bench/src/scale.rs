@@ -117,8 +117,10 @@ pub struct FillArgs {
     /// Source addresses per generator process: process P uses 127.0.(10+P).1 to .N.
     #[arg(long, default_value_t = 4)]
     pub ips_per_proc: usize,
-    /// Seconds to wait after each step before the snapshot (watch and batched writes land).
-    #[arg(long, default_value_t = 3.0)]
+    /// Most seconds to wait, after each step, for the cluster to settle before the snapshot:
+    /// etcd holds one key per held session and every node's registry cache has applied
+    /// etcd's revision (`parley_registry_revision`).
+    #[arg(long, default_value_t = 120.0)]
     pub settle: f64,
     /// A shell command to run while every session is held (e.g. start one more node and
     /// see whether it can list the registry); its output goes into the result.
@@ -485,7 +487,7 @@ fn fill(a: &FillArgs) -> Result<FillResult, BenchError> {
             open_s,
             logins_per_s: opened as f64 / open_s.max(1e-9),
         });
-        std::thread::sleep(Duration::from_secs_f64(a.settle));
+        settle(a, held as u64)?;
         snapshots.push(snap(&format!("node {} filled", k + 1), held)?);
     }
     let while_full = a.while_full.as_ref().map(|cmd| {
@@ -514,13 +516,10 @@ fn fill(a: &FillArgs) -> Result<FillResult, BenchError> {
     eprintln!("scale: releasing {held} sessions");
     let released = Instant::now();
     drop(children);
-    // Until the nodes have deleted every key (their releases are batched), at most 120 s.
-    let prefix = format!("{}/sessions/", a.prefix);
-    while session_keys(a.etcd, &prefix)?.0 > 0 && released.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // Until the nodes have deleted every key (their releases are batched) and every cache
+    // has seen it.
+    settle(a, 0)?;
     let release_s = released.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs_f64(a.settle));
     snapshots.push(snap("released", 0)?);
     Ok(FillResult {
         scenario: "scale".into(),
@@ -534,6 +533,36 @@ fn fill(a: &FillArgs) -> Result<FillResult, BenchError> {
         while_full,
         machine: crate::compare::machine(),
     })
+}
+
+/// Waits (at most `--settle` seconds) until etcd holds `keys` session keys and every node's
+/// registry cache holds etcd's revision: the step's batched writes have landed and every
+/// watch has applied them. Each check is a round of requests, so the loop follows the
+/// cluster's progress rather than a fixed pause.
+fn settle(a: &FillArgs, keys: u64) -> Result<(), BenchError> {
+    let prefix = format!("{}/sessions/", a.prefix);
+    let deadline = Instant::now() + Duration::from_secs_f64(a.settle);
+    loop {
+        let (n, _, _, revision) = session_keys(a.etcd, &prefix)?;
+        let mut behind = 0;
+        for admin in &a.admins {
+            let m = http(*admin, "GET", "/metrics", None)?;
+            if (metric(&m, "parley_registry_revision", None) as i64) < revision {
+                behind += 1;
+            }
+        }
+        if n == keys && behind == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "scale: not settled after {} s ({n} session keys for {keys}; {behind} node(s) behind revision {revision}); measuring anyway",
+                a.settle
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn snapshot(a: &FillArgs) -> Result<Snapshot, BenchError> {
