@@ -270,9 +270,12 @@ impl Router {
                 Err(component_absent(stanza))
             }
             Local::Failed(undelivered) if component => Err(component_refusal(*undelivered)),
-            Local::Loopback(stanza) | Local::Absent(stanza) => {
-                self.to_user(&jid.to_bare(), stanza, Wake::Start)
-            }
+            // The session resumed on another node after the sender looked it up here.
+            Local::Absent(stanza) => match self.moved_to(jid, Some(id)) {
+                Some(successor) => self.via(&successor, jid, stanza, Wake::Start),
+                None => self.to_user(&jid.to_bare(), stanza, Wake::Start),
+            },
+            Local::Loopback(stanza) => self.to_user(&jid.to_bare(), stanza, Wake::Start),
             Local::Failed(undelivered) => self.undelivered(*undelivered, Some(jid), Wake::Start),
         };
         if let Err(refused) = result {
@@ -370,12 +373,27 @@ impl Router {
             Local::Failed(undelivered) => return self.undelivered(*undelivered, Some(full), wake),
             Local::Absent(stanza) => stanza,
         };
-        match self.directory().and_then(|d| d.lookup(full)) {
-            Some(handle) => match handle.deliver(stanza) {
-                Ok(()) => Ok(Routed::Session),
-                Err(undelivered) => self.undelivered(*undelivered, Some(full), wake),
-            },
+        // Resumed on another node, this node's registry cache maybe not yet told.
+        let elsewhere = self
+            .moved_to(full, None)
+            .or_else(|| self.directory().and_then(|d| d.lookup(full)));
+        match elsewhere {
+            Some(handle) => self.via(&handle, full, stanza, wake),
             None => self.to_user(&full.to_bare(), stanza, wake),
+        }
+    }
+
+    /// Delivers to `full`'s session through `handle` (on another node).
+    fn via(
+        &self,
+        handle: &SessionHandle,
+        full: &FullJid,
+        stanza: Element,
+        wake: Wake,
+    ) -> Result<Routed, Box<Refused>> {
+        match handle.deliver(stanza) {
+            Ok(()) => Ok(Routed::Session),
+            Err(undelivered) => self.undelivered(*undelivered, Some(full), wake),
         }
     }
 

@@ -467,6 +467,63 @@ async fn node_link_frames_reach_only_the_session_they_name() {
     assert_eq!(w.users.take().len(), 1);
 }
 
+/// The handle of session `id` on node-c, through `w`'s link.
+fn on_node_c(w: &World, jid: &FullJid, id: u64) -> SessionHandle {
+    let link: Arc<dyn RemoteSessions> = w.link.clone();
+    SessionHandle::remote(SessionId(id), Arc::from("node-c"), jid.clone(), link)
+}
+
+#[actix_rt::test]
+async fn xep0198_5_what_still_comes_for_a_session_that_resumed_elsewhere_follows_it() {
+    let w = world();
+    let (bob, _) = bind(&w.router, "bob@example.org/phone", 2, 10);
+    let jid = FullJid::new("bob@example.org/phone").unwrap();
+    // Session 2 resumed on node-c; a peer whose registry still says "here" sends a frame,
+    // and a session here routes by the full JID: both follow it, none to the user actor
+    // (§8.5.3.2 would store a chat message offline, which a resumed client never sees).
+    w.router.moved(&jid, SessionId(2), on_node_c(&w, &jid, 2));
+    w.router
+        .to_local_session(&jid, SessionId(2), chat(ALICE, jid.as_str()));
+    let routed = w.router.route(chat(ALICE, jid.as_str()), ME);
+    assert!(matches!(routed, Routed::Session));
+    let got = std::mem::take(&mut *w.link.got.lock());
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .all(|(node, to, id, _)| node == "node-c" && *to == jid && *id == SessionId(2)));
+    assert!(take(&bob).await.0.is_empty());
+    assert!(w.users.take().is_empty());
+    // A frame naming another session id is not the moved session's.
+    w.router
+        .to_local_session(&jid, SessionId(99), chat(ALICE, jid.as_str()));
+    assert_eq!(w.users.take().len(), 1);
+    // The old actor stopped forwarding: §8.5.3.2 again.
+    w.router.moved_end(SessionId(2));
+    w.router
+        .to_local_session(&jid, SessionId(2), chat(ALICE, jid.as_str()));
+    assert_eq!(w.users.take().len(), 1);
+    assert!(w.link.got.lock().is_empty());
+}
+
+#[actix_rt::test]
+async fn xep0198_5_a_session_that_comes_back_is_not_forwarded_away() {
+    let w = world();
+    let jid = FullJid::new("bob@example.org/phone").unwrap();
+    bind(&w.router, jid.as_str(), 2, 10);
+    w.router.moved(&jid, SessionId(2), on_node_c(&w, &jid, 2));
+    // It resumed here again (same id) and then ended: a late frame must not go back to
+    // node-c, which may be forwarding here (two nodes would bounce it between them).
+    let (back, _) = bind(&w.router, jid.as_str(), 2, 10);
+    w.router
+        .to_local_session(&jid, SessionId(2), chat(ALICE, jid.as_str()));
+    assert_eq!(take(&back).await.0.len(), 1);
+    w.router.unbind(&jid, SessionId(2));
+    w.router
+        .to_local_session(&jid, SessionId(2), chat(ALICE, jid.as_str()));
+    assert!(w.link.got.lock().is_empty());
+    assert_eq!(w.users.take().len(), 1);
+}
+
 #[actix_rt::test]
 async fn rfc6120_8_3_1_an_error_stanza_is_never_answered() {
     let w = world_with(

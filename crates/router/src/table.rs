@@ -86,6 +86,12 @@ pub struct Router {
     closers: parking_lot::Mutex<HashMap<SessionId, actix::Recipient<crate::handle::Close>>>,
     /// Most resources one account may bind on this node (`quotas.resources_per_account`).
     max_resources: std::sync::atomic::AtomicUsize,
+    /// Sessions that resumed on another node (XEP-0198 §5) and whose old actor here still
+    /// forwards: full JID → the session on its new node. A peer whose registry cache has
+    /// not yet seen the move still sends here; without this, those stanzas would take the
+    /// absent-resource road (RFC 6121 §8.5.3.2) and a resumed client would never see them.
+    /// One entry per session in its forwarding grace, removed when the old actor stops.
+    moved: RwLock<HashMap<FullJid, SessionHandle>>,
 }
 
 /// A session that ended on this node, as the admin API shows it.
@@ -133,6 +139,7 @@ impl Router {
             streams: parking_lot::Mutex::new(HashMap::new()),
             closers: parking_lot::Mutex::new(HashMap::new()),
             max_resources: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            moved: RwLock::new(HashMap::new()),
         }
     }
 
@@ -372,10 +379,14 @@ impl Router {
             resource: resource.as_str().to_owned(),
             handle,
         });
-        BindOutcome::Bound {
-            jid: bare.with_resource(&resource),
-            replaced,
+        drop(users);
+        let jid = bare.with_resource(&resource);
+        // Bound here again (a session that came back): nothing for it is forwarded away,
+        // so two nodes never forward the same JID to each other.
+        if !self.moved.read().is_empty() {
+            self.moved.write().remove(&jid);
         }
+        BindOutcome::Bound { jid, replaced }
     }
 
     /// Removes `jid` if it is still owned by session `id` (a replaced session must not unbind
@@ -389,6 +400,36 @@ impl Router {
                 users.remove(&bare);
             }
         }
+    }
+
+    /// Session `id`, bound to `jid` here, now lives on another node as `successor` (same
+    /// id): its table entry goes, and until [`Router::moved_end`] stanzas that still come
+    /// here for it (routed by a stale registry cache) follow it there.
+    pub fn moved(&self, jid: &FullJid, id: SessionId, successor: SessionHandle) {
+        self.unbind(jid, id);
+        if successor.id == id {
+            self.moved.write().insert(jid.clone(), successor);
+        }
+    }
+
+    /// Session `id`'s old actor stopped forwarding: forget where it went.
+    pub fn moved_end(&self, id: SessionId) {
+        let mut moved = self.moved.write();
+        if !moved.is_empty() {
+            moved.retain(|_, h| h.id != id);
+        }
+    }
+
+    /// Where session `only` (any session, when None) that was bound to `jid` here went.
+    pub(crate) fn moved_to(&self, jid: &FullJid, only: Option<SessionId>) -> Option<SessionHandle> {
+        let moved = self.moved.read();
+        if moved.is_empty() {
+            return None;
+        }
+        moved
+            .get(jid)
+            .filter(|h| only.is_none_or(|id| h.id == id))
+            .cloned()
     }
 
     /// Points `jid`, owned by session `id`, at another actor under the same id (a resumed

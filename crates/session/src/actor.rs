@@ -80,6 +80,10 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> actix::Running {
+        if self.io == Io::Moved {
+            // Done forwarding (remote.rs): the JID's stanzas no longer follow it from here.
+            self.env.router.moved_end(self.id);
+        }
         self.unregister();
         self.env.router.unregister_stream(self.stream_key);
         actix::Running::Stop

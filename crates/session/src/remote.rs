@@ -246,17 +246,21 @@ impl Handler<Commit> for Session {
         };
         parley_router::metrics::sm_unacked(exported + kept.len(), 0);
         let id = self.id;
-        // The claim is the other node's now: this node only forgets its own table entry
+        let next = remote.handle(&msg.node, &jid, id);
+        // The claim is the other node's now: this node only gives up its own table entry
         // (the directory's release is guarded by what this node wrote, so it deletes
-        // nothing the new owner wrote).
-        self.env.router.unbind(&jid, id);
+        // nothing the new owner wrote). Until this actor stops, what peers still send here
+        // for the JID (their registry caches not yet told) follows the session there.
+        match &next {
+            Some(next) => self.env.router.moved(&jid, id, next.clone()),
+            None => self.env.router.unbind(&jid, id),
+        }
         if let Some(dir) = self.env.router.directory() {
             dir.release(&jid, id);
         }
         if let Some(previd) = self.resume_id() {
             self.env.resumptions.forget(&previd, id);
         }
-        let next = remote.handle(&msg.node, &jid, id);
         for q in kept {
             match &next {
                 Some(next) => self.env.router.deliver(next, q.stanza),
