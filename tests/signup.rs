@@ -270,7 +270,7 @@ async fn xep0445_invitations_gate_registration() {
     ] {
         let (status, err) = admin(admin_addr, "POST", "/api/v1/invites", body);
         assert_eq!(status, 400, "{body}");
-        assert!(err["error"].as_str().unwrap().contains(field), "{err}");
+        assert!(err["detail"].as_str().unwrap().contains(field), "{err}");
     }
     assert!(login_works(addr, "erin", "long enough pw").await);
 }

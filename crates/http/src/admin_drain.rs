@@ -39,22 +39,21 @@ pub(crate) async fn drain(
             .as_ref()
             .and_then(|n| n.nodes().into_iter().find(|v| v.id == id));
         return match member {
-            Some(v) => HttpResponse::Conflict().json(serde_json::json!({
-                "error": format!(
-                    "this is node {}; drain node {id} through its own admin endpoint \
+            Some(v) => crate::problem::conflict(&format!(
+                "this is node {}; drain node {id} through its own admin endpoint \
                      (peer address {})",
-                    state.node, v.info.addr
-                ),
-            })),
-            None => HttpResponse::NotFound().json(serde_json::json!({
-                "error": format!("no node {id} in this cluster (this is node {})", state.node),
-            })),
+                state.node, v.info.addr
+            )),
+            None => crate::problem::not_found(&format!(
+                "no node {id} in this cluster (this is node {})",
+                state.node
+            )),
         };
     }
     let Some(drain) = &state.drain else {
-        return HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"error": "this node cannot be drained"}));
+        return crate::problem::unavailable("this node cannot be drained");
     };
+    crate::audit(&req, "node.drain", &state.node);
     let started = drain.start();
     if started {
         tracing::info!(node = %state.node, "drain requested through the admin API");

@@ -38,6 +38,8 @@ pub struct AdminPolicy {
     pub max_token_ttl_s: u64,
     /// An invitation's lifetime when the request names none (`[register] invite_ttl_s`).
     pub invite_ttl_s: u64,
+    /// PBKDF2 rounds of the credentials the API derives (`[sasl] scram_iterations`).
+    pub scram_iterations: u32,
 }
 
 impl Default for AdminPolicy {
@@ -47,13 +49,14 @@ impl Default for AdminPolicy {
             metrics_elsewhere: false,
             max_token_ttl_s: 365 * 24 * 3600,
             invite_ttl_s: 7 * 24 * 3600,
+            scram_iterations: 4096,
         }
     }
 }
 
 /// A 400 answer naming what was wrong (each check below says it in its `Err`).
 pub(crate) fn bad(text: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(serde_json::json!({ "error": text }))
+    crate::problem::bad_request(text)
 }
 
 /// `ttl_s`: absent, or an integer from 1 to `max`.
@@ -86,20 +89,10 @@ pub(crate) fn short(field: &str, value: Option<&str>, max: usize) -> Result<(), 
     }
 }
 
-/// JSON bodies: at most [`MAX_JSON_BYTES`], and a bad one is a JSON 400 like every other.
+/// JSON bodies: at most [`MAX_JSON_BYTES`], and a bad one is a 400 problem like every
+/// other ([`crate::problem`]).
 pub(crate) fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_JSON_BYTES)
-        .error_handler(|err, _req| {
-            let text = match &err {
-                actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                | actix_web::error::JsonPayloadError::Overflow { .. } => {
-                    format!("the JSON body must be at most {MAX_JSON_BYTES} bytes")
-                }
-                other => format!("invalid JSON body: {other}"),
-            };
-            actix_web::error::InternalError::from_response(err, bad(&text)).into()
-        })
+    crate::problem::json_config(MAX_JSON_BYTES)
 }
 
 /// An optional JSON body: empty is the default; anything else must parse (a body that does
@@ -107,10 +100,7 @@ pub(crate) fn json_config() -> web::JsonConfig {
 pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
     body: &[u8],
 ) -> Result<T, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+    crate::problem::optional_json(body)
 }
 
 /// Whether `/metrics` may be read by this request (`[admin] metrics_auth`).

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::{admin_input, authorized, storage_error, unauthorized, AdminState};
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IssueRequest {
     /// Any JSON value, so that a bad one gets a 400 naming its field.
     host: Option<serde_json::Value>,
@@ -66,6 +67,7 @@ pub(crate) async fn issue(
             _ => return admin_input::bad(&format!("uses must be an integer from 1 to {max}")),
         },
     };
+    crate::audit(&req, "invite.issue", &host);
     match parley_accounts::invites::issue(&*state.storage, &host, ttl, uses).await {
         Ok(issued) => {
             let mut v = view(&issued.record);
@@ -98,11 +100,17 @@ pub(crate) async fn revoke(
     if !authorized(&req, &state) {
         return unauthorized();
     }
+    // Ids only: a pasted token (a secret) is not written to the log.
+    let id: &str = &path;
+    let shown = if id.len() <= 64 && !id.contains(':') {
+        id
+    } else {
+        "(not an id)"
+    };
+    crate::audit(&req, "invite.revoke", shown);
     match parley_accounts::invites::revoke(&*state.storage, &path.into_inner()).await {
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "revoked": 1 })),
-        Ok(false) => {
-            HttpResponse::NotFound().json(serde_json::json!({"error": "no such invitation"}))
-        }
+        Ok(false) => crate::problem::not_found("no such invitation"),
         Err(e) => storage_error(e),
     }
 }

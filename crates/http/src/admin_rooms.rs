@@ -13,6 +13,7 @@ use crate::{authorized, storage_error, unauthorized, AdminState};
 const MAX_LIST: usize = 500;
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     service: Option<String>,
     after: Option<String>,
@@ -20,17 +21,17 @@ pub(crate) struct ListQuery {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ReasonQuery {
     reason: Option<String>,
 }
 
 fn no_muc() -> HttpResponse {
-    HttpResponse::NotFound()
-        .json(serde_json::json!({"error": "multi-user chat is off ([muc] enabled)"}))
+    crate::problem::not_found("multi-user chat is off ([muc] enabled)")
 }
 
 fn not_found(what: &str) -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({ "error": what }))
+    crate::problem::not_found(what)
 }
 
 /// A room JID's (service, name), if the service is one of ours.
@@ -167,6 +168,7 @@ pub(crate) async fn destroy(
         Err(e) => return storage_error(e),
     }
     let reason = query.into_inner().reason.map(|r| bounded(&r));
+    crate::audit(&req, "room.destroy", &bare.to_string());
     match rooms.control(&bare, RoomControl::Destroy { reason }).await {
         Controlled::Done => {
             HttpResponse::Ok().json(serde_json::json!({ "destroyed": bare.to_string() }))
@@ -203,6 +205,7 @@ pub(crate) async fn kick(
         Err(e) => return storage_error(e),
     }
     let reason = query.into_inner().reason.map(|r| bounded(&r));
+    crate::audit(&req, "room.kick", &format!("{bare}/{nick}"));
     let op = RoomControl::Kick {
         nick: nick.clone(),
         reason,

@@ -8,6 +8,7 @@ use crate::records::{cluster_records, SessionRecord};
 use crate::{admin_input, authorized, bad_request, is_ready, unauthorized, AdminState};
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SessionsQuery {
     user: Option<String>,
     node: Option<String>,
@@ -178,11 +179,12 @@ pub(crate) async fn session_by_id(
     let all = cluster_records(&state, None, true).await;
     match all.into_iter().find(|r| r.session == id) {
         Some(r) => HttpResponse::Ok().json(r),
-        None => HttpResponse::NotFound().json(serde_json::json!({"error": "no such session"})),
+        None => crate::problem::not_found("no such session"),
     }
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RevokeRequest {
     /// A stream error condition (default `policy-violation`).
     pub(crate) condition: Option<String>,
@@ -296,8 +298,13 @@ pub(crate) async fn delete_session(
     let id = path.into_inner().to_lowercase();
     let all = cluster_records(&state, None, false).await;
     let Some(r) = all.into_iter().find(|r| r.session == id) else {
-        return HttpResponse::NotFound().json(serde_json::json!({"error": "no such live session"}));
+        return crate::problem::not_found("no such live session");
     };
+    crate::audit(
+        &req,
+        "session.revoke",
+        &format!("{} on {}", r.session, r.node),
+    );
     if r.kind.starts_with("s2s") {
         // A stream between servers binds no JID: it is closed by its key.
         let Ok(num) = u64::from_str_radix(&r.session, 16) else {
@@ -318,7 +325,7 @@ pub(crate) async fn delete_session(
         return if closed {
             HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
         } else {
-            HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
+            crate::problem::not_found("the session is gone")
         };
     }
     let (Ok(jid), Ok(num)) = (
@@ -337,7 +344,7 @@ pub(crate) async fn delete_session(
     ) {
         HttpResponse::Ok().json(serde_json::json!({"revoked": r.session, "node": r.node}))
     } else {
-        HttpResponse::NotFound().json(serde_json::json!({"error": "the session is gone"}))
+        crate::problem::not_found("the session is gone")
     }
 }
 

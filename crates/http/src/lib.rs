@@ -14,6 +14,7 @@ pub mod admin_input;
 mod admin_invites;
 mod admin_rooms;
 mod admin_sessions;
+mod admin_users;
 pub use admin_sessions::AdminSessions;
 mod admit;
 pub mod bosh;
@@ -25,6 +26,7 @@ pub mod metrics;
 mod metrics_cluster;
 mod metrics_muc;
 mod origin;
+pub mod problem;
 pub mod proxy;
 mod records;
 mod upload;
@@ -68,8 +70,13 @@ pub struct AdminState {
     pub router: Arc<Router>,
     /// The user actors.
     pub users: Arc<Users>,
-    /// Bearer token for `/api/`; None closes the API.
+    /// Bearer token for `/api/` (`[admin] token`).
     pub token: Option<String>,
+    /// The node's local admin credential (`{data_dir}/admin.token`, readable only by the
+    /// server's user): accepted from loopback callers only, so that `parley user del` on
+    /// the server's machine works without a configured token. None with neither: the API
+    /// answers 401.
+    pub local_token: Option<String>,
     /// Readiness (false while starting, shutting down or fenced).
     pub ready: Arc<AtomicBool>,
     /// Accounts and tokens.
@@ -85,26 +92,61 @@ pub struct AdminState {
 }
 
 pub(crate) fn authorized(req: &HttpRequest, state: &AdminState) -> bool {
-    let Some(token) = &state.token else {
-        return false;
-    };
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    credential_ok(
+        presented,
+        state.token.as_deref(),
+        state.local_token.as_deref(),
+        loopback,
+    )
+}
+
+/// The configured token from anywhere; the node's local credential from loopback only.
+/// Both compared in constant time.
+fn credential_ok(
+    presented: &str,
+    token: Option<&str>,
+    local: Option<&str>,
+    loopback: bool,
+) -> bool {
+    let matches =
+        |t: Option<&str>| t.is_some_and(|t| bool::from(presented.as_bytes().ct_eq(t.as_bytes())));
+    matches(token) || (loopback && matches(local))
+}
+
+#[cfg(test)]
+#[test]
+fn the_local_credential_is_taken_from_loopback_only() {
+    let (token, local) = (Some("configured-token-0123"), Some("ab12cd34"));
+    assert!(credential_ok("configured-token-0123", token, local, false));
+    assert!(credential_ok("ab12cd34", token, local, true));
+    assert!(!credential_ok("ab12cd34", token, local, false));
+    assert!(!credential_ok("", None, None, true));
+    assert!(!credential_ok("", None, Some(""), false));
+    assert!(!credential_ok("wrong", token, local, true));
 }
 
 pub(crate) fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-        .json(serde_json::json!({"error": "a valid bearer token is required"}))
+    problem::unauthorized()
 }
 
 fn bad_request(text: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(serde_json::json!({ "error": text }))
+    problem::bad_request(text)
+}
+
+/// The audit line of an admin action (target `parley::audit`, level info): who asked (the
+/// caller's address), what was done, and to what. Never a secret: no token, no password.
+pub(crate) fn audit(req: &HttpRequest, action: &str, target: &str) {
+    let who = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    tracing::info!(target: "parley::audit", who = %who, action, target, "admin action");
 }
 
 async fn health() -> HttpResponse {
@@ -162,15 +204,16 @@ fn token_view(t: &parley_storage::TokenRecord) -> serde_json::Value {
 }
 
 fn no_such_account() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({"error": "no such account"}))
+    crate::problem::not_found("no such account")
 }
 
 pub(crate) fn storage_error(e: parley_storage::StorageError) -> HttpResponse {
     tracing::warn!(error = %e, "admin API storage error");
-    HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "storage unavailable"}))
+    crate::problem::unavailable("storage unavailable")
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IssueRequest {
     /// Any JSON value, so that a bad one gets a 400 naming `ttl_s`.
     ttl_s: Option<serde_json::Value>,
@@ -204,6 +247,7 @@ async fn issue_token(
         return admin_input::bad(&e);
     }
     let purpose = body.purpose.unwrap_or_else(|| "login".to_owned());
+    audit(&req, "token.issue", &account.to_string());
     match parley_accounts::tokens::issue(&*state.storage, &account, ttl, &purpose).await {
         Ok(issued) => {
             let mut view = token_view(&issued.record);
@@ -249,6 +293,7 @@ async fn revoke_user_tokens(
         Ok(a) => a,
         Err(resp) => return *resp,
     };
+    audit(&req, "token.revoke_all", &account.to_string());
     match parley_accounts::tokens::revoke_all(&*state.storage, &account).await {
         Ok(n) => HttpResponse::Ok().json(serde_json::json!({ "revoked": n })),
         Err(e) => storage_error(e),
@@ -264,9 +309,14 @@ async fn revoke_token(
     if !authorized(&req, &state) {
         return unauthorized();
     }
+    audit(
+        &req,
+        "token.revoke",
+        &parley_accounts::tokens::token_id(&path),
+    );
     match parley_accounts::tokens::revoke(&*state.storage, &path.into_inner()).await {
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "revoked": 1 })),
-        Ok(false) => HttpResponse::NotFound().json(serde_json::json!({"error": "no such token"})),
+        Ok(false) => crate::problem::not_found("no such token"),
         Err(e) => storage_error(e),
     }
 }
@@ -296,6 +346,7 @@ async fn signout(
         Ok(r) => r,
         Err(resp) => return *resp,
     };
+    audit(&req, "user.signout", &account.to_string());
     // The sign-out time first: JWTs issued before it are refused from now on (a JWT
     // cannot be revoked one by one), then tokens, so that no session can come back.
     if let Err(e) = state
@@ -315,47 +366,8 @@ async fn signout(
     HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
 }
 
-/// `DELETE /api/v1/users/{jid}`: deletes the account (its credentials, roster, offline
-/// messages and tokens) and ends its sessions on every node with `<not-authorized/>`,
-/// status removed.
-async fn delete_user(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    path: web::Path<String>,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
-    let account = match account(&state, &path.into_inner()) {
-        Ok(a) => a,
-        Err(resp) => return *resp,
-    };
-    match parley_accounts::admin::delete(&*state.storage, &account).await {
-        Ok(()) => {}
-        Err(parley_accounts::AccountError::Account { source, .. }) => {
-            return match source {
-                parley_storage::StorageError::NotFound { .. } => no_such_account(),
-                e => storage_error(e),
-            }
-        }
-        Err(e) => {
-            // Deleting reports only storage failures; anything else is a bug worth a log.
-            tracing::warn!(error = %e, "admin API account deletion failed");
-            return HttpResponse::InternalServerError()
-                .json(serde_json::json!({"error": "account deletion failed"}));
-        }
-    }
-    let reason = parley_router::CloseReason::with_text(
-        parley_proto::stream_error::StreamCondition::NotAuthorized,
-        "the account was removed",
-    );
-    let bare = account.to_string();
-    let sessions =
-        end_user_sessions(&state, &bare, reason, parley_router::SessionStatus::Removed).await;
-    HttpResponse::Ok().json(serde_json::json!({"removed": bare, "sessions": sessions}))
-}
-
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PrebindRequest {
     jid: String,
     resource: Option<String>,
@@ -378,8 +390,7 @@ async fn prebind(
         return admin_input::bad(&e);
     }
     let Some(web) = &state.web else {
-        return HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"error": "the HTTP listener ([http] listen) is disabled"}));
+        return crate::problem::unavailable("the HTTP listener ([http] listen) is disabled");
     };
     let account = match account(&state, &body.jid) {
         Ok(a) => a,
@@ -397,6 +408,7 @@ async fn prebind(
     let Ok(user) = jid::BareJid::new(&account.to_string()) else {
         return bad_request("not an account JID");
     };
+    audit(&req, "prebind", &account.to_string());
     match crate::bosh::prebind(web, user, body.resource.clone()).await {
         Ok((jid, sid, rid)) => HttpResponse::Ok().json(serde_json::json!({
             "jid": jid,
@@ -405,7 +417,7 @@ async fn prebind(
         })),
         Err(e) => {
             tracing::warn!(error = %e, "prebind failed");
-            HttpResponse::InternalServerError().json(serde_json::json!({"error": "prebind failed"}))
+            crate::problem::internal("prebind failed")
         }
     }
 }
@@ -421,6 +433,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
         App::new()
             .app_data(data.clone())
             .app_data(admin_input::json_config())
+            .app_data(problem::query_config())
             .app_data(web::PayloadConfig::new(admin_input::MAX_JSON_BYTES))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
@@ -440,7 +453,13 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/api/v1/sessions/{id}", web::delete().to(delete_session))
             .route("/api/v1/users/{jid}/signout", web::post().to(signout))
             .route("/api/v1/prebind", web::post().to(prebind))
-            .route("/api/v1/users/{jid}", web::delete().to(delete_user))
+            .route("/api/v1/users", web::post().to(admin_users::create))
+            .route("/api/v1/users", web::get().to(admin_users::list))
+            .route("/api/v1/users/{jid}", web::delete().to(admin_users::delete))
+            .route(
+                "/api/v1/users/{jid}/password",
+                web::put().to(admin_users::set_password),
+            )
             .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
             .route("/api/v1/users/{jid}/tokens", web::post().to(issue_token))
             .route("/api/v1/users/{jid}/tokens", web::get().to(list_tokens))
@@ -465,6 +484,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
                 "/api/v1/rooms/{jid}/occupants/{nick}",
                 web::delete().to(admin_rooms::kick),
             )
+            .default_service(web::to(problem::no_route))
     })
     .workers(1)
     .disable_signals()

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod accounts;
+mod admin_client;
 mod invites;
 mod rooms;
 
@@ -306,46 +307,7 @@ pub(crate) fn admin_request(
     method: &str,
     path: &str,
 ) -> Result<serde_json::Value, String> {
-    use std::io::{Read, Write};
-    let addr = config
-        .admin
-        .listen
-        .ok_or("the admin endpoint is disabled ([admin] listen is not set)")?;
-    let token = config
-        .admin
-        .token
-        .as_deref()
-        .ok_or("[admin] token is not set in the config")?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
-        .map_err(|e| format!("cannot reach the admin endpoint at {addr} ([admin] listen): {e}"))?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
-    let mut response = String::new();
-    s.read_to_string(&mut response)
-        .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).unwrap_or("?");
-    match status {
-        "200" | "202" => {}
-        "401" => {
-            return Err(format!(
-                "admin endpoint {addr} refused the token ([admin] token)"
-            ))
-        }
-        other => {
-            let said = serde_json::from_str::<serde_json::Value>(body)
-                .ok()
-                .and_then(|j| j["error"].as_str().map(|e| format!(": {e}")))
-                .unwrap_or_default();
-            return Err(format!("admin endpoint {addr} answered HTTP {other}{said}"));
-        }
-    }
-    serde_json::from_str(body).map_err(|e| format!("admin endpoint {addr}: {e}"))
+    admin_client::call(config, method, path, None).map_err(|e| e.to_string())
 }
 
 /// `GET /api/v1/sessions` (every page) or the user's sessions: cluster-wide, one line each:
@@ -471,16 +433,32 @@ fn list_nodes(config: &Config) -> Result<Vec<String>, String> {
         .unwrap_or_default())
 }
 
+/// What an account change did, and how far it reached: the sessions a running server
+/// ended, or (on stderr) that no server was there to end any.
+fn report(done: &str, reach: &accounts::Reach) {
+    match reach {
+        accounts::Reach::Live { sessions } => {
+            println!("{done}; ended {sessions} live session(s) on every node")
+        }
+        accounts::Reach::StorageOnly { why } => {
+            println!("{done} in the storage");
+            eprintln!(
+                "note: no running server was told ({why}); a node running elsewhere keeps \
+                 the account's sessions until they end"
+            );
+        }
+    }
+}
+
 fn run_user(config: &Config, command: UserCommand) -> ExitCode {
     let result = match command {
         UserCommand::Add { jid, password } => {
             accounts::add(config, &jid, password).map(|account| println!("added {account}"))
         }
-        UserCommand::Del { jid } => {
-            accounts::delete(config, &jid).map(|account| println!("deleted {account}"))
-        }
+        UserCommand::Del { jid } => accounts::delete(config, &jid)
+            .map(|(account, reach)| report(&format!("deleted {account}"), &reach)),
         UserCommand::Passwd { jid, password } => accounts::passwd(config, &jid, password)
-            .map(|account| println!("changed the password of {account}")),
+            .map(|(account, reach)| report(&format!("changed the password of {account}"), &reach)),
         UserCommand::List { host } => accounts::list(config, host.as_deref()).map(|accounts| {
             let mut out = io::stdout().lock();
             for account in accounts {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod drain;
+pub mod local_admin;
 mod muc;
 mod resume;
 mod s2s;

@@ -665,6 +665,10 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         router: router.clone(),
         users: users.clone(),
         token: config.admin.token.clone(),
+        local_token: match config.admin.listen {
+            Some(_) => crate::local_admin::ensure(&config.server.data_dir),
+            None => None,
+        },
         ready: ready.clone(),
         storage: env.storage.clone(),
         web: web_state.clone(),
@@ -673,6 +677,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             metrics_elsewhere: config.admin.metrics_listen.is_some(),
             max_token_ttl_s: config.admin.max_token_ttl_s,
             invite_ttl_s: config.register.invite_ttl_s,
+            scram_iterations: config.sasl.scram_iterations,
         },
         drain: Some(drain.clone()),
         rooms: rooms.clone(),

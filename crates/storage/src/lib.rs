@@ -206,6 +206,16 @@ pub trait Storage:
     /// All accounts, or those of one host, sorted by host then username (byte order).
     async fn list_accounts(&self, host: Option<&str>) -> Result<Vec<AccountInfo>>;
 
+    /// At most `limit` accounts (of `host`, or all) that sort after `after` — the
+    /// `(host, username)` of the previous page's last — in [`Storage::list_accounts`]'s
+    /// order: the admin API pages through a million accounts without loading them all.
+    async fn accounts_page(
+        &self,
+        host: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<AccountInfo>>;
+
     /// A per-deployment secret (32 random bytes), created atomically on first call and
     /// stable afterwards.
     ///

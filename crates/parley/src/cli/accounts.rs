@@ -11,6 +11,7 @@ use std::time::Duration;
 use parley_accounts::{admin, import, tokens, AccountError, AccountJid, ImportSummary};
 use parley_storage::{AccountInfo, Storage, StorageError, TokenRecord};
 
+use super::admin_client::{self, encode, AdminCallError};
 use crate::config::Config;
 
 /// Why an account or token command failed.
@@ -25,6 +26,9 @@ pub enum UserError {
     /// The async runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
+    /// The running server's admin API refused (its own words).
+    #[error("{0}")]
+    Admin(String),
 }
 
 impl From<parley_accounts::AccountJidError> for UserError {
@@ -44,28 +48,81 @@ pub fn add(config: &Config, jid: &str, password: Option<String>) -> Result<Accou
     })
 }
 
-/// Deletes `jid` and its credentials.
-pub fn delete(config: &Config, jid: &str) -> Result<AccountJid, UserError> {
-    let account = config.account_jid(jid)?;
-    with_storage(config, |storage| async move {
-        admin::delete(&*storage, &account).await?;
-        Ok(account)
-    })
+/// How an account change reached the running server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Through the admin API of a running node: its sessions on every node were ended.
+    Live {
+        /// Sessions ended.
+        sessions: u64,
+    },
+    /// No server answered: the storage was changed directly (no live session to end on
+    /// the configured node; `why` says what was tried).
+    StorageOnly {
+        /// Why the admin API was not used.
+        why: String,
+    },
 }
 
-/// Replaces the credentials of `jid` with ones for `password` (prompted for when `None`).
+/// Deletes `jid` and everything stored for it, ending its sessions on every node through
+/// the running server's admin API; with no server running, in the storage directly.
+pub fn delete(config: &Config, jid: &str) -> Result<(AccountJid, Reach), UserError> {
+    let account = config.account_jid(jid)?;
+    let path = format!("/api/v1/users/{}", encode(&account.to_string()));
+    match admin_client::call(config, "DELETE", &path, None) {
+        Ok(answer) => Ok((account, live(&answer))),
+        Err(AdminCallError::Unreachable(why)) => with_storage(config, |storage| async move {
+            admin::delete(&*storage, &account).await?;
+            Ok((account, Reach::StorageOnly { why }))
+        }),
+        Err(e) => Err(admin_failure(&account, e)),
+    }
+}
+
+/// Replaces the credentials of `jid` with ones for `password` (prompted for when `None`);
+/// through a running server, its sessions, tokens and earlier JWTs end on every node.
 pub fn passwd(
     config: &Config,
     jid: &str,
     password: Option<String>,
-) -> Result<AccountJid, UserError> {
+) -> Result<(AccountJid, Reach), UserError> {
     let account = config.account_jid(jid)?;
     let password = obtain_password(password)?;
-    let credentials = parley_accounts::derive_credentials(&password, config.sasl.scram_iterations)?;
-    with_storage(config, |storage| async move {
-        admin::set_credentials(&*storage, &account, &credentials).await?;
-        Ok(account)
-    })
+    let path = format!("/api/v1/users/{}/password", encode(&account.to_string()));
+    let body = serde_json::json!({ "password": password });
+    match admin_client::call(config, "PUT", &path, Some(&body)) {
+        Ok(answer) => Ok((account, live(&answer))),
+        Err(AdminCallError::Unreachable(why)) => {
+            let credentials =
+                parley_accounts::derive_credentials(&password, config.sasl.scram_iterations)?;
+            with_storage(config, |storage| async move {
+                admin::set_credentials(&*storage, &account, &credentials).await?;
+                Ok((account, Reach::StorageOnly { why }))
+            })
+        }
+        Err(e) => Err(admin_failure(&account, e)),
+    }
+}
+
+fn live(answer: &serde_json::Value) -> Reach {
+    Reach::Live {
+        sessions: answer["sessions"].as_u64().unwrap_or(0),
+    }
+}
+
+/// An admin API refusal in the words the storage path would use where they mean the same.
+fn admin_failure(account: &AccountJid, e: AdminCallError) -> UserError {
+    match e {
+        AdminCallError::Status { status: 404, .. } => UserError::Account(AccountError::account(
+            "change",
+            account,
+            StorageError::NotFound {
+                username: account.username.clone(),
+                host: account.host.clone(),
+            },
+        )),
+        e => UserError::Admin(e.to_string()),
+    }
 }
 
 /// All accounts, or those of `host`, sorted by host then username.
@@ -204,6 +261,8 @@ mod tests {
         config.server.hosts = vec!["localhost".into(), "example.org".into()];
         config.storage.url = Some(format!("sqlite://{}", dir.join("t.db").display()));
         config.sasl.scram_iterations = 4096;
+        // No server in a unit test: account commands take the storage road.
+        config.admin.listen = None;
         config
     }
 
@@ -215,7 +274,8 @@ mod tests {
         assert_eq!(created.to_string(), "alice@localhost");
         let e = add(&config, "alice@localhost", Some("pw".into())).unwrap_err();
         assert_eq!(e.to_string(), "account alice@localhost already exists");
-        passwd(&config, "alice@localhost", Some("new".into())).unwrap();
+        let (_, reach) = passwd(&config, "alice@localhost", Some("new".into())).unwrap();
+        assert!(matches!(reach, Reach::StorageOnly { .. }), "{reach:?}");
         let listed = list(&config, Some("LOCALHOST")).unwrap();
         assert_eq!(listed.len(), 1);
         assert!(list(&config, Some("example.net")).is_err());

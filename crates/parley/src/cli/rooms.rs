@@ -125,19 +125,7 @@ pub fn run(config: &Config, command: RoomCommand) -> Result<Vec<String>, String>
     }
 }
 
-/// Percent-encodes a path segment or query value (RFC 3986: only unreserved characters
-/// stay), so that a nick with `/`, `?` or spaces reaches the endpoint whole.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use super::admin_client::encode;
 
 #[cfg(test)]
 mod tests {

@@ -183,6 +183,37 @@ macro_rules! sql_storage_methods {
                 rows.iter().map(account_from_row).collect()
             }
 
+            async fn accounts_page(
+                &self,
+                host: Option<&str>,
+                after: Option<(&str, &str)>,
+                limit: usize,
+            ) -> Result<Vec<AccountInfo>> {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let rows = match host {
+                    Some(host) => {
+                        let after = after.filter(|(h, _)| *h == host).map_or("", |(_, u)| u);
+                        sqlx::query(PAGE_HOST_ACCOUNTS)
+                            .bind(host)
+                            .bind(after)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                    }
+                    None => {
+                        let (h, u) = after.unwrap_or(("", ""));
+                        sqlx::query(PAGE_ALL_ACCOUNTS)
+                            .bind(h)
+                            .bind(u)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                    }
+                }
+                .map_err(backend)?;
+                rows.iter().map(account_from_row).collect()
+            }
+
             async fn server_secret(&self) -> Result<Vec<u8>> {
                 let mut candidate = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut candidate);

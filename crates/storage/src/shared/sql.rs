@@ -56,6 +56,20 @@ pub(crate) const LIST_ALL_ACCOUNTS: &str = "SELECT host, username, created_at, p
     FROM accounts
     ORDER BY host, username";
 
+/// A page after `($1, $2)` (exclusive), in `LIST_ALL_ACCOUNTS` order.
+pub(crate) const PAGE_ALL_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
+    FROM accounts
+    WHERE (host, username) > ($1, $2)
+    ORDER BY host, username
+    LIMIT $3";
+
+/// A page of host `$1` after username `$2` (exclusive).
+pub(crate) const PAGE_HOST_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
+    FROM accounts
+    WHERE host = $1 AND username > $2
+    ORDER BY username
+    LIMIT $3";
+
 pub(crate) const LIST_HOST_ACCOUNTS: &str = "SELECT host, username, created_at, password_changed_at
     FROM accounts
     WHERE host = $1

@@ -278,6 +278,44 @@ pub(super) async fn list_is_sorted_and_filtered_by_host(storage: &dyn Storage, r
         .unwrap()
         .is_empty());
 
+    // Pages: every account once, in the same order, whatever the page size.
+    for size in [1, 2, 3] {
+        let mut paged = Vec::new();
+        // From just before this test's first host (other tests may share the store, with
+        // many accounts) to past its last.
+        let mut after: Option<(String, String)> = Some((a.clone(), String::new()));
+        while after.as_ref().is_some_and(|(host, _)| *host <= b) {
+            let page = storage
+                .accounts_page(
+                    None,
+                    after.as_ref().map(|(h, u)| (h.as_str(), u.as_str())),
+                    size,
+                )
+                .await
+                .unwrap();
+            assert!(page.len() <= size);
+            let Some(last) = page.last() else { break };
+            after = Some((last.host.clone(), last.username.clone()));
+            paged.extend(pairs(page));
+        }
+        // Other tests may share the store: compare this test's hosts only.
+        paged.retain(|(host, _)| *host == a || *host == b);
+        let expected: Vec<_> = ours
+            .iter()
+            .map(|(h, u)| (h.to_string(), u.to_string()))
+            .collect();
+        assert_eq!(paged, expected, "pages of {size}");
+    }
+    let first = pairs(storage.accounts_page(Some(&a), None, 1).await.unwrap());
+    assert_eq!(first, [(a.clone(), "bob".to_owned())]);
+    let next = pairs(
+        storage
+            .accounts_page(Some(&a), Some((&a, "bob")), 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(next, [(a.clone(), "mia".to_owned())]);
+
     // Listing agrees with single lookups.
     let listed = storage.list_accounts(Some(&b)).await.unwrap();
     assert_eq!(listed[0], account_info(storage, "amy", &b).await);
