@@ -7,13 +7,11 @@
 //! reading the archive back (tests/clients/mam.py); and two slixmpp-omemo clients exchanging
 //! OMEMO messages over PEP (tests/clients/omemo_chat.py).
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use parley_testkit::poll_until_reporting;
+use parley_testkit::process::{deploy, deploy_with, run_with_limit};
 
 /// How long the chat script may take in total; it stops itself within 30 s.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(45);
@@ -39,171 +37,6 @@ fn require_slixmpp() {
             "python3 is not available ({e}). Run the test command from the README (tests/run), \
              which installs python3 and slixmpp."
         ),
-    }
-}
-
-/// A loopback port that was free a moment ago.
-/// The server process; killed and reaped on drop so that a failing test leaves nothing behind.
-struct ServerProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ServerProcess {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the server accepts connections on `addr`.
-    fn wait_for(&mut self, addr: SocketAddr) {
-        let log = self.log.clone();
-        let child = &mut self.child;
-        // A listening socket announces nothing: connecting is the only way to see it.
-        poll_until_reporting(
-            &format!("parley listening on {addr}"),
-            Duration::from_secs(20),
-            || {
-                if let Some(status) = child.try_wait().expect("try_wait") {
-                    panic!(
-                        "parley serve exited early ({status}):\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-                    .is_ok()
-                    .then_some(())
-            },
-            || std::fs::read_to_string(&log).unwrap_or_default(),
-        );
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn run_cli(binary: &Path, args: &[&str]) -> Output {
-    Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running parley {args:?}: {e}"))
-}
-
-/// Runs `cmd` to completion, killing it after `limit`.
-fn run_with_limit(mut cmd: Command, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
-    let out = tempfile::NamedTempFile::new().expect("output file");
-    // One open file description for both streams, so that they share the write offset.
-    let file = out.reopen().expect("reopen");
-    let mut child = cmd
-        .stdout(Stdio::from(file.try_clone().expect("clone")))
-        .stderr(Stdio::from(file))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    // A thread waits for the exit, so the limit is a timeout on that event, not a poll.
-    let pid = child.id();
-    let (exited, exit) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = exited.send(child.wait());
-    });
-    let status = match exit.recv_timeout(limit) {
-        Ok(status) => Some(status.expect("wait")),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            None
-        }
-    };
-    waiter.join().expect("the waiting thread");
-    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
-    (status, text)
-}
-
-/// A `parley serve` process with its config, data dir and accounts.
-struct Deployment {
-    /// Declared before `dir` so that the process is stopped before its data dir goes away.
-    server: ServerProcess,
-    c2s_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-/// Writes a config on free loopback ports, creates `users` (JID, password) with
-/// `parley user add`, starts `parley serve` and waits until it listens.
-fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
-    deploy_with(binary, users, "")
-}
-
-/// [`deploy`] with `extra` appended to the config (whole TOML sections).
-fn deploy_with(binary: &Path, users: &[(&str, &str)], extra: &str) -> Deployment {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().join("data");
-    let data = data_dir.to_str().expect("UTF-8 temp path");
-    assert!(
-        !data.contains('\''),
-        "temp path {data} cannot be a TOML literal string"
-    );
-    let (c2s_port, tls_port) = (parley_testkit::free_port(), parley_testkit::free_port());
-    let config_path = dir.path().join("parley.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[server]\nhosts = [\"localhost\"]\ndata_dir = '{data}'\nworkers = 2\n\n\
-             [c2s]\nlisten = [\"127.0.0.1:{c2s_port}\"]\ndirect_tls = [\"127.0.0.1:{tls_port}\"]\n\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n\n\
-             [sasl]\nscram_iterations = 4096\n\n\
-             [limits]\nmax_connections_per_ip = 100000\nconnection_rate_per_ip = 100000\nconnection_burst_per_ip = 100000\n\n{extra}"
-        ),
-    )
-    .expect("write config");
-    let config = config_path.to_str().expect("UTF-8 config path");
-
-    for &(jid, password) in users {
-        let out = run_cli(
-            binary,
-            &[
-                "user",
-                "add",
-                jid,
-                "--password",
-                password,
-                "--config",
-                config,
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "parley user add {jid} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    let log = dir.path().join("server.log");
-    let log_file = File::create(&log).expect("server log");
-    let child = Command::new(binary)
-        .args(["serve", "--config", config])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file.try_clone().expect("clone log")))
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .expect("start parley serve");
-    let mut server = ServerProcess { child, log };
-    server.wait_for(SocketAddr::from(([127, 0, 0, 1], c2s_port)));
-    Deployment {
-        server,
-        c2s_port,
-        _dir: dir,
     }
 }
 
@@ -442,4 +275,44 @@ fn slixmpp_vcard_avatar_bookmarks_and_csi_plugins_work() {
             "bob, inactive, got only alice's latest presence, flushed by her message (XEP-0352)",
         ],
     );
+}
+
+/// Debian's python3-slixmpp 1.8.3 (poezio's library) as `tests/run` unpacked it.
+fn slixmpp_1_8_3() -> PathBuf {
+    parley_testkit::process::unpacked_deb("slixmpp-1.8.3").join("usr/lib/python3/dist-packages")
+}
+
+/// Issue 17 / RFC 6120 §6.4.5: Debian's slixmpp 1.8.3 (what poezio runs on), left to pick
+/// its SASL mechanism, offers `tls-unique` on both -PLUS mechanisms (undefined on TLS 1.3),
+/// then SCRAM with the `y` flag (refused by RFC 5802 §6 while -PLUS is offered), then PLAIN.
+/// None of the refusals checked a credential, so none counts against `max_auth_attempts`:
+/// it logs in on its first connection instead of being cut off after three.
+#[test]
+fn rfc6120_6_4_5_debian_slixmpp_1_8_3_logs_in_on_its_first_connection() {
+    require_slixmpp();
+    let slixmpp = slixmpp_1_8_3();
+    let binary = parley_testkit::parley_binary();
+    let users = [("dave@localhost", "poezio pw 1")];
+    let mut deployment = deploy(&binary, &users);
+    let mut cmd = Command::new("python3");
+    cmd.arg(workspace_root().join("tests/clients/login.py"))
+        .env("PYTHONPATH", &slixmpp)
+        .args(["--host", "127.0.0.1"])
+        .args(["--port", &deployment.c2s_port.to_string()])
+        .args(["--jid", users[0].0, "--password", users[0].1])
+        .args(["--deadline", "20"]);
+    let (status, output) = run_with_limit(cmd, Duration::from_secs(40));
+    deployment.server.stop();
+    let server_log = deployment.server.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "login.py failed:\n{output}\n--- server log ---\n{server_log}"
+    );
+    assert!(output.contains("slixmpp 1.8.3"), "{output}");
+    // It did walk down the refusals (else this test would prove nothing).
+    assert!(
+        output.contains("tried: SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256"),
+        "{output}"
+    );
+    assert!(output.trim_end().ends_with("OK"), "{output}");
 }

@@ -463,6 +463,64 @@ async fn rfc6120_6_4_5_too_many_failures_is_stream_error_not_authorized() {
     finish_login(&mut c, "third-time").await;
 }
 
+/// RFC 6120 §6.4.5 and issue 17: refusals before any credential is checked — an unoffered
+/// mechanism, an unoffered channel-binding type (`tls-unique`, undefined on TLS 1.3, RFC
+/// 9266), SCRAM's `y` flag while -PLUS is offered (RFC 5802 §6) — do not use up
+/// `max_auth_attempts`: after three of them and a wrong password the client still logs in on
+/// the same connection. The unoffered binding type is named in the failure's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_6_4_5_refusals_before_a_credential_check_are_not_failed_attempts() {
+    let server = TestServer::start(|cfg| {
+        cfg.c2s.max_auth_attempts = 2;
+        cfg.c2s.max_sasl_attempts = 6;
+    });
+    let (mut c, _) = tls_client(&server).await;
+    c.send(&auth_element(
+        "SCRAM-SHA-256-PLUS",
+        b"p=tls-unique,,n=alice,r=abcdefgh",
+    ))
+    .await;
+    let failure = c.recv_element().await.expect("failure");
+    assert_eq!(failure.name(), "failure", "{failure}");
+    let text = failure.get_child("text", ns::SASL).map(|t| t.text());
+    assert!(
+        text.as_deref().is_some_and(|t| t.contains("tls-unique")),
+        "{failure}"
+    );
+    c.send(&auth_element("DIGEST-MD5", b"")).await;
+    let failure = c.recv_element().await.expect("failure");
+    assert!(
+        failure.has_child("invalid-mechanism", ns::SASL),
+        "{failure}"
+    );
+    c.send(&auth_element("SCRAM-SHA-256", b"y,,n=alice,r=abcdefgh"))
+        .await;
+    let failure = c.recv_element().await.expect("failure");
+    assert!(failure.has_child("not-authorized", ns::SASL), "{failure}");
+    // One real failed attempt of the two allowed.
+    sasl_failure(c.auth(Mechanism::ScramSha256, "alice", "wrong").await);
+    c.auth(Mechanism::ScramSha256, "alice", "password")
+        .await
+        .expect("refusals did not use up max_auth_attempts");
+    finish_login(&mut c, "after-refusals").await;
+
+    // Every <auth/> still counts against max_sasl_attempts: the seventh is a policy violation.
+    let (mut c, _) = tls_client(&server).await;
+    for _ in 0..6 {
+        c.send(&auth_element("DIGEST-MD5", b"")).await;
+        let failure = c.recv_element().await.expect("failure");
+        assert!(
+            failure.has_child("invalid-mechanism", ns::SASL),
+            "{failure}"
+        );
+    }
+    c.send(&auth_element("DIGEST-MD5", b"")).await;
+    assert_eq!(
+        c.expect_stream_error().await.expect("stream error"),
+        "policy-violation"
+    );
+}
+
 /// RFC 6120 §4.9.3.4 (connection-timeout), §13.9.4: an unauthenticated connection that
 /// stays idle longer than `auth_timeout_s` is closed with `<connection-timeout/>`; an
 /// authenticated one is not.

@@ -146,7 +146,7 @@ pub(crate) fn audit(req: &HttpRequest, action: &str, target: &str) {
     let who = req
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    tracing::info!(target: "parley::audit", who = %who, action, target, "admin action");
+    tracing::info!(target: "parley::audit", who = %who, action = %action, target = %target, "admin action");
 }
 
 async fn health() -> HttpResponse {

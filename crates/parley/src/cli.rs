@@ -507,8 +507,11 @@ pub fn init_tracing(log: &LogConfig, level_override: Option<&str>) {
             }),
         _ => EnvFilter::new(configured),
     };
+    // Colour only for a person at a terminal: a journal, a file or a pipe gets plain text
+    // (ANSI escapes there are noise, and break fail2ban's patterns).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .with_writer(io::stderr);
     // An already-installed subscriber (tests, embedding) wins; that is not an error.
     let _ = match log.format {

@@ -16,6 +16,7 @@ use parley_proto::sasl::SaslFailure;
 use tracing::{info, warn};
 
 use crate::auth_limits::Gate;
+use crate::phase::Phase;
 use crate::session::Session;
 
 /// Why a JWT that verified was still refused.
@@ -96,20 +97,39 @@ impl Session {
         failure: SaslFailure,
         ctx: &mut Context<Self>,
     ) {
-        self.answer_failure(account, ctx, move |act, ctx| {
+        self.answer_failure(account, failure.as_str(), ctx, move |act, ctx| {
             act.sasl_fail(failure, None, ctx)
         });
     }
 
     /// Counts a failed check and runs `answer` (the failure's answer on the wire) once the
     /// delay has passed. The delay is an actor timer with input paused: no thread waits.
+    ///
+    /// Each one is logged at info under `parley::auth` with the account named, the client's
+    /// address, the mechanism and `reason` — never the secret — so that fail2ban (the filter
+    /// in `cluster/fail2ban/`) and operators see every failed login.
     pub(crate) fn answer_failure(
         &mut self,
         account: Option<&BareJid>,
+        reason: &str,
         ctx: &mut Context<Self>,
         answer: impl FnOnce(&mut Session, &mut Context<Session>) + 'static,
     ) {
         let ip = self.ip.map(|a| a.ip());
+        let mechanism = match &self.phase {
+            Phase::Unauthed(u) => u.mechanism.unwrap_or("-"),
+            _ => "-",
+        };
+        self.span.in_scope(|| {
+            info!(
+                target: "parley::auth",
+                user = %account.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                ip = %ip.map_or_else(|| "-".to_owned(), |i| i.to_string()),
+                mechanism = %mechanism,
+                reason = %reason,
+                "authentication failed"
+            )
+        });
         let delay = self
             .env
             .auth_limits

@@ -207,7 +207,7 @@ impl Session {
             "session",
             node = %self.env.node,
             id = %self.id,
-            ip = ?self.ip,
+            ip = %self.ip.map_or_else(|| "-".to_owned(), |a| a.to_string()),
             jid = %jid
         );
         self.phase = if t.established {

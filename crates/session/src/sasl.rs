@@ -31,13 +31,13 @@ impl Session {
             return;
         }
         let Some(mechanism) = el.attr("mechanism").and_then(Mechanism::from_name) else {
-            return self.sasl_fail(SaslFailure::InvalidMechanism, None, ctx);
+            return self.sasl_refuse(SaslFailure::InvalidMechanism, None, ctx);
         };
         if !offered_mechanisms(&self.offer()).contains(&mechanism) {
-            return self.sasl_fail(SaslFailure::InvalidMechanism, None, ctx);
+            return self.sasl_refuse(SaslFailure::InvalidMechanism, None, ctx);
         }
         let Some(payload) = decode_sasl_payload(&el.text()) else {
-            return self.sasl_fail(SaslFailure::IncorrectEncoding, None, ctx);
+            return self.sasl_refuse(SaslFailure::IncorrectEncoding, None, ctx);
         };
         if let Some(u) = self.unauthed_mut() {
             u.mechanism = Some(mechanism.name());
@@ -102,7 +102,28 @@ impl Session {
     ) {
         let first = match server.client_first(payload) {
             Ok(first) => first,
-            Err(failure) => return self.sasl_fail(failure, None, ctx),
+            Err(failure) => {
+                // Name a channel-binding type we do not offer: the client can tell why.
+                let unoffered = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|p| p.strip_prefix("p="))
+                    .and_then(|p| p.split(',').next())
+                    .filter(|ty| {
+                        !self
+                            .conn
+                            .channel_bindings()
+                            .types()
+                            .iter()
+                            .any(|t| t.name() == *ty)
+                    })
+                    .map(|ty| {
+                        format!(
+                            "channel binding type {ty} is not offered (XEP-0440 lists those \
+                             that are)"
+                        )
+                    });
+                return self.sasl_refuse(failure, unoffered.as_deref(), ctx);
+            }
         };
         let Some(host) = self.host().map(str::to_owned) else {
             return;
@@ -110,7 +131,7 @@ impl Session {
         let user = account_jid(&first.username, &host);
         if let (Some(authzid), Some(user)) = (&first.authzid, &user) {
             if authzid.as_str() != user.to_string() {
-                return self.sasl_fail(SaslFailure::InvalidAuthzid, None, ctx);
+                return self.sasl_refuse(SaslFailure::InvalidAuthzid, None, ctx);
             }
         }
         if !self.auth_gate(user.as_ref(), ctx) {
@@ -150,7 +171,7 @@ impl Session {
                 Err(e) => {
                     act.span
                         .in_scope(|| warn!(error = %e, "credential lookup failed"));
-                    return act.sasl_fail(SaslFailure::TemporaryAuthFailure, None, ctx);
+                    return act.sasl_refuse(SaslFailure::TemporaryAuthFailure, None, ctx);
                 }
             };
             let challenge = server.server_first(&creds);
@@ -166,7 +187,7 @@ impl Session {
     fn auth_oauthbearer(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
         let bearer = match sasl::parse_oauthbearer(payload) {
             Ok(b) => b,
-            Err(failure) => return self.sasl_fail(failure, None, ctx),
+            Err(failure) => return self.sasl_refuse(failure, None, ctx),
         };
         let Some(host) = self.host().map(str::to_owned) else {
             return;
@@ -200,8 +221,7 @@ impl Session {
             act.resume();
             let account = claimed.as_deref().and_then(|c| claimed_account(c, &host));
             let refused = move |act: &mut Self, why: &str, ctx: &mut Context<Self>| {
-                act.span.in_scope(|| info!(reason = why, "token refused"));
-                act.answer_failure(account.as_ref(), ctx, move |act, ctx| {
+                act.answer_failure(account.as_ref(), why, ctx, move |act, ctx| {
                     if oauth {
                         // RFC 7628 §3.2.2: the error challenge first; the client answers \x01.
                         if let Some(u) = act.unauthed_mut() {
@@ -240,7 +260,7 @@ impl Session {
                         let _enter = act.span.enter();
                         warn!(error = %e, "token lookup failed");
                     }
-                    act.sasl_fail(SaslFailure::TemporaryAuthFailure, None, ctx)
+                    act.sasl_refuse(SaslFailure::TemporaryAuthFailure, None, ctx)
                 }
             }
         }));
@@ -276,7 +296,7 @@ impl Session {
                 Err(reason) => {
                     act.span
                         .in_scope(|| warn!(%reason, "delegated authentication failed closed"));
-                    act.sasl_fail(SaslFailure::TemporaryAuthFailure, None, ctx)
+                    act.sasl_refuse(SaslFailure::TemporaryAuthFailure, None, ctx)
                 }
             }
         }));
@@ -289,7 +309,7 @@ impl Session {
     fn auth_plain(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
         let creds = match sasl::parse_plain(payload) {
             Ok(c) => c,
-            Err(failure) => return self.sasl_fail(failure, None, ctx),
+            Err(failure) => return self.sasl_refuse(failure, None, ctx),
         };
         let Some(host) = self.host().map(str::to_owned) else {
             return;
@@ -297,7 +317,7 @@ impl Session {
         let user = account_jid(&creds.username, &host);
         if let (Some(authzid), Some(user)) = (&creds.authzid, &user) {
             if authzid.as_str() != user.to_string() {
-                return self.sasl_fail(SaslFailure::InvalidAuthzid, None, ctx);
+                return self.sasl_refuse(SaslFailure::InvalidAuthzid, None, ctx);
             }
         }
         if !self.auth_gate(user.as_ref(), ctx) {
@@ -360,7 +380,7 @@ impl Session {
                         let _enter = act.span.enter();
                         warn!(error = %e, "credential lookup failed");
                     }
-                    act.sasl_fail(SaslFailure::TemporaryAuthFailure, None, ctx)
+                    act.sasl_refuse(SaslFailure::TemporaryAuthFailure, None, ctx)
                 }
             }
         }));
@@ -399,6 +419,35 @@ impl Session {
         }
     }
 
+    /// A refusal before any credential was checked: a mechanism or channel-binding type
+    /// the server does not offer, a malformed initial response, an authzid that is not the
+    /// user's, or the server's own failure. It is answered like any failure but does not
+    /// count against `max_auth_attempts`, which is for credentials: a standard client that
+    /// walks down the offered mechanisms (slixmpp 1.8.3 tries `tls-unique`, undefined on
+    /// TLS 1.3, on both -PLUS mechanisms, then SCRAM with the `y` flag, which RFC 5802 §6
+    /// makes the server refuse while it offers -PLUS, then PLAIN) still logs in on its
+    /// first connection. Each `<auth/>` still counts against `max_sasl_attempts`, and
+    /// nothing here costs a key derivation.
+    pub(crate) fn sasl_refuse(
+        &mut self,
+        failure: SaslFailure,
+        text: Option<&str>,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.send_nonza(&failure.to_element(text));
+        if let Some(u) = self.unauthed_mut() {
+            u.sasl = SaslState::Idle;
+        }
+        self.span.in_scope(|| {
+            tracing::debug!(
+                condition = failure.as_str(),
+                "SASL refused before any credential check"
+            )
+        });
+    }
+
+    /// A failed credential check (or a client misbehaving mid-exchange): counted, and
+    /// after `max_auth_attempts` of them the stream ends (RFC 6120 §6.4.5).
     pub(crate) fn sasl_fail(
         &mut self,
         failure: SaslFailure,

@@ -91,7 +91,7 @@ impl Session {
             "session",
             node = %env.node,
             id = %id,
-            ip = ?ip,
+            ip = %ip.map_or_else(|| "-".to_owned(), |a| a.to_string()),
             jid = tracing::field::Empty
         );
         Session {

@@ -415,6 +415,12 @@ enum Location {
     Postgres,
 }
 
+/// Checks a storage URL without opening anything (`parley check config`): the scheme is
+/// one this build serves and its form is right. The error says why, password redacted.
+pub fn check_url(url: &str) -> Result<()> {
+    parse_url(url).map(|_| ())
+}
+
 fn parse_url(url: &str) -> Result<Location> {
     let bad = |reason: &str| StorageError::BadUrl {
         url: redact_password(url),

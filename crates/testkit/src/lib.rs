@@ -11,6 +11,7 @@ mod client;
 pub mod cluster;
 pub mod component;
 pub mod im;
+pub mod process;
 pub mod s2s;
 mod server;
 pub mod sm;

@@ -650,6 +650,23 @@ fn each_rule_names_its_key() {
             "storage.url = \"parley.db\"",
         ),
         ("[log]\nlevel = \"=^=\"", "log.level = \"=^=\""),
+        // A typo parses as a target filter and would silence the server.
+        (
+            "[log]\nlevel = \"infoo\"",
+            "log.level = \"infoo\": unknown level `infoo`",
+        ),
+        (
+            "[log]\nlevel = \"info,parley=loud\"",
+            "log.level = \"info,parley=loud\": `parley=loud` must be target=LEVEL",
+        ),
+        (
+            "[storage]\nurl = \"mysql://u:hunter2@db/parley\"",
+            "storage.url = \"mysql://u:***@db/parley\": unknown scheme `mysql`",
+        ),
+        (
+            "[storage]\nurl = \"sqlite://data/p.db?mode=rwc\"",
+            "storage.url = \"sqlite://data/p.db?mode=rwc\": query parameters are not supported",
+        ),
     ];
     for (toml, expected) in cases {
         let e = err(toml);
@@ -657,6 +674,19 @@ fn each_rule_names_its_key() {
             e.starts_with(&format!("test.toml: {expected}")),
             "{toml:?} gave {e}"
         );
+    }
+}
+
+#[test]
+fn good_log_levels_pass() {
+    for level in [
+        "info",
+        "WARN",
+        "debug,parley=trace",
+        "off",
+        "info,hyper=warn",
+    ] {
+        assert!(super::validate::check_log_level(level).is_ok(), "{level}");
     }
 }
 

@@ -177,24 +177,24 @@ impl Config {
         self.quotas.check()?;
         self.users.check(self.c2s.max_stanza_bytes)?;
         if let Some(url) = &self.storage.url {
-            // The backend checks the rest when it opens the URL; this catches a bare path.
-            let has_scheme = url.split_once(':').is_some_and(|(scheme, _)| {
-                !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric())
-            });
-            if !has_scheme {
+            // What `serve` would refuse when it opens the store, caught at check time.
+            if let Err(e) = parley_storage::check_url(url) {
+                let reason = match e {
+                    parley_storage::StorageError::BadUrl { reason, .. } => reason,
+                    other => other.to_string(),
+                };
                 return Err(Violation::new(
                     "storage.url",
-                    Quoted(url),
-                    "must be a URL such as \"sqlite://data/parley.db\" or \"sqlite::memory:\"",
+                    Quoted(&parley_storage::redact_password(url)),
+                    format!(
+                        "{reason}; expected a URL such as \"sqlite://data/parley.db\", \
+                         \"sqlite::memory:\" or \"postgres://user@host/db\""
+                    ),
                 ));
             }
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return Err(Violation::new(
-                "log.level",
-                Quoted(&self.log.level),
-                format!("not a valid tracing filter directive: {e}"),
-            ));
+        if let Err(reason) = check_log_level(&self.log.level) {
+            return Err(Violation::new("log.level", Quoted(&self.log.level), reason));
         }
         Ok(())
     }
@@ -636,4 +636,39 @@ impl UsersConfig {
         }
         Ok(())
     }
+}
+
+/// `[log] level`: comma-separated directives, each a level (`trace`, `debug`, `info`,
+/// `warn`, `error`, `off`) or `target=level`. A bare word that is not a level parses as a
+/// *target* filter and would silence everything else, so it is refused here; so is anything
+/// `tracing`'s own parser refuses.
+pub(crate) fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |w: &str| LEVELS.contains(&w.trim().to_ascii_lowercase().as_str());
+    if level.trim().is_empty() {
+        return Err("must name a level: trace, debug, info, warn, error or off".to_owned());
+    }
+    for directive in level.split(',') {
+        let directive = directive.trim();
+        match directive.rsplit_once('=') {
+            Some((target, lvl)) if !target.trim().is_empty() && is_level(lvl) => {}
+            Some(_) => {
+                return Err(format!(
+                    "`{directive}` must be target=LEVEL with LEVEL one of {}",
+                    LEVELS.join(", ")
+                ))
+            }
+            None if is_level(directive) => {}
+            None => {
+                return Err(format!(
+                    "unknown level `{directive}` (expected one of {}, or target=level \
+                     directives)",
+                    LEVELS.join(", ")
+                ))
+            }
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid tracing filter directive: {e}"))
 }
