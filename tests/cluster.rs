@@ -824,6 +824,69 @@ async fn signout_everywhere_reaches_every_node() {
     );
 }
 
+/// Issue 17: the lifecycle across nodes. Ended and failed sessions held by another node are
+/// listed by any node (peers honour the history filter), found by id, and removed through
+/// it; the failed one carries the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_history_is_shown_and_removed_from_any_node() {
+    let cluster = Cluster::start(2, 10, "");
+    let mut gone = Client::login(cluster.c2s(1), "alice", Some("gone")).await;
+    gone.send_raw("</stream:stream>").await.unwrap();
+    let mut broken = Client::login(cluster.c2s(1), "bob", Some("broken")).await;
+    broken
+        .send_raw("<message to='alice@localhost'><body>x</message></body>")
+        .await
+        .unwrap();
+    assert_eq!(stream_error(&mut broken).await, "not-well-formed");
+    let asked = &cluster.nodes[0];
+    let mut ended = None;
+    wait_for(
+        "n2's ended session listed by n1",
+        Duration::from_secs(10),
+        || {
+            ended = sessions_of(asked, "?status=ended")
+                .into_iter()
+                .find(|r| r["jid"] == "alice@localhost/gone");
+            ended.is_some()
+        },
+    );
+    let ended = ended.unwrap();
+    assert_eq!(ended["node"], "n2", "{ended}");
+    assert_eq!(ended["connected"], false, "{ended}");
+    let mut failed = None;
+    wait_for(
+        "n2's failed session listed by n1",
+        Duration::from_secs(10),
+        || {
+            failed = sessions_of(asked, "?status=failed")
+                .into_iter()
+                .find(|r| r["jid"] == "bob@localhost/broken");
+            failed.is_some()
+        },
+    );
+    let failed = failed.unwrap();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not-well-formed")),
+        "{failed}"
+    );
+    let id = ended["session"].as_str().unwrap();
+    let (status, body) = asked.api(&format!("/api/v1/sessions/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = asked.post(&format!("/api/v1/sessions/{id}/remove"));
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "the removal reaches n2's record",
+        Duration::from_secs(10),
+        || {
+            sessions_of(asked, "?status=removed")
+                .iter()
+                .any(|r| r["session"] == id && r["node"] == "n2")
+        },
+    );
+}
+
 /// POSTs a BOSH body; returns the answer's `<body/>` as text.
 fn bosh_post(addr: SocketAddr, body: &str) -> String {
     use std::io::{Read, Write};

@@ -158,8 +158,98 @@ async fn sessions_expire_by_lifetime_idleness_and_token() {
         .unwrap();
     c.open().await.unwrap();
     c.bind(Some("tok")).await.unwrap();
+    // While it lives, the session shows its token's expiry as its own.
+    let live = record(admin, "alice@localhost/tok", "active");
+    assert_eq!(live["expires"], t["expires"], "{live} {t}");
     assert_eq!(stream_error(&mut c).await.0, "policy-violation");
-    record(admin, "alice@localhost/tok", "expired");
+    let r = record(admin, "alice@localhost/tok", "expired");
+    assert_eq!(r["expires"], t["expires"], "{r}");
+}
+
+/// A session the server closed with a stream error of its own is `failed`, with the
+/// condition (and text) it sent as its reason — not `ended`, which is the user's doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_server_closed_for_an_error_is_failed_with_its_reason() {
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
+    let admin = server.handle.admin.unwrap();
+    let mut c = Client::login(server.c2s(), "alice", Some("broken")).await;
+    // RFC 6120 §4.9.3.13: not well-formed XML.
+    c.send_raw("<message to='bob@localhost'><body>hi</message></body>")
+        .await
+        .unwrap();
+    assert_eq!(stream_error(&mut c).await.0, "not-well-formed");
+    let r = record(admin, "alice@localhost/broken", "failed");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("not-well-formed"), "{r}");
+    // The client's own close stays `ended`, without a reason.
+    let mut d = Client::login(server.c2s(), "alice", Some("leaves")).await;
+    d.send_raw("</stream:stream>").await.unwrap();
+    let r = record(admin, "alice@localhost/leaves", "ended");
+    assert!(r.get("reason").is_none(), "{r}");
+}
+
+/// `POST /api/v1/sessions/{id}/remove`: the user signs one session out and it leaves their
+/// list — a live one is closed and ends `removed`; an ended one's record becomes `removed`.
+/// The admin's `?status=removed` still sees both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_signs_a_session_out_and_drops_it_from_the_users_list() {
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
+    let admin = server.handle.admin.unwrap();
+    let mut live = Client::login(server.c2s(), "carol", Some("live")).await;
+    let mut old = Client::login(server.c2s(), "carol", Some("old")).await;
+    let _kept = Client::login(server.c2s(), "carol", Some("kept")).await;
+    old.send_raw("</stream:stream>").await.unwrap();
+    let ended = record(admin, "carol@localhost/old", "ended");
+    let live_id = record(admin, "carol@localhost/live", "active")["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, json) = api(
+        admin,
+        "POST",
+        &format!("/api/v1/sessions/{live_id}/remove"),
+        "",
+    );
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        stream_error(&mut live).await,
+        (
+            "not-authorized".to_owned(),
+            Some("the session was signed out".to_owned())
+        )
+    );
+    let ended_id = ended["session"].as_str().unwrap();
+    let (status, json) = api(
+        admin,
+        "POST",
+        &format!("/api/v1/sessions/{ended_id}/remove"),
+        "",
+    );
+    assert_eq!(status, 200, "{json}");
+    record(admin, "carol@localhost/live", "removed");
+    record(admin, "carol@localhost/old", "removed");
+
+    let (_, list) = api(
+        admin,
+        "GET",
+        "/api/v1/users/carol@localhost/sessions?history=true",
+        "",
+    );
+    let jids: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["jid"].as_str().unwrap())
+        .collect();
+    assert_eq!(jids, ["carol@localhost/kept"], "{list}");
+    let (status, _) = api(
+        admin,
+        "POST",
+        "/api/v1/sessions/00000000deadbeef/remove",
+        "",
+    );
+    assert_eq!(status, 404);
 }
 
 /// Sign-out everywhere revokes every session and every token of the user within a second.

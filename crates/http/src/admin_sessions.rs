@@ -15,7 +15,10 @@ pub(crate) struct SessionsQuery {
     status: Option<String>,
     /// Taken as text so that a bad number gets a 400 naming `limit`.
     limit: Option<String>,
+    /// The previous page's `next` (a JID) …
     after: Option<String>,
+    /// … and its `next_session` (one JID may have several records: ended ones).
+    after_session: Option<String>,
     /// `true`: the connections that are not bound instead (not authenticated yet, or
     /// between authentication and bind), at most 1000 per node, oldest first.
     unbound: Option<bool>,
@@ -50,7 +53,7 @@ pub(crate) async fn sessions(
             Some(st) => Some(st.as_str()),
             None => {
                 return bad_request(
-                    "status must be one of active, ended, expired, removed, replaced, revoked, abandoned",
+                    "status must be one of active, hibernating, ended, expired, removed, replaced, revoked, abandoned, failed",
                 )
             }
         },
@@ -67,43 +70,62 @@ pub(crate) async fn sessions(
         }));
     }
     let user = query.user.as_deref().map(str::to_lowercase);
-    let history = status.is_some_and(|s| s != "active");
-    let all = cluster_records(&state, user.as_deref(), history).await;
-    let filtered: Vec<SessionRecord> = all
-        .into_iter()
-        .filter(|r| query.node.as_ref().is_none_or(|n| &r.node == n))
-        .filter(|r| status.is_none_or(|s| r.status == s))
-        .collect();
-    let total = filtered.len();
-    let page: Vec<SessionRecord> = filtered
-        .into_iter()
-        .filter(|r| {
-            query
-                .after
-                .as_ref()
-                .is_none_or(|a| r.jid.as_str() > a.as_str())
-        })
-        .take(limit + 1)
-        .collect();
-    let next = (page.len() > limit).then(|| page[limit - 1].jid.clone());
-    let page = &page[..page.len().min(limit)];
+    let filter = crate::records::Filter {
+        user,
+        history: status.is_some_and(|s| s != "active"),
+        unbound: false,
+        status: status.map(str::to_owned),
+        session: None,
+        node: query.node.clone(),
+        after: query.after.clone().map(|jid| {
+            // Without `after_session`, everything of that JID was on the earlier page.
+            let session = query
+                .after_session
+                .clone()
+                .unwrap_or_else(|| "~".to_owned());
+            (jid, session.to_lowercase())
+        }),
+        // One more than the page, to know whether there is a next one.
+        limit: Some(limit + 1),
+    };
+    let page = crate::records::cluster_page(&state, &filter).await;
+    let mut records = page.records;
+    let next = (records.len() > limit).then(|| {
+        let last = &records[limit - 1];
+        (last.jid.clone(), last.session.clone())
+    });
+    records.truncate(limit);
     HttpResponse::Ok().json(serde_json::json!({
-        "sessions": page,
-        "total": total,
-        "next": next,
+        "sessions": records,
+        "total": page.total,
+        "next": next.as_ref().map(|n| &n.0),
+        "next_session": next.as_ref().map(|n| &n.1),
     }))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserSessionsQuery {
+    /// Include the recently ended sessions the user has not removed.
+    history: Option<bool>,
+}
+
+/// `GET /api/v1/users/{jid}/sessions[?history=true]`: the user's list of sessions, live
+/// ones, and with `history` the recently ended ones except those removed (signed out and
+/// dropped from the list, [`remove_session`]).
 pub(crate) async fn user_sessions(
     req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
+    query: web::Query<UserSessionsQuery>,
 ) -> HttpResponse {
     if !authorized(&req, &state) {
         return unauthorized();
     }
     let user = path.into_inner().to_lowercase();
-    let records = cluster_records(&state, Some(&user), false).await;
+    let history = query.history.unwrap_or(false);
+    let mut records = cluster_records(&state, Some(&user), history).await;
+    records.retain(|r| r.status != parley_router::SessionStatus::Removed.as_str() || r.connected);
     HttpResponse::Ok().json(serde_json::json!({ "user": user, "sessions": records }))
 }
 
@@ -176,8 +198,7 @@ pub(crate) async fn session_by_id(
         return unauthorized();
     }
     let id = path.into_inner().to_lowercase();
-    let all = cluster_records(&state, None, true).await;
-    match all.into_iter().find(|r| r.session == id) {
+    match crate::records::cluster_session(&state, &id, true).await {
         Some(r) => HttpResponse::Ok().json(r),
         None => crate::problem::not_found("no such session"),
     }
@@ -296,8 +317,7 @@ pub(crate) async fn delete_session(
         Err(resp) => return *resp,
     };
     let id = path.into_inner().to_lowercase();
-    let all = cluster_records(&state, None, false).await;
-    let Some(r) = all.into_iter().find(|r| r.session == id) else {
+    let Some(r) = crate::records::cluster_session(&state, &id, false).await else {
         return crate::problem::not_found("no such live session");
     };
     crate::audit(
@@ -362,5 +382,55 @@ impl parley_session::AccountSessions for AdminSessions {
     ) -> parley_session::BoxFuture<usize> {
         let state = self.0.clone();
         Box::pin(async move { end_user_sessions_but(&state, &bare, keep, reason, status).await })
+    }
+}
+
+/// `POST /api/v1/sessions/{id}/remove`: the user signs this session out and it leaves
+/// their list. A live session is closed (`<not-authorized/>`, "the session was signed
+/// out") and ends with status removed; an ended one's record becomes removed. On whichever
+/// node holds it.
+pub(crate) async fn remove_session(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let id = path.into_inner().to_lowercase();
+    let Some(r) = crate::records::cluster_session(&state, &id, true).await else {
+        return crate::problem::not_found("no such session");
+    };
+    let (Ok(jid), Ok(num)) = (
+        jid::FullJid::new(&r.jid),
+        u64::from_str_radix(&r.session, 16),
+    ) else {
+        return bad_request("only a client session can be removed");
+    };
+    crate::audit(
+        &req,
+        "session.remove",
+        &format!("{} on {}", r.session, r.node),
+    );
+    let status = parley_router::SessionStatus::Removed;
+    let reason = parley_router::CloseReason::with_text(
+        parley_proto::stream_error::StreamCondition::NotAuthorized,
+        "the session was signed out",
+    );
+    let done = if r.connected {
+        revoke_session(&state, &jid, num, &r.node, reason, status)
+    } else if r.node == state.node {
+        state.router.remove_ended(parley_router::SessionId(num))
+    } else {
+        // The holder finds no live session under that id and marks its record instead.
+        state
+            .cluster
+            .as_ref()
+            .is_some_and(|n| n.revoke_remote(&r.node, &jid, num, reason, status))
+    };
+    if done {
+        HttpResponse::Ok().json(serde_json::json!({"removed": r.session, "node": r.node}))
+    } else {
+        crate::problem::not_found("the session is gone")
     }
 }

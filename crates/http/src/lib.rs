@@ -451,6 +451,10 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .route("/api/v1/sessions", web::get().to(sessions))
             .route("/api/v1/sessions/{id}", web::get().to(session_by_id))
             .route("/api/v1/sessions/{id}", web::delete().to(delete_session))
+            .route(
+                "/api/v1/sessions/{id}/remove",
+                web::post().to(admin_sessions::remove_session),
+            )
             .route("/api/v1/users/{jid}/signout", web::post().to(signout))
             .route("/api/v1/prebind", web::post().to(prebind))
             .route("/api/v1/users", web::post().to(admin_users::create))

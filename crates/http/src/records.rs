@@ -56,6 +56,9 @@ pub struct SessionRecord {
     /// When its connection was found lost (abandoned), unix ms.
     #[serde(default)]
     pub abandoned: Option<i64>,
+    /// Why the server ended it, as the client was told (`condition: text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// How the peer authenticated: a SASL mechanism (`SCRAM-SHA-1`, `PLAIN`, …),
     /// `prebind`, or a component's `secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,8 +175,9 @@ fn record(
         created: meta.map(|m| m.created_ms),
         last_active: meta.map(|m| m.last_active_ms()),
         updated: meta.map(|m| m.updated_ms()),
-        expires: meta.and_then(|m| m.expire_at_ms),
+        expires: meta.and_then(|m| m.expires_ms()),
         abandoned: meta.and_then(|m| m.abandon_at_ms()),
+        reason: meta.and_then(|m| m.reason()).map(str::to_owned),
         auth: meta.and_then(|m| m.auth()).map(str::to_owned),
         direction: meta.and_then(|m| m.link()).map(|l| l.direction.to_owned()),
         from_host: meta.and_then(|m| m.link()).map(|l| l.from_host.clone()),
@@ -214,129 +218,237 @@ pub fn unbound_records(router: &Router, node: &str, max: usize) -> Vec<SessionRe
 /// Unbound connections one node reports, at most.
 pub const MAX_UNBOUND_PER_NODE: usize = 1000;
 
-/// What a node asks its peers for.
-#[derive(Debug, Serialize, Deserialize)]
-struct Query {
-    user: Option<String>,
+/// Which sessions an admin request wants, sent as is to every peer so that each answers
+/// with at most one page (the whole of a busy node's records, with its history, would not
+/// fit in a node-link frame, and a peer whose answer is refused looks like a silent one).
+/// Fields a peer does not know are ignored by it (serde's default), so a mixed-version
+/// cluster answers, if less precisely.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Filter {
+    /// One account's sessions.
+    pub user: Option<String>,
     /// Include ended sessions (history).
     #[serde(default)]
-    history: bool,
+    pub history: bool,
     /// Only the unbound connections (`?unbound=true`).
     #[serde(default)]
-    unbound: bool,
+    pub unbound: bool,
+    /// Only this status.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Only this session id.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// Only sessions held by this node.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// The page starts after this `(jid, session)`.
+    #[serde(default)]
+    pub after: Option<(String, String)>,
+    /// At most this many records (more are counted in `total`); None: all.
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
-/// Makes `node` answer peers' session queries from `router`.
+/// One node's (or the merged cluster's) answer: a page in `(jid, session)` order and how
+/// many records matched in all.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Page {
+    pub records: Vec<SessionRecord>,
+    pub total: usize,
+}
+
+impl Filter {
+    fn keeps(&self, r: &SessionRecord) -> bool {
+        self.status.as_ref().is_none_or(|s| &r.status == s)
+            && self.session.as_ref().is_none_or(|s| &r.session == s)
+            && self.node.as_ref().is_none_or(|n| &r.node == n)
+    }
+
+    /// Filters, sorts and cuts `records` into the page this filter asks for.
+    fn page(&self, records: Vec<SessionRecord>) -> Page {
+        let mut kept: Vec<SessionRecord> = records.into_iter().filter(|r| self.keeps(r)).collect();
+        kept.sort_by(|a, b| (&a.jid, &a.session).cmp(&(&b.jid, &b.session)));
+        kept.dedup_by(|a, b| a.jid == b.jid && a.session == b.session && a.node == b.node);
+        let total = kept.len();
+        if let Some((jid, session)) = &self.after {
+            kept.retain(|r| (&r.jid, &r.session) > (jid, session));
+        }
+        if let Some(limit) = self.limit {
+            kept.truncate(limit);
+        }
+        Page {
+            records: kept,
+            total,
+        }
+    }
+}
+
+/// What this node holds for `filter`, as one page.
+fn local_page(router: &Router, node: &str, filter: &Filter) -> Page {
+    let records = if filter.unbound {
+        unbound_records(router, node, MAX_UNBOUND_PER_NODE)
+    } else {
+        let mut all = local_records(router, node, filter.user.as_deref());
+        if filter.history {
+            all.extend(ended_records(router, node, filter.user.as_deref()));
+        }
+        all
+    };
+    filter.page(records)
+}
+
+/// Makes `node` answer peers' session queries from `router`: one page of what it holds.
 pub fn answer_queries(node: &Arc<Node>, router: Arc<Router>) {
     let id = node.id().to_owned();
     node.set_query_answer(move |what| {
-        let Ok(q) = serde_json::from_str::<Query>(what) else {
+        let Ok(filter) = serde_json::from_str::<Filter>(what) else {
             return "[]".to_owned();
         };
-        let records = if q.unbound {
-            unbound_records(&router, &id, MAX_UNBOUND_PER_NODE)
-        } else {
-            let mut all = local_records(&router, &id, q.user.as_deref());
-            if q.history {
-                all.extend(ended_records(&router, &id, q.user.as_deref()));
-            }
-            all
-        };
-        serde_json::to_string(&records).unwrap_or_else(|_| "[]".to_owned())
+        serde_json::to_string(&local_page(&router, &id, &filter))
+            .unwrap_or_else(|_| "[]".to_owned())
     });
+}
+
+/// A peer's answer: a [`Page`], or the bare list an older node sends.
+fn read_answer(answer: &str) -> Option<Page> {
+    serde_json::from_str::<Page>(answer).ok().or_else(|| {
+        serde_json::from_str::<Vec<SessionRecord>>(answer)
+            .ok()
+            .map(|records| Page {
+                total: records.len(),
+                records,
+            })
+    })
+}
+
+/// The page `filter` asks for, cluster-wide: this node's and every peer's, merged, cut to
+/// the limit again, with the sum of their totals. A peer that does not answer in time is
+/// represented by what the registry holds of its live sessions (`partial`).
+pub(crate) async fn cluster_page(state: &AdminState, filter: &Filter) -> Page {
+    let mine = local_page(&state.router, &state.node, filter);
+    let Some(node) = &state.cluster else {
+        return mine;
+    };
+    let mut all = mine.records;
+    let mut total = mine.total;
+    let what = serde_json::to_string(filter).unwrap_or_default();
+    for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
+        match answer.as_deref().and_then(read_answer) {
+            Some(page) => {
+                total += page.total;
+                all.extend(page.records);
+            }
+            None if filter.unbound => {}
+            None => {
+                let fallback = filter.page(registry_records(state, node, &peer, filter));
+                total += fallback.total;
+                all.extend(fallback.records);
+            }
+        }
+    }
+    let mut page = Filter {
+        after: None,
+        ..filter.clone()
+    }
+    .page(all);
+    page.total = total;
+    page
 }
 
 /// Every unbound connection cluster-wide (what the peers that answer report).
 pub(crate) async fn cluster_unbound(state: &AdminState) -> Vec<SessionRecord> {
-    let mut all = unbound_records(&state.router, &state.node, MAX_UNBOUND_PER_NODE);
-    let Some(node) = &state.cluster else {
-        return all;
-    };
-    let what = serde_json::to_string(&Query {
-        user: None,
-        history: false,
+    let filter = Filter {
         unbound: true,
-    })
-    .unwrap_or_default();
-    for (_, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
-        if let Some(records) =
-            answer.and_then(|a| serde_json::from_str::<Vec<SessionRecord>>(&a).ok())
-        {
-            all.extend(records);
-        }
-    }
-    all
+        ..Filter::default()
+    };
+    cluster_page(state, &filter).await.records
 }
 
-/// Every session cluster-wide (or of one user), sorted by JID; with `history`, the
-/// recently ended ones too.
+/// Every live session cluster-wide (or of one user), sorted by JID; with `history`, the
+/// recently ended ones too. For bounded sets only (one user's, or one id's): listings page
+/// through [`cluster_page`].
 pub(crate) async fn cluster_records(
     state: &AdminState,
     user: Option<&str>,
     history: bool,
 ) -> Vec<SessionRecord> {
-    let mut all = local_records(&state.router, &state.node, user);
-    if history {
-        all.extend(ended_records(&state.router, &state.node, user));
-    }
-    let Some(node) = &state.cluster else {
-        return all;
-    };
-    let what = serde_json::to_string(&Query {
+    let filter = Filter {
         user: user.map(str::to_owned),
         history,
-        unbound: false,
-    })
-    .unwrap_or_default();
-    for (peer, answer) in node.query_peers(&what, Duration::from_secs(2)).await {
-        match answer.and_then(|a| serde_json::from_str::<Vec<SessionRecord>>(&a).ok()) {
-            Some(records) => all.extend(records),
-            None => {
-                // The peer did not answer: what the registry says of its sessions.
-                let cache = node.cache().read();
-                for (bare, resource, e) in cache.all_sessions() {
-                    if e.node != peer || user.is_some_and(|u| u != bare) {
-                        continue;
-                    }
-                    let (username, host) = bare.split_once('@').unwrap_or(("", bare));
-                    all.push(SessionRecord {
-                        jid: format!("{bare}/{resource}"),
-                        username: username.to_owned(),
-                        host: host.to_owned(),
-                        resource: resource.to_owned(),
-                        kind: if state.router.is_component(host) {
-                            "component"
-                        } else {
-                            "c2s"
-                        }
-                        .to_owned(),
-                        session: format!("{:016x}", e.session),
-                        node: e.node.clone(),
-                        ip: None,
-                        secure: None,
-                        priority: e.priority,
-                        presence: presence_word(e.available, None),
-                        connected: true,
-                        available: e.available,
-                        interested: e.interested,
-                        status: "active".to_owned(),
-                        created: None,
-                        last_active: None,
-                        updated: None,
-                        expires: None,
-                        abandoned: None,
-                        auth: None,
-                        direction: None,
-                        from_host: None,
-                        to_host: None,
-                        stanzas_in: 0,
-                        stanzas_out: 0,
-                        partial: true,
-                    });
-                }
-            }
+        ..Filter::default()
+    };
+    cluster_page(state, &filter).await.records
+}
+
+/// One session, live or recently ended, on whichever node holds it.
+pub(crate) async fn cluster_session(
+    state: &AdminState,
+    id: &str,
+    history: bool,
+) -> Option<SessionRecord> {
+    let filter = Filter {
+        session: Some(id.to_owned()),
+        history,
+        limit: Some(1),
+        ..Filter::default()
+    };
+    cluster_page(state, &filter)
+        .await
+        .records
+        .into_iter()
+        .next()
+}
+
+/// What the registry says of `peer`'s live sessions (it did not answer).
+fn registry_records(
+    state: &AdminState,
+    node: &Node,
+    peer: &str,
+    filter: &Filter,
+) -> Vec<SessionRecord> {
+    let cache = node.cache().read();
+    let mut out = Vec::new();
+    for (bare, resource, e) in cache.all_sessions() {
+        if e.node != peer || filter.user.as_deref().is_some_and(|u| u != bare) {
+            continue;
         }
+        let (username, host) = bare.split_once('@').unwrap_or(("", bare));
+        out.push(SessionRecord {
+            jid: format!("{bare}/{resource}"),
+            username: username.to_owned(),
+            host: host.to_owned(),
+            resource: resource.to_owned(),
+            kind: if state.router.is_component(host) {
+                "component"
+            } else {
+                "c2s"
+            }
+            .to_owned(),
+            session: format!("{:016x}", e.session),
+            node: e.node.clone(),
+            ip: None,
+            secure: None,
+            priority: e.priority,
+            presence: presence_word(e.available, None),
+            connected: true,
+            available: e.available,
+            interested: e.interested,
+            status: "active".to_owned(),
+            created: None,
+            last_active: None,
+            updated: None,
+            expires: None,
+            abandoned: None,
+            reason: None,
+            auth: None,
+            direction: None,
+            from_host: None,
+            to_host: None,
+            stanzas_in: 0,
+            stanzas_out: 0,
+            partial: true,
+        });
     }
-    all.sort_by(|a, b| (&a.jid, &a.node).cmp(&(&b.jid, &b.node)));
-    all
+    out
 }

@@ -33,6 +33,9 @@ pub enum SessionStatus {
     Revoked,
     /// The connection was lost without a close.
     Abandoned,
+    /// The server closed it with a stream error of its own (a limit, a protocol
+    /// violation, a failed check): not the user's doing. Its record says which.
+    Failed,
 }
 
 impl SessionStatus {
@@ -47,6 +50,7 @@ impl SessionStatus {
             SessionStatus::Replaced => "replaced",
             SessionStatus::Revoked => "revoked",
             SessionStatus::Abandoned => "abandoned",
+            SessionStatus::Failed => "failed",
         }
     }
 
@@ -61,6 +65,7 @@ impl SessionStatus {
             SessionStatus::Replaced,
             SessionStatus::Revoked,
             SessionStatus::Abandoned,
+            SessionStatus::Failed,
         ]
         .into_iter()
         .find(|x| x.as_str() == s)
@@ -83,8 +88,11 @@ pub struct SessionMeta {
     /// Set once: the first cause to end the session wins (an admin's revocation is marked
     /// before the close it causes).
     status: Mutex<SessionStatus>,
-    /// When the session must end (max lifetime), unix ms.
-    pub expire_at_ms: Option<i64>,
+    /// When the session must end (its max lifetime, or its token's expiry if sooner),
+    /// unix ms; 0: never.
+    expire_at_ms: AtomicI64,
+    /// Why it ended, as the client was told (`condition: text`), when the server ended it.
+    reason: std::sync::OnceLock<String>,
     abandon_at_ms: AtomicI64,
     /// Stanzas the peer sent on this session, and stanzas delivered to it.
     stanzas_in: AtomicU64,
@@ -125,7 +133,8 @@ impl SessionMeta {
             updated_ms: AtomicI64::new(now),
             state: Mutex::new((SessionFlags::default(), None)),
             status: Mutex::new(SessionStatus::Active),
-            expire_at_ms,
+            expire_at_ms: AtomicI64::new(expire_at_ms.unwrap_or(0)),
+            reason: std::sync::OnceLock::new(),
             abandon_at_ms: AtomicI64::new(0),
             stanzas_in: AtomicU64::new(0),
             stanzas_out: AtomicU64::new(0),
@@ -154,9 +163,27 @@ impl SessionMeta {
         self.link.get()
     }
 
+    /// The client showed it is there (anything it sent): `last_active` is now.
+    pub fn touch(&self) {
+        self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The user signed this session out and it leaves the user's list of sessions: status
+    /// removed, whatever it was, live or ended (an ended record is kept for the admin's
+    /// `?status=removed` view, no longer shown to the user). False if it already was.
+    pub fn remove(&self) -> bool {
+        let mut s = self.status.lock();
+        if *s == SessionStatus::Removed {
+            return false;
+        }
+        *s = SessionStatus::Removed;
+        self.updated_ms.store(now_ms(), Ordering::Relaxed);
+        true
+    }
+
     /// The peer sent a stanza: counted here and in the node's total.
     pub fn received(&self) {
-        self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+        self.touch();
         self.stanzas_in.fetch_add(1, Ordering::Relaxed);
         crate::metrics::STANZAS_IN.fetch_add(1, Ordering::Relaxed);
     }
@@ -252,6 +279,30 @@ impl SessionMeta {
             self.abandon_at_ms.store(now_ms(), Ordering::Relaxed);
         }
         true
+    }
+
+    /// When the session must end, unix ms, if ever.
+    pub fn expires_ms(&self) -> Option<i64> {
+        Some(self.expire_at_ms.load(Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+
+    /// The session must end by `at_ms` too (a token's expiry): the sooner deadline is kept.
+    pub fn set_expires(&self, at_ms: i64) {
+        let _ = self
+            .expire_at_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                (t == 0 || at_ms < t).then_some(at_ms)
+            });
+    }
+
+    /// Records why the server ended the session (the first reason given wins).
+    pub fn set_reason(&self, reason: String) {
+        let _ = self.reason.set(reason);
+    }
+
+    /// Why the server ended the session, if it did.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
     }
 
     /// The current status.

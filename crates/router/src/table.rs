@@ -256,6 +256,23 @@ impl Router {
         true
     }
 
+    /// Marks the ended session `id` of this node's history removed ([`SessionMeta::remove`]);
+    /// whether there was one.
+    ///
+    /// [`SessionMeta::remove`]: crate::meta::SessionMeta::remove
+    pub fn remove_ended(&self, id: SessionId) -> bool {
+        let history = self.history.lock();
+        history
+            .per_user
+            .values()
+            .flat_map(|list| list.iter())
+            .find(|e| e.id == id)
+            .is_some_and(|e| {
+                e.meta.remove();
+                true
+            })
+    }
+
     /// The connections on this node that are not bound: not authenticated yet, or between
     /// authentication and their bind. Their facts, by registration key.
     pub fn unbound_streams(&self) -> Vec<(SessionId, Arc<crate::meta::SessionMeta>)> {

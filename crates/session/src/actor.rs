@@ -29,7 +29,7 @@ impl Actor for Session {
         self.env
             .router
             .register_stream(self.stream_key, self.meta.clone());
-        if let Some(at) = self.meta.expire_at_ms {
+        if let Some(at) = self.meta.expires_ms() {
             self.expire_at(at, ctx);
         }
         // A component may be quiet for hours (a gateway nobody uses at night), and so may
@@ -98,9 +98,8 @@ impl Actor for Session {
         self.meta.end(match end {
             EndCause::Abandoned => SessionStatus::Abandoned,
             EndCause::Replaced => SessionStatus::Replaced,
-            EndCause::Ended | EndCause::Error(_) | EndCause::Closed | EndCause::Resumed => {
-                SessionStatus::Ended
-            }
+            EndCause::Error(_) => SessionStatus::Failed,
+            EndCause::Ended | EndCause::Closed | EndCause::Resumed => SessionStatus::Ended,
         });
         let jid = self
             .bound()

@@ -186,6 +186,12 @@ impl Session {
                     CloseReason::Error(e) => EndCause::Error(e.condition),
                     _ => EndCause::Closed,
                 });
+                if let CloseReason::Error(e) = &reason {
+                    self.meta.set_reason(match &e.text {
+                        Some(text) => format!("{}: {text}", e.condition.as_str()),
+                        None => e.condition.as_str().to_owned(),
+                    });
+                }
                 self.io = Io::Closing(CloseStage::Draining);
                 self.unregister();
                 ctx.stop();
@@ -237,6 +243,10 @@ impl Session {
             }
             CloseReason::Error(err) => {
                 self.end.get_or_insert(EndCause::Error(err.condition));
+                self.meta.set_reason(match &err.text {
+                    Some(text) => format!("{}: {text}", err.condition.as_str()),
+                    None => err.condition.as_str().to_owned(),
+                });
                 self.span.in_scope(|| {
                     info!(
                         condition = err.condition.as_str(),
@@ -305,6 +315,7 @@ impl Session {
 
     /// Ends the session (status expired) at unix time `at_ms`: its lifetime or its token's.
     pub(crate) fn expire_at(&mut self, at_ms: i64, ctx: &mut Context<Self>) {
+        self.meta.set_expires(at_ms);
         let wait = (at_ms - parley_router::now_ms()).max(0) as u64;
         ctx.run_later(Duration::from_millis(wait), |act, ctx| {
             act.meta.end(SessionStatus::Expired);

@@ -119,7 +119,10 @@ enum State {
         quote: Quote,
         attrs: usize,
     },
-    EndTag,
+    /// In an end tag whose name starts at `name`.
+    EndTag {
+        name: usize,
+    },
     Cdata,
     Text,
 }
@@ -131,6 +134,15 @@ pub(crate) enum Goal {
     StartTag,
     /// The end of the whole element (a stanza).
     Element,
+}
+
+/// The name at the start of `tag` (after `<` or `</`): up to whitespace, `/` or `>`.
+fn tag_name(tag: &[u8]) -> &[u8] {
+    let end = tag
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+        .unwrap_or(tag.len());
+    &tag[..end]
 }
 
 /// A finished scan: the element (or tag) occupies `data[..end]`.
@@ -146,8 +158,12 @@ pub(crate) struct Found {
 pub(crate) struct ElementScanner {
     goal: Goal,
     state: State,
-    depth: usize,
     pos: usize,
+    /// Where the name of each open element starts (offsets into the element's bytes), so
+    /// that an end tag naming another element is refused when it is read (RFC 6120
+    /// §4.9.3.13, XML 1.0 [GIMatch]) rather than taken for some later one's, which left a
+    /// client's `<a><b></a>` waiting for more input.
+    open: Vec<usize>,
 }
 
 impl ElementScanner {
@@ -155,8 +171,8 @@ impl ElementScanner {
         ElementScanner {
             goal,
             state: State::Markup,
-            depth: 0,
             pos: 0,
+            open: Vec::new(),
         }
     }
 
@@ -188,8 +204,8 @@ impl ElementScanner {
                     }
                     match markup {
                         Markup::StartTag => {
-                            self.depth += 1;
-                            if self.depth > limits.max_depth {
+                            self.open.push(self.pos + 1);
+                            if self.open.len() > limits.max_depth {
                                 return Err(XmlError::policy(format!(
                                     "element nesting exceeds depth {}",
                                     limits.max_depth
@@ -201,11 +217,11 @@ impl ElementScanner {
                             };
                             self.pos += 1;
                         }
-                        Markup::EndTag if self.depth > 0 => {
-                            self.state = State::EndTag;
+                        Markup::EndTag if !self.open.is_empty() => {
+                            self.state = State::EndTag { name: self.pos + 2 };
                             self.pos += 2;
                         }
-                        Markup::Cdata if self.depth > 0 => {
+                        Markup::Cdata if !self.open.is_empty() => {
                             self.state = State::Cdata;
                             self.pos += CDATA_OPEN.len();
                         }
@@ -244,9 +260,9 @@ impl ElementScanner {
                             // The tag began with `<` and a name, so `at - 1` is inside it.
                             let self_closing = w[at - 1] == b'/';
                             if self_closing {
-                                self.depth -= 1;
+                                self.open.pop();
                             }
-                            if self.goal == Goal::StartTag || self.depth == 0 {
+                            if self.goal == Goal::StartTag || self.open.is_empty() {
                                 return Ok(Some(Found {
                                     end: self.pos,
                                     self_closing,
@@ -270,14 +286,18 @@ impl ElementScanner {
                         }
                     }
                 }
-                State::EndTag => {
+                State::EndTag { name } => {
                     let Some(i) = memchr::memchr(b'>', &w[self.pos..]) else {
                         self.pos = w.len();
                         return Ok(None);
                     };
                     self.pos += i + 1;
-                    self.depth -= 1;
-                    if self.depth == 0 {
+                    // Entered only with an element open (see `Markup::EndTag` above).
+                    let opened = self.open.pop().unwrap_or(1);
+                    if tag_name(&w[name..]) != tag_name(&w[opened..]) {
+                        return Err(XmlError::nwf("an end tag does not match its start tag"));
+                    }
+                    if self.open.is_empty() {
                         return Ok(Some(Found {
                             end: self.pos,
                             self_closing: false,

@@ -195,16 +195,21 @@ impl Node {
                 let Ok(full) = FullJid::new(&jid) else {
                     return;
                 };
-                if let Some(h) = self.router.lookup_local(&full) {
-                    if h.id.0 == session {
-                        let status = status
-                            .as_deref()
-                            .and_then(parley_router::SessionStatus::parse);
+                let status = status
+                    .as_deref()
+                    .and_then(parley_router::SessionStatus::parse);
+                match self.router.lookup_local(&full) {
+                    Some(h) if h.id.0 == session => {
                         if let (Some(status), Some(meta)) = (status, h.meta()) {
                             meta.end(status);
                         }
                         h.close(from_remote_close(reason));
                     }
+                    // Removing an ended session's record (the admin API's remove).
+                    _ if status == Some(parley_router::SessionStatus::Removed) => {
+                        self.router.remove_ended(SessionId(session));
+                    }
+                    _ => {}
                 }
             }
             Body::Query { id, what } => {

@@ -712,3 +712,28 @@ fn rfc6120_4_errors_do_not_depend_on_how_input_is_split() {
         );
     }
 }
+
+/// RFC 6120 §4.9.3.13, XML 1.0 [GIMatch]: an end tag that names another element is
+/// `not-well-formed` as soon as it is read, with nothing after it; matching names pass.
+#[test]
+fn rfc6120_4_9_3_13_a_mismatched_end_tag_is_refused_without_more_input() {
+    for bad in [
+        "<message><body>x</message>",
+        "<a><b/><c></a>",
+        "<a><b></bb>",
+    ] {
+        let mut p = StreamParser::new(Limits::default());
+        p.feed(HEADER.as_bytes());
+        p.feed(bad.as_bytes());
+        assert!(matches!(p.next_event(), Ok(Some(Event::StreamOpen(_)))));
+        assert!(
+            matches!(p.next_event(), Err(XmlError::NotWellFormed(_))),
+            "{bad}"
+        );
+    }
+    let ok = events_of(&format!(
+        "{HEADER}<a><b x='c&gt;'/><c>t</c ><d></d></a><e/>"
+    ))
+    .unwrap();
+    assert_eq!(ok.len(), 3, "stream open and two stanzas: {ok:?}");
+}
