@@ -281,11 +281,32 @@ async fn rfc6121_behaviour_holds_across_nodes() {
         "parley_routing_seconds_bucket",
         "parley_etcd_requests_total",
         "parley_node_link_up{node=\"n1\",peer=\"n2\"} 1",
-        "parley_sessions{type=\"c2s\",node=\"n2\"}",
+        "parley_sessions{type=\"c2s\",node=\"n1\"}",
         "parley_registry_cache_bytes",
+        "parley_auth_total{node=\"n1\",mechanism=\"SCRAM-SHA-256\",result=\"success\"}",
+        "parley_connections_total{node=\"n1\",listener=\"c2s\",result=\"accepted\"}",
+        "process_resident_memory_bytes",
     ] {
         assert!(metrics.contains(needle), "{needle} in {metrics}");
     }
+    // Issue 17: each node counts only its own sessions, so the sum over the nodes' scrapes
+    // is the cluster's: alice/a, bob/b, alice/c, bob/b2 and carol's.
+    assert!(
+        !metrics.contains("parley_sessions{type=\"c2s\",node=\"n2\"}"),
+        "{metrics}"
+    );
+    let c2s_sessions = |text: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("parley_sessions{type=\"c2s\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let total: u64 = cluster
+        .nodes
+        .iter()
+        .map(|n| c2s_sessions(&n.get("/metrics").unwrap().1))
+        .sum();
+    assert_eq!(total, 5, "the sum of every node's own sessions");
 }
 
 /// RFC 6120 §7.7.2.2 across nodes: under kick_old a bind on another node replaces the old

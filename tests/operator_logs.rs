@@ -40,7 +40,7 @@ fn log_with(deployment: &Deployment, needle: &str) -> String {
 
 /// `fail2ban-regex -o ip LOG FILTER`: the addresses the shipped filter finds.
 fn fail2ban_ips(log: &Path) -> Vec<String> {
-    let f2b = unpacked_deb("fail2ban-1.0.2");
+    let f2b = unpacked_deb("fail2ban");
     let filter = parley_testkit::workspace_root().join("cluster/fail2ban/filter.d/parley.conf");
     let out = Command::new("python3")
         .arg(f2b.join("usr/bin/fail2ban-regex"))

@@ -16,15 +16,21 @@ use crate::web_state::WebState;
 
 /// A permit for a new session from `peer`, or the HTTP answer that refuses it. `body` and
 /// `content_type` are what the refusal carries (a BOSH terminate body, or plain text).
+/// `listener` (`websocket`, `bosh`) labels the outcome in `parley_connections_total`.
 pub(crate) fn admit(
     state: &WebState,
+    listener: &'static str,
     peer: Option<SocketAddr>,
     body: impl FnOnce(Refusal) -> (String, &'static str),
 ) -> Result<ConnPermit, Box<HttpResponse>> {
     let refusal = match state.env.conn_limiter.acquire(peer.map(|p| p.ip())) {
-        Ok(permit) => return Ok(permit),
+        Ok(permit) => {
+            parley_router::metrics::CONNECTIONS.inc(listener, "accepted");
+            return Ok(permit);
+        }
         Err(refusal) => refusal,
     };
+    parley_router::metrics::CONNECTIONS.inc(listener, refusal.reason());
     let offender = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
     if parley_router::metrics::refuse(refusal.reason(), &offender) {
         warn!(ip = %offender, reason = refusal.reason(), "web connection refused");

@@ -287,9 +287,12 @@ pub async fn http_bind(
                     // address and the node have room for one more connection.
                     let permit = match el.attr("sid") {
                         Some(_) => None,
-                        None => match crate::admit::admit(&state, state.client_addr(&req), |r| {
-                            (terminate(bosh_condition(r)), "text/xml; charset=utf-8")
-                        }) {
+                        None => match crate::admit::admit(
+                            &state,
+                            "bosh",
+                            state.client_addr(&req),
+                            |r| (terminate(bosh_condition(r)), "text/xml; charset=utf-8"),
+                        ) {
                             Ok(permit) => Some(permit),
                             Err(refused) => {
                                 return crate::origin::cors_response(&req, &state, *refused)

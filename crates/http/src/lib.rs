@@ -25,6 +25,7 @@ pub mod listener;
 pub mod metrics;
 mod metrics_cluster;
 mod metrics_muc;
+pub mod metrics_process;
 mod origin;
 pub mod problem;
 pub mod proxy;

@@ -80,6 +80,12 @@ pub struct Snapshot {
     pub routing: (Vec<(f64, u64)>, f64),
     /// Node figures, in a cluster.
     pub cluster: Option<Cluster>,
+    /// Connections by (listener, outcome).
+    pub connections: Vec<((&'static str, &'static str), u64)>,
+    /// SASL outcomes by (mechanism, result).
+    pub auth: Vec<((&'static str, &'static str), u64)>,
+    /// The process's own figures (Linux).
+    pub process: Option<crate::metrics_process::Process>,
 }
 
 /// The Stream Management part of a [`Snapshot`].
@@ -119,15 +125,11 @@ impl Snapshot {
     pub fn take(state: &AdminState) -> Snapshot {
         use parley_router::metrics as m;
         let node = state.node.clone();
+        // This node's own sessions only, so that a sum over every node's scrape is the
+        // cluster's (the cluster-wide view is the admin API's).
         let (clients, comps) = state.router.session_counts();
-        let mut sessions = vec![(node.clone(), clients as u64)];
-        let mut components = vec![(node.clone(), comps as u64)];
-        if let Some(n) = &state.cluster {
-            for v in n.nodes().into_iter().filter(|v| v.id != node) {
-                sessions.push((v.id.clone(), (v.sessions - v.components) as u64));
-                components.push((v.id, v.components as u64));
-            }
-        }
+        let sessions = vec![(node.clone(), clients as u64)];
+        let components = vec![(node.clone(), comps as u64)];
         let (buckets, sum_us) = m::routing_buckets();
         let bounds = m::LATENCY_BOUNDS_US
             .iter()
@@ -179,12 +181,16 @@ impl Snapshot {
             },
             routing: (bounds.zip(buckets).collect(), sum_us as f64 / 1e6),
             cluster,
+            connections: m::CONNECTIONS.snapshot(),
+            auth: m::AUTH.snapshot(),
+            process: crate::metrics_process::Process::read(),
             node,
         }
     }
 
     /// The exposition text.
-    pub fn render(self) -> String {
+    pub fn render(mut self) -> String {
+        let process = self.process.take();
         let mut registry = Registry::with_prefix(PREFIX);
         registry.register_collector(Box::new(self));
         let mut text = String::new();
@@ -192,6 +198,15 @@ impl Snapshot {
         // and a partial page is still better for an operator than none.
         if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
             tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        // The standard `process_*` names carry no prefix: a registry of their own.
+        if let Some(process) = process {
+            let mut plain = Registry::default();
+            plain.register_collector(Box::new(crate::metrics_process::ProcessCollector(process)));
+            if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &plain)
+            {
+                tracing::warn!(error = %e, "metrics encoding failed");
+            }
         }
         text
     }
@@ -247,7 +262,7 @@ impl Collector for Snapshot {
         family(
             &mut enc,
             "sessions",
-            "Bound sessions, by type (c2s, component; s2s: authenticated server streams of this node only) and node (this node; in a cluster also every node as the registry shows it).",
+            "Bound sessions held by this node, by type (c2s, component; s2s: authenticated server streams); sum over nodes for the cluster.",
             None,
             Gauge,
             self.sessions
@@ -259,6 +274,40 @@ impl Collector for Snapshot {
                         .map(|(n, count)| ([("type", "component"), ("node", n.as_str())], *count)),
                 )
                 .chain(std::iter::once(([("type", "s2s"), ("node", node)], self.s2s))),
+        )?;
+        family(
+            &mut enc,
+            "build_info",
+            "The build: its version and the git commit it was built from (always 1).",
+            None,
+            Gauge,
+            std::iter::once((
+                {
+                    let [version, commit] = crate::metrics_process::build_labels();
+                    [("node", node), version, commit]
+                },
+                1u64,
+            )),
+        )?;
+        family(
+            &mut enc,
+            "connections",
+            "Connections by listener (c2s, c2s_direct_tls, component, s2s, s2s_direct_tls, websocket, bosh) and outcome (accepted, or the refusal's reason).",
+            None,
+            Counter,
+            self.connections.iter().map(|((listener, outcome), n)| {
+                ([("node", node), ("listener", *listener), ("result", *outcome)], *n)
+            }),
+        )?;
+        family(
+            &mut enc,
+            "auth",
+            "SASL authentications by mechanism and result (success; failure: a credential check failed; refused: before any credential check; throttled: by the failed-login limits).",
+            None,
+            Counter,
+            self.auth.iter().map(|((mechanism, result), n)| {
+                ([("node", node), ("mechanism", *mechanism), ("result", *result)], *n)
+            }),
         )?;
         family(
             &mut enc,
@@ -508,6 +557,13 @@ mod tests {
                     .collect(),
                 0.25,
             ),
+            connections: vec![(("c2s", "accepted"), 5), (("websocket", "conn_per_ip"), 1)],
+            auth: vec![(("SCRAM-SHA-256", "failure"), 2)],
+            process: Some(crate::metrics_process::Process {
+                cpu_seconds: 1.5,
+                open_fds: 12,
+                ..Default::default()
+            }),
             ..Snapshot::default()
         }
     }
@@ -549,11 +605,21 @@ mod tests {
             "parley_upload_bytes_total{node=\"n1\"} 1000",
             "parley_push_notifications_total{node=\"n1\"} 7",
             "# TYPE parley_routing_seconds histogram",
+            "parley_connections_total{node=\"n1\",listener=\"c2s\",result=\"accepted\"} 5",
+            "parley_connections_total{node=\"n1\",listener=\"websocket\",result=\"conn_per_ip\"} 1",
+            "parley_auth_total{node=\"n1\",mechanism=\"SCRAM-SHA-256\",result=\"failure\"} 2",
+            "process_open_fds 12",
+            "process_cpu_seconds_total 1.5",
         ] {
             assert!(l.contains(&want), "{want} in\n{text}");
         }
+        assert!(
+            l.iter()
+                .any(|x| x.starts_with("parley_build_info{node=\"n1\",version=\"")),
+            "{text}"
+        );
         // Nothing of BOSH or the cluster when they do not run.
-        assert!(!text.contains("bosh"), "{text}");
+        assert!(!text.contains("parley_bosh"), "{text}");
         assert!(!text.contains("etcd"), "{text}");
     }
 

@@ -154,7 +154,7 @@ pub async fn websocket(
     // The client as a trusted proxy names it, else the TCP peer ([http] trusted_proxies):
     // per-address limits count clients, not the proxy in front of them.
     let client = state.client_addr(&req);
-    let permit = match crate::admit::admit(&state, client, |r| {
+    let permit = match crate::admit::admit(&state, "websocket", client, |r| {
         (format!("{}\n", r.text()), "text/plain")
     }) {
         Ok(permit) => permit,

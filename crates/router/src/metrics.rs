@@ -151,6 +151,46 @@ pub fn count_refusal(reason: &'static str) {
     *map.entry(reason).or_insert(0) += 1;
 }
 
+/// Counters with two labels for events far rarer than stanzas (connections, logins): one
+/// small map behind a mutex. The label values are `'static` names from a fixed set (a
+/// listener, a SASL mechanism, an outcome), never input, so the map stays small.
+#[derive(Debug)]
+pub struct LabelledCounter(
+    parking_lot::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+);
+
+impl LabelledCounter {
+    /// An empty counter (for a `static`).
+    pub const fn new() -> Self {
+        LabelledCounter(parking_lot::Mutex::new(std::collections::BTreeMap::new()))
+    }
+
+    /// Adds one to `(a, b)`.
+    pub fn inc(&self, a: &'static str, b: &'static str) {
+        *self.0.lock().entry((a, b)).or_insert(0) += 1;
+    }
+
+    /// Every label pair seen so far with its count, sorted.
+    pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.0.lock().iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+impl Default for LabelledCounter {
+    fn default() -> Self {
+        LabelledCounter::new()
+    }
+}
+
+/// Connections by (listener, outcome): `accepted`, or the refusal's reason
+/// (`conn_per_ip`, `conn_rate_per_ip`, `sessions_total`, `draining`).
+pub static CONNECTIONS: LabelledCounter = LabelledCounter::new();
+
+/// SASL outcomes by (mechanism, result): `success`; `failure` (a credential check failed);
+/// `refused` (refused before any credential check: an unoffered mechanism, a malformed
+/// request, the server's own failure); `throttled` (refused by the failed-login limits).
+pub static AUTH: LabelledCounter = LabelledCounter::new();
+
 /// Every refusal reason seen so far with its count, sorted by name.
 pub fn refusals() -> Vec<(&'static str, u64)> {
     let map = REFUSALS.lock();

@@ -81,6 +81,11 @@ impl Session {
                 )
             });
         }
+        let mechanism = match &self.phase {
+            Phase::Unauthed(u) => u.mechanism.unwrap_or("none"),
+            _ => "none",
+        };
+        parley_router::metrics::AUTH.inc(mechanism, "throttled");
         self.sasl_fail(
             SaslFailure::TemporaryAuthFailure,
             Some("too many failed attempts; try again later"),
@@ -117,9 +122,10 @@ impl Session {
     ) {
         let ip = self.ip.map(|a| a.ip());
         let mechanism = match &self.phase {
-            Phase::Unauthed(u) => u.mechanism.unwrap_or("-"),
-            _ => "-",
+            Phase::Unauthed(u) => u.mechanism.unwrap_or("none"),
+            _ => "none",
         };
+        parley_router::metrics::AUTH.inc(mechanism, "failure");
         self.span.in_scope(|| {
             info!(
                 target: "parley::auth",

@@ -30,6 +30,10 @@ impl Session {
         if !self.count_sasl_attempt(ctx) {
             return;
         }
+        if let Some(u) = self.unauthed_mut() {
+            // A refusal of this attempt must not be counted under the last one's mechanism.
+            u.mechanism = None;
+        }
         let Some(mechanism) = el.attr("mechanism").and_then(Mechanism::from_name) else {
             return self.sasl_refuse(SaslFailure::InvalidMechanism, None, ctx);
         };
@@ -397,9 +401,11 @@ impl Session {
             success.push_text(B64.encode(data));
         }
         self.send_nonza(&success);
-        if let Some(method) = self.unauthed_mut().and_then(|u| u.mechanism) {
+        let method = self.unauthed_mut().and_then(|u| u.mechanism);
+        if let Some(method) = method {
             self.meta.set_auth(method);
         }
+        parley_router::metrics::AUTH.inc(method.unwrap_or("none"), "success");
         self.span.in_scope(|| info!(user = %user, "authenticated"));
         let ip = self.ip.map(|a| a.ip());
         self.env.auth_limits.succeeded(ip, user.as_str());
@@ -435,9 +441,12 @@ impl Session {
         _ctx: &mut Context<Self>,
     ) {
         self.send_nonza(&failure.to_element(text));
+        let mut mechanism = "none";
         if let Some(u) = self.unauthed_mut() {
             u.sasl = SaslState::Idle;
+            mechanism = u.mechanism.unwrap_or("none");
         }
+        parley_router::metrics::AUTH.inc(mechanism, "refused");
         self.span.in_scope(|| {
             tracing::debug!(
                 condition = failure.as_str(),

@@ -30,6 +30,19 @@ pub enum ListenerKind {
     S2sDirectTls,
 }
 
+impl ListenerKind {
+    /// The `listener` label of its connections in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ListenerKind::StartTls => "c2s",
+            ListenerKind::DirectTls => "c2s_direct_tls",
+            ListenerKind::Component => "component",
+            ListenerKind::S2s => "s2s",
+            ListenerKind::S2sDirectTls => "s2s_direct_tls",
+        }
+    }
+}
+
 /// Binds a listening socket (with SO_REUSEADDR, as servers do).
 pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, TransportError> {
     let bind_err = |e: std::io::Error| TransportError::Bind {
@@ -82,10 +95,12 @@ pub async fn serve_c2s(
         let permit = match env.conn_limiter.acquire(Some(peer.ip())) {
             Ok(permit) => permit,
             Err(refusal) => {
+                parley_router::metrics::CONNECTIONS.inc(kind.label(), refusal.reason());
                 refuse_connection(stream, peer, kind, refusal, &env);
                 continue;
             }
         };
+        parley_router::metrics::CONNECTIONS.inc(kind.label(), "accepted");
         let _ = stream.set_nodelay(true);
         keepalive(&stream, &env);
         let std_stream = match stream.into_std() {
