@@ -91,7 +91,7 @@ async fn without_a_configured_token_the_api_is_closed() {
 async fn parley_sessions_list_uses_the_admin_api() {
     let server = TestServer::start(|c| c.admin.token = Some(TOKEN.into()));
     let admin = server.handle.admin.expect("admin endpoint");
-    let _alice = Client::login(server.c2s(), "alice", Some("phone")).await;
+    let alice = Client::login(server.c2s(), "alice", Some("phone")).await;
     let config = server.dir.path().join("cli.toml");
     std::fs::write(
         &config,
@@ -112,15 +112,64 @@ async fn parley_sessions_list_uses_the_admin_api() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // An aligned table: a header, then one row per session.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("alice@localhost/phone "), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows[0].starts_with("JID "), "{stdout}");
+    let cols: Vec<&str> = rows[1].split_whitespace().collect();
+    assert_eq!(cols[0], "alice@localhost/phone", "{stdout}");
+    assert_eq!(&cols[3..5], ["c2s", "tls"], "type and transport: {stdout}");
     assert!(
-        stdout.trim_end().ends_with(" c2s"),
-        "the session's type: {stdout}"
+        cols[5].starts_with("127.0.0.1:"),
+        "address with port: {stdout}"
     );
+    assert_eq!(cols[6], "active", "{stdout}");
+    assert!(cols[7].ends_with('Z'), "ISO 8601 start: {stdout}");
+    assert_eq!(
+        rows[0].find("SESSION"),
+        rows[1].find(cols[1]),
+        "columns aligned: {stdout}"
+    );
+    // --json: the admin API's records.
+    let out = run(&["sessions", "list", "--json"]);
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records[0]["jid"], "alice@localhost/phone");
+    assert_eq!(records[0]["transport"], "tls");
+    let id = records[0]["session"].as_str().unwrap().to_owned();
     let out = run(&["sessions", "list", "--user", "bob@localhost"]);
     assert!(out.status.success());
-    assert!(out.stdout.is_empty(), "bob has no sessions");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "bob has no sessions: only the header"
+    );
+    // `parley sessions kick`: the client is told why; the record says revoked.
+    let out = run(&["sessions", "kick", &id, "--reason", "go away"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut alice = alice;
+    let el = loop {
+        match alice.recv().await.expect("reading") {
+            parley_testkit::Received::Element(el) if el.name() == "error" => break el,
+            parley_testkit::Received::Eof | parley_testkit::Received::Close => {
+                panic!("closed without a stream error")
+            }
+            _ => {}
+        }
+    };
+    assert!(
+        el.children().any(|c| c.name() == "policy-violation"),
+        "{el}"
+    );
+    assert!(
+        el.children()
+            .any(|c| c.name() == "text" && c.text() == "go away"),
+        "{el}"
+    );
     // A wrong token is a clear error naming the key.
     std::fs::write(
         &config,

@@ -305,6 +305,23 @@ async fn prebind_creates_a_bound_session_to_attach_to() {
     });
     let m = bob.expect_message_body("prebound").await.unwrap();
     assert_eq!(m.attr("from"), Some("alice@localhost/web"));
+    // The admin API names each session's transport (issue 17).
+    let (_, list) = parley_testkit::admin_json(
+        admin,
+        ADMIN,
+        "GET",
+        "/api/v1/users/alice@localhost/sessions",
+        "",
+    );
+    assert_eq!(list["sessions"][0]["transport"], "bosh", "{list}");
+    let (_, list) = parley_testkit::admin_json(
+        admin,
+        ADMIN,
+        "GET",
+        "/api/v1/users/bob@localhost/sessions",
+        "",
+    );
+    assert_eq!(list["sessions"][0]["transport"], "tls", "{list}");
 }
 
 /// XEP-0124 §10/§12: with `hold='1'` a held request is answered as soon as a newer one

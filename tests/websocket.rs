@@ -198,7 +198,8 @@ async fn only_allowed_origins_may_connect() {
 /// `<close/>`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc7395_websocket_session_chats_with_a_tcp_client() {
-    let server = TestServer::start(|_| {});
+    const ADMIN: &str = "ws-admin-token-0123456789abcdef";
+    let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
     let mut ws = connect(server.handle.http.unwrap(), Some("xmpp"), None)
         .await
         .unwrap();
@@ -213,6 +214,15 @@ async fn rfc7395_websocket_session_chats_with_a_tcp_client() {
     .await;
     let got = bob.expect_message_body("from the web").await.unwrap();
     assert_eq!(got.attr("from"), Some("alice@localhost/web"));
+    // The admin API names the session's transport (issue 17).
+    let (_, list) = parley_testkit::admin_json(
+        server.handle.admin.unwrap(),
+        ADMIN,
+        "GET",
+        "/api/v1/users/alice@localhost/sessions",
+        "",
+    );
+    assert_eq!(list["sessions"][0]["transport"], "websocket", "{list}");
 
     bob.send(&chat("alice@localhost/web", "chat", "from tcp"))
         .await;

@@ -162,6 +162,10 @@ impl BoshSession {
 }
 
 impl Channel for BoshSession {
+    fn transport(&self) -> &'static str {
+        "bosh"
+    }
+
     /// XEP-0206 sessions recover by RID (XEP-0124 §14), not by Stream Management.
     fn stream_management(&self) -> bool {
         false

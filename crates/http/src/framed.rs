@@ -24,6 +24,8 @@ pub(crate) trait Channel: Send + Sync + 'static {
     fn stream_management(&self) -> bool {
         true
     }
+    /// `websocket` or `bosh` ([`Connection::transport`]).
+    fn transport(&self) -> &'static str;
 }
 
 /// A framed connection over a web transport.
@@ -103,6 +105,10 @@ impl<C: Channel> Connection for FramedConnection<C> {
 
     fn stream_management(&self) -> bool {
         self.channel.stream_management()
+    }
+
+    fn transport(&self) -> &'static str {
+        self.channel.transport()
     }
 }
 

@@ -30,6 +30,12 @@ pub struct SessionRecord {
     pub node: String,
     /// Client address.
     pub ip: Option<String>,
+    /// Client address with its port (`203.0.113.7:52114`, `[2001:db8::1]:52114`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// What carries the stream: `tcp`, `tls` (TCP, encrypted), `websocket` or `bosh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
     /// TLS in use.
     pub secure: Option<bool>,
     /// Presence priority.
@@ -56,6 +62,21 @@ pub struct SessionRecord {
     /// When its connection was found lost (abandoned), unix ms.
     #[serde(default)]
     pub abandoned: Option<i64>,
+    /// `created` in ISO 8601 (UTC, with milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// `last_active` in ISO 8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<String>,
+    /// `updated` in ISO 8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// `expires` in ISO 8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// `abandoned` in ISO 8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandoned_at: Option<String>,
     /// Why the server ended it, as the client was told (`condition: text`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -165,6 +186,8 @@ fn record(
         session: id.to_string(),
         node: node.to_owned(),
         ip: meta.and_then(|m| m.ip()).map(|ip| ip.ip().to_string()),
+        address: meta.and_then(|m| m.ip()).map(|ip| ip.to_string()),
+        transport: meta.map(|m| m.transport().to_owned()),
         secure: meta.map(|m| m.secure()),
         priority: flags.priority,
         presence: presence_word(available, show),
@@ -178,6 +201,11 @@ fn record(
         expires: meta.and_then(|m| m.expires_ms()),
         abandoned: meta.and_then(|m| m.abandon_at_ms()),
         reason: meta.and_then(|m| m.reason()).map(str::to_owned),
+        created_at: None,
+        last_active_at: None,
+        updated_at: None,
+        expires_at: None,
+        abandoned_at: None,
         auth: meta.and_then(|m| m.auth()).map(str::to_owned),
         direction: meta.and_then(|m| m.link()).map(|l| l.direction.to_owned()),
         from_host: meta.and_then(|m| m.link()).map(|l| l.from_host.clone()),
@@ -185,6 +213,20 @@ fn record(
         stanzas_in: meta.map_or(0, |m| m.counters().0),
         stanzas_out: meta.map_or(0, |m| m.counters().1),
         partial: false,
+    }
+    .with_iso_times()
+}
+
+impl SessionRecord {
+    /// Fills the ISO 8601 twins of the millisecond times.
+    fn with_iso_times(mut self) -> SessionRecord {
+        let iso = |ms: Option<i64>| ms.map(parley_proto::datetime::xep0082);
+        self.created_at = iso(self.created);
+        self.last_active_at = iso(self.last_active);
+        self.updated_at = iso(self.updated);
+        self.expires_at = iso(self.expires);
+        self.abandoned_at = iso(self.abandoned);
+        self
     }
 }
 
@@ -428,6 +470,8 @@ fn registry_records(
             session: format!("{:016x}", e.session),
             node: e.node.clone(),
             ip: None,
+            address: None,
+            transport: None,
             secure: None,
             priority: e.priority,
             presence: presence_word(e.available, None),
@@ -441,6 +485,11 @@ fn registry_records(
             expires: None,
             abandoned: None,
             reason: None,
+            created_at: None,
+            last_active_at: None,
+            updated_at: None,
+            expires_at: None,
+            abandoned_at: None,
             auth: None,
             direction: None,
             from_host: None,

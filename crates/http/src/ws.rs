@@ -59,6 +59,10 @@ struct Bridge {
 }
 
 impl Channel for Bridge {
+    fn transport(&self) -> &'static str {
+        "websocket"
+    }
+
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut inb = self.inbound.lock();
         let Some(front) = inb.frames.front() else {

@@ -4,7 +4,7 @@
 //! Errors go to stderr as `error: …` with exit code 1; results go to stdout so that
 //! `parley user list` can be piped.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +13,10 @@ use tracing_subscriber::EnvFilter;
 
 mod accounts;
 mod admin_client;
+mod listing;
+mod sessions;
+
+pub use sessions::{ClusterCommand, NodeCommand, SessionsCommand};
 mod invites;
 mod rooms;
 
@@ -26,6 +30,9 @@ pub struct Cli {
     /// defaults are used.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// List commands print their records as a JSON array instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -97,43 +104,6 @@ pub enum TokenCommand {
     },
 }
 
-/// `parley cluster …`.
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Print the live nodes: id, peer address, sessions, version, link state, one per line.
-    Nodes,
-}
-
-/// `parley node …`.
-#[derive(Debug, Subcommand)]
-pub enum NodeCommand {
-    /// Drain the node, as SIGTERM does: it turns not-ready, refuses new clients, asks its
-    /// clients to move (`[c2s] redirect_host`, `[http] redirect_ws_uri`), waits for them
-    /// (at most `[cluster] drain_timeout_s`), leaves the cluster and exits with status 0.
-    /// Returns as soon as the drain has started.
-    Drain {
-        /// The node's id; it must be the node whose admin endpoint the config names
-        /// (default: that node, whatever its id).
-        #[arg(long)]
-        node: Option<String>,
-    },
-}
-
-/// `parley sessions …`.
-#[derive(Debug, Subcommand)]
-pub enum SessionsCommand {
-    /// Print the bound sessions: full JID, session id, node and type, one per line.
-    List {
-        /// Only the sessions of this bare JID.
-        #[arg(long)]
-        user: Option<String>,
-        /// The connections that are not bound instead (not authenticated yet, or between
-        /// authentication and bind): address, session id, node and type.
-        #[arg(long, conflicts_with = "user")]
-        unbound: bool,
-    },
-}
-
 /// `parley user …`.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -159,7 +129,7 @@ pub enum UserCommand {
         #[arg(long)]
         password: Option<String>,
     },
-    /// Print the accounts, one JID per line.
+    /// The accounts: JID, when created, when the password last changed (`--json`: records).
     List {
         /// Only the accounts of this host.
         #[arg(long)]
@@ -179,6 +149,7 @@ pub enum CheckCommand {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    let json = cli.json;
     let config_path = cli.config.as_deref();
     let config = match Config::load(config_path) {
         Ok(config) => config,
@@ -218,29 +189,33 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::User(command) => {
             // Account commands print their own results; only warnings belong on stderr.
             init_tracing(&config.log, Some("warn"));
-            run_user(&config, command)
+            run_user(&config, command, json)
         }
-        Command::Cluster(ClusterCommand::Nodes) => print_lines(list_nodes(&config)),
-        Command::Node(NodeCommand::Drain { node }) => print_lines(drain_node(&config, node)),
+        Command::Cluster(ClusterCommand::Nodes) => {
+            print(sessions::nodes(&config).map(Into::into), json)
+        }
+        Command::Node(NodeCommand::Drain { node }) => print_lines(sessions::drain(&config, node)),
         Command::Invite(command) => {
             init_tracing(&config.log, Some("warn"));
-            print_lines(invites::run(&config, command))
+            print(invites::run(&config, command), json)
         }
-        Command::Room(command) => print_lines(rooms::run(&config, command)),
+        Command::Room(command) => print(rooms::run(&config, command), json),
         Command::Token(command) => {
             init_tracing(&config.log, Some("warn"));
-            print_lines(run_token(&config, command))
+            print(run_token(&config, command), json)
         }
-        Command::Sessions(SessionsCommand::List { unbound: true, .. }) => {
-            print_lines(list_unbound(&config))
+        Command::Sessions(SessionsCommand::List { user, unbound }) => {
+            print(sessions::list(&config, user, unbound).map(Into::into), json)
         }
-        Command::Sessions(SessionsCommand::List { user, .. }) => {
-            print_lines(list_sessions(&config, user))
-        }
+        Command::Sessions(SessionsCommand::Kick {
+            id,
+            reason,
+            condition,
+        }) => print_lines(sessions::kick(&config, &id, reason, condition)),
     }
 }
 
-fn run_token(config: &Config, command: TokenCommand) -> Result<Vec<String>, String> {
+fn run_token(config: &Config, command: TokenCommand) -> Result<listing::Printed, String> {
     let ms = |t: Option<i64>| t.map_or("-".to_owned(), parley_proto::datetime::xep0082);
     match command {
         TokenCommand::Issue { jid, ttl, purpose } => {
@@ -249,33 +224,58 @@ fn run_token(config: &Config, command: TokenCommand) -> Result<Vec<String>, Stri
             }
             let ttl = ttl.map(std::time::Duration::from_secs);
             accounts::token_issue(config, &jid, ttl, &purpose)
-                .map(|(token, _)| vec![token])
+                .map(|(token, _)| vec![token].into())
                 .map_err(|e| e.to_string())
         }
         TokenCommand::List { jid } => accounts::token_list(config, &jid)
             .map(|list| {
-                list.into_iter()
-                    .map(|t| {
-                        format!(
-                            "{} purpose={} created={} expires={} last_used={}",
-                            t.id,
-                            t.purpose,
+                let mut listing =
+                    listing::Listing::new(&["ID", "PURPOSE", "CREATED", "EXPIRES", "LAST USED"]);
+                for t in list {
+                    listing.push(
+                        vec![
+                            t.id.clone(),
+                            t.purpose.clone(),
                             ms(Some(t.created_ms)),
                             ms(t.expires_ms),
-                            ms(t.last_used_ms)
-                        )
-                    })
-                    .collect()
+                            ms(t.last_used_ms),
+                        ],
+                        serde_json::json!({
+                            "id": t.id,
+                            "purpose": t.purpose,
+                            "created": ms(Some(t.created_ms)),
+                            "expires": t.expires_ms.map(parley_proto::datetime::xep0082),
+                            "last_used": t.last_used_ms.map(parley_proto::datetime::xep0082),
+                        }),
+                    );
+                }
+                listing.into()
             })
             .map_err(|e| e.to_string()),
         TokenCommand::Revoke { id } => match accounts::token_revoke(config, &id) {
-            Ok(true) => Ok(vec!["revoked".into()]),
+            Ok(true) => Ok(vec!["revoked".to_owned()].into()),
             Ok(false) => Err("no such token".into()),
             Err(e) => Err(e.to_string()),
         },
         TokenCommand::RevokeAll { jid } => accounts::token_revoke_all(config, &jid)
-            .map(|n| vec![format!("revoked {n} tokens")])
+            .map(|n| vec![format!("revoked {n} tokens")].into())
             .map_err(|e| e.to_string()),
+    }
+}
+
+/// Prints what a command produced (a list command's table, or `--json` its records), or
+/// the error.
+fn print(result: Result<listing::Printed, String>, json: bool) -> ExitCode {
+    match result {
+        Ok(listing::Printed::Table(listing)) => {
+            listing.print(json);
+            ExitCode::SUCCESS
+        }
+        Ok(listing::Printed::Lines(lines)) => print_lines(Ok(lines)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -295,11 +295,6 @@ fn print_lines(result: Result<Vec<String>, String>) -> ExitCode {
     }
 }
 
-/// A GET with the bearer token on the configured admin endpoint; the JSON answer.
-fn admin_get(config: &Config, path: &str) -> Result<serde_json::Value, String> {
-    admin_request(config, "GET", path)
-}
-
 /// A request (without a body) with the bearer token on the configured admin endpoint; the
 /// JSON answer of a 2xx, else an error carrying the endpoint's own message.
 pub(crate) fn admin_request(
@@ -308,129 +303,6 @@ pub(crate) fn admin_request(
     path: &str,
 ) -> Result<serde_json::Value, String> {
     admin_client::call(config, method, path, None).map_err(|e| e.to_string())
-}
-
-/// `GET /api/v1/sessions` (every page) or the user's sessions: cluster-wide, one line each:
-/// JID, session id, node, type (Prosody's `session.type`).
-fn list_sessions(config: &Config, user: Option<String>) -> Result<Vec<String>, String> {
-    let line = |s: &serde_json::Value| {
-        // A server stream binds no JID: it is named by its hosts, in its direction.
-        let who = match s["jid"].as_str() {
-            Some(jid) if !jid.is_empty() => jid.to_owned(),
-            _ => format!(
-                "{}->{}",
-                s["from_host"].as_str().unwrap_or("?"),
-                s["to_host"].as_str().unwrap_or("?")
-            ),
-        };
-        format!(
-            "{} {} {} {}",
-            who,
-            s["session"].as_str().unwrap_or("?"),
-            s["node"].as_str().unwrap_or("?"),
-            s["type"].as_str().unwrap_or("?")
-        )
-    };
-    if let Some(u) = &user {
-        let json = admin_get(config, &format!("/api/v1/users/{u}/sessions"))?;
-        return Ok(json["sessions"]
-            .as_array()
-            .map(|l| l.iter().map(line).collect())
-            .unwrap_or_default());
-    }
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(a) => format!("/api/v1/sessions?limit=1000&after={a}"),
-            None => "/api/v1/sessions?limit=1000".to_owned(),
-        };
-        let json = admin_get(config, &path)?;
-        if let Some(list) = json["sessions"].as_array() {
-            out.extend(list.iter().map(line));
-        }
-        match json["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => return Ok(out),
-        }
-    }
-}
-
-/// `GET /api/v1/sessions?unbound=true`: one line per connection that is not bound.
-fn list_unbound(config: &Config) -> Result<Vec<String>, String> {
-    let json = admin_get(config, "/api/v1/sessions?unbound=true")?;
-    Ok(json["sessions"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .map(|s| {
-                    format!(
-                        "{} {} {} {}",
-                        s["ip"].as_str().unwrap_or("?"),
-                        s["session"].as_str().unwrap_or("?"),
-                        s["node"].as_str().unwrap_or("?"),
-                        s["type"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-/// `POST /api/v1/nodes/{id}/drain` on the configured admin endpoint; without `node`, the
-/// id that endpoint reports for itself.
-fn drain_node(config: &Config, node: Option<String>) -> Result<Vec<String>, String> {
-    let id = match node {
-        Some(id) => id,
-        None => admin_get(config, "/api/v1/nodes")?["node"]
-            .as_str()
-            .ok_or("the admin endpoint did not say which node it is")?
-            .to_owned(),
-    };
-    let valid = !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if !valid {
-        return Err(format!("--node {id:?} is not a node id"));
-    }
-    let json = admin_request(config, "POST", &format!("/api/v1/nodes/{id}/drain"))?;
-    let what = if json["started"].as_bool() == Some(false) {
-        "was draining already"
-    } else {
-        "is draining"
-    };
-    Ok(vec![format!(
-        "node {id} {what}: it exits once its sessions have moved, or after [cluster] drain_timeout_s"
-    )])
-}
-
-/// `GET /api/v1/nodes`.
-fn list_nodes(config: &Config) -> Result<Vec<String>, String> {
-    let json = admin_get(config, "/api/v1/nodes")?;
-    Ok(json["nodes"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|n| {
-                    let link = match (n["self"].as_bool(), n["link_up"].as_bool()) {
-                        (Some(true), _) => "self",
-                        (_, Some(true)) => "link-up",
-                        (_, Some(false)) => "link-down",
-                        _ => "-",
-                    };
-                    format!(
-                        "{} {} sessions={} version={} {}",
-                        n["id"].as_str().unwrap_or("?"),
-                        n["addr"].as_str().unwrap_or("-"),
-                        n["sessions"],
-                        n["version"].as_str().unwrap_or("-"),
-                        link
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default())
 }
 
 /// What an account change did, and how far it reached: the sessions a running server
@@ -450,7 +322,7 @@ fn report(done: &str, reach: &accounts::Reach) {
     }
 }
 
-fn run_user(config: &Config, command: UserCommand) -> ExitCode {
+fn run_user(config: &Config, command: UserCommand, json: bool) -> ExitCode {
     let result = match command {
         UserCommand::Add { jid, password } => {
             accounts::add(config, &jid, password).map(|account| println!("added {account}"))
@@ -460,13 +332,20 @@ fn run_user(config: &Config, command: UserCommand) -> ExitCode {
         UserCommand::Passwd { jid, password } => accounts::passwd(config, &jid, password)
             .map(|(account, reach)| report(&format!("changed the password of {account}"), &reach)),
         UserCommand::List { host } => accounts::list(config, host.as_deref()).map(|accounts| {
-            let mut out = io::stdout().lock();
-            for account in accounts {
-                // A closed pipe (`| head`) is not an error worth reporting.
-                if writeln!(out, "{}@{}", account.username, account.host).is_err() {
-                    break;
-                }
+            let iso = |s: i64| parley_proto::datetime::xep0082(s.saturating_mul(1000));
+            let mut listing = listing::Listing::new(&["JID", "CREATED", "PASSWORD CHANGED"]);
+            for a in accounts {
+                let jid = format!("{}@{}", a.username, a.host);
+                listing.push(
+                    vec![jid.clone(), iso(a.created_at), iso(a.password_changed_at)],
+                    serde_json::json!({
+                        "jid": jid,
+                        "created": iso(a.created_at),
+                        "password_changed": iso(a.password_changed_at),
+                    }),
+                );
             }
+            listing.print(json);
         }),
         UserCommand::Import => {
             let mut input = io::stdin().lock();

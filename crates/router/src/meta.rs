@@ -93,6 +93,8 @@ pub struct SessionMeta {
     expire_at_ms: AtomicI64,
     /// Why it ended, as the client was told (`condition: text`), when the server ended it.
     reason: std::sync::OnceLock<String>,
+    /// What carries its stream now (`tcp`, `websocket`, `bosh`); a resume may change it.
+    transport: Mutex<&'static str>,
     abandon_at_ms: AtomicI64,
     /// Stanzas the peer sent on this session, and stanzas delivered to it.
     stanzas_in: AtomicU64,
@@ -135,6 +137,7 @@ impl SessionMeta {
             status: Mutex::new(SessionStatus::Active),
             expire_at_ms: AtomicI64::new(expire_at_ms.unwrap_or(0)),
             reason: std::sync::OnceLock::new(),
+            transport: Mutex::new("tcp"),
             abandon_at_ms: AtomicI64::new(0),
             stanzas_in: AtomicU64::new(0),
             stanzas_out: AtomicU64::new(0),
@@ -293,6 +296,20 @@ impl SessionMeta {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
                 (t == 0 || at_ms < t).then_some(at_ms)
             });
+    }
+
+    /// What carries the stream now (its connection's, after a resume the new one's).
+    pub fn set_transport(&self, transport: &'static str) {
+        *self.transport.lock() = transport;
+    }
+
+    /// What carries the stream: `tls` for TCP once encrypted, else `tcp`, `websocket` or
+    /// `bosh`.
+    pub fn transport(&self) -> &'static str {
+        match *self.transport.lock() {
+            "tcp" if self.secure() => "tls",
+            other => other,
+        }
     }
 
     /// Records why the server ended the session (the first reason given wins).

@@ -84,6 +84,11 @@ pub trait Connection: Unpin + 'static {
     fn framing(&self) -> Framing {
         Framing::Stream
     }
+    /// What carries the stream, as the admin API shows it: `tcp` (TLS or not: the record's
+    /// `secure` and its transport `tls` say), `websocket` or `bosh`.
+    fn transport(&self) -> &'static str {
+        "tcp"
+    }
     /// Whether Stream Management (XEP-0198) is offered on this transport. BOSH has its own
     /// recovery (RIDs, XEP-0124 §14) and says no.
     fn stream_management(&self) -> bool {

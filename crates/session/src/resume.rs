@@ -198,6 +198,7 @@ impl Session {
         self.id = t.id;
         self.meta = t.meta;
         self.meta.resumed(self.secure(), self.ip);
+        self.meta.set_transport(self.conn.transport());
         // This connection now carries the resumed session's facts.
         self.env
             .router

@@ -86,6 +86,7 @@ impl Session {
     pub fn new(env: Arc<SessionEnv>, conn: Box<dyn Connection>) -> Session {
         let id = SessionId::random();
         let ip = conn.peer_addr();
+        let transport = conn.transport();
         let cfg = &env.config;
         let span = tracing::info_span!(
             "session",
@@ -108,13 +109,17 @@ impl Session {
             io: Io::Running,
             paused: false,
             waker: None,
-            meta: Arc::new(SessionMeta::new(
-                "c2s",
-                ip,
-                false,
-                cfg.max_lifetime
-                    .map(|l| parley_router::now_ms() + l.as_millis() as i64),
-            )),
+            meta: {
+                let meta = SessionMeta::new(
+                    "c2s",
+                    ip,
+                    false,
+                    cfg.max_lifetime
+                        .map(|l| parley_router::now_ms() + l.as_millis() as i64),
+                );
+                meta.set_transport(transport);
+                Arc::new(meta)
+            },
             ip,
             end: None,
             auth_timer: None,

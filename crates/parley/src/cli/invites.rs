@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use parley_accounts::invites;
 
+use super::listing::{Listing, Printed};
 use crate::config::Config;
 
 /// `parley invite …`.
@@ -36,7 +37,7 @@ pub enum InviteCommand {
 }
 
 /// Runs `command`; the lines to print, or the message of what went wrong.
-pub fn run(config: &Config, command: InviteCommand) -> Result<Vec<String>, String> {
+pub fn run(config: &Config, command: InviteCommand) -> Result<Printed, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,7 +74,7 @@ pub fn run(config: &Config, command: InviteCommand) -> Result<Vec<String>, Strin
                 let issued = invites::issue(&*storage, &host, Duration::from_secs(ttl), uses)
                     .await
                     .map_err(|e| format!("invite create: {e}"))?;
-                Ok(vec![
+                Ok(Printed::from(vec![
                     issued.token,
                     issued.uri,
                     format!(
@@ -83,7 +84,7 @@ pub fn run(config: &Config, command: InviteCommand) -> Result<Vec<String>, Strin
                         ms(issued.record.expires_ms),
                         issued.record.uses_left
                     ),
-                ])
+                ]))
             })
         }
         InviteCommand::List => runtime.block_on(async {
@@ -93,26 +94,33 @@ pub fn run(config: &Config, command: InviteCommand) -> Result<Vec<String>, Strin
             let list = invites::list(&*storage)
                 .await
                 .map_err(|e| format!("invite list: {e}"))?;
-            Ok(list
-                .iter()
-                .map(|i| {
-                    format!(
-                        "{} host={} created={} expires={} uses_left={}",
-                        i.id,
-                        i.host,
+            let mut listing = Listing::new(&["ID", "HOST", "CREATED", "EXPIRES", "USES LEFT"]);
+            for i in &list {
+                listing.push(
+                    vec![
+                        i.id.clone(),
+                        i.host.clone(),
                         ms(i.created_ms),
                         ms(i.expires_ms),
-                        i.uses_left
-                    )
-                })
-                .collect())
+                        i.uses_left.to_string(),
+                    ],
+                    serde_json::json!({
+                        "id": i.id,
+                        "host": i.host,
+                        "created": ms(i.created_ms),
+                        "expires": ms(i.expires_ms),
+                        "uses_left": i.uses_left,
+                    }),
+                );
+            }
+            Ok(listing.into())
         }),
         InviteCommand::Revoke { id } => runtime.block_on(async {
             let storage = parley_storage::open(&url)
                 .await
                 .map_err(|e| format!("cannot open storage: {e}"))?;
             match invites::revoke(&*storage, &id).await {
-                Ok(true) => Ok(vec!["revoked".into()]),
+                Ok(true) => Ok(vec!["revoked".to_owned()].into()),
                 Ok(false) => Err("no such invitation".into()),
                 Err(e) => Err(format!("invite revoke: {e}")),
             }

@@ -41,7 +41,7 @@ pub enum RoomCommand {
 }
 
 /// Runs `command`; the lines to print, or the message of what went wrong.
-pub fn run(config: &Config, command: RoomCommand) -> Result<Vec<String>, String> {
+pub fn run(config: &Config, command: RoomCommand) -> Result<Printed, String> {
     match command {
         RoomCommand::List { service } => {
             let mut path = "/api/v1/rooms?limit=500".to_owned();
@@ -49,31 +49,27 @@ pub fn run(config: &Config, command: RoomCommand) -> Result<Vec<String>, String>
                 path.push_str(&format!("&service={}", encode(&s)));
             }
             let v = super::admin_request(config, "GET", &path)?;
-            Ok(v["rooms"]
-                .as_array()
-                .map(|rooms| {
-                    rooms
-                        .iter()
-                        .map(|r| {
-                            format!(
-                                "{} occupants={} {} {}",
-                                r["jid"].as_str().unwrap_or("?"),
-                                r["occupants"].as_u64().unwrap_or(0),
-                                if r["public"].as_bool() == Some(true) {
-                                    "public"
-                                } else {
-                                    "hidden"
-                                },
-                                if r["persistent"].as_bool() == Some(true) {
-                                    "persistent"
-                                } else {
-                                    "temporary"
-                                },
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default())
+            let mut listing = Listing::new(&["ROOM", "OCCUPANTS", "LISTED", "LIFETIME"]);
+            for r in v["rooms"].as_array().into_iter().flatten() {
+                let flag = |key: &str, yes: &str, no: &str| {
+                    if r[key].as_bool() == Some(true) {
+                        yes
+                    } else {
+                        no
+                    }
+                    .to_owned()
+                };
+                listing.push(
+                    vec![
+                        r["jid"].as_str().unwrap_or("?").to_owned(),
+                        r["occupants"].as_u64().unwrap_or(0).to_string(),
+                        flag("public", "public", "hidden"),
+                        flag("persistent", "persistent", "temporary"),
+                    ],
+                    r.clone(),
+                );
+            }
+            Ok(listing.into())
         }
         RoomCommand::Show { jid } => {
             let v =
@@ -104,7 +100,7 @@ pub fn run(config: &Config, command: RoomCommand) -> Result<Vec<String>, String>
                     o["jid"].as_str().unwrap_or("?")
                 ));
             }
-            Ok(lines)
+            Ok(lines.into())
         }
         RoomCommand::Destroy { jid, reason } => {
             let mut path = format!("/api/v1/rooms/{}", encode(&jid));
@@ -112,7 +108,7 @@ pub fn run(config: &Config, command: RoomCommand) -> Result<Vec<String>, String>
                 path.push_str(&format!("?reason={}", encode(&r)));
             }
             super::admin_request(config, "DELETE", &path)?;
-            Ok(vec![format!("destroyed {jid}")])
+            Ok(vec![format!("destroyed {jid}")].into())
         }
         RoomCommand::Kick { jid, nick, reason } => {
             let mut path = format!("/api/v1/rooms/{}/occupants/{}", encode(&jid), encode(&nick));
@@ -120,12 +116,13 @@ pub fn run(config: &Config, command: RoomCommand) -> Result<Vec<String>, String>
                 path.push_str(&format!("?reason={}", encode(&r)));
             }
             super::admin_request(config, "DELETE", &path)?;
-            Ok(vec![format!("kicked {nick} from {jid}")])
+            Ok(vec![format!("kicked {nick} from {jid}")].into())
         }
     }
 }
 
 use super::admin_client::encode;
+use super::listing::{Listing, Printed};
 
 #[cfg(test)]
 mod tests {
