@@ -1,9 +1,10 @@
 //! Bulk import of `JID PASSWORD` lines: parsing (with line-numbered rejections that never
 //! echo the password), credential derivation on every core, and storing in batches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parley_storage::{NewAccount, Storage};
 
@@ -43,48 +44,153 @@ pub struct Prepared {
     pub accounts: Vec<NewAccount>,
     /// Lines rejected (already reported).
     pub invalid: usize,
+    /// Accounts left out before derivation because they already existed.
+    pub skipped_existing: usize,
 }
 
-/// Reads `JID PASSWORD` lines from `input` and derives their credentials.
+/// Import lines read and checked, their credentials not yet derived (the slow part).
+#[derive(Default)]
+pub struct Parsed {
+    entries: Vec<ImportEntry>,
+    invalid: usize,
+    skipped_existing: usize,
+}
+
+impl Parsed {
+    /// Accounts to import.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is nothing to import.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The hosts the accounts are on.
+    pub fn hosts(&self) -> BTreeSet<String> {
+        self.entries
+            .iter()
+            .map(|e| e.account.host.clone())
+            .collect()
+    }
+
+    /// Leaves out the accounts `existing` holds (`(username, host)`), before any key
+    /// derivation: re-running an import of a million lines costs a read, not a million
+    /// PBKDF2 runs.
+    pub fn skip_existing(&mut self, existing: &HashSet<(String, String)>) {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| !existing.contains(&(e.account.username.clone(), e.account.host.clone())));
+        self.skipped_existing += before - self.entries.len();
+    }
+}
+
+/// Reads `JID PASSWORD` lines from `input`.
 ///
 /// Blank lines and `#` comments are skipped; the password is the rest of the line after
 /// the first run of whitespace. Invalid lines are reported to `errors` as `line N: why`
-/// (never echoing the password) and skipped. Credentials are derived on every core; this
-/// is the slow part, done before any store is opened.
+/// (never echoing the password) and skipped.
+pub fn parse_input<H: AsRef<str>>(
+    hosts: &[H],
+    input: &mut dyn BufRead,
+    errors: &mut dyn Write,
+) -> Result<Parsed, AccountError> {
+    let (entries, rejected) = parse(hosts, input)?;
+    for (line, why) in &rejected {
+        // A closed stderr must not stop the import; the count still reaches the summary.
+        let _ = writeln!(errors, "line {line}: {why}");
+    }
+    Ok(Parsed {
+        entries,
+        invalid: rejected.len(),
+        skipped_existing: 0,
+    })
+}
+
+/// The accounts that exist on `hosts`, read a page at a time.
+pub async fn existing(
+    storage: &dyn Storage,
+    hosts: &BTreeSet<String>,
+) -> Result<HashSet<(String, String)>, AccountError> {
+    const PAGE: usize = 10_000;
+    let mut out = HashSet::new();
+    for host in hosts {
+        let mut after: Option<String> = None;
+        loop {
+            let page = storage
+                .accounts_page(
+                    Some(host),
+                    after.as_deref().map(|u| (host.as_str(), u)),
+                    PAGE,
+                )
+                .await
+                .map_err(AccountError::List)?;
+            let full = page.len() == PAGE;
+            after = page.last().map(|a| a.username.clone());
+            out.extend(page.into_iter().map(|a| (a.username, a.host)));
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Derives the credentials of `parsed` on every core; `progress(done, total)` is called
+/// from the calling thread as derivations finish (for a progress line), at most every
+/// `tick`. Lines whose password cannot be used are reported to `errors`.
+pub fn derive(
+    parsed: Parsed,
+    iterations: u32,
+    errors: &mut dyn Write,
+    progress: &mut dyn FnMut(usize, usize),
+    tick: std::time::Duration,
+) -> Prepared {
+    let mut prepared = Prepared {
+        accounts: Vec::with_capacity(parsed.entries.len()),
+        invalid: parsed.invalid,
+        skipped_existing: parsed.skipped_existing,
+    };
+    for derived in derive_parallel(&parsed.entries, iterations, progress, tick) {
+        match derived {
+            Ok(account) => prepared.accounts.push(account),
+            Err((line, why)) => {
+                prepared.invalid += 1;
+                let _ = writeln!(errors, "line {line}: {why}");
+            }
+        }
+    }
+    prepared
+}
+
+/// [`parse_input`] then [`derive`], with no existing accounts left out first and no
+/// progress shown.
 pub fn prepare<H: AsRef<str>>(
     hosts: &[H],
     iterations: u32,
     input: &mut dyn BufRead,
     errors: &mut dyn Write,
 ) -> Result<Prepared, AccountError> {
-    let mut invalid = 0;
-    let mut report = |line: usize, why: &dyn std::fmt::Display| {
-        invalid += 1;
-        // A closed stderr must not stop the import; the count still reaches the summary.
-        let _ = writeln!(errors, "line {line}: {why}");
-    };
-    let (entries, rejected) = parse(hosts, input)?;
-    for (line, why) in &rejected {
-        report(*line, why);
-    }
-    let mut accounts = Vec::with_capacity(entries.len());
-    for derived in derive_parallel(&entries, iterations) {
-        match derived {
-            Ok(account) => accounts.push(account),
-            Err((line, why)) => report(line, &why),
-        }
-    }
-    Ok(Prepared { accounts, invalid })
+    let parsed = parse_input(hosts, input, errors)?;
+    Ok(derive(
+        parsed,
+        iterations,
+        errors,
+        &mut |_, _| {},
+        std::time::Duration::from_secs(3600),
+    ))
 }
 
 /// Stores prepared accounts in batches of [`IMPORT_BATCH`]; existing accounts are left
-/// alone. The summary's `invalid` is the prepared count.
+/// alone (an account created since the check is skipped here).
 pub async fn store(
     storage: &dyn Storage,
     prepared: &Prepared,
 ) -> Result<ImportSummary, AccountError> {
     let mut stored = ImportSummary {
         invalid: prepared.invalid,
+        skipped_existing: prepared.skipped_existing,
         ..ImportSummary::default()
     };
     for batch in prepared.accounts.chunks(IMPORT_BATCH) {
@@ -184,8 +290,13 @@ fn parse<H: AsRef<str>>(
 }
 
 /// Derives the credentials of every entry, spreading the PBKDF2 work over all cores.
-/// Results keep the input order.
-fn derive_parallel(entries: &[ImportEntry], iterations: u32) -> Vec<Result<NewAccount, Rejection>> {
+/// Results keep the input order. The calling thread reports progress meanwhile.
+fn derive_parallel(
+    entries: &[ImportEntry],
+    iterations: u32,
+    progress: &mut dyn FnMut(usize, usize),
+    tick: std::time::Duration,
+) -> Vec<Result<NewAccount, Rejection>> {
     if entries.is_empty() {
         return Vec::new();
     }
@@ -193,26 +304,41 @@ fn derive_parallel(entries: &[ImportEntry], iterations: u32) -> Vec<Result<NewAc
         .map_or(1, NonZeroUsize::get)
         .min(entries.len());
     let chunk = entries.len().div_ceil(workers);
+    let done = AtomicUsize::new(0);
+    let (finished, wait) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
         let handles: Vec<_> = entries
             .chunks(chunk)
             .map(|chunk| {
+                let done = &done;
+                let finished = finished.clone();
                 scope.spawn(move || {
-                    chunk
+                    let out = chunk
                         .iter()
                         .map(|entry| {
-                            derive_credentials(&entry.password, iterations)
+                            let r = derive_credentials(&entry.password, iterations)
                                 .map(|credentials| NewAccount {
                                     username: entry.account.username.clone(),
                                     host: entry.account.host.clone(),
                                     credentials,
                                 })
-                                .map_err(|e| (entry.line, format!("`{}`: {e}", entry.account)))
+                                .map_err(|e| (entry.line, format!("`{}`: {e}", entry.account)));
+                            done.fetch_add(1, Ordering::Relaxed);
+                            r
                         })
-                        .collect::<Vec<_>>()
+                        .collect::<Vec<_>>();
+                    // Dropping the sender tells the waiting thread one worker is through.
+                    drop(finished);
+                    out
                 })
             })
             .collect();
+        drop(finished);
+        // Every worker's sender gone: the channel disconnects and the loop ends.
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(tick) {
+            progress(done.load(Ordering::Relaxed), entries.len());
+        }
+        progress(entries.len(), entries.len());
         handles
             .into_iter()
             .flat_map(|handle| {
@@ -271,7 +397,17 @@ mod tests {
             })
             .collect();
         let (entries, _) = parse(&HOSTS, &mut input.as_bytes()).unwrap();
-        let derived = derive_parallel(&entries, 4096);
+        let mut calls = 0;
+        let derived = derive_parallel(
+            &entries,
+            4096,
+            &mut |done, total| {
+                calls += 1;
+                assert!(done <= total && total == 9);
+            },
+            std::time::Duration::from_secs(3600),
+        );
+        assert_eq!(calls, 1, "the last call, when every worker is done");
         assert_eq!(derived.len(), 9);
         for (i, result) in derived.iter().enumerate() {
             match result {
@@ -295,7 +431,17 @@ mod tests {
         crate::admin::create(&*storage, &a, &creds).await.unwrap();
         let input = "a@localhost pw\nb@localhost pw\nc@example.org pw\nd@else.where pw\n";
         let mut errors = Vec::new();
-        let prepared = prepare(&HOSTS, 4096, &mut input.as_bytes(), &mut errors).unwrap();
+        let mut parsed = parse_input(&HOSTS, &mut input.as_bytes(), &mut errors).unwrap();
+        let existing = existing(&*storage, &parsed.hosts()).await.unwrap();
+        parsed.skip_existing(&existing);
+        assert_eq!(parsed.len(), 2, "a@localhost left out before derivation");
+        let prepared = derive(
+            parsed,
+            4096,
+            &mut errors,
+            &mut |_, _| {},
+            std::time::Duration::from_secs(3600),
+        );
         let summary = store(&*storage, &prepared).await.unwrap();
         assert_eq!(
             summary,

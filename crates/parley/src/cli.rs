@@ -350,9 +350,10 @@ fn run_user(config: &Config, command: UserCommand, json: bool) -> ExitCode {
         UserCommand::Import => {
             let mut input = io::stdin().lock();
             let mut errors = io::stderr();
+            let started = std::time::Instant::now();
             match accounts::import(config, &mut input, &mut errors) {
                 Ok(summary) => {
-                    println!("{summary}");
+                    println!("{summary} in {:.1} s", started.elapsed().as_secs_f64());
                     return if summary.invalid == 0 {
                         ExitCode::SUCCESS
                     } else {

@@ -134,19 +134,35 @@ pub fn list(config: &Config, host: Option<&str>) -> Result<Vec<AccountInfo>, Use
 }
 
 /// Imports `JID PASSWORD` lines from `input`, reporting rejected lines to `errors` (see
-/// [`parley_accounts::import::prepare`]). Credentials are derived before the store opens.
+/// [`parley_accounts::import::parse_input`]). Accounts that exist already are left out
+/// before their keys are derived; derivation shows its progress on `errors` when that is a
+/// terminal.
 pub fn import(
     config: &Config,
     input: &mut dyn BufRead,
     errors: &mut dyn Write,
 ) -> Result<ImportSummary, UserError> {
-    let prepared = import::prepare(
-        &config.server.hosts,
-        config.sasl.scram_iterations,
-        input,
-        errors,
-    )?;
+    let mut parsed = import::parse_input(&config.server.hosts, input, errors)?;
+    let iterations = config.sasl.scram_iterations;
+    let terminal = io::stderr().is_terminal();
     with_storage(config, |storage| async move {
+        let existing = import::existing(&*storage, &parsed.hosts()).await?;
+        parsed.skip_existing(&existing);
+        let mut progress = |done: usize, total: usize| {
+            if terminal {
+                let _ = write!(io::stderr(), "\rderiving keys: {done}/{total}");
+            }
+        };
+        let prepared = import::derive(
+            parsed,
+            iterations,
+            errors,
+            &mut progress,
+            Duration::from_millis(250),
+        );
+        if terminal {
+            let _ = writeln!(io::stderr());
+        }
         Ok(import::store(&*storage, &prepared).await?)
     })
 }
@@ -289,7 +305,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path());
         add(&config, "a@localhost", Some("x".into())).unwrap();
-        let input = "a@localhost pw\nb@localhost pw\nc@example.org pw\nd@else.where pw\n";
+        // a@localhost exists: its line is left out before any key derivation, so its
+        // password (a control character, which SASLprep refuses) is never even looked at.
+        let input = "a@localhost bad\u{7}\nb@localhost pw\nc@example.org pw\nd@else.where pw\n";
         let mut errors = Vec::new();
         let summary = import(&config, &mut input.as_bytes(), &mut errors).unwrap();
         assert_eq!(
