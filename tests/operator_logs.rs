@@ -142,3 +142,49 @@ async fn json_logs_are_one_object_per_line_for_fail2ban() {
     let file = deployment.dir.path().join("server.log");
     assert_eq!(fail2ban_ips(&file), ["127.0.0.4"]);
 }
+
+/// Config loading as an operator meets it: without `--config` the binary finds
+/// `./parley.toml` and says which file it read; a `PARLEY_SECTION__KEY` variable overrides a
+/// key and an error about it names the variable; a secret comes from its `_file` key.
+#[test]
+fn the_config_is_found_overridden_from_the_environment_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "token-from-a-secret-file-0123\n").unwrap();
+    std::fs::write(
+        dir.path().join("parley.toml"),
+        format!(
+            "[server]\nhosts = [\"example.org\"]\n[admin]\ntoken_file = {:?}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let run = |vars: &[(&str, &str)]| {
+        let out = Command::new(parley_testkit::parley_binary())
+            .args(["check", "config"])
+            .current_dir(dir.path())
+            .env_remove("PARLEY_CONFIG")
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run parley");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("config OK: parley.toml"), "{out}");
+    let (ok, out) = run(&[("PARLEY_C2S__MAX_AUTH_ATTEMPTS", "0")]);
+    assert!(!ok);
+    assert!(
+        out.contains("environment variable PARLEY_C2S__MAX_AUTH_ATTEMPTS (c2s.max_auth_attempts)"),
+        "{out}"
+    );
+    let (ok, out) = run(&[("PARLEY_LOG__LEVEL", "infoo")]);
+    assert!(
+        !ok && out.contains("PARLEY_LOG__LEVEL") && out.contains("unknown level"),
+        "{out}"
+    );
+}

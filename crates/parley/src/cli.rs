@@ -26,8 +26,9 @@ use crate::config::{Config, LogConfig, LogFormat, EMBEDDED_ORIGIN};
 #[derive(Debug, Parser)]
 #[command(name = "parley", version, about)]
 pub struct Cli {
-    /// Configuration file (TOML, see config/parley.toml); without it the built-in
-    /// defaults are used.
+    /// Configuration file (TOML, see config/parley.toml). Without it: $PARLEY_CONFIG, else
+    /// ./parley.toml, else /etc/parley/parley.toml, else the built-in defaults. Any key can
+    /// be set from the environment as PARLEY_SECTION__KEY.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// List commands print their records as a JSON array instead of a table.
@@ -150,7 +151,9 @@ pub enum CheckCommand {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let json = cli.json;
-    let config_path = cli.config.as_deref();
+    // Without --config: $PARLEY_CONFIG, ./parley.toml, /etc/parley/parley.toml.
+    let config_path = cli.config.clone().or_else(Config::default_path);
+    let config_path = config_path.as_deref();
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => return fail(&e),

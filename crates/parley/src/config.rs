@@ -15,6 +15,7 @@ mod error;
 #[cfg(test)]
 mod federation_tests;
 mod http_limits;
+mod layers;
 mod mam;
 mod muc;
 mod pep;
@@ -50,22 +51,67 @@ const UNNAMED_ORIGIN: &str = "configuration";
 pub const EMBEDDED_ORIGIN: &str = "embedded default";
 
 impl Config {
-    /// Reads and validates the file at `path`, or returns the (validated) defaults for `None`.
+    /// Reads and validates the file at `path` (or the defaults for `None`) with the
+    /// environment's overrides (`PARLEY_SECTION__KEY`, see `config/layers.rs`).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the given environment.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env = layers::env_overrides(vars);
         match path {
-            None => {
+            None if env.is_empty() => {
                 let config = Config::default();
                 config.validate_in(EMBEDDED_ORIGIN)?;
                 Ok(config)
             }
+            None => Config::from_layers("", EMBEDDED_ORIGIN, &env),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                Config::from_toml_str(&text, &path.display().to_string())
+                Config::from_layers(&text, &path.display().to_string(), &env)
             }
         }
+    }
+
+    /// The config file to use without `--config`: `$PARLEY_CONFIG`, else `./parley.toml`,
+    /// else `/etc/parley/parley.toml`, the first that is set or exists; None: the embedded
+    /// defaults.
+    pub fn default_path() -> Option<std::path::PathBuf> {
+        if let Some(p) = std::env::var_os("PARLEY_CONFIG").filter(|p| !p.is_empty()) {
+            return Some(p.into());
+        }
+        ["parley.toml", "/etc/parley/parley.toml"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file())
+    }
+
+    /// The file's text with the environment and secret-file layers over it. Errors about
+    /// what the file says keep its line numbers; those about a variable name it.
+    fn from_layers(
+        text: &str,
+        origin: &str,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        if env.is_empty() && !layers::mentions_secret_file(text) {
+            return Config::from_toml_str(text, origin);
+        }
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| error::de_error(text, origin, &e))?;
+        let provenance = layers::apply(&mut table, origin, env)?;
+        let layered = toml::to_string(&table).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            line: 1,
+            message: e.to_string(),
+        })?;
+        Config::from_toml_str(&layered, origin).map_err(|e| remap(e, text, &provenance))
     }
 
     /// Parses, normalizes and validates TOML text; `origin` names it in errors.
@@ -121,5 +167,83 @@ impl Config {
     /// Returns the normalized form of `host` if it is one of `server.hosts`.
     pub fn served_host(&self, host: &str) -> Option<String> {
         parley_accounts::served_host(&self.server.hosts, host)
+    }
+}
+
+/// An error about the layered text, told against what the user wrote: a key a variable set
+/// names the variable; a key of the file gets its line in the file.
+fn remap(e: ConfigError, text: &str, provenance: &layers::Provenance) -> ConfigError {
+    let var_of = |key: &str| {
+        provenance
+            .env
+            .iter()
+            .find(|(k, _)| {
+                k.as_str() == key
+                    || k.starts_with(&format!("{key}."))
+                    || key.starts_with(&format!("{k}."))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+    };
+    match e {
+        ConfigError::UnknownKey {
+            ref key, ref hint, ..
+        } => match var_of(key) {
+            Some((dotted, var)) => ConfigError::Env {
+                var,
+                key: dotted,
+                message: format!("unknown key `{key}`{hint}"),
+            },
+            None => match e {
+                ConfigError::UnknownKey {
+                    origin,
+                    key,
+                    line,
+                    hint,
+                } => ConfigError::UnknownKey {
+                    line: error::line_of_key(text, &key).unwrap_or(line),
+                    origin,
+                    key,
+                    hint,
+                },
+                other => other,
+            },
+        },
+        ConfigError::BadValue {
+            origin,
+            key,
+            line,
+            message,
+        } => match var_of(&key) {
+            Some((dotted, var)) => ConfigError::Env {
+                var,
+                key: dotted,
+                message,
+            },
+            None => ConfigError::BadValue {
+                line: error::line_of_key(text, &key).unwrap_or(line),
+                origin,
+                key,
+                message,
+            },
+        },
+        ConfigError::Invalid {
+            origin,
+            key,
+            value,
+            reason,
+        } => match var_of(&key) {
+            Some((_, var)) => ConfigError::Env {
+                var,
+                key,
+                message: format!("{value}: {reason}"),
+            },
+            None => ConfigError::Invalid {
+                origin,
+                key,
+                value,
+                reason,
+            },
+        },
+        other => other,
     }
 }

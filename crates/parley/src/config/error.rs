@@ -51,6 +51,16 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// An environment override (`PARLEY_SECTION__KEY`) that cannot be used.
+    #[error("environment variable {var} ({key}): {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// The dotted key it sets.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A well-formed value that breaks a rule (see `Config::validate`).
     #[error("{origin}: {key} = {value}: {reason}")]
     Invalid {
@@ -191,4 +201,20 @@ fn key_segment(name: &str, first: bool) -> String {
     } else {
         format!(".{name}")
     }
+}
+
+/// The 1-based line of dotted `key` (`section.key`, `a.b.c`) in `source`, if it is there.
+pub(super) fn line_of_key(source: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(source).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let segments: Vec<&str> = key.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let name = segment.split('[').next().unwrap_or(segment);
+        if i + 1 == segments.len() {
+            let span = table.key(name)?.span()?;
+            return Some(line_of(source, span.start));
+        }
+        table = table.get(name)?.as_table_like()?;
+    }
+    None
 }

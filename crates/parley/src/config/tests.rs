@@ -958,3 +958,107 @@ fn muc_section_is_checked_and_each_bad_value_names_its_key() {
         assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");
     }
 }
+
+fn env(vars: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+    vars.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+#[test]
+fn environment_overrides_every_key_and_names_its_variable_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parley.toml");
+    std::fs::write(
+        &path,
+        "[server]\nhosts = [\"example.org\"]\n\n[c2s]\nmax_auth_attempts = 3\n",
+    )
+    .unwrap();
+    let config = Config::load_with_env(
+        Some(&path),
+        env(&[
+            ("PARLEY_C2S__MAX_AUTH_ATTEMPTS", "7"),
+            ("PARLEY_ADMIN__TOKEN", "from-the-environment-0123"),
+            ("PARLEY_SERVER__HOSTS", "[\"a.example\", \"b.example\"]"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.c2s.max_auth_attempts, 7);
+    assert_eq!(
+        config.admin.token.as_deref(),
+        Some("from-the-environment-0123")
+    );
+    assert_eq!(config.server.hosts, ["a.example", "b.example"]);
+    // Without a file: over the defaults.
+    let config = Config::load_with_env(None, env(&[("PARLEY_LOG__FORMAT", "json")])).unwrap();
+    assert_eq!(config.log.format, LogFormat::Json);
+
+    for (vars, expected) in [
+        (
+            [("PARLEY_C2S__MAX_AUTH_ATEMPTS", "3")],
+            "environment variable PARLEY_C2S__MAX_AUTH_ATEMPTS (c2s.max_auth_atempts): unknown key",
+        ),
+        (
+            [("PARLEY_C2SS__LISTEN", "[]")],
+            "environment variable PARLEY_C2SS__LISTEN (c2ss.listen): unknown key",
+        ),
+        (
+            [("PARLEY_C2S__MAX_AUTH_ATTEMPTS", "many")],
+            "environment variable PARLEY_C2S__MAX_AUTH_ATTEMPTS (c2s.max_auth_attempts): ",
+        ),
+        (
+            [("PARLEY_C2S__MAX_AUTH_ATTEMPTS", "0")],
+            "environment variable PARLEY_C2S__MAX_AUTH_ATTEMPTS (c2s.max_auth_attempts): 0: must",
+        ),
+    ] {
+        let e = Config::load_with_env(Some(&path), env(&vars))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(expected), "{vars:?}: {e}");
+    }
+    // An error in the file keeps its file line, whatever the layers added above it.
+    std::fs::write(
+        &path,
+        "[server]\nhosts = [\"example.org\"]\n\n[c2s]\nmax_depth = \"deep\"\n",
+    )
+    .unwrap();
+    let e = Config::load_with_env(
+        Some(&path),
+        env(&[("PARLEY_ADMIN__TOKEN", "t0123456789abcdef")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("c2s.max_depth (line 5)"), "{e}");
+}
+
+#[test]
+fn secrets_are_read_from_their_file_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "a-token-from-a-mounted-secret\n").unwrap();
+    let path = dir.path().join("parley.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:5290\"\ntoken_file = {:?}\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let config = Config::load_with_env(Some(&path), env(&[])).unwrap();
+    assert_eq!(
+        config.admin.token.as_deref(),
+        Some("a-token-from-a-mounted-secret")
+    );
+    // Through the environment too.
+    let config = Config::load_with_env(
+        None,
+        env(&[("PARLEY_ADMIN__TOKEN_FILE", token.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.admin.token.as_deref(),
+        Some("a-token-from-a-mounted-secret")
+    );
+}

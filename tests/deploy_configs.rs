@@ -1,0 +1,105 @@
+//! The configs shipped for containers (issue 17) load as they are: the Kubernetes
+//! ConfigMap's `parley.toml` with the per-pod variable and the Secret's files the
+//! StatefulSet mounts, and each Docker Compose node's file with the variables compose.yaml
+//! sets — checked by the real binary's `parley check config`, nothing spliced in.
+
+use std::path::Path;
+use std::process::Command;
+
+/// `parley check config` on `config` with `vars`; its success and output.
+fn check(config: &Path, vars: &[(&str, String)]) -> (bool, String) {
+    let out = Command::new(parley_testkit::parley_binary())
+        .args(["check", "config", "--config"])
+        .arg(config)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run parley");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Secret files as a mounted Secret would hold them, in `dir`.
+fn secrets(dir: &Path) -> Vec<(&'static str, String)> {
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    vec![
+        (
+            "PARLEY_ADMIN__TOKEN_FILE",
+            write("admin-token", "k8s-admin-token-0123456789\n"),
+        ),
+        (
+            "PARLEY_STORAGE__URL_FILE",
+            write("database-url", "postgres://parley:pw@postgres/parley\n"),
+        ),
+        (
+            "PARLEY_CLUSTER__SECRET_FILE",
+            write("cluster-secret", &"ab".repeat(32)),
+        ),
+    ]
+}
+
+#[test]
+fn the_kubernetes_configmap_loads_with_the_pods_variables_and_secret_files() {
+    let root = parley_testkit::workspace_root();
+    let yaml = std::fs::read_to_string(root.join("cluster/k8s/configmap.yaml")).unwrap();
+    // The block scalar under `parley.toml: |`, four spaces in.
+    let toml: String = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "parley.toml: |")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(
+        toml.contains("[cluster]") && toml.contains("token_file"),
+        "{toml}"
+    );
+    assert!(!toml.contains('@'), "nothing left to splice: {toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("parley.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let mut vars = secrets(dir.path());
+    vars.push((
+        "PARLEY_CLUSTER__PEER_ADVERTISE",
+        "parley-0.parley-peers.parley.svc.cluster.local:7400".into(),
+    ));
+    let (ok, out) = check(&config, &vars);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn the_compose_node_configs_load_with_composes_variables() {
+    let root = parley_testkit::workspace_root();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_secret = dir.path().join("cluster-secret");
+    std::fs::write(&cluster_secret, "cd".repeat(32)).unwrap();
+    for n in 1..=3 {
+        let config = root.join(format!("cluster/config/node{n}.toml"));
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(
+            !text.contains("@PARLEY"),
+            "nothing left to splice in node{n}.toml"
+        );
+        let vars = vec![
+            (
+                "PARLEY_ADMIN__TOKEN",
+                "compose-cluster-admin-token".to_owned(),
+            ),
+            (
+                "PARLEY_STORAGE__URL",
+                "postgres://parley:parley-dev-password@postgres:5432/parley".to_owned(),
+            ),
+            (
+                "PARLEY_CLUSTER__SECRET_FILE",
+                cluster_secret.display().to_string(),
+            ),
+        ];
+        let (ok, out) = check(&config, &vars);
+        assert!(ok, "node{n}: {out}");
+    }
+}
