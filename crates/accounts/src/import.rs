@@ -164,7 +164,7 @@ pub fn derive(
     prepared
 }
 
-/// [`parse_input`] then [`derive`], with no existing accounts left out first and no
+/// [`parse_input`] then [`derive()`], with no existing accounts left out first and no
 /// progress shown.
 pub fn prepare<H: AsRef<str>>(
     hosts: &[H],
