@@ -8,6 +8,8 @@ pub mod config;
 mod drain;
 pub mod local_admin;
 mod muc;
+pub mod notify;
+pub mod reload;
 mod resume;
 mod s2s;
 pub mod server;

@@ -20,7 +20,7 @@ use parley_http::{admin_server, web_server, AdminState, WebState};
 use parley_proto::stream_error::StreamCondition;
 use parley_router::{CloseReason, Router};
 use parley_session::{SessionConfig, SessionEnv};
-use parley_transport::{bind_listener, serve_c2s, ListenerKind, TlsSetup};
+use parley_transport::{bind_listener, serve_c2s, ListenerKind, TlsCell, TlsSetup};
 use parley_user::{UserConfig, Users};
 use parley_xml::Limits;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +59,8 @@ pub struct ServerHandle {
     /// The bound HTTP listener (WebSocket), if enabled.
     pub http: Option<SocketAddr>,
     drain: Arc<DrainSwitch>,
+    /// Loads the TLS certificate again for new connections (SIGHUP).
+    pub tls_reload: Arc<crate::reload::TlsReload>,
     /// Fires (or is dropped) when the server thread ends by itself, after a drain.
     done: Option<oneshot::Receiver<()>>,
     stop: Option<oneshot::Sender<()>>,
@@ -108,14 +110,30 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .take()
         .ok_or_else(|| ServerError::Start("the server has no completion signal".into()))?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())
             .map_err(|e| ServerError::Start(format!("installing the SIGTERM handler: {e}")))?;
-        let signal = tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-            // A drain asked through the admin API is over.
-            _ = &mut done => return Ok(()),
+        let mut hup = signal(SignalKind::hangup())
+            .map_err(|e| ServerError::Start(format!("installing the SIGHUP handler: {e}")))?;
+        // Every listener is bound: systemd (Type=notify) may count the service as started.
+        crate::notify::notify("READY=1\nSTATUS=serving");
+        let signal = loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break "SIGINT",
+                _ = term.recv() => break "SIGTERM",
+                _ = hup.recv() => {
+                    crate::notify::notify("RELOADING=1\nSTATUS=reloading the certificate");
+                    match handle.tls_reload.reload() {
+                        Ok(()) => info!("SIGHUP: certificate reloaded; new connections use it"),
+                        Err(e) => tracing::warn!(error = %e, "SIGHUP: certificate not reloaded; the old one stays"),
+                    }
+                    crate::notify::notify("READY=1\nSTATUS=serving");
+                }
+                // A drain asked through the admin API is over.
+                _ = &mut done => return Ok(()),
+            }
         };
+        crate::notify::notify("STOPPING=1\nSTATUS=draining");
         if handle.drain() {
             info!("{signal}: draining (a second SIGTERM or SIGINT stops at once)");
         } else {
@@ -164,6 +182,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                     running.admin,
                     running.http,
                     running.drain.clone(),
+                    running.tls_reload.clone(),
                 )));
                 let drain = running.drain.clone();
                 let draining = tokio::select! {
@@ -179,21 +198,27 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         })
         .map_err(|e| ServerError::Start(format!("spawning the server thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(([c2s, direct_tls, component, s2s, s2s_tls], router, admin, http, drain))) => {
-            Ok(ServerHandle {
-                c2s,
-                direct_tls,
-                component,
-                s2s: [s2s, s2s_tls],
-                router,
-                admin,
-                http,
-                drain,
-                done: Some(done_rx),
-                stop: Some(stop_tx),
-                thread: Some(thread),
-            })
-        }
+        Ok(Ok((
+            [c2s, direct_tls, component, s2s, s2s_tls],
+            router,
+            admin,
+            http,
+            drain,
+            tls_reload,
+        ))) => Ok(ServerHandle {
+            c2s,
+            direct_tls,
+            component,
+            s2s: [s2s, s2s_tls],
+            router,
+            admin,
+            http,
+            drain,
+            tls_reload,
+            done: Some(done_rx),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -221,6 +246,7 @@ struct Running {
     cluster: Option<Arc<Node>>,
     drain: Arc<DrainSwitch>,
     drain_plan: DrainPlan,
+    tls_reload: Arc<crate::reload::TlsReload>,
 }
 
 impl Running {
@@ -400,6 +426,14 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     } else {
         None
     };
+    // What the listeners take the certificate from: SIGHUP replaces it (reload.rs).
+    let c2s_cell = TlsCell::new(tls.clone());
+    let s2s_cell = s2s_tls.clone().map(TlsCell::new);
+    let tls_reload = Arc::new(crate::reload::TlsReload::new(
+        config,
+        c2s_cell.clone(),
+        s2s_cell.clone(),
+    ));
     let env = Arc::new(SessionEnv {
         node: node_id.clone(),
         config: SessionConfig {
@@ -597,8 +631,8 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             ListenerKind::S2sDirectTls => bound.3[1].push(local),
         }
         let listener_tls = match kind {
-            ListenerKind::S2s | ListenerKind::S2sDirectTls => s2s_tls.clone(),
-            _ => Some(tls.clone()),
+            ListenerKind::S2s | ListenerKind::S2sDirectTls => s2s_cell.clone(),
+            _ => Some(c2s_cell.clone()),
         };
         actix_rt::spawn(serve_c2s(
             listener,
@@ -720,6 +754,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         cluster,
         drain,
         drain_plan,
+        tls_reload,
     })
 }
 

@@ -45,6 +45,20 @@ impl ServerProcess {
         );
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a name `kill` knows: `HUP`, `TERM`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Kills and reaps the server.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -123,7 +137,24 @@ pub fn deploy(binary: &Path, users: &[(&str, &str)]) -> Deployment {
 
 /// [`deploy`] with `extra` appended to the config (whole TOML sections).
 pub fn deploy_with(binary: &Path, users: &[(&str, &str)], extra: &str) -> Deployment {
-    let dir = tempfile::tempdir().expect("tempdir");
+    deploy_in(
+        tempfile::tempdir().expect("tempdir"),
+        binary,
+        users,
+        extra,
+        &[],
+    )
+}
+
+/// [`deploy_with`] in `dir` (which the caller may have prepared: a socket, files), with
+/// `env` set for the server process.
+pub fn deploy_in(
+    dir: tempfile::TempDir,
+    binary: &Path,
+    users: &[(&str, &str)],
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Deployment {
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().expect("UTF-8 temp path");
     assert!(
@@ -172,6 +203,7 @@ pub fn deploy_with(binary: &Path, users: &[(&str, &str)], extra: &str) -> Deploy
     let log_file = File::create(&log).expect("server log");
     let child = Command::new(binary)
         .args(["serve", "--config", config])
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().expect("clone log")))
         .stderr(Stdio::from(log_file))

@@ -17,4 +17,4 @@ mod tls_state;
 pub use conn::TcpConnection;
 pub use dial::TcpDialer;
 pub use listener::{bind_listener, serve_c2s, ListenerKind};
-pub use tls::{TlsSetup, TransportError};
+pub use tls::{TlsCell, TlsSetup, TransportError};

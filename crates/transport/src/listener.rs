@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::conn::TcpConnection;
-use crate::tls::{TlsSetup, TransportError};
+use crate::tls::{TlsCell, TransportError};
 
 /// Which kind of c2s port a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub async fn serve_c2s(
     listener: std::net::TcpListener,
     kind: ListenerKind,
     env: Arc<SessionEnv>,
-    tls: Option<Arc<TlsSetup>>,
+    tls: Option<Arc<TlsCell>>,
     workers: Arc<Vec<ArbiterHandle>>,
 ) {
     let listener = match listener
@@ -112,7 +112,8 @@ pub async fn serve_c2s(
         };
         let worker = &workers[next.fetch_add(1, Ordering::Relaxed) % workers.len()];
         let env = env.clone();
-        let tls = tls.clone();
+        // The certificate as of this accept: a reload (SIGHUP) changes the next ones.
+        let tls = tls.as_ref().map(|cell| cell.current());
         worker.spawn_fn(move || {
             let stream = match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(s) => s,

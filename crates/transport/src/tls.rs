@@ -48,6 +48,35 @@ pub struct TlsSetup {
     pub(crate) peer_check: Option<Arc<rustls::client::WebPkiServerVerifier>>,
 }
 
+/// The TLS set-up new connections take, replaceable while the server runs (SIGHUP reloads
+/// the certificate): each connection keeps the one it started with, so its channel binding
+/// (`tls-server-end-point`) and its session are untouched by a reload.
+#[derive(Debug)]
+pub struct TlsCell(std::sync::RwLock<Arc<TlsSetup>>);
+
+impl TlsCell {
+    /// A cell holding `setup`.
+    pub fn new(setup: Arc<TlsSetup>) -> Arc<TlsCell> {
+        Arc::new(TlsCell(std::sync::RwLock::new(setup)))
+    }
+
+    /// What a connection accepted now uses.
+    pub fn current(&self) -> Arc<TlsSetup> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// From now on, new connections use `setup`.
+    pub fn replace(&self, setup: Arc<TlsSetup>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = setup;
+    }
+}
+
 impl std::fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSetup").finish_non_exhaustive()

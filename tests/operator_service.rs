@@ -1,0 +1,115 @@
+//! Running as a service (issue 17): the shipped systemd unit passes `systemd-analyze
+//! verify`; the real `parley serve` process tells a `NOTIFY_SOCKET` READY=1 once it listens,
+//! RELOADING=1 then READY=1 around a SIGHUP that loads a new certificate for new connections
+//! while an existing session goes on, and STOPPING=1 when SIGTERM starts its drain.
+
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::Duration;
+
+use parley_proto::ns;
+use parley_proto::sasl::{ChannelBindingType, Mechanism};
+use parley_testkit::process::deploy_in;
+use parley_testkit::Client;
+use parley_xml::Element;
+
+/// The next notification, waited for (bounded) as the event it is.
+fn next_state(socket: &UnixDatagram) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notification within 20 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A logged-in client and the `tls-server-end-point` binding of the certificate it saw.
+async fn login(c2s: SocketAddr) -> (Client, Vec<u8>) {
+    let mut c = Client::connect(c2s).await;
+    c.open().await.unwrap();
+    c.starttls().await.unwrap();
+    c.open().await.unwrap();
+    let cert = c
+        .binding(ChannelBindingType::TlsServerEndPoint)
+        .expect("a certificate");
+    c.auth(Mechanism::ScramSha256, "alice", "service pw")
+        .await
+        .expect("login");
+    c.open().await.unwrap();
+    c.bind(None).await.expect("bind");
+    (c, cert)
+}
+
+async fn ping(c: &mut Client, id: &str) {
+    let ping = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", id)
+        .with_child(Element::new("ping", ns::PING));
+    let pong = c.iq(&ping).await.expect("pong");
+    assert_eq!(pong.attr("type"), Some("result"), "{pong}");
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(
+        parley_testkit::workspace_root().join("cluster/systemd/parley.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    // Verified with the real binary in ExecStart (systemd checks that it exists).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parley.service");
+    let binary = parley_testkit::parley_binary();
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/parley", binary.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reload_and_stop_are_told_to_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let binary = parley_testkit::parley_binary();
+    let deployment = deploy_in(
+        dir,
+        &binary,
+        &[("alice@localhost", "service pw")],
+        "",
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+    );
+    assert!(next_state(&socket).starts_with("READY=1"));
+    let c2s = SocketAddr::from(([127, 0, 0, 1], deployment.c2s_port));
+    let (mut before, first_cert) = login(c2s).await;
+
+    // A new self-signed pair in the data directory, then SIGHUP.
+    let tls = deployment.dir.path().join("data/tls");
+    std::fs::remove_file(tls.join("self-signed.crt")).unwrap();
+    std::fs::remove_file(tls.join("self-signed.key")).unwrap();
+    deployment.server.signal("HUP");
+    assert!(next_state(&socket).starts_with("RELOADING=1"));
+    assert!(next_state(&socket).starts_with("READY=1"));
+    let (mut after, second_cert) = login(c2s).await;
+    assert_ne!(
+        first_cert, second_cert,
+        "new connections present the new certificate"
+    );
+    // The session from before the reload goes on.
+    ping(&mut before, "still-here").await;
+    ping(&mut after, "new-one").await;
+    assert!(deployment.server.log().contains("certificate reloaded"));
+
+    deployment.server.signal("TERM");
+    assert!(next_state(&socket).starts_with("STOPPING=1"));
+}
