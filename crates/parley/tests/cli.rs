@@ -14,6 +14,14 @@ struct Env {
     config: PathBuf,
 }
 
+/// A loopback address nothing listens on (bound a moment ago, then let go).
+fn closed_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
@@ -22,9 +30,12 @@ impl Env {
             &config,
             format!(
                 "[server]\nhosts = [\"localhost\", \"Example.org\"]\ndata_dir = {:?}\n\n\
-                 [storage]\nurl = \"sqlite://{}\"\n\n[sasl]\nscram_iterations = 4096\n",
+                 [storage]\nurl = \"sqlite://{}\"\n\n[sasl]\nscram_iterations = 4096\n\n\
+                 [admin]\nlisten = \"{}\"\n",
                 dir.path().join("data").display().to_string(),
-                dir.path().join("parley.db").display()
+                dir.path().join("parley.db").display(),
+                // No server runs here: account commands change the storage and say so.
+                closed_port()
             ),
         )
         .unwrap();
@@ -36,12 +47,19 @@ impl Env {
         run_parley(args, Some(&self.config), stdin)
     }
 
+    /// `parley user list --json`: the JIDs, in the listed order.
     fn list(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["user", "list"];
+        let mut args = vec!["user", "list", "--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args, None);
         assert_success(&out);
-        stdout(&out).lines().map(str::to_owned).collect()
+        let records: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        records
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|r| r["jid"].as_str().expect("jid").to_owned())
+            .collect()
     }
 
     /// Checks a password straight against the store, both hashes.
@@ -149,13 +167,21 @@ fn user_add_list_passwd_del_round_trip() {
         None,
     );
     assert_success(&out);
-    assert_eq!(stdout(&out), "changed the password of alice@localhost\n");
+    assert_eq!(
+        stdout(&out),
+        "changed the password of alice@localhost in the storage\n"
+    );
+    assert!(
+        stderr(&out).contains("no running server was told"),
+        "{}",
+        stderr(&out)
+    );
     assert!(env.password_works("alice", "new pw"));
     assert!(!env.password_works("alice", "old pw"));
 
     let out = env.run(&["user", "del", "bob@localhost"], None);
     assert_success(&out);
-    assert_eq!(stdout(&out), "deleted bob@localhost\n");
+    assert_eq!(stdout(&out), "deleted bob@localhost in the storage\n");
     assert_eq!(env.list(&["--host", "localhost"]), ["alice@localhost"]);
 }
 
@@ -234,9 +260,11 @@ fn import_2000_lines_with_one_invalid() {
     }
     let out = env.run(&["user", "import"], Some(&input));
     assert_exit_1(&out);
-    assert_eq!(
-        stdout(&out),
-        "imported 1999, skipped 0 existing, 1 invalid\n"
+    let summary = stdout(&out);
+    assert!(
+        summary.starts_with("imported 1999, skipped 0 existing, 1 invalid in ")
+            && summary.ends_with(" s\n"),
+        "{summary}"
     );
     // Two header lines come first, so entry 1234 is on line 1237.
     assert_eq!(
@@ -263,7 +291,11 @@ fn import_2000_lines_with_one_invalid() {
         Some("user0@localhost pass word 0\nnewbie@localhost pw\n"),
     );
     assert_success(&out);
-    assert_eq!(stdout(&out), "imported 1, skipped 1 existing, 0 invalid\n");
+    assert!(
+        stdout(&out).starts_with("imported 1, skipped 1 existing, 0 invalid in "),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(stderr(&out), "");
 }
 
