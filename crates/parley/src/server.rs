@@ -634,12 +634,28 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             ListenerKind::S2s | ListenerKind::S2sDirectTls => s2s_cell.clone(),
             _ => Some(c2s_cell.clone()),
         };
+        // Client ports behind a balancer that speaks the PROXY protocol.
+        let proxy = match kind {
+            ListenerKind::StartTls | ListenerKind::DirectTls
+                if !config.c2s.proxy_protocol_from.is_empty() =>
+            {
+                let trusted =
+                    parley_http::proxy::TrustedProxies::parse(&config.c2s.proxy_protocol_from)
+                        .map_err(|(i, e)| err(&format!("c2s.proxy_protocol_from[{i}]"), &e))?;
+                Some(Arc::new(parley_transport::ProxyTrust {
+                    trusted: Box::new(move |ip| trusted.contains(ip)),
+                    timeout: Duration::from_secs(config.c2s.proxy_header_timeout_s),
+                }))
+            }
+            _ => None,
+        };
         actix_rt::spawn(serve_c2s(
             listener,
             kind,
             env.clone(),
             listener_tls,
             handles.clone(),
+            proxy,
         ));
     }
     let mut web_state = None;

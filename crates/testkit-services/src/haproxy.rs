@@ -18,6 +18,16 @@ impl Haproxy {
     /// `mode` is "tcp" (c2s) or "http" (BOSH, WebSocket); `servers` are (name, address,
     /// admin address for the health check).
     pub fn start(mode: &str, servers: &[(&str, SocketAddr, SocketAddr)]) -> Haproxy {
+        Haproxy::start_with(mode, servers, "")
+    }
+
+    /// [`Haproxy::start`] with `options` added to every server line (e.g. `send-proxy-v2`,
+    /// the PROXY protocol).
+    pub fn start_with(
+        mode: &str,
+        servers: &[(&str, SocketAddr, SocketAddr)],
+        options: &str,
+    ) -> Haproxy {
         let (lb_port, stats_port) = (crate::free_port(), crate::free_port());
         let mut cfg = format!(
             "global\n  maxconn 1000\ndefaults\n  mode {mode}\n  timeout connect 5s\n  \
@@ -30,7 +40,7 @@ impl Haproxy {
         }
         for (name, addr, admin) in servers {
             cfg.push_str(&format!(
-                "  server {name} {addr} check port {} inter 200ms rise 1\n",
+                "  server {name} {addr} check port {} inter 200ms rise 1 {options}\n",
                 admin.port()
             ));
         }

@@ -118,6 +118,15 @@ impl Client {
         Client::over(socket.connect(addr).await.expect("connect"))
     }
 
+    /// Connects and sends `prefix` before anything of XMPP (a PROXY protocol header, as a
+    /// load balancer would).
+    pub async fn connect_after(addr: SocketAddr, prefix: &[u8]) -> Client {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(prefix).await.expect("write the prefix");
+        Client::over(stream)
+    }
+
     fn over(stream: TcpStream) -> Client {
         stream.set_nodelay(true).ok();
         Client {

@@ -40,6 +40,12 @@ impl TcpConnection {
         }
     }
 
+    /// The client is `peer` (named by a PROXY protocol header), not the TCP peer.
+    pub fn with_peer(mut self, peer: std::net::SocketAddr) -> TcpConnection {
+        self.peer = Some(peer);
+        self
+    }
+
     /// A direct-TLS connection (XEP-0368): the handshake starts at once.
     pub fn direct_tls(stream: TcpStream, tls: Arc<TlsSetup>) -> TcpConnection {
         TcpConnection {

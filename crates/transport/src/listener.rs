@@ -60,15 +60,45 @@ pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, Transpor
     listener.into_std().map_err(bind_err)
 }
 
+/// Who may put a PROXY protocol header (v1 or v2) before a connection on this listener
+/// (`[c2s] proxy_protocol_from`): the load balancers. From them a header is required and
+/// its client address is what sessions, logs and per-address limits see; any other peer is
+/// refused, since it could not be told from a client lying about its address.
+pub struct ProxyTrust {
+    /// Whether a peer is one of the balancers.
+    pub trusted: Box<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
+    /// How long a balancer may take to send the header.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for ProxyTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyTrust")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every accepted connection of one listener is started with.
+struct Accepting {
+    kind: ListenerKind,
+    env: Arc<SessionEnv>,
+    tls: Option<Arc<TlsCell>>,
+    workers: Arc<Vec<ArbiterHandle>>,
+    next: AtomicUsize,
+}
+
 /// Accepts connections forever, starting one session per connection on the worker arbiters
 /// in turn. The socket is re-registered on the worker's own reactor, so that the accepting
-/// thread never carries other threads' I/O.
+/// thread never carries other threads' I/O. With `proxy`, each connection's PROXY header is
+/// read first, on a task of its own (a slow balancer holds up nobody else).
 pub async fn serve_c2s(
     listener: std::net::TcpListener,
     kind: ListenerKind,
     env: Arc<SessionEnv>,
     tls: Option<Arc<TlsCell>>,
     workers: Arc<Vec<ArbiterHandle>>,
+    proxy: Option<Arc<ProxyTrust>>,
 ) {
     let listener = match listener
         .set_nonblocking(true)
@@ -80,7 +110,13 @@ pub async fn serve_c2s(
             return;
         }
     };
-    let next = AtomicUsize::new(0);
+    let accepting = Arc::new(Accepting {
+        kind,
+        env,
+        tls,
+        workers,
+        next: AtomicUsize::new(0),
+    });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -92,28 +128,93 @@ pub async fn serve_c2s(
             }
         };
         debug!(%peer, "accepted");
-        let permit = match env.conn_limiter.acquire(Some(peer.ip())) {
+        let Some(proxy) = &proxy else {
+            accepting.start(stream, peer);
+            continue;
+        };
+        if !(proxy.trusted)(peer.ip()) {
+            accepting.proxy_refused("proxy_untrusted", peer);
+            continue;
+        }
+        let (accepting, proxy) = (accepting.clone(), proxy.clone());
+        actix_rt::spawn(async move {
+            let mut stream = stream;
+            match tokio::time::timeout(proxy.timeout, read_proxy_header(&mut stream)).await {
+                Ok(Ok(source)) => accepting.start(stream, source.unwrap_or(peer)),
+                Ok(Err(_)) => accepting.proxy_refused("proxy_malformed", peer),
+                Err(_) => accepting.proxy_refused("proxy_timeout", peer),
+            }
+        });
+    }
+}
+
+/// Reads exactly the PROXY header at the start of `stream` (never a byte of what follows,
+/// which is the client's): the client's address, if the header names one.
+async fn read_proxy_header(
+    stream: &mut tokio::net::TcpStream,
+) -> Result<Option<SocketAddr>, parley_proto::proxy_protocol::ProxyError> {
+    use parley_proto::proxy_protocol::{parse, ProxyError, V2_MAX, V2_SIGNATURE};
+    use tokio::io::AsyncReadExt;
+    let io = |_| ProxyError::Malformed("the connection ended in the header");
+    let mut buf = Vec::with_capacity(108);
+    loop {
+        if buf.len() == 16 && buf[..12] == V2_SIGNATURE {
+            // v2: the length is known; the rest in one read.
+            let total = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+            if total > V2_MAX {
+                return Err(ProxyError::Malformed("v2 header too long"));
+            }
+            buf.resize(total, 0);
+            stream.read_exact(&mut buf[16..]).await.map_err(io)?;
+        } else {
+            // v1 ends at a CRLF: byte by byte, so nothing after it is taken (a balancer's
+            // header, once per connection).
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.map_err(io)?;
+            buf.push(byte[0]);
+        }
+        if let Some(header) = parse(&buf)? {
+            return Ok(header.source);
+        }
+    }
+}
+
+impl Accepting {
+    /// A connection from a balancer that gets no session (counted, logged once per peer).
+    fn proxy_refused(&self, reason: &'static str, peer: SocketAddr) {
+        parley_router::metrics::CONNECTIONS.inc(self.kind.label(), reason);
+        if parley_router::metrics::refuse(reason, &peer.ip().to_string()) {
+            warn!(ip = %peer.ip(), reason, "connection refused: PROXY protocol ([c2s] proxy_protocol_from)");
+        }
+    }
+
+    /// Admits a connection from `peer` (the client, behind a balancer) and starts its
+    /// session on the next worker.
+    fn start(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let kind = self.kind;
+        let permit = match self.env.conn_limiter.acquire(Some(peer.ip())) {
             Ok(permit) => permit,
             Err(refusal) => {
                 parley_router::metrics::CONNECTIONS.inc(kind.label(), refusal.reason());
-                refuse_connection(stream, peer, kind, refusal, &env);
-                continue;
+                refuse_connection(stream, peer, kind, refusal, &self.env);
+                return;
             }
         };
         parley_router::metrics::CONNECTIONS.inc(kind.label(), "accepted");
         let _ = stream.set_nodelay(true);
-        keepalive(&stream, &env);
+        keepalive(&stream, &self.env);
         let std_stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {
                 warn!(error = %e, "cannot detach accepted socket");
-                continue;
+                return;
             }
         };
-        let worker = &workers[next.fetch_add(1, Ordering::Relaxed) % workers.len()];
-        let env = env.clone();
+        let workers = &self.workers;
+        let worker = &workers[self.next.fetch_add(1, Ordering::Relaxed) % workers.len()];
+        let env = self.env.clone();
         // The certificate as of this accept: a reload (SIGHUP) changes the next ones.
-        let tls = tls.as_ref().map(|cell| cell.current());
+        let tls = self.tls.as_ref().map(|cell| cell.current());
         worker.spawn_fn(move || {
             let stream = match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(s) => s,
@@ -123,13 +224,15 @@ pub async fn serve_c2s(
                 }
             };
             let session = match (kind, tls) {
-                (ListenerKind::DirectTls, Some(tls)) => {
-                    Session::new(env, Box::new(TcpConnection::direct_tls(stream, tls)))
-                }
+                (ListenerKind::DirectTls, Some(tls)) => Session::new(
+                    env,
+                    Box::new(TcpConnection::direct_tls(stream, tls).with_peer(peer)),
+                ),
                 (ListenerKind::DirectTls | ListenerKind::S2sDirectTls, None) => return,
-                (ListenerKind::StartTls, tls) => {
-                    Session::new(env, Box::new(TcpConnection::plain(stream, tls)))
-                }
+                (ListenerKind::StartTls, tls) => Session::new(
+                    env,
+                    Box::new(TcpConnection::plain(stream, tls).with_peer(peer)),
+                ),
                 (ListenerKind::Component, _) => {
                     Session::component(env, Box::new(TcpConnection::plain(stream, None)))
                 }

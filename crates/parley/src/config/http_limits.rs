@@ -18,6 +18,21 @@ impl Config {
                 e.to_string(),
             ));
         }
+        let c2s = &self.c2s;
+        if let Err((i, e)) = parley_http::proxy::TrustedProxies::parse(&c2s.proxy_protocol_from) {
+            return Err(Violation::new(
+                &format!("c2s.proxy_protocol_from[{i}]"),
+                Quoted(&c2s.proxy_protocol_from[i]),
+                e.to_string(),
+            ));
+        }
+        if !(1..=60).contains(&c2s.proxy_header_timeout_s) {
+            return Err(Violation::new(
+                "c2s.proxy_header_timeout_s",
+                c2s.proxy_header_timeout_s,
+                "must be from 1 to 60",
+            ));
+        }
         let body = http.bosh_max_body_bytes;
         if !(1024..=MAX_BOSH_BODY_BYTES).contains(&body) {
             return Err(Violation::new(

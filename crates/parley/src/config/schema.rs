@@ -398,6 +398,13 @@ pub struct C2sConfig {
     pub csi_max_held: usize,
     /// Their bytes.
     pub csi_max_held_bytes: usize,
+    /// Load balancers that put a PROXY protocol header (v1 or v2) before each connection on
+    /// the STARTTLS and direct-TLS ports (addresses or CIDR blocks). Empty: none. When set,
+    /// only they may connect there, each connection must start with a header, and the
+    /// client address it names is the one sessions, logs and per-address limits see.
+    pub proxy_protocol_from: Vec<String>,
+    /// Seconds a balancer may take to send the PROXY header of a connection.
+    pub proxy_header_timeout_s: u64,
     /// The server asks for an ack after this many unacknowledged stanzas…
     pub sm_ack_every: u32,
     /// …or this many milliseconds after the first one.
@@ -442,6 +449,8 @@ impl Default for C2sConfig {
             sm_max_queue_bytes: 2_097_152,
             csi_max_held: 500,
             csi_max_held_bytes: 1_048_576,
+            proxy_protocol_from: Vec::new(),
+            proxy_header_timeout_s: 5,
             sm_ack_every: 5,
             sm_ack_delay_ms: 2000,
             resume_location: String::new(),
