@@ -15,6 +15,7 @@ mod admin_invites;
 mod admin_rooms;
 mod admin_sessions;
 mod admin_users;
+pub mod api_routes;
 pub use admin_sessions::AdminSessions;
 mod admit;
 pub mod bosh;
@@ -131,6 +132,24 @@ fn the_local_credential_is_taken_from_loopback_only() {
     assert!(!credential_ok("", None, None, true));
     assert!(!credential_ok("", None, Some(""), false));
     assert!(!credential_ok("wrong", token, local, true));
+}
+
+/// Refuses `/api/` requests without the bearer token, before their extractors run; the
+/// open routes (health, readiness, metrics, the OpenAPI document) pass.
+async fn require_token(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let open = !req.path().starts_with("/api/") || req.path() == "/api/v1/openapi.json";
+    let allowed = open
+        || req
+            .app_data::<web::Data<AdminState>>()
+            .is_some_and(|state| authorized(req.request(), state));
+    if allowed {
+        Ok(next.call(req).await?.map_into_boxed_body())
+    } else {
+        Ok(req.into_response(unauthorized()))
+    }
 }
 
 pub(crate) fn unauthorized() -> HttpResponse {
@@ -436,59 +455,15 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             .app_data(admin_input::json_config())
             .app_data(problem::query_config())
             .app_data(web::PayloadConfig::new(admin_input::MAX_JSON_BYTES))
-            .route("/health", web::get().to(health))
-            .route("/ready", web::get().to(ready))
             .configure(|cfg| {
                 if metrics_here {
                     cfg.route("/metrics", web::get().to(metrics));
                 }
             })
-            .route("/api/v1/nodes", web::get().to(nodes))
-            .route("/api/v1/hosts", web::get().to(admin_sessions::hosts))
-            .route(
-                "/api/v1/nodes/{id}/drain",
-                web::post().to(admin_drain::drain),
-            )
-            .route("/api/v1/sessions", web::get().to(sessions))
-            .route("/api/v1/sessions/{id}", web::get().to(session_by_id))
-            .route("/api/v1/sessions/{id}", web::delete().to(delete_session))
-            .route(
-                "/api/v1/sessions/{id}/remove",
-                web::post().to(admin_sessions::remove_session),
-            )
-            .route("/api/v1/users/{jid}/signout", web::post().to(signout))
-            .route("/api/v1/prebind", web::post().to(prebind))
-            .route("/api/v1/users", web::post().to(admin_users::create))
-            .route("/api/v1/users", web::get().to(admin_users::list))
-            .route("/api/v1/users/{jid}", web::delete().to(admin_users::delete))
-            .route(
-                "/api/v1/users/{jid}/password",
-                web::put().to(admin_users::set_password),
-            )
-            .route("/api/v1/users/{jid}/sessions", web::get().to(user_sessions))
-            .route("/api/v1/users/{jid}/tokens", web::post().to(issue_token))
-            .route("/api/v1/users/{jid}/tokens", web::get().to(list_tokens))
-            .route(
-                "/api/v1/users/{jid}/tokens",
-                web::delete().to(revoke_user_tokens),
-            )
-            .route("/api/v1/tokens/{id}", web::delete().to(revoke_token))
-            .route("/api/v1/invites", web::post().to(admin_invites::issue))
-            .route("/api/v1/invites", web::get().to(admin_invites::list))
-            .route(
-                "/api/v1/invites/{id}",
-                web::delete().to(admin_invites::revoke),
-            )
-            .route("/api/v1/rooms", web::get().to(admin_rooms::list))
-            .route("/api/v1/rooms/{jid}", web::get().to(admin_rooms::show))
-            .route(
-                "/api/v1/rooms/{jid}",
-                web::delete().to(admin_rooms::destroy),
-            )
-            .route(
-                "/api/v1/rooms/{jid}/occupants/{nick}",
-                web::delete().to(admin_rooms::kick),
-            )
+            // The bearer token is checked before anything of a request is read (a body or a
+            // query an unauthenticated caller sent gets 401, never a 400 about its fields).
+            .wrap(actix_web::middleware::from_fn(require_token))
+            .configure(api_routes::register)
             .default_service(web::to(problem::no_route))
     })
     .workers(1)
