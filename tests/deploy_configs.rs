@@ -103,3 +103,53 @@ fn the_compose_node_configs_load_with_composes_variables() {
         assert!(ok, "node{n}: {out}");
     }
 }
+
+/// The container image, run alone (`docker run`), listens on every interface: the `ENV` of
+/// cluster/Dockerfile's runtime stage, applied as docker does, give a valid config whose
+/// client and web listeners are on 0.0.0.0.
+#[test]
+fn the_container_image_listens_on_every_interface() {
+    let root = parley_testkit::workspace_root();
+    let dockerfile = std::fs::read_to_string(root.join("cluster/Dockerfile")).unwrap();
+    // The ENV instruction: KEY=VALUE pairs over continued lines, values maybe quoted.
+    let mut text = String::new();
+    let mut lines = dockerfile.lines().skip_while(|l| !l.starts_with("ENV "));
+    for line in lines.by_ref() {
+        text.push_str(line.trim_start_matches("ENV ").trim_end_matches('\\'));
+        text.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let vars: Vec<(String, String)> = text
+        .split_whitespace()
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').expect("KEY=VALUE");
+            (k.to_owned(), v.trim_matches('\'').to_owned())
+        })
+        .collect();
+    let get = |k: &str| {
+        vars.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        get("PARLEY_C2S__LISTEN"),
+        Some("[\"0.0.0.0:5222\"]"),
+        "{vars:?}"
+    );
+    assert_eq!(get("PARLEY_C2S__DIRECT_TLS"), Some("[\"0.0.0.0:5223\"]"));
+    assert_eq!(get("PARLEY_HTTP__LISTEN"), Some("0.0.0.0:5280"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(parley_testkit::parley_binary())
+        .args(["check", "config"])
+        .current_dir(dir.path())
+        .env_remove("PARLEY_CONFIG")
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run parley");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("config OK: embedded default"), "{said}");
+}
