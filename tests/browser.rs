@@ -571,7 +571,8 @@ fn converse_resumes_its_session_after_the_websocket_drops_xep0198_5() {
 
 /// A new user, the way `cluster/local up 3` serves them: three nodes (real etcd and
 /// PostgreSQL) behind HAProxy balancing every HTTP request round-robin. The user opens the
-/// cluster's own Converse.js page (`[http] web_client`), logs in through its form, opens a
+/// cluster's own Converse.js page (`[http] web_client`, the Converse.js bundled into the
+/// binary), logs in through its form, opens a
 /// chat and types — once over WebSocket (RFC 7395) after adding a contact, once over BOSH
 /// (XEP-0206), whose requests HAProxy spreads over all three nodes, with "Start a new chat"
 /// (which Converse.js 12 opens only once the server answered its XEP-0191 blocklist). The contact is the
@@ -583,9 +584,10 @@ fn a_new_user_chats_from_the_clusters_own_converse_page_behind_round_robin_hapro
     add_users(&db, &["alice", "bob", "carol"]);
     let etcd = shared_etcd().endpoint.clone();
     let prefix = format!("/browser-{}-{:?}", std::process::id(), Instant::now());
-    let dist = workspace_root().join("tests/browser/node_modules/converse.js/dist");
+    // The page's Converse.js is the copy bundled into the binary (no converse_dist): the
+    // browser here has no Internet, so this also proves the page works offline.
     let extra = Extra {
-        http: format!("web_client = true\nconverse_dist = \"{}\"", dist.display()),
+        http: "web_client = true".to_owned(),
         ..Extra::default()
     };
     let nodes: Vec<ClusterNode> = (1..=3)
@@ -631,4 +633,44 @@ fn a_new_user_chats_from_the_clusters_own_converse_page_behind_round_robin_hapro
             "HAProxy sent none of the BOSH session's requests to {name}: {before:?} -> {after:?}"
         );
     }
+}
+
+/// Issue 17: a chat page whose Converse.js cannot start says so in real Chromium instead of
+/// staying blank — a `converse_dist` copy that is not Converse.js (an incompatible build), and
+/// a `converse_url` nobody can reach (this machine has no Internet).
+#[test]
+fn a_chat_page_without_a_working_converse_says_so() {
+    require_browser_kit();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("converse.min.js"),
+        "window.notConverse = 1;",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("converse.min.css"), "body {}").unwrap();
+    let broken = TestServer::start(|c| {
+        c.http.web_client = true;
+        c.http.converse_dist = Some(dir.path().to_owned());
+    });
+    let out = converse(&[
+        "--site",
+        &format!("http://{}/", broken.handle.http.unwrap()),
+        "--expect-error",
+        "is missing or is not a version this page can start",
+        "--deadline",
+        "30",
+    ]);
+    assert!(out.contains("[http] converse_dist"), "{out}");
+    let unreachable = TestServer::start(|c| {
+        c.http.web_client = true;
+        c.http.converse_url = Some("http://127.0.0.1:9/dist".into());
+    });
+    converse(&[
+        "--site",
+        &format!("http://{}/", unreachable.handle.http.unwrap()),
+        "--expect-error",
+        "could not be loaded",
+        "--deadline",
+        "30",
+    ]);
 }

@@ -109,6 +109,7 @@ fn the_chat_page_is_off_unless_configured_and_can_load_converse_from_a_cdn() {
     let server = TestServer::start(|c| {
         c.http.web_client = true;
         c.http.public_url = Some("https://chat.example.org".into());
+        c.http.converse_url = Some("https://cdn.conversejs.org/12.0.0/dist".into());
     });
     let (status, _, page) = get(server.handle.http.unwrap(), "/");
     assert_eq!(status, 200);
@@ -121,6 +122,42 @@ fn the_chat_page_is_off_unless_configured_and_can_load_converse_from_a_cdn() {
         page.contains(r#"const ws = "wss://chat.example.org/xmpp-websocket";"#),
         "{page}"
     );
+}
+
+/// By default the page needs no Internet: the Converse.js bundled into the binary is
+/// served by every node, and a page whose Converse.js fails to load or start says so.
+#[test]
+fn by_default_the_bundled_converse_is_served_and_a_failure_is_shown() {
+    let server = TestServer::start(|c| c.http.web_client = true);
+    let http = server.handle.http.unwrap();
+    let (_, _, page) = get(http, "/");
+    assert!(
+        page.contains(r#"<script src="/converse/dist/converse.min.js""#),
+        "{page}"
+    );
+    assert!(
+        page.contains("onerror=\"parleyFail('could not be loaded')\""),
+        "{page}"
+    );
+    assert!(page.contains("id=\"parley-error\""), "{page}");
+    let (status, head, js) = get(http, "/converse/dist/converse.min.js");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(
+        js.len() > 1_000_000 && js.contains("VERSION_NAME"),
+        "{}",
+        js.len()
+    );
+    for file in [
+        "converse.min.css",
+        "emoji.json",
+        "images/logo/conversejs-filled.svg",
+    ] {
+        let (status, _, _) = get(http, &format!("/converse/dist/{file}"));
+        assert_eq!(status, 200, "{file}");
+    }
+    assert_eq!(get(http, "/converse/dist/../Cargo.toml").0 / 100, 4);
+    assert_eq!(get(http, "/converse/dist/nothing.js").0, 404);
 }
 
 async fn ws_status(http: SocketAddr, origin: &str) -> Result<(), u16> {

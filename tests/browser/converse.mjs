@@ -476,6 +476,18 @@ if (args.site) {
   try {
     const page = await browser.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.stack || e}`));
+    if (args['expect-error']) {
+      // --expect-error TEXT: the page's Converse.js is broken or missing; the page must say
+      // so (the #parley-error box) instead of staying blank.
+      await page.goto(args.site);
+      const box = page.locator('#parley-error');
+      await box.waitFor({ state: 'visible', timeout: Math.max(1, deadline - Date.now()) });
+      const text = await box.textContent();
+      if (!text.includes(args['expect-error'])) fail(`the error box says: ${text}`);
+      console.log(`the page says: ${text}`);
+      console.log('OK');
+      process.exit(0);
+    }
     await useSite(page);
   } finally {
     await browser.close();

@@ -4,9 +4,12 @@
 //! The page is what makes "open a browser and chat" work with nothing else deployed, also
 //! behind a round-robin load balancer: its endpoints are same-origin, so every node serves
 //! the same page and any node takes the connection (BOSH requests are forwarded to the
-//! session's node). Converse.js itself comes from a CDN by default or, for sites that must
-//! not load third-party code (or have no Internet), from a local copy of its `dist`
-//! directory, served at `/converse/dist/` by `asset`.
+//! session's node). Converse.js itself is bundled into the binary (a pinned, tested build:
+//! `assets/converse/`, see its VERSION), so the page works with no Internet; a site may serve
+//! its own copy of Converse's `dist` directory (`[http] converse_dist`) or point at a CDN
+//! (`[http] converse_url`) instead. Whatever the source, a page whose Converse.js does not
+//! load, or is not one it can start, says so on the page and in the browser's console
+//! rather than staying blank.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -15,9 +18,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::web_state::WebState;
 
+mod bundle {
+    include!(concat!(env!("OUT_DIR"), "/converse_assets.rs"));
+}
+
+/// The Converse.js version bundled into the binary.
+pub const BUNDLED_CONVERSE: &str = bundle::CONVERSE_VERSION;
+
 /// Where the page loads Converse.js from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assets {
+    /// The copy bundled into the binary, served at [`ASSETS_PATH`] (the default).
+    Bundled,
     /// A URL of Converse's `dist` directory, e.g. `https://cdn.conversejs.org/12.0.0/dist`.
     Url(String),
     /// A local copy of Converse's `dist` directory, served at [`ASSETS_PATH`].
@@ -40,7 +52,7 @@ impl WebClient {
     fn assets_base(&self) -> &str {
         match &self.assets {
             Assets::Url(url) => url.trim_end_matches('/'),
-            Assets::Dir(_) => ASSETS_PATH,
+            Assets::Dir(_) | Assets::Bundled => ASSETS_PATH,
         }
     }
 
@@ -63,11 +75,29 @@ impl WebClient {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Chat · {title}</title>
 <link rel="stylesheet" href="{base_attr}/converse.min.css">
-<script src="{base_attr}/converse.min.js" charset="utf-8"></script>
+<script>
+// Shown instead of a blank page when Converse.js does not load or cannot start.
+function parleyFail(why) {{
+  window.parleyWhy = window.parleyWhy || why;
+  const box = document.getElementById('parley-error');
+  // The script's onerror can fire before the body exists: show it once the page is there.
+  if (!box) return document.addEventListener('DOMContentLoaded', () => parleyFail(why), {{ once: true }});
+  box.textContent = 'The chat client (Converse.js from ' + {assets} + ') ' + why +
+    '. Ask the server\'s administrator ([http] converse_dist, converse_url).';
+  box.hidden = false;
+  console.error('parley: Converse.js ' + why);
+}}
+</script>
+<script src="{base_attr}/converse.min.js" charset="utf-8" onerror="parleyFail('could not be loaded')"></script>
 </head>
 <body class="converse-fullscreen">
 <noscript>This chat needs JavaScript.</noscript>
+<div id="parley-error" role="alert" hidden style="margin:2em;padding:1em;border:1px solid #a00;color:#a00;font:16px sans-serif"></div>
 <script>
+if (typeof converse === 'undefined' || typeof converse.initialize !== 'function') {{
+  if (!window.parleyWhy) parleyFail('is missing or is not a version this page can start');
+  throw new Error('Converse.js unavailable');
+}}
 {endpoints_js}
 // ?transport=bosh forces BOSH (for networks that break WebSocket); WebSocket otherwise.
 // ?loglevel=debug shows Converse's log (and the XML) in the browser console.
@@ -130,14 +160,31 @@ pub(crate) async fn page(state: web::Data<WebState>) -> HttpResponse {
 
 /// `GET /converse/dist/{path}`: a file of the local Converse.js copy.
 pub(crate) async fn asset(req: HttpRequest, state: web::Data<WebState>) -> HttpResponse {
-    let Some(WebClient {
-        assets: Assets::Dir(root),
-        ..
-    }) = &state.web_client
-    else {
-        return HttpResponse::NotFound().finish();
-    };
     let tail = req.match_info().get("tail").unwrap_or_default();
+    let root = match &state.web_client {
+        Some(WebClient {
+            assets: Assets::Dir(root),
+            ..
+        }) => root,
+        Some(WebClient {
+            assets: Assets::Bundled,
+            ..
+        }) => {
+            return match bundle::CONVERSE_FILES
+                .iter()
+                .find(|(path, _)| *path == tail)
+            {
+                Some((path, bytes)) => HttpResponse::Ok()
+                    .content_type(content_type(Path::new(path)))
+                    // The bundle changes only with the binary.
+                    .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+                    .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .body(*bytes),
+                None => HttpResponse::NotFound().finish(),
+            };
+        }
+        _ => return HttpResponse::NotFound().finish(),
+    };
     let Some(file) = resolve(root, tail) else {
         return HttpResponse::NotFound().finish();
     };

@@ -677,11 +677,10 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 .with_web_client(config.http.web_client.then(|| {
                     parley_http::web_client::WebClient {
                         domain: config.server.hosts.first().cloned().unwrap_or_default(),
-                        assets: match &config.http.converse_dist {
-                            Some(dir) => parley_http::web_client::Assets::Dir(dir.clone()),
-                            None => parley_http::web_client::Assets::Url(
-                                config.http.converse_url.clone(),
-                            ),
+                        assets: match (&config.http.converse_dist, &config.http.converse_url) {
+                            (Some(dir), _) => parley_http::web_client::Assets::Dir(dir.clone()),
+                            (None, Some(url)) => parley_http::web_client::Assets::Url(url.clone()),
+                            (None, None) => parley_http::web_client::Assets::Bundled,
                         },
                     }
                 }))
@@ -701,6 +700,20 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             let (local, server) = web_server(state, addr)
                 .map_err(|e| err(&format!("http listener {addr} ([http] listen)"), &e))?;
             info!(%local, "HTTP listener (WebSocket) listening");
+            if config.http.web_client {
+                match (&config.http.converse_dist, &config.http.converse_url) {
+                    (Some(dir), _) => {
+                        info!(dist = %dir.display(), "chat page at / (Converse.js from converse_dist)")
+                    }
+                    (None, Some(url)) => {
+                        info!(%url, "chat page at / (Converse.js from converse_url; the browser needs to reach it)")
+                    }
+                    (None, None) => info!(
+                        version = parley_http::web_client::BUNDLED_CONVERSE,
+                        "chat page at / (the bundled Converse.js)"
+                    ),
+                }
+            }
             if let Some(uploads) = &uploads {
                 crate::upload::base_url_after_bind(uploads, local);
             }

@@ -566,10 +566,12 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Serve a Converse.js chat page at `/`.
     pub web_client: bool,
-    /// A local copy of Converse.js's `dist` directory for that page; unset: `converse_url`.
+    /// A local copy of Converse.js's `dist` directory for that page; unset: `converse_url`,
+    /// or else the copy bundled into the binary.
     pub converse_dist: Option<PathBuf>,
-    /// Where the page loads Converse.js from when `converse_dist` is unset.
-    pub converse_url: String,
+    /// A URL of a Converse.js `dist` directory (a CDN) the page loads it from instead of the
+    /// bundled copy.
+    pub converse_url: Option<String>,
     /// Peers (IPs or CIDR blocks) whose `X-Forwarded-*`/`Forwarded` headers are believed;
     /// with `consider_secure = "always"` and a non-empty list, the only peers that count as
     /// encrypted.
@@ -594,6 +596,7 @@ pub struct HttpConfig {
 }
 
 /// The Converse.js release the chat page loads by default (the one the browser tests run).
+/// A CDN URL of the bundled Converse.js version, for the docs' example of `converse_url`.
 pub const DEFAULT_CONVERSE_URL: &str = "https://cdn.conversejs.org/12.0.0/dist";
 
 impl Default for HttpConfig {
@@ -605,7 +608,7 @@ impl Default for HttpConfig {
             public_url: None,
             web_client: false,
             converse_dist: None,
-            converse_url: DEFAULT_CONVERSE_URL.to_owned(),
+            converse_url: None,
             trusted_proxies: Vec::new(),
             bosh_max_body_bytes: 256 * 1024 + 8 * 1024,
             bosh_pending_bytes: 16 * 1024 * 1024,

@@ -514,10 +514,12 @@ fn http_section() {
 fn http_web_client() {
     let c = parse("[http]\nweb_client = true\n").unwrap();
     assert!(c.http.web_client);
-    assert_eq!(c.http.converse_url, DEFAULT_CONVERSE_URL);
+    assert_eq!(c.http.converse_url, None, "the bundled copy by default");
+    assert!(DEFAULT_CONVERSE_URL.contains(parley_http::web_client::BUNDLED_CONVERSE));
     assert!(!Config::default().http.web_client);
     let dist = tempfile::tempdir().unwrap();
     std::fs::write(dist.path().join("converse.min.js"), "").unwrap();
+    std::fs::write(dist.path().join("converse.min.css"), "").unwrap();
     let text = format!(
         "[http]\nweb_client = true\nconverse_dist = \"{}\"\n",
         dist.path().display()

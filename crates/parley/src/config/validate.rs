@@ -228,20 +228,23 @@ impl Config {
     /// `[http] web_client` and where its Converse.js comes from.
     fn check_web_client(&self) -> Result<(), Violation> {
         let http = &self.http;
-        if !(http.converse_url.starts_with("https://") || http.converse_url.starts_with("http://"))
+        if let Some(url) = http
+            .converse_url
+            .as_ref()
+            .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
         {
             return Err(Violation::new(
                 "http.converse_url",
-                Quoted(&http.converse_url),
+                Quoted(url),
                 "must be an http:// or https:// URL of Converse.js's dist directory, such as \"https://cdn.conversejs.org/12.0.0/dist\"",
             ));
         }
         if let Some(dir) = &http.converse_dist {
-            if !dir.join("converse.min.js").is_file() {
+            if !dir.join("converse.min.js").is_file() || !dir.join("converse.min.css").is_file() {
                 return Err(Violation::new(
                     "http.converse_dist",
                     Quoted(&dir.display().to_string()),
-                    "must be Converse.js's dist directory (holding converse.min.js), e.g. node_modules/converse.js/dist",
+                    "must be Converse.js's dist directory (holding converse.min.js and converse.min.css), e.g. node_modules/converse.js/dist; unset, the bundled copy is served",
                 ));
             }
         }
