@@ -41,6 +41,17 @@ async fn login(c2s: SocketAddr) -> (Client, Vec<u8>) {
     (c, cert)
 }
 
+/// One failed login (a wrong password); whether it was refused.
+async fn fails(c2s: SocketAddr) -> bool {
+    let mut c = Client::connect(c2s).await;
+    c.open().await.unwrap();
+    c.starttls().await.unwrap();
+    c.open().await.unwrap();
+    c.auth(Mechanism::ScramSha256, "alice", "not the password")
+        .await
+        .is_err()
+}
+
 async fn ping(c: &mut Client, id: &str) {
     let ping = Element::new("iq", ns::CLIENT)
         .with_attr("type", "get")
@@ -109,6 +120,29 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     ping(&mut before, "still-here").await;
     ping(&mut after, "new-one").await;
     assert!(deployment.server.log().contains("certificate reloaded"));
+
+    // The log level is a setting SIGHUP applies: silence failed-login lines, reload, and a
+    // failed login leaves none.
+    let failed_lines = |log: &str| log.matches("authentication failed").count();
+    assert!(fails(c2s).await);
+    let before = failed_lines(&deployment.server.log());
+    assert_eq!(before, 1, "{}", deployment.server.log());
+    let mut text = std::fs::read_to_string(&deployment.config).unwrap();
+    text.push_str("\n[log]\nlevel = \"info,parley::auth=warn\"\n");
+    std::fs::write(&deployment.config, text).unwrap();
+    deployment.server.signal("HUP");
+    assert!(next_state(&socket).starts_with("RELOADING=1"));
+    assert!(next_state(&socket).starts_with("READY=1"));
+    assert!(deployment
+        .server
+        .log()
+        .contains("SIGHUP: log level applied"));
+    assert!(fails(c2s).await);
+    assert_eq!(
+        failed_lines(&deployment.server.log()),
+        before,
+        "the new level applies"
+    );
 
     deployment.server.signal("TERM");
     assert!(next_state(&socket).starts_with("STOPPING=1"));

@@ -184,7 +184,7 @@ pub fn run(cli: Cli) -> ExitCode {
             for warning in config.warnings() {
                 tracing::warn!("insecure configuration: {warning}");
             }
-            match crate::server::run(config) {
+            match crate::server::run(config, config_path.map(std::path::Path::to_path_buf)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -381,26 +381,76 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 /// Installs the global tracing subscriber on stderr: `RUST_LOG` if set and valid, else
 /// `level_override`, else `log.level`. Safe to call twice (the second call does nothing).
 pub fn init_tracing(log: &LogConfig, level_override: Option<&str>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let configured = level_override.unwrap_or(&log.level);
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directive) if !directive.trim().is_empty() => EnvFilter::try_new(&directive)
-            .unwrap_or_else(|e| {
-                eprintln!("warning: ignoring RUST_LOG ({e}); using `{configured}`");
-                EnvFilter::new(configured)
-            }),
-        _ => EnvFilter::new(configured),
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|directive| !directive.trim().is_empty());
+    let filter = match &from_env {
+        Some(directive) => EnvFilter::try_new(directive).unwrap_or_else(|e| {
+            eprintln!("warning: ignoring RUST_LOG ({e}); using `{configured}`");
+            EnvFilter::new(configured)
+        }),
+        None => EnvFilter::new(configured),
     };
+    // The filter can be replaced while the server runs (SIGHUP with a new [log] level).
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     // Colour only for a person at a terminal: a journal, a file or a pipe gets plain text
     // (ANSI escapes there are noise, and break fail2ban's patterns).
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
-        .with_writer(io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
+    let registry = tracing_subscriber::registry().with(filter);
     // An already-installed subscriber (tests, embedding) wins; that is not an error.
-    let _ = match log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    let installed = match log.format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(io::stderr),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_writer(io::stderr),
+            )
+            .try_init(),
     };
+    if installed.is_ok() {
+        let _ = LOG_FILTER.set(LogFilter {
+            handle,
+            from_env: from_env.is_some(),
+        });
+    }
+}
+
+/// The installed log filter, and whether `RUST_LOG` chose it (then the config's level never
+/// applies).
+struct LogFilter {
+    handle: tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+    from_env: bool,
+}
+
+static LOG_FILTER: std::sync::OnceLock<LogFilter> = std::sync::OnceLock::new();
+
+/// Applies `[log] level` from a re-read config (SIGHUP): Ok(true) when it changed the
+/// filter, Ok(false) when there is nothing to change (`RUST_LOG` rules, or no filter of
+/// ours is installed).
+pub fn reload_log_level(level: &str) -> Result<bool, String> {
+    let Some(current) = LOG_FILTER.get() else {
+        return Ok(false);
+    };
+    if current.from_env {
+        return Ok(false);
+    }
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
+    current
+        .handle
+        .reload(filter)
+        .map(|()| true)
+        .map_err(|e| format!("log.level: {e}"))
 }
 
 #[cfg(test)]

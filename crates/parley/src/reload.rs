@@ -5,7 +5,8 @@
 //! started with ([`parley_transport::TlsCell`]). A pair that does not load leaves the old one
 //! in place, and the log says why.
 //!
-//! Other settings are read once at start; `systemctl reload` is for certificates.
+//! The same SIGHUP re-reads the config file and applies its `[log] level` (`cli.rs`,
+//! `reload_log_level`); the other settings are read once at start.
 
 use std::path::PathBuf;
 use std::sync::Arc;

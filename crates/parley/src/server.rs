@@ -99,7 +99,7 @@ impl Drop for ServerHandle {
 /// Runs the server until it has drained (after SIGTERM or SIGINT, or a drain asked through
 /// the admin API) or a second signal stops it at once. Blocks the calling thread; returning
 /// Ok means exit status 0, which tells an orchestrator to start the node again.
-pub fn run(config: Config) -> Result<(), ServerError> {
+pub fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), ServerError> {
     let mut handle = start(config)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -126,6 +126,15 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     match handle.tls_reload.reload() {
                         Ok(()) => info!("SIGHUP: certificate reloaded; new connections use it"),
                         Err(e) => tracing::warn!(error = %e, "SIGHUP: certificate not reloaded; the old one stays"),
+                    }
+                    // The settings that can change safely: the log level.
+                    match Config::load(config_path.as_deref()) {
+                        Ok(new) => match crate::cli::reload_log_level(&new.log.level) {
+                            Ok(true) => info!(level = %new.log.level, "SIGHUP: log level applied"),
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = %e, "SIGHUP: log level not applied"),
+                        },
+                        Err(e) => tracing::warn!(error = %e, "SIGHUP: the config does not load; its settings stay as they were"),
                     }
                     crate::notify::notify("READY=1\nSTATUS=serving");
                 }
