@@ -251,6 +251,13 @@ async fn alice_on_n1_bob_on_n2(nodes: &[ClusterNode]) -> (Client, Client, String
         b.expect_match("alice's presence", |el| is_presence(el, phone, None))
             .await,
     );
+    // Bob's presence (the answer to alice's probe) is in before stream management starts
+    // counting: else it may be counted first, and the tests' `h` (which counts only the
+    // numbered messages) would acknowledge it instead of message 1.
+    ok(a.expect_match("bob's presence", |el| {
+        is_presence(el, "bob@localhost/b", None)
+    })
+    .await);
     let id = ok(a.sm_enable_resumable().await);
     (a, b, id)
 }
