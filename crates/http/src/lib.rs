@@ -12,6 +12,7 @@
 mod admin_drain;
 pub mod admin_input;
 mod admin_invites;
+mod admin_page;
 mod admin_rooms;
 mod admin_sessions;
 mod admin_users;
@@ -464,6 +465,7 @@ pub fn admin_server(state: AdminState, addr: SocketAddr) -> std::io::Result<(Soc
             // query an unauthenticated caller sent gets 401, never a 400 about its fields).
             .wrap(actix_web::middleware::from_fn(require_token))
             .configure(api_routes::register)
+            .configure(admin_page::register)
             .default_service(web::to(problem::no_route))
     })
     .workers(1)
