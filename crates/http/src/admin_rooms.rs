@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use parley_muc::{Controlled, RoomControl};
 use serde::Deserialize;
 
-use crate::{authorized, storage_error, unauthorized, AdminState};
+use crate::{storage_error, AdminState};
 
 /// Rooms in one listing at most.
 const MAX_LIST: usize = 500;
@@ -49,13 +49,9 @@ fn split(state: &AdminState, jid: &str) -> Option<(String, String, jid::BareJid)
 /// `GET /api/v1/rooms?service=&after=&limit=`: rooms in name order, with their occupant
 /// counts, public or not.
 pub(crate) async fn list(
-    req: HttpRequest,
     state: web::Data<AdminState>,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let Some(rooms) = &state.rooms else {
         return no_muc();
     };
@@ -104,14 +100,7 @@ pub(crate) async fn list(
 
 /// `GET /api/v1/rooms/{jid}`: one room's configuration, affiliations and occupants (with
 /// their real JIDs: this is the operator's view).
-pub(crate) async fn show(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    path: web::Path<String>,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
+pub(crate) async fn show(state: web::Data<AdminState>, path: web::Path<String>) -> HttpResponse {
     if state.rooms.is_none() {
         return no_muc();
     }
@@ -153,9 +142,6 @@ pub(crate) async fn destroy(
     path: web::Path<String>,
     query: web::Query<ReasonQuery>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let Some(rooms) = state.rooms.clone() else {
         return no_muc();
     };
@@ -189,9 +175,6 @@ pub(crate) async fn kick(
     path: web::Path<(String, String)>,
     query: web::Query<ReasonQuery>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let Some(rooms) = state.rooms.clone() else {
         return no_muc();
     };

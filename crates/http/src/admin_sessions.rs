@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::records::{cluster_records, SessionRecord};
-use crate::{admin_input, authorized, bad_request, is_ready, unauthorized, AdminState};
+use crate::{admin_input, bad_request, is_ready, AdminState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,13 +27,9 @@ pub(crate) struct SessionsQuery {
 const MAX_PAGE: usize = 1000;
 
 pub(crate) async fn sessions(
-    req: HttpRequest,
     state: web::Data<AdminState>,
     query: web::Query<SessionsQuery>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let limit = match admin_input::page_limit(query.limit.as_deref(), 100, MAX_PAGE) {
         Ok(limit) => limit,
         Err(e) => return admin_input::bad(&e),
@@ -114,14 +110,10 @@ pub(crate) struct UserSessionsQuery {
 /// ones, and with `history` the recently ended ones except those removed (signed out and
 /// dropped from the list, [`remove_session`]).
 pub(crate) async fn user_sessions(
-    req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
     query: web::Query<UserSessionsQuery>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let user = path.into_inner().to_lowercase();
     let history = query.history.unwrap_or(false);
     let mut records = cluster_records(&state, Some(&user), history).await;
@@ -129,10 +121,7 @@ pub(crate) async fn user_sessions(
     HttpResponse::Ok().json(serde_json::json!({ "user": user, "sessions": records }))
 }
 
-pub(crate) async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
+pub(crate) async fn nodes(state: web::Data<AdminState>) -> HttpResponse {
     let list = match &state.cluster {
         None => vec![serde_json::json!({
             "id": state.node,
@@ -165,10 +154,7 @@ pub(crate) async fn nodes(req: HttpRequest, state: web::Data<AdminState>) -> Htt
 /// `GET /api/v1/hosts`: the hosts this server answers for: its own (Prosody's `local`
 /// sessions, the `server.hosts`) and its components' (XEP-0114), with whether a component
 /// is connected to some node of the cluster.
-pub(crate) async fn hosts(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
+pub(crate) async fn hosts(state: web::Data<AdminState>) -> HttpResponse {
     let mut local: Vec<&str> = state.router.hosts().collect();
     local.sort_unstable();
     let mut list: Vec<serde_json::Value> = local
@@ -190,13 +176,9 @@ pub(crate) async fn hosts(req: HttpRequest, state: web::Data<AdminState>) -> Htt
 
 /// `GET /api/v1/sessions/{id}`: one session, live or recently ended, on any node.
 pub(crate) async fn session_by_id(
-    req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let id = path.into_inner().to_lowercase();
     match crate::records::cluster_session(&state, &id, true).await {
         Some(r) => HttpResponse::Ok().json(r),
@@ -305,9 +287,6 @@ pub(crate) async fn delete_session(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let body: RevokeRequest = match admin_input::optional_json(&body) {
         Ok(body) => body,
         Err(e) => return admin_input::bad(&e),
@@ -394,9 +373,6 @@ pub(crate) async fn remove_session(
     state: web::Data<AdminState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let id = path.into_inner().to_lowercase();
     let Some(r) = crate::records::cluster_session(&state, &id, true).await else {
         return crate::problem::not_found("no such session");

@@ -136,7 +136,9 @@ fn the_local_credential_is_taken_from_loopback_only() {
 }
 
 /// Refuses `/api/` requests without the bearer token, before their extractors run; the
-/// open routes (health, readiness, metrics, the OpenAPI document) pass.
+/// open routes (health, readiness, metrics, the OpenAPI document, the admin page) pass.
+/// The one place the API's token is checked: handlers do not check it again (`/metrics`,
+/// outside `/api/`, applies `[admin] metrics_auth` itself).
 async fn require_token(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
@@ -248,9 +250,6 @@ async fn issue_token(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
@@ -281,14 +280,7 @@ async fn issue_token(
 }
 
 /// `GET /api/v1/users/{jid}/tokens`: ids and times, never secrets.
-async fn list_tokens(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    path: web::Path<String>,
-) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
+async fn list_tokens(state: web::Data<AdminState>, path: web::Path<String>) -> HttpResponse {
     let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
@@ -307,9 +299,6 @@ async fn revoke_user_tokens(
     state: web::Data<AdminState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
@@ -327,9 +316,6 @@ async fn revoke_token(
     state: web::Data<AdminState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     audit(
         &req,
         "token.revoke",
@@ -350,9 +336,6 @@ async fn signout(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let account = match account(&state, &path.into_inner()) {
         Ok(a) => a,
         Err(resp) => return *resp,
@@ -403,9 +386,6 @@ async fn prebind(
     state: web::Data<AdminState>,
     body: web::Json<PrebindRequest>,
 ) -> HttpResponse {
-    if !authorized(&req, &state) {
-        return unauthorized();
-    }
     let resource = body.resource.as_deref();
     if let Err(e) = admin_input::short("resource", resource, admin_input::MAX_RESOURCE_BYTES) {
         return admin_input::bad(&e);
