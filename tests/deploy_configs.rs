@@ -153,3 +153,33 @@ fn the_container_image_listens_on_every_interface() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("config OK: embedded default"), "{said}");
 }
+
+/// The Kubernetes manifests pass a strict schema check against the Kubernetes API's own
+/// OpenAPI schemas (`kubernetes-validate --strict`, PyPI, offline): no unknown field, no wrong
+/// type — what `kubectl apply` would refuse.
+#[test]
+fn the_kubernetes_manifests_validate_against_the_api_schemas() {
+    let dir = parley_testkit::workspace_root().join("cluster/k8s");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // kustomize's own file is not a Kubernetes resource.
+        if !name.ends_with(".yaml") || name == "kustomization.yaml" {
+            continue;
+        }
+        let out = Command::new("kubernetes-validate")
+            .arg("--strict")
+            .arg(&path)
+            .output()
+            .expect("kubernetes-validate (tests/run installs it with pip)");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.contains("passed") && !said.contains("ERROR"),
+            "{name}: {said}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} manifests");
+}
