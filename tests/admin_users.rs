@@ -6,9 +6,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use parley_proto::ns;
 use parley_proto::sasl::Mechanism;
-use parley_testkit::{Client, Received, TestServer};
+use parley_testkit::{Client, TestServer};
 
 const ADMIN: &str = "users-admin-token-0123456789abcdef";
 
@@ -44,27 +43,6 @@ fn raw(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, 
         content_type,
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
-}
-
-/// Reads until the stream error; its condition and text.
-async fn stream_error(c: &mut Client) -> (String, Option<String>) {
-    loop {
-        match c.recv().await.expect("reading") {
-            Received::Element(el) if el.name() == "error" => {
-                let cond = el
-                    .children()
-                    .find(|x| x.ns() == ns::STREAM_ERRORS && x.name() != "text")
-                    .map(|x| x.name().to_owned())
-                    .unwrap_or_default();
-                return (
-                    cond,
-                    el.get_child("text", ns::STREAM_ERRORS).map(|t| t.text()),
-                );
-            }
-            Received::Eof | Received::Close => panic!("closed without a stream error"),
-            _ => {}
-        }
-    }
 }
 
 async fn login_works(addr: SocketAddr, user: &str, password: &str) -> bool {
@@ -120,7 +98,7 @@ async fn parley_user_del_ends_the_live_session() {
         stdout.contains("deleted alice@localhost; ended 1 live session"),
         "{stdout}"
     );
-    let (condition, text) = stream_error(&mut alice).await;
+    let (condition, text) = alice.stream_error_after_traffic().await;
     assert_eq!(condition, "not-authorized");
     assert_eq!(text.as_deref(), Some("the account was removed"));
     assert!(!login_works(server.c2s(), "alice", "password").await);
@@ -155,7 +133,7 @@ async fn parley_user_passwd_ends_sessions_and_tokens() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("ended 2 live session"), "{stdout}");
     for c in [&mut phone, &mut laptop] {
-        let (condition, text) = stream_error(c).await;
+        let (condition, text) = c.stream_error_after_traffic().await;
         assert_eq!(condition, "not-authorized");
         assert_eq!(text.as_deref(), Some("the account's password was changed"));
     }

@@ -878,48 +878,24 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
         // The flooder keeps reading: once the victim is gone, what was queued for it comes
         // back to the flooder as bounces (RFC 6121 §8.5.3.2, nothing lost silently), and a
         // flooder that stopped reading them would itself be cut off as a non-reader.
-        let mut waited = Duration::ZERO;
-        loop {
+        for _ in 0..10 {
             while let Some(received) = flooder
                 .recv_within(Duration::ZERO)
                 .await
                 .expect("flooder stream")
             {
-                if let Received::Element(el) = &received {
-                    assert!(!el.is("error", ns::STREAM), "the flooder was cut off: {el}");
-                } else {
+                let Received::Element(el) = &received else {
                     panic!("the flooder's stream ended: {received:?}");
-                }
+                };
+                assert!(!el.is("error", ns::STREAM), "the flooder was cut off: {el}");
             }
-            let got = prober
+            let Some(received) = prober
                 .recv_within(Duration::from_millis(50))
                 .await
-                .expect("prober stream");
-            waited += Duration::from_millis(50);
-            if got.is_some() || waited >= Duration::from_millis(500) {
-                if let Some(received) = got {
-                    let Received::Element(reply) = received else {
-                        panic!("the prober's stream ended: {received:?}");
-                    };
-                    assert_eq!(
-                        reply.attr("type"),
-                        Some("error"),
-                        "the victim answered: {reply}"
-                    );
-                    match condition(&reply).as_str() {
-                        "service-unavailable" => break 'probing,
-                        "resource-constraint" => continue,
-                        other => panic!("unexpected probe error {other}"),
-                    }
-                }
-                break;
-            }
-        }
-        while let Some(received) = prober
-            .recv_within(Duration::ZERO)
-            .await
-            .expect("prober stream")
-        {
+                .expect("prober stream")
+            else {
+                continue;
+            };
             let Received::Element(reply) = received else {
                 panic!("the prober's stream ended: {received:?}");
             };

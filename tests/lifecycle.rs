@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use parley_proto::ns;
-use parley_testkit::{Client, Received, TestServer};
+use parley_testkit::{Client, TestServer};
 
 const ADMIN: &str = "lifecycle-admin-token-0123456789";
 
@@ -32,25 +31,6 @@ fn record(admin: SocketAddr, jid: &str, status: &str) -> serde_json::Value {
                 .cloned()
         },
     )
-}
-
-/// Reads until the stream error; returns its condition and text.
-async fn stream_error(c: &mut Client) -> (String, Option<String>) {
-    loop {
-        match c.recv().await.expect("reading") {
-            Received::Element(el) if el.name() == "error" => {
-                let cond = el
-                    .children()
-                    .find(|x| x.ns() == ns::STREAM_ERRORS && x.name() != "text")
-                    .map(|x| x.name().to_owned())
-                    .unwrap_or_default();
-                let text = el.get_child("text", ns::STREAM_ERRORS).map(|t| t.text());
-                return (cond, text);
-            }
-            Received::Eof | Received::Close => panic!("closed without a stream error"),
-            _ => {}
-        }
-    }
 }
 
 fn times_ok(r: &serde_json::Value) {
@@ -90,7 +70,7 @@ async fn every_status_by_its_real_cause() {
 
     let mut old = Client::login(server.c2s(), "alice", Some("twice")).await;
     let _new = Client::login(server.c2s(), "alice", Some("twice")).await;
-    assert_eq!(stream_error(&mut old).await.0, "conflict");
+    assert_eq!(old.stream_error_after_traffic().await.0, "conflict");
     record(admin, "alice@localhost/twice", "replaced");
 
     let mut bob = Client::login(server.c2s(), "bob", Some("revoked")).await;
@@ -106,7 +86,7 @@ async fn every_status_by_its_real_cause() {
     );
     assert_eq!(status, 200);
     assert_eq!(
-        stream_error(&mut bob).await,
+        bob.stream_error_after_traffic().await,
         ("policy-violation".to_owned(), Some("spam".to_owned()))
     );
     record(admin, "bob@localhost/revoked", "revoked");
@@ -127,7 +107,7 @@ async fn sessions_expire_by_lifetime_idleness_and_token() {
     });
     let admin = server.handle.admin.unwrap();
     let mut c = Client::login(server.c2s(), "alice", Some("life")).await;
-    assert_eq!(stream_error(&mut c).await.0, "policy-violation");
+    assert_eq!(c.stream_error_after_traffic().await.0, "policy-violation");
     let r = record(admin, "alice@localhost/life", "expired");
     assert!(r["expires"].as_i64().is_some(), "{r}");
 
@@ -137,7 +117,7 @@ async fn sessions_expire_by_lifetime_idleness_and_token() {
     });
     let admin = server.handle.admin.unwrap();
     let mut c = Client::login(server.c2s(), "alice", Some("idle")).await;
-    assert_eq!(stream_error(&mut c).await.0, "connection-timeout");
+    assert_eq!(c.stream_error_after_traffic().await.0, "connection-timeout");
     record(admin, "alice@localhost/idle", "expired");
 
     let server = TestServer::start(|c| c.admin.token = Some(ADMIN.into()));
@@ -161,7 +141,7 @@ async fn sessions_expire_by_lifetime_idleness_and_token() {
     // While it lives, the session shows its token's expiry as its own.
     let live = record(admin, "alice@localhost/tok", "active");
     assert_eq!(live["expires"], t["expires"], "{live} {t}");
-    assert_eq!(stream_error(&mut c).await.0, "policy-violation");
+    assert_eq!(c.stream_error_after_traffic().await.0, "policy-violation");
     let r = record(admin, "alice@localhost/tok", "expired");
     assert_eq!(r["expires"], t["expires"], "{r}");
 }
@@ -177,7 +157,7 @@ async fn a_session_the_server_closed_for_an_error_is_failed_with_its_reason() {
     c.send_raw("<message to='bob@localhost'><body>hi</message></body>")
         .await
         .unwrap();
-    assert_eq!(stream_error(&mut c).await.0, "not-well-formed");
+    assert_eq!(c.stream_error_after_traffic().await.0, "not-well-formed");
     let r = record(admin, "alice@localhost/broken", "failed");
     let reason = r["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("not-well-formed"), "{r}");
@@ -213,7 +193,7 @@ async fn removing_signs_a_session_out_and_drops_it_from_the_users_list() {
     );
     assert_eq!(status, 200, "{json}");
     assert_eq!(
-        stream_error(&mut live).await,
+        live.stream_error_after_traffic().await,
         (
             "not-authorized".to_owned(),
             Some("the session was signed out".to_owned())
@@ -268,8 +248,8 @@ async fn signout_revokes_every_session_and_token() {
         (json["sessions"].as_u64(), json["tokens"].as_u64()),
         (Some(2), Some(1))
     );
-    assert_eq!(stream_error(&mut one).await.0, "policy-violation");
-    assert_eq!(stream_error(&mut two).await.0, "policy-violation");
+    assert_eq!(one.stream_error_after_traffic().await.0, "policy-violation");
+    assert_eq!(two.stream_error_after_traffic().await.0, "policy-violation");
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",

@@ -184,29 +184,18 @@ pub(crate) async fn set_password(
         return account_failure(e);
     }
     audit(&req, "user.password", &account.to_string());
-    let now = parley_router::now_ms();
-    if let Err(e) = state
-        .storage
-        .set_signed_out(&account.username, &account.host, now)
-        .await
-    {
-        return storage_error(e);
-    }
-    let tokens = match parley_accounts::tokens::revoke_all(&*state.storage, &account).await {
-        Ok(n) => n,
-        Err(e) => return storage_error(e),
-    };
     let reason = CloseReason::with_text(
         StreamCondition::NotAuthorized,
         "the account's password was changed",
     );
-    let bare = account.to_string();
-    let sessions = end_user_sessions(&state, &bare, reason, SessionStatus::Revoked).await;
-    HttpResponse::Ok().json(serde_json::json!({
-        "jid": bare,
-        "sessions": sessions,
-        "tokens": tokens,
-    }))
+    match crate::sign_out_everywhere(&state, &account, reason).await {
+        Ok((sessions, tokens)) => HttpResponse::Ok().json(serde_json::json!({
+            "jid": account.to_string(),
+            "sessions": sessions,
+            "tokens": tokens,
+        })),
+        Err(e) => storage_error(e),
+    }
 }
 
 /// `DELETE /api/v1/users/{jid}`: deletes the account (its credentials, roster, offline

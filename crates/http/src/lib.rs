@@ -351,23 +351,32 @@ async fn signout(
         Err(resp) => return *resp,
     };
     audit(&req, "user.signout", &account.to_string());
-    // The sign-out time first: JWTs issued before it are refused from now on (a JWT
-    // cannot be revoked one by one), then tokens, so that no session can come back.
-    if let Err(e) = state
+    match sign_out_everywhere(&state, &account, reason).await {
+        Ok((sessions, tokens)) => {
+            HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
+        }
+        Err(e) => storage_error(e),
+    }
+}
+
+/// Signs `account` out everywhere: JWTs issued before now stop working, its tokens are
+/// revoked and its sessions on every node end with `reason` (status revoked). The
+/// sign-out time first (a JWT cannot be revoked one by one), then the tokens, so that no
+/// session can come back. Returns (sessions ended, tokens revoked).
+pub(crate) async fn sign_out_everywhere(
+    state: &AdminState,
+    account: &AccountJid,
+    reason: parley_router::CloseReason,
+) -> Result<(usize, u64), parley_storage::StorageError> {
+    state
         .storage
         .set_signed_out(&account.username, &account.host, parley_router::now_ms())
-        .await
-    {
-        return storage_error(e);
-    }
-    let tokens = match parley_accounts::tokens::revoke_all(&*state.storage, &account).await {
-        Ok(n) => n,
-        Err(e) => return storage_error(e),
-    };
+        .await?;
+    let tokens = parley_accounts::tokens::revoke_all(&*state.storage, account).await?;
     let bare = account.to_string();
     let sessions =
-        end_user_sessions(&state, &bare, reason, parley_router::SessionStatus::Revoked).await;
-    HttpResponse::Ok().json(serde_json::json!({"sessions": sessions, "tokens": tokens}))
+        end_user_sessions(state, &bare, reason, parley_router::SessionStatus::Revoked).await;
+    Ok((sessions, tokens))
 }
 
 #[derive(Debug, Deserialize)]

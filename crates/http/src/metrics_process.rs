@@ -37,20 +37,25 @@ pub struct Process {
 const AT_PAGESZ: u64 = 6;
 const AT_CLKTCK: u64 = 17;
 
-/// The value of `key` in `/proc/self/auxv` (native-endian `usize` pairs).
-fn auxv(key: u64) -> Option<u64> {
-    let bytes = std::fs::read("/proc/self/auxv").ok()?;
+/// The values of `keys` in `/proc/self/auxv` (native-endian `usize` pairs), read once.
+fn auxv<const N: usize>(keys: [u64; N]) -> [Option<u64>; N] {
+    let mut out = [None; N];
+    let Ok(bytes) = std::fs::read("/proc/self/auxv") else {
+        return out;
+    };
     let width = std::mem::size_of::<usize>();
-    bytes.chunks_exact(2 * width).find_map(|pair| {
-        let word = |b: &[u8]| -> Option<u64> {
-            let mut w = [0u8; 8];
-            w[..width].copy_from_slice(b);
-            Some(u64::from_ne_bytes(w))
-        };
-        (word(&pair[..width])? == key)
-            .then(|| word(&pair[width..]))
-            .flatten()
-    })
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..width].copy_from_slice(b);
+        u64::from_ne_bytes(w)
+    };
+    for pair in bytes.chunks_exact(2 * width) {
+        let key = word(&pair[..width]);
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            out[i] = Some(word(&pair[width..]));
+        }
+    }
+    out
 }
 
 impl Process {
@@ -61,8 +66,9 @@ impl Process {
         let rest = stat.rsplit_once(')')?.1;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
-        let ticks = auxv(AT_CLKTCK).filter(|t| *t > 0).unwrap_or(100) as f64;
-        let page = auxv(AT_PAGESZ).filter(|p| *p > 0).unwrap_or(4096);
+        let [ticks, page] = auxv([AT_CLKTCK, AT_PAGESZ]);
+        let ticks = ticks.filter(|t| *t > 0).unwrap_or(100) as f64;
+        let page = page.filter(|p| *p > 0).unwrap_or(4096);
         let cpu_seconds = (field(14)? + field(15)?) as f64 / ticks;
         let virtual_bytes = field(23)?;
         let resident_bytes = field(24)? * page;
@@ -181,6 +187,6 @@ mod tests {
             p.start_time_seconds <= now + 1.0 && p.start_time_seconds > now - 86_400.0,
             "{p:?}"
         );
-        assert!(auxv(AT_PAGESZ).is_some_and(|p| p >= 4096));
+        assert!(auxv([AT_PAGESZ])[0].is_some_and(|p| p >= 4096));
     }
 }

@@ -305,6 +305,27 @@ impl Client {
         condition.ok_or_else(|| ClientError::Unexpected(format!("no condition in {el}")))
     }
 
+    /// Reads past whatever else the server still sends (stanzas, pushes) to the stream
+    /// error that ends the stream; its condition and `<text/>`. For sessions the server ends
+    /// in the middle of their life (revoked, removed, signed out).
+    pub async fn stream_error_after_traffic(&mut self) -> (String, Option<String>) {
+        loop {
+            match self.recv().await.expect("reading until the stream error") {
+                Received::Element(el) if el.is("error", ns::STREAM) => {
+                    let condition = el
+                        .children()
+                        .find(|c| c.ns() == ns::STREAM_ERRORS && c.name() != "text")
+                        .map(|c| c.name().to_owned())
+                        .unwrap_or_default();
+                    let text = el.get_child("text", ns::STREAM_ERRORS).map(|t| t.text());
+                    return (condition, text);
+                }
+                Received::Eof | Received::Close => panic!("closed without a stream error"),
+                _ => {}
+            }
+        }
+    }
+
     /// [`Client::expect_stream_error`], returning the whole `<stream:error/>` for rules about
     /// its text or application-specific condition (RFC 6120 §4.9.4).
     pub async fn expect_stream_error_element(&mut self) -> Result<Element, ClientError> {
