@@ -381,3 +381,36 @@ async fn xep0198_5_the_holder_dying_after_its_export_leaves_one_session() {
     );
     ok(a.expect_none_yet("a repeated message", is_message).await);
 }
+
+/// XEP-0198 §5 while another node's registry cache still shows a resumed session on its old
+/// node (fault point `stale-owners` on n1, the view of a node whose watch trails behind —
+/// under load it trailed long enough to lose one message in a rolling restart): bob on n1
+/// keeps routing alice's full JID to n2, where her session was. n2 forwards what comes to
+/// the moved session to n3, where she resumed, instead of taking it for a stanza to a gone
+/// resource (which would put it in offline storage, where a resumed client never looks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xep0198_5_a_stale_route_to_the_old_node_still_reaches_the_resumed_session() {
+    let nodes = cluster_with_faults(3, "stale-owners");
+    let phone = "alice@localhost/phone";
+    let mut a = Client::login(nodes[1].c2s, "alice", Some("phone")).await;
+    let id = ok(a.sm_enable_resumable().await);
+    let mut b = Client::login(nodes[0].c2s, "bob", Some("b")).await;
+    send_numbered(&mut b, phone, 1..=2).await;
+    assert_eq!(next_bodies(&mut a, 2).await, ["1", "2"]);
+    a.abort();
+
+    let (mut a, answer) = resume_on(nodes[2].c2s, &id, 2).await;
+    assert!(
+        sm::is(&answer, "resumed"),
+        "XEP-0198 §5 on another node: {answer}"
+    );
+    send_numbered(&mut b, phone, 3..=5).await;
+    assert_eq!(
+        next_bodies(&mut a, 3).await,
+        ["3", "4", "5"],
+        "sent through the old node, each once, in order"
+    );
+    // Nothing repeated: a copy would come before the next message.
+    send_numbered(&mut b, phone, 6..=6).await;
+    assert_eq!(next_bodies(&mut a, 1).await, ["6"]);
+}

@@ -132,6 +132,10 @@ pub struct ClusterSettings {
     pub registry_wait_frames: usize,
     /// Their bytes (`cluster.registry_wait_bytes`).
     pub registry_wait_bytes: usize,
+    /// A test's fault point (`stale-owners` in `PARLEY_FAULTS`, read by debug builds only,
+    /// never from a configuration file): the registry cache never follows a session to
+    /// another node, so this node keeps routing a moved resource to its old node.
+    pub stale_owners: bool,
 }
 
 /// Counters for `/metrics`.
@@ -294,7 +298,11 @@ impl Node {
         let node = Arc::new_cyclic(|me| Node {
             me: Arc::from(settings.node_id.as_str()),
             layout,
-            cache: Arc::new(RwLock::new(Cache::default())),
+            cache: Arc::new(RwLock::new(if settings.stale_owners {
+                Cache::with_stale_owners()
+            } else {
+                Cache::default()
+            })),
             members: RwLock::new(Vec::new()),
             links: RwLock::new(HashMap::new()),
             registry: RwLock::new(Some(Arc::new(registry))),

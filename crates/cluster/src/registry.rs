@@ -146,9 +146,23 @@ pub struct Cache {
     nodes: BTreeMap<String, NodeInfo>,
     /// bare JID → resource → entry.
     sessions: HashMap<String, BTreeMap<String, SessionEntry>>,
+    /// A test's fault point ([`ClusterSettings::stale_owners`]): a session's move to
+    /// another node is never applied.
+    ///
+    /// [`ClusterSettings::stale_owners`]: crate::node::ClusterSettings::stale_owners
+    stale_owners: bool,
 }
 
 impl Cache {
+    /// An empty cache that never applies a session's move to another node (a test's fault
+    /// point: the view of a node whose watch trails behind).
+    pub fn with_stale_owners() -> Cache {
+        Cache {
+            stale_owners: true,
+            ..Cache::default()
+        }
+    }
+
     /// The etcd revision the cache reflects; a watch resumes at `revision() + 1`.
     pub fn revision(&self) -> i64 {
         self.revision
@@ -223,11 +237,12 @@ impl Cache {
                 }
             }
             Some(Key::Session { bare, resource }) => {
-                if let Ok(entry) = serde_json::from_slice(value) {
-                    self.sessions
-                        .entry(bare.to_owned())
-                        .or_default()
-                        .insert(resource.to_owned(), entry);
+                if let Ok(entry) = serde_json::from_slice::<SessionEntry>(value) {
+                    let list = self.sessions.entry(bare.to_owned()).or_default();
+                    let moved = list.get(resource).is_some_and(|old| old.node != entry.node);
+                    if !(self.stale_owners && moved) {
+                        list.insert(resource.to_owned(), entry);
+                    }
                 }
             }
             None => {}
@@ -367,6 +382,33 @@ mod tests {
         );
         assert_eq!(l.parse("/parley/other/nodes/n1"), None);
         assert_eq!(l.parse("/parley/test/sessions/alice@localhost/"), None);
+    }
+
+    #[test]
+    fn the_stale_owners_fault_keeps_a_moved_session_on_its_old_node_only() {
+        let l = layout();
+        let mut c = Cache::with_stale_owners();
+        let put = |session: &str, e: SessionEntry| Change::Put {
+            key: l.session("a@x", session),
+            value: encode(&e),
+        };
+        c.apply(&l, &[put("r1", entry("n1", 1))], 1);
+        // The same node rewriting its entry (presence flags) is applied...
+        let mut away = entry("n1", 1);
+        away.available = false;
+        c.apply(&l, &[put("r1", away)], 2);
+        assert_eq!(c.lookup("a@x", "r1").map(|e| e.available), Some(false));
+        // ...a move to another node is not.
+        c.apply(&l, &[put("r1", entry("n2", 1))], 3);
+        assert_eq!(c.lookup("a@x", "r1").map(|e| e.node.as_str()), Some("n1"));
+        // A plain cache follows it.
+        let mut plain = Cache::default();
+        plain.apply(&l, &[put("r1", entry("n1", 1))], 1);
+        plain.apply(&l, &[put("r1", entry("n2", 1))], 2);
+        assert_eq!(
+            plain.lookup("a@x", "r1").map(|e| e.node.as_str()),
+            Some("n2")
+        );
     }
 
     #[test]

@@ -410,6 +410,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 registry_wait: Duration::from_millis(c.registry_wait_ms),
                 registry_wait_frames: c.registry_wait_frames,
                 registry_wait_bytes: c.registry_wait_bytes,
+                stale_owners: config.faults.on(parley_session::faults::Fault::StaleOwners),
                 tls: match (&c.tls_cert, &c.tls_key, &c.tls_ca) {
                     (Some(cert), Some(key), Some(ca)) => Some(
                         parley_cluster::link_tls::LinkTls::load(cert, key, ca)

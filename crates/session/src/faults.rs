@@ -1,6 +1,7 @@
 //! Fault points: the few places where a test must line up two events that no outside
 //! client can order (XEP-0198 §5: a resume meeting the hibernation timeout; the node
-//! holding a session dying in the middle of handing it over).
+//! holding a session dying in the middle of handing it over; a node whose registry cache
+//! has not yet seen a session move).
 //!
 //! A [`Faults`] set lives in the session settings and is empty unless a test fills it: an
 //! in-process test sets it in the config; a test that runs `parley` processes sets
@@ -21,10 +22,19 @@ pub enum Fault {
     /// The node exits, as if it crashed, when told that a session it exported was
     /// adopted (between the export and the commit of a hand-over).
     ExitAtCommit,
+    /// The node's registry cache never follows a session to another node, as a node whose
+    /// watch trails far behind would: it keeps routing a moved resource to its old node
+    /// (which must forward it, XEP-0198 §5).
+    StaleOwners,
 }
 
 impl Fault {
-    const ALL: [Fault; 3] = [Fault::TimeoutAtTake, Fault::ExitAtTake, Fault::ExitAtCommit];
+    const ALL: [Fault; 4] = [
+        Fault::TimeoutAtTake,
+        Fault::ExitAtTake,
+        Fault::ExitAtCommit,
+        Fault::StaleOwners,
+    ];
 
     /// Its name in `PARLEY_FAULTS`.
     pub fn name(self) -> &'static str {
@@ -32,6 +42,7 @@ impl Fault {
             Fault::TimeoutAtTake => "sm-timeout-at-take",
             Fault::ExitAtTake => "exit-at-take",
             Fault::ExitAtCommit => "exit-at-commit",
+            Fault::StaleOwners => "stale-owners",
         }
     }
 }
