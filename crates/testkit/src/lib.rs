@@ -23,7 +23,7 @@ pub use client::{Client, ClientError, Received, WriteMode};
 // lower crates can use them without compiling Parley; every test sees them here too.
 pub use parley_testkit_services::{
     free_port, http_get, http_request, poll_until, poll_until_reporting, shared_etcd, shared_pg,
-    DnsRecord, Dnsmasq, DomainPki, EtcdServer, EtcdTlsFiles, Haproxy, PgServer, Prosody,
+    DnsRecord, Dnsmasq, DomainPki, Ejabberd, EtcdServer, EtcdTlsFiles, Haproxy, PgServer, Prosody,
     ETCD_PASSWORD, ETCD_USER,
 };
 pub use server::TestServer;
