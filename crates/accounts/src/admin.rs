@@ -54,6 +54,14 @@ pub enum AccountError {
         /// Why.
         source: io::Error,
     },
+    /// A XEP-0227 file that cannot be read.
+    #[error("{file}: {reason}")]
+    Piefxis {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl AccountError {

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod credentials;
 pub mod import;
 pub mod invites;
+pub mod piefxis;
 pub mod tokens;
 
 pub use account::{normalize_host, served_host, AccountJid, AccountJidError};

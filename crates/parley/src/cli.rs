@@ -137,8 +137,37 @@ pub enum UserCommand {
         host: Option<String>,
     },
     /// Create accounts from `JID PASSWORD` lines on standard input; blank lines and
-    /// `#` comments are skipped, existing accounts are left alone.
-    Import,
+    /// `#` comments are skipped, existing accounts are left alone. With `--piefxis`, from
+    /// XEP-0227 files instead (Prosody's `prosody-migrator`, ejabberd's `export_piefxis`):
+    /// accounts with their credentials, rosters, vCards, private XML and offline messages.
+    Import {
+        /// A XEP-0227 file (its includes are followed), or a directory of them.
+        #[arg(long, value_name = "PATH")]
+        piefxis: Option<std::path::PathBuf>,
+        /// With `--piefxis`: the largest file read, in bytes.
+        #[arg(long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+        max_file_bytes: u64,
+        /// With `--piefxis`: the most files read, includes counted.
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        max_files: usize,
+    },
+    /// Write accounts with their SCRAM credentials, rosters, vCards and private XML to a
+    /// XEP-0227 file (`-`: standard output), for Prosody, ejabberd or another Parley.
+    Export {
+        /// The file to write (a directory with `--per-user`).
+        file: std::path::PathBuf,
+        /// Only the accounts of this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// One file per account, `user@host.xml`, in the directory FILE (the layout of
+        /// Prosody's `mod_storage_xep0227`).
+        #[arg(long)]
+        per_user: bool,
+        /// Write SCRAM data base64-encoded twice, as ejabberd 23.01 (Debian 12) reads it;
+        /// other servers read the standard form (XEP-0227 §4.2), the default.
+        #[arg(long)]
+        scram_base64_twice: bool,
+    },
 }
 
 /// `parley check …`.
@@ -350,7 +379,49 @@ fn run_user(config: &Config, command: UserCommand, json: bool) -> ExitCode {
             }
             listing.print(json);
         }),
-        UserCommand::Import => {
+        UserCommand::Import {
+            piefxis: Some(path),
+            max_file_bytes,
+            max_files,
+        } => {
+            let started = std::time::Instant::now();
+            let limits = parley_accounts::piefxis::ReadLimits {
+                max_file_bytes,
+                max_files,
+            };
+            match accounts::import_piefxis(config, &path, limits, &mut io::stderr()) {
+                Ok(report) => {
+                    println!("{report} in {:.1} s", started.elapsed().as_secs_f64());
+                    return if report.invalid == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
+        UserCommand::Export {
+            file,
+            host,
+            per_user,
+            scram_base64_twice,
+        } => {
+            let encoding = if scram_base64_twice {
+                parley_proto::piefxis::ScramEncoding::Base64Twice
+            } else {
+                parley_proto::piefxis::ScramEncoding::Standard
+            };
+            accounts::export_piefxis(config, &file, host.as_deref(), per_user, encoding).map(
+                |report| {
+                    eprintln!(
+                        "exported {} accounts ({} roster items)",
+                        report.accounts, report.roster_items
+                    );
+                },
+            )
+        }
+        UserCommand::Import { piefxis: None, .. } => {
             let mut input = io::stdin().lock();
             let mut errors = io::stderr();
             let started = std::time::Instant::now();

@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod mam;
 pub mod muc;
 pub mod ns;
+pub mod piefxis;
 pub mod proxy_protocol;
 pub mod pubsub;
 pub mod push;

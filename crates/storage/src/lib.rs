@@ -344,6 +344,10 @@ pub trait Storage:
     /// XEP-0049: the element a user stored under namespace `ns`, as XML.
     async fn private_get(&self, username: &str, host: &str, ns: &str) -> Result<Option<String>>;
 
+    /// XEP-0049: every element the user stored, as (namespace, XML), by namespace (what an
+    /// export writes).
+    async fn private_all(&self, username: &str, host: &str) -> Result<Vec<(String, String)>>;
+
     /// XEP-0049: stores (or replaces) `xml` under `ns`; false, storing nothing, when that
     /// would make the user store more than `max_namespaces` namespaces.
     async fn private_set(

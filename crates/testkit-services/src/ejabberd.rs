@@ -50,6 +50,18 @@ impl Ejabberd {
     /// port `s2s` chosen by the caller (who put it in DNS first), asking the DNS server at
     /// `dns` for every name. Panics with an install hint if ejabberd is missing.
     pub fn start_on(domain: &str, dns: SocketAddr, users: &[(&str, &str)], s2s: u16) -> Ejabberd {
+        Ejabberd::start_with(domain, dns, users, s2s, false)
+    }
+
+    /// [`Ejabberd::start_on`], storing passwords as SCRAM data (`auth_password_format:
+    /// scram`, SHA-1) instead of plaintext when `scram`.
+    pub fn start_with(
+        domain: &str,
+        dns: SocketAddr,
+        users: &[(&str, &str)],
+        s2s: u16,
+        scram: bool,
+    ) -> Ejabberd {
         assert!(
             Path::new("/usr/sbin/ejabberdctl").exists() && which("erl").is_some(),
             "ejabberd is not installed (Debian package ejabberd; tests/run installs it)"
@@ -64,11 +76,14 @@ impl Ejabberd {
         let c2s = crate::free_port();
         let dist_port = crate::free_port();
         self_signed(root, domain);
-        std::fs::write(
-            root.join("ejabberd.yml"),
-            config_text(root, domain, c2s, s2s),
-        )
-        .unwrap();
+        let mut config = config_text(root, domain, c2s, s2s);
+        if scram {
+            config = config.replace(
+                "auth_method: internal\n",
+                "auth_method: internal\nauth_password_format: scram\n",
+            );
+        }
+        std::fs::write(root.join("ejabberd.yml"), config).unwrap();
         // Erlang's resolver: the test's DNS server only (with its port; without the empty
         // `resolv_conf` and `hosts_file` the system's files win over it), localhost for the
         // distribution between the VM and `ejabberd_ctl`.
@@ -156,6 +171,10 @@ impl Ejabberd {
     /// Runs an `ejabberd_ctl` command on the running node; panics with its output and the
     /// log if it fails.
     pub fn ctl(&self, command: &[&str]) {
+        self.run_ctl(command);
+    }
+
+    fn run_ctl(&self, command: &[&str]) -> String {
         let root = self.dir.path();
         let mut args = erl_env(root);
         args.extend(
@@ -192,6 +211,27 @@ impl Ejabberd {
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A fresh directory ejabberd may write to (for `export_piefxis`) and read from.
+    pub fn scratch_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if running_as_root() {
+            let status = Command::new("chown")
+                .args(["-R", "ejabberd:ejabberd"])
+                .arg(&dir)
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown ejabberd {}", dir.display());
+        }
+        dir
+    }
+
+    /// Runs an `ejabberd_ctl` command and returns what it printed.
+    pub fn ctl_output(&self, command: &[&str]) -> String {
+        self.run_ctl(command)
     }
 
     /// ejabberd's log so far (info level), for failure messages.
@@ -314,6 +354,10 @@ modules:
   mod_ping: {{}}
   mod_version: {{}}
   mod_s2s_dialback: {{}}
+  mod_vcard: {{}}
+  mod_private: {{}}
+  mod_offline: {{}}
+  mod_admin_extra: {{}}
 "#
     )
 }

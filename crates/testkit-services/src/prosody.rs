@@ -4,6 +4,9 @@
 //! through the test's dnsmasq (Prosody uses libunbound, told to forward every query there;
 //! the names must not be under `.test`, which unbound answers itself as a local zone).
 //!
+//! For migration tests it can keep its data in XEP-0227 files instead
+//! ([`Prosody::start_xep0227`]).
+//!
 //! Like PostgreSQL it runs as its own user when the tests run as root (`setpriv`, which
 //! execs, so the pid signalled is Prosody's), under the same watchdog.
 
@@ -62,6 +65,29 @@ impl Prosody {
     /// [`Prosody::start`] with its server-to-server port chosen by the caller (who put it
     /// in DNS first).
     pub fn start_on(domain: &str, dns: SocketAddr, users: &[(&str, &str)], s2s: u16) -> Prosody {
+        Prosody::start_with(domain, dns, users, s2s, None)
+    }
+
+    /// A Prosody keeping everything in XEP-0227 files in `xep0227_data` (its
+    /// `mod_storage_xep0227`, one `user@host.xml` per account; hashed passwords, so a login
+    /// turns a plaintext password into SCRAM-SHA-1 data): what a migration to or from
+    /// Prosody reads and writes. `users` are written there unless a file exists already.
+    pub fn start_xep0227(
+        domain: &str,
+        dns: SocketAddr,
+        users: &[(&str, &str)],
+        xep0227_data: &Path,
+    ) -> Prosody {
+        Prosody::start_with(domain, dns, users, crate::free_port(), Some(xep0227_data))
+    }
+
+    fn start_with(
+        domain: &str,
+        dns: SocketAddr,
+        users: &[(&str, &str)],
+        s2s: u16,
+        xep0227_data: Option<&Path>,
+    ) -> Prosody {
         let dir = tempfile::Builder::new()
             .prefix("parley-prosody-")
             .tempdir()
@@ -69,14 +95,34 @@ impl Prosody {
         let root = dir.path();
         let c2s = crate::free_port();
         std::fs::create_dir_all(root.join("certs")).unwrap();
-        let accounts = root.join("data").join(encode(domain)).join("accounts");
-        std::fs::create_dir_all(&accounts).unwrap();
-        for (user, password) in users {
-            std::fs::write(
-                accounts.join(format!("{}.dat", encode(user))),
-                format!("return {{\n\t[\"password\"] = {password:?};\n}};\n"),
-            )
-            .unwrap();
+        match xep0227_data {
+            None => {
+                let accounts = root.join("data").join(encode(domain)).join("accounts");
+                std::fs::create_dir_all(&accounts).unwrap();
+                for (user, password) in users {
+                    std::fs::write(
+                        accounts.join(format!("{}.dat", encode(user))),
+                        format!("return {{\n\t[\"password\"] = {password:?};\n}};\n"),
+                    )
+                    .unwrap();
+                }
+            }
+            Some(data) => {
+                std::fs::create_dir_all(data).unwrap();
+                for (user, password) in users {
+                    let file = data.join(format!("{user}@{domain}.xml"));
+                    if !file.exists() {
+                        std::fs::write(
+                            file,
+                            format!(
+                                "<server-data xmlns='urn:xmpp:pie:0'><host jid='{domain}'>\
+                                 <user name='{user}' password='{password}'/></host></server-data>"
+                            ),
+                        )
+                        .unwrap();
+                    }
+                }
+            }
         }
         let cert = rcgen::generate_simple_self_signed(vec![domain.to_owned()]).unwrap();
         std::fs::write(root.join(format!("certs/{domain}.crt")), cert.cert.pem()).unwrap();
@@ -86,15 +132,25 @@ impl Prosody {
         )
         .unwrap();
         let config = root.join("prosody.cfg.lua");
-        std::fs::write(&config, config_text(root, domain, c2s, s2s, dns)).unwrap();
+        let data = xep0227_data.map_or_else(|| root.join("data"), Path::to_owned);
+        let mut text = config_text(root, &data, domain, c2s, s2s, dns);
+        if xep0227_data.is_some() {
+            text = text.replace(
+                "authentication = \"internal_plain\"\nstorage = \"internal\"",
+                "authentication = \"internal_hashed\"\nstorage = \"xep0227\"",
+            );
+        }
+        std::fs::write(&config, text).unwrap();
         let as_root = running_as_root();
         if as_root {
-            let status = Command::new("chown")
-                .args(["-R", "prosody:prosody"])
-                .arg(root)
-                .status()
-                .expect("run chown");
-            assert!(status.success(), "chown prosody {}", root.display());
+            for dir in [root, &data] {
+                let status = Command::new("chown")
+                    .args(["-R", "prosody:prosody"])
+                    .arg(dir)
+                    .status()
+                    .expect("run chown");
+                assert!(status.success(), "chown prosody {}", dir.display());
+            }
         }
         let prosody = which("prosody")
             .expect("prosody is not installed (Debian package prosody; tests/run installs it)");
@@ -164,11 +220,19 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn config_text(root: &Path, domain: &str, c2s: u16, s2s: u16, dns: SocketAddr) -> String {
+fn config_text(
+    root: &Path,
+    data: &Path,
+    domain: &str,
+    c2s: u16,
+    s2s: u16,
+    dns: SocketAddr,
+) -> String {
     let dir = root.display();
+    let data = data.display();
     format!(
         r#"-- Written by parley-testkit-services for one federation test.
-data_path = "{dir}/data"
+data_path = "{data}"
 pidfile = "{dir}/prosody.pid"
 daemonize = false
 certificates = "{dir}/certs"

@@ -8,7 +8,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_accounts::{admin, import, tokens, AccountError, AccountJid, ImportSummary};
+use parley_accounts::{admin, import, piefxis, tokens, AccountError, AccountJid, ImportSummary};
 use parley_storage::{AccountInfo, Storage, StorageError, TokenRecord};
 
 use super::admin_client::{self, encode, AdminCallError};
@@ -164,6 +164,60 @@ pub fn import(
             let _ = writeln!(io::stderr());
         }
         Ok(import::store(&*storage, &prepared).await?)
+    })
+}
+
+/// Imports the XEP-0227 file or directory `path` (see [`parley_accounts::piefxis`]);
+/// what is left out is reported on `errors`.
+pub fn import_piefxis(
+    config: &Config,
+    path: &std::path::Path,
+    limits: piefxis::ReadLimits,
+    errors: &mut dyn Write,
+) -> Result<piefxis::ImportReport, UserError> {
+    let data = piefxis::read_path(path, limits)?;
+    let bounds = piefxis::ImportBounds {
+        scram_iterations: config.sasl.scram_iterations,
+        offline_max: config.offline.max_per_user,
+        offline_max_bytes: config.quotas.offline_bytes,
+        private_max_namespaces: config.quotas.private_namespaces,
+        roster_max_items: config.roster.max_items,
+    };
+    let hosts = config.server.hosts.clone();
+    with_storage(config, |storage| async move {
+        Ok(piefxis::import(&*storage, &hosts, data, bounds, errors).await?)
+    })
+}
+
+/// Writes the accounts (of `host`, or all) to `file` as XEP-0227 (`-`: standard output),
+/// or with `per_user` one file per account into the directory `file`.
+pub fn export_piefxis(
+    config: &Config,
+    file: &std::path::Path,
+    host: Option<&str>,
+    per_user: bool,
+    encoding: parley_proto::piefxis::ScramEncoding,
+) -> Result<piefxis::ExportReport, UserError> {
+    let host = admin::host_filter(&config.server.hosts, host)?;
+    if per_user {
+        let dir = file.to_owned();
+        return with_storage(config, |storage| async move {
+            Ok(piefxis::export_per_user(&*storage, host.as_deref(), encoding, &dir).await?)
+        });
+    }
+    let mut out: Box<dyn Write> = if file == std::path::Path::new("-") {
+        Box::new(io::BufWriter::new(io::stdout().lock()))
+    } else {
+        let f = std::fs::File::create(file).map_err(|source| {
+            UserError::Account(AccountError::Piefxis {
+                file: file.display().to_string(),
+                reason: source.to_string(),
+            })
+        })?;
+        Box::new(io::BufWriter::new(f))
+    };
+    with_storage(config, |storage| async move {
+        Ok(piefxis::export(&*storage, host.as_deref(), encoding, &mut *out).await?)
     })
 }
 

@@ -687,6 +687,19 @@ macro_rules! sql_storage_methods {
                     .map_err(backend)
             }
 
+            async fn private_all(
+                &self,
+                username: &str,
+                host: &str,
+            ) -> Result<Vec<(String, String)>> {
+                sqlx::query_as(SELECT_PRIVATE_ALL)
+                    .bind(host)
+                    .bind(username)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)
+            }
+
             async fn private_set(
                 &self,
                 username: &str,

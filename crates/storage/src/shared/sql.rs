@@ -222,6 +222,9 @@ pub(crate) const DELETE_EMPTY_ARCHIVE_STATS: &str =
 /// XEP-0049: one stored element by namespace.
 pub(crate) const SELECT_PRIVATE: &str =
     "SELECT xml FROM private_xml WHERE host = $1 AND username = $2 AND ns = $3";
+/// XEP-0049: every stored element of a user (for an export).
+pub(crate) const SELECT_PRIVATE_ALL: &str =
+    "SELECT ns, xml FROM private_xml WHERE host = $1 AND username = $2 ORDER BY ns";
 /// How many namespaces a user stores.
 pub(crate) const COUNT_PRIVATE: &str =
     "SELECT COUNT(*) FROM private_xml WHERE host = $1 AND username = $2";

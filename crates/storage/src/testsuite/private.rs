@@ -3,7 +3,7 @@
 use super::*;
 
 /// XEP-0049 §2-§3: one element per user and namespace, replaced on a second store, read
-/// back as stored; per user; at most `max_namespaces` namespaces (a replacement always
+/// back as stored (one at a time, or all for an export); per user; at most `max_namespaces` namespaces (a replacement always
 /// fits); gone with the account.
 pub(super) async fn xep0049_private_storage_is_per_user_bounded_and_goes_with_the_account(
     storage: &dyn Storage,
@@ -78,7 +78,24 @@ pub(super) async fn xep0049_private_storage_is_per_user_bounded_and_goes_with_th
         .private_set("alice", &host, "exodus:prefs", prefs, 2)
         .await
         .unwrap());
+    // Everything at once, by namespace (what a XEP-0227 export writes); per user.
+    assert_eq!(
+        storage.private_all("alice", &host).await.unwrap(),
+        [
+            ("exodus:prefs".to_owned(), prefs.to_owned()),
+            (
+                "storage:bookmarks".to_owned(),
+                "<storage xmlns='storage:bookmarks'/>".to_owned()
+            ),
+        ]
+    );
+    assert!(storage.private_all("bob", &host).await.unwrap().is_empty());
     storage.delete_account("alice", &host).await.unwrap();
+    assert!(storage
+        .private_all("alice", &host)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         storage
             .private_get("alice", &host, "exodus:prefs")
