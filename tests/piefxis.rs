@@ -113,6 +113,15 @@ async fn xep0227_accounts_and_rosters_move_from_prosody_to_parley_and_back() {
             .await
             .is_err()
     );
+    // PLAIN is checked against the SHA-1 keys when there are no others; SCRAM-SHA-256 can
+    // never pass with them (why `[sasl] mechanisms` can leave it out, docs/migration.md).
+    ok(
+        login(parley(&d), true, Mechanism::Plain, "pat", "pw").await,
+        || d.server.log(),
+    );
+    assert!(login(parley(&d), true, Mechanism::ScramSha256, "pat", "pw")
+        .await
+        .is_err());
 
     let back = tempfile::tempdir().unwrap();
     let out = back.path().join("export");

@@ -460,6 +460,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             send_queue_stanzas: c2s.send_queue_stanzas,
             send_queue_bytes: c2s.send_queue_bytes,
             scram_iterations: config.sasl.scram_iterations,
+            mechanisms: config.sasl.mechanisms(),
             max_lifetime: (c2s.max_session_lifetime_s > 0)
                 .then(|| Duration::from_secs(c2s.max_session_lifetime_s)),
             idle_timeout: (c2s.idle_timeout_s > 0).then(|| Duration::from_secs(c2s.idle_timeout_s)),

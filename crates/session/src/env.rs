@@ -29,6 +29,9 @@ pub struct SessionConfig {
     pub send_queue_bytes: usize,
     /// SCRAM iteration count, shown for unknown users so that they look like real ones.
     pub scram_iterations: u32,
+    /// The SASL mechanisms a client may use (`[sasl] mechanisms`); the others are neither
+    /// offered nor accepted.
+    pub mechanisms: Vec<parley_proto::sasl::Mechanism>,
     /// HS256 JWT logins (PLAIN with a JWT as the password), when configured.
     pub jwt: Option<JwtSettings>,
     /// A session ends (status expired) this long after it started.
@@ -163,6 +166,7 @@ impl Default for SessionConfig {
             send_queue_stanzas: 10_000,
             send_queue_bytes: 4 << 20,
             scram_iterations: 10_000,
+            mechanisms: parley_proto::sasl::Mechanism::ALL.to_vec(),
             jwt: None,
             max_lifetime: None,
             idle_timeout: None,

@@ -28,6 +28,8 @@ pub(crate) struct Offer {
     pub require_encryption: bool,
     /// Passwords are checked by the site's backend (`[auth] delegate_url`).
     pub delegated: bool,
+    /// `[sasl] mechanisms`: nothing else is offered.
+    pub allowed: Vec<Mechanism>,
     /// The channel bindings the connection has (SCRAM-PLUS).
     pub channel_bindings: Vec<ChannelBindingType>,
     /// The largest stanza accepted (XEP-0478).
@@ -165,6 +167,13 @@ pub(crate) fn check_header(
 /// encrypted first (§5.3.1: TLS is then mandatory-to-negotiate); with delegated passwords
 /// only PLAIN and tokens, since the server holds no keys for SCRAM.
 pub(crate) fn offered_mechanisms(offer: &Offer) -> Vec<Mechanism> {
+    let mut mechs = all_mechanisms(offer);
+    mechs.retain(|m| offer.allowed.contains(m));
+    mechs
+}
+
+/// [`offered_mechanisms`] before `[sasl] mechanisms` is applied.
+fn all_mechanisms(offer: &Offer) -> Vec<Mechanism> {
     if !offer.secure && offer.require_encryption {
         return Vec::new();
     }
@@ -287,6 +296,7 @@ impl Session {
             starttls: self.conn.can_starttls() && self.env.tls_available,
             require_encryption: self.env.config.require_encryption,
             delegated: self.env.external_auth.is_some(),
+            allowed: self.env.config.mechanisms.clone(),
             channel_bindings: self.conn.channel_bindings().types(),
             max_stanza_bytes: self.env.config.limits.max_stanza_bytes,
             sm: self.env.config.sm.enabled && self.conn.stream_management(),

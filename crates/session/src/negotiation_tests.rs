@@ -39,6 +39,7 @@ fn plain() -> Offer {
         starttls: true,
         require_encryption: true,
         delegated: false,
+        allowed: Mechanism::ALL.to_vec(),
         channel_bindings: Vec::new(),
         max_stanza_bytes: 262_144,
         sm: true,
@@ -213,6 +214,37 @@ fn rfc6120_6_3_3_delegated_passwords_offer_plain_and_tokens_only() {
         offered_mechanisms(&offer),
         [Mechanism::Plain, Mechanism::OAuthBearer]
     );
+}
+
+/// RFC 6120 §6.3.3: the server offers the mechanisms it supports; `[sasl] mechanisms`
+/// narrows them (an operator whose imported accounts hold SCRAM-SHA-1 keys only stops
+/// offering SCRAM-SHA-256, which they could never pass), in the server's order.
+#[test]
+fn rfc6120_6_3_3_only_the_configured_mechanisms_are_offered() {
+    let offer = Offer {
+        secure: true,
+        channel_bindings: vec![ChannelBindingType::TlsExporter],
+        allowed: vec![
+            Mechanism::Plain,
+            Mechanism::ScramSha1,
+            Mechanism::ScramSha1Plus,
+        ],
+        ..plain()
+    };
+    assert_eq!(
+        offered_mechanisms(&offer),
+        [
+            Mechanism::ScramSha1Plus,
+            Mechanism::ScramSha1,
+            Mechanism::Plain
+        ]
+    );
+    let names: Vec<String> = features(Stage::Unauthed, &offer)
+        .iter()
+        .filter(|f| f.is("mechanisms", ns::SASL))
+        .flat_map(|m| m.children().map(Element::text).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(names, ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"]);
 }
 
 #[test]

@@ -349,15 +349,18 @@ impl Session {
         let username = fake_key(user.as_ref(), &creds.username);
         let password = creds.password;
         let fut = async move {
+            // SHA-256 keys, else SHA-1 ones: accounts imported with SCRAM-SHA-1 data only
+            // (XEP-0227 from Prosody) have no others. Both are read for every login, so
+            // that which an account has does not show in the time taken.
             let stored = match &lookup_user {
                 Some(u) => {
-                    storage
-                        .credentials(
-                            u.node().map(|n| n.as_str()).unwrap_or_default(),
-                            u.domain().as_str(),
-                            ScramHash::Sha256,
-                        )
-                        .await?
+                    let (node, domain) = (
+                        u.node().map(|n| n.as_str()).unwrap_or_default(),
+                        u.domain().as_str(),
+                    );
+                    let sha256 = storage.credentials(node, domain, ScramHash::Sha256).await?;
+                    let sha1 = storage.credentials(node, domain, ScramHash::Sha1).await?;
+                    sha256.or(sha1)
                 }
                 None => None,
             };

@@ -639,13 +639,29 @@ pub struct TlsConfig {
 pub struct SaslConfig {
     /// PBKDF2 iteration count for newly derived SCRAM credentials.
     pub scram_iterations: u32,
+    /// The SASL mechanisms offered and accepted, by their registered names.
+    pub mechanisms: Vec<String>,
 }
 
 impl Default for SaslConfig {
     fn default() -> Self {
         SaslConfig {
             scram_iterations: 10_000,
+            mechanisms: parley_proto::sasl::Mechanism::ALL
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect(),
         }
+    }
+}
+
+impl SaslConfig {
+    /// `mechanisms` as mechanisms (names already validated; an unknown one is skipped).
+    pub fn mechanisms(&self) -> Vec<parley_proto::sasl::Mechanism> {
+        self.mechanisms
+            .iter()
+            .filter_map(|n| parley_proto::sasl::Mechanism::from_name(n))
+            .collect()
     }
 }
 

@@ -352,6 +352,34 @@ fn rfc7677_4_scram_iterations_minimum() {
     );
 }
 
+/// RFC 6120 §6.3.3: the mechanisms offered are the configured ones; a name Parley does not
+/// have, or none at all, is refused naming the key.
+#[test]
+fn rfc6120_6_3_3_sasl_mechanisms_are_checked() {
+    let c = parse("[sasl]\nmechanisms = [\"SCRAM-SHA-1\", \"PLAIN\"]\n").unwrap();
+    assert_eq!(
+        c.sasl.mechanisms(),
+        [
+            parley_proto::sasl::Mechanism::ScramSha1,
+            parley_proto::sasl::Mechanism::Plain
+        ]
+    );
+    assert_eq!(
+        Config::default().sasl.mechanisms(),
+        parley_proto::sasl::Mechanism::ALL
+    );
+    let e = err("[sasl]\nmechanisms = [\"SCRAM-SHA-1\", \"DIGEST-MD5\"]\n");
+    assert!(
+        e.starts_with("test.toml: sasl.mechanisms = \"DIGEST-MD5\": is not a SASL mechanism"),
+        "{e}"
+    );
+    let e = err("[sasl]\nmechanisms = []\n");
+    assert!(
+        e.contains("sasl.mechanisms") && e.contains("at least one"),
+        "{e}"
+    );
+}
+
 #[test]
 fn node_links_must_be_authenticated_and_bounded() {
     // Issue 10: a node refuses to start with open node links, naming the keys.

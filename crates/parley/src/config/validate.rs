@@ -146,6 +146,29 @@ impl Config {
                 format!("must be at least {MIN_SCRAM_ITERATIONS} (RFC 7677 §4)"),
             ));
         }
+        if let Some(bad) = self
+            .sasl
+            .mechanisms
+            .iter()
+            .find(|n| parley_proto::sasl::Mechanism::from_name(n).is_none())
+        {
+            let known: Vec<&str> = parley_proto::sasl::Mechanism::ALL
+                .iter()
+                .map(|m| m.name())
+                .collect();
+            return Err(Violation::new(
+                "sasl.mechanisms",
+                format!("{bad:?}"),
+                format!("is not a SASL mechanism Parley has ({})", known.join(", ")),
+            ));
+        }
+        if self.sasl.mechanisms.is_empty() {
+            return Err(Violation::new(
+                "sasl.mechanisms",
+                "[]",
+                "must name at least one mechanism (else nobody can log in)",
+            ));
+        }
         if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(Violation::new(
                 "admin.token",
