@@ -197,3 +197,93 @@ async fn xep0199_pings_cross_between_parley_and_ejabberd() {
         assert_eq!(reply.attr("from"), Some(to));
     }
 }
+
+/// The cluster rules with ejabberd: a 3-node Parley cluster serving
+/// `parley.example` (ejabberd may dial any node: Parley's SRV records name all three)
+/// federates with ejabberd. Users on every node exchange messages with ejabberd's user, and
+/// the stanzas to `ejabberd.example` all leave through one node's stream, the owner by
+/// rendezvous placement: the others forward them over the node links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_a_three_node_cluster_federates_with_ejabberd_through_one_owner() {
+    use parley_testkit::cluster::{add_users_at, wait_members, ClusterNode, Extra};
+    let db = parley_testkit::shared_pg().database();
+    let users = ["dave", "erin", "fay"];
+    add_users_at(&db, PARLEY, &users);
+    let etcd = parley_testkit::shared_etcd().endpoint.clone();
+    let prefix = parley_testkit::cluster::random_prefix("s2s");
+    let ejabberd_s2s = free_port();
+    let extra = Extra {
+        hosts: vec![PARLEY.into()],
+        s2s: Some(format!(
+            "routes = {{ \"{EJABBERD}\" = \"127.0.0.1:{ejabberd_s2s}\" }}"
+        )),
+        ..Extra::default()
+    };
+    let nodes: Vec<ClusterNode> = (1..=3)
+        .map(|i| ClusterNode::start_with(&format!("n{i}"), &etcd, &prefix, &db, 10, &extra))
+        .collect();
+    wait_members(&nodes, 3);
+    // As in `world`: ejabberd resolves SRV targets with getaddrinfo, so they name localhost.
+    let records: Vec<DnsRecord> = nodes
+        .iter()
+        .map(|n| DnsRecord::Srv {
+            name: format!("_xmpp-server._tcp.{PARLEY}"),
+            target: Some(("localhost".into(), n.s2s.port())),
+            priority: 0,
+            weight: 10,
+        })
+        .collect();
+    let dns = Dnsmasq::start_zone("example", &records);
+    let ejabberd = Ejabberd::start_on(EJABBERD, dns.addr, &[("pat", "pw")], ejabberd_s2s);
+    let e = &ejabberd;
+    let mut pat = pat(e).await;
+    pat.available().await;
+
+    let mut clients = Vec::new();
+    for (node, user) in nodes.iter().zip(users) {
+        let mut c = Client::login_at(node.c2s, PARLEY, user, Some("laptop")).await;
+        c.available().await;
+        c.send(&chat(
+            "pat@ejabberd.example",
+            "chat",
+            &format!("from {user}"),
+        ))
+        .await;
+        clients.push(c);
+    }
+    for user in users {
+        let got = ok(pat.expect_message_body(&format!("from {user}")).await, e);
+        assert_eq!(
+            got.attr("from").map(str::to_owned),
+            Some(format!("{user}@{PARLEY}/laptop"))
+        );
+    }
+    for (c, user) in clients.iter_mut().zip(users) {
+        pat.send(&chat(
+            &format!("{user}@{PARLEY}/laptop"),
+            "chat",
+            &format!("to {user}"),
+        ))
+        .await;
+        ok(c.expect_message_body(&format!("to {user}")).await, e);
+    }
+
+    // One node carried every stanza to ejabberd.example (dialback checks may open a stream
+    // of a node's own, which carries no stanza).
+    let carriers: Vec<String> = nodes
+        .iter()
+        .filter(|n| {
+            let (_, text) = n.api("/api/v1/sessions");
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            json["sessions"].as_array().unwrap().iter().any(|r| {
+                r["type"] == "s2s"
+                    && r["direction"] == "out"
+                    && r["to_host"] == EJABBERD
+                    && r["node"] == n.id.as_str()
+                    && r["stanzas_out"].as_u64() > Some(0)
+            })
+        })
+        .map(|n| n.id.clone())
+        .collect();
+    assert_eq!(carriers.len(), 1, "streams carrying stanzas: {carriers:?}");
+}
