@@ -1685,3 +1685,62 @@ async fn presence_flood_does_not_stall_other_users_rfc6121_4_2_2() {
         "a chat message took {max:?} during the presence flood (p50 {p50:?})"
     );
 }
+
+/// RFC 6120 §10.1 (in-order processing): a presence change and a message sent right after it
+/// in one write reach the contact in that order, although the broadcast takes the longer road
+/// (the sender's session, its user's actor, the contact's user's actor, the contact's
+/// session) and the message goes straight to the contact's session. Twenty rounds, each a
+/// new `<status/>` and a numbered message: each round's presence comes before its message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_is_not_overtaken_by_the_next_stanza_rfc6120_10_1() {
+    // TestServer has alice and bob already.
+    let server = TestServer::start(|_| {});
+    let both = |jid: String| StoredItem {
+        jid,
+        name: None,
+        subscription: Subscription::Both,
+        ask: false,
+        groups: vec![],
+    };
+    server.put_roster("alice", &[both(bare("bob"))]);
+    server.put_roster("bob", &[both(bare("alice"))]);
+    let mut bob = online(&server, "bob", "b").await;
+    let mut alice = online(&server, "alice", "a").await;
+    let from_alice = full("alice", "a");
+    ok(bob
+        .expect_match("alice's initial presence", |el| {
+            is_presence_from(el, &from_alice, "available")
+        })
+        .await);
+    for round in 0..20 {
+        let status = Element::new("presence", ns::CLIENT)
+            .with_child(Element::new("status", ns::CLIENT).with_text(format!("s{round}")));
+        let message = chat(&full("bob", "b"), "chat", &format!("m{round}"));
+        let mut both_at_once = status.to_bytes_in(Some(ns::CLIENT));
+        both_at_once.extend(message.to_bytes_in(Some(ns::CLIENT)));
+        alice.send_raw(&both_at_once).await.expect("write");
+        // The first of the two that bob gets must be the presence.
+        let first = ok(bob
+            .expect_match("round's presence or message", |el| {
+                el.attr("from") == Some(from_alice.as_str())
+                    && (el.name() == "message" || el.name() == "presence")
+            })
+            .await);
+        assert_eq!(
+            first.name(),
+            "presence",
+            "round {round}: the message overtook the presence before it: {first}"
+        );
+        assert_eq!(
+            first
+                .get_child("status", ns::CLIENT)
+                .map(|s| s.text())
+                .as_deref(),
+            Some(format!("s{round}").as_str())
+        );
+        let second = ok(bob
+            .expect_match("round's message", |el| el.name() == "message")
+            .await);
+        assert_eq!(body(&second), format!("m{round}"));
+    }
+}

@@ -94,7 +94,7 @@ impl Session {
                 if !self.running() {
                     continue;
                 }
-                if self.paused || self.outbox.input_paused() {
+                if self.paused || self.fenced || self.outbox.input_paused() {
                     // No more input while an asynchronous step runs, or while the client
                     // does not take what it is sent: the write above is registered for
                     // writability and wakes this driver again.
@@ -248,7 +248,7 @@ impl Session {
 
     fn process_events(&mut self, ctx: &mut Context<Self>) {
         // Input whose answers cannot be queued waits in the parser (bounded by what was read).
-        while self.running() && !self.paused && !self.outbox.input_paused() {
+        while self.running() && !self.paused && !self.fenced && !self.outbox.input_paused() {
             match self.parser.next_event() {
                 Ok(Some(Event::StreamOpen(header))) => self.on_stream_open(header, ctx),
                 Ok(Some(Event::Stanza(el))) if self.framed && el.ns() == ns::FRAMING => {

@@ -44,6 +44,10 @@ pub struct Session {
     pub(crate) phase: Phase,
     pub(crate) io: Io,
     pub(crate) paused: bool,
+    /// Input waits until the user's actor answers a [`parley_user::Fence`] after a
+    /// broadcast presence (RFC 6120 §10.1); a flag of its own, so that no other pause's end
+    /// lifts it.
+    pub(crate) fenced: bool,
     pub(crate) waker: Option<Waker>,
     pub(crate) ip: Option<SocketAddr>,
     pub(crate) end: Option<EndCause>,
@@ -108,6 +112,7 @@ impl Session {
             phase: Phase::Unauthed(Unauthed::default()),
             io: Io::Running,
             paused: false,
+            fenced: false,
             waker: None,
             meta: {
                 let meta = SessionMeta::new(

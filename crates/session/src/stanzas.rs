@@ -9,7 +9,10 @@
 //! refusal — to be written in order with the session's other replies. An error stanza is
 //! never answered with another error.
 
-use actix::Context;
+use std::time::Duration;
+
+use actix::fut::{wrap_future, ActorFutureExt};
+use actix::{AsyncContext, Context};
 use jid::{FullJid, Jid};
 use parley_proto::ns;
 use parley_proto::stanza::StanzaKind;
@@ -21,6 +24,11 @@ use parley_xml::Element;
 
 use crate::archive::{Parties, Stamped};
 use crate::session::{Phase, Session};
+
+/// The longest a client's input waits for its broadcast to reach the contacts' sessions
+/// (RFC 6120 §10.1); past it the broadcast is presumed on its way (a contact's actor busy
+/// with storage) and input goes on.
+const FENCE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Where a stanza is addressed, after reading its `to`.
 enum Target {
@@ -562,6 +570,26 @@ impl Session {
         }
         // Broadcasts, directed presence and subscriptions all need the user's roster.
         self.forward_to_user(el, ctx);
+        if broadcast {
+            self.fence(ctx);
+        }
+    }
+
+    /// RFC 6120 §10.1: what the client sends after a broadcast presence must not overtake
+    /// it. The broadcast reaches contacts through this user's actor and theirs; a message
+    /// goes straight to their sessions. So input waits until the user's actor says every
+    /// contact's actor on this node has handled it, or [`FENCE_LIMIT`] has passed. Where
+    /// the user's actor runs on another node nothing waits (docs/routing.md).
+    fn fence(&mut self, ctx: &mut Context<Self>) {
+        let Some(fence) = self.bound().and_then(|b| b.user.fence()) else {
+            return;
+        };
+        self.fenced = true;
+        let waited = tokio::time::timeout(FENCE_LIMIT, fence);
+        ctx.spawn(wrap_future::<_, Self>(waited).map(|_, act, _| {
+            act.fenced = false;
+            act.wake();
+        }));
     }
 
     /// Keeps this session's copy of its presence state (Prosody's `presence`, `priority`)

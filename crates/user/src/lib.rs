@@ -43,7 +43,7 @@ pub use vcard::read_vcard;
 // `Inbound` (a stanza addressed to a user) is not exported: such stanzas reach user actors
 // only through the router's road, via the registry's `UserSink`.
 pub use messages::{
-    Attach, AttachState, CarbonReceived, Detach, Drain, FromClient, HandOff, Vanished,
+    Attach, AttachState, CarbonReceived, Detach, Drain, Fence, FromClient, HandOff, Vanished,
 };
 pub use placement::{Placement, ToWire, UserWire, WireState};
 pub use registry::{UserConfig, UserLink, Users};

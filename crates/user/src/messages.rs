@@ -103,6 +103,20 @@ pub struct CarbonReceived {
     pub message: Element,
 }
 
+/// Sent by a session right after a broadcast presence of its own (local actors only):
+/// answered once every contact's actor on this node has handled what this actor handed it
+/// before (RFC 6120 §10.1: the broadcast reaches the contacts' sessions before anything the
+/// client sends next, which takes the shorter road straight to them).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Fence;
+
+/// A no-op whose answer proves that everything queued to an actor before it was handled
+/// ([`Fence`]).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct Barrier;
+
 /// Answered once everything the actor had started (storage writes) is done; used at shutdown
 /// so that no write is cut off.
 #[derive(Message, Debug)]

@@ -174,6 +174,16 @@ impl UserLink {
         self.users.try_send(&self.jid, msg)
     }
 
+    /// Resolves once the user's actor has handed its latest broadcast to every contact's
+    /// actor on this node and they have handled it ([`crate::Fence`]); `None` when the actor
+    /// runs on another node (no ordering is promised there, docs/routing.md).
+    pub fn fence(&self) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let addr = self.users.local_addr(&self.jid)?;
+        Some(async move {
+            let _ = addr.send(crate::Fence).await;
+        })
+    }
+
     /// How many of the user's resources have carbons enabled.
     pub fn carbons_enabled(&self) -> usize {
         self.users.carbons_enabled(&self.jid)
@@ -501,6 +511,28 @@ impl Users {
                 true
             }
         }
+    }
+
+    /// The address of `jid`'s actor when it runs on this node.
+    pub(crate) fn local_addr(&self, jid: &BareJid) -> Option<Addr<UserActor>> {
+        if let Some(placement) = self.placement.get() {
+            if placement.remote_owner(jid).is_some() {
+                return None;
+            }
+        }
+        self.map.read().get(jid).map(|e| e.addr.clone())
+    }
+
+    /// Resolves once `jid`'s actor, when it runs on this node, has handled everything queued
+    /// to it before this call; `None` when it runs elsewhere or not at all.
+    pub(crate) fn barrier(
+        &self,
+        jid: &BareJid,
+    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let addr = self.local_addr(jid)?;
+        Some(async move {
+            let _ = addr.send(crate::messages::Barrier).await;
+        })
     }
 
     fn try_send_if_running<M>(&self, jid: &BareJid, msg: M) -> Result<bool, Box<Refused>>
