@@ -214,6 +214,8 @@ pub struct ImportReport {
     pub offline: usize,
     /// Offline messages refused (over `[offline]` bounds, or not well-formed).
     pub offline_refused: usize,
+    /// Incoming subscription requests stored (§4.8).
+    pub pending_in: usize,
 }
 
 impl std::fmt::Display for ImportReport {
@@ -221,12 +223,13 @@ impl std::fmt::Display for ImportReport {
         write!(
             f,
             "imported {} accounts ({} roster items, {} vCards and private XML elements, {} \
-             offline messages), skipped {} existing, {} of other hosts, {} invalid, {} offline \
-             messages refused",
+             offline messages, {} subscription requests), skipped {} existing, {} of other \
+             hosts, {} invalid, {} offline messages refused",
             self.created,
             self.roster_items,
             self.private,
             self.offline,
+            self.pending_in,
             self.skipped_existing,
             self.skipped_other_hosts,
             self.invalid,
@@ -248,6 +251,8 @@ pub struct ImportBounds {
     pub private_max_namespaces: usize,
     /// `[roster] max_items`.
     pub roster_max_items: usize,
+    /// `[quotas] pending_subscriptions`.
+    pub pending_max: usize,
 }
 
 /// Stores `data` for the hosts in `hosts`; each user left out is reported on `errors` with
@@ -414,6 +419,34 @@ async fn store_data(
                 el.ns()
             );
         }
+    }
+    // §4.8: the requests still waiting for the user's answer, shown at the next login.
+    if user.pending_in.len() > bounds.pending_max {
+        let _ = writeln!(
+            errors,
+            "{u}@{h}: {} subscription requests, over [quotas] pending_subscriptions: the \
+             first {} imported",
+            user.pending_in.len(),
+            bounds.pending_max
+        );
+    }
+    for presence in user.pending_in.iter().take(bounds.pending_max) {
+        let from = presence
+            .attr("from")
+            .and_then(|f| jid::Jid::new(f).ok())
+            .map(|j| j.to_bare().to_string());
+        let Some(from) = from else {
+            let _ = writeln!(
+                errors,
+                "{u}@{h}: a subscription request without a valid from"
+            );
+            continue;
+        };
+        storage
+            .pending_in_put(u, h, &from, &presence.to_string())
+            .await
+            .map_err(failed("import subscription requests"))?;
+        report.pending_in += 1;
     }
     for message in &user.offline {
         let (stanza, stamp_ms) = offline_message(message);
@@ -594,6 +627,11 @@ async fn user_data(storage: &dyn Storage, u: &str, h: &str) -> Result<User, Acco
             groups: i.groups,
         })
         .collect();
+    for (_, xml) in storage.pending_in(u, h).await.map_err(failed)? {
+        if let Ok(el) = Element::parse(xml.as_bytes(), &Limits::trusted_copies()) {
+            user.pending_in.push(el);
+        }
+    }
     for (ns, xml) in storage.private_all(u, h).await.map_err(failed)? {
         // Stored by Parley from accepted stanzas: read under the copy limits.
         let Ok(el) = Element::parse(xml.as_bytes(), &Limits::trusted_copies()) else {

@@ -102,6 +102,9 @@ pub struct User {
     pub private: Vec<Element>,
     /// §4.4 offline messages, as stored (with their `<delay/>`).
     pub offline: Vec<Element>,
+    /// §4.8 incoming subscription requests not answered yet: `<presence type='subscribe'/>`
+    /// with a `from`, in `jabber:client`.
+    pub pending_in: Vec<Element>,
 }
 
 /// One roster item (RFC 6121 §2.1.2).
@@ -222,6 +225,16 @@ fn read_user(el: &Element) -> Result<User, PiefxisError> {
             }
             ("vCard", NS_VCARD) => user.vcard = Some(child.clone()),
             ("query", NS_PRIVATE) => user.private.extend(child.children().cloned()),
+            // §4.8; Prosody 0.12 writes them without a namespace of their own, so in the
+            // file's.
+            ("presence", NS_CLIENT | NS)
+                if child.attr("type") == Some("subscribe")
+                    && child.attr("from").is_some_and(|f| !f.is_empty()) =>
+            {
+                let mut presence = child.clone();
+                presence.rename_ns(NS, NS_CLIENT);
+                user.pending_in.push(presence);
+            }
             ("offline-messages", NS) => user.offline.extend(
                 child
                     .children()
@@ -378,6 +391,9 @@ pub fn user_element_encoded(user: &User, encoding: ScramEncoding) -> Element {
             query.push_child(p.clone());
         }
         el.push_child(query);
+    }
+    for presence in &user.pending_in {
+        el.push_child(presence.clone());
     }
     if !user.offline.is_empty() {
         let mut box_ = Element::new("offline-messages", NS);

@@ -8,6 +8,7 @@ const BOUNDS: ImportBounds = ImportBounds {
     offline_max_bytes: 100_000,
     private_max_namespaces: 10,
     roster_max_items: 100,
+    pending_max: 10,
 };
 
 async fn store() -> std::sync::Arc<dyn Storage> {
@@ -39,6 +40,7 @@ async fn xep0227_an_import_stores_what_it_can_and_says_what_it_left_out() {
          <item jid='quinn@example.com' subscription='both' name='Q'><group>G</group></item>\
          </query><vCard xmlns='vcard-temp'><FN>Pat</FN></vCard>\
          <query xmlns='jabber:iq:private'><notes xmlns='storage:rosternotes'/></query>\
+         <presence from='romeo@example.net/x' type='subscribe'/>\
          <offline-messages><message xmlns='jabber:client' to='pat@example.com' from='quinn@example.com'>\
          <body>1</body><delay xmlns='urn:xmpp:delay' stamp='2020-01-02T03:04:05Z'/></message>\
          <message xmlns='jabber:client'><body>2</body></message>\
@@ -61,6 +63,12 @@ async fn xep0227_an_import_stores_what_it_can_and_says_what_it_left_out() {
     assert_eq!(report.invalid, 2, "{errors}");
     assert_eq!((report.roster_items, report.private), (1, 2));
     assert_eq!((report.offline, report.offline_refused), (2, 1));
+    assert_eq!(
+        report.pending_in, 1,
+        "a request in the file's namespace, as Prosody writes it"
+    );
+    let pending = s.pending_in("pat", "example.com").await.unwrap();
+    assert_eq!(pending[0].0, "romeo@example.net");
     assert!(
         errors.contains("other.example") && errors.contains("nocreds"),
         "{errors}"
@@ -117,6 +125,7 @@ async fn xep0227_an_import_stores_what_it_can_and_says_what_it_left_out() {
         Some("Pat")
     );
     assert!(pat.private.iter().any(|p| p.ns() == "storage:rosternotes"));
+    assert_eq!(pat.pending_in[0].attr("from"), Some("romeo@example.net/x"));
 
     // And an export imports into another store as it was ("old" was made without
     // credentials, so it has nothing to log in with and is left out).

@@ -182,6 +182,7 @@ pub fn import_piefxis(
         offline_max_bytes: config.quotas.offline_bytes,
         private_max_namespaces: config.quotas.private_namespaces,
         roster_max_items: config.roster.max_items,
+        pending_max: config.quotas.pending_subscriptions,
     };
     let hosts = config.server.hosts.clone();
     with_storage(config, |storage| async move {

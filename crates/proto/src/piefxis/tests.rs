@@ -28,6 +28,8 @@ fn xep0227_4_a_prosody_user_file_reads_back() {
          <item jid='gone@example.com' subscription='remove'/></query>\
          <vCard xmlns='vcard-temp'><FN>Juliet</FN></vCard>\
          <query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>\
+         <presence xmlns='jabber:client' from='nurse@example.com' type='subscribe'/>\
+         <presence xmlns='jabber:client' from='nurse@example.com' type='subscribed'/>\
          <offline-messages><message xmlns='jabber:client' from='romeo@example.net/x' \
          to='juliet@example.com'><body>wherefore</body></message></offline-messages>\
          </user></host></server-data>",
@@ -61,6 +63,7 @@ fn xep0227_4_a_prosody_user_file_reads_back() {
     );
     assert!(u.private[0].is("storage", "storage:bookmarks"));
     assert_eq!(u.offline.len(), 1);
+    assert_eq!(u.pending_in.len(), 1, "§4.8: only the subscription request");
 }
 
 /// XEP-0227 §5 (XInclude), as ejabberd's `export_piefxis` splits its output: a main file
@@ -171,6 +174,9 @@ fn xep0227_what_parley_writes_reads_back() {
         private: vec![parse("<storage xmlns='storage:bookmarks'/>")],
         offline: vec![parse(
             "<message xmlns='jabber:client' to='juliet@example.com'><body>hi</body></message>",
+        )],
+        pending_in: vec![parse(
+            "<presence xmlns='jabber:client' from='nurse@example.com' type='subscribe'/>",
         )],
         ..User::default()
     };
