@@ -7,13 +7,12 @@
 
 use std::net::SocketAddr;
 
-use parley_proto::ns;
-use parley_proto::sasl::Mechanism;
-use parley_testkit::im::{chat, next_id};
-use parley_testkit::{free_port, Client, ClientError, DnsRecord, Dnsmasq, Prosody, TestServer};
-use parley_xml::Element;
+use parley_testkit::{free_port, Client, DnsRecord, Dnsmasq, Prosody, TestServer};
 
-const PARLEY: &str = "parley.example";
+#[path = "federation/common.rs"]
+mod common;
+use common::{ok, PARLEY};
+
 const PROSODY: &str = "prosody.example";
 
 struct World {
@@ -64,24 +63,9 @@ fn world() -> World {
     }
 }
 
-fn ok<T>(r: Result<T, ClientError>, prosody: &Prosody) -> T {
-    r.unwrap_or_else(|e| panic!("{e}\n--- prosody ---\n{}", tail(&prosody.log())))
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
-}
-
 /// Pat's client on Prosody (plain TCP and PLAIN, which this Prosody allows for tests).
 async fn pat(prosody: &Prosody) -> Client {
-    let mut c = Client::connect(prosody.c2s).await;
-    c.host = PROSODY.into();
-    ok(c.open().await, prosody);
-    ok(c.auth(Mechanism::Plain, "pat", "pw").await, prosody);
-    ok(c.open().await, prosody);
-    c.bind(Some("desk")).await.expect("bind on Prosody");
-    c
+    common::pat(prosody.c2s, PROSODY, &|| prosody.log()).await
 }
 
 async fn dave(w: &World) -> Client {
@@ -94,20 +78,12 @@ async fn dave(w: &World) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc6120_10_4_parley_and_prosody_exchange_messages() {
     let w = world();
+    let p = &w.prosody;
     let mut dave = dave(&w).await;
     dave.available().await;
-    let mut pat = pat(&w.prosody).await;
+    let mut pat = pat(p).await;
     pat.available().await;
-
-    dave.send(&chat("pat@prosody.example", "chat", "hello prosody"))
-        .await;
-    let got = ok(pat.expect_message_body("hello prosody").await, &w.prosody);
-    assert_eq!(got.attr("from"), Some("dave@parley.example/laptop"));
-
-    pat.send(&chat("dave@parley.example/laptop", "chat", "hello parley"))
-        .await;
-    let back = ok(dave.expect_message_body("hello parley").await, &w.prosody);
-    assert_eq!(back.attr("from"), Some("pat@prosody.example/desk"));
+    common::messages_both_ways(&mut dave, &mut pat, PROSODY, &|| p.log()).await;
 }
 
 /// RFC 6121 §3.1 with a real peer, both directions: each side's request reaches the other,
@@ -116,50 +92,14 @@ async fn rfc6120_10_4_parley_and_prosody_exchange_messages() {
 async fn rfc6121_3_1_subscriptions_with_prosody_both_ways() {
     let w = world();
     let p = &w.prosody;
+    let log = || p.log();
     let mut dave = dave(&w).await;
-    ok(dave.roster().await, p);
+    ok(dave.roster().await, &log);
     dave.available().await;
     let mut pat = pat(p).await;
-    ok(pat.roster().await, p);
+    ok(pat.roster().await, &log);
     pat.available().await;
-
-    dave.subscribe("pat@prosody.example").await;
-    ok(
-        pat.expect_presence_from("dave@parley.example", "subscribe")
-            .await,
-        p,
-    );
-    pat.approve("dave@parley.example").await;
-    ok(pat.expect_roster_push("dave@parley.example").await, p);
-    ok(
-        dave.expect_presence_from("pat@prosody.example/desk", "available")
-            .await,
-        p,
-    );
-
-    pat.subscribe("dave@parley.example").await;
-    ok(
-        dave.expect_presence_from("pat@prosody.example", "subscribe")
-            .await,
-        p,
-    );
-    dave.approve("pat@prosody.example").await;
-    ok(
-        pat.expect_presence_from("dave@parley.example/laptop", "available")
-            .await,
-        p,
-    );
-
-    let roster = ok(dave.roster().await, p);
-    assert_eq!(
-        roster.item("pat@prosody.example").unwrap().subscription,
-        "both"
-    );
-    let roster = ok(pat.roster().await, p);
-    assert_eq!(
-        roster.item("dave@parley.example").unwrap().subscription,
-        "both"
-    );
+    common::subscriptions_both_ways(&mut dave, &mut pat, PROSODY, &log).await;
 }
 
 /// XEP-0199 with a real peer: each server answers a ping from the other's user.
@@ -169,17 +109,7 @@ async fn xep0199_pings_cross_between_parley_and_prosody() {
     let p = &w.prosody;
     let mut dave = dave(&w).await;
     let mut pat = pat(p).await;
-    for (client, to) in [(&mut dave, PROSODY), (&mut pat, PARLEY)] {
-        let id = next_id("ping");
-        let ping = Element::new("iq", ns::CLIENT)
-            .with_attr("type", "get")
-            .with_attr("id", id.as_str())
-            .with_attr("to", to)
-            .with_child(Element::new("ping", "urn:xmpp:ping"));
-        let reply = ok(client.iq(&ping).await, p);
-        assert_eq!(reply.attr("type"), Some("result"), "{reply}");
-        assert_eq!(reply.attr("from"), Some(to));
-    }
+    common::pings_cross(&mut dave, &mut pat, PROSODY, &|| p.log()).await;
 }
 
 /// The cluster rules with a real peer: a 3-node Parley cluster serving
@@ -226,52 +156,11 @@ async fn rfc6120_a_three_node_cluster_federates_with_prosody_through_one_owner()
     let mut pat = pat(p).await;
     pat.available().await;
 
-    let mut clients = Vec::new();
-    for (node, user) in nodes.iter().zip(users) {
-        let mut c = Client::login_at(node.c2s, PARLEY, user, Some("laptop")).await;
-        c.available().await;
-        c.send(&chat(
-            "pat@prosody.example",
-            "chat",
-            &format!("from {user}"),
-        ))
-        .await;
-        clients.push(c);
-    }
-    for user in users {
-        let got = ok(pat.expect_message_body(&format!("from {user}")).await, p);
-        assert_eq!(
-            got.attr("from").map(str::to_owned),
-            Some(format!("{user}@{PARLEY}/laptop"))
-        );
-    }
-    for (c, user) in clients.iter_mut().zip(users) {
-        pat.send(&chat(
-            &format!("{user}@{PARLEY}/laptop"),
-            "chat",
-            &format!("to {user}"),
-        ))
-        .await;
-        ok(c.expect_message_body(&format!("to {user}")).await, p);
-    }
+    let log = || prosody.log();
+    let mut clients = common::cluster_exchange(&nodes, &users, &mut pat, PROSODY, &log).await;
 
-    // One node carried every stanza to prosody.example (dialback checks may open a
-    // stream of a node's own, which carries no stanza).
-    let carriers: Vec<String> = nodes
-        .iter()
-        .filter(|n| {
-            let (_, text) = n.api("/api/v1/sessions");
-            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-            json["sessions"].as_array().unwrap().iter().any(|r| {
-                r["type"] == "s2s"
-                    && r["direction"] == "out"
-                    && r["to_host"] == PROSODY
-                    && r["node"] == n.id.as_str()
-                    && r["stanzas_out"].as_u64() > Some(0)
-            })
-        })
-        .map(|n| n.id.clone())
-        .collect();
+    // One node carried every stanza to prosody.example.
+    let carriers = common::carriers(&nodes, PROSODY);
     assert_eq!(carriers.len(), 1, "streams carrying stanzas: {carriers:?}");
 
     // The owner dies: once the membership shows it, the next node in the ranking takes
@@ -288,7 +177,12 @@ async fn rfc6120_a_three_node_cluster_federates_with_prosody_through_one_owner()
     wait_members(&survivors, 2);
     for (i, c) in clients.iter_mut().enumerate().filter(|(i, _)| *i != owner) {
         let text = format!("after the owner, {i}");
-        c.send(&chat("pat@prosody.example", "chat", &text)).await;
-        ok(pat.expect_message_body(&text).await, p);
+        c.send(&parley_testkit::im::chat(
+            "pat@prosody.example",
+            "chat",
+            &text,
+        ))
+        .await;
+        ok(pat.expect_message_body(&text).await, &log);
     }
 }
