@@ -862,6 +862,41 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
         "5000 messages of 4 KiB were all accepted for a client that reads nothing"
     );
 
+    // The flooder keeps reading, in a task of its own: once the victim is gone, what was
+    // queued for it comes back to the flooder as bounces at once (RFC 6121 §8.5.3.2, nothing
+    // lost silently), up to the victim's 50 queued 4 KiB messages, and a flooder that left
+    // them unread while this task waits for the prober would itself be cut off as a
+    // non-reader (the small send queue applies to it too).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                match flooder
+                    .recv_within(Duration::from_millis(20))
+                    .await
+                    .expect("flooder stream")
+                {
+                    None => {}
+                    Some(Received::Element(el)) => {
+                        assert!(!el.is("error", ns::STREAM), "the flooder was cut off: {el}")
+                    }
+                    Some(other) => panic!("the flooder's stream ended: {other:?}"),
+                }
+            }
+            // The flooder is still connected and served (read to the end here too, bounces
+            // may still be coming).
+            flooder.send(&ping("flooder-alive", None)).await;
+            loop {
+                let el = flooder.recv_element().await.expect("flooder stream");
+                assert!(!el.is("error", ns::STREAM), "the flooder was cut off: {el}");
+                if el.attr("id") == Some("flooder-alive") && el.attr("type") == Some("result") {
+                    break;
+                }
+            }
+        })
+    };
+
     // The victim's session goes away: a probe to its full JID is eventually refused with
     // service-unavailable. A probe that reaches the victim while it is still closing gets no
     // answer at all, so each probe is only waited for briefly before the next one goes out.
@@ -875,20 +910,7 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
         prober
             .send(&ping(&format!("probe-{n}"), Some(victim_jid)))
             .await;
-        // The flooder keeps reading: once the victim is gone, what was queued for it comes
-        // back to the flooder as bounces (RFC 6121 §8.5.3.2, nothing lost silently), and a
-        // flooder that stopped reading them would itself be cut off as a non-reader.
         for _ in 0..10 {
-            while let Some(received) = flooder
-                .recv_within(Duration::ZERO)
-                .await
-                .expect("flooder stream")
-            {
-                let Received::Element(el) = &received else {
-                    panic!("the flooder's stream ended: {received:?}");
-                };
-                assert!(!el.is("error", ns::STREAM), "the flooder was cut off: {el}");
-            }
             let Some(received) = prober
                 .recv_within(Duration::from_millis(50))
                 .await
@@ -923,14 +945,6 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
         "RSS grew from {rss_before} to {rss_after} bytes during the flood"
     );
 
-    // The flooder is still connected and served.
-    let mut flooder_ok = false;
-    flooder.send(&ping("flooder-alive", None)).await;
-    while !flooder_ok {
-        let el = flooder.recv_element().await.expect("flooder stream");
-        flooder_ok = el.attr("id") == Some("flooder-alive") && el.attr("type") == Some("result");
-    }
-
     // The victim's connection really ends: whatever it has in its socket buffers, then EOF.
     let mut victim_ended = false;
     while !victim_ended && Instant::now() < deadline + Duration::from_secs(30) {
@@ -945,6 +959,8 @@ async fn non_reading_client_is_disconnected_rfc6120_13_9() {
         }
     }
     assert!(victim_ended, "the victim's connection was not closed");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    reader.await.expect("the flooder's reader");
 
     // The server still accepts and serves new sessions.
     let mut fresh = login(&server, "bob", "fresh").await;

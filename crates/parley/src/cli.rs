@@ -95,7 +95,8 @@ pub enum TokenCommand {
     },
     /// Revoke one token, by id or by the whole token string.
     Revoke {
-        /// The id (or the token).
+        /// The id (or the token); base64url, so it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Revoke every token of an account.
@@ -544,6 +545,24 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["parley", "--config", "y.toml", "check", "config"]).unwrap();
         assert_eq!(cli.config, Some(PathBuf::from("y.toml")));
+    }
+
+    /// Invitation and token ids are base64url: one that starts with `-` is an id, not an
+    /// option (`invite revoke -ab…` failed as "unexpected argument '-a'").
+    #[test]
+    fn ids_that_start_with_a_hyphen_are_ids() {
+        let cli = Cli::try_parse_from(["parley", "invite", "revoke", "-aBc_9"]).unwrap();
+        assert!(
+            format!("{:?}", cli.command).contains("-aBc_9"),
+            "{:?}",
+            cli.command
+        );
+        let cli = Cli::try_parse_from(["parley", "token", "revoke", "-xY"]).unwrap();
+        assert!(
+            format!("{:?}", cli.command).contains("-xY"),
+            "{:?}",
+            cli.command
+        );
     }
 
     #[test]

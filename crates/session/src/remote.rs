@@ -250,10 +250,14 @@ impl Handler<Commit> for Session {
         // The claim is the other node's now: this node only gives up its own table entry
         // (the directory's release is guarded by what this node wrote, so it deletes
         // nothing the new owner wrote). Until this actor stops, what peers still send here
-        // for the JID (their registry caches not yet told) follows the session there.
-        match &next {
-            Some(next) => self.env.router.moved(&jid, id, next.clone()),
-            None => self.env.router.unbind(&jid, id),
+        // for the JID (their registry caches not yet told) follows the session there —
+        // through this actor's mailbox, behind what reached it before the hand-over, so
+        // that a later stanza never overtakes an earlier one (RFC 6120 §10.1).
+        let own = self.env.router.lookup_local(&jid).filter(|h| h.id == id);
+        match (&next, own) {
+            (Some(_), Some(own)) => self.env.router.moved(&jid, id, own),
+            (Some(next), None) => self.env.router.moved(&jid, id, next.clone()),
+            (None, _) => self.env.router.unbind(&jid, id),
         }
         if let Some(dir) = self.env.router.directory() {
             dir.release(&jid, id);

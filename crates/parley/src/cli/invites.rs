@@ -31,7 +31,8 @@ pub enum InviteCommand {
     List,
     /// Revoke one invitation by id.
     Revoke {
-        /// The id `list` shows.
+        /// The id `list` shows (ids are base64url: one may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
