@@ -1074,3 +1074,106 @@ async fn rfc6121_4_6_3_directed_presence_survives_an_owner_move() {
         .await
         .expect("§4.6.3: the directed presence's target learns that alice went away");
 }
+
+/// RFC 6120 §10.1 across nodes: a presence broadcast and a message sent right behind it in
+/// one write reach the contact in that order, whichever nodes run the sender's session, its
+/// user's actor, the contact's user's actor and the contact's session. The users and nodes
+/// are picked (from the rendezvous owners) so that the broadcast crosses three links
+/// (session → sender's actor → contact's actor → contact's session) and the message one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_10_1_a_broadcast_is_not_overtaken_across_nodes() {
+    let cluster = Cluster::start(3, 10, "");
+    let names = ["n1", "n2", "n3"];
+    let owner = |user: &str| {
+        let o = parley_cluster::owner::owner(&bare(user), names).unwrap();
+        names.iter().position(|n| *n == o).unwrap()
+    };
+    // The pair and the session nodes with the longest broadcast road: the sender's session
+    // away from its actor, the contact's actor on a third node, its session away from it.
+    let users = ["alice", "bob", "carol", "dave"];
+    let mut best: Option<(usize, &str, &str, usize, usize)> = None;
+    for s in users {
+        for c in users.iter().copied().filter(|c| *c != s) {
+            for p in 0..3 {
+                for q in 0..3 {
+                    let (x, y) = (owner(s), owner(c));
+                    let score = [p != x, x != y, y != q, p != q]
+                        .iter()
+                        .filter(|b| **b)
+                        .count();
+                    if best.is_none_or(|(b, ..)| score > b) {
+                        best = Some((score, s, c, p, q));
+                    }
+                }
+            }
+        }
+    }
+    let (score, s, c, p, q) = best.unwrap();
+    assert!(score >= 3, "no placement crosses enough links ({score})");
+    let mut sender = online(cluster.c2s(p), s, "s", 0).await;
+    let mut contact = online(cluster.c2s(q), c, "c", 0).await;
+    befriend(&mut sender, s, &mut contact, c).await;
+    let from = format!("{}/s", bare(s));
+    // The sender's presence again, so that the contact has seen it before the rounds.
+    sender.available_with_priority(0).await;
+    contact
+        .expect_presence_from(&from, "available")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let road = format!(
+        "{s} on n{}, actor n{}; {c} on n{}, actor n{}",
+        p + 1,
+        owner(s) + 1,
+        q + 1,
+        owner(c) + 1
+    );
+    broadcast_then_message(
+        &mut sender,
+        &from,
+        &mut contact,
+        &format!("{}/c", bare(c)),
+        &road,
+    )
+    .await;
+    // And the other way round: another combination of nodes.
+    let from_contact = format!("{}/c", bare(c));
+    broadcast_then_message(&mut contact, &from_contact, &mut sender, &from, &road).await;
+}
+
+/// Twenty rounds of a new `<status/>` from `sender` (whose full JID is `from`) and a
+/// numbered message to `to` (`contact`'s full JID) in one write: each round's presence must
+/// reach the contact before its message.
+async fn broadcast_then_message(
+    sender: &mut Client,
+    from: &str,
+    contact: &mut Client,
+    to: &str,
+    road: &str,
+) {
+    for round in 0..20 {
+        let status = Element::new("presence", ns::CLIENT)
+            .with_child(Element::new("status", ns::CLIENT).with_text(format!("s{round}")));
+        let message = chat(to, "chat", &format!("m{round}"));
+        let mut both_at_once = status.to_bytes_in(Some(ns::CLIENT));
+        both_at_once.extend(message.to_bytes_in(Some(ns::CLIENT)));
+        sender.send_raw(&both_at_once).await.expect("write");
+        let from_sender = from.to_owned();
+        let first = contact
+            .expect_match("round's presence or message", move |el| {
+                el.attr("from") == Some(from_sender.as_str())
+                    && (el.name() == "message" || el.name() == "presence")
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            first.name(),
+            "presence",
+            "round {round} ({road}): the message overtook the presence before it: {first}"
+        );
+        let second = contact
+            .expect_match("round's message", |el| el.name() == "message")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parley_testkit::im::body(&second), format!("m{round}"));
+    }
+}

@@ -555,3 +555,61 @@ async fn the_lease_keep_alive_keeps_its_schedule_under_a_link_flood() {
         cut_off.load(Relaxed)
     );
 }
+
+/// RFC 6120 §10.1 syncs from a hostile but authenticated peer: one naming more users than
+/// `parley_user::MAX_SYNC_USERS` is refused and counted, an answer to a sync nobody asked is
+/// a counted stray, and a flood of fences and barriers for a user leaves that user's session
+/// working (each is served within its bound and answered, or dropped with no link back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_syncs_are_bounded_and_strays_refused_rfc6120_10_1() {
+    use parley_user::SyncDepth;
+    let (node, prefix) = one_node("", 10);
+    let mut alice = online(&node, "alice").await;
+    let mut bob = online(&node, "bob").await;
+    let mut b = authenticated(&node, &prefix, "nodeB").await;
+
+    send(
+        &mut b,
+        &Body::Sync {
+            id: 1,
+            users: vec!["alice@localhost".into(); parley_user::MAX_SYNC_USERS + 1],
+            depth: SyncDepth::Barrier {
+                origin: "nodeB".into(),
+            },
+        },
+    )
+    .await;
+    wait_refused(&node, "link_sync_too_large", 1);
+    send(&mut b, &Body::Synced { id: 2 }).await;
+    wait_refused(&node, "link_stray_answer", 1);
+
+    for id in 0..2000u128 {
+        let depth = if id % 2 == 0 {
+            SyncDepth::Fence
+        } else {
+            SyncDepth::Barrier {
+                origin: "n1".into(),
+            }
+        };
+        send(
+            &mut b,
+            &Body::Sync {
+                id: 10 + id,
+                users: vec!["alice@localhost".into(), "nobody@localhost".into()]
+                    [..1 + (id % 2) as usize]
+                    .to_vec(),
+                depth,
+            },
+        )
+        .await;
+    }
+    bob.send(&chat("alice@localhost", "chat", "after-the-syncs"))
+        .await;
+    alice
+        .expect_match("the message after the syncs", |e| {
+            parley_testkit::im::body(e) == "after-the-syncs"
+        })
+        .await
+        .expect("alice's session works after a flood of syncs");
+    assert_eq!(refusals(&node, "link_sync_too_large"), 1);
+}

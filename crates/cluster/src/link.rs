@@ -7,11 +7,11 @@
 //! frames is acted on. Frames are bounded in size (a smaller bound while the handshake runs);
 //! a peer that announces a larger one is cut off rather than buffered.
 
-use parley_user::UserWire;
+use parley_user::{SyncDepth, UserWire};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Bump it on any incompatible change of [`Body`].
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// Largest accepted frame body by default (`cluster.max_frame_bytes`): a maximal stanza
 /// (256 KiB by default) plus ample headroom.
@@ -143,6 +143,22 @@ pub enum Body {
         id: u128,
         /// The answer.
         json: String,
+    },
+    /// RFC 6120 §10.1: answered with [`Body::Synced`] once the receiver has done what
+    /// `depth` says for `users`, behind every frame the sender queued before this one
+    /// (parley-user's `order.rs`).
+    Sync {
+        /// Correlates the answer: random, so that no other node can guess it.
+        id: u128,
+        /// The users' bare JIDs (at most [`parley_user::MAX_SYNC_USERS`]).
+        users: Vec<String>,
+        /// How far it reaches.
+        depth: SyncDepth,
+    },
+    /// Answer to [`Body::Sync`].
+    Synced {
+        /// The request's id.
+        id: u128,
     },
     /// Keep-alive; answered with [`Body::Pong`] with the same number.
     Ping(u64),
@@ -382,6 +398,19 @@ mod tests {
                 id: 5,
                 body: "<body xmlns='http://jabber.org/protocol/httpbind'/>".into(),
             },
+            Body::Sync {
+                id: 6,
+                users: vec!["alice@localhost".into()],
+                depth: SyncDepth::Barrier {
+                    origin: "n1".into(),
+                },
+            },
+            Body::Sync {
+                id: 7,
+                users: vec![],
+                depth: SyncDepth::Link,
+            },
+            Body::Synced { id: 6 },
             Body::Ping(3),
             Body::Pong(3),
         ]

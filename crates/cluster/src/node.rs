@@ -60,6 +60,7 @@ mod fencing;
 mod frames;
 mod held;
 mod membership;
+mod ordering;
 mod pending;
 mod seams;
 mod sync;
@@ -264,6 +265,8 @@ pub struct Node {
     resume: RwLock<Option<ResumeHandler>>,
     /// Pending resume takes.
     takes: pending::Pending<Vec<u8>>,
+    /// RFC 6120 §10.1 syncs asked and owed.
+    syncs: ordering::Syncs,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     me_weak: Weak<Node>,
 }
@@ -334,6 +337,7 @@ impl Node {
             early_rooms: Mutex::new(Some(Vec::new())),
             resume: RwLock::new(None),
             takes: pending::Pending::new(),
+            syncs: ordering::Syncs::new(),
             tasks: Mutex::new(Vec::new()),
             me_weak: me.clone(),
             settings,

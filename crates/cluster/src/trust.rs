@@ -58,8 +58,12 @@ pub fn judge(cache: &Cache, from: &str, body: &Body) -> Verdict {
         | Body::ToRoom { .. }
         | Body::RoomReload { .. }
         | Body::RoomControl { .. }
+        | Body::Synced { .. }
         | Body::Ping(_)
         | Body::Pong(_) => Verdict::Accept,
+        // A sync only waits: any node may ask one, within the bound on its size.
+        Body::Sync { users, .. } if users.len() <= parley_user::MAX_SYNC_USERS => Verdict::Accept,
+        Body::Sync { .. } => Verdict::Refuse("link_sync_too_large"),
         Body::ToUser { user, msg } => match msg {
             // Stanzas for the user, and the carbon of a message the sender's node delivered
             // to one of the user's resources (XEP-0280 §5.2: sent by whichever node routed
@@ -189,5 +193,26 @@ mod tests {
             judge(&Cache::default(), "B", &proof),
             Verdict::Refuse(_)
         ));
+    }
+
+    /// A sync only makes this node wait, so any node may ask one; but one naming more
+    /// users than any roster needs is refused, not served.
+    #[test]
+    fn a_sync_is_accepted_within_its_bound_rfc6120_10_1() {
+        let sync = |n: usize| Body::Sync {
+            id: 1,
+            users: vec!["u@localhost".to_owned(); n],
+            depth: parley_user::SyncDepth::Fence,
+        };
+        let c = Cache::default();
+        assert_eq!(judge(&c, "B", &sync(1)), Verdict::Accept);
+        assert_eq!(
+            judge(&c, "B", &sync(parley_user::MAX_SYNC_USERS)),
+            Verdict::Accept
+        );
+        assert_eq!(
+            judge(&c, "B", &sync(parley_user::MAX_SYNC_USERS + 1)),
+            Verdict::Refuse("link_sync_too_large")
+        );
     }
 }

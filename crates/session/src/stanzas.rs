@@ -27,8 +27,8 @@ use crate::session::{Phase, Session};
 
 /// The longest a client's input waits for its broadcast to reach the contacts' sessions
 /// (RFC 6120 §10.1); past it the broadcast is presumed on its way (a contact's actor busy
-/// with storage) and input goes on.
-const FENCE_LIMIT: Duration = Duration::from_secs(2);
+/// with storage, a peer node lost) and input goes on.
+const FENCE_LIMIT: Duration = parley_user::SYNC_LIMIT;
 
 /// Where a stanza is addressed, after reading its `to`.
 enum Target {
@@ -577,9 +577,9 @@ impl Session {
 
     /// RFC 6120 §10.1: what the client sends after a broadcast presence must not overtake
     /// it. The broadcast reaches contacts through this user's actor and theirs; a message
-    /// goes straight to their sessions. So input waits until the user's actor says every
-    /// contact's actor on this node has handled it, or [`FENCE_LIMIT`] has passed. Where
-    /// the user's actor runs on another node nothing waits (docs/routing.md).
+    /// goes straight to their sessions. So input waits until the user's actor (here or on
+    /// the node that owns the user) says every copy sits in the contacts' sessions' queues,
+    /// or [`FENCE_LIMIT`] has passed (parley-user's `order.rs`, docs/routing.md).
     fn fence(&mut self, ctx: &mut Context<Self>) {
         let Some(fence) = self.bound().and_then(|b| b.user.fence()) else {
             return;

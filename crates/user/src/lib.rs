@@ -22,6 +22,7 @@ mod bounds;
 mod carbons;
 mod last;
 mod messages;
+mod order;
 mod pep;
 pub mod placement;
 mod presence;
@@ -45,5 +46,6 @@ pub use vcard::read_vcard;
 pub use messages::{
     Attach, AttachState, CarbonReceived, Detach, Drain, Fence, FromClient, HandOff, Vanished,
 };
-pub use placement::{Placement, ToWire, UserWire, WireState};
+pub use order::{MAX_SYNC_USERS, SYNC_LIMIT};
+pub use placement::{Placement, SyncDepth, SyncFuture, ToWire, UserWire, WireState};
 pub use registry::{UserConfig, UserLink, Users};

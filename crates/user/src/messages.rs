@@ -103,19 +103,24 @@ pub struct CarbonReceived {
     pub message: Element,
 }
 
-/// Sent by a session right after a broadcast presence of its own (local actors only):
-/// answered once every contact's actor on this node has handled what this actor handed it
-/// before (RFC 6120 §10.1: the broadcast reaches the contacts' sessions before anything the
-/// client sends next, which takes the shorter road straight to them).
+/// Sent right after a broadcast presence of one of the user's sessions: answered once the
+/// broadcast sits in the contacts' sessions' queues, ahead of anything the client sends next
+/// (RFC 6120 §10.1, [`crate::order`]). Built by [`crate::UserLink::fence`].
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Fence;
+pub struct Fence {
+    /// The node of the fencing session, when it is not this one.
+    pub(crate) origin: Option<std::sync::Arc<str>>,
+}
 
-/// A no-op whose answer proves that everything queued to an actor before it was handled
-/// ([`Fence`]).
+/// Answered once everything queued to an actor before it was handled ([`Fence`]). With
+/// `flush`, the answer names the other nodes its resources' sessions run on: what the actor
+/// handed them is still on its way there.
 #[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct Barrier;
+#[rtype(result = "Vec<std::sync::Arc<str>>")]
+pub(crate) struct Barrier {
+    pub(crate) flush: bool,
+}
 
 /// Answered once everything the actor had started (storage writes) is done; used at shutdown
 /// so that no write is cut off.

@@ -24,6 +24,38 @@ pub trait Placement: Send + Sync + 'static {
     fn forward(&self, node: &str, user: &BareJid, msg: UserWire) -> Result<(), UserWire>;
     /// How many of `user`'s resources, cluster-wide, have XEP-0280 carbons enabled.
     fn carbons_enabled(&self, user: &BareJid) -> usize;
+    /// This node's id.
+    fn node_id(&self) -> Arc<str>;
+    /// The node that owns the outgoing server-to-server stream to `domain`, when it is not
+    /// this one.
+    fn domain_owner(&self, domain: &str) -> Option<Arc<str>>;
+    /// Asks `node` to answer once it has done what `depth` says for `users`, behind every
+    /// frame queued to it before (RFC 6120 §10.1, [`crate::order`]). The request is queued
+    /// when this is called; the future resolves on the answer, or after
+    /// [`crate::SYNC_LIMIT`], or at once when the link refused the request.
+    fn sync(&self, node: &str, users: Vec<BareJid>, depth: SyncDepth) -> SyncFuture;
+}
+
+/// What [`Placement::sync`] returns.
+pub type SyncFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// How far a [`Placement::sync`] reaches on the node that receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncDepth {
+    /// Answered once the receiver has acted on every frame the sender queued before it: the
+    /// stanzas they carried sit in the sessions' queues.
+    Link,
+    /// Answered once each named user's actor there has handled everything queued to it
+    /// before; and, when `origin` (the node of the session that fences) is not the
+    /// receiver, once what those actors handed to sessions on other nodes got there too (a
+    /// [`SyncDepth::Link`] to each such node).
+    Barrier {
+        /// The fencing session's node.
+        origin: String,
+    },
+    /// The one named user's actor there takes the [`crate::Fence`] of a session on the
+    /// sender.
+    Fence,
 }
 
 /// A resource's state as its session knows it, sent when it attaches (again) to an actor.

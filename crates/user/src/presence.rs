@@ -508,33 +508,3 @@ impl UserActor {
         self.put_item(item, ctx);
     }
 }
-
-/// RFC 6120 §10.1: a session's broadcast reaches the contacts' sessions before what the
-/// client sends next. The broadcast went from here to each contact's actor (which hands it to
-/// the contact's sessions); this answers once every one of those actors on this node has
-/// handled it. Contacts whose actor runs on another node are not waited for.
-impl actix::Handler<crate::Fence> for UserActor {
-    type Result = actix::ResponseFuture<()>;
-
-    fn handle(&mut self, _msg: crate::Fence, _ctx: &mut Context<Self>) -> Self::Result {
-        let barriers: Vec<_> = self
-            .roster
-            .items
-            .values()
-            .filter(|item| has_from(item.subscription))
-            .filter_map(|item| BareJid::new(&item.jid).ok())
-            .filter_map(|jid| self.users.barrier(&jid))
-            .collect();
-        Box::pin(async move {
-            for barrier in barriers {
-                barrier.await;
-            }
-        })
-    }
-}
-
-impl actix::Handler<crate::messages::Barrier> for UserActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: crate::messages::Barrier, _ctx: &mut Context<Self>) {}
-}

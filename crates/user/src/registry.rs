@@ -174,14 +174,11 @@ impl UserLink {
         self.users.try_send(&self.jid, msg)
     }
 
-    /// Resolves once the user's actor has handed its latest broadcast to every contact's
-    /// actor on this node and they have handled it ([`crate::Fence`]); `None` when the actor
-    /// runs on another node (no ordering is promised there, docs/routing.md).
-    pub fn fence(&self) -> Option<impl std::future::Future<Output = ()> + 'static> {
-        let addr = self.users.local_addr(&self.jid)?;
-        Some(async move {
-            let _ = addr.send(crate::Fence).await;
-        })
+    /// Resolves once the user's latest broadcast sits in its contacts' sessions' queues,
+    /// wherever their actors and sessions run ([`crate::Fence`], [`crate::order`]); `None`
+    /// when the user's actor does not run (nothing was broadcast).
+    pub fn fence(&self) -> Option<crate::placement::SyncFuture> {
+        self.users.fence(&self.jid)
     }
 
     /// How many of the user's resources have carbons enabled.
@@ -523,16 +520,9 @@ impl Users {
         self.map.read().get(jid).map(|e| e.addr.clone())
     }
 
-    /// Resolves once `jid`'s actor, when it runs on this node, has handled everything queued
-    /// to it before this call; `None` when it runs elsewhere or not at all.
-    pub(crate) fn barrier(
-        &self,
-        jid: &BareJid,
-    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
-        let addr = self.local_addr(jid)?;
-        Some(async move {
-            let _ = addr.send(crate::messages::Barrier).await;
-        })
+    /// The cluster's placement, once installed.
+    pub(crate) fn placement(&self) -> Option<&Arc<dyn Placement>> {
+        self.placement.get()
     }
 
     fn try_send_if_running<M>(&self, jid: &BareJid, msg: M) -> Result<bool, Box<Refused>>

@@ -40,6 +40,8 @@ fn kind(body: &Body) -> &'static str {
         Body::ToRoom { .. } => "ToRoom",
         Body::RoomReload { .. } => "RoomReload",
         Body::RoomControl { .. } => "RoomControl",
+        Body::Sync { .. } => "Sync",
+        Body::Synced { .. } => "Synced",
         Body::Ping(_) => "Ping",
         Body::Pong(_) => "Pong",
     }
@@ -285,6 +287,12 @@ impl Node {
             }
             Body::ToRoom { .. } | Body::RoomReload { .. } | Body::RoomControl { .. } => {
                 self.room_frame(from, body);
+            }
+            Body::Sync { id, users, depth } => self.serve_sync(from, id, users, depth),
+            Body::Synced { id } => {
+                if !self.synced(from, id) {
+                    self.refused(from, "link_stray_answer", "Synced");
+                }
             }
             Body::Ping(n) => {
                 let _ = self.send_to(from, Body::Pong(n));

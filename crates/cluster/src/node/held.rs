@@ -33,6 +33,8 @@ pub(super) struct HeldBounds {
 pub(super) fn user_of(body: &Body) -> Option<&str> {
     match body {
         Body::ToUser { user, .. } => Some(user),
+        // Behind the broadcast it follows (a fence names its one user).
+        Body::Sync { users, .. } if users.len() == 1 => users.first().map(String::as_str),
         Body::ToSession { jid, .. } | Body::Close { jid, .. } => {
             Some(jid.split_once('/').map_or(jid.as_str(), |(bare, _)| bare))
         }

@@ -162,6 +162,23 @@ impl Placement for Node {
         }
     }
 
+    fn node_id(&self) -> Arc<str> {
+        self.me.clone()
+    }
+
+    fn domain_owner(&self, domain: &str) -> Option<Arc<str>> {
+        Node::domain_owner(self, domain)
+    }
+
+    fn sync(
+        &self,
+        node: &str,
+        users: Vec<BareJid>,
+        depth: parley_user::SyncDepth,
+    ) -> parley_user::SyncFuture {
+        self.ask_sync(node, users, depth)
+    }
+
     fn carbons_enabled(&self, user: &BareJid) -> usize {
         self.cache
             .read()
