@@ -168,7 +168,7 @@ pub async fn chat(target: &Target, opts: &ChatOpts) -> Result<ChatResult, BenchE
         opts.pairs,
         opts.duration_s
     );
-    let meter = Meter::start(target.server_pid)?;
+    let meter = Meter::start_all(target.server_pids())?;
     let requests_before = shared.web.http_requests.load(Ordering::Relaxed);
     let start = Instant::now();
     let stop = start + Duration::from_secs_f64(opts.duration_s);

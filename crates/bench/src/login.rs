@@ -135,7 +135,7 @@ pub async fn login_with(
     }
     let prime_s = prime_started.elapsed().as_secs_f64();
     let misses_before = shared.scram.misses();
-    let meter = Meter::start(target.server_pid)?;
+    let meter = Meter::start_all(target.server_pids())?;
     let started = Instant::now();
     let workers: Vec<_> = (0..opts.concurrency.min(opts.count))
         .map(|w| {

@@ -190,6 +190,10 @@ struct TargetArgs {
     /// The server's pid, to report its CPU seconds and RSS.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
+    /// The server's other processes (a cluster's other nodes, comma-separated): their CPU
+    /// and RSS add to `--server-pid`'s in the chat, login and presence figures.
+    #[arg(long, global = true, value_delimiter = ',', requires = "server_pid")]
+    also_server_pid: Vec<u32>,
     /// Local source addresses, e.g. 127.0.0.1-127.0.0.8; connections go round-robin.
     #[arg(long, global = true)]
     source_ips: Option<String>,
@@ -606,6 +610,7 @@ fn target(args: &TargetArgs) -> Result<Target, BenchError> {
         first_user: args.first,
         password: args.password.clone(),
         server_pid: args.server_pid,
+        also_pids: args.also_server_pid.clone(),
         place_by_user: false,
         transport: Transport::parse(&args.transport, args.web_path.as_deref())?,
         source_ips: args

@@ -97,7 +97,7 @@ pub async fn presence(target: &Target, opts: &PresenceOpts) -> Result<PresenceRe
     }
     drop(seen_tx);
 
-    let meter = Meter::start(target.server_pid)?;
+    let meter = Meter::start_all(target.server_pids())?;
     let mut rounds = Vec::with_capacity(opts.rounds);
     let outcome = async {
         for round in 0..opts.rounds {

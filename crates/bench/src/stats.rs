@@ -108,29 +108,51 @@ pub struct Usage {
 }
 
 /// Samples the server and this process at the start of an interval.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Meter {
-    pid: Option<u32>,
+    /// The server's processes (one, or a cluster's nodes): their CPU and RSS add up.
+    pids: Vec<u32>,
     server: Option<ProcSample>,
     client: ProcSample,
 }
 
+/// The sum of `pids`' samples; None for no pid.
+fn sum_sample(pids: &[u32]) -> Result<Option<ProcSample>, BenchError> {
+    let mut sum: Option<ProcSample> = None;
+    for pid in pids {
+        let s = proc_sample(*pid)?;
+        sum = Some(match sum {
+            None => s,
+            Some(t) => ProcSample {
+                cpu_seconds: t.cpu_seconds + s.cpu_seconds,
+                rss_kib: t.rss_kib + s.rss_kib,
+            },
+        });
+    }
+    Ok(sum)
+}
+
 impl Meter {
     pub fn start(pid: Option<u32>) -> Result<Meter, BenchError> {
+        Meter::start_all(pid.into_iter().collect())
+    }
+
+    /// Meters the server's processes `pids` together (a cluster's nodes).
+    pub fn start_all(pids: Vec<u32>) -> Result<Meter, BenchError> {
         Ok(Meter {
-            pid,
-            server: pid.map(proc_sample).transpose()?,
+            server: sum_sample(&pids)?,
+            pids,
             client: proc_sample(std::process::id())?,
         })
     }
 
     /// The server's current RSS, if its pid is known.
     pub fn server_rss_now(&self) -> Result<Option<u64>, BenchError> {
-        Ok(self.pid.map(proc_sample).transpose()?.map(|s| s.rss_kib))
+        Ok(sum_sample(&self.pids)?.map(|s| s.rss_kib))
     }
 
     pub fn finish(&self) -> Result<Usage, BenchError> {
-        let server_after = self.pid.map(proc_sample).transpose()?;
+        let server_after = sum_sample(&self.pids)?;
         let client_after = proc_sample(std::process::id())?;
         Ok(Usage {
             server_cpu_s: match (self.server, server_after) {

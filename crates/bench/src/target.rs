@@ -114,6 +114,10 @@ pub struct Target {
     pub password: String,
     /// The server process to sample CPU and RSS of.
     pub server_pid: Option<u32>,
+    /// The server's other processes (a cluster's other nodes), metered with it by the
+    /// scenarios that report server CPU per operation.
+    #[serde(default)]
+    pub also_pids: Vec<u32>,
     pub source_ips: Vec<IpAddr>,
     /// Place user K on `addrs[K % len]` instead of round-robin by connection, so that a
     /// scenario decides which node each user sits on (the `cluster` scenario).
@@ -125,6 +129,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// Every server process to meter: `server_pid` and `also_pids`.
+    pub fn server_pids(&self) -> Vec<u32> {
+        self.server_pid
+            .into_iter()
+            .chain(self.also_pids.iter().copied())
+            .collect()
+    }
+
     /// A target with Prosody's benchmark conventions: `user1..userN`, password `pw`,
     /// domain `localhost`, SCRAM-SHA-1 over plain TCP.
     pub fn new(addrs: Vec<SocketAddr>) -> Target {
@@ -137,6 +149,7 @@ impl Target {
             first_user: 1,
             password: "pw".into(),
             server_pid: None,
+            also_pids: Vec::new(),
             source_ips: Vec::new(),
             place_by_user: false,
             transport: Transport::Tcp,
