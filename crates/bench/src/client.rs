@@ -10,6 +10,9 @@
 //! (which owns no buffer while idle) and its JID; read buffers live on the stack of
 //! whoever is reading. Stanzas are written as preformatted strings rather than built as
 //! trees: the generator must cost far less per stanza than the server it measures.
+//!
+//! Longer than 800 lines: the client's stream phases (connect, STARTTLS, SASL, bind) and its
+//! raw stanza I/O share one socket and one parser; the transports are in modules of their own.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -4,6 +4,11 @@
 //! The server runs its actix system on a thread of its own, so that the same code serves
 //! `parley serve` (which blocks until a signal) and integration tests (which start servers
 //! in-process on ephemeral ports and stop them when done).
+//!
+//! Longer than 800 lines: `setup` builds every part in the order they depend on each other
+//! (storage, TLS, router, users, cluster, services, listeners), handing each the handles the
+//! next needs; it is one long, straight sequence rather than many small functions passing a
+//! dozen handles around.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

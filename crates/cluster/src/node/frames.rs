@@ -441,3 +441,18 @@ impl Node {
         }
     }
 }
+
+/// Reads back a stanza a node serialized (ours or a peer's). It was accepted under
+/// the configured limits, so it is read under the limits for copies, which no valid
+/// configuration exceeds; a failure means a bug or a corrupt frame, and is logged.
+fn parse(xml: &str) -> Option<Element> {
+    match Element::parse(xml.as_bytes(), &Limits::trusted_copies()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            if parley_router::metrics::refuse("copy_unparsable", "node_link") {
+                warn!(error = %e, bytes = xml.len(), "a node-link stanza could not be read back");
+            }
+            None
+        }
+    }
+}

@@ -3,6 +3,10 @@
 //! typo is an error naming the key rather than a silently ignored setting. Enums that lower
 //! crates own (resource-conflict policy, `consider_secure`) are read with their own
 //! `Deserialize`, so each is declared once.
+//!
+//! Longer than 800 lines: it is the reference of every key, one struct per section with its
+//! defaults beside it, read top to bottom against `config/parley.toml`; validation and the
+//! error locations live in their own modules.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
