@@ -183,3 +183,125 @@ fn the_kubernetes_manifests_validate_against_the_api_schemas() {
     }
     assert!(checked >= 5, "{checked} manifests");
 }
+
+/// Helm 3.10.1, which tests/run fetches once into the cache (Debian has no package).
+fn helm() -> std::path::PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+        });
+    let helm = cache.join("parley/helm-3.10.1/helm");
+    assert!(
+        helm.is_file(),
+        "{} is missing: run the test command from the README (tests/run), which fetches it",
+        helm.display()
+    );
+    helm
+}
+
+/// Runs helm with `args` in the chart's directory; its success and output.
+fn run_helm(args: &[&str]) -> (bool, String) {
+    let chart = parley_testkit::workspace_root().join("cluster/helm/parley");
+    let out = Command::new(helm())
+        .args(args)
+        .current_dir(&chart)
+        .output()
+        .expect("run helm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The Helm chart (cluster/helm/parley) with each of its CI value files: `helm lint
+/// --strict` passes, `helm template` renders resources that pass the strict Kubernetes
+/// schema check, and the ConfigMap's `parley.toml` loads in the real binary with the files
+/// and variables the StatefulSet gives a pod. Without any secret the chart refuses to
+/// render, naming the value.
+#[test]
+fn the_helm_chart_lints_renders_and_validates() {
+    for values in [
+        "ci/existing-secret-values.yaml",
+        "ci/everything-values.yaml",
+    ] {
+        let (ok, said) = run_helm(&["lint", "--strict", ".", "-f", values]);
+        assert!(ok && said.contains("0 chart(s) failed"), "{values}: {said}");
+        let (ok, rendered) = run_helm(&[
+            "template",
+            "parley",
+            ".",
+            "-f",
+            values,
+            "--namespace",
+            "xmpp",
+        ]);
+        assert!(ok, "{values}: {rendered}");
+        for kind in ["StatefulSet", "PodDisruptionBudget", "ConfigMap", "Service"] {
+            assert!(
+                rendered.contains(&format!("kind: {kind}")),
+                "{values}: no {kind}"
+            );
+        }
+        assert!(rendered.contains("command: [\"parley\", \"node\", \"drain\"]"));
+        assert!(rendered.contains("parley-peers.xmpp.svc.cluster.local:7400"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("rendered.yaml");
+        std::fs::write(&manifests, &rendered).unwrap();
+        let out = Command::new("kubernetes-validate")
+            .arg("--strict")
+            .arg(&manifests)
+            .output()
+            .expect("kubernetes-validate (tests/run installs it with pip)");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !said.contains("ERROR"),
+            "{values}: {said}"
+        );
+        assert!(said.matches("passed").count() >= 6, "{values}: {said}");
+
+        // The config, as the pod reads it.
+        let toml: String = rendered
+            .lines()
+            .skip_while(|l| l.trim() != "parley.toml: |")
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let config = dir.path().join("parley.toml");
+        std::fs::write(&config, &toml).unwrap();
+        let mut vars = secrets(dir.path());
+        vars.push((
+            "PARLEY_CLUSTER__PEER_ADVERTISE",
+            "parley-0.parley-peers.xmpp.svc.cluster.local:7400".into(),
+        ));
+        if toml.contains("[tls]") {
+            // The mounted kubernetes.io/tls Secret: a certificate made here.
+            let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+            let made = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                ])
+                .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("openssl");
+            assert!(made.status.success());
+            vars.push(("PARLEY_TLS__CERT", cert.display().to_string()));
+            vars.push(("PARLEY_TLS__KEY", key.display().to_string()));
+        }
+        let (ok, out) = check(&config, &vars);
+        assert!(ok, "{values}: {out}\n{toml}");
+    }
+    let (ok, said) = run_helm(&["template", "parley", "."]);
+    assert!(!ok && said.contains("secrets.adminToken"), "{said}");
+}
