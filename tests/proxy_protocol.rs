@@ -119,3 +119,109 @@ fn a_bad_balancer_address_names_the_key() {
     .to_string();
     assert!(e.contains("c2s.proxy_protocol_from[0]"), "{e}");
 }
+
+/// Sends `prefix` then one HTTP request from `source` to `addr`; the whole answer, empty
+/// when the server closed the connection without one.
+async fn http_exchange(
+    addr: std::net::SocketAddr,
+    source: IpAddr,
+    prefix: &[u8],
+    request: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    s.write_all(prefix).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn bosh_create(to: &str) -> String {
+    let body = format!(
+        "<body xmlns='http://jabber.org/protocol/httpbind' rid='1000' to='{to}' wait='10' \
+         hold='1' ver='1.6' xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0'/>"
+    );
+    format!(
+        "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The web listener behind a TCP balancer (`[http] proxy_protocol_from`): through a real
+/// HAProxy with `send-proxy-v2`, a BOSH session's record shows the client's own address; a
+/// v1 header by hand is read exactly (the HTTP request behind it is answered); a peer that
+/// is not a listed balancer, and a balancer's connection without a header, get no HTTP
+/// answer at all and are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_listener_behind_haproxy_sees_the_clients_own_address() {
+    let server = TestServer::start(|c| {
+        c.admin.token = Some(ADMIN.into());
+        c.http.proxy_protocol_from = vec!["127.0.0.1".into()];
+    });
+    let http = server.handle.http.unwrap();
+    let lb = Haproxy::start_with(
+        "tcp",
+        &[("n1", http, server.handle.admin.unwrap())],
+        "send-proxy-v2",
+    );
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6));
+    let answer = http_exchange(lb.addr, client, b"", &bosh_create("localhost")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("sid="), "{answer}");
+    let (_, json) = parley_testkit::admin_json(
+        server.handle.admin.unwrap(),
+        ADMIN,
+        "GET",
+        "/api/v1/sessions?unbound=true",
+        "",
+    );
+    let records = json["sessions"].as_array().cloned().unwrap_or_default();
+    assert!(
+        records.iter().any(|r| r["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.6:"))),
+        "no BOSH session from the client's own address: {records:?}"
+    );
+
+    // A v1 header by hand: exactly the header is taken, the request behind it answered.
+    let header = format!(
+        "PROXY TCP4 198.51.100.7 127.0.0.1 40002 {}\r\n",
+        http.port()
+    );
+    let request =
+        "GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let answer = http_exchange(http, loopback, header.as_bytes(), request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("xmpp-websocket"), "{answer}");
+
+    // Not a balancer: no answer. A balancer's connection without a header: no answer.
+    let stranger = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    assert_eq!(http_exchange(http, stranger, b"", request).await, "");
+    assert_eq!(http_exchange(http, loopback, b"", request).await, "");
+    let text = parley_testkit::http_request(server.handle.admin.unwrap(), "GET", "/metrics", None)
+        .expect("scrape")
+        .1;
+    for outcome in ["proxy_untrusted", "proxy_malformed"] {
+        assert!(
+            text.contains(&format!("listener=\"http\",result=\"{outcome}\"}} 1")),
+            "{outcome} in {text}"
+        );
+    }
+}
+
+/// A hostile `[http] proxy_protocol_from` entry is refused naming the key.
+#[test]
+fn a_bad_web_balancer_address_names_the_key() {
+    let e = parley::config::Config::from_toml_str(
+        "[http]\nproxy_protocol_from = [\"10.0.0.0/33\"]\n",
+        "test.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("http.proxy_protocol_from[0]"), "{e}");
+}

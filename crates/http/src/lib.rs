@@ -31,6 +31,7 @@ pub mod metrics_process;
 mod origin;
 pub mod problem;
 pub mod proxy;
+pub mod proxy_header;
 mod records;
 mod upload;
 pub mod web_client;

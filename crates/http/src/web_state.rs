@@ -52,6 +52,9 @@ pub struct WebState {
     pub trusted: crate::proxy::TrustedProxies,
     /// HTTP file upload (XEP-0363), when `[upload]` is on.
     pub uploads: Option<Arc<parley_upload::Uploads>>,
+    /// `[http] proxy_protocol_from`: the balancers whose PROXY header every connection
+    /// starts with ([`crate::proxy_header`]); None takes connections as they are.
+    pub proxy: Option<Arc<crate::proxy_header::WebProxy>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -83,6 +86,7 @@ impl WebState {
             web_client: None,
             trusted: crate::proxy::TrustedProxies::default(),
             uploads: None,
+            proxy: None,
         }
     }
 
@@ -95,6 +99,13 @@ impl WebState {
     /// Believes `X-Forwarded-*` and `Forwarded` from these peers only.
     pub fn with_trusted_proxies(mut self, trusted: crate::proxy::TrustedProxies) -> Self {
         self.trusted = trusted;
+        self
+    }
+
+    /// Takes connections from these balancers only, each starting with a PROXY header
+    /// (`[http] proxy_protocol_from`); call before the listener starts.
+    pub fn with_proxy_protocol(mut self, proxy: Option<crate::proxy_header::WebProxy>) -> Self {
+        self.proxy = proxy.map(Arc::new);
         self
     }
 
@@ -124,8 +135,12 @@ impl WebState {
         }
     }
 
-    /// The client's address: the TCP peer's, or what a trusted proxy says it is.
+    /// The client's address: what a balancer's PROXY header said, else the TCP peer's, or
+    /// what a trusted proxy says it is.
     pub(crate) fn client_addr(&self, req: &HttpRequest) -> Option<SocketAddr> {
+        if let Some(client) = req.conn_data::<crate::proxy_header::ProxiedClient>() {
+            return Some(client.0);
+        }
         self.trusted.client_addr(req.peer_addr(), req.headers())
     }
 

@@ -689,6 +689,15 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                     parley_http::proxy::TrustedProxies::parse(&config.http.trusted_proxies)
                         .unwrap_or_default(),
                 )
+                .with_proxy_protocol((!config.http.proxy_protocol_from.is_empty()).then(|| {
+                    parley_http::proxy_header::WebProxy {
+                        trusted: parley_http::proxy::TrustedProxies::parse(
+                            &config.http.proxy_protocol_from,
+                        )
+                        .unwrap_or_default(),
+                        timeout: Duration::from_secs(config.http.proxy_header_timeout_s),
+                    }
+                }))
                 .with_bosh_limits(config.bosh_limits())
                 .with_web_client(config.http.web_client.then(|| {
                     parley_http::web_client::WebClient {

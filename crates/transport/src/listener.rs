@@ -149,8 +149,9 @@ pub async fn serve_c2s(
 }
 
 /// Reads exactly the PROXY header at the start of `stream` (never a byte of what follows,
-/// which is the client's): the client's address, if the header names one.
-async fn read_proxy_header(
+/// which is the client's): the client's address, if the header names one. The web
+/// listener (parley-http) reads its balancers' headers with it too.
+pub async fn read_proxy_header(
     stream: &mut tokio::net::TcpStream,
 ) -> Result<Option<SocketAddr>, parley_proto::proxy_protocol::ProxyError> {
     use parley_proto::proxy_protocol::{parse, ProxyError, V2_MAX, V2_SIGNATURE};

@@ -105,7 +105,7 @@ pub struct CarbonReceived {
 
 /// Sent right after a broadcast presence of one of the user's sessions: answered once the
 /// broadcast sits in the contacts' sessions' queues, ahead of anything the client sends next
-/// (RFC 6120 §10.1, [`crate::order`]). Built by [`crate::UserLink::fence`].
+/// (RFC 6120 §10.1, the crate's `order.rs`). Built by [`crate::UserLink::fence`].
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Fence {

@@ -30,7 +30,7 @@ pub trait Placement: Send + Sync + 'static {
     /// this one.
     fn domain_owner(&self, domain: &str) -> Option<Arc<str>>;
     /// Asks `node` to answer once it has done what `depth` says for `users`, behind every
-    /// frame queued to it before (RFC 6120 §10.1, [`crate::order`]). The request is queued
+    /// frame queued to it before (RFC 6120 §10.1, the crate's `order.rs`). The request is queued
     /// when this is called; the future resolves on the answer, or after
     /// [`crate::SYNC_LIMIT`], or at once when the link refused the request.
     fn sync(&self, node: &str, users: Vec<BareJid>, depth: SyncDepth) -> SyncFuture;

@@ -175,7 +175,7 @@ impl UserLink {
     }
 
     /// Resolves once the user's latest broadcast sits in its contacts' sessions' queues,
-    /// wherever their actors and sessions run ([`crate::Fence`], [`crate::order`]); `None`
+    /// wherever their actors and sessions run ([`crate::Fence`], the crate's `order.rs`); `None`
     /// when the user's actor does not run (nothing was broadcast).
     pub fn fence(&self) -> Option<crate::placement::SyncFuture> {
         self.users.fence(&self.jid)

@@ -18,6 +18,20 @@ impl Config {
                 e.to_string(),
             ));
         }
+        if let Err((i, e)) = parley_http::proxy::TrustedProxies::parse(&http.proxy_protocol_from) {
+            return Err(Violation::new(
+                &format!("http.proxy_protocol_from[{i}]"),
+                Quoted(&http.proxy_protocol_from[i]),
+                e.to_string(),
+            ));
+        }
+        if !(1..=60).contains(&http.proxy_header_timeout_s) {
+            return Err(Violation::new(
+                "http.proxy_header_timeout_s",
+                http.proxy_header_timeout_s,
+                "must be from 1 to 60",
+            ));
+        }
         let c2s = &self.c2s;
         if let Err((i, e)) = parley_http::proxy::TrustedProxies::parse(&c2s.proxy_protocol_from) {
             return Err(Violation::new(
@@ -192,6 +206,14 @@ mod tests {
                 "admin.metrics_listen",
             ),
             ("[admin]\nmax_token_ttl_s = 0\n", "admin.max_token_ttl_s"),
+            (
+                "[http]\nproxy_protocol_from = [\"balancer.local\"]\n",
+                "http.proxy_protocol_from[0]",
+            ),
+            (
+                "[http]\nproxy_header_timeout_s = 0\n",
+                "http.proxy_header_timeout_s",
+            ),
         ] {
             let e = err(toml);
             assert!(e.starts_with(&format!("test.toml: {key}")), "{toml}: {e}");

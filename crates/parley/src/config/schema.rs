@@ -580,6 +580,13 @@ pub struct HttpConfig {
     /// with `consider_secure = "always"` and a non-empty list, the only peers that count as
     /// encrypted.
     pub trusted_proxies: Vec<String>,
+    /// TCP load balancers that put a PROXY protocol header (v1 or v2) before each
+    /// connection on this listener (addresses or CIDR blocks). Empty: none. When set, only
+    /// they may connect, and the client address each header names is what per-address
+    /// limits, session records and logs see.
+    pub proxy_protocol_from: Vec<String>,
+    /// Seconds a balancer may take to send the PROXY header of a connection.
+    pub proxy_header_timeout_s: u64,
     /// Largest BOSH request body, bytes (larger: HTTP 413).
     pub bosh_max_body_bytes: usize,
     /// BOSH input held node-wide (bodies read, waiting, unread by sessions), bytes.
@@ -614,6 +621,8 @@ impl Default for HttpConfig {
             converse_dist: None,
             converse_url: None,
             trusted_proxies: Vec::new(),
+            proxy_protocol_from: Vec::new(),
+            proxy_header_timeout_s: 5,
             bosh_max_body_bytes: 256 * 1024 + 8 * 1024,
             bosh_pending_bytes: 16 * 1024 * 1024,
             bosh_session_pending_bytes: 1024 * 1024,
