@@ -125,8 +125,8 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     // failed login leaves none.
     let failed_lines = |log: &str| log.matches("authentication failed").count();
     assert!(fails(c2s).await);
-    let before = failed_lines(&deployment.server.log());
-    assert_eq!(before, 1, "{}", deployment.server.log());
+    let failed_before = failed_lines(&deployment.server.log());
+    assert_eq!(failed_before, 1, "{}", deployment.server.log());
     let mut text = std::fs::read_to_string(&deployment.config).unwrap();
     text.push_str("\n[log]\nlevel = \"info,parley::auth=warn\"\n");
     std::fs::write(&deployment.config, text).unwrap();
@@ -140,9 +140,46 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     assert!(fails(c2s).await);
     assert_eq!(
         failed_lines(&deployment.server.log()),
-        before,
+        failed_before,
         "the new level applies"
     );
+
+    // The connection limits are settings SIGHUP applies too: two sessions are open from
+    // this address; at one per address a third connection is refused, the two go on, and
+    // the reload names the section it cannot apply ([c2s]).
+    let text = std::fs::read_to_string(&deployment.config).unwrap();
+    let tight = text
+        .replace(
+            "max_connections_per_ip = 100000",
+            "max_connections_per_ip = 1",
+        )
+        .replace("[c2s]\n", "[c2s]\nmax_stanza_bytes = 100000\n");
+    assert_ne!(tight, text);
+    std::fs::write(&deployment.config, &tight).unwrap();
+    deployment.server.signal("HUP");
+    assert!(next_state(&socket).starts_with("RELOADING=1"));
+    assert!(next_state(&socket).starts_with("READY=1"));
+    let log = deployment.server.log();
+    assert!(log.contains("SIGHUP: connection limits applied"), "{log}");
+    assert!(
+        log.contains("applies at the next start") && log.contains("[c2s]"),
+        "{log}"
+    );
+    let mut third = Client::connect(c2s).await;
+    let refused = third
+        .open()
+        .await
+        .expect_err("a third connection from one address");
+    assert!(format!("{refused:?}").contains("error"), "{refused:?}");
+    ping(&mut before, "over-the-new-limit").await;
+    ping(&mut after, "also-over-it").await;
+    // Raised again: connections are taken.
+    std::fs::write(&deployment.config, &text).unwrap();
+    deployment.server.signal("HUP");
+    assert!(next_state(&socket).starts_with("RELOADING=1"));
+    assert!(next_state(&socket).starts_with("READY=1"));
+    let (mut again, _) = login(c2s).await;
+    ping(&mut again, "raised").await;
 
     deployment.server.signal("TERM");
     assert!(next_state(&socket).starts_with("STOPPING=1"));

@@ -64,8 +64,9 @@ pub struct ServerHandle {
     /// The bound HTTP listener (WebSocket), if enabled.
     pub http: Option<SocketAddr>,
     drain: Arc<DrainSwitch>,
-    /// Loads the TLS certificate again for new connections (SIGHUP).
-    pub tls_reload: Arc<crate::reload::TlsReload>,
+    /// What SIGHUP changes: the TLS certificate for new connections, and the settings that
+    /// can change while the server runs (reload.rs).
+    pub tls_reload: Arc<crate::reload::Reload>,
     /// Fires (or is dropped) when the server thread ends by itself, after a drain.
     done: Option<oneshot::Receiver<()>>,
     stop: Option<oneshot::Sender<()>>,
@@ -127,20 +128,8 @@ pub fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()
                 _ = tokio::signal::ctrl_c() => break "SIGINT",
                 _ = term.recv() => break "SIGTERM",
                 _ = hup.recv() => {
-                    crate::notify::notify("RELOADING=1\nSTATUS=reloading the certificate");
-                    match handle.tls_reload.reload() {
-                        Ok(()) => info!("SIGHUP: certificate reloaded; new connections use it"),
-                        Err(e) => tracing::warn!(error = %e, "SIGHUP: certificate not reloaded; the old one stays"),
-                    }
-                    // The settings that can change safely: the log level.
-                    match Config::load(config_path.as_deref()) {
-                        Ok(new) => match crate::cli::reload_log_level(&new.log.level) {
-                            Ok(true) => info!(level = %new.log.level, "SIGHUP: log level applied"),
-                            Ok(false) => {}
-                            Err(e) => tracing::warn!(error = %e, "SIGHUP: log level not applied"),
-                        },
-                        Err(e) => tracing::warn!(error = %e, "SIGHUP: the config does not load; its settings stay as they were"),
-                    }
+                    crate::notify::notify("RELOADING=1\nSTATUS=reloading the certificate and settings");
+                    handle.tls_reload.on_sighup(config_path.as_deref());
                     crate::notify::notify("READY=1\nSTATUS=serving");
                 }
                 // A drain asked through the admin API is over.
@@ -260,7 +249,7 @@ struct Running {
     cluster: Option<Arc<Node>>,
     drain: Arc<DrainSwitch>,
     drain_plan: DrainPlan,
-    tls_reload: Arc<crate::reload::TlsReload>,
+    tls_reload: Arc<crate::reload::Reload>,
 }
 
 impl Running {
@@ -444,11 +433,6 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
     // What the listeners take the certificate from: SIGHUP replaces it (reload.rs).
     let c2s_cell = TlsCell::new(tls.clone());
     let s2s_cell = s2s_tls.clone().map(TlsCell::new);
-    let tls_reload = Arc::new(crate::reload::TlsReload::new(
-        config,
-        c2s_cell.clone(),
-        s2s_cell.clone(),
-    ));
     let env = Arc::new(SessionEnv {
         node: node_id.clone(),
         config: SessionConfig {
@@ -573,6 +557,12 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             )),
         },
     });
+    let tls_reload = Arc::new(crate::reload::Reload::new(
+        config,
+        c2s_cell.clone(),
+        s2s_cell.clone(),
+        env.conn_limiter.clone(),
+    ));
     if let Some(node) = &cluster {
         crate::resume::install(node, &env);
     }

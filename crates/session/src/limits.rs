@@ -221,7 +221,8 @@ struct IpEntry {
 /// The node's connection limiter, shared by every transport.
 #[derive(Debug)]
 pub struct ConnLimiter {
-    limits: ConnLimits,
+    /// Replaced on SIGHUP ([`ConnLimiter::set_limits`]).
+    limits: parking_lot::RwLock<ConnLimits>,
     by_ip: Mutex<ByIp>,
     total: AtomicUsize,
     draining: AtomicBool,
@@ -243,7 +244,7 @@ impl ConnLimiter {
     /// A limiter with the given limits.
     pub fn new(limits: ConnLimits) -> Arc<ConnLimiter> {
         Arc::new(ConnLimiter {
-            limits,
+            limits: parking_lot::RwLock::new(limits),
             by_ip: Mutex::new(ByIp {
                 entries: HashMap::new(),
                 sweep_at: SWEEP_MIN,
@@ -274,7 +275,26 @@ impl ConnLimiter {
 
     /// The limits in force.
     pub fn limits(&self) -> ConnLimits {
-        self.limits
+        *self.limits.read()
+    }
+
+    /// Puts new limits in force (a config reload, SIGHUP). Connections open now stay open
+    /// and keep counting against their address; every address's rate starts afresh at the
+    /// new burst.
+    pub fn set_limits(&self, limits: ConnLimits) {
+        self.set_limits_at(limits, Instant::now());
+    }
+
+    fn set_limits_at(&self, limits: ConnLimits, now: Instant) {
+        let mut table = self.by_ip.lock();
+        *self.limits.write() = limits;
+        for entry in table.entries.values_mut() {
+            entry.bucket = TokenBucket::new(
+                f64::from(limits.rate_per_ip),
+                f64::from(limits.burst_per_ip),
+                now,
+            );
+        }
     }
 
     /// Sessions currently holding a permit.
@@ -298,8 +318,9 @@ impl ConnLimiter {
         if self.is_draining() {
             return Err(Refusal::Draining);
         }
+        let limits = self.limits();
         let reserved = self.total.fetch_add(1, Ordering::Relaxed);
-        if reserved >= self.limits.max_sessions {
+        if reserved >= limits.max_sessions {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return Err(Refusal::Full);
         }
@@ -317,7 +338,6 @@ impl ConnLimiter {
                 .retain(|_, e| e.open > 0 || !e.bucket.full_at(now));
             table.sweep_at = (table.entries.len() * 2).max(SWEEP_MIN);
         }
-        let limits = self.limits;
         let entry = table.entries.entry(key).or_insert_with(|| IpEntry {
             open: 0,
             bucket: TokenBucket::new(
@@ -503,6 +523,45 @@ mod tests {
         assert_eq!(
             l.acquire_at(ip("192.0.2.1"), t1).unwrap_err(),
             Refusal::Rate
+        );
+    }
+
+    /// A reload (SIGHUP) changes the limits for addresses already seen as for new ones;
+    /// what is open stays open and keeps counting.
+    #[test]
+    fn new_limits_apply_at_once() {
+        let l = limiter(1, 1000, 1000, 100);
+        let now = Instant::now();
+        let a = l.acquire_at(ip("192.0.2.1"), now).unwrap();
+        assert_eq!(
+            l.acquire_at(ip("192.0.2.1"), now).unwrap_err(),
+            Refusal::PerIp
+        );
+        let raised = ConnLimits {
+            max_per_ip: 2,
+            rate_per_ip: 1,
+            burst_per_ip: 1,
+            max_sessions: 100,
+        };
+        l.set_limits_at(raised, now);
+        assert_eq!(l.limits(), raised);
+        let _b = l.acquire_at(ip("192.0.2.1"), now).unwrap();
+        drop(a);
+        // The new burst (1) is spent.
+        assert_eq!(
+            l.acquire_at(ip("192.0.2.1"), now).unwrap_err(),
+            Refusal::Rate
+        );
+        l.set_limits_at(
+            ConnLimits {
+                max_sessions: 1,
+                ..raised
+            },
+            now,
+        );
+        assert_eq!(
+            l.acquire_at(ip("192.0.2.7"), now).unwrap_err(),
+            Refusal::Full
         );
     }
 
