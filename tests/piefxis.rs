@@ -2,14 +2,17 @@
 //! rosters move from Prosody 0.12 (its own `mod_storage_xep0227` files) and from ejabberd
 //! 23.01 (`ejabberdctl export_piefxis`) into Parley with `parley user import --piefxis`,
 //! and from Parley (`parley user export`) back into each; the user logs in with the same
-//! password on the other side and finds the same roster.
+//! password on the other side and finds the same roster (and, in ejabberd, the message
+//! Parley held offline for her).
 
 use std::net::SocketAddr;
 
+use parley_proto::ns;
 use parley_proto::sasl::Mechanism;
-use parley_testkit::im::roster_item;
+use parley_testkit::im::{chat, roster_item};
 use parley_testkit::process::{deploy, run_cli, Deployment};
 use parley_testkit::{parley_binary, Client, ClientError, Ejabberd, Prosody};
+use parley_xml::Element;
 
 /// Nothing in these tests federates; Prosody and ejabberd still want a resolver.
 fn no_dns() -> SocketAddr {
@@ -127,7 +130,7 @@ async fn xep0227_accounts_and_rosters_move_from_prosody_to_parley_and_back() {
     let out = back.path().join("export");
     let said = cli(&d, &["user", "export", "--per-user", out.to_str().unwrap()]);
     assert!(
-        said.contains("exported 1 accounts (2 roster items)"),
+        said.contains("exported 1 accounts (2 roster items, 0 offline messages)"),
         "{said}"
     );
     let prosody = Prosody::start_xep0227("localhost", no_dns(), &[], &out);
@@ -194,20 +197,34 @@ async fn xep0227_accounts_and_rosters_move_from_ejabberd_to_parley_and_back() {
     let quinn = roster.item("quinn@localhost").expect("ejabberd's contact");
     assert_eq!(quinn.subscription, "both");
     assert_eq!(quinn.groups, ["Friends"]);
+    // A message for Pat while no resource of hers is available (this one sent no presence):
+    // stored offline (RFC 6121 §8.5.2.2.1), and exported with its arrival stamp.
+    pat.send(&chat("pat@localhost", "chat", "kept for later"))
+        .await;
+    ok(pat.sync().await, || d.server.log());
+    drop(pat);
 
     let file = tempfile::NamedTempFile::new().unwrap();
-    // ejabberd 23.01 reads SCRAM data base64-encoded twice (as it writes it).
-    let said = cli(
-        &d,
-        &[
-            "user",
-            "export",
-            "--scram-base64-twice",
-            file.path().to_str().unwrap(),
-        ],
+    // ejabberd 23.01 reads SCRAM data base64-encoded twice (as it writes it). The offline
+    // message is stored by Pat's user actor after the ping's answer: export until it is in.
+    let said = parley_testkit::poll_until(
+        "the offline message in the export",
+        std::time::Duration::from_secs(10),
+        || {
+            let said = cli(
+                &d,
+                &[
+                    "user",
+                    "export",
+                    "--scram-base64-twice",
+                    file.path().to_str().unwrap(),
+                ],
+            );
+            said.contains("1 offline messages").then_some(said)
+        },
     );
     assert!(
-        said.contains("exported 1 accounts (1 roster items)"),
+        said.contains("exported 1 accounts (1 roster items, 1 offline messages)"),
         "{said}"
     );
     let target = Ejabberd::start_with(
@@ -236,6 +253,23 @@ async fn xep0227_accounts_and_rosters_move_from_ejabberd_to_parley_and_back() {
         Some("both"),
         "{:?}",
         roster.items
+    );
+    // XEP-0227 §4.4: the offline message reached ejabberd, which delivers it on Pat's
+    // initial presence with the stamp of its arrival at Parley.
+    pat.send(&Element::new("presence", ns::CLIENT)).await;
+    let kept = ok(
+        pat.expect_match("the offline message", |el| {
+            el.name() == "message" && parley_testkit::im::body(el) == "kept for later"
+        })
+        .await,
+        || target.log(),
+    );
+    assert!(
+        kept.get_child("delay", ns::DELAY).is_some_and(|d| d
+            .attr("stamp")
+            .and_then(parley_proto::datetime::parse_xep0082)
+            .is_some()),
+        "{kept}"
     );
 
     // And what that ejabberd exports of its SCRAM data (encoded twice) reads in Parley as

@@ -506,11 +506,14 @@ pub struct ExportReport {
     pub accounts: usize,
     /// Roster items written.
     pub roster_items: usize,
+    /// Offline messages written (kept stored).
+    pub offline: usize,
 }
 
 /// Writes every account of `host` (or of every host) to `out` as one XEP-0227
 /// `<server-data/>` document: SCRAM credentials (Parley has no password to write), roster,
-/// vCard and private XML. Offline messages stay: reading them would deliver them.
+/// pending subscription requests, vCard, private XML and offline messages (each with the
+/// `<delay/>` of its arrival; they stay stored, and are still delivered here).
 pub async fn export(
     storage: &dyn Storage,
     host: Option<&str>,
@@ -543,6 +546,7 @@ pub async fn export(
             let user = user_data(storage, u, h).await?;
             report.accounts += 1;
             report.roster_items += user.roster.len();
+            report.offline += user.offline.len();
             let mut bytes =
                 piefxis::user_element_encoded(&user, encoding).to_bytes_in(Some(piefxis::NS));
             bytes.push(b'\n');
@@ -580,6 +584,7 @@ pub async fn export_per_user(
         let user = user_data(storage, &a.username, &a.host).await?;
         report.accounts += 1;
         report.roster_items += user.roster.len();
+        report.offline += user.offline.len();
         let doc = Element::new("server-data", piefxis::NS).with_child(
             Element::new("host", piefxis::NS)
                 .with_attr("jid", a.host.as_str())
@@ -631,6 +636,22 @@ async fn user_data(storage: &dyn Storage, u: &str, h: &str) -> Result<User, Acco
         if let Ok(el) = Element::parse(xml.as_bytes(), &Limits::trusted_copies()) {
             user.pending_in.push(el);
         }
+    }
+    // XEP-0227 §4.4: as they would be delivered, with the stamp of their arrival (an import,
+    // ours or another server's, reads it back).
+    for message in storage.offline_peek(u, h).await.map_err(failed)? {
+        let Ok(mut el) = Element::parse(message.stanza.as_bytes(), &Limits::trusted_copies())
+        else {
+            continue;
+        };
+        if el.get_child("delay", parley_proto::ns::DELAY).is_none() {
+            el.push_child(
+                Element::new("delay", parley_proto::ns::DELAY)
+                    .with_attr("from", h)
+                    .with_attr("stamp", parley_proto::datetime::xep0082(message.stamp_ms)),
+            );
+        }
+        user.offline.push(el);
     }
     for (ns, xml) in storage.private_all(u, h).await.map_err(failed)? {
         // Stored by Parley from accepted stanzas: read under the copy limits.

@@ -416,8 +416,8 @@ fn run_user(config: &Config, command: UserCommand, json: bool) -> ExitCode {
             accounts::export_piefxis(config, &file, host.as_deref(), per_user, encoding).map(
                 |report| {
                     eprintln!(
-                        "exported {} accounts ({} roster items)",
-                        report.accounts, report.roster_items
+                        "exported {} accounts ({} roster items, {} offline messages)",
+                        report.accounts, report.roster_items, report.offline
                     );
                 },
             )

@@ -298,6 +298,10 @@ pub trait Storage:
     /// Returns and deletes all stored messages, in arrival order.
     async fn offline_take(&self, username: &str, host: &str) -> Result<Vec<OfflineMessage>>;
 
+    /// Returns all stored messages, in arrival order, and keeps them (an export, XEP-0227:
+    /// reading must not deliver them).
+    async fn offline_peek(&self, username: &str, host: &str) -> Result<Vec<OfflineMessage>>;
+
     // ----- blocking (XEP-0191) ---------------------------------------------------------------
 
     /// The JIDs the user blocks (bare, full, domain or domain/resource, as given), sorted.

@@ -162,8 +162,24 @@ impl Ejabberd {
             c2s: c2s_addr,
             s2s: s2s_addr,
         };
+        // Its listeners can be up a moment before its tables: under load the first
+        // `register` may find no `passwd` table yet (`no_exists`). Each is retried until its
+        // tables are there.
         for (user, password) in users {
-            ejabberd.ctl(&["register", user, domain, password]);
+            let command = ["register", user, domain, password];
+            let last = std::cell::RefCell::new(String::new());
+            crate::poll_until_reporting(
+                "ejabberd registering a user",
+                Duration::from_secs(30),
+                || match ejabberd.try_ctl(&command) {
+                    Ok(_) => Some(()),
+                    Err(e) => {
+                        *last.borrow_mut() = e;
+                        None
+                    }
+                },
+                || format!("{}\n{}", last.borrow(), ejabberd.log()),
+            );
         }
         ejabberd
     }
@@ -175,6 +191,12 @@ impl Ejabberd {
     }
 
     fn run_ctl(&self, command: &[&str]) -> String {
+        self.try_ctl(command)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
+    }
+
+    /// Runs an `ejabberd_ctl` command: what it printed, or what it said when it failed.
+    fn try_ctl(&self, command: &[&str]) -> Result<String, String> {
         let root = self.dir.path();
         let mut args = erl_env(root);
         args.extend(
@@ -204,14 +226,14 @@ impl Ejabberd {
             .current_dir(root)
             .output()
             .expect("run erl for ejabberd_ctl");
-        assert!(
-            out.status.success(),
-            "ejabberd_ctl {command:?}: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if !out.status.success() {
+            return Err(format!(
+                "ejabberd_ctl {command:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// A fresh directory ejabberd may write to (for `export_piefxis`) and read from.

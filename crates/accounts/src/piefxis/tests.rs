@@ -89,7 +89,7 @@ async fn xep0227_an_import_stores_what_it_can_and_says_what_it_left_out() {
     )
     .unwrap();
     assert_eq!(c, again);
-    let offline = s.offline_take("pat", "example.com").await.unwrap();
+    let offline = s.offline_peek("pat", "example.com").await.unwrap();
     assert_eq!(
         offline[0].stamp_ms, 1_577_934_245_000,
         "the stamp of its <delay/>"
@@ -126,6 +126,16 @@ async fn xep0227_an_import_stores_what_it_can_and_says_what_it_left_out() {
     );
     assert!(pat.private.iter().any(|p| p.ns() == "storage:rosternotes"));
     assert_eq!(pat.pending_in[0].attr("from"), Some("romeo@example.net/x"));
+    // §4.4: offline messages, each with the <delay/> of its arrival (and still stored).
+    assert_eq!(pat.offline.len(), offline.len());
+    assert_eq!(
+        pat.offline[0]
+            .get_child("delay", parley_proto::ns::DELAY)
+            .and_then(|d| d.attr("stamp")),
+        Some("2020-01-02T03:04:05.000Z"),
+        "{text}"
+    );
+    assert_eq!(s.offline_count("pat", "example.com").await.unwrap(), 2);
 
     // And an export imports into another store as it was ("old" was made without
     // credentials, so it has nothing to log in with and is left out).
@@ -138,6 +148,12 @@ async fn xep0227_an_import_stores_what_it_can_and_says_what_it_left_out() {
         .unwrap();
     assert_eq!((report.created, report.invalid), (1, 1));
     assert_eq!(report.roster_items, 1);
+    assert_eq!(report.offline, 2);
+    assert_eq!(
+        other.offline_take("pat", "example.com").await.unwrap(),
+        offline,
+        "the same messages with the same arrival stamps"
+    );
     assert_eq!(
         other
             .credentials("pat", "example.com", ScramHash::Sha1)

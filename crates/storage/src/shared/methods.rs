@@ -528,6 +528,27 @@ macro_rules! sql_storage_methods {
                 Ok(messages.into_iter().map(|(_, msg)| msg).collect())
             }
 
+            async fn offline_peek(
+                &self,
+                username: &str,
+                host: &str,
+            ) -> Result<Vec<OfflineMessage>> {
+                let rows = sqlx::query(PEEK_OFFLINE)
+                    .bind(host)
+                    .bind(username)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(OfflineMessage {
+                            stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
+                            stanza: row.try_get("stanza").map_err(backend)?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn blocklist(&self, username: &str, host: &str) -> Result<Vec<String>> {
                 sqlx::query_scalar(SELECT_BLOCKLIST)
                     .bind(host)

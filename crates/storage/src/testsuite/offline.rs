@@ -118,11 +118,24 @@ pub(super) async fn xep0160_offline_messages_are_capped_and_taken_in_order(
         .await
         .unwrap());
 
+    // A peek (an export) reads them in arrival order and leaves them.
+    for _ in 0..2 {
+        assert_eq!(
+            storage.offline_peek("alice", &host).await.unwrap(),
+            messages.to_vec()
+        );
+    }
+    assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 3);
     assert_eq!(
         storage.offline_take("alice", &host).await.unwrap(),
         messages.to_vec()
     );
     assert_eq!(storage.offline_count("alice", &host).await.unwrap(), 0);
+    assert!(storage
+        .offline_peek("alice", &host)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(storage
         .offline_take("alice", &host)
         .await
