@@ -154,6 +154,19 @@ fn the_container_image_listens_on_every_interface() {
     assert!(said.contains("config OK: embedded default"), "{said}");
 }
 
+/// `kubernetes-validate --strict` on `path` (PyPI, offline: the Kubernetes API's own OpenAPI
+/// schemas): whether every resource passed, and what it said.
+fn kubernetes_validate(path: &Path) -> (bool, String) {
+    let out = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .arg(path)
+        .output()
+        .expect("kubernetes-validate (tests/run installs it with pip)");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success() && !said.contains("ERROR"), said)
+}
+
 /// The Kubernetes manifests pass a strict schema check against the Kubernetes API's own
 /// OpenAPI schemas (`kubernetes-validate --strict`, PyPI, offline): no unknown field, no wrong
 /// type — what `kubectl apply` would refuse.
@@ -168,17 +181,8 @@ fn the_kubernetes_manifests_validate_against_the_api_schemas() {
         if !name.ends_with(".yaml") || name == "kustomization.yaml" {
             continue;
         }
-        let out = Command::new("kubernetes-validate")
-            .arg("--strict")
-            .arg(&path)
-            .output()
-            .expect("kubernetes-validate (tests/run installs it with pip)");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && said.contains("passed") && !said.contains("ERROR"),
-            "{name}: {said}"
-        );
+        let (ok, said) = kubernetes_validate(&path);
+        assert!(ok && said.contains("passed"), "{name}: {said}");
         checked += 1;
     }
     assert!(checked >= 5, "{checked} manifests");
@@ -249,17 +253,8 @@ fn the_helm_chart_lints_renders_and_validates() {
         let dir = tempfile::tempdir().unwrap();
         let manifests = dir.path().join("rendered.yaml");
         std::fs::write(&manifests, &rendered).unwrap();
-        let out = Command::new("kubernetes-validate")
-            .arg("--strict")
-            .arg(&manifests)
-            .output()
-            .expect("kubernetes-validate (tests/run installs it with pip)");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && !said.contains("ERROR"),
-            "{values}: {said}"
-        );
+        let (ok, said) = kubernetes_validate(&manifests);
+        assert!(ok, "{values}: {said}");
         assert!(said.matches("passed").count() >= 6, "{values}: {said}");
 
         // The config, as the pod reads it.

@@ -321,8 +321,14 @@ impl SessionHandle {
     }
 
     /// Hands a stanza to the session without waiting. Refused once the session has `limit`
-    /// stanzas in flight (the session is told to close). Only the router's road calls this,
-    /// so that what a refusal means is decided in one place.
+    /// stanzas in flight. Only the router's road calls this, so that what a refusal means is
+    /// decided in one place.
+    ///
+    /// A full mailbox says the session's actor is behind (a burst, a starved core), not that
+    /// its client stops reading: the actor takes a stanza into its outbox as soon as it runs,
+    /// and the outbox's own bounds close a client that does not read (RFC 6120 §13.9). So the
+    /// session is not closed here; the stanza is refused (its sender gets
+    /// `resource-constraint`). A close would only have queued behind the same backlog.
     pub(crate) fn deliver(&self, stanza: Element) -> Result<(), Box<Undelivered>> {
         let (deliver, pending) = match &self.reach {
             Reach::Local(local) => (&local.deliver, &local.pending),
@@ -331,10 +337,6 @@ impl SessionHandle {
         let before = pending.count.fetch_add(1, Ordering::AcqRel);
         if before >= pending.limit {
             pending.count.fetch_sub(1, Ordering::AcqRel);
-            self.close(CloseReason::with_text(
-                StreamCondition::PolicyViolation,
-                "too many stanzas queued for this session: the client is not reading",
-            ));
             return Err(Box::new(Undelivered {
                 error: DeliverError::Overloaded,
                 stanza,

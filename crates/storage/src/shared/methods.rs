@@ -511,21 +511,8 @@ macro_rules! sql_storage_methods {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(backend)?;
-                let mut messages = rows
-                    .iter()
-                    .map(|row| {
-                        Ok((
-                            row.try_get::<i64, _>("seq").map_err(backend)?,
-                            OfflineMessage {
-                                stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
-                                stanza: row.try_get("stanza").map_err(backend)?,
-                            },
-                        ))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
                 // RETURNING follows no order.
-                messages.sort_by_key(|(seq, _)| *seq);
-                Ok(messages.into_iter().map(|(_, msg)| msg).collect())
+                offline_messages(&rows)
             }
 
             async fn offline_peek(
@@ -539,14 +526,7 @@ macro_rules! sql_storage_methods {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(backend)?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(OfflineMessage {
-                            stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
-                            stanza: row.try_get("stanza").map_err(backend)?,
-                        })
-                    })
-                    .collect()
+                offline_messages(&rows)
             }
 
             async fn blocklist(&self, username: &str, host: &str) -> Result<Vec<String>> {

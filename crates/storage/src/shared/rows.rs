@@ -118,6 +118,25 @@ macro_rules! sql_rows {
                 .collect()
         }
 
+        /// Offline messages from rows of `seq`, `stamp_ms` and `stanza`, in arrival (`seq`)
+        /// order whatever the rows' order.
+        fn offline_messages(rows: &[$row]) -> Result<Vec<OfflineMessage>> {
+            let mut messages = rows
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<i64, _>("seq").map_err(backend)?,
+                        OfflineMessage {
+                            stamp_ms: row.try_get("stamp_ms").map_err(backend)?,
+                            stanza: row.try_get("stanza").map_err(backend)?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            messages.sort_by_key(|(seq, _)| *seq);
+            Ok(messages.into_iter().map(|(_, msg)| msg).collect())
+        }
+
         fn account_from_row(row: &$row) -> Result<AccountInfo> {
             Ok(AccountInfo {
                 host: row.try_get("host").map_err(backend)?,

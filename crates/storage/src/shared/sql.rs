@@ -133,7 +133,7 @@ pub(crate) const TAKE_OFFLINE: &str = "DELETE FROM offline_messages
     WHERE host = $1 AND username = $2
     RETURNING seq, stamp_ms, stanza";
 
-pub(crate) const PEEK_OFFLINE: &str = "SELECT stamp_ms, stanza FROM offline_messages
+pub(crate) const PEEK_OFFLINE: &str = "SELECT seq, stamp_ms, stanza FROM offline_messages
     WHERE host = $1 AND username = $2 ORDER BY seq";
 
 pub(crate) const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_ms = $1 WHERE id = $2";
