@@ -9,10 +9,10 @@
 use std::fs;
 use std::path::Path;
 
-use parley_cluster::link::{encode, Body, RemoteClose};
+use parley_cluster::link::{encode, Body, RemoteClose, NONCE_LEN};
 use parley_proto::jwt::sign_hs256;
 use parley_proto::sasl::{ChannelBindingType, ScramClient, ScramServer};
-use parley_user::{UserWire, WireState};
+use parley_user::{SyncDepth, UserWire, WireState};
 use serde_json::json;
 
 // Shared with the `scram` target; this example uses only part of it.
@@ -298,7 +298,9 @@ fn jwt() {
 
 fn node_link() {
     let bodies = vec![
-        Body::Hello { node: "n1".into(), software: "0.1.0".into() },
+        Body::Hello { node: "n1".into(), software: "0.1.0".into(), nonce: [7; NONCE_LEN] },
+        Body::Welcome { node: "n2".into(), nonce: [9; NONCE_LEN], proof: vec![1; 32] },
+        Body::Proof { proof: vec![2; 32] },
         Body::ToSession {
             jid: "juliet@example.com/balcony".into(),
             session: 7,
@@ -333,6 +335,25 @@ fn node_link() {
         Body::Answer { id: 4, json: "[]".into() },
         Body::BoshRequest { id: 5, body: format!("<body xmlns='{HTTPBIND}' rid='1' sid='n1.abc'/>") },
         Body::BoshResponse { id: 5, body: format!("<body xmlns='{HTTPBIND}'/>") },
+        Body::ToSessions {
+            targets: vec![("juliet@example.com/balcony".into(), 7), ("romeo@example.net/x".into(), 8)],
+            xml: "<message xmlns='jabber:client' type='groupchat'><body>hi</body></message>".into(),
+        },
+        Body::ResumeTake { id: 6, previd: "c21pZA".into(), user: "juliet@example.com".into() },
+        Body::ResumeState { id: 6, state: vec![1, 2, 3] },
+        Body::ResumeCommit { previd: "c21pZA".into(), ok: true },
+        Body::ToDomain { xml: "<message xmlns='jabber:client' to='romeo@example.net'/>".into() },
+        Body::ToRoom { xml: "<presence xmlns='jabber:client' to='room@conference.example.com/j'/>".into() },
+        Body::RoomReload { room: "room@conference.example.com".into() },
+        Body::RoomControl { room: "room@conference.example.com".into(), op: "destroy".into() },
+        Body::Sync {
+            id: 10,
+            users: vec!["juliet@example.com".into(), "romeo@example.com".into()],
+            depth: SyncDepth::Barrier { origin: "n1".into() },
+        },
+        Body::Sync { id: 11, users: vec!["juliet@example.com".into()], depth: SyncDepth::Fence },
+        Body::Sync { id: 12, users: vec![], depth: SyncDepth::Link },
+        Body::Synced { id: 10 },
         Body::Ping(3),
         Body::Pong(u64::MAX),
     ];
@@ -365,9 +386,8 @@ fn node_link() {
 }
 
 fn main() {
-    if Path::new("seeds").exists() {
-        fs::remove_dir_all("seeds").expect("clear seeds");
-    }
+    // Files are overwritten, never removed: some targets' directories also hold seeds
+    // written by hand (remove a generated file by hand when its name goes from here).
     stream_parser();
     websocket_framing();
     bosh_body();

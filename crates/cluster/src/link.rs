@@ -416,6 +416,33 @@ mod tests {
         ]
     }
 
+    /// The node-link fuzz target's seeds speak this protocol version: otherwise every seed
+    /// stops at the version check and the fuzzer starts far from the frames' bodies. After
+    /// a change of [`Body`], run `cargo run --example make_seeds` in `fuzz/`.
+    #[test]
+    fn the_fuzz_seeds_speak_the_current_protocol() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/node_link");
+        let mut decoded = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("frame_")
+            {
+                continue;
+            }
+            let seed = std::fs::read(&path).unwrap();
+            // The cut header: a count, then two bytes per cut.
+            let payload = &seed[1 + 2 * usize::from(seed[0])..];
+            decode_one(payload).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            decoded += 1;
+        }
+        assert!(decoded >= 20, "{decoded} seeds in {}", dir.display());
+    }
+
     #[test]
     fn frames_round_trip_even_when_cut_at_every_byte() {
         let bytes: Vec<u8> = sample().iter().flat_map(|b| encode(b).unwrap()).collect();
