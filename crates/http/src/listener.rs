@@ -102,16 +102,19 @@ pub fn web_server(state: Arc<WebState>, addr: SocketAddr) -> std::io::Result<(So
             let app = actix_service::IntoServiceFactory::into_factory(app)
                 .map_err(|err: actix_web::Error| err.error_response());
             // As actix-web's HttpServer sets them up.
-            let http = HttpService::build()
+            let mut http = HttpService::build()
                 .keep_alive(actix_http::KeepAlive::default())
                 .client_request_timeout(Duration::from_secs(5))
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .h1_allow_half_closed(true)
-                .local_addr(local)
-                .on_connect_ext(crate::proxy_header::on_connect)
-                .finish(map_config(app, move |_| {
-                    AppConfig::__priv_test_new(false, local.to_string(), local)
-                }));
+                .local_addr(local);
+            if proxy.is_some() {
+                // Only then is there a client to hand each request (connection data).
+                http = http.on_connect_ext(crate::proxy_header::on_connect);
+            }
+            let http = http.finish(map_config(app, move |_| {
+                AppConfig::__priv_test_new(false, local.to_string(), local)
+            }));
             let proxy = proxy.clone();
             fn_service(move |io: tokio::net::TcpStream| {
                 let proxy = proxy.clone();

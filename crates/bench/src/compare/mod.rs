@@ -299,10 +299,17 @@ pub fn compare(opts: &CompareOpts) -> Result<(), BenchError> {
         .parent()
         .unwrap_or(Path::new("."))
         .join("benchmarks");
-    // The cluster, stream resumption, CSI, group chat and §10.1 fence figures come from
-    // their own runs (crates/bench/run-cluster.sh, run-resume.sh, run-csi.sh, run-muc.sh,
-    // run-fence.sh); the report carries the latest of them.
-    for name in ["cluster.md", "resume.md", "csi.md", "muc.md", "fence.md"] {
+    // The cluster, stream resumption, CSI, group chat, §10.1 fence and web listener figures
+    // come from their own runs (crates/bench/run-cluster.sh, run-resume.sh, run-csi.sh,
+    // run-muc.sh, run-fence.sh, run-web-ab.sh); the report carries the latest of them.
+    for name in [
+        "cluster.md",
+        "resume.md",
+        "csi.md",
+        "muc.md",
+        "fence.md",
+        "web-listener.md",
+    ] {
         if let Ok(section) = std::fs::read_to_string(dir.join(name)) {
             report.push('\n');
             report.push_str(&section);
