@@ -1,6 +1,7 @@
 //! The iqs a room answers (XEP-0045 §6.4 disco#info with the `muc#roominfo` form,
 //! §6.5 disco#items, the room archive of XEP-0313 §5, self-ping of XEP-0410) and the
-//! iqs it relays between occupants (§7.? "iq to an occupant"), with ids rewritten so
+//! iqs it relays between occupants (an iq to an occupant's room JID, XEP-0045's business
+//! rules on iq routing), with ids rewritten so
 //! that no real JID leaks and answers find their way back.
 
 use actix::fut::{wrap_future, ActorFutureExt};

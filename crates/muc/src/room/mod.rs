@@ -76,7 +76,7 @@ enum Phase {
     Moved,
 }
 
-/// Ids of iqs relayed to an occupant (§7.? iq to an occupant JID), to route the answer.
+/// Ids of iqs relayed to an occupant (an iq to an occupant's room JID), to route the answer.
 const MAX_RELAYED_IQS: usize = 256;
 
 pub(crate) struct RoomActor {

@@ -715,7 +715,7 @@ impl RoomActor {
         }
     }
 
-    /// §9.? / §10.2: a room turned members-only removes everyone below member (322).
+    /// §10.2: a room turned members-only removes everyone below member (322).
     pub(super) fn enforce_members_only(&mut self, ctx: &mut Context<Self>) {
         let Some(room) = self.room() else { return };
         if !room.config.members_only {
