@@ -43,18 +43,22 @@ fn secrets(dir: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-#[test]
-fn the_kubernetes_configmap_loads_with_the_pods_variables_and_secret_files() {
-    let root = parley_testkit::workspace_root();
-    let yaml = std::fs::read_to_string(root.join("cluster/k8s/configmap.yaml")).unwrap();
-    // The block scalar under `parley.toml: |`, four spaces in.
-    let toml: String = yaml
-        .lines()
+/// The `parley.toml` of a ConfigMap in `yaml`: the block scalar under `parley.toml: |`,
+/// four spaces in.
+fn configmap_toml(yaml: &str) -> String {
+    yaml.lines()
         .skip_while(|l| l.trim() != "parley.toml: |")
         .skip(1)
         .take_while(|l| l.is_empty() || l.starts_with("    "))
         .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_configmap_loads_with_the_pods_variables_and_secret_files() {
+    let root = parley_testkit::workspace_root();
+    let yaml = std::fs::read_to_string(root.join("cluster/k8s/configmap.yaml")).unwrap();
+    let toml = configmap_toml(&yaml);
     assert!(
         toml.contains("[cluster]") && toml.contains("token_file"),
         "{toml}"
@@ -258,13 +262,7 @@ fn the_helm_chart_lints_renders_and_validates() {
         assert!(said.matches("passed").count() >= 6, "{values}: {said}");
 
         // The config, as the pod reads it.
-        let toml: String = rendered
-            .lines()
-            .skip_while(|l| l.trim() != "parley.toml: |")
-            .skip(1)
-            .take_while(|l| l.is_empty() || l.starts_with("    "))
-            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
-            .collect();
+        let toml = configmap_toml(&rendered);
         let config = dir.path().join("parley.toml");
         std::fs::write(&config, &toml).unwrap();
         let mut vars = secrets(dir.path());
