@@ -181,6 +181,43 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     let (mut again, _) = login(c2s).await;
     ping(&mut again, "raised").await;
 
+    // The web listener's allowed origins too: a page of https://app.example gets no CORS
+    // grant, then one after its origin is added and the config reloaded.
+    let log = deployment.server.log();
+    let http: SocketAddr = log
+        .lines()
+        .find(|l| l.contains("HTTP listener (WebSocket) listening"))
+        .and_then(|l| l.split("local=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the web listener's address in {log}"));
+    let grant = |http: SocketAddr| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        s.write_all(
+            b"OPTIONS /http-bind HTTP/1.1\r\nHost: localhost\r\nOrigin: https://app.example\r\n\
+              Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example")
+    };
+    assert!(!grant(http), "not an allowed origin yet");
+    let with_origin = text.replace("[http]\n", "[http]\norigins = [\"https://app.example\"]\n");
+    assert_ne!(with_origin, text);
+    std::fs::write(&deployment.config, &with_origin).unwrap();
+    deployment.server.signal("HUP");
+    assert!(next_state(&socket).starts_with("RELOADING=1"));
+    assert!(next_state(&socket).starts_with("READY=1"));
+    assert!(deployment
+        .server
+        .log()
+        .contains("SIGHUP: [http] origins applied"));
+    assert!(grant(http), "the reloaded origin is allowed");
+
     deployment.server.signal("TERM");
     assert!(next_state(&socket).starts_with("STOPPING=1"));
 }

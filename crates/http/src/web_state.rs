@@ -36,8 +36,9 @@ pub struct WebState {
     /// Worker arbiters sessions are started on, in turn.
     pub workers: Arc<Vec<ArbiterHandle>>,
     next: AtomicUsize,
-    /// Allowed `Origin`s for browsers; `*` allows any.
-    pub origins: Vec<String>,
+    /// Allowed `Origin`s for browsers; `*` allows any. Replaced on SIGHUP
+    /// ([`WebState::set_origins`]).
+    origins: parking_lot::RwLock<Vec<String>>,
     /// When a client counts as encrypted.
     pub consider_secure: ConsiderSecure,
     /// The public base URL (`https://chat.example.org`) for discovery; None: from the
@@ -60,7 +61,7 @@ pub struct WebState {
 impl std::fmt::Debug for WebState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebState")
-            .field("origins", &self.origins)
+            .field("origins", &*self.origins.read())
             .field("consider_secure", &self.consider_secure)
             .finish_non_exhaustive()
     }
@@ -79,7 +80,7 @@ impl WebState {
             env,
             workers,
             next: AtomicUsize::new(0),
-            origins,
+            origins: parking_lot::RwLock::new(origins),
             consider_secure,
             public_url,
             bosh: Arc::new(crate::bosh::BoshTable::default()),
@@ -121,8 +122,15 @@ impl WebState {
         self
     }
 
+    /// Puts new allowed origins in force (`[http] origins`, a config reload): for the next
+    /// request on any connection.
+    pub fn set_origins(&self, origins: Vec<String>) {
+        *self.origins.write() = origins;
+    }
+
     pub(crate) fn origin_allowed(&self, origin: &str) -> bool {
         self.origins
+            .read()
             .iter()
             .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     }

@@ -6,17 +6,19 @@
 //!   afterwards get the new pair, each keeping the one it started with
 //!   ([`parley_transport::TlsCell`]). A pair that does not load leaves the old one in place,
 //!   and the log says why.
-//! * From the config file, read again: `[log] level` (unless `RUST_LOG` set it) and the
+//! * From the config file, read again: `[log] level` (unless `RUST_LOG` set it), the
 //!   connection limits (`[limits] max_connections_per_ip`, `connection_rate_per_ip`,
-//!   `connection_burst_per_ip`, `max_sessions`): open connections stay, and count against
-//!   the new limits. A file that does not load changes nothing.
+//!   `connection_burst_per_ip`, `max_sessions`: open connections stay, and count against
+//!   the new limits) and the web listener's `[http] origins`. A file that does not load
+//!   changes nothing.
 //! * Every other setting is read once at start: a section that changed in the file is named
 //!   in a warning ("applies at the next start"), so a reload never silently ignores an edit.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
+use parley_http::web_state::WebState;
 use parley_session::limits::{ConnLimiter, ConnLimits};
 use parley_transport::{TlsCell, TlsSetup};
 use tracing::{info, warn};
@@ -36,6 +38,8 @@ pub struct Reload {
     c2s: Arc<TlsCell>,
     s2s: Option<Arc<TlsCell>>,
     limiter: Arc<ConnLimiter>,
+    /// The web listener, when it runs (its allowed origins).
+    web: OnceLock<Arc<WebState>>,
     /// The config as it is in force: the start's, with what reloads applied since.
     running: Mutex<Config>,
 }
@@ -58,8 +62,14 @@ impl Reload {
             c2s,
             s2s,
             limiter,
+            web: OnceLock::new(),
             running: Mutex::new(config.clone()),
         }
+    }
+
+    /// The web listener whose `[http] origins` a reload replaces.
+    pub fn set_web(&self, web: Arc<WebState>) {
+        let _ = self.web.set(web);
     }
 
     /// Everything a SIGHUP does: the certificate, then the settings of the config file at
@@ -130,6 +140,13 @@ impl Reload {
                 "SIGHUP: connection limits applied"
             );
         }
+        if new.http.origins != running.http.origins {
+            if let Some(web) = self.web.get() {
+                web.set_origins(new.http.origins.clone());
+                running.http.origins.clone_from(&new.http.origins);
+                info!(origins = ?new.http.origins, "SIGHUP: [http] origins applied");
+            }
+        }
         let later = needs_restart(&running, new);
         if !later.is_empty() {
             warn!(
@@ -159,6 +176,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     rest.limits.connection_rate_per_ip = running.limits.connection_rate_per_ip;
     rest.limits.connection_burst_per_ip = running.limits.connection_burst_per_ip;
     rest.limits.max_sessions = running.limits.max_sessions;
+    rest.http.origins.clone_from(&running.http.origins);
     rest.faults = running.faults.clone();
     let mut changed = Vec::new();
     macro_rules! sections {

@@ -702,6 +702,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 .with_uploads(uploads.clone()),
             );
             web_state = Some(state.clone());
+            tls_reload.set_web(state.clone());
             if let Some(node) = &cluster {
                 // BOSH without sticky balancing: SIDs name their node, and requests for
                 // another node's sessions travel over the node link.
