@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parley_proto::ns;
 use parley_proto::sasl::{ChannelBindingType, Mechanism};
-use parley_testkit::process::deploy_in;
+use parley_testkit::process::{deploy_in, Deployment};
 use parley_testkit::Client;
 use parley_xml::Element;
 
@@ -50,6 +50,15 @@ async fn fails(c2s: SocketAddr) -> bool {
     c.auth(Mechanism::ScramSha256, "alice", "not the password")
         .await
         .is_err()
+}
+
+/// Writes `config` as the server's config file, sends SIGHUP and waits for systemd's
+/// RELOADING=1 then READY=1 around it.
+fn reload_with(deployment: &Deployment, socket: &UnixDatagram, config: &str) {
+    std::fs::write(&deployment.config, config).unwrap();
+    deployment.server.signal("HUP");
+    assert!(next_state(socket).starts_with("RELOADING=1"));
+    assert!(next_state(socket).starts_with("READY=1"));
 }
 
 async fn ping(c: &mut Client, id: &str) {
@@ -129,10 +138,7 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     assert_eq!(failed_before, 1, "{}", deployment.server.log());
     let mut text = std::fs::read_to_string(&deployment.config).unwrap();
     text.push_str("\n[log]\nlevel = \"info,parley::auth=warn\"\n");
-    std::fs::write(&deployment.config, text).unwrap();
-    deployment.server.signal("HUP");
-    assert!(next_state(&socket).starts_with("RELOADING=1"));
-    assert!(next_state(&socket).starts_with("READY=1"));
+    reload_with(&deployment, &socket, &text);
     assert!(deployment
         .server
         .log()
@@ -155,10 +161,7 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
         )
         .replace("[c2s]\n", "[c2s]\nmax_stanza_bytes = 100000\n");
     assert_ne!(tight, text);
-    std::fs::write(&deployment.config, &tight).unwrap();
-    deployment.server.signal("HUP");
-    assert!(next_state(&socket).starts_with("RELOADING=1"));
-    assert!(next_state(&socket).starts_with("READY=1"));
+    reload_with(&deployment, &socket, &tight);
     let log = deployment.server.log();
     assert!(log.contains("SIGHUP: connection limits applied"), "{log}");
     assert!(
@@ -174,10 +177,7 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     ping(&mut before, "over-the-new-limit").await;
     ping(&mut after, "also-over-it").await;
     // Raised again: connections are taken.
-    std::fs::write(&deployment.config, &text).unwrap();
-    deployment.server.signal("HUP");
-    assert!(next_state(&socket).starts_with("RELOADING=1"));
-    assert!(next_state(&socket).starts_with("READY=1"));
+    reload_with(&deployment, &socket, &text);
     let (mut again, _) = login(c2s).await;
     ping(&mut again, "raised").await;
 
@@ -208,10 +208,7 @@ async fn readiness_reload_and_stop_are_told_to_systemd() {
     assert!(!grant(http), "not an allowed origin yet");
     let with_origin = text.replace("[http]\n", "[http]\norigins = [\"https://app.example\"]\n");
     assert_ne!(with_origin, text);
-    std::fs::write(&deployment.config, &with_origin).unwrap();
-    deployment.server.signal("HUP");
-    assert!(next_state(&socket).starts_with("RELOADING=1"));
-    assert!(next_state(&socket).starts_with("READY=1"));
+    reload_with(&deployment, &socket, &with_origin);
     assert!(deployment
         .server
         .log()

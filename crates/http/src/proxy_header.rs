@@ -20,7 +20,6 @@ use actix_http::error::DispatchError;
 use actix_http::Extensions;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tracing::warn;
 
 use crate::proxy::TrustedProxies;
 
@@ -80,11 +79,12 @@ pub(crate) async fn accept(
 /// Counts and logs (once per peer) a connection refused for `reason`; what the HTTP layer
 /// gets instead of the connection.
 fn refused(reason: &'static str, peer: Option<SocketAddr>) -> DispatchError {
-    parley_router::metrics::CONNECTIONS.inc("http", reason);
-    let ip = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
-    if parley_router::metrics::refuse(reason, &ip) {
-        warn!(%ip, reason, "web connection refused: PROXY protocol ([http] proxy_protocol_from)");
-    }
+    parley_transport::proxy_refused(
+        "http",
+        "http.proxy_protocol_from",
+        reason,
+        peer.map(|p| p.ip()),
+    );
     DispatchError::Io(io::Error::new(io::ErrorKind::PermissionDenied, reason))
 }
 

@@ -66,7 +66,7 @@ pub struct ServerHandle {
     drain: Arc<DrainSwitch>,
     /// What SIGHUP changes: the TLS certificate for new connections, and the settings that
     /// can change while the server runs (reload.rs).
-    pub tls_reload: Arc<crate::reload::Reload>,
+    pub reload: Arc<crate::reload::Reload>,
     /// Fires (or is dropped) when the server thread ends by itself, after a drain.
     done: Option<oneshot::Receiver<()>>,
     stop: Option<oneshot::Sender<()>>,
@@ -129,7 +129,7 @@ pub fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()
                 _ = term.recv() => break "SIGTERM",
                 _ = hup.recv() => {
                     crate::notify::notify("RELOADING=1\nSTATUS=reloading the certificate and settings");
-                    handle.tls_reload.on_sighup(config_path.as_deref());
+                    handle.reload.on_sighup(config_path.as_deref());
                     crate::notify::notify("READY=1\nSTATUS=serving");
                 }
                 // A drain asked through the admin API is over.
@@ -185,7 +185,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
                     running.admin,
                     running.http,
                     running.drain.clone(),
-                    running.tls_reload.clone(),
+                    running.reload.clone(),
                 )));
                 let drain = running.drain.clone();
                 let draining = tokio::select! {
@@ -207,7 +207,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
             admin,
             http,
             drain,
-            tls_reload,
+            reload,
         ))) => Ok(ServerHandle {
             c2s,
             direct_tls,
@@ -217,7 +217,7 @@ pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
             admin,
             http,
             drain,
-            tls_reload,
+            reload,
             done: Some(done_rx),
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -249,7 +249,7 @@ struct Running {
     cluster: Option<Arc<Node>>,
     drain: Arc<DrainSwitch>,
     drain_plan: DrainPlan,
-    tls_reload: Arc<crate::reload::Reload>,
+    reload: Arc<crate::reload::Reload>,
 }
 
 impl Running {
@@ -538,14 +538,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         auth_limits: Arc::new(parley_session::auth_limits::AuthLimits::new(
             auth_limit_config(&config.auth, Duration::from_secs(c2s.auth_timeout_s)),
         )),
-        conn_limiter: parley_session::limits::ConnLimiter::new(
-            parley_session::limits::ConnLimits {
-                max_per_ip: config.limits.max_connections_per_ip,
-                rate_per_ip: config.limits.connection_rate_per_ip,
-                burst_per_ip: config.limits.connection_burst_per_ip,
-                max_sessions: config.limits.max_sessions,
-            },
-        ),
+        conn_limiter: parley_session::limits::ConnLimiter::new(crate::reload::conn_limits(config)),
         external_auth: match &config.auth.delegate_url {
             None => None,
             Some(url) => Some(std::sync::Arc::new(
@@ -557,7 +550,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
             )),
         },
     });
-    let tls_reload = Arc::new(crate::reload::Reload::new(
+    let reload = Arc::new(crate::reload::Reload::new(
         config,
         c2s_cell.clone(),
         s2s_cell.clone(),
@@ -702,7 +695,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
                 .with_uploads(uploads.clone()),
             );
             web_state = Some(state.clone());
-            tls_reload.set_web(state.clone());
+            reload.set_web(state.clone());
             if let Some(node) = &cluster {
                 // BOSH without sticky balancing: SIDs name their node, and requests for
                 // another node's sessions travel over the node link.
@@ -799,7 +792,7 @@ async fn setup(config: &Config) -> Result<Running, ServerError> {
         cluster,
         drain,
         drain_plan,
-        tls_reload,
+        reload,
     })
 }
 

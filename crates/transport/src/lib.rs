@@ -16,5 +16,7 @@ mod tls_state;
 
 pub use conn::TcpConnection;
 pub use dial::TcpDialer;
-pub use listener::{bind_listener, read_proxy_header, serve_c2s, ListenerKind, ProxyTrust};
+pub use listener::{
+    bind_listener, proxy_refused, read_proxy_header, serve_c2s, ListenerKind, ProxyTrust,
+};
 pub use tls::{TlsCell, TlsSetup, TransportError};

@@ -148,6 +148,22 @@ pub async fn serve_c2s(
     }
 }
 
+/// Counts a connection of `listener` refused for its PROXY header (`reason`), and logs it
+/// once per address, naming the config key that lists the balancers. The web listener
+/// (parley-http) counts its own refusals here too.
+pub fn proxy_refused(
+    listener: &'static str,
+    key: &'static str,
+    reason: &'static str,
+    ip: Option<std::net::IpAddr>,
+) {
+    parley_router::metrics::CONNECTIONS.inc(listener, reason);
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    if parley_router::metrics::refuse(reason, &ip) {
+        warn!(%ip, reason, key, "connection refused: PROXY protocol");
+    }
+}
+
 /// Reads exactly the PROXY header at the start of `stream` (never a byte of what follows,
 /// which is the client's): the client's address, if the header names one. The web
 /// listener (parley-http) reads its balancers' headers with it too.
@@ -183,10 +199,12 @@ pub async fn read_proxy_header(
 impl Accepting {
     /// A connection from a balancer that gets no session (counted, logged once per peer).
     fn proxy_refused(&self, reason: &'static str, peer: SocketAddr) {
-        parley_router::metrics::CONNECTIONS.inc(self.kind.label(), reason);
-        if parley_router::metrics::refuse(reason, &peer.ip().to_string()) {
-            warn!(ip = %peer.ip(), reason, "connection refused: PROXY protocol ([c2s] proxy_protocol_from)");
-        }
+        proxy_refused(
+            self.kind.label(),
+            "c2s.proxy_protocol_from",
+            reason,
+            Some(peer.ip()),
+        );
     }
 
     /// Admits a connection from `peer` (the client, behind a balancer) and starts its

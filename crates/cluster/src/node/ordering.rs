@@ -68,7 +68,6 @@ impl Node {
             let _ = self.send_to(from, Body::Synced { id });
             return;
         }
-        let wait = self.users.synced(from, users, depth);
         if self.syncs.served.fetch_add(1, Ordering::Relaxed) >= MAX_SYNCS_SERVED {
             self.syncs.served.fetch_sub(1, Ordering::Relaxed);
             if refuse("link_syncs_over_bound", from) {
@@ -77,6 +76,8 @@ impl Node {
             let _ = self.send_to(from, Body::Synced { id });
             return;
         }
+        // Queued only once it is known to be served: a refused sync costs the actors nothing.
+        let wait = self.users.synced(from, users, depth);
         let me = self.me_weak.clone();
         let from = from.to_owned();
         self.home.spawn(async move {
