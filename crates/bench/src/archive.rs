@@ -119,11 +119,11 @@ pub async fn run(
             })
             .collect();
         n += records.len();
+        ids.extend(records.iter().map(|r| r.id.clone()));
         storage
-            .archive_insert(&records, &policy)
+            .archive_insert(records, &policy)
             .await
             .map_err(storage_err)?;
-        ids.extend(records.into_iter().map(|r| r.id));
     }
     let fill = started.elapsed();
     let mut rng = rand::thread_rng();

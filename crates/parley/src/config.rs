@@ -156,6 +156,7 @@ impl Config {
         parley_storage::StorageOptions {
             sqlite_writer_cache_kib: self.storage.sqlite_cache_mib.saturating_mul(1024),
             sqlite_user_queue: self.storage.sqlite_user_queue,
+            sqlite_archive_log_rows: self.storage.sqlite_archive_log_rows,
         }
     }
     /// Parses a user-supplied account JID: bare, with a node, on one of `server.hosts`;

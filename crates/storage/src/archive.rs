@@ -121,9 +121,13 @@ pub trait Archive: Send + Sync {
     ) -> Result<ArchiveOwner>;
 
     /// Writes `records` (already decided) in one transaction, then trims the accounts that
-    /// passed `policy`'s bounds.
-    async fn archive_insert(&self, records: &[ArchiveRecord], policy: &ArchivePolicy)
-        -> Result<()>;
+    /// passed `policy`'s bounds. Taken by value: a SQLite file hands them to its archive
+    /// thread as they are, without a copy.
+    async fn archive_insert(
+        &self,
+        records: Vec<ArchiveRecord>,
+        policy: &ArchivePolicy,
+    ) -> Result<()>;
 
     /// One page of the account's archive; None when an id the query names (a cursor,
     /// `after-id` or `before-id`) is not in it (XEP-0313 §4.1.3: `item-not-found`).

@@ -389,6 +389,10 @@ pub struct StorageOptions {
     /// state, private XML writes such as the last activity at logout; `[storage]
     /// sqlite_user_queue`); a full queue makes the askers wait, it drops nothing.
     pub sqlite_user_queue: usize,
+    /// SQLite: archived records a file's archive log holds before they are merged into the
+    /// indexed archive (`[storage] sqlite_archive_log_rows`, `sqlite/archive_thread.rs`).
+    /// More costs less CPU per archived message and more per query (each scans the log).
+    pub sqlite_archive_log_rows: usize,
 }
 
 impl Default for StorageOptions {
@@ -396,6 +400,7 @@ impl Default for StorageOptions {
         Self {
             sqlite_writer_cache_kib: 16 * 1024,
             sqlite_user_queue: 1024,
+            sqlite_archive_log_rows: 4096,
         }
     }
 }

@@ -826,6 +826,9 @@ pub struct StorageConfig {
     /// SQLite: requests waiting for the file's user thread (a login's reads, private XML
     /// writes), in items.
     pub sqlite_user_queue: usize,
+    /// SQLite: archived records the archive's log holds before they are merged into the
+    /// indexed archive, in items (a query scans the log).
+    pub sqlite_archive_log_rows: usize,
 }
 
 impl Default for StorageConfig {
@@ -835,6 +838,8 @@ impl Default for StorageConfig {
             sqlite_cache_mib: parley_storage::StorageOptions::default().sqlite_writer_cache_kib
                 / 1024,
             sqlite_user_queue: parley_storage::StorageOptions::default().sqlite_user_queue,
+            sqlite_archive_log_rows: parley_storage::StorageOptions::default()
+                .sqlite_archive_log_rows,
         }
     }
 }

@@ -850,6 +850,15 @@ fn storage_sqlite_cache_is_bounded_and_reaches_the_store() {
         e.starts_with("test.toml: storage.sqlite_user_queue = 0: must be between 1 and 65536"),
         "{e}"
     );
+    let c = Config::from_toml_str("[storage]\nsqlite_archive_log_rows = 16\n", "t").unwrap();
+    assert_eq!(c.storage_options().sqlite_archive_log_rows, 16);
+    let e = err("[storage]\nsqlite_archive_log_rows = 0\n");
+    assert!(
+        e.starts_with(
+            "test.toml: storage.sqlite_archive_log_rows = 0: must be between 1 and 65536"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -190,6 +190,13 @@ impl Config {
                 "must be between 1 and 65536",
             ));
         }
+        if !(1..=65_536).contains(&self.storage.sqlite_archive_log_rows) {
+            return Err(Violation::new(
+                "storage.sqlite_archive_log_rows",
+                self.storage.sqlite_archive_log_rows,
+                "must be between 1 and 65536",
+            ));
+        }
         if self.roster.max_items == 0 {
             return Err(Violation::new(
                 "roster.max_items",

@@ -296,7 +296,7 @@ async fn write_loop(
         if jobs.is_empty() {
             continue;
         }
-        match write_batch(&*storage, &mut owners, &settings, &jobs).await {
+        match write_batch(&*storage, &mut owners, &settings, &mut jobs).await {
             Ok(kept) => parley_router::metrics::archive_batch(kept, true),
             Err(e) => {
                 // The messages stay delivered without their copies; their acks go.
@@ -315,33 +315,31 @@ async fn write_loop(
     }
 }
 
-/// Decides every record of `jobs` and writes the kept ones; how many were kept.
+/// Decides every record of `jobs` and writes the kept ones; how many were kept. The
+/// records move out of the jobs (only their progress is needed after the write).
 async fn write_batch(
     storage: &dyn Storage,
     owners: &mut Owners,
     settings: &WriterSettings,
-    jobs: &[Job],
+    jobs: &mut [Job],
 ) -> Result<usize, StorageError> {
-    let mut kept = Vec::new();
-    for r in jobs
-        .iter()
-        .filter(|j| j.decided)
-        .flat_map(|j| j.records.iter())
-    {
-        kept.push(r.clone());
-    }
-    for r in jobs
-        .iter()
-        .filter(|j| !j.decided)
-        .flat_map(|j| j.records.iter())
-    {
-        let o = owner(storage, owners, settings, &r.host, &r.username).await?;
-        if parley_storage::archive_decide(&o, settings.policy.default, &r.with) {
-            kept.push(r.clone());
+    let mut kept = Vec::with_capacity(jobs.iter().map(|j| j.records.len()).sum());
+    for job in jobs.iter_mut() {
+        let records = std::mem::take(&mut job.records);
+        if job.decided {
+            kept.extend(records);
+            continue;
+        }
+        for r in records {
+            let o = owner(storage, owners, settings, &r.host, &r.username).await?;
+            if parley_storage::archive_decide(&o, settings.policy.default, &r.with) {
+                kept.push(r);
+            }
         }
     }
-    storage.archive_insert(&kept, &settings.policy).await?;
-    Ok(kept.len())
+    let n = kept.len();
+    storage.archive_insert(kept, &settings.policy).await?;
+    Ok(n)
 }
 
 /// Drops expired messages hourly (every node does; each account's expiry is one short

@@ -276,10 +276,10 @@ async fn delete_blocked(
 /// Archive batches go through sqlx: a fixed number of multi-row statements each.
 async fn archive_insert_backend(
     store: &PgStorage,
-    records: &[crate::archive::ArchiveRecord],
+    records: Vec<crate::archive::ArchiveRecord>,
     policy: &crate::archive::ArchivePolicy,
 ) -> Result<()> {
-    sql_storage::archive_insert_sqlx(store, records, policy).await
+    sql_storage::archive_insert_sqlx(store, &records, policy).await
 }
 
 async fn credentials_backend(

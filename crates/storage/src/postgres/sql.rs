@@ -6,6 +6,11 @@ use crate::migrate::Migration;
 
 /// Schema history, numbered like SQLite's so that a version means the same content.
 /// Never edit a released migration: append a new one.
+/// PostgreSQL's archive batches go straight into `archive`: its B-trees log a record per
+/// insert, not a page per commit, so SQLite's log (`sqlite/archive_thread.rs`) would buy
+/// nothing here, and a query over two tables loses PostgreSQL's ordered index scan.
+pub(crate) const ARCHIVE_LOG: bool = false;
+
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

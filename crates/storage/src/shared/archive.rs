@@ -29,7 +29,8 @@ macro_rules! sql_archive_methods {
 
             fn push(&mut self, clause: &str, value: Bind) {
                 self.binds.push(value);
-                self.sql.push_str(&format!(" AND {clause} ${}", self.binds.len()));
+                self.sql
+                    .push_str(&format!(" AND {clause} ${}", self.binds.len()));
             }
 
             /// `(stamp_ms, seq) op (stamp, seq)`: a place in the archive's order, which both
@@ -71,6 +72,65 @@ macro_rules! sql_archive_methods {
             q.fetch_all(conn).await.map_err(backend)
         }
 
+        /// Up to `limit` of the rows `filter` selects, after `offset` of them, in the
+        /// archive's order (`backward`: newest first).
+        ///
+        /// With a log (SQLite's, `sqlite/archive_thread.rs`) an account's messages are in
+        /// two tables, every logged one after every merged one (the sequence and the stamps
+        /// only grow), so a page is a run of one table continued in the other: paging
+        /// backward the log first, forward the archive first, and the second table only when
+        /// the first runs out. The log is read in the order of its key (the sequence, which
+        /// within an account is the archive's order), so a page of it stops at `limit`
+        /// rows instead of sorting all the account's logged ones.
+        async fn page_rows(
+            conn: &mut $conn,
+            filter: &Filter,
+            backward: bool,
+            limit: i64,
+            offset: i64,
+        ) -> Result<Vec<$row>> {
+            let dir = if backward { "DESC" } else { "ASC" };
+            let merged = format!(
+                "SELECT id, stamp_ms, stanza FROM archive WHERE {} ORDER BY stamp_ms {dir}, seq {dir}",
+                filter.sql
+            );
+            if !ARCHIVE_LOG {
+                let sql = format!("{merged} LIMIT {limit} OFFSET {offset}");
+                return filter.fetch_all(conn, &sql).await;
+            }
+            let logged = format!(
+                "SELECT id, stamp_ms, stanza FROM archive_log WHERE {} ORDER BY seq {dir}",
+                filter.sql
+            );
+            let (first, second, first_table) = if backward {
+                (logged, merged, "archive_log")
+            } else {
+                (merged, logged, "archive")
+            };
+            let mut rows = filter
+                .fetch_all(conn, &format!("{first} LIMIT {limit} OFFSET {offset}"))
+                .await?;
+            let missing = limit - rows.len() as i64;
+            if missing <= 0 {
+                return Ok(rows);
+            }
+            // What of the offset the first table did not cover: all of it was there unless
+            // the first table gave nothing (then count what it has, at most the offset).
+            let offset = if rows.is_empty() && offset > 0 {
+                let sql = format!("SELECT COUNT(*) FROM {first_table} WHERE {}", filter.sql);
+                let had: i64 = match filter.fetch_all(conn, &sql).await?.first() {
+                    Some(row) => row.try_get(0).map_err(backend)?,
+                    None => 0,
+                };
+                (offset - had).max(0)
+            } else {
+                0
+            };
+            let sql = format!("{second} LIMIT {missing} OFFSET {offset}");
+            rows.extend(filter.fetch_all(conn, &sql).await?);
+            Ok(rows)
+        }
+
         /// The place `(stamp_ms, seq)` of the account's message `id`.
         async fn archive_place(
             conn: &mut $conn,
@@ -78,7 +138,8 @@ macro_rules! sql_archive_methods {
             host: &str,
             id: &str,
         ) -> Result<Option<(i64, i64)>> {
-            sqlx::query_as(ARCHIVE_SEQ_OF)
+            let sql = if ARCHIVE_LOG { ARCHIVE_SEQ_OF_WITH_LOG } else { ARCHIVE_SEQ_OF };
+            sqlx::query_as(sql)
                 .bind(host)
                 .bind(username)
                 .bind(id)
@@ -213,7 +274,14 @@ macro_rules! sql_archive_methods {
                     }
                     sql.push_str(&format!(
                         "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7,
+                        n + 8
                     ));
                     binds.extend([
                         Bind::Text(r.host.clone()),
@@ -237,7 +305,11 @@ macro_rules! sql_archive_methods {
                 }
                 sql.push_str(&format!(
                     "(${}, ${}, ${}, ${}, ${})",
-                    n + 1, n + 2, n + 3, n + 4, n + 5
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
                 ));
                 binds.extend([
                     Bind::Text((*host).to_owned()),
@@ -302,7 +374,7 @@ macro_rules! sql_archive_methods {
 
             async fn archive_insert(
                 &self,
-                records: &[$crate::archive::ArchiveRecord],
+                records: Vec<$crate::archive::ArchiveRecord>,
                 policy: &$crate::archive::ArchivePolicy,
             ) -> Result<()> {
                 archive_insert_backend(self, records, policy).await
@@ -356,7 +428,15 @@ macro_rules! sql_archive_methods {
                         .map_err(backend)?
                         .map_or(0, |(items, _)| items)
                 } else {
-                    let sql = format!("SELECT COUNT(*) FROM archive WHERE {}", filter.sql);
+                    let sql = if ARCHIVE_LOG {
+                        format!(
+                            "SELECT (SELECT COUNT(*) FROM archive WHERE {f})
+                                + (SELECT COUNT(*) FROM archive_log WHERE {f})",
+                            f = filter.sql
+                        )
+                    } else {
+                        format!("SELECT COUNT(*) FROM archive WHERE {}", filter.sql)
+                    };
                     let rows = filter.fetch_all(&mut tx, &sql).await?;
                     match rows.first() {
                         Some(row) => row.try_get::<i64, _>(0).map_err(backend)?,
@@ -381,12 +461,7 @@ macro_rules! sql_archive_methods {
                 let mut items = Vec::new();
                 let mut more = false;
                 if query.max > 0 {
-                    let dir = if backward { "DESC" } else { "ASC" };
-                    let sql = format!(
-                        "SELECT id, stamp_ms, stanza FROM archive WHERE {} ORDER BY stamp_ms {dir}, seq {dir} LIMIT {limit} OFFSET {offset}",
-                        filter.sql,
-                    );
-                    let rows = filter.fetch_all(&mut tx, &sql).await?;
+                    let rows = page_rows(&mut tx, &filter, backward, limit, offset).await?;
                     more = rows.len() > query.max;
                     for row in rows.iter().take(query.max) {
                         items.push(ArchivedRow {
@@ -450,19 +525,37 @@ macro_rules! sql_archive_methods {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(backend)?;
+                let logged: std::collections::HashSet<(String, String)> = if ARCHIVE_LOG {
+                    sqlx::query_as(LOGGED_OWNERS_BEFORE)
+                        .bind(before_ms)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .into_iter()
+                        .collect()
+                } else {
+                    Default::default()
+                };
                 let mut total = 0u64;
                 // One short transaction per account, so that expiry never holds the
                 // archive of many accounts at once.
                 for (host, username) in owners {
                     let mut tx = self.begin_write().await?;
                     lock_user(&mut tx, UserLock::Archive, &username, &host).await?;
-                    let sizes: Vec<i64> = sqlx::query_scalar(EXPIRE_ARCHIVED)
-                        .bind(&host)
-                        .bind(&username)
-                        .bind(before_ms)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(backend)?;
+                    // The log's old records too, when it has any of this account's (a
+                    // quiet server's log keeps its last records until enough follow).
+                    let in_log = logged.contains(&(host.clone(), username.clone()));
+                    let mut sizes: Vec<i64> = Vec::new();
+                    for sql in std::iter::once(EXPIRE_ARCHIVED).chain(in_log.then_some(EXPIRE_LOGGED)) {
+                        let gone: Vec<i64> = sqlx::query_scalar(sql)
+                            .bind(&host)
+                            .bind(&username)
+                            .bind(before_ms)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        sizes.extend(gone);
+                    }
                     if !sizes.is_empty() {
                         let n = sizes.len() as i64;
                         sqlx::query(SHRINK_ARCHIVE_STATS)

@@ -99,7 +99,8 @@ macro_rules! sql_storage_methods {
                 lock_user(&mut tx, UserLock::Private, username, host).await?;
                 lock_user(&mut tx, UserLock::Archive, username, host).await?;
                 lock_user(&mut tx, UserLock::Pep, username, host).await?;
-                for statement in DELETE_USER_DATA {
+                let log = ARCHIVE_LOG.then_some(DELETE_ARCHIVE_LOG);
+                for statement in DELETE_USER_DATA.iter().chain(log.as_ref()) {
                     sqlx::query(statement)
                         .bind(host)
                         .bind(username)

@@ -177,6 +177,9 @@ macro_rules! sql_muc_methods {
                     .map_err(backend)?;
                 muc_delete_all(&mut tx, DELETE_MUC_ROOM_ROWS, service, name).await?;
                 muc_delete_all(&mut tx, DELETE_MUC_ARCHIVE, service, name).await?;
+                if ARCHIVE_LOG {
+                    muc_delete_all(&mut tx, &[DELETE_ARCHIVE_LOG], service, name).await?;
+                }
                 tx.commit().await.map_err(backend)?;
                 Ok(done.rows_affected() > 0)
             }

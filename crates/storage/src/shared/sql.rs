@@ -212,6 +212,14 @@ pub(crate) const SHRINK_ARCHIVE_STATS: &str =
 /// A message's place in its archive, `(stamp_ms, seq)`, from its id.
 pub(crate) const ARCHIVE_SEQ_OF: &str =
     "SELECT stamp_ms, seq FROM archive WHERE host = $1 AND username = $2 AND id = $3";
+/// [`ARCHIVE_SEQ_OF`] where the archive has a log (`ARCHIVE_LOG`, SQLite's): merged or
+/// still in the log.
+pub(crate) const ARCHIVE_SEQ_OF_WITH_LOG: &str =
+    "SELECT stamp_ms, seq FROM archive WHERE host = $1 AND username = $2 AND id = $3
+    UNION ALL SELECT stamp_ms, seq FROM archive_log WHERE host = $1 AND username = $2 AND id = $3";
+/// An account's logged records, for its deletion (where the archive has a log).
+pub(crate) const DELETE_ARCHIVE_LOG: &str =
+    "DELETE FROM archive_log WHERE host = $1 AND username = $2";
 /// The newest stamp of the accounts of a batch, read under the batch's locks: followed by
 /// `($1, $2), ($3, $4)…` and `)`.
 pub(crate) const SELECT_ARCHIVE_LAST_STAMPS_HEAD: &str =
@@ -219,6 +227,11 @@ pub(crate) const SELECT_ARCHIVE_LAST_STAMPS_HEAD: &str =
 pub(crate) const ARCHIVE_OWNERS: &str = "SELECT host, username FROM archive_stats";
 pub(crate) const EXPIRE_ARCHIVED: &str =
     "DELETE FROM archive WHERE host = $1 AND username = $2 AND stamp_ms < $3 RETURNING size";
+/// The accounts with logged records older than `$1` (one scan of the log for all).
+pub(crate) const LOGGED_OWNERS_BEFORE: &str =
+    "SELECT DISTINCT host, username FROM archive_log WHERE stamp_ms < $1";
+pub(crate) const EXPIRE_LOGGED: &str =
+    "DELETE FROM archive_log WHERE host = $1 AND username = $2 AND stamp_ms < $3 RETURNING size";
 pub(crate) const DELETE_EMPTY_ARCHIVE_STATS: &str =
     "DELETE FROM archive_stats WHERE host = $1 AND username = $2 AND items <= 0";
 

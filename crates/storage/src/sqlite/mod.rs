@@ -148,6 +148,7 @@ impl SqliteStorage {
             &path,
             BUSY_TIMEOUT,
             tuning.sqlite_writer_cache_kib,
+            tuning.sqlite_archive_log_rows,
         )?;
         let user = user_thread::UserThread::start(&path, BUSY_TIMEOUT, tuning.sqlite_user_queue)?;
         tracing::info!(path = %path.display(), migrations_applied = applied, "opened SQLite storage");
@@ -383,12 +384,12 @@ async fn delete_blocked(
 /// A file's archive batches go to its archive thread; an in-memory database's through sqlx.
 async fn archive_insert_backend(
     store: &SqliteStorage,
-    records: &[crate::archive::ArchiveRecord],
+    records: Vec<crate::archive::ArchiveRecord>,
     policy: &crate::archive::ArchivePolicy,
 ) -> Result<()> {
     match &store.archive {
         Some(thread) => thread.insert(records, policy).await,
-        None => sql_storage::archive_insert_sqlx(store, records, policy).await,
+        None => sql_storage::archive_insert_sqlx(store, &records, policy).await,
     }
 }
 

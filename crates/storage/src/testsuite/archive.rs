@@ -23,7 +23,8 @@ fn record(owner: &str, host: &str, with: &str, stamp_ms: i64, body: &str) -> Arc
     }
 }
 
-fn all(max: usize) -> Query {
+/// A query for every message of an archive, `max` a page.
+pub(crate) fn all(max: usize) -> Query {
     Query {
         query_id: None,
         with: None,
@@ -70,7 +71,7 @@ async fn append_with(
             ids.push(None);
         }
     }
-    storage.archive_insert(&kept, policy).await.unwrap();
+    storage.archive_insert(kept, policy).await.unwrap();
     ids
 }
 
@@ -232,11 +233,11 @@ pub(super) async fn xep0313_appends_filters_and_pages(storage: &dyn Storage, run
         .unwrap();
     assert_eq!(p.count, Some(0));
     // One batch of two messages for one account: the totals count both.
-    let two = [
+    let two = vec![
         record("alice", &host, "dave@x.example", 5000, "batch-a"),
         record("alice", &host, "dave@x.example", 5001, "batch-b"),
     ];
-    storage.archive_insert(&two, &ALWAYS).await.unwrap();
+    storage.archive_insert(two, &ALWAYS).await.unwrap();
     assert_eq!(storage.archive_size("alice", &host).await.unwrap().0, 12);
     let mut only_dave = all(10);
     only_dave.with = With::parse("dave@x.example");

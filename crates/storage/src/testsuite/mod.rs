@@ -15,7 +15,7 @@ use crate::{
 };
 
 mod accounts;
-mod archive;
+pub(crate) mod archive;
 mod blocking;
 mod invites;
 mod login;

@@ -495,7 +495,7 @@ pub(super) async fn xep0045_destroy_removes_everything(storage: &dyn Storage, ru
     };
     storage
         .archive_insert(
-            &[
+            vec![
                 message("doomed", "one"),
                 message("doomed", "two"),
                 message("kept", "three"),
