@@ -150,49 +150,29 @@ fn usernames(n: usize) -> Vec<String> {
 /// scenario's rosters, its config and (Prosody) certificate.
 pub(super) fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result<(), BenchError> {
     match server {
-        Server::Parley | Server::ParleyBaseline | Server::ParleyNoArchive => {
+        Server::ParleyBaseline => {
+            // The rosters are written through this build's store, which migrates the database
+            // to this build's schema, and a baseline binary refuses a schema newer than its
+            // own. So the accounts and rosters are made in a scratch directory, exported to
+            // XEP-0227 by this build and imported by the baseline into its own database.
             let (bin, dir) = parley_build(server, opts)?;
-            let config_path = dir.join("parley.toml");
+            let staging = opts.workdir.join("parley-baseline-staging");
+            provision_parley(&opts.parley_bin, server, &staging, opts, s)?;
+            let file = opts.workdir.join("parley-baseline.xml");
+            parley_cli(&opts.parley_bin, &staging, &["user", "export"], Some(&file))?;
+            let _ = std::fs::remove_dir_all(&staging);
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("parley dir", e))?;
-            std::fs::write(&config_path, parley_config(server, &dir))
+            std::fs::write(dir.join("parley.toml"), parley_config(server, &dir))
                 .map_err(|e| BenchError::io("config", e))?;
-            let mut child = Command::new(bin)
-                .arg("--config")
-                .arg(&config_path)
-                .args(["user", "import"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| BenchError::io("parley user import", e))?;
-            {
-                let mut stdin = child.stdin.take().expect("piped");
-                let mut lines = String::new();
-                for i in 1..=opts.users {
-                    let _ = writeln!(lines, "user{i}@localhost pw");
-                }
-                stdin
-                    .write_all(lines.as_bytes())
-                    .map_err(|e| BenchError::io("import input", e))?;
-            }
-            let status = child.wait().map_err(|e| BenchError::io("import", e))?;
-            if !status.success() {
-                return Err(other(format!("parley user import exited with {status}")));
-            }
-            let url = format!("sqlite://{}/parley.db", dir.display());
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| BenchError::io("runtime", e))?;
-            rt.block_on(async {
-                let storage = crate::provision::open(&url).await?;
-                for (first, n) in s.presence {
-                    let mut t = Target::new(vec![SocketAddr::from(([127, 0, 0, 1], 1))]);
-                    t.first_user = first;
-                    crate::provision::presence_rosters(storage.as_ref(), &t, n).await?;
-                }
-                Ok::<(), BenchError>(())
-            })
+            let piefxis = format!("--piefxis={}", file.display());
+            parley_cli(bin, &dir, &["user", "import", &piefxis], None)?;
+            let _ = std::fs::remove_file(&file);
+            Ok(())
+        }
+        Server::Parley | Server::ParleyNoArchive => {
+            let (bin, dir) = parley_build(server, opts)?;
+            provision_parley(bin, server, &dir, opts, s)
         }
         Server::Prosody | Server::ProsodyMam => {
             let dir = opts.workdir.join(server.dir_name());
@@ -234,6 +214,83 @@ pub(super) fn provision(server: Server, opts: &CompareOpts, s: &Sizes) -> Result
             result.map_err(|err| BenchError::io("ejabberd provisioning", err))
         }
     }
+}
+
+/// Parley `server`'s accounts (`parley user import` by `bin`) and presence rosters (through
+/// this build's store) in a fresh `dir`, with its config.
+fn provision_parley(
+    bin: &Path,
+    server: Server,
+    dir: &Path,
+    opts: &CompareOpts,
+    s: &Sizes,
+) -> Result<(), BenchError> {
+    let config_path = dir.join("parley.toml");
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::io("parley dir", e))?;
+    std::fs::write(&config_path, parley_config(server, dir))
+        .map_err(|e| BenchError::io("config", e))?;
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["user", "import"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| BenchError::io("parley user import", e))?;
+    {
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut lines = String::new();
+        for i in 1..=opts.users {
+            let _ = writeln!(lines, "user{i}@localhost pw");
+        }
+        stdin
+            .write_all(lines.as_bytes())
+            .map_err(|e| BenchError::io("import input", e))?;
+    }
+    let status = child.wait().map_err(|e| BenchError::io("import", e))?;
+    if !status.success() {
+        return Err(other(format!("parley user import exited with {status}")));
+    }
+    let url = format!("sqlite://{}/parley.db", dir.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::io("runtime", e))?;
+    rt.block_on(async {
+        let storage = crate::provision::open(&url).await?;
+        for (first, n) in s.presence {
+            let mut t = Target::new(vec![SocketAddr::from(([127, 0, 0, 1], 1))]);
+            t.first_user = first;
+            crate::provision::presence_rosters(storage.as_ref(), &t, n).await?;
+        }
+        Ok::<(), BenchError>(())
+    })
+}
+
+/// Runs `bin --config DIR/parley.toml ARGS [FILE]`, which must succeed.
+fn parley_cli(
+    bin: &Path,
+    dir: &Path,
+    args: &[&str],
+    file: Option<&Path>,
+) -> Result<(), BenchError> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config").arg(dir.join("parley.toml")).args(args);
+    if let Some(file) = file {
+        cmd.arg(file);
+    }
+    let status = cmd
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| BenchError::io("parley cli", e))?;
+    if !status.success() {
+        return Err(other(format!(
+            "parley {} exited with {status}",
+            args.join(" ")
+        )));
+    }
+    Ok(())
 }
 
 /// Starts the provisioned `server` on CPU 0 and waits for its c2s port.
