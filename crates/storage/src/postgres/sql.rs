@@ -4,13 +4,14 @@
 
 use crate::migrate::Migration;
 
-/// Schema history, numbered like SQLite's so that a version means the same content.
-/// Never edit a released migration: append a new one.
 /// PostgreSQL's archive batches go straight into `archive`: its B-trees log a record per
 /// insert, not a page per commit, so SQLite's log (`sqlite/archive_thread.rs`) would buy
 /// nothing here, and a query over two tables loses PostgreSQL's ordered index scan.
 pub(crate) const ARCHIVE_LOG: bool = false;
 
+/// Schema history, numbered like SQLite's so that a version means the same step (16, the
+/// archive's log, only records here that PostgreSQL keeps none). Never edit a released
+/// migration: append a new one.
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -345,6 +346,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (service, name, jid)
             )"#,
         ],
+    },
+    Migration {
+        version: 16,
+        description: "the archive has no log here: batches go straight into it (SQLite's 16 adds one)",
+        statements: &["COMMENT ON TABLE archive IS
+            'appended to directly; SQLite keeps a log beside its archive (migration 16), PostgreSQL does not (ARCHIVE_LOG)'"],
     },
 ];
 

@@ -4,11 +4,11 @@
 
 use crate::migrate::Migration;
 
-/// Schema history. Never edit a released migration: append a new one.
 /// A file's archive batches append to `archive_log`, merged into `archive` later
 /// (`archive_thread.rs`): the shared archive queries read both tables.
 pub(crate) const ARCHIVE_LOG: bool = true;
 
+/// Schema history. Never edit a released migration: append a new one.
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
