@@ -353,6 +353,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         statements: &["COMMENT ON TABLE archive IS
             'appended to directly; SQLite keeps a log beside its archive (migration 16), PostgreSQL does not (ARCHIVE_LOG)'"],
     },
+    Migration {
+        version: 17,
+        description: "an account's archive totals count the archive's records (SQLite's 17 leaves its log's out)",
+        statements: &["COMMENT ON TABLE archive_stats IS
+            'each account''s records in archive; SQLite counts its log''s at their merge (migration 17)'"],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -420,7 +420,7 @@ macro_rules! sql_archive_methods {
                 let count: i64 = if timed {
                     -1
                 } else if unfiltered {
-                    sqlx::query_as::<_, (i64, i64)>(SELECT_ARCHIVE_STATS)
+                    sqlx::query_as::<_, (i64, i64)>(archive_totals_sql(ARCHIVE_LOG))
                         .bind(host)
                         .bind(username)
                         .fetch_optional(&mut *tx)
@@ -521,48 +521,51 @@ macro_rules! sql_archive_methods {
             }
 
             async fn archive_expire(&self, before_ms: i64) -> Result<u64> {
-                let owners: Vec<(String, String)> = sqlx::query_as(ARCHIVE_OWNERS)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(backend)?;
-                let logged: std::collections::HashSet<(String, String)> = if ARCHIVE_LOG {
-                    sqlx::query_as(LOGGED_OWNERS_BEFORE)
+                // With a log, the accounts with logged records older than the cut too, in
+                // one statement: one snapshot, so that a merge moving an account's records
+                // from the log to the archive meanwhile cannot hide it from both lists.
+                let owners: Vec<(String, String, bool)> = if ARCHIVE_LOG {
+                    sqlx::query_as(ARCHIVE_OWNERS_WITH_LOG)
                         .bind(before_ms)
                         .fetch_all(&self.pool)
                         .await
                         .map_err(backend)?
-                        .into_iter()
-                        .collect()
                 } else {
-                    Default::default()
+                    sqlx::query_as::<_, (String, String)>(ARCHIVE_OWNERS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .into_iter()
+                        .map(|(host, username)| (host, username, false))
+                        .collect()
                 };
                 let mut total = 0u64;
                 // One short transaction per account, so that expiry never holds the
                 // archive of many accounts at once.
-                for (host, username) in owners {
+                for (host, username, in_log) in owners {
                     let mut tx = self.begin_write().await?;
                     lock_user(&mut tx, UserLock::Archive, &username, &host).await?;
                     // The log's old records too, when it has any of this account's (a
                     // quiet server's log keeps its last records until enough follow).
-                    let in_log = logged.contains(&(host.clone(), username.clone()));
-                    let mut sizes: Vec<i64> = Vec::new();
-                    for sql in std::iter::once(EXPIRE_ARCHIVED).chain(in_log.then_some(EXPIRE_LOGGED)) {
-                        let gone: Vec<i64> = sqlx::query_scalar(sql)
+                    let mut gone: [Vec<i64>; 2] = Default::default();
+                    let tables = if in_log { 2 } else { 1 };
+                    for (sizes, sql) in gone.iter_mut().zip([EXPIRE_ARCHIVED, EXPIRE_LOGGED]).take(tables) {
+                        *sizes = sqlx::query_scalar(sql)
                             .bind(&host)
                             .bind(&username)
                             .bind(before_ms)
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(backend)?;
-                        sizes.extend(gone);
                     }
-                    if !sizes.is_empty() {
-                        let n = sizes.len() as i64;
+                    // The totals count the archive's rows, never the log's.
+                    let [archived, logged] = gone;
+                    if !archived.is_empty() {
                         sqlx::query(SHRINK_ARCHIVE_STATS)
                             .bind(&host)
                             .bind(&username)
-                            .bind(n)
-                            .bind(sizes.iter().sum::<i64>())
+                            .bind(archived.len() as i64)
+                            .bind(archived.iter().sum::<i64>())
                             .execute(&mut *tx)
                             .await
                             .map_err(backend)?;
@@ -572,15 +575,15 @@ macro_rules! sql_archive_methods {
                             .execute(&mut *tx)
                             .await
                             .map_err(backend)?;
-                        total += sizes.len() as u64;
                     }
+                    total += (archived.len() + logged.len()) as u64;
                     tx.commit().await.map_err(backend)?;
                 }
                 Ok(total)
             }
 
             async fn archive_size(&self, username: &str, host: &str) -> Result<(u64, u64)> {
-                let row: Option<(i64, i64)> = sqlx::query_as(SELECT_ARCHIVE_STATS)
+                let row: Option<(i64, i64)> = sqlx::query_as(archive_totals_sql(ARCHIVE_LOG))
                     .bind(host)
                     .bind(username)
                     .fetch_optional(&self.pool)

@@ -200,6 +200,23 @@ pub(crate) const BUMP_ARCHIVE_STATS_TAIL: &str = " ON CONFLICT (host, username) 
     RETURNING host, username, items, bytes";
 pub(crate) const SELECT_ARCHIVE_STATS: &str =
     "SELECT items, bytes FROM archive_stats WHERE host = $1 AND username = $2";
+/// [`SELECT_ARCHIVE_STATS`] where the archive has a log (`ARCHIVE_LOG`, SQLite's): the
+/// totals count the archive's rows only (the log's are added when it is merged), so the
+/// log's are counted here, by a scan of the log as every query of it is.
+pub(crate) const SELECT_ARCHIVE_STATS_WITH_LOG: &str = "SELECT
+    COALESCE((SELECT items FROM archive_stats WHERE host = $1 AND username = $2), 0)
+        + (SELECT COUNT(*) FROM archive_log WHERE host = $1 AND username = $2),
+    COALESCE((SELECT bytes FROM archive_stats WHERE host = $1 AND username = $2), 0)
+        + (SELECT COALESCE(SUM(size), 0) FROM archive_log WHERE host = $1 AND username = $2)";
+
+/// An account's `(items, bytes)`, log included where there is one.
+pub(crate) fn archive_totals_sql(with_log: bool) -> &'static str {
+    if with_log {
+        SELECT_ARCHIVE_STATS_WITH_LOG
+    } else {
+        SELECT_ARCHIVE_STATS
+    }
+}
 /// An account's oldest messages, in the archive's order: `(stamp_ms, seq)`, which the time
 /// index holds (stamps never go back within an archive, so it is the order of `seq`).
 pub(crate) const OLDEST_ARCHIVED: &str = "SELECT stamp_ms, seq, size FROM archive
@@ -227,9 +244,13 @@ pub(crate) const SELECT_ARCHIVE_LAST_STAMPS_HEAD: &str =
 pub(crate) const ARCHIVE_OWNERS: &str = "SELECT host, username FROM archive_stats";
 pub(crate) const EXPIRE_ARCHIVED: &str =
     "DELETE FROM archive WHERE host = $1 AND username = $2 AND stamp_ms < $3 RETURNING size";
-/// The accounts with logged records older than `$1` (one scan of the log for all).
-pub(crate) const LOGGED_OWNERS_BEFORE: &str =
-    "SELECT DISTINCT host, username FROM archive_log WHERE stamp_ms < $1";
+/// [`ARCHIVE_OWNERS`] where the archive has a log: every account with a totals row or
+/// logged records older than `$1` (one scan of the log for all), and whether it has the
+/// latter. An account whose records are all in the log has no totals row yet.
+pub(crate) const ARCHIVE_OWNERS_WITH_LOG: &str = "SELECT host, username, MAX(in_log) > 0 FROM (
+        SELECT host, username, 0 AS in_log FROM archive_stats
+        UNION ALL SELECT DISTINCT host, username, 1 FROM archive_log WHERE stamp_ms < $1)
+    GROUP BY host, username";
 pub(crate) const EXPIRE_LOGGED: &str =
     "DELETE FROM archive_log WHERE host = $1 AND username = $2 AND stamp_ms < $3 RETURNING size";
 pub(crate) const DELETE_EMPTY_ARCHIVE_STATS: &str =

@@ -34,9 +34,23 @@
 //! that scan (`[storage] sqlite_archive_log_rows`); an id in the log is unique by its random
 //! part, as everywhere else (the merge ignores a duplicate rather than stop).
 //!
+//! # The totals
+//!
+//! An account's `archive_stats` row (items, bytes, newest stamp) counts its records in
+//! `archive` only: the merge adds the log's, counted from the log itself, in its
+//! transaction. A batch writes no per-account row at all: the thread remembers, between
+//! merges, each account's merged totals as read and what the log holds ([`Known`]), which
+//! is enough to stamp the batch and to see that an account is within its caps. Those
+//! statements and their pages were most of a batch's work besides the rows themselves.
+//! What the thread remembers is only ever too high (other connections only remove records),
+//! so an account that may be past its caps is read exactly before it is trimmed.
+//!
 //! Bounds: batches waiting for the thread ([`QUEUE`]); each is already bounded by the
-//! archive writer's `[mam] batch`; the log by `log_rows` (plus one batch).
+//! archive writer's `[mam] batch`; the log by `log_rows` (plus one batch) while merges
+//! succeed, and by [`LOG_OVERFLOW`] times that while they fail (batches are refused past
+//! it); what the thread remembers per account by the accounts in the log.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,7 +66,16 @@ use crate::{Result, StorageError};
 /// so one is usually all there is.
 const QUEUE: usize = 4;
 
-const LAST_STAMP: &str = "SELECT last_stamp FROM archive_stats WHERE host = ?1 AND username = ?2";
+/// An account's merged totals (`archive_stats` counts the rows of `archive` only, never the log's).
+const MERGED: &str =
+    "SELECT items, bytes, last_stamp FROM archive_stats WHERE host = ?1 AND username = ?2";
+/// An account's logged totals, read only when its bound says it may be past its caps (the
+/// log has no index but the sequence: a scan of at most `log_rows` rows).
+const LOGGED: &str = "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM archive_log
+    WHERE host = ?1 AND username = ?2";
+/// Every account's logged totals, when the thread starts and after a merge.
+const LOGGED_ALL: &str = "SELECT host, username, COUNT(*), SUM(size), MAX(stamp_ms)
+    FROM archive_log GROUP BY host, username";
 /// The sequence's next value: past every row of both tables, and past every value the
 /// archive's AUTOINCREMENT handed out (so that a deleted newest row's number is never reused).
 const NEXT_SEQ: &str = "SELECT 1 + COALESCE(MAX(s), 0) FROM (
@@ -67,12 +90,6 @@ const APPEND: &str = "INSERT INTO archive_log
 /// for both in one SELECT.
 const LOG_EXTENT: &str =
     "SELECT (SELECT MIN(seq) FROM archive_log), (SELECT MAX(seq) FROM archive_log)";
-const BUMP_STATS: &str = "INSERT INTO archive_stats (host, username, items, bytes, last_stamp)
-    VALUES (?1, ?2, ?3, ?4, ?5)
-    ON CONFLICT (host, username) DO UPDATE
-    SET items = archive_stats.items + excluded.items, bytes = archive_stats.bytes + excluded.bytes,
-        last_stamp = excluded.last_stamp
-    RETURNING items, bytes";
 const OLDEST: &str = "SELECT stamp_ms, seq, size FROM archive
     WHERE host = ?1 AND username = ?2 ORDER BY stamp_ms, seq LIMIT ?3";
 /// An account's oldest logged records: all newer than its merged ones (the sequence and the
@@ -94,6 +111,15 @@ const MERGE_CHUNK: &str = "INSERT OR IGNORE INTO archive
     SELECT seq, host, username, id, stamp_ms, with_bare, with_resource, size, stanza
     FROM archive_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq";
 const MERGE_CLEAR: &str = "DELETE FROM archive_log WHERE seq <= ?1";
+/// The merged rows' totals, added to their accounts' in the merge's transaction: counted from
+/// the log itself, so what other connections removed from it (expiry, account deletion) is
+/// never counted.
+const MERGE_STATS: &str = "INSERT INTO archive_stats (host, username, items, bytes, last_stamp)
+    SELECT host, username, COUNT(*), SUM(size), MAX(stamp_ms) FROM archive_log
+    WHERE seq >= ?1 AND seq <= ?2 GROUP BY host, username
+    ON CONFLICT (host, username) DO UPDATE
+    SET items = archive_stats.items + excluded.items, bytes = archive_stats.bytes + excluded.bytes,
+        last_stamp = MAX(archive_stats.last_stamp, excluded.last_stamp)";
 /// Rows moved between two offers of the core to other threads during a merge.
 const MERGE_CHUNK_ROWS: i64 = 64;
 const SHRINK_STATS: &str = "UPDATE archive_stats SET items = items - ?3, bytes = bytes - ?4
@@ -190,31 +216,136 @@ fn give_way() {
 
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>, log_rows: i64) {
     lower_priority();
+    let mut known = match Known::read(&conn) {
+        Ok(known) => known,
+        Err(e) => {
+            // Every batch fails the same way then: answered, never hung.
+            tracing::warn!(error = %e, "reading the archive log failed");
+            Known::default()
+        }
+    };
+    // The log's rows while merges fail; None once one succeeds.
+    let mut unmerged: Option<i64> = None;
+    let most = log_rows.saturating_mul(LOG_OVERFLOW);
+    let merge =
+        |conn: &mut Connection, known: &mut Known| match merge_if_full(conn, log_rows, known) {
+            Ok(()) => None,
+            Err(e) => {
+                // The log stays, and every query reads it; the next batch tries again.
+                tracing::warn!(error = %e, "merging the archive log failed");
+                log_extent(conn).ok().map(|(rows, _)| rows)
+            }
+        };
     while let Some(batch) = rx.blocking_recv() {
-        let result = write(&mut conn, &batch.records, &batch.policy).map_err(sqlite);
+        if unmerged.is_some_and(|rows| rows >= most) {
+            // Refused only if the merge fails again now.
+            unmerged = merge(&mut conn, &mut known);
+        }
+        let result = match unmerged {
+            Some(rows) if rows >= most => Err(StorageError::Backend(format!(
+                "the archive log holds {rows} records it cannot merge \
+                 ({LOG_OVERFLOW} x [storage] sqlite_archive_log_rows): batches are refused \
+                 until a merge succeeds"
+            ))),
+            _ => write(&mut conn, &batch.records, &batch.policy, &mut known).map_err(sqlite),
+        };
         // The asker may have gone (its task was dropped): the batch is written regardless.
         let _ = batch.done.send(result);
         // After the answer: the merge delays the next batch, never this one's acks.
-        if let Err(e) = merge_if_full(&mut conn, log_rows) {
-            // The log stays, and every query reads it; the next batch tries again.
-            tracing::warn!(error = %e, "merging the archive log failed");
+        unmerged = merge(&mut conn, &mut known);
+    }
+}
+
+/// How many times `log_rows` the log may hold while its merges fail. Past it batches fail
+/// (their messages stay delivered, unarchived, counted and logged by the archive writer),
+/// so that neither the file nor every query's scan of the log grows without bound.
+const LOG_OVERFLOW: i64 = 4;
+
+/// The log's extent: `(rows at most, last sequence)`, `(0, _)` when it is empty.
+fn log_extent(conn: &Connection) -> rusqlite::Result<(i64, Option<i64>)> {
+    let (first, last): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(LOG_EXTENT)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(match (first, last) {
+        (Some(first), Some(last)) => (last - first + 1, Some(last)),
+        _ => (0, None),
+    })
+}
+
+type Account = (String, String);
+
+/// An account's records, `(items, bytes, newest stamp)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    items: i64,
+    bytes: i64,
+    last_stamp: i64,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            items: 0,
+            bytes: 0,
+            last_stamp: i64::MIN,
         }
+    }
+}
+
+/// What the thread knows of the accounts it writes, so that a batch reads and writes no
+/// per-account row (the totals' statements were a third of a batch, and their pages a
+/// share of its commit). Both maps are bounds, never exact counts trusted for a trim:
+/// other connections only ever remove an account's records (expiry, account and room
+/// deletion, all through the pool), so what is known here can only be too high, which
+/// costs an exact reading, never a wrong trim; and a stamp remembered too high only keeps
+/// new stamps above it, as a real newer record would. Emptied at each merge, so they hold
+/// at most the accounts of `log_rows` records (plus a batch).
+#[derive(Debug, Default)]
+struct Known {
+    /// `archive_stats` rows as last read (the merged records).
+    merged: HashMap<Account, Tally>,
+    /// What the log holds per account.
+    logged: HashMap<Account, Tally>,
+}
+
+impl Known {
+    /// The log's totals per account, read once (at start and after a merge); the merged
+    /// totals are read as accounts come.
+    fn read(conn: &Connection) -> rusqlite::Result<Known> {
+        let mut logged = HashMap::new();
+        let mut stmt = conn.prepare_cached(LOGGED_ALL)?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                Tally {
+                    items: row.get(2)?,
+                    bytes: row.get(3)?,
+                    last_stamp: row.get(4)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (account, tally) = row?;
+            logged.insert(account, tally);
+        }
+        Ok(Known {
+            merged: HashMap::new(),
+            logged,
+        })
     }
 }
 
 /// Moves the log into the archive once it holds about `log_rows` records: one transaction
 /// (so each account's index pages are written once), in chunks that offer the core to the
-/// routing threads between them.
-fn merge_if_full(conn: &mut Connection, log_rows: i64) -> rusqlite::Result<()> {
-    let (first, last): (Option<i64>, Option<i64>) = conn
-        .prepare_cached(LOG_EXTENT)?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let (Some(first), Some(last)) = (first, last) else {
+/// routing threads between them, and the moved records' totals added to their accounts'.
+fn merge_if_full(conn: &mut Connection, log_rows: i64, known: &mut Known) -> rusqlite::Result<()> {
+    let (rows, Some(last)) = log_extent(conn)? else {
         return Ok(());
     };
-    if last - first + 1 < log_rows {
+    if rows < log_rows {
         return Ok(());
     }
+    let first = last - rows + 1;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut moved = first - 1;
     loop {
@@ -230,32 +361,54 @@ fn merge_if_full(conn: &mut Connection, log_rows: i64) -> rusqlite::Result<()> {
         moved = end;
         give_way();
     }
+    tx.prepare_cached(MERGE_STATS)?
+        .execute(params![first, moved])?;
+    give_way();
     tx.prepare_cached(MERGE_CLEAR)?.execute(params![moved])?;
     give_way();
-    tx.commit()
+    tx.commit()?;
+    // What is left in the log (nothing, unless another process appended) is read afresh,
+    // and the merged totals as accounts come again.
+    *known = Known::read(conn)?;
+    Ok(())
 }
 
-/// The batch's transaction: each account's newest stamp, the rows, the totals, and a trim
-/// of the accounts past `policy`.
+/// The batch's transaction: the rows, and a trim of the accounts past `policy`. What
+/// `known` learns is kept only once it commits.
 fn write(
     conn: &mut Connection,
     records: &[ArchiveRecord],
     policy: &ArchivePolicy,
+    known: &mut Known,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut totals = batch_totals(records);
+    // Each account's (merged, logged) as known before the batch, in `totals`' order.
+    let mut before = Vec::with_capacity(totals.len());
     {
-        let mut last = tx.prepare_cached(LAST_STAMP)?;
+        let mut read = tx.prepare_cached(MERGED)?;
         for (i, ((host, username), t)) in totals.iter_mut().enumerate() {
-            if i % YIELD_EVERY == YIELD_EVERY - 1 {
-                give_way();
-            }
-            let stamp: Option<i64> = last
-                .query_row(params![host, username], |row| row.get(0))
-                .optional()?;
-            if let Some(stamp) = stamp {
-                t.2 = stamp;
-            }
+            let account = ((*host).to_owned(), (*username).to_owned());
+            let merged = match known.merged.get(&account) {
+                Some(&m) => m,
+                None => {
+                    if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                        give_way();
+                    }
+                    read.query_row(params![host, username], |row| {
+                        Ok(Tally {
+                            items: row.get(0)?,
+                            bytes: row.get(1)?,
+                            last_stamp: row.get(2)?,
+                        })
+                    })
+                    .optional()?
+                    .unwrap_or_default()
+                }
+            };
+            let logged = known.logged.get(&account).copied().unwrap_or_default();
+            t.2 = merged.last_stamp.max(logged.last_stamp);
+            before.push((account, merged, logged));
         }
     }
     let stamps = stamp_batch(records, &mut totals);
@@ -281,42 +434,108 @@ fn write(
             ])?;
         }
     }
-    for (i, ((host, username), (items, bytes, newest))) in totals.iter().enumerate() {
-        if i % YIELD_EVERY == YIELD_EVERY - 1 {
-            give_way();
-        }
-        let now: (i64, i64) = tx
-            .prepare_cached(BUMP_STATS)?
-            .query_row(params![host, username, items, bytes, newest], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?;
-        let Some(want) = trim_reads(now, policy) else {
+    let mut after = Vec::with_capacity(before.len());
+    for ((account, merged, logged), (items, bytes, newest)) in
+        before.into_iter().zip(totals.values())
+    {
+        let logged = Tally {
+            items: logged.items + items,
+            bytes: logged.bytes + bytes,
+            last_stamp: *newest,
+        };
+        let bound = (merged.items + logged.items, merged.bytes + logged.bytes);
+        if trim_reads(bound, policy).is_none() {
+            after.push((account, merged, logged));
             continue;
-        };
-        let read = |sql: &str, want: i64| {
-            tx.prepare_cached(sql)?
-                .query_map(params![host, username, want], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()
-        };
-        let mut oldest = read(OLDEST, want)?;
-        let merged = oldest.len();
-        if (merged as i64) < want {
-            oldest.extend(read(OLDEST_LOGGED, want - merged as i64)?);
         }
-        if let Some(((stamp, seq), gone_items, gone_bytes)) = trim_upto(now, policy, &oldest) {
-            tx.prepare_cached(DELETE_UPTO)?
-                .execute(params![host, username, stamp, seq])?;
-            // The cut reaches into the log only when it is past every merged record.
-            if oldest[merged..].iter().any(|&(_, s, _)| s <= seq) {
-                tx.prepare_cached(DELETE_LOGGED_UPTO)?
-                    .execute(params![host, username, seq])?;
-            }
-            tx.prepare_cached(SHRINK_STATS)?
-                .execute(params![host, username, gone_items, gone_bytes])?;
-        }
+        give_way();
+        let (merged, logged) = trim(&tx, &account, policy, merged.last_stamp, logged.last_stamp)?;
+        after.push((account, merged, logged));
     }
     give_way();
-    tx.commit()
+    tx.commit()?;
+    for (account, merged, logged) in after {
+        known.merged.insert(account.clone(), merged);
+        known.logged.insert(account, logged);
+    }
+    Ok(())
+}
+
+/// Trims `account` back within `policy` from its exact totals (its bound said it may be
+/// past them): merged records first, the log's only past every merged one. Its exact
+/// `(merged, logged)` totals afterwards.
+fn trim(
+    tx: &rusqlite::Transaction<'_>,
+    (host, username): &Account,
+    policy: &ArchivePolicy,
+    merged_stamp: i64,
+    logged_stamp: i64,
+) -> rusqlite::Result<(Tally, Tally)> {
+    let (merged_items, merged_bytes): (i64, i64) = tx
+        .prepare_cached(MERGED)?
+        .query_row(params![host, username], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .unwrap_or((0, 0));
+    let (logged_items, logged_bytes): (i64, i64) = tx
+        .prepare_cached(LOGGED)?
+        .query_row(params![host, username], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let mut merged = Tally {
+        items: merged_items,
+        bytes: merged_bytes,
+        last_stamp: merged_stamp,
+    };
+    let mut logged = Tally {
+        items: logged_items,
+        bytes: logged_bytes,
+        last_stamp: logged_stamp,
+    };
+    let now = (merged.items + logged.items, merged.bytes + logged.bytes);
+    let Some(want) = trim_reads(now, policy) else {
+        return Ok((merged, logged));
+    };
+    let read = |sql: &str, want: i64| {
+        tx.prepare_cached(sql)?
+            .query_map(params![host, username, want], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()
+    };
+    let mut oldest = read(OLDEST, want)?;
+    let in_archive = oldest.len();
+    if (in_archive as i64) < want {
+        oldest.extend(read(OLDEST_LOGGED, want - in_archive as i64)?);
+    }
+    let Some(((stamp, seq), _, _)) = trim_upto(now, policy, &oldest) else {
+        return Ok((merged, logged));
+    };
+    // What goes from each table: the merged rows up to the cut, then the logged ones.
+    let gone = |rows: &[(i64, i64, i64)]| {
+        rows.iter()
+            .filter(|&&(s, q, _)| (s, q) <= (stamp, seq))
+            .fold((0, 0), |(n, b), &(_, _, size)| (n + 1, b + size))
+    };
+    let (merged_gone, logged_gone) = (gone(&oldest[..in_archive]), gone(&oldest[in_archive..]));
+    tx.prepare_cached(DELETE_UPTO)?
+        .execute(params![host, username, stamp, seq])?;
+    if logged_gone.0 > 0 {
+        tx.prepare_cached(DELETE_LOGGED_UPTO)?
+            .execute(params![host, username, seq])?;
+    }
+    if merged_gone.0 > 0 {
+        tx.prepare_cached(SHRINK_STATS)?.execute(params![
+            host,
+            username,
+            merged_gone.0,
+            merged_gone.1
+        ])?;
+    }
+    merged.items -= merged_gone.0;
+    merged.bytes -= merged_gone.1;
+    logged.items -= logged_gone.0;
+    logged.bytes -= logged_gone.1;
+    Ok((merged, logged))
 }

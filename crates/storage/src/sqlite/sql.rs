@@ -368,6 +368,20 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             )"#,
         ],
     },
+    Migration {
+        version: 17,
+        description: "an account's archive totals count the merged records only; the log's are added at its merge",
+        statements: &[
+            // The archive thread no longer writes each account's totals row per batch
+            // (`archive_thread.rs`): the log's records already counted come out, and the
+            // merge adds them back.
+            r#"UPDATE archive_stats SET
+                items = items - (SELECT COUNT(*) FROM archive_log l
+                    WHERE l.host = archive_stats.host AND l.username = archive_stats.username),
+                bytes = bytes - (SELECT COALESCE(SUM(l.size), 0) FROM archive_log l
+                    WHERE l.host = archive_stats.host AND l.username = archive_stats.username)"#,
+        ],
+    },
 ];
 
 pub(super) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (

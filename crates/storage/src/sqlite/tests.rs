@@ -56,6 +56,58 @@ async fn file_backend_passes_the_suite_whatever_the_archive_log_holds() {
     }
 }
 
+/// A file store (in `dir`) whose archive log is merged every `log_rows` records.
+async fn log_store(dir: &tempfile::TempDir, log_rows: usize) -> SqliteStorage {
+    let (url, path) = file_url(dir, "parley.db");
+    let options = crate::StorageOptions {
+        sqlite_archive_log_rows: log_rows,
+        ..Default::default()
+    };
+    SqliteStorage::open_file_with(&url, path, options)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Archives everything, at most `max_items` per account.
+fn keep_all(max_items: u64) -> crate::ArchivePolicy {
+    crate::ArchivePolicy {
+        default: parley_proto::mam::Default::Always,
+        max_items,
+        max_bytes: 1 << 20,
+    }
+}
+
+/// alice@example.org's record `id{n:03}` of a message with bob@example.org.
+fn alice_record(n: i64, stamp_ms: i64, stanza: String) -> crate::ArchiveRecord {
+    crate::ArchiveRecord {
+        username: "alice".into(),
+        host: "example.org".into(),
+        id: format!("id{n:03}"),
+        with: parley_proto::mam::With::parse("bob@example.org").unwrap(),
+        stamp_ms,
+        stanza,
+    }
+}
+
+/// `k` more of alice's records (`alice_record`), numbered on from `n`, each stamped
+/// `stamp` plus its number.
+fn alice_batch(n: &mut i64, k: usize, stamp: i64) -> Vec<crate::ArchiveRecord> {
+    (0..k)
+        .map(|_| {
+            *n += 1;
+            alice_record(*n, stamp + *n, "<message/>".into())
+        })
+        .collect()
+}
+
+async fn table_rows(store: &SqliteStorage, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+}
+
 /// The archive thread appends each batch to the log and moves the log into the archive once
 /// it holds `sqlite_archive_log_rows` records, in sequence order; a query reads both and
 /// pages across them in the archive's order (docs/archive.md, "The log").
@@ -63,40 +115,13 @@ async fn file_backend_passes_the_suite_whatever_the_archive_log_holds() {
 async fn archive_log_is_merged_in_order_and_read_with_the_archive() {
     use parley_proto::mam::{Page, Query, With};
     let dir = tempfile::tempdir().unwrap();
-    let (url, path) = file_url(&dir, "parley.db");
-    let options = crate::StorageOptions {
-        sqlite_archive_log_rows: 8,
-        ..Default::default()
-    };
-    let (store, _) = SqliteStorage::open_file_with(&url, path, options)
-        .await
-        .unwrap();
+    let store = log_store(&dir, 8).await;
     store
         .create_account("alice", "example.org", &[])
         .await
         .unwrap();
-    let policy = crate::ArchivePolicy {
-        default: parley_proto::mam::Default::Always,
-        max_items: 1000,
-        max_bytes: 1 << 20,
-    };
-    let record = |n: i64| crate::ArchiveRecord {
-        username: "alice".into(),
-        host: "example.org".into(),
-        id: format!("id{n:03}"),
-        with: With::parse("bob@example.org").unwrap(),
-        stamp_ms: 1000 + n,
-        stanza: format!("<message><body>{n}</body></message>"),
-    };
-    let rows = |table: &'static str| {
-        let pool = store.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let policy = keep_all(1000);
+    let record = |n: i64| alice_record(n, 1000 + n, format!("<message><body>{n}</body></message>"));
     // Batches of three: the third brings the log to nine (over eight), and the thread
     // merges it after answering, before it takes the fourth batch. So the fourth's answer
     // finds the merge done; the third's may not.
@@ -117,7 +142,10 @@ async fn archive_log_is_merged_in_order_and_read_with_the_archive() {
             2 => continue,
             _ => (9, 3),
         };
-        let (merged, logged) = (rows("archive").await, rows("archive_log").await);
+        let (merged, logged) = (
+            table_rows(&store, "archive").await,
+            table_rows(&store, "archive_log").await,
+        );
         assert_eq!((merged, logged), expect, "after batch {batch}");
     }
     // The merged rows kept their sequence, and the log's continue it.
@@ -166,7 +194,222 @@ async fn archive_log_is_merged_in_order_and_read_with_the_archive() {
     crate::Storage::delete_account(&store, "alice", "example.org")
         .await
         .unwrap();
-    assert_eq!((rows("archive").await, rows("archive_log").await), (0, 0));
+    assert_eq!(
+        (
+            table_rows(&store, "archive").await,
+            table_rows(&store, "archive_log").await
+        ),
+        (0, 0)
+    );
+}
+
+/// An account's totals row counts its merged records; the log's are counted from the log
+/// until their merge adds them. The archive thread keeps only bounds of both between
+/// merges, never trusted for a trim: records another connection removed (here an account
+/// deleted and made again, and an expiry) leave them too high, which costs an exact
+/// reading, and never a trim of records that should stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_totals_count_the_log_apart_and_bounds_never_trim_wrongly() {
+    use crate::Archive;
+    let dir = tempfile::tempdir().unwrap();
+    let store = log_store(&dir, 8).await;
+    let policy = keep_all(5);
+    let mut n = 0;
+    let stats = || {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64)>("SELECT items, bytes FROM archive_stats")
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let ids = || {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id FROM archive UNION ALL SELECT id FROM archive_log ORDER BY id",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    store
+        .create_account("alice", "example.org", &[])
+        .await
+        .unwrap();
+    // Four in the log: no totals row yet, the size counts them.
+    store
+        .archive_insert(alice_batch(&mut n, 4, 1000), &policy)
+        .await
+        .unwrap();
+    assert_eq!(stats().await, None);
+    assert_eq!(
+        store.archive_size("alice", "example.org").await.unwrap(),
+        (4, 40)
+    );
+    // The account goes (its four with it) and comes back: the thread still counts four,
+    // so three more look like seven, past the cap of five. Read exactly, they are three:
+    // none is trimmed.
+    store.delete_account("alice", "example.org").await.unwrap();
+    store
+        .create_account("alice", "example.org", &[])
+        .await
+        .unwrap();
+    store
+        .archive_insert(alice_batch(&mut n, 3, 1000), &policy)
+        .await
+        .unwrap();
+    assert_eq!(ids().await, ["id005", "id006", "id007"]);
+    // Past the cap for real: the oldest go, from the log (nothing is merged yet).
+    store
+        .archive_insert(alice_batch(&mut n, 4, 1000), &policy)
+        .await
+        .unwrap();
+    assert_eq!(ids().await, ["id007", "id008", "id009", "id010", "id011"]);
+    assert_eq!(
+        store.archive_size("alice", "example.org").await.unwrap(),
+        (5, 50)
+    );
+    // With room to grow, the log's extent reaches eight and the thread merges it after
+    // answering that batch (so before it takes the next): the totals row then counts the
+    // eight it moved, and the next one is in the log.
+    let roomy = crate::ArchivePolicy {
+        max_items: 100,
+        ..policy
+    };
+    store
+        .archive_insert(alice_batch(&mut n, 1, 1000), &roomy)
+        .await
+        .unwrap();
+    store
+        .archive_insert(alice_batch(&mut n, 2, 1000), &roomy)
+        .await
+        .unwrap();
+    store
+        .archive_insert(alice_batch(&mut n, 1, 1000), &roomy)
+        .await
+        .unwrap();
+    assert_eq!(stats().await, Some((8, 80)));
+    assert_eq!(
+        store.archive_size("alice", "example.org").await.unwrap(),
+        (9, 90)
+    );
+    // Expiry takes merged and logged records alike; the totals row loses only the merged.
+    store
+        .archive_insert(alice_batch(&mut n, 2, 1_000_000), &roomy)
+        .await
+        .unwrap();
+    assert_eq!(store.archive_expire(500_000).await.unwrap(), 9);
+    assert_eq!(ids().await, ["id016", "id017"]);
+    assert_eq!(stats().await, None, "every merged record expired");
+    assert_eq!(
+        store.archive_size("alice", "example.org").await.unwrap(),
+        (2, 20)
+    );
+}
+
+/// A log whose merges keep failing (here a trigger refuses every insert into the archive;
+/// appends to the log still work) is bounded: past four times `sqlite_archive_log_rows`
+/// the thread refuses batches (their messages stay delivered, counted as failed by the
+/// writer) instead of growing the file and every query's scan of the log; and takes them
+/// again once a merge succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_log_is_bounded_while_merges_fail() {
+    use crate::Archive;
+    let dir = tempfile::tempdir().unwrap();
+    let store = log_store(&dir, 2).await;
+    let policy = keep_all(1000);
+    let mut n = 0;
+    sqlx::query(
+        "CREATE TRIGGER no_merge BEFORE INSERT ON archive
+         BEGIN SELECT RAISE(ABORT, 'the test refuses merges'); END",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    // Four batches of two reach eight rows, four times the two the log should hold.
+    for _ in 0..4 {
+        store
+            .archive_insert(alice_batch(&mut n, 2, 1000), &policy)
+            .await
+            .unwrap();
+    }
+    assert_eq!(table_rows(&store, "archive_log").await, 8);
+    let refused = store
+        .archive_insert(alice_batch(&mut n, 2, 1000), &policy)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("sqlite_archive_log_rows"),
+        "{refused}"
+    );
+    assert_eq!(
+        table_rows(&store, "archive_log").await,
+        8,
+        "nothing more was appended"
+    );
+    // The fault goes: the next batch's merge runs first, and the batch is taken (one
+    // record, so that no merge follows it while the test counts).
+    sqlx::query("DROP TRIGGER no_merge")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let one: Vec<_> = alice_batch(&mut n, 2, 1000).into_iter().take(1).collect();
+    store.archive_insert(one, &policy).await.unwrap();
+    assert_eq!(table_rows(&store, "archive").await, 8);
+    let p = store
+        .archive_query("alice", "example.org", &testsuite::archive::all(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.items.len(), 9);
+}
+
+/// Migration 17: a totals row no longer counts its account's logged records.
+#[tokio::test]
+async fn migration_seventeen_takes_the_log_out_of_the_totals() {
+    use crate::Archive;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = file_url(&dir, "parley.db");
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        migrate_with(&pool, &MIGRATIONS[..16]).await.unwrap();
+        for (table, seq) in [("archive", 1), ("archive_log", 2), ("archive_log", 3)] {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (seq, host, username, id, stamp_ms, with_bare, with_resource, size, stanza)
+                 VALUES ($1, 'localhost', 'alice', $2, $1, 'bob@localhost', '', 10, '<message/>')"
+            ))
+            .bind(seq)
+            .bind(format!("id{seq}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO archive_stats (host, username, items, bytes, last_stamp)
+             VALUES ('localhost', 'alice', 3, 30, 3)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let (storage, applied) = SqliteStorage::open_file(&url, path).await.unwrap();
+    assert_eq!(applied, MIGRATIONS.len() - 16);
+    let row: (i64, i64) = sqlx::query_as("SELECT items, bytes FROM archive_stats")
+        .fetch_one(&storage.pool)
+        .await
+        .unwrap();
+    assert_eq!(row, (1, 10));
+    assert_eq!(
+        storage.archive_size("alice", "localhost").await.unwrap(),
+        (3, 30)
+    );
 }
 
 #[tokio::test]
