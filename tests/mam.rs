@@ -2,13 +2,14 @@
 //! archived for both local parties with the recipient's `<stanza-id/>`, forged ids removed,
 //! the same id through offline storage and carbons, paging forward and backward, every
 //! filter, the form, preferences, errors, the account's disco, an acknowledged message
-//! already in the archive (XEP-0198), and the archive answered by any node of a cluster.
+//! already in the archive (XEP-0198), a closed stream's messages already in it, and the
+//! archive answered by any node of a cluster.
 
 use parley_proto::mam::{NS, RSM, SID};
 use parley_proto::ns;
 use parley_testkit::cluster::{add_users, ClusterNode};
 use parley_testkit::im::{body, chat, error_condition, next_id};
-use parley_testkit::{shared_etcd, shared_pg, sm, Client, TestServer};
+use parley_testkit::{shared_etcd, shared_pg, sm, Client, Received, TestServer};
 use parley_xml::Element;
 
 const DATA: &str = "jabber:x:data";
@@ -501,6 +502,32 @@ async fn xep0198_an_acknowledged_message_is_already_archived() {
         .await
         .unwrap();
     assert_eq!(bodies(&hits), ["acked"]);
+}
+
+/// RFC 6120 §4.4 with XEP-0313: a client that closes its stream right after sending gets
+/// our closing tag only once its messages are archived, so that its next session (here at
+/// once) reads them back. Each batch lingers a second in this server, so a closing tag that
+/// did not wait would come long before the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6120_4_4_the_closing_tag_waits_until_the_sessions_messages_are_archived() {
+    let server = TestServer::start(|c| c.mam.batch_linger_ms = 1000);
+    let mut alice = Client::login(server.c2s(), "alice", Some("a")).await;
+    alice
+        .send(&chat("bob@localhost", "chat", "last words"))
+        .await;
+    alice.send_raw("</stream:stream>").await.unwrap();
+    loop {
+        match alice.recv().await {
+            Ok(Received::Close) => break,
+            Ok(Received::Element(_)) => continue,
+            other => panic!("expected the closing tag, got {other:?}"),
+        }
+    }
+    let mut again = Client::login(server.c2s(), "alice", Some("b")).await;
+    let (hits, _) = run(&mut again, "alice@localhost", &query(&[], &[]))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&hits), ["last words"]);
 }
 
 /// XEP-0313 in a cluster (two `parley` nodes, a real etcd and PostgreSQL): with the two

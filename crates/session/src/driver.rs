@@ -257,7 +257,9 @@ impl Session {
                 Ok(Some(Event::Stanza(el))) => self.on_element(el, ctx),
                 Ok(Some(Event::StreamClose)) => {
                     self.end = Some(EndCause::Ended);
-                    self.close(CloseReason::Clean, ctx);
+                    if !self.close_after_archiving(ctx) {
+                        self.close(CloseReason::Clean, ctx);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {

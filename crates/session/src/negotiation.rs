@@ -343,7 +343,9 @@ impl Session {
             "open" => self.on_stream_open(framed_header(&el), ctx),
             "close" => {
                 self.end = Some(EndCause::Ended);
-                self.close(CloseReason::Clean, ctx);
+                if !self.close_after_archiving(ctx) {
+                    self.close(CloseReason::Clean, ctx);
+                }
             }
             other => self.close(
                 CloseReason::with_text(

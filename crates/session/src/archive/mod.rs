@@ -9,7 +9,8 @@
 //! message is sent only once the message is committed (`ack_when_archived`), so an
 //! acknowledged message is in both archives; delivery never waits for the database.
 //! Carbons, offline storage and the archive carry the same id because it exists before the
-//! message is routed.
+//! message is routed. A client that closes its stream gets our closing tag once its
+//! messages are committed, so its next session reads them back (`close_after_archiving`).
 //!
 //! At most `[mam] max_in_flight_per_session` (64) of a session's messages wait for the
 //! writer; past it the session reads nothing more until one commits. A failed write leaves the message
@@ -19,6 +20,7 @@
 use actix::fut::{wrap_future, ActorFutureExt};
 use actix::{AsyncContext, Context};
 use parley_proto::mam::{self, With};
+use parley_router::CloseReason;
 use parley_storage::ArchiveRecord;
 use parley_xml::Element;
 
@@ -159,7 +161,10 @@ impl Session {
 
     /// Some of this session's messages are written: acks, queries and input that waited.
     fn archive_caught_up(&mut self, ctx: &mut Context<Self>) {
-        if self.archiving.paused && self.archiving.in_flight() < self.env.config.mam.max_in_flight {
+        if self.archiving.paused
+            && !self.archiving.closing
+            && self.archiving.in_flight() < self.env.config.mam.max_in_flight
+        {
             self.archiving.paused = false;
             self.resume();
         }
@@ -175,13 +180,31 @@ impl Session {
             for iq in std::mem::take(&mut self.archiving.queries) {
                 self.mam_iq(iq, ctx);
             }
+            if std::mem::take(&mut self.archiving.closing) {
+                return self.close(CloseReason::Clean, ctx);
+            }
         }
         if !self.archiving.deferred.is_empty()
             || !self.archiving.queries.is_empty()
             || self.archiving.paused
+            || self.archiving.closing
         {
             self.wait_for_archive(ctx);
         }
+    }
+
+    /// The client closed its stream (RFC 6120 §4.4): ours closes once every message this
+    /// session handed to the archive is written, so that the client's next session (often
+    /// opened at once, on any node) finds them in its archive; what waits for them (acks,
+    /// queries) goes out first. Nothing more is read meanwhile. True when the close waits.
+    pub(crate) fn close_after_archiving(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.archiving.in_flight() == 0 {
+            return false;
+        }
+        self.archiving.closing = true;
+        self.pause();
+        self.wait_for_archive(ctx);
+        true
     }
 
     /// Read-your-writes: an archive query waits until this session's own messages are
@@ -228,6 +251,8 @@ pub(crate) struct Archiving {
     deferred: std::collections::VecDeque<(u64, u32)>,
     /// Archive queries waiting for this session's own messages to be committed.
     queries: Vec<Element>,
+    /// The client closed its stream; ours closes once its messages are written.
+    closing: bool,
 }
 
 impl Archiving {
