@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub sm: StreamManagement,
     /// Message archive (XEP-0313): records archived, batches committed, batches failed.
     pub archive: (u64, u64, u64),
+    /// The archive's log, where the store keeps one (a SQLite file's).
+    pub archive_log: Option<parley_storage::ArchiveLogStatus>,
     /// In-band registrations: accounts created, refused after their checks.
     pub signups: (u64, u64),
     /// HTTP uploads (XEP-0363): stored, refused, bytes stored.
@@ -164,6 +166,7 @@ impl Snapshot {
                 load(&m::ARCHIVE_BATCHES),
                 load(&m::ARCHIVE_FAILED_BATCHES),
             ),
+            archive_log: state.storage.archive_log_status(),
             signups: (load(&m::SIGNUPS), load(&m::SIGNUPS_FAILED)),
             pushes: load(&m::PUSHES),
             muc: crate::metrics_muc::Muc::take(),
@@ -361,6 +364,36 @@ impl Collector for Snapshot {
                 [("ok", self.archive.1), ("failed", self.archive.2)],
             ),
         )?;
+        if let Some(log) = self.archive_log {
+            family(
+                &mut enc,
+                "archive_log_records",
+                "Records in the archive's log, not yet merged into the indexed archive (SQLite; at most about [storage] sqlite_archive_log_rows while merges succeed).",
+                None,
+                Gauge,
+                here(log.records),
+            )?;
+            family(
+                &mut enc,
+                "archive_log_merges",
+                "Merges of the archive's log into the indexed archive, by outcome (a failed one is retried after the next batch).",
+                None,
+                Counter,
+                labelled(
+                    node,
+                    "result",
+                    [("ok", log.merges), ("failed", log.merge_failures)],
+                ),
+            )?;
+            family(
+                &mut enc,
+                "archive_log_refused_batches",
+                "Archive batches refused because the log reached four times [storage] sqlite_archive_log_rows while merges failed (their messages were delivered unarchived).",
+                None,
+                Counter,
+                here(log.refused_batches),
+            )?;
+        }
         family(
             &mut enc,
             "registrations",
@@ -536,6 +569,12 @@ mod tests {
             refusals: vec![("auth_failures_ip", 3), ("c2s_conn_per_ip", 1)],
             reads_throttled: 4,
             archive: (6, 2, 1),
+            archive_log: Some(parley_storage::ArchiveLogStatus {
+                records: 96,
+                merges: 5,
+                merge_failures: 2,
+                refused_batches: 0,
+            }),
             signups: (4, 1),
             uploads: (3, 2, 1000),
             pushes: 7,
@@ -598,6 +637,10 @@ mod tests {
             "parley_archived_messages_total{node=\"n1\"} 6",
             "parley_archive_batches_total{node=\"n1\",result=\"ok\"} 2",
             "parley_archive_batches_total{node=\"n1\",result=\"failed\"} 1",
+            "parley_archive_log_records{node=\"n1\"} 96",
+            "parley_archive_log_merges_total{node=\"n1\",result=\"ok\"} 5",
+            "parley_archive_log_merges_total{node=\"n1\",result=\"failed\"} 2",
+            "parley_archive_log_refused_batches_total{node=\"n1\"} 0",
             "parley_registrations_total{node=\"n1\",result=\"ok\"} 4",
             "parley_registrations_total{node=\"n1\",result=\"failed\"} 1",
             "parley_uploads_total{node=\"n1\",result=\"stored\"} 3",

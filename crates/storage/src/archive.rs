@@ -149,6 +149,23 @@ pub trait Archive: Send + Sync {
 
     /// The account's totals: (messages, bytes).
     async fn archive_size(&self, username: &str, host: &str) -> Result<(u64, u64)>;
+
+    /// The archive's log, where the backend keeps one (a SQLite file's): for `/metrics`.
+    fn archive_log_status(&self) -> Option<ArchiveLogStatus>;
+}
+
+/// What an archive's log holds and how its merges went (SQLite's, `sqlite/archive_thread.rs`),
+/// since the store opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveLogStatus {
+    /// Records in the log at most (its extent after the last batch or merge).
+    pub records: u64,
+    /// Merges done.
+    pub merges: u64,
+    /// Merges that failed (each retried after the next batch).
+    pub merge_failures: u64,
+    /// Batches refused because the log reached its bound while merges failed.
+    pub refused_batches: u64,
 }
 
 /// What a batch adds to each of its accounts: `(items, bytes, newest stamp)`, keyed by

@@ -43,8 +43,8 @@ mod uploads;
 pub(crate) const TOMBSTONE_FLOOR_JID: &str = "";
 
 pub use archive::{
-    decide as archive_decide, Archive, ArchiveOwner, ArchivePage, ArchivePolicy, ArchiveRecord,
-    ArchivedRow,
+    decide as archive_decide, Archive, ArchiveLogStatus, ArchiveOwner, ArchivePage, ArchivePolicy,
+    ArchiveRecord, ArchivedRow,
 };
 pub use invites::{InviteRecord, Invites};
 pub use model::{

@@ -282,6 +282,11 @@ async fn archive_insert_backend(
     sql_storage::archive_insert_sqlx(store, &records, policy).await
 }
 
+/// PostgreSQL keeps no archive log (`sql::ARCHIVE_LOG`).
+fn archive_log_status_backend(_: &PgStorage) -> Option<crate::archive::ArchiveLogStatus> {
+    None
+}
+
 async fn credentials_backend(
     store: &PgStorage,
     username: &str,

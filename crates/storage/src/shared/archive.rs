@@ -380,6 +380,10 @@ macro_rules! sql_archive_methods {
                 archive_insert_backend(self, records, policy).await
             }
 
+            fn archive_log_status(&self) -> Option<$crate::archive::ArchiveLogStatus> {
+                archive_log_status_backend(self)
+            }
+
             async fn archive_query(
                 &self,
                 username: &str,

@@ -52,6 +52,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -134,6 +136,22 @@ struct Batch {
 /// The handle: batches go in, each answered once written (or failed).
 pub(crate) struct ArchiveThread {
     batches: mpsc::Sender<Batch>,
+    status: Arc<Status>,
+}
+
+/// What the thread tells `/metrics` ([`crate::ArchiveLogStatus`]), written by the thread only.
+#[derive(Debug, Default)]
+struct Status {
+    records: AtomicU64,
+    merges: AtomicU64,
+    merge_failures: AtomicU64,
+    refused_batches: AtomicU64,
+}
+
+impl Status {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ArchiveThread {
@@ -157,8 +175,23 @@ impl ArchiveThread {
         )?;
         let (batches, rx) = mpsc::channel(QUEUE);
         let log_rows = i64::try_from(log_rows.max(1)).unwrap_or(i64::MAX);
-        side::spawn("parley-archive-sqlite", move || run(conn, rx, log_rows))?;
-        Ok(ArchiveThread { batches })
+        let status = Arc::new(Status::default());
+        let theirs = status.clone();
+        side::spawn("parley-archive-sqlite", move || {
+            run(conn, rx, log_rows, &theirs)
+        })?;
+        Ok(ArchiveThread { batches, status })
+    }
+
+    /// The log's size and merges so far.
+    pub(crate) fn status(&self) -> crate::ArchiveLogStatus {
+        let s = &self.status;
+        crate::ArchiveLogStatus {
+            records: s.records.load(Ordering::Relaxed),
+            merges: s.merges.load(Ordering::Relaxed),
+            merge_failures: s.merge_failures.load(Ordering::Relaxed),
+            refused_batches: s.refused_batches.load(Ordering::Relaxed),
+        }
     }
 
     /// Writes `records` in one transaction (see [`crate::Archive::archive_insert`]).
@@ -214,7 +247,7 @@ fn give_way() {
     std::thread::yield_now();
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>, log_rows: i64) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>, log_rows: i64, status: &Status) {
     lower_priority();
     let mut known = match Known::read(&conn) {
         Ok(known) => known,
@@ -227,26 +260,43 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>, log_rows: i64) {
     // The log's rows while merges fail; None once one succeeds.
     let mut unmerged: Option<i64> = None;
     let most = log_rows.saturating_mul(LOG_OVERFLOW);
-    let merge =
-        |conn: &mut Connection, known: &mut Known| match merge_if_full(conn, log_rows, known) {
-            Ok(()) => None,
+    let merge = |conn: &mut Connection, known: &mut Known| {
+        let failed = match merge_if_full(conn, log_rows, known) {
+            Ok(merged) => {
+                if merged {
+                    Status::bump(&status.merges);
+                }
+                false
+            }
             Err(e) => {
                 // The log stays, and every query reads it; the next batch tries again.
+                Status::bump(&status.merge_failures);
                 tracing::warn!(error = %e, "merging the archive log failed");
-                log_extent(conn).ok().map(|(rows, _)| rows)
+                true
             }
         };
+        let rows = log_extent(conn).map(|(rows, _)| rows);
+        if let Ok(rows) = rows {
+            status
+                .records
+                .store(u64::try_from(rows).unwrap_or(0), Ordering::Relaxed);
+        }
+        failed.then(|| rows.ok()).flatten()
+    };
     while let Some(batch) = rx.blocking_recv() {
         if unmerged.is_some_and(|rows| rows >= most) {
             // Refused only if the merge fails again now.
             unmerged = merge(&mut conn, &mut known);
         }
         let result = match unmerged {
-            Some(rows) if rows >= most => Err(StorageError::Backend(format!(
-                "the archive log holds {rows} records it cannot merge \
+            Some(rows) if rows >= most => {
+                Status::bump(&status.refused_batches);
+                Err(StorageError::Backend(format!(
+                    "the archive log holds {rows} records it cannot merge \
                  ({LOG_OVERFLOW} x [storage] sqlite_archive_log_rows): batches are refused \
                  until a merge succeeds"
-            ))),
+                )))
+            }
             _ => write(&mut conn, &batch.records, &batch.policy, &mut known).map_err(sqlite),
         };
         // The asker may have gone (its task was dropped): the batch is written regardless.
@@ -338,12 +388,17 @@ impl Known {
 /// Moves the log into the archive once it holds about `log_rows` records: one transaction
 /// (so each account's index pages are written once), in chunks that offer the core to the
 /// routing threads between them, and the moved records' totals added to their accounts'.
-fn merge_if_full(conn: &mut Connection, log_rows: i64, known: &mut Known) -> rusqlite::Result<()> {
+/// True when it merged.
+fn merge_if_full(
+    conn: &mut Connection,
+    log_rows: i64,
+    known: &mut Known,
+) -> rusqlite::Result<bool> {
     let (rows, Some(last)) = log_extent(conn)? else {
-        return Ok(());
+        return Ok(false);
     };
     if rows < log_rows {
-        return Ok(());
+        return Ok(false);
     }
     let first = last - rows + 1;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -370,7 +425,7 @@ fn merge_if_full(conn: &mut Connection, log_rows: i64, known: &mut Known) -> rus
     // What is left in the log (nothing, unless another process appended) is read afresh,
     // and the merged totals as accounts come again.
     *known = Known::read(conn)?;
-    Ok(())
+    Ok(true)
 }
 
 /// The batch's transaction: the rows, and a trim of the accounts past `policy`. What

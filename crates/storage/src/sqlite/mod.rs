@@ -393,6 +393,14 @@ async fn archive_insert_backend(
     }
 }
 
+/// A file's archive log, as its thread last saw it; an in-memory database has none.
+fn archive_log_status_backend(store: &SqliteStorage) -> Option<crate::archive::ArchiveLogStatus> {
+    store
+        .archive
+        .as_ref()
+        .map(archive_thread::ArchiveThread::status)
+}
+
 /// A file's login work goes to its user thread; an in-memory database's through sqlx.
 async fn credentials_backend(
     store: &SqliteStorage,

@@ -350,6 +350,12 @@ async fn archive_log_is_bounded_while_merges_fail() {
         8,
         "nothing more was appended"
     );
+    // What `/metrics` shows meanwhile: every merge failed (one after each batch, and one
+    // more before the refused one), the log's extent, the refusal.
+    let status = store.archive_log_status().unwrap();
+    assert_eq!((status.records, status.merges), (8, 0), "{status:?}");
+    assert!(status.merge_failures >= 5, "{status:?}");
+    assert_eq!(status.refused_batches, 1, "{status:?}");
     // The fault goes: the next batch's merge runs first, and the batch is taken (one
     // record, so that no merge follows it while the test counts).
     sqlx::query("DROP TRIGGER no_merge")
@@ -359,6 +365,11 @@ async fn archive_log_is_bounded_while_merges_fail() {
     let one: Vec<_> = alice_batch(&mut n, 2, 1000).into_iter().take(1).collect();
     store.archive_insert(one, &policy).await.unwrap();
     assert_eq!(table_rows(&store, "archive").await, 8);
+    // The merge before the batch counted; the log's size is read again after the answer
+    // (so it is 0 or already 1 here).
+    let status = store.archive_log_status().unwrap();
+    assert_eq!(status.merges, 1, "{status:?}");
+    assert!(status.records <= 1, "{status:?}");
     let p = store
         .archive_query("alice", "example.org", &testsuite::archive::all(20))
         .await
