@@ -252,7 +252,8 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>, log_rows: i64, statu
     let mut known = match Known::read(&conn) {
         Ok(known) => known,
         Err(e) => {
-            // Every batch fails the same way then: answered, never hung.
+            // Starting from nothing known only makes the bounds too low until the next
+            // merge reads the log again: caps enforced late, never a record trimmed wrongly.
             tracing::warn!(error = %e, "reading the archive log failed");
             Known::default()
         }
@@ -260,29 +261,28 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Batch>, log_rows: i64, statu
     // The log's rows while merges fail; None once one succeeds.
     let mut unmerged: Option<i64> = None;
     let most = log_rows.saturating_mul(LOG_OVERFLOW);
-    let merge = |conn: &mut Connection, known: &mut Known| {
-        let failed = match merge_if_full(conn, log_rows, known) {
-            Ok(merged) => {
+    let logged = |rows: i64| {
+        let rows = u64::try_from(rows).unwrap_or(0);
+        status.records.store(rows, Ordering::Relaxed);
+    };
+    // The log's rows when the merge failed; None when it was not needed or succeeded.
+    let merge =
+        |conn: &mut Connection, known: &mut Known| match merge_if_full(conn, log_rows, known) {
+            Ok((merged, rows)) => {
                 if merged {
                     Status::bump(&status.merges);
                 }
-                false
+                logged(rows);
+                None
             }
             Err(e) => {
                 // The log stays, and every query reads it; the next batch tries again.
                 Status::bump(&status.merge_failures);
                 tracing::warn!(error = %e, "merging the archive log failed");
-                true
+                let rows = log_extent(conn).ok().map(|(rows, _)| rows);
+                rows.inspect(|&rows| logged(rows))
             }
         };
-        let rows = log_extent(conn).map(|(rows, _)| rows);
-        if let Ok(rows) = rows {
-            status
-                .records
-                .store(u64::try_from(rows).unwrap_or(0), Ordering::Relaxed);
-        }
-        failed.then(|| rows.ok()).flatten()
-    };
     while let Some(batch) = rx.blocking_recv() {
         if unmerged.is_some_and(|rows| rows >= most) {
             // Refused only if the merge fails again now.
@@ -388,17 +388,18 @@ impl Known {
 /// Moves the log into the archive once it holds about `log_rows` records: one transaction
 /// (so each account's index pages are written once), in chunks that offer the core to the
 /// routing threads between them, and the moved records' totals added to their accounts'.
-/// True when it merged.
+/// Whether it merged, and the log's rows afterwards (read once per batch: the extent that
+/// decides is also what `/metrics` shows).
 fn merge_if_full(
     conn: &mut Connection,
     log_rows: i64,
     known: &mut Known,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<(bool, i64)> {
     let (rows, Some(last)) = log_extent(conn)? else {
-        return Ok(false);
+        return Ok((false, 0));
     };
     if rows < log_rows {
-        return Ok(false);
+        return Ok((false, rows));
     }
     let first = last - rows + 1;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -425,7 +426,7 @@ fn merge_if_full(
     // What is left in the log (nothing, unless another process appended) is read afresh,
     // and the merged totals as accounts come again.
     *known = Known::read(conn)?;
-    Ok(true)
+    Ok((true, log_extent(conn)?.0))
 }
 
 /// The batch's transaction: the rows, and a trim of the accounts past `policy`. What
