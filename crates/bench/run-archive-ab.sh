@@ -34,8 +34,15 @@ one() {
     local label=$1 parley=$2 archive=$3 extra=$4 dir
     dir=$(mktemp -d /tmp/parley-archive-ab.XXXXXX)
     single_parley_config "$dir" "$port"
+    # Off: `enabled = false` goes into EXTRA's own [mam] table when it has one (TOML
+    # refuses a table given twice).
+    if [ "$archive" = off ]; then
+        case $extra in
+        *'[mam]'*) extra=${extra/\[mam\]/$'[mam]\nenabled = false'} ;;
+        *) extra+=$'\n[mam]\nenabled = false\n' ;;
+        esac
+    fi
     printf '\n%s\n' "$extra" >>"$dir/parley.toml"
-    [ "$archive" = off ] && printf '\n[mam]\nenabled = false\n' >>"$dir/parley.toml"
     import_users "$dir/parley.toml" 200
     taskset -c 0 "$parley" --config "$dir/parley.toml" serve >/dev/null 2>&1 &
     local pid=$!

@@ -129,6 +129,28 @@ impl With {
             resource: jid.resource().map(|r| r.as_str().to_owned()),
         })
     }
+
+    /// Whether `jid` (normalized text) is this address as given: the bare JID, or the full
+    /// one when there is a resource. Compared in place: the archive writer asks this for
+    /// every record and every listed JID, so it builds no string.
+    pub fn is(&self, jid: &str) -> bool {
+        if jid == self.bare {
+            return true;
+        }
+        self.resource.as_deref().is_some_and(|r| {
+            jid.strip_prefix(self.bare.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                == Some(r)
+        })
+    }
+
+    /// The address as given, bare or full.
+    pub fn full(&self) -> std::borrow::Cow<'_, str> {
+        match &self.resource {
+            Some(r) => format!("{}/{r}", self.bare).into(),
+            None => self.bare.as_str().into(),
+        }
+    }
 }
 
 /// Which page of the matching messages (XEP-0059 §2).
@@ -460,11 +482,7 @@ impl Prefs {
     /// Whether a message with `with` (its bare JID, and full JID when it has one) is
     /// archived; `in_roster` is asked only for the `roster` default.
     pub fn archives(&self, with: &With, in_roster: impl FnOnce() -> bool) -> bool {
-        let full = with.resource.as_ref().map(|r| format!("{}/{r}", with.bare));
-        let listed = |list: &[String]| {
-            list.iter()
-                .any(|j| *j == with.bare || Some(j) == full.as_ref())
-        };
+        let listed = |list: &[String]| list.iter().any(|j| with.is(j));
         if listed(&self.never) {
             return false;
         }

@@ -59,12 +59,8 @@ pub fn decide(owner: &ArchiveOwner, default: ArchiveDefault, with: &With) -> boo
     if !owner.exists {
         return false;
     }
-    let full = with
-        .resource
-        .as_ref()
-        .map(|r| format!("{}/{r}", with.bare))
-        .unwrap_or_else(|| with.bare.clone());
-    if owner.blocklist.blocks_str(&full) {
+    // An empty blocklist (most accounts) needs no address built.
+    if !owner.blocklist.is_empty() && owner.blocklist.blocks_str(&with.full()) {
         return false;
     }
     let in_roster = || owner.roster.contains(&with.bare);

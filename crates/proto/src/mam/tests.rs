@@ -303,3 +303,29 @@ fn xep0313_5_2_ids_are_unpredictable_and_sort_by_time() {
     assert_eq!(&new_id_at(-5)[..8], "00000000");
     assert_eq!(&new_id_at(62)[..8], "00000010");
 }
+
+/// XEP-0441 §2 lists compare as given: a bare JID matches it bare, a full JID only with that
+/// exact resource; compared in place, without a prefix or suffix counting as a match.
+#[test]
+fn xep0441_a_listed_jid_matches_the_address_exactly() {
+    let full = With::parse("romeo@montague.lit/spam").unwrap();
+    assert!(full.is("romeo@montague.lit"));
+    assert!(full.is("romeo@montague.lit/spam"));
+    for other in [
+        "romeo@montague.lit/spa",
+        "romeo@montague.lit/spamx",
+        "romeo@montague.lit/spam/x",
+        "romeo@montague.litx/spam",
+        "romeo@montague.lit//spam",
+        "romeo@montague.lit.spam",
+        "montague.lit/spam",
+        "",
+    ] {
+        assert!(!full.is(other), "{other}");
+    }
+    assert_eq!(full.full(), "romeo@montague.lit/spam");
+    let bare = With::parse("romeo@montague.lit").unwrap();
+    assert!(bare.is("romeo@montague.lit"));
+    assert!(!bare.is("romeo@montague.lit/spam"));
+    assert_eq!(bare.full(), "romeo@montague.lit");
+}

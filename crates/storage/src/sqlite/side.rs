@@ -22,7 +22,9 @@ pub(super) fn connection(path: &Path, busy: Duration, pragmas: &str) -> Result<C
         "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; {pragmas}"
     ))
     .map_err(sqlite)?;
-    conn.set_prepared_statement_cache_capacity(16);
+    // Room for every statement of the archive thread (`archive_thread.rs`: 16 now), so that none
+    // is parsed again after an eviction.
+    conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
