@@ -95,7 +95,8 @@ impl Session {
                 id: mam::new_id(),
                 with,
                 stamp_ms: now,
-                stanza: stanza.clone(),
+                // Filled below: the last record takes the serialized stanza itself.
+                stanza: String::new(),
             }
         };
         let mut records = Vec::with_capacity(2);
@@ -115,6 +116,12 @@ impl Session {
             let r = record(owner, with);
             el.push_child(mam::stanza_id(owner, &r.id));
             records.push(r);
+        }
+        if let Some((last, others)) = records.split_last_mut() {
+            for r in others {
+                r.stanza.clone_from(&stanza);
+            }
+            last.stanza = stanza;
         }
         then(self, el, stamped, ctx);
         if !records.is_empty() {
