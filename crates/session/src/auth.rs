@@ -56,7 +56,7 @@ impl Session {
     /// may not, the client has been answered `<temporary-auth-failure/>` (RFC 6120 §6.5) and
     /// nothing is checked.
     pub(crate) fn auth_gate(&mut self, account: Option<&BareJid>, ctx: &mut Context<Self>) -> bool {
-        let ip = self.ip.map(|a| a.ip());
+        let ip = self.ip().map(|a| a.ip());
         let gate = self
             .env
             .auth_limits
@@ -120,7 +120,7 @@ impl Session {
         ctx: &mut Context<Self>,
         answer: impl FnOnce(&mut Session, &mut Context<Session>) + 'static,
     ) {
-        let ip = self.ip.map(|a| a.ip());
+        let ip = self.ip().map(|a| a.ip());
         let mechanism = match &self.phase {
             Phase::Unauthed(u) => u.mechanism.unwrap_or("none"),
             _ => "none",

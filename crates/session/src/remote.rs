@@ -432,7 +432,7 @@ impl Session {
                 ask: Ask::Idle,
                 since_request: 0,
             }));
-            let mut meta = SessionMeta::new("c2s", act.ip, act.secure(), None);
+            let mut meta = SessionMeta::new("c2s", act.ip(), act.secure(), None);
             meta.created_ms = state.created_ms;
             if let Some(method) = act.meta.auth() {
                 // The resuming connection's own login.

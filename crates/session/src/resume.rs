@@ -197,7 +197,7 @@ impl Session {
     pub(crate) fn resumed(&mut self, previd: &str, h: u32, t: Transfer, ctx: &mut Context<Self>) {
         self.id = t.id;
         self.meta = t.meta;
-        self.meta.resumed(self.secure(), self.ip);
+        self.meta.resumed(self.secure(), self.ip());
         self.meta.set_transport(self.conn.transport());
         // This connection now carries the resumed session's facts.
         self.env
@@ -208,7 +208,7 @@ impl Session {
             "session",
             node = %self.env.node,
             id = %self.id,
-            ip = %self.ip.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            ip = %self.ip().map_or_else(|| "-".to_owned(), |a| a.to_string()),
             jid = %jid
         );
         self.phase = if t.established {

@@ -410,7 +410,7 @@ impl Session {
         }
         parley_router::metrics::AUTH.inc(method.unwrap_or("none"), "success");
         self.span.in_scope(|| info!(user = %user, "authenticated"));
-        let ip = self.ip.map(|a| a.ip());
+        let ip = self.ip().map(|a| a.ip());
         self.env.auth_limits.succeeded(ip, user.as_str());
         if let Some(timer) = self.auth_timer.take() {
             ctx.cancel_future(timer);

@@ -49,7 +49,6 @@ pub struct Session {
     /// lifts it.
     pub(crate) fenced: bool,
     pub(crate) waker: Option<Waker>,
-    pub(crate) ip: Option<SocketAddr>,
     pub(crate) end: Option<EndCause>,
     pub(crate) auth_timer: Option<SpawnHandle>,
     pub(crate) span: Span,
@@ -125,7 +124,6 @@ impl Session {
                 meta.set_transport(transport);
                 Arc::new(meta)
             },
-            ip,
             end: None,
             auth_timer: None,
             permit: None,
@@ -152,7 +150,7 @@ impl Session {
         let mut s = Session::new(env, conn);
         s.parser = StreamParser::new(limits);
         s.phase = Phase::Component(crate::component::ComponentPhase::AwaitingHeader);
-        s.meta = Arc::new(SessionMeta::new("component", s.ip, false, None));
+        s.meta = Arc::new(SessionMeta::new("component", s.ip(), false, None));
         s
     }
 
@@ -165,7 +163,7 @@ impl Session {
             s.parser = StreamParser::new(limits);
         }
         s.phase = Phase::S2sIn(crate::s2s::S2sInPhase::AwaitingHeader);
-        s.meta = Arc::new(SessionMeta::new("s2s", s.ip, false, None));
+        s.meta = Arc::new(SessionMeta::new("s2s", s.ip(), false, None));
         s
     }
 
@@ -253,9 +251,10 @@ impl Session {
         self.conn.security() == Security::Tls
     }
 
-    /// Prosody's `ip`.
+    /// Prosody's `ip`: the connection's peer, which the connection keeps (a session
+    /// holds no copy of its own).
     pub fn ip(&self) -> Option<SocketAddr> {
-        self.ip
+        self.conn.peer_addr()
     }
 
     /// Prosody's `host`: the domain the client asked for.

@@ -24,7 +24,7 @@ use crate::routing::{self, Action, Addressed, Class};
 /// One bound resource of the user.
 #[derive(Debug)]
 pub(crate) struct Resource {
-    pub(crate) name: String,
+    /// The bound full JID; the resource's name is its resource part (no copy of it kept).
     pub(crate) full: FullJid,
     pub(crate) handle: SessionHandle,
     /// Sent initial presence and not gone unavailable.
@@ -41,6 +41,10 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
+    pub(crate) fn name(&self) -> &str {
+        self.full.resource().as_str()
+    }
+
     /// Whether the resource's session can still take stanzas. A session that stopped (or a
     /// node that left) may be listed until its detach arrives; routing skips it, so that a
     /// stanza it handed back (RFC 6121 §8.5.3.2) does not come back to it.
@@ -150,11 +154,11 @@ impl UserActor {
     }
 
     pub(crate) fn resource(&self, name: &str) -> Option<&Resource> {
-        self.resources.iter().find(|r| r.name == name)
+        self.resources.iter().find(|r| r.name() == name)
     }
 
     pub(crate) fn resource_mut(&mut self, name: &str) -> Option<&mut Resource> {
-        self.resources.iter_mut().find(|r| r.name == name)
+        self.resources.iter_mut().find(|r| r.name() == name)
     }
 
     pub(crate) fn any_available(&self) -> bool {
@@ -432,9 +436,9 @@ impl UserActor {
             self.deliver(r, stanza.clone());
         }
         if !targets.is_empty() {
-            let got: Vec<&str> = targets.iter().map(|r| r.name.as_str()).collect();
+            let got: Vec<&str> = targets.iter().map(|r| r.name()).collect();
             self.carbon_copies(&stanza, crate::carbons::Direction::Received, |r| {
-                !got.contains(&r.name.as_str())
+                !got.contains(&r.name())
             });
         }
     }
@@ -510,7 +514,7 @@ impl Handler<Attach> for UserActor {
         if let Some(i) = self
             .resources
             .iter()
-            .position(|r| r.name == msg.resource && r.handle.id == msg.handle.id)
+            .position(|r| r.name() == msg.resource && r.handle.id == msg.handle.id)
         {
             // The same session attaching again (membership changed twice, or a resume
             // moved it to a new connection or node): keep what this actor knows, count the
@@ -522,7 +526,7 @@ impl Handler<Attach> for UserActor {
             self.sync_blocklist(r);
             return;
         }
-        if let Some(i) = self.resources.iter().position(|r| r.name == msg.resource) {
+        if let Some(i) = self.resources.iter().position(|r| r.name() == msg.resource) {
             // kick_old: the replaced session's resource goes away as if it had disconnected.
             let old = self.resources[i].handle.id;
             self.detach(&msg.resource, old);
@@ -541,7 +545,6 @@ impl Handler<Attach> for UserActor {
         // of a Vec's first growth (a Resource is a few hundred bytes, kept per idle user).
         self.resources.reserve_exact(1);
         self.resources.push(Resource {
-            name: msg.resource,
             full,
             handle: msg.handle,
             available: state.available,
@@ -577,7 +580,7 @@ impl UserActor {
         let Some(i) = self
             .resources
             .iter()
-            .position(|r| r.name == resource && r.handle.id == session)
+            .position(|r| r.name() == resource && r.handle.id == session)
         else {
             return;
         };
@@ -658,7 +661,7 @@ impl Handler<FromClient> for UserActor {
             }
             "message" => {
                 let me = msg.resource;
-                self.carbon_copies(&stanza, crate::carbons::Direction::Sent, |r| r.name != me);
+                self.carbon_copies(&stanza, crate::carbons::Direction::Sent, |r| r.name() != me);
             }
             _ => {}
         }
@@ -688,7 +691,7 @@ impl Handler<CarbonReceived> for UserActor {
         }
         let got = msg.resource;
         self.carbon_copies(&msg.message, crate::carbons::Direction::Received, |r| {
-            r.name != got
+            r.name() != got
         });
     }
 }
@@ -700,7 +703,7 @@ impl Handler<Vanished> for UserActor {
         let known = self
             .resources
             .iter()
-            .any(|r| r.name == msg.resource && r.handle.id == msg.session);
+            .any(|r| r.name() == msg.resource && r.handle.id == msg.session);
         if known {
             self.detach(&msg.resource, msg.session);
         } else if let Ok(full) = self.jid.with_resource_str(&msg.resource) {

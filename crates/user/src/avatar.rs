@@ -100,7 +100,7 @@ impl UserActor {
             .resources
             .iter()
             .filter(|r| r.available)
-            .filter_map(|r| r.presence.as_ref().map(|p| (r.name.clone(), p)))
+            .filter_map(|r| r.presence.as_ref().map(|p| (r.name().to_owned(), p)))
             .filter(|(_, p)| avatar::update_hash(p) == old || !avatar::has_update(p))
             .map(|(name, p)| (name, avatar::without_update(p)))
             .collect();

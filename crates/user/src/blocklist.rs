@@ -163,7 +163,7 @@ impl UserActor {
 
     /// A change to every session of the user (each keeps a copy of the list).
     fn push_blocking(&mut self, change: Element) {
-        let names: Vec<String> = self.resources.iter().map(|r| r.name.clone()).collect();
+        let names: Vec<String> = self.resources.iter().map(|r| r.name().to_owned()).collect();
         for name in names {
             let id = self.fresh_id("block");
             if let Some(r) = self.resource(&name) {

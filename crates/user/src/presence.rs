@@ -94,7 +94,7 @@ impl UserActor {
             for other in self
                 .resources
                 .iter()
-                .filter(|o| o.available && o.name != resource)
+                .filter(|o| o.available && o.name() != resource)
             {
                 if let Some(p) = &other.presence {
                     let mut copy = p.clone();
@@ -119,7 +119,7 @@ impl UserActor {
         let alone = !self
             .resources
             .iter()
-            .any(|o| o.available && o.name != resource);
+            .any(|o| o.available && o.name() != resource);
         let prober = if alone {
             self.jid.to_string()
         } else {
@@ -171,7 +171,7 @@ impl UserActor {
         for other in self
             .resources
             .iter()
-            .filter(|o| o.available || o.name == resource)
+            .filter(|o| o.available || o.name() == resource)
         {
             let mut copy = unavailable.clone();
             copy.set_attr("to", other.full.to_string());

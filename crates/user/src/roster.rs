@@ -294,7 +294,7 @@ impl UserActor {
             .resources
             .iter()
             .filter(|r| r.interested)
-            .map(|r| r.name.clone())
+            .map(|r| r.name().to_owned())
             .collect();
         for name in names {
             self.push_to(&name, version, item.clone());

@@ -137,8 +137,7 @@ impl Session {
         };
         self.span
             .in_scope(|| debug!(target = %dialed.target, "connected to the remote server"));
-        self.ip = dialed.conn.peer_addr();
-        self.meta.set_ip(self.ip);
+        self.meta.set_ip(dialed.conn.peer_addr());
         self.conn = dialed.conn;
         self.send_out_header();
     }
