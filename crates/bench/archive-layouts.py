@@ -4,7 +4,8 @@
 (owner and contact as text in every index), an integer owner, an integer owner and contact,
 no id index, a table clustered by (owner, stamp), the stanza left in the log
 (`bodies-in-log`: the merge copies the indexed columns only and empties nothing), and packed
-references per account (`chunked`, see `run_chunked`). Each run fills a fresh WAL file with
+references per account (`chunked`, see `run_packed`), and two sorted runs of references per
+merge appended whole (`runs`: what an LSM store's first level writes). Each run fills a fresh WAL file with
 PRE records over 200 accounts, then times MERGES merges of 4096 logged records (two per
 message, sender's and recipient's, as the server writes them) as the archive thread does
 them: one `INSERT OR IGNORE ... SELECT` from the log, the log emptied, one commit. CPU time
@@ -127,6 +128,14 @@ def run(name, directory):
 
 
 def run_chunked(directory):
+    run_packed(directory, runs=False)
+
+
+def run_runs(directory):
+    run_packed(directory, runs=True)
+
+
+def run_packed(directory, runs):
     """Bodies stay in the log; a merge writes, per account, one row of packed references
     (seq, stamp) for the account and one per contact, keyed by the account (and contact)
     and the first stamp: the per-account index entries of an LSM-like store. No id index
@@ -136,7 +145,8 @@ def run_chunked(directory):
     import struct
     from collections import defaultdict
     random.seed(1)
-    conn = sqlite3.connect(os.path.join(directory, "chunked.db"), isolation_level=None)
+    name = "runs" if runs else "chunked"
+    conn = sqlite3.connect(os.path.join(directory, name + ".db"), isolation_level=None)
     conn.execute(f"PRAGMA page_size = {int(os.environ.get('PAGE_SIZE', '4096'))}")
     for pragma in ("journal_mode = WAL", "synchronous = NORMAL",
                    "wal_autocheckpoint = 4000", "cache_size = -65536"):
@@ -151,6 +161,9 @@ def run_chunked(directory):
     conn.execute("CREATE TABLE by_with (host TEXT, username TEXT, with_bare TEXT, "
                  "first_stamp INTEGER, first_seq INTEGER, n INTEGER, refs BLOB, "
                  "PRIMARY KEY (host, username, with_bare, first_stamp, first_seq)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE runs (run INTEGER, block INTEGER, first_key TEXT, refs BLOB, "
+                 "PRIMARY KEY (run, block)) WITHOUT ROWID")
+    run_no = [0]
     insert = "INSERT INTO log (%s) VALUES (%s)" % (", ".join(log_cols),
                                                     ", ".join(":" + c for c in log_cols))
     t0, seq = 1_700_000_000_000, 1
@@ -170,10 +183,25 @@ def run_chunked(directory):
         packed_w = [(h, u, w, v[0][1], v[0][0], len(v),
                      b"".join(struct.pack("<qq", q, st) for q, st in v))
                     for (h, u, w), v in withs.items()]
+        if runs:
+            # Two sorted runs per merge, (owner, stamp) and (owner, contact, stamp), in
+            # blocks of 64 references, appended at the end of one table.
+            blocks = []
+            for order in (sorted(rows, key=lambda r: (r[1], r[2], r[3], r[0])),
+                          sorted(rows, key=lambda r: (r[1], r[2], r[4], r[3], r[0]))):
+                run_no[0] += 1
+                for b in range(0, len(order), 64):
+                    part = order[b:b + 64]
+                    blocks.append((run_no[0], b // 64, part[0][2] + "@" + part[0][1],
+                                   b"".join(struct.pack("<qq", q, st)
+                                            for q, _, _, st, _ in part)))
         t2 = time.process_time()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO by_owner VALUES (?, ?, ?, ?, ?, ?)", packed_o)
-        conn.executemany("INSERT INTO by_with VALUES (?, ?, ?, ?, ?, ?, ?)", packed_w)
+        if runs:
+            conn.executemany("INSERT INTO runs VALUES (?, ?, ?, ?)", blocks)
+        else:
+            conn.executemany("INSERT INTO by_owner VALUES (?, ?, ?, ?, ?, ?)", packed_o)
+            conn.executemany("INSERT INTO by_with VALUES (?, ?, ?, ?, ?, ?, ?)", packed_w)
         conn.execute("COMMIT")
         t3 = time.process_time()
         return t1 - t, t3 - t2, t2 - t1
@@ -197,19 +225,20 @@ def run_chunked(directory):
         seq += LOG
     per = 1e6 / (MERGES * LOG)
     print("%-22s %5.2f us per record in SQLite (read %.2f, write and commit %.2f), "
-          "%.2f grouping in Python" % ("chunked", (read + write) * per, read * per,
+          "%.2f grouping in Python" % (name, (read + write) * per, read * per,
                                        write * per, py * per))
 
 
 def main():
-    names = sys.argv[1:] or list(LAYOUTS) + ["chunked"]
-    unknown = [n for n in names if n not in LAYOUTS and n != "chunked"]
+    packed = {"chunked": run_chunked, "runs": run_runs}
+    names = sys.argv[1:] or list(LAYOUTS) + list(packed)
+    unknown = [n for n in names if n not in LAYOUTS and n not in packed]
     if unknown:
         sys.exit(f"unknown layout {unknown}; known: {', '.join(LAYOUTS)}")
     with tempfile.TemporaryDirectory(prefix="parley-layouts.") as directory:
         for name in names:
-            if name == "chunked":
-                run_chunked(directory)
+            if name in packed:
+                packed[name](directory)
             else:
                 run(name, directory)
 
