@@ -127,21 +127,15 @@ def run(name, directory):
           % (name, sum(phases) * per, phases[0] * per, phases[1] * per, phases[2] * per))
 
 
-def run_chunked(directory):
-    run_packed(directory, runs=False)
-
-
-def run_runs(directory):
-    run_packed(directory, runs=True)
-
-
 def run_packed(directory, runs):
-    """Bodies stay in the log; a merge writes, per account, one row of packed references
-    (seq, stamp) for the account and one per contact, keyed by the account (and contact)
-    and the first stamp: the per-account index entries of an LSM-like store. No id index
-    (ids begin with their time). Timed: reading the merged range's metadata from the log
-    and the inserts and commit (SQL); the grouping and packing separately (Python, which a
-    server in Rust would do in a fraction of the time)."""
+    """Bodies stay in the log and a merge writes packed (seq, stamp) references, no id
+    index (ids begin with their time). `chunked`: per account one row for the account and
+    one per contact, keyed by the account (and contact) and the first stamp. `runs`: two
+    runs sorted by (account, stamp) and (account, contact, stamp), in blocks of 64,
+    appended whole (an LSM store's first level). Timed: reading the merged range's
+    metadata from the log and the inserts and commit (SQL); the grouping, sorting and
+    packing separately (Python, which a server in Rust would do in a fraction of the
+    time)."""
     import struct
     from collections import defaultdict
     random.seed(1)
@@ -155,37 +149,31 @@ def run_packed(directory, runs):
                 "size", "stanza"]
     conn.execute("CREATE TABLE log (%s)" % ", ".join(
         c + (" INTEGER PRIMARY KEY" if c == "seq" else "") for c in log_cols))
-    conn.execute("CREATE TABLE by_owner (host TEXT, username TEXT, first_stamp INTEGER, "
-                 "first_seq INTEGER, n INTEGER, refs BLOB, "
-                 "PRIMARY KEY (host, username, first_stamp, first_seq)) WITHOUT ROWID")
-    conn.execute("CREATE TABLE by_with (host TEXT, username TEXT, with_bare TEXT, "
-                 "first_stamp INTEGER, first_seq INTEGER, n INTEGER, refs BLOB, "
-                 "PRIMARY KEY (host, username, with_bare, first_stamp, first_seq)) WITHOUT ROWID")
-    conn.execute("CREATE TABLE runs (run INTEGER, block INTEGER, first_key TEXT, refs BLOB, "
-                 "PRIMARY KEY (run, block)) WITHOUT ROWID")
+    if runs:
+        conn.execute("CREATE TABLE runs (run INTEGER, block INTEGER, first_key TEXT, "
+                     "refs BLOB, PRIMARY KEY (run, block)) WITHOUT ROWID")
+    else:
+        conn.execute("CREATE TABLE by_owner (host TEXT, username TEXT, first_stamp INTEGER, "
+                     "first_seq INTEGER, n INTEGER, refs BLOB, "
+                     "PRIMARY KEY (host, username, first_stamp, first_seq)) WITHOUT ROWID")
+        conn.execute("CREATE TABLE by_with (host TEXT, username TEXT, with_bare TEXT, "
+                     "first_stamp INTEGER, first_seq INTEGER, n INTEGER, refs BLOB, "
+                     "PRIMARY KEY (host, username, with_bare, first_stamp, first_seq)) "
+                     "WITHOUT ROWID")
     run_no = [0]
     insert = "INSERT INTO log (%s) VALUES (%s)" % (", ".join(log_cols),
                                                     ", ".join(":" + c for c in log_cols))
     t0, seq = 1_700_000_000_000, 1
 
-    def merge(lo, hi, timed):
+    def pack(refs):
+        return b"".join(struct.pack("<qq", q, st) for q, st in refs)
+
+    def merge(lo, hi):
         t = time.process_time()
         rows = conn.execute("SELECT seq, host, username, stamp_ms, with_bare FROM log "
                             "WHERE seq >= ? AND seq < ? ORDER BY seq", (lo, hi)).fetchall()
         t1 = time.process_time()
-        owners, withs = defaultdict(list), defaultdict(list)
-        for q, h, u, st, w in rows:
-            owners[(h, u)].append((q, st))
-            withs[(h, u, w)].append((q, st))
-        packed_o = [(h, u, v[0][1], v[0][0], len(v),
-                     b"".join(struct.pack("<qq", q, st) for q, st in v))
-                    for (h, u), v in owners.items()]
-        packed_w = [(h, u, w, v[0][1], v[0][0], len(v),
-                     b"".join(struct.pack("<qq", q, st) for q, st in v))
-                    for (h, u, w), v in withs.items()]
         if runs:
-            # Two sorted runs per merge, (owner, stamp) and (owner, contact, stamp), in
-            # blocks of 64 references, appended at the end of one table.
             blocks = []
             for order in (sorted(rows, key=lambda r: (r[1], r[2], r[3], r[0])),
                           sorted(rows, key=lambda r: (r[1], r[2], r[4], r[3], r[0]))):
@@ -193,8 +181,16 @@ def run_packed(directory, runs):
                 for b in range(0, len(order), 64):
                     part = order[b:b + 64]
                     blocks.append((run_no[0], b // 64, part[0][2] + "@" + part[0][1],
-                                   b"".join(struct.pack("<qq", q, st)
-                                            for q, _, _, st, _ in part)))
+                                   pack((q, st) for q, _, _, st, _ in part)))
+        else:
+            owners, withs = defaultdict(list), defaultdict(list)
+            for q, h, u, st, w in rows:
+                owners[(h, u)].append((q, st))
+                withs[(h, u, w)].append((q, st))
+            packed_o = [(h, u, v[0][1], v[0][0], len(v), pack(v))
+                        for (h, u), v in owners.items()]
+            packed_w = [(h, u, w, v[0][1], v[0][0], len(v), pack(v))
+                        for (h, u, w), v in withs.items()]
         t2 = time.process_time()
         conn.execute("BEGIN IMMEDIATE")
         if runs:
@@ -210,7 +206,7 @@ def run_packed(directory, runs):
     conn.executemany(insert, records(seq, PRE, t0))
     conn.execute("COMMIT")
     for lo in range(seq, seq + PRE, LOG):
-        merge(lo, lo + LOG, False)
+        merge(lo, lo + LOG)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     seq += PRE
     read = write = py = 0.0
@@ -218,27 +214,27 @@ def run_packed(directory, runs):
         conn.execute("BEGIN")
         conn.executemany(insert, records(seq, LOG, t0))
         conn.execute("COMMIT")
-        a, b, c = merge(seq, seq + LOG, True)
+        a, b, c = merge(seq, seq + LOG)
         read += a
         write += b
         py += c
         seq += LOG
     per = 1e6 / (MERGES * LOG)
     print("%-22s %5.2f us per record in SQLite (read %.2f, write and commit %.2f), "
-          "%.2f grouping in Python" % (name, (read + write) * per, read * per,
+          "%.2f grouping and packing in Python" % (name, (read + write) * per, read * per,
                                        write * per, py * per))
 
 
 def main():
-    packed = {"chunked": run_chunked, "runs": run_runs}
+    packed = {"chunked": False, "runs": True}
     names = sys.argv[1:] or list(LAYOUTS) + list(packed)
     unknown = [n for n in names if n not in LAYOUTS and n not in packed]
     if unknown:
-        sys.exit(f"unknown layout {unknown}; known: {', '.join(LAYOUTS)}")
+        sys.exit(f"unknown layout {unknown}; known: {', '.join([*LAYOUTS, *packed])}")
     with tempfile.TemporaryDirectory(prefix="parley-layouts.") as directory:
         for name in names:
             if name in packed:
-                packed[name](directory)
+                run_packed(directory, runs=packed[name])
             else:
                 run(name, directory)
 

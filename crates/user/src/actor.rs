@@ -41,6 +41,7 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
+    /// The resource's name: the resource part of its full JID.
     pub(crate) fn name(&self) -> &str {
         self.full.resource().as_str()
     }
